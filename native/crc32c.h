@@ -1,0 +1,5 @@
+#pragma once
+#include <napi.h>
+namespace shoal {
+void InitCrc32c(Napi::Env env, Napi::Object exports);
+}

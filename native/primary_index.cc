@@ -1,0 +1,1 @@
+#include "primary_index.h"
