@@ -1,0 +1,112 @@
+/**
+ * Loads the native addon and describes what it exports. Loading fails with a ShoalError that
+ * says how to build it when `npm install` did not.
+ */
+import * as path from 'node:path';
+
+/** Options for a PrimaryIndex; see docs/native-boundary.md and docs/index.md. */
+export interface PrimaryIndexOptions {
+  /** Base name of the POSIX shared-memory segments, e.g. "/shoal-1a2b3c4d5e6f7a8b-users". */
+  name: string;
+  /** true: POSIX shared memory (survives the process); false: private anonymous memory. */
+  shared: boolean;
+  /** The namespace's exchange buffer. */
+  exchange: Buffer;
+  /** Keep record payloads in a memory arena (memory namespaces, dataInMemory). */
+  withData: boolean;
+}
+
+export interface PrimaryIndexHeader {
+  formatVersion: number;
+  clean: boolean;
+  signatureHigh: number;
+  signatureLow: number;
+  entries: number;
+  createdMs: number;
+}
+
+export interface PrimaryIndexStats {
+  entries: number;
+  entryBytes: number;
+  bucketCount: number;
+  bucketBytes: number;
+  sideTableBytes: number;
+  dataBytes: number;
+  arenaBytes: number;
+}
+
+/** The native primary index (native/primary_index.h). One thread at a time. */
+export interface NativePrimaryIndex {
+  /** 0 = created new, 1 = attached to existing segments, -1 = segments exist but are incompatible (left untouched). */
+  open(attach: boolean): number;
+  header(): PrimaryIndexHeader;
+  setSignature(high: number, low: number): void;
+  markClean(clean: boolean): void;
+  writeMeta(meta: Buffer): void;
+  readMeta(): Buffer;
+  /** Key fields -> digest in the exchange; returns the partition id. */
+  computeDigest(): number;
+  /** Digest (or key, with READ_FROM_KEY) -> ENTRY (+ DATA with READ_COPY_DATA); data length, or -1 if absent. */
+  read(options: number): number;
+  /** Loads ENTRY (and DATA with READ_COPY_DATA) of a live entry id; data length or -1. */
+  readEntry(entryId: number, options: number): number;
+  /** Inserts or updates the entry for the exchange digest from ENTRY; fills PREVIOUS; returns the entry id. */
+  upsert(options: number): number;
+  /** Removes the entry for the exchange digest; fills PREVIOUS; returns 1 if it existed. */
+  remove(): number;
+  removeEntry(entryId: number): number;
+  /** Writes up to maxRecords scan records into DATA from entry id cursor on; returns how many; ENTRY.entryId = next cursor (0 when done). */
+  scan(cursor: number, maxRecords: number, setId: number, usePartitionFilter: boolean): number;
+  /** Removes up to maxRemovals least recently used entries while dataBytes > targetDataBytes; returns how many. */
+  evictLru(targetDataBytes: number, maxRemovals: number): number;
+  /** Removes entries that expire soonest (void time != 0) while dataBytes > targetDataBytes. */
+  evictSoonestExpiring(targetDataBytes: number, maxRemovals: number, nowSeconds: number): number;
+  /** Visits up to maxSlots slots from cursor, removing entries with 0 < void time <= now; ENTRY.entryId = next cursor (0 when done). Returns removed count. */
+  sweepExpired(nowSeconds: number, cursor: number, maxSlots: number): number;
+  /** Visits up to maxSlots slots, removing entries of setId (-1: all) with last-update < beforeMs; ENTRY.entryId = next cursor. */
+  truncate(setId: number, beforeMs: number, cursor: number, maxSlots: number): number;
+  count(): number;
+  stats(): PrimaryIndexStats;
+  /** Unmaps; with drop, also unlinks every segment. Idempotent. */
+  close(drop: boolean): void;
+}
+
+export interface NativeAddon {
+  ripemd160(data: Uint8Array): Buffer;
+  crc32c(data: Uint8Array, seed?: number): number;
+  PrimaryIndex: new (options: PrimaryIndexOptions) => NativePrimaryIndex;
+  /** Unlinks every segment of an index base name; returns how many were removed. */
+  unlinkIndexSegments(name: string): number;
+  // The storage engine's block device is described in lib/storage/native-device.ts.
+  BlockDevice: new (...args: never[]) => unknown;
+}
+
+let loaded: NativeAddon | undefined;
+
+/**
+ * Returns the addon, loading it on first use.
+ * @throws Error with a build hint when build/Release/shoal_native.node is missing or broken.
+ */
+export function addon(): NativeAddon {
+  if (loaded !== undefined) return loaded;
+  const candidates = [
+    path.join(__dirname, '..', '..', 'build', 'Release', 'shoal_native.node'),
+    path.join(__dirname, '..', '..', '..', 'build', 'Release', 'shoal_native.node'),
+  ];
+  let lastError: unknown;
+  for (const candidate of candidates) {
+    try {
+      loaded = require(candidate) as NativeAddon;
+      return loaded;
+    } catch (error) {
+      lastError = error;
+      if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') break;
+    }
+  }
+  const error = new Error(
+    'shoal: the native addon is not built (build/Release/shoal_native.node). ' +
+      'Run `npm install` (or `npm rebuild shoal`) with g++, make and python3 available.',
+    { cause: lastError },
+  );
+  throw error;
+}
