@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/ripemd160.cc",
         "native/crc32c.cc",
+        "native/file_lock.cc",
         "native/shared_memory.cc",
         "native/primary_index.cc",
         "native/record_arena.cc",

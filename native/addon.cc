@@ -3,6 +3,7 @@
 
 #include "block_device.h"
 #include "crc32c.h"
+#include "file_lock.h"
 #include "primary_index.h"
 #include "ripemd160.h"
 
@@ -11,6 +12,7 @@ namespace shoal {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRipemd160(env, exports);
   InitCrc32c(env, exports);
+  InitFileLock(env, exports);
   PrimaryIndexWrap::Init(env, exports);
   BlockDevice::Init(env, exports);
   return exports;

@@ -74,6 +74,9 @@ export interface NativePrimaryIndex {
 export interface NativeAddon {
   ripemd160(data: Uint8Array): Buffer;
   crc32c(data: Uint8Array, seed?: number): number;
+  /** Opens (creating) a lock file and takes an exclusive flock; returns the fd. Throws code LOCKED if held. */
+  lockFile(path: string): number;
+  unlockFile(fd: number): void;
   PrimaryIndex: new (options: PrimaryIndexOptions) => NativePrimaryIndex;
   /** Unlinks every segment of an index base name; returns how many were removed. */
   unlinkIndexSegments(name: string): number;
