@@ -1,0 +1,93 @@
+/**
+ * Named bounds and defaults of cluster mode, kept in one place (STYLE.md: every queue, buffer,
+ * batch and loop has a named bound). Relations between them are checked at the bottom of this
+ * module, at load time, so a bad edit fails immediately instead of at run time.
+ */
+
+/** Wire protocol version this build speaks. Bumped on any incompatible message change. */
+export const PROTOCOL_VERSION_CURRENT = 1;
+/** Oldest protocol version this build still interoperates with (rolling upgrade window). */
+export const PROTOCOL_VERSION_MIN_SUPPORTED = 1;
+
+/** Largest frame body accepted or sent (bytes). A larger length prefix closes the connection. */
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** Bytes of the length prefix in front of each frame body (u32 big-endian). */
+export const FRAME_HEADER_BYTES = 4;
+/** Outbound bytes buffered on one connection before it is considered stuck and closed. */
+export const MAX_CONNECTION_BUFFERED_BYTES = 64 * 1024 * 1024;
+/** A connection that has not completed its handshake within this time is closed. */
+export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** Most cluster nodes a node tracks (known addresses and peers). */
+export const MAX_CLUSTER_NODES = 128;
+/** Longest node id (UTF-8 bytes). */
+export const MAX_NODE_ID_BYTES = 64;
+/** Longest cluster name (UTF-8 bytes). */
+export const MAX_CLUSTER_NAME_BYTES = 64;
+
+/** Default heartbeat interval (ms), SPEC section 6. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 150;
+/** Default number of missed intervals before a peer is declared dead, SPEC section 6. */
+export const DEFAULT_HEARTBEAT_TIMEOUT = 10;
+/** Smallest heartbeat interval accepted (ms). */
+export const MIN_HEARTBEAT_INTERVAL_MS = 5;
+/** Smallest heartbeat timeout (intervals) accepted. */
+export const MIN_HEARTBEAT_TIMEOUT = 3;
+/**
+ * A tick that fires later than this many intervals after it was due counts as an event-loop
+ * stall of this node, and the stall is not held against peers (the lag guard).
+ */
+export const LAG_GUARD_TOLERANCE_INTERVALS = 0.5;
+/** A discovered (non-seed) address of a dead peer is retried for this many timeouts, then forgotten. */
+export const FORGET_DEAD_PEER_AFTER_TIMEOUTS = 40;
+
+/** Ticks the computed clique must stay the same before the principal proposes it. */
+export const MEMBERSHIP_STABLE_TICKS = 2;
+/** A membership round not completed within this many heartbeat intervals is abandoned. */
+export const MEMBERSHIP_ROUND_TIMEOUT_INTERVALS = 6;
+/** How many ticks the principal re-sends a commit to members that have not acknowledged it. */
+export const MEMBERSHIP_COMMIT_RETRY_TICKS = 20;
+
+/** Partitions per namespace (Aerospike's 4096). */
+export const PARTITION_COUNT = 4096;
+/** Default replication factor, capped by cluster size. */
+export const DEFAULT_REPLICATION_FACTOR = 2;
+/** Largest replication factor accepted. */
+export const MAX_REPLICATION_FACTOR = 8;
+/**
+ * Balancing slack: the balancing pass moves master roles until no node masters more than
+ * ceil(partitions / active nodes) partitions. The property test holds max/mean <= 1.10.
+ */
+export const MASTER_BALANCE_MAX_PASSES = 8;
+
+/** Default time a forwarded or replicated request may take before it fails with TIMEOUT (ms). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** Most requests in flight from one node to peers (routing + replication) before new ones fail. */
+export const MAX_PENDING_REQUESTS = 100_000;
+/** Attempts to forward one request when the partition map changes under it. */
+export const MAX_FORWARD_ATTEMPTS = 5;
+/** Delay between forwarding attempts while the cluster re-forms (ms). */
+export const FORWARD_RETRY_DELAY_MS = 50;
+
+/** Partitions migrating at once per node. */
+export const MIGRATION_CONCURRENCY = 4;
+/** Retries of one partition migration before it waits for the next cluster change. */
+export const MIGRATION_MAX_RETRIES = 5;
+/** Record versions per migration batch message. */
+export const MIGRATION_BATCH_RECORDS = 256;
+/** Bytes of record payloads per migration batch message (kept well under MAX_FRAME_BYTES). */
+export const MIGRATION_BATCH_MAX_BYTES = 4 * 1024 * 1024;
+/** Largest record payload shipped in replication or migration (matches the 1 MiB default record limit, with room for larger write blocks). */
+export const MAX_RECORD_PAYLOAD_BYTES = 8 * 1024 * 1024;
+
+function check(condition: boolean, relation: string): void {
+  if (!condition) throw new Error(`cluster constants: broken relation: ${relation}`);
+}
+
+check(PROTOCOL_VERSION_MIN_SUPPORTED <= PROTOCOL_VERSION_CURRENT, 'PROTOCOL_VERSION_MIN_SUPPORTED <= PROTOCOL_VERSION_CURRENT');
+check(MAX_FRAME_BYTES < 2 ** 32, 'MAX_FRAME_BYTES fits the u32 length prefix');
+check(MIGRATION_BATCH_MAX_BYTES + MAX_RECORD_PAYLOAD_BYTES + 64 * 1024 <= MAX_FRAME_BYTES,
+  'a migration batch (which may overshoot by one record) plus overhead fits one frame');
+check(MAX_CONNECTION_BUFFERED_BYTES >= 2 * MAX_FRAME_BYTES, 'a connection can buffer two full frames');
+check(DEFAULT_REPLICATION_FACTOR <= MAX_REPLICATION_FACTOR, 'DEFAULT_REPLICATION_FACTOR <= MAX_REPLICATION_FACTOR');
+check(MEMBERSHIP_ROUND_TIMEOUT_INTERVALS < DEFAULT_HEARTBEAT_TIMEOUT, 'a membership round ends before a peer is declared dead');
+check(MIGRATION_BATCH_RECORDS > 0 && MIGRATION_CONCURRENCY > 0, 'migration bounds are positive');

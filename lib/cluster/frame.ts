@@ -1,0 +1,94 @@
+/**
+ * Wire frames: a u32 big-endian body length, then a msgpackr body that decodes to a plain
+ * object with a string `type` (docs/cluster.md, "Frames"). The decoder is incremental and
+ * reports the first protocol violation as a FrameError; the caller closes the connection.
+ */
+import { Packr } from 'msgpackr';
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './constants';
+import type { WireMessage } from './network';
+
+/** Plain msgpack: no record extension, no structure sharing, so frames are self-contained. */
+const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'bigint' } as ConstructorParameters<typeof Packr>[0]);
+
+/** A protocol violation found while decoding; the connection must be closed. */
+export class FrameError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FrameError';
+  }
+}
+
+/**
+ * Encodes one message into a frame. Throws RangeError if the body exceeds MAX_FRAME_BYTES.
+ */
+export function encodeFrame(message: WireMessage): Buffer {
+  const body = packr.pack(message);
+  if (body.length > MAX_FRAME_BYTES) {
+    throw new RangeError(`cluster: message "${message.type}" is ${body.length} bytes, over MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
+  }
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  body.copy(frame, FRAME_HEADER_BYTES);
+  return frame;
+}
+
+/** Decodes one frame body; throws FrameError if it is not a message object. */
+export function decodeBody(body: Buffer): WireMessage {
+  let value: unknown;
+  try {
+    value = packr.unpack(body);
+  } catch (error) {
+    throw new FrameError(`undecodable frame body (${(error as Error).message})`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || Buffer.isBuffer(value)) {
+    throw new FrameError('frame body is not a message object');
+  }
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string' || type.length === 0 || type.length > 64) {
+    throw new FrameError('frame body has no message type');
+  }
+  return value as WireMessage;
+}
+
+/**
+ * Incremental decoder: feed it chunks, it returns complete messages. After it throws once,
+ * the stream is unusable (the connection must be closed).
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private bufferedBytes = 0;
+
+  /** Returns the messages completed by this chunk; throws FrameError on a violation. */
+  push(chunk: Buffer): WireMessage[] {
+    this.chunks.push(chunk);
+    this.bufferedBytes += chunk.length;
+    const messages: WireMessage[] = [];
+    while (this.bufferedBytes >= FRAME_HEADER_BYTES) {
+      const header = this.peek(FRAME_HEADER_BYTES);
+      const bodyBytes = header.readUInt32BE(0);
+      if (bodyBytes === 0) throw new FrameError('empty frame');
+      if (bodyBytes > MAX_FRAME_BYTES) {
+        throw new FrameError(`frame length ${bodyBytes} exceeds MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
+      }
+      if (this.bufferedBytes < FRAME_HEADER_BYTES + bodyBytes) break;
+      const frame = this.take(FRAME_HEADER_BYTES + bodyBytes);
+      messages.push(decodeBody(frame.subarray(FRAME_HEADER_BYTES)));
+    }
+    return messages;
+  }
+
+  private peek(bytes: number): Buffer {
+    if (this.chunks[0].length < bytes) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0].subarray(0, bytes);
+  }
+
+  private take(bytes: number): Buffer {
+    if (this.chunks[0].length < bytes) this.chunks = [Buffer.concat(this.chunks)];
+    const head = this.chunks[0];
+    const taken = head.subarray(0, bytes);
+    if (head.length === bytes) this.chunks.shift();
+    else this.chunks[0] = head.subarray(bytes);
+    this.bufferedBytes -= bytes;
+    return taken;
+  }
+}

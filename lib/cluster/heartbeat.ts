@@ -1,0 +1,211 @@
+/**
+ * Mesh heartbeat and failure detection (docs/cluster.md, "Heartbeat").
+ *
+ * Every `intervalMs` this node sends a heartbeat to every known address (seeds, and peers
+ * learned from adjacency lists) carrying the list of peers it currently hears from, with their
+ * addresses, so knowing one seed is enough to discover everyone. A peer not heard from for
+ * `intervalMs * timeout` is dead.
+ *
+ * Lag guard: the tick measures how late it fired. A late tick means this node's own event loop
+ * stalled; the stall is added to every peer's deadline, because heartbeats that arrived during
+ * the stall have not been read yet. A stalled node therefore never evicts healthy peers.
+ */
+import { FORGET_DEAD_PEER_AFTER_TIMEOUTS, LAG_GUARD_TOLERANCE_INTERVALS, MAX_CLUSTER_NODES } from './constants';
+import type { Fabric } from './fabric';
+import { isNodeId } from './fabric';
+import type { WireMessage } from './network';
+import type { Runtime, TimerHandle } from './seams';
+
+export interface PeerState {
+  nodeId: string;
+  address: string;
+  alive: boolean;
+  lastHeardMs: number;
+  /** Node ids this peer reported hearing from, in its latest heartbeat. */
+  adjacency: Set<string>;
+  /** The cluster key this peer reported in its latest heartbeat. */
+  clusterKey: string;
+  quiesced: boolean;
+}
+
+export interface HeartbeatOptions {
+  intervalMs: number;
+  timeout: number;
+  seeds: string[];
+  fabric: Fabric;
+  runtime: Runtime;
+  /** Fields this node adds to each heartbeat (cluster key, quiesce flag). */
+  localStatus(): { clusterKey: string; quiesced: boolean };
+  onPeerAlive(nodeId: string): void;
+  onPeerDead(nodeId: string): void;
+  /** Called for every heartbeat received, after the peer state is updated. */
+  onHeartbeat(peer: PeerState): void;
+  /** Called at the end of every tick (membership runs here). */
+  onTick(): void;
+}
+
+interface KnownAddress {
+  seed: boolean;
+  /** When the node at this address was last heard from (or when the address was learned). */
+  lastSeenMs: number;
+}
+
+/** Lag-guard figures, exposed in stats and asserted by tests. */
+export interface LagStats {
+  stalls: number;
+  maxStallMs: number;
+  totalStallMs: number;
+}
+
+export class Heartbeat {
+  private readonly peers = new Map<string, PeerState>();
+  private readonly addresses = new Map<string, KnownAddress>();
+  private timer: TimerHandle | undefined;
+  private nextTickDueMs = 0;
+  readonly lag: LagStats = { stalls: 0, maxStallMs: 0, totalStallMs: 0 };
+
+  constructor(private readonly options: HeartbeatOptions) {
+    const now = options.runtime.clock.nowMs();
+    for (const seed of options.seeds) this.addresses.set(seed, { seed: true, lastSeenMs: now });
+  }
+
+  get deadAfterMs(): number {
+    return this.options.intervalMs * this.options.timeout;
+  }
+
+  start(): void {
+    const { timers, clock } = this.options.runtime;
+    this.nextTickDueMs = clock.nowMs() + this.options.intervalMs;
+    this.timer = timers.setInterval(() => this.tick(), this.options.intervalMs);
+    this.sendHeartbeats();
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) this.options.runtime.timers.clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Ids of peers currently heard from (not including this node). */
+  alivePeers(): Set<string> {
+    const alive = new Set<string>();
+    for (const peer of this.peers.values()) if (peer.alive) alive.add(peer.nodeId);
+    return alive;
+  }
+
+  peer(nodeId: string): PeerState | undefined {
+    return this.peers.get(nodeId);
+  }
+
+  /** Adds an address to heartbeat (e.g. a seed given at run time). */
+  addAddress(address: string, seed: boolean): void {
+    if (this.options.fabric.isSelfAddress(address)) return;
+    const known = this.addresses.get(address);
+    const now = this.options.runtime.clock.nowMs();
+    if (known !== undefined) {
+      known.seed ||= seed;
+      return;
+    }
+    if (this.addresses.size >= MAX_CLUSTER_NODES * 2) return;
+    this.addresses.set(address, { seed, lastSeenMs: now });
+  }
+
+  /** Handles a heartbeat message from an authenticated peer. */
+  receive(from: string, message: WireMessage): void {
+    const { address, adjacency, clusterKey, quiesced } = message;
+    if (typeof address !== 'string' || !Array.isArray(adjacency) || typeof clusterKey !== 'string') {
+      this.options.runtime.logger.warn(`cluster: ignoring malformed heartbeat from ${from}`);
+      return;
+    }
+    const now = this.options.runtime.clock.nowMs();
+    let peer = this.peers.get(from);
+    if (peer === undefined) {
+      if (this.peers.size >= MAX_CLUSTER_NODES) return;
+      peer = { nodeId: from, address, alive: false, lastHeardMs: now, adjacency: new Set(), clusterKey, quiesced: false };
+      this.peers.set(from, peer);
+    }
+    peer.address = address;
+    peer.lastHeardMs = now;
+    peer.clusterKey = clusterKey;
+    peer.quiesced = quiesced === true;
+    peer.adjacency = new Set();
+    this.options.fabric.learnAddress(from, address);
+    this.addAddress(address, false);
+    this.addresses.get(address)!.lastSeenMs = now;
+    for (const entry of adjacency.slice(0, MAX_CLUSTER_NODES)) {
+      if (!Array.isArray(entry) || !isNodeId(entry[0]) || typeof entry[1] !== 'string') continue;
+      const [nodeId, peerAddress] = entry as [string, string];
+      peer.adjacency.add(nodeId);
+      if (nodeId !== this.options.fabric.nodeId) {
+        this.options.fabric.learnAddress(nodeId, peerAddress);
+        this.addAddress(peerAddress, false);
+      }
+    }
+    if (!peer.alive) {
+      peer.alive = true;
+      this.options.onPeerAlive(from);
+    }
+    this.options.onHeartbeat(peer);
+  }
+
+  /** One heartbeat period: lag guard, failure detection, heartbeats out, then membership. */
+  private tick(): void {
+    const now = this.options.runtime.clock.nowMs();
+    const lateMs = now - this.nextTickDueMs;
+    this.nextTickDueMs = now + this.options.intervalMs;
+    if (lateMs > this.options.intervalMs * LAG_GUARD_TOLERANCE_INTERVALS) {
+      this.forgiveStall(lateMs, now);
+    } else {
+      this.detectDeaths(now);
+    }
+    this.forgetAddresses(now);
+    this.sendHeartbeats();
+    this.options.onTick();
+  }
+
+  /** This node was stalled for `stallMs`: peers are not to blame for that time. */
+  private forgiveStall(stallMs: number, now: number): void {
+    this.lag.stalls++;
+    this.lag.totalStallMs += stallMs;
+    this.lag.maxStallMs = Math.max(this.lag.maxStallMs, stallMs);
+    for (const peer of this.peers.values()) peer.lastHeardMs = Math.min(now, peer.lastHeardMs + stallMs);
+    this.options.runtime.logger.info(`cluster: event loop stalled ${Math.round(stallMs)} ms; peer deadlines extended`);
+  }
+
+  private detectDeaths(now: number): void {
+    for (const peer of this.peers.values()) {
+      if (peer.alive && now - peer.lastHeardMs > this.deadAfterMs) {
+        peer.alive = false;
+        peer.adjacency = new Set();
+        this.options.runtime.logger.info(`cluster: peer ${peer.nodeId} silent for ${now - peer.lastHeardMs} ms, declared dead`);
+        this.options.onPeerDead(peer.nodeId);
+      }
+    }
+  }
+
+  private forgetAddresses(now: number): void {
+    const forgetMs = this.deadAfterMs * FORGET_DEAD_PEER_AFTER_TIMEOUTS;
+    for (const [address, known] of this.addresses) {
+      if (!known.seed && now - known.lastSeenMs > forgetMs) this.addresses.delete(address);
+    }
+    for (const [nodeId, peer] of this.peers) {
+      if (!peer.alive && now - peer.lastHeardMs > forgetMs) this.peers.delete(nodeId);
+    }
+  }
+
+  private sendHeartbeats(): void {
+    const fabric = this.options.fabric;
+    const adjacency: [string, string][] = [];
+    for (const peer of this.peers.values()) if (peer.alive) adjacency.push([peer.nodeId, peer.address]);
+    const status = this.options.localStatus();
+    const message: WireMessage = {
+      type: 'heartbeat',
+      address: fabric.address,
+      adjacency,
+      clusterKey: status.clusterKey,
+      quiesced: status.quiesced,
+    };
+    for (const address of this.addresses.keys()) {
+      if (!fabric.isSelfAddress(address)) fabric.sendToAddress(address, message);
+    }
+  }
+}

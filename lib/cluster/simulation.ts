@@ -1,0 +1,435 @@
+/**
+ * Deterministic simulation seams: a seeded discrete-event scheduler with one simulated host
+ * per node (its own clock and timers, which can be stalled or crashed), and an in-memory
+ * network with configurable loss, delay, duplication and one-way partitions. N cluster nodes
+ * run in one process with the production code paths; the same seed replays the same run.
+ *
+ * Between two scheduled events the run loop yields to the real event loop (setImmediate) so
+ * promise chains settle before the next event, the same ordering a real node sees.
+ */
+import { decodeBody, encodeFrame } from './frame';
+import { FRAME_HEADER_BYTES } from './constants';
+import type { Connection, ConnectionHandlers, Listener, Network, WireMessage } from './network';
+import type { Clock, Logger, TimerHandle, Timers } from './seams';
+import { SeededRandom } from './seams';
+
+interface Task {
+  timeMs: number;
+  sequence: number;
+  host: SimHost | undefined;
+  run: () => void;
+  cancelled: boolean;
+}
+
+/** Min-heap of tasks ordered by (timeMs, sequence). */
+class TaskHeap {
+  private items: Task[] = [];
+  get size(): number {
+    return this.items.length;
+  }
+  push(task: Task): void {
+    const items = this.items;
+    items.push(task);
+    let index = items.length - 1;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      if (!before(items[index], items[parent])) break;
+      [items[index], items[parent]] = [items[parent], items[index]];
+      index = parent;
+    }
+  }
+  peek(): Task | undefined {
+    return this.items[0];
+  }
+  pop(): Task | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last !== undefined) {
+      items[0] = last;
+      let index = 0;
+      for (;;) {
+        const left = 2 * index + 1;
+        const right = left + 1;
+        let smallest = index;
+        if (left < items.length && before(items[left], items[smallest])) smallest = left;
+        if (right < items.length && before(items[right], items[smallest])) smallest = right;
+        if (smallest === index) break;
+        [items[index], items[smallest]] = [items[smallest], items[index]];
+        index = smallest;
+      }
+    }
+    return top;
+  }
+}
+
+function before(a: Task, b: Task): boolean {
+  return a.timeMs < b.timeMs || (a.timeMs === b.timeMs && a.sequence < b.sequence);
+}
+
+/** Seeded discrete-event scheduler. Simulated time starts at `startMs`. */
+export class SimScheduler implements Clock {
+  readonly random: SeededRandom;
+  private readonly heap = new TaskHeap();
+  private sequence = 0;
+  private currentMs: number;
+  private readonly hosts = new Map<string, SimHost>();
+  /** Events executed so far (for throughput figures). */
+  eventsRun = 0;
+
+  constructor(readonly seed: number, startMs = 1_700_000_000_000) {
+    this.random = new SeededRandom(seed);
+    this.currentMs = startMs;
+  }
+
+  nowMs(): number {
+    return this.currentMs;
+  }
+
+  /** The simulated host named `name` (created on first use). */
+  host(name: string): SimHost {
+    let host = this.hosts.get(name);
+    if (host === undefined) {
+      host = new SimHost(name, this);
+      this.hosts.set(name, host);
+    }
+    return host;
+  }
+
+  /** Schedules `run` at absolute time `timeMs` on `host` (undefined: the scheduler itself). */
+  schedule(timeMs: number, host: SimHost | undefined, run: () => void): Task {
+    const task: Task = { timeMs: Math.max(timeMs, this.currentMs), sequence: this.sequence++, host, run, cancelled: false };
+    this.heap.push(task);
+    return task;
+  }
+
+  /** Runs events until simulated time reaches `untilMs` (inclusive). */
+  async runUntilTime(untilMs: number): Promise<void> {
+    for (;;) {
+      const next = this.heap.peek();
+      if (next === undefined || next.timeMs > untilMs) break;
+      this.heap.pop();
+      if (next.cancelled) continue;
+      this.currentMs = next.timeMs;
+      const host = next.host;
+      if (host !== undefined) {
+        if (host.crashed) continue;
+        if (host.pausedUntilMs > this.currentMs) {
+          // A stalled host runs nothing until it wakes; its overdue work then runs late, in order.
+          next.timeMs = host.pausedUntilMs;
+          next.sequence = this.sequence++;
+          this.heap.push(next);
+          continue;
+        }
+      }
+      this.eventsRun++;
+      try {
+        next.run();
+      } catch (error) {
+        host?.logger?.error('simulation: task threw', { error: String((error as Error)?.stack ?? error) });
+        if (host?.logger === undefined) throw error;
+      }
+      // Let promise chains started by this event settle before the next event.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    this.currentMs = Math.max(this.currentMs, untilMs);
+  }
+
+  /** Runs events for `durationMs` of simulated time. */
+  runFor(durationMs: number): Promise<void> {
+    return this.runUntilTime(this.currentMs + durationMs);
+  }
+
+  /**
+   * Runs until `predicate()` holds (checked every `stepMs`) or `maxMs` of simulated time pass.
+   * Returns whether the predicate held.
+   */
+  async runUntil(predicate: () => boolean, maxMs: number, stepMs = 10): Promise<boolean> {
+    const deadline = this.currentMs + maxMs;
+    while (!predicate()) {
+      if (this.currentMs >= deadline) return false;
+      await this.runUntilTime(Math.min(deadline, this.currentMs + stepMs));
+    }
+    return true;
+  }
+}
+
+/**
+ * One simulated machine/process: a Clock and Timers whose callbacks run under the scheduler.
+ * `stall(ms)` models an event-loop stall (GC, busy loop): nothing of this host runs until it
+ * ends, then overdue timers and messages run late. `jumpClock(ms)` moves only this host's clock.
+ */
+export class SimHost implements Clock, Timers {
+  pausedUntilMs = 0;
+  crashed = false;
+  clockOffsetMs = 0;
+  logger: Logger | undefined;
+  private intervals = new Map<object, Task>();
+
+  constructor(readonly name: string, private readonly scheduler: SimScheduler) {}
+
+  nowMs(): number {
+    return this.scheduler.nowMs() + this.clockOffsetMs;
+  }
+
+  setTimeout(callback: () => void, delayMs: number): TimerHandle {
+    return this.scheduler.schedule(this.scheduler.nowMs() + Math.max(0, delayMs), this, callback);
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    if (handle !== undefined && handle !== null) (handle as Task).cancelled = true;
+  }
+
+  setInterval(callback: () => void, intervalMs: number): TimerHandle {
+    const key = {};
+    const period = Math.max(1, intervalMs);
+    const arm = (atMs: number) => {
+      const task = this.scheduler.schedule(atMs, this, () => {
+        // Like Node, the next run is scheduled relative to when this one actually ran.
+        arm(this.scheduler.nowMs() + period);
+        callback();
+      });
+      this.intervals.set(key, task);
+    };
+    arm(this.scheduler.nowMs() + period);
+    return key;
+  }
+
+  clearInterval(handle: TimerHandle): void {
+    const task = this.intervals.get(handle as object);
+    if (task !== undefined) task.cancelled = true;
+    this.intervals.delete(handle as object);
+  }
+
+  /** Stalls this host's event loop for `durationMs` of simulated time, starting now. */
+  stall(durationMs: number): void {
+    this.pausedUntilMs = Math.max(this.pausedUntilMs, this.scheduler.nowMs() + durationMs);
+  }
+
+  /** Jumps this host's clock by `deltaMs` (may be negative); timers are unaffected. */
+  jumpClock(deltaMs: number): void {
+    this.clockOffsetMs += deltaMs;
+  }
+
+  /** Runs `callback` on this host after `delayMs` (used by the simulated network). */
+  post(delayMs: number, callback: () => void): void {
+    this.scheduler.schedule(this.scheduler.nowMs() + delayMs, this, callback);
+  }
+}
+
+/** Fault settings of the simulated network; all default to a perfect network with 1 ms latency. */
+export interface SimNetworkOptions {
+  minDelayMs?: number;
+  maxDelayMs?: number;
+  /** Probability that a message is dropped. */
+  lossRate?: number;
+  /** Probability that a message is delivered twice. */
+  duplicateRate?: number;
+  /** Probability that a message ignores FIFO order on its connection. */
+  reorderRate?: number;
+}
+
+class SimEndpoint implements Connection {
+  closed = false;
+  peer: SimEndpoint | undefined;
+  private handlers: ConnectionHandlers | undefined;
+  private pending: WireMessage[] = [];
+  private pendingClose: string | undefined;
+  private lastDeliveryMs = 0;
+
+  constructor(
+    readonly network: SimNetwork,
+    readonly host: SimHost,
+    readonly localAddress: string,
+    readonly remoteAddress: string,
+  ) {}
+
+  setHandlers(handlers: ConnectionHandlers): void {
+    this.handlers = handlers;
+    const queued = this.pending;
+    this.pending = [];
+    for (const message of queued) this.deliver(message);
+    if (this.pendingClose !== undefined) {
+      const reason = this.pendingClose;
+      this.pendingClose = undefined;
+      handlers.onClose(reason);
+    }
+  }
+
+  send(message: WireMessage): boolean {
+    if (this.closed) return false;
+    const frame = encodeFrame(message);
+    this.network.transmit(this, frame);
+    return true;
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    const peer = this.peer;
+    if (peer !== undefined) peer.host.post(this.network.delayMs(), () => peer.remoteClosed());
+    this.notifyClose(reason);
+  }
+
+  /** Delivery time for a message on this connection: FIFO unless reordered. */
+  nextDeliveryMs(nowMs: number, delayMs: number, reorder: boolean): number {
+    const at = reorder ? nowMs + delayMs : Math.max(nowMs + delayMs, this.lastDeliveryMs);
+    if (!reorder) this.lastDeliveryMs = at;
+    return at;
+  }
+
+  receive(frame: Buffer): void {
+    if (this.closed) return;
+    let message: WireMessage;
+    try {
+      message = decodeBody(frame.subarray(FRAME_HEADER_BYTES));
+    } catch (error) {
+      this.host.logger?.warn(`cluster: closing connection with ${this.remoteAddress}: ${(error as Error).message}`);
+      this.close('protocol violation');
+      return;
+    }
+    if (this.handlers === undefined) this.pending.push(message);
+    else this.deliver(message);
+  }
+
+  remoteClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.notifyClose('closed by peer');
+  }
+
+  private notifyClose(reason: string): void {
+    if (this.handlers === undefined) {
+      this.pendingClose = reason;
+      return;
+    }
+    this.handlers.onClose(reason);
+  }
+
+  private deliver(message: WireMessage): void {
+    try {
+      this.handlers!.onMessage(message);
+    } catch (error) {
+      this.host.logger?.error(`cluster: closing connection with ${this.remoteAddress}: message handler threw`, {
+        type: message.type,
+        error: String((error as Error)?.stack ?? error),
+      });
+      this.close('message handler failed');
+    }
+  }
+}
+
+/** In-memory network shared by all simulated hosts. Addresses are arbitrary "name:port" strings. */
+export class SimNetwork {
+  private readonly listeners = new Map<string, { host: SimHost; onConnection: (c: Connection) => void }>();
+  /** Blocked directions, as "from|to" address pairs. */
+  private readonly blocked = new Set<string>();
+  private readonly hostAddresses = new Map<SimHost, Set<string>>();
+  options: Required<SimNetworkOptions>;
+  messagesSent = 0;
+  messagesDropped = 0;
+
+  constructor(private readonly scheduler: SimScheduler, options: SimNetworkOptions = {}) {
+    this.options = { minDelayMs: 1, maxDelayMs: 1, lossRate: 0, duplicateRate: 0, reorderRate: 0, ...options };
+  }
+
+  /** The Network seen by one host. */
+  forHost(host: SimHost): Network {
+    return {
+      listen: (address, onConnection) => this.listen(host, address, onConnection),
+      connect: (address) => this.connect(host, address),
+    };
+  }
+
+  /** Blocks traffic from `from` to `to` (one way). Existing messages in flight are dropped on arrival. */
+  block(from: string, to: string): void {
+    this.blocked.add(`${from}|${to}`);
+  }
+
+  unblock(from: string, to: string): void {
+    this.blocked.delete(`${from}|${to}`);
+  }
+
+  /** Blocks both directions between every address of `a` and every address of `b`. */
+  partition(a: string[], b: string[]): void {
+    for (const x of a) for (const y of b) {
+      this.block(x, y);
+      this.block(y, x);
+    }
+  }
+
+  /** Removes every block. */
+  heal(): void {
+    this.blocked.clear();
+  }
+
+  delayMs(): number {
+    const { minDelayMs, maxDelayMs } = this.options;
+    return minDelayMs + this.scheduler.random.nextFloat() * (maxDelayMs - minDelayMs);
+  }
+
+  private isBlocked(from: string, to: string): boolean {
+    return this.blocked.size > 0 && this.blocked.has(`${from}|${to}`);
+  }
+
+  private async listen(host: SimHost, address: string, onConnection: (c: Connection) => void): Promise<Listener> {
+    if (this.listeners.has(address)) throw new Error(`simulation: address ${address} in use`);
+    this.listeners.set(address, { host, onConnection });
+    let addresses = this.hostAddresses.get(host);
+    if (addresses === undefined) this.hostAddresses.set(host, (addresses = new Set()));
+    addresses.add(address);
+    return {
+      address,
+      close: async () => {
+        if (this.listeners.get(address)?.host === host) this.listeners.delete(address);
+      },
+    };
+  }
+
+  private connect(host: SimHost, address: string): Connection {
+    const localAddress = [...(this.hostAddresses.get(host) ?? [])][0] ?? `${host.name}:client`;
+    const client = new SimEndpoint(this, host, localAddress, address);
+    const delay = this.delayMs();
+    this.scheduler.schedule(this.scheduler.nowMs() + delay, undefined, () => {
+      const listener = this.listeners.get(address);
+      if (listener === undefined || listener.host.crashed || this.isBlocked(localAddress, address) || this.isBlocked(address, localAddress)) {
+        host.post(this.delayMs(), () => client.close('connection refused'));
+        return;
+      }
+      const server = new SimEndpoint(this, listener.host, address, localAddress);
+      server.peer = client;
+      client.peer = server;
+      listener.host.post(0, () => listener.onConnection(server));
+    });
+    return client;
+  }
+
+  /** Called by an endpoint's send(): applies loss, delay, duplication and partitions. */
+  transmit(from: SimEndpoint, frame: Buffer): void {
+    this.messagesSent++;
+    const random = this.scheduler.random;
+    const { lossRate, duplicateRate, reorderRate } = this.options;
+    if (lossRate > 0 && random.nextFloat() < lossRate) {
+      this.messagesDropped++;
+      return;
+    }
+    const copies = duplicateRate > 0 && random.nextFloat() < duplicateRate ? 2 : 1;
+    for (let copy = 0; copy < copies; copy++) {
+      const reorder = reorderRate > 0 && random.nextFloat() < reorderRate;
+      const at = from.nextDeliveryMs(this.scheduler.nowMs(), this.delayMs(), reorder);
+      // The peer endpoint may not exist yet (connection still being established): resolve at delivery.
+      this.scheduler.schedule(at, undefined, () => {
+        const peer = from.peer;
+        if (peer === undefined || peer.closed) {
+          this.messagesDropped++;
+          return;
+        }
+        if (this.isBlocked(from.localAddress, from.remoteAddress)) {
+          this.messagesDropped++;
+          return;
+        }
+        peer.host.post(0, () => peer.receive(frame));
+      });
+    }
+  }
+}

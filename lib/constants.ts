@@ -1,0 +1,74 @@
+/**
+ * Every bound Shoal keeps, in one place, with the relations between them checked below.
+ * Names end in their unit.
+ */
+
+/** Digest length: RIPEMD-160. */
+export const DIGEST_BYTES = 20;
+/** Partitions in the key space (Aerospike's figure). */
+export const PARTITION_COUNT = 4096;
+/** A bin name is at most this many UTF-8 bytes (Aerospike's limit). */
+export const BIN_NAME_MAX_BYTES = 15;
+/** A set name is at most this many UTF-8 bytes (Aerospike's limit). */
+export const SET_NAME_MAX_BYTES = 63;
+/** Sets per namespace: the index entry keeps a 12-bit set id, 0 meaning no set. */
+export const SET_COUNT_MAX = 4095;
+/** A namespace name is at most this many UTF-8 bytes (Aerospike's limit). */
+export const NAMESPACE_NAME_MAX_BYTES = 31;
+/** A user key (string or bytes) is at most this many bytes (the exchange buffer's key field). */
+export const KEY_MAX_BYTES = 4096;
+/** Bins per record. */
+export const BINS_PER_RECORD_MAX = 32_767;
+/** Nesting depth of list and map bin values. */
+export const BIN_VALUE_DEPTH_MAX = 64;
+/** Keys in one batchGet or batchPut call. */
+export const BATCH_KEYS_MAX = 100_000;
+
+/** Default and bounds of a record's encoded size. */
+export const MAX_RECORD_BYTES_DEFAULT = 1 << 20;
+export const MAX_RECORD_BYTES_MIN = 1 << 10;
+/** Device write blocks. */
+export const WRITE_BLOCK_BYTES_DEFAULT = 1 << 20;
+export const WRITE_BLOCK_BYTES_MIN = 1 << 17;
+export const WRITE_BLOCK_BYTES_MAX = 8 << 20;
+
+/** TTLs, seconds. */
+export const TTL_NAMESPACE_DEFAULT = 0;
+export const TTL_NEVER_EXPIRE = -1;
+export const TTL_DONT_UPDATE = -2;
+/** Aerospike caps TTLs at 10 years. */
+export const TTL_MAX_SECONDS = 10 * 365 * 24 * 3600;
+
+/** Generation counter: wraps from its maximum back to 1, never 0 (0 means "no record"). */
+export const GENERATION_MAX = 0xffff_ffff;
+
+/** Memory namespaces: defaults of the eviction marks, percent of maxBytes. */
+export const HIGH_WATER_MEMORY_PCT_DEFAULT = 90;
+export const STOP_WRITES_PCT_DEFAULT = 95;
+/** Entries removed by one eviction or expiry step, so no step blocks the event loop long. */
+export const EVICTION_BATCH_MAX = 256;
+export const EXPIRY_SWEEP_SLOTS_PER_STEP = 16_384;
+export const EXPIRY_SWEEP_INTERVAL_MS_DEFAULT = 1_000;
+/** Scan: records fetched from the index per native call. */
+export const SCAN_BATCH_RECORDS = 256;
+/** Truncate: slots visited per step. */
+export const TRUNCATE_SLOTS_PER_STEP = 65_536;
+
+/** Bytes of index memory per entry (48-byte entry) and per in-memory side-table entry. */
+export const INDEX_ENTRY_BYTES = 48;
+export const INDEX_SIDE_ENTRY_BYTES = 16;
+
+/** Payload header: format byte, key type, key length (u16). */
+export const PAYLOAD_HEADER_BYTES = 4;
+export const PAYLOAD_FORMAT_VERSION = 1;
+
+function check(condition: boolean, relation: string): void {
+  if (!condition) throw new Error(`shoal constants: broken relation: ${relation}`);
+}
+
+check(MAX_RECORD_BYTES_DEFAULT <= WRITE_BLOCK_BYTES_DEFAULT, 'default record size fits a default write block');
+check(WRITE_BLOCK_BYTES_MIN % 4096 === 0 && WRITE_BLOCK_BYTES_MAX % 4096 === 0, 'write blocks are 4 KiB aligned');
+check(KEY_MAX_BYTES + PAYLOAD_HEADER_BYTES < MAX_RECORD_BYTES_MIN, 'a stored key always fits in a record');
+check(SET_COUNT_MAX < 1 << 12, 'set ids fit 12 bits');
+check(HIGH_WATER_MEMORY_PCT_DEFAULT < STOP_WRITES_PCT_DEFAULT, 'eviction starts before writes stop');
+check(SCAN_BATCH_RECORDS * 64 <= MAX_RECORD_BYTES_MIN, 'a scan batch fits the smallest exchange data region');

@@ -1,0 +1,284 @@
+/**
+ * The Db: the public API of SPEC section 2. It validates every argument, finds the
+ * namespace, and hands the operation to it (or, in cluster mode, to the partition's master).
+ */
+import * as fs from 'node:fs';
+import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
+import { ErrorCode, ShoalError, invalidArgument } from './errors';
+import { Bins, checkBinName, checkBins } from './model/bins';
+import { Key, checkKeyShape, describe } from './model/key';
+import { openNamespace } from './namespace/factory';
+import type { Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
+import {
+  Operation,
+  RemoveOptions,
+  WriteOptions,
+  checkOperations,
+  checkRemoveOptions,
+  checkTtl,
+  checkWriteOptions,
+} from './namespace/semantics';
+import { DbConfig, OpenOptions, resolveOptions } from './options';
+import { registerForShutdown, unregisterForShutdown } from './shutdown';
+
+export interface BatchPutEntry {
+  key: Key;
+  bins: Bins;
+  opts?: WriteOptions;
+}
+
+export interface TruncateOptions {
+  /** Remove records last updated before this time (a Date or Unix ms); default now. */
+  before?: Date | number;
+}
+
+export interface CloseOptions {
+  /** Free the shared-memory index instead of keeping it for a warm restart. */
+  dropIndex?: boolean;
+}
+
+export interface DbStats {
+  namespaces: Record<string, NamespaceStats>;
+  clusterSize: number;
+  clusterKey: string;
+  migratePartitionsRemaining: number;
+}
+
+export interface OpenOptionsWithLog extends OpenOptions {
+  /** Where Shoal writes operational messages (cold-start reasons, dropped peers); default console.warn. */
+  log?: (message: string) => void;
+}
+
+/**
+ * Opens (creating if needed) a database.
+ * @throws TypeError or ShoalError INVALID_ARGUMENT for bad options; LOCKED when another Db
+ *   holds one of the namespaces; IO_ERROR or CORRUPTION from storage.
+ */
+export async function open(options: OpenOptionsWithLog): Promise<Db> {
+  const config = resolveOptions(options);
+  const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`));
+  if (typeof log !== 'function') throw new TypeError('log must be a function');
+  try {
+    fs.mkdirSync(config.dataDir, { recursive: true });
+  } catch (error) {
+    throw new ShoalError(ErrorCode.IO_ERROR, `cannot create dataDir ${config.dataDir}: ${(error as Error).message}`, { cause: error });
+  }
+  const namespaces = new Map<string, Namespace>();
+  try {
+    for (const nsConfig of config.namespaces) namespaces.set(nsConfig.name, await openNamespace(nsConfig, config, log));
+  } catch (error) {
+    await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
+    throw error;
+  }
+  const db = new Db(config, namespaces);
+  registerForShutdown(db);
+  return db;
+}
+
+export class Db {
+  /** Cluster control; undefined unless cluster mode is on. */
+  readonly cluster: undefined = undefined;
+  private closing: Promise<void> | undefined;
+
+  /** Use open(). */
+  constructor(
+    private readonly config: DbConfig,
+    private readonly namespaces: Map<string, Namespace>,
+  ) {}
+
+  /**
+   * Writes bins to a record. Resolves to its new generation and TTL.
+   * @throws ShoalError RECORD_EXISTS, RECORD_NOT_FOUND, GENERATION_MISMATCH, RECORD_TOO_BIG,
+   *   OUT_OF_SPACE, INVALID_ARGUMENT; TypeError for arguments of the wrong type.
+   */
+  async put(key: Key, bins: Bins, opts?: WriteOptions): Promise<WriteResult> {
+    const ns = this.namespaceFor(key);
+    checkBins(bins, true);
+    checkWriteOptions(opts);
+    return ns.put(key, bins, opts);
+  }
+
+  /** Reads a record; undefined when it does not exist or has expired. */
+  async get(key: Key, opts?: ReadOptions): Promise<ShoalRecord | undefined> {
+    const ns = this.namespaceFor(key);
+    checkReadOptions(opts);
+    return ns.get(key, opts);
+  }
+
+  /**
+   * Reads a record synchronously, from memory.
+   * @throws ShoalError INVALID_ARGUMENT for a namespace whose data is not in memory.
+   */
+  getSync(key: Key, opts?: ReadOptions): ShoalRecord | undefined {
+    const ns = this.namespaceFor(key);
+    checkReadOptions(opts);
+    if (!ns.servesSync) {
+      throw invalidArgument(
+        `getSync serves memory namespaces and device namespaces with dataInMemory: true; namespace ${ns.config.name} reads from its device, so use get()`,
+      );
+    }
+    return ns.getSync(key, opts);
+  }
+
+  async exists(key: Key): Promise<boolean> {
+    return this.namespaceFor(key).exists(key);
+  }
+
+  /** Removes a record; resolves to whether it existed. */
+  async remove(key: Key, opts?: RemoveOptions): Promise<boolean> {
+    const ns = this.namespaceFor(key);
+    checkRemoveOptions(opts);
+    return ns.remove(key, opts);
+  }
+
+  /**
+   * Resets a record's TTL (default: the namespace's) and increments its generation.
+   * @throws ShoalError RECORD_NOT_FOUND.
+   */
+  async touch(key: Key, ttl?: number): Promise<WriteResult> {
+    const ns = this.namespaceFor(key);
+    if (ttl !== undefined) checkTtl(ttl);
+    return ns.touch(key, ttl);
+  }
+
+  /** Applies operations to one record atomically, in order; resolves to the read results. */
+  async operate(key: Key, ops: Operation[], opts?: WriteOptions): Promise<ShoalRecord> {
+    const ns = this.namespaceFor(key);
+    checkOperations(ops);
+    checkWriteOptions(opts);
+    return ns.operate(key, ops, opts);
+  }
+
+  /** Reads many records; the result is in the keys' order, undefined where absent. */
+  async batchGet(keys: Key[], opts?: ReadOptions): Promise<(ShoalRecord | undefined)[]> {
+    this.checkOpen();
+    checkBatch(keys, 'keys');
+    checkReadOptions(opts);
+    keys.forEach((key, index) => this.namespaceFor(key, `keys[${index}]`));
+    return Promise.all(keys.map((key) => this.namespaceFor(key).get(key, opts)));
+  }
+
+  /**
+   * Writes many records. Each element of the result is that entry's WriteResult, or the
+   * ShoalError it failed with; one failure does not stop the others.
+   */
+  async batchPut(entries: BatchPutEntry[], opts?: WriteOptions): Promise<(WriteResult | ShoalError)[]> {
+    this.checkOpen();
+    checkBatch(entries, 'entries');
+    checkWriteOptions(opts);
+    return Promise.all(
+      entries.map(async (entry, index) => {
+        try {
+          if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${index}] must be { key, bins, opts? }`);
+          return await this.put(entry.key, entry.bins, entry.opts ?? opts);
+        } catch (error) {
+          if (error instanceof ShoalError) return error;
+          return new ShoalError(ErrorCode.INVALID_ARGUMENT, `entries[${index}]: ${(error as Error).message}`, { cause: error });
+        }
+      }),
+    );
+  }
+
+  /** Iterates the records of a namespace, or of one set; opts.partitions limits it to some partition ids. */
+  scan(ns: string, set?: string, opts?: ScanOptions): AsyncIterable<ShoalRecord> {
+    const namespace = this.namespaceNamed(ns);
+    if (set !== undefined && typeof set !== 'string') throw new TypeError('set must be a string when given');
+    checkScanOptions(opts);
+    return namespace.scan(set, opts);
+  }
+
+  /**
+   * Removes every record of a namespace (or set) last updated before opts.before (default
+   * now). Resolves to how many were removed here. Truncated records stay gone after restarts.
+   */
+  async truncate(ns: string, set?: string, opts?: TruncateOptions): Promise<number> {
+    const namespace = this.namespaceNamed(ns);
+    if (set !== undefined && typeof set !== 'string') throw new TypeError('set must be a string when given');
+    const before = opts?.before ?? Date.now();
+    const beforeMs = before instanceof Date ? before.getTime() : before;
+    if (typeof beforeMs !== 'number' || !Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');
+    return namespace.truncate(set, beforeMs);
+  }
+
+  /** Per-namespace statistics (Aerospike's names) and cluster figures. */
+  stats(): DbStats {
+    this.checkOpen();
+    const namespaces: Record<string, NamespaceStats> = {};
+    for (const [name, ns] of this.namespaces) namespaces[name] = ns.stats();
+    return { namespaces, clusterSize: 1, clusterKey: '', migratePartitionsRemaining: 0 };
+  }
+
+  /**
+   * Flushes and closes. The shared-memory index is marked clean for a warm restart, or freed
+   * with dropIndex. Calling close again resolves once the first close has finished.
+   */
+  close(opts?: CloseOptions): Promise<void> {
+    if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw new TypeError('close options must be an object');
+    this.closing ??= (async () => {
+      unregisterForShutdown(this);
+      const errors: unknown[] = [];
+      for (const ns of this.namespaces.values()) {
+        await ns.close(opts?.dropIndex === true).catch((error: unknown) => errors.push(error));
+      }
+      if (errors.length > 0) throw errors[0];
+    })();
+    return this.closing;
+  }
+
+  /** The data directory this Db opened. */
+  get dataDir(): string {
+    return this.config.dataDir;
+  }
+
+  private checkOpen(): void {
+    if (this.closing !== undefined) throw new ShoalError(ErrorCode.NOT_OPEN, 'this database is closed; open() it again');
+  }
+
+  private namespaceFor(key: Key, argument = 'key'): Namespace {
+    this.checkOpen();
+    checkKeyShape(key, argument);
+    const ns = this.namespaces.get(key.ns);
+    if (ns === undefined) throw unknownNamespace(key.ns, this.namespaces);
+    return ns;
+  }
+
+  private namespaceNamed(name: unknown): Namespace {
+    this.checkOpen();
+    if (typeof name !== 'string') throw new TypeError('namespace name must be a string');
+    const ns = this.namespaces.get(name);
+    if (ns === undefined) throw unknownNamespace(name, this.namespaces);
+    return ns;
+  }
+}
+
+function unknownNamespace(name: string, namespaces: Map<string, Namespace>): ShoalError {
+  return invalidArgument(`unknown namespace "${name}"; this database has ${[...namespaces.keys()].map((n) => `"${n}"`).join(', ')}`);
+}
+
+function checkReadOptions(opts: unknown): asserts opts is ReadOptions | undefined {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object') throw new TypeError('read options must be an object');
+  const bins = (opts as ReadOptions).bins;
+  if (bins === undefined) return;
+  if (!Array.isArray(bins)) throw new TypeError('opts.bins must be an array of bin names');
+  for (const name of bins) {
+    if (typeof name !== 'string') throw new TypeError(`opts.bins holds ${describe(name)}; bin names are strings`);
+    checkBinName(name);
+  }
+}
+
+function checkScanOptions(opts: unknown): asserts opts is ScanOptions | undefined {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object') throw new TypeError('scan options must be an object');
+  const partitions = (opts as ScanOptions).partitions;
+  if (partitions === undefined) return;
+  if (!Array.isArray(partitions)) throw new TypeError('opts.partitions must be an array of partition ids');
+  for (const id of partitions) {
+    if (!Number.isInteger(id) || id < 0 || id >= PARTITION_COUNT) throw invalidArgument(`partition id ${String(id)} is not in 0..${PARTITION_COUNT - 1}`);
+  }
+}
+
+function checkBatch(items: unknown, name: string): void {
+  if (!Array.isArray(items)) throw new TypeError(`${name} must be an array`);
+  if (items.length > BATCH_KEYS_MAX) throw invalidArgument(`${name} holds ${items.length} items; a batch holds at most ${BATCH_KEYS_MAX}`);
+}

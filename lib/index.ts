@@ -1,0 +1,14 @@
+/**
+ * Shoal: an embeddable database for Node.js after Aerospike's design.
+ * See README.md for a quick start and ../docs for the design.
+ */
+export { open, Db } from './db';
+export type { BatchPutEntry, CloseOptions, DbStats, OpenOptionsWithLog, TruncateOptions } from './db';
+export { ShoalError, ErrorCode } from './errors';
+export { op } from './namespace/semantics';
+export type { ExistsPolicy, Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
+export type { NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, ShoalRecord as Record, StartMode, WriteResult } from './namespace/namespace';
+export type { Key, KeyValue } from './model/key';
+export type { Bins, BinValue } from './model/bins';
+export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenOptions } from './options';
+export { PARTITION_COUNT } from './constants';

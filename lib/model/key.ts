@@ -1,0 +1,181 @@
+/**
+ * Record keys: validation, and their encoding into the exchange buffer where the native side
+ * computes the digest (RIPEMD-160 over set name, key type byte, key bytes; SPEC section 1).
+ */
+import { DIGEST_BYTES, KEY_MAX_BYTES, PARTITION_COUNT, SET_NAME_MAX_BYTES } from '../constants';
+import { invalidArgument } from '../errors';
+import {
+  EX_DIGEST,
+  EX_KEY,
+  EX_KEY_LENGTH,
+  EX_KEY_TYPE,
+  EX_SET,
+  EX_SET_LENGTH,
+  Exchange,
+  KEY_TYPE_BYTES,
+  KEY_TYPE_INTEGER,
+  KEY_TYPE_STRING,
+} from '../native/exchange';
+
+/** A user key value: a string, a safe integer, a bigint in int64 range, or bytes. */
+export type KeyValue = string | number | bigint | Buffer | Uint8Array;
+
+/** A record's address: `{ ns, set, key }` or `{ ns, set, digest }`. */
+export interface Key {
+  ns: string;
+  set?: string;
+  key?: KeyValue;
+  digest?: Buffer | Uint8Array;
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const TWO_POW_32 = 4294967296;
+
+/** UTF-8 bytes of set names, cached because the same few names are used on every call. */
+const setNameBytes = new Map<string, Buffer>();
+const SET_NAME_CACHE_MAX = 10_000;
+
+/**
+ * Returns the UTF-8 bytes of a set name.
+ * @throws ShoalError INVALID_ARGUMENT when the name is too long or holds a NUL.
+ */
+export function encodeSetName(set: string): Buffer {
+  let bytes = setNameBytes.get(set);
+  if (bytes !== undefined) return bytes;
+  bytes = Buffer.from(set, 'utf8');
+  if (bytes.length > SET_NAME_MAX_BYTES) {
+    throw invalidArgument(`set name "${set.slice(0, 80)}" is ${bytes.length} bytes; the limit is ${SET_NAME_MAX_BYTES}`);
+  }
+  if (bytes.includes(0)) throw invalidArgument('set name must not contain a NUL character');
+  if (setNameBytes.size < SET_NAME_CACHE_MAX) setNameBytes.set(set, bytes);
+  return bytes;
+}
+
+/**
+ * Checks the shape of a key argument.
+ * @throws TypeError when it is not an object with a string `ns`; ShoalError INVALID_ARGUMENT
+ *   when `set`, `key` or `digest` are of the wrong kind.
+ */
+export function checkKeyShape(key: unknown, argument = 'key'): asserts key is Key {
+  if (key === null || typeof key !== 'object') {
+    throw new TypeError(`${argument} must be an object like { ns, set, key } or { ns, set, digest }`);
+  }
+  const candidate = key as Key;
+  if (typeof candidate.ns !== 'string' || candidate.ns.length === 0) {
+    throw new TypeError(`${argument}.ns must be a namespace name (a non-empty string)`);
+  }
+  if (candidate.set !== undefined && candidate.set !== null && typeof candidate.set !== 'string') {
+    throw new TypeError(`${argument}.set must be a string when given`);
+  }
+  if (candidate.key === undefined || candidate.key === null) {
+    if (candidate.digest === undefined || candidate.digest === null) {
+      throw new TypeError(`${argument} needs a key or a digest`);
+    }
+    if (!(candidate.digest instanceof Uint8Array) || candidate.digest.length !== DIGEST_BYTES) {
+      throw invalidArgument(`${argument}.digest must be a ${DIGEST_BYTES}-byte Buffer`);
+    }
+  }
+}
+
+/**
+ * Writes the key's set name and key bytes into the exchange, ready for the native side to
+ * hash; or, for a digest-addressed key, writes the digest. Returns true when the native call
+ * must compute the digest (a user key), false when the digest is already in place.
+ * @throws ShoalError INVALID_ARGUMENT for a key of the wrong type or size.
+ */
+export function writeKey(exchange: Exchange, key: Key): boolean {
+  const set = key.set ?? '';
+  const buffer = exchange.buffer;
+  const value = key.key;
+  if (value === undefined || value === null) {
+    exchange.setDigest(key.digest as Uint8Array);
+    return false;
+  }
+  const setBytes = set.length === 0 ? EMPTY : encodeSetName(set);
+  buffer.writeUInt16LE(setBytes.length, EX_SET_LENGTH);
+  if (setBytes.length > 0) exchange.u8.set(setBytes, EX_SET);
+  let keyLength: number;
+  let keyType: number;
+  switch (typeof value) {
+    case 'string': {
+      if (value.length > KEY_MAX_BYTES / 3 && Buffer.byteLength(value, 'utf8') > KEY_MAX_BYTES) {
+        throw invalidArgument(`string key is longer than ${KEY_MAX_BYTES} UTF-8 bytes`);
+      }
+      keyLength = buffer.write(value, EX_KEY, 'utf8');
+      keyType = KEY_TYPE_STRING;
+      break;
+    }
+    case 'number': {
+      if (!Number.isSafeInteger(value)) {
+        throw invalidArgument(`integer key ${String(value)} is not a safe integer; use a bigint or a string`);
+      }
+      const high = Math.floor(value / TWO_POW_32);
+      buffer.writeInt32BE(high, EX_KEY);
+      buffer.writeUInt32BE(value - high * TWO_POW_32, EX_KEY + 4);
+      keyLength = 8;
+      keyType = KEY_TYPE_INTEGER;
+      break;
+    }
+    case 'bigint': {
+      if (value < INT64_MIN || value > INT64_MAX) throw invalidArgument('bigint key is outside the int64 range');
+      buffer.writeBigInt64BE(value, EX_KEY);
+      keyLength = 8;
+      keyType = KEY_TYPE_INTEGER;
+      break;
+    }
+    default: {
+      if (!(value instanceof Uint8Array)) {
+        throw invalidArgument(`key must be a string, a safe integer, a bigint or a Buffer, not ${describe(value)}`);
+      }
+      if (value.length > KEY_MAX_BYTES) throw invalidArgument(`bytes key is longer than ${KEY_MAX_BYTES} bytes`);
+      exchange.u8.set(value, EX_KEY);
+      keyLength = value.length;
+      keyType = KEY_TYPE_BYTES;
+    }
+  }
+  exchange.u8[EX_KEY_TYPE] = keyType;
+  buffer.writeUInt32LE(keyLength, EX_KEY_LENGTH);
+  return true;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The key type byte and bytes of the key last written by writeKey (copies; not for the hot path). */
+export function keyBytesFromExchange(exchange: Exchange): { type: number; bytes: Buffer } {
+  const length = exchange.buffer.readUInt32LE(EX_KEY_LENGTH);
+  return { type: exchange.u8[EX_KEY_TYPE]!, bytes: Buffer.from(exchange.buffer.subarray(EX_KEY, EX_KEY + length)) };
+}
+
+/** Decodes a stored user key from its type byte and bytes. */
+export function decodeKeyValue(type: number, bytes: Uint8Array): KeyValue {
+  switch (type) {
+    case KEY_TYPE_STRING:
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
+    case KEY_TYPE_INTEGER: {
+      const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+      const value = view.readBigInt64BE(0);
+      return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+    }
+    default:
+      return Buffer.from(bytes);
+  }
+}
+
+/** The partition id of a digest: its first two bytes little-endian, low 12 bits. */
+export function partitionIdOf(digest: Uint8Array): number {
+  return (digest[0]! | (digest[1]! << 8)) & (PARTITION_COUNT - 1);
+}
+
+/** The digest currently in the exchange, as a new Buffer. */
+export function digestFromExchange(exchange: Exchange): Buffer {
+  return Buffer.from(exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + DIGEST_BYTES));
+}
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'number' && Number.isNaN(value)) return 'NaN';
+  if (typeof value === 'object') return `an object (${(value as object).constructor?.name ?? 'no prototype'})`;
+  return `a ${typeof value}`;
+}

@@ -1,0 +1,658 @@
+/**
+ * A memory namespace: index and data in RAM (in POSIX shared memory by default, so a clean
+ * restart re-attaches instead of refilling), bounded by maxBytes, with LRU or TTL eviction
+ * above the high-water mark, lazy expiry on read and a background expiry sweep.
+ *
+ * Every operation is synchronous: it runs to completion on the JS thread, which makes it
+ * atomic for its record without a lock.
+ */
+import {
+  EVICTION_BATCH_MAX,
+  EXPIRY_SWEEP_SLOTS_PER_STEP,
+  INDEX_ENTRY_BYTES,
+  INDEX_SIDE_ENTRY_BYTES,
+  SCAN_BATCH_RECORDS,
+  TRUNCATE_SLOTS_PER_STEP,
+} from '../constants';
+import { ErrorCode, ShoalError, fromNativeError } from '../errors';
+import { lockFilePath, segmentBaseName } from '../index/segment-name';
+import { Bins, decodePayloadBins, encodePayload, selectBins } from '../model/bins';
+import { Key, decodeKeyValue, writeKey } from '../model/key';
+import { addon, NativePrimaryIndex } from '../native/addon';
+import {
+  ENTRY_DATA_LENGTH,
+  ENTRY_EXISTED,
+  ENTRY_FLAGS,
+  ENTRY_GENERATION,
+  ENTRY_ID,
+  ENTRY_LAST_UPDATE_MS,
+  ENTRY_LOCATION_HIGH,
+  ENTRY_LOCATION_LOW,
+  ENTRY_SET_ID,
+  ENTRY_VOID_TIME,
+  EX_DATA,
+  EX_KEY,
+  EX_KEY_LENGTH,
+  EX_KEY_TYPE,
+  EX_PARTITION_FILTER,
+  Exchange,
+  FLAG_HAS_KEY,
+  FLAG_TOMBSTONE,
+  READ_COPY_DATA,
+  READ_FROM_KEY,
+  READ_TOUCH_LRU,
+  SCAN_ENTRY_ID,
+  SCAN_FLAGS,
+  SCAN_GENERATION,
+  SCAN_RECORD_BYTES,
+  SCAN_SET_ID,
+  SCAN_VOID_TIME,
+  UPSERT_KEEP_DATA,
+  UPSERT_STORE_DATA,
+} from '../native/exchange';
+import type { DbConfig, NamespaceConfig } from '../options';
+import type { Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
+import {
+  Current,
+  Operation,
+  RemoveOptions,
+  WriteOptions,
+  applyOperations,
+  checkGenerationMatch,
+  checkPutPolicy,
+  hasBins,
+  isExpired,
+  mergeBins,
+  nextGeneration,
+  nextLastUpdateMs,
+  putMerges,
+  ttlOf,
+  voidTimeFor,
+} from './semantics';
+import { SetTable } from './set-table';
+import { versionWins } from './conflict';
+
+const META_FORMAT = 1;
+/** Memory charged per record besides its payload: the index entry and its side-table entry. */
+const ENTRY_OVERHEAD_BYTES = INDEX_ENTRY_BYTES + INDEX_SIDE_ENTRY_BYTES;
+
+interface MemoryMeta {
+  format: number;
+  kind: 'memory';
+  name: string;
+  sets: string[];
+  dataBytes: number;
+  objects: number;
+}
+
+export class MemoryNamespace implements Namespace {
+  readonly config: NamespaceConfig;
+  readonly servesSync = true;
+  startMode: StartMode = 'new';
+  startMs = 0;
+
+  private readonly exchange: Exchange;
+  private readonly index: NativePrimaryIndex;
+  private readonly lockFd: number;
+  private sets = new SetTable();
+  private readonly touchLru: number;
+  private readonly highWaterBytes: number;
+  private readonly stopWritesBytes: number;
+  private objects = 0;
+  private dataBytes = 0;
+  private evicted = 0;
+  private expired = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private closed = false;
+
+  /**
+   * Opens (or re-attaches to) the namespace's index.
+   * @throws ShoalError LOCKED when another Db holds it; IO_ERROR when shared memory fails.
+   */
+  constructor(config: NamespaceConfig, db: DbConfig, private readonly log: (message: string) => void) {
+    const started = performance.now();
+    this.config = config;
+    this.touchLru = config.evictPolicy === 'lru' ? READ_TOUCH_LRU : 0;
+    this.highWaterBytes = Math.floor((config.maxBytes * config.highWaterPct) / 100);
+    this.stopWritesBytes = Math.floor((config.maxBytes * config.stopWritesPct) / 100);
+    this.exchange = new Exchange(Math.max(config.maxRecordBytes, SCAN_BATCH_RECORDS * SCAN_RECORD_BYTES));
+    try {
+      this.lockFd = addon().lockFile(lockFilePath(db.dataDir, config.name));
+    } catch (error) {
+      throw wrapLockError(error, config.name);
+    }
+    try {
+      this.index = new (addon().PrimaryIndex)({
+        name: segmentBaseName(db.dataDir, config.name),
+        shared: db.sharedMemoryIndex,
+        exchange: this.exchange.buffer,
+        withData: true,
+      });
+      this.attachOrCreate(db.sharedMemoryIndex);
+      this.index.markClean(false);
+    } catch (error) {
+      addon().unlockFile(this.lockFd);
+      throw fromNativeError(error, `namespace ${config.name}: cannot open its index`);
+    }
+    this.startMs = performance.now() - started;
+    if (config.nsupPeriodMs > 0) {
+      this.sweepTimer = setInterval(() => this.backgroundStep(), config.nsupPeriodMs);
+      this.sweepTimer.unref();
+    }
+  }
+
+  private attachOrCreate(shared: boolean): void {
+    const status = this.index.open(shared);
+    if (status === 1) {
+      const header = this.index.header();
+      const meta = this.readMeta();
+      if (header.clean && meta !== undefined) {
+        this.sets = SetTable.fromJSON(meta.sets);
+        this.objects = this.index.count();
+        this.dataBytes = meta.dataBytes;
+        this.startMode = 'warm';
+        return;
+      }
+      this.log(
+        `namespace ${this.config.name}: shared-memory data ${header.clean ? 'has no readable metadata' : 'was not closed cleanly (crash)'}; ` +
+          'starting empty, as a memory namespace has nothing else to rebuild from',
+      );
+      this.index.close(true);
+      this.index.open(false);
+      this.startMode = 'cold';
+      return;
+    }
+    if (status === -1) {
+      this.log(`namespace ${this.config.name}: shared-memory segments have an incompatible layout; dropping them and starting empty`);
+      this.index.close(true);
+      this.index.open(false);
+      this.startMode = 'cold';
+      return;
+    }
+    this.startMode = 'new';
+  }
+
+  private readMeta(): MemoryMeta | undefined {
+    try {
+      const text = this.index.readMeta().toString('utf8');
+      const meta = JSON.parse(text) as MemoryMeta;
+      if (meta.format !== META_FORMAT || meta.kind !== 'memory' || meta.name !== this.config.name) return undefined;
+      return meta;
+    } catch {
+      return undefined;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Reads
+
+  get(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined {
+    return this.getSync(key, options);
+  }
+
+  getSync(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined {
+    this.checkOpen();
+    const exchange = this.exchange;
+    const fromKey = writeKey(exchange, key);
+    const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | READ_COPY_DATA | this.touchLru);
+    if (length < 0) return undefined;
+    const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    if (voidTime !== 0 && voidTime <= nowSeconds) {
+      this.expireCurrent();
+      return undefined;
+    }
+    let bins = decodePayloadBins(exchange.buffer, EX_DATA, length);
+    if (options?.bins !== undefined) bins = selectBins(bins, options.bins);
+    return { key, bins, gen: exchange.entryU32(ENTRY_GENERATION), ttl: ttlOf(voidTime, nowSeconds) };
+  }
+
+  exists(key: Key): boolean {
+    this.checkOpen();
+    return this.loadCurrent(key, 0).exists;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Writes
+
+  put(key: Key, bins: Bins, options: WriteOptions | undefined): WriteResult {
+    this.checkOpen();
+    const merges = putMerges(options);
+    const current = this.loadCurrent(key, merges ? READ_COPY_DATA : 0);
+    checkPutPolicy(current, options);
+    const existing = merges && current.exists ? decodePayloadBins(this.exchange.buffer, EX_DATA, current.dataLength) : undefined;
+    const result = existing === undefined && !containsNull(bins) ? bins : mergeBins(existing, bins);
+    if (!hasBins(result)) return this.removeCurrent(current);
+    return this.writeCurrent(key, current, result, options, options?.ttl);
+  }
+
+  remove(key: Key, options: RemoveOptions | undefined): boolean {
+    this.checkOpen();
+    const current = this.loadCurrent(key, 0);
+    checkGenerationMatch(current, options?.generation);
+    if (!current.exists) return false;
+    this.removeCurrent(current);
+    return true;
+  }
+
+  touch(key: Key, ttl: number | undefined): WriteResult {
+    this.checkOpen();
+    const current = this.loadCurrent(key, 0);
+    if (!current.exists) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
+    const nowMs = Date.now();
+    const nowSeconds = Math.floor(nowMs / 1000);
+    const gen = nextGeneration(current.gen);
+    const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
+    this.setEntry(gen, voidTime, current.setId, current.flags, nextLastUpdateMs(current, nowMs), 0);
+    this.index.upsert(UPSERT_KEEP_DATA);
+    return { gen, ttl: ttlOf(voidTime, nowSeconds) };
+  }
+
+  operate(key: Key, operations: Operation[], options: WriteOptions | undefined): ShoalRecord {
+    this.checkOpen();
+    const current = this.loadCurrent(key, READ_COPY_DATA | this.touchLru);
+    const writes = operations.some((operation) => operation.op !== 'read');
+    if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
+    if (writes) checkPutPolicy(current, options);
+    const bins = current.exists ? decodePayloadBins(this.exchange.buffer, EX_DATA, current.dataLength) : undefined;
+    const outcome = applyOperations(bins, operations);
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    if (!outcome.writes) {
+      return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
+    }
+    if (outcome.bins === undefined) {
+      this.removeCurrent(current);
+      return { key, bins: outcome.reads, gen: 0, ttl: -1 };
+    }
+    const written = this.writeCurrent(key, current, outcome.bins, options, options?.ttl);
+    return { key, bins: outcome.reads, gen: written.gen, ttl: written.ttl };
+  }
+
+  // ------------------------------------------------------------------------------------
+  // The current record, held in the exchange between loadCurrent and the write that follows
+
+  /**
+   * Looks the key up, leaving its digest in the exchange (and its payload, with
+   * READ_COPY_DATA). An expired record is removed and reported absent.
+   */
+  private loadCurrent(key: Key, readOptions: number): Current & { setId: number; flags: number; dataLength: number } {
+    const exchange = this.exchange;
+    const fromKey = writeKey(exchange, key);
+    const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | readOptions);
+    if (length < 0) return { exists: false, gen: 0, voidTime: 0, lastUpdateMs: 0, setId: 0, flags: 0, dataLength: 0 };
+    const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
+    if (isExpired(voidTime, Math.floor(Date.now() / 1000))) {
+      this.expireCurrent();
+      return { exists: false, gen: 0, voidTime: 0, lastUpdateMs: 0, setId: 0, flags: 0, dataLength: 0 };
+    }
+    return {
+      exists: true,
+      gen: exchange.entryU32(ENTRY_GENERATION),
+      voidTime,
+      lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
+      setId: exchange.entryU32(ENTRY_SET_ID),
+      flags: exchange.entryU32(ENTRY_FLAGS),
+      dataLength: length,
+    };
+  }
+
+  /** Encodes and stores bins for the digest in the exchange. */
+  private writeCurrent(
+    key: Key,
+    current: Current & { setId: number; dataLength: number },
+    bins: Bins,
+    options: WriteOptions | undefined,
+    ttl: number | undefined,
+  ): WriteResult {
+    const exchange = this.exchange;
+    const storeKey = (options?.storeKey ?? this.config.storeKey) && key.key !== undefined && key.key !== null;
+    const keyBytes = storeKey ? exchange.buffer.subarray(EX_KEY, EX_KEY + exchange.buffer.readUInt32LE(EX_KEY_LENGTH)) : undefined;
+    const length = encodePayload(exchange.buffer, EX_DATA, this.config.maxRecordBytes, bins, exchange.u8[EX_KEY_TYPE]!, keyBytes);
+    if (length < 0) {
+      throw new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.config.maxRecordBytes}) of namespace ${this.config.name}`);
+    }
+    this.makeRoom(length + (current.exists ? -current.dataLength : ENTRY_OVERHEAD_BYTES));
+    const nowMs = Date.now();
+    const nowSeconds = Math.floor(nowMs / 1000);
+    const gen = nextGeneration(current.exists ? current.gen : 0);
+    const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
+    const setId = current.exists ? current.setId : this.sets.idFor(key.set);
+    this.setEntry(gen, voidTime, setId, storeKey ? FLAG_HAS_KEY : 0, nextLastUpdateMs(current, nowMs), length);
+    this.index.upsert(UPSERT_STORE_DATA);
+    this.accountUpsert(length);
+    return { gen, ttl: ttlOf(voidTime, nowSeconds) };
+  }
+
+  private setEntry(gen: number, voidTime: number, setId: number, flags: number, lastUpdateMs: number, dataLength: number): void {
+    const exchange = this.exchange;
+    exchange.setEntryU32(ENTRY_GENERATION, gen);
+    exchange.setEntryU32(ENTRY_VOID_TIME, voidTime);
+    exchange.setEntryU32(ENTRY_SET_ID, setId);
+    exchange.setEntryU32(ENTRY_FLAGS, flags);
+    exchange.setEntryF64(ENTRY_LAST_UPDATE_MS, lastUpdateMs);
+    exchange.setEntryU32(ENTRY_LOCATION_LOW, 0);
+    exchange.setEntryU32(ENTRY_LOCATION_HIGH, 0);
+    exchange.setEntryU32(ENTRY_DATA_LENGTH, dataLength);
+  }
+
+  private accountUpsert(length: number): void {
+    if (this.exchange.previousU32(ENTRY_EXISTED) === 1) {
+      this.dataBytes += length - this.exchange.previousU32(ENTRY_DATA_LENGTH);
+    } else {
+      this.dataBytes += length;
+      this.objects++;
+    }
+  }
+
+  private removeCurrent(current: Current): WriteResult {
+    if (current.exists && this.index.remove() === 1) this.accountRemoval();
+    return { gen: 0, ttl: -1 };
+  }
+
+  private expireCurrent(): void {
+    if (this.index.remove() === 1) {
+      this.accountRemoval();
+      this.expired++;
+    }
+  }
+
+  private accountRemoval(): void {
+    this.dataBytes -= this.exchange.previousU32(ENTRY_DATA_LENGTH);
+    this.objects--;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Capacity: eviction above the high-water mark, OUT_OF_SPACE above stop-writes
+
+  memoryUsedBytes(): number {
+    return this.objects * ENTRY_OVERHEAD_BYTES + this.dataBytes;
+  }
+
+  /**
+   * Evicts (by the namespace's policy) so that `growthBytes` more fit under the high-water
+   * mark where it can; refuses the write once memory would pass stop-writes.
+   * @throws ShoalError OUT_OF_SPACE.
+   */
+  private makeRoom(growthBytes: number): void {
+    const projected = this.memoryUsedBytes() + growthBytes;
+    if (projected <= this.highWaterBytes) return;
+    if (this.config.evictPolicy !== 'none') this.evict(projected - this.highWaterBytes);
+    if (this.memoryUsedBytes() + growthBytes > this.stopWritesBytes) {
+      throw new ShoalError(
+        ErrorCode.OUT_OF_SPACE,
+        `namespace ${this.config.name} is at its stop-writes mark (${this.config.stopWritesPct}% of maxBytes ${this.config.maxBytes}); ` +
+          'raise maxBytes, shorten TTLs or enable eviction',
+      );
+    }
+  }
+
+  /** Evicts at least `bytes` where the policy finds candidates; one bounded batch at a time. */
+  private evict(bytes: number): void {
+    const target = this.memoryUsedBytes() - bytes;
+    for (let rounds = 0; rounds < 4 && this.memoryUsedBytes() > target && this.objects > 0; rounds++) {
+      const average = Math.max(1, this.memoryUsedBytes() / this.objects);
+      const wanted = Math.min(EVICTION_BATCH_MAX, Math.max(1, Math.ceil((this.memoryUsedBytes() - target) / average)));
+      const removed =
+        this.config.evictPolicy === 'lru'
+          ? this.index.evictLru(0, wanted)
+          : this.index.evictSoonestExpiring(0, wanted, Math.floor(Date.now() / 1000));
+      if (removed === 0) return;
+      this.objects -= removed;
+      this.dataBytes -= this.exchange.entryU32(ENTRY_DATA_LENGTH);
+      this.evicted += removed;
+    }
+  }
+
+  /** The timer's work: a full expiry sweep in bounded slices, then eviction to the high-water mark. */
+  private backgroundStep(): void {
+    if (this.sweeping || this.closed) return;
+    this.sweeping = true;
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    let cursor = 1;
+    const slice = (): void => {
+      if (this.closed) return;
+      const removed = this.index.sweepExpired(nowSeconds, cursor, EXPIRY_SWEEP_SLOTS_PER_STEP);
+      this.objects -= removed;
+      this.expired += removed;
+      this.dataBytes -= this.exchange.entryU32(ENTRY_DATA_LENGTH);
+      cursor = this.exchange.entryU32(ENTRY_ID);
+      if (cursor !== 0) {
+        setImmediate(slice);
+        return;
+      }
+      if (this.config.evictPolicy !== 'none' && this.memoryUsedBytes() > this.highWaterBytes) {
+        this.evict(this.memoryUsedBytes() - this.highWaterBytes);
+      }
+      this.sweeping = false;
+    };
+    slice();
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Scans, truncation
+
+  async *scan(set: string | undefined, options: ScanOptions | undefined): AsyncIterable<ShoalRecord> {
+    this.checkOpen();
+    const setId = set === undefined ? -1 : this.sets.idOf(set);
+    if (setId === undefined) return;
+    const filter = partitionFilter(options?.partitions);
+    let cursor = 1;
+    while (cursor !== 0 && !this.closed) {
+      if (filter !== undefined) this.exchange.u8.set(filter, EX_PARTITION_FILTER);
+      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, setId, filter !== undefined);
+      cursor = this.exchange.entryU32(ENTRY_ID);
+      const batch = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + count * SCAN_RECORD_BYTES));
+      const records: ShoalRecord[] = [];
+      for (let i = 0; i < count; i++) {
+        const record = this.scanRecord(batch, i * SCAN_RECORD_BYTES);
+        if (record !== undefined) records.push(record);
+      }
+      for (const record of records) yield record;
+    }
+  }
+
+  private scanRecord(batch: Buffer, offset: number): ShoalRecord | undefined {
+    const flags = batch.readUInt32LE(offset + SCAN_FLAGS);
+    const voidTime = batch.readUInt32LE(offset + SCAN_VOID_TIME);
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    if ((flags & FLAG_TOMBSTONE) !== 0 || isExpired(voidTime, nowSeconds)) return undefined;
+    const length = this.index.readEntry(batch.readUInt32LE(offset + SCAN_ENTRY_ID), READ_COPY_DATA);
+    if (length < 0 || this.exchange.buffer.compare(batch, offset, offset + 20, 0, 20) !== 0) return undefined;
+    const digest = batch.subarray(offset, offset + 20);
+    const key: Key = { ns: this.config.name, set: this.sets.nameOf(batch.readUInt32LE(offset + SCAN_SET_ID)), digest };
+    if ((flags & FLAG_HAS_KEY) !== 0) key.key = storedKey(this.exchange.buffer, EX_DATA);
+    return {
+      key,
+      bins: decodePayloadBins(this.exchange.buffer, EX_DATA, length),
+      gen: batch.readUInt32LE(offset + SCAN_GENERATION),
+      ttl: ttlOf(voidTime, nowSeconds),
+    };
+  }
+
+  async truncate(set: string | undefined, beforeMs: number): Promise<number> {
+    this.checkOpen();
+    const setId = set === undefined ? -1 : this.sets.idOf(set);
+    if (setId === undefined) return 0;
+    let cursor = 1;
+    let total = 0;
+    while (cursor !== 0 && !this.closed) {
+      const removed = this.index.truncate(setId, beforeMs, cursor, TRUNCATE_SLOTS_PER_STEP);
+      total += removed;
+      this.objects -= removed;
+      this.dataBytes -= this.exchange.entryU32(ENTRY_DATA_LENGTH);
+      cursor = this.exchange.entryU32(ENTRY_ID);
+      if (cursor !== 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return total;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Cluster hooks
+
+  readVersion(digest: Buffer): RecordVersion | undefined {
+    this.checkOpen();
+    this.exchange.setDigest(digest);
+    const length = this.index.read(READ_COPY_DATA);
+    if (length < 0) return undefined;
+    return this.versionFromExchange(digest, length);
+  }
+
+  private versionFromExchange(digest: Buffer, length: number): RecordVersion {
+    const exchange = this.exchange;
+    const flags = exchange.entryU32(ENTRY_FLAGS);
+    return {
+      digest: Buffer.from(digest),
+      gen: exchange.entryU32(ENTRY_GENERATION),
+      voidTime: exchange.entryU32(ENTRY_VOID_TIME),
+      lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
+      setName: this.sets.nameOf(exchange.entryU32(ENTRY_SET_ID)),
+      tombstone: (flags & FLAG_TOMBSTONE) !== 0,
+      payload: (flags & FLAG_TOMBSTONE) !== 0 ? undefined : Buffer.from(exchange.buffer.subarray(EX_DATA, EX_DATA + length)),
+    };
+  }
+
+  applyVersion(version: RecordVersion): boolean {
+    this.checkOpen();
+    const exchange = this.exchange;
+    exchange.setDigest(version.digest);
+    const length = this.index.read(0);
+    if (length >= 0) {
+      const local = { gen: exchange.entryU32(ENTRY_GENERATION), lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS) };
+      if (!versionWins(version, local, this.config.conflictResolution)) return false;
+    }
+    if (version.tombstone || version.payload === undefined) {
+      // Memory namespaces keep no tombstones: a removal is the absence of the record.
+      if (length >= 0 && this.index.remove() === 1) this.accountRemoval();
+      return true;
+    }
+    const payloadLength = version.payload.length;
+    if (payloadLength > this.exchange.dataCapacity) {
+      throw new ShoalError(ErrorCode.RECORD_TOO_BIG, `replicated record of ${payloadLength} bytes exceeds this node's maxRecordBytes`);
+    }
+    this.makeRoom(payloadLength + ENTRY_OVERHEAD_BYTES);
+    exchange.u8.set(version.payload, EX_DATA);
+    const flags = version.payload[1] !== 0 ? FLAG_HAS_KEY : 0;
+    this.setEntry(version.gen, version.voidTime, this.sets.idFor(version.setName), flags, version.lastUpdateMs, payloadLength);
+    this.index.upsert(UPSERT_STORE_DATA);
+    this.accountUpsert(payloadLength);
+    return true;
+  }
+
+  async *partitionVersions(partitionId: number): AsyncIterable<RecordVersion> {
+    const filter = partitionFilter([partitionId])!;
+    let cursor = 1;
+    while (cursor !== 0 && !this.closed) {
+      this.exchange.u8.set(filter, EX_PARTITION_FILTER);
+      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, -1, true);
+      cursor = this.exchange.entryU32(ENTRY_ID);
+      const batch = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + count * SCAN_RECORD_BYTES));
+      const versions: RecordVersion[] = [];
+      for (let i = 0; i < count; i++) {
+        const offset = i * SCAN_RECORD_BYTES;
+        const length = this.index.readEntry(batch.readUInt32LE(offset + SCAN_ENTRY_ID), READ_COPY_DATA);
+        if (length < 0 || this.exchange.buffer.compare(batch, offset, offset + 20, 0, 20) !== 0) continue;
+        versions.push(this.versionFromExchange(batch.subarray(offset, offset + 20), length));
+      }
+      for (const version of versions) yield version;
+    }
+  }
+
+  async dropPartition(partitionId: number): Promise<number> {
+    let removed = 0;
+    const digests: Buffer[] = [];
+    for await (const version of this.partitionVersions(partitionId)) digests.push(version.digest);
+    for (const digest of digests) {
+      this.exchange.setDigest(digest);
+      if (this.index.remove() === 1) {
+        this.accountRemoval();
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Stats, close
+
+  stats(): NamespaceStats {
+    const used = this.closed ? 0 : this.memoryUsedBytes();
+    return {
+      objects: this.objects,
+      masterObjects: this.objects,
+      replicaObjects: 0,
+      tombstones: 0,
+      memoryUsedBytes: used,
+      indexUsedBytes: this.objects * ENTRY_OVERHEAD_BYTES,
+      dataUsedBytes: this.dataBytes,
+      memoryFreePct: Math.max(0, Math.round(100 - (used * 100) / this.config.maxBytes)),
+      deviceUsedBytes: 0,
+      deviceFreePct: 100,
+      evicted: this.evicted,
+      expired: this.expired,
+      defragPending: 0,
+      startMode: this.startMode,
+      startMs: Math.round(this.startMs * 1000) / 1000,
+      directIo: 'n/a',
+    };
+  }
+
+  async close(dropIndex: boolean): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    try {
+      if (!dropIndex) {
+        const meta: MemoryMeta = {
+          format: META_FORMAT,
+          kind: 'memory',
+          name: this.config.name,
+          sets: this.sets.toJSON(),
+          dataBytes: this.dataBytes,
+          objects: this.objects,
+        };
+        this.index.writeMeta(Buffer.from(JSON.stringify(meta)));
+        this.index.markClean(true);
+      }
+      this.index.close(dropIndex);
+    } finally {
+      addon().unlockFile(this.lockFd);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ShoalError(ErrorCode.NOT_OPEN, `namespace ${this.config.name} is closed`);
+  }
+}
+
+function containsNull(bins: Bins): boolean {
+  for (const name in bins) if (bins[name] === null) return true;
+  return false;
+}
+
+/** A 4096-bit partition bitmap, or undefined for "all partitions". */
+export function partitionFilter(partitions: readonly number[] | undefined): Uint8Array | undefined {
+  if (partitions === undefined) return undefined;
+  const bitmap = new Uint8Array(512);
+  for (const id of partitions) bitmap[id >>> 3]! |= 1 << (id & 7);
+  return bitmap;
+}
+
+function storedKey(source: Buffer, offset: number): ReturnType<typeof decodeKeyValue> | undefined {
+  const type = source[offset + 1]!;
+  if (type === 0) return undefined;
+  const length = source.readUInt16LE(offset + 2);
+  return decodeKeyValue(type, source.subarray(offset + 4, offset + 4 + length));
+}
+
+function wrapLockError(error: unknown, namespace: string): ShoalError {
+  const wrapped = fromNativeError(error, `namespace ${namespace}`);
+  if (wrapped.code === ErrorCode.LOCKED) {
+    return new ShoalError(
+      ErrorCode.LOCKED,
+      `namespace ${namespace} is already open in another Db (this process or another); close it first`,
+      { cause: error },
+    );
+  }
+  return wrapped;
+}

@@ -1,0 +1,102 @@
+/**
+ * What every namespace offers the Db: the single-record operations, scans, truncation and
+ * statistics. Memory namespaces answer synchronously (a value); device namespaces may answer
+ * with a promise. The Db validates arguments that are common to all namespaces before it
+ * calls in; namespaces validate the rest.
+ */
+import type { Bins } from '../model/bins';
+import type { Key } from '../model/key';
+import type { NamespaceConfig } from '../options';
+import type { Operation, RemoveOptions, WriteOptions } from './semantics';
+
+/** A record as returned to callers. */
+export interface ShoalRecord {
+  key: Key;
+  bins: Bins;
+  gen: number;
+  /** Seconds left, or -1 for never expires. */
+  ttl: number;
+}
+
+export interface WriteResult {
+  gen: number;
+  ttl: number;
+}
+
+export interface ReadOptions {
+  /** Only these bins. */
+  bins?: string[];
+}
+
+export interface ScanOptions {
+  /** Only records of these partition ids (0..4095). */
+  partitions?: number[];
+}
+
+export type StartMode = 'warm' | 'cold' | 'new';
+
+/** Per-namespace statistics, named after Aerospike's. */
+export interface NamespaceStats {
+  objects: number;
+  masterObjects: number;
+  replicaObjects: number;
+  tombstones: number;
+  memoryUsedBytes: number;
+  indexUsedBytes: number;
+  dataUsedBytes: number;
+  deviceUsedBytes: number;
+  deviceFreePct: number;
+  evicted: number;
+  expired: number;
+  defragPending: number;
+  startMode: StartMode;
+  startMs: number;
+  directIo: 'on' | 'off' | 'n/a';
+  [extra: string]: unknown;
+}
+
+/**
+ * One version of one record, as replication and migration move it between nodes: the
+ * metadata and the opaque payload bytes (docs/record-payload.md).
+ */
+export interface RecordVersion {
+  digest: Buffer;
+  gen: number;
+  voidTime: number;
+  lastUpdateMs: number;
+  setName: string;
+  tombstone: boolean;
+  payload: Buffer | undefined;
+}
+
+export type MaybePromise<T> = T | Promise<T>;
+
+export interface Namespace {
+  readonly config: NamespaceConfig;
+  readonly startMode: StartMode;
+  readonly startMs: number;
+  /** Whether getSync can serve this namespace. */
+  readonly servesSync: boolean;
+
+  put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult>;
+  get(key: Key, options: ReadOptions | undefined): MaybePromise<ShoalRecord | undefined>;
+  getSync(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined;
+  exists(key: Key): MaybePromise<boolean>;
+  remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean>;
+  touch(key: Key, ttl: number | undefined): MaybePromise<WriteResult>;
+  operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord>;
+  scan(set: string | undefined, options: ScanOptions | undefined): AsyncIterable<ShoalRecord>;
+  truncate(set: string | undefined, beforeMs: number): Promise<number>;
+  stats(): NamespaceStats;
+  /** Flushes and releases everything; with dropIndex the shared-memory index is freed. */
+  close(dropIndex: boolean): Promise<void>;
+
+  // Cluster hooks: raw record versions for replication and migration.
+  readVersion(digest: Buffer): MaybePromise<RecordVersion | undefined>;
+  /** Stores a version if it wins over the local copy by the conflict rule; returns whether it did. */
+  applyVersion(version: RecordVersion): MaybePromise<boolean>;
+  /** Every local record version of one partition. */
+  partitionVersions(partitionId: number): AsyncIterable<RecordVersion>;
+  /** Removes every local record of one partition (after it has moved away). */
+  dropPartition(partitionId: number): Promise<number>;
+}

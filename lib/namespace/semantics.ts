@@ -1,0 +1,309 @@
+/**
+ * The meaning of each single-record operation, as pure functions over the record's current
+ * state. Memory and device namespaces both call these, so exists policies, generation
+ * checks, TTLs and operate() behave identically whatever stores the bytes.
+ */
+import { GENERATION_MAX, TTL_DONT_UPDATE, TTL_MAX_SECONDS, TTL_NEVER_EXPIRE } from '../constants';
+import { ErrorCode, ShoalError, invalidArgument } from '../errors';
+import { Bins, BinValue, checkBinName, checkBinValue } from '../model/bins';
+import { describe } from '../model/key';
+
+export type ExistsPolicy = 'upsert' | 'create' | 'update' | 'replace' | 'createOrReplace';
+
+export interface WriteOptions {
+  ttl?: number;
+  exists?: ExistsPolicy;
+  generation?: number;
+  durable?: boolean;
+  storeKey?: boolean;
+}
+
+export interface RemoveOptions {
+  generation?: number;
+  durable?: boolean;
+}
+
+/** The state of a record before an operation. `exists` is false for absent or expired records. */
+export interface Current {
+  exists: boolean;
+  gen: number;
+  voidTime: number;
+  lastUpdateMs: number;
+}
+
+const EXISTS_POLICIES: ReadonlySet<string> = new Set(['upsert', 'create', 'update', 'replace', 'createOrReplace']);
+
+/**
+ * Checks write options.
+ * @throws TypeError / ShoalError INVALID_ARGUMENT for unknown policies or bad numbers.
+ */
+export function checkWriteOptions(options: unknown): asserts options is WriteOptions | undefined {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object') throw new TypeError('write options must be an object');
+  const o = options as WriteOptions;
+  if (o.ttl !== undefined) checkTtl(o.ttl);
+  if (o.exists !== undefined && !EXISTS_POLICIES.has(o.exists as string)) {
+    throw invalidArgument(`exists must be one of ${[...EXISTS_POLICIES].join(', ')}, not ${String(o.exists)}`);
+  }
+  if (o.generation !== undefined) checkGeneration(o.generation);
+  if (o.durable !== undefined && typeof o.durable !== 'boolean') throw new TypeError('durable must be a boolean');
+  if (o.storeKey !== undefined && typeof o.storeKey !== 'boolean') throw new TypeError('storeKey must be a boolean');
+}
+
+export function checkRemoveOptions(options: unknown): asserts options is RemoveOptions | undefined {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object') throw new TypeError('remove options must be an object');
+  const o = options as RemoveOptions;
+  if (o.generation !== undefined) checkGeneration(o.generation);
+  if (o.durable !== undefined && typeof o.durable !== 'boolean') throw new TypeError('durable must be a boolean');
+}
+
+export function checkTtl(ttl: unknown): asserts ttl is number {
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl)) throw invalidArgument(`ttl must be an integer number of seconds, not ${describe(ttl)}`);
+  if (ttl < TTL_DONT_UPDATE || ttl > TTL_MAX_SECONDS) {
+    throw invalidArgument(`ttl ${ttl} is out of range: use -2 (keep), -1 (never expire), 0 (namespace default) or 1..${TTL_MAX_SECONDS}`);
+  }
+}
+
+function checkGeneration(generation: unknown): void {
+  if (typeof generation !== 'number' || !Number.isInteger(generation) || generation < 0 || generation > GENERATION_MAX) {
+    throw invalidArgument(`generation must be an integer from 0 to ${GENERATION_MAX}, not ${describe(generation)}`);
+  }
+}
+
+/** The generation after a write: +1, wrapping from the maximum back to 1. */
+export function nextGeneration(gen: number): number {
+  return gen >= GENERATION_MAX ? 1 : gen + 1;
+}
+
+/**
+ * The void time (Unix seconds, 0 = never) that a write with `ttl` gives a record.
+ * `defaultTtl` is the namespace's (0 or -1: never expire).
+ */
+export function voidTimeFor(ttl: number | undefined, defaultTtl: number, current: Current, nowSeconds: number): number {
+  let seconds = ttl ?? 0;
+  if (seconds === TTL_DONT_UPDATE) {
+    if (current.exists) return current.voidTime;
+    seconds = 0;
+  }
+  if (seconds === 0) seconds = defaultTtl;
+  if (seconds <= 0 || seconds === TTL_NEVER_EXPIRE) return 0;
+  return nowSeconds + seconds;
+}
+
+/** A record's TTL as read: seconds left, or -1 for never. */
+export function ttlOf(voidTime: number, nowSeconds: number): number {
+  return voidTime === 0 ? -1 : Math.max(1, voidTime - nowSeconds);
+}
+
+/** Whether a record with this void time has expired. */
+export function isExpired(voidTime: number, nowSeconds: number): boolean {
+  return voidTime !== 0 && voidTime <= nowSeconds;
+}
+
+/** A last-update time that moves forward even when the clock does not. */
+export function nextLastUpdateMs(current: Current, nowMs: number): number {
+  return current.exists && current.lastUpdateMs >= nowMs ? current.lastUpdateMs + 1 : nowMs;
+}
+
+/**
+ * Applies exists/generation policies of a put.
+ * @throws ShoalError RECORD_EXISTS, RECORD_NOT_FOUND or GENERATION_MISMATCH.
+ */
+export function checkPutPolicy(current: Current, options: WriteOptions | undefined): void {
+  const exists = options?.exists ?? 'upsert';
+  if (current.exists) {
+    if (exists === 'create') throw new ShoalError(ErrorCode.RECORD_EXISTS, 'record already exists (exists: "create")');
+  } else if (exists === 'update' || exists === 'replace') {
+    throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, `record not found (exists: "${exists}" needs an existing record)`);
+  }
+  checkGenerationMatch(current, options?.generation);
+}
+
+export function checkGenerationMatch(current: Current, generation: number | undefined): void {
+  if (generation === undefined) return;
+  const actual = current.exists ? current.gen : 0;
+  if (actual !== generation) {
+    throw new ShoalError(ErrorCode.GENERATION_MISMATCH, `generation is ${actual}, not the expected ${generation}`);
+  }
+}
+
+/** Whether a put merges into the existing bins (upsert, update) or replaces them. */
+export function putMerges(options: WriteOptions | undefined): boolean {
+  const exists = options?.exists ?? 'upsert';
+  return exists === 'upsert' || exists === 'update';
+}
+
+/**
+ * The bins a put leaves: `incoming` merged over `existing` (or replacing it), with bins
+ * written as null removed. An empty result means the record is deleted.
+ */
+export function mergeBins(existing: Bins | undefined, incoming: Bins): Bins {
+  const result: Bins = existing === undefined ? {} : existing;
+  for (const name in incoming) {
+    const value = incoming[name]!;
+    if (value === null) delete result[name];
+    else result[name] = value;
+  }
+  return result;
+}
+
+export function hasBins(bins: Bins): boolean {
+  for (const _ in bins) return true;
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------
+// operate()
+
+export type Operation =
+  | { op: 'read'; bin: string }
+  | { op: 'write'; bin: string; value: BinValue }
+  | { op: 'incr'; bin: string; value: number | bigint }
+  | { op: 'append'; bin: string; value: string | Buffer }
+  | { op: 'prepend'; bin: string; value: string | Buffer }
+  | { op: 'touch' }
+  | { op: 'delete' };
+
+/** Operation builders for db.operate(). */
+export const op = {
+  read: (bin: string): Operation => ({ op: 'read', bin }),
+  write: (bin: string, value: BinValue): Operation => ({ op: 'write', bin, value }),
+  incr: (bin: string, value: number | bigint): Operation => ({ op: 'incr', bin, value }),
+  append: (bin: string, value: string | Buffer): Operation => ({ op: 'append', bin, value }),
+  prepend: (bin: string, value: string | Buffer): Operation => ({ op: 'prepend', bin, value }),
+  touch: (): Operation => ({ op: 'touch' }),
+  delete: (): Operation => ({ op: 'delete' }),
+};
+
+/**
+ * Checks an operations list.
+ * @throws TypeError for a non-array; ShoalError INVALID_ARGUMENT naming the bad operation.
+ */
+export function checkOperations(operations: unknown): asserts operations is Operation[] {
+  if (!Array.isArray(operations)) throw new TypeError('operations must be an array built with op.*()');
+  if (operations.length === 0) throw invalidArgument('operations must not be empty');
+  operations.forEach((operation: Operation, index: number) => {
+    if (operation === null || typeof operation !== 'object') throw invalidArgument(`operation ${index} is not an op.*() value`);
+    switch (operation.op) {
+      case 'read':
+        checkBinName(String(operation.bin ?? ''));
+        return;
+      case 'write':
+        checkBinName(String(operation.bin ?? ''));
+        if (operation.value !== null) checkBinValue(operation.value, operation.bin, 0);
+        return;
+      case 'incr':
+        checkBinName(String(operation.bin ?? ''));
+        if (!(typeof operation.value === 'bigint' || (typeof operation.value === 'number' && Number.isFinite(operation.value)))) {
+          throw invalidArgument(`operation ${index} (incr): the amount must be a finite number or a bigint`);
+        }
+        checkBinValue(operation.value, operation.bin, 0);
+        return;
+      case 'append':
+      case 'prepend':
+        checkBinName(String(operation.bin ?? ''));
+        if (typeof operation.value !== 'string' && !(operation.value instanceof Uint8Array)) {
+          throw invalidArgument(`operation ${index} (${operation.op}): the value must be a string or a Buffer`);
+        }
+        return;
+      case 'touch':
+      case 'delete':
+        return;
+      default:
+        throw invalidArgument(`operation ${index} has unknown op ${String((operation as { op?: unknown }).op)}`);
+    }
+  });
+}
+
+export interface OperateOutcome {
+  /** The bins to store, or undefined when the record ends deleted. */
+  bins: Bins | undefined;
+  /** Whether anything was written (otherwise the record is left untouched). */
+  writes: boolean;
+  /** What the read operations returned, by bin name. */
+  reads: Bins;
+}
+
+/**
+ * Applies operations in order to a copy-free working set of bins (`bins` is consumed).
+ * @throws ShoalError BIN_TYPE when incr/append/prepend meet a bin of another type.
+ */
+export function applyOperations(bins: Bins | undefined, operations: readonly Operation[]): OperateOutcome {
+  let working: Bins | undefined = bins;
+  let writes = false;
+  const reads: Bins = {};
+  for (const operation of operations) {
+    switch (operation.op) {
+      case 'read': {
+        const value = working?.[operation.bin];
+        if (value !== undefined) reads[operation.bin] = value;
+        break;
+      }
+      case 'write':
+        working ??= {};
+        if (operation.value === null) delete working[operation.bin];
+        else working[operation.bin] = operation.value;
+        writes = true;
+        break;
+      case 'incr':
+        working ??= {};
+        working[operation.bin] = increment(working[operation.bin], operation.value, operation.bin);
+        writes = true;
+        break;
+      case 'append':
+      case 'prepend':
+        working ??= {};
+        working[operation.bin] = concatenate(working[operation.bin], operation.value, operation.bin, operation.op === 'append');
+        writes = true;
+        break;
+      case 'touch':
+        writes = true;
+        break;
+      case 'delete':
+        working = undefined;
+        writes = true;
+        break;
+    }
+  }
+  if (working !== undefined && !hasBins(working)) working = undefined;
+  return { bins: working, writes, reads };
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function increment(current: BinValue | undefined, amount: number | bigint, bin: string): BinValue {
+  if (current === undefined) return amount;
+  if (typeof current === 'number' && typeof amount === 'number') {
+    const sum = current + amount;
+    if (Number.isInteger(current) && Number.isInteger(amount) && !Number.isSafeInteger(sum)) {
+      return checkInt64(BigInt(current) + BigInt(amount), bin);
+    }
+    return sum;
+  }
+  if (typeof current === 'bigint' || typeof amount === 'bigint') {
+    if ((typeof current === 'number' && !Number.isInteger(current)) || (typeof amount === 'number' && !Number.isInteger(amount))) {
+      throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}": cannot add a fractional number and a bigint`);
+    }
+    if (typeof current !== 'number' && typeof current !== 'bigint') {
+      throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}" holds ${describe(current)}; incr needs a number`);
+    }
+    return checkInt64(BigInt(current) + BigInt(amount), bin);
+  }
+  throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}" holds ${describe(current)}; incr needs a number`);
+}
+
+function checkInt64(value: bigint, bin: string): bigint {
+  if (value < INT64_MIN || value > INT64_MAX) throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}": incr overflows int64`);
+  return value;
+}
+
+function concatenate(current: BinValue | undefined, value: string | Buffer, bin: string, append: boolean): BinValue {
+  if (current === undefined) return value;
+  if (typeof current === 'string' && typeof value === 'string') return append ? current + value : value + current;
+  if (current instanceof Uint8Array && value instanceof Uint8Array) {
+    return append ? Buffer.concat([current, value]) : Buffer.concat([value, current]);
+  }
+  throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}" holds ${describe(current)}; ${append ? 'append' : 'prepend'} needs the same type as its value`);
+}

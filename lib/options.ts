@@ -1,0 +1,209 @@
+/**
+ * open() options: their types, defaults and validation. Everything a namespace needs is
+ * resolved here once, so the namespaces never see a missing or malformed option.
+ */
+import * as path from 'node:path';
+import {
+  HIGH_WATER_MEMORY_PCT_DEFAULT,
+  MAX_RECORD_BYTES_DEFAULT,
+  MAX_RECORD_BYTES_MIN,
+  NAMESPACE_NAME_MAX_BYTES,
+  STOP_WRITES_PCT_DEFAULT,
+  TTL_MAX_SECONDS,
+  WRITE_BLOCK_BYTES_DEFAULT,
+  WRITE_BLOCK_BYTES_MAX,
+  WRITE_BLOCK_BYTES_MIN,
+} from './constants';
+import { invalidArgument } from './errors';
+import { describe } from './model/key';
+
+export interface MemoryStorageOptions {
+  type: 'memory';
+  /** Bound on the namespace's index and data bytes. */
+  maxBytes: number;
+}
+
+export interface DeviceStorageOptions {
+  type: 'device';
+  /** Files (relative to dataDir, or absolute) or raw block device paths. */
+  paths: string[];
+  /** Size of each file Shoal creates (ignored for block devices, which use their size). */
+  sizeBytes: number;
+  directIo?: 'auto' | 'required' | 'off';
+  /** Acknowledge every write only once it is on the device. */
+  commitToDevice?: boolean;
+  /** Keep bins in memory too (cache plus persistence); enables getSync. */
+  dataInMemory?: boolean;
+  writeBlockBytes?: number;
+  flushMaxMs?: number;
+  defragLwmPct?: number;
+}
+
+export interface EvictOptions {
+  /** 'lru' (default for memory namespaces), 'ttl' (soonest expiry first), or 'none'. */
+  policy: 'lru' | 'ttl' | 'none';
+  /** Eviction starts above this percent of maxBytes. */
+  highWaterPct?: number;
+  /** Writes fail with OUT_OF_SPACE above this percent of maxBytes. */
+  stopWritesPct?: number;
+}
+
+export interface NamespaceOptions {
+  name: string;
+  storage: MemoryStorageOptions | DeviceStorageOptions;
+  /** Seconds; 0 or -1: never expire (the default). */
+  defaultTtl?: number;
+  evict?: EvictOptions;
+  /** Largest encoded record, bytes. */
+  maxRecordBytes?: number;
+  /** Store user keys with records by default (a put's storeKey overrides). */
+  storeKey?: boolean;
+  /** Cluster mode: copies of each partition. */
+  replicationFactor?: number;
+  /** Cluster mode: how duplicate copies resolve. */
+  conflictResolution?: 'generation' | 'lastUpdateTime';
+  /** Seconds between background expiry sweeps (0 disables). */
+  nsupPeriodSeconds?: number;
+}
+
+export interface OpenOptions {
+  dataDir?: string;
+  namespaces: NamespaceOptions[];
+  sharedMemoryIndex?: boolean;
+  cluster?: unknown;
+}
+
+/** A namespace's options with every default filled in. */
+export interface NamespaceConfig {
+  name: string;
+  kind: 'memory' | 'device';
+  maxBytes: number;
+  defaultTtl: number;
+  evictPolicy: 'lru' | 'ttl' | 'none';
+  highWaterPct: number;
+  stopWritesPct: number;
+  maxRecordBytes: number;
+  storeKey: boolean;
+  replicationFactor: number;
+  conflictResolution: 'generation' | 'lastUpdateTime';
+  nsupPeriodMs: number;
+  device: ResolvedDeviceOptions | undefined;
+}
+
+export interface ResolvedDeviceOptions {
+  paths: string[];
+  sizeBytes: number;
+  directIo: 'auto' | 'required' | 'off';
+  commitToDevice: boolean;
+  dataInMemory: boolean;
+  writeBlockBytes: number;
+  flushMaxMs: number;
+  defragLwmPct: number;
+}
+
+export interface DbConfig {
+  dataDir: string;
+  sharedMemoryIndex: boolean;
+  namespaces: NamespaceConfig[];
+  cluster: unknown;
+}
+
+const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Resolves open() options.
+ * @throws TypeError or ShoalError INVALID_ARGUMENT naming the offending option.
+ */
+export function resolveOptions(options: unknown): DbConfig {
+  if (options === null || typeof options !== 'object') throw new TypeError('open() needs an options object with namespaces');
+  const o = options as OpenOptions;
+  const dataDir = o.dataDir ?? './shoal-data';
+  if (typeof dataDir !== 'string' || dataDir.length === 0) throw new TypeError('dataDir must be a non-empty string');
+  const sharedMemoryIndex = o.sharedMemoryIndex ?? true;
+  if (typeof sharedMemoryIndex !== 'boolean') throw new TypeError('sharedMemoryIndex must be a boolean');
+  if (!Array.isArray(o.namespaces) || o.namespaces.length === 0) throw new TypeError('namespaces must be a non-empty array');
+  const seen = new Set<string>();
+  const namespaces = o.namespaces.map((ns, index) => {
+    const config = resolveNamespace(ns, index, path.resolve(dataDir));
+    if (seen.has(config.name)) throw invalidArgument(`namespace "${config.name}" is configured twice`);
+    seen.add(config.name);
+    return config;
+  });
+  return { dataDir: path.resolve(dataDir), sharedMemoryIndex, namespaces, cluster: o.cluster };
+}
+
+function resolveNamespace(ns: NamespaceOptions, index: number, dataDir: string): NamespaceConfig {
+  const where = `namespaces[${index}]`;
+  if (ns === null || typeof ns !== 'object') throw new TypeError(`${where} must be an object`);
+  if (typeof ns.name !== 'string' || !NAME_PATTERN.test(ns.name) || ns.name.length > NAMESPACE_NAME_MAX_BYTES) {
+    throw invalidArgument(`${where}.name must be 1-${NAMESPACE_NAME_MAX_BYTES} letters, digits, '_' or '-', not ${JSON.stringify(ns.name)}`);
+  }
+  const storage = ns.storage;
+  if (storage === null || typeof storage !== 'object') throw new TypeError(`${where}.storage must be { type: 'memory' | 'device', ... }`);
+  const defaultTtl = integer(ns.defaultTtl ?? 0, `${where}.defaultTtl`, -1, TTL_MAX_SECONDS);
+  const maxRecordBytes = integer(ns.maxRecordBytes ?? MAX_RECORD_BYTES_DEFAULT, `${where}.maxRecordBytes`, MAX_RECORD_BYTES_MIN, WRITE_BLOCK_BYTES_MAX);
+  const evict = ns.evict ?? { policy: storage.type === 'memory' ? 'lru' : 'none' };
+  if (evict === null || typeof evict !== 'object' || !['lru', 'ttl', 'none'].includes(evict.policy)) {
+    throw invalidArgument(`${where}.evict.policy must be 'lru', 'ttl' or 'none'`);
+  }
+  const highWaterPct = integer(evict.highWaterPct ?? HIGH_WATER_MEMORY_PCT_DEFAULT, `${where}.evict.highWaterPct`, 1, 100);
+  const stopWritesPct = integer(evict.stopWritesPct ?? STOP_WRITES_PCT_DEFAULT, `${where}.evict.stopWritesPct`, 1, 100);
+  const storeKey = ns.storeKey ?? false;
+  if (typeof storeKey !== 'boolean') throw new TypeError(`${where}.storeKey must be a boolean`);
+  const replicationFactor = integer(ns.replicationFactor ?? 2, `${where}.replicationFactor`, 1, 16);
+  const conflictResolution = ns.conflictResolution ?? 'generation';
+  if (conflictResolution !== 'generation' && conflictResolution !== 'lastUpdateTime') {
+    throw invalidArgument(`${where}.conflictResolution must be 'generation' or 'lastUpdateTime'`);
+  }
+  const nsupPeriodMs = integer(ns.nsupPeriodSeconds ?? 1, `${where}.nsupPeriodSeconds`, 0, 86_400) * 1000;
+  const common = {
+    name: ns.name,
+    defaultTtl,
+    evictPolicy: evict.policy,
+    highWaterPct,
+    stopWritesPct,
+    maxRecordBytes,
+    storeKey,
+    replicationFactor,
+    conflictResolution,
+    nsupPeriodMs,
+  };
+  if (storage.type === 'memory') {
+    const maxBytes = integer(storage.maxBytes, `${where}.storage.maxBytes`, 1 << 20, Number.MAX_SAFE_INTEGER);
+    return { ...common, kind: 'memory', maxBytes, device: undefined };
+  }
+  if (storage.type !== 'device') throw invalidArgument(`${where}.storage.type must be 'memory' or 'device', not ${JSON.stringify((storage as { type?: unknown }).type)}`);
+  return { ...common, kind: 'device', maxBytes: 0, device: resolveDevice(storage, where, dataDir, maxRecordBytes) };
+}
+
+function resolveDevice(storage: DeviceStorageOptions, where: string, dataDir: string, maxRecordBytes: number): ResolvedDeviceOptions {
+  if (!Array.isArray(storage.paths) || storage.paths.length === 0 || !storage.paths.every((p) => typeof p === 'string' && p.length > 0)) {
+    throw invalidArgument(`${where}.storage.paths must be a non-empty array of file or device paths`);
+  }
+  if (storage.paths.length > 64) throw invalidArgument(`${where}.storage.paths: at most 64 devices`);
+  const writeBlockBytes = integer(storage.writeBlockBytes ?? WRITE_BLOCK_BYTES_DEFAULT, `${where}.storage.writeBlockBytes`, WRITE_BLOCK_BYTES_MIN, WRITE_BLOCK_BYTES_MAX);
+  if ((writeBlockBytes & (writeBlockBytes - 1)) !== 0) throw invalidArgument(`${where}.storage.writeBlockBytes must be a power of two`);
+  if (maxRecordBytes > writeBlockBytes) throw invalidArgument(`${where}.maxRecordBytes (${maxRecordBytes}) exceeds the write block size (${writeBlockBytes})`);
+  const sizeBytes = integer(storage.sizeBytes, `${where}.storage.sizeBytes`, writeBlockBytes * 8, Number.MAX_SAFE_INTEGER);
+  const directIo = storage.directIo ?? 'auto';
+  if (!['auto', 'required', 'off'].includes(directIo)) throw invalidArgument(`${where}.storage.directIo must be 'auto', 'required' or 'off'`);
+  for (const flag of ['commitToDevice', 'dataInMemory'] as const) {
+    if (storage[flag] !== undefined && typeof storage[flag] !== 'boolean') throw new TypeError(`${where}.storage.${flag} must be a boolean`);
+  }
+  return {
+    paths: storage.paths.map((p) => path.resolve(dataDir, p)),
+    sizeBytes,
+    directIo,
+    commitToDevice: storage.commitToDevice ?? false,
+    dataInMemory: storage.dataInMemory ?? false,
+    writeBlockBytes,
+    flushMaxMs: integer(storage.flushMaxMs ?? 1000, `${where}.storage.flushMaxMs`, 1, 60_000),
+    defragLwmPct: integer(storage.defragLwmPct ?? 50, `${where}.storage.defragLwmPct`, 1, 99),
+  };
+}
+
+function integer(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw invalidArgument(`${name} must be an integer, not ${describe(value)}`);
+  if (value < min || value > max) throw invalidArgument(`${name} must be from ${min} to ${max}, not ${value}`);
+  return value;
+}
