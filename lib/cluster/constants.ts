@@ -44,6 +44,8 @@ export const FORGET_DEAD_PEER_AFTER_TIMEOUTS = 40;
 export const MEMBERSHIP_STABLE_TICKS = 2;
 /** A membership round not completed within this many heartbeat intervals is abandoned. */
 export const MEMBERSHIP_ROUND_TIMEOUT_INTERVALS = 6;
+/** Ticks a member may advertise a stale cluster key (a missed commit, a restart) before the principal re-forms. */
+export const MEMBERSHIP_KEY_MISMATCH_TICKS = 4;
 /** How many ticks the principal re-sends a commit to members that have not acknowledged it. */
 export const MEMBERSHIP_COMMIT_RETRY_TICKS = 20;
 

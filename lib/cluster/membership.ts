@@ -18,6 +18,7 @@
 import { computeClique, compareNodeIdsDescending, sameMembers } from './clique';
 import {
   MEMBERSHIP_COMMIT_RETRY_TICKS,
+  MEMBERSHIP_KEY_MISMATCH_TICKS,
   MEMBERSHIP_ROUND_TIMEOUT_INTERVALS,
   MEMBERSHIP_STABLE_TICKS,
 } from './constants';
@@ -86,6 +87,8 @@ export class Membership {
   private reclusterRequested = false;
   /** When this node's view first differed from its clique (orphan detection). */
   private divergedSinceMs: number | undefined;
+  /** Consecutive ticks each member's heartbeat advertised a key other than ours. */
+  private readonly keyMismatchTicks = new Map<string, number>();
   readonly counters = { roundsStarted: 0, roundsCommitted: 0, roundsFailed: 0, viewsAdopted: 0 };
 
   constructor(private readonly options: MembershipOptions) {
@@ -120,6 +123,7 @@ export class Membership {
       this.stableTicks = 1;
     }
     this.retryCommit();
+    this.countKeyMismatches(clique);
     if (this.round !== undefined) {
       if (now - this.round.startedMs > this.options.intervalMs * MEMBERSHIP_ROUND_TIMEOUT_INTERVALS) {
         this.abandonRound('timed out');
@@ -167,9 +171,18 @@ export class Membership {
     if (this.reclusterRequested) return true;
     if (!sameMembers(clique, this.view.succession)) return true;
     if (this.pendingCommit !== undefined) return false;
-    // A member advertising another key missed a commit or restarted: re-form.
+    // A member that keeps advertising another key missed a commit or restarted: re-form.
+    return clique.some((id) => (this.keyMismatchTicks.get(id) ?? 0) >= MEMBERSHIP_KEY_MISMATCH_TICKS);
+  }
+
+  private countKeyMismatches(clique: string[]): void {
     const heartbeat = this.options.heartbeat;
-    return clique.some((id) => id !== this.options.selfId && heartbeat.peer(id)?.clusterKey !== this.view.clusterKey);
+    for (const id of this.keyMismatchTicks.keys()) if (!clique.includes(id)) this.keyMismatchTicks.delete(id);
+    for (const id of clique) {
+      if (id === this.options.selfId) continue;
+      const mismatch = heartbeat.peer(id)?.clusterKey !== this.view.clusterKey;
+      this.keyMismatchTicks.set(id, mismatch ? (this.keyMismatchTicks.get(id) ?? 0) + 1 : 0);
+    }
   }
 
   private watchForOrphaning(clique: string[], now: number): void {
@@ -309,6 +322,7 @@ export class Membership {
     this.view = { clusterKey: view.clusterKey, succession: [...view.succession], quiesced: [...view.quiesced] };
     this.counters.viewsAdopted++;
     this.divergedSinceMs = undefined;
+    this.keyMismatchTicks.clear();
     this.options.runtime.logger.info('cluster: adopted view', {
       clusterKey: view.clusterKey,
       succession: view.succession,

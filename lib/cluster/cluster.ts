@@ -1,0 +1,298 @@
+/**
+ * The cluster node: wires fabric, heartbeat, membership and the partition map, and exposes
+ * the public `db.cluster` object of SPEC section 6 (state, quiesce, recluster, quiesceUndo,
+ * waitForMigrations, events). Time, timers, randomness and the network come from the injected
+ * Runtime and Network, so the same class runs on TCP in production and in the simulator.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT,
+  DEFAULT_REPLICATION_FACTOR,
+  MAX_REPLICATION_FACTOR,
+  MIN_HEARTBEAT_INTERVAL_MS,
+  MIN_HEARTBEAT_TIMEOUT,
+  PARTITION_COUNT,
+} from './constants';
+import { Fabric, isNodeId } from './fabric';
+import { Heartbeat } from './heartbeat';
+import type { ClusterView } from './membership';
+import { Membership } from './membership';
+import type { Network, WireMessage } from './network';
+import { parseAddress } from './network';
+import type { PartitionMap } from './partition-map';
+import { computePartitionMap } from './partition-map';
+import type { Runtime } from './seams';
+
+/** Cluster options as given to `open({ cluster })` (SPEC section 6). */
+export interface ClusterOptions {
+  nodeId: string;
+  listen: { host: string; port: number };
+  /** Address peers should use, if not the listen address ("host:port"). */
+  advertise?: string;
+  seeds?: string[];
+  clusterName?: string;
+  heartbeatIntervalMs?: number;
+  heartbeatTimeout?: number;
+  replicationFactor?: number;
+  /** Rolling-upgrade tests only: the protocol versions this node claims. */
+  protocolVersion?: number;
+  minProtocolVersion?: number;
+}
+
+/** Validated options with defaults applied. */
+export interface ResolvedClusterOptions {
+  nodeId: string;
+  listenAddress: string;
+  advertise: string | undefined;
+  seeds: string[];
+  clusterName: string;
+  heartbeatIntervalMs: number;
+  heartbeatTimeout: number;
+  replicationFactor: number;
+  protocolVersion: number | undefined;
+  minProtocolVersion: number | undefined;
+}
+
+/** What `db.cluster.state()` returns (SPEC section 6). */
+export interface ClusterState {
+  nodeId: string;
+  clusterKey: string;
+  principal: string;
+  /** Nodes this node currently hears from, itself included. */
+  nodes: string[];
+  succession: string[];
+  quiesced: string[];
+  /** This node's partition counts. */
+  partitions: { master: number; replica: number };
+  migrationsRemaining: number;
+}
+
+/**
+ * Validates cluster options. Throws TypeError/RangeError naming the bad field.
+ */
+export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('cluster: options must be an object');
+  if (!isNodeId(options.nodeId)) throw new TypeError('cluster.nodeId must be a non-empty string of at most 64 bytes');
+  const listen = options.listen;
+  if (listen === null || typeof listen !== 'object' || typeof listen.host !== 'string' || !Number.isInteger(listen.port)) {
+    throw new TypeError('cluster.listen must be { host: string, port: integer }');
+  }
+  const listenAddress = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}`;
+  parseAddress(listenAddress);
+  const seeds = options.seeds ?? [];
+  if (!Array.isArray(seeds)) throw new TypeError('cluster.seeds must be an array of "host:port" strings');
+  for (const seed of seeds) parseAddress(seed);
+  if (options.advertise !== undefined) parseAddress(options.advertise);
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
+  if (!Number.isInteger(heartbeatIntervalMs) || heartbeatIntervalMs < MIN_HEARTBEAT_INTERVAL_MS) {
+    throw new RangeError(`cluster.heartbeatIntervalMs must be an integer >= ${MIN_HEARTBEAT_INTERVAL_MS}`);
+  }
+  const heartbeatTimeout = options.heartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT;
+  if (!Number.isInteger(heartbeatTimeout) || heartbeatTimeout < MIN_HEARTBEAT_TIMEOUT) {
+    throw new RangeError(`cluster.heartbeatTimeout must be an integer >= ${MIN_HEARTBEAT_TIMEOUT}`);
+  }
+  const replicationFactor = options.replicationFactor ?? DEFAULT_REPLICATION_FACTOR;
+  if (!Number.isInteger(replicationFactor) || replicationFactor < 1 || replicationFactor > MAX_REPLICATION_FACTOR) {
+    throw new RangeError(`cluster.replicationFactor must be an integer in 1..${MAX_REPLICATION_FACTOR}`);
+  }
+  const clusterName = options.clusterName ?? 'shoal';
+  if (typeof clusterName !== 'string' || clusterName.length === 0) throw new TypeError('cluster.clusterName must be a non-empty string');
+  return {
+    nodeId: options.nodeId,
+    listenAddress,
+    advertise: options.advertise,
+    seeds,
+    clusterName,
+    heartbeatIntervalMs,
+    heartbeatTimeout,
+    replicationFactor,
+    protocolVersion: options.protocolVersion,
+    minProtocolVersion: options.minProtocolVersion,
+  };
+}
+
+export interface ClusterDependencies {
+  runtime: Runtime;
+  network: Network;
+}
+
+/**
+ * One cluster node. Events: 'change' (ClusterState), 'node-joined' (nodeId), 'node-left'
+ * (nodeId), 'migrations-complete' (ClusterState).
+ */
+export class ClusterNode extends EventEmitter {
+  readonly options: ResolvedClusterOptions;
+  readonly fabric: Fabric;
+  readonly heartbeat: Heartbeat;
+  readonly membership: Membership;
+  protected readonly runtime: Runtime;
+  private quiescedFlag = false;
+  private map: PartitionMap;
+  private started = false;
+  private stopped = false;
+  /** Handlers of fabric messages by type, for the layers built on top (routing, migrations). */
+  protected readonly messageHandlers = new Map<string, (from: string, message: WireMessage) => void>();
+
+  constructor(options: ClusterOptions, dependencies: ClusterDependencies) {
+    super();
+    this.options = resolveClusterOptions(options);
+    this.runtime = dependencies.runtime;
+    const { nodeId, heartbeatIntervalMs, heartbeatTimeout } = this.options;
+    this.fabric = new Fabric({
+      nodeId,
+      clusterName: this.options.clusterName,
+      network: dependencies.network,
+      runtime: this.runtime,
+      reconnectIntervalMs: heartbeatIntervalMs,
+      protocolVersion: this.options.protocolVersion,
+      minProtocolVersion: this.options.minProtocolVersion,
+    });
+    this.heartbeat = new Heartbeat({
+      intervalMs: heartbeatIntervalMs,
+      timeout: heartbeatTimeout,
+      seeds: this.options.seeds,
+      fabric: this.fabric,
+      runtime: this.runtime,
+      localStatus: () => ({ clusterKey: this.membership.view.clusterKey, quiesced: this.quiescedFlag }),
+      onPeerAlive: () => {},
+      onPeerDead: () => {},
+      onHeartbeat: (peer) => this.membership.onHeartbeatKey(peer.nodeId, peer.clusterKey),
+      onTick: () => this.membership.onTick(),
+    });
+    this.membership = new Membership({
+      selfId: nodeId,
+      runtime: this.runtime,
+      heartbeat: this.heartbeat,
+      intervalMs: heartbeatIntervalMs,
+      timeout: heartbeatTimeout,
+      send: (to, message) => this.fabric.sendToNode(to, message),
+      isQuiesced: () => this.quiescedFlag,
+      onViewChange: (view, previous) => this.onViewChange(view, previous),
+    });
+    this.map = this.computeMap(this.membership.view);
+    this.fabric.setHandler((from, message) => this.onMessage(from, message));
+  }
+
+  get nodeId(): string {
+    return this.options.nodeId;
+  }
+
+  /** The address peers reach this node at (valid after start). */
+  get address(): string {
+    return this.fabric.address;
+  }
+
+  get view(): ClusterView {
+    return this.membership.view;
+  }
+
+  get partitionMap(): PartitionMap {
+    return this.map;
+  }
+
+  /** Starts listening and heartbeating. Rejects if the listen address is unavailable. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('cluster: node already started');
+    this.started = true;
+    await this.fabric.start(this.options.listenAddress, this.options.advertise);
+    for (const seed of this.options.seeds) this.heartbeat.addAddress(seed, true);
+    this.heartbeat.start();
+  }
+
+  /** Stops heartbeating and closes every connection. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.heartbeat.stop();
+    await this.fabric.stop();
+  }
+
+  /** Marks this node to hand off all its partitions at the next rebalance (see recluster). */
+  quiesce(): void {
+    this.quiescedFlag = true;
+  }
+
+  /** Reverts quiesce (effective at the next rebalance). */
+  quiesceUndo(): void {
+    this.quiescedFlag = false;
+  }
+
+  /** Starts a rebalance now: the principal runs a membership round with current quiesce flags. */
+  recluster(): void {
+    this.membership.requestRecluster();
+  }
+
+  get quiesced(): boolean {
+    return this.quiescedFlag;
+  }
+
+  state(): ClusterState {
+    const view = this.membership.view;
+    let master = 0;
+    let replica = 0;
+    for (const owners of this.map.owners) {
+      const index = owners.indexOf(this.nodeId);
+      if (index === 0) master++;
+      else if (index > 0) replica++;
+    }
+    return {
+      nodeId: this.nodeId,
+      clusterKey: view.clusterKey,
+      principal: view.succession[0],
+      nodes: [this.nodeId, ...this.heartbeat.alivePeers()].sort(),
+      succession: [...view.succession],
+      quiesced: [...view.quiesced],
+      partitions: { master, replica },
+      migrationsRemaining: this.migrationsRemaining(),
+    };
+  }
+
+  /** Partitions this node still has to send or receive; overridden by the data layer. */
+  migrationsRemaining(): number {
+    return 0;
+  }
+
+  /** Master node of a partition under the current map. */
+  masterOf(partitionId: number): string {
+    return this.map.owners[partitionId][0];
+  }
+
+  protected computeMap(view: ClusterView): PartitionMap {
+    return computePartitionMap({
+      succession: view.succession,
+      quiesced: view.quiesced,
+      replicationFactor: this.options.replicationFactor,
+      partitionCount: PARTITION_COUNT,
+    });
+  }
+
+  /** Called after a new view is adopted; subclasses extend it to start migrations. */
+  protected onViewChange(view: ClusterView, previous: ClusterView): void {
+    const previousMap = this.map;
+    this.map = this.computeMap(view);
+    this.onMapChange(previousMap, this.map, view, previous);
+    const before = new Set(previous.succession);
+    const after = new Set(view.succession);
+    const state = this.state();
+    this.emit('change', state);
+    for (const id of view.succession) if (!before.has(id)) this.emit('node-joined', id);
+    for (const id of previous.succession) if (!after.has(id)) this.emit('node-left', id);
+  }
+
+  /** Hook for the data layer, run before the 'change' event. */
+  protected onMapChange(_previousMap: PartitionMap, _map: PartitionMap, _view: ClusterView, _previousView: ClusterView): void {}
+
+  private onMessage(from: string, message: WireMessage): void {
+    if (message.type === 'heartbeat') {
+      this.heartbeat.receive(from, message);
+      return;
+    }
+    const handler = this.messageHandlers.get(message.type);
+    if (handler !== undefined) {
+      handler(from, message);
+      return;
+    }
+    this.membership.receive(from, message);
+  }
+}
