@@ -12,3 +12,4 @@ export type { Key, KeyValue } from './model/key';
 export type { Bins, BinValue } from './model/bins';
 export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenOptions } from './options';
 export { PARTITION_COUNT } from './constants';
+export { digestOf, partitionOf } from './model/digest';

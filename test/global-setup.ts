@@ -2,7 +2,9 @@
  * Runs once around the whole test run: whatever shared-memory segments the tests create
  * are removed at the end, even when a test failed before its own cleanup ran.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 const SHM = '/dev/shm';
 
@@ -14,7 +16,26 @@ function shoalSegments(): Set<string> {
   }
 }
 
+/** Child-process fixtures run the compiled library: rebuild dist/ when a source is newer. */
+function buildIfStale(): void {
+  const root = path.join(__dirname, '..');
+  const built = path.join(root, 'dist', 'lib', 'index.js');
+  const builtMs = fs.existsSync(built) ? fs.statSync(built).mtimeMs : 0;
+  const newest = newestMtime(path.join(root, 'lib'));
+  if (newest > builtMs) execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : fs.statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
 export default function setup(): () => void {
+  buildIfStale();
   const before = shoalSegments();
   return () => {
     for (const name of shoalSegments()) {
