@@ -1,1 +1,1230 @@
+// The primary index: staged entry array, linear-hashing buckets, free list, side table with
+// LRU list, and the record arena. See docs/index.md for the design and its reasons.
 #include "primary_index.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "exchange_layout.h"
+#include "ripemd160.h"
+
+namespace shoal {
+
+// ---------------------------------------------------------------------------------------------
+// Header segment layout
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr uint64_t kMagic = 0x5849504C414F4853;  // "SHOALPIX" little-endian
+constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kInitialBucketsLog2 = 12;
+constexpr uint32_t kMaxLoadPercent = 100;  // split one bucket per insert above one entry per bucket
+constexpr size_t kHeaderAreaBytes = 64 * 1024;
+constexpr size_t kHeaderSegmentBytes = kHeaderAreaBytes + kMetaCapacityBytes;
+constexpr uint64_t kFreeSlotMarker = (uint64_t{1} << 48) - 1;
+constexpr uint64_t kMaxFreedBytes = std::numeric_limits<uint32_t>::max();
+
+}  // namespace
+
+// Everything the code assumes about the segments' shapes; attach requires an exact match.
+struct IndexLayout {
+  uint32_t entry_bytes;
+  uint32_t side_entry_bytes;
+  uint32_t with_data;
+  uint32_t first_stage_log2;
+  uint32_t max_stage_log2;
+  uint32_t initial_buckets_log2;
+  uint32_t max_load_percent;
+  uint32_t arena_class_count;
+  uint32_t arena_first_stage_log2;
+  uint32_t arena_max_stage_log2;
+  uint32_t arena_chunk_header_bytes;
+  uint32_t meta_capacity_bytes;
+};
+
+// The header segment's first bytes (shared memory; plain old data; written down in
+// docs/index.md). The meta blob follows at kHeaderAreaBytes.
+struct IndexHeader {
+  uint64_t magic;  // written last on create, so a half-created index never matches
+  uint32_t format_version;
+  uint32_t header_bytes;
+  IndexLayout layout;
+  uint32_t clean;
+  uint32_t signature_high;
+  uint32_t signature_low;
+  uint32_t meta_bytes;
+  double created_ms;
+  uint64_t entry_count;
+  uint32_t free_head;
+  uint32_t end_entry_id;
+  uint32_t entry_stage_count;
+  uint32_t side_stage_count;
+  uint32_t bucket_stage_count;
+  uint32_t hash_level;  // buckets in this round = 2^(initial log2 + level)
+  uint64_t split_pointer;
+  uint64_t bucket_count;
+  uint32_t lru_head;
+  uint32_t lru_tail;
+  ArenaState arena;
+};
+static_assert(sizeof(IndexHeader) <= kHeaderAreaBytes, "header fits before the meta blob");
+
+namespace {
+
+IndexLayout ExpectedLayout(bool with_data) {
+  return IndexLayout{sizeof(IndexEntry),
+                     with_data ? static_cast<uint32_t>(sizeof(SideEntry)) : 0,
+                     with_data ? 1u : 0u,
+                     StagedArray::kFirstStageLog2,
+                     StagedArray::kMaxStageLog2,
+                     kInitialBucketsLog2,
+                     kMaxLoadPercent,
+                     kArenaClassCount,
+                     kArenaFirstStageLog2,
+                     kArenaMaxStageLog2,
+                     kArenaChunkHeaderBytes,
+                     static_cast<uint32_t>(kMetaCapacityBytes)};
+}
+
+uint64_t LastUpdateMs(const IndexEntry* entry) {
+  uint64_t value = 0;
+  std::memcpy(&value, entry->last_update_ms, 6);
+  return value;
+}
+
+void SetLastUpdateMs(IndexEntry* entry, uint64_t value) { std::memcpy(entry->last_update_ms, &value, 6); }
+
+uint64_t DigestHash(const uint8_t* digest) {
+  uint64_t hash;
+  std::memcpy(&hash, digest + 4, sizeof hash);  // not bytes 0..1: those pick the partition
+  return hash;
+}
+
+double NowMs() {
+  using namespace std::chrono;
+  return static_cast<double>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+}  // namespace
+
+void ComputeRecordDigest(const uint8_t* set, size_t set_bytes, uint8_t key_type, const uint8_t* key,
+                         size_t key_bytes, uint8_t digest[kDigestBytes]) {
+  Ripemd160 hash;
+  hash.Update(set, set_bytes);
+  hash.Update(&key_type, 1);
+  hash.Update(key, key_bytes);
+  hash.Final(digest);
+}
+
+// ---------------------------------------------------------------------------------------------
+// StagedArray
+// ---------------------------------------------------------------------------------------------
+
+uint64_t StagedArray::StageStart(uint32_t stage) {
+  if (stage <= kGeometricStages) return (uint64_t{1} << kFirstStageLog2) * ((uint64_t{1} << stage) - 1);
+  return kGeometricElements + uint64_t{stage - kGeometricStages} * (uint64_t{1} << kMaxStageLog2);
+}
+
+std::string StagedArray::StageName(uint32_t stage) const {
+  return base_name_ + "." + letter_ + std::to_string(stage);
+}
+
+void StagedArray::ReserveSlow(uint64_t count, uint32_t* stage_count) {
+  SHOAL_ASSERT(count <= (uint64_t{1} << 32) && *stage_count == stages_.size(), "reserve %llu of '%c' stages %u/%zu",
+               static_cast<unsigned long long>(count), letter_, *stage_count, stages_.size());
+  uint32_t last_stage, last_offset;
+  Locate(static_cast<uint32_t>(count - 1), &last_stage, &last_offset);
+  while (stages_.size() <= last_stage) {
+    uint32_t stage = static_cast<uint32_t>(stages_.size());
+    if (stage > 0) stages_[stage - 1].Commit(stages_[stage - 1].bytes());
+    stages_.push_back(MemorySegment::Create(StageName(stage), StageElements(stage) * element_bytes_, shared_));
+    bases_.push_back(stages_.back().data());
+    *stage_count = stage + 1;
+  }
+  MemorySegment& segment = stages_[last_stage];
+  segment.Commit((size_t{last_offset} + 1) * element_bytes_);
+  usable_ = StageStart(last_stage) + segment.committed_bytes() / element_bytes_;
+}
+
+bool StagedArray::Attach(uint32_t stage_count) {
+  Unmap();
+  for (uint32_t stage = 0; stage < stage_count; ++stage) {
+    MemorySegment segment;
+    if (!MemorySegment::OpenExisting(StageName(stage), StageElements(stage) * element_bytes_, &segment)) {
+      Unmap();
+      return false;
+    }
+    stages_.push_back(std::move(segment));
+    bases_.push_back(stages_.back().data());
+  }
+  if (stage_count > 0) usable_ = StageStart(stage_count - 1) + stages_.back().committed_bytes() / element_bytes_;
+  return true;
+}
+
+void StagedArray::Unmap() {
+  stages_.clear();
+  bases_.clear();
+  usable_ = 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PrimaryIndex: open, create, attach, close
+// ---------------------------------------------------------------------------------------------
+
+PrimaryIndex::PrimaryIndex(std::string base_name, bool shared, bool with_data)
+    : base_name_(std::move(base_name)),
+      shared_(shared),
+      with_data_(with_data),
+      entries_(base_name_, 'e', sizeof(IndexEntry), shared),
+      buckets_(base_name_, 'b', sizeof(uint32_t), shared),
+      side_(base_name_, 's', sizeof(SideEntry), shared) {}
+
+PrimaryIndex::~PrimaryIndex() { Close(false); }
+
+int PrimaryIndex::Open(bool attach) {
+  SHOAL_ASSERT(!is_open(), "open of an open index %s", base_name_.c_str());
+  if (shared_ && attach) {
+    int result = Attach();
+    if (result != 0) return result;
+  }
+  if (shared_) MemorySegment::UnlinkAll(base_name_);
+  try {
+    Create();
+  } catch (...) {
+    Close(true);
+    throw;
+  }
+  return 0;
+}
+
+void PrimaryIndex::Create() {
+  header_segment_ = MemorySegment::Create(base_name_ + ".h", kHeaderSegmentBytes, shared_);
+  header_segment_.Commit(kHeaderSegmentBytes);
+  header_ = reinterpret_cast<IndexHeader*>(header_segment_.data());
+  IndexHeader* header = header_;
+  header->format_version = kFormatVersion;
+  header->header_bytes = sizeof(IndexHeader);
+  header->layout = ExpectedLayout(with_data_);
+  header->created_ms = NowMs();
+  // Slot 0 is the null id: never live, never on the free list.
+  entries_.Reserve(1, &header->entry_stage_count);
+  SetLastUpdateMs(EntryAt(0), kFreeSlotMarker);
+  header->end_entry_id = 1;
+  if (with_data_) side_.Reserve(1, &header->side_stage_count);
+  header->bucket_count = uint64_t{1} << kInitialBucketsLog2;
+  buckets_.Reserve(header->bucket_count, &header->bucket_stage_count);
+  arena_ = std::make_unique<RecordArena>(&header->arena, base_name_, shared_);
+  arena_->Initialize();
+  __atomic_store_n(&header->magic, kMagic, __ATOMIC_RELEASE);
+}
+
+// Returns 1 attached, -1 incompatible, 0 when there is no header (the caller creates).
+int PrimaryIndex::Attach() {
+  MemorySegment segment;
+  if (!MemorySegment::OpenExisting(base_name_ + ".h", 0, &segment)) return 0;
+  if (segment.bytes() != kHeaderSegmentBytes) return -1;
+  const IndexHeader* header = reinterpret_cast<const IndexHeader*>(segment.data());
+  IndexLayout expected = ExpectedLayout(with_data_);
+  if (header->magic != kMagic || header->format_version != kFormatVersion ||
+      header->header_bytes != sizeof(IndexHeader) || std::memcmp(&header->layout, &expected, sizeof expected) != 0) {
+    return -1;
+  }
+  // The numbers must be within bounds before anything trusts them.
+  uint64_t round = uint64_t{1} << std::min<uint32_t>(kInitialBucketsLog2 + header->hash_level, 40);
+  bool sane = header->end_entry_id >= 1 && header->end_entry_id <= kMaxEntries &&
+              header->entry_stage_count <= StagedArray::kMaxStages &&
+              StagedArray::StageStart(header->entry_stage_count) >= header->end_entry_id &&
+              header->entry_count < header->end_entry_id && header->free_head < header->end_entry_id &&
+              kInitialBucketsLog2 + header->hash_level <= 32 && header->split_pointer < round &&
+              header->bucket_count == round + header->split_pointer && header->bucket_count <= (uint64_t{1} << 32) &&
+              header->bucket_stage_count <= StagedArray::kMaxStages &&
+              StagedArray::StageStart(header->bucket_stage_count) >= header->bucket_count &&
+              header->meta_bytes <= kMetaCapacityBytes && header->lru_head < header->end_entry_id &&
+              header->lru_tail < header->end_entry_id &&
+              (!with_data_ || header->side_stage_count == header->entry_stage_count) &&
+              RecordArena::StateIsSane(header->arena);
+  if (!sane) return -1;
+  header_segment_ = std::move(segment);
+  header_ = reinterpret_cast<IndexHeader*>(header_segment_.data());
+  arena_ = std::make_unique<RecordArena>(&header_->arena, base_name_, shared_);
+  bool mapped = entries_.Attach(header_->entry_stage_count) && buckets_.Attach(header_->bucket_stage_count) &&
+                (!with_data_ || side_.Attach(header_->side_stage_count)) && (!with_data_ || arena_->Attach());
+  if (!mapped) {
+    Close(false);
+    return -1;
+  }
+  return 1;
+}
+
+void PrimaryIndex::Close(bool drop) {
+  if (arena_) arena_->Unmap();
+  arena_.reset();
+  entries_.Unmap();
+  buckets_.Unmap();
+  side_.Unmap();
+  header_segment_.Unmap();
+  header_ = nullptr;
+  if (drop && shared_) MemorySegment::UnlinkAll(base_name_);
+}
+
+uint8_t* PrimaryIndex::meta() const { return header_segment_.data() + kHeaderAreaBytes; }
+uint32_t PrimaryIndex::end_entry_id() const { return header_->end_entry_id; }
+uint64_t PrimaryIndex::entry_count() const { return header_->entry_count; }
+uint64_t PrimaryIndex::bucket_count() const { return header_->bucket_count; }
+
+// ---------------------------------------------------------------------------------------------
+// Lookups
+// ---------------------------------------------------------------------------------------------
+
+uint64_t PrimaryIndex::BucketOf(const uint8_t* digest) const {
+  uint64_t hash = DigestHash(digest);
+  uint64_t round = uint64_t{1} << (kInitialBucketsLog2 + header_->hash_level);
+  uint64_t bucket = hash & (round - 1);
+  if (bucket < header_->split_pointer) bucket = hash & (2 * round - 1);
+  return bucket;
+}
+
+uint32_t PrimaryIndex::Find(const uint8_t* digest) const {
+  uint32_t end = header_->end_entry_id;
+  uint32_t id = *BucketAt(BucketOf(digest));
+  while (id != 0) {
+    SHOAL_ASSERT(id < end, "chain entry %u beyond end %u", id, end);
+    const IndexEntry* entry = EntryAt(id);
+    if (std::memcmp(entry->digest, digest, kDigestBytes) == 0) return id;
+    id = entry->next;
+  }
+  return 0;
+}
+
+bool PrimaryIndex::IsLive(uint32_t id) const {
+  return id != 0 && id < header_->end_entry_id && LastUpdateMs(EntryAt(id)) != kFreeSlotMarker;
+}
+
+EntryFields PrimaryIndex::Fields(uint32_t id) const {
+  const IndexEntry* entry = EntryAt(id);
+  EntryFields fields;
+  fields.generation = entry->generation;
+  fields.void_time = entry->void_time;
+  fields.set_id = entry->set_id_and_flags & 0x0FFF;
+  fields.flags = entry->set_id_and_flags >> 12;
+  fields.last_update_ms = LastUpdateMs(entry);
+  fields.location = entry->location;
+  return fields;
+}
+
+const uint8_t* PrimaryIndex::Data(uint32_t id) const {
+  if (!with_data_) return nullptr;
+  ArenaHandle handle = SideAt(id)->handle;
+  return handle == 0 ? nullptr : arena_->Payload(handle);
+}
+
+uint32_t PrimaryIndex::DataBytes(uint32_t id) const {
+  if (!with_data_) return 0;
+  ArenaHandle handle = SideAt(id)->handle;
+  return handle == 0 ? 0 : arena_->PayloadBytes(handle);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LRU list (side table)
+// ---------------------------------------------------------------------------------------------
+
+void PrimaryIndex::LruUnlink(uint32_t id) {
+  SideEntry* side = SideAt(id);
+  if (side->lru_previous != 0) {
+    SideAt(side->lru_previous)->lru_next = side->lru_next;
+  } else {
+    SHOAL_ASSERT(header_->lru_head == id, "lru unlink %u: head is %u", id, header_->lru_head);
+    header_->lru_head = side->lru_next;
+  }
+  if (side->lru_next != 0) {
+    SideAt(side->lru_next)->lru_previous = side->lru_previous;
+  } else {
+    SHOAL_ASSERT(header_->lru_tail == id, "lru unlink %u: tail is %u", id, header_->lru_tail);
+    header_->lru_tail = side->lru_previous;
+  }
+  side->lru_previous = 0;
+  side->lru_next = 0;
+}
+
+void PrimaryIndex::LruPushHead(uint32_t id) {
+  SideEntry* side = SideAt(id);
+  side->lru_previous = 0;
+  side->lru_next = header_->lru_head;
+  if (header_->lru_head != 0) {
+    SideAt(header_->lru_head)->lru_previous = id;
+  } else {
+    header_->lru_tail = id;
+  }
+  header_->lru_head = id;
+}
+
+void PrimaryIndex::Touch(uint32_t id) {
+  if (!with_data_ || header_->lru_head == id) return;
+  LruUnlink(id);
+  LruPushHead(id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutations
+// ---------------------------------------------------------------------------------------------
+
+uint32_t PrimaryIndex::AllocateSlot() {
+  uint32_t id = header_->free_head;
+  if (id != 0) {
+    SHOAL_ASSERT(id < header_->end_entry_id && LastUpdateMs(EntryAt(id)) == kFreeSlotMarker,
+                 "free list head %u (end %u) is not a free slot", id, header_->end_entry_id);
+    header_->free_head = EntryAt(id)->next;
+    return id;
+  }
+  id = header_->end_entry_id;
+  if (id >= kMaxEntries) {
+    throw NativeError(NativeError::Kind::kError, "OUT_OF_SPACE", "shoal: the primary index is full (2^31 entries)");
+  }
+  entries_.Reserve(uint64_t{id} + 1, &header_->entry_stage_count);
+  if (with_data_) side_.Reserve(uint64_t{id} + 1, &header_->side_stage_count);
+  header_->end_entry_id = id + 1;
+  return id;
+}
+
+void PrimaryIndex::FreeSlot(uint32_t id) {
+  IndexEntry* entry = EntryAt(id);
+  std::memset(entry, 0, sizeof *entry);
+  SetLastUpdateMs(entry, kFreeSlotMarker);
+  entry->next = header_->free_head;
+  header_->free_head = id;
+  if (with_data_) std::memset(SideAt(id), 0, sizeof(SideEntry));
+}
+
+void PrimaryIndex::WriteFields(IndexEntry* entry, const EntryFields& fields) {
+  SHOAL_ASSERT(fields.set_id <= kMaxSetId && fields.flags <= kMaxFlags && fields.last_update_ms <= kMaxLastUpdateMs,
+               "unvalidated fields: set %u flags %u last update %llu", fields.set_id, fields.flags,
+               static_cast<unsigned long long>(fields.last_update_ms));
+  entry->generation = fields.generation;
+  entry->void_time = fields.void_time;
+  SetLastUpdateMs(entry, fields.last_update_ms);
+  entry->set_id_and_flags = static_cast<uint16_t>(fields.set_id | (fields.flags << 12));
+  entry->location = fields.location;
+}
+
+void PrimaryIndex::FillPrevious(uint32_t id, PreviousEntry* previous) const {
+  if (previous == nullptr) return;
+  previous->existed = true;
+  previous->entry_id = id;
+  previous->fields = Fields(id);
+  previous->data_bytes = DataBytes(id);
+}
+
+uint32_t PrimaryIndex::Upsert(const uint8_t* digest, const EntryFields& fields, DataAction action,
+                              const uint8_t* data, uint32_t data_bytes, PreviousEntry* previous) {
+  SHOAL_ASSERT(action != DataAction::kStore || (with_data_ && data_bytes <= kArenaMaxPayloadBytes),
+               "store of %u bytes (with data %d)", data_bytes, with_data_);
+  if (previous != nullptr) *previous = PreviousEntry{};
+  ArenaHandle handle = 0;
+  uint32_t id = Find(digest);
+  if (action == DataAction::kStore) {  // may throw; nothing has changed yet
+    handle = arena_->Allocate(data_bytes);
+    std::memcpy(arena_->Payload(handle), data, data_bytes);
+  }
+  if (id != 0) {
+    FillPrevious(id, previous);
+    if (with_data_ && action != DataAction::kKeep) {
+      SideEntry* side = SideAt(id);
+      if (side->handle != 0) arena_->Free(side->handle);
+      side->handle = handle;
+    }
+    WriteFields(EntryAt(id), fields);
+    Touch(id);
+    return id;
+  }
+  try {
+    id = AllocateSlot();
+    buckets_.Reserve(header_->bucket_count + 1, &header_->bucket_stage_count);
+  } catch (...) {
+    if (handle != 0) arena_->Free(handle);
+    if (id != 0) FreeSlot(id);
+    throw;
+  }
+  IndexEntry* entry = EntryAt(id);
+  std::memcpy(entry->digest, digest, kDigestBytes);
+  WriteFields(entry, fields);
+  uint32_t* bucket = BucketAt(BucketOf(digest));
+  entry->next = *bucket;
+  *bucket = id;
+  if (with_data_) {
+    SideAt(id)->handle = handle;
+    LruPushHead(id);
+  }
+  header_->entry_count += 1;
+  if (header_->entry_count * 100 > header_->bucket_count * kMaxLoadPercent) SplitOneBucket();
+  return id;
+}
+
+// Linear hashing (Litwin 1980): split the bucket at the split pointer into itself and its
+// image one round higher; entries never move, only their chain links change.
+void PrimaryIndex::SplitOneBucket() {
+  uint64_t round = uint64_t{1} << (kInitialBucketsLog2 + header_->hash_level);
+  uint64_t old_bucket = header_->split_pointer;
+  uint64_t new_bucket = old_bucket + round;
+  SHOAL_ASSERT(new_bucket == header_->bucket_count && new_bucket < buckets_.usable(),
+               "split %llu -> %llu with %llu buckets", static_cast<unsigned long long>(old_bucket),
+               static_cast<unsigned long long>(new_bucket), static_cast<unsigned long long>(header_->bucket_count));
+  uint32_t* old_head = BucketAt(old_bucket);
+  uint32_t* new_head = BucketAt(new_bucket);
+  uint32_t id = *old_head;
+  *old_head = 0;
+  *new_head = 0;
+  uint32_t end = header_->end_entry_id;
+  while (id != 0) {
+    SHOAL_ASSERT(id < end, "chain entry %u beyond end %u in bucket %llu", id, end,
+                 static_cast<unsigned long long>(old_bucket));
+    IndexEntry* entry = EntryAt(id);
+    uint32_t next = entry->next;
+    uint32_t* head = (DigestHash(entry->digest) & round) ? new_head : old_head;
+    entry->next = *head;
+    *head = id;
+    id = next;
+  }
+  header_->bucket_count += 1;
+  header_->split_pointer += 1;
+  if (header_->split_pointer == round) {
+    header_->split_pointer = 0;
+    header_->hash_level += 1;
+  }
+}
+
+void PrimaryIndex::Unlink(uint32_t id) {
+  IndexEntry* entry = EntryAt(id);
+  uint32_t* link = BucketAt(BucketOf(entry->digest));
+  uint32_t end = header_->end_entry_id;
+  while (*link != id) {
+    SHOAL_ASSERT(*link != 0 && *link < end, "entry %u missing from its bucket chain (link %u, end %u)", id, *link, end);
+    link = &EntryAt(*link)->next;
+  }
+  *link = entry->next;
+}
+
+bool PrimaryIndex::RemoveEntry(uint32_t id, PreviousEntry* previous) {
+  if (previous != nullptr) *previous = PreviousEntry{};
+  if (!IsLive(id)) return false;
+  FillPrevious(id, previous);
+  Unlink(id);
+  if (with_data_) {
+    SideEntry* side = SideAt(id);
+    if (side->handle != 0) arena_->Free(side->handle);
+    side->handle = 0;
+    LruUnlink(id);
+  }
+  FreeSlot(id);
+  SHOAL_ASSERT(header_->entry_count > 0, "entry count underflow removing %u", id);
+  header_->entry_count -= 1;
+  return true;
+}
+
+bool PrimaryIndex::Remove(const uint8_t* digest, PreviousEntry* previous) {
+  uint32_t id = Find(digest);
+  if (id == 0) {
+    if (previous != nullptr) *previous = PreviousEntry{};
+    return false;
+  }
+  return RemoveEntry(id, previous);
+}
+
+// Removes a live entry unless its payload would push *freed_bytes past 2^32 - 1.
+uint32_t PrimaryIndex::RemoveWithinBudget(uint32_t id, uint64_t* freed_bytes, bool* over_budget) {
+  uint32_t payload = DataBytes(id);
+  if (*freed_bytes + payload > kMaxFreedBytes) {
+    *over_budget = true;
+    return 0;
+  }
+  RemoveEntry(id, nullptr);
+  *freed_bytes += payload;
+  return 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk removals
+// ---------------------------------------------------------------------------------------------
+
+uint32_t PrimaryIndex::EvictLru(int64_t target_data_bytes, uint32_t max_removals, uint64_t* freed_bytes) {
+  uint32_t removed = 0;
+  bool over_budget = false;
+  while (removed < max_removals && !over_budget &&
+         (target_data_bytes < 0 || data_bytes() > static_cast<uint64_t>(target_data_bytes))) {
+    uint32_t id = header_->lru_tail;
+    if (id == 0) break;
+    removed += RemoveWithinBudget(id, freed_bytes, &over_budget);
+  }
+  return removed;
+}
+
+namespace {
+constexpr uint32_t kExpiryBins = 4096;
+}
+
+// Three passes: the range of void times, a histogram (bytes and counts per bin) that picks
+// the threshold bin, and the removal of every entry below it plus as many of the threshold
+// bin as the bounds allow. Entries with void time 0 never expire and are never touched.
+uint32_t PrimaryIndex::EvictSoonestExpiring(int64_t target_data_bytes, uint32_t max_removals, uint32_t now_seconds,
+                                            uint64_t* freed_bytes) {
+  auto want_more = [&](uint32_t removed) {
+    return removed < max_removals && (target_data_bytes < 0 || data_bytes() > static_cast<uint64_t>(target_data_bytes));
+  };
+  if (!want_more(0)) return 0;
+  uint32_t end = end_entry_id();
+  uint32_t lowest = std::numeric_limits<uint32_t>::max(), highest = 0;
+  for (uint32_t id = 1; id < end; ++id) {
+    if (!IsLive(id) || EntryAt(id)->void_time == 0) continue;
+    lowest = std::min(lowest, EntryAt(id)->void_time);
+    highest = std::max(highest, EntryAt(id)->void_time);
+  }
+  if (highest == 0) return 0;
+  lowest = std::max(lowest, std::min(now_seconds, highest));  // everything already expired shares bin 0
+  uint64_t width = std::max<uint64_t>(1, (uint64_t{highest} - lowest + kExpiryBins) / kExpiryBins);
+  auto bin_of = [&](uint32_t void_time) {
+    return static_cast<uint32_t>((uint64_t{std::max(void_time, lowest)} - lowest) / width);
+  };
+  std::vector<uint64_t> bin_bytes(kExpiryBins, 0), bin_counts(kExpiryBins, 0);
+  for (uint32_t id = 1; id < end; ++id) {
+    if (!IsLive(id) || EntryAt(id)->void_time == 0) continue;
+    uint32_t bin = bin_of(EntryAt(id)->void_time);
+    bin_counts[bin] += 1;
+    if (with_data_ && SideAt(id)->handle != 0) bin_bytes[bin] += arena_->ChunkBytes(SideAt(id)->handle);
+  }
+  uint64_t needed_bytes = target_data_bytes < 0 ? std::numeric_limits<uint64_t>::max()
+                                                 : data_bytes() - static_cast<uint64_t>(target_data_bytes);
+  uint32_t threshold = kExpiryBins - 1;
+  uint64_t counted = 0, bytes = 0;
+  for (uint32_t bin = 0; bin < kExpiryBins; ++bin) {
+    counted += bin_counts[bin];
+    bytes += bin_bytes[bin];
+    if (counted >= max_removals || bytes >= needed_bytes) {
+      threshold = bin;
+      break;
+    }
+  }
+  uint32_t removed = 0;
+  bool over_budget = false;
+  std::vector<uint32_t> threshold_ids;
+  for (uint32_t id = 1; id < end && want_more(removed) && !over_budget; ++id) {
+    if (!IsLive(id) || EntryAt(id)->void_time == 0) continue;
+    uint32_t bin = bin_of(EntryAt(id)->void_time);
+    if (bin < threshold) {
+      removed += RemoveWithinBudget(id, freed_bytes, &over_budget);
+    } else if (bin == threshold && threshold_ids.size() < max_removals) {
+      threshold_ids.push_back(id);
+    }
+  }
+  std::sort(threshold_ids.begin(), threshold_ids.end(),
+            [&](uint32_t a, uint32_t b) { return EntryAt(a)->void_time < EntryAt(b)->void_time; });
+  for (uint32_t id : threshold_ids) {
+    if (!want_more(removed) || over_budget) break;
+    if (IsLive(id)) removed += RemoveWithinBudget(id, freed_bytes, &over_budget);
+  }
+  return removed;
+}
+
+uint32_t PrimaryIndex::SweepExpired(uint32_t now_seconds, uint32_t cursor, uint32_t max_slots, uint32_t* next_cursor,
+                                    uint64_t* freed_bytes) {
+  uint32_t end = end_entry_id();
+  uint32_t id = std::max<uint32_t>(cursor, 1);
+  uint64_t stop = std::min<uint64_t>(end, uint64_t{id} + max_slots);
+  uint32_t removed = 0;
+  bool over_budget = false;
+  for (; id < stop; ++id) {
+    if (!IsLive(id)) continue;
+    uint32_t void_time = EntryAt(id)->void_time;
+    if (void_time == 0 || void_time > now_seconds) continue;
+    removed += RemoveWithinBudget(id, freed_bytes, &over_budget);
+    if (over_budget) break;
+  }
+  *next_cursor = id >= end ? 0 : id;
+  return removed;
+}
+
+uint32_t PrimaryIndex::Truncate(int64_t set_id, double before_ms, uint32_t cursor, uint32_t max_slots,
+                                uint32_t* next_cursor, uint64_t* freed_bytes) {
+  uint32_t end = end_entry_id();
+  uint32_t id = std::max<uint32_t>(cursor, 1);
+  uint64_t stop = std::min<uint64_t>(end, uint64_t{id} + max_slots);
+  uint32_t removed = 0;
+  bool over_budget = false;
+  for (; id < stop; ++id) {
+    if (!IsLive(id)) continue;
+    const IndexEntry* entry = EntryAt(id);
+    if (set_id >= 0 && (entry->set_id_and_flags & 0x0FFF) != set_id) continue;
+    if (static_cast<double>(LastUpdateMs(entry)) >= before_ms) continue;
+    removed += RemoveWithinBudget(id, freed_bytes, &over_budget);
+    if (over_budget) break;
+  }
+  *next_cursor = id >= end ? 0 : id;
+  return removed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification (tests)
+// ---------------------------------------------------------------------------------------------
+
+std::string PrimaryIndex::Verify() const {
+  uint32_t end = end_entry_id();
+  uint64_t live = 0, expected_data_bytes = 0;
+  for (uint32_t id = 1; id < end; ++id) {
+    if (!IsLive(id)) continue;
+    ++live;
+    if (with_data_ && SideAt(id)->handle != 0) expected_data_bytes += arena_->ChunkBytes(SideAt(id)->handle);
+  }
+  if (live != entry_count()) return "live slots " + std::to_string(live) + " != entry count " + std::to_string(entry_count());
+  if (expected_data_bytes != data_bytes()) return "payload chunks " + std::to_string(expected_data_bytes) + " != dataBytes";
+  uint64_t free_slots = 0;
+  for (uint32_t id = header_->free_head; id != 0; id = EntryAt(id)->next) {
+    if (id >= end || IsLive(id) || ++free_slots > end) return "free list is broken at " + std::to_string(id);
+  }
+  if (free_slots + live + 1 != end) return "free list holds " + std::to_string(free_slots) + " slots, expected " +
+                                           std::to_string(end - 1 - live);
+  uint64_t chained = 0;
+  for (uint64_t bucket = 0; bucket < bucket_count(); ++bucket) {
+    for (uint32_t id = *BucketAt(bucket); id != 0; id = EntryAt(id)->next) {
+      if (id >= end || !IsLive(id) || BucketOf(EntryAt(id)->digest) != bucket || ++chained > live) {
+        return "bucket " + std::to_string(bucket) + " chain is broken at " + std::to_string(id);
+      }
+    }
+  }
+  if (chained != live) return "buckets chain " + std::to_string(chained) + " entries, expected " + std::to_string(live);
+  if (!with_data_) return "";
+  uint64_t listed = 0;
+  uint32_t previous = 0;
+  for (uint32_t id = header_->lru_head; id != 0; previous = id, id = SideAt(id)->lru_next) {
+    if (id >= end || !IsLive(id) || SideAt(id)->lru_previous != previous || ++listed > live) {
+      return "lru list is broken at " + std::to_string(id);
+    }
+  }
+  if (listed != live || header_->lru_tail != previous) return "lru list holds " + std::to_string(listed) + " entries";
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// PrimaryIndexWrap: the JS class. Methods take and return numbers; records cross through the
+// exchange buffer (docs/native-boundary.md).
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+using namespace exchange;
+
+constexpr uint32_t kScanMaxSlotsPerCall = 1 << 16;  // bounds one scan() call's work
+
+Napi::Error ToJsError(Napi::Env env, const NativeError& error) {
+  Napi::Error js_error = error.kind() == NativeError::Kind::kTypeError    ? Napi::TypeError::New(env, error.what())
+                         : error.kind() == NativeError::Kind::kRangeError ? Napi::RangeError::New(env, error.what())
+                                                                            : Napi::Error::New(env, error.what());
+  if (!error.code().empty()) js_error.Set("code", Napi::String::New(env, error.code()));
+  return js_error;
+}
+
+[[noreturn]] void ThrowRange(Napi::Env env, const std::string& message) {
+  throw Napi::RangeError::New(env, "shoal: PrimaryIndex." + message);
+}
+
+[[noreturn]] void ThrowType(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, "shoal: PrimaryIndex." + message);
+}
+
+// A number argument (one N-API call on the hot path). NaN is refused.
+double ArgNumber(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  double value;
+  if (index >= info.Length() || napi_get_value_double(info.Env(), info[index], &value) != napi_ok) {
+    ThrowType(info.Env(), std::string(what) + " must be a number");
+  }
+  if (std::isnan(value)) ThrowRange(info.Env(), std::string(what) + " must not be NaN");
+  return value;
+}
+
+uint32_t ArgUint32(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  double value = ArgNumber(info, index, what);
+  if (!(value >= 0 && value <= 4294967295.0) || std::floor(value) != value) {
+    ThrowRange(info.Env(), std::string(what) + " must be an integer in [0, 2^32)");
+  }
+  return static_cast<uint32_t>(value);
+}
+
+// A set id filter: -1 for every set, else 0..4095.
+int64_t ArgSetFilter(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  double value = ArgNumber(info, index, what);
+  if (!(value >= -1 && value <= kMaxSetId) || std::floor(value) != value) {
+    ThrowRange(info.Env(), std::string(what) + " must be -1 (all sets) or a set id in [0, 4095]");
+  }
+  return static_cast<int64_t>(value);
+}
+
+// A data-bytes target: negative means "ignore bytes, remove by count".
+int64_t ArgTargetBytes(const Napi::CallbackInfo& info, size_t index, const char* what) {
+  double value = ArgNumber(info, index, what);
+  if (value < 0) return -1;
+  if (value >= 9.0e18) return std::numeric_limits<int64_t>::max();
+  return static_cast<int64_t>(value);
+}
+
+bool ArgBool(const Napi::CallbackInfo& info, size_t index, const char* what, bool missing_value) {
+  if (index >= info.Length() || info[index].IsUndefined()) return missing_value;
+  if (!info[index].IsBoolean()) ThrowType(info.Env(), std::string(what) + " must be a boolean");
+  return info[index].As<Napi::Boolean>().Value();
+}
+
+// Runs `body`, turning a NativeError into the matching JS error.
+template <typename Body>
+Napi::Value Guard(Napi::Env env, Body&& body) {
+  try {
+    return body();
+  } catch (const NativeError& error) {
+    throw ToJsError(env, error);
+  }
+}
+
+}  // namespace
+
+void PrimaryIndexWrap::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function constructor = DefineClass(
+      env, "PrimaryIndex",
+      {
+          InstanceMethod<&PrimaryIndexWrap::Open>("open"),
+          InstanceMethod<&PrimaryIndexWrap::Header>("header"),
+          InstanceMethod<&PrimaryIndexWrap::SetSignature>("setSignature"),
+          InstanceMethod<&PrimaryIndexWrap::MarkClean>("markClean"),
+          InstanceMethod<&PrimaryIndexWrap::WriteMeta>("writeMeta"),
+          InstanceMethod<&PrimaryIndexWrap::ReadMeta>("readMeta"),
+          InstanceMethod<&PrimaryIndexWrap::ComputeDigest>("computeDigest"),
+          InstanceMethod<&PrimaryIndexWrap::Read>("read"),
+          InstanceMethod<&PrimaryIndexWrap::ReadEntry>("readEntry"),
+          InstanceMethod<&PrimaryIndexWrap::Upsert>("upsert"),
+          InstanceMethod<&PrimaryIndexWrap::Remove>("remove"),
+          InstanceMethod<&PrimaryIndexWrap::RemoveEntry>("removeEntry"),
+          InstanceMethod<&PrimaryIndexWrap::Scan>("scan"),
+          InstanceMethod<&PrimaryIndexWrap::EvictLru>("evictLru"),
+          InstanceMethod<&PrimaryIndexWrap::EvictSoonestExpiring>("evictSoonestExpiring"),
+          InstanceMethod<&PrimaryIndexWrap::SweepExpired>("sweepExpired"),
+          InstanceMethod<&PrimaryIndexWrap::Truncate>("truncate"),
+          InstanceMethod<&PrimaryIndexWrap::Count>("count"),
+          InstanceMethod<&PrimaryIndexWrap::Stats>("stats"),
+          InstanceMethod<&PrimaryIndexWrap::Close>("close"),
+          InstanceMethod<&PrimaryIndexWrap::Verify>("verify"),
+      });
+  exports.Set("PrimaryIndex", constructor);
+  exports.Set("unlinkIndexSegments", Napi::Function::New(
+                                         env,
+                                         [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                           Napi::Env env = info.Env();
+                                           if (info.Length() < 1 || !info[0].IsString()) {
+                                             throw Napi::TypeError::New(env, "unlinkIndexSegments(name): name must be a string");
+                                           }
+                                           std::string name = info[0].As<Napi::String>().Utf8Value();
+                                           std::string problem = ValidateSegmentBaseName(name);
+                                           if (!problem.empty()) throw Napi::TypeError::New(env, "unlinkIndexSegments(name): " + problem);
+                                           return Guard(env, [&] {
+                                             return Napi::Number::New(env, static_cast<double>(MemorySegment::UnlinkAll(name)));
+                                           });
+                                         },
+                                         "unlinkIndexSegments"));
+}
+
+PrimaryIndexWrap::PrimaryIndexWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PrimaryIndexWrap>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) ThrowType(env, "constructor(options): options must be an object");
+  Napi::Object options = info[0].As<Napi::Object>();
+  Napi::Value name = options.Get("name");
+  if (!name.IsString()) ThrowType(env, "constructor: options.name must be a string");
+  std::string base_name = name.As<Napi::String>().Utf8Value();
+  std::string problem = ValidateSegmentBaseName(base_name);
+  if (!problem.empty()) ThrowType(env, "constructor: options.name: " + problem);
+  Napi::Value shared = options.Get("shared");
+  Napi::Value with_data = options.Get("withData");
+  if (!shared.IsBoolean()) ThrowType(env, "constructor: options.shared must be a boolean");
+  if (!with_data.IsBoolean()) ThrowType(env, "constructor: options.withData must be a boolean");
+  Napi::Value exchange = options.Get("exchange");
+  if (!exchange.IsBuffer()) ThrowType(env, "constructor: options.exchange must be a Buffer");
+  Napi::Buffer<uint8_t> buffer = exchange.As<Napi::Buffer<uint8_t>>();
+  if (buffer.Length() < kHeaderBytes + kScanRecordBytes) {
+    ThrowRange(env, "constructor: options.exchange must be at least " + std::to_string(kHeaderBytes + kScanRecordBytes) +
+                        " bytes (EXCHANGE_HEADER_BYTES + 64)");
+  }
+  if (reinterpret_cast<uintptr_t>(buffer.Data()) % 8 != 0) {
+    ThrowRange(env, "constructor: options.exchange must be 8-byte aligned (use Buffer.alloc, not a pooled slice)");
+  }
+  exchange_ = buffer.Data();
+  data_capacity_ = buffer.Length() - kHeaderBytes;
+  exchange_reference_ = Napi::Persistent(buffer);
+  index_ = std::make_unique<PrimaryIndex>(base_name, shared.As<Napi::Boolean>().Value(), with_data.As<Napi::Boolean>().Value());
+}
+
+// The finalizer: unmaps (the index destructor), never unlinks shared segments.
+PrimaryIndexWrap::~PrimaryIndexWrap() = default;
+
+PrimaryIndex& PrimaryIndexWrap::OpenIndex(Napi::Env env) {
+  if (!index_->is_open()) {
+    Napi::Error error = Napi::Error::New(env, "shoal: the primary index is not open");
+    error.Set("code", Napi::String::New(env, "NOT_OPEN"));
+    throw error;
+  }
+  return *index_;
+}
+
+Napi::Value PrimaryIndexWrap::Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool attach = ArgBool(info, 0, "open(attach): attach", false);
+  if (index_->is_open()) throw Napi::Error::New(env, "shoal: PrimaryIndex.open(): the index is already open");
+  return Guard(env, [&] { return Napi::Number::New(env, index_->Open(attach)); });
+}
+
+Napi::Value PrimaryIndexWrap::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool drop = ArgBool(info, 0, "close(drop): drop", false);
+  return Guard(env, [&] {
+    index_->Close(drop);
+    return env.Undefined();
+  });
+}
+
+Napi::Value PrimaryIndexWrap::Header(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const IndexHeader* header = OpenIndex(env).header();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("formatVersion", Napi::Number::New(env, header->format_version));
+  result.Set("clean", Napi::Boolean::New(env, header->clean != 0));
+  result.Set("signatureHigh", Napi::Number::New(env, header->signature_high));
+  result.Set("signatureLow", Napi::Number::New(env, header->signature_low));
+  result.Set("entries", Napi::Number::New(env, static_cast<double>(header->entry_count)));
+  result.Set("createdMs", Napi::Number::New(env, header->created_ms));
+  return result;
+}
+
+Napi::Value PrimaryIndexWrap::SetSignature(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t high = ArgUint32(info, 0, "setSignature(high, low): high");
+  uint32_t low = ArgUint32(info, 1, "setSignature(high, low): low");
+  IndexHeader* header = OpenIndex(env).header();
+  header->signature_high = high;
+  header->signature_low = low;
+  return env.Undefined();
+}
+
+Napi::Value PrimaryIndexWrap::MarkClean(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBoolean()) ThrowType(env, "markClean(clean): clean must be a boolean");
+  OpenIndex(env).header()->clean = info[0].As<Napi::Boolean>().Value() ? 1 : 0;
+  return env.Undefined();
+}
+
+Napi::Value PrimaryIndexWrap::WriteMeta(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowType(env, "writeMeta(meta): meta must be a Buffer or Uint8Array");
+  }
+  Napi::Uint8Array meta = info[0].As<Napi::Uint8Array>();
+  if (meta.ByteLength() > kMetaCapacityBytes) {
+    ThrowRange(env, "writeMeta(meta): meta is " + std::to_string(meta.ByteLength()) + " bytes; at most " +
+                        std::to_string(kMetaCapacityBytes) + " fit");
+  }
+  PrimaryIndex& index = OpenIndex(env);
+  std::memcpy(index.meta(), meta.Data(), meta.ByteLength());
+  index.header()->meta_bytes = static_cast<uint32_t>(meta.ByteLength());
+  return env.Undefined();
+}
+
+Napi::Value PrimaryIndexWrap::ReadMeta(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PrimaryIndex& index = OpenIndex(env);
+  return Napi::Buffer<uint8_t>::Copy(env, index.meta(), index.header()->meta_bytes);
+}
+
+// Validates the key fields of the exchange and writes their digest; returns the partition id.
+uint32_t PrimaryIndexWrap::DigestFromKey(Napi::Env env) {
+  uint8_t key_type = exchange_[kKeyType];
+  uint32_t set_bytes = LoadU16(exchange_, kSetLength);
+  uint32_t key_bytes = LoadU32(exchange_, kKeyLength);
+  if (key_type != kKeyTypeInteger && key_type != kKeyTypeString && key_type != kKeyTypeBytes) {
+    ThrowRange(env, "computeDigest(): key type must be 1 (integer), 3 (string) or 4 (bytes), not " + std::to_string(key_type));
+  }
+  if (set_bytes > kSetMaxBytes) ThrowRange(env, "computeDigest(): set name length must be at most 63 bytes");
+  if (key_bytes > kKeyMaxBytes) ThrowRange(env, "computeDigest(): key length must be at most 4096 bytes");
+  if (key_type == kKeyTypeInteger && key_bytes != 8) ThrowRange(env, "computeDigest(): an integer key is 8 bytes");
+  ComputeRecordDigest(exchange_ + kSet, set_bytes, key_type, exchange_ + kKey, key_bytes, exchange_ + kDigest);
+  return PartitionOf(exchange_ + kDigest);
+}
+
+Napi::Value PrimaryIndexWrap::ComputeDigest(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), DigestFromKey(info.Env()));
+}
+
+void PrimaryIndexWrap::WriteEntryBlock(size_t block, uint32_t id, uint32_t data_bytes) {
+  const IndexEntry& entry = index_->Entry(id);
+  uint8_t* out = exchange_ + block;
+  StoreU32(out, kEntryGeneration, entry.generation);
+  StoreU32(out, kEntryVoidTime, entry.void_time);
+  StoreU32(out, kEntrySetId, entry.set_id_and_flags & 0x0FFF);
+  StoreU32(out, kEntryFlags, entry.set_id_and_flags >> 12);
+  StoreF64(out, kEntryLastUpdateMs, static_cast<double>(LastUpdateMs(&entry)));
+  StoreU32(out, kEntryLocationLow, static_cast<uint32_t>(entry.location));
+  StoreU32(out, kEntryLocationHigh, static_cast<uint32_t>(entry.location >> 32));
+  StoreU32(out, kEntryDataLength, data_bytes);
+  StoreU32(out, kEntryId, id);
+  StoreU32(out, kEntryPartitionId, PartitionOf(entry.digest));
+}
+
+void PrimaryIndexWrap::WritePrevious(const PreviousEntry& previous) {
+  uint8_t* out = exchange_ + kPrevious;
+  const EntryFields& fields = previous.fields;
+  StoreU32(out, kEntryGeneration, fields.generation);
+  StoreU32(out, kEntryVoidTime, fields.void_time);
+  StoreU32(out, kEntrySetId, fields.set_id);
+  StoreU32(out, kEntryFlags, fields.flags);
+  StoreF64(out, kEntryLastUpdateMs, static_cast<double>(fields.last_update_ms));
+  StoreU32(out, kEntryLocationLow, static_cast<uint32_t>(fields.location));
+  StoreU32(out, kEntryLocationHigh, static_cast<uint32_t>(fields.location >> 32));
+  StoreU32(out, kEntryDataLength, previous.data_bytes);
+  StoreU32(out, kEntryId, previous.entry_id);
+  StoreU32(out, kEntryPartitionId, PartitionOf(exchange_ + kDigest));
+  StoreU32(out, kEntryExisted, previous.existed ? 1 : 0);
+}
+
+// Copies the payload of `id` into DATA; returns its length.
+uint32_t PrimaryIndexWrap::CopyData(Napi::Env env, uint32_t id) {
+  uint32_t data_bytes = index_->DataBytes(id);
+  if (data_bytes > data_capacity_) {
+    ThrowRange(env, "read(): the payload (" + std::to_string(data_bytes) + " bytes) does not fit the exchange's DATA (" +
+                        std::to_string(data_capacity_) + " bytes)");
+  }
+  if (data_bytes > 0) std::memcpy(exchange_ + kData, index_->Data(id), data_bytes);
+  return data_bytes;
+}
+
+Napi::Value PrimaryIndexWrap::Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t options = ArgUint32(info, 0, "read(options): options");
+  if (options & ~kReadOptionMask) ThrowRange(env, "read(options): unknown option bits");
+  PrimaryIndex& index = OpenIndex(env);
+  if (options & kReadFromKey) DigestFromKey(env);
+  uint32_t id = index.Find(exchange_ + kDigest);
+  if (id == 0) {
+    StoreU32(exchange_ + kEntry, kEntryPartitionId, PartitionOf(exchange_ + kDigest));
+    return Napi::Number::New(env, -1);
+  }
+  uint32_t data_bytes = (options & kReadCopyData) ? CopyData(env, id) : index.DataBytes(id);
+  if (options & kReadTouchLru) index.Touch(id);
+  WriteEntryBlock(kEntry, id, data_bytes);
+  return Napi::Number::New(env, data_bytes);
+}
+
+uint32_t ArgEntryId(const Napi::CallbackInfo& info, const PrimaryIndex& index, const char* what) {
+  uint32_t id = ArgUint32(info, 0, what);
+  if (id == 0 || id >= index.end_entry_id()) {
+    ThrowRange(info.Env(), std::string(what) + " " + std::to_string(id) + " is out of range [1, " +
+                               std::to_string(index.end_entry_id()) + ")");
+  }
+  return id;
+}
+
+Napi::Value PrimaryIndexWrap::ReadEntry(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PrimaryIndex& index = OpenIndex(env);
+  uint32_t id = ArgEntryId(info, index, "readEntry(entryId, options): entryId");
+  uint32_t options = ArgUint32(info, 1, "readEntry(entryId, options): options");
+  if (options & ~(kReadCopyData | kReadTouchLru)) ThrowRange(env, "readEntry(entryId, options): unknown option bits");
+  if (!index.IsLive(id)) return Napi::Number::New(env, -1);
+  uint32_t data_bytes = (options & kReadCopyData) ? CopyData(env, id) : index.DataBytes(id);
+  if (options & kReadTouchLru) index.Touch(id);
+  std::memcpy(exchange_ + kDigest, index.Entry(id).digest, kDigestBytes);
+  WriteEntryBlock(kEntry, id, data_bytes);
+  return Napi::Number::New(env, data_bytes);
+}
+
+Napi::Value PrimaryIndexWrap::Upsert(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t options = ArgUint32(info, 0, "upsert(options): options");
+  if (options > (kUpsertStoreData | kUpsertKeepData) || options == (kUpsertStoreData | kUpsertKeepData)) {
+    ThrowRange(env, "upsert(options): options must be 0, UPSERT_STORE_DATA or UPSERT_KEEP_DATA");
+  }
+  PrimaryIndex& index = OpenIndex(env);
+  const uint8_t* in = exchange_ + kEntry;
+  EntryFields fields;
+  fields.generation = LoadU32(in, kEntryGeneration);
+  fields.void_time = LoadU32(in, kEntryVoidTime);
+  fields.set_id = LoadU32(in, kEntrySetId);
+  fields.flags = LoadU32(in, kEntryFlags);
+  double last_update_ms = LoadF64(in, kEntryLastUpdateMs);
+  fields.location = LoadU32(in, kEntryLocationLow) | (uint64_t{LoadU32(in, kEntryLocationHigh)} << 32);
+  if (fields.set_id > kMaxSetId) ThrowRange(env, "upsert(): ENTRY set id must be at most 4095");
+  if (fields.flags > kMaxFlags) ThrowRange(env, "upsert(): ENTRY flags must be at most 15");
+  if (!(last_update_ms >= 0 && last_update_ms <= static_cast<double>(kMaxLastUpdateMs))) {
+    ThrowRange(env, "upsert(): ENTRY last-update ms must be in [0, 2^48 - 2]");
+  }
+  fields.last_update_ms = static_cast<uint64_t>(last_update_ms);
+  DataAction action = DataAction::kNone;
+  uint32_t data_bytes = 0;
+  if (options & kUpsertStoreData) {
+    if (!index.with_data()) ThrowType(env, "upsert(UPSERT_STORE_DATA): this index was opened without withData");
+    data_bytes = LoadU32(in, kEntryDataLength);
+    if (data_bytes > data_capacity_ || data_bytes > kArenaMaxPayloadBytes) {
+      ThrowRange(env, "upsert(): ENTRY data length " + std::to_string(data_bytes) + " exceeds the DATA capacity (" +
+                          std::to_string(std::min<size_t>(data_capacity_, kArenaMaxPayloadBytes)) + " bytes)");
+    }
+    action = DataAction::kStore;
+  } else if (options & kUpsertKeepData) {
+    action = DataAction::kKeep;
+  }
+  return Guard(env, [&] {
+    PreviousEntry previous;
+    uint32_t id = index.Upsert(exchange_ + kDigest, fields, action, exchange_ + kData, data_bytes, &previous);
+    WritePrevious(previous);
+    uint8_t* out = exchange_ + kEntry;
+    StoreU32(out, kEntryId, id);
+    StoreU32(out, kEntryPartitionId, PartitionOf(exchange_ + kDigest));
+    StoreU32(out, kEntryDataLength, index.DataBytes(id));
+    return Napi::Number::New(env, id);
+  });
+}
+
+Napi::Value PrimaryIndexWrap::Remove(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PreviousEntry previous;
+  bool removed = OpenIndex(env).Remove(exchange_ + kDigest, &previous);
+  WritePrevious(previous);
+  return Napi::Number::New(env, removed ? 1 : 0);
+}
+
+Napi::Value PrimaryIndexWrap::RemoveEntry(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PrimaryIndex& index = OpenIndex(env);
+  uint32_t id = ArgEntryId(info, index, "removeEntry(entryId): entryId");
+  PreviousEntry previous;
+  bool removed = index.RemoveEntry(id, &previous);
+  WritePrevious(previous);
+  if (removed) StoreU32(exchange_ + kPrevious, kEntryPartitionId, PartitionOf(exchange_ + kDigest));
+  return Napi::Number::New(env, removed ? 1 : 0);
+}
+
+Napi::Value PrimaryIndexWrap::Scan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t cursor = ArgUint32(info, 0, "scan(cursor, maxRecords, setId, usePartitionFilter): cursor");
+  uint32_t max_records = ArgUint32(info, 1, "scan(cursor, maxRecords, setId, usePartitionFilter): maxRecords");
+  int64_t set_id = ArgSetFilter(info, 2, "scan(cursor, maxRecords, setId, usePartitionFilter): setId");
+  bool use_filter = ArgBool(info, 3, "scan(cursor, maxRecords, setId, usePartitionFilter): usePartitionFilter", false);
+  if (max_records == 0) ThrowRange(env, "scan(): maxRecords must be at least 1");
+  PrimaryIndex& index = OpenIndex(env);
+  max_records = static_cast<uint32_t>(std::min<uint64_t>(max_records, data_capacity_ / kScanRecordBytes));
+  const uint8_t* filter = exchange_ + kPartitionFilter;
+  uint32_t end = index.end_entry_id();
+  uint32_t id = std::max<uint32_t>(cursor, 1);
+  uint64_t stop = std::min<uint64_t>(end, uint64_t{id} + kScanMaxSlotsPerCall);
+  uint32_t written = 0;
+  for (; id < stop && written < max_records; ++id) {
+    if (!index.IsLive(id)) continue;
+    const IndexEntry& entry = index.Entry(id);
+    if (set_id >= 0 && (entry.set_id_and_flags & 0x0FFF) != set_id) continue;
+    uint32_t partition = PartitionOf(entry.digest);
+    if (use_filter && !(filter[partition >> 3] & (1u << (partition & 7)))) continue;
+    uint8_t* out = exchange_ + kData + size_t{written} * kScanRecordBytes;
+    std::memcpy(out + kScanDigest, entry.digest, kDigestBytes);
+    StoreU32(out, kScanGeneration, entry.generation);
+    StoreU32(out, kScanVoidTime, entry.void_time);
+    StoreU32(out, kScanSetId, entry.set_id_and_flags & 0x0FFF);
+    StoreU32(out, kScanFlags, entry.set_id_and_flags >> 12);
+    StoreU32(out, kScanEntryId, id);
+    StoreF64(out, kScanLastUpdateMs, static_cast<double>(LastUpdateMs(&entry)));
+    StoreU32(out, kScanLocationLow, static_cast<uint32_t>(entry.location));
+    StoreU32(out, kScanLocationHigh, static_cast<uint32_t>(entry.location >> 32));
+    StoreU32(out, kScanDataLength, index.DataBytes(id));
+    StoreU32(out, kScanPartitionId, partition);
+    ++written;
+  }
+  StoreU32(exchange_ + kEntry, kEntryId, id >= end ? 0 : id);
+  return Napi::Number::New(env, written);
+}
+
+// Bulk removals report their freed payload bytes in ENTRY.dataLength (the accounting rule).
+static Napi::Value BulkResult(Napi::Env env, uint8_t* exchange, uint32_t removed, uint64_t freed_bytes) {
+  SHOAL_ASSERT(freed_bytes <= kMaxFreedBytes, "freed %llu", static_cast<unsigned long long>(freed_bytes));
+  StoreU32(exchange + kEntry, kEntryDataLength, static_cast<uint32_t>(freed_bytes));
+  return Napi::Number::New(env, removed);
+}
+
+Napi::Value PrimaryIndexWrap::EvictLru(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t target = ArgTargetBytes(info, 0, "evictLru(targetDataBytes, maxRemovals): targetDataBytes");
+  uint32_t max_removals = ArgUint32(info, 1, "evictLru(targetDataBytes, maxRemovals): maxRemovals");
+  PrimaryIndex& index = OpenIndex(env);
+  if (!index.with_data()) ThrowType(env, "evictLru(): this index was opened without withData, so it keeps no LRU list");
+  uint64_t freed = 0;
+  uint32_t removed = index.EvictLru(target, max_removals, &freed);
+  return BulkResult(env, exchange_, removed, freed);
+}
+
+Napi::Value PrimaryIndexWrap::EvictSoonestExpiring(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* what = "evictSoonestExpiring(targetDataBytes, maxRemovals, nowSeconds)";
+  int64_t target = ArgTargetBytes(info, 0, (std::string(what) + ": targetDataBytes").c_str());
+  uint32_t max_removals = ArgUint32(info, 1, (std::string(what) + ": maxRemovals").c_str());
+  uint32_t now = ArgUint32(info, 2, (std::string(what) + ": nowSeconds").c_str());
+  PrimaryIndex& index = OpenIndex(env);
+  uint64_t freed = 0;
+  uint32_t removed = index.EvictSoonestExpiring(target, max_removals, now, &freed);
+  return BulkResult(env, exchange_, removed, freed);
+}
+
+Napi::Value PrimaryIndexWrap::SweepExpired(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t now = ArgUint32(info, 0, "sweepExpired(nowSeconds, cursor, maxSlots): nowSeconds");
+  uint32_t cursor = ArgUint32(info, 1, "sweepExpired(nowSeconds, cursor, maxSlots): cursor");
+  uint32_t max_slots = ArgUint32(info, 2, "sweepExpired(nowSeconds, cursor, maxSlots): maxSlots");
+  if (max_slots == 0) ThrowRange(env, "sweepExpired(): maxSlots must be at least 1");
+  PrimaryIndex& index = OpenIndex(env);
+  uint64_t freed = 0;
+  uint32_t next = 0;
+  uint32_t removed = index.SweepExpired(now, cursor, max_slots, &next, &freed);
+  StoreU32(exchange_ + kEntry, kEntryId, next);
+  return BulkResult(env, exchange_, removed, freed);
+}
+
+Napi::Value PrimaryIndexWrap::Truncate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t set_id = ArgSetFilter(info, 0, "truncate(setId, beforeMs, cursor, maxSlots): setId");
+  double before_ms = ArgNumber(info, 1, "truncate(setId, beforeMs, cursor, maxSlots): beforeMs");
+  uint32_t cursor = ArgUint32(info, 2, "truncate(setId, beforeMs, cursor, maxSlots): cursor");
+  uint32_t max_slots = ArgUint32(info, 3, "truncate(setId, beforeMs, cursor, maxSlots): maxSlots");
+  if (max_slots == 0) ThrowRange(env, "truncate(): maxSlots must be at least 1");
+  PrimaryIndex& index = OpenIndex(env);
+  uint64_t freed = 0;
+  uint32_t next = 0;
+  uint32_t removed = index.Truncate(set_id, before_ms, cursor, max_slots, &next, &freed);
+  StoreU32(exchange_ + kEntry, kEntryId, next);
+  return BulkResult(env, exchange_, removed, freed);
+}
+
+Napi::Value PrimaryIndexWrap::Count(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::Number::New(env, static_cast<double>(OpenIndex(env).entry_count()));
+}
+
+Napi::Value PrimaryIndexWrap::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  PrimaryIndex& index = OpenIndex(env);
+  double slots = index.end_entry_id();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("entries", Napi::Number::New(env, static_cast<double>(index.entry_count())));
+  result.Set("entryBytes", Napi::Number::New(env, slots * sizeof(IndexEntry)));
+  result.Set("bucketCount", Napi::Number::New(env, static_cast<double>(index.bucket_count())));
+  result.Set("bucketBytes", Napi::Number::New(env, static_cast<double>(index.bucket_count()) * sizeof(uint32_t)));
+  result.Set("sideTableBytes", Napi::Number::New(env, index.with_data() ? slots * sizeof(SideEntry) : 0));
+  result.Set("dataBytes", Napi::Number::New(env, static_cast<double>(index.data_bytes())));
+  result.Set("arenaBytes", Napi::Number::New(env, static_cast<double>(index.arena_bytes())));
+  return result;
+}
+
+Napi::Value PrimaryIndexWrap::Verify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Napi::String::New(env, OpenIndex(env).Verify());
+}
+
+}  // namespace shoal

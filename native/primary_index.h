@@ -1,8 +1,280 @@
+// The primary index: one 48-byte entry per record, keyed by the record's 20-byte digest, in
+// memory segments (POSIX shared memory for warm restart, or private memory). The design is
+// in docs/index.md; the JS-facing contract in docs/native-boundary.md.
+//
+// Threading: the index has no locks. Exactly one thread uses it at a time: the JS thread
+// through PrimaryIndexWrap, or (while JS waits for it) the storage engine's cold-start worker
+// through the C++ API below. Nothing here may be called concurrently.
 #pragma once
+
 #include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "assert.h"
+#include "record_arena.h"
+#include "shared_memory.h"
+
 namespace shoal {
-class PrimaryIndexWrap {
- public:
-  static void Init(Napi::Env env, Napi::Object exports) {}
+
+constexpr size_t kDigestBytes = 20;
+
+// The index entry as it lives in memory (docs/native-boundary.md, "The index entry").
+struct IndexEntry {
+  uint8_t digest[kDigestBytes];
+  uint32_t generation;
+  uint32_t void_time;          // Unix seconds; 0 = never expires
+  uint32_t next;               // next entry id in the bucket chain, or in the free list
+  uint8_t last_update_ms[6];   // 48-bit little-endian; all ones marks a free slot
+  uint16_t set_id_and_flags;   // set id in the low 12 bits, flags in the high 4
+  uint64_t location;           // the storage engine's encoding
 };
-}
+static_assert(sizeof(IndexEntry) == 48, "index entries are 48 bytes");
+static_assert(offsetof(IndexEntry, generation) == 20 && offsetof(IndexEntry, void_time) == 24 &&
+                  offsetof(IndexEntry, next) == 28 && offsetof(IndexEntry, last_update_ms) == 32 &&
+                  offsetof(IndexEntry, set_id_and_flags) == 38 && offsetof(IndexEntry, location) == 40,
+              "entry layout is the documented one");
+
+// Per-entry side table of an index with data: the payload and the LRU list links.
+struct SideEntry {
+  ArenaHandle handle;  // 0 = no payload
+  uint32_t lru_previous;  // toward the head (more recently used); 0 = none
+  uint32_t lru_next;      // toward the tail (less recently used); 0 = none
+};
+static_assert(sizeof(SideEntry) == 16, "side entries are 16 bytes");
+
+constexpr uint32_t kMaxSetId = 4095;
+constexpr uint32_t kMaxFlags = 15;
+constexpr uint64_t kMaxLastUpdateMs = (uint64_t{1} << 48) - 2;  // all ones = free slot
+constexpr uint32_t kMaxEntries = uint32_t{1} << 31;              // entry ids are below this
+constexpr size_t kMetaCapacityBytes = 256 * 1024;
+
+// An entry's fields, unpacked.
+struct EntryFields {
+  uint32_t generation = 0;
+  uint32_t void_time = 0;
+  uint32_t set_id = 0;
+  uint32_t flags = 0;
+  uint64_t last_update_ms = 0;
+  uint64_t location = 0;
+};
+
+// What an entry was before an upsert or removal.
+struct PreviousEntry {
+  bool existed = false;
+  uint32_t entry_id = 0;
+  EntryFields fields;
+  uint32_t data_bytes = 0;  // payload length
+};
+
+enum class DataAction { kNone, kStore, kKeep };  // upsert: drop, replace, or keep the payload
+
+// Returns the record digest of SPEC section 1: RIPEMD-160 over the set name, the key-type
+// byte, then the key bytes. The caller validates the lengths.
+void ComputeRecordDigest(const uint8_t* set, size_t set_bytes, uint8_t key_type, const uint8_t* key,
+                         size_t key_bytes, uint8_t digest[kDigestBytes]);
+
+// Returns the partition id (0..4095) of a digest: its first two bytes little-endian, low 12 bits.
+inline uint32_t PartitionOf(const uint8_t* digest) { return (digest[0] | (uint32_t{digest[1]} << 8)) & 0x0FFF; }
+
+// An array of fixed-size elements in staged segments (`<base>.<letter><stage>`): 64 Ki
+// elements in stage 0, doubling to 4 Mi, then 4 Mi per stage. Growing adds a stage; nothing
+// ever moves, so pointers and ids stay valid.
+class StagedArray {
+ public:
+  static constexpr uint32_t kFirstStageLog2 = 16;
+  static constexpr uint32_t kMaxStageLog2 = 22;
+  static constexpr uint32_t kGeometricStages = kMaxStageLog2 - kFirstStageLog2 + 1;
+  static constexpr uint64_t kGeometricElements = (uint64_t{1} << kFirstStageLog2) * ((1u << kGeometricStages) - 1);
+  static constexpr uint32_t kMaxStages =
+      kGeometricStages + static_cast<uint32_t>((uint64_t{1} << 32) - kGeometricElements) / (1u << kMaxStageLog2) + 1;
+
+  StagedArray(std::string base_name, char letter, size_t element_bytes, bool shared)
+      : base_name_(std::move(base_name)), letter_(letter), element_bytes_(element_bytes), shared_(shared) {}
+
+  static void Locate(uint32_t index, uint32_t* stage, uint32_t* offset) {
+    if (index < kGeometricElements) {
+      uint32_t shifted = index + (1u << kFirstStageLog2);
+      uint32_t high_bit = 31 - __builtin_clz(shifted);
+      *stage = high_bit - kFirstStageLog2;
+      *offset = shifted - (1u << high_bit);
+    } else {
+      uint32_t rest = static_cast<uint32_t>(index - kGeometricElements);
+      *stage = kGeometricStages + (rest >> kMaxStageLog2);
+      *offset = rest & ((1u << kMaxStageLog2) - 1);
+    }
+  }
+  static uint64_t StageElements(uint32_t stage) {
+    return uint64_t{1} << (stage < kGeometricStages ? kFirstStageLog2 + stage : kMaxStageLog2);
+  }
+  static uint64_t StageStart(uint32_t stage);
+
+  uint8_t* At(uint32_t index) const {
+    uint32_t stage, offset;
+    Locate(index, &stage, &offset);
+    return bases_[stage] + size_t{offset} * element_bytes_;
+  }
+
+  // Makes elements [0, count) usable, creating stages and committing pages. *stage_count (in
+  // the header) is advanced as stages are added. Throws NativeError; what was added stays.
+  void Reserve(uint64_t count, uint32_t* stage_count) {
+    if (count > usable_) ReserveSlow(count, stage_count);
+  }
+  // Maps `stage_count` existing stages; false if one is missing or has the wrong size.
+  bool Attach(uint32_t stage_count);
+  void Unmap();
+  uint64_t usable() const { return usable_; }
+
+ private:
+  void ReserveSlow(uint64_t count, uint32_t* stage_count);
+  std::string StageName(uint32_t stage) const;
+
+  std::string base_name_;
+  char letter_;
+  size_t element_bytes_;
+  bool shared_;
+  std::vector<MemorySegment> stages_;
+  std::vector<uint8_t*> bases_;
+  uint64_t usable_ = 0;
+};
+
+struct IndexHeader;
+
+// The index proper (no N-API): usable by the storage engine from its cold-start worker.
+class PrimaryIndex {
+ public:
+  // `base_name` is validated by the caller (ValidateSegmentBaseName).
+  PrimaryIndex(std::string base_name, bool shared, bool with_data);
+  ~PrimaryIndex();  // unmaps; never unlinks shared segments
+
+  // 0 created, 1 attached, -1 segments exist but are incompatible (left untouched).
+  // attach=false (or private memory) always creates afresh. Throws NativeError.
+  int Open(bool attach);
+  // Unmaps; with drop, unlinks every segment of the base name. Idempotent.
+  void Close(bool drop);
+  bool is_open() const { return header_ != nullptr; }
+  bool with_data() const { return with_data_; }
+
+  // Returns the entry id for a digest, or 0.
+  uint32_t Find(const uint8_t* digest) const;
+  // Whether `id` names a live entry (false for 0, free slots, and ids past the end).
+  bool IsLive(uint32_t id) const;
+  const IndexEntry& Entry(uint32_t id) const { return *EntryAt(id); }
+  EntryFields Fields(uint32_t id) const;
+  // The entry's payload (nullptr and 0 without one).
+  const uint8_t* Data(uint32_t id) const;
+  uint32_t DataBytes(uint32_t id) const;
+  // Moves a live entry to the head of the LRU list (no-op without data).
+  void Touch(uint32_t id);
+
+  // Inserts or updates the entry of `digest`. kStore copies data[0, data_bytes) (at most
+  // kArenaMaxPayloadBytes) as the payload; needs with_data(). Returns the entry id. Throws
+  // NativeError OUT_OF_SPACE with nothing changed. Fields are validated by the caller.
+  uint32_t Upsert(const uint8_t* digest, const EntryFields& fields, DataAction action, const uint8_t* data,
+                  uint32_t data_bytes, PreviousEntry* previous);
+  bool Remove(const uint8_t* digest, PreviousEntry* previous);
+  bool RemoveEntry(uint32_t id, PreviousEntry* previous);
+
+  // Bulk removals. Each adds the payload bytes it freed to *freed_bytes and stops early
+  // rather than let that figure pass 2^32 - 1. target_data_bytes < 0 means "ignore bytes".
+  uint32_t EvictLru(int64_t target_data_bytes, uint32_t max_removals, uint64_t* freed_bytes);
+  uint32_t EvictSoonestExpiring(int64_t target_data_bytes, uint32_t max_removals, uint32_t now_seconds,
+                                uint64_t* freed_bytes);
+  // Visit slots [cursor, cursor + max_slots); *next_cursor = where to go on, 0 when done.
+  uint32_t SweepExpired(uint32_t now_seconds, uint32_t cursor, uint32_t max_slots, uint32_t* next_cursor,
+                        uint64_t* freed_bytes);
+  uint32_t Truncate(int64_t set_id, double before_ms, uint32_t cursor, uint32_t max_slots, uint32_t* next_cursor,
+                    uint64_t* freed_bytes);
+
+  // One past the highest slot ever used: iterate live entries with
+  // for (id = 1; id < end_entry_id(); ++id) if (IsLive(id)) ...
+  uint32_t end_entry_id() const;
+  uint64_t entry_count() const;
+  uint64_t bucket_count() const;
+  uint64_t data_bytes() const { return with_data_ ? arena_->data_bytes() : 0; }
+  uint64_t arena_bytes() const { return with_data_ ? arena_->arena_bytes() : 0; }
+
+  IndexHeader* header() const { return header_; }
+  uint8_t* meta() const;
+
+  // Checks every invariant with a full walk (tests and debugging; O(entries)). Returns the
+  // first violation found, or "" when the index is consistent.
+  std::string Verify() const;
+
+ private:
+  IndexEntry* EntryAt(uint32_t id) const { return reinterpret_cast<IndexEntry*>(entries_.At(id)); }
+  SideEntry* SideAt(uint32_t id) const { return reinterpret_cast<SideEntry*>(side_.At(id)); }
+  uint32_t* BucketAt(uint64_t bucket) const { return reinterpret_cast<uint32_t*>(buckets_.At(static_cast<uint32_t>(bucket))); }
+  uint64_t BucketOf(const uint8_t* digest) const;
+  void Create();
+  int Attach();
+  void MapArrays();
+  uint32_t AllocateSlot();
+  void FreeSlot(uint32_t id);
+  void SplitOneBucket();
+  void LruUnlink(uint32_t id);
+  void LruPushHead(uint32_t id);
+  void WriteFields(IndexEntry* entry, const EntryFields& fields);
+  void FillPrevious(uint32_t id, PreviousEntry* previous) const;
+  void Unlink(uint32_t id);
+  uint32_t RemoveWithinBudget(uint32_t id, uint64_t* freed_bytes, bool* over_budget);
+
+  std::string base_name_;
+  bool shared_;
+  bool with_data_;
+  MemorySegment header_segment_;
+  IndexHeader* header_ = nullptr;
+  StagedArray entries_;
+  StagedArray buckets_;
+  StagedArray side_;
+  std::unique_ptr<RecordArena> arena_;
+};
+
+// The JS class PrimaryIndex (lib/native/addon.ts, NativePrimaryIndex) over one exchange
+// buffer, plus unlinkIndexSegments(name).
+class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit PrimaryIndexWrap(const Napi::CallbackInfo& info);
+  ~PrimaryIndexWrap() override;
+
+ private:
+  Napi::Value Open(const Napi::CallbackInfo& info);
+  Napi::Value Header(const Napi::CallbackInfo& info);
+  Napi::Value SetSignature(const Napi::CallbackInfo& info);
+  Napi::Value MarkClean(const Napi::CallbackInfo& info);
+  Napi::Value WriteMeta(const Napi::CallbackInfo& info);
+  Napi::Value ReadMeta(const Napi::CallbackInfo& info);
+  Napi::Value ComputeDigest(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value ReadEntry(const Napi::CallbackInfo& info);
+  Napi::Value Upsert(const Napi::CallbackInfo& info);
+  Napi::Value Remove(const Napi::CallbackInfo& info);
+  Napi::Value RemoveEntry(const Napi::CallbackInfo& info);
+  Napi::Value Scan(const Napi::CallbackInfo& info);
+  Napi::Value EvictLru(const Napi::CallbackInfo& info);
+  Napi::Value EvictSoonestExpiring(const Napi::CallbackInfo& info);
+  Napi::Value SweepExpired(const Napi::CallbackInfo& info);
+  Napi::Value Truncate(const Napi::CallbackInfo& info);
+  Napi::Value Count(const Napi::CallbackInfo& info);
+  Napi::Value Stats(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Verify(const Napi::CallbackInfo& info);
+
+  PrimaryIndex& OpenIndex(Napi::Env env);
+  uint32_t DigestFromKey(Napi::Env env);
+  void WriteEntryBlock(size_t block, uint32_t id, uint32_t data_bytes);
+  void WritePrevious(const PreviousEntry& previous);
+  uint32_t CopyData(Napi::Env env, uint32_t id);
+
+  std::unique_ptr<PrimaryIndex> index_;
+  Napi::Reference<Napi::Buffer<uint8_t>> exchange_reference_;
+  uint8_t* exchange_ = nullptr;
+  size_t data_capacity_ = 0;
+};
+
+}  // namespace shoal

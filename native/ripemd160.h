@@ -1,5 +1,35 @@
+// RIPEMD-160 (Dobbertin, Bosselaers, Preneel, 1996), implemented from the published
+// algorithm. Used for record digests (SPEC section 1), exactly as Aerospike's clients do.
 #pragma once
+
 #include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+
 namespace shoal {
+
+constexpr size_t kRipemd160Bytes = 20;
+
+// Incremental RIPEMD-160. Update() any number of times, then Final() once.
+class Ripemd160 {
+ public:
+  Ripemd160();
+  void Update(const uint8_t* data, size_t length);
+  // Writes the 20-byte digest. The object must not be used afterwards.
+  void Final(uint8_t digest[kRipemd160Bytes]);
+
+ private:
+  uint32_t state_[5];
+  uint64_t total_bytes_ = 0;
+  uint8_t block_[64];
+  size_t block_used_ = 0;
+};
+
+// One-shot digest of a byte range.
+void Ripemd160Digest(const uint8_t* data, size_t length, uint8_t digest[kRipemd160Bytes]);
+
+// Registers ripemd160(data: Uint8Array): Buffer. Throws TypeError for anything but a Uint8Array.
 void InitRipemd160(Napi::Env env, Napi::Object exports);
-}
+
+}  // namespace shoal
