@@ -1,0 +1,25 @@
+/**
+ * npm run bench: every benchmark, or the ones named on the command line
+ * (`npm run bench -- memory storage`). Figures are printed; targets say MET or NOT MET.
+ */
+import { runMemoryBench } from './memory';
+
+const suites: Record<string, () => Promise<boolean>> = {
+  memory: runMemoryBench,
+};
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
+  const names = wanted.length > 0 ? wanted : Object.keys(suites);
+  process.stdout.write(`shoal benchmarks on ${process.version}, ${require('node:os').cpus().length} cores: ${names.join(', ')}\n`);
+  for (const name of names) {
+    const suite = suites[name];
+    if (suite === undefined) throw new Error(`unknown benchmark ${name}; known: ${Object.keys(suites).join(', ')}`);
+    await suite();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
