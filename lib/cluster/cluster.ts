@@ -18,6 +18,9 @@ import { Fabric, isNodeId } from './fabric';
 import { Heartbeat } from './heartbeat';
 import type { ClusterView } from './membership';
 import { Membership } from './membership';
+import { DATA_MESSAGE_TYPES, DataPlane } from './data-plane';
+import { ErrorCode, ShoalError } from '../errors';
+import type { ClusterRequest, LocalStore } from './local-store';
 import type { Network, WireMessage } from './network';
 import { parseAddress } from './network';
 import type { PartitionMap } from './partition-map';
@@ -115,6 +118,10 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
 export interface ClusterDependencies {
   runtime: Runtime;
   network: Network;
+  /** The local database; without it the node only takes part in membership. */
+  store?: LocalStore;
+  /** Time a routed or replicated request may take (ms). */
+  requestTimeoutMs?: number;
 }
 
 /**
@@ -130,6 +137,8 @@ export class ClusterNode extends EventEmitter {
   private quiescedFlag = false;
   private map: PartitionMap;
   private started = false;
+  readonly dataPlane: DataPlane | undefined;
+  private migrationsCompleteKey = '';
   private stopped = false;
   /** Handlers of fabric messages by type, for the layers built on top (routing, migrations). */
   protected readonly messageHandlers = new Map<string, (from: string, message: WireMessage) => void>();
@@ -154,11 +163,18 @@ export class ClusterNode extends EventEmitter {
       seeds: this.options.seeds,
       fabric: this.fabric,
       runtime: this.runtime,
-      localStatus: () => ({ clusterKey: this.membership.view.clusterKey, quiesced: this.quiescedFlag }),
+      localStatus: () => ({
+        clusterKey: this.membership.view.clusterKey,
+        quiesced: this.quiescedFlag,
+        migrationsRemaining: this.migrationsRemaining(),
+      }),
       onPeerAlive: () => {},
       onPeerDead: () => {},
       onHeartbeat: (peer) => this.membership.onHeartbeatKey(peer.nodeId, peer.clusterKey),
-      onTick: () => this.membership.onTick(),
+      onTick: () => {
+        this.membership.onTick();
+        this.dataPlane?.onTick();
+      },
     });
     this.membership = new Membership({
       selfId: nodeId,
@@ -172,6 +188,72 @@ export class ClusterNode extends EventEmitter {
     });
     this.map = this.computeMap(this.membership.view);
     this.fabric.setHandler((from, message) => this.onMessage(from, message));
+    if (dependencies.store !== undefined) {
+      const dataPlane = new DataPlane({
+        nodeId,
+        runtime: this.runtime,
+        store: dependencies.store,
+        send: (to, message) => this.fabric.sendToNode(to, message),
+        requestTimeoutMs: dependencies.requestTimeoutMs,
+        onMigrationsComplete: () => this.onMigrationsComplete(),
+      });
+      this.dataPlane = dataPlane;
+      for (const type of DATA_MESSAGE_TYPES) this.messageHandlers.set(type, (from, message) => dataPlane.handle(from, message));
+    }
+  }
+
+  /**
+   * Executes a client request on the partition's acting master (this node or one hop away).
+   * @throws ShoalError CLUSTER_ERROR without a local store; TIMEOUT, PARTITION_UNAVAILABLE, or
+   *   the master's own error.
+   */
+  execute(request: ClusterRequest): Promise<unknown> {
+    if (this.dataPlane === undefined) return Promise.reject(new ShoalError(ErrorCode.CLUSTER_ERROR, 'cluster: this node has no local store'));
+    if (this.stopped) return Promise.reject(new ShoalError(ErrorCode.NOT_OPEN, 'cluster: node is stopped'));
+    return this.dataPlane.execute(request);
+  }
+
+  /**
+   * Resolves once this node and every member of its view report no remaining migrations under
+   * the same cluster key. Rejects with ShoalError TIMEOUT after `timeoutMs` (default 60 s).
+   */
+  waitForMigrations(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) return Promise.reject(new RangeError('timeoutMs must be a non-negative number'));
+    const { clock, timers } = this.runtime;
+    const deadline = clock.nowMs() + timeoutMs;
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.migrationsSettledClusterWide()) {
+          resolve();
+          return;
+        }
+        if (clock.nowMs() >= deadline || this.stopped) {
+          reject(new ShoalError(ErrorCode.TIMEOUT, `cluster: migrations not finished within ${timeoutMs} ms (${this.migrationsRemaining()} partitions remaining here)`));
+          return;
+        }
+        timers.setTimeout(check, Math.min(this.options.heartbeatIntervalMs, 50));
+      };
+      check();
+    });
+  }
+
+  /** Whether this node and all members (by their heartbeats) have no migrations left under this view. */
+  migrationsSettledClusterWide(): boolean {
+    if (this.migrationsRemaining() > 0) return false;
+    const view = this.membership.view;
+    return view.succession.every((id) => {
+      if (id === this.nodeId) return true;
+      const peer = this.heartbeat.peer(id);
+      return peer !== undefined && peer.alive && peer.clusterKey === view.clusterKey && peer.migrationsRemaining === 0;
+    });
+  }
+
+  private onMigrationsComplete(): void {
+    const key = this.membership.view.clusterKey;
+    if (this.migrationsCompleteKey === key) return;
+    this.migrationsCompleteKey = key;
+    this.emit('migrations-complete', this.state());
   }
 
   get nodeId(): string {
@@ -197,6 +279,7 @@ export class ClusterNode extends EventEmitter {
     this.started = true;
     await this.fabric.start(this.options.listenAddress, this.options.advertise);
     for (const seed of this.options.seeds) this.heartbeat.addAddress(seed, true);
+    this.dataPlane?.onViewChange(this.membership.view, this.map);
     this.heartbeat.start();
   }
 
@@ -205,6 +288,7 @@ export class ClusterNode extends EventEmitter {
     if (this.stopped) return;
     this.stopped = true;
     this.heartbeat.stop();
+    this.dataPlane?.stop();
     await this.fabric.stop();
   }
 
@@ -248,9 +332,9 @@ export class ClusterNode extends EventEmitter {
     };
   }
 
-  /** Partitions this node still has to send or receive; overridden by the data layer. */
+  /** Partitions this node still has to send or receive. */
   migrationsRemaining(): number {
-    return 0;
+    return this.dataPlane?.migrationsRemaining() ?? 0;
   }
 
   /** Master node of a partition under the current map. */
@@ -280,8 +364,10 @@ export class ClusterNode extends EventEmitter {
     for (const id of previous.succession) if (!after.has(id)) this.emit('node-left', id);
   }
 
-  /** Hook for the data layer, run before the 'change' event. */
-  protected onMapChange(_previousMap: PartitionMap, _map: PartitionMap, _view: ClusterView, _previousView: ClusterView): void {}
+  /** Hands the new view to the data plane, before the 'change' event. */
+  protected onMapChange(_previousMap: PartitionMap, map: PartitionMap, view: ClusterView, _previousView: ClusterView): void {
+    this.dataPlane?.onViewChange(view, map);
+  }
 
   private onMessage(from: string, message: WireMessage): void {
     if (message.type === 'heartbeat') {

@@ -26,6 +26,8 @@ export interface PeerState {
   /** The cluster key this peer reported in its latest heartbeat. */
   clusterKey: string;
   quiesced: boolean;
+  /** Partitions the peer still has to migrate, from its latest heartbeat. */
+  migrationsRemaining: number;
 }
 
 export interface HeartbeatOptions {
@@ -35,7 +37,7 @@ export interface HeartbeatOptions {
   fabric: Fabric;
   runtime: Runtime;
   /** Fields this node adds to each heartbeat (cluster key, quiesce flag). */
-  localStatus(): { clusterKey: string; quiesced: boolean };
+  localStatus(): { clusterKey: string; quiesced: boolean; migrationsRemaining: number };
   onPeerAlive(nodeId: string): void;
   onPeerDead(nodeId: string): void;
   /** Called for every heartbeat received, after the peer state is updated. */
@@ -111,7 +113,7 @@ export class Heartbeat {
 
   /** Handles a heartbeat message from an authenticated peer. */
   receive(from: string, message: WireMessage): void {
-    const { address, adjacency, clusterKey, quiesced } = message;
+    const { address, adjacency, clusterKey, quiesced, migrationsRemaining } = message;
     if (typeof address !== 'string' || !Array.isArray(adjacency) || typeof clusterKey !== 'string') {
       this.options.runtime.logger.warn(`cluster: ignoring malformed heartbeat from ${from}`);
       return;
@@ -120,13 +122,14 @@ export class Heartbeat {
     let peer = this.peers.get(from);
     if (peer === undefined) {
       if (this.peers.size >= MAX_CLUSTER_NODES) return;
-      peer = { nodeId: from, address, alive: false, lastHeardMs: now, adjacency: new Set(), clusterKey, quiesced: false };
+      peer = { nodeId: from, address, alive: false, lastHeardMs: now, adjacency: new Set(), clusterKey, quiesced: false, migrationsRemaining: 0 };
       this.peers.set(from, peer);
     }
     peer.address = address;
     peer.lastHeardMs = now;
     peer.clusterKey = clusterKey;
     peer.quiesced = quiesced === true;
+    peer.migrationsRemaining = Number.isSafeInteger(migrationsRemaining) ? (migrationsRemaining as number) : 0;
     peer.adjacency = new Set();
     this.options.fabric.learnAddress(from, address);
     this.addAddress(address, false);
@@ -203,6 +206,7 @@ export class Heartbeat {
       adjacency,
       clusterKey: status.clusterKey,
       quiesced: status.quiesced,
+      migrationsRemaining: status.migrationsRemaining,
     };
     for (const address of this.addresses.keys()) {
       if (!fabric.isSelfAddress(address)) fabric.sendToAddress(address, message);

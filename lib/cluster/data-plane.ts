@@ -1,0 +1,666 @@
+/**
+ * The data plane of a cluster node (docs/cluster.md, "Routing", "Replication", "Migrations"):
+ *
+ * - routing: any node accepts a request and sends it in one hop to the partition's acting
+ *   master; a node that is not (or no longer) the acting master answers "retry", and the
+ *   origin retries with its refreshed view, a bounded number of times;
+ * - replication: the acting master executes the request, ships every record version it wrote
+ *   to each other owner of the partition, and answers only once all have applied it;
+ * - migrations: after each new view the members exchange what they hold, plan each partition
+ *   (partition-plan.ts) and move data with a better-queue job queue (bounded concurrency,
+ *   retries); a partition settles on its new owners when every fill is acknowledged, and only
+ *   then do non-owners drop it.
+ */
+import BetterQueue = require('better-queue');
+import { ErrorCode, ShoalError } from '../errors';
+import {
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  FORWARD_RETRY_DELAY_MS,
+  MAX_FORWARD_ATTEMPTS,
+  MAX_PENDING_REQUESTS,
+  MIGRATION_BATCH_MAX_BYTES,
+  MIGRATION_BATCH_RECORDS,
+  MIGRATION_CONCURRENCY,
+  MIGRATION_MAX_RETRIES,
+  PARTITION_COUNT,
+} from './constants';
+import type { ClusterRequest, LocalStore, RecordVersion, WireError } from './local-store';
+import type { ClusterView } from './membership';
+import type { WireMessage } from './network';
+import type { PartitionMap } from './partition-map';
+import type { MemberPartitionInfo, PartitionPlan } from './partition-plan';
+import { bitIsSet, emptyBitmap, planPartition, setBit } from './partition-plan';
+import type { Runtime, TimerHandle } from './seams';
+
+export interface DataPlaneOptions {
+  nodeId: string;
+  runtime: Runtime;
+  store: LocalStore;
+  send(nodeId: string, message: WireMessage): boolean;
+  requestTimeoutMs?: number;
+  /** Called when this node's migrations reach zero. */
+  onMigrationsComplete(): void;
+}
+
+interface PendingCall {
+  resolve(message: WireMessage): void;
+  timer: TimerHandle;
+  target: string;
+}
+
+interface MigrationJob {
+  id: string;
+  clusterKey: string;
+  partition: number;
+  phase: 'merge' | 'fill';
+  targets: string[];
+}
+
+/** Message types the data plane handles. */
+export const DATA_MESSAGE_TYPES = [
+  'partition-info',
+  'request',
+  'response',
+  'replicate',
+  'replicate-ack',
+  'migrate-batch',
+  'migrate-ack',
+  'partition-settled',
+  'partition-settled-ack',
+] as const;
+
+export class DataPlane {
+  private readonly requestTimeoutMs: number;
+  private view: ClusterView = { clusterKey: '', succession: [], quiesced: [] };
+  private map: PartitionMap | undefined;
+  private readonly infos = new Map<string, MemberPartitionInfo>();
+  private plans: PartitionPlan[] | undefined;
+  private readyWaiters: (() => void)[] = [];
+  private readonly pending = new Map<string, PendingCall>();
+  private nextCallId = 0;
+  // Local per-partition state.
+  private readonly synced = emptyBitmap();
+  private readonly lineage: string[] = new Array(PARTITION_COUNT).fill('');
+  private readonly settled = emptyBitmap();
+  /** At an acting master: merge sources not yet finished, per partition. */
+  private readonly awaitingMerges = new Map<number, Set<string>>();
+  /** Partitions this node still has to send (merge or fill) or receive (fill). */
+  private readonly outgoing = new Set<number>();
+  private readonly incoming = new Set<number>();
+  /** At an acting master: members that have not acknowledged a settle broadcast. */
+  private readonly settleAcks = new Map<number, Set<string>>();
+  private readonly queue: BetterQueue<MigrationJob>;
+  private stopped = false;
+  readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, retries: 0 };
+
+  constructor(private readonly options: DataPlaneOptions) {
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.queue = new BetterQueue<MigrationJob>({
+      process: (job, done) => {
+        this.runJob(job).then(
+          () => done(),
+          (error) => done(error),
+        );
+      },
+      concurrent: MIGRATION_CONCURRENCY,
+      maxRetries: MIGRATION_MAX_RETRIES,
+      id: 'id',
+    });
+    this.queue.on('task_failed', (...args: unknown[]) => {
+      this.options.runtime.logger.warn(`cluster: migration job ${String(args[0])} failed after retries: ${String(args[1])}`);
+    });
+  }
+
+  get clusterKey(): string {
+    return this.view.clusterKey;
+  }
+
+  /** Partitions this node is still sending or receiving. */
+  migrationsRemaining(): number {
+    if (this.plans === undefined && this.view.succession.length > 0) return PARTITION_COUNT;
+    return new Set([...this.outgoing, ...this.incoming]).size;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.queue.destroy();
+    for (const [id, call] of this.pending) {
+      this.options.runtime.timers.clearTimeout(call.timer);
+      call.resolve({ type: 'local-stop' });
+      this.pending.delete(id);
+    }
+    for (const waiter of this.readyWaiters.splice(0)) waiter();
+  }
+
+  /** A new view was adopted: start the exchange of partition holdings. */
+  onViewChange(view: ClusterView, map: PartitionMap): void {
+    const departed = this.view.succession.filter((id) => !view.succession.includes(id));
+    this.view = view;
+    this.map = map;
+    this.plans = undefined;
+    this.infos.clear();
+    this.awaitingMerges.clear();
+    this.outgoing.clear();
+    this.incoming.clear();
+    this.settleAcks.clear();
+    // Calls waiting on nodes that left can never be answered: release them.
+    for (const [id, call] of this.pending) {
+      if (departed.includes(call.target)) {
+        this.options.runtime.timers.clearTimeout(call.timer);
+        this.pending.delete(id);
+        call.resolve({ type: 'target-left' });
+      }
+    }
+    this.broadcastInfo();
+  }
+
+  /** Runs on every heartbeat tick: re-sends what may have been lost. */
+  onTick(): void {
+    if (this.stopped || this.view.clusterKey === '') return;
+    if (this.plans === undefined) this.broadcastInfo();
+    for (const [partition, waiting] of this.settleAcks) {
+      for (const member of waiting) this.options.send(member, { type: 'partition-settled', clusterKey: this.view.clusterKey, partition });
+    }
+  }
+
+  handle(from: string, message: WireMessage): void {
+    switch (message.type) {
+      case 'partition-info':
+        return this.onPartitionInfo(from, message);
+      case 'request':
+        return void this.onRequest(from, message);
+      case 'replicate':
+        return void this.onReplicate(from, message);
+      case 'migrate-batch':
+        return void this.onMigrateBatch(from, message);
+      case 'partition-settled':
+        return this.onSettled(from, message);
+      case 'partition-settled-ack': {
+        const waiting = this.settleAcks.get(message.partition as number);
+        if (message.clusterKey === this.view.clusterKey) waiting?.delete(from);
+        if (waiting?.size === 0) this.settleAcks.delete(message.partition as number);
+        return;
+      }
+      case 'response':
+      case 'replicate-ack':
+      case 'migrate-ack': {
+        const call = this.pending.get(message.id as string);
+        if (call === undefined || call.target !== from) return;
+        this.pending.delete(message.id as string);
+        this.options.runtime.timers.clearTimeout(call.timer);
+        call.resolve(message);
+        return;
+      }
+    }
+  }
+
+  /** The node currently serving partition `partitionId` (undefined while the view's exchange runs). */
+  actingMaster(partitionId: number): string | undefined {
+    const plan = this.plans?.[partitionId];
+    if (plan === undefined) return undefined;
+    return bitIsSet(this.settled, partitionId) ? plan.owners[0] : plan.actingMaster;
+  }
+
+  /**
+   * Executes a client request wherever its partition is served. Resolves to the request's
+   * value (for a scan, the concatenated values of every partition group); rejects with the
+   * store's error, or ShoalError TIMEOUT / PARTITION_UNAVAILABLE.
+   */
+  async execute(request: ClusterRequest): Promise<unknown> {
+    const deadline = this.options.runtime.clock.nowMs() + this.requestTimeoutMs;
+    if (request.kind === 'record') return this.executeRouted(request, [partitionOf(request.digest)], deadline);
+    await this.waitForPlans(deadline);
+    const byMaster = new Map<string, number[]>();
+    for (const partition of request.partitions) {
+      const master = this.actingMaster(partition) ?? this.options.nodeId;
+      const list = byMaster.get(master);
+      if (list === undefined) byMaster.set(master, [partition]);
+      else list.push(partition);
+    }
+    const parts = await Promise.all(
+      [...byMaster.values()].map((partitions) => this.executeRouted({ ...request, partitions }, partitions, deadline)),
+    );
+    return parts.flat();
+  }
+
+  /** Sends a request to the acting master of `partitions` (all the same node), retrying while they move. */
+  private async executeRouted(request: ClusterRequest, partitions: number[], deadline: number): Promise<unknown> {
+    for (let attempt = 0; attempt < MAX_FORWARD_ATTEMPTS; attempt++) {
+      await this.waitForPlans(deadline);
+      const target = this.actingMaster(partitions[0]) ?? this.options.nodeId;
+      if (target === this.options.nodeId) {
+        const outcome = await this.executeAsMaster(request, partitions, deadline);
+        if (outcome.retry === undefined) return unwrap(outcome);
+      } else {
+        this.counters.forwarded++;
+        const reply = await this.call(target, { type: 'request', request }, deadline);
+        if (reply.type === 'response' && reply.retry === undefined) return unwrap(reply as { value?: unknown; error?: WireError });
+      }
+      if (this.options.runtime.clock.nowMs() >= deadline) break;
+      this.counters.retries++;
+      await this.sleep(Math.min(FORWARD_RETRY_DELAY_MS * (attempt + 1), Math.max(0, deadline - this.options.runtime.clock.nowMs())));
+      if (request.kind === 'scan' && partitions.some((p) => this.actingMaster(p) !== this.actingMaster(partitions[0]))) {
+        // The group split across masters while the cluster changed: route each part again.
+        return this.execute({ ...request, partitions });
+      }
+    }
+    throw new ShoalError(
+      ErrorCode.TIMEOUT,
+      `cluster: partition ${partitions[0]} did not answer in time (cluster re-forming or partition moving); retry the operation`,
+    );
+  }
+
+  /** Executes on this node as acting master, then replicates. `retry` set if not master after all. */
+  private async executeAsMaster(
+    request: ClusterRequest,
+    partitions: number[],
+    deadline: number,
+  ): Promise<{ value?: unknown; error?: WireError; retry?: string }> {
+    if (partitions.some((p) => this.actingMaster(p) !== this.options.nodeId)) return { retry: 'not-master' };
+    this.counters.executedAsMaster++;
+    let result;
+    try {
+      result = await this.options.store.executeLocal(request);
+    } catch (error) {
+      return { error: toWireError(error) };
+    }
+    const key = this.view.clusterKey;
+    for (const { ns, version } of result.writes) {
+      const plan = this.plans?.[partitionOf(version.digest)];
+      const targets = (plan?.owners ?? []).filter((id) => id !== this.options.nodeId);
+      await Promise.all(targets.map((target) => this.replicateTo(target, ns, version, key, deadline)));
+    }
+    return { value: result.value };
+  }
+
+  /** Ships one version to one replica until it acknowledges, leaves the cluster, or the deadline passes. */
+  private async replicateTo(target: string, ns: string, version: RecordVersion, clusterKey: string, deadline: number): Promise<void> {
+    while (!this.stopped) {
+      const reply = await this.call(target, { type: 'replicate', ns, version }, deadline);
+      if (reply.type === 'replicate-ack' || reply.type === 'target-left') {
+        this.counters.replicated++;
+        return;
+      }
+      if (this.view.clusterKey !== clusterKey && !this.view.succession.includes(target)) return;
+      if (this.options.runtime.clock.nowMs() >= deadline) {
+        throw new ShoalError(ErrorCode.TIMEOUT, `cluster: replica ${target} did not acknowledge in time; the write is applied on the master and will reach replicas through migration`);
+      }
+      await this.sleep(FORWARD_RETRY_DELAY_MS);
+    }
+  }
+
+  private async onRequest(from: string, message: WireMessage): Promise<void> {
+    const request = message.request as ClusterRequest;
+    const reply: WireMessage = { type: 'response', id: message.id };
+    const partitions = requestPartitions(request);
+    if (partitions === undefined) {
+      reply.error = { code: ErrorCode.CLUSTER_ERROR, message: 'malformed forwarded request' };
+    } else {
+      const deadline = this.options.runtime.clock.nowMs() + this.requestTimeoutMs;
+      try {
+        Object.assign(reply, await this.executeAsMaster(request, partitions, deadline));
+      } catch (error) {
+        reply.error = toWireError(error);
+      }
+    }
+    this.options.send(from, reply);
+  }
+
+  private async onReplicate(from: string, message: WireMessage): Promise<void> {
+    const version = message.version as RecordVersion;
+    if (typeof message.ns !== 'string' || !isVersion(version)) return;
+    try {
+      await this.options.store.applyRecordVersion(message.ns, normalizeVersion(version));
+      this.options.send(from, { type: 'replicate-ack', id: message.id });
+    } catch (error) {
+      this.options.runtime.logger.warn(`cluster: could not apply a replicated record: ${String(error)}`);
+    }
+  }
+
+  // ---- Exchange and planning ----
+
+  private localInfo(): MemberPartitionInfo {
+    const hasData = emptyBitmap();
+    for (const ns of this.options.store.namespaceNames()) {
+      const counts = this.options.store.partitionCounts(ns);
+      for (let p = 0; p < PARTITION_COUNT; p++) if (counts[p] > 0) setBit(hasData, p, true);
+    }
+    const lineages: string[] = [];
+    const indexOf = new Map<string, number>();
+    const lineageIndex = new Uint16Array(PARTITION_COUNT);
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      let index = indexOf.get(this.lineage[p]);
+      if (index === undefined) {
+        index = lineages.length;
+        lineages.push(this.lineage[p]);
+        indexOf.set(this.lineage[p], index);
+      }
+      lineageIndex[p] = index;
+    }
+    return { synced: Uint8Array.from(this.synced), hasData, lineages, lineageIndex };
+  }
+
+  private broadcastInfo(): void {
+    const message = this.infoMessage();
+    for (const member of this.view.succession) {
+      if (member !== this.options.nodeId) this.options.send(member, message);
+    }
+    if (!this.infos.has(this.options.nodeId)) this.recordInfo(this.options.nodeId, this.localInfo());
+  }
+
+  private onPartitionInfo(from: string, message: WireMessage): void {
+    if (message.clusterKey !== this.view.clusterKey || !this.view.succession.includes(from) || this.infos.has(from)) return;
+    const info = parseInfo(message);
+    if (info === undefined) return;
+    // The sender may have adopted the view after our broadcast and dropped it: answer once.
+    this.options.send(from, this.infoMessage());
+    this.recordInfo(from, info);
+  }
+
+  private infoMessage(): WireMessage {
+    const info = this.localInfo();
+    return {
+      type: 'partition-info',
+      clusterKey: this.view.clusterKey,
+      synced: Buffer.from(info.synced),
+      hasData: Buffer.from(info.hasData),
+      lineages: info.lineages,
+      lineageIndex: Buffer.from(info.lineageIndex.buffer, info.lineageIndex.byteOffset, info.lineageIndex.byteLength),
+    };
+  }
+
+  private recordInfo(nodeId: string, info: MemberPartitionInfo): void {
+    this.infos.set(nodeId, info);
+    if (this.plans === undefined && this.view.succession.every((id) => this.infos.has(id))) this.makePlans();
+  }
+
+  private makePlans(): void {
+    const map = this.map!;
+    const members = this.view.succession;
+    const plans: PartitionPlan[] = new Array(PARTITION_COUNT);
+    for (let p = 0; p < PARTITION_COUNT; p++) plans[p] = planPartition(p, map.owners[p], members, (id) => this.infos.get(id)!);
+    this.plans = plans;
+    this.settled.fill(0);
+    const self = this.options.nodeId;
+    const key = this.view.clusterKey;
+    for (let p = 0; p < PARTITION_COUNT; p++) {
+      const plan = plans[p];
+      if (plan.settled) {
+        this.settle(p);
+        continue;
+      }
+      if (plan.mergeSources.includes(self)) {
+        this.outgoing.add(p);
+        this.queue.push({ id: `${key}:${p}:merge`, clusterKey: key, partition: p, phase: 'merge', targets: [plan.actingMaster] });
+      }
+      if (plan.actingMaster === self) {
+        this.outgoing.add(p);
+        this.awaitingMerges.set(p, new Set(plan.mergeSources));
+        if (plan.mergeSources.length === 0) this.startFill(p);
+      }
+      if (plan.fillTargets.includes(self)) this.incoming.add(p);
+    }
+    this.options.runtime.logger.debug('cluster: partition plans ready', { clusterKey: key, outgoing: this.outgoing.size, incoming: this.incoming.size });
+    for (const waiter of this.readyWaiters.splice(0)) waiter();
+    this.checkMigrationsComplete();
+  }
+
+  private startFill(partition: number): void {
+    const plan = this.plans![partition];
+    if (plan.fillTargets.length === 0) {
+      this.finishActing(partition);
+      return;
+    }
+    const key = this.view.clusterKey;
+    this.queue.push({ id: `${key}:${partition}:fill`, clusterKey: key, partition, phase: 'fill', targets: plan.fillTargets });
+  }
+
+  /** Acting master: every fill acknowledged; the partition settles on its owners. */
+  private finishActing(partition: number): void {
+    const members = this.view.succession.filter((id) => id !== this.options.nodeId);
+    this.settleAcks.set(partition, new Set(members));
+    for (const member of members) this.options.send(member, { type: 'partition-settled', clusterKey: this.view.clusterKey, partition });
+    this.settle(partition);
+    this.outgoing.delete(partition);
+    this.checkMigrationsComplete();
+  }
+
+  /** Applies the settled state of a partition locally: owners become synced, others drop it. */
+  private settle(partition: number): void {
+    if (bitIsSet(this.settled, partition)) return;
+    setBit(this.settled, partition, true);
+    const owners = this.plans![partition].owners;
+    this.incoming.delete(partition);
+    if (owners.includes(this.options.nodeId)) {
+      setBit(this.synced, partition, true);
+      this.lineage[partition] = this.view.clusterKey;
+      return;
+    }
+    const hadCopy = bitIsSet(this.synced, partition);
+    setBit(this.synced, partition, false);
+    this.lineage[partition] = '';
+    if (hadCopy || this.partitionHasData(partition)) void this.dropPartition(partition);
+  }
+
+  private partitionHasData(partition: number): boolean {
+    return this.options.store.namespaceNames().some((ns) => this.options.store.partitionCounts(ns)[partition] > 0);
+  }
+
+  private async dropPartition(partition: number): Promise<void> {
+    const key = this.view.clusterKey;
+    for (const ns of this.options.store.namespaceNames()) {
+      if (this.view.clusterKey !== key) return;
+      try {
+        await this.options.store.dropPartition(ns, partition);
+      } catch (error) {
+        this.options.runtime.logger.warn(`cluster: dropping partition ${partition} of ${ns} failed: ${String(error)}`);
+      }
+    }
+  }
+
+  private onSettled(from: string, message: WireMessage): void {
+    if (message.clusterKey !== this.view.clusterKey || this.plans === undefined) return;
+    const partition = message.partition as number;
+    if (!Number.isInteger(partition) || partition < 0 || partition >= PARTITION_COUNT) return;
+    this.options.send(from, { type: 'partition-settled-ack', clusterKey: this.view.clusterKey, partition });
+    this.settle(partition);
+    this.checkMigrationsComplete();
+  }
+
+  private checkMigrationsComplete(): void {
+    if (this.plans !== undefined && this.outgoing.size === 0 && this.incoming.size === 0) this.options.onMigrationsComplete();
+  }
+
+  // ---- Migration jobs ----
+
+  private async runJob(job: MigrationJob): Promise<void> {
+    if (this.stopped || job.clusterKey !== this.view.clusterKey) return;
+    const store = this.options.store;
+    const deadline = () => this.options.runtime.clock.nowMs() + this.requestTimeoutMs;
+    const namespaces = store.namespaceNames();
+    for (const ns of namespaces) {
+      let batch: RecordVersion[] = [];
+      let bytes = 0;
+      for await (const version of store.iteratePartition(ns, job.partition)) {
+        if (job.clusterKey !== this.view.clusterKey) return;
+        batch.push(version);
+        bytes += (version.payload?.length ?? 0) + 64;
+        if (batch.length >= MIGRATION_BATCH_RECORDS || bytes >= MIGRATION_BATCH_MAX_BYTES) {
+          await this.sendBatch(job, ns, batch, false, deadline());
+          batch = [];
+          bytes = 0;
+        }
+      }
+      if (batch.length > 0) await this.sendBatch(job, ns, batch, false, deadline());
+    }
+    await this.sendBatch(job, namespaces[0] ?? '', [], true, deadline());
+    if (job.clusterKey !== this.view.clusterKey) return;
+    if (job.phase === 'merge') {
+      this.outgoing.delete(job.partition);
+      this.checkMigrationsComplete();
+    } else {
+      this.finishActing(job.partition);
+    }
+  }
+
+  private async sendBatch(job: MigrationJob, ns: string, versions: RecordVersion[], last: boolean, deadline: number): Promise<void> {
+    await Promise.all(
+      job.targets.map(async (target) => {
+        const reply = await this.call(
+          target,
+          { type: 'migrate-batch', clusterKey: job.clusterKey, partition: job.partition, phase: job.phase, ns, versions, last },
+          deadline,
+        );
+        if (reply.type === 'target-left' || job.clusterKey !== this.view.clusterKey) return;
+        if (reply.type !== 'migrate-ack' || reply.ok !== true) {
+          throw new Error(`migration of partition ${job.partition} to ${target}: ${reply.type === 'timeout' ? 'timed out' : String(reply.reason)}`);
+        }
+      }),
+    );
+    this.counters.migratedRecordsOut += versions.length * job.targets.length;
+  }
+
+  private async onMigrateBatch(from: string, message: WireMessage): Promise<void> {
+    const reply: WireMessage = { type: 'migrate-ack', id: message.id, ok: false };
+    const partition = message.partition as number;
+    if (message.clusterKey !== this.view.clusterKey || this.plans === undefined) {
+      reply.reason = 'cluster view changed';
+      this.options.send(from, reply);
+      return;
+    }
+    const versions = Array.isArray(message.versions) ? (message.versions as RecordVersion[]) : [];
+    try {
+      for (const version of versions) {
+        if (isVersion(version)) await this.options.store.applyRecordVersion(message.ns as string, normalizeVersion(version));
+      }
+      this.counters.migratedRecordsIn += versions.length;
+      if (message.last === true && message.clusterKey === this.view.clusterKey) {
+        if (message.phase === 'merge') {
+          const waiting = this.awaitingMerges.get(partition);
+          if (waiting?.delete(from) && waiting.size === 0) this.startFill(partition);
+        } else {
+          this.incoming.delete(partition);
+          this.checkMigrationsComplete();
+        }
+      }
+      reply.ok = true;
+    } catch (error) {
+      reply.reason = String(error);
+    }
+    this.options.send(from, reply);
+  }
+
+  // ---- Plumbing ----
+
+  private async waitForPlans(deadline: number): Promise<void> {
+    while (this.plans === undefined && !this.stopped) {
+      const remaining = deadline - this.options.runtime.clock.nowMs();
+      if (remaining <= 0) {
+        throw new ShoalError(ErrorCode.PARTITION_UNAVAILABLE, 'cluster: the cluster is re-forming and has not agreed on partition owners yet; retry the operation');
+      }
+      await new Promise<void>((resolve) => {
+        const timer = this.options.runtime.timers.setTimeout(resolve, remaining);
+        this.readyWaiters.push(() => {
+          this.options.runtime.timers.clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private async waitForMaster(partition: number, deadline: number): Promise<string> {
+    await this.waitForPlans(deadline);
+    return this.actingMaster(partition) ?? this.options.nodeId;
+  }
+
+  /** Sends `message` with a fresh id and resolves with the reply, or { type: 'timeout' }. */
+  private call(target: string, message: WireMessage, deadline: number): Promise<WireMessage> {
+    if (this.pending.size >= MAX_PENDING_REQUESTS) return Promise.resolve({ type: 'timeout' });
+    const id = `${this.options.nodeId}#${this.nextCallId++}`;
+    return new Promise((resolve) => {
+      const timeoutMs = Math.max(1, deadline - this.options.runtime.clock.nowMs());
+      const timer = this.options.runtime.timers.setTimeout(() => {
+        this.pending.delete(id);
+        resolve({ type: 'timeout' });
+      }, timeoutMs);
+      this.pending.set(id, { resolve, timer, target });
+      if (!this.options.send(target, { ...message, id })) {
+        // Not connected right now: the timeout (or a view change) resolves the call.
+      }
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.options.runtime.timers.setTimeout(resolve, Math.max(0, ms)));
+  }
+}
+
+/** Partition id of a digest: first two bytes little-endian, low 12 bits. */
+export function partitionOf(digest: Buffer | Uint8Array): number {
+  return (digest[0] | (digest[1] << 8)) & (PARTITION_COUNT - 1);
+}
+
+/** The partitions a (possibly forwarded, so untrusted) request addresses; undefined if malformed. */
+function requestPartitions(request: unknown): number[] | undefined {
+  if (request === null || typeof request !== 'object') return undefined;
+  const r = request as { kind?: unknown; ns?: unknown; digest?: unknown; partitions?: unknown };
+  if (typeof r.ns !== 'string') return undefined;
+  if (r.kind === 'record' && isDigest(r.digest)) return [partitionOf(r.digest)];
+  if (r.kind === 'scan' && Array.isArray(r.partitions) && r.partitions.length > 0) {
+    const ok = r.partitions.every((p) => Number.isInteger(p) && p >= 0 && p < PARTITION_COUNT);
+    return ok ? (r.partitions as number[]) : undefined;
+  }
+  return undefined;
+}
+
+function isDigest(value: unknown): value is Buffer {
+  return value instanceof Uint8Array && value.length === 20;
+}
+
+function isVersion(value: unknown): value is RecordVersion {
+  if (value === null || typeof value !== 'object') return false;
+  const v = value as RecordVersion;
+  return isDigest(v.digest) && Number.isInteger(v.gen) && typeof v.lastUpdateMs === 'number';
+}
+
+/** msgpackr decodes bin data as Buffer in Node, but be explicit about the types. */
+function normalizeVersion(version: RecordVersion): RecordVersion {
+  return {
+    digest: Buffer.from(version.digest),
+    gen: version.gen,
+    voidTime: version.voidTime,
+    lastUpdateMs: version.lastUpdateMs,
+    setName: version.setName ?? '',
+    tombstone: version.tombstone === true,
+    payload: version.payload === undefined || version.payload === null ? undefined : Buffer.from(version.payload),
+  };
+}
+
+function parseInfo(message: WireMessage): MemberPartitionInfo | undefined {
+  const { synced, hasData, lineages, lineageIndex } = message;
+  const bitmapBytes = PARTITION_COUNT / 8;
+  if (!(synced instanceof Uint8Array) || synced.length !== bitmapBytes) return undefined;
+  if (!(hasData instanceof Uint8Array) || hasData.length !== bitmapBytes) return undefined;
+  if (!Array.isArray(lineages) || !lineages.every((l) => typeof l === 'string')) return undefined;
+  if (!(lineageIndex instanceof Uint8Array) || lineageIndex.length !== PARTITION_COUNT * 2) return undefined;
+  const index = new Uint16Array(PARTITION_COUNT);
+  const bytes = Buffer.from(lineageIndex);
+  for (let p = 0; p < PARTITION_COUNT; p++) index[p] = bytes.readUInt16LE(p * 2);
+  return { synced: Uint8Array.from(synced), hasData: Uint8Array.from(hasData), lineages: lineages as string[], lineageIndex: index };
+}
+
+function toWireError(error: unknown): WireError {
+  const code = (error as { code?: unknown })?.code;
+  return {
+    code: typeof code === 'string' ? code : ErrorCode.CLUSTER_ERROR,
+    message: (error as Error)?.message ?? String(error),
+  };
+}
+
+function unwrap(outcome: { value?: unknown; error?: WireError }): unknown {
+  if (outcome.error !== undefined) {
+    const code = (Object.values(ErrorCode) as string[]).includes(outcome.error.code) ? (outcome.error.code as ErrorCode) : ErrorCode.CLUSTER_ERROR;
+    throw new ShoalError(code, outcome.error.message);
+  }
+  return outcome.value;
+}

@@ -1,0 +1,58 @@
+/**
+ * What the cluster needs from the local database (implemented by lib/db.ts over its
+ * namespaces; by an in-memory fake in the cluster's unit tests). Everything crossing this
+ * interface is plain data that msgpackr can carry, because requests and results travel
+ * between nodes unchanged.
+ */
+import type { RecordVersion } from '../namespace/namespace';
+
+export type { RecordVersion };
+
+/**
+ * A client operation, described as data so it can be forwarded to the partition's master.
+ * The cluster reads only `kind`, `ns`, `digest` and `partitions`; `operation` is opaque to it
+ * (the Db encodes the call and its arguments there and decodes them in executeLocal).
+ */
+export type ClusterRequest =
+  | { kind: 'record'; ns: string; digest: Buffer; operation: unknown }
+  | { kind: 'scan'; ns: string; partitions: number[]; operation: unknown };
+
+/** The outcome of executing a request locally. */
+export interface LocalResult {
+  /** The value returned to the caller (plain data). */
+  value: unknown;
+  /**
+   * Record versions this request created or changed (tombstones for removes), in the order
+   * written; the master ships each to every replica before the caller is answered.
+   */
+  writes: { ns: string; version: RecordVersion }[];
+}
+
+/** An error raised by executeLocal, carried to the calling node as plain data. */
+export interface WireError {
+  code: string;
+  message: string;
+}
+
+export interface LocalStore {
+  /** Names of the namespaces of this database (identical on every node of a cluster). */
+  namespaceNames(): string[];
+  /**
+   * Executes a request on local data, as master of its partition(s). Rejects with a
+   * ShoalError (or any error with a string `code`) for a failure the caller should see.
+   */
+  executeLocal(request: ClusterRequest): Promise<LocalResult>;
+  /** The local version of a record, tombstones included; undefined if none. */
+  readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined>;
+  /**
+   * Stores `version` if it wins over the local copy by the namespace's conflict rule
+   * (generation, then last-update time by default). Idempotent.
+   */
+  applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'>;
+  /** Every local record version of one partition, tombstones included. */
+  iteratePartition(ns: string, partitionId: number): AsyncIterable<RecordVersion>;
+  /** Removes every local record of one partition; returns how many. */
+  dropPartition(ns: string, partitionId: number): Promise<number>;
+  /** Local record counts per partition (length 4096). */
+  partitionCounts(ns: string): ArrayLike<number>;
+}
