@@ -34,6 +34,14 @@ bool IsIndexSuffix(const char* suffix) {
   return true;
 }
 
+// Random lookups over hundreds of MiB are bound by TLB misses; huge pages remove most of
+// them. Only advice: the kernel ignores it where transparent huge pages are off (for tmpfs
+// that is /sys/kernel/mm/transparent_hugepage/shmem_enabled).
+void AdviseHugePages(uint8_t* data, size_t bytes) {
+  constexpr size_t kHugePageBytes = 2 << 20;
+  if (bytes >= kHugePageBytes) madvise(data, bytes, MADV_HUGEPAGE);
+}
+
 }  // namespace
 
 void ThrowOsError(const std::string& operation, const std::string& name, int error_number) {
@@ -68,6 +76,7 @@ MemorySegment MemorySegment::Create(const std::string& name, size_t bytes, bool 
     if (data == MAP_FAILED) ThrowOsError("mmap", name, errno);
     segment.data_ = static_cast<uint8_t*>(data);
     segment.committed_bytes_ = bytes;  // private memory cannot be reserved; the kernel overcommits
+    AdviseHugePages(segment.data_, bytes);
     return segment;
   }
   int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -92,6 +101,7 @@ MemorySegment MemorySegment::Create(const std::string& name, size_t bytes, bool 
   }
   segment.data_ = static_cast<uint8_t*>(data);
   segment.fd_ = fd;
+  AdviseHugePages(segment.data_, bytes);
   return segment;
 }
 
@@ -123,6 +133,7 @@ bool MemorySegment::OpenExisting(const std::string& name, size_t expected_bytes,
   segment.data_ = static_cast<uint8_t*>(data);
   segment.bytes_ = bytes;
   segment.fd_ = fd;
+  AdviseHugePages(segment.data_, bytes);
   // The previous owner committed a prefix; its allocated size tells roughly how long.
   // Re-committing a page that exists is harmless, so an underestimate is fine.
   size_t allocated = static_cast<size_t>(status.st_blocks) * 512;
