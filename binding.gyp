@@ -10,7 +10,11 @@
         "native/shared_memory.cc",
         "native/primary_index.cc",
         "native/record_arena.cc",
-        "native/block_device.cc"
+        "native/block_device.cc",
+        "native/io_backend.cc",
+        "native/io_pool.cc",
+        "native/storage_format.cc",
+        "native/storage_scan.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

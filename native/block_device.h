@@ -1,8 +1,73 @@
+// BlockDevice: one storage device (a file created and sized by Shoal, or a raw block device)
+// opened with O_DIRECT where possible, exclusively locked, with reads, writes and fdatasync run
+// on a native I/O thread pool and completions delivered to JS in batches.
+//
+// JS side: lib/storage/native-device.ts (which documents every method and the completion
+// layout). Registers BlockDevice, StorageScanner and the storage* format functions.
 #pragma once
+
 #include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io_backend.h"
+#include "io_pool.h"
+
 namespace shoal {
-class BlockDevice {
+
+class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
  public:
-  static void Init(Napi::Env env, Napi::Object exports) {}
+  static void Init(Napi::Env env, Napi::Object exports);
+  explicit BlockDevice(const Napi::CallbackInfo& info);
+  ~BlockDevice() override;
+
+  // For the cold-start scanner (same thread-safety as the pool: any thread).
+  IoBackend* backend() const { return backend_.get(); }
+  bool direct_io() const { return direct_io_; }
+  uint64_t size_bytes() const { return size_bytes_; }
+  bool is_open() const { return fd_ >= 0; }
+  AlignedBufferPool* buffers() { return &buffers_; }
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Sync(const Napi::CallbackInfo& info);
+  Napi::Value ReadSync(const Napi::CallbackInfo& info);
+  Napi::Value WriteSync(const Napi::CallbackInfo& info);
+  Napi::Value Pending(const Napi::CallbackInfo& info);
+  Napi::Value Fault(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  void OpenDevice(Napi::Env env, const std::string& path, uint64_t size_bytes, bool create, int direct_mode);
+  void Submit(Napi::Env env, IoRequest* request);
+  void DrainToJs(Napi::Env env);
+  void CheckOpen(Napi::Env env) const;
+
+  int fd_ = -1;
+  bool direct_io_ = false;
+  bool block_device_ = false;
+  uint64_t size_bytes_ = 0;
+  std::string path_;
+  std::unique_ptr<IoBackend> backend_;
+  FaultBackend* faults_ = nullptr;  // non-null when opened with fault injection
+  AlignedBufferPool buffers_;
+  std::unique_ptr<IoPool> pool_;
+  Napi::ThreadSafeFunction notify_;
+  Napi::FunctionReference on_complete_;
+  Napi::Reference<Napi::Buffer<uint8_t>> completions_ref_;
+  Napi::Reference<Napi::Buffer<uint8_t>> results_ref_;
+  int32_t* completions_ = nullptr;
+  size_t completion_capacity_ = 0;
+  uint8_t* results_ = nullptr;
+  size_t results_capacity_ = 0;
+  uint64_t pending_ = 0;  // submitted and not yet delivered to JS (JS thread only)
+  std::atomic<int64_t> calls_in_flight_{0};
+  bool referenced_ = false;
+  std::vector<IoRequest*> drained_;
 };
-}
+
+}  // namespace shoal

@@ -1,0 +1,56 @@
+/**
+ * The storage engine's bounds, in one place (STYLE.md: every queue, buffer, batch and loop has
+ * a named bound). The relations between them are checked at the bottom, at load time.
+ */
+
+/** O_DIRECT alignment of device offsets, lengths and buffers. */
+export const IO_ALIGN_BYTES = 4096;
+/** Records start on 16-byte boundaries inside a write block. */
+export const RECORD_ALIGN_BYTES = 16;
+
+/** Default and allowed write-block sizes (a power of two). */
+export const DEFAULT_WRITE_BLOCK_BYTES = 1 << 20;
+export const MIN_WRITE_BLOCK_BYTES = 128 << 10;
+export const MAX_WRITE_BLOCK_BYTES = 8 << 20;
+
+/** The device header region: two 32 KiB header slots, then the first write block. */
+export const HEADER_SLOT_BYTES = 32 << 10;
+export const DATA_START_BYTES = 2 * HEADER_SLOT_BYTES;
+/** Truncate markers kept in each header slot (80 bytes each, after the first 4 KiB). */
+export const MAX_TRUNCATE_MARKERS = 256;
+export const TRUNCATE_MARKER_BYTES = 80;
+
+/** Location encoding limits (docs/storage-format.md, "Locations"). */
+export const MAX_DEVICES = 64;
+export const MAX_BLOCKS_PER_DEVICE = 1 << 20;
+
+/** Flush a partly filled write block after this long without a flush (namespace flushMaxMs). */
+export const DEFAULT_FLUSH_MAX_MS = 1000;
+/** Defragment blocks whose live bytes fall below this percentage (namespace defragLwmPct). */
+export const DEFAULT_DEFRAG_LWM_PCT = 50;
+/** Blocks defragmented per background slice, and the pause between slices. */
+export const DEFRAG_BLOCKS_PER_SLICE = 4;
+export const DEFRAG_SLEEP_MS = 5;
+/** Writes stop with OUT_OF_SPACE while free blocks are at or below this share (but >= 2 blocks). */
+export const DEFAULT_MIN_FREE_PCT = 5;
+export const MIN_RESERVE_BLOCKS = 2;
+/** Recent write blocks kept in memory to serve reads without I/O. */
+export const DEFAULT_POST_WRITE_CACHE_BLOCKS = 32;
+
+/** Native I/O threads per device (random reads need queue depth; libuv has only 4). */
+export const DEFAULT_IO_THREADS = 32;
+/** Completions the native side hands JS per callback (16 bytes each). */
+export const COMPLETION_CAPACITY = 4096;
+/** The results area that carries read data to JS: at least two write blocks. */
+export const MIN_RESULTS_BYTES = 8 << 20;
+/** Cold start reads this many bytes per sequential read. */
+export const COLD_START_CHUNK_BYTES = 8 << 20;
+
+function check(condition: boolean, message: string): void {
+  if (!condition) throw new Error(`storage constants: ${message}`);
+}
+check(DATA_START_BYTES % IO_ALIGN_BYTES === 0, 'data start must be aligned');
+check(4096 + MAX_TRUNCATE_MARKERS * TRUNCATE_MARKER_BYTES + 4 <= HEADER_SLOT_BYTES, 'truncate markers must fit a header slot');
+check(MAX_WRITE_BLOCK_BYTES / RECORD_ALIGN_BYTES <= 1 << 19, 'offsets must fit 19 bits of 16-byte units');
+check(MIN_RESULTS_BYTES >= 2 * MAX_WRITE_BLOCK_BYTES / 2, 'results must hold a block read');
+check(COLD_START_CHUNK_BYTES >= MAX_WRITE_BLOCK_BYTES, 'a cold-start chunk holds at least one block');

@@ -1,0 +1,1134 @@
+/**
+ * DeviceStore: the log-structured storage engine of one device namespace (docs/storage.md).
+ *
+ * Records are appended to the current in-memory write block of a device and written with
+ * aligned writes when the block is full, after flushMaxMs, or when a durable write asks for a
+ * group commit. Reads are served from the open block, a post-write cache of recent blocks, or
+ * one aligned device read checked by CRC on the I/O thread. Deletes write tombstones; blocks
+ * whose live bytes fall below defragLwmPct are rewritten in the background; cold start
+ * rebuilds the index from a native scan (lib/storage/cold-start.ts).
+ *
+ * The store knows records by digest and location only. The namespace owns the index and
+ * tells the store through StoreIndex where records live, and calls release() whenever the
+ * index stops pointing at a location.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ErrorCode, ShoalError } from '../errors';
+import {
+  ENTRY_GENERATION,
+  ENTRY_LAST_UPDATE_MS,
+  ENTRY_LOCATION_HIGH,
+  ENTRY_LOCATION_LOW,
+  ENTRY_VOID_TIME,
+  EX_DATA,
+  EX_DIGEST,
+  EX_ENTRY,
+  EX_KEY_LENGTH,
+  EX_SET,
+  EX_SET_LENGTH,
+  Exchange,
+} from '../native/exchange';
+import {
+  DATA_START_BYTES,
+  DEFAULT_DEFRAG_LWM_PCT,
+  DEFAULT_FLUSH_MAX_MS,
+  DEFAULT_MIN_FREE_PCT,
+  DEFAULT_POST_WRITE_CACHE_BLOCKS,
+  DEFAULT_WRITE_BLOCK_BYTES,
+  DEFRAG_BLOCKS_PER_SLICE,
+  DEFRAG_SLEEP_MS,
+  HEADER_SLOT_BYTES,
+  IO_ALIGN_BYTES,
+  MAX_BLOCKS_PER_DEVICE,
+  MAX_DEVICES,
+  MAX_TRUNCATE_MARKERS,
+  MAX_WRITE_BLOCK_BYTES,
+  MIN_RESERVE_BLOCKS,
+  MIN_WRITE_BLOCK_BYTES,
+} from './constants';
+import { coldStartScan, type ColdStartRecord, type ColdStartReport } from './cold-start';
+import {
+  BLOCK_HEADER_BYTES,
+  decodeHeader,
+  type DeviceHeader,
+  encodeHeader,
+  locationBlock,
+  locationDevice,
+  locationHigh,
+  locationLow,
+  locationOffset,
+  locationSize,
+  RECORD_DIGEST_AT,
+  RECORD_FLAG_HAS_KEY,
+  RECORD_FLAG_TOMBSTONE,
+  RECORD_FLAGS_AT,
+  RECORD_GENERATION_AT,
+  RECORD_HEADER_BYTES,
+  RECORD_KEY_LENGTH_AT,
+  RECORD_LAST_UPDATE_AT,
+  RECORD_PAYLOAD_LENGTH_AT,
+  RECORD_SET_LENGTH_AT,
+  RECORD_VOID_TIME_AT,
+  recordBytes,
+  alignDown,
+  type TruncateMarker,
+} from './format';
+import { type DirectIoMode, type FaultPlan, NativeDevice, storageNative } from './native-device';
+
+export type { ColdStartRecord, ColdStartReport } from './cold-start';
+
+/** What the store needs from the namespace's index (defrag moves only what it points at). */
+export interface StoreIndex {
+  /** Puts the location held for the digest at digest[at, at+20) into out[0] (low), out[1] (high); false when absent. */
+  locate(digest: Buffer, at: number, out: Uint32Array): boolean;
+  /** Points the digest's entry at a new location (called right after locate() returned the old one). */
+  relocate(digest: Buffer, at: number, low: number, high: number): void;
+}
+
+export interface DeviceStoreOptions {
+  namespace: string;
+  /** Device paths: files (created and sized) or raw block devices. Relative paths resolve against dataDir. */
+  paths: string[];
+  dataDir?: string;
+  /** Size of each file device; raw block devices use their whole size when 0. */
+  sizeBytes: number;
+  writeBlockBytes?: number;
+  directIo?: DirectIoMode;
+  flushMaxMs?: number;
+  commitToDevice?: boolean;
+  defragLwmPct?: number;
+  minFreePct?: number;
+  postWriteCacheBlocks?: number;
+  ioThreads?: number;
+  /** Cold start also hands each record's payload to onRecord (dataInMemory). */
+  withPayload?: boolean;
+  /** Open every device through the fault-injecting backend (tests). */
+  faults?: boolean;
+  /** Clock (ms); tests pass a fake one. */
+  now?: () => number;
+  log?: (message: string) => void;
+}
+
+const FREE = 0;
+const OPEN = 1;
+const SEALED = 2;
+const DEFRAGGING = 3;
+
+interface Waiter {
+  end: number;
+  resolve: () => void;
+  reject: (error: ShoalError) => void;
+}
+
+interface Tombstone {
+  low: number;
+  high: number;
+  /** Sequence of the block the deletion was first written to: older copies live only in older blocks. */
+  origin: number;
+}
+
+class WriteBlock {
+  fill = BLOCK_HEADER_BYTES;
+  written = 0;
+  inflight = false;
+  sealed = false;
+  waiters: Waiter[] = [];
+  flushTimer: NodeJS.Timeout | undefined;
+  constructor(
+    readonly device: DeviceState,
+    readonly block: number,
+    readonly sequence: number,
+    readonly buffer: Buffer,
+  ) {}
+}
+
+class DeviceState {
+  readonly live: Float64Array;
+  readonly sequences: Float64Array;
+  readonly states: Uint8Array;
+  readonly freeBlocks: number[] = [];
+  current: WriteBlock | undefined;
+  /** Sealed blocks whose last write has not completed (reads of them go to their buffer). */
+  readonly sealedInFlight = new Map<number, WriteBlock>();
+  readonly pendingWrites = new Set<Promise<void>>();
+  durableWaiters: { resolve: () => void; reject: (error: ShoalError) => void }[] = [];
+  commitScheduled = false;
+  committing = false;
+  nextHeaderSlot = 0;
+  constructor(
+    readonly index: number,
+    readonly device: NativeDevice,
+    readonly blockCount: number,
+    public header: DeviceHeader,
+  ) {
+    this.live = new Float64Array(blockCount);
+    this.sequences = new Float64Array(blockCount);
+    this.states = new Uint8Array(blockCount);
+  }
+}
+
+export interface DeviceStoreStats {
+  deviceUsedBytes: number;
+  deviceFreePct: number;
+  deviceTotalBytes: number;
+  freeBlocks: number;
+  totalBlocks: number;
+  defragPending: number;
+  defragBlocks: number;
+  defragMoved: number;
+  tombstones: number;
+  directIo: 'on' | 'off';
+  writeBlocksFlushed: number;
+  commits: number;
+  failed: boolean;
+}
+
+export class DeviceStore {
+  readonly namespace: string;
+  readonly writeBlockBytes: number;
+  readonly startMode: 'new' | 'existing';
+  private readonly devices: DeviceState[];
+  private readonly native = storageNative();
+  private readonly now: () => number;
+  private readonly log: (message: string) => void;
+  private readonly flushMaxMs: number;
+  private readonly commitToDevice: boolean;
+  private readonly lwmBytes: number;
+  private readonly reserveBlocks: number;
+  private readonly cacheLimit: number;
+  private readonly withPayload: boolean;
+  private readonly cache = new Map<number, Buffer>();
+  private readonly tombstones = new Map<string, Tombstone>();
+  private readonly defragQueue = new Set<number>();
+  private readonly scratch = new Exchange(8);
+  private readonly out = new Uint32Array(2);
+  private readonly parseOut: Int32Array;
+  private signatureHigh = 0;
+  private signatureLow = 0;
+  private nextSequence = 1;
+  private truncates: TruncateMarker[] = [];
+  private index: StoreIndex | undefined;
+  private failed: ShoalError | undefined;
+  private started = false;
+  private closed = false;
+  private defragTimer: NodeJS.Timeout | undefined;
+  private defragRunning: Promise<void> | undefined;
+  private liveTotal = 0;
+  private counters = { flushed: 0, commits: 0, defragBlocks: 0, defragMoved: 0 };
+
+  private constructor(options: DeviceStoreOptions, devices: DeviceState[], startMode: 'new' | 'existing', writeBlockBytes: number) {
+    this.namespace = options.namespace;
+    this.devices = devices;
+    this.startMode = startMode;
+    this.writeBlockBytes = writeBlockBytes;
+    this.now = options.now ?? Date.now;
+    this.log = options.log ?? (() => undefined);
+    this.flushMaxMs = options.flushMaxMs ?? DEFAULT_FLUSH_MAX_MS;
+    this.commitToDevice = options.commitToDevice === true;
+    this.lwmBytes = ((options.defragLwmPct ?? DEFAULT_DEFRAG_LWM_PCT) / 100) * (writeBlockBytes - BLOCK_HEADER_BYTES);
+    const totalBlocks = devices.reduce((sum, device) => sum + device.blockCount, 0);
+    const reservePct = options.minFreePct ?? DEFAULT_MIN_FREE_PCT;
+    this.reserveBlocks = Math.max(MIN_RESERVE_BLOCKS * devices.length, Math.floor((totalBlocks * reservePct) / 100)) / devices.length;
+    this.cacheLimit = options.postWriteCacheBlocks ?? DEFAULT_POST_WRITE_CACHE_BLOCKS;
+    this.withPayload = options.withPayload === true;
+    this.parseOut = new Int32Array(2 * Math.ceil(writeBlockBytes / 16) + 1);
+    const header = devices[0]!.header;
+    this.signatureHigh = header.signatureHigh;
+    this.signatureLow = header.signatureLow;
+    this.truncates = header.truncates.slice();
+  }
+
+  /**
+   * Opens (creating where new) and locks every device and checks their headers belong together.
+   * Call coldStart() next, then use the store.
+   * @throws ShoalError LOCKED (a device is open elsewhere), IO_ERROR, CORRUPTION (devices of
+   *   different namespaces or geometry), INVALID_ARGUMENT (bad options).
+   */
+  static async open(options: DeviceStoreOptions): Promise<DeviceStore> {
+    const writeBlockBytes = validateOptions(options);
+    const opened: NativeDevice[] = [];
+    try {
+      for (const devicePath of options.paths) {
+        const resolved = path.resolve(options.dataDir ?? '.', devicePath);
+        if (!fs.existsSync(path.dirname(resolved))) fs.mkdirSync(path.dirname(resolved), { recursive: true });
+        opened.push(
+          new NativeDevice({
+            path: resolved,
+            sizeBytes: options.sizeBytes,
+            create: true,
+            directIo: options.directIo ?? 'auto',
+            threads: options.ioThreads,
+            faults: options.faults,
+            resultsBytes: 2 * writeBlockBytes,
+          }),
+        );
+      }
+      return DeviceStore.fromDevices(options, opened, writeBlockBytes);
+    } catch (error) {
+      for (const device of opened) device.close();
+      throw error;
+    }
+  }
+
+  private static fromDevices(options: DeviceStoreOptions, opened: NativeDevice[], requestedBlockBytes: number): DeviceStore {
+    const crc = storageNative().crc32c;
+    const headers = opened.map((device) => readNewestHeader(device, crc));
+    const existing = headers.filter((entry) => entry.header !== undefined);
+    let startMode: 'new' | 'existing' = 'new';
+    let writeBlockBytes = requestedBlockBytes;
+    let signatureHigh = randomBytes(4).readUInt32LE(0);
+    const signatureLow = randomBytes(4).readUInt32LE(0);
+    let base: DeviceHeader | undefined;
+    if (existing.length > 0) {
+      startMode = 'existing';
+      base = existing[0]!.header!;
+      if (existing.length !== opened.length) {
+        throw new ShoalError(ErrorCode.CORRUPTION, `namespace ${options.namespace}: some devices have no Shoal header (a device was replaced or wiped); restore it or start the namespace over on fresh devices`);
+      }
+      for (const [index, entry] of headers.entries()) checkHeader(options, entry.header!, base, index, opened.length);
+      writeBlockBytes = base.writeBlockBytes;
+    } else if (signatureHigh === 0 && signatureLow === 0) {
+      signatureHigh = 1;
+    }
+    const states = opened.map((device, index) => {
+      const blockCount = Math.min(MAX_BLOCKS_PER_DEVICE, Math.floor((device.sizeBytes - DATA_START_BYTES) / writeBlockBytes));
+      if (blockCount < 4) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `device ${device.path} is too small: it must hold at least 4 write blocks of ${writeBlockBytes} bytes after the 64 KiB header`);
+      const header: DeviceHeader = headers[index]!.header ?? {
+        counter: 0,
+        signatureHigh,
+        signatureLow,
+        deviceIndex: index,
+        deviceCount: opened.length,
+        writeBlockBytes,
+        dataStart: DATA_START_BYTES,
+        sizeBytes: device.sizeBytes,
+        clean: false,
+        createdMs: Date.now(),
+        maxSequence: 0,
+        namespace: options.namespace,
+        truncates: [],
+      };
+      const state = new DeviceState(index, device, blockCount, header);
+      state.nextHeaderSlot = headers[index]!.slot === 0 ? 1 : 0;
+      return state;
+    });
+    const store = new DeviceStore(options, states, startMode, writeBlockBytes);
+    if (base !== undefined) store.truncates = mergeTruncates(existing.map((entry) => entry.header!.truncates));
+    // Mark every device in use (not clean) before anything is written.
+    for (const state of states) store.writeHeaderSync(state, false);
+    return store;
+  }
+
+  /**
+   * Rebuilds the block tables from the devices and hands every live record to onRecord (the
+   * namespace inserts it into its index). A new namespace reports zeros.
+   * @throws ShoalError IO_ERROR when a device cannot be read.
+   */
+  async coldStart(index: StoreIndex, onRecord: (record: ColdStartRecord) => void): Promise<ColdStartReport> {
+    this.index = index;
+    let report: ColdStartReport;
+    if (this.startMode === 'new') {
+      report = emptyReport();
+      for (const device of this.devices) for (let block = device.blockCount - 1; block >= 0; block--) device.freeBlocks.push(block);
+    } else {
+      report = await this.scanDevices(onRecord);
+    }
+    this.started = true;
+    this.scheduleDefrag();
+    return report;
+  }
+
+  /**
+   * Attaches the index without scanning (warm restart from a clean shutdown): block tables are
+   * rebuilt from the index's locations, visited by the caller through visit().
+   */
+  async attach(index: StoreIndex, visit: (take: (low: number, high: number) => void) => void): Promise<void> {
+    this.index = index;
+    for (const device of this.devices) device.live.fill(0);
+    this.liveTotal = 0;
+    visit((low, high) => this.account(low, high));
+    const sequence = Math.max(...this.devices.map((device) => device.header.maxSequence));
+    this.nextSequence = sequence + 1;
+    for (const device of this.devices) {
+      for (let block = device.blockCount - 1; block >= 0; block--) {
+        if (device.live[block]! > 0) {
+          device.states[block] = SEALED;
+          device.sequences[block] = sequence;
+        } else device.freeBlocks.push(block);
+      }
+    }
+    this.started = true;
+    this.queueAllBelowWatermark();
+    this.scheduleDefrag();
+  }
+
+  private async scanDevices(onRecord: (record: ColdStartRecord) => void): Promise<ColdStartReport> {
+    const result = await coldStartScan({
+      devices: this.devices.map((device) => ({ native: device.device.native, sequences: device.sequences, blockCount: device.blockCount })),
+      signatureHigh: this.signatureHigh,
+      signatureLow: this.signatureLow,
+      writeBlockBytes: this.writeBlockBytes,
+      nowSeconds: Math.floor(this.now() / 1000),
+      truncates: this.truncates,
+      withPayload: this.withPayload,
+      onRecord: (record) => {
+        this.account(record.locationLow, record.locationHigh);
+        if (record.tombstone || record.expiredShadow) {
+          this.tombstones.set(record.digest.toString('latin1'), { low: record.locationLow, high: record.locationHigh, origin: record.originSequence });
+        } else {
+          onRecord(record);
+        }
+      },
+    });
+    let maxSequence = Math.max(...this.devices.map((device) => device.header.maxSequence));
+    const emptied: [DeviceState, number][] = [];
+    for (const device of this.devices) {
+      for (let block = device.blockCount - 1; block >= 0; block--) {
+        const sequence = device.sequences[block]!;
+        maxSequence = Math.max(maxSequence, sequence);
+        if (sequence === 0) device.freeBlocks.push(block);
+        else if (device.live[block] === 0) emptied.push([device, block]);
+        else device.states[block] = SEALED;
+      }
+    }
+    this.nextSequence = maxSequence + 1;
+    await this.freeBlocks(emptied);
+    this.queueAllBelowWatermark();
+    return result;
+  }
+
+  private account(low: number, high: number): void {
+    const device = this.devices[locationDevice(high)];
+    if (device === undefined) return;
+    const size = locationSize(low, high);
+    device.live[locationBlock(high)]! += size;
+    this.liveTotal += size;
+  }
+
+  /**
+   * Appends the record in the exchange (digest, set, key with RECORD_FLAG_HAS_KEY, ENTRY
+   * generation / void time / last-update ms, payload DATA[0, payloadLength)) and writes its
+   * location into ENTRY's location fields. Returns undefined when the write is acknowledged
+   * now, or a promise that resolves once the record is on the device (durable, commitToDevice).
+   * A superseded tombstone of the digest is dropped; the caller releases the previous location.
+   * @throws ShoalError OUT_OF_SPACE, RECORD_TOO_BIG, IO_ERROR (the store has failed).
+   */
+  write(exchange: Exchange, payloadLength: number, flags: number, durable: boolean): Promise<void> | undefined {
+    this.checkWritable();
+    const buffer = exchange.buffer;
+    const keyBytes = (flags & RECORD_FLAG_HAS_KEY) !== 0 ? buffer.readUInt32LE(EX_KEY_LENGTH) : 0;
+    const size = recordBytes(buffer.readUInt16LE(EX_SET_LENGTH), keyBytes, payloadLength);
+    const device = this.pickDevice(buffer);
+    const block = this.place(device, size, false);
+    const at = block.fill;
+    this.native.storageEncodeRecord(buffer, block.buffer, at, block.sequence, flags & (RECORD_FLAG_HAS_KEY | RECORD_FLAG_TOMBSTONE), payloadLength);
+    this.appended(block, size);
+    exchange.u32[(EX_ENTRY + ENTRY_LOCATION_LOW) >>> 2] = locationLow(at, size);
+    exchange.u32[(EX_ENTRY + ENTRY_LOCATION_HIGH) >>> 2] = locationHigh(device.index, block.block, size);
+    if (this.tombstones.size > 0) this.dropTombstone(buffer.toString('latin1', EX_DIGEST, EX_DIGEST + 20));
+    return durable || this.commitToDevice ? this.commit(device) : undefined;
+  }
+
+  /**
+   * Records the removal of the digest in the exchange, whose newest copy had this generation and
+   * last-update time: writes a tombstone that hides every older copy after a cold start, and
+   * releases the previous location. Overwrites ENTRY's generation, void time, last-update time
+   * and location, and DATA[0, 8).
+   * @throws ShoalError OUT_OF_SPACE, IO_ERROR.
+   */
+  remove(exchange: Exchange, previousLow: number, previousHigh: number, previousGeneration: number, previousLastUpdateMs: number, durable: boolean): Promise<void> | undefined {
+    this.checkWritable();
+    const buffer = exchange.buffer;
+    const size = recordBytes(buffer.readUInt16LE(EX_SET_LENGTH), 0, 8);
+    const device = this.pickDevice(buffer);
+    const block = this.place(device, size, false);
+    const at = block.fill;
+    exchange.u32[(EX_ENTRY + ENTRY_GENERATION) >>> 2] = (previousGeneration + 1) >>> 0;
+    exchange.u32[(EX_ENTRY + ENTRY_VOID_TIME) >>> 2] = 0;
+    exchange.f64[(EX_ENTRY + ENTRY_LAST_UPDATE_MS) >>> 3] = Math.max(this.now(), previousLastUpdateMs);
+    buffer.writeDoubleLE(0, EX_DATA);
+    writeU64(buffer, EX_DATA, block.sequence);
+    this.native.storageEncodeRecord(buffer, block.buffer, at, block.sequence, RECORD_FLAG_TOMBSTONE, 8);
+    this.appended(block, size);
+    const low = locationLow(at, size);
+    const high = locationHigh(device.index, block.block, size);
+    exchange.u32[(EX_ENTRY + ENTRY_LOCATION_LOW) >>> 2] = low;
+    exchange.u32[(EX_ENTRY + ENTRY_LOCATION_HIGH) >>> 2] = high;
+    const key = buffer.toString('latin1', EX_DIGEST, EX_DIGEST + 20);
+    this.dropTombstone(key);
+    this.tombstones.set(key, { low, high, origin: block.sequence });
+    this.release(previousLow, previousHigh);
+    return durable || this.commitToDevice ? this.commit(device) : undefined;
+  }
+
+  /** The index no longer points at this location: its bytes are dead (defrag may reclaim them). */
+  release(low: number, high: number): void {
+    if (low === 0 && high === 0) return;
+    const device = this.devices[locationDevice(high)];
+    if (device === undefined) return;
+    const block = locationBlock(high);
+    const state = device.states[block];
+    if (state === FREE || state === DEFRAGGING) return;
+    const size = locationSize(low, high);
+    const live = Math.max(0, device.live[block]! - size);
+    this.liveTotal -= device.live[block]! - live;
+    device.live[block] = live;
+    if (state === SEALED && live < this.lwmBytes) this.queueDefrag(device, block);
+  }
+
+  /**
+   * Rebuilds live-byte accounting from the index after bulk removals that do not report
+   * locations (truncate, eviction, expiry sweeps): visit every indexed location.
+   */
+  recount(visit: (take: (low: number, high: number) => void) => void): void {
+    for (const device of this.devices) device.live.fill(0);
+    this.liveTotal = 0;
+    visit((low, high) => this.account(low, high));
+    for (const tombstone of this.tombstones.values()) this.account(tombstone.low, tombstone.high);
+    this.queueAllBelowWatermark();
+    this.scheduleDefrag();
+  }
+
+  /**
+   * The payload of the record at a location, from memory when its block is still there, else
+   * with one aligned read. With digest, a record of another digest there is CORRUPTION.
+   * @throws ShoalError CORRUPTION (checksum or digest mismatch), IO_ERROR.
+   */
+  read(low: number, high: number, digest?: Buffer): Promise<Buffer> {
+    const device = this.devices[locationDevice(high)];
+    if (device === undefined) return Promise.reject(new ShoalError(ErrorCode.CORRUPTION, `namespace ${this.namespace}: location names device ${locationDevice(high)}, which does not exist`));
+    const block = locationBlock(high);
+    const offset = locationOffset(low);
+    const memory = this.blockInMemory(device, block);
+    if (memory !== undefined) {
+      try {
+        return Promise.resolve(payloadAt(memory, offset, digest, this.namespace));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return device.device.readRecordPayload(this.blockOffset(block) + offset, locationSize(low, high), digest);
+  }
+
+  /** The payload when the record's block is in memory (open or recently written), else undefined. */
+  readFromMemory(low: number, high: number, digest?: Buffer): Buffer | undefined {
+    const device = this.devices[locationDevice(high)];
+    if (device === undefined) return undefined;
+    const memory = this.blockInMemory(device, locationBlock(high));
+    return memory === undefined ? undefined : payloadAt(memory, locationOffset(low), digest, this.namespace);
+  }
+
+  /**
+   * Persists a truncate marker (every record of the set, or of all sets, last updated before
+   * beforeMs, stays gone after any restart) in every device header, durably.
+   * @throws ShoalError IO_ERROR; RangeError when there are too many distinct truncated sets.
+   */
+  async truncate(set: string | undefined, beforeMs: number): Promise<void> {
+    this.checkWritable();
+    const existing = this.truncates.find((marker) => marker.set === set);
+    if (existing !== undefined) existing.beforeMs = Math.max(existing.beforeMs, beforeMs);
+    else {
+      if (this.truncates.length >= MAX_TRUNCATE_MARKERS) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `namespace ${this.namespace}: at most ${MAX_TRUNCATE_MARKERS} sets can carry truncate markers`);
+      this.truncates.push({ set, beforeMs });
+    }
+    if (set === undefined) {
+      // A whole-namespace marker subsumes older per-set markers.
+      this.truncates = this.truncates.filter((marker) => marker.set === undefined || marker.beforeMs > beforeMs);
+    }
+    await Promise.all(this.devices.map((device) => this.writeHeader(device, false)));
+  }
+
+  /** Flushes every open block and syncs every device (group commit). @throws ShoalError IO_ERROR. */
+  async flush(): Promise<void> {
+    await Promise.all(this.devices.map((device) => this.commit(device)));
+  }
+
+  /**
+   * Stops background work, flushes and syncs, marks the devices clean and closes them.
+   * Idempotent. @throws ShoalError IO_ERROR when the final flush fails (devices still close).
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.defragTimer !== undefined) clearTimeout(this.defragTimer);
+    this.defragTimer = undefined;
+    if (this.defragRunning !== undefined) await this.defragRunning.catch(() => undefined);
+    let failure: unknown;
+    try {
+      if (this.failed === undefined) {
+        await this.flush();
+        for (const device of this.devices) this.writeHeaderSync(device, true);
+      }
+    } catch (error) {
+      failure = error;
+    }
+    for (const device of this.devices) {
+      if (device.current?.flushTimer !== undefined) clearTimeout(device.current.flushTimer);
+      device.device.close();
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  stats(): DeviceStoreStats {
+    let free = 0;
+    let total = 0;
+    for (const device of this.devices) {
+      free += device.freeBlocks.length;
+      total += device.blockCount;
+    }
+    return {
+      deviceUsedBytes: this.liveTotal,
+      deviceFreePct: total === 0 ? 0 : Math.floor((100 * free) / total),
+      deviceTotalBytes: total * this.writeBlockBytes,
+      freeBlocks: free,
+      totalBlocks: total,
+      defragPending: this.defragQueue.size,
+      defragBlocks: this.counters.defragBlocks,
+      defragMoved: this.counters.defragMoved,
+      tombstones: this.tombstones.size,
+      directIo: this.devices.every((device) => device.device.directIo) ? 'on' : 'off',
+      writeBlocksFlushed: this.counters.flushed,
+      commits: this.counters.commits,
+      failed: this.failed !== undefined,
+    };
+  }
+
+  /** The devices, for fault injection in tests. */
+  faultDevices(): NativeDevice[] {
+    return this.devices.map((device) => device.device);
+  }
+
+  /** Injects a fault plan into every device (the store must have been opened with faults: true). */
+  injectFaults(plan: FaultPlan): void {
+    for (const device of this.devices) device.device.fault('plan', plan);
+  }
+
+  /** Where a location lives on its device (tests flip bits there). */
+  deviceOffsetOf(low: number, high: number): { device: number; offset: number; size: number } {
+    return { device: locationDevice(high), offset: this.blockOffset(locationBlock(high)) + locationOffset(low), size: locationSize(low, high) };
+  }
+
+  /** Forgets the post-write cache so reads go to the device (tests). */
+  dropCache(): void {
+    this.cache.clear();
+  }
+
+  /** Runs defragmentation now until nothing is pending (tests, and close of a nearly full device). */
+  async defragNow(): Promise<void> {
+    while (this.defragQueue.size > 0 && this.failed === undefined) {
+      const before = this.defragQueue.size;
+      await this.defragSlice();
+      if (this.defragQueue.size >= before && this.defragQueue.size > 0) {
+        // Nothing could be taken (blocks still being written): let their writes finish.
+        await Promise.all(this.devices.flatMap((device) => [...device.pendingWrites])).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    }
+  }
+
+  // ---- write path ----
+
+  private checkWritable(): void {
+    if (this.failed !== undefined) throw this.failed;
+    if (this.closed) throw new ShoalError(ErrorCode.NOT_OPEN, `namespace ${this.namespace}: the store is closed`);
+    if (!this.started) throw new ShoalError(ErrorCode.NOT_OPEN, `namespace ${this.namespace}: the store is not started (call coldStart first)`);
+  }
+
+  private pickDevice(buffer: Buffer): DeviceState {
+    const count = this.devices.length;
+    return count === 1 ? this.devices[0]! : this.devices[(buffer[EX_DIGEST + 8]! | (buffer[EX_DIGEST + 9]! << 8)) % count]!;
+  }
+
+  /** A write block with room for size bytes; opens a new one (sealing the current) if needed. */
+  private place(device: DeviceState, size: number, forDefrag: boolean): WriteBlock {
+    const current = device.current;
+    if (current !== undefined && current.fill + size <= this.writeBlockBytes) return current;
+    if (size > this.writeBlockBytes - BLOCK_HEADER_BYTES) {
+      throw new ShoalError(ErrorCode.RECORD_TOO_BIG, `namespace ${this.namespace}: a record of ${size} bytes does not fit a ${this.writeBlockBytes}-byte write block`);
+    }
+    const floor = forDefrag ? 0 : this.reserveBlocks;
+    if (device.freeBlocks.length <= floor) {
+      this.scheduleDefrag();
+      throw new ShoalError(ErrorCode.OUT_OF_SPACE, `namespace ${this.namespace}: device ${device.device.path} is full (${device.freeBlocks.length} free write blocks kept for defragmentation); remove records, shorten TTLs or add devices`);
+    }
+    if (current !== undefined) this.seal(current);
+    return this.openBlock(device);
+  }
+
+  private openBlock(device: DeviceState): WriteBlock {
+    const block = device.freeBlocks.pop()!;
+    const sequence = this.nextSequence++;
+    const buffer = Buffer.allocUnsafeSlow(this.writeBlockBytes);
+    this.native.storageWriteBlockHeader(buffer, sequence, this.signatureHigh, this.signatureLow, device.index, block);
+    const writeBlock = new WriteBlock(device, block, sequence, buffer);
+    device.states[block] = OPEN;
+    device.sequences[block] = sequence;
+    device.live[block] = 0;
+    device.current = writeBlock;
+    return writeBlock;
+  }
+
+  private appended(block: WriteBlock, size: number): void {
+    block.fill += size;
+    block.device.live[block.block]! += size;
+    this.liveTotal += size;
+    if (block.flushTimer === undefined && !block.sealed) {
+      block.flushTimer = setTimeout(() => {
+        block.flushTimer = undefined;
+        this.writeUpTo(block, block.fill).catch(() => undefined);
+      }, this.flushMaxMs);
+      block.flushTimer.unref();
+    }
+  }
+
+  private seal(block: WriteBlock): void {
+    const device = block.device;
+    block.sealed = true;
+    if (block.flushTimer !== undefined) clearTimeout(block.flushTimer);
+    block.flushTimer = undefined;
+    device.current = undefined;
+    device.states[block.block] = SEALED;
+    device.sealedInFlight.set(block.block, block);
+    this.cachePut(this.cacheKey(device, block.block), block.buffer);
+    const written = this.writeUpTo(block, block.fill).finally(() => {
+      device.pendingWrites.delete(written);
+      device.sealedInFlight.delete(block.block);
+    });
+    written.catch(() => undefined);
+    device.pendingWrites.add(written);
+    this.counters.flushed++;
+    if (device.live[block.block]! < this.lwmBytes) this.queueDefrag(device, block.block);
+  }
+
+  /** Resolves once block bytes [0, end) are written (one write in flight per block, in order). */
+  private writeUpTo(block: WriteBlock, end: number): Promise<void> {
+    if (block.written >= end) return Promise.resolve();
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    return new Promise<void>((resolve, reject) => {
+      block.waiters.push({ end, resolve, reject });
+      this.pump(block);
+    });
+  }
+
+  private pump(block: WriteBlock): void {
+    if (block.inflight || block.written >= block.fill) return;
+    // Rewrite from the page holding the previous end: it is re-written with the same bytes
+    // plus new ones, so what was durable stays durable even if this write is torn.
+    const start = alignDown(block.written, IO_ALIGN_BYTES);
+    const end = block.fill;
+    block.inflight = true;
+    block.device.device.write(this.blockOffset(block.block) + start, block.buffer, start, end, false).then(
+      () => {
+        block.inflight = false;
+        block.written = end;
+        const waiting = block.waiters;
+        block.waiters = [];
+        for (const waiter of waiting) {
+          if (waiter.end <= end) waiter.resolve();
+          else block.waiters.push(waiter);
+        }
+        if (block.written < block.fill && (block.waiters.length > 0 || block.sealed)) this.pump(block);
+      },
+      (error: ShoalError) => {
+        block.inflight = false;
+        const failure = this.fail(error);
+        for (const waiter of block.waiters.splice(0)) waiter.reject(failure);
+      },
+    );
+  }
+
+  /** Group commit: resolves once everything appended to the device so far is synced. */
+  private commit(device: DeviceState): Promise<void> {
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    return new Promise<void>((resolve, reject) => {
+      device.durableWaiters.push({ resolve, reject });
+      if (!device.commitScheduled && !device.committing) {
+        device.commitScheduled = true;
+        setImmediate(() => this.runCommit(device));
+      }
+    });
+  }
+
+  private runCommit(device: DeviceState): void {
+    device.commitScheduled = false;
+    if (device.committing || device.durableWaiters.length === 0) return;
+    device.committing = true;
+    const batch = device.durableWaiters;
+    device.durableWaiters = [];
+    const waits = [...device.pendingWrites];
+    const current = device.current;
+    if (current !== undefined && current.written < current.fill) waits.push(this.writeUpTo(current, current.fill));
+    this.counters.commits++;
+    Promise.all(waits)
+      .then(() => device.device.sync())
+      .then(
+        () => {
+          for (const waiter of batch) waiter.resolve();
+        },
+        (error: ShoalError) => {
+          const failure = this.fail(error);
+          for (const waiter of batch) waiter.reject(failure);
+        },
+      )
+      .finally(() => {
+        device.committing = false;
+        if (device.durableWaiters.length > 0) this.runCommit(device);
+      });
+  }
+
+  /** Latches the store into the failed state (writes refuse with IO_ERROR from now on). */
+  private fail(error: ShoalError): ShoalError {
+    if (this.failed === undefined) {
+      this.failed = new ShoalError(
+        ErrorCode.IO_ERROR,
+        `namespace ${this.namespace}: a device write failed (${error.message}); writes are refused until the namespace is reopened, which recovers everything acknowledged as durable`,
+        { cause: error },
+      );
+      this.log(this.failed.message);
+    }
+    return this.failed;
+  }
+
+  // ---- headers ----
+
+  private headerFor(device: DeviceState, clean: boolean): Buffer {
+    device.header = {
+      ...device.header,
+      counter: device.header.counter + 1,
+      clean,
+      maxSequence: clean ? this.nextSequence - 1 : 0,
+      truncates: this.truncates.map((marker) => ({ ...marker })),
+    };
+    return encodeHeader(device.header, this.native.crc32c);
+  }
+
+  private writeHeaderSync(device: DeviceState, clean: boolean): void {
+    const slot = this.headerFor(device, clean);
+    try {
+      device.device.native.writeSync(device.nextHeaderSlot * HEADER_SLOT_BYTES, slot, true);
+    } catch (error) {
+      throw new ShoalError(ErrorCode.IO_ERROR, `namespace ${this.namespace}: writing the header of ${device.device.path}: ${(error as Error).message}`, { cause: error });
+    }
+    device.nextHeaderSlot ^= 1;
+  }
+
+  private async writeHeader(device: DeviceState, clean: boolean): Promise<void> {
+    const slot = this.headerFor(device, clean);
+    const at = device.nextHeaderSlot * HEADER_SLOT_BYTES;
+    device.nextHeaderSlot ^= 1;
+    try {
+      await device.device.write(at, slot, 0, slot.length, true);
+    } catch (error) {
+      throw this.fail(error as ShoalError);
+    }
+  }
+
+  // ---- blocks, cache ----
+
+  private blockOffset(block: number): number {
+    return DATA_START_BYTES + block * this.writeBlockBytes;
+  }
+
+  private cacheKey(device: DeviceState, block: number): number {
+    return device.index * MAX_BLOCKS_PER_DEVICE + block;
+  }
+
+  private cachePut(key: number, buffer: Buffer): void {
+    if (this.cacheLimit <= 0) return;
+    this.cache.delete(key);
+    this.cache.set(key, buffer);
+    if (this.cache.size > this.cacheLimit) this.cache.delete(this.cache.keys().next().value!);
+  }
+
+  private blockInMemory(device: DeviceState, block: number): Buffer | undefined {
+    const current = device.current;
+    if (current !== undefined && current.block === block) return current.buffer;
+    return device.sealedInFlight.get(block)?.buffer ?? this.cache.get(this.cacheKey(device, block));
+  }
+
+  private dropTombstone(key: string): void {
+    const tombstone = this.tombstones.get(key);
+    if (tombstone === undefined) return;
+    this.tombstones.delete(key);
+    this.release(tombstone.low, tombstone.high);
+  }
+
+  // ---- defragmentation ----
+
+  private queueDefrag(device: DeviceState, block: number): void {
+    this.defragQueue.add(this.cacheKey(device, block));
+    this.scheduleDefrag();
+  }
+
+  private queueAllBelowWatermark(): void {
+    for (const device of this.devices) {
+      for (let block = 0; block < device.blockCount; block++) {
+        if (device.states[block] === SEALED && device.live[block]! < this.lwmBytes) this.defragQueue.add(this.cacheKey(device, block));
+      }
+    }
+  }
+
+  private scheduleDefrag(): void {
+    if (!this.started || this.closed || this.defragTimer !== undefined || this.defragRunning !== undefined || this.defragQueue.size === 0) return;
+    this.defragTimer = setTimeout(() => {
+      this.defragTimer = undefined;
+      this.defragRunning = this.defragSlice()
+        .catch((error: unknown) => this.log(`namespace ${this.namespace}: defragmentation stopped: ${(error as Error).message}`))
+        .finally(() => {
+          this.defragRunning = undefined;
+          this.scheduleDefrag();
+        });
+    }, DEFRAG_SLEEP_MS);
+    this.defragTimer.unref();
+  }
+
+  /**
+   * One bounded slice: up to DEFRAG_BLOCKS_PER_SLICE blocks are read, their live records
+   * re-appended, everything synced, then the source headers zeroed and synced, and only then
+   * are the blocks free for reuse.
+   */
+  private async defragSlice(): Promise<void> {
+    const taken: [DeviceState, number][] = [];
+    for (const key of this.defragQueue) {
+      if (taken.length >= DEFRAG_BLOCKS_PER_SLICE) break;
+      const device = this.devices[Math.floor(key / MAX_BLOCKS_PER_DEVICE)]!;
+      const block = key % MAX_BLOCKS_PER_DEVICE;
+      if (device.states[block] !== SEALED || device.live[block]! >= this.lwmBytes) {
+        this.defragQueue.delete(key);
+        continue;
+      }
+      if (device.sealedInFlight.has(block)) continue;  // its last write has not landed yet
+      this.defragQueue.delete(key);
+      device.states[block] = DEFRAGGING;
+      taken.push([device, block]);
+    }
+    if (taken.length === 0) return;
+    const contents = await Promise.all(
+      taken.map(([device, block]) => this.blockInMemory(device, block) ?? device.device.read(this.blockOffset(block), this.writeBlockBytes)),
+    );
+    const minimum = this.lowestSequences();
+    const done: [DeviceState, number][] = [];
+    for (const [index, [device, block]] of taken.entries()) {
+      try {
+        this.defragBlock(device, block, contents[index]!, minimum);
+        done.push([device, block]);
+      } catch (error) {
+        device.states[block] = SEALED;  // keeps what was not moved; retried when it changes
+        if ((error as ShoalError).code !== ErrorCode.OUT_OF_SPACE) throw error;
+      }
+    }
+    if (done.length === 0) return;
+    await this.flush();
+    await this.freeBlocks(done);
+    this.counters.defragBlocks += done.length;
+  }
+
+  /** The two lowest sequences of blocks whose contents a cold start would still read. */
+  private lowestSequences(): { first: number; firstKey: number; second: number } {
+    let first = Infinity;
+    let firstKey = -1;
+    let second = Infinity;
+    for (const device of this.devices) {
+      const { states, sequences } = device;
+      for (let block = 0; block < device.blockCount; block++) {
+        if (states[block] === FREE) continue;
+        const sequence = sequences[block]!;
+        if (sequence < first) {
+          second = first;
+          first = sequence;
+          firstKey = this.cacheKey(device, block);
+        } else if (sequence < second) second = sequence;
+      }
+    }
+    return { first, firstKey, second };
+  }
+
+  private defragBlock(device: DeviceState, block: number, contents: Buffer, minimum: { first: number; firstKey: number; second: number }): void {
+    const out = this.parseOut;
+    const count = this.native.storageParseBlock(contents, this.writeBlockBytes, this.signatureHigh, this.signatureLow, out);
+    const olderElsewhere = minimum.firstKey === this.cacheKey(device, block) ? minimum.second : minimum.first;
+    const blockSequence = device.sequences[block]!;
+    for (let index = 0; index < count; index++) {
+      const offset = out[index * 2]!;
+      const size = Math.ceil(out[index * 2 + 1]! / 16) * 16;
+      const low = locationLow(offset, size);
+      const high = locationHigh(device.index, block, size);
+      const key = contents.toString('latin1', offset + RECORD_DIGEST_AT, offset + RECORD_DIGEST_AT + 20);
+      if ((contents.readUInt16LE(offset + RECORD_FLAGS_AT) & RECORD_FLAG_TOMBSTONE) !== 0) {
+        this.defragTombstone(device, block, contents, offset, size, low, high, key, olderElsewhere);
+        continue;
+      }
+      if (this.index!.locate(contents, offset + RECORD_DIGEST_AT, this.out)) {
+        if (this.out[0] === low && this.out[1] === high) {
+          const moved = this.move(device, block, contents, offset, size);
+          this.index!.relocate(contents, offset + RECORD_DIGEST_AT, moved[0]!, moved[1]!);
+        }
+        continue;  // else a newer indexed version hides this copy
+      }
+      if (this.tombstones.has(key) || this.isTruncated(contents, offset)) continue;
+      // An unindexed copy nothing hides (expired, evicted): if an older block may hold an older
+      // copy, keep the record's place with a tombstone so that copy cannot come back.
+      if (olderElsewhere < blockSequence) this.shadow(device, contents, offset, blockSequence, key);
+    }
+  }
+
+  private defragTombstone(device: DeviceState, block: number, contents: Buffer, offset: number, size: number, low: number, high: number, key: string, olderElsewhere: number): void {
+    const tombstone = this.tombstones.get(key);
+    if (tombstone === undefined || tombstone.low !== low || tombstone.high !== high) return;
+    device.live[block] = Math.max(0, device.live[block]! - size);
+    this.liveTotal -= size;
+    if (olderElsewhere > tombstone.origin) {
+      this.tombstones.delete(key);  // no block older than the deletion remains: nothing to hide
+      return;
+    }
+    const moved = this.moveCounted(device, contents, offset, size);
+    tombstone.low = moved[0]!;
+    tombstone.high = moved[1]!;
+  }
+
+  /** Re-appends a live record; returns its new location. */
+  private move(device: DeviceState, block: number, contents: Buffer, offset: number, size: number): Uint32Array {
+    device.live[block] = Math.max(0, device.live[block]! - size);
+    this.liveTotal -= size;
+    return this.moveCounted(device, contents, offset, size);
+  }
+
+  private moveCounted(device: DeviceState, contents: Buffer, offset: number, size: number): Uint32Array {
+    const target = this.place(device, size, true);
+    const at = target.fill;
+    const written = this.native.storageRewriteRecord(contents, offset, target.buffer, at, target.sequence);
+    if (written !== size) throw new Error(`defrag: rewrote ${written} bytes for a ${size}-byte record`);
+    this.appended(target, size);
+    this.counters.defragMoved++;
+    this.out[0] = locationLow(at, size);
+    this.out[1] = locationHigh(device.index, target.block, size);
+    return this.out;
+  }
+
+  private shadow(device: DeviceState, contents: Buffer, offset: number, origin: number, key: string): void {
+    const scratch = this.scratch.buffer;
+    const setLength = contents[offset + RECORD_SET_LENGTH_AT]!;
+    contents.copy(scratch, EX_DIGEST, offset + RECORD_DIGEST_AT, offset + RECORD_DIGEST_AT + 20);
+    scratch.writeUInt16LE(setLength, EX_SET_LENGTH);
+    contents.copy(scratch, EX_SET, offset + RECORD_HEADER_BYTES, offset + RECORD_HEADER_BYTES + setLength);
+    scratch.writeUInt32LE(contents.readUInt32LE(offset + RECORD_GENERATION_AT), EX_ENTRY + ENTRY_GENERATION);
+    scratch.writeUInt32LE(contents.readUInt32LE(offset + RECORD_VOID_TIME_AT), EX_ENTRY + ENTRY_VOID_TIME);
+    scratch.writeDoubleLE(Number(contents.readBigUInt64LE(offset + RECORD_LAST_UPDATE_AT)), EX_ENTRY + ENTRY_LAST_UPDATE_MS);
+    writeU64(scratch, EX_DATA, origin);
+    const size = recordBytes(setLength, 0, 8);
+    const target = this.place(device, size, true);
+    const at = target.fill;
+    this.native.storageEncodeRecord(scratch, target.buffer, at, target.sequence, RECORD_FLAG_TOMBSTONE, 8);
+    this.appended(target, size);
+    this.tombstones.set(key, { low: locationLow(at, size), high: locationHigh(device.index, target.block, size), origin });
+  }
+
+  private isTruncated(contents: Buffer, offset: number): boolean {
+    if (this.truncates.length === 0) return false;
+    const lastUpdate = Number(contents.readBigUInt64LE(offset + RECORD_LAST_UPDATE_AT));
+    const setLength = contents[offset + RECORD_SET_LENGTH_AT]!;
+    let set: string | undefined;
+    for (const marker of this.truncates) {
+      if (lastUpdate >= marker.beforeMs) continue;
+      if (marker.set === undefined) return true;
+      set ??= contents.toString('utf8', offset + RECORD_HEADER_BYTES, offset + RECORD_HEADER_BYTES + setLength);
+      if (marker.set === set) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Zeroes the headers of blocks whose contents are safely elsewhere (synced), so a cold start
+   * never reads them again, then returns them to the free lists.
+   */
+  private async freeBlocks(blocks: [DeviceState, number][]): Promise<void> {
+    if (blocks.length === 0) return;
+    const zero = Buffer.alloc(IO_ALIGN_BYTES);
+    const touched = new Set<DeviceState>();
+    try {
+      await Promise.all(blocks.map(([device, block]) => {
+        touched.add(device);
+        return device.device.write(this.blockOffset(block), zero, 0, zero.length, false);
+      }));
+      await Promise.all([...touched].map((device) => device.device.sync()));
+    } catch (error) {
+      throw this.fail(error as ShoalError);
+    }
+    for (const [device, block] of blocks) {
+      this.liveTotal -= device.live[block]!;
+      device.live[block] = 0;
+      device.sequences[block] = 0;
+      device.states[block] = FREE;
+      this.cache.delete(this.cacheKey(device, block));
+      device.freeBlocks.push(block);
+    }
+  }
+}
+
+function validateOptions(options: DeviceStoreOptions): number {
+  const invalid = (message: string) => new ShoalError(ErrorCode.INVALID_ARGUMENT, `namespace ${options.namespace}: ${message}`);
+  if (!Array.isArray(options.paths) || options.paths.length === 0 || options.paths.length > MAX_DEVICES) {
+    throw invalid(`storage.paths must list 1 to ${MAX_DEVICES} devices`);
+  }
+  const writeBlockBytes = options.writeBlockBytes ?? DEFAULT_WRITE_BLOCK_BYTES;
+  if (!Number.isInteger(writeBlockBytes) || writeBlockBytes < MIN_WRITE_BLOCK_BYTES || writeBlockBytes > MAX_WRITE_BLOCK_BYTES || (writeBlockBytes & (writeBlockBytes - 1)) !== 0) {
+    throw invalid(`writeBlockBytes must be a power of two from ${MIN_WRITE_BLOCK_BYTES} to ${MAX_WRITE_BLOCK_BYTES}`);
+  }
+  if (!Number.isSafeInteger(options.sizeBytes) || options.sizeBytes < 0 || options.sizeBytes % IO_ALIGN_BYTES !== 0) {
+    throw invalid('storage.sizeBytes must be a multiple of 4096');
+  }
+  const lwm = options.defragLwmPct ?? DEFAULT_DEFRAG_LWM_PCT;
+  if (!(lwm >= 0 && lwm <= 95)) throw invalid('defragLwmPct must be 0..95');
+  return writeBlockBytes;
+}
+
+function readNewestHeader(device: NativeDevice, crc: (data: Uint8Array) => number): { header: DeviceHeader | undefined; slot: number } {
+  let region: Buffer;
+  try {
+    region = device.native.readSync(0, 2 * HEADER_SLOT_BYTES);
+  } catch (error) {
+    throw new ShoalError(ErrorCode.IO_ERROR, `reading the header of ${device.path}: ${(error as Error).message}`, { cause: error });
+  }
+  const a = decodeHeader(region.subarray(0, HEADER_SLOT_BYTES), crc);
+  const b = decodeHeader(region.subarray(HEADER_SLOT_BYTES), crc);
+  if (a !== undefined && (b === undefined || a.counter >= b.counter)) return { header: a, slot: 0 };
+  if (b !== undefined) return { header: b, slot: 1 };
+  return { header: undefined, slot: 1 };
+}
+
+function checkHeader(options: DeviceStoreOptions, header: DeviceHeader, base: DeviceHeader, index: number, count: number): void {
+  const problem = (what: string) => new ShoalError(ErrorCode.CORRUPTION, `namespace ${options.namespace}: device ${options.paths[index]} ${what}; check storage.paths (order and files) against the ones this namespace was created with`);
+  if (header.namespace !== options.namespace) throw problem(`belongs to namespace "${header.namespace}"`);
+  if (header.signatureHigh !== base.signatureHigh || header.signatureLow !== base.signatureLow) throw problem('belongs to another instance of this namespace (signature differs)');
+  if (header.deviceIndex !== index || header.deviceCount !== count) throw problem(`is device ${header.deviceIndex} of ${header.deviceCount}, not ${index} of ${count}`);
+  if (header.writeBlockBytes !== base.writeBlockBytes) throw problem('has a different write-block size');
+  if (options.writeBlockBytes !== undefined && options.writeBlockBytes !== header.writeBlockBytes) {
+    throw problem(`was created with writeBlockBytes ${header.writeBlockBytes}, not ${options.writeBlockBytes}`);
+  }
+}
+
+function mergeTruncates(lists: TruncateMarker[][]): TruncateMarker[] {
+  const merged = new Map<string | undefined, number>();
+  for (const list of lists) for (const marker of list) merged.set(marker.set, Math.max(merged.get(marker.set) ?? 0, marker.beforeMs));
+  return [...merged].map(([set, beforeMs]) => ({ set, beforeMs }));
+}
+
+function writeU64(buffer: Buffer, at: number, value: number): void {
+  buffer.writeUInt32LE(value % 0x100000000, at);
+  buffer.writeUInt32LE(Math.floor(value / 0x100000000), at + 4);
+}
+
+function payloadAt(block: Buffer, offset: number, digest: Buffer | undefined, namespace: string): Buffer {
+  if (digest !== undefined && block.compare(digest, 0, 20, offset + RECORD_DIGEST_AT, offset + RECORD_DIGEST_AT + 20) !== 0) {
+    throw new ShoalError(ErrorCode.CORRUPTION, `namespace ${namespace}: the record at this location belongs to another digest`);
+  }
+  const start = offset + RECORD_HEADER_BYTES + block[offset + RECORD_SET_LENGTH_AT]! + block.readUInt16LE(offset + RECORD_KEY_LENGTH_AT);
+  const length = block.readUInt32LE(offset + RECORD_PAYLOAD_LENGTH_AT);
+  return Buffer.from(block.subarray(start, start + length));
+}
+
+function emptyReport(): ColdStartReport {
+  return { records: 0, recordsSeen: 0, corrupt: 0, expired: 0, tombstones: 0, truncated: 0, shadows: 0, validBlocks: 0, bytesScanned: 0, ms: 0, megabytesPerSecond: 0 };
+}

@@ -1,0 +1,263 @@
+/**
+ * One device as the storage engine uses it: the native BlockDevice (native/block_device.h)
+ * behind promises. Each request gets a small integer id; completions arrive in batches through
+ * one callback that reads a shared Int32Array, so no JS object is made per completion beyond
+ * the promise the caller awaits.
+ *
+ * Completion layout (Int32, 4 per completion): id, result (0 or -errno; -74 EBADMSG: the
+ * record failed its checksum), offset of the data in the results buffer, data length.
+ */
+import { addon } from '../native/addon';
+import { ErrorCode, ShoalError } from '../errors';
+import { COMPLETION_CAPACITY, DEFAULT_IO_THREADS, MIN_RESULTS_BYTES } from './constants';
+import { RECORD_DIGEST_AT, RECORD_HEADER_BYTES, RECORD_KEY_LENGTH_AT, RECORD_PAYLOAD_LENGTH_AT, RECORD_SET_LENGTH_AT } from './format';
+
+export type DirectIoMode = 'auto' | 'required' | 'off';
+
+export interface NativeBlockDevice {
+  info(): { path: string; directIo: boolean; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
+  read(id: number, offset: number, length: number, verifyRecord: boolean): void;
+  write(id: number, offset: number, source: Buffer, sourceStart: number, sourceEnd: number, syncAfter: boolean): void;
+  sync(id: number): void;
+  readSync(offset: number, length: number): Buffer;
+  writeSync(offset: number, source: Buffer, sync: boolean): void;
+  pending(): number;
+  fault(command: string, ...args: unknown[]): unknown;
+  close(): void;
+}
+
+/** What fault('plan') accepts (native/io_backend.h FaultPlan). */
+export interface FaultPlan {
+  failWriteIn?: number;
+  failWritesAfter?: boolean;
+  failSyncIn?: number;
+  tearWriteIn?: number;
+  tearKeepBytes?: number;
+  errno?: number;
+  holdUnsynced?: boolean;
+}
+
+export interface StorageNative {
+  BlockDevice: new (options: object) => NativeBlockDevice;
+  StorageScanner: new (options: object) => NativeScanner;
+  storageEncodeRecord(exchange: Buffer, block: Buffer, offset: number, sequence: number, flags: number, payloadLength: number): number;
+  storageRewriteRecord(source: Buffer, sourceOffset: number, block: Buffer, offset: number, sequence: number): number;
+  storageWriteBlockHeader(block: Buffer, sequence: number, signatureHigh: number, signatureLow: number, device: number, blockIndex: number): void;
+  storageParseBlock(block: Buffer, length: number, signatureHigh: number, signatureLow: number, out: Int32Array): number;
+  storageCheckRecord(buffer: Buffer, offset: number, length: number): number;
+  crc32c(data: Uint8Array, seed?: number): number;
+}
+
+export interface NativeScanner {
+  scanDevice(
+    device: NativeBlockDevice,
+    sequences: Float64Array,
+    deviceIndex: number,
+    dataStart: number,
+    blockBytes: number,
+    blockCount: number,
+    callback: (error: Error | null, result?: { validBlocks: number; bytesScanned: number; ms: number }) => void,
+  ): void;
+  progress(): number;
+  finish(): ScanFinish;
+}
+
+export interface ScanFinish {
+  count: number;
+  winners: Buffer;
+  variable: Buffer;
+  recordsSeen: number;
+  corrupt: number;
+  expired: number;
+  tombstones: number;
+  truncated: number;
+  shadows: number;
+  validBlocks: number;
+  bytesScanned: number;
+}
+
+/** The addon's storage exports. @throws Error with a build hint when the addon is missing. */
+export function storageNative(): StorageNative {
+  return addon() as unknown as StorageNative;
+}
+
+const EBADMSG = 74;
+const READ_RAW = 0;
+const READ_PAYLOAD = 1;
+
+function errnoName(errno: number): string {
+  const names: Record<number, string> = { 5: 'EIO', 28: 'ENOSPC', 30: 'EROFS', 74: 'EBADMSG', 22: 'EINVAL', 12: 'ENOMEM' };
+  return names[errno] ?? `errno ${errno}`;
+}
+
+/** Maps a native completion result to the error the caller sees. */
+export function ioError(result: number, what: string, path: string): ShoalError {
+  if (-result === EBADMSG) {
+    return new ShoalError(ErrorCode.CORRUPTION, `${what} on ${path}: the record failed its checksum (it is not served)`);
+  }
+  return new ShoalError(ErrorCode.IO_ERROR, `${what} on ${path} failed: ${errnoName(-result)}`);
+}
+
+export interface NativeDeviceOptions {
+  path: string;
+  sizeBytes: number;
+  create: boolean;
+  directIo: DirectIoMode;
+  threads?: number;
+  faults?: boolean;
+  resultsBytes?: number;
+}
+
+type Resolve = (value: Buffer | undefined) => void;
+type Reject = (error: ShoalError) => void;
+
+export class NativeDevice {
+  readonly path: string;
+  readonly native: NativeBlockDevice;
+  readonly directIo: boolean;
+  readonly sizeBytes: number;
+  readonly faults: boolean;
+  private readonly completions: Int32Array;
+  private readonly results: Buffer;
+  private readonly resolves: (Resolve | undefined)[] = [];
+  private readonly rejects: (Reject | undefined)[] = [];
+  private readonly kinds: number[] = [];
+  private readonly digests: (Buffer | undefined)[] = [];
+  private readonly freeIds: number[] = [];
+  private nextId = 1;
+
+  /** @throws ShoalError LOCKED when the device is already open, IO_ERROR when it cannot be opened. */
+  constructor(options: NativeDeviceOptions) {
+    this.path = options.path;
+    const completionBuffer = Buffer.alloc(COMPLETION_CAPACITY * 16);
+    this.completions = new Int32Array(completionBuffer.buffer, completionBuffer.byteOffset, COMPLETION_CAPACITY * 4);
+    this.results = Buffer.alloc(Math.max(MIN_RESULTS_BYTES, options.resultsBytes ?? 0));
+    const directIo = options.directIo === 'off' ? 0 : options.directIo === 'required' ? 2 : 1;
+    try {
+      this.native = new (storageNative().BlockDevice)({
+        path: options.path,
+        sizeBytes: options.sizeBytes,
+        create: options.create,
+        directIo,
+        threads: options.threads ?? DEFAULT_IO_THREADS,
+        faults: options.faults === true,
+        completions: completionBuffer,
+        results: this.results,
+        onComplete: (count: number) => this.onComplete(count),
+      });
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === ErrorCode.LOCKED) throw new ShoalError(ErrorCode.LOCKED, (error as Error).message, { cause: error });
+      if (code === ErrorCode.OUT_OF_SPACE) throw new ShoalError(ErrorCode.OUT_OF_SPACE, (error as Error).message, { cause: error });
+      throw new ShoalError(ErrorCode.IO_ERROR, (error as Error).message, { cause: error });
+    }
+    const info = this.native.info();
+    this.directIo = info.directIo;
+    this.sizeBytes = info.sizeBytes;
+    this.faults = info.faults;
+  }
+
+  /** Reads `length` bytes at `offset` (any alignment; at most the results buffer). */
+  read(offset: number, length: number): Promise<Buffer> {
+    return new Promise<Buffer | undefined>((resolve, reject) => {
+      const id = this.take(resolve, reject, READ_RAW, undefined);
+      this.native.read(id, offset, length, false);
+    }) as Promise<Buffer>;
+  }
+
+  /**
+   * Reads the record at `offset` (padded size `length`), checks its CRC on the I/O thread and
+   * resolves with a copy of its payload. Rejects CORRUPTION when the checksum or the digest
+   * (when given) does not match, IO_ERROR when the read fails.
+   */
+  readRecordPayload(offset: number, length: number, digest: Buffer | undefined): Promise<Buffer> {
+    return new Promise<Buffer | undefined>((resolve, reject) => {
+      const id = this.take(resolve, reject, READ_PAYLOAD, digest);
+      this.native.read(id, offset, length, true);
+    }) as Promise<Buffer>;
+  }
+
+  /** Writes source[start, end) (zero-padded to 4 KiB) at the aligned offset; copies at once. */
+  write(offset: number, source: Buffer, start: number, end: number, syncAfter: boolean): Promise<void> {
+    return new Promise<Buffer | undefined>((resolve, reject) => {
+      const id = this.take(resolve, reject, READ_RAW, undefined);
+      this.native.write(id, offset, source, start, end, syncAfter);
+    }) as unknown as Promise<void>;
+  }
+
+  sync(): Promise<void> {
+    return new Promise<Buffer | undefined>((resolve, reject) => {
+      const id = this.take(resolve, reject, READ_RAW, undefined);
+      this.native.sync(id);
+    }) as unknown as Promise<void>;
+  }
+
+  pending(): number {
+    return this.native.pending();
+  }
+
+  /** Fault injection (only on a device opened with faults: true). */
+  fault(command: 'plan', plan: FaultPlan): void;
+  fault(command: 'flip', offset: number, bit: number): void;
+  fault(command: 'clearFlips' | 'die' | 'reset'): void;
+  fault(command: 'counts'): { reads: number; writes: number; syncs: number };
+  fault(command: string, ...args: unknown[]): unknown {
+    return this.native.fault(command, ...args);
+  }
+
+  /** Finishes queued I/O (its promises settle) and closes. Idempotent. */
+  close(): void {
+    this.native.close();
+  }
+
+  private take(resolve: Resolve, reject: Reject, kind: number, digest: Buffer | undefined): number {
+    const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.nextId++;
+    this.resolves[id] = resolve;
+    this.rejects[id] = reject;
+    this.kinds[id] = kind;
+    this.digests[id] = digest;
+    return id;
+  }
+
+  private onComplete(count: number): void {
+    const completions = this.completions;
+    for (let index = 0; index < count; index++) {
+      const id = completions[index * 4]!;
+      const result = completions[index * 4 + 1]!;
+      const at = completions[index * 4 + 2]!;
+      const length = completions[index * 4 + 3]!;
+      const resolve = this.resolves[id]!;
+      const reject = this.rejects[id]!;
+      const kind = this.kinds[id]!;
+      const digest = this.digests[id];
+      this.resolves[id] = undefined;
+      this.rejects[id] = undefined;
+      this.digests[id] = undefined;
+      this.freeIds.push(id);
+      if (result < 0) {
+        reject(ioError(result, kind === READ_PAYLOAD ? 'reading a record' : 'device I/O', this.path));
+      } else if (kind === READ_PAYLOAD) {
+        this.deliverPayload(at, length, digest, resolve, reject);
+      } else if (length > 0) {
+        resolve(Buffer.from(this.results.subarray(at, at + length)));
+      } else {
+        resolve(undefined);
+      }
+    }
+  }
+
+  private deliverPayload(at: number, length: number, digest: Buffer | undefined, resolve: Resolve, reject: Reject): void {
+    const results = this.results;
+    if (digest !== undefined && results.compare(digest, 0, 20, at + RECORD_DIGEST_AT, at + RECORD_DIGEST_AT + 20) !== 0) {
+      reject(new ShoalError(ErrorCode.CORRUPTION, `reading a record on ${this.path}: the record there belongs to another digest`));
+      return;
+    }
+    const start = at + RECORD_HEADER_BYTES + results[at + RECORD_SET_LENGTH_AT]! + results.readUInt16LE(at + RECORD_KEY_LENGTH_AT);
+    const payloadLength = results.readUInt32LE(at + RECORD_PAYLOAD_LENGTH_AT);
+    if (start + payloadLength > at + length) {
+      reject(new ShoalError(ErrorCode.CORRUPTION, `reading a record on ${this.path}: inconsistent lengths`));
+      return;
+    }
+    resolve(Buffer.from(results.subarray(start, start + payloadLength)));
+  }
+}

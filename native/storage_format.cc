@@ -1,0 +1,213 @@
+// Record encoding for the write path and record/block checks shared by reads, defrag and
+// cold start. JS-visible functions take the namespace's exchange buffer (docs/native-boundary.md)
+// so that a put crosses into native code once to format its record.
+#include "storage_format.h"
+
+#include <cmath>
+
+namespace shoal {
+namespace storage {
+
+// Exchange buffer offsets (docs/native-boundary.md; lib/native/exchange.ts).
+constexpr size_t kExDigest = 0, kExKeyType = 20, kExSetLength = 22, kExKeyLength = 24, kExSet = 32, kExKey = 96;
+constexpr size_t kExEntry = 4224, kExData = 4864;
+constexpr size_t kEntryGeneration = 0, kEntryVoidTime = 4, kEntryLastUpdate = 16;
+
+RecordCheck CheckRecord(const uint8_t* at, size_t available, uint64_t expected_sequence, uint32_t* length) {
+  if (available < kRecordMinBytes) return RecordCheck::kNoRecord;
+  if (Load<uint32_t>(at + kRecordMagicAt) != kRecordMagic) return RecordCheck::kNoRecord;
+  if (expected_sequence != 0 && Load<uint64_t>(at + kRecordSequenceAt) != expected_sequence) return RecordCheck::kNoRecord;
+  uint32_t total = Load<uint32_t>(at + kRecordLengthAt);
+  if (total < kRecordMinBytes || total > available) return RecordCheck::kCorrupt;
+  uint32_t parts = kRecordHeaderBytes + at[kRecordSetLengthAt] + Load<uint16_t>(at + kRecordKeyLengthAt) +
+                   Load<uint32_t>(at + kRecordPayloadLengthAt) + kRecordTrailerBytes;
+  if (parts != total) return RecordCheck::kCorrupt;
+  uint32_t stored = Load<uint32_t>(at + total - kRecordTrailerBytes);
+  if (Crc32c(at, total - kRecordTrailerBytes, 0) != stored) return RecordCheck::kCorrupt;
+  *length = total;
+  return RecordCheck::kValid;
+}
+
+uint64_t CheckBlockHeader(const uint8_t* at, uint64_t signature) {
+  if (Load<uint32_t>(at + kBlockMagicAt) != kBlockMagic) return 0;
+  if (Load<uint32_t>(at + kBlockCrcAt) != Crc32c(at, kBlockCrcAt, 0)) return 0;
+  if (Load<uint16_t>(at + kBlockVersionAt) != kFormatVersion) return 0;
+  if (Load<uint64_t>(at + kBlockSignatureAt) != signature) return 0;
+  return Load<uint64_t>(at + kBlockSequenceAt);
+}
+
+namespace {
+
+uint8_t* BufferBytes(const Napi::Value& value, size_t* length, const char* what) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(value.Env(), std::string(what) + " must be a Buffer");
+  }
+  Napi::Uint8Array array = value.As<Napi::Uint8Array>();
+  *length = array.ByteLength();
+  return array.Data();
+}
+
+double NumberArg(const Napi::CallbackInfo& info, size_t index, double min, double max, const char* what) {
+  if (index >= info.Length() || !info[index].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!(value >= min && value <= max) || std::floor(value) != value) {
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " is out of range");
+  }
+  return value;
+}
+
+// storageEncodeRecord(exchange, block, offset, sequence, flags, payloadLength) -> padded bytes
+// written at block[offset], or -1 when the record does not fit before the block's end.
+// Reads digest, set, key (with flags & HAS_KEY), generation, void time and last-update time
+// from the exchange, and the payload from its DATA area.
+Napi::Value EncodeRecordJs(const Napi::CallbackInfo& info) {
+  size_t exchange_length, block_length;
+  const uint8_t* exchange = BufferBytes(info[0], &exchange_length, "exchange");
+  uint8_t* block = BufferBytes(info[1], &block_length, "block");
+  uint32_t offset = static_cast<uint32_t>(NumberArg(info, 2, 0, block_length, "offset"));
+  uint64_t sequence = static_cast<uint64_t>(NumberArg(info, 3, 1, 9007199254740991.0, "sequence"));
+  uint16_t flags = static_cast<uint16_t>(NumberArg(info, 4, 0, 3, "flags"));
+  uint32_t payload_length = static_cast<uint32_t>(NumberArg(info, 5, 0, 1 << 30, "payloadLength"));
+  if (offset % kRecordAlignBytes != 0) throw Napi::RangeError::New(info.Env(), "offset must be 16-byte aligned");
+  if (exchange_length < kExData + payload_length) throw Napi::RangeError::New(info.Env(), "payloadLength exceeds the exchange DATA area");
+
+  uint32_t set_length = Load<uint16_t>(exchange + kExSetLength);
+  uint32_t key_length = (flags & kRecordFlagHasKey) ? Load<uint32_t>(exchange + kExKeyLength) : 0;
+  if (set_length > kMaxSetNameBytes || key_length > kMaxKeyBytes) throw Napi::RangeError::New(info.Env(), "set or key too long");
+  uint32_t total = kRecordHeaderBytes + set_length + key_length + payload_length + kRecordTrailerBytes;
+  uint32_t padded = AlignUp(total, kRecordAlignBytes);
+  if (static_cast<uint64_t>(offset) + padded > block_length) return Napi::Number::New(info.Env(), -1);
+
+  uint8_t* at = block + offset;
+  Store<uint32_t>(at + kRecordMagicAt, kRecordMagic);
+  Store<uint32_t>(at + kRecordLengthAt, total);
+  Store<uint64_t>(at + kRecordSequenceAt, sequence);
+  std::memcpy(at + kRecordDigestAt, exchange + kExDigest, 20);
+  Store<uint32_t>(at + kRecordGenerationAt, Load<uint32_t>(exchange + kExEntry + kEntryGeneration));
+  Store<uint32_t>(at + kRecordVoidTimeAt, Load<uint32_t>(exchange + kExEntry + kEntryVoidTime));
+  Store<uint16_t>(at + kRecordFlagsAt, flags);
+  at[kRecordSetLengthAt] = static_cast<uint8_t>(set_length);
+  at[kRecordKeyTypeAt] = key_length > 0 ? exchange[kExKeyType] : 0;
+  double last_update = Load<double>(exchange + kExEntry + kEntryLastUpdate);
+  Store<uint64_t>(at + kRecordLastUpdateAt, last_update > 0 ? static_cast<uint64_t>(last_update) : 0);
+  Store<uint16_t>(at + kRecordKeyLengthAt, static_cast<uint16_t>(key_length));
+  Store<uint32_t>(at + kRecordPayloadLengthAt, payload_length);
+  uint8_t* cursor = at + kRecordHeaderBytes;
+  std::memcpy(cursor, exchange + kExSet, set_length);
+  cursor += set_length;
+  std::memcpy(cursor, exchange + kExKey, key_length);
+  cursor += key_length;
+  std::memcpy(cursor, exchange + kExData, payload_length);
+  cursor += payload_length;
+  Store<uint32_t>(cursor, Crc32c(at, total - kRecordTrailerBytes, 0));
+  std::memset(at + total, 0, padded - total);
+  return Napi::Number::New(info.Env(), padded);
+}
+
+// storageRewriteRecord(source, sourceOffset, block, offset, sequence) -> padded bytes, or -1
+// when it does not fit. Copies a valid record under a new block sequence (defrag).
+Napi::Value RewriteRecordJs(const Napi::CallbackInfo& info) {
+  size_t source_length, block_length;
+  const uint8_t* source = BufferBytes(info[0], &source_length, "source");
+  uint32_t source_offset = static_cast<uint32_t>(NumberArg(info, 1, 0, source_length, "sourceOffset"));
+  uint8_t* block = BufferBytes(info[2], &block_length, "block");
+  uint32_t offset = static_cast<uint32_t>(NumberArg(info, 3, 0, block_length, "offset"));
+  uint64_t sequence = static_cast<uint64_t>(NumberArg(info, 4, 1, 9007199254740991.0, "sequence"));
+  uint32_t total = 0;
+  if (CheckRecord(source + source_offset, source_length - source_offset, 0, &total) != RecordCheck::kValid) {
+    throw Napi::Error::New(info.Env(), "storageRewriteRecord: the source record is not valid");
+  }
+  uint32_t padded = AlignUp(total, kRecordAlignBytes);
+  if (offset % kRecordAlignBytes != 0) throw Napi::RangeError::New(info.Env(), "offset must be 16-byte aligned");
+  if (static_cast<uint64_t>(offset) + padded > block_length) return Napi::Number::New(info.Env(), -1);
+  uint8_t* at = block + offset;
+  std::memmove(at, source + source_offset, total);
+  Store<uint64_t>(at + kRecordSequenceAt, sequence);
+  Store<uint32_t>(at + total - kRecordTrailerBytes, Crc32c(at, total - kRecordTrailerBytes, 0));
+  std::memset(at + total, 0, padded - total);
+  return Napi::Number::New(info.Env(), padded);
+}
+
+// storageWriteBlockHeader(block, sequence, signatureHigh, signatureLow, device, blockIndex)
+Napi::Value WriteBlockHeaderJs(const Napi::CallbackInfo& info) {
+  size_t block_length;
+  uint8_t* block = BufferBytes(info[0], &block_length, "block");
+  if (block_length < kBlockHeaderBytes) throw Napi::RangeError::New(info.Env(), "block too small");
+  uint64_t sequence = static_cast<uint64_t>(NumberArg(info, 1, 1, 9007199254740991.0, "sequence"));
+  uint64_t high = static_cast<uint64_t>(NumberArg(info, 2, 0, 4294967295.0, "signatureHigh"));
+  uint64_t low = static_cast<uint64_t>(NumberArg(info, 3, 0, 4294967295.0, "signatureLow"));
+  uint16_t device = static_cast<uint16_t>(NumberArg(info, 4, 0, 65535, "device"));
+  uint32_t index = static_cast<uint32_t>(NumberArg(info, 5, 0, 4294967295.0, "blockIndex"));
+  std::memset(block, 0, kBlockHeaderBytes);
+  Store<uint32_t>(block + kBlockMagicAt, kBlockMagic);
+  Store<uint16_t>(block + kBlockVersionAt, kFormatVersion);
+  Store<uint64_t>(block + kBlockSequenceAt, sequence);
+  Store<uint64_t>(block + kBlockSignatureAt, (high << 32) | low);
+  Store<uint16_t>(block + kBlockDeviceAt, device);
+  Store<uint32_t>(block + kBlockIndexAt, index);
+  Store<uint32_t>(block + kBlockCrcAt, Crc32c(block, kBlockCrcAt, 0));
+  return info.Env().Undefined();
+}
+
+// storageParseBlock(block, length, signatureHigh, signatureLow, out: Int32Array) -> count of
+// valid records, writing (offset, length) pairs into out; -1 when the block header is not
+// valid. out[out.length - 1] receives the number of corrupt records seen.
+Napi::Value ParseBlockJs(const Napi::CallbackInfo& info) {
+  size_t block_length;
+  const uint8_t* block = BufferBytes(info[0], &block_length, "block");
+  size_t length = static_cast<size_t>(NumberArg(info, 1, 0, block_length, "length"));
+  uint64_t high = static_cast<uint64_t>(NumberArg(info, 2, 0, 4294967295.0, "signatureHigh"));
+  uint64_t low = static_cast<uint64_t>(NumberArg(info, 3, 0, 4294967295.0, "signatureLow"));
+  if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw Napi::TypeError::New(info.Env(), "out must be an Int32Array");
+  }
+  Napi::Int32Array out = info[4].As<Napi::Int32Array>();
+  size_t out_pairs = (out.ElementLength() - 1) / 2;
+  if (length < kBlockHeaderBytes) return Napi::Number::New(info.Env(), -1);
+  uint64_t sequence = CheckBlockHeader(block, (high << 32) | low);
+  if (sequence == 0) return Napi::Number::New(info.Env(), -1);
+  size_t count = 0;
+  int32_t corrupt = 0;
+  size_t position = kBlockHeaderBytes;
+  while (position + kRecordMinBytes <= length && count < out_pairs) {
+    uint32_t total = 0;
+    RecordCheck check = CheckRecord(block + position, length - position, sequence, &total);
+    if (check == RecordCheck::kValid) {
+      out[count * 2] = static_cast<int32_t>(position);
+      out[count * 2 + 1] = static_cast<int32_t>(total);
+      count++;
+      position += AlignUp(total, kRecordAlignBytes);
+    } else {
+      if (check == RecordCheck::kCorrupt) corrupt++;
+      position += kRecordAlignBytes;  // resynchronise on the next record boundary
+    }
+  }
+  out[out.ElementLength() - 1] = corrupt;
+  return Napi::Number::New(info.Env(), static_cast<double>(count));
+}
+
+// storageCheckRecord(buffer, offset, length) -> record length when valid, -1 when there is no
+// record there, -2 when a record there fails its checksum.
+Napi::Value CheckRecordJs(const Napi::CallbackInfo& info) {
+  size_t buffer_length;
+  const uint8_t* buffer = BufferBytes(info[0], &buffer_length, "buffer");
+  size_t offset = static_cast<size_t>(NumberArg(info, 1, 0, buffer_length, "offset"));
+  size_t length = static_cast<size_t>(NumberArg(info, 2, 0, buffer_length - offset, "length"));
+  uint32_t total = 0;
+  RecordCheck check = CheckRecord(buffer + offset, length, 0, &total);
+  if (check == RecordCheck::kValid) return Napi::Number::New(info.Env(), total);
+  return Napi::Number::New(info.Env(), check == RecordCheck::kCorrupt ? -2 : -1);
+}
+
+}  // namespace
+
+void InitStorageFormat(Napi::Env env, Napi::Object exports) {
+  exports.Set("storageEncodeRecord", Napi::Function::New(env, EncodeRecordJs, "storageEncodeRecord"));
+  exports.Set("storageRewriteRecord", Napi::Function::New(env, RewriteRecordJs, "storageRewriteRecord"));
+  exports.Set("storageWriteBlockHeader", Napi::Function::New(env, WriteBlockHeaderJs, "storageWriteBlockHeader"));
+  exports.Set("storageParseBlock", Napi::Function::New(env, ParseBlockJs, "storageParseBlock"));
+  exports.Set("storageCheckRecord", Napi::Function::New(env, CheckRecordJs, "storageCheckRecord"));
+}
+
+}  // namespace storage
+}  // namespace shoal
