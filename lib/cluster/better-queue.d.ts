@@ -11,6 +11,7 @@ declare module 'better-queue' {
       id?: string | ((task: T, callback: (error: unknown, id: string) => void) => void);
       merge?: (oldTask: T, newTask: T, callback: (error: unknown, merged: T) => void) => void;
       autoResume?: boolean;
+      setImmediate?: (callback: () => void) => unknown;
     }
   }
   class BetterQueue<T = unknown> {

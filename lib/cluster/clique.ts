@@ -15,13 +15,17 @@ export function compareNodeIdsDescending(a: string, b: string): number {
  * `selfHears`: peers this node hears from. `heardBy(x)`: peers that node x reported hearing
  * from (undefined when unknown). Candidates are this node and the peers it hears; while some
  * pair does not hear each other both ways, the candidate with the fewest mutual links is
- * removed (ties: the lowest id), never this node itself. Every node given the same inputs
+ * removed (ties: a node outside `incumbents`, the current view, then the lowest id), never
+ * this node itself. A healthy member is thus not evicted while a newcomer is still being
+ * discovered: views disagree, rounds are refused, and the newcomer waits until it is
+ * mutually connected to everyone. Every node given the same inputs
  * computes the same result.
  */
 export function computeClique(
   selfId: string,
   selfHears: ReadonlySet<string>,
   heardBy: (nodeId: string) => ReadonlySet<string> | undefined,
+  incumbents: ReadonlySet<string> = new Set(),
 ): string[] {
   const hears = (x: string): ReadonlySet<string> | undefined => (x === selfId ? selfHears : heardBy(x));
   const members = new Set<string>([selfId, ...selfHears]);
@@ -35,7 +39,9 @@ export function computeClique(
       let degree = 0;
       for (const y of ordered) if (x !== y && mutual(x, y)) degree++;
       if (degree < members.size - 1) complete = false;
-      if (x !== selfId && degree < worstDegree) {
+      // Ties: remove a newcomer before a member of the current view, then the lowest id.
+      const better = worst === undefined || degree < worstDegree || (degree === worstDegree && incumbents.has(worst) && !incumbents.has(x));
+      if (x !== selfId && better) {
         worst = x;
         worstDegree = degree;
       }

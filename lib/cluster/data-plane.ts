@@ -29,7 +29,7 @@ import type { ClusterView } from './membership';
 import type { WireMessage } from './network';
 import type { PartitionMap } from './partition-map';
 import type { MemberPartitionInfo, PartitionPlan } from './partition-plan';
-import { bitIsSet, emptyBitmap, planPartition, setBit } from './partition-plan';
+import { bitIsSet, emptyBitmap, lineageOf, planPartition, setBit } from './partition-plan';
 import type { Runtime, TimerHandle } from './seams';
 
 export interface DataPlaneOptions {
@@ -71,7 +71,7 @@ export const DATA_MESSAGE_TYPES = [
 
 export class DataPlane {
   private readonly requestTimeoutMs: number;
-  private view: ClusterView = { clusterKey: '', succession: [], quiesced: [] };
+  private view: ClusterView = { clusterKey: '', succession: [], quiesced: [], epoch: 0 };
   private map: PartitionMap | undefined;
   private readonly infos = new Map<string, MemberPartitionInfo>();
   private plans: PartitionPlan[] | undefined;
@@ -105,6 +105,8 @@ export class DataPlane {
       concurrent: MIGRATION_CONCURRENCY,
       maxRetries: MIGRATION_MAX_RETRIES,
       id: 'id',
+      // Through the Timers seam, so the simulator schedules the queue deterministically.
+      setImmediate: (callback: () => void) => options.runtime.timers.setTimeout(callback, 0),
     });
     this.queue.on('task_failed', (...args: unknown[]) => {
       this.options.runtime.logger.warn(`cluster: migration job ${String(args[0])} failed after retries: ${String(args[1])}`);
@@ -383,8 +385,14 @@ export class DataPlane {
     this.settled.fill(0);
     const self = this.options.nodeId;
     const key = this.view.clusterKey;
+    const lineage = lineageOf(this.view.epoch, key);
     for (let p = 0; p < PARTITION_COUNT; p++) {
       const plan = plans[p];
+      // Copies that receive every write of this view from now on (the acting master, and
+      // owners identical to it) carry this view's lineage; a copy left behind keeps its old one.
+      if (bitIsSet(this.synced, p) && (plan.actingMaster === self || (plan.owners.includes(self) && !plan.fillTargets.includes(self)))) {
+        this.lineage[p] = lineage;
+      }
       if (plan.settled) {
         this.settle(p);
         continue;
@@ -433,7 +441,7 @@ export class DataPlane {
     this.incoming.delete(partition);
     if (owners.includes(this.options.nodeId)) {
       setBit(this.synced, partition, true);
-      this.lineage[partition] = this.view.clusterKey;
+      this.lineage[partition] = lineageOf(this.view.epoch, this.view.clusterKey);
       return;
     }
     const hadCopy = bitIsSet(this.synced, partition);

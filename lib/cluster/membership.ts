@@ -34,6 +34,8 @@ export interface ClusterView {
   succession: string[];
   /** Members quiesced in this view: they sort last in the partition map. */
   quiesced: string[];
+  /** Ballot number of the round that made this view: increases with every agreed view. */
+  epoch: number;
 }
 
 /** A Paxos ballot: ordered by number, then proposer id. */
@@ -87,12 +89,13 @@ export class Membership {
   private reclusterRequested = false;
   /** When this node's view first differed from its clique (orphan detection). */
   private divergedSinceMs: number | undefined;
+  private discoveringSinceMs: number | undefined;
   /** Consecutive ticks each member's heartbeat advertised a key other than ours. */
   private readonly keyMismatchTicks = new Map<string, number>();
   readonly counters = { roundsStarted: 0, roundsCommitted: 0, roundsFailed: 0, viewsAdopted: 0 };
 
   constructor(private readonly options: MembershipOptions) {
-    this.view = { clusterKey: this.newClusterKey(), succession: [options.selfId], quiesced: [] };
+    this.view = { clusterKey: this.newClusterKey(), succession: [options.selfId], quiesced: [], epoch: 0 };
   }
 
   get principal(): string {
@@ -109,7 +112,30 @@ export class Membership {
   /** The clique this node computes from its heartbeat view. */
   currentClique(): string[] {
     const heartbeat = this.options.heartbeat;
-    return computeClique(this.options.selfId, heartbeat.alivePeers(), (id) => heartbeat.peer(id)?.adjacency);
+    return computeClique(this.options.selfId, heartbeat.alivePeers(), (id) => heartbeat.peer(id)?.adjacency, new Set(this.view.succession));
+  }
+
+  /**
+   * Whether discovery is still under way: a peer we hear reports hearing a node we do not
+   * hear yet (and that node is not known dead). Proposals wait for it, up to one timeout.
+   */
+  private discovering(now: number): boolean {
+    const heartbeat = this.options.heartbeat;
+    const alive = heartbeat.alivePeers();
+    let pending = false;
+    for (const id of alive) {
+      for (const other of heartbeat.peer(id)?.adjacency ?? []) {
+        if (other === this.options.selfId || alive.has(other)) continue;
+        const known = heartbeat.peer(other);
+        if (known === undefined || known.alive || now - known.lastHeardMs > this.options.intervalMs * this.options.timeout) pending = true;
+      }
+    }
+    if (!pending) {
+      this.discoveringSinceMs = undefined;
+      return false;
+    }
+    this.discoveringSinceMs ??= now;
+    return now - this.discoveringSinceMs < this.options.intervalMs * this.options.timeout;
   }
 
   /** Runs once per heartbeat tick. */
@@ -133,7 +159,7 @@ export class Membership {
     }
     this.watchForOrphaning(clique, now);
     if (clique[0] !== this.options.selfId || this.stableTicks < MEMBERSHIP_STABLE_TICKS) return;
-    if (this.needsRound(clique)) this.startRound(clique);
+    if (this.needsRound(clique) && !this.discovering(now)) this.startRound(clique);
   }
 
   /** Handles a membership message from an authenticated peer (or from this node itself). */
@@ -195,7 +221,8 @@ export class Membership {
     if (clique[0] !== this.options.selfId && now - this.divergedSinceMs > this.options.intervalMs * this.options.timeout) {
       this.options.runtime.logger.info('cluster: no agreed view includes this node; forming a cluster of its own');
       this.divergedSinceMs = undefined;
-      this.adopt({ clusterKey: this.newClusterKey(), succession: [this.options.selfId], quiesced: [] });
+      // Same epoch: a cluster that evicted this node has moved to a higher one.
+      this.adopt({ clusterKey: this.newClusterKey(), succession: [this.options.selfId], quiesced: [], epoch: this.view.epoch });
     }
   }
 
@@ -205,7 +232,7 @@ export class Membership {
     const ballot: Ballot = { n: this.highestBallotN, id: selfId };
     const heartbeat = this.options.heartbeat;
     const quiesced = clique.filter((id) => (id === selfId ? this.options.isQuiesced() : heartbeat.peer(id)?.quiesced === true));
-    const proposal: ClusterView = { clusterKey: this.newClusterKey(), succession: clique, quiesced };
+    const proposal: ClusterView = { clusterKey: this.newClusterKey(), succession: clique, quiesced, epoch: ballot.n };
     this.round = { ballot, proposal, phase: 'prepare', responded: new Set(), startedMs: this.options.runtime.clock.nowMs() };
     this.reclusterRequested = false;
     this.counters.roundsStarted++;
@@ -319,7 +346,7 @@ export class Membership {
   private adopt(view: ClusterView): void {
     if (view.clusterKey === this.view.clusterKey) return;
     const previous = this.view;
-    this.view = { clusterKey: view.clusterKey, succession: [...view.succession], quiesced: [...view.quiesced] };
+    this.view = { clusterKey: view.clusterKey, succession: [...view.succession], quiesced: [...view.quiesced], epoch: view.epoch };
     this.counters.viewsAdopted++;
     this.divergedSinceMs = undefined;
     this.keyMismatchTicks.clear();
@@ -346,9 +373,9 @@ function parseBallot(value: unknown): Ballot | undefined {
 
 function parseView(value: unknown): ClusterView | undefined {
   if (value === null || typeof value !== 'object') return undefined;
-  const { clusterKey, succession, quiesced } = value as Record<string, unknown>;
-  if (typeof clusterKey !== 'string' || !Array.isArray(succession) || !Array.isArray(quiesced)) return undefined;
+  const { clusterKey, succession, quiesced, epoch } = value as Record<string, unknown>;
+  if (typeof clusterKey !== 'string' || !Array.isArray(succession) || !Array.isArray(quiesced) || !Number.isSafeInteger(epoch)) return undefined;
   if (succession.length === 0 || !succession.every(isNodeId) || !quiesced.every(isNodeId)) return undefined;
   const ordered = [...(succession as string[])].sort(compareNodeIdsDescending);
-  return { clusterKey, succession: ordered, quiesced: quiesced as string[] };
+  return { clusterKey, succession: ordered, quiesced: quiesced as string[], epoch: epoch as number };
 }

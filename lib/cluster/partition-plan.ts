@@ -35,6 +35,21 @@ export interface PartitionPlan {
   settled: boolean;
 }
 
+/** A lineage names the view a copy was complete in: "<epoch>/<cluster key>". */
+export function lineageOf(epoch: number, clusterKey: string): string {
+  return `${epoch}/${clusterKey}`;
+}
+
+export function lineageEpoch(lineage: string): number {
+  const epoch = Number(lineage.slice(0, lineage.indexOf('/')));
+  return Number.isSafeInteger(epoch) ? epoch : -1;
+}
+
+function compareRanks(a: number[], b: number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return 0;
+}
+
 export function bitIsSet(bits: Uint8Array, index: number): boolean {
   return (bits[index >> 3] & (1 << (index & 7))) !== 0;
 }
@@ -83,20 +98,16 @@ export function planPartition(
     if (group === undefined) groups.set(key, [id]);
     else group.push(id);
   }
-  const rank = (group: string[]): [number, number, number] => [
-    group.some(hasData) ? 1 : 0,
-    group.length,
-    -ordered.indexOf(group[0]),
-  ];
+  // Rank: holds data, newest epoch, most holders, earliest in preference order.
+  const rank = (key: string, group: string[]): number[] => [group.some(hasData) ? 1 : 0, lineageEpoch(key), group.length, -ordered.indexOf(group[0])];
   let best: string[] | undefined;
-  for (const group of groups.values()) {
-    if (best === undefined) {
+  let bestRank: number[] = [];
+  for (const [key, group] of groups) {
+    const r = rank(key, group);
+    if (best === undefined || compareRanks(r, bestRank) > 0) {
       best = group;
-      continue;
+      bestRank = r;
     }
-    const a = rank(group);
-    const b = rank(best);
-    if (a[0] > b[0] || (a[0] === b[0] && (a[1] > b[1] || (a[1] === b[1] && a[2] > b[2])))) best = group;
   }
   const actingMaster = best![0];
   const lineage = lineageOf(actingMaster);
