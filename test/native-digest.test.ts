@@ -17,10 +17,7 @@ import {
   KEY_TYPE_STRING,
 } from '../lib/native/exchange';
 
-const native = addon() as ReturnType<typeof addon> & {
-  crc32cPortable(data: Uint8Array, seed?: number): number;
-  crc32cHardware: boolean;
-};
+const native = addon();
 
 /** A seeded PRNG (mulberry32) so a failure replays. */
 function prng(seed: number): () => number {

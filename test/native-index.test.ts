@@ -38,7 +38,7 @@ import {
 } from '../lib/native/exchange';
 
 const native = addon();
-type Index = NativePrimaryIndex & { verify(): string };
+type Index = NativePrimaryIndex;
 
 const SHM = '/dev/shm';
 const prefix = `shoal-test-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
@@ -102,7 +102,7 @@ class Harness {
   }
 
   /** Reads by digest; returns ENTRY fields (and the payload with READ_COPY_DATA) or undefined. */
-  get(digest: Uint8Array, options = 0): (Fields & { entryId: number; dataLength: number; payload?: Buffer }) | undefined {
+  get(digest: Uint8Array, options = 0): (Fields & { entryId: number; dataLength: number; partitionId: number; payload?: Buffer }) | undefined {
     this.setDigest(digest);
     const length = this.index.read(options);
     if (length < 0) return undefined;

@@ -55,11 +55,21 @@ export interface NativePrimaryIndex {
   /** Removes the entry for the exchange digest; fills PREVIOUS; returns 1 if it existed. */
   remove(): number;
   removeEntry(entryId: number): number;
-  /** Writes up to maxRecords scan records into DATA from entry id cursor on; returns how many; ENTRY.entryId = next cursor (0 when done). */
+  /**
+   * Writes up to maxRecords scan records into DATA from entry id cursor on; returns how many; ENTRY.entryId = next cursor (0 when done).
+   * setId -1 = every set. maxRecords is clamped to what DATA holds, and one call visits at most 65536 slots, so a call may
+   * return 0 records before the scan is done: loop until the cursor is 0, not until a call returns 0.
+   */
   scan(cursor: number, maxRecords: number, setId: number, usePartitionFilter: boolean): number;
-  /** Removes up to maxRemovals least recently used entries while dataBytes > targetDataBytes; returns how many. */
+  /**
+   * Removes up to maxRemovals least recently used entries while dataBytes > targetDataBytes; returns how many.
+   * targetDataBytes < 0 removes by count alone. Throws TypeError on an index opened without withData (no LRU list).
+   */
   evictLru(targetDataBytes: number, maxRemovals: number): number;
-  /** Removes entries that expire soonest (void time != 0) while dataBytes > targetDataBytes. */
+  /**
+   * Removes entries that expire soonest (void time != 0) while dataBytes > targetDataBytes, at most maxRemovals; returns how many.
+   * targetDataBytes < 0 removes by count alone (device namespaces, whose index holds no data). O(entries): three passes.
+   */
   evictSoonestExpiring(targetDataBytes: number, maxRemovals: number, nowSeconds: number): number;
   /** Visits up to maxSlots slots from cursor, removing entries with 0 < void time <= now; ENTRY.entryId = next cursor (0 when done). Returns removed count. */
   sweepExpired(nowSeconds: number, cursor: number, maxSlots: number): number;
@@ -69,11 +79,18 @@ export interface NativePrimaryIndex {
   stats(): PrimaryIndexStats;
   /** Unmaps; with drop, also unlinks every segment. Idempotent. */
   close(drop: boolean): void;
+  /** Tests and debugging: walks every structure (O(entries)); returns the first broken invariant, or '' if none. */
+  verify(): string;
 }
 
 export interface NativeAddon {
   ripemd160(data: Uint8Array): Buffer;
+  /** CRC32C continuing from seed (the CRC of the preceding bytes; 0 to start). */
   crc32c(data: Uint8Array, seed?: number): number;
+  /** Tests: the table-driven CRC32C path, to compare with the SSE4.2 one. */
+  crc32cPortable(data: Uint8Array, seed?: number): number;
+  /** Whether crc32c() uses the SSE4.2 instruction on this CPU. */
+  crc32cHardware: boolean;
   /** Opens (creating) a lock file and takes an exclusive flock; returns the fd. Throws code LOCKED if held. */
   lockFile(path: string): number;
   unlockFile(fd: number): void;
