@@ -1098,10 +1098,11 @@ Napi::Value PrimaryIndexWrap::RemoveEntry(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   PrimaryIndex& index = OpenIndex(env);
   uint32_t id = ArgEntryId(info, index, "removeEntry(entryId): entryId");
+  uint32_t partition = index.IsLive(id) ? PartitionOf(index.Entry(id).digest) : 0;
   PreviousEntry previous;
   bool removed = index.RemoveEntry(id, &previous);
   WritePrevious(previous);
-  if (removed) StoreU32(exchange_ + kPrevious, kEntryPartitionId, PartitionOf(exchange_ + kDigest));
+  StoreU32(exchange_ + kPrevious, kEntryPartitionId, partition);  // the removed entry's, not the exchange digest's
   return Napi::Number::New(env, removed ? 1 : 0);
 }
 

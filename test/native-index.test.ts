@@ -303,6 +303,8 @@ describe('primary index lookups', () => {
     expect(h.index.stats().entryBytes).toBe(201 * 48);
     expect(h.index.readEntry(ids[1]!, 0)).toBe(0);
     expect(h.index.removeEntry(ids[1]!)).toBe(1);
+    expect(h.exchange.previousU32(ENTRY_PARTITION_ID)).toBe((all[1]![0]! | (all[1]![1]! << 8)) & 0x0fff);
+    expect(h.exchange.previousU32(ENTRY_ID)).toBe(ids[1]);
     expect(h.index.readEntry(ids[1]!, 0)).toBe(-1);
     expect(h.index.removeEntry(ids[1]!)).toBe(0);
     expect(h.index.verify()).toBe('');
