@@ -75,6 +75,12 @@ export class DataPlane {
   private map: PartitionMap | undefined;
   private readonly infos = new Map<string, MemberPartitionInfo>();
   private plans: PartitionPlan[] | undefined;
+  /**
+   * This node's holdings as of the view change, sent unchanged to every member: every member
+   * must plan from the same inputs, even though replication keeps changing local state.
+   */
+  private infoSnapshot: WireMessage | undefined;
+  private localSnapshot: MemberPartitionInfo | undefined;
   private readyWaiters: (() => void)[] = [];
   private readonly pending = new Map<string, PendingCall>();
   private nextCallId = 0;
@@ -145,6 +151,9 @@ export class DataPlane {
     this.outgoing.clear();
     this.incoming.clear();
     this.settleAcks.clear();
+    this.localSnapshot = this.localInfo();
+    this.infoSnapshot = undefined;
+    this.infoSnapshot = this.infoMessage();
     // Calls waiting on nodes that left can never be answered: release them.
     for (const [id, call] of this.pending) {
       if (departed.includes(call.target)) {
@@ -347,7 +356,7 @@ export class DataPlane {
     for (const member of this.view.succession) {
       if (member !== this.options.nodeId) this.options.send(member, message);
     }
-    if (!this.infos.has(this.options.nodeId)) this.recordInfo(this.options.nodeId, this.localInfo());
+    if (!this.infos.has(this.options.nodeId)) this.recordInfo(this.options.nodeId, this.localSnapshot!);
   }
 
   private onPartitionInfo(from: string, message: WireMessage): void {
@@ -360,7 +369,8 @@ export class DataPlane {
   }
 
   private infoMessage(): WireMessage {
-    const info = this.localInfo();
+    if (this.infoSnapshot !== undefined) return this.infoSnapshot;
+    const info = this.localSnapshot!;
     return {
       type: 'partition-info',
       clusterKey: this.view.clusterKey,
