@@ -19,11 +19,12 @@ namespace {
 constexpr size_t kWinnerBytes = 80;
 constexpr uint32_t kWinnerTombstone = 1, kWinnerHasKey = 2, kWinnerExpiredShadow = 4;
 
-bool Newer(const StorageScanner::Candidate& a, uint64_t last_update, uint32_t generation, uint64_t sequence) {
-  // true when (last_update, generation, sequence) is newer than a
-  if (last_update != a.last_update_ms) return last_update > a.last_update_ms;
-  if (generation != a.generation) return generation > a.generation;
-  return sequence > a.sequence;
+// The copy written last wins: block sequence, then position in the block. On one node's log
+// this is the exact write order, even when the clock steps back or a removed key is written
+// again with generation 1 (last-update time and generation order versions between nodes).
+bool Newer(const StorageScanner::Candidate& a, uint64_t sequence, uint32_t offset) {
+  if (sequence != a.sequence) return sequence > a.sequence;
+  return offset > a.offset;
 }
 
 class ScanWorker : public Napi::AsyncWorker {
@@ -244,7 +245,7 @@ void StorageScanner::ParseBlock(const uint8_t* block, size_t block_bytes, uint32
     } else {
       candidate = &candidates_[*slot - 1];
       candidate->copies++;
-      if (!Newer(*candidate, last_update, generation, sequence)) {
+      if (!Newer(*candidate, sequence, static_cast<uint32_t>(position))) {
         position += AlignUp(total, kRecordAlignBytes);
         continue;
       }

@@ -1,7 +1,7 @@
 // StorageScanner: the cold-start scan. On a worker thread it reads a device's block headers
 // (in parallel), then every valid block with large sequential aligned reads, checks every
-// record's CRC and keeps the newest copy of each digest (last-update time, then generation,
-// then block sequence) across all devices of a namespace. finish() hands JS the winners in one
+// record's CRC and keeps the newest copy of each digest (the copy written last: block
+// sequence, then position in the block) across all devices of a namespace. finish() hands JS the winners in one
 // buffer (layout in lib/storage/cold-start.ts and docs/storage.md).
 #pragma once
 

@@ -87,6 +87,19 @@ describe('storage engine', () => {
     expect(await store.get('k4')).toBeUndefined();
   });
 
+  it('a key removed and written again in the same millisecond comes back with the new value (regression)', async () => {
+    const dir = tempDir();
+    let store = await openStore(dir);
+    const now = Date.now();
+    store.put('r', value('r', 1), { lastUpdateMs: now });
+    store.remove('r');
+    // Generation restarts at 1 after a removal and the clock has not moved: only the write
+    // order can tell that the put is newer than the tombstone.
+    await store.put('r', value('r', 2), { lastUpdateMs: now, durable: true });
+    store = await reopen(store, dir);
+    expect((await store.get('r'))!.payload).toEqual(value('r', 2));
+  });
+
   it('resolves a durable write only after the data is synced, sharing one sync among concurrent writes', async () => {
     const dir = tempDir();
     const store = await openStore(dir);
