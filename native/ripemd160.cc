@@ -57,6 +57,7 @@ struct Line {
 template <int kRound, int kFunction>
 inline void Round(Line& line, const uint32_t* words, const uint8_t* word_index, const uint8_t* shift,
                   uint32_t constant) {
+#pragma GCC unroll 16
   for (int step = kRound * 16; step < kRound * 16 + 16; ++step) {
     uint32_t t = RotateLeft(line.a + Boolean<kFunction>(line.b, line.c, line.d) + words[word_index[step]] + constant,
                             shift[step]) +
