@@ -26,7 +26,7 @@ export const BATCH_KEYS_MAX = 100_000;
 
 /** Default and bounds of a record's encoded size. */
 export const MAX_RECORD_BYTES_DEFAULT = 1 << 20;
-export const MAX_RECORD_BYTES_MIN = 1 << 10;
+export const MAX_RECORD_BYTES_MIN = 8 << 10;
 /** Device write blocks. */
 export const WRITE_BLOCK_BYTES_DEFAULT = 1 << 20;
 export const WRITE_BLOCK_BYTES_MIN = 1 << 17;
@@ -50,7 +50,7 @@ export const EVICTION_BATCH_MAX = 256;
 export const EXPIRY_SWEEP_SLOTS_PER_STEP = 16_384;
 export const EXPIRY_SWEEP_INTERVAL_MS_DEFAULT = 1_000;
 /** Scan: records fetched from the index per native call. */
-export const SCAN_BATCH_RECORDS = 256;
+export const SCAN_BATCH_RECORDS = 128;
 /** Truncate: slots visited per step. */
 export const TRUNCATE_SLOTS_PER_STEP = 65_536;
 

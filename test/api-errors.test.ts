@@ -65,7 +65,7 @@ describe('bad input', () => {
   });
 
   it('rejects bad bins: types, names, NaN, nesting, size', async () => {
-    const db = await openMemoryDb({ maxRecordBytes: 4096 });
+    const db = await openMemoryDb({ maxRecordBytes: 8192 });
     const badBins: unknown[] = [
       undefined,
       null,
@@ -94,7 +94,7 @@ describe('bad input', () => {
     let deep: unknown = 1;
     for (let i = 0; i < 100; i++) deep = [deep];
     expect(await codeOf(db.put(key, { deep } as never))).toBe(ErrorCode.INVALID_ARGUMENT);
-    const tooBig = await db.put(key, { big: 'x'.repeat(5000) }).catch((e: ShoalError) => e);
+    const tooBig = await db.put(key, { big: 'x'.repeat(9000) }).catch((e: ShoalError) => e);
     expect(tooBig).toMatchObject({ code: ErrorCode.RECORD_TOO_BIG, status: 13 });
     expect(await db.exists(key)).toBe(false);
   });

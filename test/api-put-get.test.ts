@@ -54,7 +54,7 @@ describe('put and get', () => {
     expect(await db.get(key('7'))).toBeUndefined();
     await db.put(key(Buffer.from('raw')), { v: 'raw' });
     expect((await db.get(key(Buffer.from('raw'))))!.bins.v).toBe('raw');
-    const { digestOf } = await import('../lib/index');
+    const { digestOf } = await import('../lib/index.js');
     expect((await db.get({ ns: 'cache', set: 'people', digest: digestOf('people', 7) }))!.bins.v).toBe('seven');
     expect(await db.get(key(7, 'other'))).toBeUndefined();
   });
