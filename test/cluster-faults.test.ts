@@ -11,7 +11,9 @@ import { SeededRandom } from '../lib/cluster/seams';
 import { digestOf, partitionOfDigest } from './fixtures/cluster-memory-store';
 import { SimCluster } from './fixtures/cluster-sim';
 
-const seeds = process.env.SHOAL_SEEDS?.split(',').map(Number) ?? [1, 2, 3, 4, 5, 6];
+// 24, 34, 38, 39: members planned from different holdings (fixed: one snapshot per view).
+// 45: an acknowledged write lost when a view changed with its replication in flight (fixed).
+const seeds = process.env.SHOAL_SEEDS?.split(',').map(Number) ?? [1, 2, 3, 24, 34, 45];
 
 const put = (node: ClusterNode, key: string, bins: Record<string, unknown>) =>
   node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation: { call: 'put', bins } });

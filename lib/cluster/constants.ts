@@ -65,6 +65,8 @@ export const MASTER_BALANCE_MAX_PASSES = 8;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 /** Most requests in flight from one node to peers (routing + replication) before new ones fail. */
 export const MAX_PENDING_REQUESTS = 100_000;
+/** One replication attempt waits this long for its acknowledgement before re-sending (ms). */
+export const REPLICATION_ATTEMPT_TIMEOUT_MS = 500;
 /** Attempts to forward one request when the partition map changes under it. */
 export const MAX_FORWARD_ATTEMPTS = 5;
 /** Delay between forwarding attempts while the cluster re-forms (ms). */

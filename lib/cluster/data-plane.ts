@@ -23,6 +23,7 @@ import {
   MIGRATION_CONCURRENCY,
   MIGRATION_MAX_RETRIES,
   PARTITION_COUNT,
+  REPLICATION_ATTEMPT_TIMEOUT_MS,
 } from './constants';
 import type { ClusterRequest, LocalStore, RecordVersion, WireError } from './local-store';
 import type { ClusterView } from './membership';
@@ -97,6 +98,8 @@ export class DataPlane {
   private readonly settleAcks = new Map<number, Set<string>>();
   private readonly queue: BetterQueue<MigrationJob>;
   private stopped = false;
+  /** Replications in flight per partition (master side). */
+  private readonly replicating = new Map<number, number>();
   readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, retries: 0 };
 
   constructor(private readonly options: DataPlaneOptions) {
@@ -151,6 +154,11 @@ export class DataPlane {
     this.outgoing.clear();
     this.incoming.clear();
     this.settleAcks.clear();
+    // A copy with replications still in flight holds writes its replicas may lack: it must
+    // not pass as identical to them, so it gets a lineage of its own (and is merged).
+    for (const partition of this.replicating.keys()) {
+      if (bitIsSet(this.synced, partition)) this.lineage[partition] = `${this.lineage[partition]}+${this.options.nodeId}@${view.clusterKey}`;
+    }
     this.localSnapshot = this.localInfo();
     this.infoSnapshot = undefined;
     this.infoSnapshot = this.infoMessage();
@@ -286,8 +294,22 @@ export class DataPlane {
 
   /** Ships one version to one replica until it acknowledges, leaves the cluster, or the deadline passes. */
   private async replicateTo(target: string, ns: string, version: RecordVersion, clusterKey: string, deadline: number): Promise<void> {
+    const partition = partitionOf(version.digest);
+    this.replicating.set(partition, (this.replicating.get(partition) ?? 0) + 1);
+    try {
+      await this.replicateUntilAcknowledged(target, ns, version, clusterKey, deadline);
+    } finally {
+      const left = this.replicating.get(partition)! - 1;
+      if (left === 0) this.replicating.delete(partition);
+      else this.replicating.set(partition, left);
+    }
+  }
+
+  private async replicateUntilAcknowledged(target: string, ns: string, version: RecordVersion, clusterKey: string, deadline: number): Promise<void> {
     while (!this.stopped) {
-      const reply = await this.call(target, { type: 'replicate', ns, version }, deadline);
+      // Short attempts: a lost message is re-sent instead of waiting out the whole deadline.
+      const attemptDeadline = Math.min(deadline, this.options.runtime.clock.nowMs() + REPLICATION_ATTEMPT_TIMEOUT_MS);
+      const reply = await this.call(target, { type: 'replicate', ns, version }, attemptDeadline);
       if (reply.type === 'replicate-ack' || reply.type === 'target-left') {
         this.counters.replicated++;
         return;
