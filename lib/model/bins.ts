@@ -34,11 +34,17 @@ export const packr = new Packr({
  * @throws ShoalError INVALID_ARGUMENT when it is empty or longer than 15 UTF-8 bytes.
  */
 export function checkBinName(name: string): void {
+  if (validBinNames.has(name)) return;
   if (name.length === 0) throw invalidArgument('bin names must not be empty');
   if (name.length > BIN_NAME_MAX_BYTES || (!isAscii(name) && Buffer.byteLength(name, 'utf8') > BIN_NAME_MAX_BYTES)) {
     throw invalidArgument(`bin name "${name.slice(0, 40)}" is longer than ${BIN_NAME_MAX_BYTES} UTF-8 bytes`);
   }
+  if (validBinNames.size < VALID_BIN_NAMES_CACHED) validBinNames.add(name);
 }
+
+/** Bin names already checked: applications use a handful, checked on every write. */
+const validBinNames = new Set<string>();
+const VALID_BIN_NAMES_CACHED = 10_000;
 
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
@@ -131,6 +137,9 @@ export function encodePayload(
   return length;
 }
 
+/** Reused for every decode, so decoding allocates nothing but the result. */
+const decodeRange = { start: 0, end: 0 };
+
 /**
  * Decodes the bins of a payload held in `source[offset, offset + length)`.
  * @throws ShoalError CORRUPTION when the payload is not one this version wrote.
@@ -141,8 +150,10 @@ export function decodePayloadBins(source: Buffer, offset: number, length: number
   }
   const keyLength = source.readUInt16LE(offset + 2);
   const start = offset + PAYLOAD_HEADER_BYTES + keyLength;
+  decodeRange.start = start;
+  decodeRange.end = offset + length;
   try {
-    return packr.unpack(source, { start, end: offset + length } as never) as Bins;
+    return packr.unpack(source, decodeRange as never) as Bins;
   } catch (error) {
     throw new ShoalError(ErrorCode.CORRUPTION, 'record payload could not be decoded', { cause: error });
   }

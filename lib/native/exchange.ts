@@ -75,6 +75,11 @@ export class Exchange {
   readonly u32: Uint32Array;
   readonly f64: Float64Array;
   readonly dataCapacity: number;
+  /**
+   * The set name whose bytes are in the set field now (writeKey skips re-copying them).
+   * Only writeKey writes the set field, so this stays true until it changes it.
+   */
+  lastSetName: string | undefined = undefined;
 
   constructor(dataCapacity: number) {
     this.dataCapacity = dataCapacity;

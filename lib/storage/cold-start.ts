@@ -6,7 +6,7 @@
  *
  * Winner layout (80 bytes each, native/storage_scan.cc):
  *   0 digest(20) | 20 u32 generation | 24 u32 void time | 28 u32 flags (1 tombstone, 2 has key,
- *   4 expired shadow) | 32 f64 last-update ms | 40 u32 device | 44 u32 block | 48 u32 offset |
+ *   4 expired shadow, 8 payload holds the key) | 32 f64 last-update ms | 40 u32 device | 44 u32 block | 48 u32 offset |
  *   52 u32 padded size | 56 u32 offset in `variable` | 60 u8 set length | 61 u8 key type |
  *   62 u16 key length | 64 u32 payload length (withPayload) | 68 u32 copies seen |
  *   72 f64 origin sequence (tombstones: the block sequence of the deletion)
@@ -21,6 +21,7 @@ const WINNER_BYTES = 80;
 const WINNER_TOMBSTONE = 1;
 const WINNER_HAS_KEY = 2;
 const WINNER_EXPIRED_SHADOW = 4;
+const WINNER_PAYLOAD_KEY = 8;
 
 /** One recovered record, valid only during the onRecord call (its buffers are views). */
 export interface ColdStartRecord {
@@ -30,6 +31,8 @@ export interface ColdStartRecord {
   lastUpdateMs: number;
   setName: string;
   hasKey: boolean;
+  /** The payload holds the user key (the index's FLAG_HAS_KEY). */
+  payloadHasKey: boolean;
   keyType: number;
   key: Buffer | undefined;
   /** The payload (withPayload only). */
@@ -118,6 +121,7 @@ function deliver(winners: Buffer, variable: Buffer, count: number, withPayload: 
     lastUpdateMs: 0,
     setName: '',
     hasKey: false,
+    payloadHasKey: false,
     keyType: 0,
     key: undefined,
     payload: undefined,
@@ -148,6 +152,7 @@ function deliver(winners: Buffer, variable: Buffer, count: number, withPayload: 
       record.setName = variable.toString('utf8', variableAt, variableAt + setLength);
     }
     record.hasKey = (flags & WINNER_HAS_KEY) !== 0;
+    record.payloadHasKey = (flags & WINNER_PAYLOAD_KEY) !== 0;
     record.keyType = winners[at + 61]!;
     record.key = keyLength > 0 ? variable.subarray(variableAt + setLength, variableAt + setLength + keyLength) : undefined;
     const payloadAt = variableAt + setLength + keyLength;

@@ -62,6 +62,7 @@ import {
   locationSize,
   RECORD_DIGEST_AT,
   RECORD_FLAG_HAS_KEY,
+  RECORD_FLAG_PAYLOAD_KEY,
   RECORD_FLAG_TOMBSTONE,
   RECORD_FLAGS_AT,
   RECORD_GENERATION_AT,
@@ -106,6 +107,11 @@ export interface DeviceStoreOptions {
   withPayload?: boolean;
   /** Open every device through the fault-injecting backend (tests). */
   faults?: boolean;
+  /**
+   * Where close() leaves the block tables and tombstones for a warm restart (a file in the
+   * data directory). Without it every start is a cold start.
+   */
+  stateFile?: string;
   /** Clock (ms); tests pass a fake one. */
   now?: () => number;
   log?: (message: string) => void;
@@ -217,6 +223,8 @@ export class DeviceStore {
   private defragRunning: Promise<void> | undefined;
   private liveTotal = 0;
   private counters = { flushed: 0, commits: 0, defragBlocks: 0, defragMoved: 0 };
+  private readonly stateFile: string | undefined;
+  private warmState: WarmState | undefined;
 
   private constructor(options: DeviceStoreOptions, devices: DeviceState[], startMode: 'new' | 'existing', writeBlockBytes: number) {
     this.namespace = options.namespace;
@@ -233,6 +241,7 @@ export class DeviceStore {
     this.reserveBlocks = Math.max(MIN_RESERVE_BLOCKS * devices.length, Math.floor((totalBlocks * reservePct) / 100)) / devices.length;
     this.cacheLimit = options.postWriteCacheBlocks ?? DEFAULT_POST_WRITE_CACHE_BLOCKS;
     this.withPayload = options.withPayload === true;
+    this.stateFile = options.stateFile;
     this.parseOut = new Int32Array(2 * Math.ceil(writeBlockBytes / 16) + 1);
     const header = devices[0]!.header;
     this.signatureHigh = header.signatureHigh;
@@ -316,6 +325,10 @@ export class DeviceStore {
     });
     const store = new DeviceStore(options, states, startMode, writeBlockBytes);
     if (base !== undefined) store.truncates = mergeTruncates(existing.map((entry) => entry.header!.truncates));
+    if (base !== undefined && options.stateFile !== undefined && states.every((state) => state.header.clean)) {
+      store.warmState = readState(options.stateFile, states);
+    }
+    if (options.stateFile !== undefined) fs.rmSync(options.stateFile, { force: true });
     // Mark every device in use (not clean) before anything is written.
     for (const state of states) store.writeHeaderSync(state, false);
     return store;
@@ -340,25 +353,40 @@ export class DeviceStore {
     return report;
   }
 
+  /** Whether the devices were closed cleanly with a valid state file: attach() can skip the scan. */
+  canAttach(): boolean {
+    return this.warmState !== undefined;
+  }
+
+  /** The namespace signature shared by the devices (the index records it to match them). */
+  signature(): { high: number; low: number } {
+    return { high: this.signatureHigh, low: this.signatureLow };
+  }
+
   /**
-   * Attaches the index without scanning (warm restart from a clean shutdown): block tables are
-   * rebuilt from the index's locations, visited by the caller through visit().
+   * Warm restart: attaches the index without scanning the devices. Block tables and tombstones
+   * come from the state file left by close(); live bytes from the index, whose locations the
+   * caller visits. Only when canAttach().
    */
   async attach(index: StoreIndex, visit: (take: (low: number, high: number) => void) => void): Promise<void> {
+    const state = this.warmState;
+    if (state === undefined) throw new Error('attach: the devices were not closed cleanly; use coldStart');
+    this.warmState = undefined;
     this.index = index;
-    for (const device of this.devices) device.live.fill(0);
-    this.liveTotal = 0;
+    this.nextSequence = state.nextSequence;
+    for (const [digest, tombstone] of state.tombstones) this.tombstones.set(digest, tombstone);
     visit((low, high) => this.account(low, high));
-    const sequence = Math.max(...this.devices.map((device) => device.header.maxSequence));
-    this.nextSequence = sequence + 1;
-    for (const device of this.devices) {
+    for (const tombstone of this.tombstones.values()) this.account(tombstone.low, tombstone.high);
+    const emptied: [DeviceState, number][] = [];
+    for (const [deviceIndex, device] of this.devices.entries()) {
+      device.sequences.set(state.sequences[deviceIndex]!);
       for (let block = device.blockCount - 1; block >= 0; block--) {
-        if (device.live[block]! > 0) {
-          device.states[block] = SEALED;
-          device.sequences[block] = sequence;
-        } else device.freeBlocks.push(block);
+        if (device.sequences[block] === 0) device.freeBlocks.push(block);
+        else if (device.live[block] === 0) emptied.push([device, block]);
+        else device.states[block] = SEALED;
       }
     }
+    await this.freeBlocks(emptied);
     this.started = true;
     this.queueAllBelowWatermark();
     this.scheduleDefrag();
@@ -423,7 +451,7 @@ export class DeviceStore {
     const device = this.pickDevice(buffer);
     const block = this.place(device, size, false);
     const at = block.fill;
-    this.native.storageEncodeRecord(buffer, block.buffer, at, block.sequence, flags & (RECORD_FLAG_HAS_KEY | RECORD_FLAG_TOMBSTONE), payloadLength);
+    this.native.storageEncodeRecord(buffer, block.buffer, at, block.sequence, flags & (RECORD_FLAG_HAS_KEY | RECORD_FLAG_PAYLOAD_KEY), payloadLength);
     this.appended(block, size);
     exchange.u32[(EX_ENTRY + ENTRY_LOCATION_LOW) >>> 2] = locationLow(at, size);
     exchange.u32[(EX_ENTRY + ENTRY_LOCATION_HIGH) >>> 2] = locationHigh(device.index, block.block, size);
@@ -559,6 +587,7 @@ export class DeviceStore {
     try {
       if (this.failed === undefined) {
         await this.flush();
+        if (this.stateFile !== undefined && this.started) writeState(this.stateFile, this.devices, this.nextSequence, this.tombstones, this.signatureHigh, this.signatureLow);
         for (const device of this.devices) this.writeHeaderSync(device, true);
       }
     } catch (error) {
@@ -1065,6 +1094,89 @@ export class DeviceStore {
       device.freeBlocks.push(block);
     }
   }
+}
+
+interface WarmState {
+  nextSequence: number;
+  sequences: Float64Array[];
+  tombstones: Map<string, Tombstone>;
+}
+
+const STATE_MAGIC = 'SHOALSTS';
+const STATE_VERSION = 1;
+const STATE_TOMBSTONE_BYTES = 36;
+
+/**
+ * The warm-restart state file: magic, version, device count, signature, next sequence,
+ * tombstone count; per device the header counter its clean header will carry, the block count
+ * and every block's sequence (f64); the tombstones (digest, location low/high, origin); CRC-32C.
+ * Written (and fsynced) by close() before the headers are marked clean.
+ */
+function writeState(file: string, devices: DeviceState[], nextSequence: number, tombstones: Map<string, Tombstone>, high: number, low: number): void {
+  const size = 40 + devices.reduce((sum, device) => sum + 16 + 8 * device.blockCount, 0) + tombstones.size * STATE_TOMBSTONE_BYTES + 4;
+  const buffer = Buffer.alloc(size);
+  buffer.write(STATE_MAGIC, 0, 'latin1');
+  buffer.writeUInt32LE(STATE_VERSION, 8);
+  buffer.writeUInt32LE(devices.length, 12);
+  buffer.writeUInt32LE(high, 16);
+  buffer.writeUInt32LE(low, 20);
+  buffer.writeDoubleLE(nextSequence, 24);
+  buffer.writeDoubleLE(tombstones.size, 32);
+  let at = 40;
+  for (const device of devices) {
+    buffer.writeDoubleLE(device.header.counter + 1, at);
+    buffer.writeUInt32LE(device.blockCount, at + 8);
+    at += 16;
+    for (let block = 0; block < device.blockCount; block++, at += 8) buffer.writeDoubleLE(device.sequences[block]!, at);
+  }
+  for (const [digest, tombstone] of tombstones) {
+    buffer.write(digest, at, 'latin1');
+    buffer.writeUInt32LE(tombstone.low, at + 20);
+    buffer.writeUInt32LE(tombstone.high, at + 24);
+    buffer.writeDoubleLE(tombstone.origin, at + 28);
+    at += STATE_TOMBSTONE_BYTES;
+  }
+  buffer.writeUInt32LE(storageNative().crc32c(buffer.subarray(0, at)), at);
+  const temporary = `${file}.tmp`;
+  const handle = fs.openSync(temporary, 'w');
+  try {
+    fs.writeSync(handle, buffer);
+    fs.fsyncSync(handle);
+  } finally {
+    fs.closeSync(handle);
+  }
+  fs.renameSync(temporary, file);
+}
+
+/** The state file if it is intact and matches the devices' clean headers, else undefined. */
+function readState(file: string, devices: DeviceState[]): WarmState | undefined {
+  let buffer: Buffer;
+  try {
+    buffer = fs.readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  if (buffer.length < 44 || buffer.toString('latin1', 0, 8) !== STATE_MAGIC || buffer.readUInt32LE(8) !== STATE_VERSION) return undefined;
+  if (buffer.readUInt32LE(buffer.length - 4) !== storageNative().crc32c(buffer.subarray(0, buffer.length - 4))) return undefined;
+  if (buffer.readUInt32LE(12) !== devices.length) return undefined;
+  const header = devices[0]!.header;
+  if (buffer.readUInt32LE(16) !== header.signatureHigh || buffer.readUInt32LE(20) !== header.signatureLow) return undefined;
+  const sequences: Float64Array[] = [];
+  let at = 40;
+  for (const device of devices) {
+    if (buffer.readDoubleLE(at) !== device.header.counter || buffer.readUInt32LE(at + 8) !== device.blockCount) return undefined;
+    at += 16;
+    const table = new Float64Array(device.blockCount);
+    for (let block = 0; block < device.blockCount; block++, at += 8) table[block] = buffer.readDoubleLE(at);
+    sequences.push(table);
+  }
+  const tombstones = new Map<string, Tombstone>();
+  const count = buffer.readDoubleLE(32);
+  for (let index = 0; index < count; index++, at += STATE_TOMBSTONE_BYTES) {
+    tombstones.set(buffer.toString('latin1', at, at + 20), { low: buffer.readUInt32LE(at + 20), high: buffer.readUInt32LE(at + 24), origin: buffer.readDoubleLE(at + 28) });
+  }
+  if (at !== buffer.length - 4) return undefined;
+  return { nextSequence: buffer.readDoubleLE(24), sequences, tombstones };
 }
 
 function validateOptions(options: DeviceStoreOptions): number {

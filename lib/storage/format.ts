@@ -30,6 +30,8 @@ export const RECORD_TRAILER_BYTES = 4;
 
 export const RECORD_FLAG_TOMBSTONE = 1;
 export const RECORD_FLAG_HAS_KEY = 2;
+/** The payload holds the user key (the index's FLAG_HAS_KEY); no key bytes in the record. */
+export const RECORD_FLAG_PAYLOAD_KEY = 4;
 
 export const BLOCK_HEADER_BYTES = 64;
 

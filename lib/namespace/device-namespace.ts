@@ -1,0 +1,836 @@
+/**
+ * A device namespace: the native primary index (in shared memory by default) over the
+ * log-structured storage engine (lib/storage/device-store.ts). With dataInMemory the index's
+ * arena also keeps each payload, so reads never touch the device and getSync works.
+ *
+ * Operations that need nothing from the device run synchronously to completion, which makes
+ * them atomic for their record. One that must read the current payload from the device first
+ * (an upsert that merges bins, touch, operate) holds a per-record lock across that read; any
+ * other operation on the same record queues behind it.
+ *
+ * Start: a warm restart attaches to the shared-memory index when the index, the device
+ * headers and the storage state file all say the last close was clean and they belong
+ * together; anything else is a cold start that rebuilds the index from the devices.
+ */
+import * as path from 'node:path';
+import { EXPIRY_SWEEP_SLOTS_PER_STEP, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
+import { ErrorCode, ShoalError, fromNativeError } from '../errors';
+import { lockFilePath, segmentBaseName } from '../index/segment-name';
+import { Bins, decodePayloadBins, encodePayload, selectBins } from '../model/bins';
+import { Key, decodeKeyValue, encodeSetName, writeKey } from '../model/key';
+import { addon, NativePrimaryIndex } from '../native/addon';
+import {
+  ENTRY_EXISTED,
+  ENTRY_DATA_LENGTH,
+  ENTRY_FLAGS,
+  ENTRY_GENERATION,
+  ENTRY_ID,
+  ENTRY_LAST_UPDATE_MS,
+  ENTRY_LOCATION_HIGH,
+  ENTRY_LOCATION_LOW,
+  ENTRY_SET_ID,
+  ENTRY_VOID_TIME,
+  EX_DATA,
+  EX_DIGEST,
+  EX_KEY,
+  EX_KEY_LENGTH,
+  EX_KEY_TYPE,
+  EX_PARTITION_FILTER,
+  EX_SET,
+  EX_SET_LENGTH,
+  Exchange,
+  FLAG_HAS_KEY,
+  READ_COPY_DATA,
+  READ_FROM_KEY,
+  SCAN_ENTRY_ID,
+  SCAN_GENERATION,
+  SCAN_LOCATION_HIGH,
+  SCAN_LOCATION_LOW,
+  SCAN_RECORD_BYTES,
+  SCAN_SET_ID,
+  SCAN_VOID_TIME,
+  UPSERT_KEEP_DATA,
+  UPSERT_STORE_DATA,
+} from '../native/exchange';
+import type { DbConfig, NamespaceConfig } from '../options';
+import { type ColdStartRecord, type ColdStartReport, DeviceStore, type StoreIndex } from '../storage/device-store';
+import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
+import { versionWins } from './conflict';
+import { partitionFilter } from './memory-namespace';
+import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
+import {
+  Current,
+  Operation,
+  RemoveOptions,
+  WriteOptions,
+  applyOperations,
+  checkGenerationMatch,
+  checkPutPolicy,
+  hasBins,
+  isExpired,
+  mergeBins,
+  nextGeneration,
+  nextLastUpdateMs,
+  putMerges,
+  ttlOf,
+  voidTimeFor,
+} from './semantics';
+import { SetTable } from './set-table';
+
+const META_FORMAT = 1;
+const ENTRY_OVERHEAD_BYTES = INDEX_ENTRY_BYTES + INDEX_SIDE_ENTRY_BYTES;
+/** Attempts at reading a record whose location moved under the read (defrag, overwrite). */
+const READ_ATTEMPTS = 3;
+
+interface DeviceMeta {
+  format: number;
+  kind: 'device';
+  name: string;
+  sets: string[];
+  dataInMemory: boolean;
+}
+
+interface Loaded extends Current {
+  setId: number;
+  flags: number;
+  dataLength: number;
+  low: number;
+  high: number;
+}
+
+const ABSENT: Loaded = { exists: false, gen: 0, voidTime: 0, lastUpdateMs: 0, setId: 0, flags: 0, dataLength: 0, low: 0, high: 0 };
+
+type Body<T> = (current: Loaded, payload: Buffer | undefined) => MaybePromise<T>;
+
+export class DeviceNamespace implements Namespace {
+  readonly config: NamespaceConfig;
+  readonly servesSync: boolean;
+  startMode: StartMode = 'new';
+  startMs = 0;
+  coldStart: ColdStartReport | undefined;
+
+  private readonly exchange: Exchange;
+  private readonly dataInMemory: boolean;
+  private sets = new SetTable();
+  private readonly setBytes = new Map<number, Buffer>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private objects = 0;
+  private evicted = 0;
+  private expired = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private closed = false;
+  private readonly storeIndex: StoreIndex;
+
+  private constructor(
+    config: NamespaceConfig,
+    private readonly index: NativePrimaryIndex,
+    exchange: Exchange,
+    private readonly store: DeviceStore,
+    private readonly lockFd: number,
+    private readonly log: (message: string) => void,
+  ) {
+    this.config = config;
+    this.exchange = exchange;
+    this.dataInMemory = config.device!.dataInMemory;
+    this.servesSync = this.dataInMemory;
+    this.storeIndex = {
+      locate: (digest, at, out) => this.locate(digest, at, out),
+      relocate: (digest, at, low, high) => this.relocate(digest, at, low, high),
+    };
+  }
+
+  /**
+   * Opens the namespace's devices and index: warm restart where possible, cold start otherwise.
+   * @throws ShoalError LOCKED (open in another Db), IO_ERROR, CORRUPTION, INVALID_ARGUMENT.
+   */
+  static async open(config: NamespaceConfig, db: DbConfig, log: (message: string) => void): Promise<DeviceNamespace> {
+    const started = performance.now();
+    const device = config.device!;
+    const exchange = new Exchange(Math.max(config.maxRecordBytes, SCAN_BATCH_RECORDS * SCAN_RECORD_BYTES));
+    let lockFd: number;
+    try {
+      lockFd = addon().lockFile(lockFilePath(db.dataDir, config.name));
+    } catch (error) {
+      const wrapped = fromNativeError(error, `namespace ${config.name}`);
+      if (wrapped.code !== ErrorCode.LOCKED) throw wrapped;
+      throw new ShoalError(ErrorCode.LOCKED, `namespace ${config.name} is already open in another Db (this process or another); close it first`, { cause: error });
+    }
+    let store: DeviceStore | undefined;
+    let index: NativePrimaryIndex | undefined;
+    try {
+      store = await DeviceStore.open({
+        namespace: config.name,
+        paths: device.paths,
+        dataDir: db.dataDir,
+        sizeBytes: device.sizeBytes,
+        writeBlockBytes: device.writeBlockBytes,
+        directIo: device.directIo,
+        flushMaxMs: device.flushMaxMs,
+        commitToDevice: device.commitToDevice,
+        defragLwmPct: device.defragLwmPct,
+        withPayload: device.dataInMemory,
+        stateFile: path.join(db.dataDir, `${config.name}.device-state`),
+        log,
+      });
+      try {
+        index = new (addon().PrimaryIndex)({ name: segmentBaseName(db.dataDir, config.name), shared: db.sharedMemoryIndex, exchange: exchange.buffer, withData: device.dataInMemory });
+      } catch (error) {
+        throw fromNativeError(error, `namespace ${config.name}: cannot create its index`);
+      }
+      const namespace = new DeviceNamespace(config, index, exchange, store, lockFd, log);
+      await namespace.start(db.sharedMemoryIndex);
+      namespace.startMs = performance.now() - started;
+      return namespace;
+    } catch (error) {
+      await store?.close().catch(() => undefined);
+      try {
+        index?.close(false);
+      } catch {
+        // already closed
+      }
+      addon().unlockFile(lockFd);
+      throw error;
+    }
+  }
+
+  private async start(shared: boolean): Promise<void> {
+    const status = this.index.open(shared);
+    const signature = this.store.signature();
+    if (status === 1) {
+      const header = this.index.header();
+      const meta = this.readMeta();
+      const matches = header.signatureHigh === signature.high && header.signatureLow === signature.low;
+      if (header.clean && meta !== undefined && matches && this.store.canAttach()) {
+        this.sets = SetTable.fromJSON(meta.sets);
+        this.objects = this.index.count();
+        await this.store.attach(this.storeIndex, (take) => this.visitLocations(take));
+        this.startMode = 'warm';
+        this.afterStart();
+        return;
+      }
+      this.log(`namespace ${this.config.name}: the shared-memory index ${header.clean ? 'does not match the devices' : 'was not closed cleanly'}; cold start from the devices`);
+    }
+    if (status !== 0) {
+      this.index.close(true);
+      this.index.open(false);
+    }
+    this.coldStart = await this.store.coldStart(this.storeIndex, (record) => this.restore(record));
+    this.startMode = this.store.startMode === 'new' ? 'new' : 'cold';
+    if (this.store.startMode !== 'new') {
+      const report = this.coldStart;
+      this.log(
+        `namespace ${this.config.name}: cold start read ${(report.bytesScanned / 1e6).toFixed(1)} MB in ${report.ms.toFixed(0)} ms ` +
+          `(${report.megabytesPerSecond.toFixed(0)} MB/s): ${report.records} records, ${report.corrupt} corrupt, ${report.expired} expired, ` +
+          `${report.truncated} truncated, ${report.tombstones} tombstones`,
+      );
+    }
+    this.afterStart();
+  }
+
+  private afterStart(): void {
+    const signature = this.store.signature();
+    this.index.setSignature(signature.high, signature.low);
+    this.index.markClean(false);
+    if (this.config.nsupPeriodMs > 0) {
+      this.sweepTimer = setInterval(() => this.sweepStep(), this.config.nsupPeriodMs);
+      this.sweepTimer.unref();
+    }
+  }
+
+  /** Cold start: one recovered record into the index. */
+  private restore(record: ColdStartRecord): void {
+    const exchange = this.exchange;
+    exchange.setDigest(record.digest);
+    const dataLength = record.payload?.length ?? 0;
+    this.setEntry(record.generation, record.voidTime, this.sets.idFor(record.setName), record.payloadHasKey ? FLAG_HAS_KEY : 0, record.lastUpdateMs, dataLength);
+    exchange.setEntryU32(ENTRY_LOCATION_LOW, record.locationLow);
+    exchange.setEntryU32(ENTRY_LOCATION_HIGH, record.locationHigh);
+    if (this.dataInMemory && record.payload !== undefined) exchange.u8.set(record.payload, EX_DATA);
+    this.index.upsert(this.dataInMemory ? UPSERT_STORE_DATA : 0);
+    if (exchange.previousU32(ENTRY_EXISTED) !== 1) this.objects++;
+  }
+
+  private readMeta(): DeviceMeta | undefined {
+    try {
+      const meta = JSON.parse(this.index.readMeta().toString('utf8')) as DeviceMeta;
+      if (meta.format !== META_FORMAT || meta.kind !== 'device' || meta.name !== this.config.name || meta.dataInMemory !== this.dataInMemory) return undefined;
+      return meta;
+    } catch {
+      return undefined;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------
+  // The index as the storage engine sees it
+
+  private locate(digest: Buffer, at: number, out: Uint32Array): boolean {
+    this.exchange.u8.set(digest.subarray(at, at + 20), EX_DIGEST);
+    if (this.index.read(0) < 0) return false;
+    out[0] = this.exchange.entryU32(ENTRY_LOCATION_LOW);
+    out[1] = this.exchange.entryU32(ENTRY_LOCATION_HIGH);
+    return true;
+  }
+
+  private relocate(digest: Buffer, at: number, low: number, high: number): void {
+    this.exchange.u8.set(digest.subarray(at, at + 20), EX_DIGEST);
+    if (this.index.read(0) < 0) return;
+    this.exchange.setEntryU32(ENTRY_LOCATION_LOW, low);
+    this.exchange.setEntryU32(ENTRY_LOCATION_HIGH, high);
+    this.index.upsert(this.dataInMemory ? UPSERT_KEEP_DATA : 0);
+  }
+
+  private visitLocations(take: (low: number, high: number) => void): void {
+    let cursor = 1;
+    while (cursor !== 0) {
+      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, -1, false);
+      cursor = this.exchange.entryU32(ENTRY_ID);
+      const data = this.exchange.buffer;
+      for (let i = 0; i < count; i++) {
+        const at = EX_DATA + i * SCAN_RECORD_BYTES;
+        take(data.readUInt32LE(at + SCAN_LOCATION_LOW), data.readUInt32LE(at + SCAN_LOCATION_HIGH));
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Loading the current record; the per-record lock
+
+  /** Looks the key up (digest and key fields stay in the exchange); an expired record is removed and reported absent. */
+  private load(key: Key, readPayload: boolean): Loaded {
+    const exchange = this.exchange;
+    const fromKey = writeKey(exchange, key);
+    const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | (readPayload && this.dataInMemory ? READ_COPY_DATA : 0));
+    if (length < 0) return ABSENT;
+    const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
+    if (isExpired(voidTime, Math.floor(Date.now() / 1000))) {
+      this.expireCurrent();
+      return ABSENT;
+    }
+    return {
+      exists: true,
+      gen: exchange.entryU32(ENTRY_GENERATION),
+      voidTime,
+      lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
+      setId: exchange.entryU32(ENTRY_SET_ID),
+      flags: exchange.entryU32(ENTRY_FLAGS),
+      dataLength: length,
+      low: exchange.entryU32(ENTRY_LOCATION_LOW),
+      high: exchange.entryU32(ENTRY_LOCATION_HIGH),
+    };
+  }
+
+  /**
+   * Runs body with the current record (and its payload when readPayload): synchronously when
+   * nothing must be read from the device and no other operation holds the record, else under
+   * the record's lock after reading the payload.
+   */
+  private run<T>(key: Key, readPayload: boolean, body: Body<T>): MaybePromise<T> {
+    this.checkOpen();
+    const current = this.load(key, readPayload);
+    const lockKey = this.locks.size > 0 || (readPayload && current.exists && !this.dataInMemory) ? this.exchange.buffer.toString('latin1', EX_DIGEST, EX_DIGEST + 20) : '';
+    if (this.locks.size > 0 && this.locks.has(lockKey)) return this.locked(lockKey, () => this.runLocked(key, readPayload, body));
+    if (!readPayload || !current.exists) return body(current, undefined);
+    if (this.dataInMemory) return body(current, this.exchange.buffer.subarray(EX_DATA, EX_DATA + current.dataLength));
+    const memory = this.store.readFromMemory(current.low, current.high, this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20));
+    if (memory !== undefined) return body(current, memory);
+    return this.locked(lockKey, () => this.runLocked(key, readPayload, body));
+  }
+
+  private async runLocked<T>(key: Key, readPayload: boolean, body: Body<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      let current = this.load(key, readPayload);
+      if (!readPayload || !current.exists) return await body(current, undefined);
+      if (this.dataInMemory) return await body(current, this.exchange.buffer.subarray(EX_DATA, EX_DATA + current.dataLength));
+      const digest = Buffer.from(this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20));
+      const payload = await this.readPayload(digest, current);
+      if (payload === undefined) continue;
+      const generation = current.gen;
+      current = this.load(key, false);  // the exchange again holds this record's digest and key
+      if ((current.exists && current.gen === generation) || attempt >= READ_ATTEMPTS) return await body(current, current.exists ? payload : undefined);
+    }
+  }
+
+  private locked<T>(lockKey: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(lockKey);
+    const next = (previous === undefined ? task() : previous.then(task, task)) as Promise<T>;
+    const settled = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.locks.set(lockKey, settled);
+    settled.then(() => {
+      if (this.locks.get(lockKey) === settled) this.locks.delete(lockKey);
+    });
+    return next;
+  }
+
+  /**
+   * Reads a payload from the device. A location that changed under the read (defrag moved the
+   * record, or it was overwritten) is retried; undefined when the record went away.
+   * @throws ShoalError CORRUPTION (the record on the device fails its checks), IO_ERROR.
+   */
+  private async readPayload(digest: Buffer, current: { low: number; high: number }): Promise<Buffer | undefined> {
+    let low = current.low;
+    let high = current.high;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.store.read(low, high, digest);
+      } catch (error) {
+        if ((error as ShoalError).code !== ErrorCode.CORRUPTION || attempt >= READ_ATTEMPTS) throw error;
+        this.exchange.setDigest(digest);
+        if (this.index.read(0) < 0) return undefined;
+        const nextLow = this.exchange.entryU32(ENTRY_LOCATION_LOW);
+        const nextHigh = this.exchange.entryU32(ENTRY_LOCATION_HIGH);
+        if (nextLow === low && nextHigh === high) throw error;
+        low = nextLow;
+        high = nextHigh;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Reads
+
+  get(key: Key, options: ReadOptions | undefined): MaybePromise<ShoalRecord | undefined> {
+    this.checkOpen();
+    const current = this.load(key, true);
+    if (!current.exists) return undefined;
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    const digest = this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20);
+    const payload = this.dataInMemory ? this.exchange.buffer.subarray(EX_DATA, EX_DATA + current.dataLength) : this.store.readFromMemory(current.low, current.high, digest);
+    if (payload !== undefined) return recordOf(key, payload, current, nowSeconds, options);
+    return this.readPayload(Buffer.from(digest), current).then((read) => (read === undefined ? undefined : recordOf(key, read, current, nowSeconds, options)));
+  }
+
+  getSync(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined {
+    if (!this.dataInMemory) {
+      throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `namespace ${this.config.name} reads from its device; use get(), or set storage.dataInMemory: true for getSync`);
+    }
+    return this.get(key, options) as ShoalRecord | undefined;
+  }
+
+  exists(key: Key): boolean {
+    this.checkOpen();
+    return this.load(key, false).exists;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Writes
+
+  put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult> {
+    const merges = putMerges(options);
+    return this.run(key, merges, (current, payload) => {
+      checkPutPolicy(current, options);
+      const existing = payload === undefined ? undefined : decodePayloadBins(payload, 0, payload.length);
+      const result = existing === undefined && !containsNull(bins) ? bins : mergeBins(existing, bins);
+      if (!hasBins(result)) return this.removeCurrent(current, options?.durable === true, { gen: 0, ttl: -1 });
+      return this.writeCurrent(key, current, result, options);
+    });
+  }
+
+  remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean> {
+    return this.run(key, false, (current) => {
+      checkGenerationMatch(current, options?.generation);
+      if (!current.exists) return false;
+      return this.removeCurrent(current, options?.durable === true, true);
+    });
+  }
+
+  touch(key: Key, ttl: number | undefined): MaybePromise<WriteResult> {
+    return this.run(key, true, (current, payload) => {
+      if (!current.exists || payload === undefined) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
+      const nowMs = Date.now();
+      const nowSeconds = Math.floor(nowMs / 1000);
+      const gen = nextGeneration(current.gen);
+      const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
+      if (payload.buffer !== this.exchange.buffer.buffer || payload.byteOffset !== EX_DATA) this.exchange.u8.set(payload, EX_DATA);
+      return this.writeRaw(current.setId, gen, voidTime, current.flags & FLAG_HAS_KEY, nextLastUpdateMs(current, nowMs), payload.length, false, { gen, ttl: ttlOf(voidTime, nowSeconds) });
+    });
+  }
+
+  operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
+    return this.run(key, true, (current, payload) => {
+      const writes = operations.some((operation) => operation.op !== 'read');
+      if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
+      if (writes) checkPutPolicy(current, options);
+      const bins = payload === undefined ? undefined : decodePayloadBins(payload, 0, payload.length);
+      const outcome = applyOperations(bins, operations);
+      const nowSeconds = Math.floor(Date.now() / 1000);
+      if (!outcome.writes) return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
+      if (outcome.bins === undefined) {
+        return this.removeCurrent(current, options?.durable === true, { key, bins: outcome.reads, gen: 0, ttl: -1 });
+      }
+      return then(this.writeCurrent(key, current, outcome.bins, options), (written) => ({ key, bins: outcome.reads, gen: written.gen, ttl: written.ttl }));
+    });
+  }
+
+  /** Encodes bins and writes them as the new version of the record whose digest and key are in the exchange. */
+  private writeCurrent(key: Key, current: Loaded, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult> {
+    const exchange = this.exchange;
+    const storeKey = (options?.storeKey ?? this.config.storeKey) && key.key !== undefined && key.key !== null;
+    const keyBytes = storeKey ? exchange.buffer.subarray(EX_KEY, EX_KEY + exchange.buffer.readUInt32LE(EX_KEY_LENGTH)) : undefined;
+    const length = encodePayload(exchange.buffer, EX_DATA, this.config.maxRecordBytes, bins, exchange.u8[EX_KEY_TYPE]!, keyBytes);
+    if (length < 0) {
+      throw new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.config.maxRecordBytes}) of namespace ${this.config.name}`);
+    }
+    const nowMs = Date.now();
+    const nowSeconds = Math.floor(nowMs / 1000);
+    const gen = nextGeneration(current.exists ? current.gen : 0);
+    const voidTime = voidTimeFor(options?.ttl, this.config.defaultTtl, current, nowSeconds);
+    const setId = current.exists ? current.setId : this.sets.idFor(key.set);
+    const flags = storeKey ? FLAG_HAS_KEY : 0;
+    return this.writeRaw(setId, gen, voidTime, flags, nextLastUpdateMs(current, nowMs), length, options?.durable === true, { gen, ttl: ttlOf(voidTime, nowSeconds) });
+  }
+
+  /** Stores DATA[0, length) with this metadata for the digest in the exchange; the index follows the device. */
+  private writeRaw<T>(setId: number, gen: number, voidTime: number, flags: number, lastUpdateMs: number, length: number, durable: boolean, result: T): MaybePromise<T> {
+    const exchange = this.exchange;
+    this.writeSetName(setId);
+    this.setEntry(gen, voidTime, setId, flags, lastUpdateMs, length);
+    const done = this.store.write(exchange, length, (flags & FLAG_HAS_KEY) !== 0 ? RECORD_FLAG_PAYLOAD_KEY : 0, durable);
+    this.index.upsert(this.dataInMemory ? UPSERT_STORE_DATA : 0);
+    if (exchange.previousU32(ENTRY_EXISTED) === 1) {
+      this.store.release(exchange.previousU32(ENTRY_LOCATION_LOW), exchange.previousU32(ENTRY_LOCATION_HIGH));
+    } else {
+      this.objects++;
+    }
+    return done === undefined ? result : done.then(() => result);
+  }
+
+  /** Removes the record whose digest is in the exchange, leaving a tombstone on the device. */
+  private removeCurrent<T>(current: Loaded, durable: boolean, result: T): MaybePromise<T> {
+    if (!current.exists || this.index.remove() !== 1) return result;
+    const exchange = this.exchange;
+    this.objects--;
+    this.writeSetName(current.setId);
+    const done = this.store.remove(
+      exchange,
+      exchange.previousU32(ENTRY_LOCATION_LOW),
+      exchange.previousU32(ENTRY_LOCATION_HIGH),
+      exchange.previousU32(ENTRY_GENERATION),
+      exchange.previousF64(ENTRY_LAST_UPDATE_MS),
+      durable,
+    );
+    return done === undefined ? result : done.then(() => result);
+  }
+
+  /** An expired record leaves the index; its copy on the device hides older copies until defrag shadows or drops it. */
+  private expireCurrent(): void {
+    if (this.index.remove() !== 1) return;
+    this.objects--;
+    this.expired++;
+    this.store.release(this.exchange.previousU32(ENTRY_LOCATION_LOW), this.exchange.previousU32(ENTRY_LOCATION_HIGH));
+  }
+
+  private setEntry(gen: number, voidTime: number, setId: number, flags: number, lastUpdateMs: number, dataLength: number): void {
+    const exchange = this.exchange;
+    exchange.setEntryU32(ENTRY_GENERATION, gen);
+    exchange.setEntryU32(ENTRY_VOID_TIME, voidTime);
+    exchange.setEntryU32(ENTRY_SET_ID, setId);
+    exchange.setEntryU32(ENTRY_FLAGS, flags);
+    exchange.setEntryF64(ENTRY_LAST_UPDATE_MS, lastUpdateMs);
+    exchange.setEntryU32(ENTRY_DATA_LENGTH, dataLength);
+  }
+
+  /** The set name of a set id into the exchange (digest-addressed keys do not write one). */
+  private writeSetName(setId: number): void {
+    let bytes = this.setBytes.get(setId);
+    if (bytes === undefined) {
+      bytes = setId === 0 ? Buffer.alloc(0) : encodeSetName(this.sets.nameOf(setId));
+      this.setBytes.set(setId, bytes);
+    }
+    this.exchange.buffer.writeUInt16LE(bytes.length, EX_SET_LENGTH);
+    this.exchange.u8.set(bytes, EX_SET);
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Background expiry sweep: removes expired entries and frees their device bytes
+
+  private sweepStep(): void {
+    if (this.sweeping || this.closed) return;
+    this.sweeping = true;
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    let cursor = 1;
+    const slice = (): void => {
+      if (this.closed) return;
+      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, -1, false);
+      cursor = this.exchange.entryU32(ENTRY_ID);
+      const batch = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + count * SCAN_RECORD_BYTES));
+      for (let i = 0; i < count; i++) {
+        const at = i * SCAN_RECORD_BYTES;
+        if (!isExpired(batch.readUInt32LE(at + SCAN_VOID_TIME), nowSeconds)) continue;
+        if (this.index.removeEntry(batch.readUInt32LE(at + SCAN_ENTRY_ID)) !== 1) continue;
+        this.objects--;
+        this.expired++;
+        this.store.release(this.exchange.previousU32(ENTRY_LOCATION_LOW), this.exchange.previousU32(ENTRY_LOCATION_HIGH));
+      }
+      if (cursor !== 0) {
+        setImmediate(slice);
+        return;
+      }
+      this.sweeping = false;
+    };
+    slice();
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Scans, truncation
+
+  async *scan(set: string | undefined, options: ScanOptions | undefined): AsyncIterable<ShoalRecord> {
+    this.checkOpen();
+    const setId = set === undefined ? -1 : this.sets.idOf(set);
+    if (setId === undefined) return;
+    const filter = partitionFilter(options?.partitions);
+    for await (const batch of this.scanBatches(setId, filter)) {
+      const records = await Promise.all(batch.map((entry) => this.scanRecord(entry)));
+      for (const record of records) if (record !== undefined) yield record;
+    }
+  }
+
+  private async *scanBatches(setId: number, filter: Uint8Array | undefined): AsyncIterable<ScanEntry[]> {
+    let cursor = 1;
+    while (cursor !== 0 && !this.closed) {
+      if (filter !== undefined) this.exchange.u8.set(filter, EX_PARTITION_FILTER);
+      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, setId, filter !== undefined);
+      cursor = this.exchange.entryU32(ENTRY_ID);
+      const batch = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + count * SCAN_RECORD_BYTES));
+      const nowSeconds = Math.floor(Date.now() / 1000);
+      const entries: ScanEntry[] = [];
+      for (let i = 0; i < count; i++) {
+        const at = i * SCAN_RECORD_BYTES;
+        const voidTime = batch.readUInt32LE(at + SCAN_VOID_TIME);
+        if (isExpired(voidTime, nowSeconds)) continue;
+        const entry: ScanEntry = {
+          digest: batch.subarray(at, at + 20),
+          entryId: batch.readUInt32LE(at + SCAN_ENTRY_ID),
+          gen: batch.readUInt32LE(at + SCAN_GENERATION),
+          voidTime,
+          setId: batch.readUInt32LE(at + SCAN_SET_ID),
+          low: batch.readUInt32LE(at + SCAN_LOCATION_LOW),
+          high: batch.readUInt32LE(at + SCAN_LOCATION_HIGH),
+          payload: undefined,
+          lastUpdateMs: 0,
+          flags: 0,
+        };
+        // Metadata and (in memory) the payload, now, before anything can change the entry.
+        const length = this.index.readEntry(entry.entryId, this.dataInMemory ? READ_COPY_DATA : 0);
+        if (length < 0 || this.exchange.buffer.compare(entry.digest, 0, 20, EX_DIGEST, EX_DIGEST + 20) !== 0) continue;
+        entry.lastUpdateMs = this.exchange.entryF64(ENTRY_LAST_UPDATE_MS);
+        entry.flags = this.exchange.entryU32(ENTRY_FLAGS);
+        if (this.dataInMemory) entry.payload = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + length));
+        else entry.payload = this.store.readFromMemory(entry.low, entry.high, entry.digest);
+        entries.push(entry);
+      }
+      yield entries;
+    }
+  }
+
+  private async scanPayload(entry: ScanEntry): Promise<Buffer | undefined> {
+    if (entry.payload !== undefined) return entry.payload;
+    try {
+      return await this.readPayload(entry.digest, entry);
+    } catch (error) {
+      if ((error as ShoalError).code === ErrorCode.CORRUPTION) {
+        this.log(`namespace ${this.config.name}: scan skipped a record that fails its checksum`);
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  private async scanRecord(entry: ScanEntry): Promise<ShoalRecord | undefined> {
+    const payload = await this.scanPayload(entry);
+    if (payload === undefined) return undefined;
+    const key: Key = { ns: this.config.name, set: this.sets.nameOf(entry.setId), digest: entry.digest };
+    if ((entry.flags & FLAG_HAS_KEY) !== 0) {
+      const stored = storedKey(payload);
+      if (stored !== undefined) key.key = stored;
+    }
+    return { key, bins: decodePayloadBins(payload, 0, payload.length), gen: entry.gen, ttl: ttlOf(entry.voidTime, Math.floor(Date.now() / 1000)) };
+  }
+
+  async truncate(set: string | undefined, beforeMs: number): Promise<number> {
+    this.checkOpen();
+    const setId = set === undefined ? -1 : this.sets.idOf(set);
+    if (setId === undefined) return 0;
+    // The marker is durable first: whatever the index removes below stays gone after any restart.
+    await this.store.truncate(set, beforeMs);
+    let cursor = 1;
+    let total = 0;
+    while (cursor !== 0 && !this.closed) {
+      const removed = this.index.truncate(setId, beforeMs, cursor, TRUNCATE_SLOTS_PER_STEP);
+      total += removed;
+      this.objects -= removed;
+      cursor = this.exchange.entryU32(ENTRY_ID);
+      if (cursor !== 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (total > 0) this.store.recount((take) => this.visitLocations(take));
+    return total;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Cluster hooks
+
+  async readVersion(digest: Buffer): Promise<RecordVersion | undefined> {
+    this.checkOpen();
+    this.exchange.setDigest(digest);
+    const length = this.index.read(this.dataInMemory ? READ_COPY_DATA : 0);
+    if (length < 0) return undefined;
+    const exchange = this.exchange;
+    const current = {
+      gen: exchange.entryU32(ENTRY_GENERATION),
+      voidTime: exchange.entryU32(ENTRY_VOID_TIME),
+      lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
+      setId: exchange.entryU32(ENTRY_SET_ID),
+      low: exchange.entryU32(ENTRY_LOCATION_LOW),
+      high: exchange.entryU32(ENTRY_LOCATION_HIGH),
+    };
+    const payload = this.dataInMemory ? Buffer.from(exchange.buffer.subarray(EX_DATA, EX_DATA + length)) : await this.readPayload(Buffer.from(digest), current);
+    if (payload === undefined) return undefined;
+    return { digest: Buffer.from(digest), gen: current.gen, voidTime: current.voidTime, lastUpdateMs: current.lastUpdateMs, setName: this.sets.nameOf(current.setId), tombstone: false, payload };
+  }
+
+  applyVersion(version: RecordVersion): MaybePromise<boolean> {
+    this.checkOpen();
+    const lockKey = version.digest.toString('latin1', 0, 20);
+    if (this.locks.has(lockKey)) return this.locked(lockKey, async () => this.applyNow(version));
+    return this.applyNow(version);
+  }
+
+  private applyNow(version: RecordVersion): MaybePromise<boolean> {
+    const exchange = this.exchange;
+    exchange.setDigest(version.digest);
+    const length = this.index.read(0);
+    const local: Loaded = length < 0 ? ABSENT : {
+      exists: true,
+      gen: exchange.entryU32(ENTRY_GENERATION),
+      voidTime: exchange.entryU32(ENTRY_VOID_TIME),
+      lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
+      setId: exchange.entryU32(ENTRY_SET_ID),
+      flags: exchange.entryU32(ENTRY_FLAGS),
+      dataLength: length,
+      low: exchange.entryU32(ENTRY_LOCATION_LOW),
+      high: exchange.entryU32(ENTRY_LOCATION_HIGH),
+    };
+    if (local.exists && !versionWins(version, local, this.config.conflictResolution)) return false;
+    if (version.tombstone || version.payload === undefined) return this.removeCurrent(local, false, true);
+    if (version.payload.length > exchange.dataCapacity) {
+      throw new ShoalError(ErrorCode.RECORD_TOO_BIG, `replicated record of ${version.payload.length} bytes exceeds this node's maxRecordBytes`);
+    }
+    exchange.u8.set(version.payload, EX_DATA);
+    const flags = version.payload[1] !== 0 ? FLAG_HAS_KEY : 0;
+    return this.writeRaw(this.sets.idFor(version.setName), version.gen, version.voidTime, flags, version.lastUpdateMs, version.payload.length, false, true);
+  }
+
+  async *partitionVersions(partitionId: number): AsyncIterable<RecordVersion> {
+    for await (const batch of this.scanBatches(-1, partitionFilter([partitionId]))) {
+      const payloads = await Promise.all(batch.map((entry) => this.scanPayload(entry)));
+      for (const [i, entry] of batch.entries()) {
+        const payload = payloads[i];
+        if (payload === undefined) continue;
+        yield { digest: Buffer.from(entry.digest), gen: entry.gen, voidTime: entry.voidTime, lastUpdateMs: entry.lastUpdateMs, setName: this.sets.nameOf(entry.setId), tombstone: false, payload };
+      }
+    }
+  }
+
+  async dropPartition(partitionId: number): Promise<number> {
+    const digests: Buffer[] = [];
+    for await (const batch of this.scanBatches(-1, partitionFilter([partitionId]))) for (const entry of batch) digests.push(Buffer.from(entry.digest));
+    let removed = 0;
+    for (const digest of digests) {
+      this.exchange.setDigest(digest);
+      const length = this.index.read(0);
+      if (length < 0) continue;
+      const current: Loaded = { ...ABSENT, exists: true, setId: this.exchange.entryU32(ENTRY_SET_ID) };
+      this.removeCurrent(current, false, true);
+      removed++;
+    }
+    return removed;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Stats, close
+
+  stats(): NamespaceStats {
+    const storage = this.store.stats();
+    const dataBytes = this.closed || !this.dataInMemory ? 0 : this.index.stats().dataBytes;
+    return {
+      objects: this.objects,
+      masterObjects: this.objects,
+      replicaObjects: 0,
+      tombstones: storage.tombstones,
+      memoryUsedBytes: this.objects * ENTRY_OVERHEAD_BYTES + dataBytes,
+      indexUsedBytes: this.objects * ENTRY_OVERHEAD_BYTES,
+      dataUsedBytes: dataBytes,
+      deviceUsedBytes: storage.deviceUsedBytes,
+      deviceFreePct: storage.deviceFreePct,
+      deviceTotalBytes: storage.deviceTotalBytes,
+      evicted: this.evicted,
+      expired: this.expired,
+      defragPending: storage.defragPending,
+      defragBlocks: storage.defragBlocks,
+      startMode: this.startMode,
+      startMs: Math.round(this.startMs * 1000) / 1000,
+      directIo: storage.directIo,
+      coldStart: this.coldStart,
+    };
+  }
+
+  async close(dropIndex: boolean): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    await Promise.all([...this.locks.values()]);
+    try {
+      await this.store.close();
+      if (!dropIndex) {
+        const meta: DeviceMeta = { format: META_FORMAT, kind: 'device', name: this.config.name, sets: this.sets.toJSON(), dataInMemory: this.dataInMemory };
+        this.index.writeMeta(Buffer.from(JSON.stringify(meta)));
+        this.index.markClean(true);
+      }
+    } finally {
+      this.index.close(dropIndex);
+      addon().unlockFile(this.lockFd);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ShoalError(ErrorCode.NOT_OPEN, `namespace ${this.config.name} is closed`);
+  }
+}
+
+interface ScanEntry {
+  digest: Buffer;
+  entryId: number;
+  gen: number;
+  voidTime: number;
+  setId: number;
+  low: number;
+  high: number;
+  lastUpdateMs: number;
+  flags: number;
+  payload: Buffer | undefined;
+}
+
+function recordOf(key: Key, payload: Buffer, current: Loaded, nowSeconds: number, options: ReadOptions | undefined): ShoalRecord {
+  let bins = decodePayloadBins(payload, 0, payload.length);
+  if (options?.bins !== undefined) bins = selectBins(bins, options.bins);
+  return { key, bins, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
+}
+
+function then<T, U>(value: MaybePromise<T>, next: (value: T) => U): MaybePromise<U> {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
+
+function containsNull(bins: Bins): boolean {
+  for (const name in bins) if (bins[name] === null) return true;
+  return false;
+}
+
+function storedKey(payload: Buffer): ReturnType<typeof decodeKeyValue> | undefined {
+  const type = payload[1]!;
+  if (type === 0) return undefined;
+  const length = payload.readUInt16LE(2);
+  return decodeKeyValue(type, payload.subarray(4, 4 + length));
+}
