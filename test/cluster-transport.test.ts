@@ -177,6 +177,21 @@ describe('TCP transport on 127.0.0.1', () => {
     expect(a.node.view.clusterKey).toBe(key);
   });
 
+  it('rolling upgrade: a node speaking the next protocol version joins; one that only speaks an unknown version is refused', async () => {
+    const a = await startNode('u1');
+    const newer = await startNode('u2', [a.node.address], { protocolVersion: PROTOCOL_VERSION_CURRENT + 1, minProtocolVersion: PROTOCOL_VERSION_CURRENT });
+    const future = await startNode('u9', [a.node.address], { protocolVersion: 99, minProtocolVersion: 99 });
+    const deadline = Date.now() + 5_000;
+    const joined = () => a.node.view.succession.join() === 'u2,u1' && newer.node.view.clusterKey === a.node.view.clusterKey;
+    while (!joined() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(joined()).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.node.view.succession).not.toContain('u9');
+    expect(future.node.view.succession).toEqual(['u9']);
+    expect(a.logger.entries.some((e) => e.message.includes('unsupported protocol version 99'))).toBe(true);
+    expect(future.logger.entries.some((e) => e.message.includes('refused our handshake'))).toBe(true);
+  });
+
   it('lag guard with a real busy-wait: a stalled process evicts nobody', async () => {
     const a = await startNode('la');
     const b = await startNode('lb', [a.node.address]);

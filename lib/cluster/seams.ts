@@ -46,7 +46,12 @@ export interface Runtime {
   logger: Logger;
 }
 
-export const realClock: Clock = { nowMs: () => Date.now() };
+/**
+ * Monotonic milliseconds on the Unix-epoch scale (timeOrigin + performance.now()): a wall-clock
+ * step (NTP, an operator) can neither make peers look silent nor hide a dead one. Cluster code
+ * uses time only for intervals and deadlines, never for record timestamps.
+ */
+export const realClock: Clock = { nowMs: () => performance.timeOrigin + performance.now() };
 
 /** Real timers; unref'd so a cluster never keeps a process alive on its own. */
 export const realTimers: Timers = {
