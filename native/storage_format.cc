@@ -66,7 +66,7 @@ Napi::Value EncodeRecordJs(const Napi::CallbackInfo& info) {
   uint8_t* block = BufferBytes(info[1], &block_length, "block");
   uint32_t offset = static_cast<uint32_t>(NumberArg(info, 2, 0, block_length, "offset"));
   uint64_t sequence = static_cast<uint64_t>(NumberArg(info, 3, 1, 9007199254740991.0, "sequence"));
-  uint16_t flags = static_cast<uint16_t>(NumberArg(info, 4, 0, 3, "flags"));
+  uint16_t flags = static_cast<uint16_t>(NumberArg(info, 4, 0, 7, "flags"));
   uint32_t payload_length = static_cast<uint32_t>(NumberArg(info, 5, 0, 1 << 30, "payloadLength"));
   if (offset % kRecordAlignBytes != 0) throw Napi::RangeError::New(info.Env(), "offset must be 16-byte aligned");
   if (exchange_length < kExData + payload_length) throw Napi::RangeError::New(info.Env(), "payloadLength exceeds the exchange DATA area");

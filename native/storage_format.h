@@ -52,7 +52,8 @@ constexpr uint32_t kRecordTrailerBytes = 4;
 constexpr uint32_t kRecordMinBytes = kRecordHeaderBytes + kRecordTrailerBytes;
 
 constexpr uint16_t kRecordFlagTombstone = 1;
-constexpr uint16_t kRecordFlagHasKey = 2;
+constexpr uint16_t kRecordFlagHasKey = 2;       // the key is stored in the record after the set name
+constexpr uint16_t kRecordFlagPayloadKey = 4;   // the payload holds the user key (index flag FLAG_HAS_KEY)
 
 constexpr uint32_t kMaxSetNameBytes = 63;
 constexpr uint32_t kMaxKeyBytes = 4096;

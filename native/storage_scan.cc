@@ -17,7 +17,7 @@ namespace {
 
 // Winner descriptor written by finish(), 80 bytes each (lib/storage/cold-start.ts mirrors it).
 constexpr size_t kWinnerBytes = 80;
-constexpr uint32_t kWinnerTombstone = 1, kWinnerHasKey = 2, kWinnerExpiredShadow = 4;
+constexpr uint32_t kWinnerTombstone = 1, kWinnerHasKey = 2, kWinnerExpiredShadow = 4, kWinnerPayloadKey = 8;
 
 // The copy written last wins: block sequence, then position in the block. On one node's log
 // this is the exact write order, even when the clock steps back or a removed key is written
@@ -324,7 +324,7 @@ Napi::Value StorageScanner::Finish(const Napi::CallbackInfo& info) {
       }
     }
     if (is_truncated) { truncated++; continue; }
-    uint32_t flags = (candidate.flags & kRecordFlagHasKey) ? kWinnerHasKey : 0;
+    uint32_t flags = ((candidate.flags & kRecordFlagHasKey) ? kWinnerHasKey : 0) | ((candidate.flags & kRecordFlagPayloadKey) ? kWinnerPayloadKey : 0);
     uint64_t origin = candidate.origin_sequence;
     if (candidate.flags & kRecordFlagTombstone) {
       tombstones++;

@@ -1,0 +1,142 @@
+/**
+ * The device namespace (lib/namespace/device-namespace.ts) over the storage engine and the
+ * native index: operation semantics, per-record atomicity across device reads, warm and cold
+ * restarts, durable removes and truncates, scans and stats.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DeviceNamespace } from '../lib/namespace/device-namespace';
+import { resolveOptions } from '../lib/options';
+import { addon } from '../lib/native/addon';
+import { segmentBaseName } from '../lib/index/segment-name';
+
+const dirs: string[] = [];
+const open: DeviceNamespace[] = [];
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-devns-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function openNamespace(dir: string, storage: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<DeviceNamespace> {
+  const config = resolveOptions({
+    dataDir: dir,
+    namespaces: [{ name: 'users', storage: { type: 'device', paths: ['users.dat'], sizeBytes: 32 << 20, writeBlockBytes: 128 << 10, ...storage }, maxRecordBytes: 64 << 10, ...extra }],
+  });
+  const namespace = await DeviceNamespace.open(config.namespaces[0]!, config, () => undefined);
+  open.push(namespace);
+  return namespace;
+}
+
+async function reopen(namespace: DeviceNamespace, dir: string, dropIndex = false, storage: Record<string, unknown> = {}): Promise<DeviceNamespace> {
+  await namespace.close(dropIndex);
+  open.splice(open.indexOf(namespace), 1);
+  return openNamespace(dir, storage);
+}
+
+const key = (k: string | number, set = 'profiles') => ({ ns: 'users', set, key: k });
+
+afterEach(async () => {
+  for (const namespace of open.splice(0)) await namespace.close(true).catch(() => undefined);
+  for (const dir of dirs.splice(0)) {
+    addon().unlinkIndexSegments(segmentBaseName(dir, 'users'));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+describe('device namespace', () => {
+  it('puts, merges, reads, touches, operates and removes', async () => {
+    const dir = tempDir();
+    const ns = await openNamespace(dir);
+    expect(ns.startMode).toBe('new');
+    expect(await ns.put(key('u1'), { name: 'Ada', visits: 1 }, undefined)).toEqual({ gen: 1, ttl: -1 });
+    await ns.put(key('u1'), { visits: 2 }, undefined);
+    expect(await ns.get(key('u1'), undefined)).toMatchObject({ bins: { name: 'Ada', visits: 2 }, gen: 2 });
+    expect((await ns.touch(key('u1'), 100)).gen).toBe(3);
+    const operated = await ns.operate(key('u1'), [{ op: 'incr', bin: 'visits', value: 5 }, { op: 'read', bin: 'visits' }] as never, undefined);
+    expect(operated.bins).toEqual({ visits: 7 });
+    expect(ns.exists(key('u1'))).toBe(true);
+    expect(await ns.remove(key('u1'), { durable: true })).toBe(true);
+    expect(await ns.get(key('u1'), undefined)).toBeUndefined();
+    expect(() => ns.getSync(key('u1'), undefined)).toThrow(/dataInMemory/);
+  });
+
+  it('keeps one record atomic while its payload is read from the device', async () => {
+    const dir = tempDir();
+    const ns = await openNamespace(dir);
+    await ns.put(key('hot'), { start: 0 }, undefined);
+    (ns as unknown as { store: { flush(): Promise<void>; dropCache(): void } }).store.dropCache();
+    await (ns as unknown as { store: { flush(): Promise<void> } }).store.flush();
+    // Push the record's block out of memory so each merge reads the device.
+    for (let i = 0; i < 3000; i++) await ns.put(key(`filler${i}`), { pad: 'x'.repeat(1000) }, undefined);
+    (ns as unknown as { store: { dropCache(): void } }).store.dropCache();
+    await Promise.all(Array.from({ length: 40 }, (_, i) => ns.put(key('hot'), { [`b${i}`]: i }, undefined)));
+    const record = await ns.get(key('hot'), undefined);
+    expect(Object.keys(record!.bins)).toHaveLength(41);
+    expect(record!.gen).toBe(41);
+  });
+
+  it('restarts warm after a clean close and cold when the index is gone, with the same records', async () => {
+    const dir = tempDir();
+    let ns = await openNamespace(dir);
+    for (let i = 0; i < 2000; i++) ns.put(key(i), { i, text: `value ${i}` }, { storeKey: true });
+    ns.remove(key(5), undefined);
+    ns = await reopen(ns, dir);
+    expect(ns.startMode).toBe('warm');
+    expect(ns.stats().objects).toBe(1999);
+    expect(await ns.get(key(1999), undefined)).toMatchObject({ bins: { i: 1999, text: 'value 1999' } });
+    ns = await reopen(ns, dir, true);
+    expect(ns.startMode).toBe('cold');
+    expect(ns.stats().objects).toBe(1999);
+    expect(ns.coldStart!.records).toBe(1999);
+    expect(await ns.get(key(5), undefined)).toBeUndefined();
+    expect(await ns.get(key(77), undefined)).toMatchObject({ bins: { i: 77 } });
+    const scanned = [];
+    for await (const record of ns.scan('profiles', undefined)) scanned.push(record);
+    expect(scanned).toHaveLength(1999);
+    expect(scanned.every((record) => typeof record.key.key === 'number')).toBe(true);
+  });
+
+  it('serves getSync from memory with dataInMemory, after a cold start too', async () => {
+    const dir = tempDir();
+    let ns = await openNamespace(dir, { dataInMemory: true });
+    await ns.put(key('m'), { a: 1 }, { durable: true });
+    expect(ns.getSync(key('m'), undefined)).toMatchObject({ bins: { a: 1 } });
+    ns = await reopen(ns, dir, true, { dataInMemory: true });
+    expect(ns.startMode).toBe('cold');
+    expect(ns.getSync(key('m'), undefined)).toMatchObject({ bins: { a: 1 } });
+  });
+
+  it('truncates durably: truncated records stay gone after a cold start', async () => {
+    const dir = tempDir();
+    let ns = await openNamespace(dir);
+    for (let i = 0; i < 100; i++) ns.put(key(i, 'a'), { i }, undefined);
+    for (let i = 0; i < 100; i++) ns.put(key(i, 'b'), { i }, undefined);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await ns.truncate('a', Date.now())).toBe(100);
+    ns = await reopen(ns, dir, true);
+    expect(ns.stats().objects).toBe(100);
+    expect(await ns.get(key(3, 'a'), undefined)).toBeUndefined();
+    expect(await ns.get(key(3, 'b'), undefined)).toMatchObject({ bins: { i: 3 } });
+  });
+
+  it('reports device stats', async () => {
+    const dir = tempDir();
+    const ns = await openNamespace(dir);
+    await ns.put(key('s'), { a: 'b' }, undefined);
+    const stats = ns.stats();
+    expect(stats.deviceUsedBytes).toBeGreaterThan(0);
+    expect(stats.deviceFreePct).toBeGreaterThan(90);
+    expect(['on', 'off']).toContain(stats.directIo);
+    expect(stats.defragPending).toBe(0);
+  });
+
+  it('refuses a second open of the same namespace with LOCKED', async () => {
+    const dir = tempDir();
+    await openNamespace(dir);
+    await expect(openNamespace(dir)).rejects.toMatchObject({ code: 'LOCKED' });
+  });
+});
