@@ -9,6 +9,7 @@
 import {
   EVICTION_BATCH_MAX,
   EXPIRY_SWEEP_SLOTS_PER_STEP,
+  PARTITION_COUNT,
   INDEX_ENTRY_BYTES,
   INDEX_SIDE_ENTRY_BYTES,
   SCAN_BATCH_RECORDS,
@@ -28,6 +29,7 @@ import {
   ENTRY_LAST_UPDATE_MS,
   ENTRY_LOCATION_HIGH,
   ENTRY_LOCATION_LOW,
+  ENTRY_PARTITION_ID,
   ENTRY_SET_ID,
   ENTRY_VOID_TIME,
   EX_DATA,
@@ -44,6 +46,7 @@ import {
   SCAN_ENTRY_ID,
   SCAN_FLAGS,
   SCAN_GENERATION,
+  SCAN_PARTITION_ID,
   SCAN_RECORD_BYTES,
   SCAN_SET_ID,
   SCAN_VOID_TIME,
@@ -101,6 +104,9 @@ export class MemoryNamespace implements Namespace {
   private objects = 0;
   private dataBytes = 0;
   private evicted = 0;
+  /** Records per partition (cluster mode asks); rebuilt by a scan after bulk removals. */
+  private readonly partitionRecords = new Uint32Array(PARTITION_COUNT);
+  private partitionRecordsStale = false;
   private expired = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
@@ -342,6 +348,7 @@ export class MemoryNamespace implements Namespace {
     } else {
       this.dataBytes += length;
       this.objects++;
+      this.partitionRecords[this.exchange.entryU32(ENTRY_PARTITION_ID)]!++;
     }
   }
 
@@ -357,9 +364,37 @@ export class MemoryNamespace implements Namespace {
     }
   }
 
+  /** Accounts for the entry just removed by remove() (its digest is still in the exchange). */
   private accountRemoval(): void {
     this.dataBytes -= this.exchange.previousU32(ENTRY_DATA_LENGTH);
     this.objects--;
+    const u8 = this.exchange.u8;
+    this.partitionRecords[(u8[0]! | (u8[1]! << 8)) & (PARTITION_COUNT - 1)]!--;
+  }
+
+  /** Accounts for a bulk removal (eviction, expiry sweep, truncate) of `removed` entries. */
+  private accountBulkRemoval(removed: number): void {
+    if (removed === 0) return;
+    this.objects -= removed;
+    this.dataBytes -= this.exchange.entryU32(ENTRY_DATA_LENGTH);
+    this.partitionRecordsStale = true;
+  }
+
+  /** Live records per partition id (length 4096). */
+  partitionCounts(): Uint32Array {
+    if (this.partitionRecordsStale) {
+      this.partitionRecords.fill(0);
+      let cursor = 1;
+      while (cursor !== 0) {
+        const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, -1, false);
+        cursor = this.exchange.entryU32(ENTRY_ID);
+        for (let i = 0; i < count; i++) {
+          this.partitionRecords[this.exchange.buffer.readUInt32LE(EX_DATA + i * SCAN_RECORD_BYTES + SCAN_PARTITION_ID)]!++;
+        }
+      }
+      this.partitionRecordsStale = false;
+    }
+    return this.partitionRecords;
   }
 
   // ------------------------------------------------------------------------------------
@@ -398,8 +433,7 @@ export class MemoryNamespace implements Namespace {
           ? this.index.evictLru(0, wanted)
           : this.index.evictSoonestExpiring(0, wanted, Math.floor(Date.now() / 1000));
       if (removed === 0) return;
-      this.objects -= removed;
-      this.dataBytes -= this.exchange.entryU32(ENTRY_DATA_LENGTH);
+      this.accountBulkRemoval(removed);
       this.evicted += removed;
     }
   }
@@ -413,9 +447,8 @@ export class MemoryNamespace implements Namespace {
     const slice = (): void => {
       if (this.closed) return;
       const removed = this.index.sweepExpired(nowSeconds, cursor, EXPIRY_SWEEP_SLOTS_PER_STEP);
-      this.objects -= removed;
+      this.accountBulkRemoval(removed);
       this.expired += removed;
-      this.dataBytes -= this.exchange.entryU32(ENTRY_DATA_LENGTH);
       cursor = this.exchange.entryU32(ENTRY_ID);
       if (cursor !== 0) {
         setImmediate(slice);
@@ -479,8 +512,7 @@ export class MemoryNamespace implements Namespace {
     while (cursor !== 0 && !this.closed) {
       const removed = this.index.truncate(setId, beforeMs, cursor, TRUNCATE_SLOTS_PER_STEP);
       total += removed;
-      this.objects -= removed;
-      this.dataBytes -= this.exchange.entryU32(ENTRY_DATA_LENGTH);
+      this.accountBulkRemoval(removed);
       cursor = this.exchange.entryU32(ENTRY_ID);
       if (cursor !== 0) await new Promise<void>((resolve) => setImmediate(resolve));
     }

@@ -99,4 +99,6 @@ export interface Namespace {
   partitionVersions(partitionId: number): AsyncIterable<RecordVersion>;
   /** Removes every local record of one partition (after it has moved away). */
   dropPartition(partitionId: number): Promise<number>;
+  /** Live records per partition id (length 4096); cheap enough to call per partition. */
+  partitionCounts?(): ArrayLike<number>;
 }
