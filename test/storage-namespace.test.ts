@@ -123,6 +123,20 @@ describe('device namespace', () => {
     expect(await ns.get(key(3, 'b'), undefined)).toMatchObject({ bins: { i: 3 } });
   });
 
+  it('computes the right digest after writing a record of another set by digest (regression)', async () => {
+    const dir = tempDir();
+    const ns = await openNamespace(dir);
+    await ns.put(key('z', 'b'), { v: 2 }, undefined);
+    await ns.put(key('x', 'a'), { v: 1 }, undefined);
+    const digestZ = addon().ripemd160(Buffer.concat([Buffer.from('b'), Buffer.from([3]), Buffer.from('z')]));
+    // A digest-addressed write of a set-b record leaves set b in the exchange...
+    await ns.put({ ns: 'users', set: 'b', digest: digestZ }, { v: 3 }, undefined);
+    // ...which must not leak into the digest of the next set-a key.
+    await ns.put(key('y', 'a'), { v: 4 }, undefined);
+    const digestY = addon().ripemd160(Buffer.concat([Buffer.from('a'), Buffer.from([3]), Buffer.from('y')]));
+    expect(await ns.get({ ns: 'users', set: 'a', digest: digestY }, undefined)).toMatchObject({ bins: { v: 4 } });
+  });
+
   it('reports device stats', async () => {
     const dir = tempDir();
     const ns = await openNamespace(dir);

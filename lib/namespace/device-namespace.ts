@@ -533,15 +533,21 @@ export class DeviceNamespace implements Namespace {
     exchange.setEntryU32(ENTRY_DATA_LENGTH, dataLength);
   }
 
-  /** The set name of a set id into the exchange (digest-addressed keys do not write one). */
+  /**
+   * The set name of a set id into the exchange (digest-addressed keys do not write one). Keeps
+   * exchange.lastSetName true, which writeKey relies on to skip rewriting the set.
+   */
   private writeSetName(setId: number): void {
+    const name = this.sets.nameOf(setId);
+    if (this.exchange.lastSetName === name) return;
     let bytes = this.setBytes.get(setId);
     if (bytes === undefined) {
-      bytes = setId === 0 ? Buffer.alloc(0) : encodeSetName(this.sets.nameOf(setId));
+      bytes = setId === 0 ? Buffer.alloc(0) : encodeSetName(name);
       this.setBytes.set(setId, bytes);
     }
     this.exchange.buffer.writeUInt16LE(bytes.length, EX_SET_LENGTH);
     this.exchange.u8.set(bytes, EX_SET);
+    this.exchange.lastSetName = name;
   }
 
   // ------------------------------------------------------------------------------------
