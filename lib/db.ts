@@ -19,6 +19,9 @@ import {
   checkWriteOptions,
 } from './namespace/semantics';
 import { DbConfig, OpenOptions, resolveOptions } from './options';
+import { ClusterNode, startCluster, type Logger } from './cluster/index';
+import { DbLocalStore, RecordCall, digestOfKey, recordRequest } from './db-cluster';
+import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
 
 export interface BatchPutEntry {
@@ -70,21 +73,40 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
     await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
     throw error;
   }
-  const db = new Db(config, namespaces);
+  let cluster: ClusterNode | undefined;
+  if (config.cluster !== undefined) {
+    try {
+      cluster = await startCluster(config.cluster, new DbLocalStore(namespaces), {
+        dataDir: config.dataDir,
+        logger: clusterLogger(log),
+      });
+    } catch (error) {
+      await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
+      if (error instanceof ShoalError) throw error;
+      if (error instanceof TypeError || error instanceof RangeError) throw error;
+      throw new ShoalError(ErrorCode.CLUSTER_ERROR, `cluster mode could not start: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  const db = new Db(config, namespaces, cluster);
   registerForShutdown(db);
   return db;
 }
 
 export class Db {
-  /** Cluster control; undefined unless cluster mode is on. */
-  readonly cluster: undefined = undefined;
   private closing: Promise<void> | undefined;
 
   /** Use open(). */
   constructor(
     private readonly config: DbConfig,
     private readonly namespaces: Map<string, Namespace>,
+    /** Cluster control (SPEC section 6); undefined unless cluster mode is on. */
+    readonly cluster: ClusterNode | undefined = undefined,
   ) {}
+
+  /** In cluster mode, runs a single-record call on its partition's master (here or one hop away). */
+  private routed<T>(call: RecordCall): Promise<T> {
+    return this.cluster!.execute(recordRequest(call)) as Promise<T>;
+  }
 
   /**
    * Writes bins to a record. Resolves to its new generation and TTL.
@@ -95,6 +117,7 @@ export class Db {
     const ns = this.namespaceFor(key);
     checkBins(bins, true);
     checkWriteOptions(opts);
+    if (this.cluster !== undefined) return this.routed({ method: 'put', key, bins, opts });
     return ns.put(key, bins, opts);
   }
 
@@ -102,6 +125,11 @@ export class Db {
   async get(key: Key, opts?: ReadOptions): Promise<ShoalRecord | undefined> {
     const ns = this.namespaceFor(key);
     checkReadOptions(opts);
+    if (this.cluster !== undefined) {
+      const record = await this.routed<ShoalRecord | undefined>({ method: 'get', key, opts });
+      if (record !== undefined && record !== null) record.key = key;
+      return record ?? undefined;
+    }
     return ns.get(key, opts);
   }
 
@@ -117,17 +145,29 @@ export class Db {
         `getSync serves memory namespaces and device namespaces with dataInMemory: true; namespace ${ns.config.name} reads from its device, so use get()`,
       );
     }
+    if (this.cluster !== undefined) {
+      const partition = partitionIdOf(digestOfKey(key));
+      if (this.cluster.masterOf(partition) !== this.cluster.options.nodeId) {
+        throw new ShoalError(
+          ErrorCode.PARTITION_UNAVAILABLE,
+          `getSync serves only partitions this node masters; partition ${partition} is mastered by ${this.cluster.masterOf(partition)}, so use get()`,
+        );
+      }
+    }
     return ns.getSync(key, opts);
   }
 
   async exists(key: Key): Promise<boolean> {
-    return this.namespaceFor(key).exists(key);
+    const ns = this.namespaceFor(key);
+    if (this.cluster !== undefined) return this.routed({ method: 'exists', key });
+    return ns.exists(key);
   }
 
   /** Removes a record; resolves to whether it existed. */
   async remove(key: Key, opts?: RemoveOptions): Promise<boolean> {
     const ns = this.namespaceFor(key);
     checkRemoveOptions(opts);
+    if (this.cluster !== undefined) return this.routed({ method: 'remove', key, opts });
     return ns.remove(key, opts);
   }
 
@@ -138,6 +178,7 @@ export class Db {
   async touch(key: Key, ttl?: number): Promise<WriteResult> {
     const ns = this.namespaceFor(key);
     if (ttl !== undefined) checkTtl(ttl);
+    if (this.cluster !== undefined) return this.routed({ method: 'touch', key, ttl });
     return ns.touch(key, ttl);
   }
 
@@ -146,6 +187,11 @@ export class Db {
     const ns = this.namespaceFor(key);
     checkOperations(ops);
     checkWriteOptions(opts);
+    if (this.cluster !== undefined) {
+      const record = await this.routed<ShoalRecord>({ method: 'operate', key, ops, opts });
+      record.key = key;
+      return record;
+    }
     return ns.operate(key, ops, opts);
   }
 
@@ -155,6 +201,7 @@ export class Db {
     checkBatch(keys, 'keys');
     checkReadOptions(opts);
     keys.forEach((key, index) => this.namespaceFor(key, `keys[${index}]`));
+    if (this.cluster !== undefined) return Promise.all(keys.map((key) => this.get(key, opts)));
     return Promise.all(keys.map((key) => this.namespaceFor(key).get(key, opts)));
   }
 
@@ -184,7 +231,18 @@ export class Db {
     const namespace = this.namespaceNamed(ns);
     if (set !== undefined && typeof set !== 'string') throw new TypeError('set must be a string when given');
     checkScanOptions(opts);
+    if (this.cluster !== undefined) return this.clusterScan(ns, set, opts?.partitions);
     return namespace.scan(set, opts);
+  }
+
+  /** A cluster-wide scan: partition groups at a time, each from its master. */
+  private async *clusterScan(ns: string, set: string | undefined, partitions: number[] | undefined): AsyncIterable<ShoalRecord> {
+    const all = partitions ?? Array.from({ length: PARTITION_COUNT }, (_, id) => id);
+    for (let start = 0; start < all.length; start += CLUSTER_SCAN_PARTITIONS_PER_REQUEST) {
+      const group = all.slice(start, start + CLUSTER_SCAN_PARTITIONS_PER_REQUEST);
+      const records = (await this.cluster!.execute({ kind: 'scan', ns, partitions: group, operation: { set } })) as ShoalRecord[];
+      for (const record of records) yield record;
+    }
   }
 
   /**
@@ -197,6 +255,9 @@ export class Db {
     const before = opts?.before ?? Date.now();
     const beforeMs = before instanceof Date ? before.getTime() : before;
     if (typeof beforeMs !== 'number' || !Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');
+    if (this.cluster !== undefined) {
+      throw new ShoalError(ErrorCode.CLUSTER_ERROR, 'truncate is not supported in cluster mode yet: it would truncate this node only');
+    }
     return namespace.truncate(set, beforeMs);
   }
 
@@ -205,7 +266,20 @@ export class Db {
     this.checkOpen();
     const namespaces: Record<string, NamespaceStats> = {};
     for (const [name, ns] of this.namespaces) namespaces[name] = ns.stats();
-    return { namespaces, clusterSize: 1, clusterKey: '', migratePartitionsRemaining: 0 };
+    if (this.cluster === undefined) return { namespaces, clusterSize: 1, clusterKey: '', migratePartitionsRemaining: 0 };
+    const state = this.cluster.state();
+    const cluster = { clusterSize: state.succession.length, clusterKey: state.clusterKey, migratePartitionsRemaining: state.migrationsRemaining };
+    for (const [name, ns] of this.namespaces) {
+      const counts = ns.partitionCounts?.();
+      let master = 0;
+      let replica = 0;
+      for (let p = 0; counts !== undefined && p < PARTITION_COUNT; p++) {
+        if (this.cluster.masterOf(p) === state.nodeId) master += counts[p]!;
+        else replica += counts[p]!;
+      }
+      Object.assign(namespaces[name]!, { masterObjects: master, replicaObjects: replica, ...cluster });
+    }
+    return { namespaces, ...cluster };
   }
 
   /**
@@ -217,6 +291,7 @@ export class Db {
     this.closing ??= (async () => {
       unregisterForShutdown(this);
       const errors: unknown[] = [];
+      if (this.cluster !== undefined) await this.cluster.stop().catch((error: unknown) => errors.push(error));
       for (const ns of this.namespaces.values()) {
         await ns.close(opts?.dropIndex === true).catch((error: unknown) => errors.push(error));
       }
@@ -249,6 +324,16 @@ export class Db {
     if (ns === undefined) throw unknownNamespace(name, this.namespaces);
     return ns;
   }
+}
+
+/** Partitions asked of their masters per request by a cluster-wide scan. */
+const CLUSTER_SCAN_PARTITIONS_PER_REQUEST = 256;
+
+/** Cluster log lines go to the Db's log function (debug and info are dropped). */
+function clusterLogger(log: (message: string) => void): Logger {
+  const write = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    log(`cluster ${level}: ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`}`);
+  return { debug: () => undefined, info: () => undefined, warn: write('warn'), error: write('error') };
 }
 
 function unknownNamespace(name: string, namespaces: Map<string, Namespace>): ShoalError {

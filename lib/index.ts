@@ -10,6 +10,7 @@ export type { ExistsPolicy, Operation, RemoveOptions, WriteOptions } from './nam
 export type { NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, ShoalRecord as Record, StartMode, WriteResult } from './namespace/namespace';
 export type { Key, KeyValue } from './model/key';
 export type { Bins, BinValue } from './model/bins';
-export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenOptions } from './options';
+export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
+export type { ClusterNode, ClusterState } from './cluster/index';
 export { PARTITION_COUNT } from './constants';
 export { digestOf, partitionOf } from './model/digest';

@@ -16,6 +16,7 @@ import {
 } from './constants';
 import { invalidArgument } from './errors';
 import { describe } from './model/key';
+import type { ClusterOptions } from './cluster/cluster';
 
 export interface MemoryStorageOptions {
   type: 'memory';
@@ -66,11 +67,17 @@ export interface NamespaceOptions {
   nsupPeriodSeconds?: number;
 }
 
+/** Cluster mode options (SPEC section 6; docs/cluster.md). */
+export type OpenClusterOptions = Omit<ClusterOptions, 'nodeId'> & {
+  /** Default: generated on first start and persisted in dataDir. */
+  nodeId?: string;
+};
+
 export interface OpenOptions {
   dataDir?: string;
   namespaces: NamespaceOptions[];
   sharedMemoryIndex?: boolean;
-  cluster?: unknown;
+  cluster?: OpenClusterOptions;
 }
 
 /** A namespace's options with every default filled in. */
@@ -105,7 +112,7 @@ export interface DbConfig {
   dataDir: string;
   sharedMemoryIndex: boolean;
   namespaces: NamespaceConfig[];
-  cluster: unknown;
+  cluster: OpenClusterOptions | undefined;
 }
 
 const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
