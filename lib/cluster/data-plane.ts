@@ -98,6 +98,8 @@ export class DataPlane {
   private readonly settleAcks = new Map<number, Set<string>>();
   private readonly queue: BetterQueue<MigrationJob>;
   private stopped = false;
+  /** Partitions that received records (replication, migration) since the last snapshot. */
+  private readonly receivedSinceSnapshot = emptyBitmap();
   /** Replications in flight per partition (master side). */
   private readonly replicating = new Map<number, number>();
   readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, retries: 0 };
@@ -160,6 +162,7 @@ export class DataPlane {
       if (bitIsSet(this.synced, partition)) this.lineage[partition] = `${this.lineage[partition]}+${this.options.nodeId}@${view.clusterKey}`;
     }
     this.localSnapshot = this.localInfo();
+    this.receivedSinceSnapshot.fill(0);
     this.infoSnapshot = undefined;
     this.infoSnapshot = this.infoMessage();
     // Calls waiting on nodes that left can never be answered: release them.
@@ -344,9 +347,23 @@ export class DataPlane {
     if (typeof message.ns !== 'string' || !isVersion(version)) return;
     try {
       await this.options.store.applyRecordVersion(message.ns, normalizeVersion(version));
+      this.noteReceived(partitionOf(version.digest));
       this.options.send(from, { type: 'replicate-ack', id: message.id });
     } catch (error) {
       this.options.runtime.logger.warn(`cluster: could not apply a replicated record: ${String(error)}`);
+    }
+  }
+
+  /**
+   * Records that `partition` received data. If it is already settled here and this node does
+   * not own it (a late replication or batch from an older view), drop it again: a stray copy
+   * on a non-owner would otherwise linger until the next view.
+   */
+  private noteReceived(partition: number): void {
+    setBit(this.receivedSinceSnapshot, partition, true);
+    const plan = this.plans?.[partition];
+    if (plan !== undefined && bitIsSet(this.settled, partition) && !plan.owners.includes(this.options.nodeId)) {
+      void this.dropPartition(partition);
     }
   }
 
@@ -482,8 +499,9 @@ export class DataPlane {
     if (hadCopy || this.partitionHasData(partition)) void this.dropPartition(partition);
   }
 
+  /** Whether this node may hold records of `partition` (cheap: no store scan per partition). */
   private partitionHasData(partition: number): boolean {
-    return this.options.store.namespaceNames().some((ns) => this.options.store.partitionCounts(ns)[partition] > 0);
+    return bitIsSet(this.localSnapshot?.hasData ?? emptyBitmap(), partition) || bitIsSet(this.receivedSinceSnapshot, partition);
   }
 
   private async dropPartition(partition: number): Promise<void> {
@@ -573,6 +591,7 @@ export class DataPlane {
       for (const version of versions) {
         if (isVersion(version)) await this.options.store.applyRecordVersion(message.ns as string, normalizeVersion(version));
       }
+      if (versions.length > 0) this.noteReceived(partition);
       this.counters.migratedRecordsIn += versions.length;
       if (message.last === true && message.clusterKey === this.view.clusterKey) {
         if (message.phase === 'merge') {
