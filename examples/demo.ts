@@ -5,6 +5,7 @@
  *
  *   npm run demo [-- --data-dir ./shoal-demo]
  */
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { open, op, type NamespaceOptions } from '../lib/index';
 
@@ -31,8 +32,8 @@ async function openDb() {
 async function main(): Promise<void> {
   print(`Shoal demo — data folder ${dataDir}`);
   let started = performance.now();
-  let { db, device } = await openDb();
-  let stats = db.stats();
+  const { db, device } = await openDb();
+  const stats = db.stats();
   print(`1. open: ${Math.round(performance.now() - started)} ms; cache start ${stats.namespaces.cache!.startMode}` +
     (device ? `, users start ${stats.namespaces.users!.startMode}` : ''));
 
@@ -58,22 +59,31 @@ async function main(): Promise<void> {
   }
 
   await db.close();
-  print('6. closed cleanly: the index stays in shared memory, marked clean');
+  print('6. closed cleanly: the indexes stay in shared memory, marked clean');
+  print('   restarting in a new process...');
+  const child = spawnSync(process.execPath, [__filename, '--data-dir', dataDir, '--reopen'], { stdio: 'inherit' });
+  if (child.status !== 0) throw new Error(`the re-open process failed with status ${child.status}`);
+}
 
-  started = performance.now();
-  ({ db, device } = await openDb());
-  stats = db.stats();
-  print(`7. re-open: ${Math.round(performance.now() - started)} ms; cache start ${stats.namespaces.cache!.startMode} ` +
+/** The second process: attaches to the shared-memory indexes the first one left. */
+async function reopen(): Promise<void> {
+  const started = performance.now();
+  const { db, device } = await openDb();
+  const stats = db.stats();
+  print(`7. re-open in process ${process.pid}: ${Math.round(performance.now() - started)} ms; cache start ${stats.namespaces.cache!.startMode} ` +
     `with ${stats.namespaces.cache!.objects} records` +
     (device ? `; users start ${stats.namespaces.users!.startMode} with ${stats.namespaces.users!.objects} records` : ''));
   const again = db.getSync({ ns: 'cache', set: 'sessions', key: 's42' });
   print(`8. after restart, s42 -> ${JSON.stringify(again?.bins)} (gen ${again?.gen})`);
-
+  if (device) {
+    const profile = await db.get({ ns: 'users', set: 'profiles', key: 'u99' });
+    print(`   users/u99 (written durable) -> ${JSON.stringify(profile?.bins)}`);
+  }
   await db.close({ dropIndex: true });
   print('9. closed with dropIndex: shared memory freed. Done.');
 }
 
-main().catch((error: unknown) => {
+(process.argv.includes('--reopen') ? reopen() : main()).catch((error: unknown) => {
   console.error(error);
   process.exitCode = 1;
 });

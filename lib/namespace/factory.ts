@@ -2,18 +2,16 @@
  * Creates the namespace object that a resolved config asks for.
  */
 import type { DbConfig, NamespaceConfig } from '../options';
+import { DeviceNamespace } from './device-namespace';
 import { MemoryNamespace } from './memory-namespace';
 import type { Namespace } from './namespace';
-import { ErrorCode, ShoalError } from '../errors';
 
 /**
- * Opens one namespace.
+ * Opens one namespace: a memory namespace at once, a device namespace after its warm
+ * attach or cold start.
  * @throws ShoalError LOCKED, IO_ERROR, CORRUPTION from the namespace's start.
  */
 export async function openNamespace(config: NamespaceConfig, db: DbConfig, log: (message: string) => void): Promise<Namespace> {
   if (config.kind === 'memory') return new MemoryNamespace(config, db, log);
-  throw new ShoalError(
-    ErrorCode.INVALID_ARGUMENT,
-    `namespace ${config.name}: device namespaces are not available in this build yet (storage engine pending); use storage: { type: 'memory' }`,
-  );
+  return DeviceNamespace.open(config, db, log);
 }
