@@ -13,6 +13,7 @@ import { consoleLogger, realRuntime } from './seams';
 import { TcpNetwork } from './tcp-network';
 
 export { ClusterNode, resolveClusterOptions } from './cluster';
+export { Cluster } from './cluster-api';
 export type { ClusterOptions, ClusterState, ResolvedClusterOptions } from './cluster';
 export type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from './local-store';
 export { partitionOf } from './data-plane';

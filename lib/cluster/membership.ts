@@ -106,7 +106,9 @@ export class Membership {
   requestRecluster(): void {
     this.reclusterRequested = true;
     const principal = this.principal;
-    if (principal !== this.options.selfId) this.options.send(principal, { type: 'recluster' });
+    // The request carries this node's quiesce flag: the principal must not propose from a
+    // heartbeat sent before quiesce() or quiesceUndo().
+    if (principal !== this.options.selfId) this.options.send(principal, { type: 'recluster', quiesced: this.options.isQuiesced() });
   }
 
   /** The clique this node computes from its heartbeat view. */
@@ -178,9 +180,12 @@ export class Membership {
         return this.onCommit(from, message);
       case 'commit-ack':
         return this.onCommitAck(from, message);
-      case 'recluster':
+      case 'recluster': {
+        const peer = this.options.heartbeat.peer(from);
+        if (peer !== undefined && typeof message.quiesced === 'boolean') peer.quiesced = message.quiesced;
         this.reclusterRequested = true;
         return;
+      }
     }
   }
 
