@@ -16,6 +16,22 @@ function shoalSegments(): Set<string> {
   }
 }
 
+/** Names of the shoal segments that some live process has mapped (from /proc/<pid>/maps). */
+function mappedSegments(): Set<string> {
+  const mapped = new Set<string>();
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    let maps: string;
+    try {
+      maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const match of maps.matchAll(/\/dev\/shm\/(shoal-[^\s]+)/g)) mapped.add(match[1]!.replace(/ \(deleted\)$/, ''));
+  }
+  return mapped;
+}
+
 /** Child-process fixtures run the compiled library: rebuild dist/ when a source is newer. */
 function buildIfStale(): void {
   const root = path.join(__dirname, '..');
@@ -38,8 +54,10 @@ export default function setup(): () => void {
   buildIfStale();
   const before = shoalSegments();
   return () => {
+    // A segment still mapped by a live process belongs to someone else's run: leave it.
+    const mapped = mappedSegments();
     for (const name of shoalSegments()) {
-      if (!before.has(name)) fs.rmSync(`${SHM}/${name}`, { force: true });
+      if (!before.has(name) && !mapped.has(name)) fs.rmSync(`${SHM}/${name}`, { force: true });
     }
   };
 }
