@@ -100,7 +100,7 @@ export class DataPlane {
   private stopped = false;
   /** Partitions that received records (replication, migration) since the last snapshot. */
   private readonly receivedSinceSnapshot = emptyBitmap();
-  /** Replications in flight per partition (master side). */
+  /** Writes executing or replicating per partition (master side). */
   private readonly replicating = new Map<number, number>();
   readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, retries: 0 };
 
@@ -280,43 +280,51 @@ export class DataPlane {
   ): Promise<{ value?: unknown; error?: WireError; retry?: string }> {
     if (partitions.some((p) => this.actingMaster(p) !== this.options.nodeId)) return { retry: 'not-master' };
     this.counters.executedAsMaster++;
-    let result;
-    try {
-      result = await this.options.store.executeLocal(request);
-    } catch (error) {
-      return { error: toWireError(error) };
-    }
+    // The plan and view this write belongs to, captured before it runs: a view change while it
+    // runs or replicates must neither skip its replication nor let this copy pass as identical
+    // to replicas that may lack it (the in-flight count gives it a lineage of its own).
+    const plans = this.plans!;
     const key = this.view.clusterKey;
-    for (const { ns, version } of result.writes) {
-      const plan = this.plans?.[partitionOf(version.digest)];
-      const targets = (plan?.owners ?? []).filter((id) => id !== this.options.nodeId);
-      await Promise.all(targets.map((target) => this.replicateTo(target, ns, version, key, deadline)));
-    }
-    return { value: result.value };
-  }
-
-  /** Ships one version to one replica until it acknowledges, leaves the cluster, or the deadline passes. */
-  private async replicateTo(target: string, ns: string, version: RecordVersion, clusterKey: string, deadline: number): Promise<void> {
-    const partition = partitionOf(version.digest);
-    this.replicating.set(partition, (this.replicating.get(partition) ?? 0) + 1);
+    const writes = request.kind === 'record';
+    if (writes) this.beginInFlight(partitions[0]);
     try {
-      await this.replicateUntilAcknowledged(target, ns, version, clusterKey, deadline);
+      let result;
+      try {
+        result = await this.options.store.executeLocal(request);
+      } catch (error) {
+        return { error: toWireError(error) };
+      }
+      for (const { ns, version } of result.writes) {
+        const targets = plans[partitionOf(version.digest)].owners.filter((id) => id !== this.options.nodeId);
+        await Promise.all(targets.map((target) => this.replicateUntilAcknowledged(target, ns, version, key, deadline)));
+        this.counters.replicated += targets.length;
+      }
+      return { value: result.value };
     } finally {
-      const left = this.replicating.get(partition)! - 1;
-      if (left === 0) this.replicating.delete(partition);
-      else this.replicating.set(partition, left);
+      if (writes) this.endInFlight(partitions[0]);
     }
   }
 
+  private beginInFlight(partition: number): void {
+    this.replicating.set(partition, (this.replicating.get(partition) ?? 0) + 1);
+  }
+
+  private endInFlight(partition: number): void {
+    const left = this.replicating.get(partition)! - 1;
+    if (left === 0) this.replicating.delete(partition);
+    else this.replicating.set(partition, left);
+  }
+
+  /**
+   * Ships one version to one replica until it acknowledges or leaves the cluster.
+   * @throws ShoalError TIMEOUT at the deadline (the write stays applied on the master).
+   */
   private async replicateUntilAcknowledged(target: string, ns: string, version: RecordVersion, clusterKey: string, deadline: number): Promise<void> {
     while (!this.stopped) {
       // Short attempts: a lost message is re-sent instead of waiting out the whole deadline.
       const attemptDeadline = Math.min(deadline, this.options.runtime.clock.nowMs() + REPLICATION_ATTEMPT_TIMEOUT_MS);
       const reply = await this.call(target, { type: 'replicate', ns, version }, attemptDeadline);
-      if (reply.type === 'replicate-ack' || reply.type === 'target-left') {
-        this.counters.replicated++;
-        return;
-      }
+      if (reply.type === 'replicate-ack' || reply.type === 'target-left') return;
       if (this.view.clusterKey !== clusterKey && !this.view.succession.includes(target)) return;
       if (this.options.runtime.clock.nowMs() >= deadline) {
         throw new ShoalError(ErrorCode.TIMEOUT, `cluster: replica ${target} did not acknowledge in time; the write is applied on the master and will reach replicas through migration`);
