@@ -407,11 +407,13 @@ export class DataPlane {
   }
 
   private onPartitionInfo(from: string, message: WireMessage): void {
-    if (message.clusterKey !== this.view.clusterKey || !this.view.succession.includes(from) || this.infos.has(from)) return;
+    if (message.clusterKey !== this.view.clusterKey || !this.view.succession.includes(from)) return;
+    // A broadcast (not a reply) means the sender is still collecting: it may lack ours, or our
+    // earlier answer was lost. Answer every broadcast, never a reply (no ping-pong).
+    if (message.reply !== true) this.options.send(from, { ...this.infoMessage(), reply: true });
+    if (this.infos.has(from)) return;
     const info = parseInfo(message);
     if (info === undefined) return;
-    // The sender may have adopted the view after our broadcast and dropped it: answer once.
-    this.options.send(from, this.infoMessage());
     this.recordInfo(from, info);
   }
 
