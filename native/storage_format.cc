@@ -56,27 +56,16 @@ double NumberArg(const Napi::CallbackInfo& info, size_t index, double min, doubl
   return value;
 }
 
-// storageEncodeRecord(exchange, block, offset, sequence, flags, payloadLength) -> padded bytes
-// written at block[offset], or -1 when the record does not fit before the block's end.
-// Reads digest, set, key (with flags & HAS_KEY), generation, void time and last-update time
-// from the exchange, and the payload from its DATA area.
-Napi::Value EncodeRecordJs(const Napi::CallbackInfo& info) {
-  size_t exchange_length, block_length;
-  const uint8_t* exchange = BufferBytes(info[0], &exchange_length, "exchange");
-  uint8_t* block = BufferBytes(info[1], &block_length, "block");
-  uint32_t offset = static_cast<uint32_t>(NumberArg(info, 2, 0, block_length, "offset"));
-  uint64_t sequence = static_cast<uint64_t>(NumberArg(info, 3, 1, 9007199254740991.0, "sequence"));
-  uint16_t flags = static_cast<uint16_t>(NumberArg(info, 4, 0, 7, "flags"));
-  uint32_t payload_length = static_cast<uint32_t>(NumberArg(info, 5, 0, 1 << 30, "payloadLength"));
-  if (offset % kRecordAlignBytes != 0) throw Napi::RangeError::New(info.Env(), "offset must be 16-byte aligned");
-  if (exchange_length < kExData + payload_length) throw Napi::RangeError::New(info.Env(), "payloadLength exceeds the exchange DATA area");
-
+// Formats one record from the exchange at block[offset]; returns its padded size, -1 when it
+// does not fit, -2 when the set or key in the exchange is too long.
+int64_t EncodeRecord(const uint8_t* exchange, uint8_t* block, size_t block_length, uint32_t offset, uint64_t sequence,
+                     uint16_t flags, uint32_t payload_length) {
   uint32_t set_length = Load<uint16_t>(exchange + kExSetLength);
   uint32_t key_length = (flags & kRecordFlagHasKey) ? Load<uint32_t>(exchange + kExKeyLength) : 0;
-  if (set_length > kMaxSetNameBytes || key_length > kMaxKeyBytes) throw Napi::RangeError::New(info.Env(), "set or key too long");
+  if (set_length > kMaxSetNameBytes || key_length > kMaxKeyBytes) return -2;
   uint32_t total = kRecordHeaderBytes + set_length + key_length + payload_length + kRecordTrailerBytes;
   uint32_t padded = AlignUp(total, kRecordAlignBytes);
-  if (static_cast<uint64_t>(offset) + padded > block_length) return Napi::Number::New(info.Env(), -1);
+  if (static_cast<uint64_t>(offset) + padded > block_length) return -1;
 
   uint8_t* at = block + offset;
   Store<uint32_t>(at + kRecordMagicAt, kRecordMagic);
@@ -101,8 +90,77 @@ Napi::Value EncodeRecordJs(const Napi::CallbackInfo& info) {
   cursor += payload_length;
   Store<uint32_t>(cursor, Crc32c(at, total - kRecordTrailerBytes, 0));
   std::memset(at + total, 0, padded - total);
-  return Napi::Number::New(info.Env(), padded);
+  return padded;
 }
+
+// storageEncodeRecord(exchange, block, offset, sequence, flags, payloadLength) -> padded bytes
+// written at block[offset], or -1 when the record does not fit before the block's end.
+// Reads digest, set, key (with flags & HAS_KEY), generation, void time and last-update time
+// from the exchange, and the payload from its DATA area.
+Napi::Value EncodeRecordJs(const Napi::CallbackInfo& info) {
+  size_t exchange_length, block_length;
+  const uint8_t* exchange = BufferBytes(info[0], &exchange_length, "exchange");
+  uint8_t* block = BufferBytes(info[1], &block_length, "block");
+  uint32_t offset = static_cast<uint32_t>(NumberArg(info, 2, 0, block_length, "offset"));
+  uint64_t sequence = static_cast<uint64_t>(NumberArg(info, 3, 1, 9007199254740991.0, "sequence"));
+  uint16_t flags = static_cast<uint16_t>(NumberArg(info, 4, 0, 7, "flags"));
+  uint32_t payload_length = static_cast<uint32_t>(NumberArg(info, 5, 0, 1 << 30, "payloadLength"));
+  if (offset % kRecordAlignBytes != 0) throw Napi::RangeError::New(info.Env(), "offset must be 16-byte aligned");
+  if (exchange_length < kExData + payload_length) throw Napi::RangeError::New(info.Env(), "payloadLength exceeds the exchange DATA area");
+
+  int64_t padded = EncodeRecord(exchange, block, block_length, offset, sequence, flags, payload_length);
+  if (padded == -2) throw Napi::RangeError::New(info.Env(), "set or key too long");
+  return Napi::Number::New(info.Env(), static_cast<double>(padded));
+}
+
+// RecordEncoder: the write path's per-record native call without per-call buffer arguments.
+// new RecordEncoder(exchange) keeps the exchange; setBlock(block, sequence) names the write
+// block records go to; encode(offset, flags, payloadLength) formats one record there from the
+// exchange, exactly like storageEncodeRecord, and returns its padded size (-1: does not fit).
+class RecordEncoder : public Napi::ObjectWrap<RecordEncoder> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    exports.Set("RecordEncoder", DefineClass(env, "RecordEncoder", {
+        InstanceMethod<&RecordEncoder::SetBlock>("setBlock"),
+        InstanceMethod<&RecordEncoder::Encode>("encode"),
+    }));
+  }
+
+  explicit RecordEncoder(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RecordEncoder>(info) {
+    exchange_ = BufferBytes(info[0], &exchange_length_, "exchange");
+    if (exchange_length_ < kExData) throw Napi::RangeError::New(info.Env(), "RecordEncoder: the exchange is too small");
+    exchange_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+  }
+
+ private:
+  Napi::Value SetBlock(const Napi::CallbackInfo& info) {
+    block_ = BufferBytes(info[0], &block_length_, "block");
+    sequence_ = static_cast<uint64_t>(NumberArg(info, 1, 1, 9007199254740991.0, "sequence"));
+    block_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Encode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (block_ == nullptr) throw Napi::Error::New(env, "RecordEncoder: setBlock first");
+    uint32_t offset = info[0].As<Napi::Number>().Uint32Value();
+    uint32_t flags = info[1].As<Napi::Number>().Uint32Value();
+    uint32_t payload_length = info[2].As<Napi::Number>().Uint32Value();
+    if (offset % kRecordAlignBytes != 0 || offset > block_length_ || flags > 7 || kExData + uint64_t{payload_length} > exchange_length_) {
+      throw Napi::RangeError::New(env, "RecordEncoder.encode: offset, flags or payloadLength out of range");
+    }
+    int64_t padded = EncodeRecord(exchange_, block_, block_length_, offset, sequence_, static_cast<uint16_t>(flags), payload_length);
+    if (padded == -2) throw Napi::RangeError::New(env, "set or key too long");
+    return Napi::Number::New(env, static_cast<double>(padded));
+  }
+
+  uint8_t* exchange_ = nullptr;
+  size_t exchange_length_ = 0;
+  uint8_t* block_ = nullptr;
+  size_t block_length_ = 0;
+  uint64_t sequence_ = 0;
+  Napi::ObjectReference exchange_ref_, block_ref_;
+};
 
 // storageRewriteRecord(source, sourceOffset, block, offset, sequence) -> padded bytes, or -1
 // when it does not fit. Copies a valid record under a new block sequence (defrag).
@@ -202,6 +260,7 @@ Napi::Value CheckRecordJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitStorageFormat(Napi::Env env, Napi::Object exports) {
+  RecordEncoder::Init(env, exports);
   exports.Set("storageEncodeRecord", Napi::Function::New(env, EncodeRecordJs, "storageEncodeRecord"));
   exports.Set("storageRewriteRecord", Napi::Function::New(env, RewriteRecordJs, "storageRewriteRecord"));
   exports.Set("storageWriteBlockHeader", Napi::Function::New(env, WriteBlockHeaderJs, "storageWriteBlockHeader"));

@@ -332,7 +332,7 @@ export class DeviceNamespace implements Namespace {
     if (this.locks.size > 0 && this.locks.has(lockKey)) return this.locked(lockKey, () => this.runLocked(key, readPayload, body));
     if (!readPayload || !current.exists) return body(current, undefined);
     if (this.dataInMemory) return body(current, this.exchange.buffer.subarray(EX_DATA, EX_DATA + current.dataLength));
-    const memory = this.store.readFromMemory(current.low, current.high, this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20));
+    const memory = this.store.readFromMemory(current.low, current.high);
     if (memory !== undefined) return body(current, memory);
     return this.locked(lockKey, () => this.runLocked(key, readPayload, body));
   }
@@ -398,7 +398,7 @@ export class DeviceNamespace implements Namespace {
     if (!current.exists) return undefined;
     const nowSeconds = Math.floor(Date.now() / 1000);
     const digest = this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20);
-    const payload = this.dataInMemory ? this.exchange.buffer.subarray(EX_DATA, EX_DATA + current.dataLength) : this.store.readFromMemory(current.low, current.high, digest);
+    const payload = this.dataInMemory ? this.exchange.buffer.subarray(EX_DATA, EX_DATA + current.dataLength) : this.store.readFromMemory(current.low, current.high);
     if (payload !== undefined) return recordOf(key, payload, current, nowSeconds, options);
     return this.readPayload(Buffer.from(digest), current).then((read) => (read === undefined ? undefined : recordOf(key, read, current, nowSeconds, options)));
   }
@@ -625,7 +625,10 @@ export class DeviceNamespace implements Namespace {
         entry.lastUpdateMs = this.exchange.entryF64(ENTRY_LAST_UPDATE_MS);
         entry.flags = this.exchange.entryU32(ENTRY_FLAGS);
         if (this.dataInMemory) entry.payload = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + length));
-        else entry.payload = this.store.readFromMemory(entry.low, entry.high, entry.digest);
+        else {
+          const view = this.store.readFromMemory(entry.low, entry.high);
+          entry.payload = view === undefined ? undefined : Buffer.from(view);
+        }
         entries.push(entry);
       }
       yield entries;

@@ -67,6 +67,7 @@ import {
   RECORD_FLAGS_AT,
   RECORD_GENERATION_AT,
   RECORD_HEADER_BYTES,
+  RECORD_TRAILER_BYTES,
   RECORD_KEY_LENGTH_AT,
   RECORD_LAST_UPDATE_AT,
   RECORD_PAYLOAD_LENGTH_AT,
@@ -76,7 +77,7 @@ import {
   alignDown,
   type TruncateMarker,
 } from './format';
-import { type DirectIoMode, type FaultPlan, NativeDevice, storageNative } from './native-device';
+import { type DirectIoMode, type FaultPlan, NativeDevice, type NativeRecordEncoder, storageNative } from './native-device';
 
 export type { ColdStartRecord, ColdStartReport } from './cold-start';
 
@@ -224,6 +225,10 @@ export class DeviceStore {
   private liveTotal = 0;
   private counters = { flushed: 0, commits: 0, defragBlocks: 0, defragMoved: 0 };
   private readonly stateFile: string | undefined;
+  /** The native encoder bound to the exchange last written from, and the block it writes to. */
+  private encoder: NativeRecordEncoder | undefined;
+  private encoderExchange: Exchange | undefined;
+  private encoderBlock: WriteBlock | undefined;
   private warmState: WarmState | undefined;
 
   private constructor(options: DeviceStoreOptions, devices: DeviceState[], startMode: 'new' | 'existing', writeBlockBytes: number) {
@@ -444,14 +449,24 @@ export class DeviceStore {
    * @throws ShoalError OUT_OF_SPACE, RECORD_TOO_BIG, IO_ERROR (the store has failed).
    */
   write(exchange: Exchange, payloadLength: number, flags: number, durable: boolean): Promise<void> | undefined {
-    this.checkWritable();
+    if (this.failed !== undefined || this.closed || !this.started) this.checkWritable();
     const buffer = exchange.buffer;
-    const keyBytes = (flags & RECORD_FLAG_HAS_KEY) !== 0 ? buffer.readUInt32LE(EX_KEY_LENGTH) : 0;
-    const size = recordBytes(buffer.readUInt16LE(EX_SET_LENGTH), keyBytes, payloadLength);
+    const u8 = exchange.u8;
+    const keyBytes = (flags & RECORD_FLAG_HAS_KEY) !== 0 ? exchange.u32[EX_KEY_LENGTH >>> 2]! : 0;
+    const size = (RECORD_HEADER_BYTES + (u8[EX_SET_LENGTH]! | (u8[EX_SET_LENGTH + 1]! << 8)) + keyBytes + payloadLength + RECORD_TRAILER_BYTES + 15) & ~15;
     const device = this.pickDevice(buffer);
     const block = this.place(device, size, false);
     const at = block.fill;
-    this.native.storageEncodeRecord(buffer, block.buffer, at, block.sequence, flags & (RECORD_FLAG_HAS_KEY | RECORD_FLAG_PAYLOAD_KEY), payloadLength);
+    if (this.encoderExchange !== exchange) {
+      this.encoder = new this.native.RecordEncoder(buffer);
+      this.encoderExchange = exchange;
+      this.encoderBlock = undefined;
+    }
+    if (this.encoderBlock !== block) {
+      this.encoder!.setBlock(block.buffer, block.sequence);
+      this.encoderBlock = block;
+    }
+    this.encoder!.encode(at, flags & (RECORD_FLAG_HAS_KEY | RECORD_FLAG_PAYLOAD_KEY), payloadLength);
     this.appended(block, size);
     exchange.u32[(EX_ENTRY + ENTRY_LOCATION_LOW) >>> 2] = locationLow(at, size);
     exchange.u32[(EX_ENTRY + ENTRY_LOCATION_HIGH) >>> 2] = locationHigh(device.index, block.block, size);
@@ -540,12 +555,16 @@ export class DeviceStore {
     return device.device.readRecordPayload(this.blockOffset(block) + offset, locationSize(low, high), digest);
   }
 
-  /** The payload when the record's block is in memory (open or recently written), else undefined. */
-  readFromMemory(low: number, high: number, digest?: Buffer): Buffer | undefined {
+  /**
+   * The payload when the record's block is in memory (open or recently written), else
+   * undefined. The result is a view into the block, valid until the next write: decode or copy
+   * it at once. (The location comes from the index in the same tick, so no digest check.)
+   */
+  readFromMemory(low: number, high: number): Buffer | undefined {
     const device = this.devices[locationDevice(high)];
     if (device === undefined) return undefined;
     const memory = this.blockInMemory(device, locationBlock(high));
-    return memory === undefined ? undefined : payloadAt(memory, locationOffset(low), digest, this.namespace);
+    return memory === undefined ? undefined : payloadView(memory, locationOffset(low));
   }
 
   /**
@@ -1232,8 +1251,19 @@ function writeU64(buffer: Buffer, at: number, value: number): void {
   buffer.writeUInt32LE(Math.floor(value / 0x100000000), at + 4);
 }
 
+function payloadView(block: Buffer, offset: number): Buffer {
+  const start = offset + RECORD_HEADER_BYTES + block[offset + RECORD_SET_LENGTH_AT]! + block.readUInt16LE(offset + RECORD_KEY_LENGTH_AT);
+  return block.subarray(start, start + block.readUInt32LE(offset + RECORD_PAYLOAD_LENGTH_AT));
+}
+
+/** Whether digest equals the 20 bytes at source[at] (a loop: Buffer.compare with ranges costs more). */
+function sameDigest(digest: Buffer, source: Buffer, at: number): boolean {
+  for (let index = 0; index < 20; index++) if (digest[index] !== source[at + index]) return false;
+  return true;
+}
+
 function payloadAt(block: Buffer, offset: number, digest: Buffer | undefined, namespace: string): Buffer {
-  if (digest !== undefined && block.compare(digest, 0, 20, offset + RECORD_DIGEST_AT, offset + RECORD_DIGEST_AT + 20) !== 0) {
+  if (digest !== undefined && !sameDigest(digest, block, offset + RECORD_DIGEST_AT)) {
     throw new ShoalError(ErrorCode.CORRUPTION, `namespace ${namespace}: the record at this location belongs to another digest`);
   }
   const start = offset + RECORD_HEADER_BYTES + block[offset + RECORD_SET_LENGTH_AT]! + block.readUInt16LE(offset + RECORD_KEY_LENGTH_AT);

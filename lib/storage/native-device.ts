@@ -12,6 +12,12 @@ import { ErrorCode, ShoalError } from '../errors';
 import { COMPLETION_CAPACITY, DEFAULT_IO_THREADS, MIN_RESULTS_BYTES } from './constants';
 import { RECORD_DIGEST_AT, RECORD_HEADER_BYTES, RECORD_KEY_LENGTH_AT, RECORD_PAYLOAD_LENGTH_AT, RECORD_SET_LENGTH_AT } from './format';
 
+/** Whether digest equals the 20 bytes at source[at] (cheaper than Buffer.compare with ranges). */
+function sameDigest(digest: Buffer, source: Buffer, at: number): boolean {
+  for (let index = 0; index < 20; index++) if (digest[index] !== source[at + index]) return false;
+  return true;
+}
+
 export type DirectIoMode = 'auto' | 'required' | 'off';
 
 export interface NativeBlockDevice {
@@ -37,8 +43,16 @@ export interface FaultPlan {
   holdUnsynced?: boolean;
 }
 
+/** Formats records from one exchange into the current write block (native/storage_format.cc). */
+export interface NativeRecordEncoder {
+  setBlock(block: Buffer, sequence: number): void;
+  /** Padded bytes written at offset, or -1 when the record does not fit. */
+  encode(offset: number, flags: number, payloadLength: number): number;
+}
+
 export interface StorageNative {
   BlockDevice: new (options: object) => NativeBlockDevice;
+  RecordEncoder: new (exchange: Buffer) => NativeRecordEncoder;
   StorageScanner: new (options: object) => NativeScanner;
   storageEncodeRecord(exchange: Buffer, block: Buffer, offset: number, sequence: number, flags: number, payloadLength: number): number;
   storageRewriteRecord(source: Buffer, sourceOffset: number, block: Buffer, offset: number, sequence: number): number;
@@ -248,7 +262,7 @@ export class NativeDevice {
 
   private deliverPayload(at: number, length: number, digest: Buffer | undefined, resolve: Resolve, reject: Reject): void {
     const results = this.results;
-    if (digest !== undefined && results.compare(digest, 0, 20, at + RECORD_DIGEST_AT, at + RECORD_DIGEST_AT + 20) !== 0) {
+    if (digest !== undefined && !sameDigest(digest, results, at + RECORD_DIGEST_AT)) {
       reject(new ShoalError(ErrorCode.CORRUPTION, `reading a record on ${this.path}: the record there belongs to another digest`));
       return;
     }
