@@ -1,5 +1,6 @@
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AdminClient } from '../lib/cluster/admin-client';
 import { ClusterNode } from '../lib/cluster/cluster';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION_CURRENT } from '../lib/cluster/constants';
 import { decodeBody, encodeFrame, FrameDecoder, FrameError } from '../lib/cluster/frame';
@@ -190,6 +191,28 @@ describe('TCP transport on 127.0.0.1', () => {
     expect(future.node.view.succession).toEqual(['u9']);
     expect(a.logger.entries.some((e) => e.message.includes('unsupported protocol version 99'))).toBe(true);
     expect(future.logger.entries.some((e) => e.message.includes('refused our handshake'))).toBe(true);
+  });
+
+  it('admin connections (the operator CLI): state, quiesce, recluster, answered on the same connection', async () => {
+    const a = await startNode('ad1');
+    const b = await startNode('ad2', [a.node.address]);
+    const deadline = Date.now() + 5_000;
+    while (a.node.view.succession.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const client = await AdminClient.connect(b.node.address);
+    try {
+      const state = (await client.request('admin-state')) as { nodeId: string; succession: string[]; address: string };
+      expect(state.nodeId).toBe('ad2');
+      expect(state.succession).toEqual(['ad2', 'ad1']);
+      await client.request('admin-quiesce');
+      await client.request('admin-recluster');
+      const until = Date.now() + 5_000;
+      while (!a.node.view.quiesced.includes('ad2') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(a.node.view.quiesced).toEqual(['ad2']);
+      expect(a.node.state().partitions.master).toBe(4096);
+    } finally {
+      client.close();
+    }
+    await expect(AdminClient.connect(b.node.address, { clusterName: 'other' })).rejects.toThrow(/does not match/);
   });
 
   it('lag guard with a real busy-wait: a stalled process evicts nobody', async () => {

@@ -122,6 +122,8 @@ export interface ClusterDependencies {
   store?: LocalStore;
   /** Time a routed or replicated request may take (ms). */
   requestTimeoutMs?: number;
+  /** Extra figures for admin clients (the Db passes its stats()). */
+  describe?: () => unknown;
 }
 
 /**
@@ -188,6 +190,7 @@ export class ClusterNode extends EventEmitter {
     });
     this.map = this.computeMap(this.membership.view);
     this.fabric.setHandler((from, message) => this.onMessage(from, message));
+    this.fabric.setAdminHandler((message, reply) => this.onAdmin(message, reply, dependencies.describe));
     if (dependencies.store !== undefined) {
       const dataPlane = new DataPlane({
         nodeId,
@@ -247,6 +250,39 @@ export class ClusterNode extends EventEmitter {
       const peer = this.heartbeat.peer(id);
       return peer !== undefined && peer.alive && peer.clusterKey === view.clusterKey && peer.migrationsRemaining === 0;
     });
+  }
+
+  /**
+   * The admin protocol (docs/cluster.md, "Admin connections"): the operator CLI's requests.
+   * Every request carries an `id`; the reply is `{ type: 'admin-reply', id, ok, value | error }`.
+   */
+  private onAdmin(message: WireMessage, reply: (message: WireMessage) => void, describe: (() => unknown) | undefined): void {
+    const answer = (value: unknown) => reply({ type: 'admin-reply', id: message.id, ok: true, value });
+    switch (message.type) {
+      case 'admin-state':
+        answer({
+          ...this.state(),
+          address: this.address,
+          migrationsSettledClusterWide: this.migrationsSettledClusterWide(),
+          lag: { ...this.heartbeat.lag },
+          stats: describe?.(),
+        });
+        return;
+      case 'admin-quiesce':
+        this.quiesce();
+        answer(this.state());
+        return;
+      case 'admin-quiesce-undo':
+        this.quiesceUndo();
+        answer(this.state());
+        return;
+      case 'admin-recluster':
+        this.recluster();
+        answer(this.state());
+        return;
+      default:
+        reply({ type: 'admin-reply', id: message.id, ok: false, error: { code: 'INVALID_ARGUMENT', message: `unknown admin request "${message.type}"` } });
+    }
   }
 
   private onMigrationsComplete(): void {

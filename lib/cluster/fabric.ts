@@ -32,6 +32,12 @@ export interface FabricOptions {
 /** Handler of an authenticated message from node `from`. */
 export type FabricHandler = (from: string, message: WireMessage) => void;
 
+/**
+ * Handler of a message on an admin connection (the operator CLI): `reply` answers on that
+ * same connection, since an admin client does not listen.
+ */
+export type AdminHandler = (message: WireMessage, reply: (message: WireMessage) => void) => void;
+
 interface OutboundLink {
   connection: Connection;
   ready: boolean;
@@ -48,6 +54,7 @@ export class Fabric {
   /** Addresses found to be this node itself (a seed list may include it). */
   private readonly selfAddresses = new Set<string>();
   private handler: FabricHandler = () => {};
+  private adminHandler: AdminHandler | undefined;
   private stopped = false;
   readonly protocolVersion: number;
   readonly minProtocolVersion: number;
@@ -70,6 +77,11 @@ export class Fabric {
 
   setHandler(handler: FabricHandler): void {
     this.handler = handler;
+  }
+
+  /** Accepts admin connections (hello with role "admin") and routes their messages here. */
+  setAdminHandler(handler: AdminHandler): void {
+    this.adminHandler = handler;
   }
 
   /** Starts listening; returns the bound address. `advertise` overrides the address peers are told. */
@@ -197,6 +209,7 @@ export class Fabric {
     const timers = this.options.runtime.timers;
     this.inbound.add(connection);
     let peerNodeId: string | undefined;
+    let admin = false;
     const handshakeTimer = timers.setTimeout(() => {
       if (peerNodeId === undefined && !connection.closed) {
         logger.warn(`cluster: closing connection from ${connection.remoteAddress}: no handshake within ${HANDSHAKE_TIMEOUT_MS} ms`);
@@ -207,7 +220,8 @@ export class Fabric {
       onMessage: (message) => {
         if (peerNodeId !== undefined) {
           this.counters.messagesIn++;
-          this.dispatch(peerNodeId, message);
+          if (admin) this.dispatchAdmin(connection, message);
+          else this.dispatch(peerNodeId, message);
           return;
         }
         const verdict = this.checkHello(message);
@@ -219,8 +233,9 @@ export class Fabric {
           return;
         }
         peerNodeId = verdict.nodeId;
+        admin = verdict.admin;
         timers.clearTimeout(handshakeTimer);
-        this.learnAddress(verdict.nodeId, verdict.address);
+        if (!admin) this.learnAddress(verdict.nodeId, verdict.address);
         connection.send({ type: 'hello-ack', nodeId: this.options.nodeId, protocolVersion: verdict.protocolVersion });
       },
       onClose: () => {
@@ -231,7 +246,7 @@ export class Fabric {
   }
 
   /** Validates a hello; returns the peer's identity and the negotiated version, or why it is refused. */
-  private checkHello(message: WireMessage): { nodeId: string; address: string; protocolVersion: number } | string {
+  private checkHello(message: WireMessage): { nodeId: string; address: string; protocolVersion: number; admin: boolean } | string {
     if (message.type !== 'hello') return `expected a hello, got "${message.type}"`;
     const { protocolVersion, minProtocolVersion, nodeId, clusterName, address } = message;
     if (!Number.isInteger(protocolVersion) || !Number.isInteger(minProtocolVersion)) return 'hello without protocol versions';
@@ -246,8 +261,21 @@ export class Fabric {
     if (clusterName !== this.options.clusterName) {
       return `cluster name "${clusterName}" does not match this node's "${this.options.clusterName}"`;
     }
-    if (typeof address !== 'string' || address.length > 300) return 'hello with an invalid address';
-    return { nodeId, address, protocolVersion: negotiated };
+    const admin = message.role === 'admin';
+    if (admin && this.adminHandler === undefined) return 'this node accepts no admin connections';
+    if (!admin && (typeof address !== 'string' || address.length > 300)) return 'hello with an invalid address';
+    return { nodeId, address: admin ? '' : (address as string), protocolVersion: negotiated, admin };
+  }
+
+  private dispatchAdmin(connection: Connection, message: WireMessage): void {
+    if (this.stopped) return;
+    try {
+      this.adminHandler!(message, (reply) => {
+        if (!connection.closed) connection.send(reply);
+      });
+    } catch (error) {
+      this.options.runtime.logger.error(`cluster: admin handler of "${message.type}" threw`, { error: String((error as Error)?.stack ?? error) });
+    }
   }
 
   private dispatch(from: string, message: WireMessage): void {

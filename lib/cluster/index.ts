@@ -14,6 +14,8 @@ import { TcpNetwork } from './tcp-network';
 
 export { ClusterNode, resolveClusterOptions } from './cluster';
 export { Cluster } from './cluster-api';
+export { AdminClient } from './admin-client';
+export type { AdminRequest } from './admin-client';
 export type { ClusterOptions, ClusterState, ResolvedClusterOptions } from './cluster';
 export type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from './local-store';
 export { partitionOf } from './data-plane';
@@ -48,7 +50,7 @@ export function loadOrCreateNodeId(dataDir: string): string {
 export async function startCluster(
   options: Omit<ClusterOptions, 'nodeId'> & { nodeId?: string },
   store: LocalStore,
-  settings: { dataDir?: string; logger?: Logger; requestTimeoutMs?: number } = {},
+  settings: { dataDir?: string; logger?: Logger; requestTimeoutMs?: number; describe?: () => unknown } = {},
 ): Promise<ClusterNode> {
   let nodeId = options.nodeId;
   if (nodeId === undefined) {
@@ -58,7 +60,7 @@ export async function startCluster(
   const logger = settings.logger ?? consoleLogger(nodeId, 'warn');
   const node = new ClusterNode(
     { ...options, nodeId },
-    { runtime: realRuntime(logger), network: new TcpNetwork(logger), store, requestTimeoutMs: settings.requestTimeoutMs },
+    { runtime: realRuntime(logger), network: new TcpNetwork(logger), store, requestTimeoutMs: settings.requestTimeoutMs, describe: settings.describe },
   );
   await node.start();
   return node;
