@@ -5,6 +5,7 @@
 #include <cstring>
 #include <future>
 #include <thread>
+#include <unordered_map>
 
 #include "block_device.h"
 #include "storage_format.h"
@@ -15,8 +16,8 @@ using namespace storage;
 
 namespace {
 
-// Winner descriptor written by finish(), 80 bytes each (lib/storage/cold-start.ts mirrors it).
-constexpr size_t kWinnerBytes = 80;
+// Winner descriptor written by finish(), 96 bytes each (lib/storage/cold-start.ts mirrors it).
+constexpr size_t kWinnerBytes = 96;
 constexpr uint32_t kWinnerTombstone = 1, kWinnerHasKey = 2, kWinnerExpiredShadow = 4, kWinnerPayloadKey = 8;
 
 // The copy written last wins: block sequence, then position in the block. On one node's log
@@ -310,8 +311,11 @@ Napi::Value StorageScanner::Progress(const Napi::CallbackInfo& info) {
 Napi::Value StorageScanner::Finish(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (busy_) throw Napi::Error::New(env, "finish: a scan is still running");
-  std::vector<uint8_t> winners;
+  auto* winners_owned = new std::vector<uint8_t>();
+  std::vector<uint8_t>& winners = *winners_owned;
   winners.reserve(candidates_.size() * kWinnerBytes);
+  std::unordered_map<std::string, uint32_t> set_ids;
+  std::vector<std::string> set_names;
   uint64_t expired = 0, tombstones = 0, truncated = 0, shadows = 0;
   for (const Candidate& candidate : candidates_) {
     const uint8_t* set = variable_.data() + candidate.variable_offset;
@@ -356,12 +360,35 @@ Napi::Value StorageScanner::Finish(const Napi::CallbackInfo& info) {
     Store<uint32_t>(out + 64, with_payload_ ? candidate.payload_length : 0);
     Store<uint32_t>(out + 68, candidate.copies);
     Store<double>(out + 72, static_cast<double>(origin));
+    std::string set_name(reinterpret_cast<const char*>(set), candidate.set_length);
+    auto found = set_ids.find(set_name);
+    uint32_t set_index;
+    if (found == set_ids.end()) {
+      set_index = static_cast<uint32_t>(set_names.size());
+      set_ids.emplace(set_name, set_index);
+      set_names.push_back(std::move(set_name));
+    } else {
+      set_index = found->second;
+    }
+    Store<uint32_t>(out + 80, set_index);
+    uint32_t size_units = candidate.padded_length >> 4;
+    Store<uint32_t>(out + 84, (candidate.offset >> 4) | ((size_units & 0x1FFF) << 19));
+    Store<uint32_t>(out + 88, (size_units >> 13) | (candidate.block << 6) | (candidate.device << 26));
+    Store<uint32_t>(out + 92, 0);
   }
   if (variable_.size() > 0xFFFFFFFFull) throw Napi::RangeError::New(env, "finish: more than 4 GiB of in-memory data");
   Napi::Object result = Napi::Object::New(env);
   result.Set("count", static_cast<double>(winners.size() / kWinnerBytes));
-  result.Set("winners", Napi::Buffer<uint8_t>::Copy(env, winners.data(), winners.size()));
-  result.Set("variable", Napi::Buffer<uint8_t>::Copy(env, variable_.data(), variable_.size()));
+  // Handed over without a copy: the buffers own the vectors.
+  auto* variable_owned = new std::vector<uint8_t>(std::move(variable_));
+  variable_ = std::vector<uint8_t>();
+  if (winners.empty()) winners.resize(8);
+  if (variable_owned->empty()) variable_owned->resize(8);
+  result.Set("winners", Napi::Buffer<uint8_t>::New(env, winners.data(), winners.size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* owned) { delete owned; }, winners_owned));
+  result.Set("variable", Napi::Buffer<uint8_t>::New(env, variable_owned->data(), variable_owned->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* owned) { delete owned; }, variable_owned));
+  Napi::Array names = Napi::Array::New(env, set_names.size());
+  for (size_t i = 0; i < set_names.size(); i++) names.Set(static_cast<uint32_t>(i), Napi::String::New(env, set_names[i]));
+  result.Set("setNames", names);
   result.Set("recordsSeen", static_cast<double>(records_seen_));
   result.Set("corrupt", static_cast<double>(corrupt_));
   result.Set("expired", static_cast<double>(expired));
@@ -372,8 +399,6 @@ Napi::Value StorageScanner::Finish(const Napi::CallbackInfo& info) {
   result.Set("bytesScanned", static_cast<double>(bytes_scanned_.load()));
   candidates_.clear();
   candidates_.shrink_to_fit();
-  variable_.clear();
-  variable_.shrink_to_fit();
   table_.assign(1 << 16, 0);
   return result;
 }

@@ -121,6 +121,8 @@ export class DeviceNamespace implements Namespace {
   private sweeping = false;
   private closed = false;
   private readonly storeIndex: StoreIndex;
+  /** Cold start: the scan's set indexes mapped to set ids. */
+  private readonly restoreSetIds: number[] = [];
 
   private constructor(
     config: NamespaceConfig,
@@ -241,14 +243,15 @@ export class DeviceNamespace implements Namespace {
   /** Cold start: one recovered record into the index. */
   private restore(record: ColdStartRecord): void {
     const exchange = this.exchange;
-    exchange.setDigest(record.digest);
-    const dataLength = record.payload?.length ?? 0;
-    this.setEntry(record.generation, record.voidTime, this.sets.idFor(record.setName), record.payloadHasKey ? FLAG_HAS_KEY : 0, record.lastUpdateMs, dataLength);
+    record.copyDigest(exchange.u8, EX_DIGEST);
+    let setId = this.restoreSetIds[record.setIndex];
+    if (setId === undefined) setId = this.restoreSetIds[record.setIndex] = this.sets.idFor(record.setName);
+    const dataLength = this.dataInMemory ? record.copyPayload(exchange.buffer, EX_DATA) : 0;
+    this.setEntry(record.generation, record.voidTime, setId, record.payloadHasKey ? FLAG_HAS_KEY : 0, record.lastUpdateMs, dataLength);
     exchange.setEntryU32(ENTRY_LOCATION_LOW, record.locationLow);
     exchange.setEntryU32(ENTRY_LOCATION_HIGH, record.locationHigh);
-    if (this.dataInMemory && record.payload !== undefined) exchange.u8.set(record.payload, EX_DATA);
     this.index.upsert(this.dataInMemory ? UPSERT_STORE_DATA : 0);
-    if (exchange.previousU32(ENTRY_EXISTED) !== 1) this.objects++;
+    this.objects++;  // the scan hands over each digest once
   }
 
   private readMeta(): DeviceMeta | undefined {

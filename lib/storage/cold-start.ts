@@ -4,44 +4,91 @@
  * keeps the newest copy of each digest. Here the winners are handed, one at a time, to the
  * store and the namespace's index.
  *
- * Winner layout (80 bytes each, native/storage_scan.cc):
+ * Winner layout (96 bytes each, native/storage_scan.cc):
  *   0 digest(20) | 20 u32 generation | 24 u32 void time | 28 u32 flags (1 tombstone, 2 has key,
  *   4 expired shadow, 8 payload holds the key) | 32 f64 last-update ms | 40 u32 device | 44 u32 block | 48 u32 offset |
  *   52 u32 padded size | 56 u32 offset in `variable` | 60 u8 set length | 61 u8 key type |
  *   62 u16 key length | 64 u32 payload length (withPayload) | 68 u32 copies seen |
- *   72 f64 origin sequence (tombstones: the block sequence of the deletion)
+ *   72 f64 origin sequence (tombstones: the block sequence of the deletion) | 80 u32 set index
+ *   (into setNames) | 84 u32 location low | 88 u32 location high | 92 reserved
  * `variable` holds set name, key and (withPayload) payload of each winner back to back.
  */
 import { ErrorCode, ShoalError } from '../errors';
 import { COLD_START_CHUNK_BYTES, DATA_START_BYTES } from './constants';
-import { locationHigh, locationLow, type TruncateMarker } from './format';
-import { type NativeBlockDevice, storageNative } from './native-device';
+import type { TruncateMarker } from './format';
+import { type NativeBlockDevice, type ScanFinish, storageNative } from './native-device';
 
-const WINNER_BYTES = 80;
+const WINNER_BYTES = 96;
 const WINNER_TOMBSTONE = 1;
 const WINNER_HAS_KEY = 2;
 const WINNER_EXPIRED_SHADOW = 4;
 const WINNER_PAYLOAD_KEY = 8;
 
-/** One recovered record, valid only during the onRecord call (its buffers are views). */
-export interface ColdStartRecord {
-  digest: Buffer;
-  generation: number;
-  voidTime: number;
-  lastUpdateMs: number;
-  setName: string;
-  hasKey: boolean;
+/**
+ * One recovered record, valid only during the onRecord call (one object is reused for all;
+ * digest, key and payload are views, made only when asked for).
+ */
+export class ColdStartRecord {
+  generation = 0;
+  voidTime = 0;
+  lastUpdateMs = 0;
+  /** Index into the scan's set names (stable within one cold start), for a cheap set-id cache. */
+  setIndex = 0;
+  hasKey = false;
   /** The payload holds the user key (the index's FLAG_HAS_KEY). */
-  payloadHasKey: boolean;
-  keyType: number;
-  key: Buffer | undefined;
-  /** The payload (withPayload only). */
-  payload: Buffer | undefined;
-  locationLow: number;
-  locationHigh: number;
-  tombstone: boolean;
-  expiredShadow: boolean;
-  originSequence: number;
+  payloadHasKey = false;
+  keyType = 0;
+  locationLow = 0;
+  locationHigh = 0;
+  tombstone = false;
+  expiredShadow = false;
+  originSequence = 0;
+  /** Where this record's fields are: winners[at, at + 96) and variable[variableAt, ...). */
+  at = 0;
+  variableAt = 0;
+  setLength = 0;
+  keyLength = 0;
+  payloadLength = 0;
+
+  constructor(
+    readonly winners: Buffer,
+    readonly variable: Buffer,
+    readonly setNames: string[],
+    private readonly withPayload: boolean,
+  ) {}
+
+  get digest(): Buffer {
+    return this.winners.subarray(this.at, this.at + 20);
+  }
+
+  /** Copies the digest into target[offset, offset + 20) without allocating. */
+  copyDigest(target: Uint8Array, offset: number): void {
+    const winners = this.winners;
+    const at = this.at;
+    for (let index = 0; index < 20; index++) target[offset + index] = winners[at + index]!;
+  }
+
+  get setName(): string {
+    return this.setNames[this.setIndex]!;
+  }
+
+  get key(): Buffer | undefined {
+    const start = this.variableAt + this.setLength;
+    return this.keyLength > 0 ? this.variable.subarray(start, start + this.keyLength) : undefined;
+  }
+
+  /** The payload (withPayload only, live records only). */
+  get payload(): Buffer | undefined {
+    if (!this.withPayload || this.tombstone || this.expiredShadow) return undefined;
+    const start = this.variableAt + this.setLength + this.keyLength;
+    return this.variable.subarray(start, start + this.payloadLength);
+  }
+
+  /** Copies the payload into target at offset (withPayload only); returns its length. */
+  copyPayload(target: Buffer, offset: number): number {
+    const start = this.variableAt + this.setLength + this.keyLength;
+    return this.variable.copy(target, offset, start, start + this.payloadLength);
+  }
 }
 
 export interface ColdStartReport {
@@ -57,7 +104,12 @@ export interface ColdStartReport {
   shadows: number;
   validBlocks: number;
   bytesScanned: number;
+  /** All of it, from the first read to the last record handed over. */
   ms: number;
+  /** Reading and checking the devices (native, worker threads). */
+  scanMs: number;
+  /** Handing the winners to the index (JS thread). */
+  indexMs: number;
   megabytesPerSecond: number;
 }
 
@@ -86,17 +138,22 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
     truncates: options.truncates.map((marker) => ({ set: marker.set ?? null, beforeMs: marker.beforeMs })),
   });
   const total = options.devices.reduce((sum, device) => sum + device.blockCount * options.writeBlockBytes, 0);
+  let scanMs = 0;
   for (const [index, device] of options.devices.entries()) {
     await new Promise<void>((resolve, reject) => {
-      scanner.scanDevice(device.native, device.sequences, index, DATA_START_BYTES, options.writeBlockBytes, device.blockCount, (error) => {
+      scanner.scanDevice(device.native, device.sequences, index, DATA_START_BYTES, options.writeBlockBytes, device.blockCount, (error, result) => {
         if (error) reject(new ShoalError(ErrorCode.IO_ERROR, error.message, { cause: error }));
-        else resolve();
+        else {
+          scanMs += result!.ms;
+          resolve();
+        }
       });
     });
     options.onProgress?.(scanner.progress(), total);
   }
   const finished = scanner.finish();
-  const records = deliver(finished.winners, finished.variable, finished.count, options.withPayload, options.onRecord);
+  const delivering = performance.now();
+  const records = deliver(finished, options.withPayload, options.onRecord);
   const ms = performance.now() - started;
   return {
     records,
@@ -109,59 +166,39 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
     validBlocks: finished.validBlocks,
     bytesScanned: finished.bytesScanned,
     ms,
+    scanMs,
+    indexMs: performance.now() - delivering,
     megabytesPerSecond: ms > 0 ? finished.bytesScanned / 1e6 / (ms / 1000) : 0,
   };
 }
 
-function deliver(winners: Buffer, variable: Buffer, count: number, withPayload: boolean, onRecord: (record: ColdStartRecord) => void): number {
-  const record: ColdStartRecord = {
-    digest: winners.subarray(0, 0),
-    generation: 0,
-    voidTime: 0,
-    lastUpdateMs: 0,
-    setName: '',
-    hasKey: false,
-    payloadHasKey: false,
-    keyType: 0,
-    key: undefined,
-    payload: undefined,
-    locationLow: 0,
-    locationHigh: 0,
-    tombstone: false,
-    expiredShadow: false,
-    originSequence: 0,
-  };
+function deliver(finished: ScanFinish, withPayload: boolean, onRecord: (record: ColdStartRecord) => void): number {
+  const { winners, variable, count } = finished;
+  const record = new ColdStartRecord(winners, variable, finished.setNames, withPayload);
+  const u32 = new Uint32Array(winners.buffer, winners.byteOffset, winners.length >>> 2);
+  const f64 = new Float64Array(winners.buffer, winners.byteOffset, winners.length >>> 3);
   let live = 0;
-  let lastSetBytes: string | undefined;
   for (let index = 0; index < count; index++) {
-    const at = index * WINNER_BYTES;
-    const flags = winners.readUInt32LE(at + 28);
-    const variableAt = winners.readUInt32LE(at + 56);
-    const setLength = winners[at + 60]!;
-    const keyLength = winners.readUInt16LE(at + 62);
-    const payloadLength = winners.readUInt32LE(at + 64);
-    const size = winners.readUInt32LE(at + 52);
-    record.digest = winners.subarray(at, at + 20);
-    record.generation = winners.readUInt32LE(at + 20);
-    record.voidTime = winners.readUInt32LE(at + 24);
-    record.lastUpdateMs = winners.readDoubleLE(at + 32);
-    // Set names repeat: decode only when the bytes differ from the previous record's.
-    const setBytes = variable.toString('latin1', variableAt, variableAt + setLength);
-    if (setBytes !== lastSetBytes) {
-      lastSetBytes = setBytes;
-      record.setName = variable.toString('utf8', variableAt, variableAt + setLength);
-    }
+    const word = index * (WINNER_BYTES >>> 2);
+    const flags = u32[word + 7]!;
+    const lengths = u32[word + 15]!;  // set length u8, key type u8, key length u16
+    record.at = index * WINNER_BYTES;
+    record.generation = u32[word + 5]!;
+    record.voidTime = u32[word + 6]!;
+    record.lastUpdateMs = f64[(word >>> 1) + 4]!;
+    record.variableAt = u32[word + 14]!;
+    record.setLength = lengths & 0xff;
+    record.keyType = (lengths >>> 8) & 0xff;
+    record.keyLength = lengths >>> 16;
+    record.payloadLength = u32[word + 16]!;
+    record.originSequence = f64[(word >>> 1) + 9]!;
+    record.setIndex = u32[word + 20]!;
+    record.locationLow = u32[word + 21]!;
+    record.locationHigh = u32[word + 22]!;
     record.hasKey = (flags & WINNER_HAS_KEY) !== 0;
     record.payloadHasKey = (flags & WINNER_PAYLOAD_KEY) !== 0;
-    record.keyType = winners[at + 61]!;
-    record.key = keyLength > 0 ? variable.subarray(variableAt + setLength, variableAt + setLength + keyLength) : undefined;
-    const payloadAt = variableAt + setLength + keyLength;
-    record.payload = withPayload && (flags & (WINNER_TOMBSTONE | WINNER_EXPIRED_SHADOW)) === 0 ? variable.subarray(payloadAt, payloadAt + payloadLength) : undefined;
-    record.locationLow = locationLow(winners.readUInt32LE(at + 48), size);
-    record.locationHigh = locationHigh(winners.readUInt32LE(at + 40), winners.readUInt32LE(at + 44), size);
     record.tombstone = (flags & WINNER_TOMBSTONE) !== 0;
     record.expiredShadow = (flags & WINNER_EXPIRED_SHADOW) !== 0;
-    record.originSequence = winners.readDoubleLE(at + 72);
     if (!record.tombstone && !record.expiredShadow) live++;
     onRecord(record);
   }

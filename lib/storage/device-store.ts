@@ -407,7 +407,10 @@ export class DeviceStore {
       truncates: this.truncates,
       withPayload: this.withPayload,
       onRecord: (record) => {
-        this.account(record.locationLow, record.locationHigh);
+        const device = this.devices[record.locationHigh >>> 26]!;
+        const size = locationSize(record.locationLow, record.locationHigh);
+        device.live[(record.locationHigh >>> 6) & 0xfffff]! += size;
+        this.liveTotal += size;
         if (record.tombstone || record.expiredShadow) {
           this.tombstones.set(record.digest.toString('latin1'), { low: record.locationLow, high: record.locationHigh, origin: record.originSequence });
         } else {
@@ -1272,5 +1275,5 @@ function payloadAt(block: Buffer, offset: number, digest: Buffer | undefined, na
 }
 
 function emptyReport(): ColdStartReport {
-  return { records: 0, recordsSeen: 0, corrupt: 0, expired: 0, tombstones: 0, truncated: 0, shadows: 0, validBlocks: 0, bytesScanned: 0, ms: 0, megabytesPerSecond: 0 };
+  return { records: 0, recordsSeen: 0, corrupt: 0, expired: 0, tombstones: 0, truncated: 0, shadows: 0, validBlocks: 0, bytesScanned: 0, ms: 0, scanMs: 0, indexMs: 0, megabytesPerSecond: 0 };
 }

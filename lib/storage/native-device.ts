@@ -80,6 +80,7 @@ export interface ScanFinish {
   count: number;
   winners: Buffer;
   variable: Buffer;
+  setNames: string[];
   recordsSeen: number;
   corrupt: number;
   expired: number;
