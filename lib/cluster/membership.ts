@@ -87,6 +87,8 @@ export class Membership {
   private lastCliqueKey = '';
   private stableTicks = 0;
   private reclusterRequested = false;
+  /** When the pending recluster was requested: the round waits for fresh heartbeats. */
+  private reclusterRequestedMs = 0;
   /** When this node's view first differed from its clique (orphan detection). */
   private divergedSinceMs: number | undefined;
   private discoveringSinceMs: number | undefined;
@@ -104,7 +106,7 @@ export class Membership {
 
   /** Asks for a new round even if membership did not change (recluster, quiesce). */
   requestRecluster(): void {
-    this.reclusterRequested = true;
+    this.markRecluster();
     const principal = this.principal;
     // The request carries this node's quiesce flag: the principal must not propose from a
     // heartbeat sent before quiesce() or quiesceUndo().
@@ -183,7 +185,7 @@ export class Membership {
       case 'recluster': {
         const peer = this.options.heartbeat.peer(from);
         if (peer !== undefined && typeof message.quiesced === 'boolean') peer.quiesced = message.quiesced;
-        this.reclusterRequested = true;
+        this.markRecluster();
         return;
       }
     }
@@ -198,8 +200,17 @@ export class Membership {
     }
   }
 
+  /**
+   * Operators quiesce several nodes, then recluster once: the round waits two heartbeat
+   * intervals so every quiesce flag set before the request has reached the principal.
+   */
+  private markRecluster(): void {
+    if (!this.reclusterRequested) this.reclusterRequestedMs = this.options.runtime.clock.nowMs();
+    this.reclusterRequested = true;
+  }
+
   private needsRound(clique: string[]): boolean {
-    if (this.reclusterRequested) return true;
+    if (this.reclusterRequested && this.options.runtime.clock.nowMs() - this.reclusterRequestedMs >= 2 * this.options.intervalMs) return true;
     if (!sameMembers(clique, this.view.succession)) return true;
     if (this.pendingCommit !== undefined) return false;
     // A member that keeps advertising another key missed a commit or restarted: re-form.
