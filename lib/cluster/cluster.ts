@@ -373,9 +373,13 @@ export class ClusterNode extends EventEmitter {
     return this.dataPlane?.migrationsRemaining() ?? 0;
   }
 
-  /** Master node of a partition under the current map. */
+  /**
+   * The node serving a partition now: its acting master while it migrates (the node holding
+   * the complete data), else the map's master. Reads served locally (getSync) must check this,
+   * not the map: a new master still being filled does not have all the data yet.
+   */
   masterOf(partitionId: number): string {
-    return this.map.owners[partitionId][0];
+    return this.dataPlane?.actingMaster(partitionId) ?? this.map.owners[partitionId][0];
   }
 
   protected computeMap(view: ClusterView): PartitionMap {
