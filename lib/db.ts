@@ -19,7 +19,7 @@ import {
   checkWriteOptions,
 } from './namespace/semantics';
 import { DbConfig, OpenOptions, resolveOptions } from './options';
-import { ClusterNode, startCluster, type Logger } from './cluster/index';
+import { Cluster, ClusterNode, startCluster, type Logger } from './cluster/index';
 import { DbLocalStore, RecordCall, digestOfKey, recordRequest } from './db-cluster';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
@@ -94,18 +94,21 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
 
 export class Db {
   private closing: Promise<void> | undefined;
+  /** Cluster control (SPEC section 6); undefined unless cluster mode is on. */
+  readonly cluster: Cluster | undefined;
 
   /** Use open(). */
   constructor(
     private readonly config: DbConfig,
     private readonly namespaces: Map<string, Namespace>,
-    /** Cluster control (SPEC section 6); undefined unless cluster mode is on. */
-    readonly cluster: ClusterNode | undefined = undefined,
-  ) {}
+    private readonly clusterNode: ClusterNode | undefined = undefined,
+  ) {
+    this.cluster = clusterNode === undefined ? undefined : new Cluster(clusterNode);
+  }
 
   /** In cluster mode, runs a single-record call on its partition's master (here or one hop away). */
   private routed<T>(call: RecordCall): Promise<T> {
-    return this.cluster!.execute(recordRequest(call)) as Promise<T>;
+    return this.clusterNode!.execute(recordRequest(call)) as Promise<T>;
   }
 
   /**
@@ -147,10 +150,10 @@ export class Db {
     }
     if (this.cluster !== undefined) {
       const partition = partitionIdOf(digestOfKey(key));
-      if (this.cluster.masterOf(partition) !== this.cluster.options.nodeId) {
+      if (this.clusterNode!.masterOf(partition) !== this.clusterNode!.options.nodeId) {
         throw new ShoalError(
           ErrorCode.PARTITION_UNAVAILABLE,
-          `getSync serves only partitions this node masters; partition ${partition} is mastered by ${this.cluster.masterOf(partition)}, so use get()`,
+          `getSync serves only partitions this node masters; partition ${partition} is mastered by ${this.clusterNode!.masterOf(partition)}, so use get()`,
         );
       }
     }
@@ -240,7 +243,7 @@ export class Db {
     const all = partitions ?? Array.from({ length: PARTITION_COUNT }, (_, id) => id);
     for (let start = 0; start < all.length; start += CLUSTER_SCAN_PARTITIONS_PER_REQUEST) {
       const group = all.slice(start, start + CLUSTER_SCAN_PARTITIONS_PER_REQUEST);
-      const records = (await this.cluster!.execute({ kind: 'scan', ns, partitions: group, operation: { set } })) as ShoalRecord[];
+      const records = (await this.clusterNode!.execute({ kind: 'scan', ns, partitions: group, operation: { set } })) as ShoalRecord[];
       for (const record of records) yield record;
     }
   }
@@ -267,14 +270,14 @@ export class Db {
     const namespaces: Record<string, NamespaceStats> = {};
     for (const [name, ns] of this.namespaces) namespaces[name] = ns.stats();
     if (this.cluster === undefined) return { namespaces, clusterSize: 1, clusterKey: '', migratePartitionsRemaining: 0 };
-    const state = this.cluster.state();
+    const state = this.clusterNode!.state();
     const cluster = { clusterSize: state.succession.length, clusterKey: state.clusterKey, migratePartitionsRemaining: state.migrationsRemaining };
     for (const [name, ns] of this.namespaces) {
       const counts = ns.partitionCounts?.();
       let master = 0;
       let replica = 0;
       for (let p = 0; counts !== undefined && p < PARTITION_COUNT; p++) {
-        if (this.cluster.masterOf(p) === state.nodeId) master += counts[p]!;
+        if (this.clusterNode!.masterOf(p) === state.nodeId) master += counts[p]!;
         else replica += counts[p]!;
       }
       Object.assign(namespaces[name]!, { masterObjects: master, replicaObjects: replica, ...cluster });
@@ -291,7 +294,7 @@ export class Db {
     this.closing ??= (async () => {
       unregisterForShutdown(this);
       const errors: unknown[] = [];
-      if (this.cluster !== undefined) await this.cluster.stop().catch((error: unknown) => errors.push(error));
+      if (this.clusterNode !== undefined) await this.clusterNode.stop().catch((error: unknown) => errors.push(error));
       for (const ns of this.namespaces.values()) {
         await ns.close(opts?.dropIndex === true).catch((error: unknown) => errors.push(error));
       }

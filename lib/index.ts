@@ -11,6 +11,6 @@ export type { NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, ShoalRecord
 export type { Key, KeyValue } from './model/key';
 export type { Bins, BinValue } from './model/bins';
 export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
-export type { ClusterNode, ClusterState } from './cluster/index';
+export type { Cluster, ClusterState } from './cluster/index';
 export { PARTITION_COUNT } from './constants';
 export { digestOf, partitionOf } from './model/digest';
