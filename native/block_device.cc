@@ -55,6 +55,7 @@ void BlockDevice::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&BlockDevice::Read>("read"),
       InstanceMethod<&BlockDevice::Write>("write"),
       InstanceMethod<&BlockDevice::Sync>("sync"),
+      InstanceMethod<&BlockDevice::SubmitReads>("submitReads"),
       InstanceMethod<&BlockDevice::ReadSync>("readSync"),
       InstanceMethod<&BlockDevice::WriteSync>("writeSync"),
       InstanceMethod<&BlockDevice::Pending>("pending"),
@@ -96,6 +97,12 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
     backend_ = std::move(wrapper);
   } else {
     backend_ = std::move(posix);
+  }
+  if (options.Get("submissions").IsBuffer()) {
+    Napi::Buffer<uint8_t> submissions = BufferOption(options, "submissions", 32);
+    submissions_ref_ = Napi::Persistent(submissions);
+    submissions_ = reinterpret_cast<double*>(submissions.Data());
+    submission_capacity_ = submissions.Length() / 32;
   }
   completions_ref_ = Napi::Persistent(completions);
   results_ref_ = Napi::Persistent(results);
@@ -217,6 +224,53 @@ Napi::Value BlockDevice::Read(const Napi::CallbackInfo& info) {
     throw CodedError(env, "IO_ERROR", "out of memory for an aligned read buffer", ENOMEM);
   }
   Submit(env, request);
+  return env.Undefined();
+}
+
+// submitReads(count): queues `count` reads described in the submissions buffer, 4 f64 each:
+// id, device offset, length, verifyRecord (0/1). One call and one lock for the whole batch.
+Napi::Value BlockDevice::SubmitReads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  if (submissions_ == nullptr) throw Napi::Error::New(env, "submitReads: the device was opened without a submissions buffer");
+  size_t count = static_cast<size_t>(Integer(info, 0, 0, static_cast<double>(submission_capacity_), "count"));
+  batch_.clear();
+  for (size_t i = 0; i < count; i++) {
+    const double* entry = submissions_ + i * 4;
+    uint64_t offset = static_cast<uint64_t>(entry[1]);
+    uint64_t length = static_cast<uint64_t>(entry[2]);
+    if (!(entry[1] >= 0) || !(entry[2] >= 1) || length > results_capacity_ || offset + length > size_bytes_) {
+      for (IoRequest* queued : batch_) {
+        buffers_.Release(queued->buffer, queued->capacity);
+        delete queued;
+      }
+      batch_.clear();
+      throw Napi::RangeError::New(env, "submitReads: a read is outside the device");
+    }
+    auto* request = new IoRequest();
+    request->id = static_cast<uint32_t>(entry[0]);
+    request->kind = IoKind::kRead;
+    request->verify_record = entry[3] != 0;
+    request->offset = offset & ~uint64_t{storage::kIoAlignBytes - 1};
+    request->length = storage::AlignUp64(offset + length, storage::kIoAlignBytes) - request->offset;
+    request->record_start = static_cast<uint32_t>(offset - request->offset);
+    request->record_length = static_cast<uint32_t>(length);
+    request->buffer = buffers_.Acquire(request->length, &request->capacity);
+    if (request->buffer == nullptr) {
+      delete request;
+      throw CodedError(env, "IO_ERROR", "out of memory for an aligned read buffer", ENOMEM);
+    }
+    batch_.push_back(request);
+  }
+  if (batch_.empty()) return env.Undefined();
+  if (pending_ == 0 && !referenced_) {
+    referenced_ = true;
+    Ref();
+    notify_.Ref(env);
+  }
+  pending_ += batch_.size();
+  pool_->SubmitMany(batch_.data(), batch_.size());
+  batch_.clear();
   return env.Undefined();
 }
 

@@ -36,6 +36,7 @@ class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value Sync(const Napi::CallbackInfo& info);
+  Napi::Value SubmitReads(const Napi::CallbackInfo& info);
   Napi::Value ReadSync(const Napi::CallbackInfo& info);
   Napi::Value WriteSync(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
@@ -62,6 +63,10 @@ class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
   Napi::Reference<Napi::Buffer<uint8_t>> results_ref_;
   int32_t* completions_ = nullptr;
   size_t completion_capacity_ = 0;
+  double* submissions_ = nullptr;
+  size_t submission_capacity_ = 0;
+  Napi::Reference<Napi::Buffer<uint8_t>> submissions_ref_;
+  std::vector<IoRequest*> batch_;
   uint8_t* results_ = nullptr;
   size_t results_capacity_ = 0;
   uint64_t pending_ = 0;  // submitted and not yet delivered to JS (JS thread only)

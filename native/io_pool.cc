@@ -79,6 +79,18 @@ void IoPool::Submit(IoRequest* request) {
   wake_.notify_one();
 }
 
+void IoPool::SubmitMany(IoRequest* const* requests, size_t count) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < count; i++) queue_.push_back(requests[i]);
+  }
+  if (count >= threads_.size()) {
+    wake_.notify_all();
+  } else {
+    for (size_t i = 0; i < count; i++) wake_.notify_one();
+  }
+}
+
 size_t IoPool::Drain(std::vector<IoRequest*>* out) {
   std::lock_guard<std::mutex> lock(done_mutex_);
   notify_pending_ = false;

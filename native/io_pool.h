@@ -50,6 +50,8 @@ class IoPool {
   IoPool(IoBackend* backend, int threads, std::function<void()> notify);
   ~IoPool();
   void Submit(IoRequest* request);
+  // Queues many under one lock (one wake-up per request at most, none for busy threads).
+  void SubmitMany(IoRequest* const* requests, size_t count);
   // Moves finished requests into `out`; returns how many.
   size_t Drain(std::vector<IoRequest*>* out);
   // Finishes queued work and joins the threads. Idempotent.

@@ -23,6 +23,7 @@ export type DirectIoMode = 'auto' | 'required' | 'off';
 export interface NativeBlockDevice {
   info(): { path: string; directIo: boolean; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
   read(id: number, offset: number, length: number, verifyRecord: boolean): void;
+  submitReads(count: number): void;
   write(id: number, offset: number, source: Buffer, sourceStart: number, sourceEnd: number, syncAfter: boolean): void;
   sync(id: number): void;
   readSync(offset: number, length: number): Buffer;
@@ -97,6 +98,9 @@ export function storageNative(): StorageNative {
 }
 
 const EBADMSG = 74;
+/** Reads batched per native call, and the batch size that is submitted without waiting for the tick to end. */
+const SUBMISSION_CAPACITY = 1024;
+const SUBMIT_EAGER_COUNT = 64;
 const READ_RAW = 0;
 const READ_PAYLOAD = 1;
 
@@ -140,6 +144,17 @@ export class NativeDevice {
   private readonly digests: (Buffer | undefined)[] = [];
   private readonly freeIds: number[] = [];
   private nextId = 1;
+  /** Reads queued in this tick, submitted together (SUBMISSION_CAPACITY at most per call). */
+  private readonly submissions: Float64Array;
+  private submissionCount = 0;
+  private submitScheduled = false;
+  private readonly submitNow = (): void => {
+    this.submitScheduled = false;
+    if (this.submissionCount === 0) return;
+    const count = this.submissionCount;
+    this.submissionCount = 0;
+    this.native.submitReads(count);
+  };
 
   /** @throws ShoalError LOCKED when the device is already open, IO_ERROR when it cannot be opened. */
   constructor(options: NativeDeviceOptions) {
@@ -148,6 +163,8 @@ export class NativeDevice {
     this.completions = new Int32Array(completionBuffer.buffer, completionBuffer.byteOffset, COMPLETION_CAPACITY * 4);
     this.results = Buffer.alloc(Math.max(MIN_RESULTS_BYTES, options.resultsBytes ?? 0));
     const directIo = options.directIo === 'off' ? 0 : options.directIo === 'required' ? 2 : 1;
+    const submissionBuffer = Buffer.alloc(SUBMISSION_CAPACITY * 32);
+    this.submissions = new Float64Array(submissionBuffer.buffer, submissionBuffer.byteOffset, SUBMISSION_CAPACITY * 4);
     try {
       this.native = new (storageNative().BlockDevice)({
         path: options.path,
@@ -157,6 +174,7 @@ export class NativeDevice {
         threads: options.threads ?? DEFAULT_IO_THREADS,
         faults: options.faults === true,
         completions: completionBuffer,
+        submissions: submissionBuffer,
         results: this.results,
         onComplete: (count: number) => this.onComplete(count),
       });
@@ -188,7 +206,7 @@ export class NativeDevice {
   readRecordPayload(offset: number, length: number, digest: Buffer | undefined): Promise<Buffer> {
     return new Promise<Buffer | undefined>((resolve, reject) => {
       const id = this.take(resolve, reject, READ_PAYLOAD, digest);
-      this.native.read(id, offset, length, true);
+      this.queueRead(id, offset, length);
     }) as Promise<Buffer>;
   }
 
@@ -222,7 +240,27 @@ export class NativeDevice {
 
   /** Finishes queued I/O (its promises settle) and closes. Idempotent. */
   close(): void {
+    if (this.submissionCount > 0 && this.native.info().open) this.submitNow();
     this.native.close();
+  }
+
+  /**
+   * Queues a verified record read; reads queued in one tick go to the native pool in one call
+   * (one lock, few wake-ups), at the latest when the event loop reaches its check phase.
+   */
+  private queueRead(id: number, offset: number, length: number): void {
+    if (this.submissionCount === SUBMISSION_CAPACITY) this.submitNow();
+    const at = this.submissionCount++ * 4;
+    const submissions = this.submissions;
+    submissions[at] = id;
+    submissions[at + 1] = offset;
+    submissions[at + 2] = length;
+    submissions[at + 3] = 1;
+    if (this.submissionCount >= SUBMIT_EAGER_COUNT) this.submitNow();
+    else if (!this.submitScheduled) {
+      this.submitScheduled = true;
+      setImmediate(this.submitNow);
+    }
   }
 
   private take(resolve: Resolve, reject: Reject, kind: number, digest: Buffer | undefined): number {
