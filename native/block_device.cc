@@ -89,7 +89,8 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
   Napi::Buffer<uint8_t> results = BufferOption(options, "results", storage::kIoAlignBytes);
 
   // Fault injection holds writes in ordinary memory, so its inner device is opened buffered.
-  OpenDevice(env, path, static_cast<uint64_t>(size), create, faults ? kDirectOff : direct_mode);
+  // refuseDirectIo (tests): behave as a file system that refuses O_DIRECT with EINVAL.
+  OpenDevice(env, path, static_cast<uint64_t>(size), create, faults ? kDirectOff : direct_mode, options.Get("refuseDirectIo").ToBoolean());
   auto posix = std::make_unique<PosixBackend>(fd_);
   if (faults) {
     auto wrapper = std::make_unique<FaultBackend>(std::move(posix));
@@ -129,7 +130,7 @@ BlockDevice::~BlockDevice() {
   if (fd_ >= 0) close(fd_);
 }
 
-void BlockDevice::OpenDevice(Napi::Env env, const std::string& path, uint64_t size_bytes, bool create, int direct_mode) {
+void BlockDevice::OpenDevice(Napi::Env env, const std::string& path, uint64_t size_bytes, bool create, int direct_mode, bool refuse_direct) {
   path_ = path;
   struct stat status;
   bool exists = stat(path.c_str(), &status) == 0;
@@ -138,7 +139,11 @@ void BlockDevice::OpenDevice(Napi::Env env, const std::string& path, uint64_t si
   int flags = O_RDWR | O_CLOEXEC | (exists ? 0 : O_CREAT) | (block_device_ ? O_EXCL : 0);
   int fd = -1;
   if (direct_mode != kDirectOff) {
-    fd = open(path.c_str(), flags | O_DIRECT, 0644);
+    if (refuse_direct) {
+      errno = EINVAL;
+    } else {
+      fd = open(path.c_str(), flags | O_DIRECT, 0644);
+    }
     if (fd < 0 && errno == EBUSY && block_device_) throw CodedError(env, "LOCKED", "device " + path + " is in use by another process");
     if (fd < 0 && !(errno == EINVAL && direct_mode == kDirectAuto)) {
       if (errno == EINVAL) throw CodedError(env, "IO_ERROR", "the file system refuses O_DIRECT for " + path + " (directIo: 'required'); use 'auto' or 'off'", EINVAL);

@@ -43,7 +43,7 @@ class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
   Napi::Value Fault(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
-  void OpenDevice(Napi::Env env, const std::string& path, uint64_t size_bytes, bool create, int direct_mode);
+  void OpenDevice(Napi::Env env, const std::string& path, uint64_t size_bytes, bool create, int direct_mode, bool refuse_direct);
   void Submit(Napi::Env env, IoRequest* request);
   void DrainToJs(Napi::Env env);
   void CheckOpen(Napi::Env env) const;

@@ -210,6 +210,19 @@ describe('storage engine', () => {
     await expect(openStore(dir)).rejects.toMatchObject({ code: 'LOCKED' });
   });
 
+  it("directIo 'auto' falls back to buffered I/O where the file system refuses O_DIRECT; 'required' fails clearly", async () => {
+    const dir = tempDir();
+    const store = await openStore(dir, { directIo: 'auto', refuseDirectIo: true });
+    expect(store.store.stats().directIo).toBe('off');
+    await store.put('a', value('a', 1), { durable: true });
+    await store.close();
+    open.splice(open.indexOf(store), 1);
+    await expect(openStore(dir, { directIo: 'required', refuseDirectIo: true })).rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringContaining('O_DIRECT') });
+    const reopened = await openStore(dir, { directIo: 'required' });
+    expect(reopened.store.stats().directIo).toBe('on');
+    expect((await reopened.get('a'))!.payload).toEqual(value('a', 1));
+  });
+
   it('reports the direct I/O mode and capacity', async () => {
     const dir = tempDir();
     const store = await openStore(dir, { directIo: 'off' });

@@ -108,6 +108,8 @@ export interface DeviceStoreOptions {
   withPayload?: boolean;
   /** Open every device through the fault-injecting backend (tests). */
   faults?: boolean;
+  /** Tests: every device behaves as on a file system that refuses O_DIRECT. */
+  refuseDirectIo?: boolean;
   /**
    * Where close() leaves the block tables and tombstones for a warm restart (a file in the
    * data directory). Without it every start is a cold start.
@@ -275,6 +277,7 @@ export class DeviceStore {
             directIo: options.directIo ?? 'auto',
             threads: options.ioThreads,
             faults: options.faults,
+            refuseDirectIo: options.refuseDirectIo,
             resultsBytes: 2 * writeBlockBytes,
           }),
         );

@@ -124,6 +124,8 @@ export interface NativeDeviceOptions {
   directIo: DirectIoMode;
   threads?: number;
   faults?: boolean;
+  /** Tests: behave as a file system that refuses O_DIRECT. */
+  refuseDirectIo?: boolean;
   resultsBytes?: number;
 }
 
@@ -173,6 +175,7 @@ export class NativeDevice {
         directIo,
         threads: options.threads ?? DEFAULT_IO_THREADS,
         faults: options.faults === true,
+        refuseDirectIo: options.refuseDirectIo === true,
         completions: completionBuffer,
         submissions: submissionBuffer,
         results: this.results,
