@@ -137,6 +137,23 @@ describe('device namespace', () => {
     expect(await ns.get({ ns: 'users', set: 'a', digest: digestY }, undefined)).toMatchObject({ bins: { v: 4 } });
   });
 
+  it('expires records in the background sweep and evicts soonest-expiring ones above the device high-water mark', async () => {
+    const dir = tempDir();
+    const ns = await openNamespace(dir, { sizeBytes: 4 << 20 }, { nsupPeriodSeconds: 1, evict: { policy: 'ttl', highWaterPct: 40 } });
+    for (let i = 0; i < 200; i++) await ns.put(key(`short${i}`), { pad: 'x'.repeat(100) }, { ttl: 1 });
+    const before = ns.stats().deviceUsedBytes;
+    // Enough long-lived records to pass 40% of the device: the sweep evicts some of them.
+    for (let i = 0; i < 4500; i++) await ns.put(key(`long${i}`), { pad: 'y'.repeat(300) }, { ttl: 100_000 + i });
+    expect(ns.stats().deviceUsedBytes).toBeGreaterThan(before);
+    await new Promise((resolve) => setTimeout(resolve, 2600));
+    const stats = ns.stats();
+    expect(stats.expired).toBeGreaterThanOrEqual(200);
+    expect(stats.evicted).toBeGreaterThan(0);
+    expect(await ns.get(key('short5'), undefined)).toBeUndefined();
+    // Soonest-expiring first: the earliest long-lived keys went, the last ones stayed.
+    expect(await ns.get(key('long4499'), undefined)).toBeDefined();
+  }, 20_000);
+
   it('reports device stats', async () => {
     const dir = tempDir();
     const ns = await openNamespace(dir);

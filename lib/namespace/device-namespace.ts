@@ -13,7 +13,7 @@
  * together; anything else is a cold start that rebuilds the index from the devices.
  */
 import * as path from 'node:path';
-import { EXPIRY_SWEEP_SLOTS_PER_STEP, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
+import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
 import { lockFilePath, segmentBaseName } from '../index/segment-name';
 import { Bins, decodePayloadBins, encodePayload, selectBins } from '../model/bins';
@@ -579,8 +579,29 @@ export class DeviceNamespace implements Namespace {
         return;
       }
       this.sweeping = false;
+      this.evictAboveHighWater(nowSeconds);
     };
     slice();
+  }
+
+  /**
+   * Device high-water mark: above highWaterPct of the device bytes, evicts records that expire
+   * soonest (as Aerospike does; records that never expire are never evicted), one bounded batch
+   * per sweep period, then recounts live bytes so defrag reclaims their blocks. An evicted
+   * record's newest copy still hides older ones on the device (see docs/storage.md).
+   */
+  private evictAboveHighWater(nowSeconds: number): void {
+    if (this.closed || this.config.evictPolicy === 'none' || this.objects === 0) return;
+    const storage = this.store.stats();
+    const limit = (storage.deviceTotalBytes * this.config.highWaterPct) / 100;
+    if (storage.deviceUsedBytes <= limit) return;
+    const average = storage.deviceUsedBytes / this.objects;
+    const wanted = Math.min(EVICTION_BATCH_MAX, Math.max(1, Math.ceil((storage.deviceUsedBytes - limit) / average)));
+    const removed = this.index.evictSoonestExpiring(-1, wanted, nowSeconds);
+    if (removed === 0) return;
+    this.objects -= removed;
+    this.evicted += removed;
+    this.store.recount((take) => this.visitLocations(take));
   }
 
   // ------------------------------------------------------------------------------------
