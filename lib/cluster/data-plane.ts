@@ -64,6 +64,7 @@ export const DATA_MESSAGE_TYPES = [
   'response',
   'replicate',
   'replicate-ack',
+  'migrate-offer',
   'migrate-batch',
   'migrate-ack',
   'partition-settled',
@@ -102,7 +103,7 @@ export class DataPlane {
   private readonly receivedSinceSnapshot = emptyBitmap();
   /** Writes executing or replicating per partition (master side). */
   private readonly replicating = new Map<number, number>();
-  readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, retries: 0 };
+  readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, skippedByDelta: 0, retries: 0 };
 
   constructor(private readonly options: DataPlaneOptions) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -195,6 +196,8 @@ export class DataPlane {
         return void this.onReplicate(from, message);
       case 'migrate-batch':
         return void this.onMigrateBatch(from, message);
+      case 'migrate-offer':
+        return void this.onMigrateOffer(from, message);
       case 'partition-settled':
         return this.onSettled(from, message);
       case 'partition-settled-ack': {
@@ -571,21 +574,66 @@ export class DataPlane {
     }
   }
 
+  /**
+   * Sends one batch to every target. A target that already holds data of the partition (a
+   * returning node, a merge into an acting master) first gets an offer of (digest, generation,
+   * last-update) and is sent only the versions it lacks or holds differently: it catches up
+   * by delta, not by a full copy.
+   */
   private async sendBatch(job: MigrationJob, ns: string, versions: RecordVersion[], last: boolean, deadline: number): Promise<void> {
-    await Promise.all(
-      job.targets.map(async (target) => {
-        const reply = await this.call(
-          target,
-          { type: 'migrate-batch', clusterKey: job.clusterKey, partition: job.partition, phase: job.phase, ns, versions, last },
-          deadline,
-        );
-        if (reply.type === 'target-left' || job.clusterKey !== this.view.clusterKey) return;
-        if (reply.type !== 'migrate-ack' || reply.ok !== true) {
-          throw new Error(`migration of partition ${job.partition} to ${target}: ${reply.type === 'timeout' ? 'timed out' : String(reply.reason)}`);
-        }
-      }),
+    await Promise.all(job.targets.map((target) => this.sendBatchTo(job, target, ns, versions, last, deadline)));
+  }
+
+  private async sendBatchTo(job: MigrationJob, target: string, ns: string, versions: RecordVersion[], last: boolean, deadline: number): Promise<void> {
+    const check = (reply: WireMessage): boolean => {
+      if (reply.type === 'target-left' || job.clusterKey !== this.view.clusterKey) return false;
+      if (reply.type !== 'migrate-ack' || reply.ok !== true) {
+        throw new Error(`migration of partition ${job.partition} to ${target}: ${reply.type === 'timeout' ? 'timed out' : String(reply.reason)}`);
+      }
+      return true;
+    };
+    let payload = versions;
+    const targetInfo = this.infos.get(target);
+    if (versions.length > 0 && targetInfo !== undefined && bitIsSet(targetInfo.hasData, job.partition)) {
+      const entries = versions.map((v) => [v.digest, v.gen, v.lastUpdateMs]);
+      const offer = await this.call(target, { type: 'migrate-offer', clusterKey: job.clusterKey, partition: job.partition, ns, entries }, deadline);
+      if (!check(offer)) return;
+      const want = Array.isArray(offer.want) ? (offer.want as unknown[]) : [];
+      payload = want.filter((i): i is number => Number.isInteger(i) && (i as number) >= 0 && (i as number) < versions.length).map((i) => versions[i]);
+      this.counters.skippedByDelta += versions.length - payload.length;
+    }
+    if (payload.length === 0 && !last) return;
+    const reply = await this.call(
+      target,
+      { type: 'migrate-batch', clusterKey: job.clusterKey, partition: job.partition, phase: job.phase, ns, versions: payload, last },
+      deadline,
     );
-    this.counters.migratedRecordsOut += versions.length * job.targets.length;
+    if (check(reply)) this.counters.migratedRecordsOut += payload.length;
+  }
+
+  /** Answers an offer with the indexes of the versions this node lacks or holds differently. */
+  private async onMigrateOffer(from: string, message: WireMessage): Promise<void> {
+    const reply: WireMessage = { type: 'migrate-ack', id: message.id, ok: false };
+    if (message.clusterKey !== this.view.clusterKey || this.plans === undefined || typeof message.ns !== 'string' || !Array.isArray(message.entries)) {
+      reply.reason = 'cluster view changed';
+      this.options.send(from, reply);
+      return;
+    }
+    try {
+      const want: number[] = [];
+      const entries = message.entries as unknown[];
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i];
+        if (!Array.isArray(entry) || !isDigest(entry[0])) continue;
+        const local = await this.options.store.readRecordVersion(message.ns, Buffer.from(entry[0]));
+        if (local === undefined || local.gen !== entry[1] || local.lastUpdateMs !== entry[2]) want.push(i);
+      }
+      reply.ok = true;
+      reply.want = want;
+    } catch (error) {
+      reply.reason = String(error);
+    }
+    this.options.send(from, reply);
   }
 
   private async onMigrateBatch(from: string, message: WireMessage): Promise<void> {
