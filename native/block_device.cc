@@ -166,8 +166,7 @@ void BlockDevice::OpenDevice(Napi::Env env, const std::string& path, uint64_t si
   if (block_device_) {
     uint64_t bytes = 0;
     if (ioctl(fd, BLKGETSIZE64, &bytes) != 0) throw CodedError(env, "IO_ERROR", "cannot size block device " + path, errno);
-    size_bytes_ = bytes & ~uint64_t{storage::kIoAlignBytes - 1};
-    if (size_bytes != 0 && size_bytes < size_bytes_) size_bytes_ = size_bytes;
+    size_bytes_ = bytes & ~uint64_t{storage::kIoAlignBytes - 1};  // a block device is used whole; sizeBytes is ignored
     return;
   }
   if (fstat(fd, &status) != 0) throw CodedError(env, "IO_ERROR", "cannot stat device " + path, errno);

@@ -204,6 +204,26 @@ describe('storage engine', () => {
     expect((await store.get(`f${written - 1}`))!.payload).toEqual(value(`f${written - 1}`, 1, 1000));
   });
 
+  it('spreads records over several devices and recovers them all', async () => {
+    const dir = tempDir();
+    const paths = ['d0.dat', 'd1.dat', 'd2.dat'];
+    let store = await openStore(dir, { paths, sizeBytes: 8 << 20 });
+    for (let round = 0; round < 8; round++) {
+      for (let index = 0; index < 1500; index++) store.put(`m${index}`, value(`m${index}`, round, 300));
+      await store.store.flush();
+      await store.store.defragNow();
+    }
+    for (let index = 0; index < 1500; index += 3) store.remove(`m${index}`);
+    store = await reopen(store, dir, { paths, sizeBytes: 8 << 20 });
+    expect(store.keys()).toBe(1000);
+    for (const index of [1, 2, 700, 1499]) expect((await store.get(`m${index}`))!.payload).toEqual(value(`m${index}`, 7, 300));
+    expect(await store.get('m3')).toBeUndefined();
+    // The devices belong together: opening them in another order is refused.
+    await store.close();
+    open.splice(open.indexOf(store), 1);
+    await expect(openStore(dir, { paths: ['d1.dat', 'd0.dat', 'd2.dat'], sizeBytes: 8 << 20 })).rejects.toMatchObject({ code: 'CORRUPTION' });
+  });
+
   it('rejects a second open of the same device with LOCKED', async () => {
     const dir = tempDir();
     await openStore(dir);
