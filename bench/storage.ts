@@ -14,6 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { open } from '../lib/index';
 import type { Db } from '../lib/db';
+import { NativeDevice } from '../lib/storage/native-device';
 
 const KEYS = Number(process.env.BENCH_KEYS ?? 1_000_000);
 const GETS = Math.min(KEYS, 300_000);
@@ -115,6 +116,7 @@ async function shoalBench(dir: string): Promise<Record<string, Result>> {
   out.deviceGet = await shoalDeviceReads(db);
   out.durable = await shoalDurable(db);
   await db.close({ dropIndex: true });
+  out.rawDevice = await rawDeviceReads(path.join(deviceDir, 'bench.dat'));
   out.coldStart = await shoalColdStart(deviceDir);
 
   const memoryDir = path.join(dir, 'shoal-memory');
@@ -164,6 +166,33 @@ async function shoalDurable(db: Db): Promise<Result> {
   };
   await Promise.all(Array.from({ length: DURABLE_CONCURRENCY }, worker));
   return report(`shoal durable put (${DURABLE_CONCURRENCY} concurrent)`, done, performance.now() - started);
+}
+
+/**
+ * The device's own random 4 KiB read rate through the engine's I/O pool (no index, no record
+ * checks, no decoding), over the part of the file the records occupy: the ceiling for the
+ * device-read figure, measured in the same run.
+ */
+async function rawDeviceReads(file: string): Promise<Result> {
+  const device = new NativeDevice({ path: file, sizeBytes: 0, create: false, directIo: 'auto' });
+  const pages = Math.floor(Math.min(device.sizeBytes, 200 << 20) / 4096) - 32;
+  let next = 0;
+  let done = 0;
+  const deadline = performance.now() + DEVICE_READ_MS;
+  const started = performance.now();
+  try {
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (performance.now() < deadline) {
+          await device.read(65536 + ((next++ * 7919) % pages) * 4096, 4096);
+          done++;
+        }
+      }),
+    );
+  } finally {
+    device.close();
+  }
+  return report(`device random 4 KiB reads, raw (${CONCURRENCY} in flight)`, done, performance.now() - started, 'ceiling for the figure above');
 }
 
 async function shoalColdStart(deviceDir: string): Promise<Result> {
