@@ -3,9 +3,11 @@
  * (`npm run bench -- memory storage`). Figures are printed; targets say MET or NOT MET.
  */
 import { runMemoryBench } from './memory';
+import { runRestartBench } from './restart';
 
 const suites: Record<string, () => Promise<boolean>> = {
   memory: runMemoryBench,
+  restart: runRestartBench,
 };
 
 async function main(): Promise<void> {
