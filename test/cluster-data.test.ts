@@ -206,4 +206,26 @@ describe('routing and replication (simulated network, in-memory stores)', () => 
     const value = await sim.drive(get(sim.node('n3'), keys[0]));
     expect(value?.bins.i).toBe(-1);
   });
+
+  it('a migration that keeps failing for a while is retried until it succeeds', async () => {
+    const sim = new SimCluster({ seed: 27, network: { minDelayMs: 1, maxDelayMs: 3 } });
+    const ids = ['n1', 'n2'];
+    await formed(sim, ids);
+    const keys = Array.from({ length: 200 }, (_, i) => `f${i}`);
+    await sim.drive(Promise.all(keys.map((key, i) => put(sim.node('n1'), key, { i }))));
+    const joiner = await sim.addNode('n3', ['n1:7000']);
+    // The newcomer's store fails every apply for the first 8 simulated seconds (a sick disk).
+    const original = joiner.store.applyRecordVersion.bind(joiner.store);
+    const healthyAt = sim.scheduler.nowMs() + 8_000;
+    joiner.store.applyRecordVersion = async (ns, version) => {
+      if (sim.scheduler.nowMs() < healthyAt) throw Object.assign(new Error('EIO'), { code: 'IO_ERROR' });
+      return original(ns, version);
+    };
+    const all = [...ids, 'n3'];
+    expect(await sim.scheduler.runUntil(() => sim.agree(all) && sim.migrationsDone(), 60_000)).toBe(true);
+    expect(sim.scheduler.nowMs()).toBeGreaterThanOrEqual(healthyAt);
+    for (const key of keys) expect(copies(sim, all, key)).toBe(2);
+    const requeued = all.reduce((sum, id) => sum + sim.nodes.get(id)!.logger.entries.filter((e) => e.message.includes('retrying in')).length, 0);
+    expect(requeued).toBeGreaterThan(0);
+  });
 });

@@ -76,6 +76,8 @@ export const FORWARD_RETRY_DELAY_MS = 50;
 export const MIGRATION_CONCURRENCY = 4;
 /** Retries of one partition migration before it waits for the next cluster change. */
 export const MIGRATION_MAX_RETRIES = 5;
+/** Pause before a migration job that exhausted its retries is queued again (same view only). */
+export const MIGRATION_REQUEUE_DELAY_MS = 1_000;
 /** Record versions per migration batch message. */
 export const MIGRATION_BATCH_RECORDS = 256;
 /** Bytes of record payloads per migration batch message (kept well under MAX_FRAME_BYTES). */

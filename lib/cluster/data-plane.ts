@@ -22,6 +22,7 @@ import {
   MIGRATION_BATCH_RECORDS,
   MIGRATION_CONCURRENCY,
   MIGRATION_MAX_RETRIES,
+  MIGRATION_REQUEUE_DELAY_MS,
   PARTITION_COUNT,
   REPLICATION_ATTEMPT_TIMEOUT_MS,
 } from './constants';
@@ -120,9 +121,35 @@ export class DataPlane {
       // Through the Timers seam, so the simulator schedules the queue deterministically.
       setImmediate: (callback: () => void) => options.runtime.timers.setTimeout(callback, 0),
     });
-    this.queue.on('task_failed', (...args: unknown[]) => {
-      this.options.runtime.logger.warn(`cluster: migration job ${String(args[0])} failed after retries: ${String(args[1])}`);
+    this.queue.on('task_failed', (...args: unknown[]) => this.onJobFailed(String(args[0]), args[1]));
+  }
+
+  /** Jobs queued or running, by id (to requeue one that exhausted its retries). */
+  private readonly jobs = new Map<string, MigrationJob>();
+
+  private enqueue(job: MigrationJob): void {
+    this.jobs.set(job.id, job);
+    this.queue.push(job, (error) => {
+      // On failure the entry stays for onJobFailed (better-queue calls this callback first).
+      if (error === undefined || error === null) {
+        if (this.jobs.get(job.id) === job) this.jobs.delete(job.id);
+      }
     });
+  }
+
+  /**
+   * A job that exhausted its immediate retries is queued again after a pause while its view
+   * stands: a partition must not stay unmigrated (and waitForMigrations unresolved) because of
+   * a transient failure. A new view replaces the job anyway.
+   */
+  private onJobFailed(id: string, error: unknown): void {
+    const job = this.jobs.get(id);
+    this.jobs.delete(id);
+    if (job === undefined || this.stopped || job.clusterKey !== this.view.clusterKey) return;
+    this.options.runtime.logger.warn(`cluster: migration job ${id} failed (${String(error)}); retrying in ${MIGRATION_REQUEUE_DELAY_MS} ms`);
+    this.options.runtime.timers.setTimeout(() => {
+      if (!this.stopped && job.clusterKey === this.view.clusterKey) this.enqueue(job);
+    }, MIGRATION_REQUEUE_DELAY_MS);
   }
 
   get clusterKey(): string {
@@ -153,6 +180,7 @@ export class DataPlane {
     this.map = map;
     this.plans = undefined;
     this.infos.clear();
+    this.jobs.clear();
     this.awaitingMerges.clear();
     this.outgoing.clear();
     this.incoming.clear();
@@ -461,7 +489,7 @@ export class DataPlane {
       }
       if (plan.mergeSources.includes(self)) {
         this.outgoing.add(p);
-        this.queue.push({ id: `${key}:${p}:merge`, clusterKey: key, partition: p, phase: 'merge', targets: [plan.actingMaster] });
+        this.enqueue({ id: `${key}:${p}:merge`, clusterKey: key, partition: p, phase: 'merge', targets: [plan.actingMaster] });
       }
       if (plan.actingMaster === self) {
         this.outgoing.add(p);
@@ -482,7 +510,7 @@ export class DataPlane {
       return;
     }
     const key = this.view.clusterKey;
-    this.queue.push({ id: `${key}:${partition}:fill`, clusterKey: key, partition, phase: 'fill', targets: plan.fillTargets });
+    this.enqueue({ id: `${key}:${partition}:fill`, clusterKey: key, partition, phase: 'fill', targets: plan.fillTargets });
   }
 
   /** Acting master: every fill acknowledged; the partition settles on its owners. */
