@@ -4,11 +4,21 @@ import { SimCluster } from './fixtures/cluster-sim';
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `node${String.fromCharCode(97 + i)}`);
 
+const events = new Map<string, string[]>();
+
 async function formCluster(n: number, seed: number): Promise<{ sim: SimCluster; members: string[] }> {
   const sim = new SimCluster({ seed, network: { minDelayMs: 1, maxDelayMs: 5 } });
   const members = ids(n);
+  events.clear();
   // Every node knows only the first node's address: one seed is enough.
-  for (const id of members) await sim.addNode(id, id === members[0] ? [] : [`${members[0]}:7000`]);
+  for (const id of members) {
+    const { node } = await sim.addNode(id, id === members[0] ? [] : [`${members[0]}:7000`]);
+    const log: string[] = [];
+    events.set(id, log);
+    node.on('change', (state: { succession: string[] }) => log.push(`change:${state.succession.length}`));
+    node.on('node-joined', (joined: string) => log.push(`joined:${joined}`));
+    node.on('node-left', (left: string) => log.push(`left:${left}`));
+  }
   return { sim, members };
 }
 
@@ -24,6 +34,12 @@ describe('membership on the simulated network', () => {
         const state = sim.node(id).state();
         expect(state.clusterKey).toBe(first.clusterKey);
         expect(state.principal).toBe(members[n - 1]);
+      }
+      // Events: every node saw a 'change' to the full cluster and every other node join.
+      for (const id of members) {
+        const log = events.get(id)!;
+        expect(log).toContain(`change:${n}`);
+        for (const other of members) if (other !== id) expect(log).toContain(`joined:${other}`);
       }
       // Identical partition maps everywhere.
       const reference = JSON.stringify(sim.node(members[0]).partitionMap.owners);
