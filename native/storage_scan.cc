@@ -18,6 +18,8 @@ namespace {
 
 // Winner descriptor written by finish(), 96 bytes each (lib/storage/cold-start.ts mirrors it).
 constexpr size_t kWinnerBytes = 96;
+// A guess at the average padded record size, to size the candidate table before the scan.
+constexpr uint64_t kExpectedRecordBytes = 192;
 constexpr uint32_t kWinnerTombstone = 1, kWinnerHasKey = 2, kWinnerExpiredShadow = 4, kWinnerPayloadKey = 8;
 
 // The copy written last wins: block sequence, then position in the block. On one node's log
@@ -50,6 +52,9 @@ class ScanWorker : public Napi::AsyncWorker {
     auto started = std::chrono::steady_clock::now();
     ReadHeaders();
     if (!error_.empty()) return SetError(error_);
+    uint64_t valid = 0;
+    for (uint32_t block = 0; block < block_count_; block++) valid += sequences_[block] != 0 ? 1 : 0;
+    scanner_->Reserve(static_cast<size_t>(valid * block_bytes_ / kExpectedRecordBytes));
     ReadBlocks();
     if (!error_.empty()) return SetError(error_);
     elapsed_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -200,21 +205,45 @@ StorageScanner::StorageScanner(const Napi::CallbackInfo& info) : Napi::ObjectWra
   table_.assign(1 << 16, 0);
 }
 
-uint32_t* StorageScanner::Slot(const uint8_t* digest) {
+uint64_t* StorageScanner::Slot(const uint8_t* digest) {
   uint64_t hash;
   std::memcpy(&hash, digest + 4, 8);
+  uint64_t tag = hash >> 32;
   size_t mask = table_.size() - 1;
   for (size_t position = hash & mask;; position = (position + 1) & mask) {
-    uint32_t entry = table_[position];
-    if (entry == 0 || std::memcmp(candidates_[entry - 1].digest, digest, 20) == 0) return &table_[position];
+    uint64_t entry = table_[position];
+    if (entry == 0) return &table_[position];
+    if ((entry >> 32) == tag && std::memcmp(candidates_[static_cast<uint32_t>(entry) - 1].digest, digest, 20) == 0) return &table_[position];
+  }
+}
+
+namespace {
+uint64_t TableEntry(const uint8_t* digest, uint32_t candidate_number) {
+  uint64_t hash;
+  std::memcpy(&hash, digest + 4, 8);
+  return ((hash >> 32) << 32) | candidate_number;
+}
+}  // namespace
+
+void StorageScanner::Reserve(size_t records) {
+  size_t wanted = candidates_.size() + records;
+  candidates_.reserve(wanted);
+  size_t slots = table_.size();
+  while (slots < wanted * 2) slots *= 2;
+  if (slots != table_.size()) {
+    std::vector<uint64_t> old = std::move(table_);
+    table_.assign(slots, 0);
+    for (uint64_t entry : old) {
+      if (entry != 0) *Slot(candidates_[static_cast<uint32_t>(entry) - 1].digest) = entry;
+    }
   }
 }
 
 void StorageScanner::Grow() {
-  std::vector<uint32_t> old = std::move(table_);
+  std::vector<uint64_t> old = std::move(table_);
   table_.assign(old.size() * 2, 0);
-  for (uint32_t entry : old) {
-    if (entry != 0) *Slot(candidates_[entry - 1].digest) = entry;
+  for (uint64_t entry : old) {
+    if (entry != 0) *Slot(candidates_[static_cast<uint32_t>(entry) - 1].digest) = entry;
   }
 }
 
@@ -235,16 +264,16 @@ void StorageScanner::ParseBlock(const uint8_t* block, size_t block_bytes, uint32
     uint64_t last_update = Load<uint64_t>(at + kRecordLastUpdateAt);
     uint32_t generation = Load<uint32_t>(at + kRecordGenerationAt);
     if ((candidates_.size() + 1) * 2 > table_.size()) Grow();
-    uint32_t* slot = Slot(at + kRecordDigestAt);
+    uint64_t* slot = Slot(at + kRecordDigestAt);
     Candidate* candidate;
     if (*slot == 0) {
       candidates_.emplace_back();
-      *slot = static_cast<uint32_t>(candidates_.size());
+      *slot = TableEntry(at + kRecordDigestAt, static_cast<uint32_t>(candidates_.size()));
       candidate = &candidates_.back();
       std::memcpy(candidate->digest, at + kRecordDigestAt, 20);
       candidate->copies = 1;
     } else {
-      candidate = &candidates_[*slot - 1];
+      candidate = &candidates_[static_cast<uint32_t>(*slot) - 1];
       candidate->copies++;
       if (!Newer(*candidate, sequence, static_cast<uint32_t>(position))) {
         position += AlignUp(total, kRecordAlignBytes);

@@ -46,6 +46,8 @@ class StorageScanner : public Napi::ObjectWrap<StorageScanner> {
   };
 
   // Worker-thread side (one scan at a time; JS must await each scanDevice before the next).
+  // Sizes the candidate table for about `records` more records (no rehash while scanning).
+  void Reserve(size_t records);
   void ParseBlock(const uint8_t* block, size_t block_bytes, uint32_t device, uint32_t block_index, uint64_t sequence);
 
   uint64_t signature_ = 0;
@@ -64,11 +66,13 @@ class StorageScanner : public Napi::ObjectWrap<StorageScanner> {
   Napi::Value ScanDevice(const Napi::CallbackInfo& info);
   Napi::Value Progress(const Napi::CallbackInfo& info);
   Napi::Value Finish(const Napi::CallbackInfo& info);
-  uint32_t* Slot(const uint8_t* digest);
+  uint64_t* Slot(const uint8_t* digest);
   void Grow();
 
   std::vector<Candidate> candidates_;
-  std::vector<uint32_t> table_;  // open addressing: candidate index + 1, 0 = empty
+  // Open addressing: (hash tag << 32) | (candidate index + 1); 0 = empty. The tag (high 32
+  // bits of the digest hash) avoids touching a candidate on most mismatches.
+  std::vector<uint64_t> table_;
   std::vector<uint8_t> variable_;
 };
 
