@@ -356,10 +356,16 @@ Napi::Value StorageScanner::Finish(const Napi::CallbackInfo& info) {
         break;
       }
     }
-    if (is_truncated) { truncated++; continue; }
     uint32_t flags = ((candidate.flags & kRecordFlagHasKey) ? kWinnerHasKey : 0) | ((candidate.flags & kRecordFlagPayloadKey) ? kWinnerPayloadKey : 0);
     uint64_t origin = candidate.origin_sequence;
-    if (candidate.flags & kRecordFlagTombstone) {
+    if (is_truncated) {
+      // Truncated. An older copy may carry a later last-update time (a clock step, a replicated
+      // version), so the newest copy keeps hiding it while one exists.
+      truncated++;
+      if (candidate.copies < 2) continue;
+      flags |= kWinnerExpiredShadow;
+      shadows++;
+    } else if (candidate.flags & kRecordFlagTombstone) {
       tombstones++;
       if (candidate.copies < 2) continue;  // nothing older on the devices: the tombstone is no longer needed
       flags |= kWinnerTombstone;

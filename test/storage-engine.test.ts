@@ -187,6 +187,24 @@ describe('storage engine', () => {
     expect((await store.get('after'))!.payload).toEqual(value('after', 1));
   });
 
+  it('a truncated newest copy keeps hiding an older copy with a later last-update time', async () => {
+    const dir = tempDir();
+    let store = await openStore(dir, { sizeBytes: 8 << 20 });
+    store.put('t', value('t', 1), { lastUpdateMs: 5000 });
+    await store.store.flush();
+    store.put('t', value('t', 2), { lastUpdateMs: 3000 });  // written later, older clock
+    await store.store.truncate(undefined, 4000);
+    store = await reopen(store, dir, { sizeBytes: 8 << 20 });
+    expect(await store.get('t')).toBeUndefined();
+    for (let round = 0; round < 30; round++) {
+      for (let index = 0; index < 300; index++) store.put(`c${index}`, value(`c${index}`, round, 400));
+      await store.store.flush();
+      await store.store.defragNow();
+    }
+    store = await reopen(store, dir, { sizeBytes: 8 << 20 });
+    expect(await store.get('t')).toBeUndefined();
+  });
+
   it('refuses writes with OUT_OF_SPACE before the device is full, keeping what is stored', async () => {
     const dir = tempDir();
     const store = await openStore(dir, { sizeBytes: 4 << 20 });

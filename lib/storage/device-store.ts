@@ -1021,9 +1021,10 @@ export class DeviceStore {
         }
         continue;  // else a newer indexed version hides this copy
       }
-      if (this.tombstones.has(key) || this.isTruncated(contents, offset)) continue;
-      // An unindexed copy nothing hides (expired, evicted): if an older block may hold an older
-      // copy, keep the record's place with a tombstone so that copy cannot come back.
+      if (this.tombstones.has(key)) continue;
+      // An unindexed copy nothing hides (expired, evicted, truncated): if an older block may hold
+      // an older copy (whose last-update time need not be older), keep the record's place with a
+      // tombstone so that copy cannot come back.
       if (olderElsewhere < blockSequence) this.shadow(device, contents, offset, blockSequence, key);
     }
   }
@@ -1077,20 +1078,6 @@ export class DeviceStore {
     this.native.storageEncodeRecord(scratch, target.buffer, at, target.sequence, RECORD_FLAG_TOMBSTONE, 8);
     this.appended(target, size);
     this.tombstones.set(key, { low: locationLow(at, size), high: locationHigh(device.index, target.block, size), origin });
-  }
-
-  private isTruncated(contents: Buffer, offset: number): boolean {
-    if (this.truncates.length === 0) return false;
-    const lastUpdate = Number(contents.readBigUInt64LE(offset + RECORD_LAST_UPDATE_AT));
-    const setLength = contents[offset + RECORD_SET_LENGTH_AT]!;
-    let set: string | undefined;
-    for (const marker of this.truncates) {
-      if (lastUpdate >= marker.beforeMs) continue;
-      if (marker.set === undefined) return true;
-      set ??= contents.toString('utf8', offset + RECORD_HEADER_BYTES, offset + RECORD_HEADER_BYTES + setLength);
-      if (marker.set === set) return true;
-    }
-    return false;
   }
 
   /**
