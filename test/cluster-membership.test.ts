@@ -86,6 +86,19 @@ describe('membership on the simulated network', () => {
     expect(sim.node('nodea').state().principal).toBe('noded');
   });
 
+  it('a cleanly stopped node announces it: the cluster re-forms without waiting for the timeout', async () => {
+    const { sim, members } = await formCluster(3, 98);
+    await sim.scheduler.runUntil(() => sim.agree(members), 10_000);
+    const stoppedAt = sim.scheduler.nowMs();
+    await sim.stop('nodeb');
+    const survivors = ['nodea', 'nodec'];
+    expect(await sim.scheduler.runUntil(() => sim.agree(survivors), 10_000, 5)).toBe(true);
+    const elapsed = sim.scheduler.nowMs() - stoppedAt;
+    expect(elapsed).toBeLessThan(1_000); // the timeout is 1.5 s
+    await sim.scheduler.runFor(3_000);
+    expect(sim.agree(survivors)).toBe(true);
+  });
+
   it('lag guard: a node whose event loop stalls longer than the timeout does not evict healthy peers', async () => {
     const { sim, members } = await formCluster(3, 5);
     await sim.scheduler.runUntil(() => sim.agree(members), 10_000);

@@ -323,7 +323,9 @@ export class ClusterNode extends EventEmitter {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.heartbeat.stop();
+    // Leaving notices are queued on the connections before they close, so they go out first
+    // (TCP flushes before its FIN; the simulated network keeps the same order).
+    this.heartbeat.stop(true);
     this.dataPlane?.stop();
     await this.fabric.stop();
   }
@@ -412,6 +414,10 @@ export class ClusterNode extends EventEmitter {
   private onMessage(from: string, message: WireMessage): void {
     if (message.type === 'heartbeat') {
       this.heartbeat.receive(from, message);
+      return;
+    }
+    if (message.type === 'leaving') {
+      this.heartbeat.peerLeaving(from);
       return;
     }
     const handler = this.messageHandlers.get(message.type);

@@ -82,10 +82,32 @@ export class Heartbeat {
     this.sendHeartbeats();
   }
 
-  stop(): void {
+  /** Stops heartbeating; with `announce`, tells every live peer this node is leaving. */
+  stop(announce = false): void {
     if (this.timer !== undefined) this.options.runtime.timers.clearInterval(this.timer);
     this.timer = undefined;
+    if (!announce) return;
+    for (const peer of this.peers.values()) {
+      if (peer.alive) this.options.fabric.sendToNode(peer.nodeId, { type: 'leaving' });
+    }
   }
+
+  /**
+   * A peer announced a clean shutdown: it is dead now, not after the timeout, so the cluster
+   * re-forms at once. Heartbeats still in flight from it are ignored for two intervals.
+   */
+  peerLeaving(nodeId: string): void {
+    const peer = this.peers.get(nodeId);
+    if (peer === undefined) return;
+    this.leftAtMs.set(nodeId, this.options.runtime.clock.nowMs());
+    if (!peer.alive) return;
+    peer.alive = false;
+    peer.adjacency = new Set();
+    this.options.runtime.logger.info(`cluster: peer ${nodeId} is shutting down`);
+    this.options.onPeerDead(nodeId);
+  }
+
+  private readonly leftAtMs = new Map<string, number>();
 
   /** Ids of peers currently heard from (not including this node). */
   alivePeers(): Set<string> {
@@ -119,6 +141,11 @@ export class Heartbeat {
       return;
     }
     const now = this.options.runtime.clock.nowMs();
+    const leftAt = this.leftAtMs.get(from);
+    if (leftAt !== undefined) {
+      if (now - leftAt < 2 * this.options.intervalMs) return;
+      this.leftAtMs.delete(from);
+    }
     let peer = this.peers.get(from);
     if (peer === undefined) {
       if (this.peers.size >= MAX_CLUSTER_NODES) return;

@@ -266,8 +266,7 @@ class SimEndpoint implements Connection {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    const peer = this.peer;
-    if (peer !== undefined) peer.host.post(this.network.delayMs(), () => peer.remoteClosed());
+    if (this.peer !== undefined) this.network.transmitClose(this);
     this.notifyClose(reason);
   }
 
@@ -402,6 +401,15 @@ export class SimNetwork {
       listener.host.post(0, () => listener.onConnection(server));
     });
     return client;
+  }
+
+  /** A close reaches the peer after the messages sent before it, like a TCP FIN. */
+  transmitClose(from: SimEndpoint): void {
+    const at = from.nextDeliveryMs(this.scheduler.nowMs(), this.delayMs(), false);
+    this.scheduler.schedule(at, undefined, () => {
+      const peer = from.peer;
+      if (peer !== undefined) peer.host.post(0, () => peer.remoteClosed());
+    });
   }
 
   /** Called by an endpoint's send(): applies loss, delay, duplication and partitions. */
