@@ -191,8 +191,9 @@ describe('storage engine', () => {
     const dir = tempDir();
     let store = await openStore(dir, { sizeBytes: 8 << 20 });
     store.put('t', value('t', 1), { lastUpdateMs: 5000 });
-    await store.store.flush();
-    store.put('t', value('t', 2), { lastUpdateMs: 3000 });  // written later, older clock
+    for (let index = 0; index < 400; index++) store.put(`f${index}`, value(`f${index}`, 1, 400));  // seal that block
+    store.put('t', value('t', 2), { lastUpdateMs: 3000 });  // written later (another block), older clock
+    for (let index = 0; index < 400; index++) store.remove(`f${index}`);
     await store.store.truncate(undefined, 4000);
     store = await reopen(store, dir, { sizeBytes: 8 << 20 });
     expect(await store.get('t')).toBeUndefined();
