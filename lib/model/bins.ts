@@ -174,3 +174,71 @@ export function selectBins(bins: Bins, names: readonly string[]): Bins {
   for (const name of names) if (name in bins) selected[name] = bins[name]!;
   return selected;
 }
+
+/**
+ * Whether every bin of the payload in `source[offset, offset + length)` is named in
+ * `incoming`, found by walking the MessagePack map's keys and skipping its values, without
+ * decoding them. A put whose bins cover the stored ones replaces them all, so it need not
+ * decode the old record to merge. Returns false when unsure (an unexpected encoding).
+ */
+export function storedBinsCoveredBy(source: Buffer, offset: number, length: number, incoming: Bins): boolean {
+  const end = offset + length;
+  let at = offset + PAYLOAD_HEADER_BYTES + source.readUInt16LE(offset + 2);
+  const tag = source[at]!;
+  let count: number;
+  if (tag >= 0x80 && tag <= 0x8f) {
+    count = tag & 0x0f;
+    at += 1;
+  } else if (tag === 0xde) {
+    count = source.readUInt16BE(at + 1);
+    at += 3;
+  } else {
+    return false;
+  }
+  for (let i = 0; i < count; i++) {
+    const keyTag = source[at]!;
+    let keyLength: number;
+    if (keyTag >= 0xa0 && keyTag <= 0xbf) {
+      keyLength = keyTag & 0x1f;
+      at += 1;
+    } else if (keyTag === 0xd9) {
+      keyLength = source[at + 1]!;
+      at += 2;
+    } else {
+      return false;
+    }
+    if (!Object.prototype.hasOwnProperty.call(incoming, source.toString('utf8', at, at + keyLength))) return false;
+    at = skipValue(source, at + keyLength, end, 0);
+    if (at < 0) return false;
+  }
+  return at === end;
+}
+
+/** The offset after the MessagePack value at `at`, or -1 if it cannot tell. */
+function skipValue(source: Buffer, at: number, end: number, depth: number): number {
+  if (at >= end || depth > BIN_VALUE_DEPTH_MAX) return -1;
+  const tag = source[at]!;
+  if (tag <= 0x7f || tag >= 0xe0 || tag === 0xc0 || tag === 0xc2 || tag === 0xc3) return at + 1;
+  if (tag >= 0xa0 && tag <= 0xbf) return at + 1 + (tag & 0x1f);
+  if (tag >= 0x90 && tag <= 0x9f) return skipItems(source, at + 1, end, tag & 0x0f, depth);
+  if (tag >= 0x80 && tag <= 0x8f) return skipItems(source, at + 1, end, (tag & 0x0f) * 2, depth);
+  switch (tag) {
+    case 0xcc: case 0xd0: return at + 2;
+    case 0xcd: case 0xd1: return at + 3;
+    case 0xca: case 0xce: case 0xd2: return at + 5;
+    case 0xcb: case 0xcf: case 0xd3: return at + 9;
+    case 0xd9: case 0xc4: return at + 2 + source[at + 1]!;
+    case 0xda: case 0xc5: return at + 3 + source.readUInt16BE(at + 1);
+    case 0xdb: case 0xc6: return at + 5 + source.readUInt32BE(at + 1);
+    case 0xdc: return skipItems(source, at + 3, end, source.readUInt16BE(at + 1), depth);
+    case 0xdd: return skipItems(source, at + 5, end, source.readUInt32BE(at + 1), depth);
+    case 0xde: return skipItems(source, at + 3, end, source.readUInt16BE(at + 1) * 2, depth);
+    case 0xdf: return skipItems(source, at + 5, end, source.readUInt32BE(at + 1) * 2, depth);
+    default: return -1;
+  }
+}
+
+function skipItems(source: Buffer, at: number, end: number, items: number, depth: number): number {
+  for (let i = 0; i < items && at >= 0; i++) at = skipValue(source, at, end, depth + 1);
+  return at;
+}

@@ -17,7 +17,7 @@ import {
 } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
 import { lockFilePath, segmentBaseName } from '../index/segment-name';
-import { Bins, decodePayloadBins, encodePayload, selectBins } from '../model/bins';
+import { Bins, decodePayloadBins, encodePayload, selectBins, storedBinsCoveredBy } from '../model/bins';
 import { Key, decodeKeyValue, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
@@ -227,7 +227,9 @@ export class MemoryNamespace implements Namespace {
     const merges = putMerges(options);
     const current = this.loadCurrent(key, merges ? READ_COPY_DATA : 0);
     checkPutPolicy(current, options);
-    const existing = merges && current.exists ? decodePayloadBins(this.exchange.buffer, EX_DATA, current.dataLength) : undefined;
+    // A put naming every stored bin replaces them all: no need to decode the old record.
+    const covered = !merges || !current.exists || storedBinsCoveredBy(this.exchange.buffer, EX_DATA, current.dataLength, bins);
+    const existing = covered ? undefined : decodePayloadBins(this.exchange.buffer, EX_DATA, current.dataLength);
     const result = existing === undefined && !containsNull(bins) ? bins : mergeBins(existing, bins);
     if (!hasBins(result)) return this.removeCurrent(current);
     return this.writeCurrent(key, current, result, options, options?.ttl);
