@@ -215,6 +215,16 @@ describe('TCP transport on 127.0.0.1', () => {
     await expect(AdminClient.connect(b.node.address, { clusterName: 'other' })).rejects.toThrow(/does not match/);
   });
 
+  it('refuses a second node with the same node id, and a wildcard listen address without advertise', async () => {
+    const a = await startNode('dup');
+    const b = await startNode('dup', [a.node.address]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(a.logger.entries.some((e) => e.message.includes('every node needs its own id'))).toBe(true);
+    expect(a.node.view.succession).toEqual(['dup']);
+    expect(b.node.view.succession).toEqual(['dup']);
+    expect(() => new ClusterNode({ nodeId: 'w', listen: { host: '0.0.0.0', port: 0 } }, { runtime: realRuntime(new MemoryLogger()), network: new TcpNetwork(new MemoryLogger()) })).toThrow(/advertise/);
+  });
+
   it('lag guard with a real busy-wait: a stalled process evicts nobody', async () => {
     const a = await startNode('la');
     const b = await startNode('lb', [a.node.address]);

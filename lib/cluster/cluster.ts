@@ -87,6 +87,9 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
   if (!Array.isArray(seeds)) throw new TypeError('cluster.seeds must be an array of "host:port" strings');
   for (const seed of seeds) parseAddress(seed);
   if (options.advertise !== undefined) parseAddress(options.advertise);
+  if (options.advertise === undefined && ['0.0.0.0', '::', '[::]'].includes(listen.host)) {
+    throw new RangeError(`cluster.listen.host ${listen.host} is a wildcard: set cluster.advertise to the "host:port" peers should connect to`);
+  }
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS;
   if (!Number.isInteger(heartbeatIntervalMs) || heartbeatIntervalMs < MIN_HEARTBEAT_INTERVAL_MS) {
     throw new RangeError(`cluster.heartbeatIntervalMs must be an integer >= ${MIN_HEARTBEAT_INTERVAL_MS}`);

@@ -261,6 +261,9 @@ export class Fabric {
     if (clusterName !== this.options.clusterName) {
       return `cluster name "${clusterName}" does not match this node's "${this.options.clusterName}"`;
     }
+    if (nodeId === this.options.nodeId && address !== this.advertised) {
+      return `node id "${nodeId}" is already this node's (at ${this.advertised}); every node needs its own id`;
+    }
     const admin = message.role === 'admin';
     if (admin && this.adminHandler === undefined) return 'this node accepts no admin connections';
     if (!admin && (typeof address !== 'string' || address.length > 300)) return 'hello with an invalid address';
