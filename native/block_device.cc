@@ -438,6 +438,7 @@ Napi::Value BlockDevice::Fault(const Napi::CallbackInfo& info) {
     plan.tear_keep_bytes = static_cast<uint64_t>(number("tearKeepBytes", 0));
     plan.fail_errno = static_cast<int>(number("errno", EIO));
     plan.hold_unsynced = plan_object.Get("holdUnsynced").ToBoolean();
+    plan.max_write_delay_us = static_cast<uint32_t>(number("maxWriteDelayUs", 0));
     faults_->SetPlan(plan);
   } else if (command == "flip") {
     faults_->AddBitFlip(static_cast<uint64_t>(Integer(info, 1, 0, static_cast<double>(size_bytes_), "offset")),

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace shoal {
 
@@ -45,6 +47,7 @@ int PosixBackend::Sync() {
 void FaultBackend::SetPlan(const FaultPlan& plan) {
   std::lock_guard<std::mutex> lock(mutex_);
   plan_ = plan;
+  max_write_delay_us_ = plan.max_write_delay_us;
   failing_writes_ = false;
 }
 
@@ -67,6 +70,7 @@ void FaultBackend::DropUnsyncedAndDie() {
 void FaultBackend::Reset() {
   std::lock_guard<std::mutex> lock(mutex_);
   plan_ = FaultPlan{};
+  max_write_delay_us_ = 0;
   dead_ = false;
   failing_writes_ = false;
   flips_.clear();
@@ -93,6 +97,12 @@ int FaultBackend::Read(uint64_t offset, uint8_t* buffer, size_t length) {
 
 int FaultBackend::Write(uint64_t offset, const uint8_t* buffer, size_t length) {
   writes_++;
+  uint32_t max_delay = max_write_delay_us_.load();
+  if (max_delay > 0) {
+    // A device completes writes in any order: sleep a pseudo-random while before this one lands.
+    uint64_t state = delay_state_.fetch_add(0x9E3779B97F4A7C15ull) * 0xBF58476D1CE4E5B9ull;
+    std::this_thread::sleep_for(std::chrono::microseconds((state >> 33) % (uint64_t{max_delay} + 1)));
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   if (dead_) return -EIO;
   if (failing_writes_) return -plan_.fail_errno;

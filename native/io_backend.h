@@ -48,6 +48,7 @@ struct FaultPlan {
   uint64_t tear_keep_bytes = 0;
   int fail_errno = 5;  // EIO
   bool hold_unsynced = false;  // keep writes in memory until Sync() (so they can be dropped)
+  uint32_t max_write_delay_us = 0;  // each write waits a random 0..this long first (reorders I/O)
 };
 
 class FaultBackend final : public IoBackend {
@@ -83,6 +84,8 @@ class FaultBackend final : public IoBackend {
   std::vector<std::pair<uint64_t, uint8_t>> flips_;
   std::vector<HeldWrite> held_;
   std::atomic<uint64_t> reads_{0}, writes_{0}, syncs_{0};
+  std::atomic<uint32_t> max_write_delay_us_{0};
+  std::atomic<uint64_t> delay_state_{0x9E3779B97F4A7C15ull};
 };
 
 }  // namespace shoal

@@ -42,6 +42,8 @@ export interface FaultPlan {
   tearKeepBytes?: number;
   errno?: number;
   holdUnsynced?: boolean;
+  /** Each write waits a random 0..this many µs before it lands (reorders writes like a device). */
+  maxWriteDelayUs?: number;
 }
 
 /** Formats records from one exchange into the current write block (native/storage_format.cc). */
