@@ -14,9 +14,9 @@
  * `variable` holds set name, key and (withPayload) payload of each winner back to back.
  */
 import { ErrorCode, ShoalError } from '../errors';
-import { COLD_START_CHUNK_BYTES, DATA_START_BYTES } from './constants';
+import { COLD_START_CHUNK_BYTES, COLD_START_PROGRESS_MS, DATA_START_BYTES } from './constants';
 import type { TruncateMarker } from './format';
-import { type NativeBlockDevice, type ScanFinish, storageNative } from './native-device';
+import { type NativeBlockDevice, type NativeScanner, type ScanFinish, storageNative } from './native-device';
 
 const WINNER_BYTES = 96;
 const WINNER_TOMBSTONE = 1;
@@ -122,6 +122,7 @@ export interface ColdStartOptions {
   truncates: TruncateMarker[];
   withPayload: boolean;
   onRecord: (record: ColdStartRecord) => void;
+  /** Called about every COLD_START_PROGRESS_MS while the devices are read, and after each device. */
   onProgress?: (bytesScanned: number, bytesTotal: number) => void;
 }
 
@@ -139,17 +140,12 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
   });
   const total = options.devices.reduce((sum, device) => sum + device.blockCount * options.writeBlockBytes, 0);
   let scanMs = 0;
-  for (const [index, device] of options.devices.entries()) {
-    await new Promise<void>((resolve, reject) => {
-      scanner.scanDevice(device.native, device.sequences, index, DATA_START_BYTES, options.writeBlockBytes, device.blockCount, (error, result) => {
-        if (error) reject(new ShoalError(ErrorCode.IO_ERROR, error.message, { cause: error }));
-        else {
-          scanMs += result!.ms;
-          resolve();
-        }
-      });
-    });
-    options.onProgress?.(scanner.progress(), total);
+  const ticker = options.onProgress === undefined ? undefined : setInterval(() => options.onProgress!(scanner.progress(), total), COLD_START_PROGRESS_MS);
+  ticker?.unref();
+  try {
+    await scanAll(scanner, options, (ms) => (scanMs += ms), total);
+  } finally {
+    if (ticker !== undefined) clearInterval(ticker);
   }
   const finished = scanner.finish();
   const delivering = performance.now();
@@ -170,6 +166,21 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
     indexMs: performance.now() - delivering,
     megabytesPerSecond: ms > 0 ? finished.bytesScanned / 1e6 / (ms / 1000) : 0,
   };
+}
+
+async function scanAll(scanner: NativeScanner, options: ColdStartOptions, addMs: (ms: number) => void, total: number): Promise<void> {
+  for (const [index, device] of options.devices.entries()) {
+    await new Promise<void>((resolve, reject) => {
+      scanner.scanDevice(device.native, device.sequences, index, DATA_START_BYTES, options.writeBlockBytes, device.blockCount, (error, result) => {
+        if (error) reject(new ShoalError(ErrorCode.IO_ERROR, error.message, { cause: error }));
+        else {
+          addMs(result!.ms);
+          resolve();
+        }
+      });
+    });
+    options.onProgress?.(scanner.progress(), total);
+  }
 }
 
 function deliver(finished: ScanFinish, withPayload: boolean, onRecord: (record: ColdStartRecord) => void): number {

@@ -43,8 +43,9 @@ export const DEFAULT_IO_THREADS = 32;
 export const COMPLETION_CAPACITY = 4096;
 /** The results area that carries read data to JS: at least two write blocks. */
 export const MIN_RESULTS_BYTES = 8 << 20;
-/** Cold start reads this many bytes per sequential read. */
+/** Cold start reads this many bytes per sequential read, and reports progress this often. */
 export const COLD_START_CHUNK_BYTES = 8 << 20;
+export const COLD_START_PROGRESS_MS = 1000;
 
 function check(condition: boolean, message: string): void {
   if (!condition) throw new Error(`storage constants: ${message}`);

@@ -227,6 +227,8 @@ export class DeviceStore {
   private liveTotal = 0;
   private counters = { flushed: 0, commits: 0, defragBlocks: 0, defragMoved: 0 };
   private readonly stateFile: string | undefined;
+  /** Bytes scanned so far by a running cold start, and the most it will read. */
+  coldStartProgress: { scanned: number; total: number } | undefined;
   /** The native encoder bound to the exchange last written from, and the block it writes to. */
   private encoder: NativeRecordEncoder | undefined;
   private encoderExchange: Exchange | undefined;
@@ -409,6 +411,10 @@ export class DeviceStore {
       nowSeconds: Math.floor(this.now() / 1000),
       truncates: this.truncates,
       withPayload: this.withPayload,
+      onProgress: (scanned, total) => {
+        this.coldStartProgress = { scanned, total };
+        if (scanned < total) this.log(`namespace ${this.namespace}: cold start scanned ${(scanned / 1e6).toFixed(0)} of at most ${(total / 1e6).toFixed(0)} MB`);
+      },
       onRecord: (record) => {
         const device = this.devices[record.locationHigh >>> 26]!;
         const size = locationSize(record.locationLow, record.locationHigh);
