@@ -206,6 +206,19 @@ describe('storage engine', () => {
     expect(await store.get('t')).toBeUndefined();
   });
 
+  it('stores records up to nearly a whole write block, read back with one aligned read', async () => {
+    const dir = tempDir();
+    let store = await openStore(dir, { writeBlockBytes: 1 << 20 });
+    const sizes = [1, 4095, 4096, 4097, 300_000, (1 << 20) - 64 - 68 - 4];
+    for (const [index, size] of sizes.entries()) store.put(`big${index}`, Buffer.alloc(size, index + 1));
+    expect(() => store.put('too-big', Buffer.alloc((1 << 20) - 64 - 68 - 3))).toThrow(expect.objectContaining({ code: 'RECORD_TOO_BIG' }));
+    await store.store.flush();
+    store.store.dropCache();
+    for (const [index, size] of sizes.entries()) expect((await store.get(`big${index}`))!.payload).toEqual(Buffer.alloc(size, index + 1));
+    store = await reopen(store, dir, { writeBlockBytes: 1 << 20 });
+    for (const [index, size] of sizes.entries()) expect((await store.get(`big${index}`))!.payload).toEqual(Buffer.alloc(size, index + 1));
+  });
+
   it('refuses writes with OUT_OF_SPACE before the device is full, keeping what is stored', async () => {
     const dir = tempDir();
     const store = await openStore(dir, { sizeBytes: 4 << 20 });
