@@ -24,6 +24,8 @@ const SYNC_PEER_MS = 2000;
 const CONCURRENCY = 64;
 const DURABLE_CONCURRENCY = 256;
 const BATCH = 10_000;
+/** Puts made (untimed, into scratch stores) before each system's timed bulk insert, so both are measured warm. */
+const WARMUP_PUTS = Math.min(KEYS, 100_000);
 
 interface Result {
   name: string;
@@ -90,8 +92,15 @@ async function openShoal(dataDir: string, dataInMemory: boolean, sharedMemoryInd
 
 async function shoalBulkInsert(db: Db, label: string): Promise<Result> {
   const started = performance.now();
+  await shoalPuts(db, KEYS);
+  // Everything on the device: a durable write waits for every earlier block write and syncs.
+  await db.put({ ns: 'bench', set: 's', key: keyName(0) }, valueOf(0), { durable: true });
+  return report(label, KEYS, performance.now() - started);
+}
+
+async function shoalPuts(db: Db, count: number): Promise<void> {
   let pending: Promise<unknown>[] = [];
-  for (let i = 0; i < KEYS; i++) {
+  for (let i = 0; i < count; i++) {
     pending.push(db.put({ ns: 'bench', set: 's', key: keyName(i) }, valueOf(i)));
     if (pending.length >= BATCH) {
       await Promise.all(pending);
@@ -99,17 +108,19 @@ async function shoalBulkInsert(db: Db, label: string): Promise<Result> {
     }
   }
   await Promise.all(pending);
-  // Everything on the device: a durable write waits for every earlier block write and syncs.
-  await db.put({ ns: 'bench', set: 's', key: keyName(0) }, valueOf(0), { durable: true });
-  return report(label, KEYS, performance.now() - started);
 }
 
 async function shoalBench(dir: string): Promise<Record<string, Result>> {
   const out: Record<string, Result> = {};
   const indexes = randomIndexes(GETS);
+  const warmDir = path.join(dir, 'shoal-warmup');
+  fs.mkdirSync(warmDir);
+  let db = await openShoal(warmDir, false, false);
+  await shoalPuts(db, WARMUP_PUTS);
+  await db.close({ dropIndex: true });
   const deviceDir = path.join(dir, 'shoal-device');
   fs.mkdirSync(deviceDir);
-  let db = await openShoal(deviceDir, false);
+  db = await openShoal(deviceDir, false);
   out.insert = await shoalBulkInsert(db, 'shoal bulk insert (put, no await each)');
   await db.close();
   db = await openShoal(deviceDir, false);
@@ -225,6 +236,13 @@ async function lmdbBench(dir: string): Promise<Record<string, Result>> {
   const lmdb = optional<{ open(options: object): LmdbDatabase }>('lmdb');
   if (lmdb === undefined) return {};
   const out: Record<string, Result> = {};
+  const warm = lmdb.open({ path: path.join(dir, 'lmdb-warmup'), mapSize: 1 << 30 });
+  for (let i = 0; i < WARMUP_PUTS; i++) {
+    const written = warm.put(keyName(i), valueOf(i));
+    if (i % BATCH === BATCH - 1) await written;
+  }
+  await warm.flushed;
+  await warm.close();
   let db = lmdb.open({ path: path.join(dir, 'lmdb'), mapSize: 4 << 30 });
   let started = performance.now();
   let last: Promise<boolean> | undefined;
