@@ -425,6 +425,20 @@ uint32_t PrimaryIndex::Upsert(const uint8_t* digest, const EntryFields& fields, 
   if (previous != nullptr) *previous = PreviousEntry{};
   ArenaHandle handle = 0;
   uint32_t id = Find(digest);
+  if (id != 0 && action == DataAction::kStore) {
+    // An overwrite with a payload of the same size class reuses the chunk: no allocation,
+    // and no cold cache line for the new copy.
+    SideEntry* side = SideAt(id);
+    if (side->handle != 0) {
+      FillPrevious(id, previous);
+      if (arena_->RewriteInPlace(side->handle, data, data_bytes)) {
+        WriteFields(EntryAt(id), fields);
+        Touch(id);
+        return id;
+      }
+      if (previous != nullptr) *previous = PreviousEntry{};
+    }
+  }
   if (action == DataAction::kStore) {  // may throw; nothing has changed yet
     handle = arena_->Allocate(data_bytes);
     std::memcpy(arena_->Payload(handle), data, data_bytes);

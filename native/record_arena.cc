@@ -91,6 +91,22 @@ uint8_t* RecordArena::Chunk(ArenaHandle handle) const {
   return chunk;
 }
 
+bool RecordArena::RewriteInPlace(ArenaHandle handle, const uint8_t* data, uint32_t payload_bytes) {
+  uint8_t* chunk = Chunk(handle);
+  ChunkHeader header;
+  std::memcpy(&header, chunk, sizeof header);
+  SHOAL_ASSERT(header.magic == kChunkMagic && header.state == kChunkUsed, "rewrite of chunk %llx magic %x state %x",
+               static_cast<unsigned long long>(handle), header.magic, header.state);
+  if (payload_bytes > kArenaMaxPayloadBytes ||
+      ClassOf(kArenaChunkHeaderBytes + uint64_t{payload_bytes}) != header.size_class) {
+    return false;
+  }
+  header.payload_bytes = payload_bytes;
+  std::memcpy(chunk, &header, sizeof header);
+  std::memcpy(chunk + kArenaChunkHeaderBytes, data, payload_bytes);
+  return true;
+}
+
 uint32_t RecordArena::PayloadBytes(ArenaHandle handle) const {
   ChunkHeader header;
   std::memcpy(&header, Chunk(handle), sizeof header);

@@ -58,6 +58,10 @@ class RecordArena {
   // changed.
   ArenaHandle Allocate(uint32_t payload_bytes);
   void Free(ArenaHandle handle);
+  // Replaces a used chunk's payload in place when the new payload needs the same size class
+  // (an overwrite of a record with one of about the same size). Returns false, changing
+  // nothing, when it does not fit that class.
+  bool RewriteInPlace(ArenaHandle handle, const uint8_t* data, uint32_t payload_bytes);
 
   uint8_t* Payload(ArenaHandle handle) const { return Chunk(handle) + kArenaChunkHeaderBytes; }
   uint32_t PayloadBytes(ArenaHandle handle) const;
