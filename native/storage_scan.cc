@@ -1,11 +1,11 @@
 #include "storage_scan.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <future>
 #include <thread>
-#include <unordered_map>
 
 #include "block_device.h"
 #include "storage_format.h"
@@ -16,56 +16,129 @@ using namespace storage;
 
 namespace {
 
-// Winner descriptor written by finish(), 96 bytes each (lib/storage/cold-start.ts mirrors it).
+// Winner descriptor, 96 bytes each (lib/storage/cold-start.ts mirrors it).
 constexpr size_t kWinnerBytes = 96;
-// A guess at the average padded record size, to size the candidate table before the scan.
-constexpr uint64_t kExpectedRecordBytes = 192;
 constexpr uint32_t kWinnerTombstone = 1, kWinnerHasKey = 2, kWinnerExpiredShadow = 4, kWinnerPayloadKey = 8;
+constexpr uint8_t kLive = 0, kTombstone = 1, kExpired = 2, kTruncated = 3;
+// Live winners per hand-over to JS: large enough to amortise the call, small enough that the
+// JS thread starts filling the index early.
+constexpr uint32_t kBatchRecords = 16384;
+// A guess at the average padded record size, to size the tables before the scan.
+constexpr uint64_t kExpectedRecordBytes = 192;
 
-// The copy written last wins: block sequence, then position in the block. On one node's log
-// this is the exact write order, even when the clock steps back or a removed key is written
-// again with generation 1 (last-update time and generation order versions between nodes).
-bool Newer(const StorageScanner::Candidate& a, uint64_t sequence, uint32_t offset) {
-  if (sequence != a.sequence) return sequence > a.sequence;
-  return offset > a.offset;
+void WriteWinner(std::vector<uint8_t>* out, const StorageScanner::Candidate& candidate, uint32_t flags, uint32_t variable_offset, bool with_payload) {
+  size_t at = out->size();
+  out->resize(at + kWinnerBytes);
+  uint8_t* w = out->data() + at;
+  std::memcpy(w, candidate.digest, 20);
+  Store<uint32_t>(w + 20, candidate.generation);
+  Store<uint32_t>(w + 24, candidate.void_time);
+  Store<uint32_t>(w + 28, flags);
+  Store<double>(w + 32, static_cast<double>(candidate.last_update_ms));
+  Store<uint32_t>(w + 40, candidate.device);
+  Store<uint32_t>(w + 44, candidate.block);
+  Store<uint32_t>(w + 48, candidate.offset);
+  Store<uint32_t>(w + 52, candidate.padded_length);
+  Store<uint32_t>(w + 56, variable_offset);
+  w[60] = candidate.set_length;
+  w[61] = candidate.key_type;
+  Store<uint16_t>(w + 62, candidate.key_length);
+  Store<uint32_t>(w + 64, with_payload ? candidate.payload_length : 0);
+  Store<uint32_t>(w + 68, candidate.copies);
+  Store<double>(w + 72, static_cast<double>(candidate.origin_sequence));
+  Store<uint32_t>(w + 80, candidate.set_index);
+  uint32_t size_units = candidate.padded_length >> 4;
+  Store<uint32_t>(w + 84, (candidate.offset >> 4) | ((size_units & 0x1FFF) << 19));
+  Store<uint32_t>(w + 88, (size_units >> 13) | (candidate.block << 6) | (candidate.device << 26));
+  Store<uint32_t>(w + 92, 0);
 }
 
-class ScanWorker : public Napi::AsyncWorker {
+uint32_t RecordFlags(const StorageScanner::Candidate& candidate) {
+  return ((candidate.flags & kRecordFlagHasKey) ? kWinnerHasKey : 0) | ((candidate.flags & kRecordFlagPayloadKey) ? kWinnerPayloadKey : 0);
+}
+
+Napi::Buffer<uint8_t> OwnedBuffer(Napi::Env env, std::vector<uint8_t>&& bytes) {
+  if (bytes.empty()) bytes.resize(8);
+  auto* owned = new std::vector<uint8_t>(std::move(bytes));
+  return Napi::Buffer<uint8_t>::New(env, owned->data(), owned->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* data) { delete data; }, owned);
+}
+
+Napi::Array StringArray(Napi::Env env, const std::vector<std::string>& names) {
+  Napi::Array array = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); i++) array.Set(static_cast<uint32_t>(i), Napi::String::New(env, names[i]));
+  return array;
+}
+
+struct DeviceScan {
+  BlockDevice* device;
+  double* sequences;
+  uint32_t block_count;
+};
+
+struct Run {
+  uint32_t device;
+  uint32_t first;  // lowest block index of the run
+  uint32_t count;
+};
+
+class ScanWorker : public Napi::AsyncProgressQueueWorker<StorageScanner::Batch*> {
  public:
-  ScanWorker(Napi::Function callback, StorageScanner* scanner, Napi::Object scanner_object, BlockDevice* device,
-             Napi::Object device_object, Napi::Float64Array sequences, uint32_t device_index, uint64_t data_start,
-             uint32_t block_bytes, uint32_t block_count)
-      : Napi::AsyncWorker(callback, "shoal-cold-start"),
+  ScanWorker(Napi::Function callback, Napi::Function on_batch, StorageScanner* scanner, Napi::Object scanner_object,
+             std::vector<DeviceScan> devices, Napi::Array device_objects, Napi::Array sequence_arrays, uint64_t data_start,
+             uint32_t block_bytes)
+      : Napi::AsyncProgressQueueWorker<StorageScanner::Batch*>(callback, "shoal-cold-start"),
         scanner_(scanner),
-        device_(device),
-        sequences_(sequences.Data()),
-        device_index_(device_index),
+        devices_(std::move(devices)),
         data_start_(data_start),
-        block_bytes_(block_bytes),
-        block_count_(block_count) {
+        block_bytes_(block_bytes) {
+    on_batch_ = Napi::Persistent(on_batch);
     scanner_ref_ = Napi::Persistent(scanner_object);
-    device_ref_ = Napi::Persistent(device_object);
-    sequences_ref_ = Napi::Persistent(sequences);
+    devices_ref_ = Napi::Persistent(device_objects.As<Napi::Object>());
+    sequences_ref_ = Napi::Persistent(sequence_arrays.As<Napi::Object>());
   }
 
-  void Execute() override {
+  void Execute(const ExecutionProgress& progress) override {
     auto started = std::chrono::steady_clock::now();
-    ReadHeaders();
+    for (uint32_t index = 0; index < devices_.size() && error_.empty(); index++) ReadHeaders(index);
     if (!error_.empty()) return SetError(error_);
-    uint64_t valid = 0;
-    for (uint32_t block = 0; block < block_count_; block++) valid += sequences_[block] != 0 ? 1 : 0;
-    scanner_->Reserve(static_cast<size_t>(valid * block_bytes_ / kExpectedRecordBytes));
-    ReadBlocks();
+    std::vector<Run> runs = PlanRuns();
+    ReadRuns(runs, progress);
     if (!error_.empty()) return SetError(error_);
+    if (scanner_->batch_count() > 0) {
+      StorageScanner::Batch* batch = scanner_->TakeBatch();
+      progress.Send(&batch, 1);
+    }
     elapsed_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  }
+
+  void OnProgress(StorageScanner::Batch* const* batches, size_t count) override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    for (size_t i = 0; i < count; i++) {
+      StorageScanner::Batch* batch = batches[i];
+      uint32_t records = batch->count;
+      Napi::Buffer<uint8_t> winners = OwnedBuffer(env, std::move(batch->winners));
+      Napi::Buffer<uint8_t> variable = OwnedBuffer(env, std::move(batch->variable));
+      Napi::Array names = StringArray(env, batch->new_set_names);
+      delete batch;
+      try {
+        on_batch_.Call({winners, variable, Napi::Number::New(env, records), names});
+      } catch (const Napi::Error& error) {
+        if (batch_error_.empty()) batch_error_ = error.Message();
+      }
+    }
   }
 
   void OnOK() override {
     scanner_->busy_ = false;
     Napi::Env env = Env();
+    if (!batch_error_.empty()) {
+      Callback().Call({Napi::Error::New(env, "cold start: handing records to the index failed: " + batch_error_).Value()});
+      return;
+    }
     Napi::Object result = Napi::Object::New(env);
-    result.Set("validBlocks", static_cast<double>(valid_blocks_));
-    result.Set("bytesScanned", static_cast<double>(bytes_));
+    result.Set("validBlocks", static_cast<double>(scanner_->blocks_valid_));
+    result.Set("bytesScanned", static_cast<double>(scanner_->bytes_scanned_.load()));
     result.Set("ms", elapsed_ms_);
     Callback().Call({env.Null(), result});
   }
@@ -78,25 +151,26 @@ class ScanWorker : public Napi::AsyncWorker {
 
  private:
   // Phase 1: the first 4 KiB of every block, read by several threads (random 4 KiB reads need
-  // queue depth), decides which blocks hold data of this namespace.
-  void ReadHeaders() {
-    IoBackend* backend = device_->backend();
-    int threads = std::max(1, std::min<int>(scanner_->header_threads_, static_cast<int>(block_count_)));
+  // queue depth), decides which blocks hold data of this namespace and their sequences.
+  void ReadHeaders(uint32_t device_index) {
+    DeviceScan& scan = devices_[device_index];
+    IoBackend* backend = scan.device->backend();
+    int threads = std::max(1, std::min<int>(scanner_->header_threads_, static_cast<int>(scan.block_count)));
     std::vector<std::thread> workers;
     std::vector<int> errors(threads, 0);
     for (int t = 0; t < threads; t++) {
       workers.emplace_back([&, t] {
         size_t capacity;
-        uint8_t* page = device_->buffers()->Acquire(kIoAlignBytes, &capacity);
-        for (uint32_t block = t; block < block_count_; block += threads) {
+        uint8_t* page = scan.device->buffers()->Acquire(kIoAlignBytes, &capacity);
+        for (uint32_t block = t; block < scan.block_count; block += threads) {
           int result = backend->Read(data_start_ + uint64_t{block} * block_bytes_, page, kIoAlignBytes);
           if (result != 0) {
             errors[t] = result;
             break;
           }
-          sequences_[block] = static_cast<double>(CheckBlockHeader(page, scanner_->signature_));
+          scan.sequences[block] = static_cast<double>(CheckBlockHeader(page, scanner_->signature_));
         }
-        device_->buffers()->Release(page, capacity);
+        scan.device->buffers()->Release(page, capacity);
       });
     }
     for (auto& worker : workers) worker.join();
@@ -105,71 +179,99 @@ class ScanWorker : public Napi::AsyncWorker {
     }
   }
 
-  // Phase 2: runs of valid blocks, read sequentially in chunks of up to chunk_bytes_, the next
-  // chunk's read overlapping the parse of the current one.
-  void ReadBlocks() {
-    IoBackend* backend = device_->backend();
-    uint32_t blocks_per_chunk = static_cast<uint32_t>(std::max<size_t>(1, scanner_->chunk_bytes_ / block_bytes_));
-    struct Chunk { uint32_t first; uint32_t count; };
-    std::vector<Chunk> chunks;
-    for (uint32_t block = 0; block < block_count_;) {
-      if (sequences_[block] == 0) { block++; continue; }
-      uint32_t first = block;
-      while (block < block_count_ && sequences_[block] != 0 && block - first < blocks_per_chunk) block++;
-      chunks.push_back({first, block - first});
-      valid_blocks_ += block - first;
-    }
-    if (chunks.empty()) return;
-    size_t chunk_capacity[2];
-    uint8_t* buffers[2];
-    size_t chunk_bytes = size_t{blocks_per_chunk} * block_bytes_;
-    buffers[0] = device_->buffers()->Acquire(chunk_bytes, &chunk_capacity[0]);
-    buffers[1] = device_->buffers()->Acquire(chunk_bytes, &chunk_capacity[1]);
-    auto read_chunk = [&](size_t index, uint8_t* into) {
-      return backend->Read(data_start_ + uint64_t{chunks[index].first} * block_bytes_, into, size_t{chunks[index].count} * block_bytes_);
+  // Valid blocks newest first, merged into runs of adjacent blocks (read with one request).
+  std::vector<Run> PlanRuns() {
+    struct Valid {
+      uint64_t sequence;
+      uint32_t device;
+      uint32_t block;
     };
-    std::future<int> pending = std::async(std::launch::async, read_chunk, 0, buffers[0]);
-    for (size_t index = 0; index < chunks.size(); index++) {
+    std::vector<Valid> valid;
+    for (uint32_t device = 0; device < devices_.size(); device++) {
+      for (uint32_t block = 0; block < devices_[device].block_count; block++) {
+        double sequence = devices_[device].sequences[block];
+        if (sequence != 0) valid.push_back({static_cast<uint64_t>(sequence), device, block});
+      }
+    }
+    std::sort(valid.begin(), valid.end(), [](const Valid& a, const Valid& b) { return a.sequence > b.sequence; });
+    scanner_->Reserve(static_cast<size_t>(valid.size() * block_bytes_ / kExpectedRecordBytes));
+    uint32_t blocks_per_run = static_cast<uint32_t>(std::max<size_t>(1, scanner_->chunk_bytes_ / block_bytes_));
+    std::vector<Run> runs;
+    for (const Valid& entry : valid) {
+      // Newest first usually walks the device backwards: extend a run downwards.
+      if (!runs.empty()) {
+        Run& last = runs.back();
+        if (last.device == entry.device && entry.block + 1 == last.first && last.count < blocks_per_run) {
+          last.first = entry.block;
+          last.count++;
+          continue;
+        }
+      }
+      runs.push_back({entry.device, entry.block, 1});
+    }
+    return runs;
+  }
+
+  // Phase 2: each run with one aligned read, the next run's read overlapping this one's parse;
+  // blocks of a run are parsed newest first (highest index first: runs grow downwards).
+  void ReadRuns(const std::vector<Run>& runs, const ExecutionProgress& progress) {
+    if (runs.empty()) return;
+    size_t run_bytes = std::max<size_t>(block_bytes_, scanner_->chunk_bytes_ / block_bytes_ * block_bytes_);
+    AlignedBufferPool* pool = devices_[0].device->buffers();
+    size_t capacity[2];
+    uint8_t* buffers[2] = {pool->Acquire(run_bytes, &capacity[0]), pool->Acquire(run_bytes, &capacity[1])};
+    auto read_run = [&](size_t index, uint8_t* into) {
+      const Run& run = runs[index];
+      return devices_[run.device].device->backend()->Read(data_start_ + uint64_t{run.first} * block_bytes_, into, size_t{run.count} * block_bytes_);
+    };
+    std::future<int> pending = std::async(std::launch::async, read_run, 0, buffers[0]);
+    for (size_t index = 0; index < runs.size(); index++) {
       int result = pending.get();
       if (result != 0) {
         error_ = std::string("cold start: reading blocks failed: ") + std::strerror(-result);
         break;
       }
       uint8_t* current = buffers[index % 2];
-      if (index + 1 < chunks.size()) pending = std::async(std::launch::async, read_chunk, index + 1, buffers[(index + 1) % 2]);
-      for (uint32_t i = 0; i < chunks[index].count; i++) {
-        uint32_t block = chunks[index].first + i;
-        scanner_->ParseBlock(current + size_t{i} * block_bytes_, block_bytes_, device_index_, block,
-                             static_cast<uint64_t>(sequences_[block]));
+      if (index + 1 < runs.size()) pending = std::async(std::launch::async, read_run, index + 1, buffers[(index + 1) % 2]);
+      const Run& run = runs[index];
+      for (uint32_t i = run.count; i-- > 0;) {
+        uint32_t block = run.first + i;
+        scanner_->ParseBlockNewestFirst(current + size_t{i} * block_bytes_, block_bytes_, run.device, block,
+                                        static_cast<uint64_t>(devices_[run.device].sequences[block]));
       }
-      uint64_t bytes = uint64_t{chunks[index].count} * block_bytes_;
-      bytes_ += bytes;
-      scanner_->bytes_scanned_ += bytes;
+      scanner_->bytes_scanned_ += uint64_t{run.count} * block_bytes_;
+      if (scanner_->batch_count() >= kBatchRecords) {
+        StorageScanner::Batch* batch = scanner_->TakeBatch();
+        progress.Send(&batch, 1);
+      }
     }
     if (pending.valid()) pending.wait();
-    device_->buffers()->Release(buffers[0], chunk_capacity[0]);
-    device_->buffers()->Release(buffers[1], chunk_capacity[1]);
+    pool->Release(buffers[0], capacity[0]);
+    pool->Release(buffers[1], capacity[1]);
   }
 
   StorageScanner* scanner_;
-  BlockDevice* device_;
-  double* sequences_;
-  uint32_t device_index_;
+  std::vector<DeviceScan> devices_;
   uint64_t data_start_;
   uint32_t block_bytes_;
-  uint32_t block_count_;
-  Napi::ObjectReference scanner_ref_, device_ref_;
-  Napi::Reference<Napi::Float64Array> sequences_ref_;
+  Napi::FunctionReference on_batch_;
+  Napi::ObjectReference scanner_ref_, devices_ref_, sequences_ref_;
   std::string error_;
-  uint64_t valid_blocks_ = 0, bytes_ = 0;
+  std::string batch_error_;
   double elapsed_ms_ = 0;
 };
+
+uint64_t TableEntry(const uint8_t* digest, uint32_t number) {
+  uint64_t hash;
+  std::memcpy(&hash, digest + 4, 8);
+  return ((hash >> 32) << 32) | number;
+}
 
 }  // namespace
 
 void StorageScanner::Init(Napi::Env env, Napi::Object exports) {
   exports.Set("StorageScanner", DefineClass(env, "StorageScanner", {
-      InstanceMethod<&StorageScanner::ScanDevice>("scanDevice"),
+      InstanceMethod<&StorageScanner::Scan>("scan"),
       InstanceMethod<&StorageScanner::Progress>("progress"),
       InstanceMethod<&StorageScanner::Finish>("finish"),
   }));
@@ -213,28 +315,20 @@ uint64_t* StorageScanner::Slot(const uint8_t* digest) {
   for (size_t position = hash & mask;; position = (position + 1) & mask) {
     uint64_t entry = table_[position];
     if (entry == 0) return &table_[position];
-    if ((entry >> 32) == tag && std::memcmp(candidates_[static_cast<uint32_t>(entry) - 1].digest, digest, 20) == 0) return &table_[position];
+    if ((entry >> 32) == tag && std::memcmp(seen_[static_cast<uint32_t>(entry) - 1].digest, digest, 20) == 0) return &table_[position];
   }
 }
 
-namespace {
-uint64_t TableEntry(const uint8_t* digest, uint32_t candidate_number) {
-  uint64_t hash;
-  std::memcpy(&hash, digest + 4, 8);
-  return ((hash >> 32) << 32) | candidate_number;
-}
-}  // namespace
-
 void StorageScanner::Reserve(size_t records) {
-  size_t wanted = candidates_.size() + records;
-  candidates_.reserve(wanted);
+  size_t wanted = seen_.size() + records;
+  seen_.reserve(wanted);
   size_t slots = table_.size();
   while (slots < wanted * 2) slots *= 2;
   if (slots != table_.size()) {
     std::vector<uint64_t> old = std::move(table_);
     table_.assign(slots, 0);
     for (uint64_t entry : old) {
-      if (entry != 0) *Slot(candidates_[static_cast<uint32_t>(entry) - 1].digest) = entry;
+      if (entry != 0) *Slot(seen_[static_cast<uint32_t>(entry) - 1].digest) = entry;
     }
   }
 }
@@ -243,90 +337,155 @@ void StorageScanner::Grow() {
   std::vector<uint64_t> old = std::move(table_);
   table_.assign(old.size() * 2, 0);
   for (uint64_t entry : old) {
-    if (entry != 0) *Slot(candidates_[static_cast<uint32_t>(entry) - 1].digest) = entry;
+    if (entry != 0) *Slot(seen_[static_cast<uint32_t>(entry) - 1].digest) = entry;
   }
 }
 
-void StorageScanner::ParseBlock(const uint8_t* block, size_t block_bytes, uint32_t device, uint32_t block_index, uint64_t sequence) {
+uint32_t StorageScanner::SetIndex(const uint8_t* set, uint8_t length) {
+  std::string name(reinterpret_cast<const char*>(set), length);
+  auto found = set_ids_.find(name);
+  if (found != set_ids_.end()) return found->second;
+  uint32_t index = static_cast<uint32_t>(set_names_.size());
+  set_ids_.emplace(name, index);
+  set_names_.push_back(std::move(name));
+  return index;
+}
+
+bool StorageScanner::Truncated(const uint8_t* set, uint8_t set_length, uint64_t last_update) const {
+  for (const TruncateMarker& marker : truncates_) {
+    if (last_update >= marker.before_ms) continue;
+    if (marker.all_sets || (marker.set.size() == set_length && std::memcmp(marker.set.data(), set, set_length) == 0)) return true;
+  }
+  return false;
+}
+
+StorageScanner::Batch* StorageScanner::TakeBatch() {
+  Batch* batch = batch_ == nullptr ? new Batch() : batch_;
+  batch_ = nullptr;
+  batch->new_set_names.assign(set_names_.begin() + static_cast<std::ptrdiff_t>(set_names_sent_), set_names_.end());
+  set_names_sent_ = set_names_.size();
+  return batch;
+}
+
+// The first copy of a digest that the scan meets (newest first) is its newest copy.
+void StorageScanner::Take(const uint8_t* at, uint32_t total, uint32_t device, uint32_t block_index, uint32_t position, uint64_t sequence) {
+  const uint8_t* digest = at + kRecordDigestAt;
+  if ((seen_.size() + 1) * 2 > table_.size()) Grow();
+  uint64_t* slot = Slot(digest);
+  if (*slot != 0) {
+    uint32_t pending = seen_[static_cast<uint32_t>(*slot) - 1].pending;
+    if (pending != 0) pending_[pending - 1].copies++;  // an older copy that the winner hides
+    return;
+  }
+  Candidate candidate;
+  std::memcpy(candidate.digest, digest, 20);
+  candidate.generation = Load<uint32_t>(at + kRecordGenerationAt);
+  candidate.void_time = Load<uint32_t>(at + kRecordVoidTimeAt);
+  candidate.flags = Load<uint16_t>(at + kRecordFlagsAt);
+  candidate.set_length = at[kRecordSetLengthAt];
+  candidate.key_type = at[kRecordKeyTypeAt];
+  candidate.key_length = Load<uint16_t>(at + kRecordKeyLengthAt);
+  candidate.payload_length = Load<uint32_t>(at + kRecordPayloadLengthAt);
+  candidate.last_update_ms = Load<uint64_t>(at + kRecordLastUpdateAt);
+  candidate.origin_sequence = sequence;
+  candidate.copies = 1;
+  candidate.device = device;
+  candidate.block = block_index;
+  candidate.offset = position;
+  candidate.padded_length = AlignUp(total, kRecordAlignBytes);
+  const uint8_t* set = at + kRecordHeaderBytes;
+  candidate.set_index = SetIndex(set, candidate.set_length);
+  if (candidate.flags & kRecordFlagTombstone) {
+    candidate.kind = kTombstone;
+    if (candidate.payload_length >= 8) candidate.origin_sequence = Load<uint64_t>(set + candidate.set_length + candidate.key_length);
+  } else if (Truncated(set, candidate.set_length, candidate.last_update_ms)) {
+    candidate.kind = kTruncated;
+  } else if (candidate.void_time != 0 && candidate.void_time <= now_seconds_) {
+    candidate.kind = kExpired;
+  } else {
+    candidate.kind = kLive;
+  }
+  size_t variable_length = candidate.set_length + candidate.key_length + (with_payload_ && candidate.kind == kLive ? candidate.payload_length : 0);
+  Seen seen;
+  std::memcpy(seen.digest, digest, 20);
+  seen.pending = 0;
+  if (candidate.kind == kLive) {
+    if (batch_ == nullptr) batch_ = new Batch();
+    uint32_t variable_offset = static_cast<uint32_t>(batch_->variable.size());
+    batch_->variable.insert(batch_->variable.end(), set, set + variable_length);
+    WriteWinner(&batch_->winners, candidate, RecordFlags(candidate), variable_offset, with_payload_);
+    batch_->count++;
+  } else {
+    candidate.variable_offset = pending_variable_.size();
+    pending_variable_.insert(pending_variable_.end(), set, set + variable_length);
+    pending_.push_back(candidate);
+    seen.pending = static_cast<uint32_t>(pending_.size());
+  }
+  seen_.push_back(seen);
+  *slot = TableEntry(digest, static_cast<uint32_t>(seen_.size()));
+}
+
+void StorageScanner::ParseBlockNewestFirst(const uint8_t* block, size_t block_bytes, uint32_t device, uint32_t block_index, uint64_t sequence) {
   if (sequence == 0) return;
   blocks_valid_++;
+  record_offsets_.clear();
   size_t position = kBlockHeaderBytes;
   while (position + kRecordMinBytes <= block_bytes) {
-    const uint8_t* at = block + position;
     uint32_t total = 0;
-    RecordCheck check = CheckRecord(at, block_bytes - position, sequence, &total);
+    RecordCheck check = CheckRecord(block + position, block_bytes - position, sequence, &total);
     if (check != RecordCheck::kValid) {
       if (check == RecordCheck::kCorrupt) corrupt_++;
-      position += kRecordAlignBytes;
+      position += kRecordAlignBytes;  // resynchronise on the next record boundary
       continue;
     }
-    records_seen_++;
-    uint64_t last_update = Load<uint64_t>(at + kRecordLastUpdateAt);
-    uint32_t generation = Load<uint32_t>(at + kRecordGenerationAt);
-    if ((candidates_.size() + 1) * 2 > table_.size()) Grow();
-    uint64_t* slot = Slot(at + kRecordDigestAt);
-    Candidate* candidate;
-    if (*slot == 0) {
-      candidates_.emplace_back();
-      *slot = TableEntry(at + kRecordDigestAt, static_cast<uint32_t>(candidates_.size()));
-      candidate = &candidates_.back();
-      std::memcpy(candidate->digest, at + kRecordDigestAt, 20);
-      candidate->copies = 1;
-    } else {
-      candidate = &candidates_[static_cast<uint32_t>(*slot) - 1];
-      candidate->copies++;
-      if (!Newer(*candidate, sequence, static_cast<uint32_t>(position))) {
-        position += AlignUp(total, kRecordAlignBytes);
-        continue;
-      }
-    }
-    candidate->generation = generation;
-    candidate->void_time = Load<uint32_t>(at + kRecordVoidTimeAt);
-    candidate->flags = Load<uint16_t>(at + kRecordFlagsAt);
-    candidate->set_length = at[kRecordSetLengthAt];
-    candidate->key_type = at[kRecordKeyTypeAt];
-    candidate->key_length = Load<uint16_t>(at + kRecordKeyLengthAt);
-    candidate->payload_length = Load<uint32_t>(at + kRecordPayloadLengthAt);
-    candidate->last_update_ms = last_update;
-    candidate->sequence = sequence;
-    candidate->origin_sequence = sequence;
-    if ((candidate->flags & kRecordFlagTombstone) && candidate->payload_length >= 8) {
-      candidate->origin_sequence = Load<uint64_t>(at + kRecordHeaderBytes + candidate->set_length + candidate->key_length);
-    }
-    candidate->device = device;
-    candidate->block = block_index;
-    candidate->offset = static_cast<uint32_t>(position);
-    candidate->padded_length = AlignUp(total, kRecordAlignBytes);
-    size_t variable_length = candidate->set_length + candidate->key_length + (with_payload_ ? candidate->payload_length : 0);
-    candidate->variable_offset = variable_.size();
-    variable_.insert(variable_.end(), at + kRecordHeaderBytes, at + kRecordHeaderBytes + variable_length);
+    record_offsets_.push_back(static_cast<uint32_t>(position));
     position += AlignUp(total, kRecordAlignBytes);
+  }
+  records_seen_ += record_offsets_.size();
+  // Within a block the later record is the newer one.
+  for (size_t i = record_offsets_.size(); i-- > 0;) {
+    uint32_t at = record_offsets_[i];
+    Take(block + at, Load<uint32_t>(block + at + kRecordLengthAt), device, block_index, at, sequence);
   }
 }
 
-// scanDevice(device, sequences: Float64Array(blockCount), deviceIndex, dataStartBytes,
-//            blockBytes, blockCount, callback(error, { validBlocks, bytesScanned, ms }))
-Napi::Value StorageScanner::ScanDevice(const Napi::CallbackInfo& info) {
+// scan(devices: BlockDevice[], sequences: Float64Array[], blockCounts: number[], dataStartBytes,
+//      blockBytes, onBatch(winners, variable, count, newSetNames), callback(error, { validBlocks,
+//      bytesScanned, ms })). onBatch runs on the JS thread while the worker goes on reading.
+Napi::Value StorageScanner::Scan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 7 || !info[0].IsObject() || !info[1].IsTypedArray() || !info[6].IsFunction()) {
-    throw Napi::TypeError::New(env, "scanDevice(device, sequences, deviceIndex, dataStartBytes, blockBytes, blockCount, callback)");
+  if (info.Length() < 7 || !info[0].IsArray() || !info[1].IsArray() || !info[2].IsArray() || !info[5].IsFunction() || !info[6].IsFunction()) {
+    throw Napi::TypeError::New(env, "scan(devices, sequences, blockCounts, dataStartBytes, blockBytes, onBatch, callback)");
   }
-  BlockDevice* device = Napi::ObjectWrap<BlockDevice>::Unwrap(info[0].As<Napi::Object>());
-  if (device == nullptr || !device->is_open()) throw Napi::Error::New(env, "scanDevice: the device is not open");
-  if (info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) throw Napi::TypeError::New(env, "scanDevice: sequences must be a Float64Array");
-  Napi::Float64Array sequences = info[1].As<Napi::Float64Array>();
-  uint32_t device_index = info[2].As<Napi::Number>().Uint32Value();
+  Napi::Array device_objects = info[0].As<Napi::Array>();
+  Napi::Array sequence_arrays = info[1].As<Napi::Array>();
+  Napi::Array block_counts = info[2].As<Napi::Array>();
   double data_start = info[3].As<Napi::Number>().DoubleValue();
   uint32_t block_bytes = info[4].As<Napi::Number>().Uint32Value();
-  uint32_t block_count = info[5].As<Napi::Number>().Uint32Value();
-  if (block_bytes < 2 * kIoAlignBytes || block_bytes % kIoAlignBytes != 0 || std::fmod(data_start, kIoAlignBytes) != 0 ||
-      sequences.ElementLength() < block_count || data_start + double(block_bytes) * block_count > double(device->size_bytes())) {
-    throw Napi::RangeError::New(env, "scanDevice: geometry does not fit the device");
+  if (device_objects.Length() == 0 || sequence_arrays.Length() != device_objects.Length() || block_counts.Length() != device_objects.Length()) {
+    throw Napi::RangeError::New(env, "scan: one sequences array and one block count per device");
   }
-  if (busy_.exchange(true)) throw Napi::Error::New(env, "scanDevice: a scan is already running on this scanner");
-  auto* worker = new ScanWorker(info[6].As<Napi::Function>(), this, info.This().As<Napi::Object>(), device,
-                                info[0].As<Napi::Object>(), sequences, device_index, static_cast<uint64_t>(data_start),
-                                block_bytes, block_count);
+  if (block_bytes < 2 * kIoAlignBytes || block_bytes % kIoAlignBytes != 0 || std::fmod(data_start, kIoAlignBytes) != 0) {
+    throw Napi::RangeError::New(env, "scan: bad geometry");
+  }
+  std::vector<DeviceScan> devices;
+  for (uint32_t i = 0; i < device_objects.Length(); i++) {
+    BlockDevice* device = Napi::ObjectWrap<BlockDevice>::Unwrap(device_objects.Get(i).As<Napi::Object>());
+    if (device == nullptr || !device->is_open()) throw Napi::Error::New(env, "scan: a device is not open");
+    Napi::Value sequences_value = sequence_arrays.Get(i);
+    if (!sequences_value.IsTypedArray() || sequences_value.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+      throw Napi::TypeError::New(env, "scan: sequences must be Float64Arrays");
+    }
+    Napi::Float64Array sequences = sequences_value.As<Napi::Float64Array>();
+    uint32_t block_count = block_counts.Get(i).As<Napi::Number>().Uint32Value();
+    if (sequences.ElementLength() < block_count || data_start + double(block_bytes) * block_count > double(device->size_bytes())) {
+      throw Napi::RangeError::New(env, "scan: geometry does not fit a device");
+    }
+    devices.push_back({device, sequences.Data(), block_count});
+  }
+  if (busy_.exchange(true)) throw Napi::Error::New(env, "scan: a scan is already running on this scanner");
+  auto* worker = new ScanWorker(info[6].As<Napi::Function>(), info[5].As<Napi::Function>(), this, info.This().As<Napi::Object>(),
+                                std::move(devices), device_objects, sequence_arrays, static_cast<uint64_t>(data_start), block_bytes);
   worker->Queue();
   return env.Undefined();
 }
@@ -335,95 +494,35 @@ Napi::Value StorageScanner::Progress(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(bytes_scanned_.load()));
 }
 
-// finish() -> { count, winners: Buffer (80 bytes each), variable: Buffer, recordsSeen, corrupt,
-//               expired, tombstones, truncated, shadows, validBlocks }
+// finish() -> { count, winners, variable, setNames (new since the last batch), recordsSeen,
+// corrupt, expired, tombstones, truncated, shadows, validBlocks, bytesScanned }: the newest
+// copies that are tombstones, expired or truncated and still hide an older copy (shadows).
 Napi::Value StorageScanner::Finish(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (busy_) throw Napi::Error::New(env, "finish: a scan is still running");
-  auto* winners_owned = new std::vector<uint8_t>();
-  std::vector<uint8_t>& winners = *winners_owned;
-  winners.reserve(candidates_.size() * kWinnerBytes);
-  std::unordered_map<std::string, uint32_t> set_ids;
-  std::vector<std::string> set_names;
+  std::vector<uint8_t> winners;
+  std::vector<uint8_t> variable;
   uint64_t expired = 0, tombstones = 0, truncated = 0, shadows = 0;
-  for (const Candidate& candidate : candidates_) {
-    const uint8_t* set = variable_.data() + candidate.variable_offset;
-    bool is_truncated = false;
-    for (const TruncateMarker& marker : truncates_) {
-      if (candidate.last_update_ms >= marker.before_ms) continue;
-      if (marker.all_sets || (marker.set.size() == candidate.set_length && std::memcmp(marker.set.data(), set, candidate.set_length) == 0)) {
-        is_truncated = true;
-        break;
-      }
-    }
-    uint32_t flags = ((candidate.flags & kRecordFlagHasKey) ? kWinnerHasKey : 0) | ((candidate.flags & kRecordFlagPayloadKey) ? kWinnerPayloadKey : 0);
-    uint64_t origin = candidate.origin_sequence;
-    if (is_truncated) {
-      // Truncated. An older copy may carry a later last-update time (a clock step, a replicated
-      // version), so the newest copy keeps hiding it while one exists.
-      truncated++;
-      if (candidate.copies < 2) continue;
-      flags |= kWinnerExpiredShadow;
-      shadows++;
-    } else if (candidate.flags & kRecordFlagTombstone) {
-      tombstones++;
-      if (candidate.copies < 2) continue;  // nothing older on the devices: the tombstone is no longer needed
-      flags |= kWinnerTombstone;
-      shadows++;
-    } else if (candidate.void_time != 0 && candidate.void_time <= now_seconds_) {
-      expired++;
-      if (candidate.copies < 2) continue;
-      flags |= kWinnerExpiredShadow;  // hides older, unexpired copies until they are gone
-      shadows++;
-    }
-    size_t at = winners.size();
-    winners.resize(at + kWinnerBytes);
-    uint8_t* out = winners.data() + at;
-    std::memcpy(out, candidate.digest, 20);
-    Store<uint32_t>(out + 20, candidate.generation);
-    Store<uint32_t>(out + 24, candidate.void_time);
-    Store<uint32_t>(out + 28, flags);
-    Store<double>(out + 32, static_cast<double>(candidate.last_update_ms));
-    Store<uint32_t>(out + 40, candidate.device);
-    Store<uint32_t>(out + 44, candidate.block);
-    Store<uint32_t>(out + 48, candidate.offset);
-    Store<uint32_t>(out + 52, candidate.padded_length);
-    Store<uint32_t>(out + 56, static_cast<uint32_t>(candidate.variable_offset));
-    out[60] = candidate.set_length;
-    out[61] = candidate.key_type;
-    Store<uint16_t>(out + 62, candidate.key_length);
-    Store<uint32_t>(out + 64, with_payload_ ? candidate.payload_length : 0);
-    Store<uint32_t>(out + 68, candidate.copies);
-    Store<double>(out + 72, static_cast<double>(origin));
-    std::string set_name(reinterpret_cast<const char*>(set), candidate.set_length);
-    auto found = set_ids.find(set_name);
-    uint32_t set_index;
-    if (found == set_ids.end()) {
-      set_index = static_cast<uint32_t>(set_names.size());
-      set_ids.emplace(set_name, set_index);
-      set_names.push_back(std::move(set_name));
-    } else {
-      set_index = found->second;
-    }
-    Store<uint32_t>(out + 80, set_index);
-    uint32_t size_units = candidate.padded_length >> 4;
-    Store<uint32_t>(out + 84, (candidate.offset >> 4) | ((size_units & 0x1FFF) << 19));
-    Store<uint32_t>(out + 88, (size_units >> 13) | (candidate.block << 6) | (candidate.device << 26));
-    Store<uint32_t>(out + 92, 0);
+  for (const Candidate& candidate : pending_) {
+    if (candidate.kind == kTombstone) tombstones++;
+    if (candidate.kind == kExpired) expired++;
+    if (candidate.kind == kTruncated) truncated++;
+    if (candidate.copies < 2) continue;  // nothing older on the devices: nothing to hide
+    shadows++;
+    uint32_t flags = RecordFlags(candidate) | (candidate.kind == kTombstone ? kWinnerTombstone : kWinnerExpiredShadow);
+    uint32_t variable_offset = static_cast<uint32_t>(variable.size());
+    size_t length = candidate.set_length + candidate.key_length;
+    const uint8_t* source = pending_variable_.data() + candidate.variable_offset;
+    variable.insert(variable.end(), source, source + length);
+    WriteWinner(&winners, candidate, flags, variable_offset, false);
   }
-  if (variable_.size() > 0xFFFFFFFFull) throw Napi::RangeError::New(env, "finish: more than 4 GiB of in-memory data");
+  Batch* names = TakeBatch();
   Napi::Object result = Napi::Object::New(env);
   result.Set("count", static_cast<double>(winners.size() / kWinnerBytes));
-  // Handed over without a copy: the buffers own the vectors.
-  auto* variable_owned = new std::vector<uint8_t>(std::move(variable_));
-  variable_ = std::vector<uint8_t>();
-  if (winners.empty()) winners.resize(8);
-  if (variable_owned->empty()) variable_owned->resize(8);
-  result.Set("winners", Napi::Buffer<uint8_t>::New(env, winners.data(), winners.size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* owned) { delete owned; }, winners_owned));
-  result.Set("variable", Napi::Buffer<uint8_t>::New(env, variable_owned->data(), variable_owned->size(), [](Napi::Env, uint8_t*, std::vector<uint8_t>* owned) { delete owned; }, variable_owned));
-  Napi::Array names = Napi::Array::New(env, set_names.size());
-  for (size_t i = 0; i < set_names.size(); i++) names.Set(static_cast<uint32_t>(i), Napi::String::New(env, set_names[i]));
-  result.Set("setNames", names);
+  result.Set("winners", OwnedBuffer(env, std::move(winners)));
+  result.Set("variable", OwnedBuffer(env, std::move(variable)));
+  result.Set("setNames", StringArray(env, names->new_set_names));
+  delete names;
   result.Set("recordsSeen", static_cast<double>(records_seen_));
   result.Set("corrupt", static_cast<double>(corrupt_));
   result.Set("expired", static_cast<double>(expired));
@@ -432,8 +531,9 @@ Napi::Value StorageScanner::Finish(const Napi::CallbackInfo& info) {
   result.Set("shadows", static_cast<double>(shadows));
   result.Set("validBlocks", static_cast<double>(blocks_valid_));
   result.Set("bytesScanned", static_cast<double>(bytes_scanned_.load()));
-  candidates_.clear();
-  candidates_.shrink_to_fit();
+  seen_ = std::vector<Seen>();
+  pending_ = std::vector<Candidate>();
+  pending_variable_ = std::vector<uint8_t>();
   table_.assign(1 << 16, 0);
   return result;
 }

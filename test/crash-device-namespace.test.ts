@@ -53,6 +53,7 @@ async function verify(model: Model): Promise<string> {
 
 it(`keeps every durable write through open()/put()/remove() across ${KILLS} SIGKILLs`, async () => {
   const seed = random.seed;
+  console.log(`crash test (public API): seed ${seed} (SHOAL_CRASH_SEED replays)`);
   const model: Model = new Map();
   const started = Date.now();
   const modes = new Map<string, number>();

@@ -49,6 +49,7 @@ async function verify(model: Model): Promise<{ corrupt: number; blocks: number }
 
 it(`keeps every durable write across ${KILLS} SIGKILLs of a writing process`, async () => {
   const seed = random.seed;
+  console.log(`crash test: seed ${seed} (SHOAL_CRASH_SEED replays)`);
   const model: Model = new Map();
   const started = Date.now();
   let kills = 0;

@@ -154,6 +154,17 @@ describe('device namespace', () => {
     expect(await ns.get(key('long4499'), undefined)).toBeDefined();
   }, 20_000);
 
+  it('a durable remove of an absent record waits until an earlier remove is on the device (regression)', async () => {
+    const dir = tempDir();
+    const ns = await openNamespace(dir);
+    await ns.put(key('gone'), { a: 1 }, { durable: true });
+    expect(await ns.remove(key('gone'), undefined)).toBe(true);  // its tombstone is not synced yet
+    const store = (ns as unknown as { store: { stats(): { commits: number } } }).store;
+    const commits = store.stats().commits;
+    expect(await ns.remove(key('gone'), { durable: true })).toBe(false);
+    expect(store.stats().commits).toBeGreaterThan(commits);
+  });
+
   it('reports device stats', async () => {
     const dir = tempDir();
     const ns = await openNamespace(dir);

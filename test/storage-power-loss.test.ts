@@ -90,6 +90,7 @@ async function verify(model: Model): Promise<void> {
 
 it(`keeps every durable write across ${ROUNDS} power losses at random points`, async () => {
   const seed = random.seed;
+  console.log(`power-loss test: seed ${seed} (SHOAL_POWER_SEED replays)`);
   const model: Model = new Map();
   for (let index = 1; index <= ROUNDS; index++) {
     await round(model, index);

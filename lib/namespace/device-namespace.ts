@@ -435,8 +435,10 @@ export class DeviceNamespace implements Namespace {
   remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean> {
     return this.run(key, false, (current) => {
       checkGenerationMatch(current, options?.generation);
-      if (!current.exists) return false;
-      return this.removeCurrent(current, options?.durable === true, true);
+      if (current.exists) return this.removeCurrent(current, options?.durable === true, true);
+      // Absent, perhaps because of an earlier remove that is not on the device yet: a durable
+      // remove resolves only once that absence is durable too.
+      return options?.durable === true || this.config.device!.commitToDevice ? this.store.flush().then(() => false) : false;
     });
   }
 

@@ -16,7 +16,7 @@
 import { ErrorCode, ShoalError } from '../errors';
 import { COLD_START_CHUNK_BYTES, COLD_START_PROGRESS_MS, DATA_START_BYTES } from './constants';
 import type { TruncateMarker } from './format';
-import { type NativeBlockDevice, type NativeScanner, type ScanFinish, storageNative } from './native-device';
+import { type NativeBlockDevice, storageNative } from './native-device';
 
 const WINNER_BYTES = 96;
 const WINNER_TOMBSTONE = 1;
@@ -108,7 +108,7 @@ export interface ColdStartReport {
   ms: number;
   /** Reading and checking the devices (native, worker threads). */
   scanMs: number;
-  /** Handing the winners to the index (JS thread). */
+  /** Handing the winners to the index (JS thread; mostly while the scan goes on). */
   indexMs: number;
   megabytesPerSecond: number;
 }
@@ -139,17 +139,39 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
     truncates: options.truncates.map((marker) => ({ set: marker.set ?? null, beforeMs: marker.beforeMs })),
   });
   const total = options.devices.reduce((sum, device) => sum + device.blockCount * options.writeBlockBytes, 0);
-  let scanMs = 0;
+  const setNames: string[] = [];
+  let records = 0;
+  let indexMs = 0;
+  const onBatch = (winners: Buffer, variable: Buffer, count: number, newSetNames: string[]) => {
+    const handing = performance.now();
+    for (const name of newSetNames) setNames.push(name);
+    records += deliver({ winners, variable, count }, setNames, options.withPayload, options.onRecord);
+    indexMs += performance.now() - handing;
+  };
   const ticker = options.onProgress === undefined ? undefined : setInterval(() => options.onProgress!(scanner.progress(), total), COLD_START_PROGRESS_MS);
   ticker?.unref();
+  let scanMs: number;
   try {
-    await scanAll(scanner, options, (ms) => (scanMs += ms), total);
+    scanMs = await new Promise<number>((resolve, reject) => {
+      scanner.scan(
+        options.devices.map((device) => device.native),
+        options.devices.map((device) => device.sequences),
+        options.devices.map((device) => device.blockCount),
+        DATA_START_BYTES,
+        options.writeBlockBytes,
+        onBatch,
+        (error, result) => (error ? reject(new ShoalError(ErrorCode.IO_ERROR, error.message, { cause: error })) : resolve(result!.ms)),
+      );
+    });
   } finally {
     if (ticker !== undefined) clearInterval(ticker);
   }
+  options.onProgress?.(scanner.progress(), total);
   const finished = scanner.finish();
-  const delivering = performance.now();
-  const records = deliver(finished, options.withPayload, options.onRecord);
+  const handing = performance.now();
+  for (const name of finished.setNames) setNames.push(name);
+  deliver(finished, setNames, options.withPayload, options.onRecord);
+  indexMs += performance.now() - handing;
   const ms = performance.now() - started;
   return {
     records,
@@ -163,29 +185,20 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
     bytesScanned: finished.bytesScanned,
     ms,
     scanMs,
-    indexMs: performance.now() - delivering,
+    indexMs,
     megabytesPerSecond: ms > 0 ? finished.bytesScanned / 1e6 / (ms / 1000) : 0,
   };
 }
 
-async function scanAll(scanner: NativeScanner, options: ColdStartOptions, addMs: (ms: number) => void, total: number): Promise<void> {
-  for (const [index, device] of options.devices.entries()) {
-    await new Promise<void>((resolve, reject) => {
-      scanner.scanDevice(device.native, device.sequences, index, DATA_START_BYTES, options.writeBlockBytes, device.blockCount, (error, result) => {
-        if (error) reject(new ShoalError(ErrorCode.IO_ERROR, error.message, { cause: error }));
-        else {
-          addMs(result!.ms);
-          resolve();
-        }
-      });
-    });
-    options.onProgress?.(scanner.progress(), total);
-  }
-}
-
-function deliver(finished: ScanFinish, withPayload: boolean, onRecord: (record: ColdStartRecord) => void): number {
-  const { winners, variable, count } = finished;
-  const record = new ColdStartRecord(winners, variable, finished.setNames, withPayload);
+/** Hands count winners to onRecord; returns how many were live records. */
+function deliver(
+  batch: { winners: Buffer; variable: Buffer; count: number },
+  setNames: string[],
+  withPayload: boolean,
+  onRecord: (record: ColdStartRecord) => void,
+): number {
+  const { winners, variable, count } = batch;
+  const record = new ColdStartRecord(winners, variable, setNames, withPayload);
   const u32 = new Uint32Array(winners.buffer, winners.byteOffset, winners.length >>> 2);
   const f64 = new Float64Array(winners.buffer, winners.byteOffset, winners.length >>> 3);
   let live = 0;

@@ -66,13 +66,14 @@ export interface StorageNative {
 }
 
 export interface NativeScanner {
-  scanDevice(
-    device: NativeBlockDevice,
-    sequences: Float64Array,
-    deviceIndex: number,
+  /** Reads every device newest block first; live winners arrive in onBatch while it goes on. */
+  scan(
+    devices: NativeBlockDevice[],
+    sequences: Float64Array[],
+    blockCounts: number[],
     dataStart: number,
     blockBytes: number,
-    blockCount: number,
+    onBatch: (winners: Buffer, variable: Buffer, count: number, newSetNames: string[]) => void,
     callback: (error: Error | null, result?: { validBlocks: number; bytesScanned: number; ms: number }) => void,
   ): void;
   progress(): number;
