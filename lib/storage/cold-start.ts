@@ -1,8 +1,10 @@
 /**
- * Cold start: the native StorageScanner reads every device (block headers in parallel, then
- * the valid blocks with large sequential reads, on worker threads), checks every record and
- * keeps the newest copy of each digest. Here the winners are handed, one at a time, to the
- * store and the namespace's index.
+ * Cold start: the native StorageScanner reads every device on a worker thread (block headers
+ * in parallel, then the valid blocks newest first with large aligned reads) and checks every
+ * record. Newest first, the first copy of a digest it meets is final, so batches of live
+ * records arrive here while it reads on, and are handed one at a time to the store and the
+ * namespace's index; tombstones and expired or truncated newest copies that still hide older
+ * copies (shadows) come at the end, from finish().
  *
  * Winner layout (96 bytes each, native/storage_scan.cc):
  *   0 digest(20) | 20 u32 generation | 24 u32 void time | 28 u32 flags (1 tombstone, 2 has key,
