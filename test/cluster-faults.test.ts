@@ -19,6 +19,45 @@ const seeds = process.env.SHOAL_SEEDS?.split(',').map(Number) ?? [1, 2, 24, 34, 
 const put = (node: ClusterNode, key: string, bins: Record<string, unknown>) =>
   node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation: { call: 'put', bins } });
 
+describe('determinism', () => {
+  it('the same seed replays the same run exactly', async () => {
+    const run = async () => {
+      const sim = new SimCluster({ seed: 4242, network: { minDelayMs: 1, maxDelayMs: 15, lossRate: 0.01, duplicateRate: 0.01, reorderRate: 0.01 } });
+      const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
+      for (const id of ids) await sim.addNode(id, ['n1:7000']);
+      // (A writer on a one-node cluster completes in microtasks alone and would starve the loop.)
+      expect(await sim.scheduler.runUntil(() => sim.agree(ids), 20_000)).toBe(true);
+      let n = 0;
+      let stop = false;
+      const outcomes: string[] = [];
+      const writer = (async () => {
+        while (!stop) {
+          const key = `k${n++}`;
+          try {
+            await put(sim.node(ids[n % 5]), key, { n });
+            outcomes.push(`${key}@${sim.scheduler.nowMs()}`);
+          } catch (error) {
+            outcomes.push(`${key}!${(error as Error).message}`);
+          }
+        }
+      })();
+      await sim.scheduler.runFor(3_000);
+      sim.network.partition(['n1:7000'], ['n2:7000', 'n3:7000', 'n4:7000', 'n5:7000']);
+      await sim.scheduler.runFor(3_000);
+      sim.network.heal();
+      await sim.scheduler.runFor(3_000);
+      stop = true;
+      await sim.drive(writer);
+      return { events: sim.scheduler.eventsRun, keys: ids.map((id) => sim.node(id).view.clusterKey).join(), outcomes: outcomes.join() };
+    };
+    const first = await run();
+    const second = await run();
+    expect(second.events).toBe(first.events);
+    expect(second.keys).toBe(first.keys);
+    expect(second.outcomes).toBe(first.outcomes);
+  });
+});
+
 const crashSeeds = process.env.SHOAL_CRASH_SEEDS?.split(',').map(Number) ?? [1, 2, 3];
 
 describe('seeded fault runs with duplication, reordering and a crash (5 nodes)', () => {
