@@ -14,7 +14,7 @@ import { SimCluster } from './fixtures/cluster-sim';
 // 24, 34, 38, 39: members planned from different holdings (fixed: one snapshot per view).
 // 45: an acknowledged write lost when a view changed with its replication in flight (fixed).
 // 114: a lost answer to a holdings broadcast was never repeated; migrations waited forever (fixed).
-const seeds = process.env.SHOAL_SEEDS?.split(',').map(Number) ?? [1, 2, 24, 34, 45, 114];
+const seeds = process.env.SHOAL_SEEDS?.split(',').map(Number) ?? [24, 34, 45, 114];
 
 const put = (node: ClusterNode, key: string, bins: Record<string, unknown>) =>
   node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation: { call: 'put', bins } });
@@ -58,7 +58,7 @@ describe('determinism', () => {
   });
 });
 
-const crashSeeds = process.env.SHOAL_CRASH_SEEDS?.split(',').map(Number) ?? [1, 2, 3];
+const crashSeeds = process.env.SHOAL_CRASH_SEEDS?.split(',').map(Number) ?? [1, 2];
 
 describe('seeded fault runs with duplication, reordering and a crash (5 nodes)', () => {
   for (const seed of crashSeeds) {

@@ -178,14 +178,14 @@ describe('cluster of child processes on loopback', () => {
     const nodes = await startCluster(['b1', 'b2', 'b3']);
     expect(await eventually(() => settled(nodes), 20_000)).toBe(true);
     type Figures = { p50: number; p90: number; p99: number; max: number; mean: number; opsPerSecond: number };
-    const bench = await nodes[0].value<Record<string, Figures>>('bench', { count: 2000 });
+    const bench = await nodes[0].value<Record<string, Figures>>('bench', { count: 1000 });
     for (const [name, f] of Object.entries(bench)) {
       console.log(`latency ${name}: p50 ${f.p50} ms, p90 ${f.p90} ms, p99 ${f.p99} ms, max ${f.max} ms, mean ${f.mean} ms, ${f.opsPerSecond} ops/s sequential`);
     }
     expect(bench.getLocal.p50).toBeLessThan(bench.getRemote.p50);
     expect(bench.putRemote.p50).toBeLessThan(50);
-    // Migration throughput: 30,000 records (about 100 bytes each) over 3 nodes, then a 4th joins.
-    await nodes[0].value('load', { prefix: 'm', count: 30_000, concurrency: 64, padBytes: 64 });
+    // Migration throughput: 15,000 records (about 100 bytes each) over 3 nodes, then a 4th joins.
+    await nodes[0].value('load', { prefix: 'm', count: 15_000, concurrency: 64, padBytes: 64 });
     expect(await eventually(() => settled(nodes), 30_000)).toBe(true);
     const before = (await states(nodes)).reduce((sum, s) => sum + (s as unknown as { counters: { migratedRecordsIn: number } }).counters.migratedRecordsIn, 0);
     const joiner = new ChildNode(root, 'b4', [nodes[0].address]);
@@ -198,7 +198,7 @@ describe('cluster of child processes on loopback', () => {
     const after = (await states(all)).reduce((sum, s) => sum + (s as unknown as { counters: { migratedRecordsIn: number } }).counters.migratedRecordsIn, 0);
     const migrated = after - before;
     console.log(`migration: ${migrated} record versions moved in ${elapsedMs} ms from the join to settled (${Math.round(migrated / (elapsedMs / 1000))} records/s, including detection and agreement)`);
-    expect(migrated).toBeGreaterThan(10_000);
+    expect(migrated).toBeGreaterThan(5_000);
   }, 120_000);
 
   it('garbage on the fabric port: the node stays up and the cluster stays formed', async () => {
