@@ -32,6 +32,7 @@ import {
   ENTRY_VOID_TIME,
   EX_DATA,
   EX_DIGEST,
+  EX_ENTRY,
   EX_KEY,
   EX_KEY_LENGTH,
   EX_KEY_TYPE,
@@ -397,13 +398,31 @@ export class DeviceNamespace implements Namespace {
 
   get(key: Key, options: ReadOptions | undefined): MaybePromise<ShoalRecord | undefined> {
     this.checkOpen();
+    if (this.dataInMemory) return this.getFromMemory(key, options);
     const current = this.load(key, true);
     if (!current.exists) return undefined;
     const nowSeconds = Math.floor(Date.now() / 1000);
-    const digest = this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20);
-    const payload = this.dataInMemory ? this.exchange.buffer.subarray(EX_DATA, EX_DATA + current.dataLength) : this.store.readFromMemory(current.low, current.high);
+    const payload = this.store.readFromMemory(current.low, current.high);
     if (payload !== undefined) return recordOf(key, payload, current, nowSeconds, options);
-    return this.readPayload(Buffer.from(digest), current).then((read) => (read === undefined ? undefined : recordOf(key, read, current, nowSeconds, options)));
+    const digest = Buffer.from(this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20));
+    return this.readPayload(digest, current).then((read) => (read === undefined ? undefined : recordOf(key, read, current, nowSeconds, options)));
+  }
+
+  /** dataInMemory: the payload comes with the index lookup; decoded straight from the exchange. */
+  private getFromMemory(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined {
+    const exchange = this.exchange;
+    const fromKey = writeKey(exchange, key);
+    const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | READ_COPY_DATA);
+    if (length < 0) return undefined;
+    const voidTime = exchange.u32[(EX_ENTRY + ENTRY_VOID_TIME) >>> 2]!;
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    if (isExpired(voidTime, nowSeconds)) {
+      this.expireCurrent();
+      return undefined;
+    }
+    let bins = decodePayloadBins(exchange.buffer, EX_DATA, length);
+    if (options?.bins !== undefined) bins = selectBins(bins, options.bins);
+    return { key, bins, gen: exchange.u32[(EX_ENTRY + ENTRY_GENERATION) >>> 2]!, ttl: ttlOf(voidTime, nowSeconds) };
   }
 
   getSync(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined {
