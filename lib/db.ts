@@ -74,11 +74,14 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
     throw error;
   }
   let cluster: ClusterNode | undefined;
+  let db: Db | undefined;
   if (config.cluster !== undefined) {
     try {
       cluster = await startCluster(config.cluster, new DbLocalStore(namespaces), {
         dataDir: config.dataDir,
         logger: clusterLogger(log),
+        // What the operator CLI shows besides the cluster state.
+        describe: () => (db === undefined ? undefined : db.stats()),
       });
     } catch (error) {
       await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
@@ -87,7 +90,7 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
       throw new ShoalError(ErrorCode.CLUSTER_ERROR, `cluster mode could not start: ${(error as Error).message}`, { cause: error });
     }
   }
-  const db = new Db(config, namespaces, cluster);
+  db = new Db(config, namespaces, cluster);
   registerForShutdown(db);
   return db;
 }
