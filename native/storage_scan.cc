@@ -23,8 +23,10 @@ constexpr uint8_t kLive = 0, kTombstone = 1, kExpired = 2, kTruncated = 3;
 // Live winners per hand-over to JS: large enough to amortise the call, small enough that the
 // JS thread starts filling the index early.
 constexpr uint32_t kBatchRecords = 16384;
-// A guess at the average padded record size, to size the tables before the scan.
+// A guess at the average padded record size, to size the tables before the scan, and a cap on
+// that guess (the table is zero-filled: a huge device of large records must not reserve GBs).
 constexpr uint64_t kExpectedRecordBytes = 192;
+constexpr uint64_t kMaxReservedRecords = 8u << 20;
 
 void WriteWinner(std::vector<uint8_t>* out, const StorageScanner::Candidate& candidate, uint32_t flags, uint32_t variable_offset, bool with_payload) {
   size_t at = out->size();
@@ -194,7 +196,7 @@ class ScanWorker : public Napi::AsyncProgressQueueWorker<StorageScanner::Batch*>
       }
     }
     std::sort(valid.begin(), valid.end(), [](const Valid& a, const Valid& b) { return a.sequence > b.sequence; });
-    scanner_->Reserve(static_cast<size_t>(valid.size() * block_bytes_ / kExpectedRecordBytes));
+    scanner_->Reserve(static_cast<size_t>(std::min<uint64_t>(kMaxReservedRecords, valid.size() * uint64_t{block_bytes_} / kExpectedRecordBytes)));
     uint32_t blocks_per_run = static_cast<uint32_t>(std::max<size_t>(1, scanner_->chunk_bytes_ / block_bytes_));
     std::vector<Run> runs;
     for (const Valid& entry : valid) {
