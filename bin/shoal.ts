@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+/**
+ * The operator CLI: talks to any running node over its fabric port (the admin protocol of
+ * docs/cluster.md), so scripts get cluster state as JSON instead of parsing shell output.
+ *
+ *   shoal state <host:port> [--json]            cluster state and this node's namespace stats
+ *   shoal stats <host:port> [--json]            the node's db.stats()
+ *   shoal quiesce <host:port>                   hand off this node's partitions at the next rebalance
+ *   shoal quiesce-undo <host:port>              revert quiesce
+ *   shoal recluster <host:port>                 start a rebalance now
+ *   shoal wait-migrations <host:port> [--timeout-ms N] [--json]
+ *                                               wait until no node has migrations left, with a progress bar
+ * Options: --cluster-name NAME (default "shoal"), --timeout-ms N (default 5000 per request,
+ * 600000 for wait-migrations). Exit status: 0 done, 1 failed, 2 usage error.
+ */
+import { AdminClient, type AdminRequest } from '../lib/cluster/index';
+
+interface Arguments {
+  command: string;
+  address: string;
+  json: boolean;
+  clusterName: string | undefined;
+  timeoutMs: number | undefined;
+}
+
+const COMMANDS = new Set(['state', 'stats', 'quiesce', 'quiesce-undo', 'recluster', 'wait-migrations']);
+const POLL_INTERVAL_MS = 250;
+
+/** What admin-state answers (docs/cluster.md). */
+interface AdminState {
+  nodeId: string;
+  address: string;
+  clusterKey: string;
+  principal: string;
+  nodes: string[];
+  succession: string[];
+  quiesced: string[];
+  partitions: { master: number; replica: number };
+  migrationsRemaining: number;
+  migrationsSettledClusterWide: boolean;
+  stats?: { namespaces?: Record<string, Record<string, unknown>> };
+}
+
+function usage(message: string): never {
+  process.stderr.write(`shoal: ${message}\n`);
+  process.stderr.write('usage: shoal <state|stats|quiesce|quiesce-undo|recluster|wait-migrations> <host:port> [--json] [--cluster-name NAME] [--timeout-ms N]\n');
+  process.exit(2);
+}
+
+function parse(argv: string[]): Arguments {
+  const positional: string[] = [];
+  let json = false;
+  let clusterName: string | undefined;
+  let timeoutMs: number | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--json') json = true;
+    else if (arg === '--cluster-name') clusterName = argv[++i] ?? usage('--cluster-name needs a value');
+    else if (arg === '--timeout-ms') {
+      timeoutMs = Number(argv[++i]);
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) usage('--timeout-ms needs a positive integer');
+    } else if (arg === '--help' || arg === '-h') usage('help');
+    else if (arg.startsWith('--')) usage(`unknown option ${arg}`);
+    else positional.push(arg);
+  }
+  const [command, address] = positional;
+  if (command === undefined || !COMMANDS.has(command)) usage(`unknown command ${command ?? '(none)'}`);
+  if (address === undefined || !/^[^:\s]+:\d+$/.test(address)) usage('the node address must be host:port (its cluster listen address)');
+  if (positional.length > 2) usage(`unexpected argument ${positional[2]}`);
+  return { command, address, json, clusterName, timeoutMs };
+}
+
+function printState(state: AdminState): void {
+  const lines = [
+    `node         ${state.nodeId} (${state.address})${state.quiesced.includes(state.nodeId) ? ' QUIESCED' : ''}`,
+    `cluster key  ${state.clusterKey}   principal ${state.principal}   size ${state.succession.length}`,
+    `succession   ${state.succession.join(', ')}`,
+    `hears        ${state.nodes.join(', ')}`,
+    `quiesced     ${state.quiesced.length === 0 ? '(none)' : state.quiesced.join(', ')}`,
+    `partitions   master ${state.partitions.master}   replica ${state.partitions.replica}`,
+    `migrations   ${state.migrationsRemaining} remaining here; cluster ${state.migrationsSettledClusterWide ? 'settled' : 'migrating'}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  printStats(state);
+}
+
+function printStats(state: AdminState): void {
+  const namespaces = state.stats?.namespaces ?? {};
+  for (const [name, figures] of Object.entries(namespaces)) {
+    const shown = ['objects', 'masterObjects', 'replicaObjects', 'memoryUsedBytes', 'deviceUsedBytes', 'deviceFreePct', 'evicted', 'expired', 'startMode'];
+    process.stdout.write(`namespace ${name}: ${shown.map((field) => `${field} ${String(figures[field])}`).join('  ')}\n`);
+  }
+}
+
+function progressBar(done: number, total: number): string {
+  const width = 30;
+  const filled = total === 0 ? width : Math.round((done / total) * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+}
+
+async function waitForMigrations(client: AdminClient, args: Arguments): Promise<AdminState> {
+  const deadline = Date.now() + (args.timeoutMs ?? 600_000);
+  let peak = 0;
+  const interactive = !args.json && process.stderr.isTTY === true;
+  for (;;) {
+    const state = (await client.request('admin-state')) as AdminState;
+    peak = Math.max(peak, state.migrationsRemaining);
+    if (!args.json) {
+      const line = `${progressBar(peak - state.migrationsRemaining, peak)} ${state.migrationsRemaining} partitions left here, cluster ${state.migrationsSettledClusterWide ? 'settled' : 'migrating'}`;
+      process.stderr.write(interactive ? `\r${line}` : `${line}\n`);
+    }
+    if (state.migrationsSettledClusterWide && state.migrationsRemaining === 0) {
+      if (interactive) process.stderr.write('\n');
+      return state;
+    }
+    if (Date.now() > deadline) throw new Error(`migrations still running after ${args.timeoutMs ?? 600_000} ms`);
+    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parse(process.argv.slice(2));
+  const client = await AdminClient.connect(args.address, {
+    clusterName: args.clusterName,
+    timeoutMs: args.command === 'wait-migrations' ? 5_000 : args.timeoutMs ?? 5_000,
+  });
+  try {
+    let state: AdminState;
+    if (args.command === 'wait-migrations') state = await waitForMigrations(client, args);
+    else if (args.command === 'state' || args.command === 'stats') state = (await client.request('admin-state')) as AdminState;
+    else {
+      await client.request(`admin-${args.command}` as AdminRequest);
+      state = (await client.request('admin-state')) as AdminState;
+    }
+    if (args.json) {
+      const value = args.command === 'stats' ? (state.stats ?? {}) : state;
+      process.stdout.write(`${JSON.stringify(value, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+    } else if (args.command === 'stats') {
+      printStats(state);
+    } else {
+      if (args.command !== 'state' && args.command !== 'wait-migrations') process.stdout.write(`${args.command}: done\n`);
+      printState(state);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`shoal: ${(error as Error).message}\n`);
+  process.exitCode = 1;
+});
