@@ -454,10 +454,7 @@ export class DeviceNamespace implements Namespace {
   remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean> {
     return this.run(key, false, (current) => {
       checkGenerationMatch(current, options?.generation);
-      if (current.exists) return this.removeCurrent(current, options?.durable === true, true);
-      // Absent, perhaps because of an earlier remove that is not on the device yet: a durable
-      // remove resolves only once that absence is durable too.
-      return options?.durable === true || this.config.device!.commitToDevice ? this.store.flush().then(() => false) : false;
+      return this.removeCurrent(current, options?.durable === true, current.exists);
     });
   }
 
@@ -522,9 +519,15 @@ export class DeviceNamespace implements Namespace {
     return done === undefined ? result : done.then(() => result);
   }
 
-  /** Removes the record whose digest is in the exchange, leaving a tombstone on the device. */
+  /**
+   * Removes the record whose digest is in the exchange, leaving a tombstone on the device. When
+   * it is already absent (perhaps through an earlier remove not yet on the device), a durable
+   * caller still waits until that absence is durable.
+   */
   private removeCurrent<T>(current: Loaded, durable: boolean, result: T): MaybePromise<T> {
-    if (!current.exists || this.index.remove() !== 1) return result;
+    if (!current.exists || this.index.remove() !== 1) {
+      return durable || this.config.device!.commitToDevice ? this.store.flush().then(() => result) : result;
+    }
     const exchange = this.exchange;
     this.objects--;
     this.writeSetName(current.setId);
