@@ -4,9 +4,11 @@
  */
 import { runMemoryBench } from './memory';
 import { runRestartBench } from './restart';
+import { runStorageBench } from './storage';
 
 const suites: Record<string, () => Promise<boolean>> = {
   memory: runMemoryBench,
+  storage: runStorageBench,
   restart: runRestartBench,
 };
 
