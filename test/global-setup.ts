@@ -35,9 +35,9 @@ function mappedSegments(): Set<string> {
 /** Child-process fixtures run the compiled library: rebuild dist/ when a source is newer. */
 function buildIfStale(): void {
   const root = path.join(__dirname, '..');
-  const outputs = [path.join(root, 'dist', 'lib', 'index.js'), path.join(root, 'dist', 'bin', 'shoal.js')];
+  const outputs = ['lib/index.js', 'bin/shoal.js', 'examples/replace-cluster.js'].map((file) => path.join(root, 'dist', file));
   const builtMs = Math.min(...outputs.map((file) => (fs.existsSync(file) ? fs.statSync(file).mtimeMs : 0)));
-  const newest = Math.max(newestMtime(path.join(root, 'lib')), newestMtime(path.join(root, 'bin')));
+  const newest = Math.max(...['lib', 'bin', 'examples'].map((dir) => newestMtime(path.join(root, dir))));
   if (newest > builtMs) execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 }
 
