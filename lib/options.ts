@@ -59,8 +59,6 @@ export interface NamespaceOptions {
   maxRecordBytes?: number;
   /** Store user keys with records by default (a put's storeKey overrides). */
   storeKey?: boolean;
-  /** Cluster mode: copies of each partition. */
-  replicationFactor?: number;
   /** Cluster mode: how duplicate copies resolve. */
   conflictResolution?: 'generation' | 'lastUpdateTime';
   /** Seconds between background expiry sweeps (0 disables). */
@@ -91,7 +89,6 @@ export interface NamespaceConfig {
   stopWritesPct: number;
   maxRecordBytes: number;
   storeKey: boolean;
-  replicationFactor: number;
   conflictResolution: 'generation' | 'lastUpdateTime';
   nsupPeriodMs: number;
   device: ResolvedDeviceOptions | undefined;
@@ -157,7 +154,6 @@ function resolveNamespace(ns: NamespaceOptions, index: number, dataDir: string):
   const stopWritesPct = integer(evict.stopWritesPct ?? STOP_WRITES_PCT_DEFAULT, `${where}.evict.stopWritesPct`, 1, 100);
   const storeKey = ns.storeKey ?? false;
   if (typeof storeKey !== 'boolean') throw new TypeError(`${where}.storeKey must be a boolean`);
-  const replicationFactor = integer(ns.replicationFactor ?? 2, `${where}.replicationFactor`, 1, 16);
   const conflictResolution = ns.conflictResolution ?? 'generation';
   if (conflictResolution !== 'generation' && conflictResolution !== 'lastUpdateTime') {
     throw invalidArgument(`${where}.conflictResolution must be 'generation' or 'lastUpdateTime'`);
@@ -171,7 +167,6 @@ function resolveNamespace(ns: NamespaceOptions, index: number, dataDir: string):
     stopWritesPct,
     maxRecordBytes,
     storeKey,
-    replicationFactor,
     conflictResolution,
     nsupPeriodMs,
   };
