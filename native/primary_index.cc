@@ -813,6 +813,7 @@ void PrimaryIndexWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&PrimaryIndexWrap::Read>("read"),
           InstanceMethod<&PrimaryIndexWrap::ReadEntry>("readEntry"),
           InstanceMethod<&PrimaryIndexWrap::Upsert>("upsert"),
+          InstanceMethod<&PrimaryIndexWrap::InsertWinners>("insertWinners"),
           InstanceMethod<&PrimaryIndexWrap::Remove>("remove"),
           InstanceMethod<&PrimaryIndexWrap::RemoveEntry>("removeEntry"),
           InstanceMethod<&PrimaryIndexWrap::Scan>("scan"),
@@ -1097,6 +1098,74 @@ Napi::Value PrimaryIndexWrap::Upsert(const Napi::CallbackInfo& info) {
     StoreU32(out, kEntryPartitionId, PartitionOf(exchange_ + kDigest));
     StoreU32(out, kEntryDataLength, index.DataBytes(id));
     return Napi::Number::New(env, id);
+  });
+}
+
+// insertWinners(winners, variable, count, setIds, storeData): the cold-start batch insert.
+// winners holds `count` 96-byte scanner winners (lib/storage/cold-start.ts): digest(20) |
+// 20 u32 generation | 24 u32 void time | 28 u32 flags (1 tombstone, 4 expired shadow, 8 the
+// payload holds the key) | 32 f64 last-update ms | 56 u32 offset in variable | 60 u8 set
+// length | 62 u16 key length | 64 u32 payload length | 80 u32 set index | 84 u32 location low |
+// 88 u32 location high. setIds maps a set index to the namespace's set id. With storeData
+// the payload (in variable after the set name and key) is stored too. Tombstones and expired
+// shadows are skipped. Returns how many records were inserted.
+Napi::Value PrimaryIndexWrap::InsertWinners(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  constexpr size_t kWinnerBytes = 96;
+  if (info.Length() < 5 || !info[0].IsBuffer() || !info[1].IsBuffer() || !info[3].IsTypedArray() || !info[4].IsBoolean()) {
+    ThrowType(env, "insertWinners(winners, variable, count, setIds, storeData): bad arguments");
+  }
+  Napi::Buffer<uint8_t> winners = info[0].As<Napi::Buffer<uint8_t>>();
+  Napi::Buffer<uint8_t> variable = info[1].As<Napi::Buffer<uint8_t>>();
+  uint32_t count = ArgUint32(info, 2, "insertWinners(): count");
+  Napi::TypedArray typed = info[3].As<Napi::TypedArray>();
+  if (typed.TypedArrayType() != napi_uint32_array) ThrowType(env, "insertWinners(): setIds must be a Uint32Array");
+  Napi::Uint32Array set_ids = typed.As<Napi::Uint32Array>();
+  bool store_data = info[4].As<Napi::Boolean>().Value();
+  if (static_cast<size_t>(count) * kWinnerBytes > winners.Length()) ThrowRange(env, "insertWinners(): count exceeds the winners buffer");
+  PrimaryIndex& index = OpenIndex(env);
+  if (store_data && !index.with_data()) ThrowType(env, "insertWinners(storeData): this index was opened without withData");
+  const uint8_t* base = winners.Data();
+  const uint8_t* var = variable.Data();
+  size_t var_length = variable.Length();
+  return Guard(env, [&] {
+    uint32_t inserted = 0;
+    PreviousEntry previous;
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint8_t* w = base + static_cast<size_t>(i) * kWinnerBytes;
+      uint32_t flags = LoadU32(w, 28);
+      if (flags & (1 | 4)) continue;
+      EntryFields fields;
+      fields.generation = LoadU32(w, 20);
+      fields.void_time = LoadU32(w, 24);
+      uint32_t set_index = LoadU32(w, 80);
+      if (set_index >= set_ids.ElementLength() || set_ids[set_index] > kMaxSetId) {
+        throw NativeError(NativeError::Kind::kRangeError, "", "insertWinners(): a winner's set index has no set id");
+      }
+      fields.set_id = set_ids[set_index];
+      fields.flags = (flags & 8) ? 2 : 0;  // FLAG_HAS_KEY
+      double last_update_ms = LoadF64(w, 32);
+      if (!(last_update_ms >= 0 && last_update_ms <= static_cast<double>(kMaxLastUpdateMs))) {
+        throw NativeError(NativeError::Kind::kRangeError, "", "insertWinners(): a winner's last-update ms is out of range");
+      }
+      fields.last_update_ms = static_cast<uint64_t>(last_update_ms);
+      fields.location = LoadU32(w, 84) | (uint64_t{LoadU32(w, 88)} << 32);
+      DataAction action = DataAction::kNone;
+      const uint8_t* data = nullptr;
+      uint32_t data_bytes = 0;
+      if (store_data) {
+        size_t start = static_cast<size_t>(LoadU32(w, 56)) + w[60] + (w[62] | (uint32_t{w[63]} << 8));
+        data_bytes = LoadU32(w, 64);
+        if (start + data_bytes > var_length || data_bytes > kArenaMaxPayloadBytes) {
+          throw NativeError(NativeError::Kind::kRangeError, "", "insertWinners(): a winner's payload is out of range");
+        }
+        data = var + start;
+        action = DataAction::kStore;
+      }
+      index.Upsert(w, fields, action, data, data_bytes, &previous);
+      ++inserted;
+    }
+    return Napi::Number::New(env, inserted);
   });
 }
 

@@ -253,6 +253,9 @@ class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value ReadEntry(const Napi::CallbackInfo& info);
   Napi::Value Upsert(const Napi::CallbackInfo& info);
+  // Cold start: inserts a batch of scanner winners (lib/storage/cold-start.ts layout) in one
+  // call, skipping tombstones and expired shadows. Not used while JS could touch the index.
+  Napi::Value InsertWinners(const Napi::CallbackInfo& info);
   Napi::Value Remove(const Napi::CallbackInfo& info);
   Napi::Value RemoveEntry(const Napi::CallbackInfo& info);
   Napi::Value Scan(const Napi::CallbackInfo& info);

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeviceNamespace } from '../lib/namespace/device-namespace';
+import { DeviceNamespace, indexVisits } from '../lib/namespace/device-namespace';
 import { resolveOptions } from '../lib/options';
 import { addon } from '../lib/native/addon';
 import { segmentBaseName } from '../lib/index/segment-name';
@@ -98,6 +98,44 @@ describe('device namespace', () => {
     for await (const record of ns.scan('profiles', undefined)) scanned.push(record);
     expect(scanned).toHaveLength(1999);
     expect(scanned.every((record) => typeof record.key.key === 'number')).toBe(true);
+  });
+
+  it('restarts warm without visiting the index: live bytes per block come from the state file', async () => {
+    const dir = tempDir();
+    let ns = await openNamespace(dir);
+    for (let i = 0; i < 3000; i++) ns.put(key(i), { i, pad: 'p'.repeat(i % 300) }, undefined);
+    for (let i = 0; i < 3000; i += 3) ns.put(key(i), { i, again: true }, undefined);
+    for (let i = 1; i < 3000; i += 7) ns.remove(key(i), undefined);
+    await (ns as unknown as { store: { flush(): Promise<void> } }).store.flush();
+    const before = ns.stats();
+    const visits = indexVisits.count;
+    ns = await reopen(ns, dir);
+    expect(ns.startMode).toBe('warm');
+    expect(indexVisits.count).toBe(visits);
+    const after = ns.stats();
+    expect(after.objects).toBe(before.objects);
+    expect(after.deviceUsedBytes).toBe(before.deviceUsedBytes);
+    // The persisted counts are what a full recount from the index finds.
+    const store = (ns as unknown as { store: { stats(): { deviceUsedBytes: number }; recount(visit: unknown): void }; visitLocations(take: unknown): void });
+    store.store.recount((take: unknown) => store.visitLocations.call(ns, take));
+    expect(store.store.stats().deviceUsedBytes).toBe(after.deviceUsedBytes);
+    expect(await ns.get(key(2999), undefined)).toMatchObject({ bins: { i: 2999 } });
+    expect(await ns.get(key(8), undefined)).toBeUndefined();
+  });
+
+  it('restarts cold when the storage state file is damaged, never warm from bad counts', async () => {
+    const dir = tempDir();
+    let ns = await openNamespace(dir);
+    for (let i = 0; i < 500; i++) ns.put(key(i), { i }, undefined);
+    await ns.close(false);
+    open.splice(open.indexOf(ns), 1);
+    const stateFile = path.join(dir, 'users.device-state');
+    const bytes = fs.readFileSync(stateFile);
+    bytes[bytes.length - 40] ^= 0x01;  // inside the live-bytes table or the tombstones
+    fs.writeFileSync(stateFile, bytes);
+    ns = await openNamespace(dir);
+    expect(ns.startMode).toBe('cold');
+    expect(ns.stats().objects).toBe(500);
   });
 
   it('serves getSync from memory with dataInMemory, after a cold start too', async () => {

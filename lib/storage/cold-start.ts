@@ -124,6 +124,14 @@ export interface ColdStartOptions {
   truncates: TruncateMarker[];
   withPayload: boolean;
   onRecord: (record: ColdStartRecord) => void;
+  /**
+   * The batch path for live records: given, onRecord sees only tombstones and shadows, each
+   * live record's location goes to onLive (a few numbers, no record object), and then the whole
+   * batch to onLiveBatch, which inserts its live winners into the index in one native call
+   * (PrimaryIndex.insertWinners skips tombstones and shadows).
+   */
+  onLive?: (locationLow: number, locationHigh: number) => void;
+  onLiveBatch?: (winners: Buffer, variable: Buffer, count: number, setNames: string[]) => void;
   /** Called about every COLD_START_PROGRESS_MS while the devices are read, and after each device. */
   onProgress?: (bytesScanned: number, bytesTotal: number) => void;
 }
@@ -147,7 +155,8 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
   const onBatch = (winners: Buffer, variable: Buffer, count: number, newSetNames: string[]) => {
     const handing = performance.now();
     for (const name of newSetNames) setNames.push(name);
-    records += deliver({ winners, variable, count }, setNames, options.withPayload, options.onRecord);
+    records += deliver({ winners, variable, count }, setNames, options.withPayload, options.onRecord, options.onLiveBatch === undefined ? undefined : options.onLive);
+    options.onLiveBatch?.(winners, variable, count, setNames);
     indexMs += performance.now() - handing;
   };
   const ticker = options.onProgress === undefined ? undefined : setInterval(() => options.onProgress!(scanner.progress(), total), COLD_START_PROGRESS_MS);
@@ -172,7 +181,8 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
   const finished = scanner.finish();
   const handing = performance.now();
   for (const name of finished.setNames) setNames.push(name);
-  deliver(finished, setNames, options.withPayload, options.onRecord);
+  records += deliver(finished, setNames, options.withPayload, options.onRecord, options.onLiveBatch === undefined ? undefined : options.onLive);
+  options.onLiveBatch?.(finished.winners, finished.variable, finished.count, setNames);
   indexMs += performance.now() - handing;
   const ms = performance.now() - started;
   return {
@@ -192,12 +202,16 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
   };
 }
 
-/** Hands count winners to onRecord; returns how many were live records. */
+/**
+ * Hands count winners to onRecord (live ones only their location to onLive, when given);
+ * returns how many were live records.
+ */
 function deliver(
   batch: { winners: Buffer; variable: Buffer; count: number },
   setNames: string[],
   withPayload: boolean,
   onRecord: (record: ColdStartRecord) => void,
+  onLive?: (locationLow: number, locationHigh: number) => void,
 ): number {
   const { winners, variable, count } = batch;
   const record = new ColdStartRecord(winners, variable, setNames, withPayload);
@@ -207,6 +221,11 @@ function deliver(
   for (let index = 0; index < count; index++) {
     const word = index * (WINNER_BYTES >>> 2);
     const flags = u32[word + 7]!;
+    if (onLive !== undefined && (flags & (WINNER_TOMBSTONE | WINNER_EXPIRED_SHADOW)) === 0) {
+      onLive(u32[word + 21]!, u32[word + 22]!);
+      live++;
+      continue;
+    }
     const lengths = u32[word + 15]!;  // set length u8, key type u8, key length u16
     record.at = index * WINNER_BYTES;
     record.generation = u32[word + 5]!;

@@ -346,17 +346,19 @@ export class DeviceStore {
 
   /**
    * Rebuilds the block tables from the devices and hands every live record to onRecord (the
-   * namespace inserts it into its index). A new namespace reports zeros.
+   * namespace inserts it into its index), or, with onLiveBatch, each batch of scanner winners
+   * whose live records the namespace inserts with one native call (onRecord then sees none).
+   * A new namespace reports zeros.
    * @throws ShoalError IO_ERROR when a device cannot be read.
    */
-  async coldStart(index: StoreIndex, onRecord: (record: ColdStartRecord) => void): Promise<ColdStartReport> {
+  async coldStart(index: StoreIndex, onRecord: (record: ColdStartRecord) => void, onLiveBatch?: (winners: Buffer, variable: Buffer, count: number, setNames: string[]) => void): Promise<ColdStartReport> {
     this.index = index;
     let report: ColdStartReport;
     if (this.startMode === 'new') {
       report = emptyReport();
       for (const device of this.devices) for (let block = device.blockCount - 1; block >= 0; block--) device.freeBlocks.push(block);
     } else {
-      report = await this.scanDevices(onRecord);
+      report = await this.scanDevices(onRecord, onLiveBatch);
     }
     this.started = true;
     this.scheduleDefrag();
@@ -374,23 +376,25 @@ export class DeviceStore {
   }
 
   /**
-   * Warm restart: attaches the index without scanning the devices. Block tables and tombstones
-   * come from the state file left by close(); live bytes from the index, whose locations the
-   * caller visits. Only when canAttach().
+   * Warm restart: attaches the index without scanning the devices or visiting the index. Block
+   * tables (sequences and live bytes per block) and tombstones come from the state file left by
+   * close(), which was written after the last change to the index and is checked (CRC-32C,
+   * signature, header counters, block counts) before it is trusted. O(blocks + tombstones), not
+   * O(records). Only when canAttach().
    */
-  async attach(index: StoreIndex, visit: (take: (low: number, high: number) => void) => void): Promise<void> {
+  async attach(index: StoreIndex): Promise<void> {
     const state = this.warmState;
     if (state === undefined) throw new Error('attach: the devices were not closed cleanly; use coldStart');
     this.warmState = undefined;
     this.index = index;
     this.nextSequence = state.nextSequence;
     for (const [digest, tombstone] of state.tombstones) this.tombstones.set(digest, tombstone);
-    visit((low, high) => this.account(low, high));
-    for (const tombstone of this.tombstones.values()) this.account(tombstone.low, tombstone.high);
     const emptied: [DeviceState, number][] = [];
     for (const [deviceIndex, device] of this.devices.entries()) {
       device.sequences.set(state.sequences[deviceIndex]!);
+      device.live.set(state.live[deviceIndex]!);
       for (let block = device.blockCount - 1; block >= 0; block--) {
+        this.liveTotal += device.live[block]!;
         if (device.sequences[block] === 0) device.freeBlocks.push(block);
         else if (device.live[block] === 0) emptied.push([device, block]);
         else device.states[block] = SEALED;
@@ -402,7 +406,7 @@ export class DeviceStore {
     this.scheduleDefrag();
   }
 
-  private async scanDevices(onRecord: (record: ColdStartRecord) => void): Promise<ColdStartReport> {
+  private async scanDevices(onRecord: (record: ColdStartRecord) => void, onLiveBatch: ((winners: Buffer, variable: Buffer, count: number, setNames: string[]) => void) | undefined): Promise<ColdStartReport> {
     const result = await coldStartScan({
       devices: this.devices.map((device) => ({ native: device.device.native, sequences: device.sequences, blockCount: device.blockCount })),
       signatureHigh: this.signatureHigh,
@@ -414,6 +418,12 @@ export class DeviceStore {
       onProgress: (scanned, total) => {
         this.coldStartProgress = { scanned, total };
         if (scanned < total) this.log(`namespace ${this.namespace}: cold start scanned ${(scanned / 1e6).toFixed(0)} of at most ${(total / 1e6).toFixed(0)} MB`);
+      },
+      onLiveBatch,
+      onLive: (low, high) => {
+        const size = locationSize(low, high);
+        this.devices[high >>> 26]!.live[(high >>> 6) & 0xfffff]! += size;
+        this.liveTotal += size;
       },
       onRecord: (record) => {
         const device = this.devices[record.locationHigh >>> 26]!;
@@ -1117,21 +1127,23 @@ export class DeviceStore {
 interface WarmState {
   nextSequence: number;
   sequences: Float64Array[];
+  /** Live bytes per block at close (what attach would otherwise recount from the index). */
+  live: Float64Array[];
   tombstones: Map<string, Tombstone>;
 }
 
 const STATE_MAGIC = 'SHOALSTS';
-const STATE_VERSION = 1;
+const STATE_VERSION = 2;
 const STATE_TOMBSTONE_BYTES = 36;
 
 /**
  * The warm-restart state file: magic, version, device count, signature, next sequence,
- * tombstone count; per device the header counter its clean header will carry, the block count
- * and every block's sequence (f64); the tombstones (digest, location low/high, origin); CRC-32C.
+ * tombstone count; per device the header counter its clean header will carry, the block count,
+ * every block's sequence (f64) and every block's live bytes (f64); the tombstones (digest, location low/high, origin); CRC-32C.
  * Written (and fsynced) by close() before the headers are marked clean.
  */
 function writeState(file: string, devices: DeviceState[], nextSequence: number, tombstones: Map<string, Tombstone>, high: number, low: number): void {
-  const size = 40 + devices.reduce((sum, device) => sum + 16 + 8 * device.blockCount, 0) + tombstones.size * STATE_TOMBSTONE_BYTES + 4;
+  const size = 40 + devices.reduce((sum, device) => sum + 16 + 16 * device.blockCount, 0) + tombstones.size * STATE_TOMBSTONE_BYTES + 4;
   const buffer = Buffer.alloc(size);
   buffer.write(STATE_MAGIC, 0, 'latin1');
   buffer.writeUInt32LE(STATE_VERSION, 8);
@@ -1146,6 +1158,7 @@ function writeState(file: string, devices: DeviceState[], nextSequence: number, 
     buffer.writeUInt32LE(device.blockCount, at + 8);
     at += 16;
     for (let block = 0; block < device.blockCount; block++, at += 8) buffer.writeDoubleLE(device.sequences[block]!, at);
+    for (let block = 0; block < device.blockCount; block++, at += 8) buffer.writeDoubleLE(device.live[block]!, at);
   }
   for (const [digest, tombstone] of tombstones) {
     buffer.write(digest, at, 'latin1');
@@ -1180,21 +1193,32 @@ function readState(file: string, devices: DeviceState[]): WarmState | undefined 
   const header = devices[0]!.header;
   if (buffer.readUInt32LE(16) !== header.signatureHigh || buffer.readUInt32LE(20) !== header.signatureLow) return undefined;
   const sequences: Float64Array[] = [];
+  const live: Float64Array[] = [];
   let at = 40;
   for (const device of devices) {
     if (buffer.readDoubleLE(at) !== device.header.counter || buffer.readUInt32LE(at + 8) !== device.blockCount) return undefined;
     at += 16;
     const table = new Float64Array(device.blockCount);
+    if (at + 16 * device.blockCount > buffer.length - 4) return undefined;
     for (let block = 0; block < device.blockCount; block++, at += 8) table[block] = buffer.readDoubleLE(at);
     sequences.push(table);
+    const bytes = new Float64Array(device.blockCount);
+    for (let block = 0; block < device.blockCount; block++, at += 8) {
+      const value = buffer.readDoubleLE(at);
+      // Live bytes fit the block and belong only to used blocks; anything else is not trusted.
+      if (!(value >= 0 && value <= device.header.writeBlockBytes) || (value > 0 && table[block] === 0)) return undefined;
+      bytes[block] = value;
+    }
+    live.push(bytes);
   }
   const tombstones = new Map<string, Tombstone>();
   const count = buffer.readDoubleLE(32);
+  if (at + count * STATE_TOMBSTONE_BYTES !== buffer.length - 4) return undefined;
   for (let index = 0; index < count; index++, at += STATE_TOMBSTONE_BYTES) {
     tombstones.set(buffer.toString('latin1', at, at + 20), { low: buffer.readUInt32LE(at + 20), high: buffer.readUInt32LE(at + 24), origin: buffer.readDoubleLE(at + 28) });
   }
   if (at !== buffer.length - 4) return undefined;
-  return { nextSequence: buffer.readDoubleLE(24), sequences, tombstones };
+  return { nextSequence: buffer.readDoubleLE(24), sequences, live, tombstones };
 }
 
 function validateOptions(options: DeviceStoreOptions): number {
