@@ -226,7 +226,13 @@ export class DeviceNamespace implements Namespace {
       this.index.close(true);
       this.index.open(false);
     }
-    this.coldStart = await this.store.coldStart(this.storeIndex, (record) => this.restore(record), (winners, variable, count, setNames) => this.restoreBatch(winners, variable, count, setNames));
+    // The batch insert when the addon has it (an addon built before it falls back to one upsert per record).
+    const batched = typeof (this.index as unknown as Partial<BatchInsert>).insertWinners === 'function';
+    this.coldStart = await this.store.coldStart(
+      this.storeIndex,
+      (record) => this.restore(record),
+      batched ? (winners, variable, count, setNames) => this.restoreBatch(winners, variable, count, setNames) : undefined,
+    );
     this.startMode = this.store.startMode === 'new' ? 'new' : 'cold';
     if (this.store.startMode !== 'new') {
       const report = this.coldStart;
