@@ -58,7 +58,9 @@ describe('determinism', () => {
   });
 });
 
-const crashSeeds = process.env.SHOAL_CRASH_SEEDS?.split(',').map(Number) ?? [1, 2];
+// Crash seed 1099: a node that left a view (orphan fallback) re-adopted it from a member's heartbeat, ran a
+// second exchange for it and planned differently from the others: a write stayed on one copy (fixed).
+const crashSeeds = process.env.SHOAL_CRASH_SEEDS?.split(',').map(Number) ?? [1, 1099];
 
 describe('seeded fault runs with duplication, reordering and a crash (5 nodes)', () => {
   for (const seed of crashSeeds) {

@@ -46,6 +46,8 @@ export const MEMBERSHIP_STABLE_TICKS = 2;
 export const MEMBERSHIP_ROUND_TIMEOUT_INTERVALS = 6;
 /** Ticks a member may advertise a stale cluster key (a missed commit, a restart) before the principal re-forms. */
 export const MEMBERSHIP_KEY_MISMATCH_TICKS = 4;
+/** Heartbeat timeouts a stable clique must disagree with this node's view before it leaves the view (orphan fallback). */
+export const MEMBERSHIP_ORPHAN_TIMEOUTS = 3;
 /** How many ticks the principal re-sends a commit to members that have not acknowledged it. */
 export const MEMBERSHIP_COMMIT_RETRY_TICKS = 20;
 

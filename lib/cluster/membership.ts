@@ -19,6 +19,7 @@ import { computeClique, compareNodeIdsDescending, sameMembers } from './clique';
 import {
   MEMBERSHIP_COMMIT_RETRY_TICKS,
   MEMBERSHIP_KEY_MISMATCH_TICKS,
+  MEMBERSHIP_ORPHAN_TIMEOUTS,
   MEMBERSHIP_ROUND_TIMEOUT_INTERVALS,
   MEMBERSHIP_STABLE_TICKS,
 } from './constants';
@@ -91,6 +92,7 @@ export class Membership {
   private reclusterRequestedMs = 0;
   /** When this node's view first differed from its clique (orphan detection). */
   private divergedSinceMs: number | undefined;
+  private divergedClique = '';
   private discoveringSinceMs: number | undefined;
   /** Consecutive ticks each member's heartbeat advertised a key other than ours. */
   private readonly keyMismatchTicks = new Map<string, number>();
@@ -195,7 +197,8 @@ export class Membership {
   onHeartbeatKey(from: string, clusterKey: string): void {
     const accepted = this.accepted;
     if (accepted === undefined || clusterKey === this.view.clusterKey) return;
-    if (accepted.proposal.clusterKey === clusterKey && accepted.proposal.succession.includes(from)) {
+    // Only a proposal newer than the current view: never re-adopt a view this node left.
+    if (accepted.proposal.clusterKey === clusterKey && accepted.proposal.succession.includes(from) && accepted.proposal.epoch > this.view.epoch) {
       this.adopt(accepted.proposal);
     }
   }
@@ -227,14 +230,23 @@ export class Membership {
     }
   }
 
+  /**
+   * Orphan fallback, deliberately slow: only the same clique disagreeing with the view for
+   * MEMBERSHIP_ORPHAN_TIMEOUTS heartbeat timeouts (a principal that never proposes it) makes
+   * this node leave its view. Leaving a view is disruptive (its partitions move), so transient
+   * disagreement while a heal is being discovered must not trigger it.
+   */
   private watchForOrphaning(clique: string[], now: number): void {
     const inAgreement = sameMembers(clique, this.view.succession);
-    if (inAgreement || this.view.succession.length === 1) {
-      this.divergedSinceMs = undefined;
+    const cliqueKey = clique.join(',');
+    if (inAgreement || this.view.succession.length === 1 || cliqueKey !== this.divergedClique) {
+      this.divergedSinceMs = inAgreement || this.view.succession.length === 1 ? undefined : now;
+      this.divergedClique = cliqueKey;
       return;
     }
     this.divergedSinceMs ??= now;
-    if (clique[0] !== this.options.selfId && now - this.divergedSinceMs > this.options.intervalMs * this.options.timeout) {
+    const orphanAfterMs = this.options.intervalMs * this.options.timeout * MEMBERSHIP_ORPHAN_TIMEOUTS;
+    if (clique[0] !== this.options.selfId && now - this.divergedSinceMs > orphanAfterMs) {
       this.options.runtime.logger.info('cluster: no agreed view includes this node; forming a cluster of its own');
       this.divergedSinceMs = undefined;
       // Same epoch: a cluster that evicted this node has moved to a higher one.
@@ -363,6 +375,9 @@ export class Membership {
     if (view.clusterKey === this.view.clusterKey) return;
     const previous = this.view;
     this.view = { clusterKey: view.clusterKey, succession: [...view.succession], quiesced: [...view.quiesced], epoch: view.epoch };
+    // An adopted proposal is done with: it must never be adopted again (after this node
+    // leaves the view, a late commit or a member's heartbeat would otherwise bring it back).
+    if (this.accepted?.proposal.clusterKey === view.clusterKey) this.accepted = undefined;
     this.counters.viewsAdopted++;
     this.divergedSinceMs = undefined;
     this.keyMismatchTicks.clear();
