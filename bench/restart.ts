@@ -20,7 +20,7 @@ const RECORDS = Number(process.env.BENCH_RESTART_RECORDS ?? 10_000_000);
 const IN_FLIGHT = 2048;
 
 export function restartNamespaces(records: number): NamespaceOptions[] {
-  const sizeBytes = Math.max(256 << 20, Math.ceil((records * 220) / (1 << 20)) << 20);
+  const sizeBytes = Math.max(256 << 20, Math.ceil((records * 220) / (1 << 20)) * (1 << 20));  // not << 20: past 2 GiB it overflows to negative
   return [{ name: 'bench', storage: { type: 'device', paths: ['bench.dat'], sizeBytes } }];
 }
 
