@@ -177,6 +177,12 @@ class PrimaryIndex {
   uint32_t Upsert(const uint8_t* digest, const EntryFields& fields, DataAction action, const uint8_t* data,
                   uint32_t data_bytes, PreviousEntry* previous);
   bool Remove(const uint8_t* digest, PreviousEntry* previous);
+  // Cache hints for batch inserts (no effect on contents): the bucket of `digest`; the first
+  // entry of its chain (after its bucket is in cache); the bucket `distance` past the split
+  // pointer and its first entry (an insert splits about one bucket).
+  void PrefetchBucket(const uint8_t* digest) const;
+  void PrefetchChain(const uint8_t* digest) const;
+  void PrefetchSplit(uint32_t distance) const;
   bool RemoveEntry(uint32_t id, PreviousEntry* previous);
 
   // Bulk removals. Each adds the payload bytes it freed to *freed_bytes and stops early
