@@ -444,8 +444,17 @@ void StorageScanner::ParseBlockNewestFirst(const uint8_t* block, size_t block_by
     position += AlignUp(total, kRecordAlignBytes);
   }
   records_seen_ += record_offsets_.size();
-  // Within a block the later record is the newer one.
+  // Within a block the later record is the newer one. Each digest's probe is a random DRAM
+  // access into table_: prefetch it a few records ahead so the misses overlap.
+  constexpr size_t kProbeAhead = 8;
+  auto prefetch = [&](size_t index) {
+    uint64_t hash;
+    std::memcpy(&hash, block + record_offsets_[index] + kRecordDigestAt + 4, 8);
+    __builtin_prefetch(table_.data() + (hash & (table_.size() - 1)));
+  };
+  for (size_t i = record_offsets_.size(), k = 0; i-- > 0 && k < kProbeAhead; ++k) prefetch(i);
   for (size_t i = record_offsets_.size(); i-- > 0;) {
+    if (i >= kProbeAhead) prefetch(i - kProbeAhead);
     uint32_t at = record_offsets_[i];
     Take(block + at, Load<uint32_t>(block + at + kRecordLengthAt), device, block_index, at, sequence);
   }
