@@ -1,0 +1,127 @@
+/**
+ * `npm run simulate -- --seed N --ticks T`: runs the seeded fault scenarios of
+ * test/cluster-faults.test.ts (same schedules, same checkers) outside vitest.
+ *
+ *   --seed N          one seed (default 1)
+ *   --seeds A..B      every seed from A to B inclusive (or a list: 1,5,9)
+ *   --ticks T         simulated ms of faults per scenario, at least (episodes repeat; default 0 = one episode)
+ *   --nodes N         cluster size (default 5)
+ *   --scenario S      split, crash or both (default both)
+ *   --json            one JSON object per seed instead of text
+ *
+ * Prints per seed pass/fail, simulated seconds, wall seconds and simulated seconds per wall
+ * second; a failing seed prints the command that replays it. Exits 1 if any seed fails, 2 on bad arguments.
+ */
+import type { ScenarioName, ScenarioResult } from '../test/fixtures/cluster-sim';
+import { runScenario } from '../test/fixtures/cluster-sim';
+
+interface Arguments {
+  seeds: number[];
+  ticks: number;
+  nodes: number;
+  scenarios: ScenarioName[];
+  json: boolean;
+}
+
+/** Parses `--seeds 1..50` or `--seeds 1,5,9`; throws on anything else. */
+function parseSeeds(text: string): number[] {
+  const range = /^(\d+)\.\.(\d+)$/.exec(text);
+  if (range !== null) {
+    const [from, to] = [Number(range[1]), Number(range[2])];
+    if (to < from) throw new Error(`--seeds ${text}: the range is empty`);
+    return Array.from({ length: to - from + 1 }, (_, index) => from + index);
+  }
+  if (!/^\d+(,\d+)*$/.test(text)) throw new Error(`--seeds ${text}: expected A..B or a comma-separated list`);
+  return text.split(',').map(Number);
+}
+
+function parseArguments(argv: string[]): Arguments {
+  const parsed: Arguments = { seeds: [1], ticks: 0, nodes: 5, scenarios: ['split', 'crash'], json: false };
+  for (let index = 0; index < argv.length; index++) {
+    const flag = argv[index];
+    if (flag === '--json') {
+      parsed.json = true;
+      continue;
+    }
+    const value = argv[++index];
+    if (value === undefined) throw new Error(`${flag}: missing value`);
+    const integer = (): number => {
+      if (!/^\d+$/.test(value)) throw new Error(`${flag} ${value}: expected a non-negative integer`);
+      return Number(value);
+    };
+    if (flag === '--seed') parsed.seeds = [integer()];
+    else if (flag === '--seeds') parsed.seeds = parseSeeds(value);
+    else if (flag === '--ticks') parsed.ticks = integer();
+    else if (flag === '--nodes') parsed.nodes = integer();
+    else if (flag === '--scenario') {
+      if (value !== 'split' && value !== 'crash' && value !== 'both') throw new Error(`--scenario ${value}: expected split, crash or both`);
+      parsed.scenarios = value === 'both' ? ['split', 'crash'] : [value];
+    } else throw new Error(`unknown argument ${flag}`);
+  }
+  if (parsed.nodes < 3) throw new Error('--nodes: at least 3 (the scenarios split the cluster and crash a node)');
+  return parsed;
+}
+
+function replayCommand(seed: number, options: Arguments): string {
+  let command = `npm run simulate -- --seed ${seed} --ticks ${options.ticks}`;
+  if (options.nodes !== 5) command += ` --nodes ${options.nodes}`;
+  if (options.scenarios.length === 1) command += ` --scenario ${options.scenarios[0]}`;
+  return command;
+}
+
+function describeProblem(result: ScenarioResult): string {
+  if (!result.converged) return `${result.scenario}: did not converge`;
+  return `${result.scenario}: ${result.missing.length} acknowledged writes missing on an owner (${result.missing.slice(0, 5).join(' ')})`;
+}
+
+async function main(): Promise<number> {
+  let options: Arguments;
+  try {
+    options = parseArguments(process.argv.slice(2));
+  } catch (error) {
+    console.error(`simulate: ${(error as Error).message}`);
+    return 2;
+  }
+  const failed: number[] = [];
+  let totalSimulatedMs = 0;
+  const batchStarted = performance.now();
+  for (const seed of options.seeds) {
+    const started = performance.now();
+    const results: ScenarioResult[] = [];
+    for (const scenario of options.scenarios) results.push(await runScenario(scenario, { seed, nodeCount: options.nodes, faultMs: options.ticks }));
+    const wallSeconds = (performance.now() - started) / 1000;
+    const simulatedSeconds = results.reduce((sum, result) => sum + result.simulatedMs, 0) / 1000;
+    totalSimulatedMs += simulatedSeconds * 1000;
+    const passed = results.every((result) => result.passed);
+    if (!passed) failed.push(seed);
+    const rate = simulatedSeconds / wallSeconds;
+    if (options.json) {
+      console.log(JSON.stringify({ seed, passed, simulatedSeconds, wallSeconds, simulatedSecondsPerWallSecond: rate, replay: passed ? undefined : replayCommand(seed, options), scenarios: results }));
+      continue;
+    }
+    const acknowledged = results.map((result) => `${result.scenario} ${result.acknowledged} acked`).join(', ');
+    console.log(`seed ${seed}: ${passed ? 'pass' : 'FAIL'}  ${simulatedSeconds.toFixed(1)} sim s  ${wallSeconds.toFixed(2)} wall s  ${rate.toFixed(1)} sim s/wall s  (${acknowledged})`);
+    if (!passed) {
+      for (const result of results.filter((r) => !r.passed)) console.log(`  ${describeProblem(result)}`);
+      console.log(`  replay: ${replayCommand(seed, options)}`);
+    }
+  }
+  const batchWallSeconds = (performance.now() - batchStarted) / 1000;
+  const summary = `${options.seeds.length - failed.length}/${options.seeds.length} seeds passed, ${(totalSimulatedMs / 1000).toFixed(1)} sim s in ${batchWallSeconds.toFixed(1)} wall s (${(totalSimulatedMs / 1000 / batchWallSeconds).toFixed(1)} sim s/wall s)`;
+  if (options.json) console.log(JSON.stringify({ summary: true, seeds: options.seeds.length, failed, simulatedSeconds: totalSimulatedMs / 1000, wallSeconds: batchWallSeconds }));
+  else {
+    console.log(summary);
+    if (failed.length > 0) console.log(`failed seeds: ${failed.join(',')}`);
+  }
+  return failed.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error('simulate: harness error', error);
+    process.exitCode = 3;
+  },
+);
