@@ -48,10 +48,8 @@ describe('TTL', () => {
     for (let i = 0; i < 5000; i++) await db.put(key(i), { v: i }, { ttl: i % 2 === 0 ? 5 : -1 });
     expect(db.stats().namespaces.cache!.objects).toBe(5000);
     vi.setSystemTime(new Date('2030-01-01T00:01:00Z'));
-    const deadline = Date.now();
     await vi.waitFor(() => expect(db.stats().namespaces.cache!.objects).toBe(2500), { timeout: 5000, interval: 50 });
     expect(db.stats().namespaces.cache!.expired).toBe(2500);
-    expect(deadline).toBeGreaterThan(0);
     expect((await db.get(key(1)))!.bins.v).toBe(1);
   });
 });
