@@ -58,7 +58,7 @@ import type { DbConfig, NamespaceConfig } from '../options';
 import { type ColdStartRecord, type ColdStartReport, DeviceStore, type StoreIndex } from '../storage/device-store';
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import { versionWins } from './conflict';
-import { partitionFilter } from './memory-namespace';
+import { partitionFilter } from './partition-filter';
 import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
@@ -68,6 +68,7 @@ import {
   applyOperations,
   checkGenerationMatch,
   checkPutPolicy,
+  containsNull,
   hasBins,
   isExpired,
   mergeBins,
@@ -583,13 +584,7 @@ export class DeviceNamespace implements Namespace {
   }
 
   private setEntry(gen: number, voidTime: number, setId: number, flags: number, lastUpdateMs: number, dataLength: number): void {
-    const exchange = this.exchange;
-    exchange.setEntryU32(ENTRY_GENERATION, gen);
-    exchange.setEntryU32(ENTRY_VOID_TIME, voidTime);
-    exchange.setEntryU32(ENTRY_SET_ID, setId);
-    exchange.setEntryU32(ENTRY_FLAGS, flags);
-    exchange.setEntryF64(ENTRY_LAST_UPDATE_MS, lastUpdateMs);
-    exchange.setEntryU32(ENTRY_DATA_LENGTH, dataLength);
+    this.exchange.writeEntryFields(gen, voidTime, setId, flags, lastUpdateMs, dataLength);
   }
 
   /**
@@ -915,11 +910,6 @@ function recordOf(key: Key, payload: Buffer, current: Loaded, nowSeconds: number
 
 function then<T, U>(value: MaybePromise<T>, next: (value: T) => U): MaybePromise<U> {
   return value instanceof Promise ? value.then(next) : next(value);
-}
-
-function containsNull(bins: Bins): boolean {
-  for (const name in bins) if (bins[name] === null) return true;
-  return false;
 }
 
 function storedKey(payload: Buffer): ReturnType<typeof decodeKeyValue> | undefined {

@@ -63,6 +63,7 @@ import {
   applyOperations,
   checkGenerationMatch,
   checkPutPolicy,
+  containsNull,
   hasBins,
   isExpired,
   mergeBins,
@@ -73,6 +74,7 @@ import {
   voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
+import { partitionFilter } from './partition-filter';
 import { versionWins } from './conflict';
 
 const META_FORMAT = 1;
@@ -333,15 +335,9 @@ export class MemoryNamespace implements Namespace {
   }
 
   private setEntry(gen: number, voidTime: number, setId: number, flags: number, lastUpdateMs: number, dataLength: number): void {
-    const exchange = this.exchange;
-    exchange.setEntryU32(ENTRY_GENERATION, gen);
-    exchange.setEntryU32(ENTRY_VOID_TIME, voidTime);
-    exchange.setEntryU32(ENTRY_SET_ID, setId);
-    exchange.setEntryU32(ENTRY_FLAGS, flags);
-    exchange.setEntryF64(ENTRY_LAST_UPDATE_MS, lastUpdateMs);
-    exchange.setEntryU32(ENTRY_LOCATION_LOW, 0);
-    exchange.setEntryU32(ENTRY_LOCATION_HIGH, 0);
-    exchange.setEntryU32(ENTRY_DATA_LENGTH, dataLength);
+    this.exchange.writeEntryFields(gen, voidTime, setId, flags, lastUpdateMs, dataLength);
+    this.exchange.setEntryU32(ENTRY_LOCATION_LOW, 0);
+    this.exchange.setEntryU32(ENTRY_LOCATION_HIGH, 0);
   }
 
   private accountUpsert(length: number): void {
@@ -657,19 +653,6 @@ export class MemoryNamespace implements Namespace {
   private checkOpen(): void {
     if (this.closed) throw new ShoalError(ErrorCode.NOT_OPEN, `namespace ${this.config.name} is closed`);
   }
-}
-
-function containsNull(bins: Bins): boolean {
-  for (const name in bins) if (bins[name] === null) return true;
-  return false;
-}
-
-/** A 4096-bit partition bitmap, or undefined for "all partitions". */
-export function partitionFilter(partitions: readonly number[] | undefined): Uint8Array | undefined {
-  if (partitions === undefined) return undefined;
-  const bitmap = new Uint8Array(512);
-  for (const id of partitions) bitmap[id >>> 3]! |= 1 << (id & 7);
-  return bitmap;
 }
 
 function storedKey(source: Buffer, offset: number): ReturnType<typeof decodeKeyValue> | undefined {

@@ -148,6 +148,12 @@ export function mergeBins(existing: Bins | undefined, incoming: Bins): Bins {
   return result;
 }
 
+/** Whether a write's bins remove any bin (a bin written as null). */
+export function containsNull(bins: Bins): boolean {
+  for (const name in bins) if (bins[name] === null) return true;
+  return false;
+}
+
 export function hasBins(bins: Bins): boolean {
   for (const _ in bins) return true;
   return false;

@@ -106,6 +106,16 @@ export class Exchange {
     this.f64[(EX_ENTRY + field) >>> 3] = value;
   }
 
+  /** Writes the ENTRY fields a write sets (the location is left to the caller). */
+  writeEntryFields(gen: number, voidTime: number, setId: number, flags: number, lastUpdateMs: number, dataLength: number): void {
+    this.setEntryU32(ENTRY_GENERATION, gen);
+    this.setEntryU32(ENTRY_VOID_TIME, voidTime);
+    this.setEntryU32(ENTRY_SET_ID, setId);
+    this.setEntryU32(ENTRY_FLAGS, flags);
+    this.setEntryF64(ENTRY_LAST_UPDATE_MS, lastUpdateMs);
+    this.setEntryU32(ENTRY_DATA_LENGTH, dataLength);
+  }
+
   previousU32(field: number): number {
     return this.u32[(EX_PREVIOUS + field) >>> 2]!;
   }
