@@ -24,6 +24,14 @@ export const BIN_VALUE_DEPTH_MAX = 64;
 /** Keys in one batchGet or batchPut call. */
 export const BATCH_KEYS_MAX = 100_000;
 
+/**
+ * batchPut's native crossings: slots per lookupBatch/writeBatch call, and the bytes of set
+ * names, keys and payloads one call carries at least (more when maxRecordBytes needs it: one
+ * record of the largest size always fits). A bigger batch is cut into several calls.
+ */
+export const BATCH_PUT_SLOTS_PER_CALL = 16_384;
+export const BATCH_PUT_VARIABLE_BYTES_MIN = 4 << 20;
+
 /** Default and bounds of a record's encoded size. */
 export const MAX_RECORD_BYTES_DEFAULT = 1 << 20;
 export const MAX_RECORD_BYTES_MIN = 8 << 10;
@@ -72,3 +80,4 @@ check(KEY_MAX_BYTES + PAYLOAD_HEADER_BYTES < MAX_RECORD_BYTES_MIN, 'a stored key
 check(SET_COUNT_MAX < 1 << 12, 'set ids fit 12 bits');
 check(HIGH_WATER_MEMORY_PCT_DEFAULT < STOP_WRITES_PCT_DEFAULT, 'eviction starts before writes stop');
 check(SCAN_BATCH_RECORDS * 64 <= MAX_RECORD_BYTES_MIN, 'a scan batch fits the smallest exchange data region');
+check(BATCH_PUT_SLOTS_PER_CALL <= 65_536, 'a batchPut call fits the native slot limit');

@@ -7,6 +7,7 @@ import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Bins, checkBinName, checkBins } from './model/bins';
 import { Key, checkKeyShape, describe } from './model/key';
+import type { BatchPutItem, BatchResults } from './namespace/batch-put';
 import { openNamespace } from './namespace/factory';
 import type { Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
 import {
@@ -213,20 +214,51 @@ export class Db {
 
   /**
    * Writes many records. Each element of the result is that entry's WriteResult, or the
-   * ShoalError it failed with; one failure does not stop the others.
+   * ShoalError it failed with; one failure does not stop the others. An entry's own opts
+   * replace `opts` for it. The results equal those of individual puts made in the entries'
+   * order; the entries cross into native code together (docs/storage.md, "Batched writes"),
+   * and a durable entry resolves only once it is on the device.
    */
   async batchPut(entries: BatchPutEntry[], opts?: WriteOptions): Promise<(WriteResult | ShoalError)[]> {
     this.checkOpen();
     checkBatch(entries, 'entries');
     checkWriteOptions(opts);
+    if (this.cluster !== undefined) return this.batchPutEach(entries, opts);
+    const results: BatchResults = new Array(entries.length);
+    const groups = new Map<Namespace, BatchPutItem[]>();
+    for (let position = 0; position < entries.length; position++) {
+      const entry = entries[position];
+      try {
+        if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
+        const ns = this.namespaceFor(entry.key);
+        checkBins(entry.bins, true);
+        if (entry.opts !== undefined) checkWriteOptions(entry.opts);
+        let items = groups.get(ns);
+        if (items === undefined) groups.set(ns, (items = []));
+        items.push({ key: entry.key, bins: entry.bins, options: entry.opts ?? opts, position });
+      } catch (error) {
+        results[position] = batchEntryError(error, position);
+      }
+    }
+    for (const [ns, items] of groups) ns.putMany(items, results);
+    const settled = new Array<WriteResult | ShoalError>(entries.length);
+    for (let position = 0; position < entries.length; position++) {
+      const result = results[position]!;
+      // Await only the promises: an await per plain value would cost a microtask turn each.
+      settled[position] = result instanceof Promise ? await result : result;
+    }
+    return settled;
+  }
+
+  /** batchPut in cluster mode: each entry is routed to its partition's master. */
+  private batchPutEach(entries: BatchPutEntry[], opts: WriteOptions | undefined): Promise<(WriteResult | ShoalError)[]> {
     return Promise.all(
       entries.map(async (entry, index) => {
         try {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${index}] must be { key, bins, opts? }`);
           return await this.put(entry.key, entry.bins, entry.opts ?? opts);
         } catch (error) {
-          if (error instanceof ShoalError) return error;
-          return new ShoalError(ErrorCode.INVALID_ARGUMENT, `entries[${index}]: ${(error as Error).message}`, { cause: error });
+          return batchEntryError(error, index);
         }
       }),
     );
@@ -367,6 +399,12 @@ function checkScanOptions(opts: unknown): asserts opts is ScanOptions | undefine
   for (const id of partitions) {
     if (!Number.isInteger(id) || id < 0 || id >= PARTITION_COUNT) throw invalidArgument(`partition id ${String(id)} is not in 0..${PARTITION_COUNT - 1}`);
   }
+}
+
+/** A batchPut entry's failure as the ShoalError its result holds. */
+function batchEntryError(error: unknown, position: number): ShoalError {
+  if (error instanceof ShoalError) return error;
+  return new ShoalError(ErrorCode.INVALID_ARGUMENT, `entries[${position}]: ${(error as Error).message}`, { cause: error });
 }
 
 function checkBatch(items: unknown, name: string): void {

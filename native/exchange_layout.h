@@ -71,6 +71,45 @@ constexpr uint32_t kReadOptionMask = 7;
 constexpr uint32_t kUpsertStoreData = 1;
 constexpr uint32_t kUpsertKeepData = 2;
 
+// The batch buffer of lookupBatch()/writeBatch() (docs/native-boundary.md, "The batch
+// buffer"): `count` slots of kBatchSlotBytes, then variable bytes that slots point into.
+constexpr size_t kBatchSlotBytes = 128;
+constexpr size_t kBatchDigest = 0;            // 20 bytes: in when key type 0, else out
+constexpr size_t kBatchKeyType = 20;          // u8: 0 digest given, 1 integer, 3 string, 4 bytes
+constexpr size_t kBatchSetLength = 21;        // u8, at most 63
+constexpr size_t kBatchKeyLength = 22;        // u16, at most 4096
+constexpr size_t kBatchVariableOffset = 24;   // u32: set bytes, key bytes, payload, from buffer start
+constexpr size_t kBatchPayloadLength = 28;    // u32
+constexpr size_t kBatchStatus = 32;           // u32 out of lookup (kBatchAbsent...)
+constexpr size_t kBatchDataLength = 36;       // u32 out of lookup: the current in-memory payload length
+constexpr size_t kBatchGeneration = 40;       // u32: lookup out (current), write in (new)
+constexpr size_t kBatchVoidTime = 44;         // u32: same
+constexpr size_t kBatchSetId = 48;            // u32: same
+constexpr size_t kBatchFlags = 52;            // u32: same (index entry flags)
+constexpr size_t kBatchLastUpdateMs = 56;     // f64: same
+constexpr size_t kBatchLocationLow = 64;      // u32: same
+constexpr size_t kBatchLocationHigh = 68;     // u32: same
+constexpr size_t kBatchAction = 72;           // u32 in of write (kBatchSkip...)
+constexpr size_t kBatchBlock = 76;            // u32 in: index into the blocks array
+constexpr size_t kBatchBlockOffset = 80;      // u32 in: byte offset of the record in that block
+constexpr size_t kBatchRecordFlags = 84;      // u32 in: storage record flags (0 or payload-key)
+constexpr size_t kBatchPartitionId = 88;      // u32 out of lookup
+constexpr size_t kBatchPreviousExisted = 92;  // u32 out of write
+constexpr size_t kBatchPreviousLow = 96;      // u32 out of write
+constexpr size_t kBatchPreviousHigh = 100;    // u32 out of write
+constexpr size_t kBatchPreviousDataLength = 104;  // u32 out of write
+constexpr size_t kBatchEntryId = 108;         // u32 out of write
+constexpr size_t kBatchDone = 112;            // u32 out of write: 1 once the slot is in the index
+constexpr size_t kBatchSlotsMax = 1 << 16;    // slots per call
+
+constexpr uint32_t kBatchAbsent = 0;
+constexpr uint32_t kBatchExists = 1;
+constexpr uint32_t kBatchDuplicate = 2;  // an earlier slot of this call has the same digest
+
+constexpr uint32_t kBatchSkip = 0;
+constexpr uint32_t kBatchWriteIndex = 1;   // index entry only (and payload with storeData)
+constexpr uint32_t kBatchWriteRecord = 2;  // storage record into a write block, then the index entry
+
 // Unaligned-safe little-endian accessors (x86-64 and arm64 are little-endian).
 inline uint32_t LoadU32(const uint8_t* base, size_t offset) {
   uint32_t value;
@@ -88,6 +127,9 @@ inline double LoadF64(const uint8_t* base, size_t offset) {
   return value;
 }
 inline void StoreU32(uint8_t* base, size_t offset, uint32_t value) {
+  std::memcpy(base + offset, &value, sizeof value);
+}
+inline void StoreU16(uint8_t* base, size_t offset, uint16_t value) {
   std::memcpy(base + offset, &value, sizeof value);
 }
 inline void StoreF64(uint8_t* base, size_t offset, double value) {

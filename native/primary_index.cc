@@ -835,6 +835,8 @@ void PrimaryIndexWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&PrimaryIndexWrap::ReadEntry>("readEntry"),
           InstanceMethod<&PrimaryIndexWrap::Upsert>("upsert"),
           InstanceMethod<&PrimaryIndexWrap::InsertWinners>("insertWinners"),
+          InstanceMethod<&PrimaryIndexWrap::LookupBatch>("lookupBatch"),
+          InstanceMethod<&PrimaryIndexWrap::WriteBatch>("writeBatch"),
           InstanceMethod<&PrimaryIndexWrap::Remove>("remove"),
           InstanceMethod<&PrimaryIndexWrap::RemoveEntry>("removeEntry"),
           InstanceMethod<&PrimaryIndexWrap::Scan>("scan"),

@@ -262,6 +262,10 @@ class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
   // Cold start: inserts a batch of scanner winners (lib/storage/cold-start.ts layout) in one
   // call, skipping tombstones and expired shadows. Not used while JS could touch the index.
   Napi::Value InsertWinners(const Napi::CallbackInfo& info);
+  // batchPut's two crossings (native/batch_write.cc): look up a batch of keys, then write the
+  // records JS decided to write (storage records into write blocks, index entries).
+  Napi::Value LookupBatch(const Napi::CallbackInfo& info);
+  Napi::Value WriteBatch(const Napi::CallbackInfo& info);
   Napi::Value Remove(const Napi::CallbackInfo& info);
   Napi::Value RemoveEntry(const Napi::CallbackInfo& info);
   Napi::Value Scan(const Napi::CallbackInfo& info);

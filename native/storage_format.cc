@@ -36,6 +36,37 @@ uint64_t CheckBlockHeader(const uint8_t* at, uint64_t signature) {
   return Load<uint64_t>(at + kBlockSequenceAt);
 }
 
+int64_t EncodeRecordParts(const RecordParts& parts, uint8_t* block, size_t block_length, uint32_t offset, uint64_t sequence) {
+  if (parts.set_length > kMaxSetNameBytes || parts.key_length > kMaxKeyBytes) return -2;
+  uint32_t total = kRecordHeaderBytes + parts.set_length + parts.key_length + parts.payload_length + kRecordTrailerBytes;
+  uint32_t padded = AlignUp(total, kRecordAlignBytes);
+  if (static_cast<uint64_t>(offset) + padded > block_length) return -1;
+
+  uint8_t* at = block + offset;
+  Store<uint32_t>(at + kRecordMagicAt, kRecordMagic);
+  Store<uint32_t>(at + kRecordLengthAt, total);
+  Store<uint64_t>(at + kRecordSequenceAt, sequence);
+  std::memcpy(at + kRecordDigestAt, parts.digest, 20);
+  Store<uint32_t>(at + kRecordGenerationAt, parts.generation);
+  Store<uint32_t>(at + kRecordVoidTimeAt, parts.void_time);
+  Store<uint16_t>(at + kRecordFlagsAt, parts.flags);
+  at[kRecordSetLengthAt] = static_cast<uint8_t>(parts.set_length);
+  at[kRecordKeyTypeAt] = parts.key_length > 0 ? parts.key_type : 0;
+  Store<uint64_t>(at + kRecordLastUpdateAt, parts.last_update_ms > 0 ? static_cast<uint64_t>(parts.last_update_ms) : 0);
+  Store<uint16_t>(at + kRecordKeyLengthAt, static_cast<uint16_t>(parts.key_length));
+  Store<uint32_t>(at + kRecordPayloadLengthAt, parts.payload_length);
+  uint8_t* cursor = at + kRecordHeaderBytes;
+  std::memcpy(cursor, parts.set, parts.set_length);
+  cursor += parts.set_length;
+  std::memcpy(cursor, parts.key, parts.key_length);
+  cursor += parts.key_length;
+  std::memcpy(cursor, parts.payload, parts.payload_length);
+  cursor += parts.payload_length;
+  Store<uint32_t>(cursor, Crc32c(at, total - kRecordTrailerBytes, 0));
+  std::memset(at + total, 0, padded - total);
+  return padded;
+}
+
 namespace {
 
 uint8_t* BufferBytes(const Napi::Value& value, size_t* length, const char* what) {
@@ -60,37 +91,20 @@ double NumberArg(const Napi::CallbackInfo& info, size_t index, double min, doubl
 // does not fit, -2 when the set or key in the exchange is too long.
 int64_t EncodeRecord(const uint8_t* exchange, uint8_t* block, size_t block_length, uint32_t offset, uint64_t sequence,
                      uint16_t flags, uint32_t payload_length) {
-  uint32_t set_length = Load<uint16_t>(exchange + kExSetLength);
-  uint32_t key_length = (flags & kRecordFlagHasKey) ? Load<uint32_t>(exchange + kExKeyLength) : 0;
-  if (set_length > kMaxSetNameBytes || key_length > kMaxKeyBytes) return -2;
-  uint32_t total = kRecordHeaderBytes + set_length + key_length + payload_length + kRecordTrailerBytes;
-  uint32_t padded = AlignUp(total, kRecordAlignBytes);
-  if (static_cast<uint64_t>(offset) + padded > block_length) return -1;
-
-  uint8_t* at = block + offset;
-  Store<uint32_t>(at + kRecordMagicAt, kRecordMagic);
-  Store<uint32_t>(at + kRecordLengthAt, total);
-  Store<uint64_t>(at + kRecordSequenceAt, sequence);
-  std::memcpy(at + kRecordDigestAt, exchange + kExDigest, 20);
-  Store<uint32_t>(at + kRecordGenerationAt, Load<uint32_t>(exchange + kExEntry + kEntryGeneration));
-  Store<uint32_t>(at + kRecordVoidTimeAt, Load<uint32_t>(exchange + kExEntry + kEntryVoidTime));
-  Store<uint16_t>(at + kRecordFlagsAt, flags);
-  at[kRecordSetLengthAt] = static_cast<uint8_t>(set_length);
-  at[kRecordKeyTypeAt] = key_length > 0 ? exchange[kExKeyType] : 0;
-  double last_update = Load<double>(exchange + kExEntry + kEntryLastUpdate);
-  Store<uint64_t>(at + kRecordLastUpdateAt, last_update > 0 ? static_cast<uint64_t>(last_update) : 0);
-  Store<uint16_t>(at + kRecordKeyLengthAt, static_cast<uint16_t>(key_length));
-  Store<uint32_t>(at + kRecordPayloadLengthAt, payload_length);
-  uint8_t* cursor = at + kRecordHeaderBytes;
-  std::memcpy(cursor, exchange + kExSet, set_length);
-  cursor += set_length;
-  std::memcpy(cursor, exchange + kExKey, key_length);
-  cursor += key_length;
-  std::memcpy(cursor, exchange + kExData, payload_length);
-  cursor += payload_length;
-  Store<uint32_t>(cursor, Crc32c(at, total - kRecordTrailerBytes, 0));
-  std::memset(at + total, 0, padded - total);
-  return padded;
+  RecordParts parts;
+  parts.digest = exchange + kExDigest;
+  parts.generation = Load<uint32_t>(exchange + kExEntry + kEntryGeneration);
+  parts.void_time = Load<uint32_t>(exchange + kExEntry + kEntryVoidTime);
+  parts.last_update_ms = Load<double>(exchange + kExEntry + kEntryLastUpdate);
+  parts.flags = flags;
+  parts.set = exchange + kExSet;
+  parts.set_length = Load<uint16_t>(exchange + kExSetLength);
+  parts.key_type = exchange[kExKeyType];
+  parts.key = exchange + kExKey;
+  parts.key_length = (flags & kRecordFlagHasKey) ? Load<uint32_t>(exchange + kExKeyLength) : 0;
+  parts.payload = exchange + kExData;
+  parts.payload_length = payload_length;
+  return EncodeRecordParts(parts, block, block_length, offset, sequence);
 }
 
 // storageEncodeRecord(exchange, block, offset, sequence, flags, payloadLength) -> padded bytes

@@ -82,6 +82,28 @@ RecordCheck CheckRecord(const uint8_t* at, size_t available, uint64_t expected_s
 // Checks a block header; returns its sequence, or 0 when it is not a valid block of `signature`.
 uint64_t CheckBlockHeader(const uint8_t* at, uint64_t signature);
 
+// The pieces of one record, wherever they come from (the exchange for a single put, a batch
+// buffer for batchPut).
+struct RecordParts {
+  const uint8_t* digest = nullptr;  // 20 bytes
+  uint32_t generation = 0;
+  uint32_t void_time = 0;
+  double last_update_ms = 0;
+  uint16_t flags = 0;
+  const uint8_t* set = nullptr;
+  uint32_t set_length = 0;
+  uint8_t key_type = 0;
+  const uint8_t* key = nullptr;
+  uint32_t key_length = 0;  // 0 unless flags has kRecordFlagHasKey
+  const uint8_t* payload = nullptr;
+  uint32_t payload_length = 0;
+};
+
+// Formats one record at block[offset] (16-byte aligned) under block `sequence`, with its CRC
+// and zero padding. Returns the padded size, -1 when it does not fit before block_length, -2
+// when the set or key is too long.
+int64_t EncodeRecordParts(const RecordParts& parts, uint8_t* block, size_t block_length, uint32_t offset, uint64_t sequence);
+
 void InitStorageFormat(Napi::Env env, Napi::Object exports);
 
 }  // namespace storage

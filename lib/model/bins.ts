@@ -7,6 +7,7 @@
 import { Packr } from 'msgpackr';
 import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX, PAYLOAD_FORMAT_VERSION, PAYLOAD_HEADER_BYTES } from '../constants';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
+import { encodeBins } from './bin-encoder';
 import { describe } from './key';
 
 /** A bin value as stored: null only appears in writes, where it removes the bin. */
@@ -111,8 +112,9 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 }
 
 /**
- * Encodes a payload into `target` at `offset`: header, optional key, msgpack bins. Returns the
- * payload length, or -1 when it does not fit in `capacity` bytes.
+ * Encodes a payload into `target` at `offset`: header, optional key, msgpack bins (written in
+ * place by bin-encoder.ts). Returns the payload length, or -1 when it does not fit in
+ * `capacity` bytes (then target[offset, offset + capacity) may hold partial bytes).
  */
 export function encodePayload(
   target: Buffer,
@@ -122,16 +124,16 @@ export function encodePayload(
   keyType: number,
   keyBytes: Uint8Array | undefined,
 ): number {
-  const packed = packr.pack(bins);
   const keyLength = keyBytes === undefined ? 0 : keyBytes.length;
-  const length = PAYLOAD_HEADER_BYTES + keyLength + packed.length;
-  if (length > capacity) return -1;
+  if (PAYLOAD_HEADER_BYTES + keyLength > capacity) return -1;
+  const end = encodeBins(target, offset + PAYLOAD_HEADER_BYTES + keyLength, offset + capacity, bins);
+  if (end < 0) return -1;
   target[offset] = PAYLOAD_FORMAT_VERSION;
   target[offset + 1] = keyBytes === undefined ? 0 : keyType;
-  target.writeUInt16LE(keyLength, offset + 2);
+  target[offset + 2] = keyLength & 0xff;
+  target[offset + 3] = keyLength >>> 8;
   if (keyBytes !== undefined) target.set(keyBytes, offset + PAYLOAD_HEADER_BYTES);
-  target.set(packed, offset + PAYLOAD_HEADER_BYTES + keyLength);
-  return length;
+  return end - offset;
 }
 
 /** Reused for every decode, so decoding allocates nothing but the result. */

@@ -98,42 +98,50 @@ export function writeKey(exchange: Exchange, key: Key): boolean {
     if (setBytes.length > 0) exchange.u8.set(setBytes, EX_SET);
     exchange.lastSetName = set;
   }
-  let keyLength: number;
-  let keyType: number;
+  const written = writeKeyValue(exchange.u8, buffer, EX_KEY, value);
+  exchange.u8[EX_KEY_TYPE] = written & KEY_TYPE_MASK;
+  exchange.u32[EX_KEY_LENGTH >>> 2] = written >>> KEY_LENGTH_SHIFT;
+  return true;
+}
+
+/** writeKeyValue's result: the key type in the low bits, the key's byte length above. */
+export const KEY_TYPE_MASK = 7;
+export const KEY_LENGTH_SHIFT = 3;
+
+/**
+ * Writes the bytes of a user key (as hashed into its digest) at `offset` of `buffer`, whose
+ * bytes `bytes` views. Returns `keyType | (length << KEY_LENGTH_SHIFT)`.
+ * @throws ShoalError INVALID_ARGUMENT for a key of the wrong type or size.
+ */
+export function writeKeyValue(bytes: Uint8Array, buffer: Buffer, offset: number, value: KeyValue): number {
   // typeof comparisons, not a switch over typeof: V8 compiles `typeof x === 'string'` to a
   // type check, while a switch materialises the typeof string with a builtin call.
   if (typeof value === 'string') {
     if (value.length > KEY_MAX_BYTES / 3 && Buffer.byteLength(value, 'utf8') > KEY_MAX_BYTES) {
       throw invalidArgument(`string key is longer than ${KEY_MAX_BYTES} UTF-8 bytes`);
     }
-    keyLength = writeString(exchange.u8, buffer, value, EX_KEY);
-    keyType = KEY_TYPE_STRING;
-  } else if (typeof value === 'number') {
+    return KEY_TYPE_STRING | (writeString(bytes, buffer, value, offset) << KEY_LENGTH_SHIFT);
+  }
+  if (typeof value === 'number') {
     if (!Number.isSafeInteger(value)) {
       throw invalidArgument(`integer key ${String(value)} is not a safe integer; use a bigint or a string`);
     }
     const high = Math.floor(value / TWO_POW_32);
-    buffer.writeInt32BE(high, EX_KEY);
-    buffer.writeUInt32BE(value - high * TWO_POW_32, EX_KEY + 4);
-    keyLength = 8;
-    keyType = KEY_TYPE_INTEGER;
-  } else if (typeof value === 'bigint') {
-    if (value < INT64_MIN || value > INT64_MAX) throw invalidArgument('bigint key is outside the int64 range');
-    buffer.writeBigInt64BE(value, EX_KEY);
-    keyLength = 8;
-    keyType = KEY_TYPE_INTEGER;
-  } else {
-    if (!(value instanceof Uint8Array)) {
-      throw invalidArgument(`key must be a string, a safe integer, a bigint or a Buffer, not ${describe(value)}`);
-    }
-    if (value.length > KEY_MAX_BYTES) throw invalidArgument(`bytes key is longer than ${KEY_MAX_BYTES} bytes`);
-    exchange.u8.set(value, EX_KEY);
-    keyLength = value.length;
-    keyType = KEY_TYPE_BYTES;
+    buffer.writeInt32BE(high, offset);
+    buffer.writeUInt32BE(value - high * TWO_POW_32, offset + 4);
+    return KEY_TYPE_INTEGER | (8 << KEY_LENGTH_SHIFT);
   }
-  exchange.u8[EX_KEY_TYPE] = keyType;
-  exchange.u32[EX_KEY_LENGTH >>> 2] = keyLength;
-  return true;
+  if (typeof value === 'bigint') {
+    if (value < INT64_MIN || value > INT64_MAX) throw invalidArgument('bigint key is outside the int64 range');
+    buffer.writeBigInt64BE(value, offset);
+    return KEY_TYPE_INTEGER | (8 << KEY_LENGTH_SHIFT);
+  }
+  if (!(value instanceof Uint8Array)) {
+    throw invalidArgument(`key must be a string, a safe integer, a bigint or a Buffer, not ${describe(value)}`);
+  }
+  if (value.length > KEY_MAX_BYTES) throw invalidArgument(`bytes key is longer than ${KEY_MAX_BYTES} bytes`);
+  bytes.set(value, offset);
+  return KEY_TYPE_BYTES | (value.length << KEY_LENGTH_SHIFT);
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -21,6 +21,13 @@ import { Bins, decodePayloadBins, encodePayload, selectBins } from '../model/bin
 import { Key, decodeKeyValue, encodeSetName, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
+  BATCH_ACTION,
+  BATCH_DONE,
+  BATCH_PREVIOUS_EXISTED,
+  BATCH_PREVIOUS_HIGH,
+  BATCH_PREVIOUS_LOW,
+  BATCH_SKIP,
+  BATCH_SLOT_BYTES,
   ENTRY_EXISTED,
   ENTRY_DATA_LENGTH,
   ENTRY_FLAGS,
@@ -79,6 +86,7 @@ import {
   voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
+import { BatchHost, BatchPutItem, BatchResults, PutBatch, putBatch } from './batch-put';
 
 const META_FORMAT = 1;
 
@@ -129,6 +137,9 @@ export class DeviceNamespace implements Namespace {
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
   private closed = false;
+  /** batchPut's buffer and callbacks, made on first use. */
+  private batch: PutBatch | undefined;
+  private batchHost: BatchHost | undefined;
   private readonly storeIndex: StoreIndex;
   /** Cold start: the scan's set indexes mapped to set ids. */
   private readonly restoreSetIds: number[] = [];
@@ -482,6 +493,69 @@ export class DeviceNamespace implements Namespace {
       if (!hasBins(result)) return this.removeCurrent(current, options?.durable === true, { gen: 0, ttl: -1 });
       return this.writeCurrent(key, current, result, options);
     });
+  }
+
+  putMany(items: BatchPutItem[], results: BatchResults): void {
+    this.checkOpen();
+    this.batch ??= new PutBatch(this.config.maxRecordBytes);
+    this.batchHost ??= {
+      config: this.config,
+      setIdFor: (set) => this.sets.idFor(set),
+      busy: (batch, at) => this.locks.size > 0 && this.locks.has(batch.toString('latin1', at, at + 20)),
+      admits: () => true,
+      store: (batch) => this.storeBatch(batch),
+      put: (key, bins, options) => this.put(key, bins, options),
+    };
+    putBatch(this.batchHost, this.index, this.batch, items, results);
+  }
+
+  /**
+   * batchPut: the decided writes of a batch: the store places them in write blocks, one native
+   * call formats the records there and upserts their index entries, the store starts the
+   * blocks' writes (and group-commits them when durable); then the accounting.
+   */
+  private storeBatch(batch: PutBatch): Promise<ShoalError | undefined> | undefined {
+    let durable = false;
+    for (let i = 0; i < batch.count; i++) {
+      if (batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) !== BATCH_SKIP && batch.items[i]!.options?.durable === true) durable = true;
+    }
+    let blocks: Buffer[];
+    try {
+      blocks = this.store.placeBatch(batch.buffer, batch.count, batch.outcomes);
+    } catch (error) {
+      for (let i = 0; i < batch.count; i++) {
+        if (batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) === BATCH_SKIP) continue;
+        batch.outcomes[i] = error as ShoalError;
+        batch.setU32(i * BATCH_SLOT_BYTES + BATCH_ACTION, BATCH_SKIP);
+      }
+      return undefined;
+    }
+    let failure: ShoalError | undefined;
+    let formatted = true;
+    try {
+      this.index.writeBatch(batch.buffer, batch.count, blocks, this.dataInMemory);
+    } catch (error) {
+      // A TypeError/RangeError refused the batch before any record was formatted; anything
+      // else (the index out of memory) came after all of them were.
+      formatted = !(error instanceof TypeError || error instanceof RangeError);
+      failure = fromNativeError(error, `namespace ${this.config.name}: batchPut`);
+    }
+    const committed = this.store.finishBatch(batch.buffer, batch.count, durable, formatted);
+    for (let i = 0; i < batch.count; i++) {
+      const slot = i * BATCH_SLOT_BYTES;
+      if (batch.u32At(slot + BATCH_ACTION) === BATCH_SKIP) continue;
+      if (batch.u32At(slot + BATCH_DONE) !== 1) {
+        batch.outcomes[i] = failure;
+        batch.setU32(slot + BATCH_ACTION, BATCH_SKIP);
+        continue;
+      }
+      if (batch.u32At(slot + BATCH_PREVIOUS_EXISTED) === 1) {
+        this.store.release(batch.u32At(slot + BATCH_PREVIOUS_LOW), batch.u32At(slot + BATCH_PREVIOUS_HIGH));
+      } else {
+        this.objects++;
+      }
+    }
+    return committed;
   }
 
   remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean> {

@@ -21,6 +21,14 @@ import { Bins, decodePayloadBins, encodePayload, selectBins, storedBinsCoveredBy
 import { Key, decodeKeyValue, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
+  BATCH_ACTION,
+  BATCH_DONE,
+  BATCH_PARTITION_ID,
+  BATCH_PAYLOAD_LENGTH,
+  BATCH_PREVIOUS_DATA_LENGTH,
+  BATCH_PREVIOUS_EXISTED,
+  BATCH_SKIP,
+  BATCH_SLOT_BYTES,
   ENTRY_DATA_LENGTH,
   ENTRY_EXISTED,
   ENTRY_FLAGS,
@@ -74,6 +82,7 @@ import {
   voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
+import { BatchHost, BatchPutItem, BatchResults, PutBatch, putBatch } from './batch-put';
 import { partitionFilter } from './partition-filter';
 import { versionWins } from './conflict';
 
@@ -113,6 +122,9 @@ export class MemoryNamespace implements Namespace {
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
   private closed = false;
+  /** batchPut's buffer and callbacks, made on first use. */
+  private batch: PutBatch | undefined;
+  private batchHost: BatchHost | undefined;
 
   /**
    * Opens (or re-attaches to) the namespace's index.
@@ -235,6 +247,48 @@ export class MemoryNamespace implements Namespace {
     const result = existing === undefined && !containsNull(bins) ? bins : mergeBins(existing, bins);
     if (!hasBins(result)) return this.removeCurrent(current);
     return this.writeCurrent(key, current, result, options, options?.ttl);
+  }
+
+  putMany(items: BatchPutItem[], results: BatchResults): void {
+    this.checkOpen();
+    this.batch ??= new PutBatch(this.config.maxRecordBytes);
+    this.batchHost ??= {
+      config: this.config,
+      setIdFor: (set) => this.sets.idFor(set),
+      busy: () => false,
+      admits: (growthBytes) => this.memoryUsedBytes() + growthBytes <= this.highWaterBytes,
+      store: (batch) => this.storeBatch(batch),
+      put: (key, bins, options) => this.put(key, bins, options),
+    };
+    putBatch(this.batchHost, this.index, this.batch, items, results);
+  }
+
+  /** batchPut: the decided writes of a batch into the index (payloads included), then the accounting. */
+  private storeBatch(batch: PutBatch): undefined {
+    let failure: ShoalError | undefined;
+    try {
+      this.index.writeBatch(batch.buffer, batch.count, [], true);
+    } catch (error) {
+      failure = fromNativeError(error, `namespace ${this.config.name}: batchPut`);
+    }
+    for (let i = 0; i < batch.count; i++) {
+      const slot = i * BATCH_SLOT_BYTES;
+      if (batch.u32At(slot + BATCH_ACTION) === BATCH_SKIP) continue;
+      if (batch.u32At(slot + BATCH_DONE) !== 1) {
+        batch.outcomes[i] = failure;
+        batch.setU32(slot + BATCH_ACTION, BATCH_SKIP);
+        continue;
+      }
+      const length = batch.u32At(slot + BATCH_PAYLOAD_LENGTH);
+      if (batch.u32At(slot + BATCH_PREVIOUS_EXISTED) === 1) {
+        this.dataBytes += length - batch.u32At(slot + BATCH_PREVIOUS_DATA_LENGTH);
+      } else {
+        this.dataBytes += length;
+        this.objects++;
+        this.partitionRecords[batch.u32At(slot + BATCH_PARTITION_ID)]!++;
+      }
+    }
+    return undefined;
   }
 
   remove(key: Key, options: RemoveOptions | undefined): boolean {

@@ -52,6 +52,19 @@ export interface NativePrimaryIndex {
   readEntry(entryId: number, options: number): number;
   /** Inserts or updates the entry for the exchange digest from ENTRY; fills PREVIOUS; returns the entry id. */
   upsert(options: number): number;
+  /**
+   * batchPut's first crossing: digests (unless given), repeated digests and index lookups for
+   * `count` slots of a batch buffer (lib/native/exchange.ts BATCH_*). Changes nothing; returns count.
+   * @throws RangeError for a malformed slot (nothing is looked up).
+   */
+  lookupBatch(batch: Buffer, count: number): number;
+  /**
+   * batchPut's second crossing: for every slot whose action is not BATCH_SKIP, the storage
+   * record into blocks[slot block] (BATCH_WRITE_RECORD), then the index entry (with the payload
+   * when storeData). Returns how many slots reached the index (BATCH_DONE marks them).
+   * @throws RangeError/TypeError for a malformed slot or block (nothing written); Error code OUT_OF_SPACE.
+   */
+  writeBatch(batch: Buffer, count: number, blocks: Buffer[], storeData: boolean): number;
   /** Removes the entry for the exchange digest; fills PREVIOUS; returns 1 if it existed. */
   remove(): number;
   removeEntry(entryId: number): number;

@@ -66,6 +66,51 @@ export const UPSERT_KEEP_DATA = 2; // keep the current payload (metadata-only up
 export const READ_NOT_FOUND = -1;
 
 /**
+ * The batch buffer of PrimaryIndex.lookupBatch()/writeBatch() (batchPut): slots of
+ * BATCH_SLOT_BYTES, then the variable bytes (set name, key, payload) that slots point into.
+ * Mirrors native/exchange_layout.h; docs/native-boundary.md, "The batch buffer".
+ */
+export const BATCH_SLOT_BYTES = 128;
+export const BATCH_DIGEST = 0;
+export const BATCH_KEY_TYPE = 20;
+export const BATCH_SET_LENGTH = 21;
+export const BATCH_KEY_LENGTH = 22;
+export const BATCH_VARIABLE_OFFSET = 24;
+export const BATCH_PAYLOAD_LENGTH = 28;
+export const BATCH_STATUS = 32;
+export const BATCH_DATA_LENGTH = 36;
+export const BATCH_GENERATION = 40;
+export const BATCH_VOID_TIME = 44;
+export const BATCH_SET_ID = 48;
+export const BATCH_FLAGS = 52;
+export const BATCH_LAST_UPDATE_MS = 56;
+export const BATCH_LOCATION_LOW = 64;
+export const BATCH_LOCATION_HIGH = 68;
+export const BATCH_ACTION = 72;
+export const BATCH_BLOCK = 76;
+export const BATCH_BLOCK_OFFSET = 80;
+export const BATCH_RECORD_FLAGS = 84;
+export const BATCH_PARTITION_ID = 88;
+export const BATCH_PREVIOUS_EXISTED = 92;
+export const BATCH_PREVIOUS_LOW = 96;
+export const BATCH_PREVIOUS_HIGH = 100;
+export const BATCH_PREVIOUS_DATA_LENGTH = 104;
+export const BATCH_ENTRY_ID = 108;
+export const BATCH_DONE = 112;
+/** Slots one lookupBatch/writeBatch call accepts. */
+export const BATCH_SLOTS_MAX = 65536;
+
+/** BATCH_STATUS values written by lookupBatch. */
+export const BATCH_ABSENT = 0;
+export const BATCH_EXISTS = 1;
+export const BATCH_DUPLICATE = 2;
+
+/** BATCH_ACTION values read by writeBatch. */
+export const BATCH_SKIP = 0;
+export const BATCH_WRITE_INDEX = 1;
+export const BATCH_WRITE_RECORD = 2;
+
+/**
  * Typed views over one exchange buffer. All share the same memory; offsets are in bytes and
  * divided by the element size when indexing.
  */

@@ -17,6 +17,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, ShoalError } from '../errors';
 import {
+  BATCH_ACTION,
+  BATCH_BLOCK,
+  BATCH_BLOCK_OFFSET,
+  BATCH_DIGEST,
+  BATCH_LOCATION_HIGH,
+  BATCH_LOCATION_LOW,
+  BATCH_PAYLOAD_LENGTH,
+  BATCH_SET_LENGTH,
+  BATCH_SKIP,
+  BATCH_SLOT_BYTES,
+  BATCH_WRITE_INDEX,
+  BATCH_WRITE_RECORD,
   ENTRY_GENERATION,
   ENTRY_LAST_UPDATE_MS,
   ENTRY_LOCATION_HIGH,
@@ -233,6 +245,10 @@ export class DeviceStore {
   private encoder: NativeRecordEncoder | undefined;
   private encoderExchange: Exchange | undefined;
   private encoderBlock: WriteBlock | undefined;
+  /** Between placeBatch and finishBatch: blocks sealed meanwhile, whose writes wait for the batch's records. */
+  private batchSealed: WriteBlock[] | undefined;
+  /** The devices the batch placed records on. */
+  private readonly batchDevices = new Set<DeviceState>();
   private warmState: WarmState | undefined;
 
   private constructor(options: DeviceStoreOptions, devices: DeviceState[], startMode: 'new' | 'existing', writeBlockBytes: number) {
@@ -497,6 +513,80 @@ export class DeviceStore {
   }
 
   /**
+   * batchPut, first half: places every slot of a batch buffer (native/exchange_layout.h) whose
+   * action is BATCH_WRITE_INDEX in a write block of its device, as write() would, and fills in
+   * the slot's block number, offset, location and BATCH_WRITE_RECORD. A slot that cannot be
+   * placed (OUT_OF_SPACE, RECORD_TOO_BIG) gets its error in failures[i] and BATCH_SKIP. Returns
+   * the blocks the slots' block numbers index. Blocks sealed meanwhile are written only by
+   * finishBatch, which must follow at once, after the records are formatted.
+   * @throws ShoalError IO_ERROR (the store has failed), NOT_OPEN; nothing is placed then.
+   */
+  placeBatch(batch: Buffer, count: number, failures: unknown[]): Buffer[] {
+    this.checkWritable();
+    const u32 = new Uint32Array(batch.buffer, batch.byteOffset, count * (BATCH_SLOT_BYTES >>> 2));
+    const blocks: Buffer[] = [];
+    const numbers = new Map<WriteBlock, number>();
+    this.batchSealed = [];
+    this.batchDevices.clear();
+    for (let i = 0; i < count; i++) {
+      const slot = i * BATCH_SLOT_BYTES;
+      if (u32[(slot + BATCH_ACTION) >>> 2] !== BATCH_WRITE_INDEX) continue;
+      const size = (RECORD_HEADER_BYTES + batch[slot + BATCH_SET_LENGTH]! + u32[(slot + BATCH_PAYLOAD_LENGTH) >>> 2]! + RECORD_TRAILER_BYTES + 15) & ~15;
+      const device = this.pickDevice(batch, slot + BATCH_DIGEST);
+      let block: WriteBlock;
+      try {
+        block = this.place(device, size, false);
+      } catch (error) {
+        failures[i] = error;
+        u32[(slot + BATCH_ACTION) >>> 2] = BATCH_SKIP;
+        continue;
+      }
+      let number = numbers.get(block);
+      if (number === undefined) {
+        number = blocks.push(block.buffer) - 1;
+        numbers.set(block, number);
+      }
+      const at = block.fill;
+      u32[(slot + BATCH_ACTION) >>> 2] = BATCH_WRITE_RECORD;
+      u32[(slot + BATCH_BLOCK) >>> 2] = number;
+      u32[(slot + BATCH_BLOCK_OFFSET) >>> 2] = at;
+      u32[(slot + BATCH_LOCATION_LOW) >>> 2] = locationLow(at, size);
+      u32[(slot + BATCH_LOCATION_HIGH) >>> 2] = locationHigh(device.index, block.block, size);
+      this.appended(block, size);
+      this.batchDevices.add(device);
+    }
+    return blocks;
+  }
+
+  /**
+   * batchPut, second half, called whether or not formatting the records succeeded: starts the
+   * writes of the blocks sealed by placeBatch and drops the tombstones the new records
+   * supersede. With `formatted` false (the native call refused the batch before formatting
+   * anything) the placed space holds no records, so the store latches into the failed state
+   * rather than let a block with a hole reach the device. Returns, when the writes are durable
+   * (`durable` or commitToDevice), a promise that resolves once they are on the device, to
+   * undefined, or to the error that kept them from it.
+   */
+  finishBatch(batch: Buffer, count: number, durable: boolean, formatted: boolean): Promise<ShoalError | undefined> | undefined {
+    const sealed = this.batchSealed ?? [];
+    this.batchSealed = undefined;
+    if (!formatted) this.fail(new ShoalError(ErrorCode.IO_ERROR, 'a batch of writes was placed but not formatted into its write blocks'));
+    for (const block of sealed) this.writeSealed(block);
+    if (formatted && this.tombstones.size > 0) {
+      for (let i = 0; i < count; i++) {
+        const slot = i * BATCH_SLOT_BYTES;
+        if (batch.readUInt32LE(slot + BATCH_ACTION) === BATCH_WRITE_RECORD) this.dropTombstone(batch.toString('latin1', slot + BATCH_DIGEST, slot + BATCH_DIGEST + 20));
+      }
+    }
+    if (!(durable || this.commitToDevice) || this.batchDevices.size === 0) return undefined;
+    const commits = [...this.batchDevices].map((device) => this.commit(device));
+    return Promise.all(commits).then(
+      () => undefined,
+      (error: ShoalError) => error,
+    );
+  }
+
+  /**
    * Records the removal of the digest in the exchange, whose newest copy had this generation and
    * last-update time: writes a tombstone that hides every older copy after a cold start, and
    * releases the previous location. Overwrites ENTRY's generation, void time, last-update time
@@ -706,9 +796,10 @@ export class DeviceStore {
     if (!this.started) throw new ShoalError(ErrorCode.NOT_OPEN, `namespace ${this.namespace}: the store is not started (call coldStart first)`);
   }
 
-  private pickDevice(buffer: Buffer): DeviceState {
+  /** The device of the digest at buffer[digestAt, digestAt + 20). */
+  private pickDevice(buffer: Buffer, digestAt = EX_DIGEST): DeviceState {
     const count = this.devices.length;
-    return count === 1 ? this.devices[0]! : this.devices[(buffer[EX_DIGEST + 8]! | (buffer[EX_DIGEST + 9]! << 8)) % count]!;
+    return count === 1 ? this.devices[0]! : this.devices[(buffer[digestAt + 8]! | (buffer[digestAt + 9]! << 8)) % count]!;
   }
 
   /** A write block with room for size bytes; opens a new one (sealing the current) if needed. */
@@ -762,6 +853,15 @@ export class DeviceStore {
     device.states[block.block] = SEALED;
     device.sealedInFlight.set(block.block, block);
     this.cachePut(this.cacheKey(device, block.block), block.buffer);
+    // A batch is still formatting records into this block: its write starts once they are in.
+    if (this.batchSealed !== undefined) this.batchSealed.push(block);
+    else this.writeSealed(block);
+    if (device.live[block.block]! < this.lwmBytes) this.queueDefrag(device, block.block);
+  }
+
+  /** Starts the write of a sealed block (its last; it leaves the post-write cache's care once it lands). */
+  private writeSealed(block: WriteBlock): void {
+    const device = block.device;
     const written = this.writeUpTo(block, block.fill).finally(() => {
       device.pendingWrites.delete(written);
       device.sealedInFlight.delete(block.block);
@@ -769,7 +869,6 @@ export class DeviceStore {
     written.catch(() => undefined);
     device.pendingWrites.add(written);
     this.counters.flushed++;
-    if (device.live[block.block]! < this.lwmBytes) this.queueDefrag(device, block.block);
   }
 
   /** Resolves once block bytes [0, end) are written (one write in flight per block, in order). */

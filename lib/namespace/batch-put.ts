@@ -1,0 +1,342 @@
+/**
+ * batchPut's write path, shared by memory and device namespaces (docs/storage.md, "Batched
+ * writes"). A batch crosses into native code twice per call of up to BATCH_PUT_SLOTS_PER_CALL
+ * entries, not twice per record:
+ *
+ *   1. JS writes every entry's set name, key and encoded payload into one batch buffer;
+ *      `lookupBatch` computes the digests, finds repeated keys and looks every key up.
+ *   2. JS decides each entry from that compact result with the same rules as a single put
+ *      (semantics.ts): an error (RECORD_EXISTS, GENERATION_MISMATCH, ...), a write that needs
+ *      nothing but the record's metadata (a new record, or a replace), or the per-record path
+ *      (a bin merge, an expired record, a repeated key, bins written as null, a record another
+ *      operation holds).
+ *   3. The namespace stores the writes: `writeBatch` formats the storage records into write
+ *      blocks (device namespaces) and upserts the index entries in one call.
+ *   4. The entries left for the per-record path run afterwards, in their order, through the
+ *      namespace's own put(); a repeated key therefore sees the earlier entries, exactly as
+ *      individual puts in that order would.
+ *
+ * Each entry gets its own result or error; one failure never stops the others.
+ */
+import { BATCH_PUT_SLOTS_PER_CALL, BATCH_PUT_VARIABLE_BYTES_MIN, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, KEY_MAX_BYTES, SET_NAME_MAX_BYTES } from '../constants';
+import { ErrorCode, ShoalError } from '../errors';
+import { Bins, encodePayload } from '../model/bins';
+import { KEY_LENGTH_SHIFT, KEY_TYPE_MASK, Key, encodeSetName, writeKeyValue } from '../model/key';
+import type { NativePrimaryIndex } from '../native/addon';
+import {
+  BATCH_ACTION,
+  BATCH_DATA_LENGTH,
+  BATCH_DIGEST,
+  BATCH_DONE,
+  BATCH_DUPLICATE,
+  BATCH_EXISTS,
+  BATCH_FLAGS,
+  BATCH_GENERATION,
+  BATCH_KEY_LENGTH,
+  BATCH_KEY_TYPE,
+  BATCH_LAST_UPDATE_MS,
+  BATCH_LOCATION_HIGH,
+  BATCH_LOCATION_LOW,
+  BATCH_PAYLOAD_LENGTH,
+  BATCH_RECORD_FLAGS,
+  BATCH_SET_ID,
+  BATCH_SET_LENGTH,
+  BATCH_SKIP,
+  BATCH_SLOT_BYTES,
+  BATCH_STATUS,
+  BATCH_VARIABLE_OFFSET,
+  BATCH_VOID_TIME,
+  BATCH_WRITE_INDEX,
+  FLAG_HAS_KEY,
+} from '../native/exchange';
+import type { NamespaceConfig } from '../options';
+import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
+import type { MaybePromise, WriteResult } from './namespace';
+import {
+  Current,
+  WriteOptions,
+  checkPutPolicy,
+  containsNull,
+  isExpired,
+  nextGeneration,
+  nextLastUpdateMs,
+  putMerges,
+  ttlOf,
+  voidTimeFor,
+} from './semantics';
+
+/** One validated batchPut entry (Db checked its key, bins and options). */
+export interface BatchPutItem {
+  key: Key;
+  bins: Bins;
+  options: WriteOptions | undefined;
+  /** Its position in the caller's entries, where its result goes. */
+  position: number;
+}
+
+export type BatchOutcome = WriteResult | ShoalError;
+/** Results by entry position: a value, or a promise that resolves (never rejects) to one. */
+export type BatchResults = (BatchOutcome | Promise<BatchOutcome> | undefined)[];
+
+/** What a namespace lends the batch writer. */
+export interface BatchHost {
+  readonly config: NamespaceConfig;
+  /** The set id of a new record's set (assigning one on first use). */
+  setIdFor(set: string | undefined): number;
+  /** Whether an operation in flight holds the record whose digest is at batch[at, at + 20): the entry must queue behind it. */
+  busy(batch: Buffer, at: number): boolean;
+  /** Whether the writes may grow memory by `growthBytes` without eviction; if not, they go one by one. */
+  admits(growthBytes: number): boolean;
+  /**
+   * Stores every slot whose action is BATCH_WRITE_INDEX (writeBatch and the namespace's
+   * accounting). A slot that fails gets its error in batch.outcomes and BATCH_SKIP. Returns a
+   * promise when the writes must reach the device before they are acknowledged; it never
+   * rejects, it resolves to the error every written slot then gets (or undefined).
+   */
+  store(batch: PutBatch): Promise<ShoalError | undefined> | undefined;
+  /** The per-record path. */
+  put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult>;
+}
+
+/** The batch buffer of one native call and what JS keeps per slot. */
+export class PutBatch {
+  readonly buffer: Buffer;
+  readonly u8: Uint8Array;
+  readonly u32: Uint32Array;
+  readonly f64: Float64Array;
+  count = 0;
+  private variableEnd = BATCH_PUT_SLOTS_PER_CALL * BATCH_SLOT_BYTES;
+  /** Per slot: the entry, whether it must take the per-record path, and its outcome. */
+  readonly items: BatchPutItem[] = [];
+  readonly perRecord: boolean[] = [];
+  readonly outcomes: (BatchOutcome | undefined)[] = [];
+  /** The set name of the last entry added and its UTF-8 bytes (entries of a batch usually share one). */
+  private lastSet = '';
+  private lastSetBytes: Uint8Array = new Uint8Array(0);
+  /** Bytes an entry may need at most: set name, key, payload. */
+  private readonly entryBytesMax: number;
+
+  constructor(private readonly maxRecordBytes: number) {
+    this.entryBytesMax = SET_NAME_MAX_BYTES + KEY_MAX_BYTES + maxRecordBytes;
+    const variableBytes = Math.max(BATCH_PUT_VARIABLE_BYTES_MIN, 2 * this.entryBytesMax);
+    this.buffer = Buffer.alloc(BATCH_PUT_SLOTS_PER_CALL * BATCH_SLOT_BYTES + variableBytes);
+    this.u8 = new Uint8Array(this.buffer.buffer, this.buffer.byteOffset, this.buffer.length);
+    this.u32 = new Uint32Array(this.buffer.buffer, this.buffer.byteOffset, this.buffer.length >>> 2);
+    this.f64 = new Float64Array(this.buffer.buffer, this.buffer.byteOffset, this.buffer.length >>> 3);
+  }
+
+  reset(): void {
+    this.count = 0;
+    this.variableEnd = BATCH_PUT_SLOTS_PER_CALL * BATCH_SLOT_BYTES;
+    this.items.length = 0;
+    this.perRecord.length = 0;
+    this.outcomes.length = 0;
+  }
+
+  /** Whether another entry surely fits. */
+  hasRoom(): boolean {
+    return this.count < BATCH_PUT_SLOTS_PER_CALL && this.variableEnd + this.entryBytesMax <= this.buffer.length;
+  }
+
+  /**
+   * Adds an entry: its key (for the digest), set name (for the record), and, unless it goes
+   * the per-record way anyway, its payload. Returns an error for an entry that cannot be
+   * written (a bad key or set, a record too big); nothing is added then.
+   */
+  add(item: BatchPutItem, storeKeyDefault: boolean): ShoalError | undefined {
+    const slot = this.count * BATCH_SLOT_BYTES;
+    const u8 = this.u8;
+    let at = this.variableEnd;
+    const set = item.key.set ?? '';
+    let setLength = 0;
+    let written = 0;
+    try {
+      if (set.length > 0) {
+        if (set !== this.lastSet) {
+          this.lastSetBytes = encodeSetName(set);
+          this.lastSet = set;
+        }
+        u8.set(this.lastSetBytes, at);
+        setLength = this.lastSetBytes.length;
+      }
+      const value = item.key.key;
+      if (value === undefined || value === null) u8.set(item.key.digest!, slot + BATCH_DIGEST);
+      else written = writeKeyValue(u8, this.buffer, at + setLength, value);
+    } catch (error) {
+      return error as ShoalError;
+    }
+    const keyType = written & KEY_TYPE_MASK;
+    const keyLength = written >>> KEY_LENGTH_SHIFT;
+    const perRecord = containsNull(item.bins);
+    let payloadLength = 0;
+    let storeKey = false;
+    if (!perRecord) {
+      storeKey = (item.options?.storeKey ?? storeKeyDefault) && keyType !== 0;
+      const payloadAt = at + setLength + keyLength;
+      const keyBytes = storeKey ? u8.subarray(at + setLength, payloadAt) : undefined;
+      payloadLength = encodePayload(this.buffer, payloadAt, this.maxRecordBytes, item.bins, keyType, keyBytes);
+      if (payloadLength < 0) return new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.maxRecordBytes})`);
+    }
+    u8[slot + BATCH_KEY_TYPE] = keyType;
+    u8[slot + BATCH_SET_LENGTH] = setLength;
+    this.buffer.writeUInt16LE(keyLength, slot + BATCH_KEY_LENGTH);
+    this.setU32(slot + BATCH_VARIABLE_OFFSET, at);
+    this.setU32(slot + BATCH_PAYLOAD_LENGTH, payloadLength);
+    this.setU32(slot + BATCH_RECORD_FLAGS, storeKey ? RECORD_FLAG_PAYLOAD_KEY : 0);
+    this.setU32(slot + BATCH_ACTION, BATCH_SKIP);
+    this.setU32(slot + BATCH_DONE, 0);
+    at += setLength + keyLength + payloadLength;
+    this.variableEnd = (at + 7) & ~7;
+    this.items.push(item);
+    this.perRecord.push(perRecord);
+    this.outcomes.push(undefined);
+    this.count++;
+    return undefined;
+  }
+
+  u32At(byteOffset: number): number {
+    return this.u32[byteOffset >>> 2]!;
+  }
+
+  setU32(byteOffset: number, value: number): void {
+    this.u32[byteOffset >>> 2] = value;
+  }
+
+  f64At(byteOffset: number): number {
+    return this.f64[byteOffset >>> 3]!;
+  }
+
+  setF64(byteOffset: number, value: number): void {
+    this.f64[byteOffset >>> 3] = value;
+  }
+}
+
+/**
+ * Runs batchPut entries of one namespace through the batch path, putting each entry's result
+ * (or a promise of it) into results[item.position].
+ */
+export function putBatch(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, items: BatchPutItem[], results: BatchResults): void {
+  batch.reset();
+  for (const item of items) {
+    if (!batch.hasRoom()) flush(host, index, batch, results);
+    const error = batch.add(item, host.config.storeKey);
+    if (error !== undefined) results[item.position] = error;
+  }
+  flush(host, index, batch, results);
+}
+
+/** Looks up, decides, stores the batch, then runs the per-record entries in order. */
+function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, results: BatchResults): void {
+  if (batch.count === 0) return;
+  index.lookupBatch(batch.buffer, batch.count);
+  const nowMs = Date.now();
+  let writes = 0;
+  let growthBytes = 0;
+  for (let i = 0; i < batch.count; i++) {
+    const growth = decide(host, batch, i, nowMs);
+    if (growth === undefined) continue;
+    writes++;
+    if (growth > 0) growthBytes += growth;
+  }
+  if (writes > 0 && !host.admits(growthBytes)) {
+    // Eviction would run between these writes: let each take the per-record path instead.
+    for (let i = 0; i < batch.count; i++) {
+      if (batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) === BATCH_SKIP) continue;
+      batch.setU32(i * BATCH_SLOT_BYTES + BATCH_ACTION, BATCH_SKIP);
+      batch.outcomes[i] = undefined;
+      batch.perRecord[i] = true;
+    }
+    writes = 0;
+  }
+  const stored = writes > 0 ? host.store(batch) : undefined;
+  for (let i = 0; i < batch.count; i++) {
+    const item = batch.items[i]!;
+    if (batch.perRecord[i]) {
+      results[item.position] = settle(() => host.put(item.key, item.bins, item.options));
+      continue;
+    }
+    const outcome = batch.outcomes[i]!;
+    const written = batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) !== BATCH_SKIP;
+    results[item.position] = stored !== undefined && written ? stored.then((failure) => failure ?? outcome) : outcome;
+  }
+  batch.reset();
+}
+
+/** The state before the entry being decided (reused: decide() is synchronous). */
+const before: Current = { exists: false, gen: 0, voidTime: 0, lastUpdateMs: 0 };
+/** Memory a new record costs besides its payload (the memory namespace's accounting). */
+const ENTRY_OVERHEAD_BYTES = INDEX_ENTRY_BYTES + INDEX_SIDE_ENTRY_BYTES;
+
+/**
+ * Decides slot i from its lookup: an outcome that is an error, the per-record path, or a write
+ * whose metadata it fills in (BATCH_WRITE_INDEX). Returns the write's memory growth in bytes,
+ * or undefined when it writes nothing now.
+ */
+function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): number | undefined {
+  if (batch.perRecord[i]) return undefined;
+  const slot = i * BATCH_SLOT_BYTES;
+  const item = batch.items[i]!;
+  const status = batch.u32At(slot + BATCH_STATUS);
+  if (status === BATCH_DUPLICATE || host.busy(batch.buffer, slot + BATCH_DIGEST)) {
+    batch.perRecord[i] = true;
+    return undefined;
+  }
+  const nowSeconds = Math.floor(nowMs / 1000);
+  const exists = status === BATCH_EXISTS;
+  before.exists = exists;
+  before.gen = exists ? batch.u32At(slot + BATCH_GENERATION) : 0;
+  before.voidTime = exists ? batch.u32At(slot + BATCH_VOID_TIME) : 0;
+  before.lastUpdateMs = exists ? batch.f64At(slot + BATCH_LAST_UPDATE_MS) : 0;
+  // The per-record path removes an expired record (it counts as absent there).
+  if (exists && isExpired(before.voidTime, nowSeconds)) {
+    batch.perRecord[i] = true;
+    return undefined;
+  }
+  try {
+    checkPutPolicy(before, item.options);
+  } catch (error) {
+    batch.outcomes[i] = error as ShoalError;
+    return undefined;
+  }
+  // Merging needs the stored bins; a digest-addressed key leaves the record's set to check.
+  if (exists && (putMerges(item.options) || batch.u8[slot + BATCH_KEY_TYPE] === 0)) {
+    batch.perRecord[i] = true;
+    return undefined;
+  }
+  let setId: number;
+  try {
+    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : host.setIdFor(item.key.set ?? undefined);
+  } catch (error) {
+    batch.outcomes[i] = error as ShoalError;
+    return undefined;
+  }
+  const gen = nextGeneration(before.gen);
+  const voidTime = voidTimeFor(item.options?.ttl, host.config.defaultTtl, before, nowSeconds);
+  batch.setU32(slot + BATCH_GENERATION, gen);
+  batch.setU32(slot + BATCH_VOID_TIME, voidTime);
+  batch.setU32(slot + BATCH_SET_ID, setId);
+  batch.setU32(slot + BATCH_FLAGS, batch.u32At(slot + BATCH_RECORD_FLAGS) !== 0 ? FLAG_HAS_KEY : 0);
+  batch.setF64(slot + BATCH_LAST_UPDATE_MS, nextLastUpdateMs(before, nowMs));
+  batch.setU32(slot + BATCH_LOCATION_LOW, 0);
+  batch.setU32(slot + BATCH_LOCATION_HIGH, 0);
+  batch.setU32(slot + BATCH_ACTION, BATCH_WRITE_INDEX);
+  batch.outcomes[i] = { gen, ttl: ttlOf(voidTime, nowSeconds) };
+  const payloadLength = batch.u32At(slot + BATCH_PAYLOAD_LENGTH);
+  return payloadLength + (exists ? -batch.u32At(slot + BATCH_DATA_LENGTH) : ENTRY_OVERHEAD_BYTES);
+}
+
+/** Runs the per-record path for one entry; its error becomes its outcome. */
+function settle(run: () => MaybePromise<WriteResult>): BatchOutcome | Promise<BatchOutcome> {
+  try {
+    const result = run();
+    return result instanceof Promise ? result.catch(asShoalError) : result;
+  } catch (error) {
+    return asShoalError(error);
+  }
+}
+
+/** An entry's error as the ShoalError batchPut reports (wrong-type arguments become INVALID_ARGUMENT). */
+export function asShoalError(error: unknown): ShoalError {
+  if (error instanceof ShoalError) return error;
+  return new ShoalError(ErrorCode.INVALID_ARGUMENT, (error as Error).message ?? String(error), { cause: error });
+}
