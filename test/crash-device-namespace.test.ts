@@ -1,6 +1,6 @@
 /**
- * Crash test through the public API: a child process open()s a device namespace and puts and
- * removes under load (durable and not, upserts that read the device), and is killed with
+ * Crash test through the public API: a child process open()s a device namespace and puts,
+ * batchPuts and removes under load (durable and not, upserts that read the device), and is killed with
  * SIGKILL at random points, including during its start. After each kill the parent open()s the
  * same data (a cold start: the shared-memory index of a killed process is never trusted),
  * checks every key against what the child acknowledged, and closes cleanly, so the next child

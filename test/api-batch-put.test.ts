@@ -1,0 +1,277 @@
+/**
+ * db.batchPut through the batched write path (lib/namespace/batch-put.ts), on a memory
+ * namespace and on device namespaces (with and without dataInMemory): every entry's result
+ * equals what individual puts in the same order give, on random mixes of new and existing
+ * records, repeated keys, policies, generations, removals and stored keys; per-entry errors
+ * leave the other entries alone; a durable batch survives SIGKILL; batches survive reopening
+ * warm and cold; and the native side refuses a malformed batch buffer without crashing.
+ * SHOAL_BATCH_SEED replays the random workloads.
+ */
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Db, ErrorCode, ShoalError, open } from '../lib/index';
+import type { BatchPutEntry } from '../lib/db';
+import type { NamespaceOptions } from '../lib/options';
+import type { WriteResult } from '../lib/namespace/namespace';
+import { addon } from '../lib/native/addon';
+import { BATCH_ACTION, BATCH_BLOCK, BATCH_KEY_LENGTH, BATCH_KEY_TYPE, BATCH_SET_LENGTH, BATCH_SLOT_BYTES, BATCH_VARIABLE_OFFSET, BATCH_WRITE_INDEX, BATCH_WRITE_RECORD, EXCHANGE_HEADER_BYTES } from '../lib/native/exchange';
+import { track, useDbCleanup } from './helpers/db';
+import { tempDir } from './helpers/temp';
+
+useDbCleanup(['cache', 'users', 'mem']);
+
+const seed = Number(process.env.SHOAL_BATCH_SEED ?? Date.now() % 1_000_000);
+
+function prng(start: number): () => number {
+  let state = start >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 4294967296;
+  };
+}
+
+type Kind = 'memory' | 'device' | 'deviceInMemory';
+const KINDS: Kind[] = ['memory', 'device', 'deviceInMemory'];
+
+function namespaceOf(kind: Kind, name: string): NamespaceOptions {
+  if (kind === 'memory') return { name, storage: { type: 'memory', maxBytes: 64 << 20 } } as NamespaceOptions;
+  return {
+    name,
+    storage: { type: 'device', paths: [`${name}.dat`], sizeBytes: 32 << 20, writeBlockBytes: 128 << 10, dataInMemory: kind === 'deviceInMemory' },
+    maxRecordBytes: 16 << 10,
+  } as NamespaceOptions;
+}
+
+async function openKind(kind: Kind, dataDir = tempDir()): Promise<Db> {
+  return track(await open({ dataDir, namespaces: [namespaceOf(kind, 'users')], log: () => undefined }));
+}
+
+type Outcome = WriteResult | ShoalError;
+
+function describeOutcome(outcome: Outcome): string {
+  return outcome instanceof ShoalError ? outcome.code : `gen ${outcome.gen} ttl ${outcome.ttl === -1 ? -1 : 'n'}`;
+}
+
+/** A random batch over a small key pool: repeats, policies, generations, nulls, stored keys, digests. */
+function randomEntries(random: () => number, count: number, digests: Map<string, Buffer>): BatchPutEntry[] {
+  const policies = [undefined, undefined, 'upsert', 'create', 'update', 'replace', 'createOrReplace'] as const;
+  const entries: BatchPutEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    const name = `k${Math.floor(random() * 40)}`;
+    const digest = digests.get(name);
+    const key = digest !== undefined && random() < 0.15 ? { ns: 'users', set: 'people', digest } : { ns: 'users', set: 'people', key: name };
+    const bins: Record<string, unknown> = {};
+    const binCount = 1 + Math.floor(random() * 3);
+    for (let b = 0; b < binCount; b++) bins[`b${Math.floor(random() * 4)}`] = random() < 0.1 ? null : Math.floor(random() * 1000);
+    const opts: Record<string, unknown> = {};
+    const exists = policies[Math.floor(random() * policies.length)];
+    if (exists !== undefined) opts.exists = exists;
+    if (random() < 0.15) opts.generation = Math.floor(random() * 3);
+    if (random() < 0.25) opts.ttl = [1000, -1, -2, 0][Math.floor(random() * 4)];
+    if (random() < 0.2) opts.storeKey = true;
+    if (random() < 0.1) opts.durable = true;
+    entries.push({ key, bins: bins as never, opts: Object.keys(opts).length > 0 ? (opts as never) : undefined });
+  }
+  return entries;
+}
+
+/** Every record of the namespace, by digest: bins, generation, stored key. */
+async function contents(db: Db): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const record of db.scan('users')) {
+    out.set(Buffer.from(record.key.digest!).toString('hex'), JSON.stringify({ bins: record.bins, gen: record.gen, key: record.key.key ?? null }));
+  }
+  return out;
+}
+
+describe(`batchPut gives what individual puts give (seed ${seed})`, () => {
+  for (const kind of KINDS) {
+    it(`${kind}: random batches of new and existing records, results and contents`, async () => {
+      const random = prng(seed + kind.length);
+      let batched = await openKind(kind);
+      const single = await openKind(kind);
+      const digests = new Map<string, Buffer>();
+      for (let round = 0; round < 12; round++) {
+        const entries = randomEntries(random, 1 + Math.floor(random() * 120), digests);
+        const expected: Outcome[] = [];
+        for (const entry of entries) {
+          try {
+            expected.push(await single.put(entry.key, entry.bins, entry.opts));
+          } catch (error) {
+            expected.push(error as ShoalError);
+          }
+        }
+        const results = await batched.batchPut(entries);
+        expect(results.map(describeOutcome), `round ${round}`).toEqual(expected.map(describeOutcome));
+        for (const [i, result] of results.entries()) {
+          const wanted = expected[i]!;
+          if (!(result instanceof ShoalError) && !(wanted instanceof ShoalError)) expect(Math.abs(result.ttl - wanted.ttl)).toBeLessThanOrEqual(1);
+        }
+        for await (const record of batched.scan('users')) {
+          if (record.key.key !== undefined) digests.set(String(record.key.key), Buffer.from(record.key.digest!));
+        }
+        if (kind !== 'memory' && round % 4 === 3) {
+          // Reopen the batched side: its records are then read from the device (merges wait for reads).
+          const dataDir = batched.dataDir;
+          await batched.close();
+          batched = await openKind(kind, dataDir);
+        }
+      }
+      expect(await contents(batched)).toEqual(await contents(single));
+      expect(batched.stats().namespaces.users!.objects).toBe(single.stats().namespaces.users!.objects);
+    });
+  }
+});
+
+describe('batchPut entries fail one by one', () => {
+  for (const kind of KINDS) {
+    it(`${kind}: a bad key, a record too big, a generation mismatch and an existing record leave the rest written`, async () => {
+      const db = await openKind(kind);
+      await db.put({ ns: 'users', set: 'people', key: 'old' }, { a: 1 });
+      const results = await db.batchPut([
+        { key: { ns: 'users', set: 'people', key: 'n1' }, bins: { a: 1 } },
+        { key: { ns: 'users', set: 'people', key: 1.5 }, bins: { a: 1 } },
+        { key: { ns: 'users', set: 'people', key: 'big' }, bins: { a: 'x'.repeat(kind === 'memory' ? 2 << 20 : 20 << 10) } },
+        { key: { ns: 'users', set: 'people', key: 'old' }, bins: { a: 2 }, opts: { generation: 7 } },
+        { key: { ns: 'users', set: 'people', key: 'old' }, bins: { a: 3 }, opts: { exists: 'create' } },
+        { key: { ns: 'users', set: 'p'.repeat(64), key: 'x' }, bins: { a: 1 } },
+        { key: { ns: 'users', set: 'people', key: 'n2' }, bins: { a: 2 }, opts: { exists: 'update' } },
+        { key: { ns: 'users', set: 'people', key: 'n3' }, bins: { a: 3 } },
+        { key: { ns: 'users', set: 'people', key: 'old' }, bins: { b: 4 }, opts: { generation: 1 } },
+      ]);
+      expect(results.map(describeOutcome)).toEqual([
+        'gen 1 ttl -1',
+        ErrorCode.INVALID_ARGUMENT,
+        ErrorCode.RECORD_TOO_BIG,
+        ErrorCode.GENERATION_MISMATCH,
+        ErrorCode.RECORD_EXISTS,
+        ErrorCode.INVALID_ARGUMENT,
+        ErrorCode.RECORD_NOT_FOUND,
+        'gen 1 ttl -1',
+        'gen 2 ttl -1',
+      ]);
+      expect((await db.get({ ns: 'users', set: 'people', key: 'n1' }))!.bins).toEqual({ a: 1 });
+      expect((await db.get({ ns: 'users', set: 'people', key: 'n3' }))!.bins).toEqual({ a: 3 });
+      expect(await db.get({ ns: 'users', set: 'people', key: 'big' })).toBeUndefined();
+      expect(await db.get({ ns: 'users', set: 'people', key: 'n2' })).toBeUndefined();
+      expect(await db.get({ ns: 'users', set: 'people', key: 'old' })).toMatchObject({ bins: { a: 1, b: 4 }, gen: 2 });
+      expect(db.stats().namespaces.users!.objects).toBe(3);
+    });
+  }
+
+  it('a batch larger than one native call (and one write block) lands whole, in order', async () => {
+    const db = await openKind('device');
+    const entries = Array.from({ length: 40_000 }, (_, i) => ({ key: { ns: 'users', set: 's', key: i % 30_000 }, bins: { i, pad: 'p'.repeat(i % 50) } }));
+    const results = await db.batchPut(entries);
+    results.forEach((result, i) => expect(result, `entry ${i}`).toEqual({ gen: i < 30_000 ? 1 : 2, ttl: -1 }));
+    expect(db.stats().namespaces.users!.objects).toBe(30_000);
+    expect((await db.get({ ns: 'users', set: 's', key: 5 }))!.bins).toEqual({ i: 30_005, pad: 'p'.repeat(30_005 % 50) });
+    expect((await db.get({ ns: 'users', set: 's', key: 29_999 }))!.bins).toEqual({ i: 29_999, pad: 'p'.repeat(29_999 % 50) });
+  });
+});
+
+describe('batchPut and restarts', () => {
+  for (const mode of ['warm', 'cold'] as const) {
+    it(`device batches are there after a ${mode} restart`, async () => {
+      const dataDir = tempDir();
+      const db = await openKind('device', dataDir);
+      await db.batchPut(Array.from({ length: 3000 }, (_, i) => ({ key: { ns: 'users', set: 's', key: `k${i}` }, bins: { i } })));
+      await db.batchPut(Array.from({ length: 1000 }, (_, i) => ({ key: { ns: 'users', set: 's', key: `k${i}` }, bins: { i: -i }, opts: { exists: 'replace' as const } })));
+      await db.remove({ ns: 'users', set: 's', key: 'k5' });
+      await db.close({ dropIndex: mode === 'cold' });
+      const again = await openKind('device', dataDir);
+      expect(again.stats().namespaces.users!.startMode).toBe(mode);
+      expect(again.stats().namespaces.users!.objects).toBe(2999);
+      expect((await again.get({ ns: 'users', set: 's', key: 'k7' }))).toMatchObject({ bins: { i: -7 }, gen: 2 });
+      expect((await again.get({ ns: 'users', set: 's', key: 'k2500' }))).toMatchObject({ bins: { i: 2500 }, gen: 1 });
+      expect(await again.get({ ns: 'users', set: 's', key: 'k5' })).toBeUndefined();
+    });
+  }
+
+  it('a durable batch is on the device when it resolves: it survives SIGKILL right after', async () => {
+    const dataDir = tempDir();
+    const child = path.join(__dirname, 'fixtures', 'batch-put-durable-child.js');
+    const acknowledged = await new Promise<number>((resolve, reject) => {
+      const writer = spawn(process.execPath, [child, dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      let stderr = '';
+      let count = 0;
+      writer.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      writer.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /ACK (\d+)\n/.exec(output);
+        if (match !== null && count === 0) {
+          count = Number(match[1]);
+          writer.kill('SIGKILL');
+        }
+      });
+      // Resolve once it is gone: its device lock is released only then.
+      writer.on('exit', (code, signal) => {
+        if (signal === 'SIGKILL') resolve(count);
+        else reject(new Error(`child exited with ${code}: ${stderr}`));
+      });
+    });
+    expect(acknowledged).toBe(5000);
+    const db = await openKind('device', dataDir);
+    expect(db.stats().namespaces.users!.startMode).toBe('cold');
+    for (let i = 0; i < 5000; i++) {
+      const record = await db.get({ ns: 'users', set: 's', key: i });
+      expect(record?.bins, `key ${i}`).toEqual({ i, pad: 'q'.repeat(i % 90) });
+    }
+  });
+});
+
+describe('the native batch calls refuse malformed buffers', () => {
+  it('lookupBatch and writeBatch throw RangeError/TypeError and change nothing', () => {
+    const exchange = Buffer.alloc(EXCHANGE_HEADER_BYTES + 64 * 1024);
+    const index = new (addon().PrimaryIndex)({ name: `/shoal-batchtest-${process.pid}`, shared: false, exchange, withData: true });
+    index.open(false);
+    try {
+      const batch = Buffer.alloc(4 * BATCH_SLOT_BYTES + 256);
+      const slot = (i: number, field: number) => i * BATCH_SLOT_BYTES + field;
+      const wellFormed = () => {
+        batch.fill(0, 0, 4 * BATCH_SLOT_BYTES);
+        for (let i = 0; i < 4; i++) {
+          batch[slot(i, BATCH_KEY_TYPE)] = 3;
+          batch.writeUInt16LE(1, slot(i, BATCH_KEY_LENGTH));
+          batch.writeUInt32LE(4 * BATCH_SLOT_BYTES + i, slot(i, BATCH_VARIABLE_OFFSET));
+          batch[4 * BATCH_SLOT_BYTES + i] = 97 + i;
+        }
+      };
+      wellFormed();
+      expect(index.lookupBatch(batch, 4)).toBe(4);
+      expect(() => index.lookupBatch(batch, 7)).toThrow(RangeError);
+      expect(() => index.lookupBatch(batch, -1)).toThrow(RangeError);
+      expect(() => index.lookupBatch('x' as never, 1)).toThrow(TypeError);
+      batch.writeUInt32LE(0xffffff00, slot(2, BATCH_VARIABLE_OFFSET));
+      expect(() => index.lookupBatch(batch, 4)).toThrow(/slot 2/);
+      wellFormed();
+      batch[slot(1, BATCH_SET_LENGTH)] = 200;
+      expect(() => index.lookupBatch(batch, 4)).toThrow(/slot 1/);
+      wellFormed();
+      batch[slot(3, BATCH_KEY_TYPE)] = 9;
+      expect(() => index.lookupBatch(batch, 4)).toThrow(/slot 3/);
+      wellFormed();
+      index.lookupBatch(batch, 4);
+      batch.writeUInt32LE(BATCH_WRITE_INDEX, slot(0, BATCH_ACTION));
+      batch.writeUInt32LE(7, slot(1, BATCH_ACTION));
+      expect(() => index.writeBatch(batch, 4, [], true)).toThrow(/slot 1/);
+      batch.writeUInt32LE(BATCH_WRITE_RECORD, slot(1, BATCH_ACTION));
+      batch.writeUInt32LE(3, slot(1, BATCH_BLOCK));
+      expect(() => index.writeBatch(batch, 4, [], false)).toThrow(/slot 1/);
+      expect(() => index.writeBatch(batch, 4, [Buffer.alloc(4096)], false)).toThrow(/block header/);
+      expect(() => index.writeBatch(batch, 4, 'x' as never, false)).toThrow(TypeError);
+      expect(index.count()).toBe(0);
+      expect(index.verify()).toBe('');
+      batch.writeUInt32LE(0, slot(1, BATCH_ACTION));
+      expect(index.writeBatch(batch, 4, [], true)).toBe(1);
+      expect(index.count()).toBe(1);
+      expect(index.verify()).toBe('');
+    } finally {
+      index.close(true);
+    }
+  });
+});
