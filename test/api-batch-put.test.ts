@@ -33,14 +33,15 @@ function prng(start: number): () => number {
   };
 }
 
-type Kind = 'memory' | 'device' | 'deviceInMemory';
-const KINDS: Kind[] = ['memory', 'device', 'deviceInMemory'];
+type Kind = 'memory' | 'device' | 'deviceInMemory' | 'twoDevices';
+const KINDS: Kind[] = ['memory', 'device', 'deviceInMemory', 'twoDevices'];
 
 function namespaceOf(kind: Kind, name: string): NamespaceOptions {
   if (kind === 'memory') return { name, storage: { type: 'memory', maxBytes: 64 << 20 } } as NamespaceOptions;
+  const paths = kind === 'twoDevices' ? [`${name}-a.dat`, `${name}-b.dat`] : [`${name}.dat`];
   return {
     name,
-    storage: { type: 'device', paths: [`${name}.dat`], sizeBytes: 32 << 20, writeBlockBytes: 128 << 10, dataInMemory: kind === 'deviceInMemory' },
+    storage: { type: 'device', paths, sizeBytes: 32 << 20, writeBlockBytes: 128 << 10, dataInMemory: kind === 'deviceInMemory' },
     maxRecordBytes: 16 << 10,
   } as NamespaceOptions;
 }
@@ -161,6 +162,23 @@ describe('batchPut entries fail one by one', () => {
       expect(db.stats().namespaces.users!.objects).toBe(3);
     });
   }
+
+  it('memory: a batch past the high-water mark evicts as single puts would, and never refuses', async () => {
+    const db = track(await open({
+      dataDir: tempDir(),
+      namespaces: [{ name: 'users', storage: { type: 'memory', maxBytes: 4 << 20 }, evict: { policy: 'lru' } } as NamespaceOptions],
+      log: () => undefined,
+    }));
+    for (let round = 0; round < 5; round++) {
+      const results = await db.batchPut(Array.from({ length: 10_000 }, (_, i) => ({ key: { ns: 'users', key: round * 10_000 + i }, bins: { pad: 'e'.repeat(200) } })));
+      for (const result of results) expect(result).toEqual({ gen: 1, ttl: -1 });
+    }
+    const stats = db.stats().namespaces.users!;
+    expect(stats.evicted).toBeGreaterThan(0);
+    expect(stats.objects + stats.evicted).toBe(50_000);
+    expect(stats.memoryUsedBytes).toBeLessThanOrEqual(4 << 20);
+    expect((await db.get({ ns: 'users', key: 49_999 }))!.bins.pad).toBe('e'.repeat(200));
+  });
 
   it('a batch larger than one native call (and one write block) lands whole, in order', async () => {
     const db = await openKind('device');

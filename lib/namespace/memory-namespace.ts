@@ -99,6 +99,18 @@ interface MemoryMeta {
   objects: number;
 }
 
+/** A record as loadCurrent found it, with the time it looked (one clock read per operation). */
+interface Loaded extends Current {
+  setId: number;
+  flags: number;
+  dataLength: number;
+  nowMs: number;
+}
+
+function absent(nowMs: number): Loaded {
+  return { exists: false, gen: 0, voidTime: 0, lastUpdateMs: 0, setId: 0, flags: 0, dataLength: 0, nowMs };
+}
+
 export class MemoryNamespace implements Namespace {
   readonly config: NamespaceConfig;
   readonly servesSync = true;
@@ -304,7 +316,7 @@ export class MemoryNamespace implements Namespace {
     this.checkOpen();
     const current = this.loadCurrent(key, 0);
     if (!current.exists) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
-    const nowMs = Date.now();
+    const nowMs = current.nowMs;
     const nowSeconds = Math.floor(nowMs / 1000);
     const gen = nextGeneration(current.gen);
     const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
@@ -340,15 +352,16 @@ export class MemoryNamespace implements Namespace {
    * Looks the key up, leaving its digest in the exchange (and its payload, with
    * READ_COPY_DATA). An expired record is removed and reported absent.
    */
-  private loadCurrent(key: Key, readOptions: number): Current & { setId: number; flags: number; dataLength: number } {
+  private loadCurrent(key: Key, readOptions: number): Loaded {
     const exchange = this.exchange;
     const fromKey = writeKey(exchange, key);
     const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | readOptions);
-    if (length < 0) return { exists: false, gen: 0, voidTime: 0, lastUpdateMs: 0, setId: 0, flags: 0, dataLength: 0 };
+    const nowMs = Date.now();
+    if (length < 0) return absent(nowMs);
     const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
-    if (isExpired(voidTime, Math.floor(Date.now() / 1000))) {
+    if (isExpired(voidTime, Math.floor(nowMs / 1000))) {
       this.expireCurrent();
-      return { exists: false, gen: 0, voidTime: 0, lastUpdateMs: 0, setId: 0, flags: 0, dataLength: 0 };
+      return absent(nowMs);
     }
     return {
       exists: true,
@@ -358,13 +371,14 @@ export class MemoryNamespace implements Namespace {
       setId: exchange.entryU32(ENTRY_SET_ID),
       flags: exchange.entryU32(ENTRY_FLAGS),
       dataLength: length,
+      nowMs,
     };
   }
 
   /** Encodes and stores bins for the digest in the exchange. */
   private writeCurrent(
     key: Key,
-    current: Current & { setId: number; dataLength: number },
+    current: Loaded,
     bins: Bins,
     options: WriteOptions | undefined,
     ttl: number | undefined,
@@ -377,7 +391,7 @@ export class MemoryNamespace implements Namespace {
       throw new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.config.maxRecordBytes}) of namespace ${this.config.name}`);
     }
     this.makeRoom(length + (current.exists ? -current.dataLength : ENTRY_OVERHEAD_BYTES));
-    const nowMs = Date.now();
+    const nowMs = current.nowMs;
     const nowSeconds = Math.floor(nowMs / 1000);
     const gen = nextGeneration(current.exists ? current.gen : 0);
     const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);

@@ -10,9 +10,9 @@ export class SetTable {
   private readonly ids = new Map<string, number>();
   private readonly names: string[] = [''];
 
-  /** The id of a set, or undefined if no record ever used it. '' (no set) is id 0. */
-  idOf(set: string | undefined): number | undefined {
-    if (set === undefined || set === '') return 0;
+  /** The id of a set, or undefined if no record ever used it. '' (no set, also undefined or null) is id 0. */
+  idOf(set: string | undefined | null): number | undefined {
+    if (set === undefined || set === null || set === '') return 0;
     return this.ids.get(set);
   }
 
@@ -20,8 +20,8 @@ export class SetTable {
    * The id of a set, assigning one on first use.
    * @throws ShoalError INVALID_ARGUMENT when the namespace already has 4095 sets.
    */
-  idFor(set: string | undefined): number {
-    if (set === undefined || set === '') return 0;
+  idFor(set: string | undefined | null): number {
+    if (set === undefined || set === null || set === '') return 0;
     const id = this.ids.get(set);
     if (id !== undefined) return id;
     encodeSetName(set);
