@@ -48,6 +48,7 @@ import {
   DEFAULT_FLUSH_MAX_MS,
   DEFAULT_MIN_FREE_PCT,
   DEFAULT_POST_WRITE_CACHE_BLOCKS,
+  WRITE_BLOCK_SPARES,
   DEFAULT_WRITE_BLOCK_BYTES,
   DEFRAG_BLOCKS_PER_SLICE,
   DEFRAG_SLEEP_MS,
@@ -247,6 +248,8 @@ export class DeviceStore {
   private encoderBlock: WriteBlock | undefined;
   /** Between placeBatch and finishBatch: blocks sealed meanwhile, whose writes wait for the batch's records. */
   private batchSealed: WriteBlock[] | undefined;
+  /** Buffers of blocks that left memory, for the next blocks to open (WRITE_BLOCK_SPARES). */
+  private readonly spareBlocks: Buffer[] = [];
   /** The devices the batch placed records on. */
   private readonly batchDevices = new Set<DeviceState>();
   private warmState: WarmState | undefined;
@@ -821,7 +824,7 @@ export class DeviceStore {
   private openBlock(device: DeviceState): WriteBlock {
     const block = device.freeBlocks.pop()!;
     const sequence = this.nextSequence++;
-    const buffer = Buffer.allocUnsafeSlow(this.writeBlockBytes);
+    const buffer = this.spareBlocks.pop() ?? Buffer.allocUnsafeSlow(this.writeBlockBytes);
     this.native.storageWriteBlockHeader(buffer, sequence, this.signatureHigh, this.signatureLow, device.index, block);
     const writeBlock = new WriteBlock(device, block, sequence, buffer);
     device.states[block] = OPEN;
@@ -865,6 +868,7 @@ export class DeviceStore {
     const written = this.writeUpTo(block, block.fill).finally(() => {
       device.pendingWrites.delete(written);
       device.sealedInFlight.delete(block.block);
+      if (this.cacheLimit <= 0) this.spareBuffer(block.buffer);
     });
     written.catch(() => undefined);
     device.pendingWrites.add(written);
@@ -1008,7 +1012,23 @@ export class DeviceStore {
     if (this.cacheLimit <= 0) return;
     this.cache.delete(key);
     this.cache.set(key, buffer);
-    if (this.cache.size > this.cacheLimit) this.cache.delete(this.cache.keys().next().value!);
+    if (this.cache.size > this.cacheLimit) {
+      const evicted = this.cache.keys().next().value!;
+      const evictedBuffer = this.cache.get(evicted)!;
+      this.cache.delete(evicted);
+      const device = this.devices[Math.floor(evicted / MAX_BLOCKS_PER_DEVICE)];
+      if (device?.sealedInFlight.get(evicted % MAX_BLOCKS_PER_DEVICE)?.buffer !== evictedBuffer) this.spareBuffer(evictedBuffer);
+    }
+  }
+
+  /**
+   * Keeps the buffer of a block that left memory for the next block to open. Only when nothing
+   * can still read it: it is out of the cache and not being written (the callers' business),
+   * and no defragmentation slice is running (a slice holds the blocks it read across awaits).
+   */
+  private spareBuffer(buffer: Buffer): void {
+    if (this.defragRunning !== undefined || this.spareBlocks.length >= WRITE_BLOCK_SPARES || buffer.length !== this.writeBlockBytes) return;
+    this.spareBlocks.push(buffer);
   }
 
   private blockInMemory(device: DeviceState, block: number): Buffer | undefined {
