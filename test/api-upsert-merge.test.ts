@@ -8,7 +8,7 @@ import { openMemoryDb, useDbCleanup } from './helpers/db';
 
 useDbCleanup();
 
-const NAMES = ['a', 'b', 'constructor', 'toString', 'é', 'long_bin_name_1'];
+const NAMES = ['a', 'b', 'ab', 'constructor', 'toString', 'é', 'eé', 'long_bin_name_1'];
 
 function randomValue(next: () => number): Bins[string] {
   switch (next() % 8) {
