@@ -7,7 +7,7 @@ import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Bins, checkBinName, checkBins } from './model/bins';
 import { Key, checkKeyShape, describe } from './model/key';
-import type { BatchPutItem, BatchResults } from './namespace/batch-put';
+import type { BatchResults } from './namespace/batch-put';
 import { openNamespace } from './namespace/factory';
 import type { Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
 import {
@@ -225,7 +225,7 @@ export class Db {
     checkWriteOptions(opts);
     if (this.cluster !== undefined) return this.batchPutEach(entries, opts);
     const results: BatchResults = new Array(entries.length);
-    const groups = new Map<Namespace, BatchPutItem[]>();
+    const groups = new Map<Namespace, number[]>();
     for (let position = 0; position < entries.length; position++) {
       const entry = entries[position];
       try {
@@ -233,21 +233,20 @@ export class Db {
         const ns = this.namespaceFor(entry.key);
         checkBins(entry.bins, true);
         if (entry.opts !== undefined) checkWriteOptions(entry.opts);
-        let items = groups.get(ns);
-        if (items === undefined) groups.set(ns, (items = []));
-        items.push({ key: entry.key, bins: entry.bins, options: entry.opts ?? opts, position });
+        let positions = groups.get(ns);
+        if (positions === undefined) groups.set(ns, (positions = []));
+        positions.push(position);
       } catch (error) {
         results[position] = batchEntryError(error, position);
       }
     }
-    for (const [ns, items] of groups) ns.putMany(items, results);
-    const settled = new Array<WriteResult | ShoalError>(entries.length);
+    for (const [ns, positions] of groups) ns.putMany({ entries, positions, options: opts }, results);
     for (let position = 0; position < entries.length; position++) {
-      const result = results[position]!;
+      const result = results[position];
       // Await only the promises: an await per plain value would cost a microtask turn each.
-      settled[position] = result instanceof Promise ? await result : result;
+      if (result instanceof Promise) results[position] = await result;
     }
-    return settled;
+    return results as (WriteResult | ShoalError)[];
   }
 
   /** batchPut in cluster mode: each entry is routed to its partition's master. */

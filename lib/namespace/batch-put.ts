@@ -65,13 +65,22 @@ import {
   voidTimeFor,
 } from './semantics';
 
-/** One validated batchPut entry (Db checked its key, bins and options). */
-export interface BatchPutItem {
+/** A batchPut entry as the caller gave it. */
+export interface BatchEntry {
   key: Key;
   bins: Bins;
+  opts?: WriteOptions;
+}
+
+/**
+ * batchPut's entries for one namespace, validated by the Db (key, bins, options):
+ * entries[positions[0]], entries[positions[1]], ... in order; `options` applies to those
+ * without opts of their own. Results go to the same positions.
+ */
+export interface BatchPutRequest {
+  entries: readonly BatchEntry[];
+  positions: readonly number[];
   options: WriteOptions | undefined;
-  /** Its position in the caller's entries, where its result goes. */
-  position: number;
 }
 
 export type BatchOutcome = WriteResult | ShoalError;
@@ -106,8 +115,11 @@ export class PutBatch {
   readonly f64: Float64Array;
   count = 0;
   private variableEnd = BATCH_PUT_SLOTS_PER_CALL * BATCH_SLOT_BYTES;
-  /** Per slot: the entry, whether it must take the per-record path, and its outcome. */
-  readonly items: BatchPutItem[] = [];
+  /** Per slot: the entry, its position in the caller's entries, whether it must take the per-record path, and its outcome. */
+  readonly entries: BatchEntry[] = [];
+  readonly positions: number[] = [];
+  /** The batch's options, for entries without opts of their own. */
+  options: WriteOptions | undefined = undefined;
   readonly perRecord: boolean[] = [];
   readonly outcomes: (BatchOutcome | undefined)[] = [];
   /** The set name of the last entry added and its UTF-8 bytes (entries of a batch usually share one). */
@@ -128,7 +140,8 @@ export class PutBatch {
   reset(): void {
     this.count = 0;
     this.variableEnd = BATCH_PUT_SLOTS_PER_CALL * BATCH_SLOT_BYTES;
-    this.items.length = 0;
+    this.entries.length = 0;
+    this.positions.length = 0;
     this.perRecord.length = 0;
     this.outcomes.length = 0;
   }
@@ -143,11 +156,12 @@ export class PutBatch {
    * the per-record way anyway, its payload. Returns an error for an entry that cannot be
    * written (a bad key or set, a record too big); nothing is added then.
    */
-  add(item: BatchPutItem, storeKeyDefault: boolean): ShoalError | undefined {
+  add(entry: BatchEntry, position: number, storeKeyDefault: boolean): ShoalError | undefined {
     const slot = this.count * BATCH_SLOT_BYTES;
     const u8 = this.u8;
     let at = this.variableEnd;
-    const set = item.key.set ?? '';
+    const key = entry.key;
+    const set = key.set ?? '';
     let setLength = 0;
     let written = 0;
     try {
@@ -159,22 +173,22 @@ export class PutBatch {
         u8.set(this.lastSetBytes, at);
         setLength = this.lastSetBytes.length;
       }
-      const value = item.key.key;
-      if (value === undefined || value === null) u8.set(item.key.digest!, slot + BATCH_DIGEST);
+      const value = key.key;
+      if (value === undefined || value === null) u8.set(key.digest!, slot + BATCH_DIGEST);
       else written = writeKeyValue(u8, this.buffer, at + setLength, value);
     } catch (error) {
       return error as ShoalError;
     }
     const keyType = written & KEY_TYPE_MASK;
     const keyLength = written >>> KEY_LENGTH_SHIFT;
-    const perRecord = containsNull(item.bins);
+    const perRecord = containsNull(entry.bins);
     let payloadLength = 0;
     let storeKey = false;
     if (!perRecord) {
-      storeKey = (item.options?.storeKey ?? storeKeyDefault) && keyType !== 0;
+      storeKey = ((entry.opts ?? this.options)?.storeKey ?? storeKeyDefault) && keyType !== 0;
       const payloadAt = at + setLength + keyLength;
       const keyBytes = storeKey ? u8.subarray(at + setLength, payloadAt) : undefined;
-      payloadLength = encodePayload(this.buffer, payloadAt, this.maxRecordBytes, item.bins, keyType, keyBytes);
+      payloadLength = encodePayload(this.buffer, payloadAt, this.maxRecordBytes, entry.bins, keyType, keyBytes);
       if (payloadLength < 0) return new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.maxRecordBytes})`);
     }
     u8[slot + BATCH_KEY_TYPE] = keyType;
@@ -187,7 +201,8 @@ export class PutBatch {
     this.setU32(slot + BATCH_DONE, 0);
     at += setLength + keyLength + payloadLength;
     this.variableEnd = (at + 7) & ~7;
-    this.items.push(item);
+    this.entries.push(entry);
+    this.positions.push(position);
     this.perRecord.push(perRecord);
     this.outcomes.push(undefined);
     this.count++;
@@ -213,14 +228,15 @@ export class PutBatch {
 
 /**
  * Runs batchPut entries of one namespace through the batch path, putting each entry's result
- * (or a promise of it) into results[item.position].
+ * (or a promise of it) into results at the entry's position.
  */
-export function putBatch(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, items: BatchPutItem[], results: BatchResults): void {
+export function putBatch(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, request: BatchPutRequest, results: BatchResults): void {
   batch.reset();
-  for (const item of items) {
+  batch.options = request.options;
+  for (const position of request.positions) {
     if (!batch.hasRoom()) flush(host, index, batch, results);
-    const error = batch.add(item, host.config.storeKey);
-    if (error !== undefined) results[item.position] = error;
+    const error = batch.add(request.entries[position]!, position, host.config.storeKey);
+    if (error !== undefined) results[position] = error;
   }
   flush(host, index, batch, results);
 }
@@ -250,14 +266,15 @@ function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, resu
   }
   const stored = writes > 0 ? host.store(batch) : undefined;
   for (let i = 0; i < batch.count; i++) {
-    const item = batch.items[i]!;
+    const position = batch.positions[i]!;
     if (batch.perRecord[i]) {
-      results[item.position] = settle(() => host.put(item.key, item.bins, item.options));
+      const entry = batch.entries[i]!;
+      results[position] = settle(() => host.put(entry.key, entry.bins, entry.opts ?? batch.options));
       continue;
     }
     const outcome = batch.outcomes[i]!;
     const written = batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) !== BATCH_SKIP;
-    results[item.position] = stored !== undefined && written ? stored.then((failure) => failure ?? outcome) : outcome;
+    results[position] = stored !== undefined && written ? stored.then((failure) => failure ?? outcome) : outcome;
   }
   batch.reset();
 }
@@ -275,7 +292,8 @@ const ENTRY_OVERHEAD_BYTES = INDEX_ENTRY_BYTES + INDEX_SIDE_ENTRY_BYTES;
 function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): number | undefined {
   if (batch.perRecord[i]) return undefined;
   const slot = i * BATCH_SLOT_BYTES;
-  const item = batch.items[i]!;
+  const entry = batch.entries[i]!;
+  const options = entry.opts ?? batch.options;
   const status = batch.u32At(slot + BATCH_STATUS);
   if (status === BATCH_DUPLICATE || host.busy(batch.buffer, slot + BATCH_DIGEST)) {
     batch.perRecord[i] = true;
@@ -293,25 +311,25 @@ function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): num
     return undefined;
   }
   try {
-    checkPutPolicy(before, item.options);
+    checkPutPolicy(before, options);
   } catch (error) {
     batch.outcomes[i] = error as ShoalError;
     return undefined;
   }
   // Merging needs the stored bins; a digest-addressed key leaves the record's set to check.
-  if (exists && (putMerges(item.options) || batch.u8[slot + BATCH_KEY_TYPE] === 0)) {
+  if (exists && (putMerges(options) || batch.u8[slot + BATCH_KEY_TYPE] === 0)) {
     batch.perRecord[i] = true;
     return undefined;
   }
   let setId: number;
   try {
-    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : host.setIdFor(item.key.set ?? undefined);
+    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : host.setIdFor(entry.key.set ?? undefined);
   } catch (error) {
     batch.outcomes[i] = error as ShoalError;
     return undefined;
   }
   const gen = nextGeneration(before.gen);
-  const voidTime = voidTimeFor(item.options?.ttl, host.config.defaultTtl, before, nowSeconds);
+  const voidTime = voidTimeFor(options?.ttl, host.config.defaultTtl, before, nowSeconds);
   batch.setU32(slot + BATCH_GENERATION, gen);
   batch.setU32(slot + BATCH_VOID_TIME, voidTime);
   batch.setU32(slot + BATCH_SET_ID, setId);

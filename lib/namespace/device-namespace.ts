@@ -86,7 +86,7 @@ import {
   voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
-import { BatchHost, BatchPutItem, BatchResults, PutBatch, putBatch } from './batch-put';
+import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
 
 const META_FORMAT = 1;
 
@@ -495,7 +495,7 @@ export class DeviceNamespace implements Namespace {
     });
   }
 
-  putMany(items: BatchPutItem[], results: BatchResults): void {
+  putMany(request: BatchPutRequest, results: BatchResults): void {
     this.checkOpen();
     this.batch ??= new PutBatch(this.config.maxRecordBytes);
     this.batchHost ??= {
@@ -506,7 +506,7 @@ export class DeviceNamespace implements Namespace {
       store: (batch) => this.storeBatch(batch),
       put: (key, bins, options) => this.put(key, bins, options),
     };
-    putBatch(this.batchHost, this.index, this.batch, items, results);
+    putBatch(this.batchHost, this.index, this.batch, request, results);
   }
 
   /**
@@ -517,7 +517,7 @@ export class DeviceNamespace implements Namespace {
   private storeBatch(batch: PutBatch): Promise<ShoalError | undefined> | undefined {
     let durable = false;
     for (let i = 0; i < batch.count; i++) {
-      if (batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) !== BATCH_SKIP && batch.items[i]!.options?.durable === true) durable = true;
+      if (batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) !== BATCH_SKIP && (batch.entries[i]!.opts ?? batch.options)?.durable === true) durable = true;
     }
     let blocks: Buffer[];
     try {

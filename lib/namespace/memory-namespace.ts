@@ -82,7 +82,7 @@ import {
   voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
-import { BatchHost, BatchPutItem, BatchResults, PutBatch, putBatch } from './batch-put';
+import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
 import { partitionFilter } from './partition-filter';
 import { versionWins } from './conflict';
 
@@ -261,7 +261,7 @@ export class MemoryNamespace implements Namespace {
     return this.writeCurrent(key, current, result, options, options?.ttl);
   }
 
-  putMany(items: BatchPutItem[], results: BatchResults): void {
+  putMany(request: BatchPutRequest, results: BatchResults): void {
     this.checkOpen();
     this.batch ??= new PutBatch(this.config.maxRecordBytes);
     this.batchHost ??= {
@@ -272,7 +272,7 @@ export class MemoryNamespace implements Namespace {
       store: (batch) => this.storeBatch(batch),
       put: (key, bins, options) => this.put(key, bins, options),
     };
-    putBatch(this.batchHost, this.index, this.batch, items, results);
+    putBatch(this.batchHost, this.index, this.batch, request, results);
   }
 
   /** batchPut: the decided writes of a batch into the index (payloads included), then the accounting. */

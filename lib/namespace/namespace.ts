@@ -7,7 +7,7 @@
 import type { Bins } from '../model/bins';
 import type { Key } from '../model/key';
 import type { NamespaceConfig } from '../options';
-import type { BatchPutItem, BatchResults } from './batch-put';
+import type { BatchPutRequest, BatchResults } from './batch-put';
 import type { Operation, RemoveOptions, WriteOptions } from './semantics';
 
 /** A record as returned to callers. */
@@ -82,9 +82,9 @@ export interface Namespace {
   put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult>;
   /**
    * batchPut's entries for this namespace (validated by the Db): each entry's result, error or
-   * a promise of one (never rejecting) goes to results[item.position]. lib/namespace/batch-put.ts.
+   * a promise of one (never rejecting) goes to results at its position. lib/namespace/batch-put.ts.
    */
-  putMany(items: BatchPutItem[], results: BatchResults): void;
+  putMany(request: BatchPutRequest, results: BatchResults): void;
   get(key: Key, options: ReadOptions | undefined): MaybePromise<ShoalRecord | undefined>;
   getSync(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined;
   exists(key: Key): MaybePromise<boolean>;
