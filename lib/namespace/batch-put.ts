@@ -177,7 +177,7 @@ export class PutBatch {
       if (value === undefined || value === null) u8.set(key.digest!, slot + BATCH_DIGEST);
       else written = writeKeyValue(u8, this.buffer, at + setLength, value);
     } catch (error) {
-      return error as ShoalError;
+      return asShoalError(error);
     }
     const keyType = written & KEY_TYPE_MASK;
     const keyLength = written >>> KEY_LENGTH_SHIFT;
