@@ -12,6 +12,7 @@
  *   then do non-owners drop it.
  */
 import BetterQueue = require('better-queue');
+import { endianness } from 'node:os';
 import { ErrorCode, ShoalError } from '../errors';
 import {
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -103,7 +104,7 @@ export class DataPlane {
   /** Partitions settled here whose notice has not gone out yet (sent together, see queueSettleNotice). */
   private readonly settleOutbox: number[] = [];
   private settleFlushTimer: TimerHandle | undefined;
-  private readonly queue: BetterQueue<MigrationJob>;
+  private queue: BetterQueue<MigrationJob>;
   private stopped = false;
   /** Partitions that received records (replication, migration) since the last snapshot. */
   private readonly receivedSinceSnapshot = emptyBitmap();
@@ -113,7 +114,16 @@ export class DataPlane {
 
   constructor(private readonly options: DataPlaneOptions) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.queue = new BetterQueue<MigrationJob>({
+    this.queue = this.createQueue();
+  }
+
+  /**
+   * The migration job queue of one view. A new view replaces it: jobs still queued for the
+   * old view would only start to find their view gone, and after a burst of view changes
+   * (a flapping network) thousands of them would each take a turn first.
+   */
+  private createQueue(): BetterQueue<MigrationJob> {
+    const queue = new BetterQueue<MigrationJob>({
       process: (job, done) => {
         this.runJob(job).then(
           () => done(),
@@ -124,9 +134,10 @@ export class DataPlane {
       maxRetries: MIGRATION_MAX_RETRIES,
       id: 'id',
       // Through the Timers seam, so the simulator schedules the queue deterministically.
-      setImmediate: (callback: () => void) => options.runtime.timers.setTimeout(callback, 0),
+      setImmediate: (callback: () => void) => this.options.runtime.timers.setTimeout(callback, 0),
     });
-    this.queue.on('task_failed', (...args: unknown[]) => this.onJobFailed(String(args[0]), args[1]));
+    queue.on('task_failed', (...args: unknown[]) => this.onJobFailed(String(args[0]), args[1]));
+    return queue;
   }
 
   /** Jobs queued or running, by id (to requeue one that exhausted its retries). */
@@ -189,6 +200,8 @@ export class DataPlane {
     this.plans = undefined;
     this.infos.clear();
     this.jobs.clear();
+    this.queue.destroy();
+    this.queue = this.createQueue();
     this.awaitingMerges.clear();
     this.outgoing.clear();
     this.incoming.clear();
@@ -843,10 +856,16 @@ function parseInfo(message: WireMessage): MemberPartitionInfo | undefined {
   if (!Array.isArray(lineages) || !lineages.every((l) => typeof l === 'string')) return undefined;
   if (!(lineageIndex instanceof Uint8Array) || lineageIndex.length !== PARTITION_COUNT * 2) return undefined;
   const index = new Uint16Array(PARTITION_COUNT);
-  const bytes = Buffer.from(lineageIndex);
-  for (let p = 0; p < PARTITION_COUNT; p++) index[p] = bytes.readUInt16LE(p * 2);
+  if (LITTLE_ENDIAN) new Uint8Array(index.buffer).set(lineageIndex);
+  else {
+    const bytes = Buffer.from(lineageIndex);
+    for (let p = 0; p < PARTITION_COUNT; p++) index[p] = bytes.readUInt16LE(p * 2);
+  }
   return { synced: Uint8Array.from(synced), hasData: Uint8Array.from(hasData), lineages: lineages as string[], lineageIndex: index };
 }
+
+/** lineageIndex travels as little-endian u16s (the byte order of the sender's Uint16Array on the platforms Node supports). */
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 function toWireError(error: unknown): WireError {
   const code = (error as { code?: unknown })?.code;

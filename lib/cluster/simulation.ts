@@ -178,6 +178,21 @@ export class SimScheduler implements Clock {
     return host;
   }
 
+  /**
+   * A new process on the machine `name` (after a crash): a fresh host with the old one's wall
+   * clock offset. The old host stays crashed, so nothing of the dead process ever runs again.
+   */
+  restartHost(name: string): SimHost {
+    const old = this.hosts.get(name);
+    const host = new SimHost(name, this);
+    if (old !== undefined) {
+      old.crashed = true;
+      host.wallClockOffsetMs = old.wallClockOffsetMs;
+    }
+    this.hosts.set(name, host);
+    return host;
+  }
+
   /** Schedules `run` at absolute time `timeMs` on `host` (undefined: the scheduler itself). */
   schedule(timeMs: number, host: SimHost | undefined, run: () => void): Task {
     const task: Task = { [TASK]: true, timeMs: Math.max(timeMs, this.currentMs), sequence: this.sequence++, host, run, cancelled: false };
@@ -282,6 +297,13 @@ export class SimHost implements Clock, Timers {
   pausedUntilMs = 0;
   crashed = false;
   clockOffsetMs = 0;
+  /** Offset of this machine's wall clock (record timestamps) from simulated time. */
+  wallClockOffsetMs = 0;
+  /**
+   * The machine's wall clock, as the store reads it for record timestamps (Date.now in the Db).
+   * Cluster code uses the monotonic clock (`nowMs`), which a wall-clock step does not move.
+   */
+  readonly wallClock: Clock = { nowMs: () => this.scheduler.nowMs() + this.clockOffsetMs + this.wallClockOffsetMs };
   logger: Logger | undefined;
   private intervals = new Map<object, Task>();
 
@@ -330,6 +352,11 @@ export class SimHost implements Clock, Timers {
     this.clockOffsetMs += deltaMs;
   }
 
+  /** Steps this machine's wall clock by `deltaMs` (NTP, an operator): record timestamps only. */
+  jumpWallClock(deltaMs: number): void {
+    this.wallClockOffsetMs += deltaMs;
+  }
+
   /**
    * Runs `callback` on this host now, from inside a scheduler event (a message arriving): at
    * once if the host is running, when it wakes if it is stalled, never if it crashed. Saves the
@@ -368,20 +395,28 @@ export interface SimNetworkOptions {
   reorderRate?: number;
 }
 
-class SimEndpoint implements Connection {
+export class SimEndpoint implements Connection {
   closed = false;
   peer: SimEndpoint | undefined;
   private handlers: ConnectionHandlers | undefined;
   private pending: WireMessage[] = [];
   private pendingClose: string | undefined;
   private lastDeliveryMs = 0;
+  /**
+   * When the connection this (client) endpoint opened is set up at the listener. Like TCP,
+   * nothing sent before then can arrive before it: bytes written during the handshake wait
+   * in the socket buffer.
+   */
+  establishedAtMs = 0;
 
   constructor(
     readonly network: SimNetwork,
     readonly host: SimHost,
     readonly localAddress: string,
     readonly remoteAddress: string,
-  ) {}
+  ) {
+    network.register(this);
+  }
 
   setHandlers(handlers: ConnectionHandlers): void {
     this.handlers = handlers;
@@ -411,7 +446,7 @@ class SimEndpoint implements Connection {
 
   /** Delivery time for a message on this connection: FIFO unless reordered. */
   nextDeliveryMs(nowMs: number, delayMs: number, reorder: boolean): number {
-    const at = reorder ? nowMs + delayMs : Math.max(nowMs + delayMs, this.lastDeliveryMs);
+    const at = reorder ? Math.max(nowMs + delayMs, this.establishedAtMs) : Math.max(nowMs + delayMs, this.lastDeliveryMs, this.establishedAtMs);
     if (!reorder) this.lastDeliveryMs = at;
     return at;
   }
@@ -463,7 +498,11 @@ export class SimNetwork {
   /** Blocked directions, as "from|to" address pairs. */
   private readonly blocked = new Set<string>();
   private readonly hostAddresses = new Map<SimHost, Set<string>>();
+  /** Open endpoints per host, so a crash can close them the way the OS does for a dead process. */
+  private readonly endpoints = new Map<SimHost, Set<SimEndpoint>>();
   options: Required<SimNetworkOptions>;
+  /** Optional observer of every message sent (before faults apply), for replay traces. */
+  onTransmit: ((from: string, to: string, frame: Buffer) => void) | undefined;
   messagesSent = 0;
   messagesDropped = 0;
 
@@ -501,6 +540,30 @@ export class SimNetwork {
     this.blocked.clear();
   }
 
+  register(endpoint: SimEndpoint): void {
+    let set = this.endpoints.get(endpoint.host);
+    if (set === undefined) this.endpoints.set(endpoint.host, (set = new Set()));
+    set.add(endpoint);
+  }
+
+  /**
+   * The process on `host` died (its machine stays up): the kernel closes its sockets, so each
+   * peer gets a close after the usual delay (lost if the path is blocked; the peer's next
+   * message then draws a reset), and its listen addresses refuse connections until a new
+   * process listens there.
+   */
+  crashHost(host: SimHost): void {
+    host.crashed = true;
+    for (const [address, listener] of this.listeners) if (listener.host === host) this.listeners.delete(address);
+    this.hostAddresses.delete(host);
+    for (const endpoint of this.endpoints.get(host) ?? []) {
+      if (endpoint.closed) continue;
+      endpoint.closed = true;
+      if (endpoint.peer !== undefined) this.transmitClose(endpoint);
+    }
+    this.endpoints.delete(host);
+  }
+
   delayMs(): number {
     const { minDelayMs, maxDelayMs } = this.options;
     return minDelayMs + this.scheduler.random.nextFloat() * (maxDelayMs - minDelayMs);
@@ -511,7 +574,8 @@ export class SimNetwork {
   }
 
   private async listen(host: SimHost, address: string, onConnection: (c: Connection) => void): Promise<Listener> {
-    if (this.listeners.has(address)) throw new Error(`simulation: address ${address} in use`);
+    const existing = this.listeners.get(address);
+    if (existing !== undefined && !existing.host.crashed) throw new Error(`simulation: address ${address} in use`);
     this.listeners.set(address, { host, onConnection });
     let addresses = this.hostAddresses.get(host);
     if (addresses === undefined) this.hostAddresses.set(host, (addresses = new Set()));
@@ -528,7 +592,8 @@ export class SimNetwork {
     const localAddress = [...(this.hostAddresses.get(host) ?? [])][0] ?? `${host.name}:client`;
     const client = new SimEndpoint(this, host, localAddress, address);
     const delay = this.delayMs();
-    this.scheduler.schedule(this.scheduler.nowMs() + delay, undefined, () => {
+    client.establishedAtMs = this.scheduler.nowMs() + delay;
+    this.scheduler.schedule(client.establishedAtMs, undefined, () => {
       const listener = this.listeners.get(address);
       if (listener === undefined || listener.host.crashed || this.isBlocked(localAddress, address) || this.isBlocked(address, localAddress)) {
         host.post(this.delayMs(), () => client.close('connection refused'));
@@ -542,18 +607,28 @@ export class SimNetwork {
     return client;
   }
 
+  /** A reset from a dead process's machine reaches `endpoint` (unless that direction is blocked): it closes. */
+  private reset(endpoint: SimEndpoint): void {
+    this.scheduler.schedule(this.scheduler.nowMs() + this.delayMs(), undefined, () => {
+      if (endpoint.closed || this.isBlocked(endpoint.remoteAddress, endpoint.localAddress)) return;
+      endpoint.host.runNowOrWhenAwake(() => endpoint.remoteClosed());
+    });
+  }
+
   /** A close reaches the peer after the messages sent before it, like a TCP FIN. */
   transmitClose(from: SimEndpoint): void {
     const at = from.nextDeliveryMs(this.scheduler.nowMs(), this.delayMs(), false);
     this.scheduler.schedule(at, undefined, () => {
       const peer = from.peer;
-      if (peer !== undefined) peer.host.post(0, () => peer.remoteClosed());
+      if (peer === undefined || this.isBlocked(from.localAddress, from.remoteAddress)) return;
+      peer.host.runNowOrWhenAwake(() => peer.remoteClosed());
     });
   }
 
   /** Called by an endpoint's send(): applies loss, delay, duplication and partitions. */
   transmit(from: SimEndpoint, frame: Buffer): void {
     this.messagesSent++;
+    this.onTransmit?.(from.localAddress, from.remoteAddress, frame);
     const random = this.scheduler.random;
     const { lossRate, duplicateRate, reorderRate } = this.options;
     if (lossRate > 0 && random.nextFloat() < lossRate) {
@@ -567,11 +642,18 @@ export class SimNetwork {
       // The peer endpoint may not exist yet (connection still being established): resolve at delivery.
       this.scheduler.schedule(at, undefined, () => {
         const peer = from.peer;
-        if (peer === undefined || peer.closed) {
+        if (peer === undefined || this.isBlocked(from.localAddress, from.remoteAddress)) {
           this.messagesDropped++;
           return;
         }
-        if (this.isBlocked(from.localAddress, from.remoteAddress)) {
+        if (peer.host.crashed) {
+          // The process behind that connection is gone but its machine is up: it answers
+          // with a reset, so the sender learns the connection is dead (and reconnects).
+          this.messagesDropped++;
+          this.reset(from);
+          return;
+        }
+        if (peer.closed) {
           this.messagesDropped++;
           return;
         }
