@@ -69,7 +69,7 @@ export function planPartition(
   info: (nodeId: string) => MemberPartitionInfo,
 ): PartitionPlan {
   const sorted = [...members].sort();
-  return planOne(partitionId, owners, sorted, sorted.map(info), new PlanScratch(sorted.length));
+  return planOne(partitionId, owners, new PlanInputs(sorted, sorted.map(info)), new PlanScratch(sorted.length));
 }
 
 /**
@@ -83,24 +83,54 @@ export function planPartitions(
   infos: ReadonlyMap<string, MemberPartitionInfo>,
 ): PartitionPlan[] {
   const sorted = [...members].sort();
-  const reports = sorted.map((id) => infos.get(id)!);
+  const inputs = new PlanInputs(sorted, sorted.map((id) => infos.get(id)!));
   const scratch = new PlanScratch(sorted.length);
   const plans: PartitionPlan[] = new Array(owners.length);
-  for (let p = 0; p < owners.length; p++) plans[p] = planOne(p, owners[p], sorted, reports, scratch);
+  for (let p = 0; p < owners.length; p++) plans[p] = planOne(p, owners[p], inputs, scratch);
   return plans;
+}
+
+/**
+ * The members' reports with every lineage string replaced by a small integer, the same for
+ * equal strings across members, and each lineage's epoch parsed once: the per-partition loop
+ * then compares integers.
+ */
+class PlanInputs {
+  /** Per member (same order as `members`): lineage id of each entry of its report's lineage table. */
+  readonly lineageIds: Int32Array[];
+  /** Epoch of each lineage id. */
+  readonly epochs: number[] = [];
+  /** Lineage id of '' (a report's index past its table reads as ''). */
+  readonly emptyLineage: number;
+  constructor(readonly members: readonly string[], readonly reports: readonly MemberPartitionInfo[]) {
+    const ids = new Map<string, number>();
+    const idOf = (lineage: string): number => {
+      let id = ids.get(lineage);
+      if (id === undefined) {
+        id = ids.size;
+        ids.set(lineage, id);
+        this.epochs.push(lineageEpoch(lineage));
+      }
+      return id;
+    };
+    this.emptyLineage = idOf('');
+    this.lineageIds = reports.map((report) => Int32Array.from(report.lineages, idOf));
+  }
 }
 
 /** Reused per-partition working arrays (members in preference order and their reports). */
 class PlanScratch {
   readonly ordered: string[];
   readonly reports: MemberPartitionInfo[];
-  readonly lineages: string[];
+  readonly reportLineageIds: Int32Array[];
+  readonly lineages: number[];
   readonly group: number[];
   constructor(size: number) {
     this.ordered = new Array(size);
     this.reports = new Array(size);
-    this.lineages = new Array(size);
-    this.group = new Array(size);
+    this.reportLineageIds = new Array(size);
+    this.lineages = new Array(size).fill(0);
+    this.group = new Array(size).fill(0);
   }
 }
 
@@ -113,21 +143,24 @@ class PlanScratch {
 function planOne(
   partitionId: number,
   owners: readonly string[],
-  sortedMembers: readonly string[],
-  sortedReports: readonly MemberPartitionInfo[],
+  inputs: PlanInputs,
   scratch: PlanScratch,
 ): PartitionPlan {
-  const { ordered, reports, lineages, group } = scratch;
+  const { ordered, reports, reportLineageIds, lineages, group } = scratch;
+  const sortedMembers = inputs.members;
   let count = 0;
   for (const owner of owners) {
+    const index = sortedMembers.indexOf(owner);
     ordered[count] = owner;
-    reports[count] = sortedReports[sortedMembers.indexOf(owner)];
+    reports[count] = inputs.reports[index];
+    reportLineageIds[count] = inputs.lineageIds[index];
     count++;
   }
   for (let i = 0; i < sortedMembers.length; i++) {
     if (owners.includes(sortedMembers[i])) continue;
     ordered[count] = sortedMembers[i];
-    reports[count] = sortedReports[i];
+    reports[count] = inputs.reports[i];
+    reportLineageIds[count] = inputs.lineageIds[i];
     count++;
   }
   const byte = partitionId >> 3;
@@ -140,7 +173,7 @@ function planOne(
       continue;
     }
     holders++;
-    lineages[i] = report.lineages[report.lineageIndex[partitionId]] ?? '';
+    lineages[i] = reportLineageIds[i][report.lineageIndex[partitionId]] ?? inputs.emptyLineage;
     // Group leader: the first holder (in preference order) of the same lineage.
     let leader = i;
     for (let j = 0; j < i; j++) {
@@ -175,7 +208,7 @@ function planOne(
       size++;
       if ((reports[i].hasData[byte] & mask) !== 0) data = 1;
     }
-    const epoch = lineageEpoch(lineages[leader]);
+    const epoch = inputs.epochs[lineages[leader]];
     let better: boolean;
     if (best === -1) better = true;
     else if (data !== bestData) better = data > bestData;
