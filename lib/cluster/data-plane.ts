@@ -110,6 +110,8 @@ export class DataPlane {
   private readonly receivedSinceSnapshot = emptyBitmap();
   /** Writes executing or replicating per partition (master side). */
   private readonly replicating = new Map<number, number>();
+  /** Partitions with a write whose replication gave up (timed out) since the last view change. */
+  private readonly unreplicated = new Set<number>();
   readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, skippedByDelta: 0, retries: 0 };
 
   constructor(private readonly options: DataPlaneOptions) {
@@ -207,11 +209,13 @@ export class DataPlane {
     this.incoming.clear();
     this.settleAcks.clear();
     this.settleOutbox.length = 0;
-    // A copy with replications still in flight holds writes its replicas may lack: it must
-    // not pass as identical to them, so it gets a lineage of its own (and is merged).
-    for (const partition of this.replicating.keys()) {
+    // A copy with replications still in flight, or whose replication timed out in the last
+    // view, holds writes its replicas may lack: it must not pass as identical to them, so it
+    // gets a lineage of its own (and is merged).
+    for (const partition of new Set([...this.replicating.keys(), ...this.unreplicated])) {
       if (bitIsSet(this.synced, partition)) this.lineage[partition] = `${this.lineage[partition]}+${this.options.nodeId}@${view.clusterKey}`;
     }
+    this.unreplicated.clear();
     this.localSnapshot = this.localInfo();
     this.receivedSinceSnapshot.fill(0);
     this.infoSnapshot = undefined;
@@ -377,8 +381,16 @@ export class DataPlane {
       }
       for (const { version } of result.writes) setBit(this.receivedSinceSnapshot, partitionOf(version.digest), true);
       for (const { ns, version } of result.writes) {
-        const targets = plans[partitionOf(version.digest)].owners.filter((id) => id !== this.options.nodeId);
-        await Promise.all(targets.map((target) => this.replicateUntilAcknowledged(target, ns, version, key, deadline)));
+        const partition = partitionOf(version.digest);
+        const targets = plans[partition].owners.filter((id) => id !== this.options.nodeId);
+        try {
+          await Promise.all(targets.map((target) => this.replicateUntilAcknowledged(target, ns, version, key, deadline)));
+        } catch (error) {
+          // A replica never acknowledged: this copy now holds a version it may lack, so the
+          // two must not pass as identical at the next view (see onViewChange).
+          this.unreplicated.add(partition);
+          throw error;
+        }
         this.counters.replicated += targets.length;
       }
       return { value: result.value };

@@ -646,15 +646,12 @@ export class SimNetwork {
           this.messagesDropped++;
           return;
         }
-        if (peer.host.crashed) {
-          // The process behind that connection is gone but its machine is up: it answers
-          // with a reset, so the sender learns the connection is dead (and reconnects).
+        if (peer.host.crashed || peer.closed) {
+          // The socket at the other end is gone (closed, or its process died; the machine is
+          // up): like TCP, data arriving there draws a reset, so the sender learns the
+          // connection is dead and reconnects even if the close itself was lost in a partition.
           this.messagesDropped++;
           this.reset(from);
-          return;
-        }
-        if (peer.closed) {
-          this.messagesDropped++;
           return;
         }
         peer.host.runNowOrWhenAwake(() => peer.receive(frame));
