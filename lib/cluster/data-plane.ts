@@ -26,6 +26,7 @@ import {
   MIGRATION_REQUEUE_DELAY_MS,
   PARTITION_COUNT,
   REPLICATION_ATTEMPT_TIMEOUT_MS,
+  SETTLE_NOTICE_BATCH_MS,
 } from './constants';
 import type { ClusterRequest, LocalStore, RecordVersion, WireError } from './local-store';
 import type { ClusterView } from './membership';
@@ -241,8 +242,8 @@ export class DataPlane {
   }
 
   /**
-   * Queues the settle notice of `partition` for every other member; notices queued in the same
-   * instant go out together, one `partition-settled` per member. Settles come in bursts (every
+   * Queues the settle notice of `partition` for every other member; notices queued within
+   * SETTLE_NOTICE_BATCH_MS go out together, one `partition-settled` per member. Settles come in bursts (every
    * empty partition of a view settles at once), so this replaces one message per partition and
    * member. Each member's unacknowledged partitions are re-sent every tick.
    */
@@ -263,7 +264,7 @@ export class DataPlane {
         const partitions = fresh.filter((p) => pending.has(p));
         if (partitions.length > 0) this.options.send(member, { type: 'partition-settled', clusterKey: this.view.clusterKey, partitions });
       }
-    }, 0);
+    }, SETTLE_NOTICE_BATCH_MS);
   }
 
   handle(from: string, message: WireMessage): void {

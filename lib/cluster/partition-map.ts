@@ -100,6 +100,15 @@ export function buildPartitionMap(input: PartitionMapInput): PartitionMap {
     owners[partition] = order.slice(0, replicationFactor).map((index) => nodes[index]);
   }
   balanceMasters(owners, nodes.filter((id) => !quiesced.has(id)), partitionCount);
+  // Partitions with the same owners in the same order share one (never mutated) list: a map
+  // holds a few dozen distinct lists, and the planner recognises equal ones by identity.
+  const shared = new Map<string, string[]>();
+  for (let partition = 0; partition < partitionCount; partition++) {
+    const key = owners[partition].join('\u0000');
+    const list = shared.get(key);
+    if (list === undefined) shared.set(key, owners[partition]);
+    else owners[partition] = list;
+  }
   return { owners, replicationFactor, nodes };
 }
 

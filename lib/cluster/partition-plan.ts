@@ -86,8 +86,47 @@ export function planPartitions(
   const inputs = new PlanInputs(sorted, sorted.map((id) => infos.get(id)!));
   const scratch = new PlanScratch(sorted.length);
   const plans: PartitionPlan[] = new Array(owners.length);
-  for (let p = 0; p < owners.length; p++) plans[p] = planOne(p, owners[p], inputs, scratch);
+  // A plan depends only on the owner list and, per member, (synced, has data, lineage): most
+  // partitions share their inputs with many others, so equal inputs share one plan object
+  // (plans are never mutated). The key packs those inputs into a safe integer when they fit.
+  const lineageBits = Math.max(1, Math.ceil(Math.log2(inputs.epochs.length + 1)));
+  const memberBits = 2 + lineageBits;
+  const keyable = sorted.length * memberBits + OWNER_LIST_KEY_BITS <= 52;
+  const ownerListIds = new Map<readonly string[], number>();
+  const cache = new Map<number, PartitionPlan>();
+  for (let p = 0; p < owners.length; p++) {
+    let ownerListId = ownerListIds.get(owners[p]);
+    if (ownerListId === undefined && ownerListIds.size < 1 << OWNER_LIST_KEY_BITS) ownerListIds.set(owners[p], (ownerListId = ownerListIds.size));
+    if (!keyable || ownerListId === undefined) {
+      plans[p] = planOne(p, owners[p], inputs, scratch);
+      continue;
+    }
+    const key = inputKey(p, ownerListId, inputs, memberBits);
+    let plan = cache.get(key);
+    if (plan === undefined) cache.set(key, (plan = planOne(p, owners[p], inputs, scratch)));
+    plans[p] = plan;
+  }
   return plans;
+}
+
+/** Bits of the plan-sharing key that number distinct owner lists. */
+const OWNER_LIST_KEY_BITS = 12;
+
+/** Packs partition `p`'s planning inputs (owner list id; per member synced, has data, lineage id) into one integer. */
+function inputKey(p: number, ownerListId: number, inputs: PlanInputs, memberBits: number): number {
+  const byte = p >> 3;
+  const mask = 1 << (p & 7);
+  let key = ownerListId;
+  let scale = 2 ** OWNER_LIST_KEY_BITS;
+  for (let m = 0; m < inputs.reports.length; m++) {
+    const report = inputs.reports[m];
+    const synced = (report.synced[byte] & mask) !== 0 ? 1 : 0;
+    const hasData = (report.hasData[byte] & mask) !== 0 ? 2 : 0;
+    const lineage = synced === 1 ? (inputs.lineageIds[m][report.lineageIndex[p]] ?? inputs.emptyLineage) : 0;
+    key += (synced + hasData + lineage * 4) * scale;
+    scale *= 2 ** memberBits;
+  }
+  return key;
 }
 
 /**
