@@ -67,6 +67,8 @@ function referencePlan(
     const source = group.find(hasData);
     if (source !== undefined) mergeSources.push(source);
   }
+  // Pieces (copies with data that are not synced) are merged too (long-run seed 509).
+  for (const id of ordered) if (!holders.includes(id) && hasData(id)) mergeSources.push(id);
   const fillTargets = owners.filter(
     (id) => id !== actingMaster && (mergeSources.length > 0 || !bitIsSet(info(id).synced, partitionId) || lineageOf(id) !== lineage),
   );

@@ -697,7 +697,7 @@ export class DataPlane {
     let payload = versions;
     const targetInfo = this.infos.get(target);
     if (versions.length > 0 && targetInfo !== undefined && bitIsSet(targetInfo.hasData, job.partition)) {
-      const entries = versions.map((v) => [v.digest, v.gen, v.lastUpdateMs]);
+      const entries = versions.map((v) => [v.digest, v.gen, v.lastUpdateMs, versionFingerprint(v)]);
       const offer = await this.call(target, { type: 'migrate-offer', clusterKey: job.clusterKey, partition: job.partition, ns, entries }, deadline);
       if (!check(offer)) return;
       const want = Array.isArray(offer.want) ? (offer.want as unknown[]) : [];
@@ -728,7 +728,12 @@ export class DataPlane {
         const entry = entries[i];
         if (!Array.isArray(entry) || !isDigest(entry[0])) continue;
         const local = await this.options.store.readRecordVersion(message.ns, Buffer.from(entry[0]));
-        if (local === undefined || local.gen !== entry[1] || local.lastUpdateMs !== entry[2]) want.push(i);
+        // Two views can write different versions with the same generation and last-update
+        // time (the same millisecond, or wall clocks behind the record's last update); the
+        // fingerprint tells them apart, so the conflict rule gets to choose between them.
+        if (local === undefined || local.gen !== entry[1] || local.lastUpdateMs !== entry[2] || (entry[3] !== undefined && entry[3] !== versionFingerprint(local))) {
+          want.push(i);
+        }
       }
       reply.ok = true;
       reply.want = want;
@@ -830,6 +835,16 @@ function requestPartitions(request: unknown): number[] | undefined {
     return ok ? (r.partitions as number[]) : undefined;
   }
   return undefined;
+}
+
+/** 32-bit FNV-1a of a version's content (tombstone flag, then payload bytes), carried in migration offers. */
+export function versionFingerprint(version: RecordVersion): number {
+  let hash = version.tombstone ? 0x01000193 : 0x811c9dc5;
+  const payload = version.payload;
+  if (payload !== undefined && payload !== null) {
+    for (let i = 0; i < payload.length; i++) hash = Math.imul(hash ^ payload[i], 0x01000193);
+  }
+  return hash >>> 0;
 }
 
 /** The partitions of a settle notice or its acknowledgement (valid ids only). */

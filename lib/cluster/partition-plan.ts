@@ -272,6 +272,12 @@ function planOne(
       }
     }
   }
+  // Every copy with data that is not synced is merged too: a piece may hold acknowledged
+  // writes no synced copy has (it received every write of a view in which the partition
+  // never settled), and it is dropped after settle.
+  for (let i = 0; i < count; i++) {
+    if (group[i] === -1 && (reports[i].hasData[byte] & mask) !== 0) (mergeSources ??= []).push(ordered[i]);
+  }
   let fillTargets: string[] | undefined;
   for (let k = 0; k < owners.length; k++) {
     // Owners come first in `ordered`, so owner k is candidate k.

@@ -3,7 +3,8 @@
  * namespace keeps across a crash, and the storage faults the fault schedule injects.
  *
  * - Records are { bins } objects; payloads are their JSON. Conflict rule: generation, then
- *   last-update time; ties keep the local copy (the namespace's default rule).
+ *   last-update time, then content (versionWins); the namespace's rule (lib/namespace/
+ *   conflict.ts) keeps the local copy on a full tie, which lets two copies diverge for good.
  * - Durability ('device'): like Shoal's write path without `durable`, a write is acknowledged
  *   once it is in the open write block, and reaches the device when the block is flushed
  *   (every `flushIntervalMs`, Shoal's flushMaxMs). A process crash loses what was not
@@ -60,6 +61,20 @@ interface DurableChange {
   version: RecordVersion;
   previous: RecordVersion | undefined;
 }
+
+/**
+ * The conflict rule: generation, then last-update time, then (two different versions with the
+ * same generation and time, written by two views) the content, so every copy picks the same
+ * winner. Equal content: the local copy stays.
+ */
+export function versionWins(incoming: RecordVersion, local: RecordVersion): boolean {
+  if (incoming.gen !== local.gen) return incoming.gen > local.gen;
+  if (incoming.lastUpdateMs !== local.lastUpdateMs) return incoming.lastUpdateMs > local.lastUpdateMs;
+  if (incoming.tombstone !== local.tombstone) return incoming.tombstone;
+  return Buffer.compare(incoming.payload ?? EMPTY, local.payload ?? EMPTY) > 0;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 function storeError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -259,10 +274,7 @@ export class SimStore implements LocalStore {
     const records = this.records(ns);
     const hex = version.digest.toString('hex');
     const current = records.get(hex);
-    if (current !== undefined) {
-      const wins = version.gen !== current.gen ? version.gen > current.gen : version.lastUpdateMs > current.lastUpdateMs;
-      if (!wins) return 'stale';
-    }
+    if (current !== undefined && !versionWins(version, current)) return 'stale';
     this.checkWritable();
     this.store(ns, hex, version);
     this.applied++;
