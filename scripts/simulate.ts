@@ -1,19 +1,22 @@
 /**
  * `npm run simulate -- --seed N --ticks T`: runs the seeded fault scenarios of
- * test/cluster-faults.test.ts (same schedules, same checkers) outside vitest.
+ * lib/cluster/sim/scenarios.ts (the schedules and checkers test/cluster-faults.test.ts runs).
  *
  *   --seed N          one seed (default 1)
  *   --seeds A..B      every seed from A to B inclusive (or a list: 1,5,9)
- *   --ticks T         simulated ms of faults per scenario, at least (episodes repeat; default 0 = one episode)
+ *   --ticks T         simulated ms of faults per scenario, at least (default 0: 20 s for full,
+ *                     one episode for split and crash)
  *   --nodes N         cluster size (default 5)
- *   --scenario S      split, crash or both (default both)
+ *   --scenario S      full, split, crash, a comma-separated list, or all (default full)
+ *   --trace-messages  hash every message's bytes into the trace digest too
  *   --json            one JSON object per seed instead of text
  *
- * Prints per seed pass/fail, simulated seconds, wall seconds and simulated seconds per wall
- * second; a failing seed prints the command that replays it. Exits 1 if any seed fails, 2 on bad arguments.
+ * Prints per seed pass/fail, simulated seconds, wall seconds, simulated seconds per wall
+ * second and the trace digest (equal digests: identical runs); a failing seed prints which
+ * checkers failed and the command that replays it. Exits 1 if any seed fails, 2 on bad arguments.
  */
-import type { ScenarioName, ScenarioResult } from '../test/fixtures/cluster-sim';
-import { runScenario } from '../test/fixtures/cluster-sim';
+import type { ScenarioName, ScenarioResult } from '../lib/cluster/sim/scenarios';
+import { runScenario, SCENARIO_NAMES } from '../lib/cluster/sim/scenarios';
 
 interface Arguments {
   seeds: number[];
@@ -21,6 +24,7 @@ interface Arguments {
   nodes: number;
   scenarios: ScenarioName[];
   json: boolean;
+  traceMessages: boolean;
 }
 
 /** Parses `--seeds 1..50` or `--seeds 1,5,9`; throws on anything else. */
@@ -36,11 +40,15 @@ function parseSeeds(text: string): number[] {
 }
 
 function parseArguments(argv: string[]): Arguments {
-  const parsed: Arguments = { seeds: [1], ticks: 0, nodes: 5, scenarios: ['split', 'crash'], json: false };
+  const parsed: Arguments = { seeds: [1], ticks: 0, nodes: 5, scenarios: ['full'], json: false, traceMessages: false };
   for (let index = 0; index < argv.length; index++) {
     const flag = argv[index];
     if (flag === '--json') {
       parsed.json = true;
+      continue;
+    }
+    if (flag === '--trace-messages') {
+      parsed.traceMessages = true;
       continue;
     }
     const value = argv[++index];
@@ -54,24 +62,28 @@ function parseArguments(argv: string[]): Arguments {
     else if (flag === '--ticks') parsed.ticks = integer();
     else if (flag === '--nodes') parsed.nodes = integer();
     else if (flag === '--scenario') {
-      if (value !== 'split' && value !== 'crash' && value !== 'both') throw new Error(`--scenario ${value}: expected split, crash or both`);
-      parsed.scenarios = value === 'both' ? ['split', 'crash'] : [value];
+      const names = value === 'all' ? [...SCENARIO_NAMES] : value.split(',');
+      for (const name of names) {
+        if (!(SCENARIO_NAMES as readonly string[]).includes(name)) throw new Error(`--scenario ${value}: expected ${SCENARIO_NAMES.join(', ')}, a comma-separated list of them, or all`);
+      }
+      parsed.scenarios = names as ScenarioName[];
     } else throw new Error(`unknown argument ${flag}`);
   }
   if (parsed.nodes < 3) throw new Error('--nodes: at least 3 (the scenarios split the cluster and crash a node)');
   return parsed;
 }
 
-function replayCommand(seed: number, options: Arguments): string {
+/** The command that replays `seed` exactly (same scenarios, ticks and cluster size). */
+export function replayCommand(seed: number, options: { ticks: number; nodes: number; scenarios: readonly ScenarioName[]; traceMessages?: boolean }): string {
   let command = `npm run simulate -- --seed ${seed} --ticks ${options.ticks}`;
   if (options.nodes !== 5) command += ` --nodes ${options.nodes}`;
-  if (options.scenarios.length === 1) command += ` --scenario ${options.scenarios[0]}`;
+  command += ` --scenario ${options.scenarios.join(',')}`;
+  if (options.traceMessages === true) command += ' --trace-messages';
   return command;
 }
 
 function describeProblem(result: ScenarioResult): string {
-  if (!result.converged) return `${result.scenario}: did not converge`;
-  return `${result.scenario}: ${result.missing.length} acknowledged writes missing on an owner (${result.missing.slice(0, 5).join(' ')})`;
+  return result.checks.filter((check) => !check.passed).map((check) => `${result.scenario} ${check.name}: ${check.detail}`).join('\n  ');
 }
 
 async function main(): Promise<number> {
@@ -88,7 +100,9 @@ async function main(): Promise<number> {
   for (const seed of options.seeds) {
     const started = performance.now();
     const results: ScenarioResult[] = [];
-    for (const scenario of options.scenarios) results.push(await runScenario(scenario, { seed, nodeCount: options.nodes, faultMs: options.ticks }));
+    for (const scenario of options.scenarios) {
+      results.push(await runScenario(scenario, { seed, nodeCount: options.nodes, faultMs: options.ticks, traceMessages: options.traceMessages }));
+    }
     const wallSeconds = (performance.now() - started) / 1000;
     const simulatedSeconds = results.reduce((sum, result) => sum + result.simulatedMs, 0) / 1000;
     totalSimulatedMs += simulatedSeconds * 1000;
@@ -99,7 +113,7 @@ async function main(): Promise<number> {
       console.log(JSON.stringify({ seed, passed, simulatedSeconds, wallSeconds, simulatedSecondsPerWallSecond: rate, replay: passed ? undefined : replayCommand(seed, options), scenarios: results }));
       continue;
     }
-    const acknowledged = results.map((result) => `${result.scenario} ${result.acknowledged} acked`).join(', ');
+    const acknowledged = results.map((result) => `${result.scenario} ${result.acknowledged}+${result.registerWrites} acked, trace ${result.trace}`).join(', ');
     console.log(`seed ${seed}: ${passed ? 'pass' : 'FAIL'}  ${simulatedSeconds.toFixed(1)} sim s  ${wallSeconds.toFixed(2)} wall s  ${rate.toFixed(1)} sim s/wall s  (${acknowledged})`);
     if (!passed) {
       for (const result of results.filter((r) => !r.passed)) console.log(`  ${describeProblem(result)}`);
@@ -116,7 +130,7 @@ async function main(): Promise<number> {
   return failed.length > 0 ? 1 : 0;
 }
 
-main().then(
+if (require.main === module) main().then(
   (code) => {
     process.exitCode = code;
   },

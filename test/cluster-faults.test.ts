@@ -1,85 +1,125 @@
 /**
- * Seeded fault runs on the simulated network: message loss and jitter, a symmetric split
- * (split brain) that heals, and a stalled node. After faults stop the cluster must converge
- * to one view, finish migrations, and hold every acknowledged write (unique keys) on every
- * owner of its partition (RF copies). Stray extra copies on non-owners are counted and reported.
- * The schedules and checkers live in test/fixtures/cluster-sim.ts, shared with `npm run simulate`.
- * A failing seed replays exactly: SHOAL_SEEDS=<seed> npx vitest run test/cluster-faults.test.ts
+ * Seeded fault runs of the cluster simulator (lib/cluster/sim/): after faults stop the cluster
+ * must converge to one view, finish migrations, and pass every checker: acknowledged unique
+ * keys on all RF owners, owners identical record by record, no compare-and-set write lost
+ * beyond what docs/cluster.md admits, generations never backwards on a node. Also: a seed
+ * replays event for event, and the checkers catch the faults they exist for.
+ *
+ * A failing seed replays exactly with the command its assertion message prints, e.g.
+ *   npm run simulate -- --seed 45 --ticks 0 --scenario split
+ * Other seeds: SHOAL_FULL_SEEDS=1,2,3 (SHOAL_SEEDS, SHOAL_CRASH_SEEDS) npx vitest run test/cluster-faults.test.ts
  */
-import { describe, expect, it } from 'vitest';
-import type { ClusterNode } from '../lib/cluster/cluster';
-import { digestOf } from './fixtures/cluster-memory-store';
-import { runCrashScenario, runSplitScenario, SimCluster } from './fixtures/cluster-sim';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { RecordVersion } from '../lib/cluster/local-store';
+import type { ScenarioName, ScenarioResult } from '../lib/cluster/sim/scenarios';
+import { runScenario } from '../lib/cluster/sim/scenarios';
+import { SimStore } from '../lib/cluster/sim/store';
 
-// 24, 34, 38, 39: members planned from different holdings (fixed: one snapshot per view).
-// 45: an acknowledged write lost when a view changed with its replication in flight (fixed).
-// 114: a lost answer to a holdings broadcast was never repeated; migrations waited forever (fixed).
-const seeds = process.env.SHOAL_SEEDS?.split(',').map(Number) ?? [24, 34, 45, 114];
+const seedsFrom = (variable: string, fallback: number[]) => process.env[variable]?.split(',').map(Number) ?? fallback;
 
-const put = (node: ClusterNode, key: string, bins: Record<string, unknown>) =>
-  node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation: { call: 'put', bins } });
+function replay(scenario: ScenarioName, seed: number, ticks: number): string {
+  return `npm run simulate -- --seed ${seed} --ticks ${ticks} --scenario ${scenario}`;
+}
+
+function expectPassed(result: ScenarioResult, ticks: number): void {
+  const failed = result.checks.filter((check) => !check.passed).map((check) => `${check.name}: ${check.detail}`);
+  expect(failed, `seed ${result.seed} failed; replay: ${replay(result.scenario, result.seed, ticks)}`).toEqual([]);
+  expect(result.passed).toBe(true);
+}
 
 describe('determinism', () => {
-  it('the same seed replays the same run exactly', async () => {
-    const run = async () => {
-      const sim = new SimCluster({ seed: 4242, network: { minDelayMs: 1, maxDelayMs: 15, lossRate: 0.01, duplicateRate: 0.01, reorderRate: 0.01 } });
-      const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
-      for (const id of ids) await sim.addNode(id, ['n1:7000']);
-      // (A writer on a one-node cluster completes in microtasks alone and would starve the loop.)
-      expect(await sim.scheduler.runUntil(() => sim.agree(ids), 20_000)).toBe(true);
-      let n = 0;
-      let stop = false;
-      const outcomes: string[] = [];
-      const writer = (async () => {
-        while (!stop) {
-          const key = `k${n++}`;
-          try {
-            await put(sim.node(ids[n % 5]), key, { n });
-            outcomes.push(`${key}@${sim.scheduler.nowMs()}`);
-          } catch (error) {
-            outcomes.push(`${key}!${(error as Error).message}`);
-          }
-        }
-      })();
-      await sim.scheduler.runFor(3_000);
-      sim.network.partition(['n1:7000'], ['n2:7000', 'n3:7000', 'n4:7000', 'n5:7000']);
-      await sim.scheduler.runFor(3_000);
-      sim.network.heal();
-      await sim.scheduler.runFor(3_000);
-      stop = true;
-      await sim.drive(writer);
-      return { events: sim.scheduler.eventsRun, keys: ids.map((id) => sim.node(id).view.clusterKey).join(), outcomes: outcomes.join() };
-    };
-    const first = await run();
-    const second = await run();
-    expect(second.events).toBe(first.events);
-    expect(second.keys).toBe(first.keys);
-    expect(second.outcomes).toBe(first.outcomes);
+  it('the same seed replays the same run exactly (events, messages byte for byte, acknowledgements)', async () => {
+    const seed = 4242;
+    const first = await runScenario('full', { seed, faultMs: 15_000, traceMessages: true });
+    const second = await runScenario('full', { seed, faultMs: 15_000, traceMessages: true });
+    const command = `${replay('full', seed, 15_000)} --trace-messages`;
+    expect(second.events, `replay: ${command}`).toBe(first.events);
+    expect(second.trace, `replay: ${command}`).toBe(first.trace);
+    expect(second.acknowledged).toBe(first.acknowledged);
+    expect(second.registerWrites).toBe(first.registerWrites);
+    // The run did something worth replaying: writes and faults.
+    expect(first.acknowledged).toBeGreaterThan(50);
+    expect(Object.keys(first.faults).length).toBeGreaterThan(2);
+    // A different seed gives a different run.
+    const other = await runScenario('full', { seed: seed + 1, faultMs: 15_000, traceMessages: true });
+    expect(other.trace).not.toBe(first.trace);
   });
+});
+
+// The whole fault schedule: loss, delay, duplication, reordering, splits, one-way blocks,
+// pauses, clock steps, crashes with warm and cold (torn) restarts, failing stores; unique keys
+// and compare-and-set registers. 20 s of faults per seed.
+describe('full fault schedule (5 nodes)', () => {
+  for (const seed of seedsFrom('SHOAL_FULL_SEEDS', [1, 2, 3, 5, 9, 13])) {
+    it(`seed ${seed}: converges and every checker passes`, async () => {
+      const result = await runScenario('full', { seed, faultMs: 20_000 });
+      console.log(`full seed ${seed}: ${result.acknowledged} keys + ${result.registerWrites} CAS acknowledged, faults ${JSON.stringify(result.faults)}, ${result.admittedLosses} admitted CAS losses`);
+      expectPassed(result, 20_000);
+    });
+  }
+});
+
+// Seeds of the long run (npm run simulate:long), 60 s of faults each. 115 and 178: a connection to a
+// restarted node's dead predecessor, whose close was lost in a split, stayed half-open for ever (the simulated
+// machine never answered with a reset), so the restarted node stayed a one-node cluster (simulator fixed).
+// 140 (replication timed out, copies diverged under one lineage) is in cluster-replication-timeout.test.ts.
+describe('long-run regression seeds (full schedule, 60 s of faults)', () => {
+  for (const seed of seedsFrom('SHOAL_LONG_SEEDS', [115, 178])) {
+    it(`seed ${seed}: converges and every checker passes`, async () => {
+      expectPassed(await runScenario('full', { seed, faultMs: 60_000 }), 60_000);
+    });
+  }
 });
 
 // Crash seed 1099: a node that left a view (orphan fallback) re-adopted it from a member's heartbeat, ran a
 // second exchange for it and planned differently from the others: a write stayed on one copy (fixed).
-const crashSeeds = process.env.SHOAL_CRASH_SEEDS?.split(',').map(Number) ?? [1, 1099];
-
 describe('seeded fault runs with duplication, reordering and a crash (5 nodes)', () => {
-  for (const seed of crashSeeds) {
+  for (const seed of seedsFrom('SHOAL_CRASH_SEEDS', [1, 1099])) {
     it(`seed ${seed}: survivors converge and keep every acknowledged write`, async () => {
-      const result = await runCrashScenario({ seed });
-      console.log(`crash seed ${seed}: victim ${result.victim}, ${result.acknowledged} acknowledged, problems: ${result.missing.slice(0, 5).join(' ')}`);
-      expect(result.converged, `seed ${seed}: survivors did not converge`).toBe(true);
-      expect(result.missing, `seed ${seed}`).toEqual([]);
+      expectPassed(await runScenario('crash', { seed }), 0);
     });
   }
 });
 
+// 24, 34, 38, 39: members planned from different holdings (fixed: one snapshot per view).
+// 45: an acknowledged write lost when a view changed with its replication in flight (fixed).
+// 114: a lost answer to a holdings broadcast was never repeated; migrations waited forever (fixed).
 describe('seeded fault runs (5 nodes)', () => {
-  for (const seed of seeds) {
+  for (const seed of seedsFrom('SHOAL_SEEDS', [24, 34, 45, 114])) {
     it(`seed ${seed}: converges and keeps every acknowledged write`, async () => {
-      const result = await runSplitScenario({ seed });
-      console.log(`seed ${seed}: ${result.acknowledged} acknowledged writes, ${result.simulatedMs} simulated ms, ${result.events} events, stray copies on non-owners ${result.strays}, problems: ${result.missing.slice(0, 5).join(' ')}`);
-      expect(result.converged, `seed ${seed}: cluster did not converge`).toBe(true);
-      expect(result.missing, `seed ${seed}`).toEqual([]);
+      expectPassed(await runScenario('split', { seed }), 0);
     });
   }
+});
+
+describe('the checkers catch what they exist for', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('replicas that acknowledge without storing: acknowledged writes missing, replicas differ', async () => {
+    const original = SimStore.prototype.applyRecordVersion;
+    let calls = 0;
+    vi.spyOn(SimStore.prototype, 'applyRecordVersion').mockImplementation(async function (this: SimStore, ns: string, version: RecordVersion) {
+      if (++calls % 3 === 0) return 'applied';
+      return original.call(this, ns, version);
+    });
+    const result = await runScenario('split', { seed: 24 });
+    const failed = result.checks.filter((check) => !check.passed).map((check) => check.name);
+    expect(failed).toContain('acknowledged-writes-on-rf-owners');
+    expect(failed).toContain('replicas-identical');
+  });
+
+  it('a conflict rule that prefers the lower generation: CAS writes lost with no divergent view, generations go backwards', async () => {
+    vi.spyOn(SimStore.prototype, 'applyRecordVersion').mockImplementation(async function (this: SimStore, ns: string, version: RecordVersion) {
+      const current = this.data.get(ns)!.get(version.digest.toString('hex'));
+      if (current !== undefined && version.gen > current.gen) return 'stale';
+      (this as unknown as { store(ns: string, hex: string, version: RecordVersion): void }).store(ns, version.digest.toString('hex'), version);
+      return 'applied';
+    });
+    const result = await runScenario('full', { seed: 2, faultMs: 10_000 });
+    const failed = result.checks.filter((check) => !check.passed).map((check) => check.name);
+    expect(failed).toContain('generations-monotonic');
+    expect(failed).toContain('registers-no-unadmitted-loss');
+  });
 });

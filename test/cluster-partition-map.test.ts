@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PARTITION_COUNT } from '../lib/cluster/constants';
 import { SeededRandom } from '../lib/cluster/seams';
-import { computePartitionMap, copiesMovedFraction, masterCounts } from '../lib/cluster/partition-map';
+import { buildPartitionMap, computePartitionMap, copiesMovedFraction, masterCounts } from '../lib/cluster/partition-map';
 
 function randomIds(random: SeededRandom, count: number): string[] {
   const ids = new Set<string>();
@@ -28,9 +28,12 @@ describe('partition map', () => {
     for (let trial = 0; trial < 20; trial++) {
       const ids = randomIds(random, 2 + random.nextInt(7));
       const quiesced = random.nextInt(2) === 0 ? [] : [ids[0]];
-      const a = computePartitionMap({ succession: ids, quiesced, replicationFactor: 2 });
-      const b = computePartitionMap({ succession: shuffled(random, ids), quiesced, replicationFactor: 2 });
+      // buildPartitionMap: uncached, so the two maps are really computed from the two orders.
+      const a = buildPartitionMap({ succession: ids, quiesced, replicationFactor: 2 });
+      const b = buildPartitionMap({ succession: shuffled(random, ids), quiesced, replicationFactor: 2 });
       expect(b.owners).toEqual(a.owners);
+      // The cached entry point returns the same map.
+      expect(computePartitionMap({ succession: shuffled(random, ids), quiesced, replicationFactor: 2 }).owners).toEqual(a.owners);
     }
   });
 
@@ -97,7 +100,7 @@ describe('partition map', () => {
 
   it('computes a 8-node map quickly', () => {
     const started = performance.now();
-    for (let i = 0; i < 10; i++) computePartitionMap({ succession: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], quiesced: [], replicationFactor: 2 });
+    for (let i = 0; i < 10; i++) buildPartitionMap({ succession: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], quiesced: [], replicationFactor: 2 });
     expect((performance.now() - started) / 10).toBeLessThan(100);
   });
 });

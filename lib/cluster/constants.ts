@@ -74,6 +74,11 @@ export const MAX_FORWARD_ATTEMPTS = 5;
 /** Delay between forwarding attempts while the cluster re-forms (ms). */
 export const FORWARD_RETRY_DELAY_MS = 50;
 
+/**
+ * Settle notices of partitions that finish migrating within this window go out in one message
+ * per member (ms). The new master starts serving at most this much later.
+ */
+export const SETTLE_NOTICE_BATCH_MS = 20;
 /** Partitions migrating at once per node. */
 export const MIGRATION_CONCURRENCY = 4;
 /** Retries of one partition migration before it waits for the next cluster change. */
@@ -99,3 +104,4 @@ check(MAX_CONNECTION_BUFFERED_BYTES >= 2 * MAX_FRAME_BYTES, 'a connection can bu
 check(DEFAULT_REPLICATION_FACTOR <= MAX_REPLICATION_FACTOR, 'DEFAULT_REPLICATION_FACTOR <= MAX_REPLICATION_FACTOR');
 check(MEMBERSHIP_ROUND_TIMEOUT_INTERVALS < DEFAULT_HEARTBEAT_TIMEOUT, 'a membership round ends before a peer is declared dead');
 check(MIGRATION_BATCH_RECORDS > 0 && MIGRATION_CONCURRENCY > 0, 'migration bounds are positive');
+check(SETTLE_NOTICE_BATCH_MS < FORWARD_RETRY_DELAY_MS, 'a settle notice waits less than a forwarded request backs off');

@@ -12,6 +12,7 @@
  *   then do non-owners drop it.
  */
 import BetterQueue = require('better-queue');
+import { endianness } from 'node:os';
 import { ErrorCode, ShoalError } from '../errors';
 import {
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -25,13 +26,14 @@ import {
   MIGRATION_REQUEUE_DELAY_MS,
   PARTITION_COUNT,
   REPLICATION_ATTEMPT_TIMEOUT_MS,
+  SETTLE_NOTICE_BATCH_MS,
 } from './constants';
 import type { ClusterRequest, LocalStore, RecordVersion, WireError } from './local-store';
 import type { ClusterView } from './membership';
 import type { WireMessage } from './network';
 import type { PartitionMap } from './partition-map';
 import type { MemberPartitionInfo, PartitionPlan } from './partition-plan';
-import { bitIsSet, emptyBitmap, lineageOf, planPartition, setBit } from './partition-plan';
+import { bitIsSet, emptyBitmap, lineageOf, planPartitions, setBit } from './partition-plan';
 import type { Runtime, TimerHandle } from './seams';
 
 export interface DataPlaneOptions {
@@ -55,7 +57,7 @@ interface MigrationJob {
   clusterKey: string;
   partition: number;
   phase: 'merge' | 'fill';
-  targets: string[];
+  targets: readonly string[];
 }
 
 /** Message types the data plane handles. */
@@ -75,6 +77,8 @@ export const DATA_MESSAGE_TYPES = [
 export class DataPlane {
   private readonly requestTimeoutMs: number;
   private view: ClusterView = { clusterKey: '', succession: [], quiesced: [], epoch: 0 };
+  /** The lineage copies take when they settle in this view (lineageOf(epoch, key)). */
+  private viewLineage = '';
   private map: PartitionMap | undefined;
   private readonly infos = new Map<string, MemberPartitionInfo>();
   private plans: PartitionPlan[] | undefined;
@@ -96,19 +100,33 @@ export class DataPlane {
   /** Partitions this node still has to send (merge or fill) or receive (fill). */
   private readonly outgoing = new Set<number>();
   private readonly incoming = new Set<number>();
-  /** At an acting master: members that have not acknowledged a settle broadcast. */
-  private readonly settleAcks = new Map<number, Set<string>>();
-  private readonly queue: BetterQueue<MigrationJob>;
+  /** At an acting master: per member, the settled partitions it has not acknowledged yet. */
+  private readonly settleAcks = new Map<string, Set<number>>();
+  /** Partitions settled here whose notice has not gone out yet (sent together, see queueSettleNotice). */
+  private readonly settleOutbox: number[] = [];
+  private settleFlushTimer: TimerHandle | undefined;
+  private queue: BetterQueue<MigrationJob>;
   private stopped = false;
   /** Partitions that received records (replication, migration) since the last snapshot. */
   private readonly receivedSinceSnapshot = emptyBitmap();
   /** Writes executing or replicating per partition (master side). */
   private readonly replicating = new Map<number, number>();
+  /** Partitions with a write whose replication gave up (timed out) since the last view change. */
+  private readonly unreplicated = new Set<number>();
   readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, skippedByDelta: 0, retries: 0 };
 
   constructor(private readonly options: DataPlaneOptions) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.queue = new BetterQueue<MigrationJob>({
+    this.queue = this.createQueue();
+  }
+
+  /**
+   * The migration job queue of one view. A new view replaces it: jobs still queued for the
+   * old view would only start to find their view gone, and after a burst of view changes
+   * (a flapping network) thousands of them would each take a turn first.
+   */
+  private createQueue(): BetterQueue<MigrationJob> {
+    const queue = new BetterQueue<MigrationJob>({
       process: (job, done) => {
         this.runJob(job).then(
           () => done(),
@@ -119,9 +137,10 @@ export class DataPlane {
       maxRetries: MIGRATION_MAX_RETRIES,
       id: 'id',
       // Through the Timers seam, so the simulator schedules the queue deterministically.
-      setImmediate: (callback: () => void) => options.runtime.timers.setTimeout(callback, 0),
+      setImmediate: (callback: () => void) => this.options.runtime.timers.setTimeout(callback, 0),
     });
-    this.queue.on('task_failed', (...args: unknown[]) => this.onJobFailed(String(args[0]), args[1]));
+    queue.on('task_failed', (...args: unknown[]) => this.onJobFailed(String(args[0]), args[1]));
+    return queue;
   }
 
   /** Jobs queued or running, by id (to requeue one that exhausted its retries). */
@@ -159,7 +178,9 @@ export class DataPlane {
   /** Partitions this node is still sending or receiving. */
   migrationsRemaining(): number {
     if (this.plans === undefined && this.view.succession.length > 0) return PARTITION_COUNT;
-    return new Set([...this.outgoing, ...this.incoming]).size;
+    let count = this.outgoing.size;
+    for (const partition of this.incoming) if (!this.outgoing.has(partition)) count++;
+    return count;
   }
 
   stop(): void {
@@ -177,19 +198,25 @@ export class DataPlane {
   onViewChange(view: ClusterView, map: PartitionMap): void {
     const departed = this.view.succession.filter((id) => !view.succession.includes(id));
     this.view = view;
+    this.viewLineage = lineageOf(view.epoch, view.clusterKey);
     this.map = map;
     this.plans = undefined;
     this.infos.clear();
     this.jobs.clear();
+    this.queue.destroy();
+    this.queue = this.createQueue();
     this.awaitingMerges.clear();
     this.outgoing.clear();
     this.incoming.clear();
     this.settleAcks.clear();
-    // A copy with replications still in flight holds writes its replicas may lack: it must
-    // not pass as identical to them, so it gets a lineage of its own (and is merged).
-    for (const partition of this.replicating.keys()) {
+    this.settleOutbox.length = 0;
+    // A copy with replications still in flight, or whose replication timed out in the last
+    // view, holds writes its replicas may lack: it must not pass as identical to them, so it
+    // gets a lineage of its own (and is merged).
+    for (const partition of new Set([...this.replicating.keys(), ...this.unreplicated])) {
       if (bitIsSet(this.synced, partition)) this.lineage[partition] = `${this.lineage[partition]}+${this.options.nodeId}@${view.clusterKey}`;
     }
+    this.unreplicated.clear();
     this.localSnapshot = this.localInfo();
     this.receivedSinceSnapshot.fill(0);
     this.infoSnapshot = undefined;
@@ -209,9 +236,35 @@ export class DataPlane {
   onTick(): void {
     if (this.stopped || this.view.clusterKey === '') return;
     if (this.plans === undefined) this.broadcastInfo();
-    for (const [partition, waiting] of this.settleAcks) {
-      for (const member of waiting) this.options.send(member, { type: 'partition-settled', clusterKey: this.view.clusterKey, partition });
+    for (const [member, partitions] of this.settleAcks) {
+      if (partitions.size > 0) this.options.send(member, { type: 'partition-settled', clusterKey: this.view.clusterKey, partitions: [...partitions] });
     }
+  }
+
+  /**
+   * Queues the settle notice of `partition` for every other member; notices queued within
+   * SETTLE_NOTICE_BATCH_MS go out together, one `partition-settled` per member. Settles come in bursts (every
+   * empty partition of a view settles at once), so this replaces one message per partition and
+   * member. Each member's unacknowledged partitions are re-sent every tick.
+   */
+  private queueSettleNotice(partition: number): void {
+    for (const member of this.view.succession) {
+      if (member === this.options.nodeId) continue;
+      let pending = this.settleAcks.get(member);
+      if (pending === undefined) this.settleAcks.set(member, (pending = new Set()));
+      pending.add(partition);
+    }
+    this.settleOutbox.push(partition);
+    if (this.settleFlushTimer !== undefined) return;
+    this.settleFlushTimer = this.options.runtime.timers.setTimeout(() => {
+      this.settleFlushTimer = undefined;
+      if (this.stopped) return;
+      const fresh = this.settleOutbox.splice(0);
+      for (const [member, pending] of this.settleAcks) {
+        const partitions = fresh.filter((p) => pending.has(p));
+        if (partitions.length > 0) this.options.send(member, { type: 'partition-settled', clusterKey: this.view.clusterKey, partitions });
+      }
+    }, SETTLE_NOTICE_BATCH_MS);
   }
 
   handle(from: string, message: WireMessage): void {
@@ -229,9 +282,11 @@ export class DataPlane {
       case 'partition-settled':
         return this.onSettled(from, message);
       case 'partition-settled-ack': {
-        const waiting = this.settleAcks.get(message.partition as number);
-        if (message.clusterKey === this.view.clusterKey) waiting?.delete(from);
-        if (waiting?.size === 0) this.settleAcks.delete(message.partition as number);
+        if (message.clusterKey !== this.view.clusterKey) return;
+        const pending = this.settleAcks.get(from);
+        if (pending === undefined) return;
+        for (const partition of settledPartitions(message)) pending.delete(partition);
+        if (pending.size === 0) this.settleAcks.delete(from);
         return;
       }
       case 'response':
@@ -325,9 +380,18 @@ export class DataPlane {
       } catch (error) {
         return { error: toWireError(error) };
       }
+      for (const { version } of result.writes) setBit(this.receivedSinceSnapshot, partitionOf(version.digest), true);
       for (const { ns, version } of result.writes) {
-        const targets = plans[partitionOf(version.digest)].owners.filter((id) => id !== this.options.nodeId);
-        await Promise.all(targets.map((target) => this.replicateUntilAcknowledged(target, ns, version, key, deadline)));
+        const partition = partitionOf(version.digest);
+        const targets = plans[partition].owners.filter((id) => id !== this.options.nodeId);
+        try {
+          await Promise.all(targets.map((target) => this.replicateUntilAcknowledged(target, ns, version, key, deadline)));
+        } catch (error) {
+          // A replica never acknowledged: this copy now holds a version it may lack, so the
+          // two must not pass as identical at the next view (see onViewChange).
+          this.unreplicated.add(partition);
+          throw error;
+        }
         this.counters.replicated += targets.length;
       }
       return { value: result.value };
@@ -469,13 +533,12 @@ export class DataPlane {
   private makePlans(): void {
     const map = this.map!;
     const members = this.view.succession;
-    const plans: PartitionPlan[] = new Array(PARTITION_COUNT);
-    for (let p = 0; p < PARTITION_COUNT; p++) plans[p] = planPartition(p, map.owners[p], members, (id) => this.infos.get(id)!);
+    const plans: PartitionPlan[] = planPartitions(map.owners, members, this.infos);
     this.plans = plans;
     this.settled.fill(0);
     const self = this.options.nodeId;
     const key = this.view.clusterKey;
-    const lineage = lineageOf(this.view.epoch, key);
+    const lineage = this.viewLineage;
     for (let p = 0; p < PARTITION_COUNT; p++) {
       const plan = plans[p];
       // Copies that receive every write of this view from now on (the acting master, and
@@ -505,7 +568,12 @@ export class DataPlane {
 
   private startFill(partition: number): void {
     const plan = this.plans![partition];
-    if (plan.fillTargets.length === 0) {
+    // Nothing to send: no fill target, or this node holds no record of the partition (none in
+    // its snapshot, none written or received since) and no write of it is in flight. A fill
+    // only ever adds versions, so an empty one would change nothing on the targets; every
+    // write from now on reaches them by replication. Skipping the job keeps a view change on
+    // a cluster with few records from costing a queue job and a message round per partition.
+    if (plan.fillTargets.length === 0 || (!this.partitionHasData(partition) && !this.replicating.has(partition))) {
       this.finishActing(partition);
       return;
     }
@@ -515,9 +583,7 @@ export class DataPlane {
 
   /** Acting master: every fill acknowledged; the partition settles on its owners. */
   private finishActing(partition: number): void {
-    const members = this.view.succession.filter((id) => id !== this.options.nodeId);
-    this.settleAcks.set(partition, new Set(members));
-    for (const member of members) this.options.send(member, { type: 'partition-settled', clusterKey: this.view.clusterKey, partition });
+    if (this.view.succession.length > 1) this.queueSettleNotice(partition);
     this.settle(partition);
     this.outgoing.delete(partition);
     this.checkMigrationsComplete();
@@ -531,7 +597,7 @@ export class DataPlane {
     this.incoming.delete(partition);
     if (owners.includes(this.options.nodeId)) {
       setBit(this.synced, partition, true);
-      this.lineage[partition] = lineageOf(this.view.epoch, this.view.clusterKey);
+      this.lineage[partition] = this.viewLineage;
       return;
     }
     const hadCopy = bitIsSet(this.synced, partition);
@@ -559,10 +625,10 @@ export class DataPlane {
 
   private onSettled(from: string, message: WireMessage): void {
     if (message.clusterKey !== this.view.clusterKey || this.plans === undefined) return;
-    const partition = message.partition as number;
-    if (!Number.isInteger(partition) || partition < 0 || partition >= PARTITION_COUNT) return;
-    this.options.send(from, { type: 'partition-settled-ack', clusterKey: this.view.clusterKey, partition });
-    this.settle(partition);
+    const partitions = settledPartitions(message);
+    if (partitions.length === 0) return;
+    this.options.send(from, { type: 'partition-settled-ack', clusterKey: this.view.clusterKey, partitions });
+    for (const partition of partitions) this.settle(partition);
     this.checkMigrationsComplete();
   }
 
@@ -577,6 +643,13 @@ export class DataPlane {
     const store = this.options.store;
     const deadline = () => this.options.runtime.clock.nowMs() + this.requestTimeoutMs;
     const namespaces = store.namespaceNames();
+    // Each batch is held until the next one is ready, so the final batch can carry `last`
+    // itself instead of costing one more empty round trip.
+    let held: { ns: string; versions: RecordVersion[] } | undefined;
+    const ship = async (next: { ns: string; versions: RecordVersion[] }) => {
+      if (held !== undefined) await this.sendBatch(job, held.ns, held.versions, false, deadline());
+      held = next;
+    };
     for (const ns of namespaces) {
       let batch: RecordVersion[] = [];
       let bytes = 0;
@@ -585,14 +658,15 @@ export class DataPlane {
         batch.push(version);
         bytes += (version.payload?.length ?? 0) + 64;
         if (batch.length >= MIGRATION_BATCH_RECORDS || bytes >= MIGRATION_BATCH_MAX_BYTES) {
-          await this.sendBatch(job, ns, batch, false, deadline());
+          await ship({ ns, versions: batch });
           batch = [];
           bytes = 0;
         }
       }
-      if (batch.length > 0) await this.sendBatch(job, ns, batch, false, deadline());
+      if (batch.length > 0) await ship({ ns, versions: batch });
     }
-    await this.sendBatch(job, namespaces[0] ?? '', [], true, deadline());
+    const final: { ns: string; versions: RecordVersion[] } = held ?? { ns: namespaces[0] ?? '', versions: [] };
+    await this.sendBatch(job, final.ns, final.versions, true, deadline());
     if (job.clusterKey !== this.view.clusterKey) return;
     if (job.phase === 'merge') {
       this.outgoing.delete(job.partition);
@@ -623,7 +697,7 @@ export class DataPlane {
     let payload = versions;
     const targetInfo = this.infos.get(target);
     if (versions.length > 0 && targetInfo !== undefined && bitIsSet(targetInfo.hasData, job.partition)) {
-      const entries = versions.map((v) => [v.digest, v.gen, v.lastUpdateMs]);
+      const entries = versions.map((v) => [v.digest, v.gen, v.lastUpdateMs, versionFingerprint(v)]);
       const offer = await this.call(target, { type: 'migrate-offer', clusterKey: job.clusterKey, partition: job.partition, ns, entries }, deadline);
       if (!check(offer)) return;
       const want = Array.isArray(offer.want) ? (offer.want as unknown[]) : [];
@@ -654,7 +728,12 @@ export class DataPlane {
         const entry = entries[i];
         if (!Array.isArray(entry) || !isDigest(entry[0])) continue;
         const local = await this.options.store.readRecordVersion(message.ns, Buffer.from(entry[0]));
-        if (local === undefined || local.gen !== entry[1] || local.lastUpdateMs !== entry[2]) want.push(i);
+        // Two views can write different versions with the same generation and last-update
+        // time (the same millisecond, or wall clocks behind the record's last update); the
+        // fingerprint tells them apart, so the conflict rule gets to choose between them.
+        if (local === undefined || local.gen !== entry[1] || local.lastUpdateMs !== entry[2] || (entry[3] !== undefined && entry[3] !== versionFingerprint(local))) {
+          want.push(i);
+        }
       }
       reply.ok = true;
       reply.want = want;
@@ -758,6 +837,22 @@ function requestPartitions(request: unknown): number[] | undefined {
   return undefined;
 }
 
+/** 32-bit FNV-1a of a version's content (tombstone flag, then payload bytes), carried in migration offers. */
+export function versionFingerprint(version: RecordVersion): number {
+  let hash = version.tombstone ? 0x01000193 : 0x811c9dc5;
+  const payload = version.payload;
+  if (payload !== undefined && payload !== null) {
+    for (let i = 0; i < payload.length; i++) hash = Math.imul(hash ^ payload[i], 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** The partitions of a settle notice or its acknowledgement (valid ids only). */
+function settledPartitions(message: WireMessage): number[] {
+  const list = Array.isArray(message.partitions) ? (message.partitions as unknown[]) : [message.partition];
+  return list.filter((p): p is number => Number.isInteger(p) && (p as number) >= 0 && (p as number) < PARTITION_COUNT);
+}
+
 function isDigest(value: unknown): value is Buffer {
   return value instanceof Uint8Array && value.length === 20;
 }
@@ -789,10 +884,16 @@ function parseInfo(message: WireMessage): MemberPartitionInfo | undefined {
   if (!Array.isArray(lineages) || !lineages.every((l) => typeof l === 'string')) return undefined;
   if (!(lineageIndex instanceof Uint8Array) || lineageIndex.length !== PARTITION_COUNT * 2) return undefined;
   const index = new Uint16Array(PARTITION_COUNT);
-  const bytes = Buffer.from(lineageIndex);
-  for (let p = 0; p < PARTITION_COUNT; p++) index[p] = bytes.readUInt16LE(p * 2);
+  if (LITTLE_ENDIAN) new Uint8Array(index.buffer).set(lineageIndex);
+  else {
+    const bytes = Buffer.from(lineageIndex);
+    for (let p = 0; p < PARTITION_COUNT; p++) index[p] = bytes.readUInt16LE(p * 2);
+  }
   return { synced: Uint8Array.from(synced), hasData: Uint8Array.from(hasData), lineages: lineages as string[], lineageIndex: index };
 }
+
+/** lineageIndex travels as little-endian u16s (the byte order of the sender's Uint16Array on the platforms Node supports). */
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 function toWireError(error: unknown): WireError {
   const code = (error as { code?: unknown })?.code;

@@ -59,6 +59,23 @@ export function rendezvousScore(nodeHash: number, partitionId: number): number {
  * factor below 1. Deterministic: the same input gives the same map on every node.
  */
 export function computePartitionMap(input: PartitionMapInput): PartitionMap {
+  const key = `${input.partitionCount ?? PARTITION_COUNT}|${input.replicationFactor}|${[...input.succession].sort().join(',')}|${[...input.quiesced].sort().join(',')}`;
+  const cached = recentMaps.get(key);
+  if (cached !== undefined) return cached;
+  const map = buildPartitionMap(input);
+  // The map is a pure function of its input, and views often flap between the same member
+  // sets (a node isolated and back), so the last few maps are kept. Maps are never mutated.
+  if (recentMaps.size >= RECENT_MAPS_KEPT) recentMaps.delete(recentMaps.keys().next().value!);
+  recentMaps.set(key, map);
+  return map;
+}
+
+/** How many recently computed partition maps are kept (each about 4096 small arrays). */
+const RECENT_MAPS_KEPT = 8;
+const recentMaps = new Map<string, PartitionMap>();
+
+/** computePartitionMap without the cache (for tests that must compare fresh computations). */
+export function buildPartitionMap(input: PartitionMapInput): PartitionMap {
   const partitionCount = input.partitionCount ?? PARTITION_COUNT;
   if (input.succession.length === 0) throw new RangeError('partition map: empty succession list');
   if (!(input.replicationFactor >= 1)) throw new RangeError('partition map: replication factor must be >= 1');
@@ -83,6 +100,15 @@ export function computePartitionMap(input: PartitionMapInput): PartitionMap {
     owners[partition] = order.slice(0, replicationFactor).map((index) => nodes[index]);
   }
   balanceMasters(owners, nodes.filter((id) => !quiesced.has(id)), partitionCount);
+  // Partitions with the same owners in the same order share one (never mutated) list: a map
+  // holds a few dozen distinct lists, and the planner recognises equal ones by identity.
+  const shared = new Map<string, string[]>();
+  for (let partition = 0; partition < partitionCount; partition++) {
+    const key = owners[partition].join('\u0000');
+    const list = shared.get(key);
+    if (list === undefined) shared.set(key, owners[partition]);
+    else owners[partition] = list;
+  }
   return { owners, replicationFactor, nodes };
 }
 

@@ -1,11 +1,20 @@
 /**
  * Deterministic simulation seams: a seeded discrete-event scheduler with one simulated host
- * per node (its own clock and timers, which can be stalled or crashed), and an in-memory
- * network with configurable loss, delay, duplication and one-way partitions. N cluster nodes
- * run in one process with the production code paths; the same seed replays the same run.
+ * per node (its own clock and timers, which can be stalled, jumped or crashed), and an
+ * in-memory network with configurable loss, delay, duplication, reordering and one-way
+ * partitions. N cluster nodes run in one process with the production code paths; the same
+ * seed replays the same run, event for event.
  *
- * Between two scheduled events the run loop yields to the real event loop (setImmediate) so
- * promise chains settle before the next event, the same ordering a real node sees.
+ * Ordering: after each scheduled event the run loop lets every promise chain that event
+ * started settle (it waits on process.nextTick, which Node runs only once the microtask queue
+ * is empty) before it runs the next event: the ordering a real node sees, where microtasks
+ * drain after every callback. It never waits on the real event loop for that, which kept the
+ * old loop (one setImmediate per event) at about 12 simulated seconds per wall second.
+ *
+ * Libraries called by cluster code (better-queue) use the global setTimeout/setImmediate.
+ * While events run, the scheduler routes those globals to the simulated timers of the host
+ * whose event is running, so they too are scheduled by the seed; the real globals are put
+ * back whenever control returns to the real event loop.
  */
 import { decodeBody, encodeFrame } from './frame';
 import { FRAME_HEADER_BYTES } from './constants';
@@ -13,7 +22,10 @@ import type { Connection, ConnectionHandlers, Listener, Network, WireMessage } f
 import type { Clock, Logger, TimerHandle, Timers } from './seams';
 import { SeededRandom } from './seams';
 
+const TASK = Symbol('simulation task');
+
 interface Task {
+  [TASK]: true;
   timeMs: number;
   sequence: number;
   host: SimHost | undefined;
@@ -63,6 +75,72 @@ class TaskHeap {
   }
 }
 
+/** Events between two turns of the real event loop (none of them waits on it). */
+const REAL_YIELD_EVERY_EVENTS = 4096;
+
+/** Resolves once every queued microtask has run (Node runs nextTick callbacks only after the microtask queue is empty). */
+function settleMicrotasks(): Promise<void> {
+  return new Promise((resolve) => process.nextTick(resolve));
+}
+
+const realGlobals = {
+  setTimeout: globalThis.setTimeout,
+  clearTimeout: globalThis.clearTimeout,
+  setInterval: globalThis.setInterval,
+  clearInterval: globalThis.clearInterval,
+  setImmediate: globalThis.setImmediate,
+  clearImmediate: globalThis.clearImmediate,
+};
+let installedFor: SimScheduler | undefined;
+
+function isTask(handle: unknown): handle is Task {
+  return typeof handle === 'object' && handle !== null && (handle as { [TASK]?: boolean })[TASK] === true;
+}
+
+/**
+ * Routes the global timer functions to simulated time on the host whose event is running
+ * (or the scheduler itself between events). Only library code reaches them: cluster code
+ * uses its Timers seam. Handles of real timers created before still clear correctly.
+ */
+function installGlobalTimers(scheduler: SimScheduler): void {
+  installedFor = scheduler;
+  const schedule = (callback: (...args: unknown[]) => void, delayMs: unknown, args: unknown[]): Task => {
+    const delay = typeof delayMs === 'number' && delayMs > 0 ? delayMs : 0;
+    return scheduler.schedule(scheduler.nowMs() + delay, scheduler.currentHost, () => callback(...args));
+  };
+  const cancel = (real: (handle: never) => void) => (handle: unknown) => {
+    if (isTask(handle)) handle.cancelled = true;
+    else real(handle as never);
+  };
+  const g = globalThis as unknown as Record<string, unknown>;
+  g.setTimeout = (callback: (...args: unknown[]) => void, delayMs?: number, ...args: unknown[]) => schedule(callback, delayMs, args);
+  g.setImmediate = (callback: (...args: unknown[]) => void, ...args: unknown[]) => schedule(callback, 0, args);
+  g.setInterval = (callback: (...args: unknown[]) => void, intervalMs?: number, ...args: unknown[]) => {
+    // Library intervals are not used by cluster code; model one as a self-rearming timeout.
+    const handle = { [TASK]: true, cancelled: false } as unknown as Task;
+    const period = typeof intervalMs === 'number' && intervalMs >= 1 ? intervalMs : 1;
+    const arm = () => {
+      const task = scheduler.schedule(scheduler.nowMs() + period, scheduler.currentHost, () => {
+        if (handle.cancelled) return;
+        arm();
+        callback(...args);
+      });
+      void task;
+    };
+    arm();
+    return handle;
+  };
+  g.clearTimeout = cancel(realGlobals.clearTimeout as (handle: never) => void);
+  g.clearImmediate = cancel(realGlobals.clearImmediate as (handle: never) => void);
+  g.clearInterval = cancel(realGlobals.clearInterval as (handle: never) => void);
+}
+
+function uninstallGlobalTimers(): void {
+  if (installedFor === undefined) return;
+  installedFor = undefined;
+  Object.assign(globalThis, realGlobals);
+}
+
 function before(a: Task, b: Task): boolean {
   return a.timeMs < b.timeMs || (a.timeMs === b.timeMs && a.sequence < b.sequence);
 }
@@ -76,6 +154,10 @@ export class SimScheduler implements Clock {
   private readonly hosts = new Map<string, SimHost>();
   /** Events executed so far (for throughput figures). */
   eventsRun = 0;
+  /** The host whose event is running (global timers set meanwhile belong to it). */
+  currentHost: SimHost | undefined;
+  /** Optional observer of every event run (time, host name, event number), for replay traces. */
+  trace: ((timeMs: number, host: string, event: number) => void) | undefined;
 
   constructor(readonly seed: number, startMs = 1_700_000_000_000) {
     this.random = new SeededRandom(seed);
@@ -96,41 +178,93 @@ export class SimScheduler implements Clock {
     return host;
   }
 
+  /**
+   * A new process on the machine `name` (after a crash): a fresh host with the old one's wall
+   * clock offset. The old host stays crashed, so nothing of the dead process ever runs again.
+   */
+  restartHost(name: string): SimHost {
+    const old = this.hosts.get(name);
+    const host = new SimHost(name, this);
+    if (old !== undefined) {
+      old.crashed = true;
+      host.wallClockOffsetMs = old.wallClockOffsetMs;
+    }
+    this.hosts.set(name, host);
+    return host;
+  }
+
   /** Schedules `run` at absolute time `timeMs` on `host` (undefined: the scheduler itself). */
   schedule(timeMs: number, host: SimHost | undefined, run: () => void): Task {
-    const task: Task = { timeMs: Math.max(timeMs, this.currentMs), sequence: this.sequence++, host, run, cancelled: false };
-    this.heap.push(task);
+    const task: Task = { [TASK]: true, timeMs: Math.max(timeMs, this.currentMs), sequence: this.sequence++, host, run, cancelled: false };
+    // Work due now (0 ms timers, setImmediate, a message handed to its host) runs after the
+    // current event, before any later one, in the order it was scheduled: a FIFO, cheaper than the heap.
+    if (task.timeMs === this.currentMs) this.immediates.push(task);
+    else this.heap.push(task);
     return task;
+  }
+
+  /** Tasks due at the current time, in scheduling order (run before anything in the heap). */
+  private immediates: Task[] = [];
+  private immediateHead = 0;
+
+  private nextTask(untilMs: number): Task | undefined {
+    if (this.immediateHead < this.immediates.length) {
+      const task = this.immediates[this.immediateHead++];
+      if (this.immediateHead === this.immediates.length) {
+        this.immediates = [];
+        this.immediateHead = 0;
+      }
+      return task;
+    }
+    const next = this.heap.peek();
+    if (next === undefined || next.timeMs > untilMs) return undefined;
+    return this.heap.pop();
   }
 
   /** Runs events until simulated time reaches `untilMs` (inclusive). */
   async runUntilTime(untilMs: number): Promise<void> {
-    for (;;) {
-      const next = this.heap.peek();
-      if (next === undefined || next.timeMs > untilMs) break;
-      this.heap.pop();
-      if (next.cancelled) continue;
-      this.currentMs = next.timeMs;
-      const host = next.host;
-      if (host !== undefined) {
-        if (host.crashed) continue;
-        if (host.pausedUntilMs > this.currentMs) {
-          // A stalled host runs nothing until it wakes; its overdue work then runs late, in order.
-          next.timeMs = host.pausedUntilMs;
-          next.sequence = this.sequence++;
-          this.heap.push(next);
-          continue;
+    let sinceYield = 0;
+    installGlobalTimers(this);
+    try {
+      for (;;) {
+        const next = this.nextTask(untilMs);
+        if (next === undefined) break;
+        if (next.cancelled) continue;
+        this.currentMs = next.timeMs;
+        const host = next.host;
+        if (host !== undefined) {
+          if (host.crashed) continue;
+          if (host.pausedUntilMs > this.currentMs) {
+            // A stalled host runs nothing until it wakes; its overdue work then runs late, in order.
+            next.timeMs = host.pausedUntilMs;
+            next.sequence = this.sequence++;
+            this.heap.push(next);
+            continue;
+          }
+        }
+        this.eventsRun++;
+        this.currentHost = host;
+        this.trace?.(next.timeMs, host?.name ?? '-', this.eventsRun);
+        try {
+          next.run();
+        } catch (error) {
+          host?.logger?.error('simulation: task threw', { error: String((error as Error)?.stack ?? error) });
+          if (host?.logger === undefined) throw error;
+        }
+        // Let promise chains started by this event settle before the next event.
+        await settleMicrotasks();
+        this.currentHost = undefined;
+        if (++sinceYield >= REAL_YIELD_EVERY_EVENTS) {
+          // Give the real event loop a turn (test-runner timers, I/O); no simulated work runs meanwhile.
+          sinceYield = 0;
+          uninstallGlobalTimers();
+          await new Promise<void>((resolve) => realGlobals.setImmediate(resolve));
+          installGlobalTimers(this);
         }
       }
-      this.eventsRun++;
-      try {
-        next.run();
-      } catch (error) {
-        host?.logger?.error('simulation: task threw', { error: String((error as Error)?.stack ?? error) });
-        if (host?.logger === undefined) throw error;
-      }
-      // Let promise chains started by this event settle before the next event.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+    } finally {
+      this.currentHost = undefined;
+      uninstallGlobalTimers();
     }
     this.currentMs = Math.max(this.currentMs, untilMs);
   }
@@ -163,6 +297,13 @@ export class SimHost implements Clock, Timers {
   pausedUntilMs = 0;
   crashed = false;
   clockOffsetMs = 0;
+  /** Offset of this machine's wall clock (record timestamps) from simulated time. */
+  wallClockOffsetMs = 0;
+  /**
+   * The machine's wall clock, as the store reads it for record timestamps (Date.now in the Db).
+   * Cluster code uses the monotonic clock (`nowMs`), which a wall-clock step does not move.
+   */
+  readonly wallClock: Clock = { nowMs: () => this.scheduler.nowMs() + this.clockOffsetMs + this.wallClockOffsetMs };
   logger: Logger | undefined;
   private intervals = new Map<object, Task>();
 
@@ -211,6 +352,31 @@ export class SimHost implements Clock, Timers {
     this.clockOffsetMs += deltaMs;
   }
 
+  /** Steps this machine's wall clock by `deltaMs` (NTP, an operator): record timestamps only. */
+  jumpWallClock(deltaMs: number): void {
+    this.wallClockOffsetMs += deltaMs;
+  }
+
+  /**
+   * Runs `callback` on this host now, from inside a scheduler event (a message arriving): at
+   * once if the host is running, when it wakes if it is stalled, never if it crashed. Saves the
+   * second event per message that post(0) would cost.
+   */
+  runNowOrWhenAwake(callback: () => void): void {
+    if (this.crashed) return;
+    if (this.pausedUntilMs > this.scheduler.nowMs()) {
+      this.post(0, callback);
+      return;
+    }
+    const previous = this.scheduler.currentHost;
+    this.scheduler.currentHost = this;
+    try {
+      callback();
+    } finally {
+      this.scheduler.currentHost = previous;
+    }
+  }
+
   /** Runs `callback` on this host after `delayMs` (used by the simulated network). */
   post(delayMs: number, callback: () => void): void {
     this.scheduler.schedule(this.scheduler.nowMs() + delayMs, this, callback);
@@ -229,20 +395,28 @@ export interface SimNetworkOptions {
   reorderRate?: number;
 }
 
-class SimEndpoint implements Connection {
+export class SimEndpoint implements Connection {
   closed = false;
   peer: SimEndpoint | undefined;
   private handlers: ConnectionHandlers | undefined;
   private pending: WireMessage[] = [];
   private pendingClose: string | undefined;
   private lastDeliveryMs = 0;
+  /**
+   * When the connection this (client) endpoint opened is set up at the listener. Like TCP,
+   * nothing sent before then can arrive before it: bytes written during the handshake wait
+   * in the socket buffer.
+   */
+  establishedAtMs = 0;
 
   constructor(
     readonly network: SimNetwork,
     readonly host: SimHost,
     readonly localAddress: string,
     readonly remoteAddress: string,
-  ) {}
+  ) {
+    network.register(this);
+  }
 
   setHandlers(handlers: ConnectionHandlers): void {
     this.handlers = handlers;
@@ -272,7 +446,7 @@ class SimEndpoint implements Connection {
 
   /** Delivery time for a message on this connection: FIFO unless reordered. */
   nextDeliveryMs(nowMs: number, delayMs: number, reorder: boolean): number {
-    const at = reorder ? nowMs + delayMs : Math.max(nowMs + delayMs, this.lastDeliveryMs);
+    const at = reorder ? Math.max(nowMs + delayMs, this.establishedAtMs) : Math.max(nowMs + delayMs, this.lastDeliveryMs, this.establishedAtMs);
     if (!reorder) this.lastDeliveryMs = at;
     return at;
   }
@@ -324,7 +498,11 @@ export class SimNetwork {
   /** Blocked directions, as "from|to" address pairs. */
   private readonly blocked = new Set<string>();
   private readonly hostAddresses = new Map<SimHost, Set<string>>();
+  /** Open endpoints per host, so a crash can close them the way the OS does for a dead process. */
+  private readonly endpoints = new Map<SimHost, Set<SimEndpoint>>();
   options: Required<SimNetworkOptions>;
+  /** Optional observer of every message sent (before faults apply), for replay traces. */
+  onTransmit: ((from: string, to: string, frame: Buffer) => void) | undefined;
   messagesSent = 0;
   messagesDropped = 0;
 
@@ -362,6 +540,30 @@ export class SimNetwork {
     this.blocked.clear();
   }
 
+  register(endpoint: SimEndpoint): void {
+    let set = this.endpoints.get(endpoint.host);
+    if (set === undefined) this.endpoints.set(endpoint.host, (set = new Set()));
+    set.add(endpoint);
+  }
+
+  /**
+   * The process on `host` died (its machine stays up): the kernel closes its sockets, so each
+   * peer gets a close after the usual delay (lost if the path is blocked; the peer's next
+   * message then draws a reset), and its listen addresses refuse connections until a new
+   * process listens there.
+   */
+  crashHost(host: SimHost): void {
+    host.crashed = true;
+    for (const [address, listener] of this.listeners) if (listener.host === host) this.listeners.delete(address);
+    this.hostAddresses.delete(host);
+    for (const endpoint of this.endpoints.get(host) ?? []) {
+      if (endpoint.closed) continue;
+      endpoint.closed = true;
+      if (endpoint.peer !== undefined) this.transmitClose(endpoint);
+    }
+    this.endpoints.delete(host);
+  }
+
   delayMs(): number {
     const { minDelayMs, maxDelayMs } = this.options;
     return minDelayMs + this.scheduler.random.nextFloat() * (maxDelayMs - minDelayMs);
@@ -372,7 +574,8 @@ export class SimNetwork {
   }
 
   private async listen(host: SimHost, address: string, onConnection: (c: Connection) => void): Promise<Listener> {
-    if (this.listeners.has(address)) throw new Error(`simulation: address ${address} in use`);
+    const existing = this.listeners.get(address);
+    if (existing !== undefined && !existing.host.crashed) throw new Error(`simulation: address ${address} in use`);
     this.listeners.set(address, { host, onConnection });
     let addresses = this.hostAddresses.get(host);
     if (addresses === undefined) this.hostAddresses.set(host, (addresses = new Set()));
@@ -389,7 +592,8 @@ export class SimNetwork {
     const localAddress = [...(this.hostAddresses.get(host) ?? [])][0] ?? `${host.name}:client`;
     const client = new SimEndpoint(this, host, localAddress, address);
     const delay = this.delayMs();
-    this.scheduler.schedule(this.scheduler.nowMs() + delay, undefined, () => {
+    client.establishedAtMs = this.scheduler.nowMs() + delay;
+    this.scheduler.schedule(client.establishedAtMs, undefined, () => {
       const listener = this.listeners.get(address);
       if (listener === undefined || listener.host.crashed || this.isBlocked(localAddress, address) || this.isBlocked(address, localAddress)) {
         host.post(this.delayMs(), () => client.close('connection refused'));
@@ -403,18 +607,28 @@ export class SimNetwork {
     return client;
   }
 
+  /** A reset from a dead process's machine reaches `endpoint` (unless that direction is blocked): it closes. */
+  private reset(endpoint: SimEndpoint): void {
+    this.scheduler.schedule(this.scheduler.nowMs() + this.delayMs(), undefined, () => {
+      if (endpoint.closed || this.isBlocked(endpoint.remoteAddress, endpoint.localAddress)) return;
+      endpoint.host.runNowOrWhenAwake(() => endpoint.remoteClosed());
+    });
+  }
+
   /** A close reaches the peer after the messages sent before it, like a TCP FIN. */
   transmitClose(from: SimEndpoint): void {
     const at = from.nextDeliveryMs(this.scheduler.nowMs(), this.delayMs(), false);
     this.scheduler.schedule(at, undefined, () => {
       const peer = from.peer;
-      if (peer !== undefined) peer.host.post(0, () => peer.remoteClosed());
+      if (peer === undefined || this.isBlocked(from.localAddress, from.remoteAddress)) return;
+      peer.host.runNowOrWhenAwake(() => peer.remoteClosed());
     });
   }
 
   /** Called by an endpoint's send(): applies loss, delay, duplication and partitions. */
   transmit(from: SimEndpoint, frame: Buffer): void {
     this.messagesSent++;
+    this.onTransmit?.(from.localAddress, from.remoteAddress, frame);
     const random = this.scheduler.random;
     const { lossRate, duplicateRate, reorderRate } = this.options;
     if (lossRate > 0 && random.nextFloat() < lossRate) {
@@ -428,15 +642,19 @@ export class SimNetwork {
       // The peer endpoint may not exist yet (connection still being established): resolve at delivery.
       this.scheduler.schedule(at, undefined, () => {
         const peer = from.peer;
-        if (peer === undefined || peer.closed) {
+        if (peer === undefined || this.isBlocked(from.localAddress, from.remoteAddress)) {
           this.messagesDropped++;
           return;
         }
-        if (this.isBlocked(from.localAddress, from.remoteAddress)) {
+        if (peer.host.crashed || peer.closed) {
+          // The socket at the other end is gone (closed, or its process died; the machine is
+          // up): like TCP, data arriving there draws a reset, so the sender learns the
+          // connection is dead and reconnects even if the close itself was lost in a partition.
           this.messagesDropped++;
+          this.reset(from);
           return;
         }
-        peer.host.post(0, () => peer.receive(frame));
+        peer.host.runNowOrWhenAwake(() => peer.receive(frame));
       });
     }
   }
