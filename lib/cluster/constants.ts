@@ -5,9 +5,9 @@
  */
 
 /** Wire protocol version this build speaks. Bumped on any incompatible message change. */
-export const PROTOCOL_VERSION_CURRENT = 1;
+export const PROTOCOL_VERSION_CURRENT = 2;
 /** Oldest protocol version this build still interoperates with (rolling upgrade window). */
-export const PROTOCOL_VERSION_MIN_SUPPORTED = 1;
+export const PROTOCOL_VERSION_MIN_SUPPORTED = 2;
 
 /** Largest frame body accepted or sent (bytes). A larger length prefix closes the connection. */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;

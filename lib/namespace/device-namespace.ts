@@ -64,7 +64,7 @@ import {
 import type { DbConfig, NamespaceConfig } from '../options';
 import { type ColdStartRecord, type ColdStartReport, DeviceStore, type StoreIndex } from '../storage/device-store';
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
-import { versionWins } from './conflict';
+import { compareVersions, tieWins } from './conflict';
 import { partitionFilter } from './partition-filter';
 import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
@@ -871,7 +871,31 @@ export class DeviceNamespace implements Namespace {
       low: exchange.entryU32(ENTRY_LOCATION_LOW),
       high: exchange.entryU32(ENTRY_LOCATION_HIGH),
     };
-    if (local.exists && !versionWins(version, local, this.config.conflictResolution)) return false;
+    if (!local.exists) return this.applyLoaded(version, local);
+    const order = compareVersions(version, local, this.config.conflictResolution);
+    if (order < 0) return false;
+    if (order > 0 || version.tombstone) return this.applyLoaded(version, local);
+    // A full tie: the content decides (conflict.ts), so every copy keeps the same one.
+    if (!this.dataInMemory) return this.applyOnTie(version, local);
+    this.index.read(READ_COPY_DATA);
+    if (!tieWins(version, { tombstone: false, payload: exchange.buffer.subarray(EX_DATA, EX_DATA + length) })) return false;
+    return this.applyLoaded(version, local);
+  }
+
+  /** applyNow's tie with the stored payload on the device: read it, then decide unless the record moved meanwhile. */
+  private async applyOnTie(version: RecordVersion, local: Loaded): Promise<boolean> {
+    const stored = await this.readPayload(version.digest, local);
+    const exchange = this.exchange;
+    exchange.setDigest(version.digest);
+    const moved = this.index.read(0) < 0 || exchange.entryU32(ENTRY_LOCATION_LOW) !== local.low || exchange.entryU32(ENTRY_LOCATION_HIGH) !== local.high;
+    if (moved || stored === undefined) return this.applyNow(version);
+    if (!tieWins(version, { tombstone: false, payload: stored })) return false;
+    return this.applyLoaded(version, local);
+  }
+
+  /** Stores `version` over `local`, the record whose digest and entry are in the exchange. */
+  private applyLoaded(version: RecordVersion, local: Loaded): MaybePromise<boolean> {
+    const exchange = this.exchange;
     if (version.tombstone || version.payload === undefined) return this.removeCurrent(local, false, true);
     if (version.payload.length > exchange.dataCapacity) {
       throw new ShoalError(ErrorCode.RECORD_TOO_BIG, `replicated record of ${version.payload.length} bytes exceeds this node's maxRecordBytes`);

@@ -84,7 +84,7 @@ import {
 import { SetTable } from './set-table';
 import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
 import { partitionFilter } from './partition-filter';
-import { versionWins } from './conflict';
+import { compareVersions, tieWins } from './conflict';
 
 const META_FORMAT = 1;
 /** Memory charged per record besides its payload: the index entry and its side-table entry. */
@@ -617,7 +617,13 @@ export class MemoryNamespace implements Namespace {
     const length = this.index.read(0);
     if (length >= 0) {
       const local = { gen: exchange.entryU32(ENTRY_GENERATION), lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS) };
-      if (!versionWins(version, local, this.config.conflictResolution)) return false;
+      const order = compareVersions(version, local, this.config.conflictResolution);
+      if (order < 0) return false;
+      if (order === 0) {
+        // A full tie: the content decides (conflict.ts), so every copy keeps the same one.
+        this.index.read(READ_COPY_DATA);
+        if (!tieWins(version, { tombstone: false, payload: exchange.buffer.subarray(EX_DATA, EX_DATA + length) })) return false;
+      }
     }
     if (version.tombstone || version.payload === undefined) {
       // Memory namespaces keep no tombstones: a removal is the absence of the record.

@@ -2,9 +2,9 @@
  * The simulator's LocalStore: an in-memory record store with a model of what a device
  * namespace keeps across a crash, and the storage faults the fault schedule injects.
  *
- * - Records are { bins } objects; payloads are their JSON. Conflict rule: generation, then
- *   last-update time, then content (versionWins); the namespace's rule (lib/namespace/
- *   conflict.ts) keeps the local copy on a full tie, which lets two copies diverge for good.
+ * - Records are { bins } objects; payloads are their JSON. Conflict rule: the namespaces'
+ *   own (lib/namespace/conflict.ts, rule 'generation'): generation, then last-update time,
+ *   then content on a full tie.
  * - Durability ('device'): like Shoal's write path without `durable`, a write is acknowledged
  *   once it is in the open write block, and reaches the device when the block is flushed
  *   (every `flushIntervalMs`, Shoal's flushMaxMs). A process crash loses what was not
@@ -21,6 +21,7 @@
  *   a violation is recorded in `generationViolations` (a checker reads it).
  */
 import { createHash } from 'node:crypto';
+import { versionWins } from '../../namespace/conflict';
 import { PARTITION_COUNT } from '../constants';
 import type { ClusterRequest, LocalResult, LocalStore, RecordVersion } from '../local-store';
 import type { Clock, Timers } from '../seams';
@@ -62,19 +63,6 @@ interface DurableChange {
   previous: RecordVersion | undefined;
 }
 
-/**
- * The conflict rule: generation, then last-update time, then (two different versions with the
- * same generation and time, written by two views) the content, so every copy picks the same
- * winner. Equal content: the local copy stays.
- */
-export function versionWins(incoming: RecordVersion, local: RecordVersion): boolean {
-  if (incoming.gen !== local.gen) return incoming.gen > local.gen;
-  if (incoming.lastUpdateMs !== local.lastUpdateMs) return incoming.lastUpdateMs > local.lastUpdateMs;
-  if (incoming.tombstone !== local.tombstone) return incoming.tombstone;
-  return Buffer.compare(incoming.payload ?? EMPTY, local.payload ?? EMPTY) > 0;
-}
-
-const EMPTY = Buffer.alloc(0);
 
 function storeError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });
@@ -274,7 +262,7 @@ export class SimStore implements LocalStore {
     const records = this.records(ns);
     const hex = version.digest.toString('hex');
     const current = records.get(hex);
-    if (current !== undefined && !versionWins(version, current)) return 'stale';
+    if (current !== undefined && !versionWins(version, current, 'generation')) return 'stale';
     this.checkWritable();
     this.store(ns, hex, version);
     this.applied++;
