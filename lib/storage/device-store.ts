@@ -892,7 +892,9 @@ export class DeviceStore {
     const start = alignDown(block.written, IO_ALIGN_BYTES);
     const end = block.fill;
     block.inflight = true;
-    block.device.device.write(this.blockOffset(block.block) + start, block.buffer, start, end, false).then(
+    // A block's bytes below its fill never change, and its buffer is not reused before its last
+    // write lands (sealedInFlight, spareBuffer): the I/O thread may copy them.
+    block.device.device.write(this.blockOffset(block.block) + start, block.buffer, start, end, false, true).then(
       () => {
         block.inflight = false;
         block.written = end;
@@ -1025,9 +1027,12 @@ export class DeviceStore {
    * Keeps the buffer of a block that left memory for the next block to open. Only when nothing
    * can still read it: it is out of the cache and not being written (the callers' business),
    * and no defragmentation slice is running (a slice holds the blocks it read across awaits).
+   * Never once the store has failed: writeUpTo then rejects at once, so a block can leave
+   * sealedInFlight while a write of it is still in flight, and an I/O thread may still be
+   * copying from its buffer (NativeDevice.write with sourceStable).
    */
   private spareBuffer(buffer: Buffer): void {
-    if (this.defragRunning !== undefined || this.spareBlocks.length >= WRITE_BLOCK_SPARES || buffer.length !== this.writeBlockBytes) return;
+    if (this.failed !== undefined || this.defragRunning !== undefined || this.spareBlocks.length >= WRITE_BLOCK_SPARES || buffer.length !== this.writeBlockBytes) return;
     this.spareBlocks.push(buffer);
   }
 

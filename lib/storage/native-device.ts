@@ -24,7 +24,7 @@ export interface NativeBlockDevice {
   info(): { path: string; directIo: boolean; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
   read(id: number, offset: number, length: number, verifyRecord: boolean): void;
   submitReads(count: number): void;
-  write(id: number, offset: number, source: Buffer, sourceStart: number, sourceEnd: number, syncAfter: boolean): void;
+  write(id: number, offset: number, source: Buffer, sourceStart: number, sourceEnd: number, syncAfter: boolean, sourceStable: boolean): void;
   sync(id: number): void;
   readSync(offset: number, length: number): Buffer;
   writeSync(offset: number, source: Buffer, sync: boolean): void;
@@ -216,11 +216,16 @@ export class NativeDevice {
     }) as Promise<Buffer>;
   }
 
-  /** Writes source[start, end) (zero-padded to 4 KiB) at the aligned offset; copies at once. */
-  write(offset: number, source: Buffer, start: number, end: number, syncAfter: boolean): Promise<void> {
+  /**
+   * Writes source[start, end) (zero-padded to 4 KiB) at the aligned offset. The bytes are
+   * copied at once, unless `sourceStable`: the caller promises not to change source[start,
+   * end) until the returned promise settles (bytes past `end` may change), and the copy is made
+   * on an I/O thread instead of the JS thread (write blocks, which only grow at their end).
+   */
+  write(offset: number, source: Buffer, start: number, end: number, syncAfter: boolean, sourceStable = false): Promise<void> {
     return new Promise<Buffer | undefined>((resolve, reject) => {
       const id = this.take(resolve, reject, READ_RAW, undefined);
-      this.native.write(id, offset, source, start, end, syncAfter);
+      this.native.write(id, offset, source, start, end, syncAfter, sourceStable);
     }) as unknown as Promise<void>;
   }
 
