@@ -253,6 +253,7 @@ function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, resu
   if (batch.count === 0) return;
   index.lookupBatch(batch.buffer, batch.count);
   const nowMs = Date.now();
+  newRecordSet = undefined;
   let writes = 0;
   let growthBytes = 0;
   for (let i = 0; i < batch.count; i++) {
@@ -285,6 +286,22 @@ function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, resu
     results[position] = stored !== undefined && written ? stored.then((failure) => failure ?? outcome) : outcome;
   }
   batch.reset();
+}
+
+/**
+ * The set name of the last new record decided in this flush and its set id: entries of a batch
+ * usually share a set, and nothing can change a set's id while a flush runs synchronously.
+ */
+let newRecordSet: string | undefined;
+let newRecordSetId = 0;
+
+/** The set id of a new record's set, through the cache above. */
+function setIdOfNew(host: BatchHost, set: string | undefined): number {
+  if (set === newRecordSet && set !== undefined) return newRecordSetId;
+  const id = host.setIdFor(set);
+  newRecordSet = set;
+  newRecordSetId = id;
+  return id;
 }
 
 /** The state before the entry being decided (reused: decide() is synchronous). */
@@ -331,7 +348,7 @@ function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): num
   }
   let setId: number;
   try {
-    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : host.setIdFor(entry.key.set ?? undefined);
+    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : setIdOfNew(host, entry.key.set ?? undefined);
   } catch (error) {
     batch.outcomes[i] = error as ShoalError;
     return undefined;

@@ -529,6 +529,9 @@ export class DeviceStore {
     const u32 = new Uint32Array(batch.buffer, batch.byteOffset, count * (BATCH_SLOT_BYTES >>> 2));
     const blocks: Buffer[] = [];
     const numbers = new Map<WriteBlock, number>();
+    // Consecutive slots usually land in the same block: skip the map (and the set) for them.
+    let lastBlock: WriteBlock | undefined;
+    let lastNumber = 0;
     this.batchSealed = [];
     this.batchDevices.clear();
     for (let i = 0; i < count; i++) {
@@ -544,11 +547,17 @@ export class DeviceStore {
         u32[(slot + BATCH_ACTION) >>> 2] = BATCH_SKIP;
         continue;
       }
-      let number = numbers.get(block);
-      if (number === undefined) {
-        number = blocks.push(block.buffer) - 1;
-        numbers.set(block, number);
+      if (block !== lastBlock) {
+        let number = numbers.get(block);
+        if (number === undefined) {
+          number = blocks.push(block.buffer) - 1;
+          numbers.set(block, number);
+        }
+        lastBlock = block;
+        lastNumber = number;
+        this.batchDevices.add(device);
       }
+      const number = lastNumber;
       const at = block.fill;
       u32[(slot + BATCH_ACTION) >>> 2] = BATCH_WRITE_RECORD;
       u32[(slot + BATCH_BLOCK) >>> 2] = number;
@@ -556,7 +565,6 @@ export class DeviceStore {
       u32[(slot + BATCH_LOCATION_LOW) >>> 2] = locationLow(at, size);
       u32[(slot + BATCH_LOCATION_HIGH) >>> 2] = locationHigh(device.index, block.block, size);
       this.appended(block, size);
-      this.batchDevices.add(device);
     }
     return blocks;
   }
