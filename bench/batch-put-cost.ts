@@ -1,15 +1,16 @@
 /**
- * batchPut's cost per record, made robust to a busy machine: the CPU time of the JS thread
- * (process.cpuUsage is per process, and batchPut does its work on the JS thread, so it is
- * close) and the wall time of db.batchPut alone over BENCH_KEYS records (default 300,000) in
- * calls of 10,000 into a fresh device namespace, repeated BENCH_ROUNDS times (default 5); the
- * best round is the figure (load only ever adds time). Each call's entries are built just
- * before it, as storage.ts does, but outside the clocks, so the figure is Shoal's own cost;
- * storage.ts's bulk insert adds building them (~0.25 µs a record) and the final durable flush.
- * CPU time counts every thread of the process (the I/O pool's block writes, V8's concurrent
- * GC), so it can exceed the wall time. On Linux the JS thread's own on-CPU time is reported
- * too (from /proc/self/task/<pid>/schedstat, in ns): the figure least moved by other jobs
- * on the machine, since time spent waiting for a core is not counted.
+ * batchPut's cost per record, made robust to a busy machine: db.batchPut alone over
+ * BENCH_KEYS records (default 300,000) in calls of 10,000 into a fresh device namespace,
+ * repeated BENCH_ROUNDS times (default 5); for each clock the best round is the figure (load
+ * only ever adds time). Each call's entries are built just before it, as storage.ts does, but
+ * outside the clocks, so the figure is Shoal's own cost; storage.ts's bulk insert adds building
+ * them (~0.25 µs a record) and the final durable flush. Three clocks, in ns per record:
+ *   - wall: what a caller waits;
+ *   - cpu: process.cpuUsage, every thread of the process (the I/O pool's block copies and
+ *     writes, V8's concurrent GC), so it can exceed the wall time;
+ *   - JS thread: the JS thread's own on-CPU time (Linux: /proc/self/task/<pid>/schedstat),
+ *     the figure least moved by other jobs on the machine, since time spent waiting for a
+ *     core is not counted (NaN elsewhere).
  *
  *   npm run build && node --expose-gc dist/bench/batch-put-cost.js
  */
