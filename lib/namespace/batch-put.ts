@@ -178,8 +178,10 @@ export class PutBatch {
           this.lastSetBytes = encodeSetName(set);
           this.lastSet = set;
         }
-        u8.set(this.lastSetBytes, at);
-        setLength = this.lastSetBytes.length;
+        // A byte loop: set names are at most 63 bytes, and TypedArray#set costs more than that.
+        const setBytes = this.lastSetBytes;
+        setLength = setBytes.length;
+        for (let i = 0; i < setLength; i++) u8[at + i] = setBytes[i]!;
       }
       const value = key.key;
       if (value === undefined || value === null) u8.set(key.digest!, slot + BATCH_DIGEST);
@@ -201,7 +203,8 @@ export class PutBatch {
     }
     u8[slot + BATCH_KEY_TYPE] = keyType;
     u8[slot + BATCH_SET_LENGTH] = setLength;
-    this.buffer.writeUInt16LE(keyLength, slot + BATCH_KEY_LENGTH);
+    u8[slot + BATCH_KEY_LENGTH] = keyLength & 0xff;
+    u8[slot + BATCH_KEY_LENGTH + 1] = keyLength >>> 8;
     this.setU32(slot + BATCH_VARIABLE_OFFSET, at);
     this.setU32(slot + BATCH_PAYLOAD_LENGTH, payloadLength);
     this.setU32(slot + BATCH_RECORD_FLAGS, storeKey ? RECORD_FLAG_PAYLOAD_KEY : 0);
