@@ -59,6 +59,7 @@ void BlockDevice::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&BlockDevice::ReadSync>("readSync"),
       InstanceMethod<&BlockDevice::WriteSync>("writeSync"),
       InstanceMethod<&BlockDevice::Pending>("pending"),
+      InstanceMethod<&BlockDevice::Poll>("poll"),
       InstanceMethod<&BlockDevice::Fault>("fault"),
       InstanceMethod<&BlockDevice::Close>("close"),
   });
@@ -420,6 +421,17 @@ Napi::Value BlockDevice::WriteSync(const Napi::CallbackInfo& info) {
   if (result == 0 && info.Length() > 2 && info[2].ToBoolean()) result = backend_->Sync();
   buffers_.Release(buffer, capacity);
   if (result != 0) throw CodedError(env, "IO_ERROR", "write failed on " + path_, -result);
+  return env.Undefined();
+}
+
+// poll(): delivers the completions that are already finished now, during this call (onComplete
+// runs before it returns), instead of when the event loop next turns. For callers that keep the
+// JS thread busy for long (a bulk load of awaited batchPut calls never yields to the event
+// loop): a write's aligned buffer goes back to the pool, and the store learns that its block
+// landed, only on delivery.
+Napi::Value BlockDevice::Poll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (fd_ >= 0 && pool_) DrainToJs(env);
   return env.Undefined();
 }
 

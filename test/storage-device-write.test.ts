@@ -1,7 +1,8 @@
 /**
  * NativeDevice.write: what lands on the device for a copy made at once and for one the I/O
  * thread makes (sourceStable, used for write blocks), including when the caller keeps
- * appending past `end` and drops its own reference to the source while the write is in flight.
+ * appending past `end` and drops its own reference to the source while the write is in flight;
+ * and NativeDevice.poll, which delivers finished writes while the JS thread stays busy.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -61,6 +62,26 @@ describe('NativeDevice.write', () => {
       }
     });
   }
+
+  it('poll() delivers finished writes without the event loop turning', async () => {
+    const device = openDevice();
+    try {
+      let settled = false;
+      const written = device.write(0, bytes(1 << 20, 7), 0, 1 << 20, false, true).then(() => {
+        settled = true;
+      });
+      expect(device.pending()).toBe(1);
+      // Synchronously, so the event loop cannot deliver the completion: only poll() can.
+      const deadline = Date.now() + 10_000;
+      while (device.pending() > 0 && Date.now() < deadline) device.poll();
+      expect(device.pending()).toBe(0);
+      expect(settled).toBe(false); // settlement callbacks still run as microtasks
+      await written;
+      expect(settled).toBe(true);
+    } finally {
+      device.close();
+    }
+  });
 
   it('still delivers and releases a write copied on the I/O thread when the device closes with it in flight', async () => {
     const device = openDevice();

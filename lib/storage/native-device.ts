@@ -29,6 +29,7 @@ export interface NativeBlockDevice {
   readSync(offset: number, length: number): Buffer;
   writeSync(offset: number, source: Buffer, sync: boolean): void;
   pending(): number;
+  poll(): void;
   fault(command: string, ...args: unknown[]): unknown;
   close(): void;
 }
@@ -234,6 +235,16 @@ export class NativeDevice {
       const id = this.take(resolve, reject, READ_RAW, undefined);
       this.native.sync(id);
     }) as unknown as Promise<void>;
+  }
+
+  /**
+   * Settles the promises of the operations that have already finished, now instead of when the
+   * event loop next turns (their callbacks still run as microtasks). For a caller that keeps the
+   * JS thread busy; must not be called from a settlement callback's synchronous code path of
+   * this device (it would deliver re-entrantly).
+   */
+  poll(): void {
+    this.native.poll();
   }
 
   pending(): number {
