@@ -66,6 +66,10 @@ std::string CheckSlotBytes(const uint8_t* slot, size_t length) {
 
 const uint8_t* SlotVariable(const uint8_t* batch, const uint8_t* slot) { return batch + LoadU32(slot, kBatchVariableOffset); }
 
+// How many slots ahead the lookups and upserts prefetch: a slot's bucket, then (once that is in
+// cache) the first entry of its chain, then the second; each stage a DRAM miss apart.
+constexpr uint32_t kBucketAhead = 16, kChainAhead = 8, kChainSecondAhead = 4;
+
 }  // namespace
 
 // lookupBatch(batch, count): computes the digest of every slot (unless given), marks later
@@ -107,12 +111,12 @@ Napi::Value PrimaryIndexWrap::LookupBatch(const Napi::CallbackInfo& info) {
     }
   }
   // Lookups, with the bucket and chain of later slots prefetched so their DRAM misses overlap.
-  constexpr uint32_t kBucketAhead = 16, kChainAhead = 8;
   for (uint32_t i = 0; i < count && i < kBucketAhead; ++i) index.PrefetchBucket(batch + size_t{i} * kBatchSlotBytes);
   for (uint32_t i = 0; i < count; ++i) {
     uint8_t* slot = batch + size_t{i} * kBatchSlotBytes;
     if (i + kBucketAhead < count) index.PrefetchBucket(slot + kBucketAhead * kBatchSlotBytes);
     if (i + kChainAhead < count) index.PrefetchChain(slot + kChainAhead * kBatchSlotBytes);
+    if (i + kChainSecondAhead < count) index.PrefetchChainSecond(slot + kChainSecondAhead * kBatchSlotBytes);
     StoreU32(slot, kBatchPartitionId, PartitionOf(slot + kBatchDigest));
     uint32_t id = index.Find(slot + kBatchDigest);
     if (id == 0) continue;
@@ -225,13 +229,13 @@ Napi::Value PrimaryIndexWrap::WriteBatch(const Napi::CallbackInfo& info) {
   }
   uint32_t written = 0;
   try {
-    constexpr uint32_t kBucketAhead = 16, kChainAhead = 8;
     for (uint32_t i = 0; i < count && i < kBucketAhead; ++i) index.PrefetchBucket(batch + size_t{i} * kBatchSlotBytes);
     PreviousEntry previous;
     for (uint32_t i = 0; i < count; ++i) {
       uint8_t* slot = batch + size_t{i} * kBatchSlotBytes;
       if (i + kBucketAhead < count) index.PrefetchBucket(slot + kBucketAhead * kBatchSlotBytes);
       if (i + kChainAhead < count) index.PrefetchChain(slot + kChainAhead * kBatchSlotBytes);
+      if (i + kChainSecondAhead < count) index.PrefetchChainSecond(slot + kChainSecondAhead * kBatchSlotBytes);
       index.PrefetchSplit(kChainAhead);
       if (LoadU32(slot, kBatchAction) == kBatchSkip) continue;
       EntryFields fields;

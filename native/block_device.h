@@ -11,6 +11,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "io_backend.h"
@@ -40,6 +41,7 @@ class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
   Napi::Value ReadSync(const Napi::CallbackInfo& info);
   Napi::Value WriteSync(const Napi::CallbackInfo& info);
   Napi::Value Pending(const Napi::CallbackInfo& info);
+  Napi::Value Poll(const Napi::CallbackInfo& info);
   Napi::Value Fault(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
@@ -73,6 +75,9 @@ class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
   std::atomic<int64_t> calls_in_flight_{0};
   bool referenced_ = false;
   std::vector<IoRequest*> drained_;
+  // Sources of writes whose copy the I/O thread makes (write(..., sourceStable)): held until
+  // the request's completion is drained, so the bytes stay alive while the I/O thread reads them.
+  std::unordered_map<IoRequest*, Napi::Reference<Napi::Buffer<uint8_t>>> held_sources_;
 };
 
 }  // namespace shoal

@@ -2,7 +2,9 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
+#include "assert.h"
 #include "storage_format.h"
 
 namespace shoal {
@@ -139,6 +141,11 @@ void IoPool::Execute(IoRequest* request) {
       break;
     }
     case IoKind::kWrite:
+      if (request->copy_source != nullptr) {
+        SHOAL_ASSERT(request->copy_length <= request->length, "write copy of %zu bytes into %zu", request->copy_length, request->length);
+        std::memcpy(request->buffer, request->copy_source, request->copy_length);
+        std::memset(request->buffer + request->copy_length, 0, request->length - request->copy_length);
+      }
       request->result = backend_->Write(request->offset, request->buffer, request->length);
       if (request->result == 0 && request->sync_after) request->result = backend_->Sync();
       break;

@@ -38,6 +38,10 @@ struct IoRequest {
   bool verify_record = false;  // kRead: check the record at record_start (CRC) on the I/O thread
   uint64_t offset = 0;       // aligned device offset
   uint8_t* buffer = nullptr;  // aligned, owned by the request (AlignedBufferPool)
+  // kWrite: when set, the I/O thread copies these bytes into buffer (zero-padding it to
+  // length) before writing; the submitter keeps them alive and unchanged until completion.
+  const uint8_t* copy_source = nullptr;
+  size_t copy_length = 0;
   size_t capacity = 0;
   size_t length = 0;         // aligned transfer length
   uint32_t record_start = 0;  // kRead: bytes of interest start here in buffer

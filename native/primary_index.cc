@@ -304,21 +304,44 @@ void PrimaryIndex::PrefetchBucket(const uint8_t* digest) const {
   __builtin_prefetch(BucketAt(BucketOf(digest)));
 }
 
+namespace {
+
+// An index entry is 48 bytes, so it may straddle two cache lines: fetch both.
+void PrefetchEntry(const void* entry) {
+  __builtin_prefetch(entry);
+  __builtin_prefetch(static_cast<const uint8_t*>(entry) + sizeof(IndexEntry) - 1);
+}
+
+}  // namespace
+
 void PrimaryIndex::PrefetchChain(const uint8_t* digest) const {
   uint32_t id = *BucketAt(BucketOf(digest));
-  if (id != 0 && id < header_->end_entry_id) {
-    const uint8_t* entry = reinterpret_cast<const uint8_t*>(EntryAt(id));
-    __builtin_prefetch(entry);
-    __builtin_prefetch(entry + sizeof(IndexEntry) - 1);
-  }
+  if (id != 0 && id < header_->end_entry_id) PrefetchEntry(EntryAt(id));
+}
+
+void PrimaryIndex::PrefetchChainSecond(const uint8_t* digest) const {
+  uint32_t end = header_->end_entry_id;
+  uint32_t id = *BucketAt(BucketOf(digest));
+  if (id == 0 || id >= end) return;
+  uint32_t next = EntryAt(id)->next;
+  if (next != 0 && next < end) PrefetchEntry(EntryAt(next));
 }
 
 void PrimaryIndex::PrefetchSplit(uint32_t distance) const {
   uint64_t round = uint64_t{1} << (kInitialBucketsLog2 + header_->hash_level);
-  uint64_t bucket = header_->split_pointer + distance;
-  if (bucket >= round || bucket >= header_->bucket_count) return;
-  uint32_t id = *BucketAt(bucket);
-  if (id != 0 && id < header_->end_entry_id) __builtin_prefetch(EntryAt(id));
+  uint32_t end = header_->end_entry_id;
+  uint64_t far = header_->split_pointer + 2 * uint64_t{distance};
+  if (far < round && far < header_->bucket_count) {
+    uint32_t id = *BucketAt(far);
+    if (id != 0 && id < end) PrefetchEntry(EntryAt(id));
+  }
+  uint64_t near = header_->split_pointer + distance;
+  if (near < round && near < header_->bucket_count) {
+    uint32_t id = *BucketAt(near);
+    if (id == 0 || id >= end) return;
+    uint32_t next = EntryAt(id)->next;
+    if (next != 0 && next < end) PrefetchEntry(EntryAt(next));
+  }
 }
 
 bool PrimaryIndex::IsLive(uint32_t id) const {

@@ -178,10 +178,13 @@ class PrimaryIndex {
                   uint32_t data_bytes, PreviousEntry* previous);
   bool Remove(const uint8_t* digest, PreviousEntry* previous);
   // Cache hints for batch inserts (no effect on contents): the bucket of `digest`; the first
-  // entry of its chain (after its bucket is in cache); the bucket `distance` past the split
-  // pointer and its first entry (an insert splits about one bucket).
+  // entry of its chain (after its bucket is in cache); the second entry of its chain (after the
+  // first is in cache); the first entry of the bucket 2 * `distance` past the split pointer
+  // and the second entry of the bucket `distance` past it (an insert splits about one bucket,
+  // and a split reads every entry of its chain).
   void PrefetchBucket(const uint8_t* digest) const;
   void PrefetchChain(const uint8_t* digest) const;
+  void PrefetchChainSecond(const uint8_t* digest) const;
   void PrefetchSplit(uint32_t distance) const;
   bool RemoveEntry(uint32_t id, PreviousEntry* previous);
 

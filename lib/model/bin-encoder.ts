@@ -227,12 +227,35 @@ function writeArray(value: BinValue[]): void {
   for (let i = 0; i < length; i++) writeValue(value[i]!);
 }
 
+/**
+ * A map in one pass over its keys: a one-byte fixmap header is reserved, the entries written,
+ * and the header filled in with the count; for 16 or more entries (rare for bins) the entries
+ * move up to make room for a map16/map32 header. The output is what a counting pass first
+ * would give.
+ */
 function writeMap(value: Bins): void {
+  room(1);
+  const header = position++;
   let count = 0;
-  for (const _ in value) count++;
-  writeLength(count, 0x80, 0xde, 0xdf);
   for (const name in value) {
     writeString(name);
     writeValue(value[name]!);
+    count++;
+  }
+  if (count < 0x10) {
+    target[header] = 0x80 | count;
+    return;
+  }
+  const extra = count < 0x10000 ? 2 : 4;
+  room(extra);
+  target.copyWithin(header + 1 + extra, header + 1, position);
+  position += extra;
+  if (extra === 2) {
+    target[header] = 0xde;
+    target[header + 1] = count >> 8;
+    target[header + 2] = count & 0xff;
+  } else {
+    target[header] = 0xdf;
+    view.setUint32(header + 1, count);
   }
 }

@@ -115,13 +115,20 @@ export class PutBatch {
   readonly f64: Float64Array;
   count = 0;
   private variableEnd = BATCH_PUT_SLOTS_PER_CALL * BATCH_SLOT_BYTES;
-  /** Per slot: the entry, its position in the caller's entries, whether it must take the per-record path, and its outcome. */
-  readonly entries: BatchEntry[] = [];
-  readonly positions: number[] = [];
+  /**
+   * Per slot (allocated once at BATCH_PUT_SLOTS_PER_CALL, so filling them never grows an
+   * array): the entry, its position in the caller's entries, whether it must take the
+   * per-record path (1) or not (0), and its outcome. Slots at and past `count` are stale;
+   * reset() drops the entries so a finished batch keeps no caller object alive.
+   */
+  readonly entries: (BatchEntry | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
+  readonly positions = new Uint32Array(BATCH_PUT_SLOTS_PER_CALL);
+  readonly perRecord = new Uint8Array(BATCH_PUT_SLOTS_PER_CALL);
+  readonly outcomes: (BatchOutcome | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
   /** The batch's options, for entries without opts of their own. */
   options: WriteOptions | undefined = undefined;
-  readonly perRecord: boolean[] = [];
-  readonly outcomes: (BatchOutcome | undefined)[] = [];
+  /** Whether a slot decided to be written is durable (its own or the batch's options); set by decide(). */
+  durable = false;
   /** The set name of the last entry added and its UTF-8 bytes (entries of a batch usually share one). */
   private lastSet = '';
   private lastSetBytes: Uint8Array = new Uint8Array(0);
@@ -138,12 +145,13 @@ export class PutBatch {
   }
 
   reset(): void {
+    for (let i = 0; i < this.count; i++) {
+      this.entries[i] = undefined;
+      this.outcomes[i] = undefined;
+    }
     this.count = 0;
     this.variableEnd = BATCH_PUT_SLOTS_PER_CALL * BATCH_SLOT_BYTES;
-    this.entries.length = 0;
-    this.positions.length = 0;
-    this.perRecord.length = 0;
-    this.outcomes.length = 0;
+    this.durable = false;
   }
 
   /** Whether another entry surely fits. */
@@ -170,8 +178,10 @@ export class PutBatch {
           this.lastSetBytes = encodeSetName(set);
           this.lastSet = set;
         }
-        u8.set(this.lastSetBytes, at);
-        setLength = this.lastSetBytes.length;
+        // A byte loop: set names are at most 63 bytes, and TypedArray#set costs more than that.
+        const setBytes = this.lastSetBytes;
+        setLength = setBytes.length;
+        for (let i = 0; i < setLength; i++) u8[at + i] = setBytes[i]!;
       }
       const value = key.key;
       if (value === undefined || value === null) u8.set(key.digest!, slot + BATCH_DIGEST);
@@ -193,7 +203,8 @@ export class PutBatch {
     }
     u8[slot + BATCH_KEY_TYPE] = keyType;
     u8[slot + BATCH_SET_LENGTH] = setLength;
-    this.buffer.writeUInt16LE(keyLength, slot + BATCH_KEY_LENGTH);
+    u8[slot + BATCH_KEY_LENGTH] = keyLength & 0xff;
+    u8[slot + BATCH_KEY_LENGTH + 1] = keyLength >>> 8;
     this.setU32(slot + BATCH_VARIABLE_OFFSET, at);
     this.setU32(slot + BATCH_PAYLOAD_LENGTH, payloadLength);
     this.setU32(slot + BATCH_RECORD_FLAGS, storeKey ? RECORD_FLAG_PAYLOAD_KEY : 0);
@@ -201,11 +212,10 @@ export class PutBatch {
     this.setU32(slot + BATCH_DONE, 0);
     at += setLength + keyLength + payloadLength;
     this.variableEnd = (at + 7) & ~7;
-    this.entries.push(entry);
-    this.positions.push(position);
-    this.perRecord.push(perRecord);
-    this.outcomes.push(undefined);
-    this.count++;
+    const index = this.count++;
+    this.entries[index] = entry;
+    this.positions[index] = position;
+    this.perRecord[index] = perRecord ? 1 : 0;
     return undefined;
   }
 
@@ -246,6 +256,7 @@ function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, resu
   if (batch.count === 0) return;
   index.lookupBatch(batch.buffer, batch.count);
   const nowMs = Date.now();
+  newRecordSet = undefined;
   let writes = 0;
   let growthBytes = 0;
   for (let i = 0; i < batch.count; i++) {
@@ -260,14 +271,15 @@ function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, resu
       if (batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) === BATCH_SKIP) continue;
       batch.setU32(i * BATCH_SLOT_BYTES + BATCH_ACTION, BATCH_SKIP);
       batch.outcomes[i] = undefined;
-      batch.perRecord[i] = true;
+      batch.perRecord[i] = 1;
     }
     writes = 0;
+    batch.durable = false;
   }
   const stored = writes > 0 ? host.store(batch) : undefined;
   for (let i = 0; i < batch.count; i++) {
     const position = batch.positions[i]!;
-    if (batch.perRecord[i]) {
+    if (batch.perRecord[i] === 1) {
       const entry = batch.entries[i]!;
       results[position] = settle(() => host.put(entry.key, entry.bins, entry.opts ?? batch.options));
       continue;
@@ -277,6 +289,22 @@ function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, resu
     results[position] = stored !== undefined && written ? stored.then((failure) => failure ?? outcome) : outcome;
   }
   batch.reset();
+}
+
+/**
+ * The set name of the last new record decided in this flush and its set id: entries of a batch
+ * usually share a set, and nothing can change a set's id while a flush runs synchronously.
+ */
+let newRecordSet: string | undefined;
+let newRecordSetId = 0;
+
+/** The set id of a new record's set, through the cache above. */
+function setIdOfNew(host: BatchHost, set: string | undefined): number {
+  if (set === newRecordSet && set !== undefined) return newRecordSetId;
+  const id = host.setIdFor(set);
+  newRecordSet = set;
+  newRecordSetId = id;
+  return id;
 }
 
 /** The state before the entry being decided (reused: decide() is synchronous). */
@@ -290,13 +318,13 @@ const ENTRY_OVERHEAD_BYTES = INDEX_ENTRY_BYTES + INDEX_SIDE_ENTRY_BYTES;
  * or undefined when it writes nothing now.
  */
 function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): number | undefined {
-  if (batch.perRecord[i]) return undefined;
+  if (batch.perRecord[i] === 1) return undefined;
   const slot = i * BATCH_SLOT_BYTES;
   const entry = batch.entries[i]!;
   const options = entry.opts ?? batch.options;
   const status = batch.u32At(slot + BATCH_STATUS);
   if (status === BATCH_DUPLICATE || host.busy(batch.buffer, slot + BATCH_DIGEST)) {
-    batch.perRecord[i] = true;
+    batch.perRecord[i] = 1;
     return undefined;
   }
   const nowSeconds = Math.floor(nowMs / 1000);
@@ -307,7 +335,7 @@ function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): num
   before.lastUpdateMs = exists ? batch.f64At(slot + BATCH_LAST_UPDATE_MS) : 0;
   // The per-record path removes an expired record (it counts as absent there).
   if (exists && isExpired(before.voidTime, nowSeconds)) {
-    batch.perRecord[i] = true;
+    batch.perRecord[i] = 1;
     return undefined;
   }
   try {
@@ -318,12 +346,12 @@ function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): num
   }
   // Merging needs the stored bins; a digest-addressed key leaves the record's set to check.
   if (exists && (putMerges(options) || batch.u8[slot + BATCH_KEY_TYPE] === 0)) {
-    batch.perRecord[i] = true;
+    batch.perRecord[i] = 1;
     return undefined;
   }
   let setId: number;
   try {
-    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : host.setIdFor(entry.key.set ?? undefined);
+    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : setIdOfNew(host, entry.key.set ?? undefined);
   } catch (error) {
     batch.outcomes[i] = error as ShoalError;
     return undefined;
@@ -339,6 +367,7 @@ function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): num
   batch.setU32(slot + BATCH_LOCATION_HIGH, 0);
   batch.setU32(slot + BATCH_ACTION, BATCH_WRITE_INDEX);
   batch.outcomes[i] = { gen, ttl: ttlOf(voidTime, nowSeconds) };
+  if (options?.durable === true) batch.durable = true;
   const payloadLength = batch.u32At(slot + BATCH_PAYLOAD_LENGTH);
   return payloadLength + (exists ? -batch.u32At(slot + BATCH_DATA_LENGTH) : ENTRY_OVERHEAD_BYTES);
 }

@@ -515,10 +515,7 @@ export class DeviceNamespace implements Namespace {
    * blocks' writes (and group-commits them when durable); then the accounting.
    */
   private storeBatch(batch: PutBatch): Promise<ShoalError | undefined> | undefined {
-    let durable = false;
-    for (let i = 0; i < batch.count; i++) {
-      if (batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) !== BATCH_SKIP && (batch.entries[i]!.opts ?? batch.options)?.durable === true) durable = true;
-    }
+    const durable = batch.durable;
     let blocks: Buffer[];
     try {
       blocks = this.store.placeBatch(batch.buffer, batch.count, batch.outcomes);

@@ -526,9 +526,16 @@ export class DeviceStore {
    */
   placeBatch(batch: Buffer, count: number, failures: unknown[]): Buffer[] {
     this.checkWritable();
+    // A bulk load of awaited batches never lets the event loop turn: take the writes that have
+    // landed now, so their blocks leave sealedInFlight (and their buffers can be reused) after
+    // this call instead of after the whole load (every block a fresh 1 MiB buffer meanwhile).
+    for (const device of this.devices) device.device.poll();
     const u32 = new Uint32Array(batch.buffer, batch.byteOffset, count * (BATCH_SLOT_BYTES >>> 2));
     const blocks: Buffer[] = [];
     const numbers = new Map<WriteBlock, number>();
+    // Consecutive slots usually land in the same block: skip the map (and the set) for them.
+    let lastBlock: WriteBlock | undefined;
+    let lastNumber = 0;
     this.batchSealed = [];
     this.batchDevices.clear();
     for (let i = 0; i < count; i++) {
@@ -544,11 +551,17 @@ export class DeviceStore {
         u32[(slot + BATCH_ACTION) >>> 2] = BATCH_SKIP;
         continue;
       }
-      let number = numbers.get(block);
-      if (number === undefined) {
-        number = blocks.push(block.buffer) - 1;
-        numbers.set(block, number);
+      if (block !== lastBlock) {
+        let number = numbers.get(block);
+        if (number === undefined) {
+          number = blocks.push(block.buffer) - 1;
+          numbers.set(block, number);
+        }
+        lastBlock = block;
+        lastNumber = number;
+        this.batchDevices.add(device);
       }
+      const number = lastNumber;
       const at = block.fill;
       u32[(slot + BATCH_ACTION) >>> 2] = BATCH_WRITE_RECORD;
       u32[(slot + BATCH_BLOCK) >>> 2] = number;
@@ -556,7 +569,6 @@ export class DeviceStore {
       u32[(slot + BATCH_LOCATION_LOW) >>> 2] = locationLow(at, size);
       u32[(slot + BATCH_LOCATION_HIGH) >>> 2] = locationHigh(device.index, block.block, size);
       this.appended(block, size);
-      this.batchDevices.add(device);
     }
     return blocks;
   }
@@ -892,7 +904,9 @@ export class DeviceStore {
     const start = alignDown(block.written, IO_ALIGN_BYTES);
     const end = block.fill;
     block.inflight = true;
-    block.device.device.write(this.blockOffset(block.block) + start, block.buffer, start, end, false).then(
+    // A block's bytes below its fill never change, and its buffer is not reused before its last
+    // write lands (sealedInFlight, spareBuffer): the I/O thread may copy them.
+    block.device.device.write(this.blockOffset(block.block) + start, block.buffer, start, end, false, true).then(
       () => {
         block.inflight = false;
         block.written = end;
@@ -1025,9 +1039,12 @@ export class DeviceStore {
    * Keeps the buffer of a block that left memory for the next block to open. Only when nothing
    * can still read it: it is out of the cache and not being written (the callers' business),
    * and no defragmentation slice is running (a slice holds the blocks it read across awaits).
+   * Never once the store has failed: writeUpTo then rejects at once, so a block can leave
+   * sealedInFlight while a write of it is still in flight, and an I/O thread may still be
+   * copying from its buffer (NativeDevice.write with sourceStable).
    */
   private spareBuffer(buffer: Buffer): void {
-    if (this.defragRunning !== undefined || this.spareBlocks.length >= WRITE_BLOCK_SPARES || buffer.length !== this.writeBlockBytes) return;
+    if (this.failed !== undefined || this.defragRunning !== undefined || this.spareBlocks.length >= WRITE_BLOCK_SPARES || buffer.length !== this.writeBlockBytes) return;
     this.spareBlocks.push(buffer);
   }
 

@@ -24,11 +24,12 @@ export interface NativeBlockDevice {
   info(): { path: string; directIo: boolean; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
   read(id: number, offset: number, length: number, verifyRecord: boolean): void;
   submitReads(count: number): void;
-  write(id: number, offset: number, source: Buffer, sourceStart: number, sourceEnd: number, syncAfter: boolean): void;
+  write(id: number, offset: number, source: Buffer, sourceStart: number, sourceEnd: number, syncAfter: boolean, sourceStable: boolean): void;
   sync(id: number): void;
   readSync(offset: number, length: number): Buffer;
   writeSync(offset: number, source: Buffer, sync: boolean): void;
   pending(): number;
+  poll(): void;
   fault(command: string, ...args: unknown[]): unknown;
   close(): void;
 }
@@ -216,11 +217,16 @@ export class NativeDevice {
     }) as Promise<Buffer>;
   }
 
-  /** Writes source[start, end) (zero-padded to 4 KiB) at the aligned offset; copies at once. */
-  write(offset: number, source: Buffer, start: number, end: number, syncAfter: boolean): Promise<void> {
+  /**
+   * Writes source[start, end) (zero-padded to 4 KiB) at the aligned offset. The bytes are
+   * copied at once, unless `sourceStable`: the caller promises not to change source[start,
+   * end) until the returned promise settles (bytes past `end` may change), and the copy is made
+   * on an I/O thread instead of the JS thread (write blocks, which only grow at their end).
+   */
+  write(offset: number, source: Buffer, start: number, end: number, syncAfter: boolean, sourceStable = false): Promise<void> {
     return new Promise<Buffer | undefined>((resolve, reject) => {
       const id = this.take(resolve, reject, READ_RAW, undefined);
-      this.native.write(id, offset, source, start, end, syncAfter);
+      this.native.write(id, offset, source, start, end, syncAfter, sourceStable);
     }) as unknown as Promise<void>;
   }
 
@@ -229,6 +235,16 @@ export class NativeDevice {
       const id = this.take(resolve, reject, READ_RAW, undefined);
       this.native.sync(id);
     }) as unknown as Promise<void>;
+  }
+
+  /**
+   * Settles the promises of the operations that have already finished, now instead of when the
+   * event loop next turns (their callbacks still run as microtasks). For a caller that keeps the
+   * JS thread busy; must not be called from a settlement callback's synchronous code path of
+   * this device (it would deliver re-entrantly).
+   */
+  poll(): void {
+    this.native.poll();
   }
 
   pending(): number {
