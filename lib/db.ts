@@ -289,13 +289,23 @@ export class Db {
   async truncate(ns: string, set?: string, opts?: TruncateOptions): Promise<number> {
     const namespace = this.namespaceNamed(ns);
     if (set !== undefined && typeof set !== 'string') throw new TypeError('set must be a string when given');
-    const before = opts?.before ?? Date.now();
+    // The default cut is the end of this millisecond, so a record written just before the
+    // call goes too; last-update times have millisecond resolution.
+    const nowMs = Date.now();
+    const before = opts?.before ?? nowMs + 1;
     const beforeMs = before instanceof Date ? before.getTime() : before;
     if (typeof beforeMs !== 'number' || !Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');
+    // A cut in the future would spare the writes made until then now, but the cut is durable
+    // and a cold start would remove them: refused, as Aerospike refuses a future truncate time.
+    if (beforeMs > nowMs + 1) throw invalidArgument('opts.before must not be in the future');
     if (this.cluster !== undefined) {
       throw new ShoalError(ErrorCode.CLUSTER_ERROR, 'truncate is not supported in cluster mode yet: it would truncate this node only');
     }
-    return namespace.truncate(set, beforeMs);
+    const removed = await namespace.truncate(set, beforeMs);
+    // Every write acknowledged after truncate resolves is stamped at or after the cut, so no
+    // later cold start takes it for a truncated record.
+    while (Date.now() < beforeMs) await new Promise((resolve) => setTimeout(resolve, 1));
+    return removed;
   }
 
   /** Per-namespace statistics (Aerospike's names) and cluster figures. */

@@ -2,7 +2,7 @@
  * scan (all, by set, by partition ids), batchGet/batchPut, truncate, stats.
  */
 import { describe, expect, it } from 'vitest';
-import { digestOf, partitionOf, type ShoalRecord } from '../lib/index';
+import { digestOf, ErrorCode, partitionOf, type ShoalRecord } from '../lib/index';
 import { openMemoryDb, useDbCleanup } from './helpers/db';
 
 useDbCleanup();
@@ -82,6 +82,24 @@ describe('truncate', () => {
     expect(await db.truncate('cache', undefined, { before: cut })).toBe(500);
     expect(await db.get({ ns: 'cache', set: 'y', key: 'late' })).toBeDefined();
     expect(db.stats().namespaces.cache!.objects).toBe(1);
+  });
+
+  it('by default removes what was written in the same millisecond, and spares what is written after it resolves', async () => {
+    const db = await openMemoryDb();
+    for (let round = 0; round < 50; round++) {
+      await db.put({ ns: 'cache', set: 'z', key: round }, { round });
+      expect(await db.truncate('cache', 'z')).toBe(1);
+      await db.put({ ns: 'cache', set: 'z', key: 'after' }, { round });
+      // Stamped at or after the cut just made: a cut at that time spares it.
+      expect(await db.truncate('cache', 'z', { before: Date.now() - 1 })).toBe(0);
+      expect(await db.get({ ns: 'cache', set: 'z', key: 'after' })).toBeDefined();
+      await db.remove({ ns: 'cache', set: 'z', key: 'after' });
+    }
+  });
+
+  it('refuses a cut in the future', async () => {
+    const db = await openMemoryDb();
+    await expect(db.truncate('cache', undefined, { before: Date.now() + 60_000 })).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
   });
 });
 
