@@ -303,8 +303,9 @@ export class Db {
     }
     const removed = await namespace.truncate(set, beforeMs);
     // Every write acknowledged after truncate resolves is stamped at or after the cut, so no
-    // later cold start takes it for a truncated record.
-    while (Date.now() < beforeMs) await new Promise((resolve) => setTimeout(resolve, 1));
+    // later cold start takes it for a truncated record. (Bounded: a wall clock stepped back
+    // must not hold the caller until it catches up.)
+    for (let waits = 0; waits < 5 && Date.now() < beforeMs; waits++) await new Promise((resolve) => setTimeout(resolve, 1));
     return removed;
   }
 
