@@ -18,6 +18,7 @@ import { createWriteStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { ScenarioName, ScenarioResult } from '../lib/cluster/sim/scenarios';
 import { runScenario, SCENARIO_NAMES } from '../lib/cluster/sim/scenarios';
+import { parseInteger, parseSeeds } from './sim-arguments';
 
 interface LongArguments {
   seeds: number[];
@@ -29,26 +30,12 @@ interface LongArguments {
 
 type WorkerReply = { seed: number; result: ScenarioResult; wallSeconds: number } | { seed: number; error: string };
 
-function parseSeeds(text: string): number[] {
-  const range = /^(\d+)\.\.(\d+)$/.exec(text);
-  if (range !== null) {
-    const [from, to] = [Number(range[1]), Number(range[2])];
-    if (to < from) throw new Error(`--seeds ${text}: the range is empty`);
-    return Array.from({ length: to - from + 1 }, (_, index) => from + index);
-  }
-  if (!/^\d+(,\d+)*$/.test(text)) throw new Error(`--seeds ${text}: expected A..B or a comma-separated list`);
-  return text.split(',').map(Number);
-}
-
 function parseArguments(argv: string[]): LongArguments {
   const parsed: LongArguments = { seeds: parseSeeds('1..1000'), ticks: 60_000, scenario: 'full', workers: availableParallelism(), out: undefined };
   for (let index = 0; index < argv.length; index += 2) {
     const [flag, value] = [argv[index], argv[index + 1]];
     if (value === undefined) throw new Error(`${flag}: missing value`);
-    const integer = (): number => {
-      if (!/^\d+$/.test(value)) throw new Error(`${flag} ${value}: expected a non-negative integer`);
-      return Number(value);
-    };
+    const integer = (): number => parseInteger(flag, value);
     if (flag === '--seeds') parsed.seeds = parseSeeds(value);
     else if (flag === '--ticks') parsed.ticks = integer();
     else if (flag === '--workers') parsed.workers = Math.max(1, integer());

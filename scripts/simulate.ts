@@ -17,6 +17,7 @@
  */
 import type { ScenarioName, ScenarioResult } from '../lib/cluster/sim/scenarios';
 import { runScenario, SCENARIO_NAMES } from '../lib/cluster/sim/scenarios';
+import { parseInteger, parseSeeds } from './sim-arguments';
 
 interface Arguments {
   seeds: number[];
@@ -25,18 +26,6 @@ interface Arguments {
   scenarios: ScenarioName[];
   json: boolean;
   traceMessages: boolean;
-}
-
-/** Parses `--seeds 1..50` or `--seeds 1,5,9`; throws on anything else. */
-function parseSeeds(text: string): number[] {
-  const range = /^(\d+)\.\.(\d+)$/.exec(text);
-  if (range !== null) {
-    const [from, to] = [Number(range[1]), Number(range[2])];
-    if (to < from) throw new Error(`--seeds ${text}: the range is empty`);
-    return Array.from({ length: to - from + 1 }, (_, index) => from + index);
-  }
-  if (!/^\d+(,\d+)*$/.test(text)) throw new Error(`--seeds ${text}: expected A..B or a comma-separated list`);
-  return text.split(',').map(Number);
 }
 
 function parseArguments(argv: string[]): Arguments {
@@ -53,10 +42,7 @@ function parseArguments(argv: string[]): Arguments {
     }
     const value = argv[++index];
     if (value === undefined) throw new Error(`${flag}: missing value`);
-    const integer = (): number => {
-      if (!/^\d+$/.test(value)) throw new Error(`${flag} ${value}: expected a non-negative integer`);
-      return Number(value);
-    };
+    const integer = (): number => parseInteger(flag, value);
     if (flag === '--seed') parsed.seeds = [integer()];
     else if (flag === '--seeds') parsed.seeds = parseSeeds(value);
     else if (flag === '--ticks') parsed.ticks = integer();

@@ -18,20 +18,11 @@ import { addon } from '../lib/native/addon';
 import { BATCH_ACTION, BATCH_BLOCK, BATCH_KEY_LENGTH, BATCH_KEY_TYPE, BATCH_SET_LENGTH, BATCH_SLOT_BYTES, BATCH_VARIABLE_OFFSET, BATCH_WRITE_INDEX, BATCH_WRITE_RECORD, EXCHANGE_HEADER_BYTES } from '../lib/native/exchange';
 import { track, useDbCleanup } from './helpers/db';
 import { tempDir } from './helpers/temp';
+import { seededFloats } from './helpers/random';
 
 useDbCleanup(['cache', 'users', 'mem']);
 
 const seed = Number(process.env.SHOAL_BATCH_SEED ?? Date.now() % 1_000_000);
-
-function prng(start: number): () => number {
-  let state = start >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 4294967296;
-  };
-}
 
 type Kind = 'memory' | 'device' | 'deviceInMemory' | 'twoDevices';
 const KINDS: Kind[] = ['memory', 'device', 'deviceInMemory', 'twoDevices'];
@@ -91,7 +82,7 @@ async function contents(db: Db): Promise<Map<string, string>> {
 describe(`batchPut gives what individual puts give (seed ${seed})`, () => {
   for (const kind of KINDS) {
     it(`${kind}: random batches of new and existing records, results and contents`, async () => {
-      const random = prng(seed + kind.length);
+      const random = seededFloats(seed + kind.length);
       let batched = await openKind(kind);
       const single = await openKind(kind);
       const digests = new Map<string, Buffer>();

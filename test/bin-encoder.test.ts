@@ -7,20 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import { encodeBins } from '../lib/model/bin-encoder';
 import { Bins, BinValue, checkBins, packr } from '../lib/model/bins';
+import { seededFloats } from './helpers/random';
 
 const seed = Number(process.env.SHOAL_ENCODER_SEED ?? Date.now() % 1_000_000);
 
-function prng(start: number): () => number {
-  let state = start >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 4294967296;
-  };
-}
-
-const random = prng(seed);
+const random = seededFloats(seed);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
 /** Lengths around every header boundary of str, bin, array and map. */
 const LENGTHS = [0, 1, 15, 16, 31, 32, 63, 64, 65, 255, 256, 300, 65535, 65536, 70000];

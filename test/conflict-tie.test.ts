@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { digestOf, open } from '../lib/index';
 import type { Db } from '../lib/db';
+import type { Bins } from '../lib/model/bins';
 import type { Namespace, RecordVersion } from '../lib/namespace/namespace';
 import { compareVersions, tieWins, versionWins } from '../lib/namespace/conflict';
 import { track, useDbCleanup } from './helpers/db';
@@ -35,7 +36,7 @@ function namespaceOf(db: Db, name: string): Namespace {
 }
 
 /** The stored version after writing `bins`, restamped with a fixed generation and time. */
-async function versionWith(db: Db, ns: string, bins: Record<string, unknown>): Promise<RecordVersion> {
+async function versionWith(db: Db, ns: string, bins: Bins): Promise<RecordVersion> {
   const key = { ns, set: 't', key: 'register' };
   await db.put(key, bins);
   const version = (await namespaceOf(db, ns).readVersion(digestOf(key.set, key.key)))!;

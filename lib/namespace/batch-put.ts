@@ -219,6 +219,23 @@ export class PutBatch {
     return undefined;
   }
 
+  /**
+   * After writeBatch: calls `written` with the slot offset of each record it stored; an entry
+   * it was to write but did not gets `failure` as its outcome and leaves the batch.
+   */
+  forEachWritten(failure: ShoalError | undefined, written: (slot: number) => void): void {
+    for (let i = 0; i < this.count; i++) {
+      const slot = i * BATCH_SLOT_BYTES;
+      if (this.u32At(slot + BATCH_ACTION) === BATCH_SKIP) continue;
+      if (this.u32At(slot + BATCH_DONE) !== 1) {
+        this.outcomes[i] = failure;
+        this.setU32(slot + BATCH_ACTION, BATCH_SKIP);
+        continue;
+      }
+      written(slot);
+    }
+  }
+
   u32At(byteOffset: number): number {
     return this.u32[byteOffset >>> 2]!;
   }

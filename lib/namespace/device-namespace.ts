@@ -22,7 +22,6 @@ import { Key, decodeKeyValue, encodeSetName, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
   BATCH_ACTION,
-  BATCH_DONE,
   BATCH_PREVIOUS_EXISTED,
   BATCH_PREVIOUS_HIGH,
   BATCH_PREVIOUS_LOW,
@@ -538,20 +537,13 @@ export class DeviceNamespace implements Namespace {
       failure = fromNativeError(error, `namespace ${this.config.name}: batchPut`);
     }
     const committed = this.store.finishBatch(batch.buffer, batch.count, durable, formatted);
-    for (let i = 0; i < batch.count; i++) {
-      const slot = i * BATCH_SLOT_BYTES;
-      if (batch.u32At(slot + BATCH_ACTION) === BATCH_SKIP) continue;
-      if (batch.u32At(slot + BATCH_DONE) !== 1) {
-        batch.outcomes[i] = failure;
-        batch.setU32(slot + BATCH_ACTION, BATCH_SKIP);
-        continue;
-      }
+    batch.forEachWritten(failure, (slot) => {
       if (batch.u32At(slot + BATCH_PREVIOUS_EXISTED) === 1) {
         this.store.release(batch.u32At(slot + BATCH_PREVIOUS_LOW), batch.u32At(slot + BATCH_PREVIOUS_HIGH));
       } else {
         this.objects++;
       }
-    }
+    });
     return committed;
   }
 

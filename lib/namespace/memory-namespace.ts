@@ -21,14 +21,10 @@ import { Bins, decodePayloadBins, encodePayload, selectBins, storedBinsCoveredBy
 import { Key, decodeKeyValue, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
-  BATCH_ACTION,
-  BATCH_DONE,
   BATCH_PARTITION_ID,
   BATCH_PAYLOAD_LENGTH,
   BATCH_PREVIOUS_DATA_LENGTH,
   BATCH_PREVIOUS_EXISTED,
-  BATCH_SKIP,
-  BATCH_SLOT_BYTES,
   ENTRY_DATA_LENGTH,
   ENTRY_EXISTED,
   ENTRY_FLAGS,
@@ -283,14 +279,7 @@ export class MemoryNamespace implements Namespace {
     } catch (error) {
       failure = fromNativeError(error, `namespace ${this.config.name}: batchPut`);
     }
-    for (let i = 0; i < batch.count; i++) {
-      const slot = i * BATCH_SLOT_BYTES;
-      if (batch.u32At(slot + BATCH_ACTION) === BATCH_SKIP) continue;
-      if (batch.u32At(slot + BATCH_DONE) !== 1) {
-        batch.outcomes[i] = failure;
-        batch.setU32(slot + BATCH_ACTION, BATCH_SKIP);
-        continue;
-      }
+    batch.forEachWritten(failure, (slot) => {
       const length = batch.u32At(slot + BATCH_PAYLOAD_LENGTH);
       if (batch.u32At(slot + BATCH_PREVIOUS_EXISTED) === 1) {
         this.dataBytes += length - batch.u32At(slot + BATCH_PREVIOUS_DATA_LENGTH);
@@ -299,7 +288,7 @@ export class MemoryNamespace implements Namespace {
         this.objects++;
         this.partitionRecords[batch.u32At(slot + BATCH_PARTITION_ID)]!++;
       }
-    }
+    });
     return undefined;
   }
 
