@@ -8,7 +8,7 @@ import { Packr } from 'msgpackr';
 import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX, PAYLOAD_FORMAT_VERSION, PAYLOAD_HEADER_BYTES } from '../constants';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { encodeBins } from './bin-encoder';
-import { describe } from './key';
+import { KeyValue, decodeKeyValue, describe } from './key';
 
 /** A bin value as stored: null only appears in writes, where it removes the bin. */
 export type BinValue = string | number | bigint | boolean | Buffer | Uint8Array | BinValue[] | { [name: string]: BinValue } | null;
@@ -158,13 +158,12 @@ export function decodePayloadBins(source: Buffer, offset: number, length: number
   }
 }
 
-/** The stored key of a payload, if any: its type byte and a copy of its bytes. */
-export function payloadKey(source: Buffer, offset: number): { type: number; bytes: Buffer } | undefined {
+/** The key stored in a payload (`storeKey`), decoded; undefined when the payload holds none. */
+export function decodePayloadKey(source: Buffer, offset: number): KeyValue | undefined {
   const type = source[offset + 1]!;
   if (type === 0) return undefined;
-  const keyLength = source.readUInt16LE(offset + 2);
   const start = offset + PAYLOAD_HEADER_BYTES;
-  return { type, bytes: Buffer.from(source.subarray(start, start + keyLength)) };
+  return decodeKeyValue(type, source.subarray(start, start + source.readUInt16LE(offset + 2)));
 }
 
 /** Picks the named bins out of a decoded record. */

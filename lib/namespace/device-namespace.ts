@@ -14,11 +14,11 @@
  * start costs O(blocks), not O(records): it never walks the index.
  */
 import * as path from 'node:path';
-import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
+import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
-import { lockFilePath, segmentBaseName } from '../index/segment-name';
-import { Bins, decodePayloadBins, encodePayload, selectBins } from '../model/bins';
-import { Key, decodeKeyValue, encodeSetName, writeKey } from '../model/key';
+import { segmentBaseName } from '../index/segment-name';
+import { Bins, decodePayloadBins, decodePayloadKey, encodePayload } from '../model/bins';
+import { Key, encodeSetName, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
   BATCH_ACTION,
@@ -28,10 +28,8 @@ import {
   BATCH_SKIP,
   BATCH_SLOT_BYTES,
   ENTRY_EXISTED,
-  ENTRY_DATA_LENGTH,
   ENTRY_FLAGS,
   ENTRY_GENERATION,
-  ENTRY_ID,
   ENTRY_LAST_UPDATE_MS,
   ENTRY_LOCATION_HIGH,
   ENTRY_LOCATION_LOW,
@@ -43,7 +41,6 @@ import {
   EX_KEY,
   EX_KEY_LENGTH,
   EX_KEY_TYPE,
-  EX_PARTITION_FILTER,
   EX_SET,
   EX_SET_LENGTH,
   Exchange,
@@ -65,6 +62,7 @@ import { type ColdStartRecord, type ColdStartReport, DeviceStore, type StoreInde
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import { compareVersions, tieWins } from './conflict';
 import { partitionFilter } from './partition-filter';
+import { IndexWalk, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
 import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
@@ -115,6 +113,21 @@ interface Loaded extends Current {
 }
 
 const ABSENT: Loaded = { exists: false, gen: 0, voidTime: 0, lastUpdateMs: 0, setId: 0, flags: 0, dataLength: 0, low: 0, high: 0 };
+
+/** The entry a lookup just left in the exchange, for a record found with a payload of `dataLength` bytes. */
+function loadedFromExchange(exchange: Exchange, dataLength: number): Loaded {
+  return {
+    exists: true,
+    gen: exchange.entryU32(ENTRY_GENERATION),
+    voidTime: exchange.entryU32(ENTRY_VOID_TIME),
+    lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
+    setId: exchange.entryU32(ENTRY_SET_ID),
+    flags: exchange.entryU32(ENTRY_FLAGS),
+    dataLength,
+    low: exchange.entryU32(ENTRY_LOCATION_LOW),
+    high: exchange.entryU32(ENTRY_LOCATION_HIGH),
+  };
+}
 
 type Body<T> = (current: Loaded, payload: Buffer | undefined) => MaybePromise<T>;
 
@@ -170,14 +183,7 @@ export class DeviceNamespace implements Namespace {
     const started = performance.now();
     const device = config.device!;
     const exchange = new Exchange(Math.max(config.maxRecordBytes, SCAN_BATCH_RECORDS * SCAN_RECORD_BYTES));
-    let lockFd: number;
-    try {
-      lockFd = addon().lockFile(lockFilePath(db.dataDir, config.name));
-    } catch (error) {
-      const wrapped = fromNativeError(error, `namespace ${config.name}`);
-      if (wrapped.code !== ErrorCode.LOCKED) throw wrapped;
-      throw new ShoalError(ErrorCode.LOCKED, `namespace ${config.name} is already open in another Db (this process or another); close it first`, { cause: error });
-    }
+    const lockFd = lockNamespace(db.dataDir, config.name);
     let store: DeviceStore | undefined;
     let index: NativePrimaryIndex | undefined;
     try {
@@ -298,13 +304,10 @@ export class DeviceNamespace implements Namespace {
   }
 
   private readMeta(): DeviceMeta | undefined {
-    try {
-      const meta = JSON.parse(this.index.readMeta().toString('utf8')) as DeviceMeta;
-      if (meta.format !== META_FORMAT || meta.kind !== 'device' || meta.name !== this.config.name || meta.dataInMemory !== this.dataInMemory) return undefined;
-      return meta;
-    } catch {
-      return undefined;
-    }
+    return readIndexMeta<DeviceMeta>(
+      this.index,
+      (meta) => meta.format === META_FORMAT && meta.kind === 'device' && meta.name === this.config.name && meta.dataInMemory === this.dataInMemory,
+    );
   }
 
   // ------------------------------------------------------------------------------------
@@ -328,10 +331,8 @@ export class DeviceNamespace implements Namespace {
 
   private visitLocations(take: (low: number, high: number) => void): void {
     indexVisits.count++;
-    let cursor = 1;
-    while (cursor !== 0) {
-      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, -1, false);
-      cursor = this.exchange.entryU32(ENTRY_ID);
+    for (const walk = new IndexWalk(this.index, this.exchange); !walk.done; ) {
+      const count = walk.next();
       const data = this.exchange.buffer;
       for (let i = 0; i < count; i++) {
         const at = EX_DATA + i * SCAN_RECORD_BYTES;
@@ -354,17 +355,7 @@ export class DeviceNamespace implements Namespace {
       this.expireCurrent();
       return ABSENT;
     }
-    return {
-      exists: true,
-      gen: exchange.entryU32(ENTRY_GENERATION),
-      voidTime,
-      lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
-      setId: exchange.entryU32(ENTRY_SET_ID),
-      flags: exchange.entryU32(ENTRY_FLAGS),
-      dataLength: length,
-      low: exchange.entryU32(ENTRY_LOCATION_LOW),
-      high: exchange.entryU32(ENTRY_LOCATION_HIGH),
-    };
+    return loadedFromExchange(exchange, length);
   }
 
   /**
@@ -446,9 +437,11 @@ export class DeviceNamespace implements Namespace {
     if (!current.exists) return undefined;
     const nowSeconds = Math.floor(Date.now() / 1000);
     const payload = this.store.readFromMemory(current.low, current.high);
-    if (payload !== undefined) return recordOf(key, payload, current, nowSeconds, options);
+    if (payload !== undefined) return recordOf(key, decodePayloadBins(payload, 0, payload.length), current.gen, current.voidTime, nowSeconds, options);
     const digest = Buffer.from(this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20));
-    return this.readPayload(digest, current).then((read) => (read === undefined ? undefined : recordOf(key, read, current, nowSeconds, options)));
+    return this.readPayload(digest, current).then((read) =>
+      read === undefined ? undefined : recordOf(key, decodePayloadBins(read, 0, read.length), current.gen, current.voidTime, nowSeconds, options),
+    );
   }
 
   /** dataInMemory: the payload comes with the index lookup; decoded straight from the exchange. */
@@ -463,9 +456,7 @@ export class DeviceNamespace implements Namespace {
       this.expireCurrent();
       return undefined;
     }
-    let bins = decodePayloadBins(exchange.buffer, EX_DATA, length);
-    if (options?.bins !== undefined) bins = selectBins(bins, options.bins);
-    return { key, bins, gen: exchange.u32[(EX_ENTRY + ENTRY_GENERATION) >>> 2]!, ttl: ttlOf(voidTime, nowSeconds) };
+    return recordFromExchange(exchange, key, length, voidTime, nowSeconds, options);
   }
 
   getSync(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined {
@@ -674,21 +665,18 @@ export class DeviceNamespace implements Namespace {
     if (this.sweeping || this.closed) return;
     this.sweeping = true;
     const nowSeconds = Math.floor(Date.now() / 1000);
-    let cursor = 1;
+    const walk = new IndexWalk(this.index, this.exchange);
     const slice = (): void => {
       if (this.closed) return;
-      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, -1, false);
-      cursor = this.exchange.entryU32(ENTRY_ID);
-      const batch = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + count * SCAN_RECORD_BYTES));
-      for (let i = 0; i < count; i++) {
-        const at = i * SCAN_RECORD_BYTES;
+      const batch = walk.nextCopy();
+      for (let at = 0; at < batch.length; at += SCAN_RECORD_BYTES) {
         if (!isExpired(batch.readUInt32LE(at + SCAN_VOID_TIME), nowSeconds)) continue;
         if (this.index.removeEntry(batch.readUInt32LE(at + SCAN_ENTRY_ID)) !== 1) continue;
         this.objects--;
         this.expired++;
         this.store.release(this.exchange.previousU32(ENTRY_LOCATION_LOW), this.exchange.previousU32(ENTRY_LOCATION_HIGH));
       }
-      if (cursor !== 0) {
+      if (!walk.done) {
         setImmediate(slice);
         return;
       }
@@ -733,16 +721,11 @@ export class DeviceNamespace implements Namespace {
   }
 
   private async *scanBatches(setId: number, filter: Uint8Array | undefined): AsyncIterable<ScanEntry[]> {
-    let cursor = 1;
-    while (cursor !== 0 && !this.closed) {
-      if (filter !== undefined) this.exchange.u8.set(filter, EX_PARTITION_FILTER);
-      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, setId, filter !== undefined);
-      cursor = this.exchange.entryU32(ENTRY_ID);
-      const batch = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + count * SCAN_RECORD_BYTES));
+    for (const walk = new IndexWalk(this.index, this.exchange, setId, filter); !walk.done && !this.closed; ) {
+      const batch = walk.nextCopy();
       const nowSeconds = Math.floor(Date.now() / 1000);
       const entries: ScanEntry[] = [];
-      for (let i = 0; i < count; i++) {
-        const at = i * SCAN_RECORD_BYTES;
+      for (let at = 0; at < batch.length; at += SCAN_RECORD_BYTES) {
         const voidTime = batch.readUInt32LE(at + SCAN_VOID_TIME);
         if (isExpired(voidTime, nowSeconds)) continue;
         const entry: ScanEntry = {
@@ -791,10 +774,10 @@ export class DeviceNamespace implements Namespace {
     if (payload === undefined) return undefined;
     const key: Key = { ns: this.config.name, set: this.sets.nameOf(entry.setId), digest: entry.digest };
     if ((entry.flags & FLAG_HAS_KEY) !== 0) {
-      const stored = storedKey(payload);
+      const stored = decodePayloadKey(payload, 0);
       if (stored !== undefined) key.key = stored;
     }
-    return { key, bins: decodePayloadBins(payload, 0, payload.length), gen: entry.gen, ttl: ttlOf(entry.voidTime, Math.floor(Date.now() / 1000)) };
+    return recordOf(key, decodePayloadBins(payload, 0, payload.length), entry.gen, entry.voidTime, Math.floor(Date.now() / 1000), undefined);
   }
 
   async truncate(set: string | undefined, beforeMs: number): Promise<number> {
@@ -803,15 +786,7 @@ export class DeviceNamespace implements Namespace {
     if (setId === undefined) return 0;
     // The marker is durable first: whatever the index removes below stays gone after any restart.
     await this.store.truncate(set, beforeMs);
-    let cursor = 1;
-    let total = 0;
-    while (cursor !== 0 && !this.closed) {
-      const removed = this.index.truncate(setId, beforeMs, cursor, TRUNCATE_SLOTS_PER_STEP);
-      total += removed;
-      this.objects -= removed;
-      cursor = this.exchange.entryU32(ENTRY_ID);
-      if (cursor !== 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    const total = await truncateIndex(this.index, this.exchange, setId, beforeMs, () => this.closed, (removed) => (this.objects -= removed));
     if (total > 0) this.store.recount((take) => this.visitLocations(take));
     return total;
   }
@@ -849,17 +824,7 @@ export class DeviceNamespace implements Namespace {
     const exchange = this.exchange;
     exchange.setDigest(version.digest);
     const length = this.index.read(0);
-    const local: Loaded = length < 0 ? ABSENT : {
-      exists: true,
-      gen: exchange.entryU32(ENTRY_GENERATION),
-      voidTime: exchange.entryU32(ENTRY_VOID_TIME),
-      lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
-      setId: exchange.entryU32(ENTRY_SET_ID),
-      flags: exchange.entryU32(ENTRY_FLAGS),
-      dataLength: length,
-      low: exchange.entryU32(ENTRY_LOCATION_LOW),
-      high: exchange.entryU32(ENTRY_LOCATION_HIGH),
-    };
+    const local = length < 0 ? ABSENT : loadedFromExchange(exchange, length);
     if (!local.exists) return this.applyLoaded(version, local);
     const order = compareVersions(version, local, this.config.conflictResolution);
     if (order < 0) return false;
@@ -989,19 +954,6 @@ interface ScanEntry {
   payload: Buffer | undefined;
 }
 
-function recordOf(key: Key, payload: Buffer, current: Loaded, nowSeconds: number, options: ReadOptions | undefined): ShoalRecord {
-  let bins = decodePayloadBins(payload, 0, payload.length);
-  if (options?.bins !== undefined) bins = selectBins(bins, options.bins);
-  return { key, bins, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
-}
-
 function then<T, U>(value: MaybePromise<T>, next: (value: T) => U): MaybePromise<U> {
   return value instanceof Promise ? value.then(next) : next(value);
-}
-
-function storedKey(payload: Buffer): ReturnType<typeof decodeKeyValue> | undefined {
-  const type = payload[1]!;
-  if (type === 0) return undefined;
-  const length = payload.readUInt16LE(2);
-  return decodeKeyValue(type, payload.subarray(4, 4 + length));
 }

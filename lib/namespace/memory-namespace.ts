@@ -13,12 +13,11 @@ import {
   INDEX_ENTRY_BYTES,
   INDEX_SIDE_ENTRY_BYTES,
   SCAN_BATCH_RECORDS,
-  TRUNCATE_SLOTS_PER_STEP,
 } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
-import { lockFilePath, segmentBaseName } from '../index/segment-name';
-import { Bins, decodePayloadBins, encodePayload, selectBins, storedBinsCoveredBy } from '../model/bins';
-import { Key, decodeKeyValue, writeKey } from '../model/key';
+import { segmentBaseName } from '../index/segment-name';
+import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, storedBinsCoveredBy } from '../model/bins';
+import { Key, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
   BATCH_PARTITION_ID,
@@ -40,7 +39,6 @@ import {
   EX_KEY,
   EX_KEY_LENGTH,
   EX_KEY_TYPE,
-  EX_PARTITION_FILTER,
   Exchange,
   FLAG_HAS_KEY,
   FLAG_TOMBSTONE,
@@ -80,6 +78,7 @@ import {
 import { SetTable } from './set-table';
 import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
 import { partitionFilter } from './partition-filter';
+import { IndexWalk, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
 import { compareVersions, tieWins } from './conflict';
 
 const META_FORMAT = 1;
@@ -145,11 +144,7 @@ export class MemoryNamespace implements Namespace {
     this.highWaterBytes = Math.floor((config.maxBytes * config.highWaterPct) / 100);
     this.stopWritesBytes = Math.floor((config.maxBytes * config.stopWritesPct) / 100);
     this.exchange = new Exchange(Math.max(config.maxRecordBytes, SCAN_BATCH_RECORDS * SCAN_RECORD_BYTES));
-    try {
-      this.lockFd = addon().lockFile(lockFilePath(db.dataDir, config.name));
-    } catch (error) {
-      throw wrapLockError(error, config.name);
-    }
+    this.lockFd = lockNamespace(db.dataDir, config.name);
     try {
       this.index = new (addon().PrimaryIndex)({
         name: segmentBaseName(db.dataDir, config.name),
@@ -202,14 +197,7 @@ export class MemoryNamespace implements Namespace {
   }
 
   private readMeta(): MemoryMeta | undefined {
-    try {
-      const text = this.index.readMeta().toString('utf8');
-      const meta = JSON.parse(text) as MemoryMeta;
-      if (meta.format !== META_FORMAT || meta.kind !== 'memory' || meta.name !== this.config.name) return undefined;
-      return meta;
-    } catch {
-      return undefined;
-    }
+    return readIndexMeta<MemoryMeta>(this.index, (meta) => meta.format === META_FORMAT && meta.kind === 'memory' && meta.name === this.config.name);
   }
 
   // ------------------------------------------------------------------------------------
@@ -231,9 +219,7 @@ export class MemoryNamespace implements Namespace {
       this.expireCurrent();
       return undefined;
     }
-    let bins = decodePayloadBins(exchange.buffer, EX_DATA, length);
-    if (options?.bins !== undefined) bins = selectBins(bins, options.bins);
-    return { key, bins, gen: exchange.entryU32(ENTRY_GENERATION), ttl: ttlOf(voidTime, nowSeconds) };
+    return recordFromExchange(exchange, key, length, voidTime, nowSeconds, options);
   }
 
   exists(key: Key): boolean {
@@ -439,10 +425,8 @@ export class MemoryNamespace implements Namespace {
   partitionCounts(): Uint32Array {
     if (this.partitionRecordsStale) {
       this.partitionRecords.fill(0);
-      let cursor = 1;
-      while (cursor !== 0) {
-        const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, -1, false);
-        cursor = this.exchange.entryU32(ENTRY_ID);
+      for (const walk = new IndexWalk(this.index, this.exchange); !walk.done; ) {
+        const count = walk.next();
         for (let i = 0; i < count; i++) {
           this.partitionRecords[this.exchange.buffer.readUInt32LE(EX_DATA + i * SCAN_RECORD_BYTES + SCAN_PARTITION_ID)]!++;
         }
@@ -524,16 +508,11 @@ export class MemoryNamespace implements Namespace {
     this.checkOpen();
     const setId = set === undefined ? -1 : this.sets.idOf(set);
     if (setId === undefined) return;
-    const filter = partitionFilter(options?.partitions);
-    let cursor = 1;
-    while (cursor !== 0 && !this.closed) {
-      if (filter !== undefined) this.exchange.u8.set(filter, EX_PARTITION_FILTER);
-      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, setId, filter !== undefined);
-      cursor = this.exchange.entryU32(ENTRY_ID);
-      const batch = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + count * SCAN_RECORD_BYTES));
+    for (const walk = new IndexWalk(this.index, this.exchange, setId, partitionFilter(options?.partitions)); !walk.done && !this.closed; ) {
+      const batch = walk.nextCopy();
       const records: ShoalRecord[] = [];
-      for (let i = 0; i < count; i++) {
-        const record = this.scanRecord(batch, i * SCAN_RECORD_BYTES);
+      for (let offset = 0; offset < batch.length; offset += SCAN_RECORD_BYTES) {
+        const record = this.scanRecord(batch, offset);
         if (record !== undefined) records.push(record);
       }
       for (const record of records) yield record;
@@ -549,29 +528,15 @@ export class MemoryNamespace implements Namespace {
     if (length < 0 || this.exchange.buffer.compare(batch, offset, offset + 20, 0, 20) !== 0) return undefined;
     const digest = batch.subarray(offset, offset + 20);
     const key: Key = { ns: this.config.name, set: this.sets.nameOf(batch.readUInt32LE(offset + SCAN_SET_ID)), digest };
-    if ((flags & FLAG_HAS_KEY) !== 0) key.key = storedKey(this.exchange.buffer, EX_DATA);
-    return {
-      key,
-      bins: decodePayloadBins(this.exchange.buffer, EX_DATA, length),
-      gen: batch.readUInt32LE(offset + SCAN_GENERATION),
-      ttl: ttlOf(voidTime, nowSeconds),
-    };
+    if ((flags & FLAG_HAS_KEY) !== 0) key.key = decodePayloadKey(this.exchange.buffer, EX_DATA);
+    return recordOf(key, decodePayloadBins(this.exchange.buffer, EX_DATA, length), batch.readUInt32LE(offset + SCAN_GENERATION), voidTime, nowSeconds, undefined);
   }
 
   async truncate(set: string | undefined, beforeMs: number): Promise<number> {
     this.checkOpen();
     const setId = set === undefined ? -1 : this.sets.idOf(set);
     if (setId === undefined) return 0;
-    let cursor = 1;
-    let total = 0;
-    while (cursor !== 0 && !this.closed) {
-      const removed = this.index.truncate(setId, beforeMs, cursor, TRUNCATE_SLOTS_PER_STEP);
-      total += removed;
-      this.accountBulkRemoval(removed);
-      cursor = this.exchange.entryU32(ENTRY_ID);
-      if (cursor !== 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    return total;
+    return truncateIndex(this.index, this.exchange, setId, beforeMs, () => this.closed, (removed) => this.accountBulkRemoval(removed));
   }
 
   // ------------------------------------------------------------------------------------
@@ -633,16 +598,10 @@ export class MemoryNamespace implements Namespace {
   }
 
   async *partitionVersions(partitionId: number): AsyncIterable<RecordVersion> {
-    const filter = partitionFilter([partitionId])!;
-    let cursor = 1;
-    while (cursor !== 0 && !this.closed) {
-      this.exchange.u8.set(filter, EX_PARTITION_FILTER);
-      const count = this.index.scan(cursor, SCAN_BATCH_RECORDS, -1, true);
-      cursor = this.exchange.entryU32(ENTRY_ID);
-      const batch = Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + count * SCAN_RECORD_BYTES));
+    for (const walk = new IndexWalk(this.index, this.exchange, -1, partitionFilter([partitionId])); !walk.done && !this.closed; ) {
+      const batch = walk.nextCopy();
       const versions: RecordVersion[] = [];
-      for (let i = 0; i < count; i++) {
-        const offset = i * SCAN_RECORD_BYTES;
+      for (let offset = 0; offset < batch.length; offset += SCAN_RECORD_BYTES) {
         const length = this.index.readEntry(batch.readUInt32LE(offset + SCAN_ENTRY_ID), READ_COPY_DATA);
         if (length < 0 || this.exchange.buffer.compare(batch, offset, offset + 20, 0, 20) !== 0) continue;
         versions.push(this.versionFromExchange(batch.subarray(offset, offset + 20), length));
@@ -716,23 +675,4 @@ export class MemoryNamespace implements Namespace {
   private checkOpen(): void {
     if (this.closed) throw new ShoalError(ErrorCode.NOT_OPEN, `namespace ${this.config.name} is closed`);
   }
-}
-
-function storedKey(source: Buffer, offset: number): ReturnType<typeof decodeKeyValue> | undefined {
-  const type = source[offset + 1]!;
-  if (type === 0) return undefined;
-  const length = source.readUInt16LE(offset + 2);
-  return decodeKeyValue(type, source.subarray(offset + 4, offset + 4 + length));
-}
-
-function wrapLockError(error: unknown, namespace: string): ShoalError {
-  const wrapped = fromNativeError(error, `namespace ${namespace}`);
-  if (wrapped.code === ErrorCode.LOCKED) {
-    return new ShoalError(
-      ErrorCode.LOCKED,
-      `namespace ${namespace} is already open in another Db (this process or another); close it first`,
-      { cause: error },
-    );
-  }
-  return wrapped;
 }
