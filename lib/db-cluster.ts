@@ -3,13 +3,20 @@
  * partition's master, and the LocalStore the cluster uses to execute requests, replicate and
  * migrate over this Db's namespaces.
  */
-import type { ClusterRequest, LocalResult, LocalStore } from './cluster/local-store';
+import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore } from './cluster/local-store';
+import { coveredBy, isTruncated } from './model/truncate-cuts';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import type { Bins } from './model/bins';
 import { digestOf } from './model/digest';
 import type { Key } from './model/key';
 import type { Namespace, ReadOptions, RecordVersion, ShoalRecord } from './namespace/namespace';
 import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
+
+/**
+ * How far ahead of this node's clock a peer's truncate cut may be: clocks of a cluster's
+ * nodes are assumed to agree to within this (NTP keeps them far closer).
+ */
+const MAX_TRUNCATE_CLOCK_LEAD_MS = 1000;
 
 /** A single-record call, as data. */
 export type RecordCall =
@@ -116,7 +123,10 @@ export class DbLocalStore implements LocalStore {
   }
 
   async applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'> {
-    return (await this.namespace(ns).applyVersion(version)) ? 'applied' : 'stale';
+    const namespace = this.namespace(ns);
+    // A copy that a truncate here removed (sent by a node that missed the truncate) stays removed.
+    if (isTruncated(namespace.truncateCuts(), version.setName, version.lastUpdateMs)) return 'stale';
+    return (await namespace.applyVersion(version)) ? 'applied' : 'stale';
   }
 
   iteratePartition(ns: string, partitionId: number): AsyncIterable<RecordVersion> {
@@ -125,6 +135,29 @@ export class DbLocalStore implements LocalStore {
 
   dropPartition(ns: string, partitionId: number): Promise<number> {
     return this.namespace(ns).dropPartition(partitionId);
+  }
+
+  truncateCuts(): ClusterTruncateCut[] {
+    const cuts: ClusterTruncateCut[] = [];
+    for (const [name, namespace] of this.namespaces) {
+      for (const cut of namespace.truncateCuts()) cuts.push({ ns: name, set: cut.set ?? null, beforeMs: cut.beforeMs });
+    }
+    return cuts;
+  }
+
+  async applyTruncate(cut: ClusterTruncateCut): Promise<number> {
+    const namespace = this.namespace(cut.ns);
+    if (cut.set !== null && (typeof cut.set !== 'string' || cut.set.length === 0)) throw invalidArgument('malformed truncate: set must be a non-empty string or null');
+    if (typeof cut.beforeMs !== 'number' || !Number.isFinite(cut.beforeMs)) throw invalidArgument('malformed truncate: beforeMs must be a finite number');
+    // A peer's clock may run a little ahead of this one, but not a cut far in the future: it
+    // would spare this node's writes now and remove them at its next cold start.
+    if (cut.beforeMs > Date.now() + MAX_TRUNCATE_CLOCK_LEAD_MS) throw invalidArgument(`truncate cut ${cut.beforeMs} is more than ${MAX_TRUNCATE_CLOCK_LEAD_MS} ms ahead of this node's clock`);
+    const set = cut.set ?? undefined;
+    const removed = coveredBy(namespace.truncateCuts(), { set, beforeMs: cut.beforeMs }) ? 0 : await namespace.truncate(set, cut.beforeMs);
+    // Writes this node acknowledges from now on must be stamped at or after the cut (bounded:
+    // a clock far behind the cutting node's is a clock-skew problem the docs name).
+    for (let waits = 0; waits < MAX_TRUNCATE_CLOCK_LEAD_MS && Date.now() < cut.beforeMs; waits++) await new Promise((resolve) => setTimeout(resolve, 1));
+    return removed;
   }
 
   partitionCounts(ns: string): ArrayLike<number> {

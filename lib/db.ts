@@ -284,7 +284,8 @@ export class Db {
 
   /**
    * Removes every record of a namespace (or set) last updated before opts.before (default
-   * now). Resolves to how many were removed here. Truncated records stay gone after restarts.
+   * now). Resolves to how many were removed (in cluster mode: copies, on every node).
+   * Truncated records stay gone after restarts.
    */
   async truncate(ns: string, set?: string, opts?: TruncateOptions): Promise<number> {
     const namespace = this.namespaceNamed(ns);
@@ -298,10 +299,8 @@ export class Db {
     // A cut in the future would spare the writes made until then now, but the cut is durable
     // and a cold start would remove them: refused, as Aerospike refuses a future truncate time.
     if (beforeMs > nowMs + 1) throw invalidArgument('opts.before must not be in the future');
-    if (this.cluster !== undefined) {
-      throw new ShoalError(ErrorCode.CLUSTER_ERROR, 'truncate is not supported in cluster mode yet: it would truncate this node only');
-    }
-    const removed = await namespace.truncate(set, beforeMs);
+    // In cluster mode every node applies the cut to its copies (lib/cluster/truncation.ts).
+    const removed = this.cluster === undefined ? await namespace.truncate(set, beforeMs) : await this.clusterNode!.truncate({ ns, set: set ?? null, beforeMs });
     // Every write acknowledged after truncate resolves is stamped at or after the cut, so no
     // later cold start takes it for a truncated record. (Bounded: a wall clock stepped back
     // must not hold the caller until it catches up.)

@@ -9,6 +9,7 @@ import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HEARTBEAT_TIMEOUT,
   DEFAULT_REPLICATION_FACTOR,
+  DEFAULT_REQUEST_TIMEOUT_MS,
   MAX_REPLICATION_FACTOR,
   MIN_HEARTBEAT_INTERVAL_MS,
   MIN_HEARTBEAT_TIMEOUT,
@@ -20,7 +21,8 @@ import type { ClusterView } from './membership';
 import { Membership } from './membership';
 import { DATA_MESSAGE_TYPES, DataPlane } from './data-plane';
 import { ErrorCode, ShoalError } from '../errors';
-import type { ClusterRequest, LocalStore } from './local-store';
+import type { ClusterRequest, ClusterTruncateCut, LocalStore } from './local-store';
+import { ClusterTruncation, TRUNCATE_MESSAGE_TYPES } from './truncation';
 import type { Network, WireMessage } from './network';
 import { parseAddress } from './network';
 import type { PartitionMap } from './partition-map';
@@ -143,6 +145,7 @@ export class ClusterNode extends EventEmitter {
   private map: PartitionMap;
   private started = false;
   readonly dataPlane: DataPlane | undefined;
+  private readonly truncation: ClusterTruncation | undefined;
   private migrationsCompleteKey = '';
   private stopped = false;
   /** Handlers of fabric messages by type, for the layers built on top (routing, migrations). */
@@ -172,10 +175,12 @@ export class ClusterNode extends EventEmitter {
         clusterKey: this.membership.view.clusterKey,
         quiesced: this.quiescedFlag,
         migrationsRemaining: this.migrationsRemaining(),
+        truncates: this.truncation?.heartbeatCuts(),
       }),
       onPeerAlive: () => {},
       onPeerDead: () => {},
       onHeartbeat: (peer) => this.membership.onHeartbeatKey(peer.nodeId, peer.clusterKey),
+      onPeerTruncates: (from, cuts) => this.truncation?.onPeerCuts(from, cuts),
       onTick: () => {
         this.membership.onTick();
         this.dataPlane?.onTick();
@@ -205,6 +210,16 @@ export class ClusterNode extends EventEmitter {
       });
       this.dataPlane = dataPlane;
       for (const type of DATA_MESSAGE_TYPES) this.messageHandlers.set(type, (from, message) => dataPlane.handle(from, message));
+      const truncation = new ClusterTruncation({
+        nodeId,
+        runtime: this.runtime,
+        store: dependencies.store,
+        send: (to, message) => this.fabric.sendToNode(to, message),
+        members: () => this.membership.view.succession,
+        timeoutMs: dependencies.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      });
+      this.truncation = truncation;
+      for (const type of TRUNCATE_MESSAGE_TYPES) this.messageHandlers.set(type, (from, message) => truncation.handle(from, message));
     }
   }
 
@@ -217,6 +232,17 @@ export class ClusterNode extends EventEmitter {
     if (this.dataPlane === undefined) return Promise.reject(new ShoalError(ErrorCode.CLUSTER_ERROR, 'cluster: this node has no local store'));
     if (this.stopped) return Promise.reject(new ShoalError(ErrorCode.NOT_OPEN, 'cluster: node is stopped'));
     return this.dataPlane.execute(request);
+  }
+
+  /**
+   * Truncates a namespace (or one of its sets) on every node: lib/cluster/truncation.ts.
+   * Resolves to the number of copies removed across the nodes.
+   * @throws ShoalError TIMEOUT when a member did not acknowledge in time; CLUSTER_ERROR without a local store.
+   */
+  truncate(cut: ClusterTruncateCut): Promise<number> {
+    if (this.truncation === undefined) return Promise.reject(new ShoalError(ErrorCode.CLUSTER_ERROR, 'cluster: this node has no local store'));
+    if (this.stopped) return Promise.reject(new ShoalError(ErrorCode.NOT_OPEN, 'cluster: node is stopped'));
+    return this.truncation.truncate(cut);
   }
 
   /**
@@ -330,6 +356,7 @@ export class ClusterNode extends EventEmitter {
     // (TCP flushes before its FIN; the simulated network keeps the same order).
     this.heartbeat.stop(true);
     this.dataPlane?.stop();
+    this.truncation?.stop();
     await this.fabric.stop();
   }
 

@@ -36,12 +36,14 @@ export interface HeartbeatOptions {
   seeds: string[];
   fabric: Fabric;
   runtime: Runtime;
-  /** Fields this node adds to each heartbeat (cluster key, quiesce flag). */
-  localStatus(): { clusterKey: string; quiesced: boolean; migrationsRemaining: number };
+  /** Fields this node adds to each heartbeat (cluster key, quiesce flag, the truncates it applied). */
+  localStatus(): { clusterKey: string; quiesced: boolean; migrationsRemaining: number; truncates?: unknown[] };
   onPeerAlive(nodeId: string): void;
   onPeerDead(nodeId: string): void;
   /** Called for every heartbeat received, after the peer state is updated. */
   onHeartbeat(peer: PeerState): void;
+  /** A heartbeat listed the truncates its sender applied (unvalidated; lib/cluster/truncation.ts). */
+  onPeerTruncates?(from: string, truncates: unknown): void;
   /** Called at the end of every tick (membership runs here). */
   onTick(): void;
 }
@@ -175,6 +177,7 @@ export class Heartbeat {
       this.options.onPeerAlive(from);
     }
     this.options.onHeartbeat(peer);
+    if (message.truncates !== undefined) this.options.onPeerTruncates?.(from, message.truncates);
   }
 
   /** One heartbeat period: lag guard, failure detection, heartbeats out, then membership. */
@@ -235,6 +238,7 @@ export class Heartbeat {
       quiesced: status.quiesced,
       migrationsRemaining: status.migrationsRemaining,
     };
+    if (status.truncates !== undefined) message.truncates = status.truncates;
     for (const address of this.addresses.keys()) {
       if (!fabric.isSelfAddress(address)) fabric.sendToAddress(address, message);
     }

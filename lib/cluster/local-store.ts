@@ -55,4 +55,21 @@ export interface LocalStore {
   dropPartition(ns: string, partitionId: number): Promise<number>;
   /** Local record counts per partition (length 4096). */
   partitionCounts(ns: string): ArrayLike<number>;
+  /**
+   * Cluster-wide truncate (lib/cluster/truncation.ts); a store without these two refuses it.
+   * The cuts applied here, every namespace's; shared with peers through heartbeats.
+   */
+  truncateCuts?(): ClusterTruncateCut[];
+  /**
+   * Applies a cut to local data (and keeps it, so versions it removed are refused from now
+   * on); resolves to how many local records it removed once this node's clock is past the cut.
+   */
+  applyTruncate?(cut: ClusterTruncateCut): Promise<number>;
+}
+
+/** A truncate as the cluster carries it: namespace, set (null: every set) and the cut time. */
+export interface ClusterTruncateCut {
+  ns: string;
+  set: string | null;
+  beforeMs: number;
 }

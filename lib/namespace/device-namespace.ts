@@ -14,14 +14,15 @@
  * start costs O(blocks), not O(records): it never walks the index.
  */
 import * as path from 'node:path';
-import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS } from '../constants';
+import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, PARTITION_COUNT, SCAN_BATCH_RECORDS } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
 import { segmentBaseName } from '../index/segment-name';
 import { Bins, decodePayloadBins, decodePayloadKey, encodePayload } from '../model/bins';
-import { Key, encodeSetName, writeKey } from '../model/key';
+import { Key, encodeSetName, partitionIdOf, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
   BATCH_ACTION,
+  BATCH_PARTITION_ID,
   BATCH_PREVIOUS_EXISTED,
   BATCH_PREVIOUS_HIGH,
   BATCH_PREVIOUS_LOW,
@@ -51,6 +52,7 @@ import {
   SCAN_GENERATION,
   SCAN_LOCATION_HIGH,
   SCAN_LOCATION_LOW,
+  SCAN_PARTITION_ID,
   SCAN_RECORD_BYTES,
   SCAN_SET_ID,
   SCAN_VOID_TIME,
@@ -83,6 +85,7 @@ import {
   voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
+import type { TruncateCut } from '../model/truncate-cuts';
 import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
 
 const META_FORMAT = 1;
@@ -144,6 +147,9 @@ export class DeviceNamespace implements Namespace {
   private readonly setBytes = new Map<number, Buffer>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private objects = 0;
+  /** Records per partition (cluster mode asks); counted from the index when stale (after a start or a bulk removal). */
+  private readonly partitionRecords = new Uint32Array(PARTITION_COUNT);
+  private partitionRecordsStale = true;
   private evicted = 0;
   private expired = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -533,6 +539,7 @@ export class DeviceNamespace implements Namespace {
         this.store.release(batch.u32At(slot + BATCH_PREVIOUS_LOW), batch.u32At(slot + BATCH_PREVIOUS_HIGH));
       } else {
         this.objects++;
+        this.partitionRecords[batch.u32At(slot + BATCH_PARTITION_ID)]!++;
       }
     });
     return committed;
@@ -602,6 +609,7 @@ export class DeviceNamespace implements Namespace {
       this.store.release(exchange.previousU32(ENTRY_LOCATION_LOW), exchange.previousU32(ENTRY_LOCATION_HIGH));
     } else {
       this.objects++;
+      this.partitionRecords[this.exchangePartition()]!++;
     }
     return done === undefined ? result : done.then(() => result);
   }
@@ -617,6 +625,7 @@ export class DeviceNamespace implements Namespace {
     }
     const exchange = this.exchange;
     this.objects--;
+    this.partitionRecords[this.exchangePartition()]!--;
     this.writeSetName(current.setId);
     const done = this.store.remove(
       exchange,
@@ -633,6 +642,7 @@ export class DeviceNamespace implements Namespace {
   private expireCurrent(): void {
     if (this.index.remove() !== 1) return;
     this.objects--;
+    this.partitionRecords[this.exchangePartition()]!--;
     this.expired++;
     this.store.release(this.exchange.previousU32(ENTRY_LOCATION_LOW), this.exchange.previousU32(ENTRY_LOCATION_HIGH));
   }
@@ -673,6 +683,7 @@ export class DeviceNamespace implements Namespace {
         if (!isExpired(batch.readUInt32LE(at + SCAN_VOID_TIME), nowSeconds)) continue;
         if (this.index.removeEntry(batch.readUInt32LE(at + SCAN_ENTRY_ID)) !== 1) continue;
         this.objects--;
+        this.partitionRecords[partitionIdOf(batch.subarray(at, at + 2))]!--;
         this.expired++;
         this.store.release(this.exchange.previousU32(ENTRY_LOCATION_LOW), this.exchange.previousU32(ENTRY_LOCATION_HIGH));
       }
@@ -702,6 +713,7 @@ export class DeviceNamespace implements Namespace {
     const removed = this.index.evictSoonestExpiring(-1, wanted, nowSeconds);
     if (removed === 0) return;
     this.objects -= removed;
+    this.partitionRecordsStale = true;
     this.evicted += removed;
     this.store.recount((take) => this.visitLocations(take));
   }
@@ -782,13 +794,20 @@ export class DeviceNamespace implements Namespace {
 
   async truncate(set: string | undefined, beforeMs: number): Promise<number> {
     this.checkOpen();
-    const setId = set === undefined ? -1 : this.sets.idOf(set);
-    if (setId === undefined) return 0;
     // The marker is durable first: whatever the index removes below stays gone after any restart.
     await this.store.truncate(set, beforeMs);
-    const total = await truncateIndex(this.index, this.exchange, setId, beforeMs, () => this.closed, (removed) => (this.objects -= removed));
+    const setId = set === undefined ? -1 : this.sets.idOf(set);
+    if (setId === undefined) return 0;
+    const total = await truncateIndex(this.index, this.exchange, setId, beforeMs, () => this.closed, (removed) => {
+      this.objects -= removed;
+      if (removed > 0) this.partitionRecordsStale = true;
+    });
     if (total > 0) this.store.recount((take) => this.visitLocations(take));
     return total;
+  }
+
+  truncateCuts(): readonly TruncateCut[] {
+    return this.store.truncateMarkers();
   }
 
   // ------------------------------------------------------------------------------------
@@ -883,6 +902,27 @@ export class DeviceNamespace implements Namespace {
       removed++;
     }
     return removed;
+  }
+
+  /** Live records per partition id (length 4096). */
+  partitionCounts(): Uint32Array {
+    if (this.partitionRecordsStale) {
+      this.partitionRecords.fill(0);
+      for (const walk = new IndexWalk(this.index, this.exchange); !walk.done; ) {
+        const count = walk.next();
+        for (let i = 0; i < count; i++) {
+          this.partitionRecords[this.exchange.buffer.readUInt32LE(EX_DATA + i * SCAN_RECORD_BYTES + SCAN_PARTITION_ID)]!++;
+        }
+      }
+      this.partitionRecordsStale = false;
+    }
+    return this.partitionRecords;
+  }
+
+  /** The partition of the digest in the exchange. */
+  private exchangePartition(): number {
+    const u8 = this.exchange.u8;
+    return (u8[EX_DIGEST]! | (u8[EX_DIGEST + 1]! << 8)) & (PARTITION_COUNT - 1);
   }
 
   // ------------------------------------------------------------------------------------

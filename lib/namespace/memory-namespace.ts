@@ -76,6 +76,7 @@ import {
   voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
+import { TruncateCut, addCut } from '../model/truncate-cuts';
 import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
 import { partitionFilter } from './partition-filter';
 import { IndexWalk, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
@@ -92,6 +93,8 @@ interface MemoryMeta {
   sets: string[];
   dataBytes: number;
   objects: number;
+  /** Truncate cuts in force (absent in metadata written before cuts were kept). */
+  truncates?: TruncateCut[];
 }
 
 /** A record as loadCurrent found it, with the time it looked (one clock read per operation). */
@@ -116,6 +119,8 @@ export class MemoryNamespace implements Namespace {
   private readonly index: NativePrimaryIndex;
   private readonly lockFd: number;
   private sets = new SetTable();
+  /** Truncates applied (cluster mode refuses versions they removed; kept across warm restarts). */
+  private cuts: TruncateCut[] = [];
   private readonly touchLru: number;
   private readonly highWaterBytes: number;
   private readonly stopWritesBytes: number;
@@ -172,6 +177,7 @@ export class MemoryNamespace implements Namespace {
       const meta = this.readMeta();
       if (header.clean && meta !== undefined) {
         this.sets = SetTable.fromJSON(meta.sets);
+        this.cuts = meta.truncates ?? [];
         this.objects = this.index.count();
         this.dataBytes = meta.dataBytes;
         this.startMode = 'warm';
@@ -534,9 +540,14 @@ export class MemoryNamespace implements Namespace {
 
   async truncate(set: string | undefined, beforeMs: number): Promise<number> {
     this.checkOpen();
+    this.cuts = addCut(this.cuts, set, beforeMs);
     const setId = set === undefined ? -1 : this.sets.idOf(set);
     if (setId === undefined) return 0;
     return truncateIndex(this.index, this.exchange, setId, beforeMs, () => this.closed, (removed) => this.accountBulkRemoval(removed));
+  }
+
+  truncateCuts(): readonly TruncateCut[] {
+    return this.cuts;
   }
 
   // ------------------------------------------------------------------------------------
@@ -662,6 +673,7 @@ export class MemoryNamespace implements Namespace {
           sets: this.sets.toJSON(),
           dataBytes: this.dataBytes,
           objects: this.objects,
+          truncates: this.cuts,
         };
         this.index.writeMeta(Buffer.from(JSON.stringify(meta)));
         this.index.markClean(true);

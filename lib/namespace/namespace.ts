@@ -4,6 +4,7 @@
  * with a promise. The Db validates arguments that are common to all namespaces before it
  * calls in; namespaces validate the rest.
  */
+import type { TruncateCut } from '../model/truncate-cuts';
 import type { Bins } from '../model/bins';
 import type { Key } from '../model/key';
 import type { NamespaceConfig } from '../options';
@@ -92,7 +93,10 @@ export interface Namespace {
   touch(key: Key, ttl: number | undefined): MaybePromise<WriteResult>;
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord>;
   scan(set: string | undefined, options: ScanOptions | undefined): AsyncIterable<ShoalRecord>;
+  /** Removes the records of a set (undefined: every set) last updated before beforeMs, and keeps the cut. */
   truncate(set: string | undefined, beforeMs: number): Promise<number>;
+  /** The truncate cuts this namespace has applied. */
+  truncateCuts(): readonly TruncateCut[];
   stats(): NamespaceStats;
   /** Flushes and releases everything; with dropIndex the shared-memory index is freed. */
   close(dropIndex: boolean): Promise<void>;

@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ErrorCode, ShoalError } from '../errors';
+import { addCut } from '../model/truncate-cuts';
 import {
   BATCH_ACTION,
   BATCH_BLOCK,
@@ -701,17 +702,15 @@ export class DeviceStore {
    */
   async truncate(set: string | undefined, beforeMs: number): Promise<void> {
     this.checkWritable();
-    const existing = this.truncates.find((marker) => marker.set === set);
-    if (existing !== undefined) existing.beforeMs = Math.max(existing.beforeMs, beforeMs);
-    else {
-      if (this.truncates.length >= MAX_TRUNCATE_MARKERS) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `namespace ${this.namespace}: at most ${MAX_TRUNCATE_MARKERS} sets can carry truncate markers`);
-      this.truncates.push({ set, beforeMs });
-    }
-    if (set === undefined) {
-      // A whole-namespace marker subsumes older per-set markers.
-      this.truncates = this.truncates.filter((marker) => marker.set === undefined || marker.beforeMs > beforeMs);
-    }
+    const next = addCut(this.truncates, set, beforeMs);
+    if (next.length > MAX_TRUNCATE_MARKERS) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `namespace ${this.namespace}: at most ${MAX_TRUNCATE_MARKERS} sets can carry truncate markers`);
+    this.truncates = next;
     await Promise.all(this.devices.map((device) => this.writeHeader(device, false)));
+  }
+
+  /** The truncate markers in force (a copy). */
+  truncateMarkers(): TruncateMarker[] {
+    return this.truncates.map((marker) => ({ ...marker }));
   }
 
   /** Flushes every open block and syncs every device (group commit). @throws ShoalError IO_ERROR. */

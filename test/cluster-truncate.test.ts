@@ -1,0 +1,137 @@
+/**
+ * Truncate in cluster mode (docs/cluster.md, "Truncate"): three Dbs in this process on real
+ * loopback TCP. A truncate through any node removes every copy on every node; a node that was
+ * away during the truncate comes back with its old copies (a warm restart of its memory
+ * namespace, its device namespace's data on disk) and neither serves them nor lets them
+ * migrate back.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ClusterNode } from '../lib/cluster/cluster';
+import { open, type Db } from '../lib/index';
+import { cleanupTempDirs, tempDir } from './helpers/temp';
+
+const NAMESPACES = ['cache', 'disk'];
+const open_: Db[] = [];
+
+afterAll(async () => {
+  for (const db of open_) await db.close({ dropIndex: true }).catch(() => undefined);
+  cleanupTempDirs(NAMESPACES);
+});
+
+async function startNode(nodeId: string, dataDir: string, seeds: string[]): Promise<Db> {
+  const db = await open({
+    dataDir,
+    namespaces: [
+      { name: 'cache', storage: { type: 'memory', maxBytes: 32 << 20 } },
+      { name: 'disk', storage: { type: 'device', paths: ['disk.dat'], sizeBytes: 64 << 20 } },
+    ],
+    cluster: { nodeId, listen: { host: '127.0.0.1', port: 0 }, seeds, heartbeatIntervalMs: 100 },
+    log: () => undefined,
+  });
+  open_.push(db);
+  return db;
+}
+
+async function closeNode(db: Db): Promise<void> {
+  open_.splice(open_.indexOf(db), 1);
+  await db.close();
+}
+
+/** Waits until every db sees a cluster of exactly these dbs with migrations finished. */
+async function settled(dbs: Db[], timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (dbs.some((db) => db.stats().clusterSize !== dbs.length)) {
+    if (Date.now() > deadline) throw new Error(`no cluster of ${dbs.length} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await Promise.all(dbs.map((db) => db.cluster!.waitForMigrations({ timeoutMs: Math.max(1, deadline - Date.now()) })));
+}
+
+const objects = (db: Db, ns: string) => db.stats().namespaces[ns]!.objects;
+
+describe('truncate in cluster mode', () => {
+  it('removes every copy on every node, per set or for the whole namespace', async () => {
+    const a = await startNode('tr-a', tempDir(), []);
+    const b = await startNode('tr-b', tempDir(), [a.cluster!.address]);
+    const c = await startNode('tr-c', tempDir(), [a.cluster!.address]);
+    const dbs = [a, b, c];
+    await settled(dbs);
+    for (const ns of NAMESPACES) {
+      for (let i = 0; i < 150; i++) {
+        await a.put({ ns, set: 'gone', key: i }, { i });
+        await b.put({ ns, set: 'kept', key: i }, { i });
+      }
+    }
+    // Replication factor 2: two copies of each record across the three nodes.
+    for (const ns of NAMESPACES) expect(dbs.reduce((sum, db) => sum + objects(db, ns), 0)).toBe(600);
+
+    for (const ns of NAMESPACES) expect(await c.truncate(ns, 'gone')).toBe(300);
+    for (const db of dbs) {
+      for (const ns of NAMESPACES) {
+        for (let i = 0; i < 150; i += 7) {
+          expect(await db.get({ ns, set: 'gone', key: i })).toBeUndefined();
+          expect((await db.get({ ns, set: 'kept', key: i }))?.bins).toEqual({ i });
+        }
+      }
+    }
+    for (const ns of NAMESPACES) {
+      expect(dbs.reduce((sum, db) => sum + objects(db, ns), 0)).toBe(300);
+      const scanned = [];
+      for await (const record of b.scan(ns)) scanned.push(record);
+      expect(scanned.length).toBe(150);
+      expect(scanned.every((record) => record.key.set === 'kept')).toBe(true);
+    }
+
+    // A write acknowledged after truncate resolves is never taken for truncated.
+    expect(await a.truncate('cache')).toBe(300);
+    await b.put({ ns: 'cache', set: 'kept', key: 'after' }, { fresh: true });
+    for (const db of dbs) expect((await db.get({ ns: 'cache', set: 'kept', key: 'after' }))?.bins).toEqual({ fresh: true });
+  }, 60_000);
+
+  it('a node that was away during the truncate neither serves nor migrates back its old copies', async () => {
+    const a = await startNode('tr-d', tempDir(), []);
+    const b = await startNode('tr-e', tempDir(), [a.cluster!.address]);
+    const awayDir = tempDir();
+    let away = await startNode('tr-f', awayDir, [a.cluster!.address]);
+    await settled([a, b, away]);
+    for (const ns of NAMESPACES) for (let i = 0; i < 200; i++) await a.put({ ns, set: 's', key: i }, { i });
+    const heldAway = { cache: objects(away, 'cache'), disk: objects(away, 'disk') };
+    expect(heldAway.cache).toBeGreaterThan(0);
+    expect(heldAway.disk).toBeGreaterThan(0);
+
+    await closeNode(away);
+    await settled([a, b]);
+    for (const ns of NAMESPACES) expect(await a.truncate(ns, 's')).toBe(400);
+    await a.put({ ns: 'disk', set: 's', key: 'fresh' }, { fresh: true });
+
+    // Back with its old copies: the memory namespace re-attaches to shared memory, the device
+    // namespace finds its records on disk.
+    away = await startNode('tr-f', awayDir, [a.cluster!.address]);
+    await settled([a, b, away]);
+    for (const db of [a, b, away]) {
+      for (const ns of NAMESPACES) {
+        for (let i = 0; i < 200; i += 3) expect(await db.get({ ns, set: 's', key: i })).toBeUndefined();
+      }
+      expect((await db.get({ ns: 'disk', set: 's', key: 'fresh' }))?.bins).toEqual({ fresh: true });
+    }
+    expect(objects(away, 'cache')).toBe(0);
+    expect(objects(a, 'cache') + objects(b, 'cache')).toBe(0);
+    expect(objects(a, 'disk') + objects(b, 'disk') + objects(away, 'disk')).toBe(2);
+    const scanned = [];
+    for await (const record of away.scan('disk')) scanned.push(record.key.key ?? record.key.digest);
+    expect(scanned.length).toBe(1);
+  }, 90_000);
+
+  it('refuses a malformed truncate from a peer without harm', async () => {
+    const a = await startNode('tr-g', tempDir(), []);
+    await a.put({ ns: 'cache', key: 1 }, { v: 1 });
+    // The cluster node's own entry point, which checks a cut exactly as for a peer's broadcast
+    // or heartbeat (a cut far ahead of this node's clock, an unknown namespace, a bad set).
+    const node = (a as unknown as { clusterNode: ClusterNode }).clusterNode;
+    await expect(node.truncate({ ns: 'cache', set: null, beforeMs: Date.now() + 3_600_000 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(node.truncate({ ns: 'nope', set: null, beforeMs: Date.now() })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(node.truncate({ ns: 'cache', set: 7 as unknown as string, beforeMs: Date.now() })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(node.truncate({ ns: 'cache', set: null, beforeMs: Number.NaN })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect((await a.get({ ns: 'cache', key: 1 }))?.bins).toEqual({ v: 1 });
+  }, 30_000);
+});
