@@ -18,6 +18,7 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   FORWARD_RETRY_DELAY_MS,
   MAX_FORWARD_ATTEMPTS,
+  MAX_FRAME_BYTES,
   MAX_PENDING_REQUESTS,
   MIGRATION_BATCH_MAX_BYTES,
   MIGRATION_BATCH_RECORDS,
@@ -113,7 +114,7 @@ export class DataPlane {
   private readonly replicating = new Map<number, number>();
   /** Partitions with a write whose replication gave up (timed out) since the last view change. */
   private readonly unreplicated = new Set<number>();
-  readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, skippedByDelta: 0, retries: 0 };
+  readonly counters = { forwarded: 0, executedAsMaster: 0, replicated: 0, migratedRecordsIn: 0, migratedRecordsOut: 0, skippedByDelta: 0, retries: 0, scanSplits: 0 };
 
   constructor(private readonly options: DataPlaneOptions) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -342,6 +343,7 @@ export class DataPlane {
       } else {
         this.counters.forwarded++;
         const reply = await this.call(target, { type: 'request', request }, deadline);
+        if (reply.type === 'response' && reply.tooLarge === true) return this.executeInHalves(request, partitions);
         if (reply.type === 'response' && reply.retry === undefined) return unwrap(reply as { value?: unknown; error?: WireError });
       }
       if (this.options.runtime.clock.nowMs() >= deadline) break;
@@ -356,6 +358,25 @@ export class DataPlane {
       ErrorCode.TIMEOUT,
       `cluster: partition ${partitions[0]} did not answer in time (cluster re-forming or partition moving); retry the operation`,
     );
+  }
+
+  /**
+   * A scan whose reply did not fit in one frame: its partitions in two halves, one after the
+   * other (so the pieces are as small as they need to be, and no larger).
+   * @throws ShoalError CLUSTER_ERROR when a single partition's records do not fit in a frame.
+   */
+  private async executeInHalves(request: ClusterRequest, partitions: number[]): Promise<unknown> {
+    if (request.kind !== 'scan' || partitions.length < 2) {
+      throw new ShoalError(
+        ErrorCode.CLUSTER_ERROR,
+        `cluster: the reply for partition ${partitions[0]} exceeds the ${MAX_FRAME_BYTES}-byte frame limit; scan it with fewer or smaller records, or on its master`,
+      );
+    }
+    this.counters.scanSplits++;
+    const middle = partitions.length >> 1;
+    const first = (await this.execute({ ...request, partitions: partitions.slice(0, middle) })) as unknown[];
+    const second = (await this.execute({ ...request, partitions: partitions.slice(middle) })) as unknown[];
+    return first.concat(second);
   }
 
   /** Executes on this node as acting master, then replicates. `retry` set if not master after all. */
@@ -442,7 +463,14 @@ export class DataPlane {
         reply.error = toWireError(error);
       }
     }
-    this.options.send(from, reply);
+    try {
+      this.options.send(from, reply);
+    } catch (error) {
+      // A reply over MAX_FRAME_BYTES (a scan of many large records): say so, so the caller
+      // asks for fewer partitions at a time, instead of leaving it to time out.
+      if (!(error instanceof RangeError)) throw error;
+      this.options.send(from, { type: 'response', id: message.id, tooLarge: true });
+    }
   }
 
   private async onReplicate(from: string, message: WireMessage): Promise<void> {
