@@ -3,6 +3,7 @@
  * partition's master, and the LocalStore the cluster uses to execute requests, replicate and
  * migrate over this Db's namespaces.
  */
+import { MAX_TRUNCATE_CLOCK_LEAD_MS } from './cluster/constants';
 import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore } from './cluster/local-store';
 import { coveredBy, isTruncated } from './model/truncate-cuts';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
@@ -11,12 +12,6 @@ import { digestOf } from './model/digest';
 import type { Key } from './model/key';
 import type { Namespace, ReadOptions, RecordVersion, ShoalRecord } from './namespace/namespace';
 import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
-
-/**
- * How far ahead of this node's clock a peer's truncate cut may be: clocks of a cluster's
- * nodes are assumed to agree to within this (NTP keeps them far closer).
- */
-const MAX_TRUNCATE_CLOCK_LEAD_MS = 1000;
 
 /** A single-record call, as data. */
 export type RecordCall =
@@ -156,7 +151,8 @@ export class DbLocalStore implements LocalStore {
     const removed = coveredBy(namespace.truncateCuts(), { set, beforeMs: cut.beforeMs }) ? 0 : await namespace.truncate(set, cut.beforeMs);
     // Writes this node acknowledges from now on must be stamped at or after the cut (bounded:
     // a clock far behind the cutting node's is a clock-skew problem the docs name).
-    for (let waits = 0; waits < MAX_TRUNCATE_CLOCK_LEAD_MS && Date.now() < cut.beforeMs; waits++) await new Promise((resolve) => setTimeout(resolve, 1));
+    const waitEndMs = Date.now() + MAX_TRUNCATE_CLOCK_LEAD_MS;
+    while (Date.now() < cut.beforeMs && Date.now() < waitEndMs) await new Promise((resolve) => setTimeout(resolve, 1));
     return removed;
   }
 

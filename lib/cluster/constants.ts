@@ -92,6 +92,17 @@ export const MIGRATION_BATCH_MAX_BYTES = 4 * 1024 * 1024;
 /** Largest record payload shipped in replication or migration (matches the 1 MiB default record limit, with room for larger write blocks). */
 export const MAX_RECORD_PAYLOAD_BYTES = 8 * 1024 * 1024;
 
+/** Truncate cuts a heartbeat lists at most (the newest); a node with more applies older ones only by broadcast. */
+export const MAX_HEARTBEAT_CUTS = 256;
+/** Applied truncate cuts remembered with what each removed (so a cut heard twice is applied once). */
+export const MAX_REMEMBERED_CUTS = 64;
+/**
+ * How far a peer's truncate cut may be ahead of this node's clock, and how long a node waits
+ * for its clock to pass a cut before acknowledging it (ms): the clock agreement a cluster
+ * assumes between its nodes (NTP keeps them far closer).
+ */
+export const MAX_TRUNCATE_CLOCK_LEAD_MS = 1_000;
+
 function check(condition: boolean, relation: string): void {
   if (!condition) throw new Error(`cluster constants: broken relation: ${relation}`);
 }

@@ -15,15 +15,10 @@
  * assumed to agree to within a second (the store refuses a cut further ahead than that).
  */
 import { ErrorCode, ShoalError } from '../errors';
+import { MAX_HEARTBEAT_CUTS, MAX_REMEMBERED_CUTS } from './constants';
 import type { ClusterTruncateCut, LocalStore } from './local-store';
 import type { WireMessage } from './network';
 import type { Runtime } from './seams';
-
-/** How many cuts a heartbeat carries at most (the newest; more are applied only by the broadcast). */
-export const MAX_HEARTBEAT_CUTS = 256;
-
-/** How many applied cuts are remembered with their outcome (older ones are found covered instead). */
-const MAX_REMEMBERED_CUTS = 64;
 
 export const TRUNCATE_MESSAGE_TYPES = ['truncate', 'truncate-ack'] as const;
 
