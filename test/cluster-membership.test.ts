@@ -127,6 +127,24 @@ describe('membership on the simulated network', () => {
     expect(sim.node('nodea').view.clusterKey).toBe(key);
   });
 
+  it('a member that stalls right after adopting a view (under the timeout) does not make the principal re-form: it acknowledged the commit', async () => {
+    // Seen on a loaded machine (cluster-process "garbage on the fabric port"): the principal
+    // counted the member's last heartbeat, sent before the commit, as a fresh mismatch on
+    // every tick of the stall, and re-formed the same members under a new cluster key.
+    const { sim, members } = await formCluster(3, 21);
+    const member = sim.nodes.get('nodea')!;
+    let adoptedKey: string | undefined;
+    member.node.on('change', (state: { clusterKey: string; succession: string[] }) => {
+      if (adoptedKey !== undefined || state.succession.length !== members.length) return;
+      adoptedKey = state.clusterKey;
+      member.host.stall(1_000); // MEMBERSHIP_KEY_MISMATCH_TICKS (4) intervals and more; under the 1.5 s timeout
+    });
+    expect(await sim.scheduler.runUntil(() => sim.agree(members), 10_000)).toBe(true);
+    await sim.scheduler.runFor(5_000);
+    expect(sim.agree(members)).toBe(true);
+    expect(sim.node('nodec').view.clusterKey).toBe(adoptedKey);
+  });
+
   it('a clock jump forward on one node does not evict its peers', async () => {
     const { sim, members } = await formCluster(3, 12);
     await sim.scheduler.runUntil(() => sim.agree(members), 10_000);

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { HANDSHAKE_TIMEOUT_MS } from '../lib/cluster/constants';
 import type { ChildState } from './fixtures/cluster-children';
 import { ChildNode, compileClusterForChildren, eventually } from './fixtures/cluster-children';
 
@@ -23,12 +24,13 @@ afterAll(() => {
   if (root !== '') fs.rmSync(root, { recursive: true, force: true });
 });
 
-async function startCluster(ids: string[]): Promise<ChildNode[]> {
-  const first = new ChildNode(root, ids[0], []);
+/** Starts `ids[0]`, then the rest seeded with it; `heartbeatTimeout` in heartbeat intervals (150 ms). */
+async function startCluster(ids: string[], heartbeatTimeout = 10): Promise<ChildNode[]> {
+  const first = new ChildNode(root, ids[0], [], 150, heartbeatTimeout);
   children.push(first);
   await first.ready;
   const rest = ids.slice(1).map((id) => {
-    const child = new ChildNode(root, id, [first.address]);
+    const child = new ChildNode(root, id, [first.address], 150, heartbeatTimeout);
     children.push(child);
     return child;
   });
@@ -96,6 +98,47 @@ function writeLoad(nodes: () => ChildNode[], prefix: string) {
       await Promise.all(workers);
     },
   };
+}
+
+/** Garbage number `i`: 1 + 97 i bytes; every third starts with an oversized frame length. */
+function garbage(i: number): Buffer {
+  const bytes = Buffer.alloc(1 + i * 97);
+  for (let j = 0; j < bytes.length; j++) bytes[j] = (j * 31 + i) & 0xff;
+  if (i % 3 === 0 && bytes.length >= 4) bytes.writeUInt32BE(0xfffffff0, 0);
+  return bytes;
+}
+
+interface GarbageOutcome {
+  /** This end's address, as the node names the connection in its log. */
+  localAddress: string;
+  /** Whether the node closed the connection before `closeWithinMs` passed. */
+  closedByNode: boolean;
+  /** When this end saw the connection close (Date.now()). */
+  closedAtMs: number;
+}
+
+/**
+ * Connects to a node's fabric address, writes `bytes`, and waits (at most `closeWithinMs`) for
+ * the node to close the connection; this end never closes it first.
+ */
+function sendGarbage(address: string, bytes: Buffer, closeWithinMs: number): Promise<GarbageOutcome> {
+  const separator = address.lastIndexOf(':');
+  return new Promise((resolve) => {
+    let localAddress = '';
+    const socket = net.connect({ host: address.slice(0, separator), port: Number(address.slice(separator + 1)) }, () => {
+      localAddress = `${socket.localAddress}:${socket.localPort}`;
+      socket.write(bytes);
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ localAddress, closedByNode: false, closedAtMs: Date.now() });
+    }, closeWithinMs);
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ localAddress, closedByNode: localAddress !== '', closedAtMs: Date.now() });
+    });
+  });
 }
 
 describe('cluster of child processes on loopback', () => {
@@ -201,29 +244,35 @@ describe('cluster of child processes on loopback', () => {
     expect(migrated).toBeGreaterThan(5_000);
   }, 120_000);
 
-  it('garbage on the fabric port: the node stays up and the cluster stays formed', async () => {
-    const nodes = await startCluster(['g1', 'g2', 'g3']);
+  it('garbage on the fabric port: the node closes every such connection with a logged reason, keeps serving, and the cluster stays formed', async () => {
+    // Failure detection is not under test here: with a 6 s detector (150 ms x 40) scheduler stalls
+    // on a loaded machine evict nobody, so a changed cluster key is the garbage's doing (or a
+    // membership bug: docs/cluster.md, bug 14).
+    const nodes = await startCluster(['g1', 'g2', 'g3'], 40);
     expect(await eventually(() => agreed(nodes), 20_000)).toBe(true);
-    const key = (await states(nodes))[0].clusterKey;
-    const [host, port] = [nodes[1].address.split(':')[0], Number(nodes[1].address.split(':')[1])];
-    for (let i = 0; i < 30; i++) {
-      await new Promise<void>((resolve) => {
-        const socket = net.connect({ host, port }, () => {
-          const junk = Buffer.alloc(1 + i * 97);
-          for (let j = 0; j < junk.length; j++) junk[j] = (j * 31 + i) & 0xff;
-          if (i % 3 === 0 && junk.length >= 4) junk.writeUInt32BE(0xfffffff0, 0);
-          socket.write(junk);
-        });
-        socket.on('error', () => resolve());
-        socket.on('close', () => resolve());
-        setTimeout(() => socket.destroy(), 300);
-      });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(nodes[1].exited).toBe(false);
+    const clusterKey = (await states(nodes))[0].clusterKey;
+    const target = nodes[1];
+    const closeWithinMs = HANDSHAKE_TIMEOUT_MS + 15_000;
+    // All at once. Garbage 0 is one byte, an incomplete frame header: only the handshake timeout
+    // ends that connection. Every other one is refused for what it contains.
+    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => sendGarbage(target.address, garbage(i), closeWithinMs)));
+    const [incomplete, ...rejected] = outcomes;
+    expect(outcomes.filter((outcome) => !outcome.closedByNode)).toEqual([]);
+    // Refused at once, not left open until the handshake timeout (which ended garbage 0).
+    expect(rejected.filter((outcome) => outcome.closedAtMs >= incomplete.closedAtMs)).toEqual([]);
+    expect(target.exited).toBe(false);
+    // Still serving: writes through the target (most are proxied to other masters) read back everywhere.
+    const keys = Array.from({ length: 60 }, (_, i) => `after-garbage-${i}`);
+    await Promise.all(keys.map((key, i) => target.value('put', { key, value: i })));
+    for (const node of nodes) expect(await Promise.all(keys.map((key) => node.value<number>('get', { key })))).toEqual(keys.map((_, i) => i));
     expect(await agreed(nodes)).toBe(true);
-    expect((await states(nodes))[0].clusterKey).toBe(key);
-    const logs = await nodes[1].value<string[]>('logs');
-    expect(logs.some((line) => line.includes('closing connection') || line.includes('refusing connection'))).toBe(true);
+    expect((await states(nodes))[0].clusterKey).toBe(clusterKey);
+    // The node logged why it closed each connection: the incomplete header at the handshake
+    // timeout, every other one for what it contained (not merely for never saying hello).
+    const logs = await target.value<string[]>('logs');
+    const reason = ({ localAddress }: GarbageOutcome) =>
+      logs.find((line) => /(closing|refusing) connection/.test(line) && line.includes(`${localAddress}:`)) ?? 'no log line';
+    expect(reason(incomplete)).toContain('no handshake');
+    expect(rejected.map(reason).filter((line) => line === 'no log line' || line.includes('no handshake'))).toEqual([]);
   }, 60_000);
 });

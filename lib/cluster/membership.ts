@@ -94,8 +94,10 @@ export class Membership {
   private divergedSinceMs: number | undefined;
   private divergedClique = '';
   private discoveringSinceMs: number | undefined;
-  /** Consecutive ticks each member's heartbeat advertised a key other than ours. */
+  /** Consecutive ticks on which a member's fresh heartbeat advertised a key other than ours. */
   private readonly keyMismatchTicks = new Map<string, number>();
+  /** Members whose heartbeat arrived since the last tick (only those are counted). */
+  private readonly heardSinceTick = new Set<string>();
   readonly counters = { roundsStarted: 0, roundsCommitted: 0, roundsFailed: 0, viewsAdopted: 0 };
 
   constructor(private readonly options: MembershipOptions) {
@@ -195,6 +197,7 @@ export class Membership {
 
   /** Learns commits from heartbeats: a member advertising our accepted proposal's key committed it. */
   onHeartbeatKey(from: string, clusterKey: string): void {
+    this.heardSinceTick.add(from);
     const accepted = this.accepted;
     if (accepted === undefined || clusterKey === this.view.clusterKey) return;
     // Only a proposal newer than the current view: never re-adopt a view this node left.
@@ -224,10 +227,14 @@ export class Membership {
     const heartbeat = this.options.heartbeat;
     for (const id of this.keyMismatchTicks.keys()) if (!clique.includes(id)) this.keyMismatchTicks.delete(id);
     for (const id of clique) {
-      if (id === this.options.selfId) continue;
+      // Only a fresh heartbeat is evidence. A member silent since its last one (stalled, or its
+      // heartbeat late) has said nothing new: counting that old heartbeat again on every tick
+      // re-formed a cluster whose member had adopted the view and acknowledged the commit.
+      if (id === this.options.selfId || !this.heardSinceTick.has(id)) continue;
       const mismatch = heartbeat.peer(id)?.clusterKey !== this.view.clusterKey;
       this.keyMismatchTicks.set(id, mismatch ? (this.keyMismatchTicks.get(id) ?? 0) + 1 : 0);
     }
+    this.heardSinceTick.clear();
   }
 
   /**
