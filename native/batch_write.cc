@@ -5,6 +5,7 @@
 //
 // JS builds the buffer, but nothing in it is trusted: every slot is checked against the
 // buffer's length, the layout's limits and the blocks it names before anything is changed.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -111,6 +112,13 @@ Napi::Value PrimaryIndexWrap::LookupBatch(const Napi::CallbackInfo& info) {
     }
   }
   // Lookups, with the bucket and chain of later slots prefetched so their DRAM misses overlap.
+  // The first slot of each digest found absent is remembered (with its digest) so that
+  // writeBatch can insert it without searching again.
+  absent_batch_ = batch;
+  absent_count_ = count;
+  absent_epoch_ = index.insert_epoch();
+  absent_.resize(count);
+  absent_digests_.resize(size_t{count} * kDigestBytes);
   for (uint32_t i = 0; i < count && i < kBucketAhead; ++i) index.PrefetchBucket(batch + size_t{i} * kBatchSlotBytes);
   for (uint32_t i = 0; i < count; ++i) {
     uint8_t* slot = batch + size_t{i} * kBatchSlotBytes;
@@ -119,6 +127,8 @@ Napi::Value PrimaryIndexWrap::LookupBatch(const Napi::CallbackInfo& info) {
     if (i + kChainSecondAhead < count) index.PrefetchChainSecond(slot + kChainSecondAhead * kBatchSlotBytes);
     StoreU32(slot, kBatchPartitionId, PartitionOf(slot + kBatchDigest));
     uint32_t id = index.Find(slot + kBatchDigest);
+    absent_[i] = id == 0 && LoadU32(slot, kBatchStatus) == kBatchAbsent;
+    if (absent_[i]) std::memcpy(&absent_digests_[size_t{i} * kDigestBytes], slot + kBatchDigest, kDigestBytes);
     if (id == 0) continue;
     if (LoadU32(slot, kBatchStatus) == kBatchAbsent) StoreU32(slot, kBatchStatus, kBatchExists);
     EntryFields fields = index.Fields(id);
@@ -227,6 +237,17 @@ Napi::Value PrimaryIndexWrap::WriteBatch(const Napi::CallbackInfo& info) {
     int64_t padded = storage::EncodeRecordParts(parts, block.data, block.length, LoadU32(slot, kBatchBlockOffset), block.sequence);
     SHOAL_ASSERT(padded > 0, "batch record of slot %u did not fit after its check (%lld)", i, static_cast<long long>(padded));
   }
+  // Slots the last lookupBatch of this buffer found absent are inserted without a search, as
+  // long as nothing but those inserts has been added to the index since (so an upsert here
+  // that inserts, or any insert between the calls, ends the shortcut) and the slot still holds
+  // the digest looked up. Slots at or past `hinted` have no hint.
+  uint64_t expected_epoch = absent_epoch_;
+  uint32_t hinted = absent_batch_ == batch && index.insert_epoch() == expected_epoch ? std::min(count, absent_count_) : 0;
+  absent_batch_ = nullptr;
+  auto probably_absent = [&](uint32_t i) { return i < hinted && absent_[i]; };  // enough for a prefetch
+  auto absent = [&](uint32_t i) {
+    return i < hinted && absent_[i] && std::memcmp(batch + size_t{i} * kBatchSlotBytes + kBatchDigest, &absent_digests_[size_t{i} * kDigestBytes], kDigestBytes) == 0;
+  };
   uint32_t written = 0;
   try {
     for (uint32_t i = 0; i < count && i < kBucketAhead; ++i) index.PrefetchBucket(batch + size_t{i} * kBatchSlotBytes);
@@ -234,8 +255,11 @@ Napi::Value PrimaryIndexWrap::WriteBatch(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < count; ++i) {
       uint8_t* slot = batch + size_t{i} * kBatchSlotBytes;
       if (i + kBucketAhead < count) index.PrefetchBucket(slot + kBucketAhead * kBatchSlotBytes);
-      if (i + kChainAhead < count) index.PrefetchChain(slot + kChainAhead * kBatchSlotBytes);
-      if (i + kChainSecondAhead < count) index.PrefetchChainSecond(slot + kChainSecondAhead * kBatchSlotBytes);
+      // An absent slot's insert reads only its bucket head, not its chain.
+      if (i + kChainAhead < count && !probably_absent(i + kChainAhead)) index.PrefetchChain(slot + kChainAhead * kBatchSlotBytes);
+      if (i + kChainSecondAhead < count && !probably_absent(i + kChainSecondAhead)) {
+        index.PrefetchChainSecond(slot + kChainSecondAhead * kBatchSlotBytes);
+      }
       index.PrefetchSplit(kChainAhead);
       if (LoadU32(slot, kBatchAction) == kBatchSkip) continue;
       EntryFields fields;
@@ -247,8 +271,15 @@ Napi::Value PrimaryIndexWrap::WriteBatch(const Napi::CallbackInfo& info) {
       fields.location = LoadU32(slot, kBatchLocationLow) | (uint64_t{LoadU32(slot, kBatchLocationHigh)} << 32);
       const uint8_t* payload = SlotVariable(batch, slot) + slot[kBatchSetLength] + LoadU16(slot, kBatchKeyLength);
       uint32_t payload_length = store_data ? LoadU32(slot, kBatchPayloadLength) : 0;
-      uint32_t id = index.Upsert(slot + kBatchDigest, fields, store_data ? DataAction::kStore : DataAction::kNone, payload, payload_length,
-                                 &previous);
+      DataAction action = store_data ? DataAction::kStore : DataAction::kNone;
+      uint32_t id;
+      if (absent(i) && index.insert_epoch() == expected_epoch) {
+        id = index.InsertAbsent(slot + kBatchDigest, fields, action, payload, payload_length);
+        expected_epoch = index.insert_epoch();
+        previous = PreviousEntry{};
+      } else {
+        id = index.Upsert(slot + kBatchDigest, fields, action, payload, payload_length, &previous);
+      }
       StoreU32(slot, kBatchPreviousExisted, previous.existed ? 1 : 0);
       StoreU32(slot, kBatchPreviousLow, static_cast<uint32_t>(previous.fields.location));
       StoreU32(slot, kBatchPreviousHigh, static_cast<uint32_t>(previous.fields.location >> 32));

@@ -15,7 +15,23 @@ import type { BatchPutEntry } from '../lib/db';
 import type { NamespaceOptions } from '../lib/options';
 import type { WriteResult } from '../lib/namespace/namespace';
 import { addon } from '../lib/native/addon';
-import { BATCH_ACTION, BATCH_BLOCK, BATCH_KEY_LENGTH, BATCH_KEY_TYPE, BATCH_SET_LENGTH, BATCH_SLOT_BYTES, BATCH_VARIABLE_OFFSET, BATCH_WRITE_INDEX, BATCH_WRITE_RECORD, EXCHANGE_HEADER_BYTES } from '../lib/native/exchange';
+import {
+  BATCH_ACTION,
+  BATCH_BLOCK,
+  BATCH_DIGEST,
+  BATCH_DUPLICATE,
+  BATCH_KEY_LENGTH,
+  BATCH_KEY_TYPE,
+  BATCH_PREVIOUS_EXISTED,
+  BATCH_SET_LENGTH,
+  BATCH_SLOT_BYTES,
+  BATCH_STATUS,
+  BATCH_VARIABLE_OFFSET,
+  BATCH_WRITE_INDEX,
+  BATCH_WRITE_RECORD,
+  EX_DIGEST,
+  EXCHANGE_HEADER_BYTES,
+} from '../lib/native/exchange';
 import { track, useDbCleanup } from './helpers/db';
 import { tempDir } from './helpers/temp';
 import { seededFloats } from './helpers/random';
@@ -278,6 +294,78 @@ describe('the native batch calls refuse malformed buffers', () => {
       batch.writeUInt32LE(0, slot(1, BATCH_ACTION));
       expect(index.writeBatch(batch, 4, [], true)).toBe(1);
       expect(index.count()).toBe(1);
+      expect(index.verify()).toBe('');
+    } finally {
+      index.close(true);
+    }
+  });
+});
+
+describe('writeBatch inserts the keys lookupBatch found absent without searching again', () => {
+  /** An index with data and a batch of `keys` (one-letter string keys, no set), looked up. */
+  function lookedUp(keys: string) {
+    const exchange = Buffer.alloc(EXCHANGE_HEADER_BYTES + 64 * 1024);
+    const index = new (addon().PrimaryIndex)({ name: `/shoal-batchhint-${process.pid}`, shared: false, exchange, withData: true });
+    index.open(false);
+    const count = keys.length;
+    const batch = Buffer.alloc(count * BATCH_SLOT_BYTES + 256);
+    const slot = (i: number, field: number) => i * BATCH_SLOT_BYTES + field;
+    for (let i = 0; i < count; i++) {
+      batch[slot(i, BATCH_KEY_TYPE)] = 3;
+      batch.writeUInt16LE(1, slot(i, BATCH_KEY_LENGTH));
+      batch.writeUInt32LE(count * BATCH_SLOT_BYTES + i, slot(i, BATCH_VARIABLE_OFFSET));
+      batch[count * BATCH_SLOT_BYTES + i] = keys.charCodeAt(i);
+    }
+    index.lookupBatch(batch, count);
+    const write = (...slots: number[]) => {
+      for (const i of slots) batch.writeUInt32LE(BATCH_WRITE_INDEX, slot(i, BATCH_ACTION));
+      return index.writeBatch(batch, count, [], true);
+    };
+    const existed = (i: number) => batch.readUInt32LE(slot(i, BATCH_PREVIOUS_EXISTED)) === 1;
+    return { index, exchange, batch, slot, write, existed };
+  }
+
+  it('a repeated key written twice (which batchPut never does) becomes one entry', () => {
+    const { index, batch, slot, write, existed } = lookedUp('abca');
+    try {
+      expect(batch.readUInt32LE(slot(3, BATCH_STATUS))).toBe(BATCH_DUPLICATE);
+      expect(write(0, 1, 2, 3)).toBe(4);
+      expect([0, 1, 2, 3].map(existed)).toEqual([false, false, false, true]);
+      expect(index.count()).toBe(3);
+      expect(index.verify()).toBe('');
+    } finally {
+      index.close(true);
+    }
+  });
+
+  it('a slot whose digest changed after the lookup is searched for', () => {
+    const { index, batch, slot, write, existed } = lookedUp('abc');
+    try {
+      // Slot 1 now names slot 2's record: slot 1 inserts it, slot 2 must find it.
+      batch.copy(batch, slot(1, BATCH_DIGEST), slot(2, BATCH_DIGEST), slot(2, BATCH_DIGEST) + 20);
+      expect(write(0, 1, 2)).toBe(3);
+      expect([0, 1, 2].map(existed)).toEqual([false, false, true]);
+      expect(index.count()).toBe(2);
+      expect(index.verify()).toBe('');
+    } finally {
+      index.close(true);
+    }
+  });
+
+  it('a key inserted between the lookup and the write is updated, not inserted again', () => {
+    const { index, exchange, batch, slot, write, existed } = lookedUp('abc');
+    try {
+      batch.copy(exchange, EX_DIGEST, slot(1, BATCH_DIGEST), slot(1, BATCH_DIGEST) + 20);
+      index.upsert(0);
+      expect(index.count()).toBe(1);
+      expect(write(0, 1, 2)).toBe(3);
+      expect([0, 1, 2].map(existed)).toEqual([false, true, false]);
+      expect(index.count()).toBe(3);
+      expect(index.verify()).toBe('');
+      // A second writeBatch of the same lookup finds the records the first one inserted.
+      expect(write(0, 1, 2)).toBe(3);
+      expect([0, 1, 2].map(existed)).toEqual([true, true, true]);
+      expect(index.count()).toBe(3);
       expect(index.verify()).toBe('');
     } finally {
       index.close(true);
