@@ -134,6 +134,77 @@ describe(`batchPut gives what individual puts give (seed ${seed})`, () => {
   }
 });
 
+describe('batchPut checks bins as it encodes them, with the errors a put gives', () => {
+  /** Bins a put refuses (some with a second fault after the first), and one with a bin written as null. */
+  const badBins: [string, unknown][] = [
+    ['nested null', { a: 1, b: [1, { c: null }] }],
+    ['NaN', { a: 'x', b: Number.NaN }],
+    ['nested infinity', { a: { b: [Number.POSITIVE_INFINITY] } }],
+    ['bigint past int64', { a: 2n ** 63n }],
+    ['a Date', { a: new Date(0) }],
+    ['a Map nested', { a: [new Map()] }],
+    ['a function', { a: () => 1 }],
+    ['undefined', { a: undefined }],
+    ['empty name', { '': 1 }],
+    ['16-byte name', { abcdefghijklmnop: 1 }],
+    ['15 characters, 16 bytes', { ['é' + 'a'.repeat(14)]: 1 }],
+    ['no bins', {}],
+    ['too deep', { a: JSON.parse('['.repeat(70) + ']'.repeat(70)) }],
+    ['a bad bin after a good long one', { pad: 'y'.repeat(100), x: Number.NaN }],
+    ['a bad name after a null', { a: null, '': 2 }],
+    ['a bad value after a record too big', { a: 'x'.repeat(20 << 10), b: Number.NaN }],
+    ['bins not an object', 'bins'],
+    ['bins an array', [1]],
+    ['bad bins and bad options', { a: Number.NaN }],
+    ['bad bins and a key too long', { a: Number.NaN }],
+    ['a null (removes a bin: written per record)', { a: null, b: 1 }],
+  ];
+  const good = { fine: 'yes', n: 7 };
+
+  for (const kind of ['memory', 'device'] as Kind[]) {
+    it(`${kind}: a bad entry deep in a large batch fails alone, as its put does`, async () => {
+      const db = await openKind(kind);
+      const entries: BatchPutEntry[] = [];
+      const bad = new Map<number, string>();
+      for (let i = 0; i < 20_000; i++) {
+        const which = i % 900 === 450 ? ((i / 900) | 0) % badBins.length : -1;
+        if (which < 0) {
+          entries.push({ key: { ns: 'users', set: 's', key: i }, bins: good });
+          continue;
+        }
+        const [name, bins] = badBins[which]!;
+        bad.set(i, name);
+        const key = name.includes('key too long') ? 'k'.repeat(5000) : i;
+        const opts = name.includes('bad options') ? ({ ttl: 'soon' } as never) : undefined;
+        entries.push({ key: { ns: 'users', set: 's', key }, bins: bins as never, opts });
+      }
+      expect(new Set(bad.values()).size).toBe(badBins.length);
+      const results = await db.batchPut(entries);
+      for (const [i, name] of bad) {
+        const entry = entries[i]!;
+        let expected: unknown;
+        try {
+          expected = await db.put(entry.key, entry.bins, entry.opts);
+        } catch (error) {
+          expected = error;
+        }
+        const result = results[i];
+        if (expected instanceof Error) {
+          expect(result, name).toBeInstanceOf(ShoalError);
+          expect((result as ShoalError).code, name).toBe((expected as ShoalError).code ?? ErrorCode.INVALID_ARGUMENT);
+          expect((result as ShoalError).message, name).toContain(expected.message);
+        } else {
+          expect(result, name).not.toBeInstanceOf(Error);
+        }
+      }
+      const written = results.filter((result) => !(result instanceof Error)).length;
+      const nulls = [...bad.values()].filter((name) => name.startsWith('a null')).length;
+      expect(written).toBe(20_000 - bad.size + nulls); // the null one is written, per record
+      expect(await db.get({ ns: 'users', set: 's', key: 19_999 })).toMatchObject({ bins: good, gen: 1 });
+    });
+  }
+});
+
 describe('batchPut entries fail one by one', () => {
   for (const kind of KINDS) {
     it(`${kind}: a bad key, a record too big, a generation mismatch and an existing record leave the rest written`, async () => {

@@ -20,7 +20,8 @@
  */
 import { BATCH_PUT_SLOTS_PER_CALL, BATCH_PUT_VARIABLE_BYTES_MIN, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, KEY_MAX_BYTES, SET_NAME_MAX_BYTES } from '../constants';
 import { ErrorCode, ShoalError } from '../errors';
-import { Bins, encodePayload } from '../model/bins';
+import { BINS_NEED_CHECK } from '../model/bin-encoder';
+import { Bins, checkBins, encodePayloadChecked } from '../model/bins';
 import { KEY_LENGTH_SHIFT, KEY_TYPE_MASK, Key, encodeSetName, writeKeyValue } from '../model/key';
 import type { NativePrimaryIndex } from '../native/addon';
 import {
@@ -161,8 +162,9 @@ export class PutBatch {
 
   /**
    * Adds an entry: its key (for the digest), set name (for the record), and, unless it goes
-   * the per-record way anyway, its payload. Returns an error for an entry that cannot be
-   * written (a bad key or set, a record too big); nothing is added then.
+   * the per-record way anyway, its payload. Checks the bins (the Db checked only that they are
+   * a plain object), giving the error checkBins gives. Returns an error for an entry that
+   * cannot be written (bad bins, a bad key or set, a record too big); nothing is added then.
    */
   add(entry: BatchEntry, position: number, storeKeyDefault: boolean): ShoalError | undefined {
     const slot = this.count * BATCH_SLOT_BYTES;
@@ -187,19 +189,25 @@ export class PutBatch {
       if (value === undefined || value === null) u8.set(key.digest!, slot + BATCH_DIGEST);
       else written = writeKeyValue(u8, this.buffer, at + setLength, value);
     } catch (error) {
-      return asShoalError(error);
+      // The Db checks the bins before the key's bytes are written: a bad bin is the error.
+      return binsError(entry.bins) ?? asShoalError(error);
     }
     const keyType = written & KEY_TYPE_MASK;
     const keyLength = written >>> KEY_LENGTH_SHIFT;
-    const perRecord = containsNull(entry.bins);
-    let payloadLength = 0;
-    let storeKey = false;
-    if (!perRecord) {
-      storeKey = ((entry.opts ?? this.options)?.storeKey ?? storeKeyDefault) && keyType !== 0;
-      const payloadAt = at + setLength + keyLength;
-      const keyBytes = storeKey ? u8.subarray(at + setLength, payloadAt) : undefined;
-      payloadLength = encodePayload(this.buffer, payloadAt, this.maxRecordBytes, entry.bins, keyType, keyBytes);
-      if (payloadLength < 0) return new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.maxRecordBytes})`);
+    // The bins are checked as they are encoded (the Db left them to this one walk); anything
+    // the encoder will not vouch for is checked by checkBins: an error is the entry's result,
+    // a bin written as null sends the entry the per-record way.
+    const storeKey = ((entry.opts ?? this.options)?.storeKey ?? storeKeyDefault) && keyType !== 0;
+    const payloadAt = at + setLength + keyLength;
+    const keyBytes = storeKey ? u8.subarray(at + setLength, payloadAt) : undefined;
+    let payloadLength = encodePayloadChecked(this.buffer, payloadAt, this.maxRecordBytes, entry.bins, keyType, keyBytes);
+    let perRecord = false;
+    if (payloadLength < 0) {
+      const error = binsError(entry.bins);
+      if (error !== undefined) return error;
+      perRecord = containsNull(entry.bins) || payloadLength === BINS_NEED_CHECK;
+      if (!perRecord) return new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.maxRecordBytes})`);
+      payloadLength = 0;
     }
     u8[slot + BATCH_KEY_TYPE] = keyType;
     u8[slot + BATCH_SET_LENGTH] = setLength;
@@ -207,7 +215,7 @@ export class PutBatch {
     u8[slot + BATCH_KEY_LENGTH + 1] = keyLength >>> 8;
     this.setU32(slot + BATCH_VARIABLE_OFFSET, at);
     this.setU32(slot + BATCH_PAYLOAD_LENGTH, payloadLength);
-    this.setU32(slot + BATCH_RECORD_FLAGS, storeKey ? RECORD_FLAG_PAYLOAD_KEY : 0);
+    this.setU32(slot + BATCH_RECORD_FLAGS, storeKey && !perRecord ? RECORD_FLAG_PAYLOAD_KEY : 0);
     this.setU32(slot + BATCH_ACTION, BATCH_SKIP);
     this.setU32(slot + BATCH_DONE, 0);
     at += setLength + keyLength + payloadLength;
@@ -394,6 +402,16 @@ function settle(run: () => MaybePromise<WriteResult>): BatchOutcome | Promise<Ba
   try {
     const result = run();
     return result instanceof Promise ? result.catch(asShoalError) : result;
+  } catch (error) {
+    return asShoalError(error);
+  }
+}
+
+/** The error checkBins gives an entry's bins (bins written as null allowed), or undefined. */
+function binsError(bins: Bins): ShoalError | undefined {
+  try {
+    checkBins(bins, true);
+    return undefined;
   } catch (error) {
     return asShoalError(error);
   }
