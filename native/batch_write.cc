@@ -13,6 +13,7 @@
 
 #include "exchange_layout.h"
 #include "primary_index.h"
+#include "ripemd160.h"
 #include "storage_format.h"
 
 namespace shoal {
@@ -71,6 +72,43 @@ const uint8_t* SlotVariable(const uint8_t* batch, const uint8_t* slot) { return 
 // cache) the first entry of its chain, then the second; each stage a DRAM miss apart.
 constexpr uint32_t kBucketAhead = 16, kChainAhead = 8, kChainSecondAhead = 4;
 
+// The record digest (ComputeRecordDigest) of every slot that has a key. A record's message (set
+// name, key type byte, key) of up to one block, as most are, is digested with seven others
+// in the lanes of one vector compression; a longer one alone.
+void ComputeBatchDigests(uint8_t* batch, uint32_t count) {
+  uint8_t blocks[kRipemd160Lanes][64] = {};
+  uint8_t digests[kRipemd160Lanes][kRipemd160Bytes];
+  uint8_t* lane_digest[kRipemd160Lanes];
+  size_t lanes = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint8_t* slot = batch + size_t{i} * kBatchSlotBytes;
+    uint8_t key_type = slot[kBatchKeyType];
+    if (key_type == 0) continue;
+    const uint8_t* variable = SlotVariable(batch, slot);
+    size_t set_length = slot[kBatchSetLength];
+    size_t key_length = LoadU16(slot, kBatchKeyLength);
+    size_t length = set_length + 1 + key_length;
+    if (length > kRipemd160OneBlockMaxBytes) {
+      ComputeRecordDigest(variable, set_length, key_type, variable + set_length, key_length, slot + kBatchDigest);
+      continue;
+    }
+    uint8_t* block = blocks[lanes];
+    std::memcpy(block, variable, set_length);
+    block[set_length] = key_type;
+    std::memcpy(block + set_length + 1, variable + set_length, key_length);
+    Ripemd160PadOneBlock(block, length);
+    lane_digest[lanes++] = slot + kBatchDigest;
+    if (lanes < kRipemd160Lanes && i + 1 < count) continue;
+    Ripemd160OneBlockLanes(blocks, digests);  // lanes past `lanes` hold stale blocks: ignored
+    for (size_t lane = 0; lane < lanes; ++lane) std::memcpy(lane_digest[lane], digests[lane], kRipemd160Bytes);
+    lanes = 0;
+  }
+  if (lanes > 0) {
+    Ripemd160OneBlockLanes(blocks, digests);
+    for (size_t lane = 0; lane < lanes; ++lane) std::memcpy(lane_digest[lane], digests[lane], kRipemd160Bytes);
+  }
+}
+
 }  // namespace
 
 // lookupBatch(batch, count): computes the digest of every slot (unless given), marks later
@@ -87,17 +125,12 @@ Napi::Value PrimaryIndexWrap::LookupBatch(const Napi::CallbackInfo& info) {
     if (!problem.empty()) BatchRangeError(env, "lookupBatch(): slot " + std::to_string(i) + ": " + problem);
   }
   // Digests, and a small open-addressing table of the slots seen, to find repeated digests.
+  ComputeBatchDigests(batch, count);
   uint32_t table_size = 16;
   while (table_size < 2 * count) table_size <<= 1;
   std::vector<uint32_t> table(table_size, 0);
   for (uint32_t i = 0; i < count; ++i) {
     uint8_t* slot = batch + size_t{i} * kBatchSlotBytes;
-    uint8_t key_type = slot[kBatchKeyType];
-    if (key_type != 0) {
-      const uint8_t* variable = SlotVariable(batch, slot);
-      ComputeRecordDigest(variable, slot[kBatchSetLength], key_type, variable + slot[kBatchSetLength], LoadU16(slot, kBatchKeyLength),
-                          slot + kBatchDigest);
-    }
     StoreU32(slot, kBatchStatus, kBatchAbsent);
     for (uint32_t probe = LoadU32(slot, 4) & (table_size - 1);; probe = (probe + 1) & (table_size - 1)) {
       uint32_t seen = table[probe];
