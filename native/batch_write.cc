@@ -49,8 +49,9 @@ uint32_t BatchCountArg(const Napi::CallbackInfo& info, const char* method, size_
 }
 
 // The variable bytes of a slot: set name, key, payload. Checks the lengths and bounds; returns
-// an empty string when the slot is well formed, else what is wrong with it.
-std::string CheckSlotBytes(const uint8_t* slot, size_t length) {
+// nullptr when the slot is well formed, else what is wrong with it (no string is built per
+// slot: this runs for every slot of every call).
+const char* CheckSlotBytes(const uint8_t* slot, size_t length) {
   uint8_t key_type = slot[kBatchKeyType];
   uint32_t set_length = slot[kBatchSetLength];
   uint32_t key_length = LoadU16(slot, kBatchKeyLength);
@@ -63,7 +64,7 @@ std::string CheckSlotBytes(const uint8_t* slot, size_t length) {
   if (key_type == kKeyTypeInteger && key_length != 8) return "an integer key is 8 bytes";
   if (key_type == 0 && key_length != 0) return "a digest-addressed slot has no key bytes";
   if (end > length) return "its set, key and payload run past the end of the batch buffer";
-  return "";
+  return nullptr;
 }
 
 const uint8_t* SlotVariable(const uint8_t* batch, const uint8_t* slot) { return batch + LoadU32(slot, kBatchVariableOffset); }
@@ -121,8 +122,8 @@ Napi::Value PrimaryIndexWrap::LookupBatch(const Napi::CallbackInfo& info) {
   uint32_t count = BatchCountArg(info, "lookupBatch", length);
   PrimaryIndex& index = OpenIndex(env);
   for (uint32_t i = 0; i < count; ++i) {
-    std::string problem = CheckSlotBytes(batch + size_t{i} * kBatchSlotBytes, length);
-    if (!problem.empty()) BatchRangeError(env, "lookupBatch(): slot " + std::to_string(i) + ": " + problem);
+    const char* problem = CheckSlotBytes(batch + size_t{i} * kBatchSlotBytes, length);
+    if (problem != nullptr) BatchRangeError(env, "lookupBatch(): slot " + std::to_string(i) + ": " + problem);
   }
   // Digests, and a small open-addressing table of the slots seen, to find repeated digests.
   ComputeBatchDigests(batch, count);
@@ -185,10 +186,13 @@ struct BlockView {
   uint64_t sequence = 0;
 };
 
-// Checks one slot that writeBatch is asked to write; empty when it is fine.
-std::string CheckWriteSlot(const uint8_t* slot, size_t length, const std::vector<BlockView>& blocks, bool store_data) {
-  std::string problem = CheckSlotBytes(slot, length);
-  if (!problem.empty()) return problem;
+constexpr const char* kRecordDoesNotFit = "the record does not fit its block at offset ";
+
+// Checks one slot that writeBatch is asked to write; nullptr when it is fine (kRecordDoesNotFit
+// wants the offset after it).
+const char* CheckWriteSlot(const uint8_t* slot, size_t length, const std::vector<BlockView>& blocks, bool store_data) {
+  const char* problem = CheckSlotBytes(slot, length);
+  if (problem != nullptr) return problem;
   uint32_t action = LoadU32(slot, kBatchAction);
   if (action != kBatchWriteIndex && action != kBatchWriteRecord) return "action must be 0, 1 or 2";
   if (LoadU32(slot, kBatchSetId) > kMaxSetId) return "set id must be at most 4095";
@@ -196,7 +200,7 @@ std::string CheckWriteSlot(const uint8_t* slot, size_t length, const std::vector
   double last_update_ms = LoadF64(slot, kBatchLastUpdateMs);
   if (!(last_update_ms >= 0 && last_update_ms <= static_cast<double>(kMaxLastUpdateMs))) return "last-update ms must be in [0, 2^48 - 2]";
   if (store_data && LoadU32(slot, kBatchPayloadLength) > kArenaMaxPayloadBytes) return "the payload is too large for the index arena";
-  if (action != kBatchWriteRecord) return "";
+  if (action != kBatchWriteRecord) return nullptr;
   uint32_t block = LoadU32(slot, kBatchBlock);
   uint32_t offset = LoadU32(slot, kBatchBlockOffset);
   uint32_t record_flags = LoadU32(slot, kBatchRecordFlags);
@@ -205,9 +209,9 @@ std::string CheckWriteSlot(const uint8_t* slot, size_t length, const std::vector
   uint64_t total = storage::kRecordHeaderBytes + slot[kBatchSetLength] + uint64_t{LoadU32(slot, kBatchPayloadLength)} + storage::kRecordTrailerBytes;
   uint64_t padded = (total + storage::kRecordAlignBytes - 1) & ~uint64_t{storage::kRecordAlignBytes - 1};
   if (offset % storage::kRecordAlignBytes != 0 || offset < storage::kBlockHeaderBytes || offset + padded > blocks[block].length) {
-    return "the record does not fit its block at offset " + std::to_string(offset);
+    return kRecordDoesNotFit;
   }
-  return "";
+  return nullptr;
 }
 
 }  // namespace
@@ -249,8 +253,11 @@ Napi::Value PrimaryIndexWrap::WriteBatch(const Napi::CallbackInfo& info) {
     const uint8_t* slot = batch + size_t{i} * kBatchSlotBytes;
     StoreU32(batch + size_t{i} * kBatchSlotBytes, kBatchDone, 0);
     if (LoadU32(slot, kBatchAction) == kBatchSkip) continue;
-    std::string problem = CheckWriteSlot(slot, length, blocks, store_data);
-    if (!problem.empty()) BatchRangeError(env, "writeBatch(): slot " + std::to_string(i) + ": " + problem);
+    const char* problem = CheckWriteSlot(slot, length, blocks, store_data);
+    if (problem != nullptr) {
+      std::string detail = problem == kRecordDoesNotFit ? std::to_string(LoadU32(slot, kBatchBlockOffset)) : "";
+      BatchRangeError(env, "writeBatch(): slot " + std::to_string(i) + ": " + problem + detail);
+    }
   }
   for (uint32_t i = 0; i < count; ++i) {
     const uint8_t* slot = batch + size_t{i} * kBatchSlotBytes;
