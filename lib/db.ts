@@ -226,6 +226,8 @@ export class Db {
     if (this.cluster !== undefined) return this.batchPutEach(entries, opts);
     const results: BatchResults = new Array(entries.length);
     const groups = new Map<Namespace, number[]>();
+    let lastNs: Namespace | undefined;
+    let lastPositions: number[] | undefined;
     for (let position = 0; position < entries.length; position++) {
       const entry = entries[position];
       try {
@@ -235,9 +237,13 @@ export class Db {
         // PutBatch.add); checkBins' error for bins that are not a plain object is thrown here.
         if (!isPlainObject(entry.bins)) checkBins(entry.bins, true);
         if (entry.opts !== undefined) checkWriteOptions(entry.opts);
-        let positions = groups.get(ns);
-        if (positions === undefined) groups.set(ns, (positions = []));
-        positions.push(position);
+        // Entries usually share a namespace: the last one's positions are at hand.
+        if (ns !== lastNs) {
+          lastNs = ns;
+          lastPositions = groups.get(ns);
+          if (lastPositions === undefined) groups.set(ns, (lastPositions = []));
+        }
+        lastPositions!.push(position);
       } catch (error) {
         results[position] = batchEntryError(this.batchEntryCheck(entry) ?? error, position);
       }

@@ -123,6 +123,12 @@ export class PutBatch {
    * reset() drops the entries so a finished batch keeps no caller object alive.
    */
   readonly entries: (BatchEntry | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
+  /**
+   * Per slot, what decide() needs of the entry, taken while add() has it in cache: its
+   * options (its own, else the batch's) and its key's set name.
+   */
+  readonly entryOptions: (WriteOptions | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
+  readonly sets: (string | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
   readonly positions = new Uint32Array(BATCH_PUT_SLOTS_PER_CALL);
   readonly perRecord = new Uint8Array(BATCH_PUT_SLOTS_PER_CALL);
   readonly outcomes: (BatchOutcome | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
@@ -148,6 +154,8 @@ export class PutBatch {
   reset(): void {
     for (let i = 0; i < this.count; i++) {
       this.entries[i] = undefined;
+      this.entryOptions[i] = undefined;
+      this.sets[i] = undefined;
       this.outcomes[i] = undefined;
     }
     this.count = 0;
@@ -197,7 +205,8 @@ export class PutBatch {
     // The bins are checked as they are encoded (the Db left them to this one walk); anything
     // the encoder will not vouch for is checked by checkBins: an error is the entry's result,
     // a bin written as null sends the entry the per-record way.
-    const storeKey = ((entry.opts ?? this.options)?.storeKey ?? storeKeyDefault) && keyType !== 0;
+    const options = entry.opts ?? this.options;
+    const storeKey = (options?.storeKey ?? storeKeyDefault) && keyType !== 0;
     const payloadAt = at + setLength + keyLength;
     const keyBytes = storeKey ? u8.subarray(at + setLength, payloadAt) : undefined;
     let payloadLength = encodePayloadChecked(this.buffer, payloadAt, this.maxRecordBytes, entry.bins, keyType, keyBytes);
@@ -222,6 +231,8 @@ export class PutBatch {
     this.variableEnd = (at + 7) & ~7;
     const index = this.count++;
     this.entries[index] = entry;
+    this.entryOptions[index] = options;
+    this.sets[index] = key.set ?? undefined;
     this.positions[index] = position;
     this.perRecord[index] = perRecord ? 1 : 0;
     return undefined;
@@ -345,8 +356,7 @@ const ENTRY_OVERHEAD_BYTES = INDEX_ENTRY_BYTES + INDEX_SIDE_ENTRY_BYTES;
 function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): number | undefined {
   if (batch.perRecord[i] === 1) return undefined;
   const slot = i * BATCH_SLOT_BYTES;
-  const entry = batch.entries[i]!;
-  const options = entry.opts ?? batch.options;
+  const options = batch.entryOptions[i];
   const status = batch.u32At(slot + BATCH_STATUS);
   if (status === BATCH_DUPLICATE || host.busy(batch.buffer, slot + BATCH_DIGEST)) {
     batch.perRecord[i] = 1;
@@ -376,7 +386,7 @@ function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): num
   }
   let setId: number;
   try {
-    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : setIdOfNew(host, entry.key.set ?? undefined);
+    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : setIdOfNew(host, batch.sets[i]);
   } catch (error) {
     batch.outcomes[i] = error as ShoalError;
     return undefined;
