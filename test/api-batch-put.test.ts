@@ -205,6 +205,48 @@ describe('batchPut checks bins as it encodes them, with the errors a put gives',
   }
 });
 
+describe('batchPut across namespaces', () => {
+  it('entries of two namespaces, interleaved with bad ones, get what individual puts give', async () => {
+    const open2 = async () =>
+      track(await open({ dataDir: tempDir(), namespaces: [namespaceOf('device', 'users'), namespaceOf('memory', 'mem')], log: () => undefined }));
+    const batched = await open2();
+    const single = await open2();
+    const random = seededFloats(seed + 7);
+    const entries: BatchPutEntry[] = [null as never, { key: { ns: 'nope', key: 1 }, bins: { a: 1 } }];
+    for (let i = 0; i < 3000; i++) {
+      const ns = random() < 0.5 ? 'users' : 'mem';
+      const roll = random();
+      const key = { ns, set: 's', key: `k${Math.floor(random() * 500)}` };
+      if (roll < 0.02) entries.push({ key: { ns: 'nope', key: i }, bins: { a: i } });
+      else if (roll < 0.04) entries.push({ key, bins: { a: Number.NaN } });
+      else if (roll < 0.06) entries.push({ key, bins: { a: i }, opts: { exists: 'create' } });
+      else if (roll < 0.08) entries.push({ key, bins: { a: null, b: i } as never });
+      else entries.push({ key, bins: { a: i, ns } });
+    }
+    const expected: string[] = [];
+    for (const entry of entries) {
+      try {
+        if (entry === null) throw new Error('null entry');
+        expected.push(describeOutcome(await single.put(entry.key, entry.bins, entry.opts)));
+      } catch (error) {
+        expected.push(error instanceof ShoalError ? error.code : 'TypeError');
+      }
+    }
+    const results = await batched.batchPut(entries);
+    // A put's TypeError is a batch entry's INVALID_ARGUMENT with that TypeError as its cause.
+    const described = results.map((result) => (result instanceof ShoalError && result.cause instanceof TypeError ? 'TypeError' : describeOutcome(result)));
+    expect(described).toEqual(expected);
+    for (const ns of ['users', 'mem']) {
+      const records = async (db: Db) => {
+        const out = new Map<string, unknown>();
+        for await (const record of db.scan(ns)) out.set(Buffer.from(record.key.digest!).toString('hex'), { bins: record.bins, gen: record.gen });
+        return out;
+      };
+      expect(await records(batched), ns).toEqual(await records(single));
+    }
+  });
+});
+
 describe('batchPut entries fail one by one', () => {
   for (const kind of KINDS) {
     it(`${kind}: a bad key, a record too big, a generation mismatch and an existing record leave the rest written`, async () => {
