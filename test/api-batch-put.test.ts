@@ -198,6 +198,17 @@ describe('batchPut checks bins as it encodes them, with the errors a put gives',
         }
       }
       const written = results.filter((result) => !(result instanceof Error)).length;
+      // A getter that throws fails its entry alone, named as the Db names it.
+      const thrown = (await db.batchPut([
+        { key: { ns: 'users', set: 's', key: 'g' }, bins: { a: 1 } },
+        {
+          key: { ns: 'users', set: 's', key: 'h' },
+          bins: Object.defineProperty({ a: 1 }, 'b', { enumerable: true, get: () => { throw new Error('boom'); } }) as never,
+        },
+      ]))[1];
+      expect(thrown).toBeInstanceOf(ShoalError);
+      expect((thrown as ShoalError).code).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect((thrown as ShoalError).message).toBe('entries[1]: boom');
       const nulls = [...bad.values()].filter((name) => name.startsWith('a null')).length;
       expect(written).toBe(20_000 - bad.size + nulls); // the null one is written, per record
       expect(await db.get({ ns: 'users', set: 's', key: 19_999 })).toMatchObject({ bins: good, gen: 1 });

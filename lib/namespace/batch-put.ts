@@ -198,7 +198,7 @@ export class PutBatch {
       else written = writeKeyValue(u8, this.buffer, at + setLength, value);
     } catch (error) {
       // The Db checks the bins before the key's bytes are written: a bad bin is the error.
-      return binsError(entry.bins) ?? asShoalError(error);
+      return binsError(entry.bins, position) ?? asShoalError(error);
     }
     const keyType = written & KEY_TYPE_MASK;
     const keyLength = written >>> KEY_LENGTH_SHIFT;
@@ -212,7 +212,7 @@ export class PutBatch {
     let payloadLength = encodePayloadChecked(this.buffer, payloadAt, this.maxRecordBytes, entry.bins, keyType, keyBytes);
     let perRecord = false;
     if (payloadLength < 0) {
-      const error = binsError(entry.bins);
+      const error = binsError(entry.bins, position);
       if (error !== undefined) return error;
       perRecord = containsNull(entry.bins) || payloadLength === BINS_NEED_CHECK;
       if (!perRecord) return new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.maxRecordBytes})`);
@@ -417,13 +417,18 @@ function settle(run: () => MaybePromise<WriteResult>): BatchOutcome | Promise<Ba
   }
 }
 
-/** The error checkBins gives an entry's bins (bins written as null allowed), or undefined. */
-function binsError(bins: Bins): ShoalError | undefined {
+/**
+ * The error checkBins gives the bins of the entry at `position` (bins written as null
+ * allowed), as the Db reported it when it ran checkBins itself: a ShoalError as it is, anything
+ * else (a getter that throws) as INVALID_ARGUMENT naming the entry. Undefined when they pass.
+ */
+function binsError(bins: Bins, position: number): ShoalError | undefined {
   try {
     checkBins(bins, true);
     return undefined;
   } catch (error) {
-    return asShoalError(error);
+    if (error instanceof ShoalError) return error;
+    return new ShoalError(ErrorCode.INVALID_ARGUMENT, `entries[${position}]: ${(error as Error).message}`, { cause: error });
   }
 }
 
