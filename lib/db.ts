@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
-import { Bins, checkBinName, checkBins } from './model/bins';
+import { Bins, checkBinName, checkBins, isPlainObject } from './model/bins';
 import { Key, checkKeyShape, describe } from './model/key';
 import type { BatchResults } from './namespace/batch-put';
 import { openNamespace } from './namespace/factory';
@@ -226,18 +226,26 @@ export class Db {
     if (this.cluster !== undefined) return this.batchPutEach(entries, opts);
     const results: BatchResults = new Array(entries.length);
     const groups = new Map<Namespace, number[]>();
+    let lastNs: Namespace | undefined;
+    let lastPositions: number[] | undefined;
     for (let position = 0; position < entries.length; position++) {
       const entry = entries[position];
       try {
         if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
         const ns = this.namespaceFor(entry.key);
-        checkBins(entry.bins, true);
+        // The bins' names and values are checked as the namespace encodes them (one walk, see
+        // PutBatch.add); checkBins' error for bins that are not a plain object is thrown here.
+        if (!isPlainObject(entry.bins)) checkBins(entry.bins, true);
         if (entry.opts !== undefined) checkWriteOptions(entry.opts);
-        let positions = groups.get(ns);
-        if (positions === undefined) groups.set(ns, (positions = []));
-        positions.push(position);
+        // Entries usually share a namespace: the last one's positions are at hand.
+        if (ns !== lastNs) {
+          lastNs = ns;
+          lastPositions = groups.get(ns);
+          if (lastPositions === undefined) groups.set(ns, (lastPositions = []));
+        }
+        lastPositions!.push(position);
       } catch (error) {
-        results[position] = batchEntryError(error, position);
+        results[position] = batchEntryError(this.batchEntryCheck(entry) ?? error, position);
       }
     }
     for (const [ns, positions] of groups) ns.putMany({ entries, positions, options: opts }, results);
@@ -247,6 +255,23 @@ export class Db {
       if (result instanceof Promise) results[position] = await result;
     }
     return results as (WriteResult | ShoalError)[];
+  }
+
+  /**
+   * The first error the checks of a single put give a batchPut entry (key, bins, options, in
+   * that order), or undefined: a failed entry gets the error it would have had had its bins
+   * been checked in full before its options.
+   */
+  private batchEntryCheck(entry: BatchPutEntry): unknown {
+    if (entry === null || typeof entry !== 'object') return undefined;
+    try {
+      this.namespaceFor(entry.key);
+      checkBins(entry.bins, true);
+      if (entry.opts !== undefined) checkWriteOptions(entry.opts);
+      return undefined;
+    } catch (error) {
+      return error;
+    }
   }
 
   /** batchPut in cluster mode: each entry is routed to its partition's master. */

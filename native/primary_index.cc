@@ -187,6 +187,7 @@ PrimaryIndex::~PrimaryIndex() { Close(false); }
 
 int PrimaryIndex::Open(bool attach) {
   SHOAL_ASSERT(!is_open(), "open of an open index %s", base_name_.c_str());
+  insert_epoch_ += 1;
   if (shared_ && attach) {
     int result = Attach();
     if (result != 0) return result;
@@ -261,6 +262,7 @@ int PrimaryIndex::Attach() {
 }
 
 void PrimaryIndex::Close(bool drop) {
+  insert_epoch_ += 1;
   if (arena_) arena_->Unmap();
   arena_.reset();
   entries_.Unmap();
@@ -498,6 +500,25 @@ uint32_t PrimaryIndex::Upsert(const uint8_t* digest, const EntryFields& fields, 
     Touch(id);
     return id;
   }
+  return LinkNew(digest, fields, handle);
+}
+
+uint32_t PrimaryIndex::InsertAbsent(const uint8_t* digest, const EntryFields& fields, DataAction action, const uint8_t* data,
+                                    uint32_t data_bytes) {
+  SHOAL_ASSERT(action != DataAction::kKeep && (action != DataAction::kStore || (with_data_ && data_bytes <= kArenaMaxPayloadBytes)),
+               "insert with action %d of %u bytes (with data %d)", static_cast<int>(action), data_bytes, with_data_);
+  ArenaHandle handle = 0;
+  if (action == DataAction::kStore) {  // may throw; nothing has changed yet
+    handle = arena_->Allocate(data_bytes);
+    std::memcpy(arena_->Payload(handle), data, data_bytes);
+  }
+  return LinkNew(digest, fields, handle);
+}
+
+// The insert half of Upsert: a new entry for `digest` (which has none) holding `handle`'s
+// payload; frees the handle if it cannot.
+uint32_t PrimaryIndex::LinkNew(const uint8_t* digest, const EntryFields& fields, ArenaHandle handle) {
+  uint32_t id = 0;
   try {
     id = AllocateSlot();
     buckets_.Reserve(header_->bucket_count + 1, &header_->bucket_stage_count);
@@ -517,6 +538,7 @@ uint32_t PrimaryIndex::Upsert(const uint8_t* digest, const EntryFields& fields, 
     LruPushHead(id);
   }
   header_->entry_count += 1;
+  insert_epoch_ += 1;
   if (header_->entry_count * 100 > header_->bucket_count * kMaxLoadPercent) SplitOneBucket();
   return id;
 }

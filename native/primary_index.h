@@ -176,6 +176,13 @@ class PrimaryIndex {
   // NativeError OUT_OF_SPACE with nothing changed. Fields are validated by the caller.
   uint32_t Upsert(const uint8_t* digest, const EntryFields& fields, DataAction action, const uint8_t* data,
                   uint32_t data_bytes, PreviousEntry* previous);
+  // Upsert of a digest the caller knows has no entry (it found none, and insert_epoch() has not
+  // changed since): skips the search. Same contract as Upsert otherwise (kKeep is not allowed).
+  uint32_t InsertAbsent(const uint8_t* digest, const EntryFields& fields, DataAction action, const uint8_t* data,
+                        uint32_t data_bytes);
+  // Counts the changes that could make a digest found absent present: inserts, opens, closes.
+  // While it stays the same, a digest Find() did not find is still absent.
+  uint64_t insert_epoch() const { return insert_epoch_; }
   bool Remove(const uint8_t* digest, PreviousEntry* previous);
   // Cache hints for batch inserts (no effect on contents): the bucket of `digest`; the first
   // entry of its chain (after its bucket is in cache); the second entry of its chain (after the
@@ -225,6 +232,7 @@ class PrimaryIndex {
   uint32_t AllocateSlot();
   void FreeSlot(uint32_t id);
   void SplitOneBucket();
+  uint32_t LinkNew(const uint8_t* digest, const EntryFields& fields, ArenaHandle handle);
   void LruUnlink(uint32_t id);
   void LruPushHead(uint32_t id);
   void WriteFields(IndexEntry* entry, const EntryFields& fields);
@@ -241,6 +249,7 @@ class PrimaryIndex {
   StagedArray buckets_;
   StagedArray side_;
   std::unique_ptr<RecordArena> arena_;
+  uint64_t insert_epoch_ = 0;
 };
 
 // The JS class PrimaryIndex (lib/native/addon.ts, NativePrimaryIndex) over one exchange
@@ -286,6 +295,16 @@ class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
   void WriteEntryBlock(size_t block, uint32_t id, uint32_t data_bytes);
   void WritePrevious(const PreviousEntry& previous);
   uint32_t CopyData(Napi::Env env, uint32_t id);
+
+  // What lookupBatch found absent, for writeBatch to insert without a second search
+  // (native/batch_write.cc): the batch buffer and index insert epoch of that lookup, and per
+  // slot whether it was the first slot of its digest and absent, with a copy of that digest
+  // (the buffer is JS's, so writeBatch checks the digest is still the one looked up).
+  const uint8_t* absent_batch_ = nullptr;
+  uint32_t absent_count_ = 0;
+  uint64_t absent_epoch_ = 0;
+  std::vector<uint8_t> absent_;
+  std::vector<uint8_t> absent_digests_;
 
   std::unique_ptr<PrimaryIndex> index_;
   Napi::Reference<Napi::Buffer<uint8_t>> exchange_reference_;

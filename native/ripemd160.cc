@@ -2,7 +2,15 @@
 // parallel lines of five 16-step rounds over little-endian 32-bit words, MD4-style padding.
 #include "ripemd160.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "assert.h"
+
+// 16-lane vector types in a file compiled for the baseline ISA: the ABI note GCC gives for
+// them concerns calls that pass such vectors, and every function doing so here is inlined.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace shoal {
 namespace {
@@ -36,11 +44,15 @@ constexpr uint8_t kShiftRight[80] = {
 constexpr uint32_t kConstantLeft[5] = {0x00000000, 0x5A827999, 0x6ED9EBA1, 0x8F1BBCDC, 0xA953FD4E};
 constexpr uint32_t kConstantRight[5] = {0x50A28BE6, 0x5C4DD124, 0x6D703EF3, 0x7A6D76E9, 0x00000000};
 
-inline uint32_t RotateLeft(uint32_t value, unsigned bits) { return (value << bits) | (value >> (32 - bits)); }
+// The compression is written once over a word type W: uint32_t for one message, or a vector
+// of kRipemd160Lanes words (GCC/Clang vector extension, SSE2/NEON code) for that many
+// messages at once, one per lane.
+template <typename W>
+[[gnu::always_inline]] inline W RotateLeft(W value, unsigned bits) { return (value << bits) | (value >> (32 - bits)); }
 
 // The five boolean functions f1..f5; the left line uses them in order, the right in reverse.
-template <int kFunction>
-inline uint32_t Boolean(uint32_t x, uint32_t y, uint32_t z) {
+template <int kFunction, typename W>
+[[gnu::always_inline]] inline W Boolean(W x, W y, W z) {
   if constexpr (kFunction == 0) return x ^ y ^ z;
   if constexpr (kFunction == 1) return (x & y) | (~x & z);
   if constexpr (kFunction == 2) return (x | ~y) ^ z;
@@ -48,20 +60,19 @@ inline uint32_t Boolean(uint32_t x, uint32_t y, uint32_t z) {
   if constexpr (kFunction == 4) return x ^ (y | ~z);
 }
 
+template <typename W>
 struct Line {
-  uint32_t a, b, c, d, e;
+  W a, b, c, d, e;
 };
 
 // One 16-step round of one line; round numbers and functions are compile-time constants so
 // the compiler unrolls the steps.
-template <int kRound, int kFunction>
-inline void Round(Line& line, const uint32_t* words, const uint8_t* word_index, const uint8_t* shift,
-                  uint32_t constant) {
+template <int kRound, int kFunction, typename W>
+[[gnu::always_inline]] inline void Round(Line<W>& line, const W* words, const uint8_t* word_index, const uint8_t* shift, uint32_t constant) {
 #pragma GCC unroll 16
   for (int step = kRound * 16; step < kRound * 16 + 16; ++step) {
-    uint32_t t = RotateLeft(line.a + Boolean<kFunction>(line.b, line.c, line.d) + words[word_index[step]] + constant,
-                            shift[step]) +
-                 line.e;
+    W t = RotateLeft<W>(line.a + Boolean<kFunction, W>(line.b, line.c, line.d) + words[word_index[step]] + constant, shift[step]) +
+          line.e;
     line.a = line.e;
     line.e = line.d;
     line.d = RotateLeft(line.c, 10);
@@ -70,11 +81,12 @@ inline void Round(Line& line, const uint32_t* words, const uint8_t* word_index, 
   }
 }
 
-void Compress(uint32_t state[5], const uint8_t block[64]) {
-  uint32_t words[16];
-  std::memcpy(words, block, 64);  // little-endian host
-  Line left{state[0], state[1], state[2], state[3], state[4]};
-  Line right = left;
+// Always inlined, so that each target clone of Ripemd160OneBlockLanes compiles it for its own
+// instruction set.
+template <typename W>
+[[gnu::always_inline]] inline void CompressWords(W state[5], const W words[16]) {
+  Line<W> left{state[0], state[1], state[2], state[3], state[4]};
+  Line<W> right = left;
   Round<0, 0>(left, words, kWordLeft, kShiftLeft, kConstantLeft[0]);
   Round<0, 4>(right, words, kWordRight, kShiftRight, kConstantRight[0]);
   Round<1, 1>(left, words, kWordLeft, kShiftLeft, kConstantLeft[1]);
@@ -85,7 +97,7 @@ void Compress(uint32_t state[5], const uint8_t block[64]) {
   Round<3, 1>(right, words, kWordRight, kShiftRight, kConstantRight[3]);
   Round<4, 4>(left, words, kWordLeft, kShiftLeft, kConstantLeft[4]);
   Round<4, 0>(right, words, kWordRight, kShiftRight, kConstantRight[4]);
-  uint32_t t = state[1] + left.c + right.d;
+  W t = state[1] + left.c + right.d;
   state[1] = state[2] + left.d + right.e;
   state[2] = state[3] + left.e + right.a;
   state[3] = state[4] + left.a + right.b;
@@ -93,11 +105,101 @@ void Compress(uint32_t state[5], const uint8_t block[64]) {
   state[0] = t;
 }
 
+void Compress(uint32_t state[5], const uint8_t block[64]) {
+  uint32_t words[16];
+  std::memcpy(words, block, 64);  // little-endian host
+  CompressWords<uint32_t>(state, words);
+}
+
+constexpr uint32_t kInitialState[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "RIPEMD-160 code assumes a little-endian host");
 
 }  // namespace
 
-Ripemd160::Ripemd160() : state_{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0} {}
+Ripemd160::Ripemd160() : state_{kInitialState[0], kInitialState[1], kInitialState[2], kInitialState[3], kInitialState[4]} {}
+
+void Ripemd160PadOneBlock(uint8_t block[64], size_t length) {
+  SHOAL_ASSERT(length <= kRipemd160OneBlockMaxBytes, "one-block message of %zu bytes", length);
+  block[length] = 0x80;
+  std::memset(block + length + 1, 0, 56 - length - 1);
+  uint64_t total_bits = uint64_t{length} * 8;
+  std::memcpy(block + 56, &total_bits, 8);  // little-endian bit count
+}
+
+namespace {
+
+typedef uint32_t Lanes4 __attribute__((vector_size(16)));
+typedef uint32_t Lanes16 __attribute__((vector_size(64)));
+
+// Digests blocks[first, first + lanes of Lanes) with one compression over vectors of words.
+// Always inlined, so that each caller below compiles it for its own instruction set.
+template <typename Lanes>
+[[gnu::always_inline]] inline void DigestLanes(const uint8_t blocks[][64], uint8_t digests[][kRipemd160Bytes], size_t first) {
+  constexpr size_t kWidth = sizeof(Lanes) / sizeof(uint32_t);
+  Lanes words[16];
+  for (size_t word = 0; word < 16; ++word) {
+    for (size_t lane = 0; lane < kWidth; ++lane) {
+      uint32_t value;
+      std::memcpy(&value, blocks[first + lane] + 4 * word, 4);
+      words[word][lane] = value;
+    }
+  }
+  Lanes state[5];
+  for (size_t i = 0; i < 5; ++i) {
+    for (size_t lane = 0; lane < kWidth; ++lane) state[i][lane] = kInitialState[i];
+  }
+  CompressWords<Lanes>(state, words);
+  for (size_t lane = 0; lane < kWidth; ++lane) {
+    for (size_t i = 0; i < 5; ++i) {
+      uint32_t value = state[i][lane];
+      std::memcpy(digests[first + lane] + 4 * i, &value, 4);
+    }
+  }
+}
+
+using LanesFunction = void (*)(const uint8_t[][64], uint8_t[][kRipemd160Bytes]);
+
+// Baseline (SSE2 on x86-64, NEON on arm64): four lanes a vector, as 16-lane vectors would not
+// fit the registers.
+void LanesBaseline(const uint8_t blocks[][64], uint8_t digests[][kRipemd160Bytes]) {
+  for (size_t first = 0; first < kRipemd160Lanes; first += 4) DigestLanes<Lanes4>(blocks, digests, first);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SHOAL_RIPEMD160_X86_LANES 1
+// Wider vectors on CPUs that have them: AVX2 (two 8-lane registers a vector), and AVX-512
+// with its rotate instruction (one 16-lane register).
+__attribute__((target("avx2"))) void LanesAvx2(const uint8_t blocks[][64], uint8_t digests[][kRipemd160Bytes]) {
+  DigestLanes<Lanes16>(blocks, digests, 0);
+}
+__attribute__((target("avx512f,avx512vl"))) void LanesAvx512(const uint8_t blocks[][64], uint8_t digests[][kRipemd160Bytes]) {
+  DigestLanes<Lanes16>(blocks, digests, 0);
+}
+#endif
+
+// The widest the CPU has; SHOAL_RIPEMD160_LANES=baseline or avx2 picks a narrower one (tests
+// check every one the CPU can run).
+LanesFunction PickLanes() {
+  const char* forced = std::getenv("SHOAL_RIPEMD160_LANES");
+  std::string narrowest = forced == nullptr ? "" : forced;
+  if (narrowest == "baseline") return LanesBaseline;
+#ifdef SHOAL_RIPEMD160_X86_LANES
+  __builtin_cpu_init();
+  if (narrowest != "avx2" && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return LanesAvx512;
+  if (__builtin_cpu_supports("avx2")) return LanesAvx2;
+#endif
+  return LanesBaseline;
+}
+
+}  // namespace
+
+void Ripemd160OneBlockLanes(const uint8_t blocks[kRipemd160Lanes][64], uint8_t digests[kRipemd160Lanes][kRipemd160Bytes]) {
+  static const LanesFunction lanes = PickLanes();
+  lanes(blocks, digests);
+}
+
+static_assert(kRipemd160Lanes == 16, "the lane functions are written for 16 lanes (Lanes16, four Lanes4)");
 
 void Ripemd160::Update(const uint8_t* data, size_t length) {
   total_bytes_ += length;

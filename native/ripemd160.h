@@ -26,6 +26,15 @@ class Ripemd160 {
   size_t block_used_ = 0;
 };
 
+// Several short messages at once (batchPut's keys): a message of at most
+// kRipemd160OneBlockMaxBytes is one padded block; Ripemd160PadOneBlock pads block[0, length)
+// in place, and Ripemd160OneBlockLanes digests kRipemd160Lanes such blocks together, one per
+// vector lane (the same compression as Ripemd160, on vectors of words).
+constexpr size_t kRipemd160OneBlockMaxBytes = 55;
+constexpr size_t kRipemd160Lanes = 16;
+void Ripemd160PadOneBlock(uint8_t block[64], size_t length);
+void Ripemd160OneBlockLanes(const uint8_t blocks[kRipemd160Lanes][64], uint8_t digests[kRipemd160Lanes][kRipemd160Bytes]);
+
 // One-shot digest of a byte range.
 void Ripemd160Digest(const uint8_t* data, size_t length, uint8_t digest[kRipemd160Bytes]);
 

@@ -15,7 +15,23 @@ import type { BatchPutEntry } from '../lib/db';
 import type { NamespaceOptions } from '../lib/options';
 import type { WriteResult } from '../lib/namespace/namespace';
 import { addon } from '../lib/native/addon';
-import { BATCH_ACTION, BATCH_BLOCK, BATCH_KEY_LENGTH, BATCH_KEY_TYPE, BATCH_SET_LENGTH, BATCH_SLOT_BYTES, BATCH_VARIABLE_OFFSET, BATCH_WRITE_INDEX, BATCH_WRITE_RECORD, EXCHANGE_HEADER_BYTES } from '../lib/native/exchange';
+import {
+  BATCH_ACTION,
+  BATCH_BLOCK,
+  BATCH_DIGEST,
+  BATCH_DUPLICATE,
+  BATCH_KEY_LENGTH,
+  BATCH_KEY_TYPE,
+  BATCH_PREVIOUS_EXISTED,
+  BATCH_SET_LENGTH,
+  BATCH_SLOT_BYTES,
+  BATCH_STATUS,
+  BATCH_VARIABLE_OFFSET,
+  BATCH_WRITE_INDEX,
+  BATCH_WRITE_RECORD,
+  EX_DIGEST,
+  EXCHANGE_HEADER_BYTES,
+} from '../lib/native/exchange';
 import { track, useDbCleanup } from './helpers/db';
 import { tempDir } from './helpers/temp';
 import { seededFloats } from './helpers/random';
@@ -116,6 +132,130 @@ describe(`batchPut gives what individual puts give (seed ${seed})`, () => {
       expect(batched.stats().namespaces.users!.objects).toBe(single.stats().namespaces.users!.objects);
     });
   }
+});
+
+describe('batchPut checks bins as it encodes them, with the errors a put gives', () => {
+  /** Bins a put refuses (some with a second fault after the first), and one with a bin written as null. */
+  const badBins: [string, unknown][] = [
+    ['nested null', { a: 1, b: [1, { c: null }] }],
+    ['NaN', { a: 'x', b: Number.NaN }],
+    ['nested infinity', { a: { b: [Number.POSITIVE_INFINITY] } }],
+    ['bigint past int64', { a: 2n ** 63n }],
+    ['a Date', { a: new Date(0) }],
+    ['a Map nested', { a: [new Map()] }],
+    ['a function', { a: () => 1 }],
+    ['undefined', { a: undefined }],
+    ['empty name', { '': 1 }],
+    ['16-byte name', { abcdefghijklmnop: 1 }],
+    ['15 characters, 16 bytes', { ['é' + 'a'.repeat(14)]: 1 }],
+    ['no bins', {}],
+    ['too deep', { a: JSON.parse('['.repeat(70) + ']'.repeat(70)) }],
+    ['a bad bin after a good long one', { pad: 'y'.repeat(100), x: Number.NaN }],
+    ['a bad name after a null', { a: null, '': 2 }],
+    ['a bad value after a record too big', { a: 'x'.repeat(20 << 10), b: Number.NaN }],
+    ['bins not an object', 'bins'],
+    ['bins an array', [1]],
+    ['bad bins and bad options', { a: Number.NaN }],
+    ['bad bins and a key too long', { a: Number.NaN }],
+    ['a null (removes a bin: written per record)', { a: null, b: 1 }],
+  ];
+  const good = { fine: 'yes', n: 7 };
+
+  for (const kind of ['memory', 'device'] as Kind[]) {
+    it(`${kind}: a bad entry deep in a large batch fails alone, as its put does`, async () => {
+      const db = await openKind(kind);
+      const entries: BatchPutEntry[] = [];
+      const bad = new Map<number, string>();
+      for (let i = 0; i < 20_000; i++) {
+        const which = i % 900 === 450 ? ((i / 900) | 0) % badBins.length : -1;
+        if (which < 0) {
+          entries.push({ key: { ns: 'users', set: 's', key: i }, bins: good });
+          continue;
+        }
+        const [name, bins] = badBins[which]!;
+        bad.set(i, name);
+        const key = name.includes('key too long') ? 'k'.repeat(5000) : i;
+        const opts = name.includes('bad options') ? ({ ttl: 'soon' } as never) : undefined;
+        entries.push({ key: { ns: 'users', set: 's', key }, bins: bins as never, opts });
+      }
+      expect(new Set(bad.values()).size).toBe(badBins.length);
+      const results = await db.batchPut(entries);
+      for (const [i, name] of bad) {
+        const entry = entries[i]!;
+        let expected: unknown;
+        try {
+          expected = await db.put(entry.key, entry.bins, entry.opts);
+        } catch (error) {
+          expected = error;
+        }
+        const result = results[i];
+        if (expected instanceof Error) {
+          expect(result, name).toBeInstanceOf(ShoalError);
+          expect((result as ShoalError).code, name).toBe((expected as ShoalError).code ?? ErrorCode.INVALID_ARGUMENT);
+          expect((result as ShoalError).message, name).toContain(expected.message);
+        } else {
+          expect(result, name).not.toBeInstanceOf(Error);
+        }
+      }
+      const written = results.filter((result) => !(result instanceof Error)).length;
+      // A getter that throws fails its entry alone, named as the Db names it.
+      const thrown = (await db.batchPut([
+        { key: { ns: 'users', set: 's', key: 'g' }, bins: { a: 1 } },
+        {
+          key: { ns: 'users', set: 's', key: 'h' },
+          bins: Object.defineProperty({ a: 1 }, 'b', { enumerable: true, get: () => { throw new Error('boom'); } }) as never,
+        },
+      ]))[1];
+      expect(thrown).toBeInstanceOf(ShoalError);
+      expect((thrown as ShoalError).code).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect((thrown as ShoalError).message).toBe('entries[1]: boom');
+      const nulls = [...bad.values()].filter((name) => name.startsWith('a null')).length;
+      expect(written).toBe(20_000 - bad.size + nulls); // the null one is written, per record
+      expect(await db.get({ ns: 'users', set: 's', key: 19_999 })).toMatchObject({ bins: good, gen: 1 });
+    });
+  }
+});
+
+describe('batchPut across namespaces', () => {
+  it('entries of two namespaces, interleaved with bad ones, get what individual puts give', async () => {
+    const open2 = async () =>
+      track(await open({ dataDir: tempDir(), namespaces: [namespaceOf('device', 'users'), namespaceOf('memory', 'mem')], log: () => undefined }));
+    const batched = await open2();
+    const single = await open2();
+    const random = seededFloats(seed + 7);
+    const entries: BatchPutEntry[] = [null as never, { key: { ns: 'nope', key: 1 }, bins: { a: 1 } }];
+    for (let i = 0; i < 3000; i++) {
+      const ns = random() < 0.5 ? 'users' : 'mem';
+      const roll = random();
+      const key = { ns, set: 's', key: `k${Math.floor(random() * 500)}` };
+      if (roll < 0.02) entries.push({ key: { ns: 'nope', key: i }, bins: { a: i } });
+      else if (roll < 0.04) entries.push({ key, bins: { a: Number.NaN } });
+      else if (roll < 0.06) entries.push({ key, bins: { a: i }, opts: { exists: 'create' } });
+      else if (roll < 0.08) entries.push({ key, bins: { a: null, b: i } as never });
+      else entries.push({ key, bins: { a: i, ns } });
+    }
+    const expected: string[] = [];
+    for (const entry of entries) {
+      try {
+        if (entry === null) throw new Error('null entry');
+        expected.push(describeOutcome(await single.put(entry.key, entry.bins, entry.opts)));
+      } catch (error) {
+        expected.push(error instanceof ShoalError ? error.code : 'TypeError');
+      }
+    }
+    const results = await batched.batchPut(entries);
+    // A put's TypeError is a batch entry's INVALID_ARGUMENT with that TypeError as its cause.
+    const described = results.map((result) => (result instanceof ShoalError && result.cause instanceof TypeError ? 'TypeError' : describeOutcome(result)));
+    expect(described).toEqual(expected);
+    for (const ns of ['users', 'mem']) {
+      const records = async (db: Db) => {
+        const out = new Map<string, unknown>();
+        for await (const record of db.scan(ns)) out.set(Buffer.from(record.key.digest!).toString('hex'), { bins: record.bins, gen: record.gen });
+        return out;
+      };
+      expect(await records(batched), ns).toEqual(await records(single));
+    }
+  });
 });
 
 describe('batchPut entries fail one by one', () => {
@@ -278,6 +418,78 @@ describe('the native batch calls refuse malformed buffers', () => {
       batch.writeUInt32LE(0, slot(1, BATCH_ACTION));
       expect(index.writeBatch(batch, 4, [], true)).toBe(1);
       expect(index.count()).toBe(1);
+      expect(index.verify()).toBe('');
+    } finally {
+      index.close(true);
+    }
+  });
+});
+
+describe('writeBatch inserts the keys lookupBatch found absent without searching again', () => {
+  /** An index with data and a batch of `keys` (one-letter string keys, no set), looked up. */
+  function lookedUp(keys: string) {
+    const exchange = Buffer.alloc(EXCHANGE_HEADER_BYTES + 64 * 1024);
+    const index = new (addon().PrimaryIndex)({ name: `/shoal-batchhint-${process.pid}`, shared: false, exchange, withData: true });
+    index.open(false);
+    const count = keys.length;
+    const batch = Buffer.alloc(count * BATCH_SLOT_BYTES + 256);
+    const slot = (i: number, field: number) => i * BATCH_SLOT_BYTES + field;
+    for (let i = 0; i < count; i++) {
+      batch[slot(i, BATCH_KEY_TYPE)] = 3;
+      batch.writeUInt16LE(1, slot(i, BATCH_KEY_LENGTH));
+      batch.writeUInt32LE(count * BATCH_SLOT_BYTES + i, slot(i, BATCH_VARIABLE_OFFSET));
+      batch[count * BATCH_SLOT_BYTES + i] = keys.charCodeAt(i);
+    }
+    index.lookupBatch(batch, count);
+    const write = (...slots: number[]) => {
+      for (const i of slots) batch.writeUInt32LE(BATCH_WRITE_INDEX, slot(i, BATCH_ACTION));
+      return index.writeBatch(batch, count, [], true);
+    };
+    const existed = (i: number) => batch.readUInt32LE(slot(i, BATCH_PREVIOUS_EXISTED)) === 1;
+    return { index, exchange, batch, slot, write, existed };
+  }
+
+  it('a repeated key written twice (which batchPut never does) becomes one entry', () => {
+    const { index, batch, slot, write, existed } = lookedUp('abca');
+    try {
+      expect(batch.readUInt32LE(slot(3, BATCH_STATUS))).toBe(BATCH_DUPLICATE);
+      expect(write(0, 1, 2, 3)).toBe(4);
+      expect([0, 1, 2, 3].map(existed)).toEqual([false, false, false, true]);
+      expect(index.count()).toBe(3);
+      expect(index.verify()).toBe('');
+    } finally {
+      index.close(true);
+    }
+  });
+
+  it('a slot whose digest changed after the lookup is searched for', () => {
+    const { index, batch, slot, write, existed } = lookedUp('abc');
+    try {
+      // Slot 1 now names slot 2's record: slot 1 inserts it, slot 2 must find it.
+      batch.copy(batch, slot(1, BATCH_DIGEST), slot(2, BATCH_DIGEST), slot(2, BATCH_DIGEST) + 20);
+      expect(write(0, 1, 2)).toBe(3);
+      expect([0, 1, 2].map(existed)).toEqual([false, false, true]);
+      expect(index.count()).toBe(2);
+      expect(index.verify()).toBe('');
+    } finally {
+      index.close(true);
+    }
+  });
+
+  it('a key inserted between the lookup and the write is updated, not inserted again', () => {
+    const { index, exchange, batch, slot, write, existed } = lookedUp('abc');
+    try {
+      batch.copy(exchange, EX_DIGEST, slot(1, BATCH_DIGEST), slot(1, BATCH_DIGEST) + 20);
+      index.upsert(0);
+      expect(index.count()).toBe(1);
+      expect(write(0, 1, 2)).toBe(3);
+      expect([0, 1, 2].map(existed)).toEqual([false, true, false]);
+      expect(index.count()).toBe(3);
+      expect(index.verify()).toBe('');
+      // A second writeBatch of the same lookup finds the records the first one inserted.
+      expect(write(0, 1, 2)).toBe(3);
+      expect([0, 1, 2].map(existed)).toEqual([true, true, true]);
+      expect(index.count()).toBe(3);
       expect(index.verify()).toBe('');
     } finally {
       index.close(true);

@@ -2,10 +2,11 @@
  * The write path's bin encoder (lib/model/bin-encoder.ts) against msgpackr: for random bins of
  * every storable type, at the sizes where MessagePack changes header, the bytes are exactly
  * what the project's Packr writes, msgpackr reads them back to equal values, and a buffer too
- * small gives -1 without a byte written past its end. SHOAL_ENCODER_SEED replays a run.
+ * small gives -1 without a byte written past its end; the checking encoder (batchPut) writes the
+ * same bytes and gives up exactly where checkBins would throw. SHOAL_ENCODER_SEED replays a run.
  */
 import { describe, expect, it } from 'vitest';
-import { encodeBins } from '../lib/model/bin-encoder';
+import { BINS_NEED_CHECK, encodeBins, encodeBinsChecked } from '../lib/model/bin-encoder';
 import { Bins, BinValue, checkBins, packr } from '../lib/model/bins';
 import { seededFloats } from './helpers/random';
 
@@ -71,7 +72,54 @@ describe(`bin encoder (seed ${seed})`, () => {
       expect(end - offset).toBe(expected.length);
       expect(target.subarray(offset, end).equals(expected)).toBe(true);
       expect(packr.unpack(target.subarray(offset, end))).toEqual(packr.unpack(expected));
+      const checkedTarget = Buffer.alloc(end + 16);
+      expect(encodeBinsChecked(checkedTarget, offset, checkedTarget.length, bins)).toBe(end);
+      expect(checkedTarget.subarray(offset, end).equals(expected)).toBe(true);
     }
+  });
+
+  it('checking, gives up exactly where checkBins throws, and at a bin written as null', () => {
+    const faults: (() => unknown)[] = [
+      () => null,
+      () => Number.NaN,
+      () => Number.NEGATIVE_INFINITY,
+      () => 2n ** 63n,
+      () => -(2n ** 63n) - 1n,
+      () => undefined,
+      () => new Date(0),
+      () => new Map(),
+      () => Symbol('s'),
+      () => () => 1,
+      () => JSON.parse('['.repeat(65) + ']'.repeat(65)),
+    ];
+    const target = Buffer.alloc(4 << 20);
+    let refused = 0;
+    for (let round = 0; round < 600; round++) {
+      const bins = randomBins(0, Math.floor(random() * 5)) as Record<string, unknown>;
+      const fault = round % 3;
+      if (fault === 1) {
+        // A fault somewhere: a value at the top or nested in a list or map, or a bad name.
+        const value = pick(faults)();
+        const where = random();
+        if (where < 0.4) bins[`f${round % 7}`] = value;
+        else if (where < 0.7) bins.nest = [1, { deeper: [value] }];
+        else if (where < 0.85) bins[pick(['', 'abcdefghijklmnop', 'é'.repeat(8), '😀'.repeat(4)])] = 1;
+        else bins.map = { x: value };
+      } else if (fault === 2 && random() < 0.5) {
+        bins[`n${round}`] = null;
+      }
+      let throws = false;
+      try {
+        checkBins(bins, false);
+      } catch {
+        throws = true;
+      }
+      const end = encodeBinsChecked(target, 3, target.length, bins as Bins);
+      expect(end === BINS_NEED_CHECK, JSON.stringify(Object.keys(bins))).toBe(throws);
+      if (throws) refused++;
+      else expect(target.subarray(3, end).equals(packr.pack(bins))).toBe(true);
+    }
+    expect(refused).toBeGreaterThan(150);
   });
 
   it('returns -1 when the bins do not fit, never writing past the end', () => {

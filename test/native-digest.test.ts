@@ -1,10 +1,18 @@
 /**
  * RIPEMD-160, CRC32C and the record digest (SPEC section 1) of the native addon.
  */
+import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addon } from '../lib/native/addon';
 import {
+  BATCH_KEY_LENGTH,
+  BATCH_KEY_TYPE,
+  BATCH_SET_LENGTH,
+  BATCH_SLOT_BYTES,
+  BATCH_VARIABLE_OFFSET,
+  EXCHANGE_HEADER_BYTES,
   EX_DIGEST,
   EX_KEY,
   EX_KEY_LENGTH,
@@ -210,4 +218,51 @@ describe('record digest', () => {
     exchange.buffer.writeUInt32LE(4097, EX_KEY_LENGTH);
     expect(() => index.computeDigest()).toThrow(RangeError);
   });
+});
+
+describe('lookupBatch digests keys many at a time, as ripemd160 does one by one', () => {
+  /**
+   * A child process (the lane implementation is picked once per process) fills a batch with
+   * keys of every length across the one-block limit (55 bytes of set, type byte and key),
+   * digest-addressed slots between them and a count that is no multiple of 16, and prints how
+   * many lookupBatch digests differ from ripemd160(set + type + key).
+   */
+  const child = `
+    const { PrimaryIndex, ripemd160 } = require(process.argv[1]);
+    const [slotBytes, keyTypeAt, setLengthAt, keyLengthAt, variableAt, headerBytes] = JSON.parse(process.argv[2]);
+    const count = 997;
+    const batch = Buffer.alloc(count * slotBytes + count * 200);
+    const expected = [];
+    let at = count * slotBytes;
+    for (let i = 0; i < count; i++) {
+      const slot = i * slotBytes;
+      batch.writeUInt32LE(at, slot + variableAt);
+      if (i % 13 === 5) { batch.fill(i & 0xff, slot, slot + 20); expected.push(Buffer.from(batch.subarray(slot, slot + 20))); continue; }
+      const set = Buffer.from('s'.repeat(i % 9));
+      const key = Buffer.from('k'.repeat(i % 110) + String(i));
+      const type = i % 2 === 0 ? 3 : 4;
+      batch[slot + keyTypeAt] = type;
+      batch[slot + setLengthAt] = set.length;
+      batch.writeUInt16LE(key.length, slot + keyLengthAt);
+      set.copy(batch, at);
+      key.copy(batch, at + set.length);
+      at += set.length + key.length;
+      expected.push(ripemd160(Buffer.concat([set, Buffer.from([type]), key])));
+    }
+    const index = new PrimaryIndex({ name: '/shoal-lanes-' + process.pid, shared: false, exchange: Buffer.alloc(headerBytes + 65536), withData: false });
+    index.open(false);
+    index.lookupBatch(batch, count);
+    index.close(true);
+    let wrong = 0;
+    for (let i = 0; i < count; i++) if (!batch.subarray(i * slotBytes, i * slotBytes + 20).equals(expected[i])) wrong++;
+    console.log(wrong);
+  `;
+  for (const lanes of ['', 'avx2', 'baseline']) {
+    it(`lanes: ${lanes || 'the widest this CPU has'}`, () => {
+      const addonPath = path.join(__dirname, '..', 'build', 'Release', 'shoal_native.node');
+      const layout = JSON.stringify([BATCH_SLOT_BYTES, BATCH_KEY_TYPE, BATCH_SET_LENGTH, BATCH_KEY_LENGTH, BATCH_VARIABLE_OFFSET, EXCHANGE_HEADER_BYTES]);
+      const output = execFileSync(process.execPath, ['-e', child, addonPath, layout], { env: { ...process.env, SHOAL_RIPEMD160_LANES: lanes }, encoding: 'utf8' });
+      expect(output.trim()).toBe('0');
+    });
+  }
 });

@@ -7,9 +7,14 @@
  * fixints up to 127), other numbers as float64, bigints as int64, Buffers and Uint8Arrays as
  * bin, strings as UTF-8 str, arrays, and plain objects as maps sized to their key count.
  *
- * Input must have passed checkBins (names, types, depth, no nested null); the encoder checks
- * only what it needs not to misbehave, and never writes past `end`.
+ * encodeBins' input must have passed checkBins (names, types, depth, no nested null); it checks
+ * only what it needs not to misbehave. encodeBinsChecked (batchPut) takes unchecked bins and
+ * checks as it writes, so a batch walks each entry's bins once instead of three times: it gives
+ * up (BINS_NEED_CHECK) at anything checkBins would refuse, and at a top-level null (a bin
+ * removal, which the batch leaves to the per-record path); the caller then runs checkBins for
+ * the exact error. Neither ever writes past `end`.
  */
+import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX } from '../constants';
 import { invalidArgument } from '../errors';
 import type { BinValue, Bins } from './bins';
 
@@ -29,23 +34,31 @@ interface Utf8Writer {
   utf8Write(text: string, offset: number, maxBytes: number): number;
 }
 
-/** Returned by the writers when the value does not fit before `end`. */
+/** Thrown by the writers when the value does not fit before `end`. */
 class NoRoom {}
 const NO_ROOM = new NoRoom();
+/** Thrown by the writers, while checking, at a value checkBins must look at. */
+class NeedsCheck {}
+const NEEDS_CHECK = new NeedsCheck();
+
+/** encodeBinsChecked's result when the bins need checkBins (an error, or a top-level null). */
+export const BINS_NEED_CHECK = -2;
+
+/** Whether the writers check what they write (encodeBinsChecked) or trust it (encodeBins). */
+let checking = false;
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
 
 /**
  * Encodes bins as one MessagePack map at target[offset, end). Returns the offset after it, or
  * -1 when it does not fit.
  */
 export function encodeBins(buffer: Buffer, offset: number, end: number, bins: Bins): number {
-  if (buffer !== target) {
-    target = buffer;
-    view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  }
-  position = offset;
-  limit = Math.min(end, buffer.length);
+  start(buffer, offset, end);
+  checking = false;
   try {
-    writeMap(bins);
+    writeMap(bins, -1);
   } catch (error) {
     if (error === NO_ROOM) return -1;
     throw error;
@@ -53,26 +66,95 @@ export function encodeBins(buffer: Buffer, offset: number, end: number, bins: Bi
   return position;
 }
 
+/**
+ * encodeBins for bins nobody has checked but isPlainObject: returns the offset after the map,
+ * -1 when it does not fit, or BINS_NEED_CHECK when checkBins(bins, true) would throw or the
+ * bins hold a top-level null (target[offset, end) may then hold partial bytes). Never throws.
+ */
+export function encodeBinsChecked(buffer: Buffer, offset: number, end: number, bins: Bins): number {
+  start(buffer, offset, end);
+  checking = true;
+  try {
+    writeBinMap(bins);
+  } catch (error) {
+    if (error === NO_ROOM) return -1;
+    return BINS_NEED_CHECK;
+  }
+  return position;
+}
+
+function start(buffer: Buffer, offset: number, end: number): void {
+  if (buffer !== target) {
+    target = buffer;
+    view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+  position = offset;
+  limit = Math.min(end, buffer.length);
+}
+
+function isPlainObject(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * The top-level map of encodeBinsChecked: checkBins' rules for names, count and top-level
+ * values (a null gives up: the entry takes the per-record path), names from the cache.
+ */
+function writeBinMap(bins: Bins): void {
+  room(1);
+  const header = position++;
+  let count = 0;
+  for (const name in bins) {
+    writeBinName(name);
+    const value = bins[name];
+    if (value === null) throw NEEDS_CHECK;
+    writeValue(value as BinValue, 0);
+    count++;
+  }
+  if (count === 0 || count > BINS_PER_RECORD_MAX) throw NEEDS_CHECK;
+  finishMap(header, count);
+}
+
+/**
+ * A bin name, checked by checkBinName's rules: 1 to 15 UTF-8 bytes, counted as written (the
+ * short-string loop writes a lone surrogate as 3 bytes, as Buffer.byteLength counts it).
+ */
+function writeBinName(name: string): void {
+  const chars = name.length;
+  if (chars === 0 || chars > BIN_NAME_MAX_BYTES) throw NEEDS_CHECK;
+  const at = position;
+  writeString(name);
+  // 15 characters or fewer take at most 45 bytes: the header is one byte, or two past 31.
+  if (position - at - 1 > BIN_NAME_MAX_BYTES) throw NEEDS_CHECK;
+}
+
 function room(bytes: number): void {
   if (position + bytes > limit) throw NO_ROOM;
 }
 
-function writeValue(value: BinValue): void {
+/** A value nested `depth` levels in its bin (0: the bin's own value). */
+function writeValue(value: BinValue, depth: number): void {
   if (typeof value === 'string') writeString(value);
   else if (typeof value === 'number') writeNumber(value);
   else if (typeof value === 'boolean') {
     room(1);
     target[position++] = value ? 0xc3 : 0xc2;
   } else if (typeof value === 'bigint') {
+    if (checking && (value < INT64_MIN || value > INT64_MAX)) throw NEEDS_CHECK;
     room(9);
     target[position++] = 0xd3;
     view.setBigInt64(position, value);
     position += 8;
   } else if (typeof value === 'object' && value !== null) {
+    if (checking && depth >= BIN_VALUE_DEPTH_MAX) throw NEEDS_CHECK;
     if (value instanceof Uint8Array) writeBytes(value);
-    else if (Array.isArray(value)) writeArray(value);
-    else writeMap(value as Bins);
+    else if (Array.isArray(value)) writeArray(value, depth);
+    else if (checking && !isPlainObject(value)) throw NEEDS_CHECK;
+    else writeMap(value as Bins, depth);
   } else {
+    if (checking) throw NEEDS_CHECK;
     throw invalidArgument(`a bin value of type ${value === null ? 'null' : typeof value} cannot be stored`);
   }
 }
@@ -117,6 +199,7 @@ function writeNumber(value: number): void {
       position += 4;
     }
   } else {
+    if (checking && value - value !== 0) throw NEEDS_CHECK;  // NaN or an infinity
     room(9);
     target[position++] = 0xcb;
     view.setFloat64(position, value);
@@ -221,10 +304,10 @@ function writeLength(length: number, fix: number, sixteen: number, thirtyTwo: nu
   }
 }
 
-function writeArray(value: BinValue[]): void {
+function writeArray(value: BinValue[], depth: number): void {
   const length = value.length;
   writeLength(length, 0x90, 0xdc, 0xdd);
-  for (let i = 0; i < length; i++) writeValue(value[i]!);
+  for (let i = 0; i < length; i++) writeValue(value[i]!, depth + 1);
 }
 
 /**
@@ -233,15 +316,20 @@ function writeArray(value: BinValue[]): void {
  * move up to make room for a map16/map32 header. The output is what a counting pass first
  * would give.
  */
-function writeMap(value: Bins): void {
+function writeMap(value: Bins, depth: number): void {
   room(1);
   const header = position++;
   let count = 0;
   for (const name in value) {
     writeString(name);
-    writeValue(value[name]!);
+    writeValue(value[name]!, depth + 1);
     count++;
   }
+  finishMap(header, count);
+}
+
+/** Fills in the header reserved at `header` for a map of `count` entries written after it. */
+function finishMap(header: number, count: number): void {
   if (count < 0x10) {
     target[header] = 0x80 | count;
     return;

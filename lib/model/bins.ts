@@ -7,7 +7,7 @@
 import { Packr } from 'msgpackr';
 import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX, PAYLOAD_FORMAT_VERSION, PAYLOAD_HEADER_BYTES } from '../constants';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
-import { encodeBins } from './bin-encoder';
+import { encodeBins, encodeBinsChecked } from './bin-encoder';
 import { KeyValue, decodeKeyValue, describe } from './key';
 
 /** A bin value as stored: null only appears in writes, where it removes the bin. */
@@ -124,10 +124,39 @@ export function encodePayload(
   keyType: number,
   keyBytes: Uint8Array | undefined,
 ): number {
+  return encodePayloadOf(target, offset, capacity, bins, keyType, keyBytes, false);
+}
+
+/**
+ * encodePayload for bins nobody has checked but isPlainObject (batchPut): checks them as it
+ * encodes them (encodeBinsChecked). Returns the payload length, -1 when it does not fit, or BINS_NEED_CHECK
+ * when checkBins(bins, true) would throw or the bins hold a top-level null.
+ */
+export function encodePayloadChecked(
+  target: Buffer,
+  offset: number,
+  capacity: number,
+  bins: Bins,
+  keyType: number,
+  keyBytes: Uint8Array | undefined,
+): number {
+  return encodePayloadOf(target, offset, capacity, bins, keyType, keyBytes, true);
+}
+
+function encodePayloadOf(
+  target: Buffer,
+  offset: number,
+  capacity: number,
+  bins: Bins,
+  keyType: number,
+  keyBytes: Uint8Array | undefined,
+  check: boolean,
+): number {
   const keyLength = keyBytes === undefined ? 0 : keyBytes.length;
   if (PAYLOAD_HEADER_BYTES + keyLength > capacity) return -1;
-  const end = encodeBins(target, offset + PAYLOAD_HEADER_BYTES + keyLength, offset + capacity, bins);
-  if (end < 0) return -1;
+  const binsAt = offset + PAYLOAD_HEADER_BYTES + keyLength;
+  const end = check ? encodeBinsChecked(target, binsAt, offset + capacity, bins) : encodeBins(target, binsAt, offset + capacity, bins);
+  if (end < 0) return end;
   target[offset] = PAYLOAD_FORMAT_VERSION;
   target[offset + 1] = keyBytes === undefined ? 0 : keyType;
   target[offset + 2] = keyLength & 0xff;

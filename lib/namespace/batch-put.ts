@@ -20,7 +20,8 @@
  */
 import { BATCH_PUT_SLOTS_PER_CALL, BATCH_PUT_VARIABLE_BYTES_MIN, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, KEY_MAX_BYTES, SET_NAME_MAX_BYTES } from '../constants';
 import { ErrorCode, ShoalError } from '../errors';
-import { Bins, encodePayload } from '../model/bins';
+import { BINS_NEED_CHECK } from '../model/bin-encoder';
+import { Bins, checkBins, encodePayloadChecked } from '../model/bins';
 import { KEY_LENGTH_SHIFT, KEY_TYPE_MASK, Key, encodeSetName, writeKeyValue } from '../model/key';
 import type { NativePrimaryIndex } from '../native/addon';
 import {
@@ -122,6 +123,12 @@ export class PutBatch {
    * reset() drops the entries so a finished batch keeps no caller object alive.
    */
   readonly entries: (BatchEntry | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
+  /**
+   * Per slot, what decide() needs of the entry, taken while add() has it in cache: its
+   * options (its own, else the batch's) and its key's set name.
+   */
+  readonly entryOptions: (WriteOptions | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
+  readonly sets: (string | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
   readonly positions = new Uint32Array(BATCH_PUT_SLOTS_PER_CALL);
   readonly perRecord = new Uint8Array(BATCH_PUT_SLOTS_PER_CALL);
   readonly outcomes: (BatchOutcome | undefined)[] = new Array(BATCH_PUT_SLOTS_PER_CALL).fill(undefined);
@@ -147,6 +154,8 @@ export class PutBatch {
   reset(): void {
     for (let i = 0; i < this.count; i++) {
       this.entries[i] = undefined;
+      this.entryOptions[i] = undefined;
+      this.sets[i] = undefined;
       this.outcomes[i] = undefined;
     }
     this.count = 0;
@@ -161,8 +170,9 @@ export class PutBatch {
 
   /**
    * Adds an entry: its key (for the digest), set name (for the record), and, unless it goes
-   * the per-record way anyway, its payload. Returns an error for an entry that cannot be
-   * written (a bad key or set, a record too big); nothing is added then.
+   * the per-record way anyway, its payload. Checks the bins (the Db checked only that they are
+   * a plain object), giving the error checkBins gives. Returns an error for an entry that
+   * cannot be written (bad bins, a bad key or set, a record too big); nothing is added then.
    */
   add(entry: BatchEntry, position: number, storeKeyDefault: boolean): ShoalError | undefined {
     const slot = this.count * BATCH_SLOT_BYTES;
@@ -187,19 +197,26 @@ export class PutBatch {
       if (value === undefined || value === null) u8.set(key.digest!, slot + BATCH_DIGEST);
       else written = writeKeyValue(u8, this.buffer, at + setLength, value);
     } catch (error) {
-      return asShoalError(error);
+      // The Db checks the bins before the key's bytes are written: a bad bin is the error.
+      return binsError(entry.bins, position) ?? asShoalError(error);
     }
     const keyType = written & KEY_TYPE_MASK;
     const keyLength = written >>> KEY_LENGTH_SHIFT;
-    const perRecord = containsNull(entry.bins);
-    let payloadLength = 0;
-    let storeKey = false;
-    if (!perRecord) {
-      storeKey = ((entry.opts ?? this.options)?.storeKey ?? storeKeyDefault) && keyType !== 0;
-      const payloadAt = at + setLength + keyLength;
-      const keyBytes = storeKey ? u8.subarray(at + setLength, payloadAt) : undefined;
-      payloadLength = encodePayload(this.buffer, payloadAt, this.maxRecordBytes, entry.bins, keyType, keyBytes);
-      if (payloadLength < 0) return new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.maxRecordBytes})`);
+    // The bins are checked as they are encoded (the Db left them to this one walk); anything
+    // the encoder will not vouch for is checked by checkBins: an error is the entry's result,
+    // a bin written as null sends the entry the per-record way.
+    const options = entry.opts ?? this.options;
+    const storeKey = (options?.storeKey ?? storeKeyDefault) && keyType !== 0;
+    const payloadAt = at + setLength + keyLength;
+    const keyBytes = storeKey ? u8.subarray(at + setLength, payloadAt) : undefined;
+    let payloadLength = encodePayloadChecked(this.buffer, payloadAt, this.maxRecordBytes, entry.bins, keyType, keyBytes);
+    let perRecord = false;
+    if (payloadLength < 0) {
+      const error = binsError(entry.bins, position);
+      if (error !== undefined) return error;
+      perRecord = containsNull(entry.bins) || payloadLength === BINS_NEED_CHECK;
+      if (!perRecord) return new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.maxRecordBytes})`);
+      payloadLength = 0;
     }
     u8[slot + BATCH_KEY_TYPE] = keyType;
     u8[slot + BATCH_SET_LENGTH] = setLength;
@@ -207,13 +224,15 @@ export class PutBatch {
     u8[slot + BATCH_KEY_LENGTH + 1] = keyLength >>> 8;
     this.setU32(slot + BATCH_VARIABLE_OFFSET, at);
     this.setU32(slot + BATCH_PAYLOAD_LENGTH, payloadLength);
-    this.setU32(slot + BATCH_RECORD_FLAGS, storeKey ? RECORD_FLAG_PAYLOAD_KEY : 0);
+    this.setU32(slot + BATCH_RECORD_FLAGS, storeKey && !perRecord ? RECORD_FLAG_PAYLOAD_KEY : 0);
     this.setU32(slot + BATCH_ACTION, BATCH_SKIP);
     this.setU32(slot + BATCH_DONE, 0);
     at += setLength + keyLength + payloadLength;
     this.variableEnd = (at + 7) & ~7;
     const index = this.count++;
     this.entries[index] = entry;
+    this.entryOptions[index] = options;
+    this.sets[index] = key.set ?? undefined;
     this.positions[index] = position;
     this.perRecord[index] = perRecord ? 1 : 0;
     return undefined;
@@ -337,8 +356,7 @@ const ENTRY_OVERHEAD_BYTES = INDEX_ENTRY_BYTES + INDEX_SIDE_ENTRY_BYTES;
 function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): number | undefined {
   if (batch.perRecord[i] === 1) return undefined;
   const slot = i * BATCH_SLOT_BYTES;
-  const entry = batch.entries[i]!;
-  const options = entry.opts ?? batch.options;
+  const options = batch.entryOptions[i];
   const status = batch.u32At(slot + BATCH_STATUS);
   if (status === BATCH_DUPLICATE || host.busy(batch.buffer, slot + BATCH_DIGEST)) {
     batch.perRecord[i] = 1;
@@ -368,7 +386,7 @@ function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): num
   }
   let setId: number;
   try {
-    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : setIdOfNew(host, entry.key.set ?? undefined);
+    setId = exists ? batch.u32At(slot + BATCH_SET_ID) : setIdOfNew(host, batch.sets[i]);
   } catch (error) {
     batch.outcomes[i] = error as ShoalError;
     return undefined;
@@ -396,6 +414,21 @@ function settle(run: () => MaybePromise<WriteResult>): BatchOutcome | Promise<Ba
     return result instanceof Promise ? result.catch(asShoalError) : result;
   } catch (error) {
     return asShoalError(error);
+  }
+}
+
+/**
+ * The error checkBins gives the bins of the entry at `position` (bins written as null
+ * allowed), as the Db reported it when it ran checkBins itself: a ShoalError as it is, anything
+ * else (a getter that throws) as INVALID_ARGUMENT naming the entry. Undefined when they pass.
+ */
+function binsError(bins: Bins, position: number): ShoalError | undefined {
+  try {
+    checkBins(bins, true);
+    return undefined;
+  } catch (error) {
+    if (error instanceof ShoalError) return error;
+    return new ShoalError(ErrorCode.INVALID_ARGUMENT, `entries[${position}]: ${(error as Error).message}`, { cause: error });
   }
 }
 
