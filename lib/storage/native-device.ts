@@ -19,9 +19,13 @@ function sameDigest(digest: Buffer, source: Buffer, at: number): boolean {
 }
 
 export type DirectIoMode = 'auto' | 'required' | 'off';
+/** The engine that executes a device's I/O (docs/native-boundary.md, "I/O engines"). */
+export type IoEngine = 'io_uring' | 'threads';
+/** 'auto': io_uring for reads when the kernel allows it (never with faults); 'threads': the thread pool only. */
+export type IoEngineMode = 'auto' | 'threads';
 
 export interface NativeBlockDevice {
-  info(): { path: string; directIo: boolean; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
+  info(): { path: string; directIo: boolean; ioEngine: IoEngine; ioUringErrno: number; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
   read(id: number, offset: number, length: number, verifyRecord: boolean): void;
   submitReads(count: number): void;
   write(id: number, offset: number, source: Buffer, sourceStart: number, sourceEnd: number, syncAfter: boolean, sourceStable: boolean): void;
@@ -127,10 +131,23 @@ export interface NativeDeviceOptions {
   create: boolean;
   directIo: DirectIoMode;
   threads?: number;
+  /** Default: the SHOAL_IO_ENGINE environment variable ('auto' or 'threads'), else 'auto'. */
+  ioEngine?: IoEngineMode;
   faults?: boolean;
   /** Tests: behave as a file system that refuses O_DIRECT. */
   refuseDirectIo?: boolean;
   resultsBytes?: number;
+}
+
+/**
+ * The engine mode asked for: `requested`, else SHOAL_IO_ENGINE, else 'auto'.
+ * @throws ShoalError INVALID_ARGUMENT for any other value (from either source).
+ */
+export function ioEngineMode(requested: IoEngineMode | undefined): IoEngineMode {
+  const mode: unknown = requested ?? process.env.SHOAL_IO_ENGINE ?? 'auto';
+  if (mode === 'auto' || mode === 'threads') return mode;
+  const source = requested === undefined ? 'SHOAL_IO_ENGINE' : 'ioEngine';
+  throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `${source} must be 'auto' or 'threads', not ${JSON.stringify(mode)}`);
 }
 
 type Resolve = (value: Buffer | undefined) => void;
@@ -140,6 +157,8 @@ export class NativeDevice {
   readonly path: string;
   readonly native: NativeBlockDevice;
   readonly directIo: boolean;
+  /** 'io_uring' when reads go through io_uring, 'threads' when everything runs on the thread pool. */
+  readonly ioEngine: IoEngine;
   readonly sizeBytes: number;
   readonly faults: boolean;
   private readonly completions: Int32Array;
@@ -162,9 +181,13 @@ export class NativeDevice {
     this.native.submitReads(count);
   };
 
-  /** @throws ShoalError LOCKED when the device is already open, IO_ERROR when it cannot be opened. */
+  /**
+   * @throws ShoalError LOCKED when the device is already open, IO_ERROR when it cannot be opened,
+   * INVALID_ARGUMENT for an unknown ioEngine (or SHOAL_IO_ENGINE).
+   */
   constructor(options: NativeDeviceOptions) {
     this.path = options.path;
+    const ioEngine = ioEngineMode(options.ioEngine) === 'threads' ? 1 : 0;
     const completionBuffer = Buffer.alloc(COMPLETION_CAPACITY * 16);
     this.completions = new Int32Array(completionBuffer.buffer, completionBuffer.byteOffset, COMPLETION_CAPACITY * 4);
     this.results = Buffer.alloc(Math.max(MIN_RESULTS_BYTES, options.resultsBytes ?? 0));
@@ -178,6 +201,7 @@ export class NativeDevice {
         create: options.create,
         directIo,
         threads: options.threads ?? DEFAULT_IO_THREADS,
+        ioEngine,
         faults: options.faults === true,
         refuseDirectIo: options.refuseDirectIo === true,
         completions: completionBuffer,
@@ -193,6 +217,7 @@ export class NativeDevice {
     }
     const info = this.native.info();
     this.directIo = info.directIo;
+    this.ioEngine = info.ioEngine;
     this.sizeBytes = info.sizeBytes;
     this.faults = info.faults;
   }
