@@ -2,10 +2,15 @@
  * The two device I/O engines side by side (docs/native-boundary.md, "I/O engines"): random
  * 4 KiB reads through NativeDevice with 64 in flight, io_uring and the thread pool alternating
  * for BENCH_IO_ROUNDS rounds (default 3) of BENCH_IO_MS each (default 3000), reporting reads/s
- * and this process's CPU per read (user + system, all threads), the figure the JS thread pays
- * for. BENCH_IO_FILE names an existing file to read (e.g. fio's test file); by default a
+ * this process's CPU per read (user + system, all threads) and the JS thread's own CPU per
+ * read (its schedstat), the figures that decide how much CPU is left for the JS thread. BENCH_IO_FILE names an existing file to read (e.g. fio's test file); by default a
  * 256 MiB file is written in the OS temp directory first (a fresh fallocated file has unwritten
  * extents, which the file system answers without touching the disk).
+ *
+ *
+ * Then the same for `db.get` from a device namespace (BENCH_KEYS records, default 1M, ~100-byte
+ * bins as in the storage bench, no data in memory), 64 in flight, the Db reopened (warm) for
+ * each round with SHOAL_IO_ENGINE set to the engine.
  *
  *   npm run bench -- io-engine
  *   BENCH_IO_FILE=/work/fio/f BENCH_IO_ROUNDS=5 npm run bench -- io-engine
@@ -13,6 +18,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { Db } from '../lib/db';
+import { open } from '../lib/index';
 import { NativeDevice, type IoEngineMode } from '../lib/storage/native-device';
 
 const ROUNDS = Number(process.env.BENCH_IO_ROUNDS ?? 3);
@@ -25,6 +32,12 @@ const MAX_SPAN_BYTES = 1 << 30;
 interface RoundResult {
   readsPerSecond: number;
   cpuMicrosecondsPerRead: number;
+  jsThreadMicrosecondsPerRead: number;
+}
+
+/** CPU time of the JS (main) thread so far, ns, from its schedstat (least moved by other jobs). */
+function jsThreadCpuNs(): number {
+  return Number(fs.readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
 }
 
 async function writeFile(file: string): Promise<void> {
@@ -49,6 +62,7 @@ async function readRound(file: string, mode: IoEngineMode): Promise<RoundResult>
   let next = 0;
   let done = 0;
   const cpuBefore = process.cpuUsage();
+  const jsBefore = jsThreadCpuNs();
   const started = performance.now();
   const deadline = started + ROUND_MS;
   try {
@@ -65,13 +79,68 @@ async function readRound(file: string, mode: IoEngineMode): Promise<RoundResult>
   }
   const ms = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);
-  return { readsPerSecond: (done * 1000) / ms, cpuMicrosecondsPerRead: (cpu.user + cpu.system) / done };
+  const jsNs = jsThreadCpuNs() - jsBefore;
+  return { readsPerSecond: (done * 1000) / ms, cpuMicrosecondsPerRead: (cpu.user + cpu.system) / done, jsThreadMicrosecondsPerRead: jsNs / 1000 / done };
+}
+
+const KEYS = Number(process.env.BENCH_KEYS ?? 1_000_000);
+
+function openDb(dataDir: string, mode: IoEngineMode): Promise<Db> {
+  const saved = process.env.SHOAL_IO_ENGINE;
+  process.env.SHOAL_IO_ENGINE = mode;
+  try {
+    return open({ dataDir, namespaces: [{ name: 'bench', storage: { type: 'device', paths: ['bench.dat'], sizeBytes: 1 << 30 } }], log: () => undefined });
+  } finally {
+    if (saved === undefined) delete process.env.SHOAL_IO_ENGINE;
+    else process.env.SHOAL_IO_ENGINE = saved;
+  }
+}
+
+async function loadRecords(dataDir: string): Promise<void> {
+  const db = await openDb(dataDir, 'auto');
+  for (let from = 0; from < KEYS; from += 10_000) {
+    const entries = [];
+    for (let i = from; i < Math.min(KEYS, from + 10_000); i++) entries.push({ key: { ns: 'bench', set: 's', key: `user:${i}` }, bins: { name: `user-${i}`, visits: i % 1000, pad: 'x'.repeat(72) } });
+    await db.batchPut(entries);
+  }
+  await db.put({ ns: 'bench', set: 's', key: 'user:0' }, { name: 'user-0', visits: 0, pad: 'x'.repeat(72) }, { durable: true });
+  await db.close();
+}
+
+async function getRound(dataDir: string, mode: IoEngineMode): Promise<RoundResult> {
+  const db = await openDb(dataDir, mode);
+  let state = 12345;
+  let done = 0;
+  let missing = 0;
+  const cpuBefore = process.cpuUsage();
+  const jsBefore = jsThreadCpuNs();
+  const started = performance.now();
+  const deadline = started + ROUND_MS;
+  try {
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (performance.now() < deadline) {
+          state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+          if ((await db.get({ ns: 'bench', set: 's', key: `user:${state % KEYS}` })) === undefined) missing++;
+          done++;
+        }
+      }),
+    );
+  } finally {
+    await db.close();
+  }
+  if (missing > 0) throw new Error(`io-engine bench: ${missing} records missing`);
+  const ms = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
+  const jsNs = jsThreadCpuNs() - jsBefore;
+  return { readsPerSecond: (done * 1000) / ms, cpuMicrosecondsPerRead: (cpu.user + cpu.system) / done, jsThreadMicrosecondsPerRead: jsNs / 1000 / done };
 }
 
 function summary(label: string, rounds: RoundResult[]): string {
   const rates = rounds.map((round) => Math.round(round.readsPerSecond));
   const cpu = rounds.map((round) => round.cpuMicrosecondsPerRead.toFixed(1));
-  return `  ${label.padEnd(9)} reads/s ${rates.map((rate) => rate.toLocaleString('en-US')).join(', ')}   CPU µs/read ${cpu.join(', ')}`;
+  const js = rounds.map((round) => round.jsThreadMicrosecondsPerRead.toFixed(1));
+  return `  ${label.padEnd(9)} reads/s ${rates.map((rate) => rate.toLocaleString('en-US')).join(', ')}   CPU µs/read ${cpu.join(', ')}   JS thread µs/read ${js.join(', ')}`;
 }
 
 export async function runIoEngineBench(): Promise<boolean> {
@@ -93,6 +162,22 @@ export async function runIoEngineBench(): Promise<boolean> {
     if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
   }
   process.stdout.write(`${summary('io_uring', byEngine.auto)}\n${summary('threads', byEngine.threads)}\n`);
+  process.stdout.write(`  load average after: ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}\n`);
+
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-io-get-'));
+  const gets: Record<IoEngineMode, RoundResult[]> = { auto: [], threads: [] };
+  try {
+    await loadRecords(dataDir);
+    process.stdout.write(`db.get from the device, ${KEYS.toLocaleString('en-US')} records, ${CONCURRENCY} in flight; load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}\n`);
+    for (let round = 0; round < ROUNDS; round++) {
+      gets.auto.push(await getRound(dataDir, 'auto'));
+      gets.threads.push(await getRound(dataDir, 'threads'));
+    }
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+  process.stdout.write(`${summary('io_uring', gets.auto).replace('reads/s', 'gets/s').replace(/\/read/g, '/get')}\n`);
+  process.stdout.write(`${summary('threads', gets.threads).replace('reads/s', 'gets/s').replace(/\/read/g, '/get')}\n`);
   process.stdout.write(`  load average after: ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}\n`);
   return true;
 }

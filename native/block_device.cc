@@ -74,8 +74,8 @@ void BlockDevice::Init(Napi::Env env, Napi::Object exports) {
 }
 
 // new BlockDevice({ path, sizeBytes, create, directIo: 0 off | 1 auto | 2 required, threads,
-//                   ioEngine: 0 auto | 1 threads, faults, completions: Buffer, results: Buffer,
-//                   onComplete(count) })
+//                   ioEngine: 0 auto | 1 threads, faults, refuseDirectIo, refuseIoUring,
+//                   completions: Buffer, results: Buffer, onComplete(count) })
 BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BlockDevice>(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "BlockDevice: options must be an object");
@@ -137,7 +137,14 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
   });
   // io_uring reads the file descriptor directly, so it is only used over the real backend:
   // FaultBackend's flips, held writes and failures happen in its Read, which io_uring bypasses.
-  if (io_engine == kEngineAuto && faults_ == nullptr) ring_ = IoRing::Create(fd_, done_.get(), &io_uring_errno_);
+  // refuseIoUring (tests): behave as a kernel whose seccomp filter refuses io_uring_setup.
+  if (io_engine == kEngineAuto && faults_ == nullptr) {
+    if (options.Get("refuseIoUring").ToBoolean()) {
+      io_uring_errno_ = EPERM;
+    } else {
+      ring_ = IoRing::Create(fd_, done_.get(), &io_uring_errno_);
+    }
+  }
   pool_ = std::make_unique<IoPool>(backend_.get(), ring_ ? std::min(threads, kWriteThreadsWithRing) : threads, done_.get());
 }
 

@@ -186,23 +186,33 @@ void IoRing::Run() {
   }
 }
 
-// Returns false when the reaper should exit: stopping, nothing queued, nothing in flight.
+// Returns false when the reaper should exit: stopping, nothing queued, nothing in flight. The
+// lock is held only to take the whole queue (a swap): the JS thread must never wait behind a
+// reaper that was preempted while filling the ring, which on a busy machine can last a
+// scheduling period.
 bool IoRing::TakeWork() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    taken_.swap(queue_);
+    stopping = stopping_;
+    // The queue is empty now: a submission from here on must wake the reaper, which may be
+    // about to wait for completions only. (When reads stay in the backlog because the ring is
+    // full, the reaper comes back here after the next completion anyway.)
+    reaper_sleeping_ = true;
+  }
+  backlog_.insert(backlog_.end(), taken_.begin(), taken_.end());
+  taken_.clear();
   while (!retries_.empty() && reads_in_flight_ < kMaxReadsInFlight) {
     PrepareRead(retries_.back());
     retries_.pop_back();
   }
-  while (!queue_.empty() && reads_in_flight_ < kMaxReadsInFlight) {
-    PrepareRead(queue_.front());
-    queue_.pop_front();
+  while (!backlog_.empty() && reads_in_flight_ < kMaxReadsInFlight) {
+    PrepareRead(backlog_.front());
+    backlog_.pop_front();
   }
-  if (!wake_armed_ && !stopping_) PrepareWakeRead();
-  if (stopping_ && queue_.empty() && retries_.empty() && reads_in_flight_ == 0 && !wake_armed_) return false;
-  // With nothing left queued the reaper will wait for completions only: a new submission
-  // must write the eventfd. With reads still queued (the ring is full) it will come back here.
-  reaper_sleeping_ = queue_.empty();
-  return true;
+  if (!wake_armed_ && !stopping) PrepareWakeRead();
+  return !(stopping && backlog_.empty() && retries_.empty() && reads_in_flight_ == 0 && !wake_armed_);
 }
 
 void IoRing::PrepareRead(IoRequest* request) {

@@ -91,10 +91,12 @@ class IoRing {
   bool wake_armed_ = false;
   std::vector<IoRequest*> retries_;  // short or interrupted reads to resubmit
   std::vector<IoRequest*> finished_;  // this pass's completions, pushed to done_ together
+  std::vector<IoRequest*> taken_;  // swapped with queue_ under the lock
+  std::deque<IoRequest*> backlog_;  // taken, waiting for a free slot (ring full)
 
   // Shared between the JS thread and the reaper.
   std::mutex mutex_;
-  std::deque<IoRequest*> queue_;
+  std::vector<IoRequest*> queue_;
   bool reaper_sleeping_ = false;  // the reaper found no work and will wait: wake it
   bool stopping_ = false;
   std::thread reaper_;

@@ -130,6 +130,16 @@ describe('NativeDevice through each I/O engine', () => {
     expect(device.ioEngine).toBe('threads');
   });
 
+  it('falls back to the thread pool when the kernel refuses io_uring, and says why', async () => {
+    const dir = tempDir();
+    const device = new NativeDevice({ path: path.join(dir, 'device.dat'), sizeBytes: 1 << 20, create: true, directIo: 'auto', refuseIoUring: true });
+    openDevices.push(device);
+    expect(device.ioEngine).toBe('threads');
+    expect(device.native.info().ioUringErrno).toBe(1);  // EPERM
+    await device.write(0, Buffer.from('still works'), 0, 11, true);
+    expect((await device.read(0, 11)).toString()).toBe('still works');
+  });
+
   it('refuses an unknown engine, from the option or from SHOAL_IO_ENGINE, with INVALID_ARGUMENT', () => {
     const dir = tempDir();
     expect(() => openDevice(dir, 'uring' as IoEngineMode)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));

@@ -136,6 +136,8 @@ export interface NativeDeviceOptions {
   faults?: boolean;
   /** Tests: behave as a file system that refuses O_DIRECT. */
   refuseDirectIo?: boolean;
+  /** Tests: behave as a kernel that refuses io_uring_setup (EPERM, as under a seccomp filter). */
+  refuseIoUring?: boolean;
   resultsBytes?: number;
 }
 
@@ -204,6 +206,7 @@ export class NativeDevice {
         ioEngine,
         faults: options.faults === true,
         refuseDirectIo: options.refuseDirectIo === true,
+        refuseIoUring: options.refuseIoUring === true,
         completions: completionBuffer,
         submissions: submissionBuffer,
         results: this.results,
