@@ -56,7 +56,7 @@ async function writeFile(file: string): Promise<void> {
 
 async function readRound(file: string, mode: IoEngineMode): Promise<RoundResult> {
   const device = new NativeDevice({ path: file, sizeBytes: 0, create: false, directIo: 'auto', ioEngine: mode });
-  const expected = mode === 'threads' ? 'threads' : 'io_uring';
+  const expected = mode;
   if (device.ioEngine !== expected) process.stdout.write(`  (asked for ${mode}, got ${device.ioEngine}: errno ${device.native.info().ioUringErrno})\n`);
   const pages = Math.floor((Math.min(device.sizeBytes, MAX_SPAN_BYTES) - 65536) / 4096);
   let next = 0;
@@ -97,7 +97,7 @@ function openDb(dataDir: string, mode: IoEngineMode): Promise<Db> {
 }
 
 async function loadRecords(dataDir: string): Promise<void> {
-  const db = await openDb(dataDir, 'auto');
+  const db = await openDb(dataDir, 'threads');
   for (let from = 0; from < KEYS; from += 10_000) {
     const entries = [];
     for (let i = from; i < Math.min(KEYS, from + 10_000); i++) entries.push({ key: { ns: 'bench', set: 's', key: `user:${i}` }, bins: { name: `user-${i}`, visits: i % 1000, pad: 'x'.repeat(72) } });
@@ -152,31 +152,31 @@ export async function runIoEngineBench(): Promise<boolean> {
     await writeFile(file);
   }
   process.stdout.write(`\nI/O engines: random 4 KiB reads, ${CONCURRENCY} in flight, ${ROUNDS} × ${ROUND_MS} ms each, ${file}; load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}\n`);
-  const byEngine: Record<IoEngineMode, RoundResult[]> = { auto: [], threads: [] };
+  const byEngine: Record<IoEngineMode, RoundResult[]> = { io_uring: [], threads: [] };
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      byEngine.auto.push(await readRound(file, 'auto'));
+      byEngine.io_uring.push(await readRound(file, 'io_uring'));
       byEngine.threads.push(await readRound(file, 'threads'));
     }
   } finally {
     if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
   }
-  process.stdout.write(`${summary('io_uring', byEngine.auto)}\n${summary('threads', byEngine.threads)}\n`);
+  process.stdout.write(`${summary('io_uring', byEngine.io_uring)}\n${summary('threads', byEngine.threads)}\n`);
   process.stdout.write(`  load average after: ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}\n`);
 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-io-get-'));
-  const gets: Record<IoEngineMode, RoundResult[]> = { auto: [], threads: [] };
+  const gets: Record<IoEngineMode, RoundResult[]> = { io_uring: [], threads: [] };
   try {
     await loadRecords(dataDir);
     process.stdout.write(`db.get from the device, ${KEYS.toLocaleString('en-US')} records, ${CONCURRENCY} in flight; load average ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}\n`);
     for (let round = 0; round < ROUNDS; round++) {
-      gets.auto.push(await getRound(dataDir, 'auto'));
+      gets.io_uring.push(await getRound(dataDir, 'io_uring'));
       gets.threads.push(await getRound(dataDir, 'threads'));
     }
   } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
-  process.stdout.write(`${summary('io_uring', gets.auto).replace('reads/s', 'gets/s').replace(/\/read/g, '/get')}\n`);
+  process.stdout.write(`${summary('io_uring', gets.io_uring).replace('reads/s', 'gets/s').replace(/\/read/g, '/get')}\n`);
   process.stdout.write(`${summary('threads', gets.threads).replace('reads/s', 'gets/s').replace(/\/read/g, '/get')}\n`);
   process.stdout.write(`  load average after: ${os.loadavg().map((load) => load.toFixed(2)).join(' ')}\n`);
   return true;

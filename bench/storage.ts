@@ -9,7 +9,7 @@
  *   cold start scan ≥ 300 MB/s.
  * Shoal is driven through its public API (open, put, get, getSync). The peers are optional
  * devDependencies; a missing one is reported and skipped. BENCH_KEYS overrides the key count;
- * SHOAL_IO_ENGINE=threads runs every device on the thread pool instead of io_uring.
+ * SHOAL_IO_ENGINE=io_uring runs device reads through io_uring instead of the thread pool.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -167,8 +167,9 @@ async function shoalBench(dir: string): Promise<Record<string, Result>> {
 }
 
 /**
- * The I/O engine a device opened now gets (the Db's devices are chosen the same way: io_uring
- * when the kernel allows it, unless SHOAL_IO_ENGINE=threads), from a 1 MiB scratch file in dir.
+ * The I/O engine a device opened now gets (the Db's devices are chosen the same way: the
+ * threads, or io_uring with SHOAL_IO_ENGINE=io_uring where the kernel allows it), from a 1 MiB
+ * scratch file in dir.
  */
 function engineInUse(dir: string): string {
   const file = path.join(dir, 'engine-probe.dat');

@@ -22,7 +22,7 @@ namespace {
 constexpr int kDirectOff = 0, kDirectAuto = 1, kDirectRequired = 2;
 constexpr int kCompletionInts = 4;  // id, result, results offset, length
 constexpr int kMaxThreads = 128;
-constexpr int kEngineAuto = 0, kEngineThreads = 1;
+constexpr int kEngineThreads = 0, kEngineIoUring = 1;
 // With io_uring doing the reads, the pool only runs writes and syncs: the store keeps a few
 // block writes in flight per device (docs/storage.md), so a few threads are enough.
 constexpr int kWriteThreadsWithRing = 4;
@@ -74,7 +74,7 @@ void BlockDevice::Init(Napi::Env env, Napi::Object exports) {
 }
 
 // new BlockDevice({ path, sizeBytes, create, directIo: 0 off | 1 auto | 2 required, threads,
-//                   ioEngine: 0 auto | 1 threads, faults, refuseDirectIo, refuseIoUring,
+//                   ioEngine: 0 threads | 1 io_uring, faults, refuseDirectIo, refuseIoUring,
 //                   completions: Buffer, results: Buffer, onComplete(count) })
 BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BlockDevice>(info) {
   Napi::Env env = info.Env();
@@ -91,11 +91,11 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
   int threads = options.Get("threads").IsNumber() ? options.Get("threads").As<Napi::Number>().Int32Value() : 32;
   if (threads < 1 || threads > kMaxThreads) throw Napi::RangeError::New(env, "BlockDevice: options.threads must be 1..128");
   bool faults = options.Get("faults").ToBoolean();
-  int io_engine = kEngineAuto;
+  int io_engine = kEngineThreads;
   if (!options.Get("ioEngine").IsUndefined()) {
-    if (!options.Get("ioEngine").IsNumber()) throw Napi::TypeError::New(env, "BlockDevice: options.ioEngine must be 0 (auto) or 1 (threads)");
+    if (!options.Get("ioEngine").IsNumber()) throw Napi::TypeError::New(env, "BlockDevice: options.ioEngine must be 0 (threads) or 1 (io_uring)");
     io_engine = options.Get("ioEngine").As<Napi::Number>().Int32Value();
-    if (io_engine != kEngineAuto && io_engine != kEngineThreads) throw Napi::RangeError::New(env, "BlockDevice: options.ioEngine must be 0 (auto) or 1 (threads)");
+    if (io_engine != kEngineThreads && io_engine != kEngineIoUring) throw Napi::RangeError::New(env, "BlockDevice: options.ioEngine must be 0 (threads) or 1 (io_uring)");
   }
   if (!options.Get("onComplete").IsFunction()) throw Napi::TypeError::New(env, "BlockDevice: options.onComplete must be a function");
   Napi::Buffer<uint8_t> completions = BufferOption(options, "completions", kCompletionInts * 4 * 16);
@@ -138,7 +138,7 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
   // io_uring reads the file descriptor directly, so it is only used over the real backend:
   // FaultBackend's flips, held writes and failures happen in its Read, which io_uring bypasses.
   // refuseIoUring (tests): behave as a kernel whose seccomp filter refuses io_uring_setup.
-  if (io_engine == kEngineAuto && faults_ == nullptr) {
+  if (io_engine == kEngineIoUring && faults_ == nullptr) {
     if (options.Get("refuseIoUring").ToBoolean()) {
       io_uring_errno_ = EPERM;
     } else {

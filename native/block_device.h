@@ -1,8 +1,9 @@
 // BlockDevice: one storage device (a file created and sized by Shoal, or a raw block device)
 // opened with O_DIRECT where possible, exclusively locked, with completions delivered to JS in
-// batches. Two I/O engines: "io_uring" (reads through an IoRing, writes and fdatasync on a small
-// IoPool) when the kernel allows it and the backend is the real one, else "threads" (everything
-// on an IoPool of `threads` threads): always with fault injection, or when asked for.
+// batches. Two I/O engines: "threads" (everything on an IoPool of `threads` threads, the
+// default) and, when asked for, "io_uring" (reads through an IoRing, writes and fdatasync on a
+// small IoPool), used only if the kernel allows it and the backend is the real one (never with
+// fault injection).
 //
 // JS side: lib/storage/native-device.ts (which documents every method and the completion
 // layout). Registers BlockDevice, StorageScanner and the storage* format functions.

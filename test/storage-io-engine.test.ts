@@ -1,6 +1,6 @@
 /**
- * The two I/O engines of a device (docs/native-boundary.md, "I/O engines"): io_uring for reads
- * when the kernel allows it, and the thread pool. The same writes (with sync), raw reads and
+ * The two I/O engines of a device (docs/native-boundary.md, "I/O engines"): the thread pool
+ * (the default) and io_uring for reads (asked for, used when the kernel allows it). The same writes (with sync), raw reads and
  * verified record reads, including a corrupt record (EBADMSG, served as CORRUPTION), give the
  * same results through both; the engine in use is reported; fault injection always uses the
  * thread pool; and closing a device with reads in flight settles them, and a process that
@@ -41,13 +41,13 @@ function openDevice(dir: string, ioEngine: IoEngineMode, extra: { faults?: boole
 /** Whether io_uring is usable here; if not, the reason (printed, and the io_uring half skipped). */
 const ioUring: { available: boolean; reason: string } = (() => {
   const dir = tempDir();
-  const device = new NativeDevice({ path: path.join(dir, 'probe.dat'), sizeBytes: 1 << 20, create: true, directIo: 'auto' });
+  const device = new NativeDevice({ path: path.join(dir, 'probe.dat'), sizeBytes: 1 << 20, create: true, directIo: 'auto', ioEngine: 'io_uring' });
   const info = device.native.info();
   device.close();
   fs.rmSync(dir, { recursive: true, force: true });
   dirs.splice(dirs.indexOf(dir), 1);
   if (info.ioEngine === 'io_uring') return { available: true, reason: '' };
-  return { available: false, reason: `io_uring refused (errno ${info.ioUringErrno}) or SHOAL_IO_ENGINE=${process.env.SHOAL_IO_ENGINE ?? ''}` };
+  return { available: false, reason: `io_uring refused (errno ${info.ioUringErrno})` };
 })();
 if (!ioUring.available) console.log(`storage-io-engine: io_uring half skipped: ${ioUring.reason}`);
 
@@ -98,7 +98,7 @@ async function writeThenRead(device: NativeDevice): Promise<{ reads: Buffer[]; e
 }
 
 const engines: { name: string; mode: IoEngineMode; expect: 'io_uring' | 'threads'; skip: boolean }[] = [
-  { name: 'io_uring', mode: 'auto', expect: 'io_uring', skip: !ioUring.available },
+  { name: 'io_uring', mode: 'io_uring', expect: 'io_uring', skip: !ioUring.available },
   { name: 'threads', mode: 'threads', expect: 'threads', skip: false },
 ];
 
@@ -119,20 +119,20 @@ describe('NativeDevice through each I/O engine', () => {
   }
 
   it.skipIf(!ioUring.available)('both engines return identical bytes for the same writes and reads', async () => {
-    const viaRing = await writeThenRead(openDevice(tempDir(), 'auto'));
+    const viaRing = await writeThenRead(openDevice(tempDir(), 'io_uring'));
     const viaThreads = await writeThenRead(openDevice(tempDir(), 'threads'));
     expect(viaRing.reads.length).toBe(600);
     for (let index = 0; index < 600; index++) expect(viaRing.reads[index]!.equals(viaThreads.reads[index]!)).toBe(true);
   });
 
   it('fault injection always runs on the thread pool (its failures live in the backend io_uring would bypass)', () => {
-    const device = openDevice(tempDir(), 'auto', { faults: true });
+    const device = openDevice(tempDir(), 'io_uring', { faults: true });
     expect(device.ioEngine).toBe('threads');
   });
 
   it('falls back to the thread pool when the kernel refuses io_uring, and says why', async () => {
     const dir = tempDir();
-    const device = new NativeDevice({ path: path.join(dir, 'device.dat'), sizeBytes: 1 << 20, create: true, directIo: 'auto', refuseIoUring: true });
+    const device = new NativeDevice({ path: path.join(dir, 'device.dat'), sizeBytes: 1 << 20, create: true, directIo: 'auto', ioEngine: 'io_uring', refuseIoUring: true });
     openDevices.push(device);
     expect(device.ioEngine).toBe('threads');
     expect(device.native.info().ioUringErrno).toBe(1);  // EPERM
@@ -140,7 +140,7 @@ describe('NativeDevice through each I/O engine', () => {
     expect((await device.read(0, 11)).toString()).toBe('still works');
   });
 
-  it('refuses an unknown engine, from the option or from SHOAL_IO_ENGINE, with INVALID_ARGUMENT', () => {
+  it('uses the threads by default and io_uring with SHOAL_IO_ENGINE=io_uring; refuses an unknown engine with INVALID_ARGUMENT', () => {
     const dir = tempDir();
     expect(() => openDevice(dir, 'uring' as IoEngineMode)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     const saved = process.env.SHOAL_IO_ENGINE;
@@ -149,10 +149,14 @@ describe('NativeDevice through each I/O engine', () => {
       expect(() => new NativeDevice({ path: path.join(dir, 'device.dat'), sizeBytes: 1 << 20, create: true, directIo: 'auto' })).toThrow(
         expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('SHOAL_IO_ENGINE') }),
       );
-      process.env.SHOAL_IO_ENGINE = 'threads';
+      process.env.SHOAL_IO_ENGINE = 'io_uring';
       const device = new NativeDevice({ path: path.join(dir, 'device.dat'), sizeBytes: 1 << 20, create: true, directIo: 'auto' });
-      openDevices.push(device);
-      expect(device.ioEngine).toBe('threads');
+      expect(device.ioEngine).toBe(ioUring.available ? 'io_uring' : 'threads');
+      device.close();
+      delete process.env.SHOAL_IO_ENGINE;
+      const byDefault = new NativeDevice({ path: path.join(dir, 'device.dat'), sizeBytes: 1 << 20, create: true, directIo: 'auto' });
+      openDevices.push(byDefault);
+      expect(byDefault.ioEngine).toBe('threads');
     } finally {
       if (saved === undefined) delete process.env.SHOAL_IO_ENGINE;
       else process.env.SHOAL_IO_ENGINE = saved;
@@ -214,7 +218,7 @@ describe('verified record reads through each engine', () => {
   }
 
   it.skipIf(!ioUring.available)('both engines give the same outcome for every record', async () => {
-    const viaRing = await corruptStore('auto');
+    const viaRing = await corruptStore('io_uring');
     const viaThreads = await corruptStore('threads');
     expect(viaRing.outcomes).toEqual(viaThreads.outcomes);
   });
@@ -249,7 +253,7 @@ describe('closing with reads in flight', () => {
       const completions = Buffer.alloc(4096 * 16);
       const device = new addon.BlockDevice({
         path: ${JSON.stringify(path.join(dir, 'child.dat'))}, sizeBytes: 8 << 20, create: true, directIo: 1, threads: 32,
-        ioEngine: ${mode === 'threads' ? 1 : 0}, completions, results: Buffer.alloc(8 << 20),
+        ioEngine: ${mode === 'io_uring' ? 1 : 0}, completions, results: Buffer.alloc(8 << 20),
         onComplete: (count) => { delivered += count; },
       });
       for (let id = 1; id <= 3000; id++) device.read(id, ((id * 7919) % 2000) * 4096, 4096, false);

@@ -21,8 +21,14 @@ function sameDigest(digest: Buffer, source: Buffer, at: number): boolean {
 export type DirectIoMode = 'auto' | 'required' | 'off';
 /** The engine that executes a device's I/O (docs/native-boundary.md, "I/O engines"). */
 export type IoEngine = 'io_uring' | 'threads';
-/** 'auto': io_uring for reads when the kernel allows it (never with faults); 'threads': the thread pool only. */
-export type IoEngineMode = 'auto' | 'threads';
+/**
+ * 'threads' (the default): everything on the device's thread pool. 'io_uring': reads through
+ * io_uring when the kernel allows it and the device has no fault injection, else the threads
+ * (`ioEngine` and `info().ioUringErrno` say what happened). Not the default because it measured
+ * slower for db.get on the 2-core VM it was built on (docs/storage.md, "I/O engines").
+ */
+export type IoEngineMode = 'threads' | 'io_uring';
+const DEFAULT_IO_ENGINE: IoEngineMode = 'threads';
 
 export interface NativeBlockDevice {
   info(): { path: string; directIo: boolean; ioEngine: IoEngine; ioUringErrno: number; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
@@ -131,7 +137,7 @@ export interface NativeDeviceOptions {
   create: boolean;
   directIo: DirectIoMode;
   threads?: number;
-  /** Default: the SHOAL_IO_ENGINE environment variable ('auto' or 'threads'), else 'auto'. */
+  /** Default: the SHOAL_IO_ENGINE environment variable ('threads' or 'io_uring'), else 'threads'. */
   ioEngine?: IoEngineMode;
   faults?: boolean;
   /** Tests: behave as a file system that refuses O_DIRECT. */
@@ -142,14 +148,14 @@ export interface NativeDeviceOptions {
 }
 
 /**
- * The engine mode asked for: `requested`, else SHOAL_IO_ENGINE, else 'auto'.
+ * The engine mode asked for: `requested`, else SHOAL_IO_ENGINE, else DEFAULT_IO_ENGINE.
  * @throws ShoalError INVALID_ARGUMENT for any other value (from either source).
  */
 export function ioEngineMode(requested: IoEngineMode | undefined): IoEngineMode {
-  const mode: unknown = requested ?? process.env.SHOAL_IO_ENGINE ?? 'auto';
-  if (mode === 'auto' || mode === 'threads') return mode;
+  const mode: unknown = requested ?? process.env.SHOAL_IO_ENGINE ?? DEFAULT_IO_ENGINE;
+  if (mode === 'threads' || mode === 'io_uring') return mode;
   const source = requested === undefined ? 'SHOAL_IO_ENGINE' : 'ioEngine';
-  throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `${source} must be 'auto' or 'threads', not ${JSON.stringify(mode)}`);
+  throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `${source} must be 'threads' or 'io_uring', not ${JSON.stringify(mode)}`);
 }
 
 type Resolve = (value: Buffer | undefined) => void;
@@ -189,7 +195,7 @@ export class NativeDevice {
    */
   constructor(options: NativeDeviceOptions) {
     this.path = options.path;
-    const ioEngine = ioEngineMode(options.ioEngine) === 'threads' ? 1 : 0;
+    const ioEngine = ioEngineMode(options.ioEngine) === 'io_uring' ? 1 : 0;
     const completionBuffer = Buffer.alloc(COMPLETION_CAPACITY * 16);
     this.completions = new Int32Array(completionBuffer.buffer, completionBuffer.byteOffset, COMPLETION_CAPACITY * 4);
     this.results = Buffer.alloc(Math.max(MIN_RESULTS_BYTES, options.resultsBytes ?? 0));
