@@ -6,10 +6,12 @@
 // finished requests to the same CompletionQueue as the pool (one notify per batch).
 //
 // Only kRead requests come here. Writes and syncs stay on the IoPool, so their ordering and
-// durability rules are exactly the pool's (docs/native-boundary.md, "I/O engines").
+// durability rules are exactly the pool's (docs/native-boundary.md, "I/O engines"). A device
+// uses an IoRing only when asked to (ioEngine 1): it measured slower for db.get than the pool
+// on a busy 2-core machine, for the reasons given there.
 //
-// Thread use: SubmitMany and Stop are called from the JS thread; everything else, including
-// every access to the rings, happens on the reaper thread. The JS thread wakes the reaper by
+// Thread use: Create, SubmitMany and Stop are called from the JS thread; while the reaper runs,
+// every access to the rings happens on it. The JS thread wakes the reaper by
 // writing to an eventfd that the reaper keeps a read armed on in the ring itself, so one
 // io_uring_enter waits for both device completions and new work.
 #pragma once
