@@ -14,6 +14,7 @@
         "native/block_device.cc",
         "native/io_backend.cc",
         "native/io_pool.cc",
+        "native/io_uring.cc",
         "native/storage_format.cc",
         "native/storage_scan.cc"
       ],

@@ -8,7 +8,8 @@
  *   many concurrent durable puts ≥ 5× lmdb's putSync;
  *   cold start scan ≥ 300 MB/s.
  * Shoal is driven through its public API (open, put, get, getSync). The peers are optional
- * devDependencies; a missing one is reported and skipped. BENCH_KEYS overrides the key count.
+ * devDependencies; a missing one is reported and skipped. BENCH_KEYS overrides the key count;
+ * SHOAL_IO_ENGINE=io_uring runs device reads through io_uring instead of the thread pool.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -146,7 +147,7 @@ async function shoalBench(dir: string): Promise<Record<string, Result>> {
   out.insert = await shoalBulkInsert(db, `shoal bulk insert (batchPut of ${BATCH.toLocaleString('en-US')})`, shoalBatchPuts);
   await db.close();
   db = await openShoal(deviceDir, false);
-  out.deviceGet = await shoalDeviceReads(db);
+  out.deviceGet = await shoalDeviceReads(db, engineInUse(dir));
   out.durable = await shoalDurable(db);
   await db.close({ dropIndex: true });
   out.rawDevice = await rawDeviceReads(path.join(deviceDir, 'bench.dat'));
@@ -165,7 +166,21 @@ async function shoalBench(dir: string): Promise<Record<string, Result>> {
   return out;
 }
 
-async function shoalDeviceReads(db: Db): Promise<Result> {
+/**
+ * The I/O engine a device opened now gets (the Db's devices are chosen the same way: the
+ * threads, or io_uring with SHOAL_IO_ENGINE=io_uring where the kernel allows it), from a 1 MiB
+ * scratch file in dir.
+ */
+function engineInUse(dir: string): string {
+  const file = path.join(dir, 'engine-probe.dat');
+  const device = new NativeDevice({ path: file, sizeBytes: 1 << 20, create: true, directIo: 'auto' });
+  const engine = device.ioEngine;
+  device.close();
+  fs.rmSync(file, { force: true });
+  return engine;
+}
+
+async function shoalDeviceReads(db: Db, engine: string): Promise<Result> {
   const indexes = randomIndexes(GETS);
   let next = 0;
   let done = 0;
@@ -182,7 +197,7 @@ async function shoalDeviceReads(db: Db): Promise<Result> {
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   if (missing > 0) throw new Error(`shoal device get: ${missing} records missing`);
   const stats = db.stats().namespaces.bench!;
-  return report(`shoal get from device (${CONCURRENCY} in flight)`, done, performance.now() - started, `directIo ${stats.directIo}`);
+  return report(`shoal get from device (${CONCURRENCY} in flight)`, done, performance.now() - started, `directIo ${stats.directIo}, ${engine}`);
 }
 
 async function shoalDurable(db: Db): Promise<Result> {
@@ -225,7 +240,7 @@ async function rawDeviceReads(file: string): Promise<Result> {
   } finally {
     device.close();
   }
-  return report(`device random 4 KiB reads, raw (${CONCURRENCY} in flight)`, done, performance.now() - started, 'ceiling for the figure above');
+  return report(`device random 4 KiB reads, raw (${CONCURRENCY} in flight)`, done, performance.now() - started, `ceiling for the figure above, ${device.ioEngine}`);
 }
 
 async function shoalColdStart(deviceDir: string): Promise<Result> {

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -21,6 +22,10 @@ namespace {
 constexpr int kDirectOff = 0, kDirectAuto = 1, kDirectRequired = 2;
 constexpr int kCompletionInts = 4;  // id, result, results offset, length
 constexpr int kMaxThreads = 128;
+constexpr int kEngineThreads = 0, kEngineIoUring = 1;
+// With io_uring doing the reads, the pool only runs writes and syncs: the store keeps a few
+// block writes in flight per device (docs/storage.md), so a few threads are enough.
+constexpr int kWriteThreadsWithRing = 4;
 
 Napi::Error CodedError(Napi::Env env, const std::string& code, const std::string& message, int error_number = 0) {
   Napi::Error error = Napi::Error::New(env, message + (error_number ? std::string(": ") + std::strerror(error_number) : ""));
@@ -69,7 +74,8 @@ void BlockDevice::Init(Napi::Env env, Napi::Object exports) {
 }
 
 // new BlockDevice({ path, sizeBytes, create, directIo: 0 off | 1 auto | 2 required, threads,
-//                   faults, completions: Buffer, results: Buffer, onComplete(count) })
+//                   ioEngine: 0 threads | 1 io_uring, faults, refuseDirectIo, refuseIoUring,
+//                   completions: Buffer, results: Buffer, onComplete(count) })
 BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BlockDevice>(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "BlockDevice: options must be an object");
@@ -85,6 +91,12 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
   int threads = options.Get("threads").IsNumber() ? options.Get("threads").As<Napi::Number>().Int32Value() : 32;
   if (threads < 1 || threads > kMaxThreads) throw Napi::RangeError::New(env, "BlockDevice: options.threads must be 1..128");
   bool faults = options.Get("faults").ToBoolean();
+  int io_engine = kEngineThreads;
+  if (!options.Get("ioEngine").IsUndefined()) {
+    if (!options.Get("ioEngine").IsNumber()) throw Napi::TypeError::New(env, "BlockDevice: options.ioEngine must be 0 (threads) or 1 (io_uring)");
+    io_engine = options.Get("ioEngine").As<Napi::Number>().Int32Value();
+    if (io_engine != kEngineThreads && io_engine != kEngineIoUring) throw Napi::RangeError::New(env, "BlockDevice: options.ioEngine must be 0 (threads) or 1 (io_uring)");
+  }
   if (!options.Get("onComplete").IsFunction()) throw Napi::TypeError::New(env, "BlockDevice: options.onComplete must be a function");
   Napi::Buffer<uint8_t> completions = BufferOption(options, "completions", kCompletionInts * 4 * 16);
   Napi::Buffer<uint8_t> results = BufferOption(options, "results", storage::kIoAlignBytes);
@@ -115,7 +127,7 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
   on_complete_ = Napi::Persistent(options.Get("onComplete").As<Napi::Function>());
   notify_ = Napi::ThreadSafeFunction::New(env, options.Get("onComplete").As<Napi::Function>(), "shoal-block-device", 0, 1);
   notify_.Unref(env);
-  pool_ = std::make_unique<IoPool>(backend_.get(), threads, [this] {
+  done_ = std::make_unique<CompletionQueue>([this] {
     calls_in_flight_++;
     napi_status status = notify_.NonBlockingCall([this](Napi::Env env, Napi::Function) {
       calls_in_flight_--;
@@ -123,11 +135,29 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
     });
     if (status != napi_ok) calls_in_flight_--;
   });
+  // io_uring reads the file descriptor directly, so it is only used over the real backend:
+  // FaultBackend's flips, held writes and failures happen in its Read, which io_uring bypasses.
+  // refuseIoUring (tests): behave as a kernel whose seccomp filter refuses io_uring_setup.
+  if (io_engine == kEngineIoUring && faults_ == nullptr) {
+    if (options.Get("refuseIoUring").ToBoolean()) {
+      io_uring_errno_ = EPERM;
+    } else {
+      ring_ = IoRing::Create(fd_, done_.get(), &io_uring_errno_);
+    }
+  }
+  pool_ = std::make_unique<IoPool>(backend_.get(), ring_ ? std::min(threads, kWriteThreadsWithRing) : threads, done_.get());
 }
 
 BlockDevice::~BlockDevice() {
+  if (ring_) ring_->Stop();
   if (pool_) pool_->Stop();
-  for (IoRequest* request : drained_) delete request;
+  // Requests finished but never delivered (the object is collected without close()).
+  if (done_) done_->Drain(&drained_);
+  for (IoRequest* request : drained_) {
+    if (request == nullptr) continue;
+    buffers_.Release(request->buffer, request->capacity);
+    delete request;
+  }
   if (fd_ >= 0) close(fd_);
 }
 
@@ -190,6 +220,8 @@ Napi::Value BlockDevice::Info(const Napi::CallbackInfo& info) {
   Napi::Object result = Napi::Object::New(info.Env());
   result.Set("path", path_);
   result.Set("directIo", direct_io_);
+  result.Set("ioEngine", io_engine());
+  result.Set("ioUringErrno", io_uring_errno_);
   result.Set("blockDevice", block_device_);
   result.Set("sizeBytes", static_cast<double>(size_bytes_));
   result.Set("faults", faults_ != nullptr);
@@ -203,7 +235,11 @@ void BlockDevice::Submit(Napi::Env env, IoRequest* request) {
     Ref();
     notify_.Ref(env);
   }
-  pool_->Submit(request);
+  if (ring_ && request->kind == IoKind::kRead) {
+    ring_->SubmitMany(&request, 1);
+  } else {
+    pool_->Submit(request);
+  }
 }
 
 // read(id, offset, length, verifyRecord): reads the aligned span around [offset, offset+length);
@@ -274,7 +310,11 @@ Napi::Value BlockDevice::SubmitReads(const Napi::CallbackInfo& info) {
     notify_.Ref(env);
   }
   pending_ += batch_.size();
-  pool_->SubmitMany(batch_.data(), batch_.size());
+  if (ring_) {
+    ring_->SubmitMany(batch_.data(), batch_.size());
+  } else {
+    pool_->SubmitMany(batch_.data(), batch_.size());
+  }
   batch_.clear();
   return env.Undefined();
 }
@@ -337,7 +377,7 @@ void BlockDevice::DrainToJs(Napi::Env env) {
   if (pool_ == nullptr) return;  // closed: everything was delivered by close()
   Napi::HandleScope scope(env);
   drained_.clear();
-  if (pool_) pool_->Drain(&drained_);
+  done_->Drain(&drained_);
   size_t count = 0, results_used = 0;
   auto deliver = [&] {
     if (count == 0) return;
@@ -490,8 +530,10 @@ Napi::Value BlockDevice::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (fd_ < 0) return env.Undefined();
   if (pool_) {
+    if (ring_) ring_->Stop();  // waits for the reads in flight; unmaps and closes the ring
     pool_->Stop();
     DrainToJs(env);
+    ring_.reset();
     pool_.reset();
   }
   notify_.Release();

@@ -1,6 +1,9 @@
 // BlockDevice: one storage device (a file created and sized by Shoal, or a raw block device)
-// opened with O_DIRECT where possible, exclusively locked, with reads, writes and fdatasync run
-// on a native I/O thread pool and completions delivered to JS in batches.
+// opened with O_DIRECT where possible, exclusively locked, with completions delivered to JS in
+// batches. Two I/O engines: "threads" (everything on an IoPool of `threads` threads, the
+// default) and, when asked for, "io_uring" (reads through an IoRing, writes and fdatasync on a
+// small IoPool), used only if the kernel allows it and the backend is the real one (never with
+// fault injection).
 //
 // JS side: lib/storage/native-device.ts (which documents every method and the completion
 // layout). Registers BlockDevice, StorageScanner and the storage* format functions.
@@ -16,6 +19,7 @@
 
 #include "io_backend.h"
 #include "io_pool.h"
+#include "io_uring.h"
 
 namespace shoal {
 
@@ -30,6 +34,7 @@ class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
   bool direct_io() const { return direct_io_; }
   uint64_t size_bytes() const { return size_bytes_; }
   bool is_open() const { return fd_ >= 0; }
+  const char* io_engine() const { return ring_ ? "io_uring" : "threads"; }
   AlignedBufferPool* buffers() { return &buffers_; }
 
  private:
@@ -58,7 +63,11 @@ class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
   std::unique_ptr<IoBackend> backend_;
   FaultBackend* faults_ = nullptr;  // non-null when opened with fault injection
   AlignedBufferPool buffers_;
-  std::unique_ptr<IoPool> pool_;
+  // Declared before the executors that push into it, so it is destroyed after them.
+  std::unique_ptr<CompletionQueue> done_;
+  std::unique_ptr<IoRing> ring_;  // reads, when the io_uring engine is in use
+  int io_uring_errno_ = 0;  // why io_uring_setup (or its probe) was refused; 0 if not tried
+  std::unique_ptr<IoPool> pool_;  // writes and syncs; reads too without ring_
   Napi::ThreadSafeFunction notify_;
   Napi::FunctionReference on_complete_;
   Napi::Reference<Napi::Buffer<uint8_t>> completions_ref_;

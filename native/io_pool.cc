@@ -55,8 +55,40 @@ void AlignedBufferPool::Release(uint8_t* buffer, size_t capacity) {
   std::free(buffer);
 }
 
-IoPool::IoPool(IoBackend* backend, int threads, std::function<void()> notify)
-    : backend_(backend), notify_(std::move(notify)) {
+void VerifyReadRecord(IoRequest* request) {
+  uint32_t total = 0;
+  storage::RecordCheck check = storage::CheckRecord(request->buffer + request->record_start,
+                                                    request->length - request->record_start, 0, &total);
+  if (check != storage::RecordCheck::kValid || total > request->record_length) {
+    request->result = -EBADMSG;
+  } else {
+    request->record_length = total;
+  }
+}
+
+void CompletionQueue::Push(IoRequest* const* requests, size_t count) {
+  if (count == 0) return;
+  bool notify;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_.insert(done_.end(), requests, requests + count);
+    notify = !notify_pending_;
+    notify_pending_ = true;
+  }
+  if (notify) notify_();
+}
+
+size_t CompletionQueue::Drain(std::vector<IoRequest*>* out) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  notify_pending_ = false;
+  size_t count = done_.size();
+  out->insert(out->end(), done_.begin(), done_.end());
+  done_.clear();
+  return count;
+}
+
+IoPool::IoPool(IoBackend* backend, int threads, CompletionQueue* done)
+    : backend_(backend), done_(done) {
   for (int i = 0; i < threads; i++) threads_.emplace_back([this] { Run(); });
 }
 
@@ -93,15 +125,6 @@ void IoPool::SubmitMany(IoRequest* const* requests, size_t count) {
   }
 }
 
-size_t IoPool::Drain(std::vector<IoRequest*>* out) {
-  std::lock_guard<std::mutex> lock(done_mutex_);
-  notify_pending_ = false;
-  size_t count = done_.size();
-  out->insert(out->end(), done_.begin(), done_.end());
-  done_.clear();
-  return count;
-}
-
 void IoPool::Run() {
   for (;;) {
     IoRequest* request;
@@ -113,14 +136,7 @@ void IoPool::Run() {
       queue_.pop_front();
     }
     Execute(request);
-    bool notify;
-    {
-      std::lock_guard<std::mutex> lock(done_mutex_);
-      done_.push_back(request);
-      notify = !notify_pending_;
-      notify_pending_ = true;
-    }
-    if (notify) notify_();
+    done_->Push(&request, 1);
   }
 }
 
@@ -128,16 +144,7 @@ void IoPool::Execute(IoRequest* request) {
   switch (request->kind) {
     case IoKind::kRead: {
       request->result = backend_->Read(request->offset, request->buffer, request->length);
-      if (request->result == 0 && request->verify_record) {
-        uint32_t total = 0;
-        storage::RecordCheck check = storage::CheckRecord(request->buffer + request->record_start,
-                                                          request->length - request->record_start, 0, &total);
-        if (check != storage::RecordCheck::kValid || total > request->record_length) {
-          request->result = -EBADMSG;
-        } else {
-          request->record_length = total;
-        }
-      }
+      if (request->result == 0 && request->verify_record) VerifyReadRecord(request);
       break;
     }
     case IoKind::kWrite:

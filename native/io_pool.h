@@ -1,7 +1,8 @@
 // A fixed pool of I/O threads over one IoBackend. Requests are queued by the JS thread and
 // executed concurrently (so random reads reach the queue depth the device needs, beyond
-// libuv's 4 threads); finished requests go onto a completion queue and the pool calls
-// `notify` once per batch (not once per request) so the JS thread drains many at a time.
+// libuv's 4 threads); finished requests go onto a CompletionQueue, which calls `notify` once
+// per batch (not once per request) so the JS thread drains many at a time. The io_uring
+// executor (io_uring.h) delivers through the same CompletionQueue.
 #pragma once
 
 #include <condition_variable>
@@ -47,17 +48,39 @@ struct IoRequest {
   uint32_t record_start = 0;  // kRead: bytes of interest start here in buffer
   uint32_t record_length = 0;
   int result = 0;            // 0 or -errno; -EBADMSG: the record failed its checks
+  size_t transferred = 0;    // io_uring only: bytes read so far (a short read is resubmitted)
+  uint8_t ring_retries = 0;  // io_uring only: resubmissions after -EAGAIN/-EINTR
+};
+
+// Checks the record a successful verify_record read brought in (CRC and lengths): sets
+// result to -EBADMSG when it fails, else record_length to the record's real length. Runs on
+// the I/O thread that finished the read (a pool thread or the io_uring reaper).
+void VerifyReadRecord(IoRequest* request);
+
+// Finished requests waiting for the JS thread. Any thread may push; `notify` runs once per
+// batch: on the first push after a Drain, not again until the JS thread drains.
+class CompletionQueue {
+ public:
+  explicit CompletionQueue(std::function<void()> notify) : notify_(std::move(notify)) {}
+  void Push(IoRequest* const* requests, size_t count);
+  // Moves finished requests into `out`; returns how many.
+  size_t Drain(std::vector<IoRequest*>* out);
+
+ private:
+  std::function<void()> notify_;
+  std::mutex mutex_;
+  std::vector<IoRequest*> done_;
+  bool notify_pending_ = false;
 };
 
 class IoPool {
  public:
-  IoPool(IoBackend* backend, int threads, std::function<void()> notify);
+  // Finished requests go to `done`, which must outlive the pool.
+  IoPool(IoBackend* backend, int threads, CompletionQueue* done);
   ~IoPool();
   void Submit(IoRequest* request);
   // Queues many under one lock (one wake-up per request at most, none for busy threads).
   void SubmitMany(IoRequest* const* requests, size_t count);
-  // Moves finished requests into `out`; returns how many.
-  size_t Drain(std::vector<IoRequest*>* out);
   // Finishes queued work and joins the threads. Idempotent.
   void Stop();
 
@@ -65,13 +88,10 @@ class IoPool {
   void Run();
   void Execute(IoRequest* request);
   IoBackend* backend_;
-  std::function<void()> notify_;
+  CompletionQueue* done_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<IoRequest*> queue_;
-  std::mutex done_mutex_;
-  std::vector<IoRequest*> done_;
-  bool notify_pending_ = false;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

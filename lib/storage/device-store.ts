@@ -203,6 +203,8 @@ export interface DeviceStoreStats {
   defragMoved: number;
   tombstones: number;
   directIo: 'on' | 'off';
+  /** 'io_uring' only if every device reads through io_uring (docs/storage.md, "I/O engines"). */
+  ioEngine: 'io_uring' | 'threads';
   writeBlocksFlushed: number;
   commits: number;
   failed: boolean;
@@ -763,6 +765,7 @@ export class DeviceStore {
       defragMoved: this.counters.defragMoved,
       tombstones: this.tombstones.size,
       directIo: this.devices.every((device) => device.device.directIo) ? 'on' : 'off',
+      ioEngine: this.devices.every((device) => device.device.ioEngine === 'io_uring') ? 'io_uring' : 'threads',
       writeBlocksFlushed: this.counters.flushed,
       commits: this.counters.commits,
       failed: this.failed !== undefined,

@@ -19,9 +19,19 @@ function sameDigest(digest: Buffer, source: Buffer, at: number): boolean {
 }
 
 export type DirectIoMode = 'auto' | 'required' | 'off';
+/** The engine that executes a device's I/O (docs/native-boundary.md, "I/O engines"). */
+export type IoEngine = 'io_uring' | 'threads';
+/**
+ * 'threads' (the default): everything on the device's thread pool. 'io_uring': reads through
+ * io_uring when the kernel allows it and the device has no fault injection, else the threads
+ * (`ioEngine` and `info().ioUringErrno` say what happened). Not the default because it measured
+ * slower for db.get on the 2-core VM it was built on (docs/storage.md, "I/O engines").
+ */
+export type IoEngineMode = 'threads' | 'io_uring';
+const DEFAULT_IO_ENGINE: IoEngineMode = 'threads';
 
 export interface NativeBlockDevice {
-  info(): { path: string; directIo: boolean; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
+  info(): { path: string; directIo: boolean; ioEngine: IoEngine; ioUringErrno: number; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
   read(id: number, offset: number, length: number, verifyRecord: boolean): void;
   submitReads(count: number): void;
   write(id: number, offset: number, source: Buffer, sourceStart: number, sourceEnd: number, syncAfter: boolean, sourceStable: boolean): void;
@@ -127,10 +137,25 @@ export interface NativeDeviceOptions {
   create: boolean;
   directIo: DirectIoMode;
   threads?: number;
+  /** Default: the SHOAL_IO_ENGINE environment variable ('threads' or 'io_uring'), else 'threads'. */
+  ioEngine?: IoEngineMode;
   faults?: boolean;
   /** Tests: behave as a file system that refuses O_DIRECT. */
   refuseDirectIo?: boolean;
+  /** Tests: behave as a kernel that refuses io_uring_setup (EPERM, as under a seccomp filter). */
+  refuseIoUring?: boolean;
   resultsBytes?: number;
+}
+
+/**
+ * The engine mode asked for: `requested`, else SHOAL_IO_ENGINE, else DEFAULT_IO_ENGINE.
+ * @throws ShoalError INVALID_ARGUMENT for any other value (from either source).
+ */
+export function ioEngineMode(requested: IoEngineMode | undefined): IoEngineMode {
+  const mode: unknown = requested ?? process.env.SHOAL_IO_ENGINE ?? DEFAULT_IO_ENGINE;
+  if (mode === 'threads' || mode === 'io_uring') return mode;
+  const source = requested === undefined ? 'SHOAL_IO_ENGINE' : 'ioEngine';
+  throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `${source} must be 'threads' or 'io_uring', not ${JSON.stringify(mode)}`);
 }
 
 type Resolve = (value: Buffer | undefined) => void;
@@ -140,6 +165,8 @@ export class NativeDevice {
   readonly path: string;
   readonly native: NativeBlockDevice;
   readonly directIo: boolean;
+  /** 'io_uring' when reads go through io_uring, 'threads' when everything runs on the thread pool. */
+  readonly ioEngine: IoEngine;
   readonly sizeBytes: number;
   readonly faults: boolean;
   private readonly completions: Int32Array;
@@ -162,9 +189,13 @@ export class NativeDevice {
     this.native.submitReads(count);
   };
 
-  /** @throws ShoalError LOCKED when the device is already open, IO_ERROR when it cannot be opened. */
+  /**
+   * @throws ShoalError LOCKED when the device is already open, IO_ERROR when it cannot be opened,
+   * INVALID_ARGUMENT for an unknown ioEngine (or SHOAL_IO_ENGINE).
+   */
   constructor(options: NativeDeviceOptions) {
     this.path = options.path;
+    const ioEngine = ioEngineMode(options.ioEngine) === 'io_uring' ? 1 : 0;
     const completionBuffer = Buffer.alloc(COMPLETION_CAPACITY * 16);
     this.completions = new Int32Array(completionBuffer.buffer, completionBuffer.byteOffset, COMPLETION_CAPACITY * 4);
     this.results = Buffer.alloc(Math.max(MIN_RESULTS_BYTES, options.resultsBytes ?? 0));
@@ -178,8 +209,10 @@ export class NativeDevice {
         create: options.create,
         directIo,
         threads: options.threads ?? DEFAULT_IO_THREADS,
+        ioEngine,
         faults: options.faults === true,
         refuseDirectIo: options.refuseDirectIo === true,
+        refuseIoUring: options.refuseIoUring === true,
         completions: completionBuffer,
         submissions: submissionBuffer,
         results: this.results,
@@ -193,6 +226,7 @@ export class NativeDevice {
     }
     const info = this.native.info();
     this.directIo = info.directIo;
+    this.ioEngine = info.ioEngine;
     this.sizeBytes = info.sizeBytes;
     this.faults = info.faults;
   }
