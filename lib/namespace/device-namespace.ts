@@ -949,6 +949,7 @@ export class DeviceNamespace implements Namespace {
       startMode: this.startMode,
       startMs: Math.round(this.startMs * 1000) / 1000,
       directIo: storage.directIo,
+      ioEngine: storage.ioEngine,
       coldStart: this.coldStart,
     };
   }
