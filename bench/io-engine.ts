@@ -19,6 +19,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Db } from '../lib/db';
+import { segmentBaseName } from '../lib/index/segment-name';
+import { addon } from '../lib/native/addon';
 import { open } from '../lib/index';
 import { NativeDevice, type IoEngineMode } from '../lib/storage/native-device';
 
@@ -174,6 +176,8 @@ export async function runIoEngineBench(): Promise<boolean> {
       gets.threads.push(await getRound(dataDir, 'threads'));
     }
   } finally {
+    // Each round closes for a warm restart; the last leaves the index in shared memory.
+    addon().unlinkIndexSegments(segmentBaseName(dataDir, 'bench'));
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
   process.stdout.write(`${summary('io_uring', gets.io_uring).replace('reads/s', 'gets/s').replace(/\/read/g, '/get')}\n`);
