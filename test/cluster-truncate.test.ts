@@ -1,12 +1,14 @@
 /**
  * Truncate in cluster mode (docs/cluster.md, "Truncate"): three Dbs in this process on real
- * loopback TCP. A truncate through any node removes every copy on every node; a node that was
+ * loopback TCP, and a split on the simulated network. A truncate through any node removes every copy on every node; a node that was
  * away during the truncate comes back with its old copies (a warm restart of its memory
  * namespace, its device namespace's data on disk) and neither serves them nor lets them
  * migrate back.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ClusterNode } from '../lib/cluster/cluster';
+import { SimCluster } from '../lib/cluster/sim/harness';
+import { digestOf as simDigestOf } from '../lib/cluster/sim/store';
 import { open, type Db } from '../lib/index';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
 
@@ -139,4 +141,39 @@ describe('truncate in cluster mode', () => {
     await expect(node.truncate({ ns: 'cache', set: null, beforeMs: Number.NaN })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect((await a.get({ ns: 'cache', key: 1 }))?.bins).toEqual({ v: 1 });
   }, 30_000);
+});
+
+describe('truncate on the simulated network (seeded scheduler, in-memory stores)', () => {
+  const put = (node: ClusterNode, key: string, bins: Record<string, unknown>) =>
+    node.execute({ kind: 'record', ns: 'test', digest: simDigestOf(key), operation: { call: 'put', bins } });
+  const get = (node: ClusterNode, key: string) =>
+    node.execute({ kind: 'record', ns: 'test', digest: simDigestOf(key), operation: { call: 'get' } }) as Promise<{ bins: Record<string, unknown> } | undefined>;
+
+  it('a node on the other side of a split brings none of its truncated copies back when the split heals', async () => {
+    const sim = new SimCluster({ seed: 811, network: { minDelayMs: 1, maxDelayMs: 3 } });
+    const ids = ['t1', 't2', 't3'];
+    for (const id of ids) await sim.addNode(id, ['t1:7000']);
+    expect(await sim.scheduler.runUntil(() => sim.agree(ids) && sim.migrationsDone(), 20_000)).toBe(true);
+    const old = Array.from({ length: 200 }, (_, i) => `old${i}`);
+    await sim.drive(Promise.all(old.map((key) => put(sim.node('t1'), key, { v: 1 }))));
+    expect(sim.nodes.get('t3')!.store.liveCount()).toBeGreaterThan(0);
+
+    sim.network.partition(['t1:7000', 't2:7000'], ['t3:7000']);
+    expect(await sim.scheduler.runUntil(() => sim.agree(['t1', 't2']) && sim.agree(['t3']) && sim.migrationsDone(), 20_000)).toBe(true);
+    const cut = { ns: 'test', set: null, beforeMs: sim.nodes.get('t1')!.host.wallClock.nowMs() + 1 };
+    // The view is {t1, t2}, each with every record after the migrations: two copies each.
+    expect(await sim.drive(sim.node('t1').truncate(cut))).toBe(400);
+    expect(sim.nodes.get('t3')!.store.liveCount()).toBeGreaterThan(0);  // t3 has not heard of it
+    await sim.drive(put(sim.node('t2'), 'fresh', { v: 2 }));
+
+    sim.network.heal();
+    expect(await sim.scheduler.runUntil(() => sim.agree(ids) && sim.migrationsDone(), 30_000)).toBe(true);
+    expect(sim.nodes.get('t3')!.store.truncateCuts()).toEqual([cut]);
+    for (const id of ids) {
+      const records = sim.nodes.get(id)!.store.data.get('test')!;
+      for (const key of old) expect(records.get(simDigestOf(key).toString('hex'))).toBeUndefined();
+      for (const key of old.slice(0, 20)) expect(await sim.drive(get(sim.node(id), key))).toBeUndefined();
+      expect((await sim.drive(get(sim.node(id), 'fresh')))?.bins).toEqual({ v: 2 });
+    }
+  });
 });

@@ -19,11 +19,15 @@
  *   IO_ERROR and nothing changes; reads go on. A restart clears it.
  * - Invariant monitor: a record's generation never goes backwards while this store holds it;
  *   a violation is recorded in `generationViolations` (a checker reads it).
+ * - Truncate (lib/cluster/truncation.ts): a cut removes the live records it covers and is
+ *   kept across restarts (for 'device', as Shoal's device headers keep it; a cold start
+ *   drops what it covers); versions it covers are refused from then on. Unlike the Db, the
+ *   store does not wait for its clock to pass the cut (the simulated clocks do not lag).
  */
 import { createHash } from 'node:crypto';
 import { versionWins } from '../../namespace/conflict';
 import { PARTITION_COUNT } from '../constants';
-import type { ClusterRequest, LocalResult, LocalStore, RecordVersion } from '../local-store';
+import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, RecordVersion } from '../local-store';
 import type { Clock, Timers } from '../seams';
 
 export type SimOperation =
@@ -78,6 +82,8 @@ export class SimStore implements LocalStore {
   private unflushed: DurableChange[] = [];
   private lastFlush: DurableChange[] = [];
   private flushTimer: unknown;
+  /** Truncate cuts applied (one per namespace and set, the latest). */
+  private cuts: ClusterTruncateCut[] = [];
   /** Versions applied by replication/migration, counted for tests. */
   applied = 0;
   /** Set by failWrites(): every write fails with IO_ERROR until a restart. */
@@ -136,8 +142,10 @@ export class SimStore implements LocalStore {
     }
     const recovered = new SimStore(clock, { ...this.options, timers });
     if (this.options.durability === 'device') {
+      recovered.cuts = this.cuts.map((cut) => ({ ...cut }));
       for (const [ns, image] of this.durable) {
         for (const [hex, version] of image) {
+          if (recovered.truncated(ns, version)) continue;
           recovered.durable.get(ns)!.set(hex, version);
           recovered.store(ns, hex, version, true);
         }
@@ -150,6 +158,7 @@ export class SimStore implements LocalStore {
   recoverWarm(clock: Clock, timers: Timers | undefined): SimStore {
     if (this.flushTimer !== undefined) this.options.timers?.clearInterval(this.flushTimer);
     const recovered = new SimStore(clock, { ...this.options, timers });
+    recovered.cuts = this.cuts.map((cut) => ({ ...cut }));
     for (const [ns, records] of this.data) for (const [hex, version] of records) recovered.store(ns, hex, version, true);
     for (const [ns, image] of this.durable) for (const [hex, version] of image) recovered.durable.get(ns)!.set(hex, version);
     // The open block of the crashed process is lost with it, but its records are in the
@@ -262,6 +271,7 @@ export class SimStore implements LocalStore {
     const records = this.records(ns);
     const hex = version.digest.toString('hex');
     const current = records.get(hex);
+    if (this.truncated(ns, version)) return 'stale';
     if (current !== undefined && !versionWins(version, current, 'generation')) return 'stale';
     this.checkWritable();
     this.store(ns, hex, version);
@@ -285,6 +295,32 @@ export class SimStore implements LocalStore {
     this.partitions.get(ns)!.delete(partitionId);
     this.counts.get(ns)![partitionId] = 0;
     return set.size;
+  }
+
+  truncateCuts(): ClusterTruncateCut[] {
+    return this.cuts.map((cut) => ({ ...cut }));
+  }
+
+  async applyTruncate(cut: ClusterTruncateCut): Promise<number> {
+    const records = this.records(cut.ns);
+    const known = this.cuts.find((k) => k.ns === cut.ns && k.set === cut.set);
+    if (known !== undefined) known.beforeMs = Math.max(known.beforeMs, cut.beforeMs);
+    else this.cuts.push({ ...cut });
+    let removed = 0;
+    for (const [hex, version] of [...records]) {
+      if (!this.truncated(cut.ns, version)) continue;
+      if (!version.tombstone) removed++;
+      records.delete(hex);
+      const partition = partitionOfDigest(version.digest);
+      this.partitions.get(cut.ns)!.get(partition)?.delete(hex);
+      this.counts.get(cut.ns)![partition]--;
+    }
+    return removed;
+  }
+
+  /** Whether a cut applied here covers `version`. */
+  private truncated(ns: string, version: RecordVersion): boolean {
+    return this.cuts.some((cut) => cut.ns === ns && version.lastUpdateMs < cut.beforeMs && (cut.set === null || cut.set === version.setName));
   }
 
   partitionCounts(ns: string): number[] {
