@@ -31,6 +31,12 @@ export interface DeviceStorageOptions {
   /** Size of each file Shoal creates (ignored for block devices, which use their size). */
   sizeBytes: number;
   directIo?: 'auto' | 'required' | 'off';
+  /**
+   * Device reads on a pool of native threads ('threads') or through io_uring ('io_uring',
+   * falling back to the threads where the kernel refuses it). Default: the SHOAL_IO_ENGINE
+   * environment variable, else 'threads' (docs/storage.md, "I/O engines").
+   */
+  ioEngine?: 'threads' | 'io_uring';
   /** Acknowledge every write only once it is on the device. */
   commitToDevice?: boolean;
   /** Keep bins in memory too (cache plus persistence); enables getSync. */
@@ -98,6 +104,8 @@ export interface ResolvedDeviceOptions {
   paths: string[];
   sizeBytes: number;
   directIo: 'auto' | 'required' | 'off';
+  /** undefined: the SHOAL_IO_ENGINE environment variable, else 'threads'. */
+  ioEngine: 'threads' | 'io_uring' | undefined;
   commitToDevice: boolean;
   dataInMemory: boolean;
   writeBlockBytes: number;
@@ -189,6 +197,8 @@ function resolveDevice(storage: DeviceStorageOptions, where: string, dataDir: st
   const sizeBytes = integer(storage.sizeBytes, `${where}.storage.sizeBytes`, writeBlockBytes * 8, Number.MAX_SAFE_INTEGER);
   const directIo = storage.directIo ?? 'auto';
   if (!['auto', 'required', 'off'].includes(directIo)) throw invalidArgument(`${where}.storage.directIo must be 'auto', 'required' or 'off'`);
+  const ioEngine = storage.ioEngine;
+  if (ioEngine !== undefined && ioEngine !== 'threads' && ioEngine !== 'io_uring') throw invalidArgument(`${where}.storage.ioEngine must be 'threads' or 'io_uring'`);
   for (const flag of ['commitToDevice', 'dataInMemory'] as const) {
     if (storage[flag] !== undefined && typeof storage[flag] !== 'boolean') throw new TypeError(`${where}.storage.${flag} must be a boolean`);
   }
@@ -196,6 +206,7 @@ function resolveDevice(storage: DeviceStorageOptions, where: string, dataDir: st
     paths: storage.paths.map((p) => path.resolve(dataDir, p)),
     sizeBytes,
     directIo,
+    ioEngine,
     commitToDevice: storage.commitToDevice ?? false,
     dataInMemory: storage.dataInMemory ?? false,
     writeBlockBytes,

@@ -15,6 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { addon } from '../lib/native/addon';
 import { KvHarness, digestOf } from '../lib/storage/kv-harness';
 import { NativeDevice, type IoEngineMode } from '../lib/storage/native-device';
+import { open } from '../lib/index';
 
 const dirs: string[] = [];
 const openDevices: NativeDevice[] = [];
@@ -288,4 +289,28 @@ describe('closing with reads in flight', () => {
       expect(ended.stdout).toContain('exit 3000');  // the reads kept the process alive until delivered
     });
   }
+});
+
+describe('the storage.ioEngine option of open()', () => {
+  it.skipIf(!ioUring.available)('a device namespace reads through the engine it names, stats say which, and an unknown engine is refused', async () => {
+    const dataDir = tempDir();
+    const options = (ioEngine: unknown) => ({
+      dataDir,
+      sharedMemoryIndex: false,
+      namespaces: [{ name: 'disk', storage: { type: 'device' as const, paths: ['disk.dat'], sizeBytes: 16 << 20, ioEngine: ioEngine as 'io_uring' } }],
+      log: () => undefined,
+    });
+    for (const ioEngine of ['io_uring', 'threads'] as const) {
+      const db = await open(options(ioEngine));
+      try {
+        for (let i = 0; i < 200; i++) await db.put({ ns: 'disk', key: i }, { i, engine: ioEngine });
+        await db.put({ ns: 'disk', key: 'sync' }, { v: 1 }, { durable: true });
+        expect(db.stats().namespaces.disk!.ioEngine).toBe(ioEngine);
+        for (let i = 0; i < 200; i += 13) expect((await db.get({ ns: 'disk', key: i }))?.bins.i).toBe(i);
+      } finally {
+        await db.close();
+      }
+    }
+    await expect(open(options('aio'))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
 });

@@ -200,6 +200,7 @@ export class DeviceNamespace implements Namespace {
         sizeBytes: device.sizeBytes,
         writeBlockBytes: device.writeBlockBytes,
         directIo: device.directIo,
+        ioEngine: device.ioEngine,
         flushMaxMs: device.flushMaxMs,
         commitToDevice: device.commitToDevice,
         defragLwmPct: device.defragLwmPct,

@@ -91,7 +91,7 @@ import {
   alignDown,
   type TruncateMarker,
 } from './format';
-import { type DirectIoMode, type FaultPlan, NativeDevice, type NativeRecordEncoder, storageNative } from './native-device';
+import { type DirectIoMode, type FaultPlan, type IoEngineMode, NativeDevice, type NativeRecordEncoder, storageNative } from './native-device';
 
 export type { ColdStartRecord, ColdStartReport } from './cold-start';
 
@@ -112,6 +112,8 @@ export interface DeviceStoreOptions {
   sizeBytes: number;
   writeBlockBytes?: number;
   directIo?: DirectIoMode;
+  /** undefined: SHOAL_IO_ENGINE, else 'threads' (native-device.ts). */
+  ioEngine?: IoEngineMode;
   flushMaxMs?: number;
   commitToDevice?: boolean;
   defragLwmPct?: number;
@@ -299,6 +301,7 @@ export class DeviceStore {
             sizeBytes: options.sizeBytes,
             create: true,
             directIo: options.directIo ?? 'auto',
+            ioEngine: options.ioEngine,
             threads: options.ioThreads,
             faults: options.faults,
             refuseDirectIo: options.refuseDirectIo,
