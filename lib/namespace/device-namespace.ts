@@ -14,11 +14,11 @@
  * start costs O(blocks), not O(records): it never walks the index.
  */
 import * as path from 'node:path';
-import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, PARTITION_COUNT, SCAN_BATCH_RECORDS } from '../constants';
+import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
 import { segmentBaseName } from '../index/segment-name';
 import { Bins, decodePayloadBins, decodePayloadKey, encodePayload } from '../model/bins';
-import { Key, encodeSetName, partitionIdOf, writeKey } from '../model/key';
+import { Key, encodeSetName, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
   BATCH_ACTION,
@@ -34,6 +34,7 @@ import {
   ENTRY_LAST_UPDATE_MS,
   ENTRY_LOCATION_HIGH,
   ENTRY_LOCATION_LOW,
+  ENTRY_PARTITION_ID,
   ENTRY_SET_ID,
   ENTRY_VOID_TIME,
   EX_DATA,
@@ -52,7 +53,6 @@ import {
   SCAN_GENERATION,
   SCAN_LOCATION_HIGH,
   SCAN_LOCATION_LOW,
-  SCAN_PARTITION_ID,
   SCAN_RECORD_BYTES,
   SCAN_SET_ID,
   SCAN_VOID_TIME,
@@ -64,7 +64,7 @@ import { type ColdStartRecord, type ColdStartReport, DeviceStore, type StoreInde
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import { compareVersions, tieWins } from './conflict';
 import { partitionFilter } from './partition-filter';
-import { IndexWalk, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
+import { IndexWalk, PartitionCounts, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
 import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
@@ -147,9 +147,7 @@ export class DeviceNamespace implements Namespace {
   private readonly setBytes = new Map<number, Buffer>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private objects = 0;
-  /** Records per partition (cluster mode asks); counted from the index when stale (after a start or a bulk removal). */
-  private readonly partitionRecords = new Uint32Array(PARTITION_COUNT);
-  private partitionRecordsStale = true;
+  private readonly partitionRecords: PartitionCounts;
   private evicted = 0;
   private expired = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -175,6 +173,7 @@ export class DeviceNamespace implements Namespace {
     this.exchange = exchange;
     this.dataInMemory = config.device!.dataInMemory;
     this.servesSync = this.dataInMemory;
+    this.partitionRecords = new PartitionCounts(index, exchange);
     this.storeIndex = {
       locate: (digest, at, out) => this.locate(digest, at, out),
       relocate: (digest, at, low, high) => this.relocate(digest, at, low, high),
@@ -540,7 +539,7 @@ export class DeviceNamespace implements Namespace {
         this.store.release(batch.u32At(slot + BATCH_PREVIOUS_LOW), batch.u32At(slot + BATCH_PREVIOUS_HIGH));
       } else {
         this.objects++;
-        this.partitionRecords[batch.u32At(slot + BATCH_PARTITION_ID)]!++;
+        this.partitionRecords.added(batch.u32At(slot + BATCH_PARTITION_ID));
       }
     });
     return committed;
@@ -610,7 +609,7 @@ export class DeviceNamespace implements Namespace {
       this.store.release(exchange.previousU32(ENTRY_LOCATION_LOW), exchange.previousU32(ENTRY_LOCATION_HIGH));
     } else {
       this.objects++;
-      this.partitionRecords[this.exchangePartition()]!++;
+      this.partitionRecords.added(exchange.entryU32(ENTRY_PARTITION_ID));
     }
     return done === undefined ? result : done.then(() => result);
   }
@@ -626,7 +625,7 @@ export class DeviceNamespace implements Namespace {
     }
     const exchange = this.exchange;
     this.objects--;
-    this.partitionRecords[this.exchangePartition()]!--;
+    this.partitionRecords.removedInExchange();
     this.writeSetName(current.setId);
     const done = this.store.remove(
       exchange,
@@ -643,7 +642,7 @@ export class DeviceNamespace implements Namespace {
   private expireCurrent(): void {
     if (this.index.remove() !== 1) return;
     this.objects--;
-    this.partitionRecords[this.exchangePartition()]!--;
+    this.partitionRecords.removedInExchange();
     this.expired++;
     this.store.release(this.exchange.previousU32(ENTRY_LOCATION_LOW), this.exchange.previousU32(ENTRY_LOCATION_HIGH));
   }
@@ -684,7 +683,7 @@ export class DeviceNamespace implements Namespace {
         if (!isExpired(batch.readUInt32LE(at + SCAN_VOID_TIME), nowSeconds)) continue;
         if (this.index.removeEntry(batch.readUInt32LE(at + SCAN_ENTRY_ID)) !== 1) continue;
         this.objects--;
-        this.partitionRecords[partitionIdOf(batch.subarray(at, at + 2))]!--;
+        this.partitionRecords.removed(this.exchange.previousU32(ENTRY_PARTITION_ID));
         this.expired++;
         this.store.release(this.exchange.previousU32(ENTRY_LOCATION_LOW), this.exchange.previousU32(ENTRY_LOCATION_HIGH));
       }
@@ -714,7 +713,7 @@ export class DeviceNamespace implements Namespace {
     const removed = this.index.evictSoonestExpiring(-1, wanted, nowSeconds);
     if (removed === 0) return;
     this.objects -= removed;
-    this.partitionRecordsStale = true;
+    this.partitionRecords.invalidate();
     this.evicted += removed;
     this.store.recount((take) => this.visitLocations(take));
   }
@@ -801,7 +800,7 @@ export class DeviceNamespace implements Namespace {
     if (setId === undefined) return 0;
     const total = await truncateIndex(this.index, this.exchange, setId, beforeMs, () => this.closed, (removed) => {
       this.objects -= removed;
-      if (removed > 0) this.partitionRecordsStale = true;
+      if (removed > 0) this.partitionRecords.invalidate();
     });
     if (total > 0) this.store.recount((take) => this.visitLocations(take));
     return total;
@@ -907,23 +906,7 @@ export class DeviceNamespace implements Namespace {
 
   /** Live records per partition id (length 4096). */
   partitionCounts(): Uint32Array {
-    if (this.partitionRecordsStale) {
-      this.partitionRecords.fill(0);
-      for (const walk = new IndexWalk(this.index, this.exchange); !walk.done; ) {
-        const count = walk.next();
-        for (let i = 0; i < count; i++) {
-          this.partitionRecords[this.exchange.buffer.readUInt32LE(EX_DATA + i * SCAN_RECORD_BYTES + SCAN_PARTITION_ID)]!++;
-        }
-      }
-      this.partitionRecordsStale = false;
-    }
-    return this.partitionRecords;
-  }
-
-  /** The partition of the digest in the exchange. */
-  private exchangePartition(): number {
-    const u8 = this.exchange.u8;
-    return (u8[EX_DIGEST]! | (u8[EX_DIGEST + 1]! << 8)) & (PARTITION_COUNT - 1);
+    return this.partitionRecords.read();
   }
 
   // ------------------------------------------------------------------------------------

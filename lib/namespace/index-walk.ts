@@ -1,16 +1,16 @@
 /**
  * What memory and device namespaces do with the native primary index in the same way: take
  * the namespace's lock file, read back the metadata a clean close left, walk the index in
- * bounded batches, truncate it in bounded steps, and turn the record the last lookup left in
- * the exchange into a ShoalRecord.
+ * bounded batches, truncate it in bounded steps, count records per partition, and turn the
+ * record the last lookup left in the exchange into a ShoalRecord.
  */
-import { SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
+import { PARTITION_COUNT, SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
 import { lockFilePath } from '../index/segment-name';
 import { Bins, decodePayloadBins, selectBins } from '../model/bins';
 import type { Key } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
-import { ENTRY_GENERATION, ENTRY_ID, EX_DATA, EX_PARTITION_FILTER, Exchange, SCAN_RECORD_BYTES } from '../native/exchange';
+import { ENTRY_GENERATION, ENTRY_ID, EX_DATA, EX_DIGEST, EX_PARTITION_FILTER, Exchange, SCAN_PARTITION_ID, SCAN_RECORD_BYTES } from '../native/exchange';
 import type { ReadOptions, ShoalRecord } from './namespace';
 import { ttlOf } from './semantics';
 
@@ -74,6 +74,54 @@ export class IndexWalk {
   nextCopy(): Buffer {
     const count = this.next();
     return Buffer.from(this.exchange.buffer.subarray(EX_DATA, EX_DATA + count * SCAN_RECORD_BYTES));
+  }
+}
+
+/**
+ * Live records per partition (cluster mode asks, once per view change and in stats): kept as
+ * records come and go, and recounted from the index (not the data) when stale: after a start,
+ * and after a bulk removal (truncate, eviction, an expiry sweep) that does not say which
+ * partitions it emptied.
+ */
+export class PartitionCounts {
+  private readonly counts = new Uint32Array(PARTITION_COUNT);
+  private stale = true;
+
+  constructor(
+    private readonly index: NativePrimaryIndex,
+    private readonly exchange: Exchange,
+  ) {}
+
+  added(partitionId: number): void {
+    this.counts[partitionId]!++;
+  }
+
+  removed(partitionId: number): void {
+    this.counts[partitionId]!--;
+  }
+
+  /** A record of the digest in the exchange was removed. */
+  removedInExchange(): void {
+    const u8 = this.exchange.u8;
+    this.counts[(u8[EX_DIGEST]! | (u8[EX_DIGEST + 1]! << 8)) & (PARTITION_COUNT - 1)]!--;
+  }
+
+  /** Records went without saying from which partitions: recount at the next read. */
+  invalidate(): void {
+    this.stale = true;
+  }
+
+  /** The counts (length 4096), recounted first when stale. */
+  read(): Uint32Array {
+    if (this.stale) {
+      this.counts.fill(0);
+      for (const walk = new IndexWalk(this.index, this.exchange); !walk.done; ) {
+        const count = walk.next();
+        for (let i = 0; i < count; i++) this.counts[this.exchange.buffer.readUInt32LE(EX_DATA + i * SCAN_RECORD_BYTES + SCAN_PARTITION_ID)]!++;
+      }
+      this.stale = false;
+    }
+    return this.counts;
   }
 }
 

@@ -9,7 +9,6 @@
 import {
   EVICTION_BATCH_MAX,
   EXPIRY_SWEEP_SLOTS_PER_STEP,
-  PARTITION_COUNT,
   INDEX_ENTRY_BYTES,
   INDEX_SIDE_ENTRY_BYTES,
   SCAN_BATCH_RECORDS,
@@ -48,7 +47,6 @@ import {
   SCAN_ENTRY_ID,
   SCAN_FLAGS,
   SCAN_GENERATION,
-  SCAN_PARTITION_ID,
   SCAN_RECORD_BYTES,
   SCAN_SET_ID,
   SCAN_VOID_TIME,
@@ -79,7 +77,7 @@ import { SetTable } from './set-table';
 import { TruncateCut, addCut } from '../model/truncate-cuts';
 import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
 import { partitionFilter } from './partition-filter';
-import { IndexWalk, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
+import { IndexWalk, PartitionCounts, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
 import { compareVersions, tieWins } from './conflict';
 
 const META_FORMAT = 1;
@@ -127,9 +125,7 @@ export class MemoryNamespace implements Namespace {
   private objects = 0;
   private dataBytes = 0;
   private evicted = 0;
-  /** Records per partition (cluster mode asks); rebuilt by a scan after bulk removals. */
-  private readonly partitionRecords = new Uint32Array(PARTITION_COUNT);
-  private partitionRecordsStale = false;
+  private readonly partitionRecords: PartitionCounts;
   private expired = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
@@ -157,6 +153,7 @@ export class MemoryNamespace implements Namespace {
         exchange: this.exchange.buffer,
         withData: true,
       });
+      this.partitionRecords = new PartitionCounts(this.index, this.exchange);
       this.attachOrCreate(db.sharedMemoryIndex);
       this.index.markClean(false);
     } catch (error) {
@@ -278,7 +275,7 @@ export class MemoryNamespace implements Namespace {
       } else {
         this.dataBytes += length;
         this.objects++;
-        this.partitionRecords[batch.u32At(slot + BATCH_PARTITION_ID)]!++;
+        this.partitionRecords.added(batch.u32At(slot + BATCH_PARTITION_ID));
       }
     });
     return undefined;
@@ -395,7 +392,7 @@ export class MemoryNamespace implements Namespace {
     } else {
       this.dataBytes += length;
       this.objects++;
-      this.partitionRecords[this.exchange.entryU32(ENTRY_PARTITION_ID)]!++;
+      this.partitionRecords.added(this.exchange.entryU32(ENTRY_PARTITION_ID));
     }
   }
 
@@ -415,8 +412,7 @@ export class MemoryNamespace implements Namespace {
   private accountRemoval(): void {
     this.dataBytes -= this.exchange.previousU32(ENTRY_DATA_LENGTH);
     this.objects--;
-    const u8 = this.exchange.u8;
-    this.partitionRecords[(u8[0]! | (u8[1]! << 8)) & (PARTITION_COUNT - 1)]!--;
+    this.partitionRecords.removedInExchange();
   }
 
   /** Accounts for a bulk removal (eviction, expiry sweep, truncate) of `removed` entries. */
@@ -424,22 +420,12 @@ export class MemoryNamespace implements Namespace {
     if (removed === 0) return;
     this.objects -= removed;
     this.dataBytes -= this.exchange.entryU32(ENTRY_DATA_LENGTH);
-    this.partitionRecordsStale = true;
+    this.partitionRecords.invalidate();
   }
 
   /** Live records per partition id (length 4096). */
   partitionCounts(): Uint32Array {
-    if (this.partitionRecordsStale) {
-      this.partitionRecords.fill(0);
-      for (const walk = new IndexWalk(this.index, this.exchange); !walk.done; ) {
-        const count = walk.next();
-        for (let i = 0; i < count; i++) {
-          this.partitionRecords[this.exchange.buffer.readUInt32LE(EX_DATA + i * SCAN_RECORD_BYTES + SCAN_PARTITION_ID)]!++;
-        }
-      }
-      this.partitionRecordsStale = false;
-    }
-    return this.partitionRecords;
+    return this.partitionRecords.read();
   }
 
   // ------------------------------------------------------------------------------------
