@@ -56,33 +56,53 @@ async function writeFile(file: string): Promise<void> {
   }
 }
 
-async function readRound(file: string, mode: IoEngineMode): Promise<RoundResult> {
-  const device = new NativeDevice({ path: file, sizeBytes: 0, create: false, directIo: 'auto', ioEngine: mode });
-  const expected = mode;
-  if (device.ioEngine !== expected) process.stdout.write(`  (asked for ${mode}, got ${device.ioEngine}: errno ${device.native.info().ioUringErrno})\n`);
-  const pages = Math.floor((Math.min(device.sizeBytes, MAX_SPAN_BYTES) - 65536) / 4096);
-  let next = 0;
+/**
+ * Runs `operation` from `concurrency` loops until `ms` have passed; returns how many completed
+ * and the wall, process-CPU and JS-thread time they took. The storage bench uses it too.
+ */
+export async function timedLoops(concurrency: number, ms: number, operation: () => Promise<void>): Promise<{ done: number; ms: number; cpuMicroseconds: number; jsThreadNs: number }> {
   let done = 0;
   const cpuBefore = process.cpuUsage();
   const jsBefore = jsThreadCpuNs();
   const started = performance.now();
-  const deadline = started + ROUND_MS;
+  const deadline = started + ms;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        await operation();
+        done++;
+      }
+    }),
+  );
+  const cpu = process.cpuUsage(cpuBefore);
+  return { done, ms: performance.now() - started, cpuMicroseconds: cpu.user + cpu.system, jsThreadNs: jsThreadCpuNs() - jsBefore };
+}
+
+/** Random 4 KiB reads of `device` past its first 64 KiB and within `spanBytes`, from `concurrency` loops for `ms`. */
+export function rawReads(device: NativeDevice, spanBytes: number, concurrency: number, ms: number): ReturnType<typeof timedLoops> {
+  const pages = Math.floor((Math.min(device.sizeBytes, spanBytes) - 65536) / 4096);
+  let next = 0;
+  return timedLoops(concurrency, ms, async () => {
+    await device.read(65536 + ((next++ * 7919) % pages) * 4096, 4096);
+  });
+}
+
+function roundResult(loops: Awaited<ReturnType<typeof timedLoops>>): RoundResult {
+  return {
+    readsPerSecond: (loops.done * 1000) / loops.ms,
+    cpuMicrosecondsPerRead: loops.cpuMicroseconds / loops.done,
+    jsThreadMicrosecondsPerRead: loops.jsThreadNs / 1000 / loops.done,
+  };
+}
+
+async function readRound(file: string, mode: IoEngineMode): Promise<RoundResult> {
+  const device = new NativeDevice({ path: file, sizeBytes: 0, create: false, directIo: 'auto', ioEngine: mode });
+  if (device.ioEngine !== mode) process.stdout.write(`  (asked for ${mode}, got ${device.ioEngine}: errno ${device.native.info().ioUringErrno})\n`);
   try {
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (performance.now() < deadline) {
-          await device.read(65536 + ((next++ * 7919) % pages) * 4096, 4096);
-          done++;
-        }
-      }),
-    );
+    return roundResult(await rawReads(device, MAX_SPAN_BYTES, CONCURRENCY, ROUND_MS));
   } finally {
     device.close();
   }
-  const ms = performance.now() - started;
-  const cpu = process.cpuUsage(cpuBefore);
-  const jsNs = jsThreadCpuNs() - jsBefore;
-  return { readsPerSecond: (done * 1000) / ms, cpuMicrosecondsPerRead: (cpu.user + cpu.system) / done, jsThreadMicrosecondsPerRead: jsNs / 1000 / done };
 }
 
 const KEYS = Number(process.env.BENCH_KEYS ?? 1_000_000);
@@ -112,30 +132,17 @@ async function loadRecords(dataDir: string): Promise<void> {
 async function getRound(dataDir: string, mode: IoEngineMode): Promise<RoundResult> {
   const db = await openDb(dataDir, mode);
   let state = 12345;
-  let done = 0;
   let missing = 0;
-  const cpuBefore = process.cpuUsage();
-  const jsBefore = jsThreadCpuNs();
-  const started = performance.now();
-  const deadline = started + ROUND_MS;
   try {
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (performance.now() < deadline) {
-          state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-          if ((await db.get({ ns: 'bench', set: 's', key: `user:${state % KEYS}` })) === undefined) missing++;
-          done++;
-        }
-      }),
-    );
+    const loops = await timedLoops(CONCURRENCY, ROUND_MS, async () => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      if ((await db.get({ ns: 'bench', set: 's', key: `user:${state % KEYS}` })) === undefined) missing++;
+    });
+    if (missing > 0) throw new Error(`io-engine bench: ${missing} records missing`);
+    return roundResult(loops);
   } finally {
     await db.close();
   }
-  if (missing > 0) throw new Error(`io-engine bench: ${missing} records missing`);
-  const ms = performance.now() - started;
-  const cpu = process.cpuUsage(cpuBefore);
-  const jsNs = jsThreadCpuNs() - jsBefore;
-  return { readsPerSecond: (done * 1000) / ms, cpuMicrosecondsPerRead: (cpu.user + cpu.system) / done, jsThreadMicrosecondsPerRead: jsNs / 1000 / done };
 }
 
 function summary(label: string, rounds: RoundResult[]): string {

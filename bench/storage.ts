@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { open } from '../lib/index';
 import type { Db } from '../lib/db';
 import { NativeDevice } from '../lib/storage/native-device';
+import { rawReads } from './io-engine';
 
 const KEYS = Number(process.env.BENCH_KEYS ?? 1_000_000);
 const GETS = Math.min(KEYS, 300_000);
@@ -223,24 +224,12 @@ async function shoalDurable(db: Db): Promise<Result> {
  */
 async function rawDeviceReads(file: string): Promise<Result> {
   const device = new NativeDevice({ path: file, sizeBytes: 0, create: false, directIo: 'auto' });
-  const pages = Math.floor(Math.min(device.sizeBytes, 200 << 20) / 4096) - 32;
-  let next = 0;
-  let done = 0;
-  const deadline = performance.now() + DEVICE_READ_MS;
-  const started = performance.now();
   try {
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (performance.now() < deadline) {
-          await device.read(65536 + ((next++ * 7919) % pages) * 4096, 4096);
-          done++;
-        }
-      }),
-    );
+    const loops = await rawReads(device, 200 << 20, CONCURRENCY, DEVICE_READ_MS);
+    return report(`device random 4 KiB reads, raw (${CONCURRENCY} in flight)`, loops.done, loops.ms, `ceiling for the figure above, ${device.ioEngine}`);
   } finally {
     device.close();
   }
-  return report(`device random 4 KiB reads, raw (${CONCURRENCY} in flight)`, done, performance.now() - started, `ceiling for the figure above, ${device.ioEngine}`);
 }
 
 async function shoalColdStart(deviceDir: string): Promise<Result> {
