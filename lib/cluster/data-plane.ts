@@ -19,7 +19,6 @@ import {
   FORWARD_RETRY_DELAY_MS,
   MAX_FORWARD_ATTEMPTS,
   MAX_FRAME_BYTES,
-  MAX_PENDING_REQUESTS,
   MIGRATION_BATCH_MAX_BYTES,
   MIGRATION_BATCH_RECORDS,
   MIGRATION_CONCURRENCY,
@@ -35,6 +34,7 @@ import type { WireMessage } from './network';
 import type { PartitionMap } from './partition-map';
 import type { MemberPartitionInfo, PartitionPlan } from './partition-plan';
 import { bitIsSet, emptyBitmap, lineageOf, planPartitions, setBit } from './partition-plan';
+import { PendingCalls } from './pending-calls';
 import type { Runtime, TimerHandle } from './seams';
 
 export interface DataPlaneOptions {
@@ -45,12 +45,6 @@ export interface DataPlaneOptions {
   requestTimeoutMs?: number;
   /** Called when this node's migrations reach zero. */
   onMigrationsComplete(): void;
-}
-
-interface PendingCall {
-  resolve(message: WireMessage): void;
-  timer: TimerHandle;
-  target: string;
 }
 
 interface MigrationJob {
@@ -90,8 +84,7 @@ export class DataPlane {
   private infoSnapshot: WireMessage | undefined;
   private localSnapshot: MemberPartitionInfo | undefined;
   private readyWaiters: (() => void)[] = [];
-  private readonly pending = new Map<string, PendingCall>();
-  private nextCallId = 0;
+  private readonly pending: PendingCalls;
   // Local per-partition state.
   private readonly synced = emptyBitmap();
   private readonly lineage: string[] = new Array(PARTITION_COUNT).fill('');
@@ -118,6 +111,7 @@ export class DataPlane {
 
   constructor(private readonly options: DataPlaneOptions) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.pending = new PendingCalls(`${options.nodeId}#`, options.runtime, options.send);
     this.queue = this.createQueue();
   }
 
@@ -187,11 +181,7 @@ export class DataPlane {
   stop(): void {
     this.stopped = true;
     this.queue.destroy();
-    for (const [id, call] of this.pending) {
-      this.options.runtime.timers.clearTimeout(call.timer);
-      call.resolve({ type: 'local-stop' });
-      this.pending.delete(id);
-    }
+    this.pending.release('local-stop');
     for (const waiter of this.readyWaiters.splice(0)) waiter();
   }
 
@@ -223,13 +213,7 @@ export class DataPlane {
     this.infoSnapshot = undefined;
     this.infoSnapshot = this.infoMessage();
     // Calls waiting on nodes that left can never be answered: release them.
-    for (const [id, call] of this.pending) {
-      if (departed.includes(call.target)) {
-        this.options.runtime.timers.clearTimeout(call.timer);
-        this.pending.delete(id);
-        call.resolve({ type: 'target-left' });
-      }
-    }
+    this.pending.release('target-left', (target) => departed.includes(target));
     this.broadcastInfo();
   }
 
@@ -292,14 +276,8 @@ export class DataPlane {
       }
       case 'response':
       case 'replicate-ack':
-      case 'migrate-ack': {
-        const call = this.pending.get(message.id as string);
-        if (call === undefined || call.target !== from) return;
-        this.pending.delete(message.id as string);
-        this.options.runtime.timers.clearTimeout(call.timer);
-        call.resolve(message);
-        return;
-      }
+      case 'migrate-ack':
+        return this.pending.settle(from, message);
     }
   }
 
@@ -825,21 +803,8 @@ export class DataPlane {
     return this.actingMaster(partition) ?? this.options.nodeId;
   }
 
-  /** Sends `message` with a fresh id and resolves with the reply, or { type: 'timeout' }. */
   private call(target: string, message: WireMessage, deadline: number): Promise<WireMessage> {
-    if (this.pending.size >= MAX_PENDING_REQUESTS) return Promise.resolve({ type: 'timeout' });
-    const id = `${this.options.nodeId}#${this.nextCallId++}`;
-    return new Promise((resolve) => {
-      const timeoutMs = Math.max(1, deadline - this.options.runtime.clock.nowMs());
-      const timer = this.options.runtime.timers.setTimeout(() => {
-        this.pending.delete(id);
-        resolve({ type: 'timeout' });
-      }, timeoutMs);
-      this.pending.set(id, { resolve, timer, target });
-      if (!this.options.send(target, { ...message, id })) {
-        // Not connected right now: the timeout (or a view change) resolves the call.
-      }
-    });
+    return this.pending.call(target, message, deadline);
   }
 
   private sleep(ms: number): Promise<void> {

@@ -18,6 +18,7 @@ import { ErrorCode, ShoalError } from '../errors';
 import { MAX_HEARTBEAT_CUTS, MAX_REMEMBERED_CUTS } from './constants';
 import type { ClusterTruncateCut, LocalStore } from './local-store';
 import type { WireMessage } from './network';
+import { PendingCalls } from './pending-calls';
 import type { Runtime } from './seams';
 
 export const TRUNCATE_MESSAGE_TYPES = ['truncate', 'truncate-ack'] as const;
@@ -34,15 +35,8 @@ export interface TruncationOptions {
   timeoutMs: number;
 }
 
-interface PendingCall {
-  target: string;
-  resolve(message: WireMessage): void;
-  timer: unknown;
-}
-
 export class ClusterTruncation {
-  private readonly pending = new Map<string, PendingCall>();
-  private nextCallId = 0;
+  private readonly pending: PendingCalls;
   /**
    * Recent cuts applied here, by cutKey, with what each removed. A cut can arrive twice (from a
    * peer's heartbeat and then its broadcast, in either order); it is applied once, and the
@@ -50,7 +44,9 @@ export class ClusterTruncation {
    */
   private readonly outcomes = new Map<string, Promise<number>>();
 
-  constructor(private readonly options: TruncationOptions) {}
+  constructor(private readonly options: TruncationOptions) {
+    this.pending = new PendingCalls(`${options.nodeId}#t`, options.runtime, options.send);
+  }
 
   /**
    * Applies `cut` here and on every member of the view. Resolves to the number of local copies
@@ -62,7 +58,7 @@ export class ClusterTruncation {
     let removed = await this.applyLocally(cut);
     const peers = this.options.members().filter((id) => id !== this.options.nodeId);
     const deadline = this.options.runtime.clock.nowMs() + this.options.timeoutMs;
-    const replies = await Promise.all(peers.map((peer) => this.call(peer, { type: 'truncate', cut }, deadline)));
+    const replies = await Promise.all(peers.map((peer) => this.pending.call(peer, { type: 'truncate', cut }, deadline)));
     const silent: string[] = [];
     replies.forEach((reply, i) => {
       if (reply.type !== 'truncate-ack') silent.push(peers[i]!);
@@ -104,15 +100,8 @@ export class ClusterTruncation {
   }
 
   handle(from: string, message: WireMessage): void {
-    if (message.type === 'truncate-ack') {
-      const call = this.pending.get(message.id as string);
-      if (call === undefined || call.target !== from) return;
-      this.pending.delete(message.id as string);
-      this.options.runtime.timers.clearTimeout(call.timer);
-      call.resolve(message);
-      return;
-    }
-    if (message.type === 'truncate') void this.onTruncate(from, message);
+    if (message.type === 'truncate-ack') this.pending.settle(from, message);
+    else if (message.type === 'truncate') void this.onTruncate(from, message);
   }
 
   private async onTruncate(from: string, message: WireMessage): Promise<void> {
@@ -140,25 +129,9 @@ export class ClusterTruncation {
     return outcome;
   }
 
-  private call(target: string, message: WireMessage, deadline: number): Promise<WireMessage> {
-    const id = `${this.options.nodeId}#t${this.nextCallId++}`;
-    return new Promise((resolve) => {
-      const timer = this.options.runtime.timers.setTimeout(() => {
-        this.pending.delete(id);
-        resolve({ type: 'timeout' });
-      }, Math.max(1, deadline - this.options.runtime.clock.nowMs()));
-      this.pending.set(id, { target, resolve, timer });
-      this.options.send(target, { ...message, id });
-    });
-  }
-
   /** Ends every call waiting for an acknowledgement (the node is stopping). */
   stop(): void {
-    for (const call of this.pending.values()) {
-      this.options.runtime.timers.clearTimeout(call.timer);
-      call.resolve({ type: 'timeout' });
-    }
-    this.pending.clear();
+    this.pending.release('local-stop');
   }
 }
 
