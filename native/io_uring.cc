@@ -121,12 +121,7 @@ void IoRing::Stop() {
       stopping_ = true;
     }
     // Completes the armed wake read (if any), so the reaper sees stopping_ once its reads are in.
-    uint64_t one = 1;
-    ssize_t written;
-    do {
-      written = write(wake_fd_, &one, sizeof one);
-    } while (written < 0 && errno == EINTR);
-    SHOAL_ASSERT(written == sizeof one, "io_uring stop: eventfd write failed: %s", std::strerror(errno));
+    Wake();
     reaper_.join();
   }
   Unmap();
@@ -156,7 +151,11 @@ void IoRing::SubmitMany(IoRequest* const* requests, size_t count) {
     wake = reaper_sleeping_;
     reaper_sleeping_ = false;
   }
-  if (!wake) return;  // the reaper is busy and looks at the queue before it next waits
+  if (wake) Wake();  // else the reaper is busy and looks at the queue before it next waits
+}
+
+// Completes the reaper's wake read (a write to its eventfd).
+void IoRing::Wake() {
   uint64_t one = 1;
   ssize_t written;
   do {

@@ -56,6 +56,7 @@ class IoRing {
   IoRing(int fd, CompletionQueue* done) : fd_(fd), done_(done) {}
   int Setup();
   void Run();
+  void Wake();
   // Fills submission slots from retries, then the queue, and arms the wake read; returns false
   // when the reaper should exit (stopping, and nothing queued or in flight).
   bool TakeWork();

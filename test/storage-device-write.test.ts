@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NativeDevice } from '../lib/storage/native-device';
+import { seededBytes } from './helpers/random';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -21,18 +22,6 @@ function openDevice(): NativeDevice {
   return new NativeDevice({ path: path.join(dir, 'device.dat'), sizeBytes: 40 << 20, create: true, directIo: 'auto' });
 }
 
-/** A buffer of `length` pseudo-random bytes from `seed`. */
-function bytes(length: number, seed: number): Buffer {
-  const out = Buffer.allocUnsafeSlow(length);
-  let state = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    out[i] = state & 0xff;
-  }
-  return out;
-}
 
 describe('NativeDevice.write', () => {
   for (const sourceStable of [false, true]) {
@@ -43,7 +32,7 @@ describe('NativeDevice.write', () => {
         const expected: Buffer[] = [];
         for (let round = 0; round < 32; round++) {
           const blockBytes = 1 << 20;
-          const source = bytes(blockBytes, round + 1);
+          const source = seededBytes(blockBytes, round + 1);
           const start = (round % 4) * 4096;
           const end = start + 1 + ((round * 7919 * 13) % (blockBytes - start - 1));
           expected.push(Buffer.concat([source.subarray(start, end), Buffer.alloc((4096 - ((end - start) % 4096)) % 4096)]));
@@ -67,7 +56,7 @@ describe('NativeDevice.write', () => {
     const device = openDevice();
     try {
       let settled = false;
-      const written = device.write(0, bytes(1 << 20, 7), 0, 1 << 20, false, true).then(() => {
+      const written = device.write(0, seededBytes(1 << 20, 7), 0, 1 << 20, false, true).then(() => {
         settled = true;
       });
       expect(device.pending()).toBe(1);
@@ -85,7 +74,7 @@ describe('NativeDevice.write', () => {
 
   it('still delivers and releases a write copied on the I/O thread when the device closes with it in flight', async () => {
     const device = openDevice();
-    const source = bytes(1 << 20, 99);
+    const source = seededBytes(1 << 20, 99);
     const written = device.write(0, source, 0, source.length, false, true);
     device.close();
     await expect(written).resolves.toBeUndefined();

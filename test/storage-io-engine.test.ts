@@ -16,6 +16,7 @@ import { addon } from '../lib/native/addon';
 import { KvHarness, digestOf } from '../lib/storage/kv-harness';
 import { NativeDevice, type IoEngineMode } from '../lib/storage/native-device';
 import { open } from '../lib/index';
+import { seededBytes } from './helpers/random';
 
 const dirs: string[] = [];
 const openDevices: NativeDevice[] = [];
@@ -52,18 +53,6 @@ const ioUring: { available: boolean; reason: string } = (() => {
 })();
 if (!ioUring.available) console.log(`storage-io-engine: io_uring half skipped: ${ioUring.reason}`);
 
-/** `length` bytes from an xorshift32 stream seeded with `seed`. */
-function bytes(length: number, seed: number): Buffer {
-  const out = Buffer.allocUnsafe(length);
-  let state = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    out[i] = state & 0xff;
-  }
-  return out;
-}
 
 /**
  * Writes 48 blocks of 1..40 KiB (some with syncAfter, then a sync), then reads 600 random
@@ -75,7 +64,7 @@ async function writeThenRead(device: NativeDevice): Promise<{ reads: Buffer[]; e
   const writes: Promise<void>[] = [];
   for (let round = 0; round < 48; round++) {
     const offset = ((round * 37) % 900) * 4096;
-    const data = bytes(1 + ((round * 7919) % (40 << 10)), round + 1);
+    const data = seededBytes(1 + ((round * 7919) % (40 << 10)), round + 1);
     data.copy(image, offset);
     image.fill(0, offset + data.length, offset + Math.ceil(data.length / 4096) * 4096);  // the write zero-pads its last page
     writes.push(device.write(offset, data, 0, data.length, round % 5 === 0, round % 2 === 0));
@@ -230,7 +219,7 @@ describe('closing with reads in flight', () => {
     it.skipIf(engine.skip)(`${engine.name}: close() settles every read in flight, later reads fail with IO_ERROR`, async () => {
       const dir = tempDir();
       const device = openDevice(dir, engine.mode);
-      await device.write(0, bytes(1 << 20, 3), 0, 1 << 20, true);
+      await device.write(0, seededBytes(1 << 20, 3), 0, 1 << 20, true);
       const reads = Array.from({ length: 2000 }, (_, index) => device.read(((index * 7919) % 255) * 4096, 4096 + (index % 3)));
       device.close();
       const settled = await Promise.allSettled(reads);
@@ -240,7 +229,7 @@ describe('closing with reads in flight', () => {
       device.close();  // idempotent
       // The device is free again (its lock went with close).
       const reopened = openDevice(dir, engine.mode, { create: false });
-      expect((await reopened.read(4096, 16)).equals(bytes(1 << 20, 3).subarray(4096, 4096 + 16))).toBe(true);
+      expect((await reopened.read(4096, 16)).equals(seededBytes(1 << 20, 3).subarray(4096, 4096 + 16))).toBe(true);
     });
   }
 
