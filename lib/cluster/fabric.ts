@@ -1,21 +1,43 @@
 /**
  * The fabric: node-to-node messaging over a Network, with a handshake on every connection
- * (docs/cluster.md, "Handshake"). Each node sends on its own outbound connection to a peer's
- * advertised address and receives on the connections peers opened to it, so a message's
- * sender is the node id authenticated by that connection's handshake.
+ * (docs/cluster.md, "Handshake" and "Security"). Each node sends on its own outbound
+ * connection to a peer's advertised address and receives on the connections peers opened to
+ * it, so a message's sender is the node id authenticated by that connection's handshake.
+ *
+ * With a cluster secret, a connection proves it both ways (auth.ts) before anything else is
+ * accepted or sent, and every later frame is sealed. A node id is held by one inbound
+ * connection at a time. Connections are bounded in number, in frame size until authenticated,
+ * and in what queues on them; a connection that stalls (nothing acknowledged, or nothing heard,
+ * for a heartbeat timeout) is closed, and its link is replaced at the next send.
  *
  * Never throws out of a network event: protocol violations close the connection and log one line.
  */
 import {
+  ACK_DELAY_INTERVALS,
+  ADMIN_IDLE_TIMEOUT_MS,
+  AUTH_FAILURE_LOG_LIMIT,
+  AUTH_FAILURE_LOG_WINDOW_MS,
+  HANDSHAKE_NONCE_BYTES,
   HANDSHAKE_TIMEOUT_MS,
+  MAX_ADMIN_FRAME_BYTES,
   MAX_CLUSTER_NAME_BYTES,
   MAX_CLUSTER_NODES,
+  MAX_FRAME_BYTES,
+  MAX_HANDSHAKE_QUEUE_BYTES,
   MAX_NODE_ID_BYTES,
+  MAX_UNAUTHENTICATED_CONNECTIONS,
+  MAX_UNAUTHENTICATED_PER_HOST,
+  NODE_CLAIM_LIVE_INTERVALS,
   PROTOCOL_VERSION_CURRENT,
   PROTOCOL_VERSION_MIN_SUPPORTED,
 } from './constants';
-import type { Connection, Listener, Network, WireMessage } from './network';
-import type { Runtime } from './seams';
+import type { ClusterSecrets, HandshakeKeys, HelloIdentity } from './auth';
+import { acceptorProof, ConnectorHandshake, handshakeTranscript, matchConnectorProof, randomNonce, sessionSealer, wireBytes } from './auth';
+import { encodeBody } from './frame';
+import type { Connection, Listener, Network, TlsSettings, WireMessage } from './network';
+import { parseAddress } from './network';
+import type { Runtime, TimerHandle } from './seams';
+import { LogLimiter } from './seams';
 
 export interface FabricOptions {
   nodeId: string;
@@ -24,6 +46,17 @@ export interface FabricOptions {
   runtime: Runtime;
   /** Minimum time between two connection attempts to one address (ms). */
   reconnectIntervalMs: number;
+  /**
+   * A connection whose sends go unacknowledged, or that hears nothing, for longer than this
+   * is stalled and closed (ms; the heartbeat timeout).
+   */
+  stallTimeoutMs: number;
+  /** The cluster secret(s); without them connections are not authenticated (loopback only unless `insecure`). */
+  secrets?: ClusterSecrets;
+  /** TLS for every connection, certificates verified both ways. */
+  tls?: TlsSettings;
+  /** Allows listening beyond loopback without a secret (a warning is logged at every start). */
+  insecure?: boolean;
   /** Overrides for rolling-upgrade tests: the versions this node claims to speak. */
   protocolVersion?: number;
   minProtocolVersion?: number;
@@ -39,9 +72,51 @@ export type FabricHandler = (from: string, message: WireMessage) => void;
 export type AdminHandler = (message: WireMessage, reply: (message: WireMessage) => void) => void;
 
 interface OutboundLink {
+  address: string;
   connection: Connection;
+  handshake: ConnectorHandshake;
   ready: boolean;
+  openedMs: number;
   remoteNodeId: string | undefined;
+  /** The acceptor acknowledges frames (stall detection is on). */
+  acknowledged: boolean;
+  /** Encoded messages waiting for the handshake, and their bytes. */
+  queue: Buffer[];
+  queuedBytes: number;
+  framesSent: number;
+  framesAcknowledged: number;
+  /**
+   * Since when the link has waited: the later of the first send not acknowledged yet and the
+   * last acknowledgement that advanced. (On the simulated network frames can be lost, so the
+   * count may never catch up; progress is what shows the peer is reading.)
+   */
+  waitingSinceMs: number;
+}
+
+interface InboundLink {
+  connection: Connection;
+  host: string;
+  acceptedMs: number;
+  lastReceivedMs: number;
+  state: 'hello' | 'proof' | 'ready';
+  handshakeTimer: TimerHandle;
+  peerNodeId: string | undefined;
+  admin: boolean;
+  identity: HelloIdentity | undefined;
+  negotiated: number;
+  transcript: Buffer | undefined;
+  /** The connector asked for acknowledgements of the frames it sends. */
+  acknowledge: boolean;
+  framesReceived: number;
+  ackTimer: TimerHandle | undefined;
+}
+
+/** A hello that passed the checks needing no identity. */
+interface Hello {
+  identity: HelloIdentity;
+  nonce: Buffer | undefined;
+  negotiated: number;
+  acknowledge: boolean;
 }
 
 export class Fabric {
@@ -49,21 +124,41 @@ export class Fabric {
   private advertised = '';
   private readonly outbound = new Map<string, OutboundLink>();
   private readonly lastAttemptMs = new Map<string, number>();
-  private readonly inbound = new Set<Connection>();
+  private readonly inbound = new Set<InboundLink>();
+  /** The inbound connection holding each peer's node id. */
+  private readonly claims = new Map<string, InboundLink>();
   private readonly nodeAddresses = new Map<string, string>();
   /** Addresses found to be this node itself (a seed list may include it). */
   private readonly selfAddresses = new Set<string>();
   private handler: FabricHandler = () => {};
   private adminHandler: AdminHandler | undefined;
+  private keys: HandshakeKeys | undefined;
   private stopped = false;
+  private readonly refusals: LogLimiter;
+  private readonly failedDials: LogLimiter;
   readonly protocolVersion: number;
   readonly minProtocolVersion: number;
   /** Counters for stats and tests. */
-  readonly counters = { rejectedHandshakes: 0, protocolViolations: 0, messagesIn: 0, messagesOut: 0 };
+  readonly counters = {
+    rejectedHandshakes: 0,
+    authenticationFailures: 0,
+    protocolViolations: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    /** Connections still in their handshake closed to admit newer ones (per-host and total caps). */
+    evictedHandshakes: 0,
+    /** Outbound connections closed because their sends went unacknowledged (replaced at the next send). */
+    stalledConnections: 0,
+    /** Inbound connections closed because they went silent. */
+    silentConnections: 0,
+  };
 
   constructor(private readonly options: FabricOptions) {
     this.protocolVersion = options.protocolVersion ?? PROTOCOL_VERSION_CURRENT;
     this.minProtocolVersion = options.minProtocolVersion ?? PROTOCOL_VERSION_MIN_SUPPORTED;
+    const { logger, clock } = options.runtime;
+    this.refusals = new LogLimiter(logger, clock, AUTH_FAILURE_LOG_LIMIT, AUTH_FAILURE_LOG_WINDOW_MS);
+    this.failedDials = new LogLimiter(logger, clock, AUTH_FAILURE_LOG_LIMIT, AUTH_FAILURE_LOG_WINDOW_MS);
   }
 
   get nodeId(): string {
@@ -75,6 +170,11 @@ export class Fabric {
     return this.advertised;
   }
 
+  /** Whether connections are authenticated by a cluster secret. */
+  get authenticated(): boolean {
+    return this.options.secrets !== undefined;
+  }
+
   setHandler(handler: FabricHandler): void {
     this.handler = handler;
   }
@@ -84,9 +184,29 @@ export class Fabric {
     this.adminHandler = handler;
   }
 
-  /** Starts listening; returns the bound address. `advertise` overrides the address peers are told. */
+  /**
+   * Derives the handshake keys, then starts listening; returns the bound address.
+   * `advertise` overrides the address peers are told.
+   * @throws Error if the listen host is reachable from other machines and there is no
+   *   secret (unless `insecure`), or the listen address is unavailable.
+   */
   async start(listenAddress: string, advertise?: string): Promise<string> {
-    this.listener = await this.options.network.listen(listenAddress, (connection) => this.accept(connection));
+    const host = parseAddress(listenAddress).host;
+    const exposed = this.options.network.reachableFromOtherMachines?.(host) === true;
+    if (exposed && this.options.secrets === undefined) {
+      if (this.options.insecure !== true) {
+        throw new Error(
+          `cluster: refusing to listen on ${listenAddress} without cluster.secret: anyone who can reach that address could join the cluster, ` +
+            'read and write every record and command it. Set cluster.secret (the same on every node), listen on loopback, ' +
+            'or set cluster.insecure: true on a network you fully control',
+        );
+      }
+      this.options.runtime.logger.warn(
+        `cluster: listening on ${listenAddress} WITHOUT authentication (cluster.insecure): anyone who can reach it can join, read, write and command the cluster`,
+      );
+    }
+    this.keys = await this.options.secrets?.keys();
+    this.listener = await this.options.network.listen(listenAddress, (connection) => this.accept(connection), { tls: this.options.tls });
     this.advertised = advertise ?? this.listener.address;
     this.selfAddresses.add(this.advertised);
     return this.listener.address;
@@ -95,9 +215,10 @@ export class Fabric {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const link of this.outbound.values()) link.connection.close('node stopping');
-    for (const connection of this.inbound) connection.close('node stopping');
+    for (const link of this.inbound) link.connection.close('node stopping');
     this.outbound.clear();
     this.inbound.clear();
+    this.claims.clear();
     await this.listener?.close();
   }
 
@@ -109,9 +230,9 @@ export class Fabric {
     return this.nodeAddresses.get(nodeId);
   }
 
-  /** Records where `nodeId` listens (learned from heartbeats). */
+  /** Records where `nodeId` listens (learned from an authenticated peer). Ignores an address that is not "host:port". */
   learnAddress(nodeId: string, address: string): void {
-    if (nodeId === this.options.nodeId || this.selfAddresses.has(address)) return;
+    if (nodeId === this.options.nodeId || this.selfAddresses.has(address) || !isAddress(address)) return;
     const previous = this.nodeAddresses.get(nodeId);
     if (previous === address) return;
     if (previous === undefined && this.nodeAddresses.size >= MAX_CLUSTER_NODES) return;
@@ -130,7 +251,12 @@ export class Fabric {
     return this.sendToAddress(address, message);
   }
 
-  /** Sends to whatever node listens at `address`, connecting if needed. */
+  /**
+   * Sends to whatever node listens at `address`, connecting if needed. Until the connection's
+   * handshake completes, messages wait on the link (at most MAX_HANDSHAKE_QUEUE_BYTES): nothing
+   * reaches a peer before it has proved itself.
+   * @throws RangeError if the message exceeds the frame limit (a programming error).
+   */
   sendToAddress(address: string, message: WireMessage): boolean {
     if (this.stopped || this.selfAddresses.has(address)) return false;
     let link = this.outbound.get(address);
@@ -138,8 +264,81 @@ export class Fabric {
       link = this.open(address);
       if (link === undefined) return false;
     }
+    const body = encodeBody(message);
     this.counters.messagesOut++;
-    return link.connection.send(message);
+    if (!link.ready) {
+      if (link.queuedBytes + body.length > MAX_HANDSHAKE_QUEUE_BYTES) return false;
+      link.queue.push(body);
+      link.queuedBytes += body.length;
+      return true;
+    }
+    return this.transmit(link, body);
+  }
+
+  /** Connection figures, for stats and tests. */
+  connectionCounts(): { inbound: number; unauthenticated: number; outbound: number } {
+    let unauthenticated = 0;
+    for (const link of this.inbound) if (link.state !== 'ready') unauthenticated++;
+    return { inbound: this.inbound.size, unauthenticated, outbound: this.outbound.size };
+  }
+
+  /**
+   * Closes stalled connections (docs/cluster.md, "Connections that heal"): an outbound one
+   * whose handshake did not finish, or whose oldest unacknowledged send is older than the
+   * stall timeout; an inbound one that heard nothing for that long (admin: ADMIN_IDLE_TIMEOUT_MS).
+   * A closed outbound link is replaced by the next send to its address. Called every heartbeat tick.
+   */
+  sweep(): void {
+    const now = this.options.runtime.clock.nowMs();
+    const stallMs = this.options.stallTimeoutMs;
+    const handshakeMs = Math.min(stallMs, HANDSHAKE_TIMEOUT_MS);
+    for (const link of this.outbound.values()) {
+      if (!link.ready) {
+        if (now - link.openedMs > handshakeMs) link.connection.close(`handshake not done within ${handshakeMs} ms`);
+        continue;
+      }
+      if (link.acknowledged && link.framesSent > link.framesAcknowledged && now - link.waitingSinceMs > stallMs) {
+        this.counters.stalledConnections++;
+        this.options.runtime.logger.info(
+          `cluster: connection to ${link.remoteNodeId} at ${link.address} stalled (${link.framesSent - link.framesAcknowledged} frames unacknowledged, no progress for ${Math.round(now - link.waitingSinceMs)} ms); replacing it`,
+        );
+        link.connection.close('stalled');
+      }
+    }
+    for (const link of this.inbound) {
+      if (link.state !== 'ready') continue;
+      const idleMs = link.admin ? ADMIN_IDLE_TIMEOUT_MS : stallMs;
+      if (now - link.lastReceivedMs > idleMs) {
+        this.counters.silentConnections++;
+        this.options.runtime.logger.info(`cluster: closing connection from ${link.peerNodeId} (${link.connection.remoteAddress}): silent for ${Math.round(now - link.lastReceivedMs)} ms`);
+        link.connection.close('silent');
+      }
+    }
+  }
+
+  /**
+   * This node's event loop was stalled for `stallMs` (the heartbeat's lag guard): what peers
+   * sent meanwhile is still unread, so no connection is blamed for that time.
+   */
+  forgiveStall(stallMs: number): void {
+    const now = this.options.runtime.clock.nowMs();
+    const shift = (ms: number) => Math.min(now, ms + stallMs);
+    for (const link of this.outbound.values()) {
+      link.openedMs = shift(link.openedMs);
+      link.waitingSinceMs = shift(link.waitingSinceMs);
+    }
+    for (const link of this.inbound) link.lastReceivedMs = shift(link.lastReceivedMs);
+  }
+
+  private transmit(link: OutboundLink, body: Buffer): boolean {
+    if (!link.connection.sendBody(body)) return false;
+    if (link.framesSent === link.framesAcknowledged) link.waitingSinceMs = this.options.runtime.clock.nowMs();
+    link.framesSent++;
+    return true;
+  }
+
+  private get ackDelayMs(): number {
+    return this.options.reconnectIntervalMs * ACK_DELAY_INTERVALS;
   }
 
   private open(address: string): OutboundLink | undefined {
@@ -147,57 +346,95 @@ export class Fabric {
     const last = this.lastAttemptMs.get(address);
     if (last !== undefined && now - last < this.options.reconnectIntervalMs && now >= last) return undefined;
     this.lastAttemptMs.set(address, now);
+    if (this.lastAttemptMs.size > 4 * MAX_CLUSTER_NODES) this.lastAttemptMs.delete(this.lastAttemptMs.keys().next().value!);
     let connection: Connection;
     try {
-      connection = this.options.network.connect(address);
+      connection = this.options.network.connect(address, { tls: this.options.tls });
     } catch (error) {
       this.options.runtime.logger.warn(`cluster: cannot connect to ${address}: ${(error as Error).message}`);
       return undefined;
     }
-    const link: OutboundLink = { connection, ready: false, remoteNodeId: undefined };
-    this.outbound.set(address, link);
-    connection.setHandlers({
-      onMessage: (message) => this.onOutboundMessage(address, link, message),
-      onClose: () => {
-        if (this.outbound.get(address) === link) this.outbound.delete(address);
-      },
-    });
-    connection.send({
-      type: 'hello',
+    const identity: HelloIdentity = {
       protocolVersion: this.protocolVersion,
       minProtocolVersion: this.minProtocolVersion,
       nodeId: this.options.nodeId,
       clusterName: this.options.clusterName,
       address: this.advertised,
+      role: 'node',
+    };
+    const handshake = new ConnectorHandshake(connection, identity, this.keys, this.options.runtime.random, this.options.tls !== undefined, true);
+    const link: OutboundLink = {
+      address,
+      connection,
+      handshake,
+      ready: false,
+      openedMs: now,
+      remoteNodeId: undefined,
+      acknowledged: false,
+      queue: [],
+      queuedBytes: 0,
+      framesSent: 0,
+      framesAcknowledged: 0,
+      waitingSinceMs: now,
+    };
+    this.outbound.set(address, link);
+    connection.setHandlers({
+      onMessage: (message) => this.onOutboundMessage(link, message),
+      onClose: () => {
+        if (this.outbound.get(address) === link) this.outbound.delete(address);
+        link.queue = [];
+      },
     });
+    handshake.start();
     return link;
   }
 
-  private onOutboundMessage(address: string, link: OutboundLink, message: WireMessage): void {
-    const logger = this.options.runtime.logger;
-    if (message.type === 'hello-ack' && !link.ready) {
-      const nodeId = message.nodeId;
-      if (!isNodeId(nodeId)) {
-        link.connection.close('bad hello-ack');
+  private onOutboundMessage(link: OutboundLink, message: WireMessage): void {
+    if (link.ready) {
+      if (message.type === 'ack') {
+        this.onAck(link, message);
         return;
       }
-      link.ready = true;
-      link.remoteNodeId = nodeId;
-      if (nodeId === this.options.nodeId) {
-        this.selfAddresses.add(address);
-        link.connection.close('connected to self');
-        return;
-      }
+      this.counters.protocolViolations++;
+      this.options.runtime.logger.warn(`cluster: closing connection to ${link.address}: unexpected message "${message.type}" on an outbound connection`);
+      link.connection.close('protocol violation');
       return;
     }
-    if (message.type === 'hello-reject') {
-      logger.warn(`cluster: ${address} refused our handshake: ${String(message.reason)}`);
-      link.connection.close('handshake refused');
+    const outcome = link.handshake.onMessage(message);
+    if (outcome.kind === 'pending') return;
+    if (outcome.kind === 'failed') {
+      if (outcome.refused) this.failedDials.warn(`cluster: ${link.address} refused our handshake: ${outcome.reason.replace(/^refused: /, '')}`);
+      else this.failedDials.warn(`cluster: handshake with ${link.address} failed: ${outcome.reason}`);
+      link.connection.close('handshake failed');
       return;
     }
-    this.counters.protocolViolations++;
-    logger.warn(`cluster: closing connection to ${address}: unexpected message "${message.type}" on an outbound connection`);
-    link.connection.close('protocol violation');
+    link.remoteNodeId = outcome.nodeId;
+    if (outcome.nodeId === this.options.nodeId) {
+      this.selfAddresses.add(link.address);
+      link.connection.close('connected to self');
+      return;
+    }
+    link.ready = true;
+    link.acknowledged = outcome.acknowledges;
+    const queued = link.queue;
+    link.queue = [];
+    link.queuedBytes = 0;
+    for (const body of queued) if (!this.transmit(link, body)) break;
+  }
+
+  private onAck(link: OutboundLink, message: WireMessage): void {
+    const frames = message.frames;
+    if (!Number.isSafeInteger(frames) || (frames as number) < 0) {
+      this.counters.protocolViolations++;
+      this.options.runtime.logger.warn(`cluster: closing connection to ${link.address}: malformed acknowledgement`);
+      link.connection.close('protocol violation');
+      return;
+    }
+    // More than sent only if the network duplicated frames (the simulator does); fewer forever if it lost some.
+    const acknowledged = Math.min(frames as number, link.framesSent);
+    if (acknowledged <= link.framesAcknowledged) return;
+    link.framesAcknowledged = acknowledged;
+    link.waitingSinceMs = this.options.runtime.clock.nowMs();
   }
 
   private accept(connection: Connection): void {
@@ -205,50 +442,208 @@ export class Fabric {
       connection.close('node stopping');
       return;
     }
-    const logger = this.options.runtime.logger;
+    const now = this.options.runtime.clock.nowMs();
+    const host = connection.remoteHost;
+    this.admitHandshake(host);
+    const link: InboundLink = {
+      connection,
+      host,
+      acceptedMs: now,
+      lastReceivedMs: now,
+      state: 'hello',
+      handshakeTimer: undefined,
+      peerNodeId: undefined,
+      admin: false,
+      identity: undefined,
+      negotiated: 0,
+      transcript: undefined,
+      acknowledge: false,
+      framesReceived: 0,
+      ackTimer: undefined,
+    };
+    this.inbound.add(link);
     const timers = this.options.runtime.timers;
-    this.inbound.add(connection);
-    let peerNodeId: string | undefined;
-    let admin = false;
-    const handshakeTimer = timers.setTimeout(() => {
-      if (peerNodeId === undefined && !connection.closed) {
-        logger.warn(`cluster: closing connection from ${connection.remoteAddress}: no handshake within ${HANDSHAKE_TIMEOUT_MS} ms`);
+    link.handshakeTimer = timers.setTimeout(() => {
+      if (link.state !== 'ready' && !connection.closed) {
+        this.refusals.warn(`cluster: closing connection from ${connection.remoteAddress}: no handshake within ${HANDSHAKE_TIMEOUT_MS} ms`);
         connection.close('handshake timeout');
       }
     }, HANDSHAKE_TIMEOUT_MS);
     connection.setHandlers({
-      onMessage: (message) => {
-        if (peerNodeId !== undefined) {
-          this.counters.messagesIn++;
-          if (admin) this.dispatchAdmin(connection, message);
-          else this.dispatch(peerNodeId, message);
-          return;
-        }
-        const verdict = this.checkHello(message);
-        if (typeof verdict === 'string') {
-          this.counters.rejectedHandshakes++;
-          logger.warn(`cluster: refusing connection from ${connection.remoteAddress}: ${verdict}`);
-          connection.send({ type: 'hello-reject', reason: verdict });
-          connection.close('handshake refused');
-          return;
-        }
-        peerNodeId = verdict.nodeId;
-        admin = verdict.admin;
-        timers.clearTimeout(handshakeTimer);
-        if (!admin) this.learnAddress(verdict.nodeId, verdict.address);
-        connection.send({ type: 'hello-ack', nodeId: this.options.nodeId, protocolVersion: verdict.protocolVersion });
-      },
+      onMessage: (message) => this.onInboundMessage(link, message),
       onClose: () => {
-        timers.clearTimeout(handshakeTimer);
-        this.inbound.delete(connection);
+        timers.clearTimeout(link.handshakeTimer);
+        if (link.ackTimer !== undefined) timers.clearTimeout(link.ackTimer);
+        this.inbound.delete(link);
+        if (link.peerNodeId !== undefined && this.claims.get(link.peerNodeId) === link) this.claims.delete(link.peerNodeId);
       },
     });
   }
 
-  /** Validates a hello; returns the peer's identity and the negotiated version, or why it is refused. */
-  private checkHello(message: WireMessage): { nodeId: string; address: string; protocolVersion: number; admin: boolean } | string {
-    if (message.type !== 'hello') return `expected a hello, got "${message.type}"`;
-    const { protocolVersion, minProtocolVersion, nodeId, clusterName, address } = message;
+  /**
+   * Makes room for one more connection in its handshake from `host`: past the per-host or
+   * total cap, the oldest such connection is closed. (Refusing the newest instead would let
+   * a few idle connections lock every peer out.)
+   */
+  private admitHandshake(host: string): void {
+    let fromHost = 0;
+    let total = 0;
+    let oldestFromHost: InboundLink | undefined;
+    let oldest: InboundLink | undefined;
+    for (const link of this.inbound) {
+      if (link.state === 'ready') continue;
+      total++;
+      oldest ??= link;
+      if (link.host === host) {
+        fromHost++;
+        oldestFromHost ??= link;
+      }
+    }
+    const evict = fromHost >= MAX_UNAUTHENTICATED_PER_HOST ? oldestFromHost : total >= MAX_UNAUTHENTICATED_CONNECTIONS ? oldest : undefined;
+    if (evict === undefined) return;
+    this.counters.evictedHandshakes++;
+    this.refusals.warn(`cluster: closing connection from ${evict.connection.remoteAddress}: too many connections in their handshake${fromHost >= MAX_UNAUTHENTICATED_PER_HOST ? ` from ${host}` : ''}`);
+    evict.connection.close('too many handshakes');
+  }
+
+  private onInboundMessage(link: InboundLink, message: WireMessage): void {
+    link.lastReceivedMs = this.options.runtime.clock.nowMs();
+    if (link.state === 'ready') {
+      this.counters.messagesIn++;
+      if (link.admin) {
+        this.dispatchAdmin(link.connection, message);
+        return;
+      }
+      link.framesReceived++;
+      if (link.acknowledge) this.scheduleAck(link);
+      this.dispatch(link.peerNodeId!, message);
+      return;
+    }
+    if (link.state === 'hello') this.onHello(link, message);
+    else this.onProof(link, message);
+  }
+
+  private scheduleAck(link: InboundLink): void {
+    if (link.ackTimer !== undefined) return;
+    link.ackTimer = this.options.runtime.timers.setTimeout(() => {
+      link.ackTimer = undefined;
+      if (!link.connection.closed) link.connection.send({ type: 'ack', frames: link.framesReceived });
+    }, this.ackDelayMs);
+  }
+
+  private onHello(link: InboundLink, message: WireMessage): void {
+    const hello = this.checkHello(message);
+    if (typeof hello === 'string') {
+      this.refuse(link, hello, hello);
+      return;
+    }
+    link.identity = hello.identity;
+    link.negotiated = hello.negotiated;
+    link.acknowledge = hello.acknowledge && hello.identity.role === 'node';
+    if (this.keys === undefined) {
+      if (hello.nonce !== undefined) {
+        this.refuse(link, 'the peer offers a cluster secret, and this node has none (set the same cluster.secret on every node)', 'authentication is not configured on this node');
+        return;
+      }
+      this.admit(link, undefined);
+      return;
+    }
+    if (hello.nonce === undefined) {
+      this.refuse(link, 'the peer did not authenticate (is cluster.secret set there?)', 'authentication required', true);
+      return;
+    }
+    const binding = link.connection.tlsBinding;
+    if (this.options.tls !== undefined && binding === undefined) {
+      this.refuse(link, 'no TLS session to bind the handshake to', 'authentication failed', true);
+      return;
+    }
+    const nonce = randomNonce(this.options.runtime.random);
+    link.transcript = handshakeTranscript(hello.identity, hello.nonce, nonce, hello.negotiated, binding);
+    link.state = 'proof';
+    link.connection.send({ type: 'hello-challenge', nonce, protocolVersion: hello.negotiated });
+  }
+
+  private onProof(link: InboundLink, message: WireMessage): void {
+    if (message.type !== 'hello-proof') {
+      this.refuse(link, `expected a hello-proof, got ${JSON.stringify(message.type)}`, 'authentication failed', true);
+      return;
+    }
+    const key = matchConnectorProof(this.keys!, link.transcript!, message.proofs);
+    if (key === undefined) {
+      this.refuse(link, `authentication failed (wrong cluster secret) for a hello claiming node id ${JSON.stringify(link.identity!.nodeId)}`, 'authentication failed', true);
+      return;
+    }
+    this.admit(link, key);
+  }
+
+  /**
+   * The checks that need the peer's identity, then the hello-ack. With a secret the peer has
+   * proved it by now, so refusals may say why; without one they still never reveal this
+   * node's configuration (its cluster name, its address).
+   */
+  private admit(link: InboundLink, key: Buffer | undefined): void {
+    const identity = link.identity!;
+    const { connection } = link;
+    const admin = identity.role === 'admin';
+    if (identity.clusterName !== this.options.clusterName) {
+      this.refuse(link, `cluster name "${identity.clusterName}" does not match this node's "${this.options.clusterName}"`, 'cluster name does not match');
+      return;
+    }
+    if (identity.nodeId === this.options.nodeId && identity.address !== this.advertised) {
+      this.refuse(link, `node id "${identity.nodeId}" is already this node's (at ${this.advertised}); every node needs its own id`, 'that node id is this node\'s own; every node needs its own id');
+      return;
+    }
+    if (admin && this.adminHandler === undefined) {
+      this.refuse(link, 'an admin connection, and this node accepts none', 'this node accepts no admin connections');
+      return;
+    }
+    if (!admin && identity.nodeId !== this.options.nodeId && !this.claim(link, identity.nodeId)) return;
+    this.options.runtime.timers.clearTimeout(link.handshakeTimer);
+    link.state = 'ready';
+    link.peerNodeId = identity.nodeId;
+    link.admin = admin;
+    connection.setMaxFrameBytes(admin ? MAX_ADMIN_FRAME_BYTES : MAX_FRAME_BYTES);
+    if (!admin) this.learnAddress(identity.nodeId, identity.address);
+    const ack: WireMessage = { type: 'hello-ack', nodeId: this.options.nodeId, protocolVersion: link.negotiated, acknowledges: link.acknowledge };
+    if (key !== undefined) ack.proof = acceptorProof(key, link.transcript!, this.options.nodeId);
+    connection.send(ack);
+    if (key !== undefined && connection.tlsBinding === undefined) {
+      connection.seal(sessionSealer(key, link.transcript!, this.options.nodeId, 'acceptor', connection.delivery));
+    }
+  }
+
+  /**
+   * One inbound connection per node id: a second claim is refused while the first one is live
+   * (heard from within NODE_CLAIM_LIVE_INTERVALS heartbeat intervals; a peer heartbeats every
+   * interval); a quiet one is closed and the new one takes the id (the peer replaced a
+   * stalled connection, or restarted). Returns whether `link` holds the id now.
+   */
+  private claim(link: InboundLink, nodeId: string): boolean {
+    const holder = this.claims.get(nodeId);
+    if (holder !== undefined && holder !== link && !holder.connection.closed) {
+      const now = this.options.runtime.clock.nowMs();
+      if (now - holder.lastReceivedMs < this.options.reconnectIntervalMs * NODE_CLAIM_LIVE_INTERVALS) {
+        this.refuse(link, `node id "${nodeId}" is already connected from ${holder.connection.remoteAddress}`, 'that node id is already connected');
+        return false;
+      }
+      holder.connection.close('replaced by a newer connection from the same node id');
+    }
+    this.claims.set(nodeId, link);
+    return true;
+  }
+
+  private refuse(link: InboundLink, logged: string, told: string, authentication = false): void {
+    this.counters.rejectedHandshakes++;
+    if (authentication) this.counters.authenticationFailures++;
+    this.refusals.warn(`cluster: refusing connection from ${link.connection.remoteAddress}: ${logged}`);
+    link.connection.send({ type: 'hello-reject', reason: told });
+    link.connection.close('handshake refused');
+  }
+
+  /** Validates a hello's form and version; returns what it says, or why it is refused (nothing about this node but its protocol versions). */
+  private checkHello(message: WireMessage): Hello | string {
+    if (message.type !== 'hello') return `expected a hello, got ${JSON.stringify(message.type)}`;
+    const { protocolVersion, minProtocolVersion, nodeId, clusterName, address, role } = message;
     if (!Number.isInteger(protocolVersion) || !Number.isInteger(minProtocolVersion)) return 'hello without protocol versions';
     const theirs = protocolVersion as number;
     const theirMin = minProtocolVersion as number;
@@ -258,16 +653,23 @@ export class Fabric {
     }
     if (!isNodeId(nodeId)) return 'hello with an invalid node id';
     if (typeof clusterName !== 'string' || Buffer.byteLength(clusterName) > MAX_CLUSTER_NAME_BYTES) return 'hello with an invalid cluster name';
-    if (clusterName !== this.options.clusterName) {
-      return `cluster name "${clusterName}" does not match this node's "${this.options.clusterName}"`;
+    if (role !== undefined && role !== 'admin') return 'hello with an invalid role';
+    const admin = role === 'admin';
+    if (!admin && (typeof address !== 'string' || !isAddress(address))) return 'hello with an invalid address';
+    let nonce: Buffer | undefined;
+    if (message.nonce !== undefined) {
+      nonce = wireBytes(message.nonce, HANDSHAKE_NONCE_BYTES);
+      if (nonce === undefined) return 'hello with an invalid nonce';
     }
-    if (nodeId === this.options.nodeId && address !== this.advertised) {
-      return `node id "${nodeId}" is already this node's (at ${this.advertised}); every node needs its own id`;
-    }
-    const admin = message.role === 'admin';
-    if (admin && this.adminHandler === undefined) return 'this node accepts no admin connections';
-    if (!admin && (typeof address !== 'string' || address.length > 300)) return 'hello with an invalid address';
-    return { nodeId, address: admin ? '' : (address as string), protocolVersion: negotiated, admin };
+    const identity: HelloIdentity = {
+      protocolVersion: theirs,
+      minProtocolVersion: theirMin,
+      nodeId,
+      clusterName,
+      address: admin ? '' : (address as string),
+      role: admin ? 'admin' : 'node',
+    };
+    return { identity, nonce, negotiated, acknowledge: message.acknowledge === true };
   }
 
   private dispatchAdmin(connection: Connection, message: WireMessage): void {
@@ -296,4 +698,18 @@ export class Fabric {
 /** Whether `value` is a valid node id: a non-empty string of at most MAX_NODE_ID_BYTES bytes. */
 export function isNodeId(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && Buffer.byteLength(value) <= MAX_NODE_ID_BYTES;
+}
+
+/** Longest "host:port" accepted from a peer. */
+const MAX_ADDRESS_LENGTH = 300;
+
+/** Whether `value` is a "host:port" address a peer may give (bounded length, parseable). */
+export function isAddress(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length > MAX_ADDRESS_LENGTH) return false;
+  try {
+    parseAddress(value);
+    return true;
+  } catch {
+    return false;
+  }
 }

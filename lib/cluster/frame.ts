@@ -2,13 +2,24 @@
  * Wire frames: a u32 big-endian body length, then a msgpackr body that decodes to a plain
  * object with a string `type` (docs/cluster.md, "Frames"). The decoder is incremental and
  * reports the first protocol violation as a FrameError; the caller closes the connection.
+ *
+ * On a connection authenticated by the cluster secret (without TLS) every frame after the
+ * handshake is sealed: its body is followed by a sequence number and an HMAC-SHA-256 tag under
+ * a key of that connection and direction (FrameSealer), so a frame cannot be forged, altered,
+ * replayed, reordered or moved to another connection.
  */
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { Packr } from 'msgpackr';
-import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './constants';
+import { FRAME_HEADER_BYTES, FRAME_SEQUENCE_BYTES, FRAME_TAG_BYTES, MAX_FRAME_BYTES } from './constants';
 import type { WireMessage } from './network';
 
 /** Plain msgpack: no record extension, no structure sharing, so frames are self-contained. */
 const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'bigint' } as ConstructorParameters<typeof Packr>[0]);
+
+/** Bytes a sealed frame adds to its body. */
+export const FRAME_SEAL_BYTES = FRAME_SEQUENCE_BYTES + FRAME_TAG_BYTES;
+/** Largest message body: a sealed frame of it still fits MAX_FRAME_BYTES. */
+export const MAX_BODY_BYTES = MAX_FRAME_BYTES - FRAME_SEAL_BYTES;
 
 /** A protocol violation found while decoding; the connection must be closed. */
 export class FrameError extends Error {
@@ -18,18 +29,28 @@ export class FrameError extends Error {
   }
 }
 
-/**
- * Encodes one message into a frame. Throws RangeError if the body exceeds MAX_FRAME_BYTES.
- */
-export function encodeFrame(message: WireMessage): Buffer {
+/** Encodes one message body. Throws RangeError if it exceeds MAX_BODY_BYTES (MAX_FRAME_BYTES less the seal). */
+export function encodeBody(message: WireMessage): Buffer {
   const body = packr.pack(message);
-  if (body.length > MAX_FRAME_BYTES) {
-    throw new RangeError(`cluster: message "${message.type}" is ${body.length} bytes, over MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
+  if (body.length > MAX_BODY_BYTES) {
+    throw new RangeError(`cluster: message "${message.type}" is ${body.length} bytes, over MAX_FRAME_BYTES (${MAX_FRAME_BYTES}) less the ${FRAME_SEAL_BYTES}-byte seal`);
   }
+  return body;
+}
+
+/** Prefixes a body with its length: the bytes that go on the wire. */
+export function frameOf(body: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
   frame.writeUInt32BE(body.length, 0);
   body.copy(frame, FRAME_HEADER_BYTES);
   return frame;
+}
+
+/**
+ * Encodes one message into a frame. Throws RangeError if the body exceeds MAX_BODY_BYTES.
+ */
+export function encodeFrame(message: WireMessage): Buffer {
+  return frameOf(encodeBody(message));
 }
 
 /** Decodes one frame body; throws FrameError if it is not a message object. */
@@ -51,18 +72,34 @@ export function decodeBody(body: Buffer): WireMessage {
 }
 
 /**
- * Incremental decoder: feed it chunks, it returns complete messages. After it throws once,
- * the stream is unusable (the connection must be closed).
+ * Incremental decoder: feed it chunks, it returns complete frame bodies (or messages). After
+ * it throws once, the stream is unusable (the connection must be closed).
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private bufferedBytes = 0;
+  /** Largest frame body this stream accepts now; raised once the connection is authenticated. */
+  maxFrameBytes: number;
+
+  constructor(maxFrameBytes = MAX_FRAME_BYTES) {
+    this.maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Bytes held for frames not complete yet. */
+  get pendingBytes(): number {
+    return this.bufferedBytes;
+  }
 
   /** Returns the messages completed by this chunk; throws FrameError on a violation. */
   push(chunk: Buffer): WireMessage[] {
+    return this.pushBodies(chunk).map(decodeBody);
+  }
+
+  /** Returns the frame bodies completed by this chunk, undecoded; throws FrameError on a bad length prefix. */
+  pushBodies(chunk: Buffer): Buffer[] {
     this.chunks.push(chunk);
     this.bufferedBytes += chunk.length;
-    const messages: WireMessage[] = [];
+    const bodies: Buffer[] = [];
     while (this.bufferedBytes >= FRAME_HEADER_BYTES) {
       const header = this.peek(FRAME_HEADER_BYTES);
       const bodyBytes = header.readUInt32BE(0);
@@ -70,11 +107,14 @@ export class FrameDecoder {
       if (bodyBytes > MAX_FRAME_BYTES) {
         throw new FrameError(`frame length ${bodyBytes} exceeds MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
       }
+      if (bodyBytes > this.maxFrameBytes) {
+        throw new FrameError(`frame length ${bodyBytes} exceeds the ${this.maxFrameBytes}-byte limit of this connection at this stage`);
+      }
       if (this.bufferedBytes < FRAME_HEADER_BYTES + bodyBytes) break;
       const frame = this.take(FRAME_HEADER_BYTES + bodyBytes);
-      messages.push(decodeBody(frame.subarray(FRAME_HEADER_BYTES)));
+      bodies.push(frame.subarray(FRAME_HEADER_BYTES));
     }
-    return messages;
+    return bodies;
   }
 
   private peek(bytes: number): Buffer {
@@ -91,4 +131,55 @@ export class FrameDecoder {
     this.bufferedBytes -= bytes;
     return taken;
   }
+}
+
+/**
+ * Seals and opens the frames of one authenticated connection (docs/cluster.md, "Security").
+ * A sealed body is `body | u64 sequence | tag`, the tag the first FRAME_TAG_BYTES of
+ * HMAC-SHA-256(direction key, sequence | body). Each direction has its own key, derived from
+ * the handshake, so a frame is valid only on its connection, in its direction, at its place.
+ *
+ * `ordering: 'stream'` (TCP) accepts only the next sequence number: a missing, repeated or
+ * reordered frame is an attack and closes the connection. `'datagram'` (the simulated network,
+ * which drops, duplicates and reorders on purpose) accepts any number above the last one and
+ * ignores older ones; a bad tag is still a violation.
+ */
+export class FrameSealer {
+  private sendSequence = 0n;
+  private receiveSequence = -1n;
+
+  constructor(private readonly sendKey: KeyObject, private readonly receiveKey: KeyObject, private readonly ordering: 'stream' | 'datagram') {}
+
+  /** The sealed body of `body`. */
+  seal(body: Buffer): Buffer {
+    const sealed = Buffer.allocUnsafe(body.length + FRAME_SEAL_BYTES);
+    body.copy(sealed, 0);
+    sealed.writeBigUInt64BE(this.sendSequence++, body.length);
+    tag(this.sendKey, sealed.subarray(body.length, body.length + FRAME_SEQUENCE_BYTES), body).copy(sealed, body.length + FRAME_SEQUENCE_BYTES);
+    return sealed;
+  }
+
+  /**
+   * The body inside `sealed`, or undefined for an old frame on a datagram connection.
+   * @throws FrameError for a bad tag, a short frame or (stream) an unexpected sequence number.
+   */
+  open(sealed: Buffer): Buffer | undefined {
+    if (sealed.length <= FRAME_SEAL_BYTES) throw new FrameError('sealed frame too short');
+    const bodyBytes = sealed.length - FRAME_SEAL_BYTES;
+    const body = sealed.subarray(0, bodyBytes);
+    const sequenceBytes = sealed.subarray(bodyBytes, bodyBytes + FRAME_SEQUENCE_BYTES);
+    const expected = tag(this.receiveKey, sequenceBytes, body);
+    if (!timingSafeEqual(expected, sealed.subarray(bodyBytes + FRAME_SEQUENCE_BYTES))) throw new FrameError('frame authentication failed');
+    const sequence = sequenceBytes.readBigUInt64BE(0);
+    if (this.ordering === 'stream' ? sequence !== this.receiveSequence + 1n : sequence <= this.receiveSequence) {
+      if (this.ordering === 'datagram') return undefined;
+      throw new FrameError(`frame out of sequence (${sequence} after ${this.receiveSequence})`);
+    }
+    this.receiveSequence = sequence;
+    return body;
+  }
+}
+
+function tag(key: KeyObject, sequence: Buffer, body: Buffer): Buffer {
+  return createHmac('sha256', key).update(sequence).update(body).digest().subarray(0, FRAME_TAG_BYTES);
 }
