@@ -549,7 +549,7 @@ export class Fabric {
       return;
     }
     if (hello.nonce === undefined) {
-      this.refuse(link, 'the peer did not authenticate (is cluster.secret set there?)', 'authentication required', true);
+      this.refuse(link, 'the peer did not authenticate (is cluster.secret set there?)', 'this node requires the cluster secret', true);
       return;
     }
     const binding = link.connection.tlsBinding;

@@ -92,29 +92,32 @@ export class FrameDecoder {
 
   /** Returns the messages completed by this chunk; throws FrameError on a violation. */
   push(chunk: Buffer): WireMessage[] {
-    return this.pushBodies(chunk).map(decodeBody);
+    this.append(chunk);
+    const messages: WireMessage[] = [];
+    for (let body = this.next(); body !== undefined; body = this.next()) messages.push(decodeBody(body));
+    return messages;
   }
 
-  /** Returns the frame bodies completed by this chunk, undecoded; throws FrameError on a bad length prefix. */
-  pushBodies(chunk: Buffer): Buffer[] {
+  /** Adds received bytes; take the frames they complete with next(). */
+  append(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.bufferedBytes += chunk.length;
-    const bodies: Buffer[] = [];
-    while (this.bufferedBytes >= FRAME_HEADER_BYTES) {
-      const header = this.peek(FRAME_HEADER_BYTES);
-      const bodyBytes = header.readUInt32BE(0);
-      if (bodyBytes === 0) throw new FrameError('empty frame');
-      if (bodyBytes > MAX_FRAME_BYTES) {
-        throw new FrameError(`frame length ${bodyBytes} exceeds MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
-      }
-      if (bodyBytes > this.maxFrameBytes) {
-        throw new FrameError(`frame length ${bodyBytes} exceeds the ${this.maxFrameBytes}-byte limit of this connection at this stage`);
-      }
-      if (this.bufferedBytes < FRAME_HEADER_BYTES + bodyBytes) break;
-      const frame = this.take(FRAME_HEADER_BYTES + bodyBytes);
-      bodies.push(frame.subarray(FRAME_HEADER_BYTES));
-    }
-    return bodies;
+  }
+
+  /**
+   * The next complete frame body, or undefined until more bytes arrive. One at a time, so a
+   * frame's length is checked against the limit in force once the frames before it were
+   * handled (a hello that authenticates raises it).
+   * @throws FrameError for an empty frame or a length over the limit.
+   */
+  next(): Buffer | undefined {
+    if (this.bufferedBytes < FRAME_HEADER_BYTES) return undefined;
+    const bodyBytes = this.peek(FRAME_HEADER_BYTES).readUInt32BE(0);
+    if (bodyBytes === 0) throw new FrameError('empty frame');
+    if (bodyBytes > MAX_FRAME_BYTES) throw new FrameError(`frame length ${bodyBytes} exceeds MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
+    if (bodyBytes > this.maxFrameBytes) throw new FrameError(`frame length ${bodyBytes} exceeds the ${this.maxFrameBytes}-byte limit of this connection at this stage`);
+    if (this.bufferedBytes < FRAME_HEADER_BYTES + bodyBytes) return undefined;
+    return this.take(FRAME_HEADER_BYTES + bodyBytes).subarray(FRAME_HEADER_BYTES);
   }
 
   private peek(bytes: number): Buffer {

@@ -151,22 +151,23 @@ class TcpConnection implements Connection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    let bodies: Buffer[];
-    try {
-      bodies = this.decoder.pushBodies(chunk);
-    } catch (error) {
-      this.violation((error as Error).message);
-      return;
+    this.decoder.append(chunk);
+    for (;;) {
+      let body: Buffer | undefined;
+      try {
+        body = this.decoder.next();
+      } catch (error) {
+        this.violation((error as Error).message);
+        return;
+      }
+      if (body === undefined) break;
+      if (this.handlers === undefined) this.pending.push(body);
+      else this.deliver(body);
+      if (this.closed) return;
     }
     if (this.budget !== undefined && !this.budget.update(this, this.decoder.pendingBytes)) {
       this.logger.warn(`cluster: closing connection with ${this.remoteAddress}: incomplete frames of all connections would exceed ${this.budget.limitBytes} bytes`);
       this.close('inbound buffer limit');
-      return;
-    }
-    for (const body of bodies) {
-      if (this.closed) return;
-      if (this.handlers === undefined) this.pending.push(body);
-      else this.deliver(body);
     }
   }
 
