@@ -310,6 +310,10 @@ export class Membership {
       this.options.send(from, { type: 'nack', ballot, promised: this.promised, reason: 'ballot' });
       return;
     }
+    // The principal asks for acceptance only after every member promised this very ballot, to
+    // a proposal it leads and that includes us: anything else is not a round we take part in
+    // (an accept out of nowhere would otherwise be adopted at the matching commit).
+    if (compareBallots(ballot, this.promised) !== 0 || proposal.succession[0] !== from || !proposal.succession.includes(this.options.selfId)) return;
     this.promised = ballot;
     this.accepted = { ballot, proposal };
     this.options.send(from, { type: 'accepted', ballot });
