@@ -139,7 +139,7 @@ export class FrameDecoder {
 /**
  * Seals and opens the frames of one authenticated connection (docs/cluster.md, "Security").
  * A sealed body is `body | u64 sequence | tag`, the tag the first FRAME_TAG_BYTES of
- * HMAC-SHA-256(direction key, sequence | body). Each direction has its own key, derived from
+ * HMAC-SHA-256(direction key, body | sequence). Each direction has its own key, derived from
  * the handshake, so a frame is valid only on its connection, in its direction, at its place.
  *
  * `ordering: 'stream'` (TCP) accepts only the next sequence number: a missing, repeated or
@@ -148,18 +148,26 @@ export class FrameDecoder {
  * ignores older ones; a bad tag is still a violation.
  */
 export class FrameSealer {
-  private sendSequence = 0n;
-  private receiveSequence = -1n;
+  private sendSequence = 0;
+  private receiveSequence = -1;
 
   constructor(private readonly sendKey: KeyObject, private readonly receiveKey: KeyObject, private readonly ordering: 'stream' | 'datagram') {}
 
   /** The sealed body of `body`. */
   seal(body: Buffer): Buffer {
-    const sealed = Buffer.allocUnsafe(body.length + FRAME_SEAL_BYTES);
-    body.copy(sealed, 0);
-    sealed.writeBigUInt64BE(this.sendSequence++, body.length);
-    tag(this.sendKey, sealed.subarray(body.length, body.length + FRAME_SEQUENCE_BYTES), body).copy(sealed, body.length + FRAME_SEQUENCE_BYTES);
-    return sealed;
+    return this.sealFrame(body).subarray(FRAME_HEADER_BYTES);
+  }
+
+  /** The whole frame (length prefix, body, sequence, tag) of `body`, built in one buffer. */
+  sealFrame(body: Buffer): Buffer {
+    const sealedBytes = body.length + FRAME_SEAL_BYTES;
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + sealedBytes);
+    frame.writeUInt32BE(sealedBytes, 0);
+    body.copy(frame, FRAME_HEADER_BYTES);
+    const sequenceEnd = FRAME_HEADER_BYTES + body.length + FRAME_SEQUENCE_BYTES;
+    writeSequence(frame, sequenceEnd - FRAME_SEQUENCE_BYTES, this.sendSequence++);
+    tag(this.sendKey, frame.subarray(FRAME_HEADER_BYTES, sequenceEnd)).copy(frame, sequenceEnd, 0, FRAME_TAG_BYTES);
+    return frame;
   }
 
   /**
@@ -168,21 +176,30 @@ export class FrameSealer {
    */
   open(sealed: Buffer): Buffer | undefined {
     if (sealed.length <= FRAME_SEAL_BYTES) throw new FrameError('sealed frame too short');
-    const bodyBytes = sealed.length - FRAME_SEAL_BYTES;
-    const body = sealed.subarray(0, bodyBytes);
-    const sequenceBytes = sealed.subarray(bodyBytes, bodyBytes + FRAME_SEQUENCE_BYTES);
-    const expected = tag(this.receiveKey, sequenceBytes, body);
-    if (!timingSafeEqual(expected, sealed.subarray(bodyBytes + FRAME_SEQUENCE_BYTES))) throw new FrameError('frame authentication failed');
-    const sequence = sequenceBytes.readBigUInt64BE(0);
-    if (this.ordering === 'stream' ? sequence !== this.receiveSequence + 1n : sequence <= this.receiveSequence) {
+    const sequenceEnd = sealed.length - FRAME_TAG_BYTES;
+    const expected = tag(this.receiveKey, sealed.subarray(0, sequenceEnd));
+    if (!timingSafeEqual(expected.subarray(0, FRAME_TAG_BYTES), sealed.subarray(sequenceEnd))) throw new FrameError('frame authentication failed');
+    const sequence = readSequence(sealed, sequenceEnd - FRAME_SEQUENCE_BYTES);
+    if (this.ordering === 'stream' ? sequence !== this.receiveSequence + 1 : sequence <= this.receiveSequence) {
       if (this.ordering === 'datagram') return undefined;
       throw new FrameError(`frame out of sequence (${sequence} after ${this.receiveSequence})`);
     }
     this.receiveSequence = sequence;
-    return body;
+    return sealed.subarray(0, sequenceEnd - FRAME_SEQUENCE_BYTES);
   }
 }
 
-function tag(key: KeyObject, sequence: Buffer, body: Buffer): Buffer {
-  return createHmac('sha256', key).update(sequence).update(body).digest().subarray(0, FRAME_TAG_BYTES);
+/** HMAC-SHA-256 of `bytes` (body and sequence, contiguous: one update). */
+function tag(key: KeyObject, bytes: Buffer): Buffer {
+  return createHmac('sha256', key).update(bytes).digest();
+}
+
+/** Sequence numbers are u64 on the wire; a connection sends fewer than 2^53 frames, so a Number holds them exactly. */
+function writeSequence(buffer: Buffer, offset: number, sequence: number): void {
+  buffer.writeUInt32BE(Math.floor(sequence / 2 ** 32), offset);
+  buffer.writeUInt32BE(sequence % 2 ** 32, offset + 4);
+}
+
+function readSequence(buffer: Buffer, offset: number): number {
+  return buffer.readUInt32BE(offset) * 2 ** 32 + buffer.readUInt32BE(offset + 4);
 }

@@ -456,7 +456,7 @@ export class SimEndpoint implements Connection {
 
   sendBody(body: Buffer): boolean {
     if (this.closed) return false;
-    this.network.transmit(this, frameOf(this.sealer === undefined ? body : this.sealer.seal(body)));
+    this.network.transmit(this, this.sealer === undefined ? frameOf(body) : this.sealer.sealFrame(body));
     return true;
   }
 

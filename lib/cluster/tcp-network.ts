@@ -110,7 +110,7 @@ class TcpConnection implements Connection {
 
   sendBody(body: Buffer): boolean {
     if (this.closed) return false;
-    const frame = frameOf(this.sealer === undefined ? body : this.sealer.seal(body));
+    const frame = this.sealer === undefined ? frameOf(body) : this.sealer.sealFrame(body);
     if (this.socket.writableLength + frame.length > MAX_CONNECTION_BUFFERED_BYTES) {
       this.close(`outbound buffer over ${MAX_CONNECTION_BUFFERED_BYTES} bytes (peer not reading)`);
       return false;
