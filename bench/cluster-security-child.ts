@@ -2,8 +2,10 @@
  * One node of the cluster-security benchmark (bench/cluster-security.ts): a Db in cluster mode
  * with one memory namespace, configured from argv[2] (JSON: nodeId, dataDir, seeds, and the
  * security options). Prints `{ ready, address }`, then answers JSON-line commands on stdin:
- * `{ op: 'state' }` and `{ op: 'measure', count }`, which times `count` sequential puts, then
- * gets, of keys another node masters (one proxy hop each) and answers the latencies in µs.
+ * `{ op: 'state' }`, `{ op: 'cpu' }` (this process's CPU time so far, µs) and
+ * `{ op: 'measure', count, operation }`, which times `count` sequential puts of fresh keys
+ * another node masters (one proxy hop each), or gets of the keys last put, and answers the
+ * latencies in µs.
  */
 import * as readline from 'node:readline';
 import type { ClusterNode } from '../lib/cluster/index';
@@ -30,6 +32,7 @@ async function main(): Promise<void> {
   // The benchmark needs to know which keys another node masters: the Db's node, not its public facade.
   const node = (db as unknown as { clusterNode: ClusterNode }).clusterNode;
   let next = 0;
+  let lastKeys: { ns: string; set: string; key: string }[] = [];
   const remoteKeys = (count: number) => {
     const keys: { ns: string; set: string; key: string }[] = [];
     while (keys.length < count) {
@@ -40,21 +43,20 @@ async function main(): Promise<void> {
   };
   const commands: Record<string, (command: Record<string, unknown>) => Promise<unknown>> = {
     state: async () => ({ ...db.cluster!.state(), settled: node.migrationsSettledClusterWide() }),
+    cpu: async () => {
+      const usage = process.cpuUsage();
+      return usage.user + usage.system;
+    },
     measure: async (command) => {
-      const keys = remoteKeys(command.count as number);
-      const put: number[] = [];
-      const get: number[] = [];
-      for (const key of keys) {
+      if (command.operation === 'put') lastKeys = remoteKeys(command.count as number);
+      const latencies: number[] = [];
+      for (const key of lastKeys) {
         const started = process.hrtime.bigint();
-        await db.put(key, { v: 1, text: 'a value of about sixty bytes, as a small record has' });
-        put.push(Number(process.hrtime.bigint() - started) / 1e3);
+        if (command.operation === 'put') await db.put(key, { v: 1, text: 'a value of about sixty bytes, as a small record has' });
+        else await db.get(key);
+        latencies.push(Number(process.hrtime.bigint() - started) / 1e3);
       }
-      for (const key of keys) {
-        const started = process.hrtime.bigint();
-        await db.get(key);
-        get.push(Number(process.hrtime.bigint() - started) / 1e3);
-      }
-      return { put, get };
+      return latencies;
     },
     close: async () => {
       await db.close();

@@ -8,6 +8,8 @@
  *
  * Each node is a child process (bench/cluster-security-child.ts) embedding the whole Db.
  * Rounds alternate between the clusters so a change in machine load falls on all three alike.
+ * Besides latency it reports the CPU time both nodes spent per operation, which a busy
+ * machine disturbs far less than latency.
  * BENCH_SECURITY_OPS (default 2,000) operations of each kind per round, BENCH_SECURITY_ROUNDS
  * (default 5) rounds. The TLS certificates are the test ones (test/fixtures/tls).
  */
@@ -64,6 +66,8 @@ interface Mode {
   nodes: BenchNode[];
   put: number[];
   get: number[];
+  /** CPU µs both nodes spent on all the puts, and on all the gets. */
+  cpu: { put: number; get: number };
 }
 
 function percentile(sorted: number[], q: number): number {
@@ -89,21 +93,24 @@ async function startPair(mode: Mode, dataDir: string): Promise<void> {
 export async function runClusterSecurityBench(): Promise<boolean> {
   const tls = { key: fs.readFileSync(path.join(TLS_DIRECTORY, 'node.key'), 'utf8'), cert: fs.readFileSync(path.join(TLS_DIRECTORY, 'node.pem'), 'utf8'), ca: fs.readFileSync(path.join(TLS_DIRECTORY, 'ca.pem'), 'utf8') };
   const modes: Mode[] = [
-    { name: 'unauthenticated', cluster: {}, nodes: [], put: [], get: [] },
-    { name: 'secret', cluster: { secret: SECRET }, nodes: [], put: [], get: [] },
-    { name: 'secret+tls', cluster: { secret: SECRET, tls }, nodes: [], put: [], get: [] },
+    { name: 'unauthenticated', cluster: {}, nodes: [], put: [], get: [], cpu: { put: 0, get: 0 } },
+    { name: 'secret', cluster: { secret: SECRET }, nodes: [], put: [], get: [], cpu: { put: 0, get: 0 } },
+    { name: 'secret+tls', cluster: { secret: SECRET, tls }, nodes: [], put: [], get: [], cpu: { put: 0, get: 0 } },
   ];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-security-'));
   process.stdout.write(`\nCluster security cost: put and get through one proxy hop, 2 nodes per cluster, ${ROUNDS} rounds x ${OPS} operations of each\n`);
   try {
     for (const mode of modes) await startPair(mode, dataDir);
+    const cpu = async (mode: Mode) => (await Promise.all(mode.nodes.map((node) => node.command<number>('cpu')))).reduce((a, b) => a + b, 0);
     // A warm-up round on each, not counted (JIT, first connections).
-    for (const mode of modes) await mode.nodes[0]!.command('measure', { count: Math.min(OPS, 500) });
+    for (const mode of modes) for (const operation of ['put', 'get']) await mode.nodes[0]!.command('measure', { count: Math.min(OPS, 500), operation });
     for (let round = 0; round < ROUNDS; round++) {
       for (const mode of round % 2 === 0 ? modes : [...modes].reverse()) {
-        const { put, get } = await mode.nodes[0]!.command<{ put: number[]; get: number[] }>('measure', { count: OPS });
-        mode.put.push(...put);
-        mode.get.push(...get);
+        for (const operation of ['put', 'get'] as const) {
+          const before = await cpu(mode);
+          mode[operation].push(...(await mode.nodes[0]!.command<number[]>('measure', { count: OPS, operation })));
+          mode.cpu[operation] += (await cpu(mode)) - before;
+        }
       }
     }
     const base = modes[0]!;
@@ -118,11 +125,14 @@ export async function runClusterSecurityBench(): Promise<boolean> {
       for (const mode of modes) {
         const figures = summary(mode[operation]);
         const ratio = figures.p50 / reference.p50;
+        const cpuPerOperation = mode.cpu[operation] / mode[operation].length;
+        const cpuRatio = cpuPerOperation / (base.cpu[operation] / base[operation].length);
         const target = targets[mode.name];
         const verdict = target === undefined ? '' : ratio <= target ? `   MET (target <= ${target.toFixed(2)})` : `   NOT MET (target <= ${target.toFixed(2)})`;
         if (target !== undefined && ratio > target) met = false;
         process.stdout.write(
-          `  ${operation} ${mode.name.padEnd(16)} p50 ${figures.p50.toFixed(1).padStart(7)} µs   p99 ${figures.p99.toFixed(1).padStart(8)} µs   p50 x${ratio.toFixed(3)}  p99 x${(figures.p99 / reference.p99).toFixed(3)}${verdict}\n`,
+          `  ${operation} ${mode.name.padEnd(16)} p50 ${figures.p50.toFixed(1).padStart(7)} µs   p99 ${figures.p99.toFixed(1).padStart(8)} µs   ` +
+            `cpu ${cpuPerOperation.toFixed(1).padStart(6)} µs/op   p50 x${ratio.toFixed(3)}  p99 x${(figures.p99 / reference.p99).toFixed(3)}  cpu x${cpuRatio.toFixed(3)}${verdict}\n`,
         );
       }
     }

@@ -127,12 +127,12 @@ function readTls(args: Arguments): TlsSettings | undefined {
 /** What to tell an operator whose connection failed, with the option that would fix it. */
 function explain(error: Error, args: Arguments, secret: Buffer | undefined): Error {
   const message = error.message;
+  const tls = args.tlsFiles.ca !== undefined;
   if (/requires the cluster secret/.test(message)) {
-    return new Error(`${args.address} requires the cluster secret: pass --secret-file FILE or set ${SECRET_ENVIRONMENT_VARIABLE}`);
+    return new Error(`${args.address} requires the cluster secret: pass --secret-file FILE or set ${SECRET_ENVIRONMENT_VARIABLE}${tls ? '' : ' (and --tls-ca, --tls-cert, --tls-key if the cluster runs TLS)'}`);
   }
-  if (secret !== undefined && /authentication failed/.test(message)) return new Error(`${args.address} did not accept this secret (authentication failed)`);
-  if (args.tlsFiles.ca === undefined && /cannot reach .*(closed by peer|ECONNRESET)/.test(message)) {
-    return new Error(`${message} (if the cluster runs TLS, pass --tls-ca, --tls-cert and --tls-key)`);
+  if (secret !== undefined && /authentication failed|TLS handshake .* failed|did not prove|failed to prove/.test(message)) {
+    return new Error(`${args.address} did not accept this secret${tls ? ' or these certificates' : ' (or the cluster runs TLS with certificates: --tls-ca, --tls-cert, --tls-key)'}: ${message}`);
   }
   return error;
 }

@@ -5,11 +5,12 @@
  * the safe default for listeners beyond loopback, refusals that reveal nothing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClusterSecrets } from '../lib/cluster/auth';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { ClusterSecrets, pskKeys } from '../lib/cluster/auth';
 import { ClusterNode } from '../lib/cluster/cluster';
 import { AUTH_FAILURE_LOG_LIMIT, HANDSHAKE_NONCE_BYTES, MAX_UNAUTHENTICATED_PER_HOST, PARTITION_COUNT } from '../lib/cluster/constants';
-import { FrameError, FrameSealer } from '../lib/cluster/frame';
-import { createSecretKey, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { heartbeatProblem } from '../lib/cluster/heartbeat';
 import type { WireMessage } from '../lib/cluster/network';
 import { isLoopbackHost } from '../lib/cluster/network';
@@ -91,11 +92,11 @@ describe('cluster.secret: who joins', () => {
       expect(outsider.node.fabric.counters.messagesIn).toBe(0);
       expect(recordCount(outsider.store)).toBe(0);
     }
+    // Both outsiders fail in the TLS handshake (the secret's pre-shared key), logged on both sides.
     expect(a.node.fabric.counters.authenticationFailures).toBeGreaterThan(0);
-    expect(warnings(a.logger).some((m) => m.includes('wrong cluster secret'))).toBe(true);
-    expect(warnings(a.logger).some((m) => m.includes('did not authenticate'))).toBe(true);
-    expect(warnings(wrong.logger).some((m) => m.includes('refused our handshake: authentication failed'))).toBe(true);
-    expect(warnings(none.logger).some((m) => m.includes('requires the cluster secret'))).toBe(true);
+    expect(warnings(a.logger).some((m) => m.includes('TLS handshake with') && m.includes('no cluster secret there, or another one?'))).toBe(true);
+    expect(warnings(wrong.logger).some((m) => m.includes('TLS handshake with'))).toBe(true);
+    expect(warnings(none.logger).some((m) => m.includes('closed the connection during the handshake: it may require the cluster secret'))).toBe(true);
 
     const c = await startTcpNode('v-c', [a.node.address], { secret: SECRET });
     expect(await until(() => agree([a.node, b.node, c.node], ['v-a', 'v-b', 'v-c']), 10_000)).toBe(true);
@@ -150,24 +151,19 @@ describe('cluster.tls', () => {
 });
 
 describe('an outsider without the secret', () => {
-  it('gets nothing from a made-up hello, a replayed or forged proof, and none of the old attacks lands', async () => {
+  it('gets nothing from a made-up hello or forged proof, and none of the old attacks lands: the port speaks only TLS with the secret\'s key', async () => {
     const { a, b } = await securedPair(20);
     const key = a.node.view.clusterKey;
-    // A hello without authentication: refused, nothing else.
     const bare = new RawPeer(a.node.address);
     bare.send(helloMessage({ nodeId: 'v-b' }));
     for (const frame of attackFrames(a.node.address)) bare.send(frame);
-    expect(await until(() => bare.closed, 6_000)).toBe(true);
-    expect(bare.types()).toEqual(['hello-reject']);
-    // A hello with a nonce: a challenge, then a forged proof is refused.
     const forged = new RawPeer(b.node.address);
     forged.send(helloMessage({ nodeId: 'v-a', nonce: randomBytes(HANDSHAKE_NONCE_BYTES) }));
-    expect(await until(() => forged.received.length > 0, 5_000)).toBe(true);
     forged.send({ type: 'hello-proof', proofs: [randomBytes(32)] });
     for (const frame of attackFrames(b.node.address)) forged.send(frame);
-    expect(await until(() => forged.closed, 6_000)).toBe(true);
-    expect(forged.types()).toEqual(['hello-challenge', 'hello-reject']);
-    expect(String(forged.received[1]!.reason)).toBe('authentication failed');
+    expect(await until(() => bare.closed && forged.closed, 6_000)).toBe(true);
+    expect(bare.received).toEqual([]);
+    expect(forged.received).toEqual([]);
 
     await sleep(300);
     expect(await intact(a.node, 20)).toBe(true);
@@ -175,13 +171,37 @@ describe('an outsider without the secret', () => {
     expect(recordCount(a.store) + recordCount(b.store)).toBe(40);
     expect(a.node.view.clusterKey).toBe(key);
     expect(agree([a.node, b.node], ['v-a', 'v-b'])).toBe(true);
+    expect(a.node.fabric.counters.authenticationFailures + b.node.fabric.counters.authenticationFailures).toBeGreaterThanOrEqual(2);
+    expect(warnings(a.logger).some((m) => m.includes('TLS handshake with') && m.includes('wrong version number'))).toBe(true);
   });
 
-  it('a recorded handshake replayed on a new connection is refused (fresh nonces on both sides)', async () => {
+  it('with cluster.tls, a holder of a CA certificate without the secret gets a challenge and a refusal, nothing more, and no old attack lands', async () => {
+    const tlsSettings = testTls();
+    const { a } = await securedPair(20, { tls: tlsSettings });
+    const bare = new RawPeer(a.node.address, tlsSettings);
+    await bare.connected;
+    bare.send(helloMessage({ nodeId: 'v-b' }));
+    for (const frame of attackFrames(a.node.address)) bare.send(frame);
+    const forged = new RawPeer(a.node.address, tlsSettings);
+    await forged.connected;
+    forged.send(helloMessage({ nodeId: 'v-b', nonce: randomBytes(HANDSHAKE_NONCE_BYTES) }));
+    expect(await until(() => forged.received.length > 0, 5_000)).toBe(true);
+    forged.send({ type: 'hello-proof', proofs: [randomBytes(32)] });
+    for (const frame of attackFrames(a.node.address)) forged.send(frame);
+    expect(await until(() => bare.closed && forged.closed, 6_000)).toBe(true);
+    expect(bare.types()).toEqual(['hello-reject']);
+    expect(String(bare.received[0]!.reason)).toBe('this node requires the cluster secret');
+    expect(forged.types()).toEqual(['hello-challenge', 'hello-reject']);
+    expect(String(forged.received[1]!.reason)).toBe('authentication failed');
+    expect(warnings(a.logger).some((m) => m.includes('wrong cluster secret'))).toBe(true);
+    await sleep(300);
+    expect(await intact(a.node, 20)).toBe(true);
+  });
+
+  it('a recorded handshake replayed on a new connection is refused (fresh randoms and nonces on both sides)', async () => {
     const { a } = await securedPair();
-    // Record what a real client (the admin client, with the secret) sends through a relay.
+    // Record what a real client (the admin client, with the secret) sends, through a relay.
     const recorded: Buffer[] = [];
-    const net = await import('node:net');
     const relay = net.createServer((client) => {
       const [host, port] = [a.node.address.slice(0, a.node.address.lastIndexOf(':')), Number(a.node.address.slice(a.node.address.lastIndexOf(':') + 1))];
       const server = net.connect({ host, port });
@@ -195,38 +215,66 @@ describe('an outsider without the secret', () => {
       client.on('close', () => server.destroy());
     });
     await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', () => resolve()));
-    const relayAddress = `127.0.0.1:${(relay.address() as import('node:net').AddressInfo).port}`;
+    const relayAddress = `127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
     const admin = await AdminClient.connect(relayAddress, { secret: SECRET });
     expect(((await admin.request('admin-state')) as { nodeId: string }).nodeId).toBe('v-a');
     admin.close();
     relay.close();
     const bytes = Buffer.concat(recorded);
     expect(bytes.length).toBeGreaterThan(0);
-
+    const failures = a.node.fabric.counters.authenticationFailures;
     const replay = new RawPeer(a.node.address);
     await replay.connected;
     replay.write(bytes);
     expect(await until(() => replay.closed, 6_000)).toBe(true);
-    expect(replay.types()).toEqual(['hello-challenge', 'hello-reject']);
-    expect(a.node.fabric.counters.authenticationFailures).toBeGreaterThanOrEqual(1);
+    expect(replay.received).toEqual([]);
+    expect(await until(() => a.node.fabric.counters.authenticationFailures > failures, 2_000)).toBe(true);
   });
 
-  it('a node that dials an address not holding the secret sends it nothing but its hello (a stale seed, or an adjacency list)', async () => {
+  it('with cluster.tls, a certificate holder without the secret cannot relay a client\'s handshake to a node (proofs are bound to the TLS session), nor replay it', async () => {
+    const tlsSettings = testTls();
+    const { a } = await securedPair(0, { tls: tlsSettings });
+    // A man in the middle with a certificate of the cluster CA: TLS to the client, TLS to the node, frames relayed in clear between them.
+    const recorded: Buffer[] = [];
+    const middle = tls.createServer({ key: tlsSettings.key, cert: tlsSettings.cert, ca: tlsSettings.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (client) => {
+      const upstream = new RawPeer(a.node.address, tlsSettings);
+      client.on('data', (chunk) => {
+        recorded.push(chunk);
+        upstream.write(chunk);
+      });
+      upstream.socket.on('data', (chunk) => client.write(chunk));
+      client.on('error', () => upstream.socket.destroy());
+      upstream.socket.on('close', () => client.destroy());
+      client.on('close', () => upstream.socket.destroy());
+    });
+    await new Promise<void>((resolve) => middle.listen(0, '127.0.0.1', () => resolve()));
+    const middleAddress = `127.0.0.1:${(middle.address() as net.AddressInfo).port}`;
+    await expect(AdminClient.connect(middleAddress, { secret: SECRET, tls: tlsSettings })).rejects.toThrow(/authentication failed/);
+    middle.close();
+    expect(warnings(a.logger).some((m) => m.includes('wrong cluster secret'))).toBe(true);
+    // Replaying what the client sent, on a connection of one's own, meets a fresh challenge.
+    const replay = new RawPeer(a.node.address, tlsSettings);
+    await replay.connected;
+    replay.write(Buffer.concat(recorded));
+    expect(await until(() => replay.closed, 6_000)).toBe(true);
+    expect(replay.types()).toEqual(['hello-challenge', 'hello-reject']);
+  });
+
+  it('a node that dials an address not holding the secret sends it no frame at all (a stale seed, or an adjacency list)', async () => {
     const fake = await fakeNode('fake');
     const { a, b } = await securedPair(0);
-    // A seed that points at the fake: the node proves nothing and sends nothing there.
+    // A seed that points at the fake: the node offers TLS with the secret's key, and sends nothing else there.
     const c = await startTcpNode('v-c', [a.node.address, fake.address], { secret: SECRET });
-    // An outsider's heartbeat advertising the fake in its adjacency list is refused before it is read.
+    // An outsider's heartbeat advertising the fake in its adjacency list is never read.
     const outsider = new RawPeer(b.node.address);
     outsider.send(helloMessage({ nodeId: 'evil' }));
     outsider.send({ type: 'heartbeat', address: fake.address, adjacency: [['fake', fake.address]], clusterKey: 'k' });
     expect(await until(() => agree([a.node, b.node, c.node], ['v-a', 'v-b', 'v-c']), 10_000)).toBe(true);
     await sleep(500);
-    expect(fake.received.map((m) => m.type).every((type) => type === 'hello')).toBe(true);
-    expect(fake.connections).toBeLessThanOrEqual(fake.received.length + 1);
-    // Only c was told to dial the fake (its own seed); a and b never did.
+    expect(fake.bytes).toBeGreaterThan(0); // TLS ClientHellos
+    expect(fake.received).toEqual([]);
     expect(b.node.fabric.addressOf('fake')).toBeUndefined();
-    expect(warnings(c.logger).some((m) => m.includes('answered without proving the cluster secret'))).toBe(true);
+    expect(a.node.fabric.addressOf('fake')).toBeUndefined();
   });
 
   it('2,000 idle connections: at most the per-host cap is held, and peers and admin clients still get in', async () => {
@@ -261,7 +309,15 @@ describe('an outsider without the secret', () => {
       peer.write(chunk);
     }
     expect(await until(() => early.every((peer) => peer.closed), 5_000)).toBe(true);
-    expect(warnings(a.logger).some((m) => m.includes('limit of this connection at this stage'))).toBe(true);
+    expect(warnings(a.logger).some((m) => m.includes('TLS handshake with'))).toBe(true);
+    // Without TLS in front (a plain listener), the frame limit before the handshake does the same.
+    const plain = await startTcpNode('plain');
+    const big = new RawPeer(plain.node.address);
+    await big.connected;
+    big.write(prefix);
+    big.write(chunk);
+    expect(await until(() => big.closed, 5_000)).toBe(true);
+    expect(warnings(plain.logger).some((m) => m.includes('limit of this connection at this stage'))).toBe(true);
 
     // Without a secret (loopback) a plain hello authenticates; big partial frames then meet the shared budget.
     const open = await startTcpNode('open', [], { heartbeatIntervalMs: 100, heartbeatTimeout: 50 });
@@ -346,33 +402,16 @@ describe('safe defaults', () => {
   });
 });
 
-describe('sealed frames', () => {
-  const keys = () => [createSecretKey(randomBytes(32)), createSecretKey(randomBytes(32))] as const;
-
-  it('open what the other end sealed, in order; refuse an altered, replayed, reordered or foreign frame', () => {
-    const [up, down] = keys();
-    const sender = new FrameSealer(up, down, 'stream');
-    const receiver = new FrameSealer(down, up, 'stream');
-    const first = sender.seal(Buffer.from('first'));
-    const second = sender.seal(Buffer.from('second'));
-    expect(receiver.open(first)!.toString()).toBe('first');
-    expect(() => receiver.open(first)).toThrow(/out of sequence/); // replayed
-    const altered = Buffer.from(second);
-    altered[0] ^= 1;
-    expect(() => new FrameSealer(down, up, 'stream').open(altered)).toThrow(/authentication failed/);
-    expect(receiver.open(second)!.toString()).toBe('second');
-    const third = sender.seal(Buffer.from('third'));
-    const fourth = sender.seal(Buffer.from('fourth'));
-    expect(() => new FrameSealer(down, up, 'stream').open(fourth)).toThrow(/out of sequence/); // reordered / dropped
-    expect(receiver.open(third)!.toString()).toBe('third');
-    const [otherUp, otherDown] = keys();
-    expect(() => new FrameSealer(otherDown, otherUp, 'stream').open(sender.seal(Buffer.from('x')))).toThrow(FrameError); // another connection's keys
-    // Datagram ordering (the simulator): a gap is fine, an older frame is dropped, a bad tag still throws.
-    const datagram = new FrameSealer(down, up, 'datagram');
-    const later = sender.seal(Buffer.from('later'));
-    expect(datagram.open(later)!.toString()).toBe('later');
-    expect(datagram.open(fourth)).toBeUndefined();
-    expect(() => datagram.open(altered)).toThrow(FrameError);
+describe('fields from peers', () => {
+  it('the secret\'s TLS keys: derived, named without revealing them, and every accepted one fits a listener\'s hint', async () => {
+    const keys = await new ClusterSecrets(SECRET, [OTHER_SECRET, 'a third secret, rolled in', 'a fourth secret, rolled in', 'a fifth secret, rolled in!']).keys();
+    const psk = pskKeys(keys);
+    expect(psk.keys).toHaveLength(5);
+    expect(new Set(psk.keys.map((k) => k.identity)).size).toBe(5);
+    expect(psk.keys.map((k) => k.identity).join(',').length).toBeLessThanOrEqual(128);
+    expect(psk.keys[0]!.identity).toBe(pskKeys(await new ClusterSecrets(SECRET).keys()).keys[0]!.identity);
+    expect(psk.keys[0]!.key.equals(keys.own)).toBe(false);
+    expect(psk.keys[0]!.identity).not.toContain(Buffer.from(SECRET).toString('hex').slice(0, 8));
   });
 
   it('heartbeat fields are validated with the API\'s bounds; a malformed heartbeat is ignored whole', () => {
@@ -396,7 +435,7 @@ describe('sealed frames', () => {
 });
 
 describe('simulated network with a secret', () => {
-  it('five nodes with sealed frames over a lossy, duplicating, reordering network converge, keep every acknowledged write, and admit no node without the secret', async () => {
+  it('five nodes with a secret (the handshake, and pre-shared keys deciding who connects) over a lossy, duplicating, reordering network converge, keep every acknowledged write, and admit no node with another secret', async () => {
     const sim = new SimCluster({ seed: 13, network: { minDelayMs: 1, maxDelayMs: 10, lossRate: 0.02, duplicateRate: 0.01, reorderRate: 0.01 } });
     const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
     for (const id of ids) await sim.addNode(id, ['n1:7000'], { secret: SECRET });

@@ -1,7 +1,7 @@
 /**
- * Cluster authentication (docs/cluster.md, "Security"): the shared secret, the challenge-
- * response handshake that proves it in both directions without sending it, and the session
- * keys that seal every later frame of the connection (frame.ts, FrameSealer).
+ * Cluster authentication (docs/cluster.md, "Security"): the shared secret, the TLS pre-shared
+ * keys derived from it, and the challenge-response handshake that proves it in both
+ * directions without sending it, bound to the connection's TLS session.
  *
  * The handshake, on a connection from a connector to an acceptor:
  *
@@ -10,19 +10,21 @@
  *   connector -> hello-proof     { proofs: [HMAC(K, "connector" | T) for each secret K it has] }
  *   acceptor  -> hello-ack       { nodeId, protocolVersion: v, proof: HMAC(K, "acceptor" | T | nodeId), acknowledges }
  *
- * T hashes every field of the hello, both nonces, the negotiated version and, over TLS, keying
- * material exported from the TLS session. Both nonces are fresh, so a recorded handshake proves
- * nothing on another connection; the connector proves first, so an outsider who connects learns
- * nothing derived from the secret. Keys K are derived from each secret with scrypt, so a
- * recorded proof does not make guessing a weak secret cheap. Every later frame carries an
- * HMAC under a per-direction key derived from K and T (without TLS; TLS protects its frames
- * itself and the exported material ties the proofs to that TLS session).
+ * T hashes every field of the hello, both nonces, the negotiated version and keying material
+ * exported from the connection's TLS session. Both nonces are fresh, so a recorded handshake
+ * proves nothing on another connection; the connector proves first, so an outsider who
+ * connects learns nothing derived from the secret. Keys K are derived from each secret with
+ * scrypt, so a recorded proof does not make guessing a weak secret cheap.
+ *
+ * The connection itself runs over TLS: with `cluster.tls`, TLS 1.3 with certificates; with the
+ * secret alone, TLS-PSK with a key derived from K (`pskKeys`), so whoever lacks the secret does
+ * not get past the TLS handshake, and TLS (OpenSSL) protects every frame after it. The
+ * simulated network has no TLS: there the handshake runs alone (it models faults, not attackers).
  */
-import { createHash, createHmac, createSecretKey, scrypt, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, scrypt, timingSafeEqual } from 'node:crypto';
 import { inspect } from 'node:util';
 import { HANDSHAKE_NONCE_BYTES, MAX_ACCEPTED_SECRETS, MAX_NODE_ID_BYTES, MAX_SECRET_BYTES, MIN_SECRET_LENGTH } from './constants';
-import { FrameSealer } from './frame';
-import type { Connection, WireMessage } from './network';
+import type { Connection, PskSettings, WireMessage } from './network';
 import type { Random } from './seams';
 
 /** scrypt cost of deriving a key from a secret: about 70 ms and 16 MiB once per secret per process. */
@@ -77,6 +79,15 @@ export class ClusterSecrets {
 export interface HandshakeKeys {
   own: Buffer;
   accepted: Buffer[];
+}
+
+/**
+ * The TLS-PSK keys of `keys`, own first: each a 32-byte key HMAC(K, "tls-psk") and an identity
+ * of 16 hex characters HMAC(K, "tls-psk-identity") (naming a key without revealing it; its
+ * 128-character limit leaves room for every accepted key in a listener's hint).
+ */
+export function pskKeys(keys: HandshakeKeys): PskSettings {
+  return { keys: keys.accepted.map((key) => ({ identity: mac(key, 'tls-psk-identity').toString('hex', 0, 8), key: mac(key, 'tls-psk') })) };
 }
 
 function secretBytes(value: unknown, name: string): Buffer {
@@ -177,14 +188,6 @@ export function matchAcceptorProof(keys: HandshakeKeys, transcript: Buffer, acce
   return keys.accepted.find((key) => timingSafeEqual(offered, acceptorProof(key, transcript, acceptorNodeId)));
 }
 
-/** The sealer of one end of an authenticated connection: per-direction keys derived from K and T. */
-export function sessionSealer(key: Buffer, transcript: Buffer, acceptorNodeId: string, side: 'connector' | 'acceptor', delivery: Connection['delivery']): FrameSealer {
-  const session = createHash('sha256').update(transcript).update(JSON.stringify(acceptorNodeId)).digest();
-  const toAcceptor: KeyObject = createSecretKey(mac(key, 'connector-to-acceptor', session));
-  const toConnector: KeyObject = createSecretKey(mac(key, 'acceptor-to-connector', session));
-  return side === 'connector' ? new FrameSealer(toAcceptor, toConnector, delivery) : new FrameSealer(toConnector, toAcceptor, delivery);
-}
-
 /** How a connector's handshake ended. */
 export type HandshakeOutcome =
   | { kind: 'pending' }
@@ -195,6 +198,7 @@ export type HandshakeOutcome =
  * The connector's side of the handshake, shared by the fabric's outbound links and the
  * admin client. Without keys it sends a plain hello and takes the hello-ack (loopback
  * clusters without a secret); with keys it proves them and requires the acceptor's proof.
+ * `tls`: the connection runs over TLS, so the proofs must be bound to its session.
  */
 export class ConnectorHandshake {
   private state: 'hello' | 'proof' | 'done' = 'hello';
@@ -257,7 +261,6 @@ export class ConnectorHandshake {
     if (this.keys !== undefined) {
       const key = matchAcceptorProof(this.keys, this.transcript!, nodeId, message.proof);
       if (key === undefined) return this.fail('it failed to prove the cluster secret', false);
-      if (this.connection.tlsBinding === undefined) this.connection.seal(sessionSealer(key, this.transcript!, nodeId, 'connector', this.connection.delivery));
     }
     this.state = 'done';
     return { kind: 'ready', nodeId, protocolVersion: message.protocolVersion as number, acknowledges: message.acknowledges === true };

@@ -62,10 +62,6 @@ export const MAX_SECRET_BYTES = 1024;
 export const MAX_ACCEPTED_SECRETS = 4;
 /** Bytes of each handshake nonce. */
 export const HANDSHAKE_NONCE_BYTES = 32;
-/** Bytes of the HMAC-SHA-256 tag appended to every frame of a connection authenticated by a secret (half the digest, RFC 2104 section 5). */
-export const FRAME_TAG_BYTES = 16;
-/** Bytes of the sequence number in front of each tag. */
-export const FRAME_SEQUENCE_BYTES = 8;
 /** Failed handshakes logged per window (the rest are counted and summarised). */
 export const AUTH_FAILURE_LOG_LIMIT = 10;
 /** The window of AUTH_FAILURE_LOG_LIMIT (ms). */

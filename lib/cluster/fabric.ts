@@ -4,8 +4,9 @@
  * connection to a peer's advertised address and receives on the connections peers opened to
  * it, so a message's sender is the node id authenticated by that connection's handshake.
  *
- * With a cluster secret, a connection proves it both ways (auth.ts) before anything else is
- * accepted or sent, and every later frame is sealed. A node id is held by one inbound
+ * With a cluster secret, a connection runs over TLS (with certificates, or a key derived from
+ * the secret) and proves the secret both ways (auth.ts) before anything else is accepted or
+ * sent. A node id is held by one inbound
  * connection at a time. Connections are bounded in number, in frame size until authenticated,
  * and in what queues on them; a connection that stalls (nothing acknowledged, or nothing heard,
  * for a heartbeat timeout) is closed, and its link is replaced at the next send.
@@ -32,9 +33,9 @@ import {
   PROTOCOL_VERSION_MIN_SUPPORTED,
 } from './constants';
 import type { ClusterSecrets, HandshakeKeys, HelloIdentity } from './auth';
-import { acceptorProof, ConnectorHandshake, handshakeTranscript, matchConnectorProof, randomNonce, sessionSealer, wireBytes } from './auth';
+import { acceptorProof, ConnectorHandshake, handshakeTranscript, matchConnectorProof, pskKeys, randomNonce, wireBytes } from './auth';
 import { encodeBody } from './frame';
-import type { Connection, Listener, Network, TlsSettings, WireMessage } from './network';
+import type { Connection, Listener, Network, NetworkOptions, TlsSettings, WireMessage } from './network';
 import { parseAddress } from './network';
 import type { Runtime, TimerHandle } from './seams';
 import { LogLimiter } from './seams';
@@ -133,6 +134,8 @@ export class Fabric {
   private handler: FabricHandler = () => {};
   private adminHandler: AdminHandler | undefined;
   private keys: HandshakeKeys | undefined;
+  /** What every listen and connect asks of the network: TLS with certificates or with the secret's pre-shared keys. */
+  private transport: NetworkOptions = {};
   private stopped = false;
   private readonly refusals: LogLimiter;
   private readonly failedDials: LogLimiter;
@@ -206,7 +209,12 @@ export class Fabric {
       );
     }
     this.keys = await this.options.secrets?.keys();
-    this.listener = await this.options.network.listen(listenAddress, (connection) => this.accept(connection), { tls: this.options.tls });
+    this.transport = {
+      tls: this.options.tls,
+      psk: this.options.tls === undefined && this.keys !== undefined ? pskKeys(this.keys) : undefined,
+      onTlsFailure: (remote, reason) => this.onTlsFailure(remote, reason),
+    };
+    this.listener = await this.options.network.listen(listenAddress, (connection) => this.accept(connection), this.transport);
     this.advertised = advertise ?? this.listener.address;
     this.selfAddresses.add(this.advertised);
     return this.listener.address;
@@ -349,7 +357,7 @@ export class Fabric {
     if (this.lastAttemptMs.size > 4 * MAX_CLUSTER_NODES) this.lastAttemptMs.delete(this.lastAttemptMs.keys().next().value!);
     let connection: Connection;
     try {
-      connection = this.options.network.connect(address, { tls: this.options.tls });
+      connection = this.options.network.connect(address, this.transport);
     } catch (error) {
       this.options.runtime.logger.warn(`cluster: cannot connect to ${address}: ${(error as Error).message}`);
       return undefined;
@@ -362,7 +370,7 @@ export class Fabric {
       address: this.advertised,
       role: 'node',
     };
-    const handshake = new ConnectorHandshake(connection, identity, this.keys, this.options.runtime.random, this.options.tls !== undefined, true);
+    const handshake = new ConnectorHandshake(connection, identity, this.keys, this.options.runtime.random, this.overTls, true);
     const link: OutboundLink = {
       address,
       connection,
@@ -380,9 +388,13 @@ export class Fabric {
     this.outbound.set(address, link);
     connection.setHandlers({
       onMessage: (message) => this.onOutboundMessage(link, message),
-      onClose: () => {
+      onClose: (reason) => {
         if (this.outbound.get(address) === link) this.outbound.delete(address);
         link.queue = [];
+        // A peer that speaks only TLS (it has a secret or certificates) drops a plain hello unanswered.
+        if (!link.ready && reason === 'closed by peer' && this.transport.psk === undefined && this.transport.tls === undefined) {
+          this.failedDials.warn(`cluster: ${address} closed the connection during the handshake: it may require the cluster secret or TLS (is cluster.secret set here?)`);
+        }
       },
     });
     handshake.start();
@@ -553,7 +565,7 @@ export class Fabric {
       return;
     }
     const binding = link.connection.tlsBinding;
-    if (this.options.tls !== undefined && binding === undefined) {
+    if (this.overTls && binding === undefined) {
       this.refuse(link, 'no TLS session to bind the handshake to', 'authentication failed', true);
       return;
     }
@@ -607,9 +619,18 @@ export class Fabric {
     const ack: WireMessage = { type: 'hello-ack', nodeId: this.options.nodeId, protocolVersion: link.negotiated, acknowledges: link.acknowledge };
     if (key !== undefined) ack.proof = acceptorProof(key, link.transcript!, this.options.nodeId);
     connection.send(ack);
-    if (key !== undefined && connection.tlsBinding === undefined) {
-      connection.seal(sessionSealer(key, link.transcript!, this.options.nodeId, 'acceptor', connection.delivery));
-    }
+  }
+
+  /** Whether connections run over TLS (certificates, or the secret's keys), so every handshake must be bound to its TLS session. */
+  private get overTls(): boolean {
+    return this.transport.tls !== undefined || this.transport.psk !== undefined;
+  }
+
+  /** A TLS handshake failed: without the secret's key, or a certificate of the cluster's CA (or not speaking TLS at all). */
+  private onTlsFailure(remote: string, reason: string): void {
+    this.counters.authenticationFailures++;
+    const hint = this.options.tls !== undefined ? 'not a certificate of the cluster CA, or not TLS?' : 'no cluster secret there, or another one?';
+    this.refusals.warn(`cluster: TLS handshake with ${remote} failed: ${reason} (${hint})`);
   }
 
   /**

@@ -7,7 +7,6 @@
  * Contract for both: handlers run on the owning node's event loop (or simulated host), never
  * synchronously inside send(); a closed connection never delivers again; close is idempotent.
  */
-import type { FrameSealer } from './frame';
 
 /** A decoded wire message: a plain object with a string `type`. */
 export interface WireMessage {
@@ -33,11 +32,6 @@ export interface Connection {
    * without TLS (and until the TLS handshake is done).
    */
   readonly tlsBinding: Buffer | undefined;
-  /**
-   * 'stream' (TCP: every frame arrives once, in order) or 'datagram' (the simulated network,
-   * which drops, duplicates and reorders on purpose): how strictly sealed frames are ordered.
-   */
-  readonly delivery: 'stream' | 'datagram';
   /** Installs the handlers. Messages that arrive before this call are queued. */
   setHandlers(handlers: ConnectionHandlers): void;
   /**
@@ -52,8 +46,6 @@ export interface Connection {
    * connection is trusted with big frames only once authenticated).
    */
   setMaxFrameBytes(bytes: number): void;
-  /** Seals every frame sent and requires a valid seal on every frame received from now on. */
-  seal(sealer: FrameSealer): void;
   /** Closes the connection; `reason` is reported to the local onClose handler. */
   close(reason: string): void;
 }
@@ -71,10 +63,23 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/** Pre-shared keys of TLS-PSK, derived from the cluster secrets (auth.ts): the node's own first. */
+export interface PskSettings {
+  keys: { identity: string; key: Buffer }[];
+}
+
 /** Per-call options of a Network. */
 export interface NetworkOptions {
-  /** Run the connection over TLS with these certificates, verified both ways. */
+  /** Run the connection over TLS 1.3 with these certificates, verified both ways. */
   tls?: TlsSettings;
+  /**
+   * Without `tls`: run the connection over TLS with a key both ends hold (TLS 1.2
+   * ECDHE-PSK-CHACHA20-POLY1305). A listener sends the identities it accepts as its hint; a
+   * connector uses the first of its keys the listener accepts.
+   */
+  psk?: PskSettings;
+  /** Called when a connection's TLS handshake fails (a peer without the key or the CA's certificate). */
+  onTlsFailure?: (remoteAddress: string, reason: string) => void;
 }
 
 export interface Network {

@@ -16,9 +16,9 @@
  * whose event is running, so they too are scheduled by the seed; the real globals are put
  * back whenever control returns to the real event loop.
  */
-import { decodeBody, encodeBody, frameOf, FrameError, type FrameSealer } from './frame';
+import { decodeBody, encodeBody, frameOf, FrameError } from './frame';
 import { FRAME_HEADER_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from './constants';
-import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, WireMessage } from './network';
+import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, PskSettings, WireMessage } from './network';
 import { hostOf } from './network';
 import type { Clock, Logger, TimerHandle, Timers } from './seams';
 import { SeededRandom } from './seams';
@@ -403,14 +403,13 @@ export class SimEndpoint implements Connection {
   closed = false;
   peer: SimEndpoint | undefined;
   readonly remoteHost: string;
-  readonly tlsBinding = undefined;
-  readonly delivery = 'datagram';
+  /** Set on both ends of a connection made with pre-shared keys: what TLS's exported keying material is to the handshake. */
+  tlsBinding: Buffer | undefined = undefined;
   private handlers: ConnectionHandlers | undefined;
   private pending: Buffer[] = [];
   private pendingClose: string | undefined;
   private lastDeliveryMs = 0;
   private maxFrameBytes = MAX_HANDSHAKE_FRAME_BYTES;
-  private sealer: FrameSealer | undefined;
   /**
    * When the connection this (client) endpoint opened is set up at the listener. Like TCP,
    * nothing sent before then can arrive before it: bytes written during the handshake wait
@@ -456,16 +455,12 @@ export class SimEndpoint implements Connection {
 
   sendBody(body: Buffer): boolean {
     if (this.closed) return false;
-    this.network.transmit(this, this.sealer === undefined ? frameOf(body) : this.sealer.sealFrame(body));
+    this.network.transmit(this, frameOf(body));
     return true;
   }
 
   setMaxFrameBytes(bytes: number): void {
     this.maxFrameBytes = bytes;
-  }
-
-  seal(sealer: FrameSealer): void {
-    this.sealer = sealer;
   }
 
   close(reason: string): void {
@@ -521,10 +516,7 @@ export class SimEndpoint implements Connection {
   private deliver(frameBody: Buffer): void {
     let message: WireMessage;
     try {
-      const body = this.sealer === undefined ? frameBody : this.sealer.open(frameBody);
-      // An older sealed frame (the network duplicated or reordered it) is dropped, as a lost one.
-      if (body === undefined) return;
-      message = decodeBody(body);
+      message = decodeBody(frameBody);
     } catch (error) {
       if (!(error instanceof FrameError)) throw error;
       this.violation(error.message);
@@ -540,6 +532,17 @@ export class SimEndpoint implements Connection {
       this.close('message handler failed');
     }
   }
+}
+
+/**
+ * Whether a connector and a listener would complete a TLS-PSK handshake: both without keys
+ * (plain TCP), or the connector holding a key the listener accepts, as in tcp-network.ts. The
+ * simulated network models who gets in and the session binding, not the cryptography: it
+ * models faults, not attackers.
+ */
+function sharesKey(connector: PskSettings | undefined, listener: PskSettings | undefined): boolean {
+  if (connector === undefined || listener === undefined) return connector === listener;
+  return connector.keys.some((mine) => listener.keys.some((theirs) => theirs.identity === mine.identity && theirs.key.equals(mine.key)));
 }
 
 /** TCP's first retransmission timeout (ms); it doubles with every retry. */
@@ -568,7 +571,7 @@ export function nextRetransmitMs(sinceMs: number, nowMs: number): number {
 
 /** In-memory network shared by all simulated hosts. Addresses are arbitrary "name:port" strings. */
 export class SimNetwork {
-  private readonly listeners = new Map<string, { host: SimHost; onConnection: (c: Connection) => void }>();
+  private readonly listeners = new Map<string, { host: SimHost; onConnection: (c: Connection) => void; options: NetworkOptions }>();
   /** Blocked directions, as "from|to" address pairs. */
   private readonly blocked = new Set<string>();
   /** Stalled directions (TCP-faithful one-way faults), as "from|to" address pairs. */
@@ -592,17 +595,17 @@ export class SimNetwork {
 
   /** The Network seen by one host. */
   forHost(host: SimHost): Network {
-    const noTls = (options: NetworkOptions | undefined) => {
-      if (options?.tls !== undefined) throw new Error('simulation: the simulated network has no TLS');
+    const noCertificates = (options: NetworkOptions | undefined) => {
+      if (options?.tls !== undefined) throw new Error('simulation: the simulated network has no TLS certificates (use a secret: pre-shared keys are modelled)');
     };
     return {
-      listen: (address, onConnection, options) => {
-        noTls(options);
-        return this.listen(host, address, onConnection);
+      listen: (address, onConnection, options = {}) => {
+        noCertificates(options);
+        return this.listen(host, address, onConnection, options);
       },
-      connect: (address, options) => {
-        noTls(options);
-        return this.connect(host, address);
+      connect: (address, options = {}) => {
+        noCertificates(options);
+        return this.connect(host, address, options);
       },
     };
   }
@@ -722,10 +725,10 @@ export class SimNetwork {
     return this.blocked.size > 0 && this.blocked.has(`${from}|${to}`);
   }
 
-  private async listen(host: SimHost, address: string, onConnection: (c: Connection) => void): Promise<Listener> {
+  private async listen(host: SimHost, address: string, onConnection: (c: Connection) => void, options: NetworkOptions): Promise<Listener> {
     const existing = this.listeners.get(address);
     if (existing !== undefined && !existing.host.crashed) throw new Error(`simulation: address ${address} in use`);
-    this.listeners.set(address, { host, onConnection });
+    this.listeners.set(address, { host, onConnection, options });
     let addresses = this.hostAddresses.get(host);
     if (addresses === undefined) this.hostAddresses.set(host, (addresses = new Set()));
     addresses.add(address);
@@ -737,17 +740,17 @@ export class SimNetwork {
     };
   }
 
-  private connect(host: SimHost, address: string): Connection {
+  private connect(host: SimHost, address: string, options: NetworkOptions): Connection {
     const localAddress = [...(this.hostAddresses.get(host) ?? [])][0] ?? `${host.name}:client`;
     const client = new SimEndpoint(this, host, localAddress, address);
     const delay = this.delayMs();
     client.establishedAtMs = this.scheduler.nowMs() + delay;
-    this.scheduler.schedule(client.establishedAtMs, undefined, () => this.establish(host, client, localAddress, address, 0));
+    this.scheduler.schedule(client.establishedAtMs, undefined, () => this.establish(host, client, localAddress, address, 0, options));
     return client;
   }
 
   /** The SYN of `client` reaches `address` (or, in a stall, is retried as TCP does). */
-  private establish(host: SimHost, client: SimEndpoint, localAddress: string, address: string, synRetries: number): void {
+  private establish(host: SimHost, client: SimEndpoint, localAddress: string, address: string, synRetries: number, options: NetworkOptions): void {
     if (client.closed) return;
     if (this.isStalled(localAddress, address) || this.isStalled(address, localAddress)) {
       if (synRetries >= TCP_SYN_RETRIES) {
@@ -756,7 +759,7 @@ export class SimNetwork {
       }
       const at = this.scheduler.nowMs() + TCP_INITIAL_SYN_RETRANSMIT_MS * 2 ** synRetries;
       client.establishedAtMs = at;
-      this.scheduler.schedule(at, undefined, () => this.establish(host, client, localAddress, address, synRetries + 1));
+      this.scheduler.schedule(at, undefined, () => this.establish(host, client, localAddress, address, synRetries + 1, options));
       return;
     }
     const listener = this.listeners.get(address);
@@ -764,9 +767,24 @@ export class SimNetwork {
       host.post(this.delayMs(), () => client.close('connection refused'));
       return;
     }
+    if (!sharesKey(options.psk, listener.options.psk)) {
+      // What TLS-PSK does: a connection between ends without a common key fails its TLS handshake.
+      host.post(this.delayMs(), () => {
+        options.onTlsFailure?.(address, 'no pre-shared key in common');
+        client.close('TLS handshake failed');
+      });
+      listener.host.post(0, () => listener.options.onTlsFailure?.(localAddress, 'no pre-shared key in common'));
+      return;
+    }
     const server = new SimEndpoint(this, listener.host, address, localAddress);
     server.peer = client;
     client.peer = server;
+    if (options.psk !== undefined) {
+      const binding = Buffer.alloc(32);
+      for (let i = 0; i < 32; i += 4) binding.writeUInt32BE(this.scheduler.random.nextUint32(), i);
+      client.tlsBinding = binding;
+      server.tlsBinding = binding;
+    }
     listener.host.post(0, () => listener.onConnection(server));
   }
 

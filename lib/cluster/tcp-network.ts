@@ -1,7 +1,8 @@
 /**
- * Production Network: TCP via node:net, or TLS via node:tls (certificates verified both ways),
- * one frame per message (frame.ts). A protocol violation or socket error closes that
- * connection, is logged once, and is never thrown out of an event handler.
+ * Production Network: TCP via node:net, or TLS via node:tls (TLS 1.3 with certificates
+ * verified both ways, or TLS 1.2 with a pre-shared key derived from the cluster secret), one
+ * frame per message (frame.ts). A protocol violation or socket error closes that connection,
+ * is logged once, and is never thrown out of an event handler.
  *
  * Bounds (docs/cluster.md, "Security"): a listener holds at most MAX_INBOUND_CONNECTIONS
  * connections; a connection accepts frames of at most MAX_HANDSHAKE_FRAME_BYTES until the
@@ -11,19 +12,18 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import {
-  AUTH_FAILURE_LOG_LIMIT,
-  AUTH_FAILURE_LOG_WINDOW_MS,
   HANDSHAKE_TIMEOUT_MS,
   MAX_CONNECTION_BUFFERED_BYTES,
   MAX_HANDSHAKE_FRAME_BYTES,
   MAX_INBOUND_CONNECTIONS,
   MAX_INBOUND_PENDING_BYTES,
+  MAX_UNAUTHENTICATED_CONNECTIONS,
+  MAX_UNAUTHENTICATED_PER_HOST,
 } from './constants';
-import { decodeBody, encodeBody, FrameDecoder, frameOf, type FrameSealer } from './frame';
-import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, TlsSettings, WireMessage } from './network';
+import { decodeBody, encodeBody, FrameDecoder, frameOf } from './frame';
+import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, PskSettings, TlsSettings, WireMessage } from './network';
 import { isLoopbackHost, parseAddress } from './network';
 import type { Logger } from './seams';
-import { LogLimiter, realClock } from './seams';
 
 /** Label of the keying material a TLS connection exports for the cluster handshake (RFC 5705). */
 const TLS_EXPORTER_LABEL = 'EXPORTER-shoal-cluster-handshake';
@@ -58,14 +58,52 @@ class InboundBudget {
   }
 }
 
+/**
+ * Sockets of a TLS listener still in their TLS handshake, per remote host: past
+ * MAX_UNAUTHENTICATED_PER_HOST from one host or MAX_UNAUTHENTICATED_CONNECTIONS in all, the
+ * oldest is destroyed to admit a new one (so idle connections cannot lock peers out). The
+ * fabric applies the same caps to connections past TLS that have not completed the cluster
+ * handshake.
+ */
+class TlsHandshakes {
+  /** Remote "address:port" -> socket, in arrival order. */
+  private readonly pending = new Map<string, net.Socket>();
+  evicted = 0;
+
+  admit(socket: net.Socket): void {
+    const host = socket.remoteAddress ?? '';
+    const key = `${host}:${socket.remotePort}`;
+    let fromHost = 0;
+    let oldestFromHost: string | undefined;
+    for (const [other, pendingSocket] of this.pending) {
+      if (pendingSocket.remoteAddress !== host) continue;
+      fromHost++;
+      oldestFromHost ??= other;
+    }
+    const evict = fromHost >= MAX_UNAUTHENTICATED_PER_HOST ? oldestFromHost : this.pending.size >= MAX_UNAUTHENTICATED_CONNECTIONS ? this.pending.keys().next().value : undefined;
+    if (evict !== undefined) {
+      this.evicted++;
+      this.pending.get(evict)!.destroy();
+      this.pending.delete(evict);
+    }
+    this.pending.set(key, socket);
+    socket.once('close', () => {
+      if (this.pending.get(key) === socket) this.pending.delete(key);
+    });
+  }
+
+  /** The TLS handshake of the connection from `remote` ("address:port") completed. */
+  done(remote: string): void {
+    this.pending.delete(remote);
+  }
+}
+
 class TcpConnection implements Connection {
   closed = false;
-  readonly delivery = 'stream';
   private handlers: ConnectionHandlers | undefined;
   private pending: Buffer[] = [];
   private closeReason: string | undefined;
   private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES);
-  private sealer: FrameSealer | undefined;
   private exported: Buffer | undefined;
 
   constructor(
@@ -110,7 +148,7 @@ class TcpConnection implements Connection {
 
   sendBody(body: Buffer): boolean {
     if (this.closed) return false;
-    const frame = this.sealer === undefined ? frameOf(body) : this.sealer.sealFrame(body);
+    const frame = frameOf(body);
     if (this.socket.writableLength + frame.length > MAX_CONNECTION_BUFFERED_BYTES) {
       this.close(`outbound buffer over ${MAX_CONNECTION_BUFFERED_BYTES} bytes (peer not reading)`);
       return false;
@@ -121,10 +159,6 @@ class TcpConnection implements Connection {
 
   setMaxFrameBytes(bytes: number): void {
     this.decoder.maxFrameBytes = bytes;
-  }
-
-  seal(sealer: FrameSealer): void {
-    this.sealer = sealer;
   }
 
   close(reason: string): void {
@@ -179,8 +213,7 @@ class TcpConnection implements Connection {
   private deliver(frameBody: Buffer): void {
     let message: WireMessage;
     try {
-      const body = this.sealer === undefined ? frameBody : this.sealer.open(frameBody)!;
-      message = decodeBody(body);
+      message = decodeBody(frameBody);
     } catch (error) {
       this.violation((error as Error).message);
       return;
@@ -197,18 +230,32 @@ class TcpConnection implements Connection {
   }
 }
 
-/** Options of node:tls shared by both ends: TLS 1.3, the cluster's CA only. */
+/** Options of node:tls shared by both ends with certificates: TLS 1.3, the cluster's CA only. */
 function tlsContextOptions(settings: TlsSettings): tls.SecureContextOptions {
   return { key: settings.key, cert: settings.cert, ca: settings.ca, minVersion: 'TLSv1.3' };
 }
 
+/**
+ * TLS-PSK: node:tls supports external pre-shared keys in TLS 1.2 only. ECDHE-PSK with
+ * ChaCha20-Poly1305 gives forward secrecy and authenticated encryption.
+ */
+const PSK_OPTIONS = { ciphers: 'ECDHE-PSK-CHACHA20-POLY1305', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
+
+/** The key a listener holds for `identity`, or null (the TLS handshake then fails). */
+function pskFor(settings: PskSettings, identity: string): Buffer | null {
+  return settings.keys.find((key) => key.identity === identity)?.key ?? null;
+}
+
+/** The first of a connector's keys the listener accepts (its hint lists them), else its own. */
+function pskOffered(settings: PskSettings, hint: string | null): { psk: Buffer; identity: string } {
+  const accepted = (hint ?? '').split(',');
+  const key = settings.keys.find((candidate) => accepted.includes(candidate.identity)) ?? settings.keys[0]!;
+  return { psk: key.key, identity: key.identity };
+}
+
 /** Real TCP (or TLS) network. */
 export class TcpNetwork implements Network {
-  private readonly tlsFailures: LogLimiter;
-
-  constructor(private readonly logger: Logger) {
-    this.tlsFailures = new LogLimiter(logger, realClock, AUTH_FAILURE_LOG_LIMIT, AUTH_FAILURE_LOG_WINDOW_MS);
-  }
+  constructor(private readonly logger: Logger) {}
 
   reachableFromOtherMachines(host: string): boolean {
     return !isLoopbackHost(host);
@@ -217,8 +264,10 @@ export class TcpNetwork implements Network {
   listen(address: string, onConnection: (connection: Connection) => void, options: NetworkOptions = {}): Promise<Listener> {
     const { host, port } = parseAddress(address);
     const budget = new InboundBudget(MAX_INBOUND_PENDING_BYTES);
+    const handshakes = new TlsHandshakes();
     const accept = (socket: net.Socket) => {
       const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+      handshakes.done(remote);
       const connection = new TcpConnection(socket, remote, socket.remoteAddress ?? '', this.logger, budget);
       try {
         onConnection(connection);
@@ -228,14 +277,18 @@ export class TcpNetwork implements Network {
       }
     };
     let server: net.Server;
-    if (options.tls === undefined) {
+    if (options.tls === undefined && options.psk === undefined) {
       server = net.createServer(accept);
     } else {
-      // Only peers with a certificate from the cluster's CA get past the TLS handshake.
-      server = tls.createServer({ ...tlsContextOptions(options.tls), requestCert: true, rejectUnauthorized: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, accept);
-      server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => {
-        this.tlsFailures.warn(`cluster: TLS handshake from ${socket.remoteAddress}:${socket.remotePort} failed: ${error.message}`);
-      });
+      // Only peers with a certificate from the cluster's CA, or the pre-shared key, get past the TLS handshake.
+      const psk = options.psk;
+      const settings: tls.TlsOptions =
+        options.tls !== undefined
+          ? { ...tlsContextOptions(options.tls), requestCert: true, rejectUnauthorized: true }
+          : { ...PSK_OPTIONS, pskIdentityHint: psk!.keys.map((key) => key.identity).join(','), pskCallback: (_socket, identity) => pskFor(psk!, identity) };
+      server = tls.createServer({ ...settings, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, accept);
+      server.on('connection', (socket: net.Socket) => handshakes.admit(socket));
+      server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => options.onTlsFailure?.(`${socket.remoteAddress}:${socket.remotePort}`, error.message));
     }
     server.maxConnections = MAX_INBOUND_CONNECTIONS;
     server.on('error', (error) => this.logger.error('cluster: listener error', { address, error: error.message }));
@@ -256,14 +309,18 @@ export class TcpNetwork implements Network {
 
   connect(address: string, options: NetworkOptions = {}): Connection {
     const { host, port } = parseAddress(address);
-    if (options.tls === undefined) return new TcpConnection(net.connect({ host, port }), address, host, this.logger, undefined);
-    // The peer's certificate must chain to the cluster's CA. Its name is not checked: nodes
-    // dial addresses (often IPs) they learned from each other, and the CA is the cluster's own.
-    const socket = tls.connect({ host, port, ...tlsContextOptions(options.tls), checkServerIdentity: () => undefined });
+    if (options.tls === undefined && options.psk === undefined) return new TcpConnection(net.connect({ host, port }), address, host, this.logger, undefined);
+    // With certificates, the peer's must chain to the cluster's CA. Its name is not checked:
+    // nodes dial addresses (often IPs) they learned from each other, and the CA is the cluster's own.
+    const psk = options.psk;
+    const settings: tls.ConnectionOptions =
+      options.tls !== undefined ? tlsContextOptions(options.tls) : { ...PSK_OPTIONS, pskCallback: (hint) => pskOffered(psk!, hint) };
+    const socket = tls.connect({ host, port, ...settings, checkServerIdentity: () => undefined });
+    let secured = false;
+    socket.once('secureConnect', () => (secured = true));
     socket.on('error', (error: Error & { code?: string }) => {
-      if (error.code !== undefined && /CERT|SSL|TLS|ERR_SSL|SELF_SIGNED|UNABLE_TO/.test(error.code)) {
-        this.tlsFailures.warn(`cluster: TLS handshake with ${address} failed: ${error.message}`);
-      }
+      // A peer that is down is not a failed handshake.
+      if (!secured && !['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(error.code ?? '')) options.onTlsFailure?.(address, error.message);
     });
     return new TcpConnection(socket, address, host, this.logger, undefined);
   }

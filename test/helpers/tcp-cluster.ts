@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { ClusterSecrets, ConnectorHandshake } from '../../lib/cluster/auth';
+import * as tls from 'node:tls';
+import { ClusterSecrets, ConnectorHandshake, pskKeys } from '../../lib/cluster/auth';
 import type { ClusterOptions } from '../../lib/cluster/cluster';
 import { ClusterNode } from '../../lib/cluster/cluster';
 import { PROTOCOL_VERSION_CURRENT, PROTOCOL_VERSION_MIN_SUPPORTED } from '../../lib/cluster/constants';
@@ -91,7 +92,7 @@ function hostPort(address: string): { host: string; port: number } {
   return { host: address.slice(0, index), port: Number(address.slice(index + 1)) };
 }
 
-/** A raw TCP peer: writes whatever bytes it is told and decodes whatever frames come back. */
+/** A raw TCP peer (or, with `tlsSettings`, a TLS peer with those certificates): writes whatever bytes it is told and decodes whatever frames come back. */
 export class RawPeer {
   readonly socket: net.Socket;
   readonly received: WireMessage[] = [];
@@ -102,12 +103,16 @@ export class RawPeer {
   readonly connected: Promise<void>;
   private readonly decoder = new FrameDecoder();
 
-  constructor(address: string) {
+  constructor(address: string, tlsSettings?: TlsSettings) {
     const { host, port } = hostPort(address);
-    this.socket = net.connect({ host, port });
+    this.socket =
+      tlsSettings === undefined
+        ? net.connect({ host, port })
+        : tls.connect({ host, port, key: tlsSettings.key, cert: tlsSettings.cert, ca: tlsSettings.ca, minVersion: 'TLSv1.3', checkServerIdentity: () => undefined });
     sockets.push(this.socket);
-    this.connected = new Promise((resolve) => this.socket.once('connect', () => resolve()));
-    this.socket.once('connect', () => (this.established = true));
+    const ready = tlsSettings === undefined ? 'connect' : 'secureConnect';
+    this.connected = new Promise((resolve) => this.socket.once(ready, () => resolve()));
+    this.socket.once(ready, () => (this.established = true));
     this.socket.on('data', (chunk: Buffer) => {
       this.bytesReceived += chunk.length;
       try {
@@ -156,7 +161,8 @@ export async function authenticatedPeer(
   options: { nodeId: string; secret?: string | Buffer; tls?: TlsSettings; advertise?: string; clusterName?: string },
 ): Promise<{ connection: Connection; received: WireMessage[] }> {
   const keys = options.secret === undefined ? undefined : await new ClusterSecrets(options.secret).keys();
-  const connection = new TcpNetwork(silentLogger).connect(address, { tls: options.tls });
+  const psk = options.tls === undefined && keys !== undefined ? pskKeys(keys) : undefined;
+  const connection = new TcpNetwork(silentLogger).connect(address, { tls: options.tls, psk });
   connections.push(connection);
   const handshake = new ConnectorHandshake(
     connection,
@@ -170,7 +176,7 @@ export async function authenticatedPeer(
     },
     keys,
     cryptoRandom,
-    options.tls !== undefined,
+    options.tls !== undefined || psk !== undefined,
   );
   const received: WireMessage[] = [];
   await new Promise<void>((resolve, reject) => {
@@ -196,15 +202,20 @@ export async function authenticatedPeer(
   return { connection, received };
 }
 
-/** A TCP listener that records every frame sent to it and answers each hello with a plain hello-ack (what a node without a secret would answer). */
-export async function fakeNode(nodeId: string): Promise<{ address: string; received: WireMessage[]; connections: number }> {
-  const state = { address: '', received: [] as WireMessage[], connections: 0 };
+/**
+ * A TCP listener that records every frame sent to it and answers each hello with a plain
+ * hello-ack (what a node without a secret would answer); `bytes` counts everything received,
+ * frames or not (a TLS ClientHello, say).
+ */
+export async function fakeNode(nodeId: string): Promise<{ address: string; received: WireMessage[]; connections: number; bytes: number }> {
+  const state = { address: '', received: [] as WireMessage[], connections: 0, bytes: 0 };
   const server = net.createServer((socket) => {
     state.connections++;
     sockets.push(socket);
     const decoder = new FrameDecoder();
     socket.on('error', () => {});
     socket.on('data', (chunk) => {
+      state.bytes += chunk.length;
       let messages: WireMessage[] = [];
       try {
         messages = decoder.push(chunk);
