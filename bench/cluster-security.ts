@@ -9,15 +9,20 @@
  * Each node is a child process (bench/cluster-security-child.ts) embedding the whole Db.
  * Rounds alternate between the clusters so a change in machine load falls on all three alike.
  * Besides latency it reports the CPU time both nodes spent per operation, which a busy
- * machine disturbs far less than latency.
+ * machine disturbs far less than latency. Then the transport alone: a 150-byte frame echoed
+ * over loopback (both ends in this process) on plain TCP, TLS-PSK and TLS with certificates,
+ * CPU time per round trip, the median of BENCH_SECURITY_ROUNDS interleaved runs.
  * BENCH_SECURITY_OPS (default 2,000) operations of each kind per round, BENCH_SECURITY_ROUNDS
  * (default 5) rounds. The TLS certificates are the test ones (test/fixtures/tls).
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import * as tls from 'node:tls';
 
 const OPS = Number(process.env.BENCH_SECURITY_OPS ?? 2_000);
 const ROUNDS = Number(process.env.BENCH_SECURITY_ROUNDS ?? 5);
@@ -136,9 +141,77 @@ export async function runClusterSecurityBench(): Promise<boolean> {
         );
       }
     }
+    await transportEcho(tls);
     return met;
   } finally {
     for (const mode of modes) for (const node of mode.nodes) node.kill();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A socket pair's two ends: a listener started with `server`, a client made by `client` once it listens. */
+interface Transport {
+  name: string;
+  server(onSocket: (socket: net.Socket) => void): net.Server;
+  client(port: number): net.Socket;
+  ready: 'connect' | 'secureConnect';
+}
+
+/** CPU µs (both ends) per round trip of a 150-byte frame on `transport`, over `count` round trips. */
+async function echoCpu(transport: Transport, count: number): Promise<number> {
+  const server = transport.server((socket) => {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk) => socket.write(chunk));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const client = transport.client((server.address() as net.AddressInfo).port);
+  client.setNoDelay(true);
+  await new Promise((resolve) => client.once(transport.ready, resolve));
+  const body = randomBytes(150);
+  const roundTrip = () => new Promise((resolve) => {
+    client.once('data', resolve);
+    client.write(body);
+  });
+  for (let i = 0; i < 1_000; i++) await roundTrip();
+  const before = process.cpuUsage();
+  for (let i = 0; i < count; i++) await roundTrip();
+  const used = process.cpuUsage(before);
+  client.destroy();
+  server.close();
+  return (used.user + used.system) / count;
+}
+
+async function transportEcho(certificates: { key: string; cert: string; ca: string }): Promise<void> {
+  const psk = randomBytes(32);
+  const pskOptions = { ciphers: 'ECDHE-PSK-CHACHA20-POLY1305', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
+  const transports: Transport[] = [
+    { name: 'tcp', server: (onSocket) => net.createServer(onSocket), client: (port) => net.connect(port, '127.0.0.1'), ready: 'connect' },
+    {
+      name: 'tls-psk (secret)',
+      server: (onSocket) => tls.createServer({ ...pskOptions, pskIdentityHint: 'k', pskCallback: () => psk }, onSocket),
+      client: (port) => tls.connect({ port, host: '127.0.0.1', ...pskOptions, pskCallback: () => ({ psk, identity: 'k' }), checkServerIdentity: () => undefined }),
+      ready: 'secureConnect',
+    },
+    {
+      name: 'tls 1.3 (certificates)',
+      server: (onSocket) => tls.createServer({ ...certificates, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, onSocket),
+      client: (port) => tls.connect({ port, host: '127.0.0.1', ...certificates, minVersion: 'TLSv1.3', checkServerIdentity: () => undefined }),
+      ready: 'secureConnect',
+    },
+  ];
+  const runs = new Map<string, number[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const transport of transports) {
+      const list = runs.get(transport.name) ?? [];
+      list.push(await echoCpu(transport, 5 * OPS));
+      runs.set(transport.name, list);
+    }
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const base = median(runs.get('tcp')!);
+  process.stdout.write(`\nTransport alone: a 150-byte frame echoed over loopback, CPU per round trip (both ends), median of ${ROUNDS} runs of ${5 * OPS}\n`);
+  for (const [name, values] of runs) {
+    const value = median(values);
+    process.stdout.write(`  ${name.padEnd(24)} ${value.toFixed(1).padStart(6)} µs   x${(value / base).toFixed(3)}   +${(value - base).toFixed(1)} µs\n`);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Issue 13, the attacks an outsider on the network could make, on real loopback TCP: each
  * test failed on the code before cluster.secret existed (the option was ignored and every
- * attack landed) and passes now. Plus the units they rest on: sealed frames, secret options,
+ * attack landed) and passes now. Plus the units they rest on: the secret's TLS keys, secret options,
  * the safe default for listeners beyond loopback, refusals that reveal nothing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
