@@ -1,7 +1,9 @@
 /**
- * Type tests of the public API: compiled by tsc (test/package-types.test.ts), never run. Every
- * line marked @ts-expect-error must fail to compile: tsc reports a directive that suppresses
- * no error as an error of its own, so a check that stops failing fails the test.
+ * Type tests of the public API, never run: test/package-install.test.ts compiles this file in
+ * a strict TypeScript project against the installed tarball's declarations (the import below
+ * becomes 'shoal'), and `npm run typecheck` against the sources. Every line marked
+ * ts-expect-error must fail to compile: tsc reports a directive that suppresses no error as an
+ * error of its own, so a check that stops failing fails the test.
  */
 import { BinValue, Db, DigestKey, Key, op, open, Record as DeprecatedRecord, ShoalRecord, UserKey } from '../../lib/index';
 
