@@ -204,6 +204,28 @@ describe('the tarball', () => {
   });
 });
 
+describe('package.json platforms', () => {
+  it('Linux only (O_DIRECT, io_uring, POSIX shared memory), any little-endian CPU: npm refuses the rest', () => {
+    // npm's own check, as `npm install` runs it for a dependency.
+    const checks = require(path.join(path.dirname(NPM_CLI), '..', 'node_modules', 'npm-install-checks')) as {
+      checkPlatform(pkg: unknown, force: boolean, environment: { os: string; cpu: string; libc?: string }): void;
+    };
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; os: string[]; cpu: string[] };
+    const accepts = (os: string, cpu: string) => {
+      try {
+        checks.checkPlatform({ ...pkg, _id: pkg.name }, false, { os, cpu, libc: 'glibc' });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    // native/ripemd160.cc asserts a little-endian host; the RIPEMD-160 lanes have SSE and NEON code.
+    for (const cpu of ['x64', 'arm64', 'riscv64', 'loong64', 'ppc64']) expect(accepts('linux', cpu), cpu).toBe(true);
+    for (const cpu of ['s390', 's390x', 'mips', 'ppc']) expect(accepts('linux', cpu), cpu).toBe(false);
+    for (const os of ['darwin', 'win32', 'freebsd']) expect(accepts(os, 'x64'), os).toBe(false);
+  });
+});
+
 describe('installed with --ignore-scripts and no compiler on PATH', () => {
   let app: string;
 
