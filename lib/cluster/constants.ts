@@ -45,8 +45,11 @@ export const MAX_INBOUND_PENDING_BYTES = 64 * 1024 * 1024;
 export const MAX_INBOUND_CONNECTIONS = 512;
 /** Inbound connections still in their handshake, in all; the oldest is closed to admit a new one. */
 export const MAX_UNAUTHENTICATED_CONNECTIONS = 64;
-/** Inbound connections still in their handshake from one remote host; the oldest is closed to admit a new one. */
-export const MAX_UNAUTHENTICATED_PER_HOST = 8;
+/**
+ * Inbound connections still in their handshake from one remote host; the oldest is closed to
+ * admit a new one. Room for every node of a cluster on one machine connecting at once.
+ */
+export const MAX_UNAUTHENTICATED_PER_HOST = 32;
 /** An authenticated admin connection that sends nothing for this long is closed (ms). */
 export const ADMIN_IDLE_TIMEOUT_MS = 60_000;
 /**
@@ -62,8 +65,8 @@ export const MAX_SECRET_BYTES = 1024;
 export const MAX_ACCEPTED_SECRETS = 4;
 /** Bytes of each handshake nonce. */
 export const HANDSHAKE_NONCE_BYTES = 32;
-/** Failed handshakes logged per window (the rest are counted and summarised). */
-export const AUTH_FAILURE_LOG_LIMIT = 10;
+/** Failed handshakes and malformed frames from peers logged per window (the rest are counted and summarised). */
+export const AUTH_FAILURE_LOG_LIMIT = 100;
 /** The window of AUTH_FAILURE_LOG_LIMIT (ms). */
 export const AUTH_FAILURE_LOG_WINDOW_MS = 60_000;
 /**
@@ -72,6 +75,13 @@ export const AUTH_FAILURE_LOG_WINDOW_MS = 60_000;
  * interval); past it the old connection is closed and the new one takes the id.
  */
 export const NODE_CLAIM_LIVE_INTERVALS = 2;
+/**
+ * A stalled outbound connection replaced by a fresh one stays open this long (ms), sending
+ * nothing more, so what it already carries can still arrive (a peer whose event loop stalled
+ * answers it late rather than never); it closes sooner once all of it is acknowledged. The
+ * default request timeout: nothing sent on it is waited for longer.
+ */
+export const RETIRED_CONNECTION_GRACE_MS = 5_000;
 /**
  * The receiver of an outbound connection acknowledges the frames it received at most this
  * many heartbeat intervals after the first unacknowledged one arrived (about one small frame

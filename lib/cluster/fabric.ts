@@ -31,6 +31,7 @@ import {
   NODE_CLAIM_LIVE_INTERVALS,
   PROTOCOL_VERSION_CURRENT,
   PROTOCOL_VERSION_MIN_SUPPORTED,
+  RETIRED_CONNECTION_GRACE_MS,
 } from './constants';
 import type { ClusterSecrets, HandshakeKeys, HelloIdentity } from './auth';
 import { acceptorProof, ConnectorHandshake, handshakeTranscript, matchConnectorProof, pskKeys, randomNonce, wireBytes } from './auth';
@@ -81,9 +82,12 @@ interface OutboundLink {
   remoteNodeId: string | undefined;
   /** The acceptor acknowledges frames (stall detection is on). */
   acknowledged: boolean;
-  /** Encoded messages waiting for the handshake, and their bytes. */
+  /** Encoded messages waiting for the handshake, their bytes, and when the oldest was queued. */
   queue: Buffer[];
   queuedBytes: number;
+  queuedSinceMs: number;
+  /** When the link was retired (replaced after a stall, kept for what it carries), if it was. */
+  retiredAtMs: number | undefined;
   framesSent: number;
   framesAcknowledged: number;
   /**
@@ -124,6 +128,10 @@ export class Fabric {
   private listener: Listener | undefined;
   private advertised = '';
   private readonly outbound = new Map<string, OutboundLink>();
+  /** Stalled links replaced by fresh ones, kept open until what they carry is acknowledged (or RETIRED_CONNECTION_GRACE_MS). */
+  private readonly retired = new Set<OutboundLink>();
+  /** Messages of links closed before their handshake completed, handed to the next link to the same address. */
+  private readonly carried = new Map<string, { queue: Buffer[]; bytes: number; sinceMs: number }>();
   private readonly lastAttemptMs = new Map<string, number>();
   private readonly inbound = new Set<InboundLink>();
   /** The inbound connection holding each peer's node id. */
@@ -223,8 +231,11 @@ export class Fabric {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const link of this.outbound.values()) link.connection.close('node stopping');
+    for (const link of this.retired) link.connection.close('node stopping');
     for (const link of this.inbound) link.connection.close('node stopping');
     this.outbound.clear();
+    this.retired.clear();
+    this.carried.clear();
     this.inbound.clear();
     this.claims.clear();
     await this.listener?.close();
@@ -276,6 +287,7 @@ export class Fabric {
     this.counters.messagesOut++;
     if (!link.ready) {
       if (link.queuedBytes + body.length > MAX_HANDSHAKE_QUEUE_BYTES) return false;
+      if (link.queue.length === 0) link.queuedSinceMs = this.options.runtime.clock.nowMs();
       link.queue.push(body);
       link.queuedBytes += body.length;
       return true;
@@ -284,23 +296,27 @@ export class Fabric {
   }
 
   /** Connection figures, for stats and tests. */
-  connectionCounts(): { inbound: number; unauthenticated: number; outbound: number } {
+  connectionCounts(): { inbound: number; unauthenticated: number; outbound: number; retired: number } {
     let unauthenticated = 0;
     for (const link of this.inbound) if (link.state !== 'ready') unauthenticated++;
-    return { inbound: this.inbound.size, unauthenticated, outbound: this.outbound.size };
+    return { inbound: this.inbound.size, unauthenticated, outbound: this.outbound.size, retired: this.retired.size };
   }
 
   /**
-   * Closes stalled connections (docs/cluster.md, "Connections that heal"): an outbound one
-   * whose handshake did not finish, or whose oldest unacknowledged send is older than the
-   * stall timeout; an inbound one that heard nothing for that long (admin: ADMIN_IDLE_TIMEOUT_MS).
-   * A closed outbound link is replaced by the next send to its address. Called every heartbeat tick.
+   * Replaces stalled connections (docs/cluster.md, "Connections that heal"). An outbound link
+   * whose frames go unacknowledged with no progress for the stall timeout is retired: the next
+   * send opens a fresh one, and the old one stays open, sending nothing more, until what it
+   * carries is acknowledged or RETIRED_CONNECTION_GRACE_MS passes (a peer that was only slow,
+   * its event loop stalled, still gets and answers what was sent). An outbound link whose
+   * handshake is not done within the stall timeout is closed, its waiting messages handed to
+   * the next link. An inbound connection that heard nothing for the stall timeout (admin:
+   * ADMIN_IDLE_TIMEOUT_MS) is closed. Called every heartbeat tick.
    */
   sweep(): void {
     const now = this.options.runtime.clock.nowMs();
     const stallMs = this.options.stallTimeoutMs;
     const handshakeMs = Math.min(stallMs, HANDSHAKE_TIMEOUT_MS);
-    for (const link of this.outbound.values()) {
+    for (const link of [...this.outbound.values()]) {
       if (!link.ready) {
         if (now - link.openedMs > handshakeMs) link.connection.close(`handshake not done within ${handshakeMs} ms`);
         continue;
@@ -310,8 +326,13 @@ export class Fabric {
         this.options.runtime.logger.info(
           `cluster: connection to ${link.remoteNodeId} at ${link.address} stalled (${link.framesSent - link.framesAcknowledged} frames unacknowledged, no progress for ${Math.round(now - link.waitingSinceMs)} ms); replacing it`,
         );
-        link.connection.close('stalled');
+        this.outbound.delete(link.address);
+        link.retiredAtMs = now;
+        this.retired.add(link);
       }
+    }
+    for (const link of this.retired) {
+      if (now - link.retiredAtMs! > RETIRED_CONNECTION_GRACE_MS) link.connection.close('replaced after a stall');
     }
     for (const link of this.inbound) {
       if (link.state !== 'ready') continue;
@@ -331,9 +352,10 @@ export class Fabric {
   forgiveStall(stallMs: number): void {
     const now = this.options.runtime.clock.nowMs();
     const shift = (ms: number) => Math.min(now, ms + stallMs);
-    for (const link of this.outbound.values()) {
+    for (const link of [...this.outbound.values(), ...this.retired]) {
       link.openedMs = shift(link.openedMs);
       link.waitingSinceMs = shift(link.waitingSinceMs);
+      if (link.retiredAtMs !== undefined) link.retiredAtMs = shift(link.retiredAtMs);
     }
     for (const link of this.inbound) link.lastReceivedMs = shift(link.lastReceivedMs);
   }
@@ -381,15 +403,31 @@ export class Fabric {
       acknowledged: false,
       queue: [],
       queuedBytes: 0,
+      queuedSinceMs: now,
+      retiredAtMs: undefined,
       framesSent: 0,
       framesAcknowledged: 0,
       waitingSinceMs: now,
     };
+    const carried = this.carried.get(address);
+    this.carried.delete(address);
+    if (carried !== undefined && now - carried.sinceMs <= 2 * this.options.stallTimeoutMs) {
+      link.queue = carried.queue;
+      link.queuedBytes = carried.bytes;
+      link.queuedSinceMs = carried.sinceMs;
+    }
     this.outbound.set(address, link);
     connection.setHandlers({
       onMessage: (message) => this.onOutboundMessage(link, message),
       onClose: (reason) => {
         if (this.outbound.get(address) === link) this.outbound.delete(address);
+        this.retired.delete(link);
+        // Messages still waiting for a handshake that will not come go to the next link (a
+        // handshake that timed out, a claim refused while the peer's old connection was live).
+        if (!link.ready && link.queue.length > 0 && !this.stopped) {
+          this.carried.set(address, { queue: link.queue, bytes: link.queuedBytes, sinceMs: link.queuedSinceMs });
+          if (this.carried.size > MAX_CLUSTER_NODES) this.carried.delete(this.carried.keys().next().value!);
+        }
         link.queue = [];
         // A peer that speaks only TLS (it has a secret or certificates) drops a plain hello unanswered.
         if (!link.ready && reason === 'closed by peer' && this.transport.psk === undefined && this.transport.tls === undefined) {
@@ -447,6 +485,8 @@ export class Fabric {
     if (acknowledged <= link.framesAcknowledged) return;
     link.framesAcknowledged = acknowledged;
     link.waitingSinceMs = this.options.runtime.clock.nowMs();
+    // A retired link is done once everything it carried arrived.
+    if (link.retiredAtMs !== undefined && link.framesAcknowledged >= link.framesSent) link.connection.close('replaced after a stall; all it carried arrived');
   }
 
   private accept(connection: Connection): void {

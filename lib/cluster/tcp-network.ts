@@ -12,6 +12,8 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import {
+  AUTH_FAILURE_LOG_LIMIT,
+  AUTH_FAILURE_LOG_WINDOW_MS,
   HANDSHAKE_TIMEOUT_MS,
   MAX_CONNECTION_BUFFERED_BYTES,
   MAX_HANDSHAKE_FRAME_BYTES,
@@ -24,6 +26,7 @@ import { decodeBody, encodeBody, FrameDecoder, frameOf } from './frame';
 import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, PskSettings, TlsSettings, WireMessage } from './network';
 import { isLoopbackHost, parseAddress } from './network';
 import type { Logger } from './seams';
+import { LogLimiter, realClock } from './seams';
 
 /** Label of the keying material a TLS connection exports for the cluster handshake (RFC 5705). */
 const TLS_EXPORTER_LABEL = 'EXPORTER-shoal-cluster-handshake';
@@ -112,6 +115,8 @@ class TcpConnection implements Connection {
     readonly remoteHost: string,
     private readonly logger: Logger,
     private readonly budget: InboundBudget | undefined,
+    /** Where protocol violations are logged: a listener's rate-limited log (anyone can send garbage), or the logger. */
+    private readonly violations: Pick<Logger, 'warn'> = logger,
   ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -200,13 +205,13 @@ class TcpConnection implements Connection {
       if (this.closed) return;
     }
     if (this.budget !== undefined && !this.budget.update(this, this.decoder.pendingBytes)) {
-      this.logger.warn(`cluster: closing connection with ${this.remoteAddress}: incomplete frames of all connections would exceed ${this.budget.limitBytes} bytes`);
+      this.violations.warn(`cluster: closing connection with ${this.remoteAddress}: incomplete frames of all connections would exceed ${this.budget.limitBytes} bytes`);
       this.close('inbound buffer limit');
     }
   }
 
   private violation(reason: string): void {
-    this.logger.warn(`cluster: closing connection with ${this.remoteAddress}: ${reason}`);
+    this.violations.warn(`cluster: closing connection with ${this.remoteAddress}: ${reason}`);
     this.close(`protocol violation: ${reason}`);
   }
 
@@ -265,10 +270,11 @@ export class TcpNetwork implements Network {
     const { host, port } = parseAddress(address);
     const budget = new InboundBudget(MAX_INBOUND_PENDING_BYTES);
     const handshakes = new TlsHandshakes();
+    const violations = new LogLimiter(this.logger, realClock, AUTH_FAILURE_LOG_LIMIT, AUTH_FAILURE_LOG_WINDOW_MS);
     const accept = (socket: net.Socket) => {
       const remote = `${socket.remoteAddress}:${socket.remotePort}`;
       handshakes.done(remote);
-      const connection = new TcpConnection(socket, remote, socket.remoteAddress ?? '', this.logger, budget);
+      const connection = new TcpConnection(socket, remote, socket.remoteAddress ?? '', this.logger, budget, violations);
       try {
         onConnection(connection);
       } catch (error) {
