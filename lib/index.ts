@@ -12,5 +12,6 @@ export type { Key, KeyValue } from './model/key';
 export type { Bins, BinValue } from './model/bins';
 export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
 export type { Cluster, ClusterState } from './cluster/index';
+export type { Service, ServiceOptions, ServiceStats } from './service/server';
 export { PARTITION_COUNT } from './constants';
 export { digestOf, partitionOf } from './model/digest';
