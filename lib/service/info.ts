@@ -28,7 +28,8 @@ export interface InfoContext {
   readonly namespaces: ReadonlyMap<string, NamespaceConfig>;
   readonly cluster: Cluster | undefined;
   readonly clusterName: string;
-  readonly replicationFactor: number;
+  /** The copies of each partition (1 without cluster mode). */
+  replicationFactor(): number;
   /** The service's own figures (connections, commands), for `statistics`. */
   serviceStatistics(): Record<string, number | string | boolean>;
   log(message: string): void;
@@ -74,7 +75,7 @@ function namespaceNamed(context: InfoContext, name: string | undefined): Namespa
 /** A namespace's configuration, named as Aerospike names its settings. */
 function namespaceConfig(context: InfoContext, config: NamespaceConfig): Record<string, string | number | boolean> {
   return {
-    'replication-factor': context.replicationFactor,
+    'replication-factor': context.replicationFactor(),
     'default-ttl': config.defaultTtl < 0 ? 0 : config.defaultTtl,
     'nsup-period': config.nsupPeriodMs / 1000,
     // Shoal never returns an expired record, whether or not the sweep runs.

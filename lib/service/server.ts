@@ -162,7 +162,7 @@ export class Service implements FrameHandler {
       namespaces,
       cluster: internals.cluster,
       clusterName: clusterNode?.options.clusterName ?? 'shoal',
-      replicationFactor: clusterNode === undefined ? 1 : clusterNode.partitionMap.replicationFactor,
+      replicationFactor: () => clusterNode?.partitionMap.replicationFactor ?? 1,
       serviceStatistics: () => this.statistics(),
       log: internals.log,
     };
