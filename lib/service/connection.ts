@@ -94,15 +94,18 @@ export class Connection {
     return this.frame !== undefined && nowMs - this.frame.startedMs > SERVICE_FRAME_TIMEOUT_MS;
   }
 
-  /** Writes the writer's bytes to the socket and empties it; resolves once the socket can take more. */
-  flush(): Promise<void> {
+  /**
+   * Writes the writer's bytes to the socket and empties it. Returns undefined when the socket
+   * can take more at once (the common case, so a reply costs no promise), else a promise of when it can.
+   */
+  flush(): Promise<void> | undefined {
     if (this.closed) {
       this.writer.reset();
-      return Promise.resolve();
+      return undefined;
     }
     const ready = this.socket.write(this.writer.copyFrom(0));
     this.writer.reset();
-    if (ready) return Promise.resolve();
+    if (ready) return undefined;
     // The client is not reading its replies: read no more requests until it does.
     this.pauseReading();
     return new Promise((resolve) => {

@@ -323,7 +323,7 @@ export class Service implements FrameHandler {
   }
 
   /** A reply of a result code alone (flagged LAST, for commands that stream). */
-  private replyResult(connection: Connection, resultCode: number, last: boolean): Promise<void> {
+  private replyResult(connection: Connection, resultCode: number, last: boolean): Promise<void> | undefined {
     const writer = connection.writer;
     const start = beginFrame(writer);
     writeRecordMessage(writer, { resultCode, generation: 0, ttl: -1, bins: [] }, 0, { info3: last ? Info3.LAST : 0 });
@@ -352,7 +352,7 @@ export class Service implements FrameHandler {
     return this.replyRecord(connection, reply);
   }
 
-  private replyRecord(connection: Connection, reply: RecordReply): Promise<void> {
+  private replyRecord(connection: Connection, reply: RecordReply): Promise<void> | undefined {
     if (reply.resultCode !== ResultCode.OK && reply.resultCode !== ResultCode.KEY_NOT_FOUND) this.counts.requestErrors++;
     const writer = connection.writer;
     const start = beginFrame(writer);
@@ -361,7 +361,7 @@ export class Service implements FrameHandler {
     return connection.flush();
   }
 
-  private replyError(connection: Connection, error: unknown, last: boolean): Promise<void> {
+  private replyError(connection: Connection, error: unknown, last: boolean): Promise<void> | undefined {
     if (error instanceof ProtocolError) throw error;
     const resultCode = resultCodeOf(error);
     if (resultCode === ResultCode.SERVER_ERROR) this.internals.log(`service: a request failed: ${(error as Error).stack ?? String(error)}`);
