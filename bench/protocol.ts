@@ -8,7 +8,7 @@
  * Each measurement is a closed loop: `inflight` workers each issue a command, wait for its
  * reply and issue the next, for BENCH_TIME_MS; latency is each command's round trip.
  */
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -53,8 +53,46 @@ function namespaceOptions(): NamespaceOptions {
   return { name: 'test', storage: { type: 'memory', maxBytes: 512 << 20 } };
 }
 
-/** Starts `shoal serve` (dist/) in a temp folder; resolves to its port and a stop function. */
-async function serve(): Promise<{ port: number; stop: () => Promise<void> }> {
+/** CPU time (user + system, µs) a process has used, from /proc (Linux). */
+function cpuMicros(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/**
+ * The machine's floor: a Node echo server (a child process) answering 64-byte requests over
+ * loopback TCP, `connections` clients in this process each waiting for its reply before the
+ * next (the shape of Aerospike client traffic: one command per connection at a time).
+ */
+async function echoFloor(connections: number): Promise<{ roundTripsPerSecond: number; serverCpuUs: number }> {
+  const script = "const net=require('net');const s=net.createServer(c=>{c.setNoDelay(true);c.on('data',d=>c.write(Buffer.from(d)))});s.listen(0,'127.0.0.1',()=>console.log(s.address().port))";
+  const child: ChildProcess = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve) => child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+  const net = await import('node:net');
+  let trips = 0;
+  const cpuBefore = cpuMicros(child.pid!);
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, () => new Promise<void>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.setNoDelay(true);
+        socket.write(Buffer.alloc(64));
+      });
+      socket.on('data', () => {
+        trips++;
+        if (performance.now() - started < TIME_MS) socket.write(Buffer.alloc(64));
+        else socket.end(resolve);
+      });
+    })),
+  );
+  const elapsedS = (performance.now() - started) / 1000;
+  const serverCpuUs = (cpuMicros(child.pid!) - cpuBefore) / trips;
+  child.kill();
+  return { roundTripsPerSecond: trips / elapsedS, serverCpuUs };
+}
+
+/** Starts `shoal serve` (dist/) in a temp folder; resolves to its port, pid and a stop function. */
+async function serve(): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-protocol-'));
   const config = path.join(dir, 'serve.json');
   fs.writeFileSync(config, JSON.stringify({ dataDir: dir, sharedMemoryIndex: false, namespaces: [namespaceOptions()], service: { listen: { host: '127.0.0.1', port: 0 } } }));
@@ -70,6 +108,7 @@ async function serve(): Promise<{ port: number; stop: () => Promise<void> }> {
   });
   return {
     port,
+    pid: child.pid!,
     stop: async () => {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
@@ -91,14 +130,21 @@ export async function runProtocolBench(): Promise<boolean> {
   // Loaded here: the client's native module is a devDependency, needed by this suite only.
   const Aerospike = (await import('aerospike')).default;
   const results = new Map<string, LoopResult>();
+  const serverCpu = new Map<string, number>();
   const server = await serve();
   const client = await Aerospike.connect({ hosts: [{ addr: '127.0.0.1', port: server.port }], log: { level: Aerospike.log.OFF }, maxConnsPerNode: 300 });
   try {
     const keys = Array.from({ length: KEYS }, (_, i) => new Aerospike.Key('test', 'bench', `user:${i}`));
     for (let i = 0; i < KEYS; i += 64) await Promise.all(keys.slice(i, i + 64).map((key, j) => client.put(key, bins(i + j))));
+    const write = new Aerospike.WritePolicy({ totalTimeout: 10_000 });
+    const read = new Aerospike.ReadPolicy({ totalTimeout: 10_000 });
     for (const inflight of INFLIGHT) {
-      results.set(`protocol put ${inflight}`, await closedLoop(inflight, TIME_MS, (i) => client.put(keys[i]!, bins(i))));
-      results.set(`protocol get ${inflight}`, await closedLoop(inflight, TIME_MS, (i) => client.get(keys[i]!)));
+      for (const kind of ['put', 'get'] as const) {
+        const cpuBefore = cpuMicros(server.pid);
+        const result = await closedLoop(inflight, TIME_MS, (i) => (kind === 'put' ? client.put(keys[i]!, bins(i), {}, write) : client.get(keys[i]!, read)));
+        results.set(`protocol ${kind} ${inflight}`, result);
+        serverCpu.set(`${kind} ${inflight}`, (cpuMicros(server.pid) - cpuBefore) / (result.opsPerSecond * (TIME_MS / 1000)));
+      }
     }
   } finally {
     await client.close();
@@ -124,6 +170,9 @@ export async function runProtocolBench(): Promise<boolean> {
       print(`embedded ${kind}, ${inflight} in flight`, results.get(`embedded ${kind} ${inflight}`)!);
     }
   }
+  for (const [name, us] of serverCpu) process.stdout.write(`  server CPU per protocol ${name} in flight: ${us.toFixed(1)} µs (one core: at most ${Math.round(1e6 / us).toLocaleString('en-US')}/s)\n`);
+  const floor = await echoFloor(64);
+  process.stdout.write(`  floor: a Node echo server over loopback, 64 connections: ${Math.round(floor.roundTripsPerSecond).toLocaleString('en-US')} round trips/s, ${floor.serverCpuUs.toFixed(1)} µs server CPU each\n`);
   const gets = results.get('protocol get 64')!.opsPerSecond;
   const throughputMet = gets >= 100_000;
   process.stdout.write(`  target: protocol gets at 64 in flight >= 100,000/s: ${Math.round(gets).toLocaleString('en-US')} ${throughputMet ? 'MET' : 'NOT MET'}\n`);
