@@ -68,6 +68,30 @@ function message(fieldCount: number, opCount: number, rest: Buffer, info1: numbe
   return writer.copyFrom(0);
 }
 
+/** Sends `pieces` on a fresh connection, 5 ms apart; resolves to the reply bytes (empty if none in waitMs). */
+function sendInPieces(pieces: Buffer[], waitMs = 1000): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const socket = net.connect(node.port, node.host);
+    let reply = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(reply);
+    }, waitMs);
+    socket.on('data', (chunk: Buffer) => (reply = Buffer.concat([reply, chunk])));
+    socket.on('error', () => undefined);
+    socket.on('connect', async () => {
+      for (const piece of pieces) {
+        socket.write(piece);
+        await new Promise((wait) => setTimeout(wait, 5));
+      }
+    });
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(reply);
+    });
+  });
+}
+
 /**
  * Sends `bytes` on a fresh connection and resolves to what happened: 'closed' (the server
  * closed it), 'answered' (a reply came) or 'open' (nothing within waitMs).
@@ -134,6 +158,23 @@ it('closes connections that send what is not Aerospike framing, and stays up', a
   expect(await send(request(2, true).subarray(0, 20), 200)).toBe('open');
   expect(node.child.exitCode).toBeNull();
 }, 120_000);
+
+it('reads frames whatever pieces they arrive in, an empty one included', async () => {
+  // An empty info request (the summary) whose header comes in two pieces.
+  const empty = frame(FrameType.INFO, Buffer.alloc(0));
+  const summary = await sendInPieces([empty.subarray(0, 3), empty.subarray(3)]);
+  expect(summary.subarray(8).toString()).toMatch(/\nbuild\t7\.0\.0\.0\n/);
+  // A put cut into single bytes, then a get in the same write as the put's last byte.
+  const put = request(5, true);
+  const pieces = [...put.subarray(0, put.length - 1)].map((byte) => Buffer.from([byte]));
+  pieces.push(Buffer.concat([put.subarray(put.length - 1), request(5, false)]));
+  const replies = await sendInPieces(pieces, 5000);
+  // Two replies: the put's (result 0) and the get's, with bin v = 1.
+  expect(replies[8 + 5]).toBe(0);
+  const second = 8 + replies.readUInt32BE(4);
+  expect(replies[second + 8 + 5]).toBe(0);
+  expect(replies.readUInt16BE(second + 8 + 20)).toBe(1);
+}, 60_000);
 
 it('survives seeded random bytes and bit flips of valid requests', async () => {
   const random = seededFloats(14);
