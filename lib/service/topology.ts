@@ -5,8 +5,9 @@
  * `peers-generation`). Without cluster mode the node serves every partition and has no peers.
  *
  * The bitmaps come from the cluster's own routing: a node claims a partition as master when it
- * is the partition's acting master (the node holding the complete data while it migrates), and
- * as replica i when it is the map's i-th owner. They are rebuilt at most every
+ * is the partition's acting master (the node holding the complete data while it migrates), or
+ * when that master has no service listener clients can reach (this node forwards), and as
+ * replica i when it is the map's i-th owner. They are rebuilt at most every
  * SERVICE_PARTITION_MAP_REFRESH_MS; the generation moves whenever they change, which is how a
  * client learns to re-read them.
  */
@@ -101,9 +102,13 @@ export class Topology {
       const owners = cluster.partitionMap.owners;
       const count = Math.max(1, cluster.partitionMap.replicationFactor);
       const bitmaps = Array.from({ length: count }, () => Buffer.alloc(BITMAP_BYTES));
+      // Nodes clients can reach: a partition mastered by a member without a listener is
+      // claimed by this node too (it forwards such requests), so no partition is unreachable.
+      const reachable = new Set([self, ...this.peerList().map((peer) => peer.id)]);
       for (let partition = 0; partition < PARTITION_COUNT; partition++) {
         const bit = 0x80 >> (partition & 7);
-        if (cluster.masterOf(partition) === self) bitmaps[0]![partition >> 3]! |= bit;
+        const master = cluster.masterOf(partition);
+        if (master === self || !reachable.has(master)) bitmaps[0]![partition >> 3]! |= bit;
         const list = owners[partition] ?? [];
         for (let index = 1; index < count && index < list.length; index++) {
           if (list[index] === self) bitmaps[index]![partition >> 3]! |= bit;
@@ -115,15 +120,15 @@ export class Topology {
   }
 
   /** The peers this node advertises: members of its view with a valid service address, by name. */
-  private peerList(): { name: string; address: string }[] {
+  private peerList(): { id: string; name: string; address: string }[] {
     const cluster = this.options.cluster;
     if (cluster === undefined) return [];
-    const peers: { name: string; address: string }[] = [];
+    const peers: { id: string; name: string; address: string }[] = [];
     for (const id of cluster.view.succession) {
       if (id === cluster.nodeId) continue;
       const peer = cluster.heartbeat.peer(id);
       const address = peer?.alive === true ? validServiceAddress(peer.service) : undefined;
-      if (address !== undefined) peers.push({ name: protocolNodeName(id), address });
+      if (address !== undefined) peers.push({ id, name: protocolNodeName(id), address });
     }
     return peers.sort((a, b) => (a.name < b.name ? -1 : 1));
   }
