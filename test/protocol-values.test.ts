@@ -9,6 +9,8 @@ import { op } from '../lib/index';
 import { ByteWriter } from '../lib/service/byte-writer';
 import { MsgpackReader, ParticleType, decodeParticle, packValue, writeParticle } from '../lib/service/particles';
 import { RequestError } from '../lib/service/wire';
+import { ResultCode, resultCodeOf } from '../lib/service/result-codes';
+import { ErrorCode, ShoalError } from '../lib/index';
 import { openMemoryDb, useDbCleanup } from './helpers/db';
 
 useDbCleanup();
@@ -100,5 +102,20 @@ describe('nil inside lists and maps', () => {
     // A top-level null still removes the bin.
     await db.put(key, { l: null });
     expect((await db.get(key))!.bins).toEqual({ m: { a: null, b: [null] }, w: [null, { x: null }] });
+  });
+});
+
+describe('result codes', () => {
+  it('map every ShoalError code to one Aerospike result code', () => {
+    const expected: Record<string, number> = {
+      RECORD_NOT_FOUND: 2, GENERATION_MISMATCH: 3, INVALID_ARGUMENT: 4, RECORD_EXISTS: 5, OUT_OF_SPACE: 8, TIMEOUT: 9,
+      PARTITION_UNAVAILABLE: 11, BIN_TYPE: 12, RECORD_TOO_BIG: 13, KEY_BUSY: 14,
+      NOT_OPEN: 11, LOCKED: 1, IO_ERROR: 1, CORRUPTION: 1, CLUSTER_ERROR: 1,
+    };
+    expect(Object.keys(expected).sort()).toEqual(Object.values(ErrorCode).sort());
+    for (const code of Object.values(ErrorCode)) expect(resultCodeOf(new ShoalError(code, 'x')), code).toBe(expected[code]);
+    expect(resultCodeOf(new TypeError('x'))).toBe(ResultCode.PARAMETER_ERROR);
+    expect(resultCodeOf(new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'x'))).toBe(16);
+    expect(resultCodeOf(new Error('x'))).toBe(ResultCode.SERVER_ERROR);
   });
 });

@@ -107,7 +107,8 @@ describe('single records', () => {
     expect((await client.get(key('remove'))).bins).toEqual({ b: 2 });
     const wrongGen = new Aerospike.RemovePolicy({ gen: Aerospike.policy.gen.EQ, generation: 5 });
     expect(await codeOf(client.remove(key('remove'), wrongGen))).toBe(status.ERR_RECORD_GENERATION);
-    await client.remove(key('remove'));
+    // Durable delete asks for nothing more: every Shoal delete is durable.
+    await client.remove(key('remove'), new Aerospike.RemovePolicy({ durableDelete: true }));
     expect(await client.exists(key('remove'))).toBe(false);
     expect(await codeOf(client.remove(key('remove')))).toBe(status.ERR_RECORD_NOT_FOUND);
   });
@@ -155,6 +156,16 @@ describe('operate', () => {
     expect(await codeOf(client.operate(key('op-types'), [Aerospike.lists.append('l', 2)]))).toBe(status.ERR_UNSUPPORTED_FEATURE);
     expect(await codeOf(client.apply(key('op-types'), { module: 'none', funcname: 'f', args: [] }))).toBe(status.ERR_UNSUPPORTED_FEATURE);
     expect((await client.get(key('op-types'))).bins).toEqual({ s: 'text', l: [1] });
+  });
+
+  it('refuses filter expressions and secondary-index queries whole, never half-serving them', async () => {
+    const exp = Aerospike.exp;
+    const filtered = new Aerospike.WritePolicy({ filterExpression: exp.eq(exp.binStr('s'), exp.str('other')) });
+    expect(await codeOf(client.put(key('op-types'), { s: 'changed' }, {}, filtered))).toBe(status.ERR_UNSUPPORTED_FEATURE);
+    expect((await client.get(key('op-types'))).bins.s).toBe('text');
+    const query = client.query('test', 'basic');
+    query.where(Aerospike.filter.equal('i', 1));
+    expect(await codeOf(query.results())).toBe(status.ERR_UNSUPPORTED_FEATURE);
   });
 });
 
