@@ -107,7 +107,10 @@ export interface ServiceStats {
   /** Connections closed for input that is not Aerospike's protocol. */
   malformedFrames: number;
   loginFailures: number;
+  /** Bytes of frames being read (the SERVICE_BUFFERED_BYTES_MAX budget in use). */
   bufferedBytes: number;
+  /** Reply bytes written but not yet taken by slow clients' sockets (scans stop producing while theirs waits). */
+  queuedReplyBytes: number;
 }
 
 /** Log lines about bad input, at most SERVICE_LOG_LINES_PER_INTERVAL per interval. */
@@ -208,7 +211,9 @@ export class Service implements FrameHandler {
 
   /** The listener's figures (ServiceStats). */
   stats(): ServiceStats {
-    return { connections: this.connections.size, ...this.counts, bufferedBytes: this.budget.usedBytes };
+    let queuedReplyBytes = 0;
+    for (const connection of this.connections) queuedReplyBytes += connection.socket.writableLength;
+    return { connections: this.connections.size, ...this.counts, bufferedBytes: this.budget.usedBytes, queuedReplyBytes };
   }
 
   private statistics(): Record<string, number | string | boolean> {
@@ -228,6 +233,7 @@ export class Service implements FrameHandler {
       malformed_frames: s.malformedFrames,
       login_failures: s.loginFailures,
       buffered_bytes: s.bufferedBytes,
+      queued_reply_bytes: s.queuedReplyBytes,
       // Cluster mode: requests this node forwarded to another master, and requests it ran as master.
       cluster_requests_forwarded: counters?.forwarded ?? 0,
       cluster_requests_executed_as_master: counters?.executedAsMaster ?? 0,
