@@ -5,9 +5,12 @@
  * recluster: through the client's info API move a node's partitions away under a client load
  * with zero client errors, after which the node is stopped, still with zero errors.
  */
+import * as net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import { digestOf, partitionOf } from '../lib/index';
+import { ByteWriter } from '../lib/service/byte-writer';
+import { FieldType, FrameType, Info2, OpCode, beginFrame, beginOp, endFrame, endOp, writeField, writeMessageHeader, writeStringField } from '../lib/service/wire';
 import { cleanupTempDirs } from './helpers/temp';
 import { ServedNode, stopNode } from './helpers/service-server';
 import { publishedMasters, serveCluster, statisticsOf, waitForClientNodes, waitForSettled } from './helpers/service-cluster';
@@ -53,6 +56,44 @@ it('discovers all three nodes from one seed and routes every key to its master',
   expect(executed).toEqual(nodes.map((node) => expected.get(node.node)));
   for (const count of executed) expect(count).toBeGreaterThan(0);
 }, 120_000);
+
+/** Sends a put of { v } for `name` in set "forward" straight to `node`; resolves to the reply's result code. */
+function rawPut(node: ServedNode, name: string, v: number): Promise<number> {
+  const writer = new ByteWriter();
+  const start = beginFrame(writer);
+  writeMessageHeader(writer, { info2: Info2.WRITE, resultCode: 0, fieldCount: 3, opCount: 1 });
+  writeStringField(writer, FieldType.NAMESPACE, 'test');
+  writeStringField(writer, FieldType.SET, 'forward');
+  writeField(writer, FieldType.DIGEST, digestOf('forward', name));
+  const at = beginOp(writer, OpCode.WRITE, 1, 'v');
+  writer.int64(v);
+  endOp(writer, at);
+  endFrame(writer, start, FrameType.MESSAGE);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(node.port, node.host, () => socket.write(writer.copyFrom(0)));
+    let reply = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      reply = Buffer.concat([reply, chunk]);
+      if (reply.length >= 8 + 22) {
+        socket.destroy();
+        resolve(reply[8 + 5]!);
+      }
+    });
+    socket.on('error', reject);
+  });
+}
+
+it('forwards a request sent to a node that does not master its partition', async () => {
+  const masters = await publishedMasters(client, nodes);
+  const name = 'sent-to-the-wrong-node';
+  const master = masters[partitionOf(digestOf('forward', name))]!;
+  const wrong = nodes.find((node) => node.node !== master)!;
+  const before = await statisticsOf(client, wrong);
+  expect(await rawPut(wrong, name, 42)).toBe(0);
+  const after = await statisticsOf(client, wrong);
+  expect((after.cluster_requests_forwarded as number) - (before.cluster_requests_forwarded as number)).toBe(1);
+  expect((await client.get(new Aerospike.Key('test', 'forward', name))).bins).toEqual({ v: 42 });
+}, 60_000);
 
 it('quiesces a node and reclusters through the info API under load with zero client errors, then stops it', async () => {
   let stop = false;
