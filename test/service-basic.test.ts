@@ -17,9 +17,11 @@ const key = (k: string | number, set = 'basic') => new Aerospike.Key('test', set
 /** Runs `task` for 0..count-1, at most `width` at a time (the client caps its connections). */
 async function each(count: number, task: (i: number) => Promise<unknown>, width = 32): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
+  // allSettled: a failure must not leave commands in flight when the client closes.
+  const workers = await Promise.allSettled(Array.from({ length: width }, async () => {
     while (next < count) await task(next++);
   }));
+  for (const worker of workers) if (worker.status === 'rejected') throw worker.reason;
 }
 
 /** The error code a promise rejects with (fails the test if it resolves). */

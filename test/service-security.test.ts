@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import { ErrorCode, open } from '../lib/index';
 import { ByteWriter } from '../lib/service/byte-writer';
+import { CREDENTIAL_SALT, credentialsOf } from '../lib/service/security';
 import { FieldType, FrameType, Info1, beginFrame, endFrame, writeField, writeMessageHeader, writeStringField } from '../lib/service/wire';
 import { digestOf } from '../lib/index';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
@@ -30,7 +31,9 @@ afterAll(async () => {
 });
 
 function connect(user?: string, password?: string): Promise<Aerospike.Client> {
-  return Aerospike.connect({ hosts: [{ addr: node.host, port: node.port }], user, password, log: { level: Aerospike.log.OFF }, connTimeoutMs: 2000 } as Aerospike.ConfigOptions);
+  // Generous timeouts: each new connection logs in first, and the machine may be loaded.
+  const policies = { read: { totalTimeout: 10_000 }, write: { totalTimeout: 10_000 }, batch: { totalTimeout: 10_000 } };
+  return Aerospike.connect({ hosts: [{ addr: node.host, port: node.port }], user, password, log: { level: Aerospike.log.OFF }, connTimeoutMs: 5000, policies } as Aerospike.ConfigOptions);
 }
 
 describe('login', () => {
@@ -38,7 +41,9 @@ describe('login', () => {
     const client = await connect('ada', 'correct horse battery');
     try {
       // 40 commands at once: the client opens several connections, each authenticating with the session token.
-      await Promise.all(Array.from({ length: 40 }, (_, i) => client.put(new Aerospike.Key('test', 'secure', i), { i })));
+      // allSettled: a failure must not leave commands in flight when the client closes.
+      const puts = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => client.put(new Aerospike.Key('test', 'secure', i), { i })));
+      expect(puts.filter((put) => put.status === 'rejected')).toEqual([]);
       const records = await client.batchRead(Array.from({ length: 40 }, (_, i) => ({ key: new Aerospike.Key('test', 'secure', i), readAllBins: true })));
       expect(records.map((r) => r.record.bins.i)).toEqual(Array.from({ length: 40 }, (_, i) => i));
       const stats = client.stats();
@@ -72,6 +77,28 @@ describe('login', () => {
     expect(reply.closed).toBe(true);
     // proto header (8), then the AS_MSG header: result code at byte 5.
     expect(reply.bytes[8 + 5]).toBe(80);
+  });
+});
+
+describe('credentials', () => {
+  it('are bcrypt with the constant salt, hashed off the event loop', async () => {
+    let longestGapMs = 0;
+    const started = performance.now();
+    let last = started;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longestGapMs = Math.max(longestGapMs, now - last);
+      last = now;
+    }, 5);
+    const hashes = await credentialsOf(['secret', 'another secret', 'a third']);
+    const elapsedMs = performance.now() - started;
+    clearInterval(ticker);
+    expect(hashes[0]).toBe('$2a$10$7EqJtq98hPqEX7fNZaFWoOu7NRZ0i7m5NbgPBEsHTCoJzZDEKQRb.');
+    for (const hash of hashes) expect(hash.startsWith(CREDENTIAL_SALT)).toBe(true);
+    expect(new Set(hashes).size).toBe(3);
+    // Hashed on this thread, the loop would stall for all of it (three bcrypts); a shared,
+    // loaded machine may still delay a tick, so the bound is relative.
+    expect(longestGapMs).toBeLessThan(elapsedMs / 2);
   });
 });
 

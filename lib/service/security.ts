@@ -11,7 +11,7 @@
  * which clients take as "no login needed".
  */
 import * as crypto from 'node:crypto';
-import { hash } from 'bcryptjs';
+import { Worker } from 'node:worker_threads';
 import { invalidArgument } from '../errors';
 import { ByteWriter } from './byte-writer';
 import { SERVICE_SESSIONS_MAX, SERVICE_SESSION_TTL_SECONDS, SERVICE_USERS_MAX } from './constants';
@@ -31,9 +31,24 @@ export interface ServiceUser {
   password: string;
 }
 
-/** The credential a client sends for a password: bcrypt with the constant salt. */
-export function credentialOf(password: string): Promise<string> {
-  return hash(password, CREDENTIAL_SALT);
+/**
+ * The credentials clients send for these passwords: bcrypt (cost 10, about 0.2 s each) with
+ * the constant salt, computed on a worker thread so the event loop (heartbeats, other
+ * clients) is never held.
+ * @throws the worker's error if bcryptjs cannot run.
+ */
+export function credentialsOf(passwords: string[]): Promise<string[]> {
+  const source = `const { parentPort, workerData } = require('node:worker_threads');
+const bcrypt = require(workerData.module);
+parentPort.postMessage(workerData.passwords.map((password) => bcrypt.hashSync(password, workerData.salt)));`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(source, { eval: true, workerData: { module: require.resolve('bcryptjs'), passwords, salt: CREDENTIAL_SALT } });
+    worker.once('message', (hashes: string[]) => {
+      void worker.terminate();
+      resolve(hashes);
+    });
+    worker.once('error', reject);
+  });
 }
 
 /**
@@ -68,9 +83,8 @@ export class Security {
   /** Security for these users (none: every client is accepted). Hashes the passwords first. */
   static async create(users: ServiceUser[] | undefined): Promise<Security> {
     if (users === undefined) return new Security(undefined);
-    const credentials = new Map<string, Buffer>();
-    for (const { user, password } of users) credentials.set(user, Buffer.from(await credentialOf(password)));
-    return new Security(credentials);
+    const hashes = await credentialsOf(users.map((entry) => entry.password));
+    return new Security(new Map(users.map((entry, index) => [entry.user, Buffer.from(hashes[index]!)])));
   }
 
   /** Whether connections must log in. */
