@@ -65,12 +65,14 @@ export async function runClientSuite(host: string, port: number, names: string[]
   const report = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-aerospike-suite-')), 'report.json');
   const mocha = path.join(repo, 'node_modules', 'mocha', 'bin', 'mocha.js');
   const started = Date.now();
-  const args = [mocha, '--node-option', 'import=tsx', '--require', 'choma', '--require', 'mocha-clean', '--reporter', 'json', '--reporter-option', `output=${report}`, ...files];
+  // --timeout (mocha's per-test bound) and the suite's own -t (the client's total timeout, 1 s by
+  // default) are raised: a shared, loaded machine can be slow, and a test may not fail for that.
+  const args = [mocha, '--timeout', '30000', '--node-option', 'import=tsx', '--require', 'choma', '--require', 'mocha-clean', '--reporter', 'json', '--reporter-option', `output=${report}`, ...files];
   const stderr = await new Promise<string>((resolve, reject) => {
     const child = spawn(process.execPath, args, {
       cwd: clientRoot,
       // npm_package_version: test/metrics.ts reads it while loading; CHOMA_SEED fixes choma's shuffled order.
-      env: { ...process.env, npm_package_version: '6.7.1', OPTIONS: `--host ${host} --port ${port}`, CHOMA_SEED: '1' },
+      env: { ...process.env, npm_package_version: '6.7.1', OPTIONS: `--host ${host} --port ${port} -t 10000`, CHOMA_SEED: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let errors = '';

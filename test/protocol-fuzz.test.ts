@@ -13,7 +13,7 @@ import { ByteWriter } from '../lib/service/byte-writer';
 import { FieldType, FrameType, Info1, Info2, OpCode, beginFrame, beginOp, endFrame, endOp, writeField, writeMessageHeader, writeStringField } from '../lib/service/wire';
 import { cleanupTempDirs } from './helpers/temp';
 import { seededBytes, seededFloats } from './helpers/random';
-import { ServedNode, serveNode, stopNode } from './helpers/service-server';
+import { ServedNode, clientConfig, serveNode, stopNode } from './helpers/service-server';
 
 let node: ServedNode;
 let client: Aerospike.Client;
@@ -21,7 +21,7 @@ const RECORDS = 200;
 
 beforeAll(async () => {
   node = await serveNode();
-  client = await Aerospike.connect({ hosts: [{ addr: node.host, port: node.port }], log: { level: Aerospike.log.OFF } });
+  client = await Aerospike.connect(clientConfig(node));
   for (let i = 0; i < RECORDS; i++) await client.put(new Aerospike.Key('test', 'fuzz', i), { i, s: `value-${i}` });
 }, 60_000);
 

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import { cleanupTempDirs } from './helpers/temp';
-import { ServedNode, serveNode, stopNode } from './helpers/service-server';
+import { ServedNode, clientConfig, serveNode, stopNode } from './helpers/service-server';
 
 let node: ServedNode;
 let client: Aerospike.Client;
@@ -36,7 +36,7 @@ async function codeOf(promise: Promise<unknown>): Promise<number> {
 
 beforeAll(async () => {
   node = await serveNode();
-  client = await Aerospike.connect({ hosts: [{ addr: node.host, port: node.port }], log: { level: Aerospike.log.OFF } });
+  client = await Aerospike.connect(clientConfig(node));
 });
 
 afterAll(async () => {

@@ -2,68 +2,63 @@
  * kill -9 of a Shoal node under an official-client write load: every write the client saw
  * acknowledged is read back afterwards from the surviving nodes (replication factor 2: a write
  * is acknowledged once master and replica applied it), and the client routes to the survivors
- * once they publish the new partition map.
+ * once they publish the new partition map. The client runs in a child process of its own
+ * (test/fixtures/protocol-write-load.js).
  */
+import * as path from 'node:path';
+import * as readline from 'node:readline';
 import { afterAll, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
+import { ChildProcess, spawn } from 'node:child_process';
 import { cleanupTempDirs } from './helpers/temp';
-import { ServedNode, stopNode } from './helpers/service-server';
+import { ServedNode, clientConfig, stopNode } from './helpers/service-server';
 import { serveCluster, waitForSettled } from './helpers/service-cluster';
 
 let nodes: ServedNode[] = [];
 let client: Aerospike.Client | undefined;
+let load: ChildProcess | undefined;
 
 afterAll(async () => {
-  await client?.close();
+  load?.kill('SIGKILL');
   await Promise.all(nodes.map((node) => stopNode(node)));
   cleanupTempDirs();
 });
 
 it('loses no acknowledged write when a node is killed with SIGKILL under load', async () => {
   nodes = await serveCluster(3);
-  client = await Aerospike.connect({ hosts: [{ addr: nodes[0]!.host, port: nodes[0]!.port }], log: { level: Aerospike.log.OFF }, tenderInterval: 250 });
-  await waitForSettled(client, nodes, 3);
-  const policy = new Aerospike.WritePolicy({ totalTimeout: 3000, maxRetries: 2 });
-  const acknowledged = new Map<string, number>();
-  let failed = 0;
-  let stop = false;
-  let next = 0;
-  const load = Promise.all(
-    Array.from({ length: 16 }, async () => {
-      while (!stop) {
-        const id = next++;
-        const name = `k${id}`;
-        try {
-          await client!.put(new Aerospike.Key('test', 'kill', name), { id }, {}, policy);
-          acknowledged.set(name, id);
-        } catch {
-          failed++;
-        }
-      }
-    }),
-  );
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  client = await Aerospike.connect(clientConfig(nodes[0]!));
+  try {
+    await waitForSettled(client, nodes, 3);
+  } finally {
+    client.close();
+  }
+  load = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'protocol-write-load.js'), nodes[0]!.host, String(nodes[0]!.port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = readline.createInterface({ input: load.stdout! });
+  const events: Record<string, unknown>[] = [];
+  const waitFor = (event: string, timeoutMs: number) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the load did not report ${event} in ${timeoutMs} ms`)), timeoutMs);
+      const check = () => {
+        const found = events.find((e) => e.event === event);
+        if (found !== undefined) {
+          clearTimeout(timer);
+          resolve(found);
+        } else setTimeout(check, 50);
+      };
+      check();
+    });
+  lines.on('line', (line) => events.push(JSON.parse(line) as Record<string, unknown>));
+  await waitFor('loading', 60_000);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
   const victim = nodes[1]!;
   victim.child.kill('SIGKILL');
   await victim.exited;
-  const killedAt = acknowledged.size;
+  load.stdin!.write('mark kill\n');
   await new Promise((resolve) => setTimeout(resolve, 6000));
-  stop = true;
-  await load;
-  const survivors = nodes.filter((node) => node !== victim);
-  await waitForSettled(client, survivors, 2);
-  const read = new Aerospike.ReadPolicy({ totalTimeout: 5000, maxRetries: 3 });
-  const lost: string[] = [];
-  const names = [...acknowledged.keys()];
-  for (let start = 0; start < names.length; start += 200) {
-    const batch = names.slice(start, start + 200);
-    const results = await client.batchRead(batch.map((name) => ({ key: new Aerospike.Key('test', 'kill', name), readAllBins: true })), new Aerospike.BatchPolicy({ totalTimeout: 10_000 }));
-    results.forEach((result, i) => {
-      if (result.status !== Aerospike.status.OK || result.record.bins.id !== acknowledged.get(batch[i]!)) lost.push(batch[i]!);
-    });
-  }
-  console.log(`kill -9 under load: ${acknowledged.size} writes acknowledged (${killedAt} before the kill), ${failed} failed or timed out, ${lost.length} acknowledged writes lost`);
-  expect(acknowledged.size).toBeGreaterThan(killedAt);
-  expect(killedAt).toBeGreaterThan(100);
-  expect(lost).toEqual([]);
-}, 180_000);
+  load.stdin!.write('stop\n');
+  const done = (await waitFor('done', 120_000)) as { acknowledged: number; marks: { kill: number }; failed: number; lost: string[] };
+  console.log(`kill -9 under load: ${done.acknowledged} writes acknowledged (${done.marks.kill} before the kill), ${done.failed} failed or timed out, ${done.lost.length} acknowledged writes lost`);
+  expect(done.marks.kill).toBeGreaterThan(100);
+  expect(done.acknowledged).toBeGreaterThan(done.marks.kill);
+  expect(done.lost).toEqual([]);
+}, 240_000);

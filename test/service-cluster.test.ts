@@ -12,7 +12,7 @@ import { digestOf, partitionOf } from '../lib/index';
 import { ByteWriter } from '../lib/service/byte-writer';
 import { FieldType, FrameType, Info2, OpCode, beginFrame, beginOp, endFrame, endOp, writeField, writeMessageHeader, writeStringField } from '../lib/service/wire';
 import { cleanupTempDirs } from './helpers/temp';
-import { ServedNode, stopNode } from './helpers/service-server';
+import { ServedNode, clientConfig, stopNode } from './helpers/service-server';
 import { publishedMasters, serveCluster, statisticsOf, waitForClientNodes, waitForSettled } from './helpers/service-cluster';
 
 let nodes: ServedNode[] = [];
@@ -21,7 +21,7 @@ let client: Aerospike.Client;
 beforeAll(async () => {
   nodes = await serveCluster(3);
   // One seed only: the other two are discovered.
-  client = await Aerospike.connect({ hosts: [{ addr: nodes[0]!.host, port: nodes[0]!.port }], log: { level: Aerospike.log.OFF }, tenderInterval: 250 });
+  client = await Aerospike.connect(clientConfig(nodes[0]!, { tenderInterval: 250 }));
   await waitForSettled(client, nodes, 3);
 }, 120_000);
 

@@ -11,7 +11,7 @@ import Aerospike from 'aerospike';
 import { open } from '../lib/index';
 import { runNode } from './helpers/child';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
-import { SHOAL_CLI, serveNode, stopNode } from './helpers/service-server';
+import { SHOAL_CLI, clientConfig, serveNode, stopNode } from './helpers/service-server';
 
 afterAll(() => cleanupTempDirs());
 
@@ -73,7 +73,7 @@ describe('shoal serve', () => {
     const namespaces = [{ name: 'test', storage: { type: 'device', paths: ['test.dat'], sizeBytes: 16 << 20, writeBlockBytes: 1 << 17, commitToDevice: true }, maxRecordBytes: 64 << 10 }];
     const first = await serveNode({ dataDir, namespaces });
     const key = new Aerospike.Key('test', 'serve', 'kept');
-    let client = await Aerospike.connect({ hosts: [{ addr: first.host, port: first.port }], log: { level: Aerospike.log.OFF } });
+    let client = await Aerospike.connect(clientConfig(first));
     await client.put(key, { v: 'before the restart' });
     await client.close();
     await stopNode(first);
@@ -81,7 +81,7 @@ describe('shoal serve', () => {
     expect(first.stderr()).not.toMatch(/error/i);
     const second = await serveNode({ dataDir, namespaces });
     expect(second.node).toBe(first.node);
-    client = await Aerospike.connect({ hosts: [{ addr: second.host, port: second.port }], log: { level: Aerospike.log.OFF } });
+    client = await Aerospike.connect(clientConfig(second));
     expect((await client.get(key)).bins).toEqual({ v: 'before the restart' });
     await client.close();
     await stopNode(second);

@@ -5,6 +5,7 @@
  * server must live in another process. Children are killed when the test file ends.
  */
 import type { ChildProcess } from 'node:child_process';
+import Aerospike from 'aerospike';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startNode } from './child';
@@ -77,4 +78,28 @@ export async function stopNode(node: ServedNode, timeoutMs = 10_000): Promise<vo
   const timer = setTimeout(() => node.child.kill('SIGKILL'), timeoutMs);
   await node.exited;
   clearTimeout(timer);
+}
+
+/**
+ * Client options for tests: the node as the seed, logging off, and timeouts of 10 s instead
+ * of the client's 1 s defaults, since the machine running the tests may be heavily loaded.
+ */
+export function clientConfig(node: { host: string; port: number }, extra: Record<string, unknown> = {}): Aerospike.ConfigOptions {
+  const total = { totalTimeout: 10_000 };
+  return {
+    hosts: [{ addr: node.host, port: node.port }],
+    log: { level: Aerospike.log.OFF },
+    policies: {
+      info: new Aerospike.InfoPolicy({ timeout: 10_000 }),
+      read: new Aerospike.ReadPolicy(total),
+      write: new Aerospike.WritePolicy(total),
+      remove: new Aerospike.RemovePolicy(total),
+      operate: new Aerospike.OperatePolicy(total),
+      batch: new Aerospike.BatchPolicy(total),
+      scan: new Aerospike.ScanPolicy({ totalTimeout: 30_000 }),
+      query: new Aerospike.QueryPolicy({ totalTimeout: 30_000 }),
+      apply: new Aerospike.ApplyPolicy(total),
+    },
+    ...extra,
+  } as Aerospike.ConfigOptions;
 }
