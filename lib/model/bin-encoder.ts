@@ -7,13 +7,12 @@
  * fixints up to 127), other numbers as float64, bigints as int64, Buffers and Uint8Arrays as
  * bin, strings as UTF-8 str, arrays, and plain objects as maps sized to their key count.
  *
- * encodeBins' input must have passed checkBins (names, types, depth; null only inside lists and
- * maps); it checks
- * only what it needs not to misbehave. encodeBinsChecked (batchPut) takes unchecked bins and
- * checks as it writes, so a batch walks each entry's bins once instead of three times: it gives
- * up (BINS_NEED_CHECK) at anything checkBins would refuse, and at a top-level null (a bin
- * removal, which the batch leaves to the per-record path); the caller then runs checkBins for
- * the exact error. Neither ever writes past `end`.
+ * encodeBins' input must have passed checkBins (names, types, depth; null only inside lists
+ * and maps); it checks only what it needs not to misbehave. encodeBinsChecked (batchPut) takes
+ * unchecked bins and checks as it writes, so a batch walks each entry's bins once instead of
+ * three times: it gives up (BINS_NEED_CHECK) at anything checkBins would refuse, and at a
+ * top-level null (a bin removal, which the batch leaves to the per-record path); the caller
+ * then runs checkBins for the exact error. Neither ever writes past `end`.
  */
 import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX } from '../constants';
 import { invalidArgument } from '../errors';
