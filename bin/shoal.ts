@@ -10,6 +10,7 @@
  *   shoal recluster <host:port>                 start a rebalance now
  *   shoal wait-migrations <host:port> [--timeout-ms N] [--json]
  *                                               wait until no node has migrations left, with a progress bar
+ *   shoal serve CONFIG.json                     run a standalone server (lib/service/serve.ts)
  * Options: --cluster-name NAME (default "shoal"), --timeout-ms N (default 5000 per request,
  * 600000 for wait-migrations), --secret-file FILE (the cluster secret; or the environment
  * variable SHOAL_CLUSTER_SECRET), --tls-ca FILE --tls-cert FILE --tls-key FILE (PEM, when the
@@ -17,6 +18,7 @@
  */
 import * as fs from 'node:fs';
 import { AdminClient, type AdminRequest, type TlsSettings } from '../lib/cluster/index';
+import { serve } from '../lib/service/serve';
 
 interface Arguments {
   command: string;
@@ -186,6 +188,7 @@ async function waitForMigrations(client: AdminClient, args: Arguments): Promise<
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'serve') return serve(process.argv.slice(3));
   const args = parse(process.argv.slice(2));
   const secret = readSecret(args);
   const client = await AdminClient.connect(args.address, {

@@ -20,7 +20,8 @@ import {
   checkWriteOptions,
 } from './namespace/semantics';
 import { DbConfig, OpenOptions, resolveOptions } from './options';
-import { Cluster, ClusterNode, startCluster, type Logger } from './cluster/index';
+import { Cluster, ClusterNode, loadOrCreateNodeId, startCluster, type Logger } from './cluster/index';
+import { Service } from './service/server';
 import { DbLocalStore, RecordCall, digestOfKey, recordRequest } from './db-cluster';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
@@ -99,12 +100,32 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
     }
   }
   db = new Db(config, namespaces, cluster);
+  if (config.service !== undefined) await startService(db, config, cluster, log);
   if (handleSignals) registerForShutdown(db);
   return db;
 }
 
+/** Starts the Aerospike service listener of a Db just opened; closes the Db if it cannot start. */
+async function startService(db: Db, config: DbConfig, cluster: ClusterNode | undefined, log: (message: string) => void): Promise<void> {
+  try {
+    const service = await Service.start(db, config.service!, {
+      namespaces: config.namespaces,
+      clusterNode: cluster,
+      cluster: db.cluster,
+      nodeId: cluster?.nodeId ?? loadOrCreateNodeId(config.dataDir),
+      log,
+    });
+    db.attachService(service);
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    if (error instanceof ShoalError || error instanceof TypeError || error instanceof RangeError) throw error;
+    throw new ShoalError(ErrorCode.IO_ERROR, `the service listener could not start: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 export class Db {
   private closing: Promise<void> | undefined;
+  private serviceListener: Service | undefined;
   /** Cluster control (SPEC section 6); undefined unless cluster mode is on. */
   readonly cluster: Cluster | undefined;
 
@@ -115,6 +136,20 @@ export class Db {
     private readonly clusterNode: ClusterNode | undefined = undefined,
   ) {
     this.cluster = clusterNode === undefined ? undefined : new Cluster(clusterNode);
+  }
+
+  /**
+   * The Aerospike service listener (SPEC section 11): `{ address: { host, port }, stats() }`;
+   * undefined unless open() was given `service`.
+   */
+  get service(): Service | undefined {
+    return this.serviceListener;
+  }
+
+  /** Used by open() once the listener is up. */
+  attachService(service: Service): void {
+    if (this.serviceListener !== undefined) throw new Error('the service is already attached');
+    this.serviceListener = service;
   }
 
   /** In cluster mode, runs a single-record call on its partition's master (here or one hop away). */
@@ -377,6 +412,7 @@ export class Db {
     this.closing ??= (async () => {
       unregisterForShutdown(this);
       const errors: unknown[] = [];
+      if (this.serviceListener !== undefined) await this.serviceListener.close().catch((error: unknown) => errors.push(error));
       if (this.clusterNode !== undefined) await this.clusterNode.stop().catch((error: unknown) => errors.push(error));
       for (const ns of this.namespaces.values()) {
         await ns.close(opts?.dropIndex === true).catch((error: unknown) => errors.push(error));

@@ -19,5 +19,6 @@ import type { Bins } from './model/bins';
 export type Record<B = Bins> = ShoalRecord<B>;
 export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
 export type { Cluster, ClusterState } from './cluster/index';
+export type { Service, ServiceOptions, ServiceStats } from './service/server';
 export { PARTITION_COUNT } from './constants';
 export { digestOf, partitionOf } from './model/digest';

@@ -7,12 +7,12 @@
  * fixints up to 127), other numbers as float64, bigints as int64, Buffers and Uint8Arrays as
  * bin, strings as UTF-8 str, arrays, and plain objects as maps sized to their key count.
  *
- * encodeBins' input must have passed checkBins (names, types, depth, no nested null); it checks
- * only what it needs not to misbehave. encodeBinsChecked (batchPut) takes unchecked bins and
- * checks as it writes, so a batch walks each entry's bins once instead of three times: it gives
- * up (BINS_NEED_CHECK) at anything checkBins would refuse, and at a top-level null (a bin
- * removal, which the batch leaves to the per-record path); the caller then runs checkBins for
- * the exact error. Neither ever writes past `end`.
+ * encodeBins' input must have passed checkBins (names, types, depth; null only inside lists
+ * and maps); it checks only what it needs not to misbehave. encodeBinsChecked (batchPut) takes
+ * unchecked bins and checks as it writes, so a batch walks each entry's bins once instead of
+ * three times: it gives up (BINS_NEED_CHECK) at anything checkBins would refuse, and at a
+ * top-level null (a bin removal, which the batch leaves to the per-record path); the caller
+ * then runs checkBins for the exact error. Neither ever writes past `end`.
  */
 import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX } from '../constants';
 import { invalidArgument } from '../errors';
@@ -147,6 +147,10 @@ function writeValue(value: BinValue, depth: number): void {
     target[position++] = 0xd3;
     view.setBigInt64(position, value);
     position += 8;
+  } else if (value === null && depth > 0) {
+    // nil inside a list or map (a bin's own null is a removal, handled before the encoder).
+    room(1);
+    target[position++] = 0xc0;
   } else if (typeof value === 'object' && value !== null) {
     if (checking && depth >= BIN_VALUE_DEPTH_MAX) throw NEEDS_CHECK;
     if (value instanceof Uint8Array) writeBytes(value);

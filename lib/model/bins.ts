@@ -10,7 +10,7 @@ import { ErrorCode, ShoalError, formatBytes, invalidArgument } from '../errors';
 import { encodeBins, encodeBinsChecked } from './bin-encoder';
 import { KeyValue, decodeKeyValue, describe } from './key';
 
-/** A bin value as stored: null only appears in writes, where it removes the bin. */
+/** A bin value as stored. A bin's own value is never null (a write of null removes the bin); inside lists and maps null is a value. */
 export type BinValue = string | number | bigint | boolean | Buffer | Uint8Array | BinValue[] | { [name: string]: BinValue } | null;
 export type Bins = Record<string, BinValue>;
 
@@ -108,7 +108,12 @@ export function checkBinValue(value: unknown, bin: string, depth: number): void 
     return;
   }
   if (typeof value === 'object') {
-    if (value === null) throw invalidArgument(`bin "${bin}": null is only allowed as a top-level bin value, where it removes the bin`);
+    // Inside a list or map, null is a value (Aerospike's nil); as a bin's own value it removes
+    // the bin, which only a write's top level (checkBins with allowNull) may ask for.
+    if (value === null) {
+      if (depth > 0) return;
+      throw invalidArgument(`bin "${bin}": null is only allowed as a top-level bin value, where it removes the bin`);
+    }
     if (depth >= BIN_VALUE_DEPTH_MAX) throw invalidArgument(`bin "${bin}": values nest deeper than ${BIN_VALUE_DEPTH_MAX} levels`);
     if (value instanceof Uint8Array) return;
     if (Array.isArray(value)) {
