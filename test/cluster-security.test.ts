@@ -354,6 +354,31 @@ describe('an outsider without the secret', () => {
   });
 });
 
+describe('one connection per node id', () => {
+  it('a connection naming the live holder\'s link as the one it replaces takes the id at once (a stalled link replaced); a guess does not', async () => {
+    const a = await startTcpNode('c-a');
+    const holder = new RawPeer(a.node.address);
+    holder.send(helloMessage({ nodeId: 'c-p', address: '127.0.0.1:11', link: 'link-one' }));
+    expect(await until(() => holder.types().includes('hello-ack'), 5_000)).toBe(true);
+    const keepLive = setInterval(() => holder.send({ type: 'recluster-nothing' }), 20);
+    try {
+      const guess = new RawPeer(a.node.address);
+      guess.send(helloMessage({ nodeId: 'c-p', address: '127.0.0.1:11', link: 'link-x', replaces: 'link-guess' }));
+      expect(await until(() => guess.closed, 5_000)).toBe(true);
+      expect(guess.types()).toEqual(['hello-reject']);
+      const successor = new RawPeer(a.node.address);
+      successor.send(helloMessage({ nodeId: 'c-p', address: '127.0.0.1:11', link: 'link-two', replaces: 'link-one' }));
+      expect(await until(() => successor.types().includes('hello-ack'), 5_000)).toBe(true);
+      // The old connection is not cut off: it drains, and closes once silent.
+      await sleep(100);
+      expect(holder.closed).toBe(false);
+    } finally {
+      clearInterval(keepLive);
+    }
+    expect(await until(() => holder.closed, 5_000)).toBe(true);
+  });
+});
+
 describe('safe defaults', () => {
   it('refuses to listen beyond loopback without a secret, saying why and what to do; insecure: true starts with a warning', async () => {
     const logger = new MemoryLogger();

@@ -211,8 +211,8 @@ export class ConnectorHandshake {
     private readonly keys: HandshakeKeys | undefined,
     random: Random,
     private readonly tls: boolean,
-    /** Ask the acceptor to acknowledge the frames this end sends (stall detection; fabric links). */
-    private readonly acknowledge = false,
+    /** More hello fields (the fabric's `acknowledge`, `link`, `replaces`); they do not take part in the proofs. */
+    private readonly extra: Record<string, unknown> = {},
   ) {
     this.nonce = keys === undefined ? undefined : randomNonce(random);
   }
@@ -224,7 +224,7 @@ export class ConnectorHandshake {
     if (role === 'admin') hello.role = 'admin';
     else hello.address = address;
     if (this.nonce !== undefined) hello.nonce = this.nonce;
-    if (this.acknowledge) hello.acknowledge = true;
+    Object.assign(hello, this.extra);
     this.connection.send(hello);
   }
 

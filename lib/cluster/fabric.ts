@@ -75,6 +75,8 @@ export type AdminHandler = (message: WireMessage, reply: (message: WireMessage) 
 
 interface OutboundLink {
   address: string;
+  /** Random id of this link, sent in its hello; a successor names it in `replaces`. */
+  linkId: string;
   connection: Connection;
   handshake: ConnectorHandshake;
   ready: boolean;
@@ -112,6 +114,9 @@ interface InboundLink {
   transcript: Buffer | undefined;
   /** The connector asked for acknowledgements of the frames it sends. */
   acknowledge: boolean;
+  /** The connector's id of this link, and of the link it replaces (hello fields `link`, `replaces`). */
+  linkId: string | undefined;
+  replaces: string | undefined;
   framesReceived: number;
   ackTimer: TimerHandle | undefined;
 }
@@ -122,7 +127,12 @@ interface Hello {
   nonce: Buffer | undefined;
   negotiated: number;
   acknowledge: boolean;
+  linkId: string | undefined;
+  replaces: string | undefined;
 }
+
+/** Longest link id a hello may carry. */
+const MAX_LINK_ID_LENGTH = 32;
 
 export class Fabric {
   private listener: Listener | undefined;
@@ -132,6 +142,8 @@ export class Fabric {
   private readonly retired = new Set<OutboundLink>();
   /** Messages of links closed before their handshake completed, handed to the next link to the same address. */
   private readonly carried = new Map<string, { queue: Buffer[]; bytes: number; sinceMs: number }>();
+  /** Per address, the id of the retired link the next one replaces (until one completes its handshake). */
+  private readonly replacing = new Map<string, string>();
   private readonly lastAttemptMs = new Map<string, number>();
   private readonly inbound = new Set<InboundLink>();
   /** The inbound connection holding each peer's node id. */
@@ -236,6 +248,7 @@ export class Fabric {
     this.outbound.clear();
     this.retired.clear();
     this.carried.clear();
+    this.replacing.clear();
     this.inbound.clear();
     this.claims.clear();
     await this.listener?.close();
@@ -329,6 +342,8 @@ export class Fabric {
         this.outbound.delete(link.address);
         link.retiredAtMs = now;
         this.retired.add(link);
+        this.replacing.set(link.address, link.linkId);
+        if (this.replacing.size > MAX_CLUSTER_NODES) this.replacing.delete(this.replacing.keys().next().value!);
       }
     }
     for (const link of this.retired) {
@@ -392,9 +407,17 @@ export class Fabric {
       address: this.advertised,
       role: 'node',
     };
-    const handshake = new ConnectorHandshake(connection, identity, this.keys, this.options.runtime.random, this.overTls, true);
+    const random = this.options.runtime.random;
+    const linkId = random.nextUint32().toString(16).padStart(8, '0') + random.nextUint32().toString(16).padStart(8, '0');
+    const replaces = this.replacing.get(address);
+    const handshake = new ConnectorHandshake(connection, identity, this.keys, this.options.runtime.random, this.overTls, {
+      acknowledge: true,
+      link: linkId,
+      ...(replaces === undefined ? {} : { replaces }),
+    });
     const link: OutboundLink = {
       address,
+      linkId,
       connection,
       handshake,
       ready: false,
@@ -466,6 +489,7 @@ export class Fabric {
     }
     link.ready = true;
     link.acknowledged = outcome.acknowledges;
+    this.replacing.delete(link.address);
     const queued = link.queue;
     link.queue = [];
     link.queuedBytes = 0;
@@ -510,6 +534,8 @@ export class Fabric {
       negotiated: 0,
       transcript: undefined,
       acknowledge: false,
+      linkId: undefined,
+      replaces: undefined,
       framesReceived: 0,
       ackTimer: undefined,
     };
@@ -592,6 +618,8 @@ export class Fabric {
     link.identity = hello.identity;
     link.negotiated = hello.negotiated;
     link.acknowledge = hello.acknowledge && hello.identity.role === 'node';
+    link.linkId = hello.linkId;
+    link.replaces = hello.replaces;
     if (this.keys === undefined) {
       if (hello.nonce !== undefined) {
         this.refuse(link, 'the peer offers a cluster secret, and this node has none (set the same cluster.secret on every node)', 'authentication is not configured on this node');
@@ -676,18 +704,22 @@ export class Fabric {
   /**
    * One inbound connection per node id: a second claim is refused while the first one is live
    * (heard from within NODE_CLAIM_LIVE_INTERVALS heartbeat intervals; a peer heartbeats every
-   * interval); a quiet one is closed and the new one takes the id (the peer replaced a
-   * stalled connection, or restarted). Returns whether `link` holds the id now.
+   * interval); a quiet one is closed and the new one takes the id (the peer restarted, or its
+   * old connection died). A connection that names the holder's link as the one it replaces
+   * (the peer retired it after a stall) takes the id at once, and the old one drains what it
+   * still carries until it goes silent: only the peer that opened the holder knows its link
+   * id. Returns whether `link` holds the id now.
    */
   private claim(link: InboundLink, nodeId: string): boolean {
     const holder = this.claims.get(nodeId);
     if (holder !== undefined && holder !== link && !holder.connection.closed) {
+      const replacing = link.replaces !== undefined && link.replaces === holder.linkId;
       const now = this.options.runtime.clock.nowMs();
-      if (now - holder.lastReceivedMs < this.options.reconnectIntervalMs * NODE_CLAIM_LIVE_INTERVALS) {
+      if (!replacing && now - holder.lastReceivedMs < this.options.reconnectIntervalMs * NODE_CLAIM_LIVE_INTERVALS) {
         this.refuse(link, `node id "${nodeId}" is already connected from ${holder.connection.remoteAddress}`, 'that node id is already connected');
         return false;
       }
-      holder.connection.close('replaced by a newer connection from the same node id');
+      if (!replacing) holder.connection.close('replaced by a newer connection from the same node id');
     }
     this.claims.set(nodeId, link);
     return true;
@@ -730,7 +762,8 @@ export class Fabric {
       address: admin ? '' : (address as string),
       role: admin ? 'admin' : 'node',
     };
-    return { identity, nonce, negotiated, acknowledge: message.acknowledge === true };
+    const linkField = (value: unknown) => (typeof value === 'string' && value.length > 0 && value.length <= MAX_LINK_ID_LENGTH ? value : undefined);
+    return { identity, nonce, negotiated, acknowledge: message.acknowledge === true, linkId: linkField(message.link), replaces: linkField(message.replaces) };
   }
 
   private dispatchAdmin(connection: Connection, message: WireMessage): void {
