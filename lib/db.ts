@@ -3,7 +3,7 @@
  * namespace, and hands the operation to it (or, in cluster mode, to the partition's master).
  */
 import * as fs from 'node:fs';
-import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
+import { BATCH_KEYS_MAX, BATCH_PUT_SLOTS_PER_CALL, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Bins, checkBinName, checkBins, isPlainObject } from './model/bins';
 import { Key, checkKeyShape, describe } from './model/key';
@@ -24,6 +24,8 @@ import { Cluster, ClusterNode, startCluster, type Logger } from './cluster/index
 import { DbLocalStore, RecordCall, digestOfKey, recordRequest } from './db-cluster';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
+import { nextTurn } from './storage/event-loop';
+import { makeDirectory } from './storage/file-mode';
 
 export interface BatchPutEntry {
   key: Key;
@@ -63,7 +65,7 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`));
   if (typeof log !== 'function') throw new TypeError('log must be a function');
   try {
-    fs.mkdirSync(config.dataDir, { recursive: true });
+    makeDirectory(config.dataDir, config.fileMode);
   } catch (error) {
     throw new ShoalError(ErrorCode.IO_ERROR, `cannot create dataDir ${config.dataDir}: ${(error as Error).message}`, { cause: error });
   }
@@ -247,8 +249,10 @@ export class Db {
       } catch (error) {
         results[position] = batchEntryError(this.batchEntryCheck(entry) ?? error, position);
       }
+      // A big batch's checks give the event loop a turn now and then (docs/storage.md, "No long stalls").
+      if (position % BATCH_PUT_SLOTS_PER_CALL === BATCH_PUT_SLOTS_PER_CALL - 1) await nextTurn();
     }
-    for (const [ns, positions] of groups) ns.putMany({ entries, positions, options: opts }, results);
+    for (const [ns, positions] of groups) await ns.putMany({ entries, positions, options: opts }, results);
     for (let position = 0; position < entries.length; position++) {
       const result = results[position];
       // Await only the promises: an await per plain value would cost a microtask turn each.

@@ -16,6 +16,7 @@ import {
 } from './constants';
 import { invalidArgument } from './errors';
 import { describe } from './model/key';
+import { resolveFileMode } from './storage/file-mode';
 import type { ClusterOptions } from './cluster/cluster';
 
 export interface MemoryStorageOptions {
@@ -44,6 +45,12 @@ export interface DeviceStorageOptions {
   writeBlockBytes?: number;
   flushMaxMs?: number;
   defragLwmPct?: number;
+  /**
+   * Open devices that would be refused as damaged by rebuilding what their write blocks still
+   * say: a lost header, a truncated file's size, a blank replacement device (docs/storage.md,
+   * "What a damaged device gets"). Never writes over a file that is not a Shoal device.
+   */
+  repairDevices?: boolean;
 }
 
 export interface EvictOptions {
@@ -81,6 +88,12 @@ export interface OpenOptions {
   dataDir?: string;
   namespaces: NamespaceOptions[];
   sharedMemoryIndex?: boolean;
+  /**
+   * The mode of the files Shoal creates (devices, lock and state files, shared-memory
+   * segments), e.g. 0o640 for a group that backs them up; default 0o600. Directories it creates
+   * get the matching search bits (0o700, 0o750). Existing files keep their modes.
+   */
+  fileMode?: number;
   cluster?: OpenClusterOptions;
 }
 
@@ -111,11 +124,14 @@ export interface ResolvedDeviceOptions {
   writeBlockBytes: number;
   flushMaxMs: number;
   defragLwmPct: number;
+  repairDevices: boolean;
 }
 
 export interface DbConfig {
   dataDir: string;
   sharedMemoryIndex: boolean;
+  /** The exact mode of the files Shoal creates (resolveFileMode). */
+  fileMode: number;
   namespaces: NamespaceConfig[];
   cluster: OpenClusterOptions | undefined;
 }
@@ -133,6 +149,7 @@ export function resolveOptions(options: unknown): DbConfig {
   if (typeof dataDir !== 'string' || dataDir.length === 0) throw new TypeError('dataDir must be a non-empty string');
   const sharedMemoryIndex = o.sharedMemoryIndex ?? true;
   if (typeof sharedMemoryIndex !== 'boolean') throw new TypeError('sharedMemoryIndex must be a boolean');
+  const fileMode = resolveFileMode(o.fileMode);
   if (!Array.isArray(o.namespaces) || o.namespaces.length === 0) throw new TypeError('namespaces must be a non-empty array');
   const seen = new Set<string>();
   const namespaces = o.namespaces.map((ns, index) => {
@@ -141,7 +158,7 @@ export function resolveOptions(options: unknown): DbConfig {
     seen.add(config.name);
     return config;
   });
-  return { dataDir: path.resolve(dataDir), sharedMemoryIndex, namespaces, cluster: o.cluster };
+  return { dataDir: path.resolve(dataDir), sharedMemoryIndex, fileMode, namespaces, cluster: o.cluster };
 }
 
 function resolveNamespace(ns: NamespaceOptions, index: number, dataDir: string): NamespaceConfig {
@@ -199,7 +216,7 @@ function resolveDevice(storage: DeviceStorageOptions, where: string, dataDir: st
   if (!['auto', 'required', 'off'].includes(directIo)) throw invalidArgument(`${where}.storage.directIo must be 'auto', 'required' or 'off'`);
   const ioEngine = storage.ioEngine;
   if (ioEngine !== undefined && ioEngine !== 'threads' && ioEngine !== 'io_uring') throw invalidArgument(`${where}.storage.ioEngine must be 'threads' or 'io_uring'`);
-  for (const flag of ['commitToDevice', 'dataInMemory'] as const) {
+  for (const flag of ['commitToDevice', 'dataInMemory', 'repairDevices'] as const) {
     if (storage[flag] !== undefined && typeof storage[flag] !== 'boolean') throw new TypeError(`${where}.storage.${flag} must be a boolean`);
   }
   return {
@@ -212,6 +229,7 @@ function resolveDevice(storage: DeviceStorageOptions, where: string, dataDir: st
     writeBlockBytes,
     flushMaxMs: integer(storage.flushMaxMs ?? 1000, `${where}.storage.flushMaxMs`, 1, 60_000),
     defragLwmPct: integer(storage.defragLwmPct ?? 50, `${where}.storage.defragLwmPct`, 1, 99),
+    repairDevices: storage.repairDevices ?? false,
   };
 }
 
