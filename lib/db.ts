@@ -3,7 +3,7 @@
  * namespace, and hands the operation to it (or, in cluster mode, to the partition's master).
  */
 import * as fs from 'node:fs';
-import { BATCH_KEYS_MAX, BATCH_PUT_SLOTS_PER_CALL, PARTITION_COUNT } from './constants';
+import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Bins, checkBinName, checkBins, isPlainObject } from './model/bins';
 import { Key, checkKeyShape, describe } from './model/key';
@@ -24,7 +24,6 @@ import { Cluster, ClusterNode, startCluster, type Logger } from './cluster/index
 import { DbLocalStore, RecordCall, digestOfKey, recordRequest } from './db-cluster';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
-import { nextTurn } from './storage/event-loop';
 import { makeDirectory } from './storage/file-mode';
 
 export interface BatchPutEntry {
@@ -249,10 +248,10 @@ export class Db {
       } catch (error) {
         results[position] = batchEntryError(this.batchEntryCheck(entry) ?? error, position);
       }
-      // A big batch's checks give the event loop a turn now and then (docs/storage.md, "No long stalls").
-      if (position % BATCH_PUT_SLOTS_PER_CALL === BATCH_PUT_SLOTS_PER_CALL - 1) await nextTurn();
     }
-    for (const [ns, positions] of groups) await ns.putMany({ entries, positions, options: opts }, results);
+    // Every namespace takes its place in its write order now, before anything awaits: a write
+    // called after this batch never runs before it (docs/storage.md, "Backpressure").
+    await Promise.all([...groups].map(([ns, positions]) => ns.putMany({ entries, positions, options: opts }, results)));
     for (let position = 0; position < entries.length; position++) {
       const result = results[position];
       // Await only the promises: an await per plain value would cost a microtask turn each.

@@ -282,10 +282,11 @@ export class DeviceStore {
   private readonly batchDevices = new Set<DeviceState>();
   /**
    * Backpressure (docs/storage.md, "Backpressure"): every writer passes this gate before it
-   * writes (the namespace's put, batchPut, operate, remove, replication; defragmentation). It
-   * is shut while a device has WRITE_BLOCKS_IN_FLIGHT_MAX sealed blocks whose writes have not
-   * landed; writes that have landed are collected first (poll), so a caller that never yields
-   * to the event loop is held back by the device alone.
+   * writes (the namespace's put, batchPut, operate, remove, replication, in call order), and
+   * defragmentation waits for its room (gate.room: it changes no value, so it goes ahead of the
+   * line). It is shut while a device has WRITE_BLOCKS_IN_FLIGHT_MAX sealed blocks whose writes
+   * have not landed; writes that have landed are collected first (poll), so a caller that never
+   * yields to the event loop is held back by the device alone.
    */
   readonly gate = new WriteGate((poll) => this.blocked(poll));
   private warmState: WarmState | undefined;
@@ -1200,7 +1201,7 @@ export class DeviceStore {
    * are the blocks free for reuse.
    */
   private async defragSlice(): Promise<void> {
-    const room = this.gate.enter();
+    const room = this.gate.room();
     if (room !== undefined) await room;
     this.defragSlices++;
     try {
@@ -1280,7 +1281,7 @@ export class DeviceStore {
     for (let from = 0; from < count; from += DEFRAG_RECORDS_PER_CLOCK_CHECK) {
       if (slice.spent()) {
         await slice.next();
-        const room = this.gate.enter();
+        const room = this.gate.room();
         if (room !== undefined) await room;
       }
       this.defragRecords(device, block, contents, places, from, Math.min(count, from + DEFRAG_RECORDS_PER_CLOCK_CHECK), olderElsewhere);

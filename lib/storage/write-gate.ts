@@ -23,6 +23,10 @@ export class WriteGate {
   private releasing = false;
   /** The holder, waiting in between() for the store to have room. */
   private holderWaiting: (() => void) | undefined;
+  /** Writers whose order does not matter, waiting only for room (room()). */
+  private readonly roomWaiters: (() => void)[] = [];
+  /** How many writers had to wait (stats, tests). */
+  waited = 0;
 
   /**
    * @param blocked whether writes must wait for the store (with poll: after collecting the
@@ -33,6 +37,7 @@ export class WriteGate {
   /** undefined when a write may run now; else a promise that resolves, in call order, once it may. */
   enter(): Promise<void> | undefined {
     if (this.free()) return undefined;
+    this.waited++;
     return new Promise<void>((resolve) => this.waiters.push({ resolve, holds: false }));
   }
 
@@ -48,7 +53,18 @@ export class WriteGate {
       this.held = true;
       return undefined;
     }
+    this.waited++;
     return new Promise<void>((resolve) => this.waiters.push({ resolve, holds: true }));
+  }
+
+  /**
+   * For a writer whose order relative to the others does not matter (defragmentation moves
+   * records, it changes no value): undefined when the store has room now, else a promise that
+   * resolves once it has, ahead of the writers waiting in line.
+   */
+  room(): Promise<void> | undefined {
+    if (!this.blocked(true)) return undefined;
+    return new Promise<void>((resolve) => this.roomWaiters.push(resolve));
   }
 
   /** The holder, between two slices: an event-loop turn, then room in the store; no other writer passes. */
@@ -65,11 +81,13 @@ export class WriteGate {
 
   /** The store may have room again (a block landed, or it failed or closed and writers must go on to their error). */
   wake(): void {
-    if (this.holderWaiting !== undefined && !this.blocked(false)) {
+    if (this.blocked(false)) return;
+    if (this.holderWaiting !== undefined) {
       const resume = this.holderWaiting;
       this.holderWaiting = undefined;
       resume();
     }
+    for (const resume of this.roomWaiters.splice(0)) resume();
     this.release();
   }
 
