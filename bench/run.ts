@@ -6,12 +6,14 @@ import { runIoEngineBench } from './io-engine';
 import { runMemoryBench } from './memory';
 import { runRestartBench } from './restart';
 import { runStorageBench } from './storage';
+import { runWritePathBench } from './write-path';
 
 const suites: Record<string, () => Promise<boolean>> = {
   memory: runMemoryBench,
   storage: runStorageBench,
   restart: runRestartBench,
   'io-engine': runIoEngineBench,
+  'write-path': runWritePathBench,
 };
 
 async function main(): Promise<void> {
