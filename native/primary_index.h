@@ -325,6 +325,10 @@ class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
   Napi::Reference<Napi::Buffer<uint8_t>> exchange_reference_;
   uint8_t* exchange_ = nullptr;
   size_t data_capacity_ = 0;
+  // The digest the last read() found absent, and the index's insert epoch then: an upsert of
+  // that digest before anything else was inserted links it in without searching again.
+  uint8_t read_absent_digest_[kDigestBytes] = {};
+  uint64_t read_absent_epoch_ = 0;
 };
 
 }  // namespace shoal
