@@ -742,7 +742,8 @@ export class DeviceNamespace implements Namespace {
   /**
    * Device high-water mark: above highWaterPct of the device bytes, evicts records that expire
    * soonest (as Aerospike does; records that never expire are never evicted), one bounded batch
-   * per sweep period, then recounts live bytes so defrag reclaims their blocks. An evicted
+   * per sweep period, and releases the locations the index reports for them so defrag reclaims
+   * their blocks. An evicted
    * record's newest copy still hides older ones on the device (see docs/storage.md).
    */
   private evictAboveHighWater(nowSeconds: number): void {

@@ -3,8 +3,9 @@
  * restart re-attaches instead of refilling), bounded by maxBytes, with LRU or TTL eviction
  * above the high-water mark, lazy expiry on read and a background expiry sweep.
  *
- * Every operation is synchronous: it runs to completion on the JS thread, which makes it
- * atomic for its record without a lock.
+ * Every operation runs to completion on the JS thread, which makes it atomic for its record
+ * without a lock: at once, or, while a batchPut of several native calls holds the write gate,
+ * once the batch is done (writes keep their call order: lib/storage/write-gate.ts).
  */
 import {
   EVICTION_BATCH_MAX,

@@ -716,8 +716,9 @@ export class DeviceStore {
   }
 
   /**
-   * Rebuilds live-byte accounting from the index after bulk removals that do not report
-   * locations (truncate, eviction, expiry sweeps): visit every indexed location.
+   * Rebuilds live-byte accounting from the index: visit every indexed location. One
+   * synchronous walk of the whole index, so only for checks (tests): truncate and eviction
+   * release the exact locations the index reports instead.
    */
   recount(visit: (take: (low: number, high: number) => void) => void): void {
     for (const device of this.devices) device.live.fill(0);
