@@ -155,6 +155,29 @@ describe('a damaged device is refused, never formatted', () => {
     await expectRefused(dir, file, /format version 99/);
   });
 
+  it('refuses a blank device among the namespace devices, and repairDevices makes it an empty member', async () => {
+    const dir = tempDir();
+    const paths = ['d0.dat', 'd1.dat'];
+    let db = await openDisk(dir, { paths });
+    for (let i = 0; i < RECORDS; i++) await db.put({ ns: 'disk', key: i }, { i, pad: 'x'.repeat(200) });
+    await db.close({ dropIndex: true });
+    // The second disk "replaced": a blank file of the same size.
+    fs.writeFileSync(path.join(dir, 'd1.dat'), Buffer.alloc(SIZE_BYTES));
+    await expect(openDisk(dir, { paths })).rejects.toMatchObject({ code: ErrorCode.CORRUPTION, message: expect.stringMatching(/d1\.dat is blank.*repairDevices/s) });
+    const logs: string[] = [];
+    db = await openDisk(dir, { paths, repairDevices: true }, logs);
+    expect(logs.join('\n')).toMatch(/made the blank device .*d1\.dat an empty member/);
+    const kept = await countRecords(db);
+    // Records are spread over the devices by digest: those of the first device are all there.
+    expect(kept).toBeGreaterThan(20);
+    expect(kept).toBeLessThan(RECORDS);
+    expect(db.stats().namespaces.disk!.objects).toBe(kept);
+    await db.put({ ns: 'disk', key: 'new' }, { a: 1 });
+    await db.close();
+    const again = await openDisk(dir, { paths });
+    expect(await countRecords(again)).toBe(kept);
+  });
+
   it('formats a file that is all zeros where a header would be (made ahead of time, e.g. with fallocate)', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'disk.dat');
