@@ -7,6 +7,9 @@ export type { BatchPutEntry, CloseOptions, DbStats, OpenOptionsWithLog, Truncate
 export { ShoalError, ErrorCode } from './errors';
 export { op } from './namespace/semantics';
 export type { ExistsPolicy, Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
+export { cdt } from './model/cdt/builders';
+export type { CdtOperation, ContextLevel, ContextOptions, ListPolicy, MapPolicy } from './model/cdt/builders';
+export { ListOrder, ListSortFlags, ListWriteFlags, MapOrder, MapWriteFlags, ReturnType } from './model/cdt/codes';
 export type { NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, ShoalRecord as Record, StartMode, WriteResult } from './namespace/namespace';
 export type { Key, KeyValue } from './model/key';
 export type { Bins, BinValue } from './model/bins';

@@ -2,16 +2,41 @@
  * Bins: validation of bin names and values, and the record payload, the opaque bytes that
  * the index arena and the storage engine keep for a record (docs/record-payload.md):
  *
- *   u8 format (1) | u8 key type (0 = key not stored) | u16 key length (LE) | key bytes | msgpack map of bins
+ *   u8 format (1, or 2 when a bin holds an ordered collection or a map with keys that are not
+ *   strings) | u8 key type (0 = key not stored) | u16 key length (LE) | key bytes | msgpack map of bins
  */
 import { Packr } from 'msgpackr';
-import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX, PAYLOAD_FORMAT_VERSION, PAYLOAD_HEADER_BYTES } from '../constants';
+import {
+  BIN_NAME_MAX_BYTES,
+  BIN_VALUE_DEPTH_MAX,
+  BINS_PER_RECORD_MAX,
+  PAYLOAD_FORMAT_EXTENDED,
+  PAYLOAD_FORMAT_VERSION,
+  PAYLOAD_HEADER_BYTES,
+} from '../constants';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
-import { encodeBins, encodeBinsChecked } from './bin-encoder';
+import { encodeBins, encodeBinsChecked, wroteExtended } from './bin-encoder';
+import { canonicalKey } from './cdt/convert';
+import { decodeUser } from './cdt/decode';
 import { KeyValue, decodeKeyValue, describe } from './key';
 
-/** A bin value as stored: null only appears in writes, where it removes the bin. */
-export type BinValue = string | number | bigint | boolean | Buffer | Uint8Array | BinValue[] | { [name: string]: BinValue } | null;
+/**
+ * A bin value as stored: null only appears in writes, where it removes the bin (and inside
+ * lists and maps that collection operations padded). A Map holds a map whose keys are not all
+ * strings (integers, bigints, Buffers); reads return such maps as Maps, string-keyed maps as
+ * plain objects.
+ */
+export type BinValue =
+  | string
+  | number
+  | bigint
+  | boolean
+  | Buffer
+  | Uint8Array
+  | BinValue[]
+  | { [name: string]: BinValue }
+  | Map<string | number | bigint | Buffer | Uint8Array, BinValue>
+  | null;
 export type Bins = Record<string, BinValue>;
 
 const INT64_MIN = -(2n ** 63n);
@@ -101,8 +126,28 @@ export function checkBinValue(value: unknown, bin: string, depth: number): void 
       for (const name in value) checkBinValue((value as Bins)[name], bin, depth + 1);
       return;
     }
+    if (value instanceof Map) {
+      checkMapBinValue(value, bin, depth);
+      return;
+    }
   }
-  throw invalidArgument(`bin "${bin}": ${describe(value)} is not a storable value (string, number, bigint, boolean, Buffer, array, plain object)`);
+  throw invalidArgument(`bin "${bin}": ${describe(value)} is not a storable value (string, number, bigint, boolean, Buffer, array, plain object, Map)`);
+}
+
+/** A Map bin value: keys strings, integers (safe numbers or int64 bigints) or Buffers, never the same key twice. */
+function checkMapBinValue(value: Map<unknown, unknown>, bin: string, depth: number): void {
+  const seen = new Set<string>();
+  for (const [key, item] of value) {
+    const integer = typeof key === 'bigint' || (typeof key === 'number' && Number.isSafeInteger(key));
+    if (!(typeof key === 'string' || key instanceof Uint8Array || integer)) {
+      throw invalidArgument(`bin "${bin}": a Map key must be a string, a safe integer, a bigint or a Buffer, not ${describe(key)}`);
+    }
+    if (typeof key === 'bigint' && (key < INT64_MIN || key > INT64_MAX)) throw invalidArgument(`bin "${bin}": a Map key is a bigint outside the int64 range`);
+    const canonical = canonicalKey(key as string | number | bigint | Uint8Array);
+    if (seen.has(canonical)) throw invalidArgument(`bin "${bin}": the Map has the key ${describe(key)} twice (as a number and a bigint, or as equal Buffers)`);
+    seen.add(canonical);
+    checkBinValue(item, bin, depth + 1);
+  }
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -157,7 +202,7 @@ function encodePayloadOf(
   const binsAt = offset + PAYLOAD_HEADER_BYTES + keyLength;
   const end = check ? encodeBinsChecked(target, binsAt, offset + capacity, bins) : encodeBins(target, binsAt, offset + capacity, bins);
   if (end < 0) return end;
-  target[offset] = PAYLOAD_FORMAT_VERSION;
+  target[offset] = wroteExtended() ? PAYLOAD_FORMAT_EXTENDED : PAYLOAD_FORMAT_VERSION;
   target[offset + 1] = keyBytes === undefined ? 0 : keyType;
   target[offset + 2] = keyLength & 0xff;
   target[offset + 3] = keyLength >>> 8;
@@ -173,11 +218,14 @@ const decodeRange = { start: 0, end: 0 };
  * @throws ShoalError CORRUPTION when the payload is not one this version wrote.
  */
 export function decodePayloadBins(source: Buffer, offset: number, length: number): Bins {
-  if (length < PAYLOAD_HEADER_BYTES || source[offset] !== PAYLOAD_FORMAT_VERSION) {
+  const format = source[offset];
+  if (length < PAYLOAD_HEADER_BYTES || (format !== PAYLOAD_FORMAT_VERSION && format !== PAYLOAD_FORMAT_EXTENDED)) {
     throw new ShoalError(ErrorCode.CORRUPTION, `record payload has unknown format ${source[offset]} (length ${length})`);
   }
   const keyLength = source.readUInt16LE(offset + 2);
   const start = offset + PAYLOAD_HEADER_BYTES + keyLength;
+  // Format 2 holds what msgpackr would misread (order flags, non-string map keys): Shoal's own decoder.
+  if (format === PAYLOAD_FORMAT_EXTENDED) return decodeUser(source, start, offset + length) as Bins;
   decodeRange.start = start;
   decodeRange.end = offset + length;
   try {

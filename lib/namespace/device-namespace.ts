@@ -72,6 +72,7 @@ import {
   RemoveOptions,
   WriteOptions,
   applyOperations,
+  operationsWrite,
   checkGenerationMatch,
   checkPutPolicy,
   containsNull,
@@ -566,11 +567,10 @@ export class DeviceNamespace implements Namespace {
 
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
     return this.run(key, true, (current, payload) => {
-      const writes = operations.some((operation) => operation.op !== 'read');
+      const writes = operationsWrite(operations);
       if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
       if (writes) checkPutPolicy(current, options);
-      const bins = payload === undefined ? undefined : decodePayloadBins(payload, 0, payload.length);
-      const outcome = applyOperations(bins, operations);
+      const outcome = applyOperations(payload, 0, payload?.length ?? 0, operations);
       const nowSeconds = Math.floor(Date.now() / 1000);
       if (!outcome.writes) return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
       if (outcome.bins === undefined) {

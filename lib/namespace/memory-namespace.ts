@@ -61,6 +61,7 @@ import {
   RemoveOptions,
   WriteOptions,
   applyOperations,
+  operationsWrite,
   checkGenerationMatch,
   checkPutPolicy,
   containsNull,
@@ -306,11 +307,10 @@ export class MemoryNamespace implements Namespace {
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): ShoalRecord {
     this.checkOpen();
     const current = this.loadCurrent(key, READ_COPY_DATA | this.touchLru);
-    const writes = operations.some((operation) => operation.op !== 'read');
+    const writes = operationsWrite(operations);
     if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
     if (writes) checkPutPolicy(current, options);
-    const bins = current.exists ? decodePayloadBins(this.exchange.buffer, EX_DATA, current.dataLength) : undefined;
-    const outcome = applyOperations(bins, operations);
+    const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations);
     const nowSeconds = Math.floor(Date.now() / 1000);
     if (!outcome.writes) {
       return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
