@@ -31,3 +31,35 @@ export async function outcomeOf<T>(promise: Promise<T>): Promise<string | T> {
 }
 
 export const cdtKey = (key: string | number) => ({ ns: 'cdt', set: 't', key });
+
+import { expect } from 'vitest';
+import type { Bins, Operation } from '../../lib/index';
+
+/** A record, operations on it, and what they must give: the result bins and the stored bins, or an error (the record then unchanged). */
+export interface Scenario {
+  name: string;
+  bins: Bins | undefined;
+  ops: Operation[];
+  result?: Bins;
+  record?: Bins;
+  error?: string;
+}
+
+/** Runs each scenario on its own record of `db`. */
+export async function runScenarios(db: Db, scenarios: readonly Scenario[]): Promise<void> {
+  for (const [i, scenario] of scenarios.entries()) {
+    const key = cdtKey(`scenario-${i}`);
+    if (scenario.bins !== undefined) await db.put(key, scenario.bins);
+    const before = await db.get(key);
+    const outcome = await outcomeOf(db.operate(key, scenario.ops));
+    const after = await db.get(key);
+    if (scenario.error !== undefined) {
+      expect(outcome, scenario.name).toBe(scenario.error);
+      expect(after, `${scenario.name}: the record is unchanged`).toEqual(before);
+      continue;
+    }
+    expect(typeof outcome, `${scenario.name}: ${String(outcome)}`).toBe('object');
+    if (scenario.result !== undefined) expect((outcome as { bins: Bins }).bins, scenario.name).toEqual(scenario.result);
+    if (scenario.record !== undefined) expect(after?.bins, `${scenario.name}: stored`).toEqual(scenario.record);
+  }
+}
