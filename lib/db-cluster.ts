@@ -11,7 +11,8 @@ import type { Bins } from './model/bins';
 import { digestOf } from './model/digest';
 import type { Key } from './model/key';
 import type { Namespace, ReadOptions, RecordVersion, ShoalRecord } from './namespace/namespace';
-import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
+import { checkOperations, type Operation, type RemoveOptions, type WriteOptions } from './namespace/semantics';
+import { callFromWire, callToWire, recordToWire } from './db-cluster-values';
 
 /** A single-record call, as data. */
 export type RecordCall =
@@ -35,7 +36,7 @@ export function digestOfKey(key: Key): Buffer {
 
 /** The request for a single-record call (the key travels as given, plus its digest). */
 export function recordRequest(call: RecordCall): ClusterRequest {
-  return { kind: 'record', ns: call.key.ns, digest: digestOfKey(call.key), operation: call };
+  return { kind: 'record', ns: call.key.ns, digest: digestOfKey(call.key), operation: callToWire(call) };
 }
 
 /**
@@ -62,18 +63,18 @@ export class DbLocalStore implements LocalStore {
       const call = (request.operation ?? {}) as ScanCall;
       const records: ShoalRecord[] = [];
       for await (const record of ns.scan(typeof call.set === 'string' ? call.set : undefined, { partitions: request.partitions })) {
-        records.push(record);
+        records.push(recordToWire(record));
       }
       return { value: records, writes: [] };
     }
-    const call = request.operation as RecordCall;
+    const call = callFromWire(request.operation as RecordCall);
     if (call === null || typeof call !== 'object' || call.key === null || typeof call.key !== 'object') {
       throw invalidArgument('malformed cluster request');
     }
     const digest = request.digest;
     switch (call.method) {
       case 'get':
-        return { value: await ns.get(call.key, call.opts), writes: [] };
+        return { value: recordToWire(await ns.get(call.key, call.opts)), writes: [] };
       case 'exists':
         return { value: await ns.exists(call.key), writes: [] };
       case 'put':
@@ -81,8 +82,10 @@ export class DbLocalStore implements LocalStore {
       case 'touch':
         return this.written(ns, digest, await ns.touch(call.key, call.ttl), undefined);
       case 'operate': {
+        // A peer is not trusted to send only well-formed operations (the Db that took the call checked them).
+        checkOperations(call.ops);
         const before = await ns.readVersion(digest);
-        return this.written(ns, digest, await ns.operate(call.key, call.ops, call.opts), before);
+        return this.written(ns, digest, recordToWire(await ns.operate(call.key, call.ops, call.opts)), before);
       }
       case 'remove': {
         const before = await ns.readVersion(digest);

@@ -22,6 +22,7 @@ import {
 import { DbConfig, OpenOptions, resolveOptions } from './options';
 import { Cluster, ClusterNode, startCluster, type Logger } from './cluster/index';
 import { DbLocalStore, RecordCall, digestOfKey, recordRequest } from './db-cluster';
+import { recordFromWire } from './db-cluster-values';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
 
@@ -112,7 +113,7 @@ export class Db {
 
   /** In cluster mode, runs a single-record call on its partition's master (here or one hop away). */
   private routed<T>(call: RecordCall): Promise<T> {
-    return this.clusterNode!.execute(recordRequest(call)) as Promise<T>;
+    return this.clusterNode!.execute(recordRequest(call)).then(recordFromWire) as Promise<T>;
   }
 
   /**
@@ -303,7 +304,7 @@ export class Db {
     for (let start = 0; start < all.length; start += CLUSTER_SCAN_PARTITIONS_PER_REQUEST) {
       const group = all.slice(start, start + CLUSTER_SCAN_PARTITIONS_PER_REQUEST);
       const records = (await this.clusterNode!.execute({ kind: 'scan', ns, partitions: group, operation: { set } })) as ShoalRecord[];
-      for (const record of records) yield record;
+      for (const record of records) yield recordFromWire(record);
     }
   }
 

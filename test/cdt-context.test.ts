@@ -4,14 +4,14 @@
  * their order, and the errors of paths that lead nowhere; memory and device namespaces.
  */
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, ListOrder, MapOrder, ReturnType, cdt, op } from '../lib/index';
+import { ErrorCode, ListOrder, MapOrder, ReturnType, cdt, op, type Bins } from '../lib/index';
 import { CDT_KINDS, Scenario, cdtKey, openCdtDb, runScenarios } from './helpers/cdt';
 import { useDbCleanup } from './helpers/db';
 
 useDbCleanup(['cdt']);
 
 const RT = ReturnType;
-const deep = () => ({ doc: { users: [{ name: 'ada', tags: ['b', 'a'], scores: { math: 1 } }, { name: 'bob', tags: [], scores: {} }] } });
+const deep = (): Bins => ({ doc: { users: [{ name: 'ada', tags: ['b', 'a'], scores: { math: 1 } }, { name: 'bob', tags: [], scores: {} }] } }) as Bins;
 
 const scenarios: Scenario[] = [
   {
