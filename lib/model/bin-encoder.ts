@@ -189,10 +189,10 @@ function writeValue(value: BinValue, depth: number): void {
     if (value instanceof Uint8Array) writeBytes(value);
     else if (Array.isArray(value)) {
       if ((value as { [CDT_FLAGS]?: number })[CDT_FLAGS] === undefined) writeArray(value, depth);
-      else writeConverted(value);
+      else writeConverted(value, depth);
     } else if (value instanceof EncodedValue) writeEncoded(value);
     else if (value instanceof CdtList || value instanceof CdtMap) writeCdt(value, depth);
-    else if (value instanceof Map || (value as { [CDT_FLAGS]?: number })[CDT_FLAGS] !== undefined) writeConverted(value);
+    else if (value instanceof Map || (value as { [CDT_FLAGS]?: number })[CDT_FLAGS] !== undefined) writeConverted(value, depth);
     else if (checking && !isPlainObject(value)) throw NEEDS_CHECK;
     else writeMap(value as Bins, depth);
   } else if (value === null && !checking) {
@@ -210,9 +210,9 @@ function writeValue(value: BinValue, depth: number): void {
  * in case it was edited since it was read; Map keys checked). The checking encoder leaves these
  * to checkBins and the per-record path.
  */
-function writeConverted(value: object): void {
+function writeConverted(value: object, depth: number): void {
   if (checking) throw NEEDS_CHECK;
-  writeCdt(fromUser(value, 'bin value', false), 0);
+  writeCdt(fromUser(value, 'bin value', false), depth);
 }
 
 function writeEncoded(value: EncodedValue): void {
@@ -233,12 +233,14 @@ function writeCdt(value: CdtValue, depth: number): void {
   } else if (value instanceof Uint8Array) {
     writeBytes(value);
   } else if (value instanceof CdtList) {
+    checkCdtDepth(depth);
     const flags = value.flags;
     const items = value.items;
     writeLength(items.length + (flags !== 0 ? 1 : 0), 0x90, 0xdc, 0xdd);
     if (flags !== 0) writeFlagsHeader(flags);
     for (let i = 0; i < items.length; i++) writeCdt(items[i]!, depth + 1);
   } else if (value instanceof CdtMap) {
+    checkCdtDepth(depth);
     const flags = value.flags;
     const keys = value.keys;
     const values = value.values;
@@ -261,6 +263,14 @@ function writeCdt(value: CdtValue, depth: number): void {
     target[position++] = 0xff;
     target[position++] = value === INF ? 0x01 : 0x00;
   }
+}
+
+/**
+ * A collection the engine built (a value appended into a list, say) may nest deeper than any
+ * one argument did: refused here, before it is stored where a read could not decode it.
+ */
+function checkCdtDepth(depth: number): void {
+  if (depth >= BIN_VALUE_DEPTH_MAX) throw invalidArgument(`values nest deeper than ${BIN_VALUE_DEPTH_MAX} levels`);
 }
 
 /** The ext element that carries a list's or map's order flags: ext8, length 0, type = flags. */

@@ -15,6 +15,7 @@ import { CdtOperation, list, map } from '../model/cdt/builders';
 import { fromUser } from '../model/cdt/convert';
 import { STORED, decodeCdt, decodeUser, endOfLast, lastContainerCount, readContainerHeader, skipValue } from '../model/cdt/decode';
 import { executeCdt, specOf } from '../model/cdt/execute';
+import { fastWrite, output as fastArena, resetFastArena } from '../model/cdt/fast';
 import { CdtValue, EncodedValue, toUser } from '../model/cdt/value';
 import { describe } from '../model/key';
 
@@ -135,6 +136,10 @@ const CDT = 2;
 
 interface Slot {
   kind: typeof RAW | typeof USER | typeof CDT;
+  /** RAW (and a CDT value not yet changed): the buffer its bytes are in, [start, end). */
+  source: Buffer;
+  /** Whether those bytes may hold what only payload format 2 carries. */
+  extended: boolean;
   start: number;
   end: number;
   value: unknown;
@@ -152,6 +157,7 @@ class WorkingBins {
   private extended = false;
 
   constructor(payload: Buffer | undefined, offset: number, length: number) {
+    resetFastArena();
     if (payload === undefined) return;
     const binsAt = offset + PAYLOAD_HEADER_BYTES + payload.readUInt16LE(offset + 2);
     const bytes = offset + length - binsAt;
@@ -171,7 +177,7 @@ class WorkingBins {
       if (typeof name !== 'string') throw new ShoalError(ErrorCode.CORRUPTION, 'record payload has a bin name that is not a string');
       const start = endOfLast();
       at = skipValue(this.source, start, end, STORED);
-      this.slots.set(name, { kind: RAW, start, end: at, value: undefined, dirty: false });
+      this.slots.set(name, { kind: RAW, source: this.source, extended: this.extended, start, end: at, value: undefined, dirty: false });
     }
   }
 
@@ -185,8 +191,8 @@ class WorkingBins {
     if (slot === undefined) return undefined;
     if (slot.kind === USER) return slot.value as BinValue;
     if (slot.kind === CDT) return toUser(slot.value as CdtValue) as BinValue;
-    if (!this.extended) return packr.unpack(this.source, { start: slot.start, end: slot.end } as never) as BinValue;
-    return decodeUser(this.source, slot.start, slot.end) as BinValue;
+    if (!slot.extended) return packr.unpack(slot.source, { start: slot.start, end: slot.end } as never) as BinValue;
+    return decodeUser(slot.source, slot.start, slot.end) as BinValue;
   }
 
   /** The bin's value for the collection engine, or undefined when it is missing. */
@@ -195,7 +201,7 @@ class WorkingBins {
     if (slot === undefined) return undefined;
     if (slot.kind === CDT) return slot.value as CdtValue;
     const stored = slot.kind === RAW;
-    const value = stored ? decodeCdt(this.source, slot.start, slot.end, STORED) : fromUser(slot.value, `bin "${bin}"`, false);
+    const value = stored ? decodeCdt(slot.source, slot.start, slot.end, STORED) : fromUser(slot.value, `bin "${bin}"`, false);
     // Kept decoded for the next operation on the bin; a stored bin is written back as its bytes unless it changes.
     slot.kind = CDT;
     slot.value = value;
@@ -204,11 +210,27 @@ class WorkingBins {
   }
 
   setUser(bin: string, value: BinValue): void {
-    this.set(bin, { kind: USER, start: 0, end: 0, value, dirty: true });
+    this.set(bin, { kind: USER, source: this.source, extended: false, start: 0, end: 0, value, dirty: true });
   }
 
   setCdt(bin: string, value: CdtValue): void {
-    this.set(bin, { kind: CDT, start: 0, end: 0, value, dirty: true });
+    this.set(bin, { kind: CDT, source: this.source, extended: false, start: 0, end: 0, value, dirty: true });
+  }
+
+  /**
+   * A list or map write done on the bin's stored bytes (fast.ts), when the bin is still its bytes
+   * and the write has a byte-level form; returns its result, or undefined (run it the general way).
+   */
+  fastWrite(bin: string, args: OperationArgs): CdtValue | undefined {
+    const slot = this.slots.get(bin);
+    if (slot === undefined || slot.kind !== RAW) return undefined;
+    const written = fastWrite(slot.source, slot.start, slot.end, args);
+    if (written === undefined) return undefined;
+    slot.source = fastArenaBuffer();
+    slot.start = written.start;
+    slot.end = written.end;
+    slot.extended = slot.extended || written.extended;
+    return written.result;
   }
 
   private set(bin: string, slot: Slot): void {
@@ -232,10 +254,15 @@ class WorkingBins {
     for (const [name, slot] of this.slots) {
       if (slot.kind === USER) bins[name] = slot.value;
       else if (slot.kind === CDT && slot.dirty) bins[name] = slot.value;
-      else bins[name] = new EncodedValue(this.source, slot.start, slot.end, this.extended);
+      else bins[name] = new EncodedValue(slot.source, slot.start, slot.end, slot.extended);
     }
     return bins as Bins;
   }
+}
+
+/** The fast writes' arena (it may have grown during the write). */
+function fastArenaBuffer(): Buffer {
+  return fastArena;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -315,10 +342,16 @@ const OPERATIONS: Kinds = {
     apply(working, operation, reads) {
       const payload = Buffer.isBuffer(operation.payload) ? operation.payload : Buffer.from(operation.payload);
       const args = new OperationArgs(payload);
+      const spec = specOf(args);
+      const fast = spec.modify ? working.fastWrite(operation.bin, args) : undefined;
+      if (fast !== undefined) {
+        reads[operation.bin] = toUser(fast) as BinValue;
+        return true;
+      }
       const execution = executeCdt(working.cdtValue(operation.bin), args);
       if (execution.changed && execution.value !== undefined) working.setCdt(operation.bin, execution.value);
       if (execution.result !== undefined) reads[operation.bin] = toUser(execution.result) as BinValue;
-      return specOf(args).modify;
+      return spec.modify;
     },
   },
 };
