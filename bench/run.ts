@@ -2,6 +2,7 @@
  * npm run bench: every benchmark but the io-engine comparison (run it by name), or the ones
  * named on the command line (`npm run bench -- memory storage`). Figures are printed; targets say MET or NOT MET.
  */
+import { runCdtBench } from './cdt';
 import { runIoEngineBench } from './io-engine';
 import { runMemoryBench } from './memory';
 import { runRestartBench } from './restart';
@@ -12,6 +13,7 @@ const suites: Record<string, () => Promise<boolean>> = {
   storage: runStorageBench,
   restart: runRestartBench,
   'io-engine': runIoEngineBench,
+  cdt: runCdtBench,
 };
 
 async function main(): Promise<void> {

@@ -18,7 +18,7 @@ import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX } from '..
 import { invalidArgument } from '../errors';
 import type { BinValue, Bins } from './bins';
 import { fromUser } from './cdt/convert';
-import { CDT_FLAGS, CdtList, CdtMap, CdtSpecial, CdtValue, EncodedValue, INF } from './cdt/value';
+import { CDT_FLAGS, CdtList, CdtMap, CdtSpecial, CdtValue, ENCODED_ENTRIES, EncodedEntries, EncodedValue, INF } from './cdt/value';
 
 /** Strings shorter than this are written by a JS loop, longer ones by Buffer#utf8Write (msgpackr's threshold: the two differ on lone surrogates). */
 const SHORT_STRING_CHARS = 64;
@@ -447,6 +447,18 @@ function writeMap(value: Bins, depth: number): void {
     writeString(name);
     writeValue(value[name]!, depth + 1);
     count++;
+  }
+  // The bins operate() did not look at, as they were stored (only ever on the bins map itself).
+  if (depth < 0) {
+    const entries = (value as { [ENCODED_ENTRIES]?: EncodedEntries })[ENCODED_ENTRIES];
+    if (entries !== undefined) {
+      const length = entries.end - entries.start;
+      room(length);
+      entries.source.copy(target, position, entries.start, entries.end);
+      position += length;
+      count += entries.count;
+      if (entries.extended) extended = true;
+    }
   }
   finishMap(header, count);
 }

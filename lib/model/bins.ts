@@ -17,7 +17,7 @@ import {
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { encodeBins, encodeBinsChecked, wroteExtended } from './bin-encoder';
 import { canonicalKey } from './cdt/convert';
-import { decodeUser } from './cdt/decode';
+import { STORED, decodeUser, skipValue as skipCdtValue } from './cdt/decode';
 import { KeyValue, decodeKeyValue, describe } from './key';
 
 /**
@@ -258,6 +258,7 @@ export function selectBins(bins: Bins, names: readonly string[]): Bins {
  */
 export function storedBinsCoveredBy(source: Buffer, offset: number, length: number, incoming: Bins): boolean {
   const end = offset + length;
+  const format2 = source[offset] === PAYLOAD_FORMAT_EXTENDED;
   let at = offset + PAYLOAD_HEADER_BYTES + source.readUInt16LE(offset + 2);
   const tag = source[at]!;
   let count: number;
@@ -283,7 +284,7 @@ export function storedBinsCoveredBy(source: Buffer, offset: number, length: numb
       return false;
     }
     if (!namedIn(incoming, source, at, keyLength)) return false;
-    at = skipValue(source, at + keyLength, end, 0);
+    at = format2 ? skipExtendedValue(source, at + keyLength, end) : skipValue(source, at + keyLength, end, 0);
     if (at < 0) return false;
   }
   return at === end;
@@ -305,6 +306,15 @@ function namedIn(incoming: Bins, source: Buffer, at: number, length: number): bo
     if (i === length) return true;
   }
   return false;
+}
+
+/** skipValue for values that may hold order-flag ext headers (payload format 2), -1 if it cannot tell. */
+function skipExtendedValue(source: Buffer, at: number, end: number): number {
+  try {
+    return skipCdtValue(source, at, end, STORED);
+  } catch {
+    return -1;
+  }
 }
 
 /** The offset after the MessagePack value at `at`, or -1 if it cannot tell. */

@@ -16,7 +16,7 @@ import { fromUser } from '../model/cdt/convert';
 import { STORED, decodeCdt, decodeUser, endOfLast, lastContainerCount, readContainerHeader, skipValue } from '../model/cdt/decode';
 import { executeCdt, specOf } from '../model/cdt/execute';
 import { fastWrite, output as fastArena, resetFastArena } from '../model/cdt/fast';
-import { CdtValue, EncodedValue, toUser } from '../model/cdt/value';
+import { CdtValue, ENCODED_ENTRIES, EncodedEntries, EncodedValue, toUser } from '../model/cdt/value';
 import { describe } from '../model/key';
 
 export type Operation =
@@ -155,6 +155,14 @@ class WorkingBins {
   private source: Buffer = scratch;
   /** Whether the stored payload is format 2 (its bins may hold order flags). */
   private extended = false;
+  /**
+   * Bins are read from the payload only as far as an operation needs: the first not yet read
+   * starts at scanAt, `remaining` of them end at binsEnd. The last one needs no skipping (it
+   * ends where the payload does), and those never reached are copied out as one run.
+   */
+  private scanAt = 0;
+  private remaining = 0;
+  private binsEnd = 0;
 
   constructor(payload: Buffer | undefined, offset: number, length: number) {
     resetFastArena();
@@ -165,29 +173,35 @@ class WorkingBins {
     payload.copy(scratch, 0, binsAt, offset + length);
     this.source = scratch;
     this.extended = payload[offset] === PAYLOAD_FORMAT_EXTENDED;
-    this.readBins(bytes);
+    if (readContainerHeader(this.source, 0, bytes, STORED) !== 'map') throw new ShoalError(ErrorCode.CORRUPTION, 'record payload bins are not a map');
+    this.remaining = lastContainerCount();
+    this.scanAt = endOfLast();
+    this.binsEnd = bytes;
   }
 
-  private readBins(end: number): void {
-    if (readContainerHeader(this.source, 0, end, STORED) !== 'map') throw new ShoalError(ErrorCode.CORRUPTION, 'record payload bins are not a map');
-    const count = lastContainerCount();
-    let at = endOfLast();
-    for (let i = 0; i < count; i++) {
-      const name = decodeCdt(this.source, at, end, STORED);
+  /** Reads stored bins until `bin` (all of them when it is not there). */
+  private scanTo(bin: string | undefined): Slot | undefined {
+    while (this.remaining > 0) {
+      const name = decodeCdt(this.source, this.scanAt, this.binsEnd, STORED);
       if (typeof name !== 'string') throw new ShoalError(ErrorCode.CORRUPTION, 'record payload has a bin name that is not a string');
       const start = endOfLast();
-      at = skipValue(this.source, start, end, STORED);
-      this.slots.set(name, { kind: RAW, source: this.source, extended: this.extended, start, end: at, value: undefined, dirty: false });
+      const end = this.remaining === 1 ? this.binsEnd : skipValue(this.source, start, this.binsEnd, STORED);
+      this.scanAt = end;
+      this.remaining--;
+      const slot: Slot = { kind: RAW, source: this.source, extended: this.extended, start, end, value: undefined, dirty: false };
+      this.slots.set(name, slot);
+      if (name === bin) return slot;
     }
+    return undefined;
   }
 
-  has(bin: string): boolean {
-    return this.slots.has(bin);
+  private slot(bin: string): Slot | undefined {
+    return this.slots.get(bin) ?? this.scanTo(bin);
   }
 
   /** The bin's value as users see it, or undefined when it is missing. */
   userValue(bin: string): BinValue | undefined {
-    const slot = this.slots.get(bin);
+    const slot = this.slot(bin);
     if (slot === undefined) return undefined;
     if (slot.kind === USER) return slot.value as BinValue;
     if (slot.kind === CDT) return toUser(slot.value as CdtValue) as BinValue;
@@ -197,7 +211,7 @@ class WorkingBins {
 
   /** The bin's value for the collection engine, or undefined when it is missing. */
   cdtValue(bin: string): CdtValue | undefined {
-    const slot = this.slots.get(bin);
+    const slot = this.slot(bin);
     if (slot === undefined) return undefined;
     if (slot.kind === CDT) return slot.value as CdtValue;
     const stored = slot.kind === RAW;
@@ -222,7 +236,7 @@ class WorkingBins {
    * and the write has a byte-level form; returns its result, or undefined (run it the general way).
    */
   fastWrite(bin: string, args: OperationArgs): CdtValue | undefined {
-    const slot = this.slots.get(bin);
+    const slot = this.slot(bin);
     if (slot === undefined || slot.kind !== RAW) return undefined;
     const written = fastWrite(slot.source, slot.start, slot.end, args);
     if (written === undefined) return undefined;
@@ -234,27 +248,31 @@ class WorkingBins {
   }
 
   private set(bin: string, slot: Slot): void {
-    const current = this.slots.get(bin);
+    const current = this.slot(bin);
     if (current === undefined) this.slots.set(bin, slot);
     else Object.assign(current, slot);
   }
 
   remove(bin: string): void {
-    this.slots.delete(bin);
+    if (this.slot(bin) !== undefined) this.slots.delete(bin);
   }
 
   clear(): void {
     this.slots.clear();
+    this.remaining = 0;
   }
 
   /** The bins to store, undefined when none are left. */
   result(): Bins | undefined {
-    if (this.slots.size === 0) return undefined;
+    if (this.slots.size === 0 && this.remaining === 0) return undefined;
     const bins: Record<string, unknown> = {};
     for (const [name, slot] of this.slots) {
       if (slot.kind === USER) bins[name] = slot.value;
       else if (slot.kind === CDT && slot.dirty) bins[name] = slot.value;
       else bins[name] = new EncodedValue(slot.source, slot.start, slot.end, slot.extended);
+    }
+    if (this.remaining > 0) {
+      (bins as { [ENCODED_ENTRIES]?: EncodedEntries })[ENCODED_ENTRIES] = new EncodedEntries(this.source, this.scanAt, this.binsEnd, this.remaining, this.extended);
     }
     return bins as Bins;
   }

@@ -38,14 +38,15 @@ function convert(value: unknown, what: string, specials: boolean, depth: number)
       if (depth >= BIN_VALUE_DEPTH_MAX) throw invalidArgument(`${what}: values nest deeper than ${BIN_VALUE_DEPTH_MAX} levels`);
       if (value instanceof Uint8Array) return value;
       if (Array.isArray(value)) return convertList(value, what, specials, depth);
-      if (value instanceof Map) return convertMap([...value.keys()], [...value.values()], flagsOf(value), what, specials, depth);
+      if (value instanceof Map) return convertMap([...value.keys()], [...value.values()], flagsOf(value), what, specials, depth, true);
       if (value instanceof CdtSpecial) {
         if (!specials) throw invalidArgument(`${what}: INF and WILDCARD are only allowed in value ranges and value lists`);
         return value;
       }
       if (isPlainObject(value)) {
         const keys = Object.keys(value);
-        return convertMap(keys, keys.map((key) => (value as Record<string, unknown>)[key]), flagsOf(value), what, specials, depth);
+        // A plain object's keys are distinct strings: no need to look for repeats.
+        return convertMap(keys, keys.map((key) => (value as Record<string, unknown>)[key]), flagsOf(value), what, specials, depth, false);
       }
       break;
     default:
@@ -63,26 +64,42 @@ function convertList(value: unknown[], what: string, specials: boolean, depth: n
   const items = new Array<CdtValue>(value.length);
   for (let i = 0; i < value.length; i++) items[i] = convert(value[i], what, specials, depth + 1);
   const flags = flagsOf(value) & LIST_ORDERED;
-  if (flags !== 0) items.sort(compareValues);
+  if (flags !== 0 && !sortedByKey(items)) items.sort(compareValues);
   return new CdtList(flags, items);
 }
 
-function convertMap(userKeys: unknown[], userValues: unknown[], hiddenFlags: number, what: string, specials: boolean, depth: number): CdtMap {
+function convertMap(
+  userKeys: unknown[],
+  userValues: unknown[],
+  hiddenFlags: number,
+  what: string,
+  specials: boolean,
+  depth: number,
+  mayRepeat: boolean,
+): CdtMap {
   const keys = new Array<CdtValue>(userKeys.length);
   const values = new Array<CdtValue>(userKeys.length);
-  const seen = new Set<string>();
+  const seen = mayRepeat ? new Set<string>() : undefined;
   for (let i = 0; i < keys.length; i++) {
     const key = convert(userKeys[i], what, false, depth + 1);
     if (!isMapKey(key)) throw invalidArgument(`${what}: a map key must be a string, an integer or bytes, not ${describe(userKeys[i])}`);
-    const canonical = canonicalKey(key);
-    if (seen.has(canonical)) throw invalidArgument(`${what}: the map has the key ${describe(userKeys[i])} twice (an integer as number and bigint, or equal Buffers)`);
-    seen.add(canonical);
+    if (seen !== undefined) {
+      const canonical = canonicalKey(key);
+      if (seen.has(canonical)) throw invalidArgument(`${what}: the map has the key ${describe(userKeys[i])} twice (an integer as number and bigint, or equal Buffers)`);
+      seen.add(canonical);
+    }
     keys[i] = key;
     values[i] = convert(userValues[i], what, specials, depth + 1);
   }
   const map = new CdtMap(hiddenFlags & 0x03, keys, values);
-  if (map.keyOrdered) sortMapByKey(map);
+  if (map.keyOrdered && !sortedByKey(map.keys)) sortMapByKey(map);
   return map;
+}
+
+/** Whether keys are in order already (a map read back and written unchanged). */
+function sortedByKey(keys: readonly CdtValue[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (compareValues(keys[i - 1]!, keys[i]!) > 0) return false;
+  return true;
 }
 
 /** A string naming a map key's value, equal for equal keys of any representation. */

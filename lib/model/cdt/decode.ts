@@ -404,38 +404,92 @@ function readUserMap(depth: number): Record<string, unknown> | Map<unknown, unkn
   return setFlags((object ?? map)!, flags);
 }
 
+/**
+ * Skips one value. Scalars are stepped over by their tag without being read (this runs over
+ * every element of a bin that operate() copies past), containers element by element.
+ */
 function skip(depth: number): void {
-  need(1);
-  const tag = source[position]!;
-  if (tag <= 0x7f || tag >= 0xe0 || tag === 0xc0 || tag === 0xc2 || tag === 0xc3) {
-    position++;
-    return;
+  skipItems(1, depth);
+  if (position > limit) throw fault(`truncated at offset ${limit}`);
+}
+
+/** Fixed sizes of the scalar tags 0xc0..0xdf (0: not a fixed-size scalar). */
+const FIXED_BYTES = new Uint8Array(0x20);
+for (const [tag, bytes] of [[0xc0, 1], [0xc2, 1], [0xc3, 1], [0xcc, 2], [0xd0, 2], [0xcd, 3], [0xd1, 3], [0xca, 5], [0xce, 5], [0xd2, 5], [0xcb, 9], [0xcf, 9], [0xd3, 9]]) {
+  FIXED_BYTES[tag! - 0xc0] = bytes!;
+}
+
+function skipItems(count: number, depth: number): void {
+  for (let i = 0; i < count; i++) {
+    if (position >= limit) throw fault(`truncated at offset ${position}`);
+    const tag = source[position]!;
+    if (tag <= 0x7f || tag >= 0xe0) {
+      position++;
+      continue;
+    }
+    if (tag <= 0x8f) {
+      checkDepth(depth);
+      position++;
+      skipItems((tag & 0x0f) * 2, depth + 1);
+      continue;
+    }
+    if (tag <= 0x9f) {
+      checkDepth(depth);
+      position++;
+      skipItems(tag & 0x0f, depth + 1);
+      continue;
+    }
+    if (tag <= 0xbf) {
+      position += 1 + (tag & 0x1f);
+      continue;
+    }
+    const fixed = FIXED_BYTES[tag - 0xc0]!;
+    if (fixed !== 0) {
+      position += fixed;
+      continue;
+    }
+    skipVariable(tag, depth);
   }
-  if ((tag & 0xe0) === 0xa0) {
-    position += 1 + (tag & 0x1f);
-    if (position > limit) throw fault('truncated string');
-    return;
+}
+
+/** Strings, bytes, 16/32-bit containers and exts. */
+function skipVariable(tag: number, depth: number): void {
+  switch (tag) {
+    case 0xd9:
+    case 0xc4:
+      need(2);
+      position += 2 + source[position + 1]!;
+      return;
+    case 0xda:
+    case 0xc5:
+      need(3);
+      position += 3 + source.readUInt16BE(position + 1);
+      return;
+    case 0xdb:
+    case 0xc6:
+      need(5);
+      position += 5 + source.readUInt32BE(position + 1);
+      return;
+    case 0xdc:
+    case 0xdd:
+      checkDepth(depth);
+      skipItems(listLength(tag), depth + 1);
+      return;
+    case 0xde:
+    case 0xdf:
+      checkDepth(depth);
+      skipItems(mapLength(tag) * 2, depth + 1);
+      return;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9:
+      if (readSpecial(tag) !== undefined) return;
+      if (readExtHeader() < 0) throw fault('malformed ext');
+      return;
+    case 0xd4:
+      if (readSpecial(tag) === undefined) throw fault(`unsupported ext at offset ${position}`);
+      return;
+    default:
+      throw fault(`unsupported MessagePack type 0x${tag.toString(16)} at offset ${position}`);
   }
-  if ((tag & 0xf0) === 0x90 || tag === 0xdc || tag === 0xdd) {
-    checkDepth(depth);
-    const count = listLength(tag);
-    for (let i = 0; i < count; i++) skip(depth + 1);
-    return;
-  }
-  if ((tag & 0xf0) === 0x80 || tag === 0xde || tag === 0xdf) {
-    checkDepth(depth);
-    const count = mapLength(tag) * 2;
-    for (let i = 0; i < count; i++) skip(depth + 1);
-    return;
-  }
-  if (tag === 0xc7 || tag === 0xc8 || tag === 0xc9) {
-    if (readSpecial(tag) !== undefined) return;
-    if (readExtHeader() < 0) throw fault('malformed ext');
-    return;
-  }
-  if (tag === 0xd4) {
-    readSpecial(tag);
-    return;
-  }
-  readScalar(tag);
 }

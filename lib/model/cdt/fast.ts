@@ -166,10 +166,13 @@ const EMPTY = Buffer.alloc(0);
 /** Integer keys sort before strings, strings before bytes (value.ts order); -2: not a key type. */
 const KEY_TYPE_ORDER = { integer: 0, string: 1, bytes: 2 } as const;
 
+/** Where the key compareKey last looked at ends. */
+let keyEnd = 0;
+
 /**
  * Compares the stored key at source[at] with the target: -1, 0, 1, or 2 when the stored key is
- * of a type a map key cannot have (the general path then decides). Leaves nothing allocated
- * for string and bytes keys.
+ * of a type a map key cannot have (the general path then decides); keyEnd is left after the
+ * key. Allocates nothing for string and bytes keys.
  */
 function compareKey(source: Buffer, at: number, end: number, target: KeyTarget): number {
   const tag = source[at]!;
@@ -194,18 +197,35 @@ function compareKey(source: Buffer, at: number, end: number, target: KeyTarget):
     dataAt = at + 5;
   } else {
     const value = decodeCdt(source, at, end, STORED);
+    keyEnd = endOfLast();
     if (!isInteger(value)) return 2;
     if (target.kind !== 'integer') return -1;
     return value < target.integer ? -1 : value > target.integer ? 1 : 0;
   }
+  keyEnd = dataAt + length;
+  if (keyEnd > end) return 2;
   if (kind !== target.kind) return KEY_TYPE_ORDER[kind] < KEY_TYPE_ORDER[target.kind] ? -1 : 1;
-  if (dataAt + length > end) return 2;
-  // UTF-8 byte order is Aerospike's string order; bytes compare the same way.
-  const common = Math.min(length, target.bytes.length);
-  // Buffer#compare(target, targetStart, targetEnd, sourceStart, sourceEnd): the stored key's sign against the target's.
-  const order = source.compare(target.bytes, 0, common, dataAt, dataAt + common);
-  if (order !== 0) return order < 0 ? -1 : 1;
-  return length === target.bytes.length ? 0 : length < target.bytes.length ? -1 : 1;
+  // UTF-8 byte order is Aerospike's string order; bytes compare the same way. Keys are short:
+  // a loop beats Buffer#compare's per-call cost.
+  const wanted = target.bytes;
+  const common = length < wanted.length ? length : wanted.length;
+  for (let i = 0; i < common; i++) {
+    const difference = source[dataAt + i]! - wanted[i]!;
+    if (difference !== 0) return difference < 0 ? -1 : 1;
+  }
+  return length === wanted.length ? 0 : length < wanted.length ? -1 : 1;
+}
+
+/** The end of the value at `at`: common scalars by their tag, anything else by skipValue. */
+function valueEnd(source: Buffer, at: number, end: number): number {
+  const tag = source[at]!;
+  if (tag <= 0x7f || tag >= 0xe0 || tag === 0xc0 || tag === 0xc2 || tag === 0xc3) return at + 1;
+  if ((tag & 0xe0) === 0xa0) return at + 1 + (tag & 0x1f);
+  if (tag === 0xcc || tag === 0xd0) return at + 2;
+  if (tag === 0xcd || tag === 0xd1) return at + 3;
+  if (tag === 0xce || tag === 0xd2 || tag === 0xca) return at + 5;
+  if (tag === 0xcb || tag === 0xcf || tag === 0xd3) return at + 9;
+  return skipValue(source, at, end, STORED);
 }
 
 function mapWrite(source: Buffer, start: number, end: number, args: OperationArgs): FastWrite | undefined {
@@ -229,7 +249,7 @@ function mapWrite(source: Buffer, start: number, end: number, args: OperationArg
   let found = false;
   let keyStart = end;
   let valueStart = end;
-  let valueEnd = end;
+  let foundValueEnd = end;
   for (let i = 0; i < count; i++) {
     const order = compareKey(source, at, end, target);
     if (order === 2) return undefined;
@@ -238,16 +258,18 @@ function mapWrite(source: Buffer, start: number, end: number, args: OperationArg
       keyStart = at;
       break;
     }
-    at = skipValue(source, skipValue(source, at, end, STORED), end, STORED);
+    at = valueEnd(source, keyEnd, end);
+    if (at > end) return undefined;
   }
   if (found) {
-    valueStart = skipValue(source, keyStart, end, STORED);
-    valueEnd = skipValue(source, valueStart, end, STORED);
+    valueStart = keyEnd;
+    foundValueEnd = valueEnd(source, valueStart, end);
+    if (foundValueEnd > end) return undefined;
   }
   let value: CdtValue;
   let result: CdtValue;
   if (increment) {
-    const current = found ? decodeCdt(source, valueStart, valueEnd, STORED) : undefined;
+    const current = found ? decodeCdt(source, valueStart, foundValueEnd, STORED) : undefined;
     if (current !== undefined && !isNumeric(current)) return undefined;
     const delta = args.has(1) ? args.value(1, 'increment') : null;
     if (delta !== null && !isNumeric(delta)) return undefined;
@@ -258,7 +280,7 @@ function mapWrite(source: Buffer, start: number, end: number, args: OperationArg
     if (depthOf(value) >= 63) return undefined;
     result = found ? count : count + 1;
   }
-  return spliceEntry(source, start, end, entriesAt, found, keyStart, valueStart, valueEnd, args, value, result, increment);
+  return spliceEntry(source, start, end, entriesAt, found, keyStart, valueStart, foundValueEnd, args, value, result, increment);
 }
 
 /** The map's new bytes: header, entries before the key, the key and its new value, the entries after. */

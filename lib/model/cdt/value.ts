@@ -137,3 +137,20 @@ export class EncodedValue {
     readonly extended: boolean,
   ) {}
 }
+
+/**
+ * Bins operate() never looked at: `count` whole name/value entries at source[start, end), copied
+ * verbatim after the bins the operations named (under the ENCODED_ENTRIES key of a Bins object).
+ */
+export class EncodedEntries {
+  constructor(
+    readonly source: Buffer,
+    readonly start: number,
+    readonly end: number,
+    readonly count: number,
+    readonly extended: boolean,
+  ) {}
+}
+
+/** The key of a Bins object's EncodedEntries (a symbol: for...in and Object.keys never see it). */
+export const ENCODED_ENTRIES: unique symbol = Symbol('shoal.encodedEntries');
