@@ -34,6 +34,8 @@ export const BATCH_PUT_VARIABLE_BYTES_MIN = 4 << 20;
 
 /** A list or map operation's encoded arguments (a record is never bigger than a write block). */
 export const OPERATION_PAYLOAD_BYTES_MAX = 8 << 20;
+/** Nesting of a filter expression's operations (deeper ones are refused before they reach the evaluator's stack). */
+export const EXPRESSION_DEPTH_MAX = 128;
 /** Levels of a list or map operation's context path (deeper values cannot exist: BIN_VALUE_DEPTH_MAX). */
 export const CONTEXT_LEVELS_MAX = 64;
 

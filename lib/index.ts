@@ -17,3 +17,6 @@ export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, Namespac
 export type { Cluster, ClusterState } from './cluster/index';
 export { PARTITION_COUNT } from './constants';
 export { digestOf, partitionOf } from './model/digest';
+export { exp } from './model/exp/builders';
+export { ExpType, ParticleType, RegexFlags } from './model/exp/codes';
+export type { Expression } from './model/exp/expression';
