@@ -10,6 +10,7 @@ import { invalidArgument } from './errors';
 import { Bins, BinValue, decodePayloadBins, encodePayload } from './model/bins';
 import type { ShoalRecord } from './namespace/namespace';
 import type { Operation } from './namespace/semantics';
+import { Expression } from './model/exp/expression';
 
 let scratch = Buffer.allocUnsafe(64 << 10);
 
@@ -40,8 +41,16 @@ interface WireCall {
   writePayloads?: Record<number, Buffer>;
 }
 
+/** Options with their filter expression as its encoded bytes (an Expression instance does not survive a frame). */
+export function optionsToWire<T>(options: T): T {
+  const filter = (options as { filter?: unknown } | undefined)?.filter;
+  return filter instanceof Expression ? { ...options, filter: filter.toBytes() } : options;
+}
+
 /** A single-record call as it goes into a frame. */
 export function callToWire<T extends { method: string }>(call: T): T {
+  const opts = (call as { opts?: unknown }).opts;
+  if (opts !== undefined) call = { ...call, opts: optionsToWire(opts) };
   const wire = call as unknown as WireCall;
   if (wire.method === 'put' && wire.bins !== undefined) {
     const payload = extendedPayload(wire.bins);

@@ -13,6 +13,7 @@ import type { Key } from './model/key';
 import type { Namespace, ReadOptions, RecordVersion, ShoalRecord } from './namespace/namespace';
 import { checkOperations, type Operation, type RemoveOptions, type WriteOptions } from './namespace/semantics';
 import { callFromWire, callToWire, recordToWire } from './db-cluster-values';
+import { checkFilter } from './namespace/filter';
 
 /** A single-record call, as data. */
 export type RecordCall =
@@ -26,6 +27,8 @@ export type RecordCall =
 /** A scan of some partitions, as data. */
 export interface ScanCall {
   set?: string;
+  /** The filter expression's bytes (exp.*). */
+  filter?: Uint8Array;
 }
 
 /** The digest a key addresses: its own, or computed from set and key. */
@@ -62,7 +65,9 @@ export class DbLocalStore implements LocalStore {
     if (request.kind === 'scan') {
       const call = (request.operation ?? {}) as ScanCall;
       const records: ShoalRecord[] = [];
-      for await (const record of ns.scan(typeof call.set === 'string' ? call.set : undefined, { partitions: request.partitions })) {
+      const filter = call.filter instanceof Uint8Array ? call.filter : undefined;
+      if (filter !== undefined) checkFilter(filter);
+      for await (const record of ns.scan(typeof call.set === 'string' ? call.set : undefined, { partitions: request.partitions, filter })) {
         records.push(recordToWire(record));
       }
       return { value: records, writes: [] };

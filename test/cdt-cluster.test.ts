@@ -5,7 +5,7 @@
  * Dbs in this process on real loopback TCP.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { Db, ErrorCode, MapOrder, ReturnType, cdt, op, open } from '../lib/index';
+import { Db, ErrorCode, ExpType, MapOrder, ReturnType, cdt, exp, op, open } from '../lib/index';
 import { digestOf, partitionOf } from '../lib/model/digest';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
 
@@ -71,6 +71,21 @@ describe('list and map operations in a 2-node cluster', () => {
     const scanned = new Map<string, unknown>();
     for await (const record of a.scan('cdt')) scanned.set(String(record.bins.w instanceof Map ? [...record.bins.w.values()][0] : ''), record.bins.p);
     for (const i of keys.keys()) expect(scanned.get(String(i))).toEqual(new Map([[i, Buffer.from([i])]]));
+    // Filters cross too: as bytes in the forwarded call's options and in scan requests.
+    const hasOne = exp.eq(exp.maps.getByKey(exp.binMap('m'), 1, ExpType.STR), 'one');
+    const never = exp.eq(exp.binInt('nope'), 1);
+    for (const [i, key] of keys.entries()) {
+      const via = i % 2 === 0 ? b : a;
+      expect((await via.get(key, { filter: hasOne }))?.bins.m).toBeInstanceOf(Map);
+      await expect(via.get(key, { filter: never })).rejects.toMatchObject({ code: ErrorCode.FILTERED_OUT });
+      await expect(via.operate(key, [op.map.put('m', 2, 'two')], { filter: never })).rejects.toMatchObject({ code: ErrorCode.FILTERED_OUT });
+    }
+    let filtered = 0;
+    for await (const record of b.scan('cdt', undefined, { filter: exp.eq(exp.binInt('nope'), 1) })) filtered += record ? 1 : 0;
+    expect(filtered).toBe(0);
+    let matched = 0;
+    for await (const record of b.scan('cdt', undefined, { filter: hasOne })) matched += record.bins.m instanceof Map ? 1 : 0;
+    expect(matched).toBe(keys.length);
     // Both copies are there: the replica got the result of the operations.
     const objects = (db: Db) => db.stats().namespaces.cdt!.objects;
     expect(objects(a) + objects(b)).toBe(2 * keys.length);

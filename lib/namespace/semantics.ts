@@ -6,6 +6,7 @@
 import { GENERATION_MAX, TTL_DONT_UPDATE, TTL_MAX_SECONDS, TTL_NEVER_EXPIRE } from '../constants';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { Bins } from '../model/bins';
+import { type Filter, checkFilter } from './filter';
 import { describe } from '../model/key';
 
 export type ExistsPolicy = 'upsert' | 'create' | 'update' | 'replace' | 'createOrReplace';
@@ -16,11 +17,15 @@ export interface WriteOptions {
   generation?: number;
   durable?: boolean;
   storeKey?: boolean;
+  /** Write only if this exp.* expression is true for the existing record (else FILTERED_OUT). */
+  filter?: Filter;
 }
 
 export interface RemoveOptions {
   generation?: number;
   durable?: boolean;
+  /** Remove only if this exp.* expression is true for the record (else FILTERED_OUT). */
+  filter?: Filter;
 }
 
 /** The state of a record before an operation. `exists` is false for absent or expired records. */
@@ -48,6 +53,7 @@ export function checkWriteOptions(options: unknown): asserts options is WriteOpt
   if (o.generation !== undefined) checkGeneration(o.generation);
   if (o.durable !== undefined && typeof o.durable !== 'boolean') throw new TypeError('durable must be a boolean');
   if (o.storeKey !== undefined && typeof o.storeKey !== 'boolean') throw new TypeError('storeKey must be a boolean');
+  checkFilter(o.filter);
 }
 
 export function checkRemoveOptions(options: unknown): asserts options is RemoveOptions | undefined {
@@ -56,6 +62,7 @@ export function checkRemoveOptions(options: unknown): asserts options is RemoveO
   const o = options as RemoveOptions;
   if (o.generation !== undefined) checkGeneration(o.generation);
   if (o.durable !== undefined && typeof o.durable !== 'boolean') throw new TypeError('durable must be a boolean');
+  checkFilter(o.filter);
 }
 
 export function checkTtl(ttl: unknown): asserts ttl is number {

@@ -97,11 +97,15 @@ export function compileFilter(filter: Expression | Uint8Array): CompiledExpressi
   return compileExpression(Buffer.isBuffer(filter) ? filter : Buffer.from(filter), true);
 }
 
+/** How many expressions this process compiled (a test checks a scan compiles its filter once). */
+export const compilations = { count: 0 };
+
 /**
  * Compiles encoded expression bytes.
  * @throws ShoalError INVALID_ARGUMENT as compileFilter.
  */
 export function compileExpression(bytes: Buffer, boolean: boolean): CompiledExpression {
+  compilations.count++;
   if (bytes.length === 0 || bytes.length > OPERATION_PAYLOAD_BYTES_MAX) throw invalidArgument('an expression must be 1 byte to 8 MiB');
   const parser = new Parser(bytes);
   const tree = parser.parse(0);
