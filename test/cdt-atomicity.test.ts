@@ -75,5 +75,18 @@ describe('a failed operate changes nothing', () => {
       }
       expect((await db.operate(key, [op.map.getByKey('m', 'a', ReturnType.VALUE)])).bins.m).toBe(1);
     });
+
+    it(`${kind}: a value appended so deep that the bin would nest past 64 levels is refused, and the record stays readable`, async () => {
+      const db = await openCdtDb(kind);
+      const key = cdtKey('deep');
+      const nest = (levels: number): unknown => (levels === 0 ? 1 : [nest(levels - 1)]);
+      await db.put(key, { l: nest(5) as never });
+      const before = (await db.get(key))!;
+      const ctx = [cdt.listIndex(0), cdt.listIndex(0), cdt.listIndex(0), cdt.listIndex(0)];
+      expect(await outcomeOf(db.operate(key, [op.list.append('l', nest(60), { ctx })]))).toBe(ErrorCode.INVALID_ARGUMENT);
+      expect(await db.get(key)).toEqual(before);
+      await db.operate(key, [op.list.append('l', nest(50), { ctx })]);
+      expect((await db.operate(key, [op.list.size('l', { ctx })])).bins.l).toBe(2);
+    });
   }
 });
