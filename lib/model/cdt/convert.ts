@@ -7,7 +7,7 @@ import { BIN_VALUE_DEPTH_MAX } from '../../constants';
 import { invalidArgument } from '../../errors';
 import { describe } from '../key';
 import { compareValues } from './order';
-import { CdtList, CdtMap, CdtSpecial, CdtValue, LIST_ORDERED, MAP_KEY_ORDERED, flagsOf, isMapKey } from './value';
+import { CdtList, CdtMap, CdtSpecial, CdtValue, LIST_ORDERED, flagsOf, isMapKey } from './value';
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;

@@ -23,7 +23,7 @@ import {
   removePositions,
   singlePosition,
 } from './select';
-import { CdtMap, CdtValue, INF, MAP_KEY_ORDERED, PERSIST_INDEX, isMapKey, isNumeric } from './value';
+import { CdtMap, CdtValue, INF, PERSIST_INDEX, isMapKey, isNumeric } from './value';
 
 export type MapRun = (map: CdtMap | undefined, args: OperationArgs) => Outcome;
 
