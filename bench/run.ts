@@ -2,6 +2,7 @@
  * npm run bench: every benchmark but the io-engine and protocol comparisons (run them by name), or the ones
  * named on the command line (`npm run bench -- memory storage`). Figures are printed; targets say MET or NOT MET.
  */
+import { runCdtBench } from './cdt';
 import { runIoEngineBench } from './io-engine';
 import { runMemoryBench } from './memory';
 import { runProtocolBench } from './protocol';
@@ -14,6 +15,7 @@ const suites: Record<string, () => Promise<boolean>> = {
   restart: runRestartBench,
   'io-engine': runIoEngineBench,
   protocol: runProtocolBench,
+  cdt: runCdtBench,
 };
 
 async function main(): Promise<void> {

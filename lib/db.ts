@@ -23,6 +23,8 @@ import { DbConfig, OpenOptions, resolveOptions } from './options';
 import { Cluster, ClusterNode, loadOrCreateNodeId, startCluster, type Logger } from './cluster/index';
 import { Service } from './service/server';
 import { DbLocalStore, RecordCall, digestOfKey, recordRequest } from './db-cluster';
+import { recordFromWire } from './db-cluster-values';
+import { checkFilter } from './namespace/filter';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
 
@@ -154,7 +156,7 @@ export class Db {
 
   /** In cluster mode, runs a single-record call on its partition's master (here or one hop away). */
   private routed<T>(call: RecordCall): Promise<T> {
-    return this.clusterNode!.execute(recordRequest(call)) as Promise<T>;
+    return this.clusterNode!.execute(recordRequest(call)).then(recordFromWire) as Promise<T>;
   }
 
   /**
@@ -255,8 +257,13 @@ export class Db {
     checkBatch(keys, 'keys');
     checkReadOptions(opts);
     keys.forEach((key, index) => this.namespaceFor(key, `keys[${index}]`));
-    if (this.cluster !== undefined) return Promise.all(keys.map((key) => this.get(key, opts)));
-    return Promise.all(keys.map((key) => this.namespaceFor(key).get(key, opts)));
+    // A record the filter is false for is undefined in a batch (a get gives FILTERED_OUT).
+    const get = this.cluster !== undefined ? (key: Key) => this.get(key, opts) : (key: Key) => this.namespaceFor(key).get(key, opts);
+    if (opts?.filter === undefined) return Promise.all(keys.map(get));
+    return Promise.all(keys.map((key) => Promise.resolve().then(() => get(key)).catch((error: unknown) => {
+      if ((error as ShoalError).code === ErrorCode.FILTERED_OUT) return undefined;
+      throw error;
+    })));
   }
 
   /**
@@ -271,7 +278,8 @@ export class Db {
     this.checkOpen();
     checkBatch(entries, 'entries');
     checkWriteOptions(opts);
-    if (this.cluster !== undefined) return this.batchPutEach(entries, opts);
+    // Filtered writes take the per-record path, where the filter meets the record it is for.
+    if (this.cluster !== undefined || opts?.filter !== undefined || entries.some((entry) => entry?.opts?.filter !== undefined)) return this.batchPutEach(entries, opts);
     const results: BatchResults = new Array(entries.length);
     const groups = new Map<Namespace, number[]>();
     let lastNs: Namespace | undefined;
@@ -342,17 +350,18 @@ export class Db {
     const namespace = this.namespaceNamed(ns);
     if (set !== undefined && typeof set !== 'string') throw new TypeError('set must be a string when given');
     checkScanOptions(opts);
-    if (this.cluster !== undefined) return this.clusterScan(ns, set, opts?.partitions);
+    if (this.cluster !== undefined) return this.clusterScan(ns, set, opts?.partitions, opts?.filter);
     return namespace.scan(set, opts);
   }
 
   /** A cluster-wide scan: partition groups at a time, each from its master. */
-  private async *clusterScan(ns: string, set: string | undefined, partitions: number[] | undefined): AsyncIterable<ShoalRecord> {
+  private async *clusterScan(ns: string, set: string | undefined, partitions: number[] | undefined, filter: ScanOptions['filter']): AsyncIterable<ShoalRecord> {
+    const expression = filter instanceof Uint8Array || filter === undefined ? filter : filter.toBytes();
     const all = partitions ?? Array.from({ length: PARTITION_COUNT }, (_, id) => id);
     for (let start = 0; start < all.length; start += CLUSTER_SCAN_PARTITIONS_PER_REQUEST) {
       const group = all.slice(start, start + CLUSTER_SCAN_PARTITIONS_PER_REQUEST);
-      const records = (await this.clusterNode!.execute({ kind: 'scan', ns, partitions: group, operation: { set } })) as ShoalRecord[];
-      for (const record of records) yield record;
+      const records = (await this.clusterNode!.execute({ kind: 'scan', ns, partitions: group, operation: { set, filter: expression } })) as ShoalRecord[];
+      for (const record of records) yield recordFromWire(record);
     }
   }
 
@@ -484,6 +493,7 @@ function unknownNamespace(name: string, namespaces: Map<string, Namespace>): Sho
 function checkReadOptions(opts: unknown): asserts opts is ReadOptions | undefined {
   if (opts === undefined) return;
   if (opts === null || typeof opts !== 'object') throw new TypeError('read options must be an object');
+  checkFilter((opts as ReadOptions).filter);
   const bins = (opts as ReadOptions).bins;
   if (bins === undefined) return;
   if (!Array.isArray(bins)) throw new TypeError('opts.bins must be an array of bin names');
@@ -496,6 +506,7 @@ function checkReadOptions(opts: unknown): asserts opts is ReadOptions | undefine
 function checkScanOptions(opts: unknown): asserts opts is ScanOptions | undefined {
   if (opts === undefined) return;
   if (opts === null || typeof opts !== 'object') throw new TypeError('scan options must be an object');
+  checkFilter((opts as ScanOptions).filter);
   const partitions = (opts as ScanOptions).partitions;
   if (partitions === undefined) return;
   if (!Array.isArray(partitions)) throw new TypeError('opts.partitions must be an array of partition ids');
