@@ -1,9 +1,11 @@
 /**
- * npm run bench: every benchmark but the io-engine comparison (run it by name), or the ones
+ * npm run bench: every benchmark but the io-engine and protocol comparisons (run them by name), or the ones
  * named on the command line (`npm run bench -- memory storage`). Figures are printed; targets say MET or NOT MET.
  */
+import { runCdtBench } from './cdt';
 import { runIoEngineBench } from './io-engine';
 import { runMemoryBench } from './memory';
+import { runProtocolBench } from './protocol';
 import { runRestartBench } from './restart';
 import { runStorageBench } from './storage';
 import { runWritePathBench } from './write-path';
@@ -14,11 +16,13 @@ const suites: Record<string, () => Promise<boolean>> = {
   restart: runRestartBench,
   'io-engine': runIoEngineBench,
   'write-path': runWritePathBench,
+  protocol: runProtocolBench,
+  cdt: runCdtBench,
 };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
-  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => name !== 'io-engine');
+  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => name !== 'io-engine' && name !== 'protocol');
   process.stdout.write(`shoal benchmarks on ${process.version}, ${require('node:os').cpus().length} cores: ${names.join(', ')}\n`);
   for (const name of names) {
     const suite = suites[name];

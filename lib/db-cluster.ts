@@ -11,7 +11,9 @@ import type { Bins } from './model/bins';
 import { digestOf } from './model/digest';
 import type { Key } from './model/key';
 import type { Namespace, ReadOptions, RecordVersion, ShoalRecord } from './namespace/namespace';
-import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
+import { checkOperations, type Operation, type RemoveOptions, type WriteOptions } from './namespace/semantics';
+import { callFromWire, callToWire, recordToWire } from './db-cluster-values';
+import { checkFilter } from './namespace/filter';
 
 /** A single-record call, as data. */
 export type RecordCall =
@@ -25,6 +27,8 @@ export type RecordCall =
 /** A scan of some partitions, as data. */
 export interface ScanCall {
   set?: string;
+  /** The filter expression's bytes (exp.*). */
+  filter?: Uint8Array;
 }
 
 /** The digest a key addresses: its own, or computed from set and key. */
@@ -35,7 +39,7 @@ export function digestOfKey(key: Key): Buffer {
 
 /** The request for a single-record call (the key travels as given, plus its digest). */
 export function recordRequest(call: RecordCall): ClusterRequest {
-  return { kind: 'record', ns: call.key.ns, digest: digestOfKey(call.key), operation: call };
+  return { kind: 'record', ns: call.key.ns, digest: digestOfKey(call.key), operation: callToWire(call) };
 }
 
 /**
@@ -61,19 +65,21 @@ export class DbLocalStore implements LocalStore {
     if (request.kind === 'scan') {
       const call = (request.operation ?? {}) as ScanCall;
       const records: ShoalRecord[] = [];
-      for await (const record of ns.scan(typeof call.set === 'string' ? call.set : undefined, { partitions: request.partitions })) {
-        records.push(record);
+      const filter = call.filter instanceof Uint8Array ? call.filter : undefined;
+      if (filter !== undefined) checkFilter(filter);
+      for await (const record of ns.scan(typeof call.set === 'string' ? call.set : undefined, { partitions: request.partitions, filter })) {
+        records.push(recordToWire(record));
       }
       return { value: records, writes: [] };
     }
-    const call = request.operation as RecordCall;
+    const call = callFromWire(request.operation as RecordCall);
     if (call === null || typeof call !== 'object' || call.key === null || typeof call.key !== 'object') {
       throw invalidArgument('malformed cluster request');
     }
     const digest = request.digest;
     switch (call.method) {
       case 'get':
-        return { value: await ns.get(call.key, call.opts), writes: [] };
+        return { value: recordToWire(await ns.get(call.key, call.opts)), writes: [] };
       case 'exists':
         return { value: await ns.exists(call.key), writes: [] };
       case 'put':
@@ -81,8 +87,10 @@ export class DbLocalStore implements LocalStore {
       case 'touch':
         return this.written(ns, digest, await ns.touch(call.key, call.ttl), undefined);
       case 'operate': {
+        // A peer is not trusted to send only well-formed operations (the Db that took the call checked them).
+        checkOperations(call.ops);
         const before = await ns.readVersion(digest);
-        return this.written(ns, digest, await ns.operate(call.key, call.ops, call.opts), before);
+        return this.written(ns, digest, recordToWire(await ns.operate(call.key, call.ops, call.opts)), before);
       }
       case 'remove': {
         const before = await ns.readVersion(digest);

@@ -20,6 +20,7 @@ import { formatBytes, invalidArgument } from './errors';
 import { describe } from './model/key';
 import { resolveFileMode } from './storage/file-mode';
 import type { ClusterOptions } from './cluster/cluster';
+import { ResolvedServiceOptions, ServiceOptions, resolveServiceOptions } from './service/server';
 
 export interface MemoryStorageOptions {
   type: 'memory';
@@ -97,6 +98,8 @@ export interface OpenOptions {
    */
   fileMode?: number;
   cluster?: OpenClusterOptions;
+  /** The Aerospike service listener (SPEC section 11; docs/protocol.md). */
+  service?: ServiceOptions;
 }
 
 /** A namespace's options with every default filled in. */
@@ -136,6 +139,7 @@ export interface DbConfig {
   fileMode: number;
   namespaces: NamespaceConfig[];
   cluster: OpenClusterOptions | undefined;
+  service: ResolvedServiceOptions | undefined;
 }
 
 const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
@@ -160,7 +164,8 @@ export function resolveOptions(options: unknown): DbConfig {
     seen.add(config.name);
     return config;
   });
-  return { dataDir: path.resolve(dataDir), sharedMemoryIndex, fileMode, namespaces, cluster: o.cluster };
+  const service = o.service === undefined ? undefined : resolveServiceOptions(o.service);
+  return { dataDir: path.resolve(dataDir), sharedMemoryIndex, fileMode, namespaces, cluster: o.cluster, service };
 }
 
 function resolveNamespace(ns: NamespaceOptions, index: number, dataDir: string): NamespaceConfig {
