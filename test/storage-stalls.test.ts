@@ -16,7 +16,7 @@ useDbCleanup(['disk']);
 
 /** The figure is about 50 ms; GC pauses of the test's own heap come on top. */
 const STALL_MAX_MS = 50;
-const RECORDS = 300_000;
+const RECORDS = 210_000;
 const NAMESPACES: NamespaceOptions[] = [{ name: 'disk', storage: { type: 'device', paths: ['disk.dat'], sizeBytes: 256 << 20 } }];
 
 let dir = '';
