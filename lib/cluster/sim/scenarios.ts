@@ -165,7 +165,7 @@ export class Workload {
   private async run(key: string, operation: SimOperation): Promise<{ ok: true; value: unknown } | { ok: false }> {
     const target = this.pickNode();
     if (target === undefined) return { ok: false };
-    const request = target.node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation });
+    const request = target.node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation, readOnly: operation.call === 'get' });
     const outcome = await Promise.race([
       request.then((value) => ({ ok: true as const, value }), () => ({ ok: false as const })),
       target.crashed.then(() => ({ ok: false as const })),
