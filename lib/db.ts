@@ -5,11 +5,12 @@
 import * as fs from 'node:fs';
 import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
-import { Bins, checkBinName, checkBins, isPlainObject } from './model/bins';
-import { Key, checkKeyShape, describe } from './model/key';
+import { Bins, checkBins, isPlainObject } from './model/bins';
+import { Key, checkKeyShape } from './model/key';
 import type { BatchResults } from './namespace/batch-put';
 import { openNamespace } from './namespace/factory';
 import type { Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
+import type { BatchItemOutcome } from './cluster/local-store';
 import {
   Operation,
   RemoveOptions,
@@ -21,7 +22,9 @@ import {
 } from './namespace/semantics';
 import { DbConfig, OpenOptions, resolveOptions } from './options';
 import { Cluster, ClusterNode, startCluster, type Logger } from './cluster/index';
-import { DbLocalStore, RecordCall, digestOfKey, recordRequest } from './db-cluster';
+import { BatchCall, DbLocalStore, RecordCall, batchGetCall, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, recordRequest } from './db-cluster';
+import { digestsOf } from './model/digest';
+import { DATA_PLANE_SLICE_RECORDS } from './cluster/constants';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
 
@@ -208,7 +211,7 @@ export class Db {
     checkBatch(keys, 'keys');
     checkReadOptions(opts);
     keys.forEach((key, index) => this.namespaceFor(key, `keys[${index}]`));
-    if (this.cluster !== undefined) return Promise.all(keys.map((key) => this.get(key, opts)));
+    if (this.cluster !== undefined) return this.batchGetCluster(keys, opts);
     return Promise.all(keys.map((key) => this.namespaceFor(key).get(key, opts)));
   }
 
@@ -223,7 +226,7 @@ export class Db {
     this.checkOpen();
     checkBatch(entries, 'entries');
     checkWriteOptions(opts);
-    if (this.cluster !== undefined) return this.batchPutEach(entries, opts);
+    if (this.cluster !== undefined) return this.batchPutCluster(entries, opts);
     const results: BatchResults = new Array(entries.length);
     const groups = new Map<Namespace, number[]>();
     let lastNs: Namespace | undefined;
@@ -274,18 +277,63 @@ export class Db {
     }
   }
 
-  /** batchPut in cluster mode: each entry is routed to its partition's master. */
-  private batchPutEach(entries: BatchPutEntry[], opts: WriteOptions | undefined): Promise<(WriteResult | ShoalError)[]> {
-    return Promise.all(
-      entries.map(async (entry, index) => {
+  /**
+   * batchPut in cluster mode: each entry is checked as a put's arguments are, then the entries
+   * go to their partitions' masters grouped per master (ClusterNode.executeBatch), which
+   * execute them together and replicate them in batches. The checks and digests run in slices
+   * that yield to the event loop, so a 100,000-entry batch never holds it for long.
+   */
+  private async batchPutCluster(entries: BatchPutEntry[], opts: WriteOptions | undefined): Promise<(WriteResult | ShoalError)[]> {
+    const results: (WriteResult | ShoalError)[] = new Array(entries.length);
+    const groups = new BatchGroups();
+    await forEachSlice(entries.length, (start, end) => {
+      const keys: Key[] = [];
+      const calls: BatchCall[] = [];
+      const positions: number[] = [];
+      for (let position = start; position < end; position++) {
+        const entry = entries[position];
         try {
-          if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${index}] must be { key, bins, opts? }`);
-          return await this.put(entry.key, entry.bins, entry.opts ?? opts);
+          if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
+          this.namespaceFor(entry.key);
+          checkBins(entry.bins, true);
+          if (entry.opts !== undefined) checkWriteOptions(entry.opts);
+          calls.push(batchPutCall(entry.key, entry.bins, entry.opts ?? opts));
+          keys.push(entry.key);
+          positions.push(position);
         } catch (error) {
-          return batchEntryError(error, index);
+          results[position] = batchEntryError(error, position);
         }
-      }),
-    );
+      }
+      groups.add(keys, calls, positions, (position, error) => (results[position] = batchEntryError(error, position)));
+    });
+    for (const [ns, group] of groups.byNamespace) {
+      const outcomes = await this.clusterNode!.executeBatch(ns, group.digests, group.calls, false);
+      outcomes.forEach((outcome, k) => (results[group.positions[k]!] = batchOutcome<WriteResult>(outcome)));
+    }
+    return results;
+  }
+
+  /** batchGet in cluster mode: the keys go to their partitions' masters grouped per master (see batchPutCluster). */
+  private async batchGetCluster(keys: Key[], opts: ReadOptions | undefined): Promise<(ShoalRecord | undefined)[]> {
+    const results: (ShoalRecord | undefined)[] = new Array(keys.length);
+    const groups = new BatchGroups();
+    let failure: unknown;
+    await forEachSlice(keys.length, (start, end) => {
+      const slice = keys.slice(start, end);
+      groups.add(slice, slice.map((key) => batchGetCall(key, opts)), slice.map((_, k) => start + k), (_, error) => (failure ??= error));
+    });
+    if (failure !== undefined) throw failure;
+    for (const [ns, group] of groups.byNamespace) {
+      const outcomes = await this.clusterNode!.executeBatch(ns, group.digests, group.calls, true);
+      outcomes.forEach((outcome, k) => {
+        const record = batchOutcome<ShoalRecord | undefined>(outcome);
+        if (record instanceof ShoalError) throw record;
+        const position = group.positions[k]!;
+        if (record !== undefined && record !== null) record.key = keys[position]!;
+        results[position] = record ?? undefined;
+      });
+    }
+    return results;
   }
 
   /** Iterates the records of a namespace, or of one set; opts.partitions limits it to some partition ids. */
@@ -412,27 +460,53 @@ function unknownNamespace(name: string, namespaces: Map<string, Namespace>): Sho
   return invalidArgument(`unknown namespace "${name}"; this database has ${[...namespaces.keys()].map((n) => `"${n}"`).join(', ')}`);
 }
 
-function checkReadOptions(opts: unknown): asserts opts is ReadOptions | undefined {
-  if (opts === undefined) return;
-  if (opts === null || typeof opts !== 'object') throw new TypeError('read options must be an object');
-  const bins = (opts as ReadOptions).bins;
-  if (bins === undefined) return;
-  if (!Array.isArray(bins)) throw new TypeError('opts.bins must be an array of bin names');
-  for (const name of bins) {
-    if (typeof name !== 'string') throw new TypeError(`opts.bins holds ${describe(name)}; bin names are strings`);
-    checkBinName(name);
+/** Calls `visit(start, end)` for slices of DATA_PLANE_SLICE_RECORDS of 0..count, yielding to the event loop between slices. */
+async function forEachSlice(count: number, visit: (start: number, end: number) => void): Promise<void> {
+  for (let start = 0; start < count; start += DATA_PLANE_SLICE_RECORDS) {
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    visit(start, Math.min(count, start + DATA_PLANE_SLICE_RECORDS));
   }
 }
 
-function checkScanOptions(opts: unknown): asserts opts is ScanOptions | undefined {
-  if (opts === undefined) return;
-  if (opts === null || typeof opts !== 'object') throw new TypeError('scan options must be an object');
-  const partitions = (opts as ScanOptions).partitions;
-  if (partitions === undefined) return;
-  if (!Array.isArray(partitions)) throw new TypeError('opts.partitions must be an array of partition ids');
-  for (const id of partitions) {
-    if (!Number.isInteger(id) || id < 0 || id >= PARTITION_COUNT) throw invalidArgument(`partition id ${String(id)} is not in 0..${PARTITION_COUNT - 1}`);
+/** Batch items per namespace, with their digests (computed a slice at a time) and positions in the caller's list. */
+class BatchGroups {
+  readonly byNamespace = new Map<string, { digests: Buffer[]; calls: BatchCall[]; positions: number[] }>();
+
+  /** Adds a slice of items; when a key has no valid digest, `failed(position, error)` is called for it instead. */
+  add(keys: Key[], calls: BatchCall[], positions: number[], failed: (position: number, error: unknown) => void): void {
+    let digests: Buffer;
+    try {
+      digests = digestsOf(keys);
+    } catch {
+      // A key of the wrong type or size somewhere: one at a time, to tell which.
+      keys.forEach((key, k) => {
+        try {
+          this.push(key.ns, digestsOf([key]), calls[k]!, positions[k]!);
+        } catch (error) {
+          failed(positions[k]!, error);
+        }
+      });
+      return;
+    }
+    keys.forEach((key, k) => this.push(key.ns, digests.subarray(k * 20, k * 20 + 20), calls[k]!, positions[k]!));
   }
+
+  private push(ns: string, digest: Buffer, call: BatchCall, position: number): void {
+    let group = this.byNamespace.get(ns);
+    if (group === undefined) this.byNamespace.set(ns, (group = { digests: [], calls: [], positions: [] }));
+    group.digests.push(digest);
+    group.calls.push(call);
+    group.positions.push(position);
+  }
+}
+
+/** A batch item's outcome from the cluster as batchPut and batchGet report it: its value, or its ShoalError. */
+function batchOutcome<T>(outcome: BatchItemOutcome): T | ShoalError {
+  if ('error' in outcome) {
+    const code = ShoalError.isCode(outcome.error.code) ? outcome.error.code : ErrorCode.CLUSTER_ERROR;
+    return new ShoalError(code, outcome.error.message);
+  }
+  return outcome.value as T;
 }
 
 /** A batchPut entry's failure as the ShoalError its result holds. */

@@ -127,6 +127,8 @@ export interface ClusterDependencies {
   store?: LocalStore;
   /** Time a routed or replicated request may take (ms). */
   requestTimeoutMs?: number;
+  /** Record versions per migration batch (the simulator's long-migration workload uses small ones). */
+  migrationBatchRecords?: number;
   /** Extra figures for admin clients (the Db passes its stats()). */
   describe?: () => unknown;
 }
@@ -206,6 +208,7 @@ export class ClusterNode extends EventEmitter {
         store: dependencies.store,
         send: (to, message) => this.fabric.sendToNode(to, message),
         requestTimeoutMs: dependencies.requestTimeoutMs,
+        migrationBatchRecords: dependencies.migrationBatchRecords,
         onMigrationsComplete: () => this.onMigrationsComplete(),
       });
       this.dataPlane = dataPlane;

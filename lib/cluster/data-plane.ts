@@ -51,7 +51,7 @@ import type { WireMessage } from './network';
 import type { PartitionMap } from './partition-map';
 import type { MemberPartitionInfo, PartitionPlan } from './partition-plan';
 import { bitIsSet, emptyBitmap, lineageOf, planPartitions, setBit } from './partition-plan';
-import { isDigest, isPartition, parseVersion, partitionOf, RefusalLog } from './peer-checks';
+import { isDigest, isPartition, parseWireVersions, partitionOf, RefusalLog, versionsToWire } from './peer-checks';
 import { PendingCalls } from './pending-calls';
 import type { RequestOutcome } from './request-memory';
 import { encodeOutcome, RequestMemory } from './request-memory';
@@ -97,7 +97,6 @@ export const DATA_MESSAGE_TYPES = [
   'batch-request',
   'batch-response',
   'replicate',
-  'replicate-batch',
   'replicate-ack',
   'duplicate-read',
   'duplicate-versions',
@@ -392,8 +391,6 @@ export class DataPlane {
         return void this.onBatchRequest(from, message);
       case 'replicate':
         return void this.onReplicate(from, message);
-      case 'replicate-batch':
-        return void this.onReplicateBatch(from, message);
       case 'duplicate-read':
         return void this.onDuplicateRead(from, message);
       case 'migrate-batch':
@@ -601,7 +598,7 @@ export class DataPlane {
       for (const { ns, version } of result.writes) {
         const partition = partitionOf(version.digest);
         const targets = plans[partition].owners.filter((id) => id !== this.options.nodeId);
-        const message: WireMessage = { type: 'replicate', clusterKey: key, ns, version };
+        const message: WireMessage = { type: 'replicate', clusterKey: key, ns, versions: versionsToWire([version]) };
         if (requestId !== undefined) message.requestId = requestId;
         if (encoded !== undefined) message.result = encoded;
         try {
@@ -640,9 +637,10 @@ export class DataPlane {
    * @throws ShoalError TIMEOUT at the deadline (the write stays applied on the master).
    */
   private async replicateUntilAcknowledged(target: string, message: WireMessage, clusterKey: string, deadline: number): Promise<void> {
-    while (!this.stopped) {
-      // Short attempts: a lost message is re-sent instead of waiting out the whole deadline.
-      const attemptDeadline = Math.min(deadline, this.options.runtime.clock.nowMs() + REPLICATION_ATTEMPT_TIMEOUT_MS);
+    for (let attempt = 0; !this.stopped; attempt++) {
+      // Short attempts: a lost message is re-sent instead of waiting out the whole deadline;
+      // each waits twice as long as the one before, so a busy replica is not sent more work.
+      const attemptDeadline = Math.min(deadline, this.options.runtime.clock.nowMs() + REPLICATION_ATTEMPT_TIMEOUT_MS * 2 ** Math.min(attempt, 4));
       const reply = await this.call(target, message, attemptDeadline);
       if (reply.type === 'replicate-ack' || reply.type === 'target-left') return;
       if (this.view.clusterKey !== clusterKey && !this.view.succession.includes(target)) return;
@@ -687,8 +685,8 @@ export class DataPlane {
       this.counters.duplicateReads++;
       const attemptDeadline = Math.min(deadline, this.options.runtime.clock.nowMs() + DUPLICATE_READ_ATTEMPT_TIMEOUT_MS);
       const reply = await this.call(source, message, attemptDeadline);
-      if (reply.type === 'duplicate-versions' && reply.ok === true && Array.isArray(reply.versions)) {
-        const failure = await this.applyDuplicates(source, ns, partition, reply.versions as unknown[]);
+      if (reply.type === 'duplicate-versions' && reply.ok === true) {
+        const failure = await this.applyDuplicates(source, ns, partition, reply.versions);
         if (failure === undefined) return undefined;
         return { error: failure };
       }
@@ -702,18 +700,16 @@ export class DataPlane {
   }
 
   /** Applies versions a merge source sent for duplicate resolution; returns the error that stops the request, if any. */
-  private async applyDuplicates(source: string, ns: string, partition: number, versions: unknown[]): Promise<WireError | undefined> {
-    for (const value of versions) {
-      const version = parseVersion(value, partition);
-      if (typeof version === 'string') {
-        this.refusals.refuse('duplicate-versions', source, version);
-        return { code: ErrorCode.CLUSTER_ERROR, message: `cluster: merge source ${source} sent a malformed record version (${version})` };
-      }
-      try {
-        await this.options.store.applyRecordVersion(ns, version);
-      } catch (error) {
-        return toWireError(error);
-      }
+  private async applyDuplicates(source: string, ns: string, partition: number, wire: unknown): Promise<WireError | undefined> {
+    const versions = parseWireVersions(wire, Number.MAX_SAFE_INTEGER, partition);
+    if (typeof versions === 'string') {
+      this.refusals.refuse('duplicate-versions', source, versions);
+      return { code: ErrorCode.CLUSTER_ERROR, message: `cluster: merge source ${source} sent a malformed record version (${versions})` };
+    }
+    try {
+      for (const version of versions) await this.options.store.applyRecordVersion(ns, version);
+    } catch (error) {
+      return toWireError(error);
     }
     if (versions.length > 0) setBit(this.receivedSinceSnapshot, partition, true);
     return undefined;
@@ -744,7 +740,8 @@ export class DataPlane {
       return;
     }
     try {
-      reply.versions = digest === undefined ? await this.partitionVersions(ns as string, partition as number) : await this.recordVersions(ns as string, Buffer.from(digest as Uint8Array));
+      const versions = digest === undefined ? await this.partitionVersions(ns as string, partition as number) : await this.recordVersions(ns as string, Buffer.from(digest as Uint8Array));
+      reply.versions = versionsToWire(versions);
       reply.ok = true;
     } catch (error) {
       reply.reason = String(error);
@@ -800,38 +797,25 @@ export class DataPlane {
     }
   }
 
+  /**
+   * A master's replication: one version (with the request id and result of the write that made
+   * it, for request-memory.ts) or a batch of them (a batch request). Applied by the conflict
+   * rule and acknowledged only if every version is one this node expects from that master.
+   */
   private async onReplicate(from: string, message: WireMessage): Promise<void> {
-    const version = parseVersion(message.version);
-    if (typeof version === 'string') return this.refusals.refuse('replicate', from, version);
-    const partition = partitionOf(version.digest);
-    const refusal = this.replicationRefusal(from, message, partition);
-    if (refusal !== undefined) return this.refusals.refuse('replicate', from, refusal.detail, refusal.level);
+    const versions = parseWireVersions(message.versions, REPLICATION_BATCH_RECORDS);
+    if (typeof versions === 'string') return this.refusals.refuse('replicate', from, versions);
+    for (const version of versions) {
+      const refusal = this.replicationRefusal(from, message, partitionOf(version.digest));
+      if (refusal !== undefined) return this.refusals.refuse('replicate', from, refusal.detail, refusal.level);
+    }
+    if (versions.length > 1) await yieldTurn(this.options.runtime.timers);
     const requestId = message.requestId;
     const result = message.result;
     try {
-      await this.options.store.applyRecordVersion(message.ns as string, version);
-      this.noteReceived(partition);
-      if (isRequestId(requestId)) this.memory.replicated(requestId, result instanceof Uint8Array ? Buffer.from(result) : undefined);
-      this.options.send(from, { type: 'replicate-ack', id: message.id });
-    } catch (error) {
-      this.options.runtime.logger.warn(`cluster: could not apply a replicated record: ${String(error)}`);
-    }
-  }
-
-  private async onReplicateBatch(from: string, message: WireMessage): Promise<void> {
-    const versions: RecordVersion[] = [];
-    const list = Array.isArray(message.versions) ? (message.versions as unknown[]) : undefined;
-    if (list === undefined || list.length > REPLICATION_BATCH_RECORDS) return this.refusals.refuse('replicate-batch', from, 'no list of at most 512 record versions');
-    for (const value of list) {
-      const version = parseVersion(value);
-      if (typeof version === 'string') return this.refusals.refuse('replicate-batch', from, version);
-      const refusal = this.replicationRefusal(from, message, partitionOf(version.digest));
-      if (refusal !== undefined) return this.refusals.refuse('replicate-batch', from, refusal.detail, refusal.level);
-      versions.push(version);
-    }
-    try {
       for (const version of versions) await this.options.store.applyRecordVersion(message.ns as string, version);
       for (const version of versions) this.noteReceived(partitionOf(version.digest));
+      if (isRequestId(requestId) && versions.length === 1) this.memory.replicated(requestId, result instanceof Uint8Array ? Buffer.from(result) : undefined);
       this.options.send(from, { type: 'replicate-ack', id: message.id });
     } catch (error) {
       this.options.runtime.logger.warn(`cluster: could not apply replicated records: ${String(error)}`);
@@ -887,12 +871,14 @@ export class DataPlane {
    * reported in doubt (TIMEOUT), never sent twice.
    */
   async executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean): Promise<BatchItemOutcome[]> {
-    const deadline = this.options.runtime.clock.nowMs() + this.requestTimeoutMs;
     const outcomes: (BatchItemOutcome | undefined)[] = new Array(digests.length);
+    // Each item has the request timeout from the moment its first message goes out: a large
+    // batch takes longer than one request may, and its last items are sent only then.
+    const deadlines = new Float64Array(digests.length);
     let pending = digests.map((_, index) => index);
     for (let attempt = 0; pending.length > 0; attempt++) {
       try {
-        await this.waitForPlans(deadline);
+        await this.waitForPlans(this.options.runtime.clock.nowMs() + this.requestTimeoutMs);
       } catch (error) {
         for (const index of pending) outcomes[index] = { error: toWireError(error) };
         break;
@@ -900,21 +886,27 @@ export class DataPlane {
       const retry: number[] = [];
       const chunks = await this.batchChunks(digests, pending);
       await runLimited(chunks, BATCH_REQUESTS_IN_FLIGHT, async ({ target, items }) => {
+        const now = this.options.runtime.clock.nowMs();
+        let deadline = Number.POSITIVE_INFINITY;
+        for (const i of items) {
+          if (deadlines[i] === 0) deadlines[i] = now + this.requestTimeoutMs;
+          deadline = Math.min(deadline, deadlines[i]!);
+        }
         const steps = await this.batchAttempt(target, ns, items.map((i) => digests[i]!), items.map((i) => operations[i]), readOnly, deadline);
         steps.forEach((step, k) => {
           if ('retry' in step) retry.push(items[k]!);
           else outcomes[items[k]!] = step;
         });
       });
-      pending = retry;
       const now = this.options.runtime.clock.nowMs();
-      if (pending.length === 0) break;
-      if (now >= deadline || attempt + 1 >= MAX_FORWARD_ATTEMPTS || this.stopped) {
-        for (const index of pending) outcomes[index] = { error: { code: ErrorCode.TIMEOUT, message: timeoutMessage(partitionOf(digests[index]!), !readOnly, this.stopped) } };
-        break;
+      const expired = (index: number) => now >= deadlines[index]! || attempt + 1 >= MAX_FORWARD_ATTEMPTS || this.stopped;
+      for (const index of retry.filter(expired)) {
+        outcomes[index] = { error: { code: ErrorCode.TIMEOUT, message: timeoutMessage(partitionOf(digests[index]!), !readOnly, this.stopped) } };
       }
+      pending = retry.filter((index) => !expired(index));
+      if (pending.length === 0) break;
       this.counters.retries++;
-      await this.sleep(Math.min(FORWARD_RETRY_DELAY_MS * (attempt + 1), FORWARD_RETRY_MAX_DELAY_MS, deadline - now));
+      await this.sleep(Math.min(FORWARD_RETRY_DELAY_MS * (attempt + 1), FORWARD_RETRY_MAX_DELAY_MS));
     }
     return outcomes as BatchItemOutcome[];
   }
@@ -953,8 +945,9 @@ export class DataPlane {
       const first = await this.batchAttempt(target, ns, digests.slice(0, middle), operations.slice(0, middle), readOnly, deadline);
       return first.concat(await this.batchAttempt(target, ns, digests.slice(middle), operations.slice(middle), readOnly, deadline));
     }
-    if (reply.type === 'batch-response' && Array.isArray(reply.results) && reply.results.length === digests.length) {
-      return (reply.results as unknown[]).map(parseBatchStep);
+    if (reply.type === 'batch-response') {
+      const steps = parseBatchSteps(reply, digests.length);
+      if (steps !== undefined) return steps;
     }
     if (reply.type === 'not-sent' || (readOnly && (reply.type === 'target-left' || reply.type === 'local-stop'))) return digests.map(() => ({ retry: true }));
     const why = reply.type === 'timeout' ? 'no answer by the deadline' : 'its master left the cluster while it ran';
@@ -973,14 +966,17 @@ export class DataPlane {
       digests.every(isDigest);
     if (!wellFormed) {
       this.refusals.refuse('batch-request', from, 'malformed batch request');
-      reply.results = Array.isArray(digests) ? digests.map(() => ({ error: { code: ErrorCode.INVALID_ARGUMENT, message: 'cluster: malformed batch request' } })) : [];
-      this.options.send(from, reply);
+      const count = Array.isArray(digests) ? Math.min(digests.length, 2 * BATCH_REQUEST_RECORDS) : 0;
+      const malformed: WireError = { code: ErrorCode.INVALID_ARGUMENT, message: 'cluster: malformed batch request' };
+      this.options.send(from, Object.assign(reply, encodeBatchSteps(Array.from({ length: count }, () => ({ error: malformed })))));
       return;
     }
     this.counters.batchRequests++;
+    // Each batch runs in a turn of its own: messages read together do not make one long turn.
+    await yieldTurn(this.options.runtime.timers);
     const deadline = this.options.runtime.clock.nowMs() + this.requestTimeoutMs;
-    reply.results = await this.executeBatchAsMaster(ns, (digests as Uint8Array[]).map((d) => Buffer.from(d)), operations as unknown[], deadline);
-    this.options.send(from, reply);
+    const steps = await this.executeBatchAsMaster(ns, (digests as Uint8Array[]).map((d) => (Buffer.isBuffer(d) ? d : Buffer.from(d))), operations as unknown[], deadline);
+    this.options.send(from, Object.assign(reply, encodeBatchSteps(steps)));
   }
 
   /**
@@ -1050,7 +1046,7 @@ export class DataPlane {
         [...byTarget].flatMap(([target, batches]) =>
           batches.map(async ({ versions, items }) => {
             try {
-              await this.replicateUntilAcknowledged(target, { type: 'replicate-batch', clusterKey: key, ns, versions }, key, deadline);
+              await this.replicateUntilAcknowledged(target, { type: 'replicate', clusterKey: key, ns, versions: versionsToWire(versions) }, key, deadline);
               this.counters.replicated += versions.length;
             } catch (error) {
               for (const i of items) {
@@ -1343,7 +1339,7 @@ export class DataPlane {
     if (payload.length === 0 && !last) return;
     const reply = await this.call(
       target,
-      { type: 'migrate-batch', clusterKey: job.clusterKey, partition: job.partition, phase: job.phase, ns, versions: payload, last },
+      { type: 'migrate-batch', clusterKey: job.clusterKey, partition: job.partition, phase: job.phase, ns, versions: versionsToWire(payload), last },
       deadline,
     );
     if (check(reply)) this.counters.migratedRecordsOut += payload.length;
@@ -1405,18 +1401,11 @@ export class DataPlane {
     const reply: WireMessage = { type: 'migrate-ack', id: message.id, ok: false };
     const partition = message.partition as number;
     let refusal = this.migrationRefusal(from, message);
-    const versions: RecordVersion[] = [];
+    let versions: RecordVersion[] = [];
     if (refusal === undefined) {
-      const list = Array.isArray(message.versions) ? (message.versions as unknown[]) : undefined;
-      if (list === undefined || list.length > Math.max(MIGRATION_BATCH_RECORDS, this.migrationBatchRecords) + 1) refusal = 'no list of record versions of a batch\'s size';
-      for (const value of list ?? []) {
-        const version = parseVersion(value, partition);
-        if (typeof version === 'string') {
-          refusal = version;
-          break;
-        }
-        versions.push(version);
-      }
+      const parsed = parseWireVersions(message.versions, Math.max(MIGRATION_BATCH_RECORDS, this.migrationBatchRecords) + 1, partition);
+      if (typeof parsed === 'string') refusal = parsed;
+      else versions = parsed;
     }
     if (refusal !== undefined) {
       if (refusal !== 'cluster view changed') this.refusals.refuse('migrate-batch', from, refusal);
@@ -1503,13 +1492,37 @@ function addToReplicationBatch(byTarget: Map<string, { versions: RecordVersion[]
   last.bytes = (last.bytes ?? 0) + bytes;
 }
 
-/** A batch item's outcome from the wire (untrusted). */
-function parseBatchStep(value: unknown): BatchStep {
-  if (value === null || typeof value !== 'object') return { error: { code: ErrorCode.CLUSTER_ERROR, message: 'cluster: malformed batch response' } };
-  const step = value as { value?: unknown; error?: unknown; retry?: unknown };
-  if (step.retry === true) return { retry: true };
-  const error = parseWireError(step.error);
-  return error !== undefined ? { error } : { value: step.value };
+/**
+ * Batch outcomes as a batch-response carries them: `values` (one per item, in order), then the
+ * exceptions: `errors` as flat (index, code, message) triples and `retry` as item indexes.
+ */
+function encodeBatchSteps(steps: readonly BatchStep[]): { values: unknown[]; errors: unknown[]; retry: number[] } {
+  const values: unknown[] = new Array(steps.length);
+  const errors: unknown[] = [];
+  const retry: number[] = [];
+  steps.forEach((step, i) => {
+    if ('retry' in step) retry.push(i);
+    else if ('error' in step) errors.push(i, step.error.code, step.error.message);
+    else values[i] = step.value;
+  });
+  return { values, errors, retry };
+}
+
+/** The outcomes of a batch-response (untrusted); undefined when it is not one for `count` items. */
+function parseBatchSteps(reply: WireMessage, count: number): BatchStep[] | undefined {
+  const { values, errors, retry } = reply;
+  if (!Array.isArray(values) || values.length !== count || !Array.isArray(errors) || errors.length % 3 !== 0 || !Array.isArray(retry)) return undefined;
+  const steps: BatchStep[] = values.map((value) => ({ value }));
+  for (let at = 0; at < errors.length; at += 3) {
+    const index = errors[at];
+    if (!Number.isInteger(index) || index < 0 || index >= count) return undefined;
+    steps[index] = { error: parseWireError({ code: errors[at + 1], message: errors[at + 2] })! };
+  }
+  for (const index of retry) {
+    if (!Number.isInteger(index) || index < 0 || index >= count) return undefined;
+    steps[index] = { retry: true };
+  }
+  return steps;
 }
 
 /** An error from the wire (untrusted): its code if known, else CLUSTER_ERROR. */
