@@ -96,7 +96,7 @@ export const BATCH_REQUEST_RECORDS = 512;
 /** Bytes of bins per batch request message, roughly (kept well under MAX_FRAME_BYTES). */
 export const BATCH_REQUEST_MAX_BYTES = 2 * 1024 * 1024;
 /** Batch request messages of one batch call in flight at once, over all masters. */
-export const BATCH_REQUESTS_IN_FLIGHT = 8;
+export const BATCH_REQUESTS_IN_FLIGHT = 4;
 /** Record versions per replication batch message (a master replicating a batch request). */
 export const REPLICATION_BATCH_RECORDS = 512;
 /**

@@ -210,7 +210,11 @@ export class DataPlane {
       maxRetries: MIGRATION_MAX_RETRIES,
       id: 'id',
       // Through the Timers seam, so the simulator schedules the queue deterministically.
-      setImmediate: (callback: () => void) => this.options.runtime.timers.setTimeout(callback, 0),
+      setImmediate: (callback: () => void) => {
+        const timers = this.options.runtime.timers;
+        if (timers.setImmediate !== undefined) timers.setImmediate(callback);
+        else timers.setTimeout(callback, 0);
+      },
     });
     queue.on('task_failed', (...args: unknown[]) => this.onJobFailed(String(args[0]), args[1]));
     return queue;
