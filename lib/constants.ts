@@ -39,6 +39,10 @@ export const MAX_RECORD_BYTES_MIN = 8 << 10;
 export const WRITE_BLOCK_BYTES_DEFAULT = 1 << 20;
 export const WRITE_BLOCK_BYTES_MIN = 1 << 17;
 export const WRITE_BLOCK_BYTES_MAX = 8 << 20;
+/** The smallest device file Shoal creates, in write blocks (sizeBytes >= 8 MiB at the default 1 MiB blocks). */
+export const DEVICE_WRITE_BLOCKS_MIN = 8;
+/** The smallest memory namespace (storage.maxBytes). */
+export const MEMORY_MAX_BYTES_MIN = 1 << 20;
 
 /** TTLs, seconds. */
 export const TTL_NAMESPACE_DEFAULT = 0;

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
-import { Bins, checkBins, isPlainObject } from './model/bins';
+import { Bins, BinsOf, checkBins, isPlainObject } from './model/bins';
 import { Key, checkKeyShape } from './model/key';
 import type { BatchResults } from './namespace/batch-put';
 import { openNamespace } from './namespace/factory';
@@ -28,9 +28,9 @@ import { DATA_PLANE_SLICE_RECORDS } from './cluster/constants';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
 
-export interface BatchPutEntry {
+export interface BatchPutEntry<B extends BinsOf<B> = Bins> {
   key: Key;
-  bins: Bins;
+  bins: B;
   opts?: WriteOptions;
 }
 
@@ -54,6 +54,11 @@ export interface DbStats {
 export interface OpenOptionsWithLog extends OpenOptions {
   /** Where Shoal writes operational messages (cold-start reasons, dropped peers); default console.warn. */
   log?: (message: string) => void;
+  /**
+   * Close this Db on SIGTERM and SIGINT (lib/shutdown.ts); default true. false installs no
+   * signal handler: the application drains its own work, then calls close() (README, "Shutdown").
+   */
+  handleSignals?: boolean;
 }
 
 /**
@@ -65,6 +70,8 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   const config = resolveOptions(options);
   const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`));
   if (typeof log !== 'function') throw new TypeError('log must be a function');
+  const handleSignals = options.handleSignals ?? true;
+  if (typeof handleSignals !== 'boolean') throw new TypeError('handleSignals must be a boolean');
   try {
     fs.mkdirSync(config.dataDir, { recursive: true });
   } catch (error) {
@@ -95,7 +102,7 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
     }
   }
   db = new Db(config, namespaces, cluster);
-  registerForShutdown(db);
+  if (handleSignals) registerForShutdown(db);
   return db;
 }
 
@@ -123,6 +130,7 @@ export class Db {
    * @throws ShoalError RECORD_EXISTS, RECORD_NOT_FOUND, GENERATION_MISMATCH, RECORD_TOO_BIG,
    *   OUT_OF_SPACE, INVALID_ARGUMENT; TypeError for arguments of the wrong type.
    */
+  put<B extends BinsOf<B> = Bins>(key: Key, bins: B, opts?: WriteOptions): Promise<WriteResult>;
   async put(key: Key, bins: Bins, opts?: WriteOptions): Promise<WriteResult> {
     const ns = this.namespaceFor(key);
     checkBins(bins, true);
@@ -132,6 +140,7 @@ export class Db {
   }
 
   /** Reads a record; undefined when it does not exist or has expired. */
+  get<B extends BinsOf<B> = Bins>(key: Key, opts?: ReadOptions): Promise<ShoalRecord<B> | undefined>;
   async get(key: Key, opts?: ReadOptions): Promise<ShoalRecord | undefined> {
     const ns = this.namespaceFor(key);
     checkReadOptions(opts);
@@ -147,6 +156,7 @@ export class Db {
    * Reads a record synchronously, from memory.
    * @throws ShoalError INVALID_ARGUMENT for a namespace whose data is not in memory.
    */
+  getSync<B extends BinsOf<B> = Bins>(key: Key, opts?: ReadOptions): ShoalRecord<B> | undefined;
   getSync(key: Key, opts?: ReadOptions): ShoalRecord | undefined {
     const ns = this.namespaceFor(key);
     checkReadOptions(opts);
@@ -193,6 +203,7 @@ export class Db {
   }
 
   /** Applies operations to one record atomically, in order; resolves to the read results. */
+  operate<B extends BinsOf<B> = Bins>(key: Key, ops: Operation[], opts?: WriteOptions): Promise<ShoalRecord<B>>;
   async operate(key: Key, ops: Operation[], opts?: WriteOptions): Promise<ShoalRecord> {
     const ns = this.namespaceFor(key);
     checkOperations(ops);
@@ -206,6 +217,7 @@ export class Db {
   }
 
   /** Reads many records; the result is in the keys' order, undefined where absent. */
+  batchGet<B extends BinsOf<B> = Bins>(keys: Key[], opts?: ReadOptions): Promise<(ShoalRecord<B> | undefined)[]>;
   async batchGet(keys: Key[], opts?: ReadOptions): Promise<(ShoalRecord | undefined)[]> {
     this.checkOpen();
     checkBatch(keys, 'keys');
@@ -222,6 +234,7 @@ export class Db {
    * order; the entries cross into native code together (docs/storage.md, "Batched writes"),
    * and a durable entry resolves only once it is on the device.
    */
+  batchPut<B extends BinsOf<B> = Bins>(entries: BatchPutEntry<B>[], opts?: WriteOptions): Promise<(WriteResult | ShoalError)[]>;
   async batchPut(entries: BatchPutEntry[], opts?: WriteOptions): Promise<(WriteResult | ShoalError)[]> {
     this.checkOpen();
     checkBatch(entries, 'entries');
@@ -337,6 +350,7 @@ export class Db {
   }
 
   /** Iterates the records of a namespace, or of one set; opts.partitions limits it to some partition ids. */
+  scan<B extends BinsOf<B> = Bins>(ns: string, set?: string, opts?: ScanOptions): AsyncIterable<ShoalRecord<B>>;
   scan(ns: string, set?: string, opts?: ScanOptions): AsyncIterable<ShoalRecord> {
     const namespace = this.namespaceNamed(ns);
     if (set !== undefined && typeof set !== 'string') throw new TypeError('set must be a string when given');
@@ -444,6 +458,25 @@ export class Db {
     if (ns === undefined) throw unknownNamespace(name, this.namespaces);
     return ns;
   }
+}
+
+// The method is defined below, only where the runtime has the symbol.
+export interface Db {
+  /** `await using db = await open(...)` closes the Db when the scope ends, as close() does. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+// Node defines Symbol.asyncDispose from 20.4 on, before V8 itself does; TypeScript's compiled
+// `await using` calls it. Shoal does not polyfill it: without it, `await using` is refused by
+// its own check, and close() is the way.
+if (typeof Symbol.asyncDispose === 'symbol') {
+  Object.defineProperty(Db.prototype, Symbol.asyncDispose, {
+    value: function asyncDispose(this: Db): Promise<void> {
+      return this.close();
+    },
+    writable: true,
+    configurable: true,
+  });
 }
 
 /** Partitions asked of their masters per request by a cluster-wide scan. */

@@ -75,3 +75,21 @@ export function fromNativeError(error: unknown, context: string): ShoalError {
   if (code === 'ENOSPC') return new ShoalError(ErrorCode.OUT_OF_SPACE, `${context}: ${message}`, { cause: error });
   return new ShoalError(ErrorCode.IO_ERROR, `${context}: ${message}`, { cause: error });
 }
+
+const BYTE_UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+/**
+ * A byte count as messages print it: "512 bytes", "8 MiB", or "1.5 MiB (1572864 bytes)" when
+ * the unit rounds it, so a value just past a limit never reads the same as the limit.
+ */
+export function formatBytes(bytes: number): string {
+  if (!Number.isSafeInteger(bytes) || Math.abs(bytes) < 1024) return bytes === 1 ? '1 byte' : `${bytes} bytes`;
+  let value = bytes;
+  let unit = -1;
+  while (Math.abs(value) >= 1024 && unit < BYTE_UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  if (Number.isInteger(value)) return `${value} ${BYTE_UNITS[unit]}`;
+  return `${Number(value.toFixed(2))} ${BYTE_UNITS[unit]} (${bytes} bytes)`;
+}

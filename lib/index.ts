@@ -7,9 +7,16 @@ export type { BatchPutEntry, CloseOptions, DbStats, OpenOptionsWithLog, Truncate
 export { ShoalError, ErrorCode } from './errors';
 export { op } from './namespace/semantics';
 export type { ExistsPolicy, Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
-export type { NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, ShoalRecord as Record, StartMode, WriteResult } from './namespace/namespace';
-export type { Key, KeyValue } from './model/key';
-export type { Bins, BinValue } from './model/bins';
+export type { NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace/namespace';
+export type { DigestKey, Key, KeyValue, UserKey } from './model/key';
+export type { Bins, BinsOf, BinValue } from './model/bins';
+import type { ShoalRecord } from './namespace/namespace';
+import type { Bins } from './model/bins';
+/**
+ * @deprecated Use ShoalRecord: this name shadows TypeScript's global Record<K, V> wherever it
+ * is imported. Kept through 0.2.x, removed in 0.3.0.
+ */
+export type Record<B = Bins> = ShoalRecord<B>;
 export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
 export type { Cluster, ClusterState } from './cluster/index';
 export { PARTITION_COUNT } from './constants';

@@ -7,6 +7,8 @@ import {
   HIGH_WATER_MEMORY_PCT_DEFAULT,
   MAX_RECORD_BYTES_DEFAULT,
   MAX_RECORD_BYTES_MIN,
+  MEMORY_MAX_BYTES_MIN,
+  DEVICE_WRITE_BLOCKS_MIN,
   NAMESPACE_NAME_MAX_BYTES,
   STOP_WRITES_PCT_DEFAULT,
   TTL_MAX_SECONDS,
@@ -14,7 +16,7 @@ import {
   WRITE_BLOCK_BYTES_MAX,
   WRITE_BLOCK_BYTES_MIN,
 } from './constants';
-import { invalidArgument } from './errors';
+import { formatBytes, invalidArgument } from './errors';
 import { describe } from './model/key';
 import type { ClusterOptions } from './cluster/cluster';
 
@@ -153,7 +155,7 @@ function resolveNamespace(ns: NamespaceOptions, index: number, dataDir: string):
   const storage = ns.storage;
   if (storage === null || typeof storage !== 'object') throw new TypeError(`${where}.storage must be { type: 'memory' | 'device', ... }`);
   const defaultTtl = integer(ns.defaultTtl ?? 0, `${where}.defaultTtl`, -1, TTL_MAX_SECONDS);
-  const maxRecordBytes = integer(ns.maxRecordBytes ?? MAX_RECORD_BYTES_DEFAULT, `${where}.maxRecordBytes`, MAX_RECORD_BYTES_MIN, WRITE_BLOCK_BYTES_MAX);
+  const maxRecordBytes = byteCount(ns.maxRecordBytes ?? MAX_RECORD_BYTES_DEFAULT, `${where}.maxRecordBytes`, MAX_RECORD_BYTES_MIN, WRITE_BLOCK_BYTES_MAX);
   const evict = ns.evict ?? { policy: storage.type === 'memory' ? 'lru' : 'none' };
   if (evict === null || typeof evict !== 'object' || !['lru', 'ttl', 'none'].includes(evict.policy)) {
     throw invalidArgument(`${where}.evict.policy must be 'lru', 'ttl' or 'none'`);
@@ -179,7 +181,7 @@ function resolveNamespace(ns: NamespaceOptions, index: number, dataDir: string):
     nsupPeriodMs,
   };
   if (storage.type === 'memory') {
-    const maxBytes = integer(storage.maxBytes, `${where}.storage.maxBytes`, 1 << 20, Number.MAX_SAFE_INTEGER);
+    const maxBytes = byteCount(storage.maxBytes, `${where}.storage.maxBytes`, MEMORY_MAX_BYTES_MIN, Number.MAX_SAFE_INTEGER);
     return { ...common, kind: 'memory', maxBytes, device: undefined };
   }
   if (storage.type !== 'device') throw invalidArgument(`${where}.storage.type must be 'memory' or 'device', not ${JSON.stringify((storage as { type?: unknown }).type)}`);
@@ -191,10 +193,10 @@ function resolveDevice(storage: DeviceStorageOptions, where: string, dataDir: st
     throw invalidArgument(`${where}.storage.paths must be a non-empty array of file or device paths`);
   }
   if (storage.paths.length > 64) throw invalidArgument(`${where}.storage.paths: at most 64 devices`);
-  const writeBlockBytes = integer(storage.writeBlockBytes ?? WRITE_BLOCK_BYTES_DEFAULT, `${where}.storage.writeBlockBytes`, WRITE_BLOCK_BYTES_MIN, WRITE_BLOCK_BYTES_MAX);
+  const writeBlockBytes = byteCount(storage.writeBlockBytes ?? WRITE_BLOCK_BYTES_DEFAULT, `${where}.storage.writeBlockBytes`, WRITE_BLOCK_BYTES_MIN, WRITE_BLOCK_BYTES_MAX);
   if ((writeBlockBytes & (writeBlockBytes - 1)) !== 0) throw invalidArgument(`${where}.storage.writeBlockBytes must be a power of two`);
-  if (maxRecordBytes > writeBlockBytes) throw invalidArgument(`${where}.maxRecordBytes (${maxRecordBytes}) exceeds the write block size (${writeBlockBytes})`);
-  const sizeBytes = integer(storage.sizeBytes, `${where}.storage.sizeBytes`, writeBlockBytes * 8, Number.MAX_SAFE_INTEGER);
+  if (maxRecordBytes > writeBlockBytes) throw invalidArgument(`${where}.maxRecordBytes (${formatBytes(maxRecordBytes)}) exceeds the write block size (${formatBytes(writeBlockBytes)})`);
+  const sizeBytes = byteCount(storage.sizeBytes, `${where}.storage.sizeBytes`, writeBlockBytes * DEVICE_WRITE_BLOCKS_MIN, Number.MAX_SAFE_INTEGER);
   const directIo = storage.directIo ?? 'auto';
   if (!['auto', 'required', 'off'].includes(directIo)) throw invalidArgument(`${where}.storage.directIo must be 'auto', 'required' or 'off'`);
   const ioEngine = storage.ioEngine;
@@ -218,5 +220,15 @@ function resolveDevice(storage: DeviceStorageOptions, where: string, dataDir: st
 function integer(value: unknown, name: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) throw invalidArgument(`${name} must be an integer, not ${describe(value)}`);
   if (value < min || value > max) throw invalidArgument(`${name} must be from ${min} to ${max}, not ${value}`);
+  return value;
+}
+
+/** integer() for a size in bytes: the bounds and the value are printed in KiB, MiB or GiB. */
+function byteCount(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw invalidArgument(`${name} must be an integer number of bytes, not ${describe(value)}`);
+  if (value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `at least ${formatBytes(min)}` : `from ${formatBytes(min)} to ${formatBytes(max)}`;
+    throw invalidArgument(`${name} must be ${range}, not ${formatBytes(value)}`);
+  }
   return value;
 }

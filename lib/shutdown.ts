@@ -1,7 +1,9 @@
 /**
- * Clean shutdown on SIGTERM and SIGINT: every open Db is closed (marking its shared-memory
- * index clean, so the next start is warm), then the signal's default action proceeds unless
- * the application listens for the signal itself.
+ * Clean shutdown on SIGTERM and SIGINT: every Db opened with handleSignals (the default) is
+ * closed (marking its shared-memory index clean, so the next start is warm), then the signal's
+ * default action proceeds unless the application listens for the signal itself. The handlers
+ * are installed while such a Db is open, and only then: a Db opened with handleSignals: false
+ * leaves signals to the application, which closes it after draining its own work.
  */
 
 interface Closable {
@@ -27,7 +29,7 @@ function uninstall(): void {
   installed = false;
 }
 
-/** Registers an open Db for clean shutdown. */
+/** Registers an open Db for clean shutdown, installing the signal handlers if they are not yet installed. */
 export function registerForShutdown(db: Closable): void {
   open.add(db);
   if (installed) return;
@@ -35,6 +37,7 @@ export function registerForShutdown(db: Closable): void {
   installed = true;
 }
 
+/** Forgets a Db (registered or not); the handlers go when no registered Db is left. */
 export function unregisterForShutdown(db: Closable): void {
   open.delete(db);
   if (open.size === 0) uninstall();

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { addon } from '../lib/native/addon';
+import { addon, addonPath } from '../lib/native/addon';
 import {
   BATCH_KEY_LENGTH,
   BATCH_KEY_TYPE,
@@ -259,9 +259,9 @@ describe('lookupBatch digests keys many at a time, as ripemd160 does one by one'
   `;
   for (const lanes of ['', 'avx2', 'baseline']) {
     it(`lanes: ${lanes || 'the widest this CPU has'}`, () => {
-      const addonPath = path.join(__dirname, '..', 'build', 'Release', 'shoal_native.node');
+      const addonFile = addonPath();
       const layout = JSON.stringify([BATCH_SLOT_BYTES, BATCH_KEY_TYPE, BATCH_SET_LENGTH, BATCH_KEY_LENGTH, BATCH_VARIABLE_OFFSET, EXCHANGE_HEADER_BYTES]);
-      const output = execFileSync(process.execPath, ['-e', child, addonPath, layout], { env: { ...process.env, SHOAL_RIPEMD160_LANES: lanes }, encoding: 'utf8' });
+      const output = execFileSync(process.execPath, ['-e', child, addonFile, layout], { env: { ...process.env, SHOAL_RIPEMD160_LANES: lanes }, encoding: 'utf8' });
       expect(output.trim()).toBe('0');
     });
   }

@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { addon, type NativePrimaryIndex } from '../lib/native/addon';
+import { addon, addonPath, type NativePrimaryIndex } from '../lib/native/addon';
 import {
   ENTRY_DATA_LENGTH,
   ENTRY_EXISTED,
@@ -536,9 +536,8 @@ describe('warm attach and the header', () => {
     h.index.setSignature(0x12345678, 0x9abcdef0);
     h.index.markClean(true);
     h.index.close(false);
-    const addonPath =
-      process.env.SHOAL_TEST_ADDON ?? path.join(__dirname, '..', 'build', 'Release', 'shoal_native.node');
-    const child = fork(path.join(__dirname, 'fixtures', 'native-index-attach-child.js'), [addonPath, name, '1'], {
+    const addonFile = process.env.SHOAL_TEST_ADDON ?? addonPath();
+    const child = fork(path.join(__dirname, 'fixtures', 'native-index-attach-child.js'), [addonFile, name, '1'], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const result = await new Promise<Record<string, unknown>>((resolve, reject) => {

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addon } from '../lib/native/addon';
+import { addon, addonPath } from '../lib/native/addon';
 import { KvHarness, digestOf } from '../lib/storage/kv-harness';
 import { NativeDevice, type IoEngineMode } from '../lib/storage/native-device';
 import { open } from '../lib/index';
@@ -236,9 +236,9 @@ describe('closing with reads in flight', () => {
   /** Runs a child that opens a device, queues reads, then closes or just ends; resolves its exit. */
   function runChild(mode: IoEngineMode, closeUnderReads: boolean): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
     const dir = tempDir();
-    const addonPath = path.join(__dirname, '..', 'build', 'Release', 'shoal_native.node');
+    const addonFile = addonPath();
     const script = `
-      const addon = require(${JSON.stringify(addonPath)});
+      const addon = require(${JSON.stringify(addonFile)});
       let delivered = 0;
       const completions = Buffer.alloc(4096 * 16);
       const device = new addon.BlockDevice({

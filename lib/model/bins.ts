@@ -6,13 +6,31 @@
  */
 import { Packr } from 'msgpackr';
 import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX, PAYLOAD_FORMAT_VERSION, PAYLOAD_HEADER_BYTES } from '../constants';
-import { ErrorCode, ShoalError, invalidArgument } from '../errors';
+import { ErrorCode, ShoalError, formatBytes, invalidArgument } from '../errors';
 import { encodeBins, encodeBinsChecked } from './bin-encoder';
 import { KeyValue, decodeKeyValue, describe } from './key';
 
 /** A bin value as stored: null only appears in writes, where it removes the bin. */
 export type BinValue = string | number | bigint | boolean | Buffer | Uint8Array | BinValue[] | { [name: string]: BinValue } | null;
 export type Bins = Record<string, BinValue>;
+
+/**
+ * The constraint on a caller's bins type B (`db.put<Session>(...)`, `db.get<Session>(...)`):
+ * every property of B, nested ones too, must be storable. Unlike Bins it admits interfaces,
+ * which have no index signature; it refuses Dates, Maps, functions and class instances.
+ */
+export type BinsOf<B> = { [Name in keyof B]: StorableValue<B[Name]> };
+
+/** T when T can be stored as a bin value (undefined only as an absent optional property), else never. */
+type StorableValue<T> = T extends BinValue | undefined
+  ? T
+  : T extends (...args: never[]) => unknown
+    ? never
+    : T extends readonly (infer Element)[]
+      ? readonly StorableValue<Element>[]
+      : T extends object
+        ? { [Name in keyof T]: StorableValue<T[Name]> }
+        : never;
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -163,6 +181,19 @@ function encodePayloadOf(
   target[offset + 3] = keyLength >>> 8;
   if (keyBytes !== undefined) target.set(keyBytes, offset + PAYLOAD_HEADER_BYTES);
   return end - offset;
+}
+
+/**
+ * The RECORD_TOO_BIG error of a write whose payload did not fit maxRecordBytes, naming the
+ * payload's size: measured by encoding the bins again with msgpackr, which writes the same
+ * bytes as the write path's encoder (error path only).
+ */
+export function recordTooBig(bins: Bins, keyLength: number, maxRecordBytes: number, namespace: string): ShoalError {
+  const bytes = PAYLOAD_HEADER_BYTES + keyLength + packr.pack(bins).length;
+  return new ShoalError(
+    ErrorCode.RECORD_TOO_BIG,
+    `record of ${formatBytes(bytes)} exceeds maxRecordBytes (${formatBytes(maxRecordBytes)}) of namespace ${namespace}`,
+  );
 }
 
 /** Reused for every decode, so decoding allocates nothing but the result. */

@@ -20,13 +20,26 @@ import {
 /** A user key value: a string, a safe integer, a bigint in int64 range, or bytes. */
 export type KeyValue = string | number | bigint | Buffer | Uint8Array;
 
-/** A record's address: `{ ns, set, key }` or `{ ns, set, digest }`. */
-export interface Key {
+/** The namespace and set every key names. */
+interface KeyAddress {
   ns: string;
   set?: string;
-  key?: KeyValue;
+}
+
+/** A record addressed by its user key (a digest given too is ignored: the key's own is used). */
+export interface UserKey extends KeyAddress {
+  key: KeyValue;
   digest?: Buffer | Uint8Array;
 }
+
+/** A record addressed by its 20-byte RIPEMD-160 digest (digestOf(set, key)); scans return the stored key too. */
+export interface DigestKey extends KeyAddress {
+  key?: KeyValue;
+  digest: Buffer | Uint8Array;
+}
+
+/** A record's address: `{ ns, set, key }` or `{ ns, set, digest }`; one of key and digest is required. */
+export type Key = UserKey | DigestKey;
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;

@@ -21,7 +21,7 @@
 import { BATCH_PUT_SLOTS_PER_CALL, BATCH_PUT_VARIABLE_BYTES_MIN, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, KEY_MAX_BYTES, SET_NAME_MAX_BYTES } from '../constants';
 import { ErrorCode, ShoalError } from '../errors';
 import { BINS_NEED_CHECK } from '../model/bin-encoder';
-import { Bins, checkBins, encodePayloadChecked } from '../model/bins';
+import { Bins, checkBins, encodePayloadChecked, recordTooBig } from '../model/bins';
 import { KEY_LENGTH_SHIFT, KEY_TYPE_MASK, Key, encodeSetName, writeKeyValue } from '../model/key';
 import type { NativePrimaryIndex } from '../native/addon';
 import {
@@ -215,7 +215,7 @@ export class PutBatch {
       const error = binsError(entry.bins, position);
       if (error !== undefined) return error;
       perRecord = containsNull(entry.bins) || payloadLength === BINS_NEED_CHECK;
-      if (!perRecord) return new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.maxRecordBytes})`);
+      if (!perRecord) return recordTooBig(entry.bins, keyBytes?.length ?? 0, this.maxRecordBytes, entry.key.ns);
       payloadLength = 0;
     }
     u8[slot + BATCH_KEY_TYPE] = keyType;

@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
 import { segmentBaseName } from '../index/segment-name';
-import { Bins, decodePayloadBins, decodePayloadKey, encodePayload } from '../model/bins';
+import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, recordTooBig } from '../model/bins';
 import { Key, encodeSetName, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
@@ -587,7 +587,7 @@ export class DeviceNamespace implements Namespace {
     const keyBytes = storeKey ? exchange.buffer.subarray(EX_KEY, EX_KEY + exchange.buffer.readUInt32LE(EX_KEY_LENGTH)) : undefined;
     const length = encodePayload(exchange.buffer, EX_DATA, this.config.maxRecordBytes, bins, exchange.u8[EX_KEY_TYPE]!, keyBytes);
     if (length < 0) {
-      throw new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.config.maxRecordBytes}) of namespace ${this.config.name}`);
+      throw recordTooBig(bins, keyBytes?.length ?? 0, this.config.maxRecordBytes, this.config.name);
     }
     const nowMs = Date.now();
     const nowSeconds = Math.floor(nowMs / 1000);

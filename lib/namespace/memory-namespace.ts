@@ -15,7 +15,7 @@ import {
 } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
 import { segmentBaseName } from '../index/segment-name';
-import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, storedBinsCoveredBy } from '../model/bins';
+import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, recordTooBig, storedBinsCoveredBy } from '../model/bins';
 import { Key, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
@@ -366,7 +366,7 @@ export class MemoryNamespace implements Namespace {
     const keyBytes = storeKey ? exchange.buffer.subarray(EX_KEY, EX_KEY + exchange.buffer.readUInt32LE(EX_KEY_LENGTH)) : undefined;
     const length = encodePayload(exchange.buffer, EX_DATA, this.config.maxRecordBytes, bins, exchange.u8[EX_KEY_TYPE]!, keyBytes);
     if (length < 0) {
-      throw new ShoalError(ErrorCode.RECORD_TOO_BIG, `record is larger than maxRecordBytes (${this.config.maxRecordBytes}) of namespace ${this.config.name}`);
+      throw recordTooBig(bins, keyBytes?.length ?? 0, this.config.maxRecordBytes, this.config.name);
     }
     this.makeRoom(length + (current.exists ? -current.dataLength : ENTRY_OVERHEAD_BYTES));
     const nowMs = current.nowMs;

@@ -11,10 +11,13 @@ import type { NamespaceConfig } from '../options';
 import type { BatchPutRequest, BatchResults } from './batch-put';
 import type { Operation, RemoveOptions, WriteOptions } from './semantics';
 
-/** A record as returned to callers. */
-export interface ShoalRecord {
+/**
+ * A record as returned to callers. B is the bins' shape as the caller asserts it
+ * (`db.get<Session>(key)`); Shoal checks bins' values on writes, not their shape on reads.
+ */
+export interface ShoalRecord<B = Bins> {
   key: Key;
-  bins: Bins;
+  bins: B;
   gen: number;
   /** Seconds left, or -1 for never expires. */
   ttl: number;

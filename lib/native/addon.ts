@@ -1,7 +1,8 @@
 /**
- * Loads the native addon and describes what it exports. Loading fails with a ShoalError that
- * says how to build it when `npm install` did not.
+ * Loads the native addon and describes what it exports. Loading fails with an Error that
+ * says how to build it when no binary for this platform exists.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** Options for a PrimaryIndex; see docs/native-boundary.md and docs/index.md. */
@@ -119,29 +120,44 @@ export interface NativeAddon {
 let loaded: NativeAddon | undefined;
 
 /**
+ * node-gyp-build's resolver: the package's own build (build/Release, made by `npm install` from
+ * source or `npx node-gyp rebuild`) when there is one, else the prebuilt binary for this
+ * platform in prebuilds/<platform>-<arch>/ (made by `npm run prebuildify`, shipped in the
+ * tarball). It has no type declarations of its own.
+ */
+const nodeGypBuild = require('node-gyp-build/node-gyp-build.js') as { path(root: string): string };
+
+/** The package root: this file is lib/native/addon.ts in a checkout, dist/lib/native/addon.js once compiled. */
+function packageRoot(): string {
+  const fromSource = path.join(__dirname, '..', '..');
+  return fs.existsSync(path.join(fromSource, 'package.json')) ? fromSource : path.join(fromSource, '..');
+}
+
+/**
+ * Returns the path of the addon binary this process loads (child processes in tests load the same one).
+ * @throws Error when neither a local build nor a prebuilt binary for this platform exists.
+ */
+export function addonPath(): string {
+  return nodeGypBuild.path(packageRoot());
+}
+
+/**
  * Returns the addon, loading it on first use.
- * @throws Error with a build hint when build/Release/shoal_native.node is missing or broken.
+ * @throws Error with a build hint when neither a local build nor a prebuilt binary for this
+ *   platform exists, or when the one found does not load.
  */
 export function addon(): NativeAddon {
   if (loaded !== undefined) return loaded;
-  const candidates = [
-    path.join(__dirname, '..', '..', 'build', 'Release', 'shoal_native.node'),
-    path.join(__dirname, '..', '..', '..', 'build', 'Release', 'shoal_native.node'),
-  ];
-  let lastError: unknown;
-  for (const candidate of candidates) {
-    try {
-      loaded = require(candidate) as NativeAddon;
-      return loaded;
-    } catch (error) {
-      lastError = error;
-      if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') break;
-    }
+  try {
+    loaded = require(addonPath()) as NativeAddon;
+    return loaded;
+  } catch (error) {
+    throw new Error(
+      `shoal: no native addon loads here (${process.platform}-${process.arch}, Node ${process.versions.node}). ` +
+        'Prebuilt binaries ship for linux-x64 with glibc; elsewhere the addon is built from source when the ' +
+        'install script runs: `npm rebuild shoal` with g++, make and python3 available ' +
+        `(an install with --ignore-scripts skips that build). Looked in ${packageRoot()}.`,
+      { cause: error },
+    );
   }
-  const error = new Error(
-    'shoal: the native addon is not built (build/Release/shoal_native.node). ' +
-      'Run `npm install` (or `npm rebuild shoal`) with g++, make and python3 available.',
-    { cause: lastError },
-  );
-  throw error;
 }
