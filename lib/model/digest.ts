@@ -49,6 +49,11 @@ const MESSAGE_MAX_BYTES = SET_NAME_MAX_BYTES + 1 + KEY_MAX_BYTES;
  */
 export function digestsOf(keys: readonly Key[]): Buffer {
   const digests = Buffer.allocUnsafe(keys.length * 20);
+  if (typeof addon().ripemd160Many !== 'function') {
+    // An addon built before ripemd160Many: one native call per key, as digestOf makes.
+    keys.forEach((key, i) => digests.set(key.key === undefined || key.key === null ? (key.digest as Uint8Array) : digestOf(key.set, key.key), i * 20));
+    return digests;
+  }
   const ends = new Uint32Array(keys.length);
   let first = 0;
   let at = 0;
