@@ -84,7 +84,14 @@ interface MigrationJob {
  * 'not-master' or 'not-sent' (it did not run there), 'left' (its master left the cluster: it
  * may have run) or 'timeout' (no answer by the deadline: it may have run).
  */
-type Step = { value?: unknown; error?: WireError; retry?: 'not-master' | 'not-sent' | 'left' | 'timeout'; tooLarge?: boolean };
+type Step = {
+  value?: unknown;
+  error?: WireError;
+  retry?: 'not-master' | 'not-sent' | 'left' | 'timeout' | 'unknown';
+  tooLarge?: boolean;
+  /** With retry 'left': the first attempt's reply, still awaited (a stalled master that wakes may yet answer). */
+  first?: Promise<Step>;
+};
 
 /** A batch item's outcome at one attempt (`retry`: route it again, it did not run there). */
 type BatchStep = BatchItemOutcome | { retry: true };
@@ -165,6 +172,8 @@ export class DataPlane {
   private readonly requestIdPrefix: string;
   private nextRequestNumber = 0;
   private readonly drops: DropQueue;
+  /** Called with the members that left, at each view change (forwarded writes watch their master). */
+  private readonly departureWatchers = new Set<(departed: readonly string[]) => void>();
   readonly refusals: RefusalLog;
   readonly counters = {
     forwarded: 0,
@@ -301,8 +310,10 @@ export class DataPlane {
     this.unreplicated.clear();
     this.localSnapshot = undefined;
     this.infoSnapshot = undefined;
-    // Calls waiting on nodes that left can never be answered: release them.
+    // Calls waiting on nodes that left can never be answered: release them (a forwarded
+    // write's call keeps waiting too: its master may only be stalled, see forward()).
     this.pending.release('target-left', (target) => departed.includes(target));
+    if (departed.length > 0) for (const watcher of [...this.departureWatchers]) watcher(departed);
     this.takeSnapshotWhenIdle();
   }
 
@@ -468,19 +479,31 @@ export class DataPlane {
   private async executeRouted(request: ClusterRequest, partitions: number[], deadline: number, requestId: string | undefined): Promise<unknown> {
     let resend = false;
     let answered = false;
+    let first: Promise<Step> | undefined;
     for (let attempt = 0; attempt < MAX_FORWARD_ATTEMPTS && !this.stopped; attempt++) {
       await this.waitForPlans(deadline);
       if (this.stopped) break;
       const target = this.actingMaster(partitions[0]) ?? this.options.nodeId;
-      const step = target === this.options.nodeId
+      let step = target === this.options.nodeId
         ? await this.executeAsMaster(request, partitions, deadline, requestId, resend)
         : await this.forward(target, request, deadline, requestId, resend);
+      if (step.retry === 'unknown' && first !== undefined) {
+        // The new master knows nothing of the write: the master it first went to, which left
+        // the view, may only have stalled and still answers. Its answer is the truth.
+        step = await first;
+        first = undefined;
+        if (step.retry === 'not-master' || step.retry === 'not-sent') resend = false; // it did not run there
+        else if (step.retry === 'left') step = { retry: 'timeout' };
+      }
       if (step.tooLarge === true) return this.executeInHalves(request, partitions, deadline);
       if (step.retry === undefined) return unwrap(step);
-      if (step.retry === 'left' || step.retry === 'timeout') answered = true;
-      if (step.retry === 'left' && requestId !== undefined) resend = true;
+      if (step.retry === 'left' || step.retry === 'timeout' || step.retry === 'unknown') answered = true;
+      if (step.retry === 'left' && requestId !== undefined) {
+        resend = true;
+        first = step.first;
+      }
       const now = this.options.runtime.clock.nowMs();
-      if (step.retry === 'timeout' || now >= deadline) break;
+      if (step.retry === 'timeout' || step.retry === 'unknown' || now >= deadline) break;
       this.counters.retries++;
       await this.sleep(Math.min(FORWARD_RETRY_DELAY_MS * (attempt + 1), FORWARD_RETRY_MAX_DELAY_MS, deadline - now));
       if (request.kind === 'scan' && partitions.some((p) => this.actingMaster(p) !== this.actingMaster(partitions[0]))) {
@@ -492,21 +515,28 @@ export class DataPlane {
     throw new ShoalError(ErrorCode.TIMEOUT, timeoutMessage(partitions[0], requestId !== undefined, this.stopped));
   }
 
-  /** One attempt at a request on another node. */
+  /**
+   * One attempt at a request on another node. A write's call survives its target leaving the
+   * view: the attempt then returns `retry: 'left'` at once, with the still-awaited reply in
+   * `first`, so the caller can ask the new master while the first may still answer.
+   */
   private async forward(target: string, request: ClusterRequest, deadline: number, requestId: string | undefined, resend: boolean): Promise<Step> {
     this.counters.forwarded++;
     const message: WireMessage = { type: 'request', request };
     if (requestId !== undefined) message.requestId = requestId;
     if (resend) message.resend = true;
-    const reply = await this.call(target, message, deadline);
-    if (reply.type === 'response') {
-      if (reply.tooLarge === true) return { tooLarge: true };
-      if (reply.retry !== undefined) return { retry: 'not-master' };
-      return { value: reply.value, error: parseWireError(reply.error) };
-    }
-    if (reply.type === 'not-sent') return { retry: 'not-sent' };
-    if (reply.type === 'target-left' || reply.type === 'local-stop') return { retry: 'left' };
-    return { retry: 'timeout' };
+    if (requestId === undefined) return replyStep(await this.call(target, message, deadline));
+    const reply = this.pending.call(target, message, deadline, 'target-left').then(replyStep);
+    let watcher: ((departed: readonly string[]) => void) | undefined;
+    const left = new Promise<'left'>((resolve) => {
+      watcher = (departed) => {
+        if (departed.includes(target)) resolve('left');
+      };
+      this.departureWatchers.add(watcher);
+    });
+    const outcome = await Promise.race([reply, left]);
+    this.departureWatchers.delete(watcher!);
+    return outcome === 'left' ? { retry: 'left', first: reply } : outcome;
   }
 
   /**
@@ -541,10 +571,9 @@ export class DataPlane {
     if (requestId !== undefined) {
       const known = await this.recall(requestId);
       if (known !== undefined) return known;
-      if (resend) {
-        this.counters.inDoubt++;
-        return { error: inDoubtError(partitions[0], 'its first attempt went to a node that left the cluster, and this node has no record of it') };
-      }
+      // A re-send this node has no record of: the first attempt may have been applied by the
+      // master that left. Never run it; the origin waits for that master's answer instead.
+      if (resend) return { retry: 'unknown' };
     }
     const key = this.view.clusterKey;
     const blocked = await this.resolveDuplicates(request.ns, partitions, request.kind === 'record' ? request.digest : undefined, deadline);
@@ -1464,6 +1493,19 @@ export class DataPlane {
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.options.runtime.timers.setTimeout(resolve, Math.max(0, ms)));
   }
+}
+
+/** One attempt's outcome from the reply to a forwarded request (or what ended the wait for it). */
+function replyStep(reply: WireMessage): Step {
+  if (reply.type === 'response') {
+    if (reply.tooLarge === true) return { tooLarge: true };
+    if (reply.retry === 'unknown') return { retry: 'unknown' };
+    if (reply.retry !== undefined) return { retry: 'not-master' };
+    return { value: reply.value, error: parseWireError(reply.error) };
+  }
+  if (reply.type === 'not-sent') return { retry: 'not-sent' };
+  if (reply.type === 'target-left' || reply.type === 'local-stop') return { retry: 'left' };
+  return { retry: 'timeout' };
 }
 
 /** The partitions a (possibly forwarded, so untrusted) request addresses; undefined if malformed. */

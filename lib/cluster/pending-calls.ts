@@ -14,6 +14,8 @@ interface PendingCall {
   resolve(message: WireMessage): void;
   timer: TimerHandle;
   target: string;
+  /** A release of this type leaves the call waiting (its reply may still come). */
+  survives: string | undefined;
 }
 
 export class PendingCalls {
@@ -35,7 +37,7 @@ export class PendingCalls {
    * once when MAX_PENDING_REQUESTS are waiting) or `{ type: 'not-sent' }`.
    * @throws RangeError (as a rejection) when the message is over MAX_FRAME_BYTES.
    */
-  call(target: string, message: WireMessage, deadline: number): Promise<WireMessage> {
+  call(target: string, message: WireMessage, deadline: number, survives?: string): Promise<WireMessage> {
     if (this.calls.size >= MAX_PENDING_REQUESTS) return Promise.resolve({ type: 'timeout' });
     const id = `${this.idPrefix}${this.nextCallId++}`;
     return new Promise((resolve, reject) => {
@@ -43,7 +45,7 @@ export class PendingCalls {
         this.calls.delete(id);
         resolve({ type: 'timeout' });
       }, Math.max(1, deadline - this.runtime.clock.nowMs()));
-      this.calls.set(id, { resolve, timer, target });
+      this.calls.set(id, { resolve, timer, target, survives });
       let sent: boolean;
       try {
         sent = this.send(target, { ...message, id });
@@ -73,10 +75,10 @@ export class PendingCalls {
     call.resolve(reply);
   }
 
-  /** Resolves the calls to targets `which` accepts (every call by default) with `{ type }`. */
+  /** Resolves the calls to targets `which` accepts (every call by default) with `{ type }`, except those made to survive it. */
   release(type: string, which: (target: string) => boolean = () => true): void {
     for (const [id, call] of this.calls) {
-      if (!which(call.target)) continue;
+      if (!which(call.target) || call.survives === type) continue;
       this.runtime.timers.clearTimeout(call.timer);
       this.calls.delete(id);
       call.resolve({ type });
