@@ -10,10 +10,12 @@
  *   shoal recluster <host:port>                 start a rebalance now
  *   shoal wait-migrations <host:port> [--timeout-ms N] [--json]
  *                                               wait until no node has migrations left, with a progress bar
+ *   shoal serve CONFIG.json                     run a standalone server (lib/service/serve.ts)
  * Options: --cluster-name NAME (default "shoal"), --timeout-ms N (default 5000 per request,
  * 600000 for wait-migrations). Exit status: 0 done, 1 failed, 2 usage error.
  */
 import { AdminClient, type AdminRequest } from '../lib/cluster/index';
+import { serve } from '../lib/service/serve';
 
 interface Arguments {
   command: string;
@@ -119,6 +121,7 @@ async function waitForMigrations(client: AdminClient, args: Arguments): Promise<
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'serve') return serve(process.argv.slice(3));
   const args = parse(process.argv.slice(2));
   const client = await AdminClient.connect(args.address, {
     clusterName: args.clusterName,

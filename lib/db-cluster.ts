@@ -17,6 +17,8 @@ import type { BatchOutcome, BatchResults } from './namespace/batch-put';
 import type { Namespace, ReadOptions, RecordVersion, ScanOptions, ShoalRecord } from './namespace/namespace';
 import { checkOperations, checkRemoveOptions, checkTtl, checkWriteOptions, hasBins } from './namespace/semantics';
 import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
+import { callFromWire, callToWire, recordToWire } from './db-cluster-values';
+import { checkFilter } from './namespace/filter';
 
 /** A single-record call, as data. */
 export type RecordCall =
@@ -30,6 +32,8 @@ export type RecordCall =
 /** A scan of some partitions, as data. */
 export interface ScanCall {
   set?: string;
+  /** The filter expression's bytes (exp.*). */
+  filter?: Uint8Array;
 }
 
 /** The digest a key addresses: its own, or computed from set and key. */
@@ -41,7 +45,7 @@ export function digestOfKey(key: Key): Buffer {
 /** The request for a single-record call (the key travels as given, plus its digest). */
 export function recordRequest(call: RecordCall): ClusterRequest {
   const readOnly = call.method === 'get' || call.method === 'exists';
-  return { kind: 'record', ns: call.key.ns, digest: digestOfKey(call.key), operation: call, readOnly };
+  return { kind: 'record', ns: call.key.ns, digest: digestOfKey(call.key), operation: callToWire(call), readOnly };
 }
 
 /**
@@ -51,6 +55,7 @@ export function recordRequest(call: RecordCall): ClusterRequest {
 export function checkReadOptions(opts: unknown): asserts opts is ReadOptions | undefined {
   if (opts === undefined) return;
   if (opts === null || typeof opts !== 'object') throw new TypeError('read options must be an object');
+  checkFilter((opts as ReadOptions).filter);
   const bins = (opts as ReadOptions).bins;
   if (bins === undefined) return;
   if (!Array.isArray(bins)) throw new TypeError('opts.bins must be an array of bin names');
@@ -67,6 +72,7 @@ export function checkReadOptions(opts: unknown): asserts opts is ReadOptions | u
 export function checkScanOptions(opts: unknown): asserts opts is ScanOptions | undefined {
   if (opts === undefined) return;
   if (opts === null || typeof opts !== 'object') throw new TypeError('scan options must be an object');
+  checkFilter((opts as ScanOptions).filter);
   const partitions = (opts as ScanOptions).partitions;
   if (partitions === undefined) return;
   if (!Array.isArray(partitions)) throw new TypeError('opts.partitions must be an array of partition ids');
@@ -125,32 +131,30 @@ function checkCallShape(call: unknown, ns: string, storeChecksBins: boolean): as
 }
 
 /**
- * A batch item as batchPut and batchGet send it to a master (ClusterNode.executeBatch): a
- * compact array, since a batch carries hundreds per message. The key's namespace is the
- * batch's and its digest the item's, so a key given by digest travels as `null`.
- *
- *   ['put', set | null, key | null, bins, opts | null]      ['get', set | null, key | null, opts | null]
+ * A batch item as batchPut and batchGet send it to a master (ClusterNode.executeBatch): the
+ * call as a single request carries it (callToWire: Map bins as payload bytes, filters as
+ * bytes), decoded and checked on the master as a forwarded call is.
  */
-export type BatchCall = ['put', string | null, Key['key'] | null, Bins, WriteOptions | null] | ['get', string | null, Key['key'] | null, ReadOptions | null];
+export type BatchCall = unknown;
 
 /** The batch item of a put. */
 export function batchPutCall(key: Key, bins: Bins, opts: WriteOptions | undefined): BatchCall {
-  return ['put', key.set ?? null, key.key ?? null, bins, opts ?? null];
+  return callToWire({ method: 'put', key, bins, opts });
 }
 
 /** The batch item of a get. */
 export function batchGetCall(key: Key, opts: ReadOptions | undefined): BatchCall {
-  return ['get', key.set ?? null, key.key ?? null, opts ?? null];
+  return callToWire({ method: 'get', key, opts });
 }
 
 /** A batch item (from a peer: untrusted) as the call it stands for; throws INVALID_ARGUMENT if it is not one. */
-function callOfBatchItem(item: unknown, ns: string, digest: Buffer): RecordCall {
-  if (!Array.isArray(item) || (item[0] !== 'put' && item[0] !== 'get')) throw invalidArgument('malformed cluster batch item');
-  const [method, set, keyValue] = item as [string, unknown, unknown];
-  if (set !== null && typeof set !== 'string') throw invalidArgument('malformed cluster batch item: set must be a string or null');
-  const key = (keyValue === null ? { ns, set: set ?? undefined, digest } : { ns, set: set ?? undefined, key: keyValue }) as Key;
-  const opts = (method === 'put' ? item[4] : item[3]) ?? undefined;
-  return method === 'put' ? { method: 'put', key, bins: item[3] as Bins, opts: opts as WriteOptions | undefined } : { method: 'get', key, opts: opts as ReadOptions | undefined };
+function callOfBatchItem(item: unknown, ns: string): RecordCall {
+  if (item === null || typeof item !== 'object' || ((item as { method?: unknown }).method !== 'put' && (item as { method?: unknown }).method !== 'get')) {
+    throw invalidArgument('malformed cluster batch item');
+  }
+  const call = callFromWire(item as RecordCall);
+  if (call.key !== null && typeof call.key === 'object' && call.key.ns !== ns) throw invalidArgument('malformed cluster batch item: another namespace');
+  return call;
 }
 
 /**
@@ -180,13 +184,15 @@ export class DbLocalStore implements LocalStore {
       }
       checkScanOptions({ partitions: request.partitions });
       const records: ShoalRecord[] = [];
-      for await (const record of ns.scan(typeof call.set === 'string' ? call.set : undefined, { partitions: request.partitions })) {
-        records.push(record);
+      const filter = call.filter instanceof Uint8Array ? call.filter : undefined;
+      if (filter !== undefined) checkFilter(filter);
+      for await (const record of ns.scan(typeof call.set === 'string' ? call.set : undefined, { partitions: request.partitions, filter })) {
+        records.push(recordToWire(record));
       }
       return { value: records, writes: [] };
     }
     const digest = Buffer.from(request.digest);
-    const call = request.operation;
+    const call = callFromWire(request.operation as RecordCall);
     checkRecordCall(call, request.ns, digest);
     return this.executeCall(ns, digest, call);
   }
@@ -195,7 +201,7 @@ export class DbLocalStore implements LocalStore {
   private async executeCall(ns: Namespace, digest: Buffer, call: RecordCall): Promise<LocalResult> {
     switch (call.method) {
       case 'get':
-        return { value: await ns.get(call.key, call.opts), writes: [] };
+        return { value: recordToWire(await ns.get(call.key, call.opts)), writes: [] };
       case 'exists':
         return { value: await ns.exists(call.key), writes: [] };
       case 'put':
@@ -203,8 +209,10 @@ export class DbLocalStore implements LocalStore {
       case 'touch':
         return this.written(ns, digest, await ns.touch(call.key, call.ttl), undefined);
       case 'operate': {
+        // A peer is not trusted to send only well-formed operations (the Db that took the call checked them).
+        checkOperations(call.ops);
         const before = await ns.readVersion(digest);
-        return this.written(ns, digest, await ns.operate(call.key, call.ops, call.opts), before);
+        return this.written(ns, digest, recordToWire(await ns.operate(call.key, call.ops, call.opts)), before);
       }
       case 'remove': {
         const before = await ns.readVersion(digest);
@@ -247,7 +255,7 @@ export class DbLocalStore implements LocalStore {
     const calls: (RecordCall | undefined)[] = new Array(digests.length);
     for (let i = 0; i < digests.length; i++) {
       try {
-        const call = callOfBatchItem(operations[i], nsName, digests[i]!);
+        const call = callOfBatchItem(operations[i], nsName);
         checkCallShape(call, nsName, true);
         calls[i] = call;
       } catch (error) {
@@ -259,7 +267,8 @@ export class DbLocalStore implements LocalStore {
     const putItems: number[] = [];
     calls.forEach((call, i) => {
       if (call === undefined || results[i] !== undefined) return;
-      if (call.method === 'put') {
+      // Filtered puts take the per-record path, where the filter meets the record.
+      if (call.method === 'put' && call.opts?.filter === undefined) {
         puts.push(call);
         putItems.push(i);
       } else {

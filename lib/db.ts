@@ -21,8 +21,10 @@ import {
   checkWriteOptions,
 } from './namespace/semantics';
 import { DbConfig, OpenOptions, resolveOptions } from './options';
-import { Cluster, ClusterNode, startCluster, type Logger } from './cluster/index';
+import { Cluster, ClusterNode, loadOrCreateNodeId, startCluster, type Logger } from './cluster/index';
+import { Service } from './service/server';
 import { BatchCall, DbLocalStore, RecordCall, batchGetCall, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, recordRequest } from './db-cluster';
+import { recordFromWire } from './db-cluster-values';
 import { digestsOf } from './model/digest';
 import { DATA_PLANE_SLICE_RECORDS } from './cluster/constants';
 import { partitionIdOf } from './model/key';
@@ -102,12 +104,32 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
     }
   }
   db = new Db(config, namespaces, cluster);
+  if (config.service !== undefined) await startService(db, config, cluster, log);
   if (handleSignals) registerForShutdown(db);
   return db;
 }
 
+/** Starts the Aerospike service listener of a Db just opened; closes the Db if it cannot start. */
+async function startService(db: Db, config: DbConfig, cluster: ClusterNode | undefined, log: (message: string) => void): Promise<void> {
+  try {
+    const service = await Service.start(db, config.service!, {
+      namespaces: config.namespaces,
+      clusterNode: cluster,
+      cluster: db.cluster,
+      nodeId: cluster?.nodeId ?? loadOrCreateNodeId(config.dataDir),
+      log,
+    });
+    db.attachService(service);
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    if (error instanceof ShoalError || error instanceof TypeError || error instanceof RangeError) throw error;
+    throw new ShoalError(ErrorCode.IO_ERROR, `the service listener could not start: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 export class Db {
   private closing: Promise<void> | undefined;
+  private serviceListener: Service | undefined;
   /** Cluster control (SPEC section 6); undefined unless cluster mode is on. */
   readonly cluster: Cluster | undefined;
 
@@ -120,9 +142,23 @@ export class Db {
     this.cluster = clusterNode === undefined ? undefined : new Cluster(clusterNode);
   }
 
+  /**
+   * The Aerospike service listener (SPEC section 11): `{ address: { host, port }, stats() }`;
+   * undefined unless open() was given `service`.
+   */
+  get service(): Service | undefined {
+    return this.serviceListener;
+  }
+
+  /** Used by open() once the listener is up. */
+  attachService(service: Service): void {
+    if (this.serviceListener !== undefined) throw new Error('the service is already attached');
+    this.serviceListener = service;
+  }
+
   /** In cluster mode, runs a single-record call on its partition's master (here or one hop away). */
   private routed<T>(call: RecordCall): Promise<T> {
-    return this.clusterNode!.execute(recordRequest(call)) as Promise<T>;
+    return this.clusterNode!.execute(recordRequest(call)).then(recordFromWire) as Promise<T>;
   }
 
   /**
@@ -223,8 +259,14 @@ export class Db {
     checkBatch(keys, 'keys');
     checkReadOptions(opts);
     keys.forEach((key, index) => this.namespaceFor(key, `keys[${index}]`));
-    if (this.cluster !== undefined) return this.batchGetCluster(keys, opts);
-    return Promise.all(keys.map((key) => this.namespaceFor(key).get(key, opts)));
+    // A record the filter is false for is undefined in a batch (a get gives FILTERED_OUT).
+    if (this.cluster !== undefined && opts?.filter === undefined) return this.batchGetCluster(keys, opts);
+    const get = this.cluster !== undefined ? (key: Key) => this.get(key, opts) : (key: Key) => this.namespaceFor(key).get(key, opts);
+    if (opts?.filter === undefined) return Promise.all(keys.map(get));
+    return Promise.all(keys.map((key) => Promise.resolve().then(() => get(key)).catch((error: unknown) => {
+      if ((error as ShoalError).code === ErrorCode.FILTERED_OUT) return undefined;
+      throw error;
+    })));
   }
 
   /**
@@ -239,7 +281,10 @@ export class Db {
     this.checkOpen();
     checkBatch(entries, 'entries');
     checkWriteOptions(opts);
-    if (this.cluster !== undefined) return this.batchPutCluster(entries, opts);
+    // Filtered writes take the per-record path, where the filter meets the record it is for.
+    const filtered = opts?.filter !== undefined || entries.some((entry) => entry?.opts?.filter !== undefined);
+    if (this.cluster !== undefined && !filtered) return this.batchPutCluster(entries, opts);
+    if (filtered) return this.batchPutEach(entries, opts);
     const results: BatchResults = new Array(entries.length);
     const groups = new Map<Namespace, number[]>();
     let lastNs: Namespace | undefined;
@@ -326,6 +371,20 @@ export class Db {
     return results;
   }
 
+  /** batchPut entry by entry (filtered writes): each is a put of its own. */
+  private batchPutEach(entries: BatchPutEntry[], opts: WriteOptions | undefined): Promise<(WriteResult | ShoalError)[]> {
+    return Promise.all(
+      entries.map(async (entry, index) => {
+        try {
+          if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${index}] must be { key, bins, opts? }`);
+          return await this.put(entry.key, entry.bins, entry.opts ?? opts);
+        } catch (error) {
+          return batchEntryError(error, index);
+        }
+      }),
+    );
+  }
+
   /** batchGet in cluster mode: the keys go to their partitions' masters grouped per master (see batchPutCluster). */
   private async batchGetCluster(keys: Key[], opts: ReadOptions | undefined): Promise<(ShoalRecord | undefined)[]> {
     const results: (ShoalRecord | undefined)[] = new Array(keys.length);
@@ -339,8 +398,9 @@ export class Db {
     for (const [ns, group] of groups.byNamespace) {
       const outcomes = await this.clusterNode!.executeBatch(ns, group.digests, group.calls, true);
       outcomes.forEach((outcome, k) => {
-        const record = batchOutcome<ShoalRecord | undefined>(outcome);
-        if (record instanceof ShoalError) throw record;
+        const value = batchOutcome<ShoalRecord | undefined>(outcome);
+        if (value instanceof ShoalError) throw value;
+        const record = recordFromWire(value) as ShoalRecord | undefined;
         const position = group.positions[k]!;
         if (record !== undefined && record !== null) record.key = keys[position]!;
         results[position] = record ?? undefined;
@@ -355,17 +415,18 @@ export class Db {
     const namespace = this.namespaceNamed(ns);
     if (set !== undefined && typeof set !== 'string') throw new TypeError('set must be a string when given');
     checkScanOptions(opts);
-    if (this.cluster !== undefined) return this.clusterScan(ns, set, opts?.partitions);
+    if (this.cluster !== undefined) return this.clusterScan(ns, set, opts?.partitions, opts?.filter);
     return namespace.scan(set, opts);
   }
 
   /** A cluster-wide scan: partition groups at a time, each from its master. */
-  private async *clusterScan(ns: string, set: string | undefined, partitions: number[] | undefined): AsyncIterable<ShoalRecord> {
+  private async *clusterScan(ns: string, set: string | undefined, partitions: number[] | undefined, filter: ScanOptions['filter']): AsyncIterable<ShoalRecord> {
+    const expression = filter instanceof Uint8Array || filter === undefined ? filter : filter.toBytes();
     const all = partitions ?? Array.from({ length: PARTITION_COUNT }, (_, id) => id);
     for (let start = 0; start < all.length; start += CLUSTER_SCAN_PARTITIONS_PER_REQUEST) {
       const group = all.slice(start, start + CLUSTER_SCAN_PARTITIONS_PER_REQUEST);
-      const records = (await this.clusterNode!.execute({ kind: 'scan', ns, partitions: group, operation: { set } })) as ShoalRecord[];
-      for (const record of records) yield record;
+      const records = (await this.clusterNode!.execute({ kind: 'scan', ns, partitions: group, operation: { set, filter: expression } })) as ShoalRecord[];
+      for (const record of records) yield recordFromWire(record);
     }
   }
 
@@ -425,6 +486,7 @@ export class Db {
     this.closing ??= (async () => {
       unregisterForShutdown(this);
       const errors: unknown[] = [];
+      if (this.serviceListener !== undefined) await this.serviceListener.close().catch((error: unknown) => errors.push(error));
       if (this.clusterNode !== undefined) await this.clusterNode.stop().catch((error: unknown) => errors.push(error));
       for (const ns of this.namespaces.values()) {
         await ns.close(opts?.dropIndex === true).catch((error: unknown) => errors.push(error));

@@ -19,6 +19,7 @@ import {
 import { formatBytes, invalidArgument } from './errors';
 import { describe } from './model/key';
 import type { ClusterOptions } from './cluster/cluster';
+import { ResolvedServiceOptions, ServiceOptions, resolveServiceOptions } from './service/server';
 
 export interface MemoryStorageOptions {
   type: 'memory';
@@ -84,6 +85,8 @@ export interface OpenOptions {
   namespaces: NamespaceOptions[];
   sharedMemoryIndex?: boolean;
   cluster?: OpenClusterOptions;
+  /** The Aerospike service listener (SPEC section 11; docs/protocol.md). */
+  service?: ServiceOptions;
 }
 
 /** A namespace's options with every default filled in. */
@@ -120,6 +123,7 @@ export interface DbConfig {
   sharedMemoryIndex: boolean;
   namespaces: NamespaceConfig[];
   cluster: OpenClusterOptions | undefined;
+  service: ResolvedServiceOptions | undefined;
 }
 
 const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
@@ -143,7 +147,8 @@ export function resolveOptions(options: unknown): DbConfig {
     seen.add(config.name);
     return config;
   });
-  return { dataDir: path.resolve(dataDir), sharedMemoryIndex, namespaces, cluster: o.cluster };
+  const service = o.service === undefined ? undefined : resolveServiceOptions(o.service);
+  return { dataDir: path.resolve(dataDir), sharedMemoryIndex, namespaces, cluster: o.cluster, service };
 }
 
 function resolveNamespace(ns: NamespaceOptions, index: number, dataDir: string): NamespaceConfig {

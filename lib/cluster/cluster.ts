@@ -150,6 +150,8 @@ export class ClusterNode extends EventEmitter {
   private readonly truncation: ClusterTruncation | undefined;
   private migrationsCompleteKey = '';
   private stopped = false;
+  /** What heartbeats advertise for this node's Aerospike service listener (advertiseService). */
+  private serviceAdvertisement: unknown;
   /** Handlers of fabric messages by type, for the layers built on top (routing, migrations). */
   protected readonly messageHandlers = new Map<string, (from: string, message: WireMessage) => void>();
 
@@ -178,6 +180,7 @@ export class ClusterNode extends EventEmitter {
         quiesced: this.quiescedFlag,
         migrationsRemaining: this.migrationsRemaining(),
         truncates: this.truncation?.heartbeatCuts(),
+        service: this.serviceAdvertisement,
       }),
       onPeerAlive: () => {},
       onPeerDead: () => {},
@@ -373,6 +376,14 @@ export class ClusterNode extends EventEmitter {
     this.dataPlane?.stop();
     this.truncation?.stop();
     await this.fabric.stop();
+  }
+
+  /**
+   * Sets what this node's heartbeats carry for its Aerospike service listener (plain data, read
+   * by peers from PeerState.service; lib/service/topology.ts), or undefined to carry nothing.
+   */
+  advertiseService(value: unknown): void {
+    this.serviceAdvertisement = value;
   }
 
   /** Marks this node to hand off all its partitions at the next rebalance (see recluster). */

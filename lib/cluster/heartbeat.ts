@@ -28,6 +28,8 @@ export interface PeerState {
   quiesced: boolean;
   /** Partitions the peer still has to migrate, from its latest heartbeat. */
   migrationsRemaining: number;
+  /** What the peer advertises for its Aerospike service listener (unvalidated; lib/service/topology.ts). */
+  service?: unknown;
 }
 
 export interface HeartbeatOptions {
@@ -37,7 +39,7 @@ export interface HeartbeatOptions {
   fabric: Fabric;
   runtime: Runtime;
   /** Fields this node adds to each heartbeat (cluster key, quiesce flag, the truncates it applied). */
-  localStatus(): { clusterKey: string; quiesced: boolean; migrationsRemaining: number; truncates?: unknown[] };
+  localStatus(): { clusterKey: string; quiesced: boolean; migrationsRemaining: number; truncates?: unknown[]; service?: unknown };
   onPeerAlive(nodeId: string): void;
   onPeerDead(nodeId: string): void;
   /** Called for every heartbeat received, after the peer state is updated. */
@@ -159,6 +161,7 @@ export class Heartbeat {
     peer.clusterKey = clusterKey;
     peer.quiesced = quiesced === true;
     peer.migrationsRemaining = Number.isSafeInteger(migrationsRemaining) ? (migrationsRemaining as number) : 0;
+    peer.service = message.service;
     peer.adjacency = new Set();
     this.options.fabric.learnAddress(from, address);
     this.addAddress(address, false);
@@ -239,6 +242,7 @@ export class Heartbeat {
       migrationsRemaining: status.migrationsRemaining,
     };
     if (status.truncates !== undefined) message.truncates = status.truncates;
+    if (status.service !== undefined) message.service = status.service;
     for (const address of this.addresses.keys()) {
       if (!fabric.isSelfAddress(address)) fabric.sendToAddress(address, message);
     }

@@ -64,6 +64,7 @@ import { type ColdStartRecord, type ColdStartReport, DeviceStore, type StoreInde
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import { compareVersions, tieWins } from './conflict';
 import { partitionFilter } from './partition-filter';
+import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
 import { IndexWalk, PartitionCounts, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
 import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
@@ -72,6 +73,7 @@ import {
   RemoveOptions,
   WriteOptions,
   applyOperations,
+  operationsWrite,
   checkGenerationMatch,
   checkPutPolicy,
   containsNull,
@@ -347,6 +349,30 @@ export class DeviceNamespace implements Namespace {
     }
   }
 
+  /** A record as opts.filter evaluates it (filter.ts). */
+  private filterSource(current: { voidTime: number; lastUpdateMs: number; setId: number }, payload: Buffer, digest: Uint8Array): FilterSource {
+    return {
+      payload,
+      offset: 0,
+      length: payload.length,
+      voidTime: current.voidTime,
+      lastUpdateMs: current.lastUpdateMs,
+      setName: this.sets.nameOf(current.setId),
+      digest,
+      onDevice: true,
+      inMemory: this.dataInMemory,
+    };
+  }
+
+  /**
+   * A write's or remove's filter on the record it found (none there: nothing to filter).
+   * @throws ShoalError FILTERED_OUT.
+   */
+  private checkFilter(filter: Filter | undefined, current: Loaded, payload: Buffer | undefined): void {
+    if (filter === undefined || !current.exists || payload === undefined) return;
+    requireFilter(filter, this.filterSource(current, payload, this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20)));
+  }
+
   // ------------------------------------------------------------------------------------
   // Loading the current record; the per-record lock
 
@@ -443,11 +469,16 @@ export class DeviceNamespace implements Namespace {
     if (!current.exists) return undefined;
     const nowSeconds = Math.floor(Date.now() / 1000);
     const payload = this.store.readFromMemory(current.low, current.high);
-    if (payload !== undefined) return recordOf(key, decodePayloadBins(payload, 0, payload.length), current.gen, current.voidTime, nowSeconds, options);
     const digest = Buffer.from(this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20));
-    return this.readPayload(digest, current).then((read) =>
-      read === undefined ? undefined : recordOf(key, decodePayloadBins(read, 0, read.length), current.gen, current.voidTime, nowSeconds, options),
-    );
+    if (payload !== undefined) {
+      if (options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current, payload, digest));
+      return recordOf(key, decodePayloadBins(payload, 0, payload.length), current.gen, current.voidTime, nowSeconds, options);
+    }
+    return this.readPayload(digest, current).then((read) => {
+      if (read === undefined) return undefined;
+      if (options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current, read, digest));
+      return recordOf(key, decodePayloadBins(read, 0, read.length), current.gen, current.voidTime, nowSeconds, options);
+    });
   }
 
   /** dataInMemory: the payload comes with the index lookup; decoded straight from the exchange. */
@@ -461,6 +492,10 @@ export class DeviceNamespace implements Namespace {
     if (isExpired(voidTime, nowSeconds)) {
       this.expireCurrent();
       return undefined;
+    }
+    if (options?.filter !== undefined) {
+      const payload = exchange.buffer.subarray(EX_DATA, EX_DATA + length);
+      requireFilter(options.filter, this.filterSource(loadedFromExchange(exchange, length), payload, exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20)));
     }
     return recordFromExchange(exchange, key, length, voidTime, nowSeconds, options);
   }
@@ -482,9 +517,10 @@ export class DeviceNamespace implements Namespace {
 
   put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult> {
     const merges = putMerges(options);
-    return this.run(key, merges, (current, payload) => {
+    return this.run(key, merges || options?.filter !== undefined, (current, payload) => {
+      this.checkFilter(options?.filter, current, payload);
       checkPutPolicy(current, options);
-      const existing = payload === undefined ? undefined : decodePayloadBins(payload, 0, payload.length);
+      const existing = payload === undefined || !merges ? undefined : decodePayloadBins(payload, 0, payload.length);
       const result = existing === undefined && !containsNull(bins) ? bins : mergeBins(existing, bins);
       if (!hasBins(result)) return this.removeCurrent(current, options?.durable === true, { gen: 0, ttl: -1 });
       return this.writeCurrent(key, current, result, options);
@@ -546,7 +582,8 @@ export class DeviceNamespace implements Namespace {
   }
 
   remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean> {
-    return this.run(key, false, (current) => {
+    return this.run(key, options?.filter !== undefined, (current, payload) => {
+      this.checkFilter(options?.filter, current, payload);
       checkGenerationMatch(current, options?.generation);
       return this.removeCurrent(current, options?.durable === true, current.exists);
     });
@@ -566,11 +603,11 @@ export class DeviceNamespace implements Namespace {
 
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
     return this.run(key, true, (current, payload) => {
-      const writes = operations.some((operation) => operation.op !== 'read');
+      const writes = operationsWrite(operations);
       if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
+      this.checkFilter(options?.filter, current, payload);
       if (writes) checkPutPolicy(current, options);
-      const bins = payload === undefined ? undefined : decodePayloadBins(payload, 0, payload.length);
-      const outcome = applyOperations(bins, operations);
+      const outcome = applyOperations(payload, 0, payload?.length ?? 0, operations);
       const nowSeconds = Math.floor(Date.now() / 1000);
       if (!outcome.writes) return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
       if (outcome.bins === undefined) {
@@ -727,7 +764,7 @@ export class DeviceNamespace implements Namespace {
     if (setId === undefined) return;
     const filter = partitionFilter(options?.partitions);
     for await (const batch of this.scanBatches(setId, filter)) {
-      const records = await Promise.all(batch.map((entry) => this.scanRecord(entry)));
+      const records = await Promise.all(batch.map((entry) => this.scanRecord(entry, options?.filter)));
       for (const record of records) if (record !== undefined) yield record;
     }
   }
@@ -781,9 +818,10 @@ export class DeviceNamespace implements Namespace {
     }
   }
 
-  private async scanRecord(entry: ScanEntry): Promise<ShoalRecord | undefined> {
+  private async scanRecord(entry: ScanEntry, expression: Filter | undefined): Promise<ShoalRecord | undefined> {
     const payload = await this.scanPayload(entry);
     if (payload === undefined) return undefined;
+    if (expression !== undefined && !passesFilter(expression, this.filterSource(entry, payload, entry.digest))) return undefined;
     const key: Key = { ns: this.config.name, set: this.sets.nameOf(entry.setId), digest: entry.digest };
     if ((entry.flags & FLAG_HAS_KEY) !== 0) {
       const stored = decodePayloadKey(payload, 0);

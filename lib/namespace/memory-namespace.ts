@@ -35,6 +35,7 @@ import {
   ENTRY_SET_ID,
   ENTRY_VOID_TIME,
   EX_DATA,
+  EX_DIGEST,
   EX_KEY,
   EX_KEY_LENGTH,
   EX_KEY_TYPE,
@@ -61,6 +62,7 @@ import {
   RemoveOptions,
   WriteOptions,
   applyOperations,
+  operationsWrite,
   checkGenerationMatch,
   checkPutPolicy,
   containsNull,
@@ -77,6 +79,7 @@ import { SetTable } from './set-table';
 import { TruncateCut, addCut } from '../model/truncate-cuts';
 import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
 import { partitionFilter } from './partition-filter';
+import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
 import { IndexWalk, PartitionCounts, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
 import { compareVersions, tieWins } from './conflict';
 
@@ -222,6 +225,7 @@ export class MemoryNamespace implements Namespace {
       this.expireCurrent();
       return undefined;
     }
+    if (options?.filter !== undefined) requireFilter(options.filter, this.filterSource(length));
     return recordFromExchange(exchange, key, length, voidTime, nowSeconds, options);
   }
 
@@ -236,7 +240,8 @@ export class MemoryNamespace implements Namespace {
   put(key: Key, bins: Bins, options: WriteOptions | undefined): WriteResult {
     this.checkOpen();
     const merges = putMerges(options);
-    const current = this.loadCurrent(key, merges ? READ_COPY_DATA : 0);
+    const current = this.loadCurrent(key, merges || options?.filter !== undefined ? READ_COPY_DATA : 0);
+    if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     checkPutPolicy(current, options);
     // A put naming every stored bin replaces them all: no need to decode the old record.
     const covered = !merges || !current.exists || storedBinsCoveredBy(this.exchange.buffer, EX_DATA, current.dataLength, bins);
@@ -283,7 +288,8 @@ export class MemoryNamespace implements Namespace {
 
   remove(key: Key, options: RemoveOptions | undefined): boolean {
     this.checkOpen();
-    const current = this.loadCurrent(key, 0);
+    const current = this.loadCurrent(key, options?.filter !== undefined ? READ_COPY_DATA : 0);
+    if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     checkGenerationMatch(current, options?.generation);
     if (!current.exists) return false;
     this.removeCurrent(current);
@@ -306,11 +312,11 @@ export class MemoryNamespace implements Namespace {
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): ShoalRecord {
     this.checkOpen();
     const current = this.loadCurrent(key, READ_COPY_DATA | this.touchLru);
-    const writes = operations.some((operation) => operation.op !== 'read');
+    const writes = operationsWrite(operations);
     if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
+    if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     if (writes) checkPutPolicy(current, options);
-    const bins = current.exists ? decodePayloadBins(this.exchange.buffer, EX_DATA, current.dataLength) : undefined;
-    const outcome = applyOperations(bins, operations);
+    const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations);
     const nowSeconds = Math.floor(Date.now() / 1000);
     if (!outcome.writes) {
       return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
@@ -321,6 +327,22 @@ export class MemoryNamespace implements Namespace {
     }
     const written = this.writeCurrent(key, current, outcome.bins, options, options?.ttl);
     return { key, bins: outcome.reads, gen: written.gen, ttl: written.ttl };
+  }
+
+  /** The record the last lookup left in the exchange (payload copied), as opts.filter evaluates it. */
+  private filterSource(length: number): FilterSource {
+    const exchange = this.exchange;
+    return {
+      payload: exchange.buffer,
+      offset: EX_DATA,
+      length,
+      voidTime: exchange.entryU32(ENTRY_VOID_TIME),
+      lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
+      setName: this.sets.nameOf(exchange.entryU32(ENTRY_SET_ID)),
+      digest: exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20),
+      onDevice: false,
+      inMemory: true,
+    };
   }
 
   // ------------------------------------------------------------------------------------
@@ -504,20 +526,21 @@ export class MemoryNamespace implements Namespace {
       const batch = walk.nextCopy();
       const records: ShoalRecord[] = [];
       for (let offset = 0; offset < batch.length; offset += SCAN_RECORD_BYTES) {
-        const record = this.scanRecord(batch, offset);
+        const record = this.scanRecord(batch, offset, options?.filter);
         if (record !== undefined) records.push(record);
       }
       for (const record of records) yield record;
     }
   }
 
-  private scanRecord(batch: Buffer, offset: number): ShoalRecord | undefined {
+  private scanRecord(batch: Buffer, offset: number, filter: Filter | undefined): ShoalRecord | undefined {
     const flags = batch.readUInt32LE(offset + SCAN_FLAGS);
     const voidTime = batch.readUInt32LE(offset + SCAN_VOID_TIME);
     const nowSeconds = Math.floor(Date.now() / 1000);
     if ((flags & FLAG_TOMBSTONE) !== 0 || isExpired(voidTime, nowSeconds)) return undefined;
     const length = this.index.readEntry(batch.readUInt32LE(offset + SCAN_ENTRY_ID), READ_COPY_DATA);
     if (length < 0 || this.exchange.buffer.compare(batch, offset, offset + 20, 0, 20) !== 0) return undefined;
+    if (filter !== undefined && !passesFilter(filter, this.filterSource(length))) return undefined;
     const digest = batch.subarray(offset, offset + 20);
     const key: Key = { ns: this.config.name, set: this.sets.nameOf(batch.readUInt32LE(offset + SCAN_SET_ID)), digest };
     if ((flags & FLAG_HAS_KEY) !== 0) key.key = decodePayloadKey(this.exchange.buffer, EX_DATA);

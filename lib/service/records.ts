@@ -1,0 +1,362 @@
+/**
+ * Single-record commands of AS_MSG (docs/protocol.md, "Records"): read (all bins, some bins,
+ * header only), write, delete, touch and operate, each mapped onto the Db's public API, which
+ * validates everything it is given exactly as it validates an application's calls.
+ *
+ * Ops go through one table from op code to handler (OP_HANDLERS). A handler turns a wire op
+ * into a Shoal operation; op codes without a handler (CDT, bit, HLL and expression ops, for
+ * now) are answered UNSUPPORTED_FEATURE. Supporting one is one entry in the table.
+ */
+import type { Db } from '../db';
+import type { BinValue, Bins } from '../model/bins';
+import type { Key } from '../model/key';
+import { digestOf } from '../model/digest';
+import type { ShoalRecord, WriteResult } from '../namespace/namespace';
+import { op as operation, type Operation, type RemoveOptions, type WriteOptions } from '../namespace/semantics';
+import { ErrorCode, ShoalError } from '../errors';
+import { ByteWriter } from './byte-writer';
+import { ParticleType, decodeParticle, writeParticle } from './particles';
+import { ResultCode } from './result-codes';
+import {
+  DIGEST_BYTES,
+  FieldType,
+  Info1,
+  Info2,
+  Info3,
+  Message,
+  MessageOp,
+  OpCode,
+  RequestError,
+  beginOp,
+  endOp,
+  voidTimeOf,
+  writeMessageHeader,
+} from './wire';
+
+/** What the record commands need from the service. */
+export interface RecordContext {
+  readonly db: Db;
+  /** Whether a namespace of this name exists. */
+  hasNamespace(ns: string): boolean;
+  /** Whether reads of this namespace may use db.getSync (memory data, not cluster mode). */
+  servesSync(ns: string): boolean;
+}
+
+/** A record's state as a reply reports it. */
+export interface RecordReply {
+  resultCode: number;
+  generation: number;
+  /** Seconds left, or -1 for never expires (ignored when the record is absent). */
+  ttl: number;
+  /** Result bins in reply order; a name may repeat. */
+  bins: [string, BinValue][];
+}
+
+/** How an op becomes a Shoal operation; `read` ops are answered with the bin's value. */
+interface OpHandler {
+  kind: 'read' | 'write' | 'touch' | 'delete';
+  toOperation(op: MessageOp): Operation;
+}
+
+/** Ops need a bin name, except touch and delete. */
+function binName(op: MessageOp): string {
+  if (op.name.length === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, `op ${op.op} needs a bin name`);
+  return op.name;
+}
+
+function opValue(op: MessageOp): BinValue {
+  return decodeParticle(op.particleType, op.source, op.valueStart, op.valueEnd);
+}
+
+/** The op table: op code to handler. */
+export const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map<number, OpHandler>([
+  [OpCode.READ, { kind: 'read', toOperation: (op) => operation.read(binName(op)) }],
+  [OpCode.WRITE, { kind: 'write', toOperation: (op) => operation.write(binName(op), opValue(op)) }],
+  [
+    OpCode.INCR,
+    {
+      kind: 'write',
+      toOperation: (op) => {
+        const amount = opValue(op);
+        if (typeof amount !== 'number' && typeof amount !== 'bigint') throw new RequestError(ResultCode.PARAMETER_ERROR, 'incr needs an integer or double value');
+        return operation.incr(binName(op), amount);
+      },
+    },
+  ],
+  [OpCode.APPEND, { kind: 'write', toOperation: (op) => operation.append(binName(op), concatenationValue(op)) }],
+  [OpCode.PREPEND, { kind: 'write', toOperation: (op) => operation.prepend(binName(op), concatenationValue(op)) }],
+  [OpCode.TOUCH, { kind: 'touch', toOperation: () => operation.touch() }],
+  [OpCode.DELETE, { kind: 'delete', toOperation: () => operation.delete() }],
+]);
+
+function concatenationValue(op: MessageOp): string | Buffer {
+  const value = opValue(op);
+  if (typeof value !== 'string' && !Buffer.isBuffer(value)) throw new RequestError(ResultCode.INCOMPATIBLE_TYPE, `op ${op.op} needs a string or blob value`);
+  return value;
+}
+
+/** Names of the op codes Shoal does not support yet, for error messages. */
+const UNSUPPORTED_OPS: ReadonlyMap<number, string> = new Map([
+  [OpCode.CDT_READ, 'list and map (CDT) reads'],
+  [OpCode.CDT_MODIFY, 'list and map (CDT) operations'],
+  [OpCode.EXP_READ, 'expression reads'],
+  [OpCode.EXP_MODIFY, 'expression writes'],
+  [OpCode.BIT_READ, 'bitwise reads'],
+  [OpCode.BIT_MODIFY, 'bitwise operations'],
+  [OpCode.HLL_READ, 'HyperLogLog reads'],
+  [OpCode.HLL_MODIFY, 'HyperLogLog operations'],
+]);
+
+/** The handler of an op. @throws RequestError UNSUPPORTED_FEATURE or PARAMETER_ERROR. */
+function handlerOf(op: MessageOp): OpHandler {
+  const handler = OP_HANDLERS.get(op.op);
+  if (handler !== undefined) return handler;
+  const name = UNSUPPORTED_OPS.get(op.op);
+  if (name !== undefined) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, `Shoal does not support ${name} yet`);
+  throw new RequestError(ResultCode.PARAMETER_ERROR, `unknown op code ${op.op}`);
+}
+
+/** Fields that ask for something Shoal does not do; their requests are refused, never half-served. */
+const UNSUPPORTED_FIELDS: ReadonlyMap<number, string> = new Map([
+  [FieldType.FILTER, 'filter expressions'],
+  [FieldType.UDF_PACKAGE, 'user-defined functions (UDF)'],
+  [FieldType.UDF_FUNCTION, 'user-defined functions (UDF)'],
+  [FieldType.UDF_ARGUMENTS, 'user-defined functions (UDF)'],
+  [FieldType.UDF_OP, 'user-defined functions (UDF)'],
+  [FieldType.TXN_ID, 'multi-record transactions'],
+  [FieldType.TXN_DEADLINE, 'multi-record transactions'],
+  [FieldType.RECORD_VERSION, 'multi-record transactions'],
+  [FieldType.INDEX_NAME, 'secondary-index queries'],
+  [FieldType.INDEX_RANGE, 'secondary-index queries'],
+  [FieldType.INDEX_CONTEXT, 'secondary-index queries'],
+  [FieldType.INDEX_EXPRESSION, 'secondary-index queries'],
+  [FieldType.INDEX_TYPE, 'secondary-index queries'],
+]);
+
+/** @throws RequestError UNSUPPORTED_FEATURE when the fields ask for an unsupported feature. */
+export function refuseUnsupportedFields(fields: Map<number, Buffer>): void {
+  for (const type of fields.keys()) {
+    const name = UNSUPPORTED_FIELDS.get(type);
+    if (name !== undefined) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, `Shoal does not support ${name}`);
+  }
+}
+
+/**
+ * The Shoal key of a record request: namespace, set and digest, or the user key when the
+ * client sent it (then it is stored with the record, and must hash to the digest sent).
+ * @throws RequestError NAMESPACE_NOT_FOUND or PARAMETER_ERROR.
+ */
+export function keyOf(context: RecordContext, fields: Map<number, Buffer>): Key {
+  const nsField = fields.get(FieldType.NAMESPACE);
+  if (nsField === undefined || nsField.length === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'the request has no namespace');
+  const ns = nsField.toString('utf8');
+  if (!context.hasNamespace(ns)) throw new RequestError(ResultCode.NAMESPACE_NOT_FOUND, `namespace ${JSON.stringify(ns)} is not on this node`);
+  const setField = fields.get(FieldType.SET);
+  const set = setField === undefined || setField.length === 0 ? undefined : setField.toString('utf8');
+  const digest = fields.get(FieldType.DIGEST);
+  if (digest !== undefined && digest.length !== DIGEST_BYTES) throw new RequestError(ResultCode.PARAMETER_ERROR, `a digest has ${digest.length} bytes, not ${DIGEST_BYTES}`);
+  const keyField = fields.get(FieldType.KEY);
+  if (keyField === undefined) {
+    if (digest === undefined) throw new RequestError(ResultCode.PARAMETER_ERROR, 'the request has neither a key nor a digest');
+    return { ns, set, digest };
+  }
+  const key: Key = { ns, set, key: userKey(keyField) };
+  if (digest !== undefined && !digestOf(set, key.key!).equals(digest)) {
+    throw new RequestError(ResultCode.PARAMETER_ERROR, 'the key field does not hash to the digest sent with it');
+  }
+  return key;
+}
+
+/** A key field: particle type, then the value. */
+function userKey(field: Buffer): string | number | bigint | Buffer {
+  if (field.length < 1) throw new RequestError(ResultCode.PARAMETER_ERROR, 'an empty key field');
+  const type = field[0]!;
+  if (type !== ParticleType.INTEGER && type !== ParticleType.STRING && type !== ParticleType.BLOB) {
+    throw new RequestError(ResultCode.PARAMETER_ERROR, `keys are integers, strings or blobs, not particle type ${type}`);
+  }
+  return decodeParticle(type, field, 1, field.length) as string | number | bigint | Buffer;
+}
+
+/** A header TTL (u32; 0xFFFFFFFF never, 0xFFFFFFFE keep) as Shoal's ttl option (-1, -2). */
+export function ttlOption(recordTtl: number): number {
+  return recordTtl > 0x7fffffff ? recordTtl - 4294967296 : recordTtl;
+}
+
+/** The exists policy a write's header asks for. */
+function existsPolicy(message: Message): WriteOptions['exists'] {
+  if ((message.info2 & Info2.CREATE_ONLY) !== 0) return 'create';
+  if ((message.info3 & Info3.UPDATE_ONLY) !== 0) return 'update';
+  if ((message.info3 & Info3.REPLACE_ONLY) !== 0) return 'replace';
+  if ((message.info3 & Info3.CREATE_OR_REPLACE) !== 0) return 'createOrReplace';
+  return undefined;
+}
+
+/** Write options from a write's header. Generation-greater is applied by withGenerationGreater. */
+function writeOptions(message: Message, key: Key): WriteOptions {
+  const options: WriteOptions = { ttl: ttlOption(message.recordTtl) };
+  const exists = existsPolicy(message);
+  if (exists !== undefined) options.exists = exists;
+  if ((message.info2 & Info2.GENERATION) !== 0) options.generation = message.generation;
+  if (key.key !== undefined) options.storeKey = true;
+  return options;
+}
+
+const NOT_FOUND: RecordReply = { resultCode: ResultCode.KEY_NOT_FOUND, generation: 0, ttl: -1, bins: [] };
+
+function found(record: { gen: number; ttl: number }, bins: [string, BinValue][]): RecordReply {
+  return { resultCode: ResultCode.OK, generation: record.gen, ttl: record.ttl, bins };
+}
+
+function allBins(record: ShoalRecord): [string, BinValue][] {
+  return Object.entries(record.bins);
+}
+
+/**
+ * Executes a single-record request. Resolves (or returns, when it could answer without
+ * waiting) the reply; errors of the Db are thrown for the caller to map to result codes.
+ * @throws RequestError for requests Shoal refuses; the Db's ShoalError, TypeError or RangeError.
+ */
+export function executeRecord(context: RecordContext, message: Message): RecordReply | Promise<RecordReply> {
+  refuseUnsupportedFields(message.fields);
+  const key = keyOf(context, message.fields);
+  if ((message.info2 & Info2.WRITE) !== 0) return executeWrite(context, message, key);
+  if ((message.info1 & Info1.READ) !== 0) return executeRead(context, message, key);
+  throw new RequestError(ResultCode.PARAMETER_ERROR, 'the request neither reads nor writes');
+}
+
+function executeRead(context: RecordContext, message: Message, key: Key): RecordReply | Promise<RecordReply> {
+  const headerOnly = (message.info1 & Info1.NO_BIN_DATA) !== 0;
+  const ops = message.ops;
+  if (headerOnly || ops.length === 0 || ops.every((op) => op.op === OpCode.READ)) {
+    let names: string[] | undefined;
+    if (headerOnly) names = [];
+    else if ((message.info1 & Info1.GET_ALL) === 0 && ops.length > 0) names = ops.map(binName);
+    const options = names === undefined ? undefined : { bins: names };
+    if (context.servesSync(key.ns)) return readReply(context.db.getSync(key, options), names);
+    return context.db.get(key, options).then((record) => readReply(record, names));
+  }
+  return executeOperate(context, message, key);
+}
+
+function readReply(record: ShoalRecord | undefined, names: string[] | undefined): RecordReply {
+  if (record === undefined) return NOT_FOUND;
+  if (names === undefined) return found(record, allBins(record));
+  const bins: [string, BinValue][] = [];
+  for (const name of names) {
+    const value = record.bins[name];
+    if (value !== undefined) bins.push([name, value]);
+  }
+  return found(record, bins);
+}
+
+async function executeWrite(context: RecordContext, message: Message, key: Key): Promise<RecordReply> {
+  const db = context.db;
+  if ((message.info2 & Info2.DELETE) !== 0) {
+    // Every Shoal delete is durable (it never comes back), so durable-delete asks for nothing more.
+    const options: RemoveOptions = {};
+    if ((message.info2 & Info2.GENERATION) !== 0) options.generation = message.generation;
+    const removed = await withGenerationGreater(db, message, key, options, () => db.remove(key, options));
+    return removed ? { resultCode: ResultCode.OK, generation: 0, ttl: -1, bins: [] } : NOT_FOUND;
+  }
+  const ops = message.ops;
+  if (ops.length === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a write without ops');
+  const options = writeOptions(message, key);
+  const respondAll = (message.info2 & Info2.RESPOND_ALL_OPS) !== 0;
+  if (ops.every((op) => op.op === OpCode.WRITE)) {
+    // No prototype: a bin named __proto__ is a bin like any other.
+    const bins: Bins = Object.create(null);
+    for (const op of ops) bins[binName(op)] = opValue(op);
+    const written = await withGenerationGreater(db, message, key, options, () => db.put(key, bins, options));
+    return writtenReply(written, respondAll ? ops.map((op): [string, BinValue] => [op.name, null]) : []);
+  }
+  if (ops.length === 1 && ops[0]!.op === OpCode.TOUCH && options.generation === undefined && (message.info2 & Info2.GENERATION_GT) === 0) {
+    // A lone touch of a missing record is KEY_NOT_FOUND, as in Aerospike (operate would create nothing and succeed).
+    return writtenReply(await db.touch(key, options.ttl), []);
+  }
+  return executeOperate(context, message, key);
+}
+
+function writtenReply(written: WriteResult, bins: [string, BinValue][]): RecordReply {
+  return { resultCode: ResultCode.OK, generation: written.gen, ttl: written.ttl, bins };
+}
+
+async function executeOperate(context: RecordContext, message: Message, key: Key): Promise<RecordReply> {
+  const handlers = message.ops.map(handlerOf);
+  const operations = message.ops.map((op, index) => handlers[index]!.toOperation(op));
+  const writes = handlers.some((handler) => handler.kind !== 'read');
+  const options = writes ? writeOptions(message, key) : undefined;
+  const getAll = (message.info1 & Info1.GET_ALL) !== 0;
+  if (getAll && writes) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support reading all bins in an operate that writes');
+  if (getAll) {
+    const record = await context.db.get(key);
+    return record === undefined ? NOT_FOUND : found(record, allBins(record));
+  }
+  const record = await withGenerationGreater(context.db, message, key, options ?? {}, () => context.db.operate(key, operations, options));
+  const respondAll = (message.info2 & Info2.RESPOND_ALL_OPS) !== 0;
+  const bins: [string, BinValue][] = [];
+  message.ops.forEach((op, index) => {
+    const kind = handlers[index]!.kind;
+    if (kind === 'read') {
+      const value = record.bins[op.name];
+      if (value !== undefined) bins.push([op.name, value]);
+      else if (respondAll) bins.push([op.name, null]);
+    } else if (respondAll && kind !== 'touch') bins.push([op.name, null]);
+  });
+  return found(record, bins);
+}
+
+/** Attempts of a generation-greater write before it gives up with KEY_BUSY (others kept writing). */
+const GENERATION_GREATER_ATTEMPTS = 16;
+
+/**
+ * Runs a write under Aerospike's generation-greater policy (write only if the request's
+ * generation is above the record's), as a compare-and-set on the Db's generation-equal check:
+ * read the generation, write expecting it, and start again if another write came between.
+ * Without the policy, runs the write as it is.
+ * @throws ShoalError GENERATION_MISMATCH when the record's generation is not below the request's.
+ */
+async function withGenerationGreater<T>(db: Db, message: Message, key: Key, options: WriteOptions | RemoveOptions, write: () => Promise<T>): Promise<T> {
+  if ((message.info2 & Info2.GENERATION_GT) === 0) return write();
+  for (let attempt = 0; attempt < GENERATION_GREATER_ATTEMPTS; attempt++) {
+    const current = await db.get(key, { bins: [] });
+    const generation = current?.gen ?? 0;
+    if (message.generation <= generation) throw new ShoalError(ErrorCode.GENERATION_MISMATCH, `generation is ${generation}, not below the request's ${message.generation}`);
+    options.generation = generation;
+    try {
+      return await write();
+    } catch (error) {
+      if (!(error instanceof ShoalError && error.code === ErrorCode.GENERATION_MISMATCH)) throw error;
+    }
+  }
+  throw new ShoalError(ErrorCode.KEY_BUSY, 'the record kept changing under a generation-greater write; retry');
+}
+
+/**
+ * Writes a record reply as one AS_MSG (no proto header): header, then `fields` (already
+ * encoded, for batch and scan replies), then one op per result bin.
+ */
+export function writeRecordMessage(
+  writer: ByteWriter,
+  reply: RecordReply,
+  nowSeconds: number,
+  extra: { info3?: number; transactionTtl?: number; fieldCount?: number; writeFields?: (writer: ByteWriter) => void } = {},
+): void {
+  const ok = reply.resultCode === ResultCode.OK;
+  writeMessageHeader(writer, {
+    info3: extra.info3,
+    resultCode: reply.resultCode,
+    generation: ok ? reply.generation : 0,
+    recordTtl: ok ? voidTimeOf(reply.ttl, nowSeconds) : 0,
+    transactionTtl: extra.transactionTtl,
+    fieldCount: extra.fieldCount,
+    opCount: reply.bins.length,
+  });
+  extra.writeFields?.(writer);
+  for (const [name, value] of reply.bins) {
+    const sizeAt = beginOp(writer, OpCode.READ, 0, name);
+    // Written before the particle type is known; writeParticle may move writer.buffer.
+    const particleType = writeParticle(writer, value);
+    writer.buffer[sizeAt + 5] = particleType;
+    endOp(writer, sizeAt);
+  }
+}
