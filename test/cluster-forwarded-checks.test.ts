@@ -113,10 +113,10 @@ describe('forwarded requests are checked as the public API checks its arguments'
     const keys = keysServedBy(a, 4);
     const digests = keys.map(digestOfKey);
     const operations = [
-      ['put', 's', keys[0]!.key, { v: 0 }, null],
-      ['put', 's', keys[1]!.key, [1, 2], null],
-      ['put', 's', keys[3]!.key, { v: 'under the wrong digest' }, null],
-      ['put', 's', keys[3]!.key, { v: 3 }, { ttl: 'soon' }],
+      { method: 'put', key: keys[0], bins: { v: 0 } },
+      { method: 'put', key: keys[1], bins: [1, 2] },
+      { method: 'put', key: keys[3], bins: { v: 'under the wrong digest' } },
+      { method: 'put', key: keys[3], bins: { v: 3 }, opts: { ttl: 'soon' } },
     ];
     const reply = await ask('a', { type: 'batch-request', ns: 'test', digests, operations });
     expect(reply.type).toBe('batch-response');
