@@ -105,6 +105,8 @@ export interface NativePrimaryIndex {
 
 export interface NativeAddon {
   ripemd160(data: Uint8Array): Buffer;
+  /** The digests of many messages: message i is messages[ends[i - 1], ends[i]); digest i goes to digests[20 i, 20 i + 20). */
+  ripemd160Many(messages: Uint8Array, ends: Uint32Array, digests: Uint8Array): void;
   /** CRC32C continuing from seed (the CRC of the preceding bytes; 0 to start). */
   crc32c(data: Uint8Array, seed?: number): number;
   /** Tests: the table-driven CRC32C path, to compare with the SSE4.2 one. */
