@@ -14,6 +14,14 @@ export const ErrorCode = {
   BIN_TYPE: 'BIN_TYPE',
   RECORD_TOO_BIG: 'RECORD_TOO_BIG',
   KEY_BUSY: 'KEY_BUSY',
+  /** A list or map operation's element is not there (map update-only put, for one). */
+  ELEMENT_NOT_FOUND: 'ELEMENT_NOT_FOUND',
+  /** A list or map operation's element is already there (add-unique append, create-only put). */
+  ELEMENT_EXISTS: 'ELEMENT_EXISTS',
+  /** A list or map operation cannot apply: an index out of range, a context path that leads nowhere, a sorted list insert. */
+  OP_NOT_APPLICABLE: 'OP_NOT_APPLICABLE',
+  /** The record exists but the call's filter expression is false for it. */
+  FILTERED_OUT: 'FILTERED_OUT',
   NOT_OPEN: 'NOT_OPEN',
   LOCKED: 'LOCKED',
   IO_ERROR: 'IO_ERROR',
@@ -35,6 +43,10 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   BIN_TYPE: 12,
   RECORD_TOO_BIG: 13,
   KEY_BUSY: 14,
+  ELEMENT_NOT_FOUND: 23,
+  ELEMENT_EXISTS: 24,
+  OP_NOT_APPLICABLE: 26,
+  FILTERED_OUT: 27,
 };
 
 const CODES = new Set<string>(Object.values(ErrorCode));

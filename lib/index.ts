@@ -7,6 +7,9 @@ export type { BatchPutEntry, CloseOptions, DbStats, OpenOptionsWithLog, Truncate
 export { ShoalError, ErrorCode } from './errors';
 export { op } from './namespace/semantics';
 export type { ExistsPolicy, Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
+export { cdt } from './model/cdt/builders';
+export type { CdtOperation, ContextLevel, ContextOptions, ListPolicy, MapPolicy } from './model/cdt/builders';
+export { ListOrder, ListSortFlags, ListWriteFlags, MapOrder, MapWriteFlags, ReturnType } from './model/cdt/codes';
 export type { NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace/namespace';
 export type { DigestKey, Key, KeyValue, UserKey } from './model/key';
 export type { Bins, BinsOf, BinValue } from './model/bins';
@@ -22,3 +25,6 @@ export type { Cluster, ClusterState } from './cluster/index';
 export type { Service, ServiceOptions, ServiceStats } from './service/server';
 export { PARTITION_COUNT } from './constants';
 export { digestOf, partitionOf } from './model/digest';
+export { exp } from './model/exp/builders';
+export { ExpType, ParticleType, RegexFlags } from './model/exp/codes';
+export type { Expression } from './model/exp/expression';

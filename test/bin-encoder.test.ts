@@ -87,7 +87,7 @@ describe(`bin encoder (seed ${seed})`, () => {
       () => -(2n ** 63n) - 1n,
       () => undefined,
       () => new Date(0),
-      () => new Map(),
+      () => new Set(), // a Map is storable (a map with keys that are not strings), a Set is not
       () => Symbol('s'),
       () => () => 1,
       () => JSON.parse('['.repeat(65) + ']'.repeat(65)),

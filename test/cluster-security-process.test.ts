@@ -130,7 +130,7 @@ const MESSAGE_TYPES = [
 describe('three Db processes with a cluster secret, under a client load', () => {
   it('a fuzzing peer sending random valid-looking frames of every type, before and after authenticating: every acknowledged write is intact, no process died', async () => {
     const { nodes } = await startCluster(OLD_SECRET);
-    for (const node of nodes) await node.value('startLoad', { prefix: `fuzz-load-${node.nodeId}`, writers: 2, pauseMs: 2 });
+    for (const node of nodes) await node.value('startWriters', { prefix: `fuzz-load-${node.nodeId}`, writers: 2, pauseMs: 2 });
     const seed = Number(process.env.SHOAL_FUZZ_SEED ?? Date.now() % 100_000);
     const random = new SeededRandom(seed);
     const nodeIds = nodes.map((node) => node.nodeId);
@@ -163,7 +163,7 @@ describe('three Db processes with a cluster secret, under a client load', () => 
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    const loads = await Promise.all(nodes.map((node) => node.value<{ acked: string[]; errors: string[] }>('stopLoad', { prefix: `fuzz-load-${node.nodeId}` })));
+    const loads = await Promise.all(nodes.map((node) => node.value<{ acked: string[]; errors: string[] }>('stopWriters', { prefix: `fuzz-load-${node.nodeId}` })));
     expect(nodes.every((node) => !node.exited), nodes.map((n) => n.stderr.slice(-2000)).join('\n')).toBe(true);
     expect(await eventually(() => settled(nodes), 30_000)).toBe(true);
     const acked = loads.flatMap((load) => load.acked);
@@ -181,13 +181,13 @@ describe('three Db processes with a cluster secret, under a client load', () => 
     const start = async (node: ChildNode) => {
       const prefix = `roll-${node.nodeId}-${incarnation++}`;
       prefixOf.set(node, prefix);
-      await node.value('startLoad', { prefix, writers: 1, pauseMs: 10 });
+      await node.value('startWriters', { prefix, writers: 1, pauseMs: 10 });
     };
     const acked: string[] = [];
     const errors: string[] = [];
     const steps: string[] = [];
     const stop = async (node: ChildNode) => {
-      const result = await node.value<{ acked: string[]; errors: string[] }>('stopLoad', { prefix: prefixOf.get(node) });
+      const result = await node.value<{ acked: string[]; errors: string[] }>('stopWriters', { prefix: prefixOf.get(node) });
       acked.push(...result.acked);
       errors.push(...result.errors);
     };

@@ -110,6 +110,7 @@ describe('result codes', () => {
     const expected: Record<string, number> = {
       RECORD_NOT_FOUND: 2, GENERATION_MISMATCH: 3, INVALID_ARGUMENT: 4, RECORD_EXISTS: 5, OUT_OF_SPACE: 8, TIMEOUT: 9,
       PARTITION_UNAVAILABLE: 11, BIN_TYPE: 12, RECORD_TOO_BIG: 13, KEY_BUSY: 14,
+      ELEMENT_NOT_FOUND: 23, ELEMENT_EXISTS: 24, OP_NOT_APPLICABLE: 26, FILTERED_OUT: 27,
       NOT_OPEN: 11, LOCKED: 1, IO_ERROR: 1, CORRUPTION: 1, CLUSTER_ERROR: 1,
     };
     expect(Object.keys(expected).sort()).toEqual(Object.values(ErrorCode).sort());

@@ -17,6 +17,8 @@
 import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX } from '../constants';
 import { invalidArgument } from '../errors';
 import type { BinValue, Bins } from './bins';
+import { fromUser } from './cdt/convert';
+import { CDT_FLAGS, CdtList, CdtMap, CdtSpecial, CdtValue, ENCODED_ENTRIES, EncodedEntries, EncodedValue, INF } from './cdt/value';
 
 /** Strings shorter than this are written by a JS loop, longer ones by Buffer#utf8Write (msgpackr's threshold: the two differ on lone surrogates). */
 const SHORT_STRING_CHARS = 64;
@@ -46,6 +48,18 @@ export const BINS_NEED_CHECK = -2;
 
 /** Whether the writers check what they write (encodeBinsChecked) or trust it (encodeBins). */
 let checking = false;
+/** Whether INF and WILDCARD may be written (operation arguments, never stored values). */
+let specialsAllowed = false;
+/**
+ * Whether the last encode wrote something only payload format 2 carries: an order-flags ext
+ * header or a map key that is not a string (docs/record-payload.md).
+ */
+let extended = false;
+
+/** Whether the last encodeBins / encodeCdtValue wrote order flags or non-string map keys. */
+export function wroteExtended(): boolean {
+  return extended;
+}
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -57,6 +71,7 @@ const INT64_MAX = 2n ** 63n - 1n;
 export function encodeBins(buffer: Buffer, offset: number, end: number, bins: Bins): number {
   start(buffer, offset, end);
   checking = false;
+  specialsAllowed = false;
   try {
     writeMap(bins, -1);
   } catch (error) {
@@ -74,6 +89,7 @@ export function encodeBins(buffer: Buffer, offset: number, end: number, bins: Bi
 export function encodeBinsChecked(buffer: Buffer, offset: number, end: number, bins: Bins): number {
   start(buffer, offset, end);
   checking = true;
+  specialsAllowed = false;
   try {
     writeBinMap(bins);
   } catch (error) {
@@ -90,6 +106,27 @@ function start(buffer: Buffer, offset: number, end: number): void {
   }
   position = offset;
   limit = Math.min(end, buffer.length);
+  extended = false;
+}
+
+/**
+ * Encodes one collection-engine value at buffer[offset, end) (INF and WILDCARD only when
+ * `specials`). Returns the offset after it, or -1 when it does not fit.
+ * @throws ShoalError INVALID_ARGUMENT for a comparison value where none is allowed.
+ */
+export function encodeCdtValue(buffer: Buffer, offset: number, end: number, value: CdtValue, specials: boolean): number {
+  start(buffer, offset, end);
+  checking = false;
+  specialsAllowed = specials;
+  try {
+    writeCdt(value, 0);
+  } catch (error) {
+    if (error === NO_ROOM) return -1;
+    throw error;
+  } finally {
+    specialsAllowed = false;
+  }
+  return position;
 }
 
 function isPlainObject(value: unknown): boolean {
@@ -154,13 +191,99 @@ function writeValue(value: BinValue, depth: number): void {
   } else if (typeof value === 'object' && value !== null) {
     if (checking && depth >= BIN_VALUE_DEPTH_MAX) throw NEEDS_CHECK;
     if (value instanceof Uint8Array) writeBytes(value);
-    else if (Array.isArray(value)) writeArray(value, depth);
+    else if (Array.isArray(value)) {
+      if ((value as { [CDT_FLAGS]?: number })[CDT_FLAGS] === undefined) writeArray(value, depth);
+      else writeConverted(value, depth);
+    } else if (value instanceof EncodedValue) writeEncoded(value);
+    else if (value instanceof CdtList || value instanceof CdtMap) writeCdt(value, depth);
+    else if (value instanceof Map || (value as { [CDT_FLAGS]?: number })[CDT_FLAGS] !== undefined) writeConverted(value, depth);
     else if (checking && !isPlainObject(value)) throw NEEDS_CHECK;
     else writeMap(value as Bins, depth);
+  } else if (value === null && !checking) {
+    // Nil inside a list or map: the collection operations create it (a list padded by an insert past its end).
+    room(1);
+    target[position++] = 0xc0;
   } else {
     if (checking) throw NEEDS_CHECK;
     throw invalidArgument(`a bin value of type ${value === null ? 'null' : typeof value} cannot be stored`);
   }
+}
+
+/**
+ * A Map, or a list or plain object carrying order flags: written through its CdtValue (sorted
+ * in case it was edited since it was read; Map keys checked). The checking encoder leaves these
+ * to checkBins and the per-record path.
+ */
+function writeConverted(value: object, depth: number): void {
+  if (checking) throw NEEDS_CHECK;
+  writeCdt(fromUser(value, 'bin value', false), depth);
+}
+
+function writeEncoded(value: EncodedValue): void {
+  const length = value.end - value.start;
+  room(length);
+  value.source.copy(target, position, value.start, value.end);
+  position += length;
+  if (value.extended) extended = true;
+}
+
+/** A collection-engine value (trusted: it came from the engine or was converted and checked). */
+function writeCdt(value: CdtValue, depth: number): void {
+  if (value === null) {
+    room(1);
+    target[position++] = 0xc0;
+  } else if (typeof value !== 'object') {
+    writeValue(value, depth);
+  } else if (value instanceof Uint8Array) {
+    writeBytes(value);
+  } else if (value instanceof CdtList) {
+    checkCdtDepth(depth);
+    const flags = value.flags;
+    const items = value.items;
+    writeLength(items.length + (flags !== 0 ? 1 : 0), 0x90, 0xdc, 0xdd);
+    if (flags !== 0) writeFlagsHeader(flags);
+    for (let i = 0; i < items.length; i++) writeCdt(items[i]!, depth + 1);
+  } else if (value instanceof CdtMap) {
+    checkCdtDepth(depth);
+    const flags = value.flags;
+    const keys = value.keys;
+    const values = value.values;
+    writeLength(keys.length + (flags !== 0 ? 1 : 0), 0x80, 0xde, 0xdf);
+    if (flags !== 0) {
+      writeFlagsHeader(flags);
+      room(1);
+      target[position++] = 0xc0;
+    }
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      if (typeof key !== 'string') extended = true;
+      writeCdt(key, depth + 1);
+      writeCdt(values[i]!, depth + 1);
+    }
+  } else if (value instanceof CdtSpecial) {
+    if (!specialsAllowed) throw invalidArgument('INF and WILDCARD are comparison values: they cannot be stored');
+    room(3);
+    target[position++] = 0xd4;
+    target[position++] = 0xff;
+    target[position++] = value === INF ? 0x01 : 0x00;
+  }
+}
+
+/**
+ * A collection the engine built (a value appended into a list, say) may nest deeper than any
+ * one argument did: refused here, before it is stored where a read could not decode it.
+ */
+function checkCdtDepth(depth: number): void {
+  if (depth >= BIN_VALUE_DEPTH_MAX) throw invalidArgument(`values nest deeper than ${BIN_VALUE_DEPTH_MAX} levels`);
+}
+
+/** The ext element that carries a list's or map's order flags: ext8, length 0, type = flags. */
+function writeFlagsHeader(flags: number): void {
+  room(3);
+  target[position++] = 0xc7;
+  target[position++] = 0x00;
+  target[position++] = flags;
+  extended = true;
 }
 
 function writeNumber(value: number): void {
@@ -328,6 +451,18 @@ function writeMap(value: Bins, depth: number): void {
     writeString(name);
     writeValue(value[name]!, depth + 1);
     count++;
+  }
+  // The bins operate() did not look at, as they were stored (only ever on the bins map itself).
+  if (depth < 0) {
+    const entries = (value as { [ENCODED_ENTRIES]?: EncodedEntries })[ENCODED_ENTRIES];
+    if (entries !== undefined) {
+      const length = entries.end - entries.start;
+      room(length);
+      entries.source.copy(target, position, entries.start, entries.end);
+      position += length;
+      count += entries.count;
+      if (entries.extended) extended = true;
+    }
   }
   finishMap(header, count);
 }

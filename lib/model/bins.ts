@@ -2,22 +2,47 @@
  * Bins: validation of bin names and values, and the record payload, the opaque bytes that
  * the index arena and the storage engine keep for a record (docs/record-payload.md):
  *
- *   u8 format (1) | u8 key type (0 = key not stored) | u16 key length (LE) | key bytes | msgpack map of bins
+ *   u8 format (1, or 2 when a bin holds an ordered collection or a map with keys that are not
+ *   strings) | u8 key type (0 = key not stored) | u16 key length (LE) | key bytes | msgpack map of bins
  */
 import { Packr } from 'msgpackr';
-import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX, PAYLOAD_FORMAT_VERSION, PAYLOAD_HEADER_BYTES } from '../constants';
+import {
+  BIN_NAME_MAX_BYTES,
+  BIN_VALUE_DEPTH_MAX,
+  BINS_PER_RECORD_MAX,
+  PAYLOAD_FORMAT_EXTENDED,
+  PAYLOAD_FORMAT_VERSION,
+  PAYLOAD_HEADER_BYTES,
+} from '../constants';
 import { ErrorCode, ShoalError, formatBytes, invalidArgument } from '../errors';
-import { encodeBins, encodeBinsChecked } from './bin-encoder';
+import { encodeBins, encodeBinsChecked, wroteExtended } from './bin-encoder';
+import { canonicalKey } from './cdt/convert';
+import { STORED, decodeUser, skipValue as skipCdtValue } from './cdt/decode';
 import { KeyValue, decodeKeyValue, describe } from './key';
 
-/** A bin value as stored. A bin's own value is never null (a write of null removes the bin); inside lists and maps null is a value. */
-export type BinValue = string | number | bigint | boolean | Buffer | Uint8Array | BinValue[] | { [name: string]: BinValue } | null;
+/**
+ * A bin value as stored. A bin's own value is never null (a write of null removes the bin);
+ * inside lists and maps null is a value (Aerospike's nil). A Map holds a map whose keys are
+ * not all strings (integers, bigints, Buffers); reads return such maps as Maps, string-keyed
+ * maps as plain objects.
+ */
+export type BinValue =
+  | string
+  | number
+  | bigint
+  | boolean
+  | Buffer
+  | Uint8Array
+  | BinValue[]
+  | { [name: string]: BinValue }
+  | Map<string | number | bigint | Buffer | Uint8Array, BinValue>
+  | null;
 export type Bins = Record<string, BinValue>;
 
 /**
  * The constraint on a caller's bins type B (`db.put<Session>(...)`, `db.get<Session>(...)`):
  * every property of B, nested ones too, must be storable. Unlike Bins it admits interfaces,
- * which have no index signature; it refuses Dates, Maps, functions and class instances.
+ * which have no index signature; it refuses Dates, functions and class instances (a Map is a BinValue).
  */
 export type BinsOf<B> = { [Name in keyof B]: StorableValue<B[Name]> };
 
@@ -124,8 +149,28 @@ export function checkBinValue(value: unknown, bin: string, depth: number): void 
       for (const name in value) checkBinValue((value as Bins)[name], bin, depth + 1);
       return;
     }
+    if (value instanceof Map) {
+      checkMapBinValue(value, bin, depth);
+      return;
+    }
   }
-  throw invalidArgument(`bin "${bin}": ${describe(value)} is not a storable value (string, number, bigint, boolean, Buffer, array, plain object)`);
+  throw invalidArgument(`bin "${bin}": ${describe(value)} is not a storable value (string, number, bigint, boolean, Buffer, array, plain object, Map)`);
+}
+
+/** A Map bin value: keys strings, integers (safe numbers or int64 bigints) or Buffers, never the same key twice. */
+function checkMapBinValue(value: Map<unknown, unknown>, bin: string, depth: number): void {
+  const seen = new Set<string>();
+  for (const [key, item] of value) {
+    const integer = typeof key === 'bigint' || (typeof key === 'number' && Number.isSafeInteger(key));
+    if (!(typeof key === 'string' || key instanceof Uint8Array || integer)) {
+      throw invalidArgument(`bin "${bin}": a Map key must be a string, a safe integer, a bigint or a Buffer, not ${describe(key)}`);
+    }
+    if (typeof key === 'bigint' && (key < INT64_MIN || key > INT64_MAX)) throw invalidArgument(`bin "${bin}": a Map key is a bigint outside the int64 range`);
+    const canonical = canonicalKey(key as string | number | bigint | Uint8Array);
+    if (seen.has(canonical)) throw invalidArgument(`bin "${bin}": the Map has the key ${describe(key)} twice (as a number and a bigint, or as equal Buffers)`);
+    seen.add(canonical);
+    checkBinValue(item, bin, depth + 1);
+  }
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -180,7 +225,7 @@ function encodePayloadOf(
   const binsAt = offset + PAYLOAD_HEADER_BYTES + keyLength;
   const end = check ? encodeBinsChecked(target, binsAt, offset + capacity, bins) : encodeBins(target, binsAt, offset + capacity, bins);
   if (end < 0) return end;
-  target[offset] = PAYLOAD_FORMAT_VERSION;
+  target[offset] = wroteExtended() ? PAYLOAD_FORMAT_EXTENDED : PAYLOAD_FORMAT_VERSION;
   target[offset + 1] = keyBytes === undefined ? 0 : keyType;
   target[offset + 2] = keyLength & 0xff;
   target[offset + 3] = keyLength >>> 8;
@@ -209,11 +254,14 @@ const decodeRange = { start: 0, end: 0 };
  * @throws ShoalError CORRUPTION when the payload is not one this version wrote.
  */
 export function decodePayloadBins(source: Buffer, offset: number, length: number): Bins {
-  if (length < PAYLOAD_HEADER_BYTES || source[offset] !== PAYLOAD_FORMAT_VERSION) {
+  const format = source[offset];
+  if (length < PAYLOAD_HEADER_BYTES || (format !== PAYLOAD_FORMAT_VERSION && format !== PAYLOAD_FORMAT_EXTENDED)) {
     throw new ShoalError(ErrorCode.CORRUPTION, `record payload has unknown format ${source[offset]} (length ${length})`);
   }
   const keyLength = source.readUInt16LE(offset + 2);
   const start = offset + PAYLOAD_HEADER_BYTES + keyLength;
+  // Format 2 holds what msgpackr would misread (order flags, non-string map keys): Shoal's own decoder.
+  if (format === PAYLOAD_FORMAT_EXTENDED) return decodeUser(source, start, offset + length) as Bins;
   decodeRange.start = start;
   decodeRange.end = offset + length;
   try {
@@ -246,6 +294,7 @@ export function selectBins(bins: Bins, names: readonly string[]): Bins {
  */
 export function storedBinsCoveredBy(source: Buffer, offset: number, length: number, incoming: Bins): boolean {
   const end = offset + length;
+  const format2 = source[offset] === PAYLOAD_FORMAT_EXTENDED;
   let at = offset + PAYLOAD_HEADER_BYTES + source.readUInt16LE(offset + 2);
   const tag = source[at]!;
   let count: number;
@@ -271,7 +320,7 @@ export function storedBinsCoveredBy(source: Buffer, offset: number, length: numb
       return false;
     }
     if (!namedIn(incoming, source, at, keyLength)) return false;
-    at = skipValue(source, at + keyLength, end, 0);
+    at = format2 ? skipExtendedValue(source, at + keyLength, end) : skipValue(source, at + keyLength, end, 0);
     if (at < 0) return false;
   }
   return at === end;
@@ -293,6 +342,15 @@ function namedIn(incoming: Bins, source: Buffer, at: number, length: number): bo
     if (i === length) return true;
   }
   return false;
+}
+
+/** skipValue for values that may hold order-flag ext headers (payload format 2), -1 if it cannot tell. */
+function skipExtendedValue(source: Buffer, at: number, end: number): number {
+  try {
+    return skipCdtValue(source, at, end, STORED);
+  } catch {
+    return -1;
+  }
 }
 
 /** The offset after the MessagePack value at `at`, or -1 if it cannot tell. */

@@ -3,8 +3,9 @@
  * restart re-attaches instead of refilling), bounded by maxBytes, with LRU or TTL eviction
  * above the high-water mark, lazy expiry on read and a background expiry sweep.
  *
- * Every operation is synchronous: it runs to completion on the JS thread, which makes it
- * atomic for its record without a lock.
+ * Every operation runs to completion on the JS thread, which makes it atomic for its record
+ * without a lock: at once, or, while a batchPut of several native calls holds the write gate,
+ * once the batch is done (writes keep their call order: lib/storage/write-gate.ts).
  */
 import {
   EVICTION_BATCH_MAX,
@@ -35,6 +36,7 @@ import {
   ENTRY_SET_ID,
   ENTRY_VOID_TIME,
   EX_DATA,
+  EX_DIGEST,
   EX_KEY,
   EX_KEY_LENGTH,
   EX_KEY_TYPE,
@@ -54,13 +56,14 @@ import {
   UPSERT_STORE_DATA,
 } from '../native/exchange';
 import type { DbConfig, NamespaceConfig } from '../options';
-import type { Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
+import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
   Operation,
   RemoveOptions,
   WriteOptions,
   applyOperations,
+  operationsWrite,
   checkGenerationMatch,
   checkPutPolicy,
   containsNull,
@@ -75,9 +78,11 @@ import {
 } from './semantics';
 import { SetTable } from './set-table';
 import { TruncateCut, addCut } from '../model/truncate-cuts';
-import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
+import { BatchPutRequest, BatchResults, BatchWriter, PutBatch } from './batch-put';
+import { WriteGate } from '../storage/write-gate';
 import { partitionFilter } from './partition-filter';
-import { IndexWalk, PartitionCounts, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
+import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
+import { IndexWalk, PartitionCounts, createIndex, dropSegments, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
 import { compareVersions, tieWins } from './conflict';
 
 const META_FORMAT = 1;
@@ -130,29 +135,29 @@ export class MemoryNamespace implements Namespace {
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
   private closed = false;
-  /** batchPut's buffer and callbacks, made on first use. */
-  private batch: PutBatch | undefined;
-  private batchHost: BatchHost | undefined;
+  /** batchPut's writer (its buffer), made on first use. */
+  private batches: BatchWriter | undefined;
+  /** Writes pass in call order; a batchPut holds the gate across its native calls (write-gate.ts). */
+  private readonly gate = new WriteGate();
 
   /**
    * Opens (or re-attaches to) the namespace's index.
    * @throws ShoalError LOCKED when another Db holds it; IO_ERROR when shared memory fails.
    */
-  constructor(config: NamespaceConfig, db: DbConfig, private readonly log: (message: string) => void) {
+  constructor(
+    config: NamespaceConfig,
+    private readonly db: DbConfig,
+    private readonly log: (message: string) => void,
+  ) {
     const started = performance.now();
     this.config = config;
     this.touchLru = config.evictPolicy === 'lru' ? READ_TOUCH_LRU : 0;
     this.highWaterBytes = Math.floor((config.maxBytes * config.highWaterPct) / 100);
     this.stopWritesBytes = Math.floor((config.maxBytes * config.stopWritesPct) / 100);
     this.exchange = new Exchange(Math.max(config.maxRecordBytes, SCAN_BATCH_RECORDS * SCAN_RECORD_BYTES));
-    this.lockFd = lockNamespace(db.dataDir, config.name);
+    this.lockFd = lockNamespace(db.dataDir, config.name, db.fileMode);
     try {
-      this.index = new (addon().PrimaryIndex)({
-        name: segmentBaseName(db.dataDir, config.name),
-        shared: db.sharedMemoryIndex,
-        exchange: this.exchange.buffer,
-        withData: true,
-      });
+      this.index = createIndex(db.dataDir, config.name, db.sharedMemoryIndex, this.exchange, true, db.fileMode);
       this.partitionRecords = new PartitionCounts(this.index, this.exchange);
       this.attachOrCreate(db.sharedMemoryIndex);
       this.index.markClean(false);
@@ -222,6 +227,7 @@ export class MemoryNamespace implements Namespace {
       this.expireCurrent();
       return undefined;
     }
+    if (options?.filter !== undefined) requireFilter(options.filter, this.filterSource(length));
     return recordFromExchange(exchange, key, length, voidTime, nowSeconds, options);
   }
 
@@ -233,10 +239,16 @@ export class MemoryNamespace implements Namespace {
   // ------------------------------------------------------------------------------------
   // Writes
 
-  put(key: Key, bins: Bins, options: WriteOptions | undefined): WriteResult {
+  put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult> {
     this.checkOpen();
+    return this.gate.run(() => this.putNow(key, bins, options));
+  }
+
+  /** put, past the write gate (batchPut's per-record entries: the batch holds the gate). */
+  private putNow(key: Key, bins: Bins, options: WriteOptions | undefined): WriteResult {
     const merges = putMerges(options);
-    const current = this.loadCurrent(key, merges ? READ_COPY_DATA : 0);
+    const current = this.loadCurrent(key, merges || options?.filter !== undefined ? READ_COPY_DATA : 0);
+    if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     checkPutPolicy(current, options);
     // A put naming every stored bin replaces them all: no need to decode the old record.
     const covered = !merges || !current.exists || storedBinsCoveredBy(this.exchange.buffer, EX_DATA, current.dataLength, bins);
@@ -246,18 +258,22 @@ export class MemoryNamespace implements Namespace {
     return this.writeCurrent(key, current, result, options, options?.ttl);
   }
 
-  putMany(request: BatchPutRequest, results: BatchResults): void {
+  putMany(request: BatchPutRequest, results: BatchResults): Promise<void> {
     this.checkOpen();
-    this.batch ??= new PutBatch(this.config.maxRecordBytes);
-    this.batchHost ??= {
-      config: this.config,
-      setIdFor: (set) => this.sets.idFor(set),
-      busy: () => false,
-      admits: (growthBytes) => this.memoryUsedBytes() + growthBytes <= this.highWaterBytes,
-      store: (batch) => this.storeBatch(batch),
-      put: (key, bins, options) => this.put(key, bins, options),
-    };
-    putBatch(this.batchHost, this.index, this.batch, request, results);
+    this.batches ??= new BatchWriter(
+      {
+        config: this.config,
+        setIdFor: (set) => this.sets.idFor(set),
+        busy: () => false,
+        admits: (growthBytes) => this.memoryUsedBytes() + growthBytes <= this.highWaterBytes,
+        store: (batch) => this.storeBatch(batch),
+        put: (key, bins, options) => this.putNow(key, bins, options),
+        gate: this.gate,
+      },
+      this.index,
+      this.config.maxRecordBytes,
+    );
+    return this.batches.putMany(request, results);
   }
 
   /** batchPut: the decided writes of a batch into the index (payloads included), then the accounting. */
@@ -281,17 +297,26 @@ export class MemoryNamespace implements Namespace {
     return undefined;
   }
 
-  remove(key: Key, options: RemoveOptions | undefined): boolean {
+  remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean> {
     this.checkOpen();
-    const current = this.loadCurrent(key, 0);
+    return this.gate.run(() => this.removeNow(key, options));
+  }
+
+  private removeNow(key: Key, options: RemoveOptions | undefined): boolean {
+    const current = this.loadCurrent(key, options?.filter !== undefined ? READ_COPY_DATA : 0);
+    if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     checkGenerationMatch(current, options?.generation);
     if (!current.exists) return false;
     this.removeCurrent(current);
     return true;
   }
 
-  touch(key: Key, ttl: number | undefined): WriteResult {
+  touch(key: Key, ttl: number | undefined): MaybePromise<WriteResult> {
     this.checkOpen();
+    return this.gate.run(() => this.touchNow(key, ttl));
+  }
+
+  private touchNow(key: Key, ttl: number | undefined): WriteResult {
     const current = this.loadCurrent(key, 0);
     if (!current.exists) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
     const nowMs = current.nowMs;
@@ -303,14 +328,18 @@ export class MemoryNamespace implements Namespace {
     return { gen, ttl: ttlOf(voidTime, nowSeconds) };
   }
 
-  operate(key: Key, operations: Operation[], options: WriteOptions | undefined): ShoalRecord {
+  operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
     this.checkOpen();
+    return this.gate.run(() => this.operateNow(key, operations, options));
+  }
+
+  private operateNow(key: Key, operations: Operation[], options: WriteOptions | undefined): ShoalRecord {
     const current = this.loadCurrent(key, READ_COPY_DATA | this.touchLru);
-    const writes = operations.some((operation) => operation.op !== 'read');
+    const writes = operationsWrite(operations);
     if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
+    if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     if (writes) checkPutPolicy(current, options);
-    const bins = current.exists ? decodePayloadBins(this.exchange.buffer, EX_DATA, current.dataLength) : undefined;
-    const outcome = applyOperations(bins, operations);
+    const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations);
     const nowSeconds = Math.floor(Date.now() / 1000);
     if (!outcome.writes) {
       return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
@@ -321,6 +350,22 @@ export class MemoryNamespace implements Namespace {
     }
     const written = this.writeCurrent(key, current, outcome.bins, options, options?.ttl);
     return { key, bins: outcome.reads, gen: written.gen, ttl: written.ttl };
+  }
+
+  /** The record the last lookup left in the exchange (payload copied), as opts.filter evaluates it. */
+  private filterSource(length: number): FilterSource {
+    const exchange = this.exchange;
+    return {
+      payload: exchange.buffer,
+      offset: EX_DATA,
+      length,
+      voidTime: exchange.entryU32(ENTRY_VOID_TIME),
+      lastUpdateMs: exchange.entryF64(ENTRY_LAST_UPDATE_MS),
+      setName: this.sets.nameOf(exchange.entryU32(ENTRY_SET_ID)),
+      digest: exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20),
+      onDevice: false,
+      inMemory: true,
+    };
   }
 
   // ------------------------------------------------------------------------------------
@@ -504,20 +549,21 @@ export class MemoryNamespace implements Namespace {
       const batch = walk.nextCopy();
       const records: ShoalRecord[] = [];
       for (let offset = 0; offset < batch.length; offset += SCAN_RECORD_BYTES) {
-        const record = this.scanRecord(batch, offset);
+        const record = this.scanRecord(batch, offset, options?.filter);
         if (record !== undefined) records.push(record);
       }
       for (const record of records) yield record;
     }
   }
 
-  private scanRecord(batch: Buffer, offset: number): ShoalRecord | undefined {
+  private scanRecord(batch: Buffer, offset: number, filter: Filter | undefined): ShoalRecord | undefined {
     const flags = batch.readUInt32LE(offset + SCAN_FLAGS);
     const voidTime = batch.readUInt32LE(offset + SCAN_VOID_TIME);
     const nowSeconds = Math.floor(Date.now() / 1000);
     if ((flags & FLAG_TOMBSTONE) !== 0 || isExpired(voidTime, nowSeconds)) return undefined;
     const length = this.index.readEntry(batch.readUInt32LE(offset + SCAN_ENTRY_ID), READ_COPY_DATA);
     if (length < 0 || this.exchange.buffer.compare(batch, offset, offset + 20, 0, 20) !== 0) return undefined;
+    if (filter !== undefined && !passesFilter(filter, this.filterSource(length))) return undefined;
     const digest = batch.subarray(offset, offset + 20);
     const key: Key = { ns: this.config.name, set: this.sets.nameOf(batch.readUInt32LE(offset + SCAN_SET_ID)), digest };
     if ((flags & FLAG_HAS_KEY) !== 0) key.key = decodePayloadKey(this.exchange.buffer, EX_DATA);
@@ -561,8 +607,12 @@ export class MemoryNamespace implements Namespace {
     };
   }
 
-  applyVersion(version: RecordVersion): boolean {
+  applyVersion(version: RecordVersion): MaybePromise<boolean> {
     this.checkOpen();
+    return this.gate.run(() => this.applyNow(version));
+  }
+
+  private applyNow(version: RecordVersion): boolean {
     const exchange = this.exchange;
     exchange.setDigest(version.digest);
     const length = this.index.read(0);
@@ -611,6 +661,8 @@ export class MemoryNamespace implements Namespace {
     let removed = 0;
     const digests: Buffer[] = [];
     for await (const version of this.partitionVersions(partitionId)) digests.push(version.digest);
+    const entry = this.gate.enter();
+    if (entry !== undefined) await entry;
     for (const digest of digests) {
       this.exchange.setDigest(digest);
       if (this.index.remove() === 1) {
@@ -650,6 +702,7 @@ export class MemoryNamespace implements Namespace {
     if (this.closed) return;
     this.closed = true;
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    await this.gate.idle();
     try {
       if (!dropIndex) {
         const meta: MemoryMeta = {
@@ -665,6 +718,8 @@ export class MemoryNamespace implements Namespace {
         this.index.markClean(true);
       }
       this.index.close(dropIndex);
+      // Without shared memory: whatever earlier runs left goes too (open removed it already).
+      if (dropIndex && !this.db.sharedMemoryIndex) dropSegments(this.db.dataDir, this.config.name);
     } finally {
       addon().unlockFile(this.lockFd);
     }

@@ -10,6 +10,7 @@ import type { Key } from '../model/key';
 import type { NamespaceConfig } from '../options';
 import type { BatchPutRequest, BatchResults } from './batch-put';
 import type { Operation, RemoveOptions, WriteOptions } from './semantics';
+import type { Filter } from './filter';
 
 /**
  * A record as returned to callers. B is the bins' shape as the caller asserts it
@@ -31,11 +32,15 @@ export interface WriteResult {
 export interface ReadOptions {
   /** Only these bins. */
   bins?: string[];
+  /** Only if this exp.* expression is true for the record (get: else FILTERED_OUT; batchGet: else undefined). */
+  filter?: Filter;
 }
 
 export interface ScanOptions {
   /** Only records of these partition ids (0..4095). */
   partitions?: number[];
+  /** Only the records this exp.* expression is true for. */
+  filter?: Filter;
 }
 
 export type StartMode = 'warm' | 'cold' | 'new';
@@ -86,9 +91,10 @@ export interface Namespace {
   put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult>;
   /**
    * batchPut's entries for this namespace (validated by the Db): each entry's result, error or
-   * a promise of one (never rejecting) goes to results at its position. lib/namespace/batch-put.ts.
+   * a promise of one (never rejecting) goes to results at its position; resolves once every
+   * entry has one. lib/namespace/batch-put.ts.
    */
-  putMany(request: BatchPutRequest, results: BatchResults): void;
+  putMany(request: BatchPutRequest, results: BatchResults): Promise<void>;
   get(key: Key, options: ReadOptions | undefined): MaybePromise<ShoalRecord | undefined>;
   getSync(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined;
   exists(key: Key): MaybePromise<boolean>;

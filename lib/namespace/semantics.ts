@@ -5,7 +5,8 @@
  */
 import { GENERATION_MAX, TTL_DONT_UPDATE, TTL_MAX_SECONDS, TTL_NEVER_EXPIRE } from '../constants';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
-import { Bins, BinValue, checkBinName, checkBinValue } from '../model/bins';
+import { Bins } from '../model/bins';
+import { type Filter, checkFilter } from './filter';
 import { describe } from '../model/key';
 
 export type ExistsPolicy = 'upsert' | 'create' | 'update' | 'replace' | 'createOrReplace';
@@ -16,11 +17,15 @@ export interface WriteOptions {
   generation?: number;
   durable?: boolean;
   storeKey?: boolean;
+  /** Write only if this exp.* expression is true for the existing record (else FILTERED_OUT). */
+  filter?: Filter;
 }
 
 export interface RemoveOptions {
   generation?: number;
   durable?: boolean;
+  /** Remove only if this exp.* expression is true for the record (else FILTERED_OUT). */
+  filter?: Filter;
 }
 
 /** The state of a record before an operation. `exists` is false for absent or expired records. */
@@ -48,6 +53,7 @@ export function checkWriteOptions(options: unknown): asserts options is WriteOpt
   if (o.generation !== undefined) checkGeneration(o.generation);
   if (o.durable !== undefined && typeof o.durable !== 'boolean') throw new TypeError('durable must be a boolean');
   if (o.storeKey !== undefined && typeof o.storeKey !== 'boolean') throw new TypeError('storeKey must be a boolean');
+  checkFilter(o.filter);
 }
 
 export function checkRemoveOptions(options: unknown): asserts options is RemoveOptions | undefined {
@@ -56,6 +62,7 @@ export function checkRemoveOptions(options: unknown): asserts options is RemoveO
   const o = options as RemoveOptions;
   if (o.generation !== undefined) checkGeneration(o.generation);
   if (o.durable !== undefined && typeof o.durable !== 'boolean') throw new TypeError('durable must be a boolean');
+  checkFilter(o.filter);
 }
 
 export function checkTtl(ttl: unknown): asserts ttl is number {
@@ -160,156 +167,7 @@ export function hasBins(bins: Bins): boolean {
 }
 
 // ---------------------------------------------------------------------------------------
-// operate()
+// operate() lives in operate.ts; its API is re-exported here for the namespaces and the Db.
 
-export type Operation =
-  | { op: 'read'; bin: string }
-  | { op: 'write'; bin: string; value: BinValue }
-  | { op: 'incr'; bin: string; value: number | bigint }
-  | { op: 'append'; bin: string; value: string | Buffer }
-  | { op: 'prepend'; bin: string; value: string | Buffer }
-  | { op: 'touch' }
-  | { op: 'delete' };
-
-/** Operation builders for db.operate(). */
-export const op = {
-  read: (bin: string): Operation => ({ op: 'read', bin }),
-  write: (bin: string, value: BinValue): Operation => ({ op: 'write', bin, value }),
-  incr: (bin: string, value: number | bigint): Operation => ({ op: 'incr', bin, value }),
-  append: (bin: string, value: string | Buffer): Operation => ({ op: 'append', bin, value }),
-  prepend: (bin: string, value: string | Buffer): Operation => ({ op: 'prepend', bin, value }),
-  touch: (): Operation => ({ op: 'touch' }),
-  delete: (): Operation => ({ op: 'delete' }),
-};
-
-/**
- * Checks an operations list.
- * @throws TypeError for a non-array; ShoalError INVALID_ARGUMENT naming the bad operation.
- */
-export function checkOperations(operations: unknown): asserts operations is Operation[] {
-  if (!Array.isArray(operations)) throw new TypeError('operations must be an array built with op.*()');
-  if (operations.length === 0) throw invalidArgument('operations must not be empty');
-  operations.forEach((operation: Operation, index: number) => {
-    if (operation === null || typeof operation !== 'object') throw invalidArgument(`operation ${index} is not an op.*() value`);
-    switch (operation.op) {
-      case 'read':
-        checkBinName(String(operation.bin ?? ''));
-        return;
-      case 'write':
-        checkBinName(String(operation.bin ?? ''));
-        if (operation.value !== null) checkBinValue(operation.value, operation.bin, 0);
-        return;
-      case 'incr':
-        checkBinName(String(operation.bin ?? ''));
-        if (!(typeof operation.value === 'bigint' || (typeof operation.value === 'number' && Number.isFinite(operation.value)))) {
-          throw invalidArgument(`operation ${index} (incr): the amount must be a finite number or a bigint`);
-        }
-        checkBinValue(operation.value, operation.bin, 0);
-        return;
-      case 'append':
-      case 'prepend':
-        checkBinName(String(operation.bin ?? ''));
-        if (typeof operation.value !== 'string' && !(operation.value instanceof Uint8Array)) {
-          throw invalidArgument(`operation ${index} (${operation.op}): the value must be a string or a Buffer`);
-        }
-        return;
-      case 'touch':
-      case 'delete':
-        return;
-      default:
-        throw invalidArgument(`operation ${index} has unknown op ${String((operation as { op?: unknown }).op)}`);
-    }
-  });
-}
-
-export interface OperateOutcome {
-  /** The bins to store, or undefined when the record ends deleted. */
-  bins: Bins | undefined;
-  /** Whether anything was written (otherwise the record is left untouched). */
-  writes: boolean;
-  /** What the read operations returned, by bin name. */
-  reads: Bins;
-}
-
-/**
- * Applies operations in order to a copy-free working set of bins (`bins` is consumed).
- * @throws ShoalError BIN_TYPE when incr/append/prepend meet a bin of another type.
- */
-export function applyOperations(bins: Bins | undefined, operations: readonly Operation[]): OperateOutcome {
-  let working: Bins | undefined = bins;
-  let writes = false;
-  const reads: Bins = {};
-  for (const operation of operations) {
-    switch (operation.op) {
-      case 'read': {
-        const value = working?.[operation.bin];
-        if (value !== undefined) reads[operation.bin] = value;
-        break;
-      }
-      case 'write':
-        working ??= {};
-        if (operation.value === null) delete working[operation.bin];
-        else working[operation.bin] = operation.value;
-        writes = true;
-        break;
-      case 'incr':
-        working ??= {};
-        working[operation.bin] = increment(working[operation.bin], operation.value, operation.bin);
-        writes = true;
-        break;
-      case 'append':
-      case 'prepend':
-        working ??= {};
-        working[operation.bin] = concatenate(working[operation.bin], operation.value, operation.bin, operation.op === 'append');
-        writes = true;
-        break;
-      case 'touch':
-        writes = true;
-        break;
-      case 'delete':
-        working = undefined;
-        writes = true;
-        break;
-    }
-  }
-  if (working !== undefined && !hasBins(working)) working = undefined;
-  return { bins: working, writes, reads };
-}
-
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
-
-function increment(current: BinValue | undefined, amount: number | bigint, bin: string): BinValue {
-  if (current === undefined) return amount;
-  if (typeof current === 'number' && typeof amount === 'number') {
-    const sum = current + amount;
-    if (Number.isInteger(current) && Number.isInteger(amount) && !Number.isSafeInteger(sum)) {
-      return checkInt64(BigInt(current) + BigInt(amount), bin);
-    }
-    return sum;
-  }
-  if (typeof current === 'bigint' || typeof amount === 'bigint') {
-    if ((typeof current === 'number' && !Number.isInteger(current)) || (typeof amount === 'number' && !Number.isInteger(amount))) {
-      throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}": cannot add a fractional number and a bigint`);
-    }
-    if (typeof current !== 'number' && typeof current !== 'bigint') {
-      throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}" holds ${describe(current)}; incr needs a number`);
-    }
-    return checkInt64(BigInt(current) + BigInt(amount), bin);
-  }
-  throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}" holds ${describe(current)}; incr needs a number`);
-}
-
-function checkInt64(value: bigint, bin: string): bigint {
-  if (value < INT64_MIN || value > INT64_MAX) throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}": incr overflows int64`);
-  return value;
-}
-
-function concatenate(current: BinValue | undefined, value: string | Buffer, bin: string, append: boolean): BinValue {
-  if (current === undefined) return value;
-  if (typeof current === 'string' && typeof value === 'string') return append ? current + value : value + current;
-  if (current instanceof Uint8Array && value instanceof Uint8Array) {
-    return append ? Buffer.concat([current, value]) : Buffer.concat([value, current]);
-  }
-  throw new ShoalError(ErrorCode.BIN_TYPE, `bin "${bin}" holds ${describe(current)}; ${append ? 'append' : 'prepend'} needs the same type as its value`);
-}
+export { applyOperations, checkOperations, op, operationWrites, operationsWrite } from './operate';
+export type { OperateOutcome, Operation } from './operate';

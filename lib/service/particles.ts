@@ -426,6 +426,13 @@ export function packValue(writer: ByteWriter, value: BinValue, depth: number): v
   else if (Array.isArray(value)) {
     packHeader(writer, value.length, true);
     for (const item of value) packValue(writer, item, depth + 1);
+  } else if (value instanceof Map) {
+    // A map with keys that are not all strings: its entries in the Map's order, unordered.
+    packHeader(writer, value.size, false);
+    for (const [key, item] of value) {
+      packValue(writer, key as BinValue, depth + 1);
+      packValue(writer, item, depth + 1);
+    }
   } else {
     const keys = Object.keys(value).sort(compareKeys);
     packHeader(writer, keys.length + 1, false);

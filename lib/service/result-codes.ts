@@ -22,6 +22,8 @@ export const ResultCode = {
   UNSUPPORTED_FEATURE: 16,
   BIN_NOT_FOUND: 17,
   NAMESPACE_NOT_FOUND: 20,
+  ELEMENT_NOT_FOUND: 23,
+  ELEMENT_EXISTS: 24,
   FORBIDDEN: 22,
   ENTERPRISE_ONLY: 25,
   OP_NOT_APPLICABLE: 26,
@@ -54,7 +56,8 @@ const RESULT_OF_CODE: Partial<Record<ErrorCode, number>> = {
 /**
  * The result code an error is answered with: a ShoalError's Aerospike status (RECORD_NOT_FOUND 2,
  * GENERATION_MISMATCH 3, INVALID_ARGUMENT 4, RECORD_EXISTS 5, OUT_OF_SPACE 8, TIMEOUT 9,
- * PARTITION_UNAVAILABLE 11, BIN_TYPE 12, RECORD_TOO_BIG 13, KEY_BUSY 14), the table above for
+ * PARTITION_UNAVAILABLE 11, BIN_TYPE 12, RECORD_TOO_BIG 13, KEY_BUSY 14, ELEMENT_NOT_FOUND 23,
+ * ELEMENT_EXISTS 24, OP_NOT_APPLICABLE 26, FILTERED_OUT 27), the table above for
  * the others, PARAMETER_ERROR for TypeError and RangeError (arguments the Db refused), and
  * SERVER_ERROR for anything else.
  */

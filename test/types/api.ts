@@ -77,8 +77,10 @@ export async function refusedBins(withDate: WithDate): Promise<void> {
   await db.put(key, { when: new Date() });
   // @ts-expect-error nor in an interface
   await db.put(key, withDate);
-  // @ts-expect-error nor a Map
-  await db.put(key, { lookup: new Map<string, number>() });
+  // A Map is a bin value (a map whose keys need not be strings), a Set is not.
+  await db.put(key, { lookup: new Map<number, string>([[1, 'one']]) });
+  // @ts-expect-error nor a Set
+  await db.put(key, { lookup: new Set<number>() });
   // @ts-expect-error nor a function
   await db.put(key, { callback: () => 1 });
   // @ts-expect-error nor a symbol, nested
