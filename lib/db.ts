@@ -30,6 +30,11 @@ import { DATA_PLANE_SLICE_RECORDS } from './cluster/constants';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
 import { makeDirectory } from './storage/file-mode';
+import { checkOptionNames } from './option-names';
+
+const TRUNCATE_OPTION_NAMES: ReadonlySet<string> = new Set(['before']);
+const CLOSE_OPTION_NAMES: ReadonlySet<string> = new Set(['dropIndex']);
+const BATCH_ENTRY_NAMES: ReadonlySet<string> = new Set(['key', 'bins', 'opts']);
 
 export interface BatchPutEntry<B extends BinsOf<B> = Bins> {
   key: Key;
@@ -100,7 +105,10 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
     } catch (error) {
       await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
       if (error instanceof ShoalError) throw error;
-      if (error instanceof TypeError || error instanceof RangeError) throw error;
+      if (error instanceof TypeError) throw error;
+      // The cluster's checks of option values throw RangeError; the rule of docs/api.md makes
+      // a value of the right type that cannot be used INVALID_ARGUMENT.
+      if (error instanceof RangeError) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, error.message, { cause: error });
       throw new ShoalError(ErrorCode.CLUSTER_ERROR, `cluster mode could not start: ${(error as Error).message}`, { cause: error });
     }
   }
@@ -294,6 +302,7 @@ export class Db {
       const entry = entries[position];
       try {
         if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
+        checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${position}]`);
         const ns = this.namespaceFor(entry.key);
         // The bins' names and values are checked as the namespace encodes them (one walk, see
         // PutBatch.add); checkBins' error for bins that are not a plain object is thrown here.
@@ -355,6 +364,7 @@ export class Db {
         const entry = entries[position];
         try {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
+        checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${position}]`);
           this.namespaceFor(entry.key);
           checkBins(entry.bins, true);
           if (entry.opts !== undefined) checkWriteOptions(entry.opts);
@@ -380,6 +390,7 @@ export class Db {
       entries.map(async (entry, index) => {
         try {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${index}] must be { key, bins, opts? }`);
+          checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${index}]`);
           return await this.put(entry.key, entry.bins, entry.opts ?? opts);
         } catch (error) {
           return batchEntryError(error, index);
@@ -441,12 +452,17 @@ export class Db {
   async truncate(ns: string, set?: string, opts?: TruncateOptions): Promise<number> {
     const namespace = this.namespaceNamed(ns);
     if (set !== undefined && typeof set !== 'string') throw new TypeError('set must be a string when given');
+    if (opts !== undefined) {
+      if (opts === null || typeof opts !== 'object') throw new TypeError('truncate options must be an object');
+      checkOptionNames(opts, TRUNCATE_OPTION_NAMES, 'truncate options');
+    }
     // The default cut is the end of this millisecond, so a record written just before the
     // call goes too; last-update times have millisecond resolution.
     const nowMs = Date.now();
     const before = opts?.before ?? nowMs + 1;
     const beforeMs = before instanceof Date ? before.getTime() : before;
-    if (typeof beforeMs !== 'number' || !Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');
+    if (typeof beforeMs !== 'number') throw new TypeError('opts.before must be a Date or a Unix time in ms');
+    if (!Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');
     // A cut in the future would spare the writes made until then now, but the cut is durable
     // and a cold start would remove them: refused, as Aerospike refuses a future truncate time.
     if (beforeMs > nowMs + 1) throw invalidArgument('opts.before must not be in the future');
@@ -486,6 +502,7 @@ export class Db {
    */
   close(opts?: CloseOptions): Promise<void> {
     if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw new TypeError('close options must be an object');
+    if (opts !== undefined) checkOptionNames(opts, CLOSE_OPTION_NAMES, 'close options');
     this.closing ??= (async () => {
       unregisterForShutdown(this);
       const errors: unknown[] = [];
