@@ -31,6 +31,8 @@ import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
 import { makeDirectory } from './storage/file-mode';
 import { checkOptionNames } from './option-names';
+import { DbMetrics, statusOf, type DbStatus } from './metrics';
+import { MetricsServer } from './metrics-server';
 
 const TRUNCATE_OPTION_NAMES: ReadonlySet<string> = new Set(['before']);
 const CLOSE_OPTION_NAMES: ReadonlySet<string> = new Set(['dropIndex']);
@@ -112,8 +114,12 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
       throw new ShoalError(ErrorCode.CLUSTER_ERROR, `cluster mode could not start: ${(error as Error).message}`, { cause: error });
     }
   }
-  db = new Db(config, namespaces, cluster);
+  const metrics = new DbMetrics(options.metrics !== undefined);
+  db = new Db(config, namespaces, cluster, metrics);
+  metrics.instrument(db);
+  if (cluster !== undefined) metrics.watchCluster(cluster);
   if (config.service !== undefined) await startService(db, config, cluster, log);
+  if (config.metricsListen !== undefined) await startMetricsListener(db, config.metricsListen, log);
   if (handleSignals) registerForShutdown(db);
   return db;
 }
@@ -136,9 +142,21 @@ async function startService(db: Db, config: DbConfig, cluster: ClusterNode | und
   }
 }
 
+/** Starts the metrics listener of a Db just opened; closes the Db if it cannot start. */
+async function startMetricsListener(db: Db, listen: { host: string; port: number }, log: (message: string) => void): Promise<void> {
+  try {
+    db.attachMetricsListener(await MetricsServer.start({ metrics: () => db.metrics(), status: () => db.status() }, listen, log));
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw new ShoalError(ErrorCode.IO_ERROR, `the metrics listener could not start on ${listen.host}:${listen.port}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 export class Db {
   private closing: Promise<void> | undefined;
   private serviceListener: Service | undefined;
+  private metricsListener: MetricsServer | undefined;
+  private readonly openedAtMs = Date.now();
   /** Cluster control (SPEC section 6); undefined unless cluster mode is on. */
   readonly cluster: Cluster | undefined;
 
@@ -147,6 +165,7 @@ export class Db {
     private readonly config: DbConfig,
     private readonly namespaces: Map<string, Namespace>,
     private readonly clusterNode: ClusterNode | undefined = undefined,
+    private readonly metricsState: DbMetrics = new DbMetrics(false),
   ) {
     this.cluster = clusterNode === undefined ? undefined : new Cluster(clusterNode);
   }
@@ -163,6 +182,35 @@ export class Db {
   attachService(service: Service): void {
     if (this.serviceListener !== undefined) throw new Error('the service is already attached');
     this.serviceListener = service;
+  }
+
+  /** Used by open() once the metrics listener is up. */
+  attachMetricsListener(server: MetricsServer): void {
+    if (this.metricsListener !== undefined) throw new Error('the metrics listener is already attached');
+    this.metricsListener = server;
+  }
+
+  /** Where `metrics.listen` serves `/metrics` and the status page (port 0 resolved); undefined without it. */
+  get metricsAddress(): { host: string; port: number } | undefined {
+    return this.metricsListener?.address;
+  }
+
+  /**
+   * The metrics in Prometheus text format (docs/operations.md, "Metrics"): operations, errors,
+   * latency histograms, hits and misses (when open() was given `metrics`), namespace and
+   * cluster figures (always).
+   * @throws ShoalError NOT_OPEN once closed.
+   */
+  async metrics(): Promise<string> {
+    return this.metricsState.render({ namespaces: this.stats().namespaces, clusterNode: this.clusterNode, openedAtMs: this.openedAtMs });
+  }
+
+  /**
+   * What the status page draws: nodes, each partition's master, migrations, namespaces.
+   * @throws ShoalError NOT_OPEN once closed.
+   */
+  status(): DbStatus {
+    return statusOf(this.stats().namespaces, this.config.namespaces, this.clusterNode);
   }
 
   /** In cluster mode, runs a single-record call on its partition's master (here or one hop away). */
@@ -506,6 +554,7 @@ export class Db {
     this.closing ??= (async () => {
       unregisterForShutdown(this);
       const errors: unknown[] = [];
+      if (this.metricsListener !== undefined) await this.metricsListener.close().catch((error: unknown) => errors.push(error));
       if (this.serviceListener !== undefined) await this.serviceListener.close().catch((error: unknown) => errors.push(error));
       if (this.clusterNode !== undefined) await this.clusterNode.stop().catch((error: unknown) => errors.push(error));
       for (const ns of this.namespaces.values()) {

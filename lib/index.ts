@@ -20,7 +20,8 @@ import type { Bins } from './model/bins';
  * is imported. Kept through 0.2.x, removed in 0.3.0.
  */
 export type Record<B = Bins> = ShoalRecord<B>;
-export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
+export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, MetricsOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
+export type { DbStatus } from './metrics';
 export type { Cluster, ClusterState } from './cluster/index';
 export type { Service, ServiceOptions, ServiceStats } from './service/server';
 export { PARTITION_COUNT } from './constants';
