@@ -2,8 +2,9 @@
  * Operation metrics and their Prometheus text exposition (docs/operations.md, "Metrics").
  *
  * With `metrics` in open()'s options, the Db's public methods are wrapped on the instance
- * (instrument()): each call is counted, timed into a fixed histogram and, when it fails,
- * counted under its error code; get, getSync and batchGet count hits and misses. Without the
+ * (instrument()): each call is counted and, when it fails, counted under its error code; get,
+ * getSync and batchGet count hits and misses; one call in METRICS_LATENCY_SAMPLE_EVERY is
+ * timed into a fixed histogram (reading the clock costs about a memory getSync). Without the
  * option nothing is wrapped and the methods run as before; db.metrics() then reports the
  * namespace and cluster figures only. Everything else (objects, memory, device, evictions,
  * expirations, defrag, start, cluster) is read from stats() when metrics() is called.
@@ -12,7 +13,7 @@
  * "Why not prom-client", for the measurement.
  */
 import { performance } from 'node:perf_hooks';
-import { METRICS_ERROR_CODES_MAX, METRICS_LATENCY_BUCKETS_SECONDS, PARTITION_COUNT } from './constants';
+import { METRICS_ERROR_CODES_MAX, METRICS_LATENCY_BUCKETS_SECONDS, METRICS_LATENCY_SAMPLE_EVERY, PARTITION_COUNT } from './constants';
 import { ShoalError } from './errors';
 import type { ClusterNode } from './cluster/index';
 import type { NamespaceStats } from './namespace/namespace';
@@ -43,8 +44,8 @@ class OperationFigures {
     this.buckets[bucket]!++;
   }
 
-  fail(error: unknown, startMs: number): void {
-    this.observe(startMs);
+  /** Counts a failed call under its error code. */
+  count(error: unknown): void {
     let code = error instanceof ShoalError ? error.code : error instanceof TypeError ? 'TypeError' : 'other';
     if (!this.errors.has(code) && this.errors.size >= METRICS_ERROR_CODES_MAX) code = 'other';
     this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
@@ -105,7 +106,7 @@ export class DbMetrics {
     for (const [op, f] of this.figures) out.sample('shoal_operations_total', { op }, f.calls);
     out.family('shoal_operation_errors_total', 'counter', 'Failed calls, by operation and error code (ShoalError code, TypeError, other).');
     for (const [op, f] of this.figures) for (const [code, count] of f.errors) out.sample('shoal_operation_errors_total', { op, code }, count);
-    out.family('shoal_operation_duration_seconds', 'histogram', 'Time from call to result (for promises, to their settling), seconds.');
+    out.family('shoal_operation_duration_seconds', 'histogram', `Time from call to result (for promises, to their settling), seconds; one call in ${METRICS_LATENCY_SAMPLE_EVERY} is timed.`);
     for (const [op, f] of this.figures) {
       if (f.calls === 0) continue;
       let cumulative = 0;
@@ -176,55 +177,77 @@ export class DbMetrics {
   }
 }
 
-/** A wrapper for a method returning a promise: counts, times to settling, counts errors and hits. */
+/** Calls whose count is a multiple of this mask + 1 are timed. */
+const SAMPLE_MASK = METRICS_LATENCY_SAMPLE_EVERY - 1;
+
+/**
+ * A wrapper for a method returning a promise: counts the call and its outcome (errors by
+ * code; hits and misses for reads) when the promise settles, and times one call in
+ * METRICS_LATENCY_SAMPLE_EVERY. The untimed path allocates nothing but the promise `then` makes.
+ */
 function asyncWrapper(original: (...args: unknown[]) => unknown, figures: OperationFigures, name: TimedOperation): (...args: unknown[]) => unknown {
-  const reads = name === 'get' || name === 'fetch';
-  const batchReads = name === 'batchGet';
-  return function timed(this: unknown, a?: unknown, b?: unknown, c?: unknown): unknown {
-    figures.calls++;
+  const kind = name === 'get' || name === 'fetch' ? 'read' : name === 'batchGet' ? 'batch-read' : 'other';
+  const settled = (value: unknown): unknown => {
+    if (kind === 'read') {
+      if (value === undefined) figures.misses++;
+      else figures.hits++;
+    } else if (kind === 'batch-read') {
+      for (const record of value as unknown[]) {
+        if (record === undefined) figures.misses++;
+        else figures.hits++;
+      }
+    }
+    return value;
+  };
+  const failed = (error: unknown): never => {
+    figures.count(error);
+    throw error;
+  };
+  return function counted(this: unknown, a?: unknown, b?: unknown, c?: unknown): unknown {
+    if ((figures.calls++ & SAMPLE_MASK) !== 0) {
+      let result: Promise<unknown>;
+      try {
+        result = original.call(this, a, b, c) as Promise<unknown>;
+      } catch (error) {
+        return failed(error);
+      }
+      return result.then(settled, failed);
+    }
     const startMs = performance.now();
     let result: Promise<unknown>;
     try {
       result = original.call(this, a, b, c) as Promise<unknown>;
     } catch (error) {
-      figures.fail(error, startMs);
-      throw error;
+      figures.observe(startMs);
+      return failed(error);
     }
     return result.then(
       (value) => {
         figures.observe(startMs);
-        if (reads) {
-          if (value === undefined) figures.misses++;
-          else figures.hits++;
-        } else if (batchReads) {
-          for (const record of value as unknown[]) {
-            if (record === undefined) figures.misses++;
-            else figures.hits++;
-          }
-        }
-        return value;
+        return settled(value);
       },
       (error: unknown) => {
-        figures.fail(error, startMs);
-        throw error;
+        figures.observe(startMs);
+        return failed(error);
       },
     );
   };
 }
 
-/** A wrapper for a synchronous method (getSync, and scan, timed until its iterable is returned). */
+/** A wrapper for a synchronous method (getSync; scan, timed until its iterable is returned), timing one call in METRICS_LATENCY_SAMPLE_EVERY. */
 function syncWrapper(original: (...args: unknown[]) => unknown, figures: OperationFigures, reads: boolean): (...args: unknown[]) => unknown {
-  return function timed(this: unknown, a?: unknown, b?: unknown, c?: unknown): unknown {
-    figures.calls++;
-    const startMs = performance.now();
+  return function counted(this: unknown, a?: unknown, b?: unknown, c?: unknown): unknown {
+    const timed = (figures.calls++ & SAMPLE_MASK) === 0;
+    const startMs = timed ? performance.now() : 0;
     let value: unknown;
     try {
       value = original.call(this, a, b, c);
     } catch (error) {
-      figures.fail(error, startMs);
+      if (timed) figures.observe(startMs);
+      figures.count(error);
       throw error;
     }
-    figures.observe(startMs);
+    if (timed) figures.observe(startMs);
     if (reads) {
       if (value === undefined) figures.misses++;
       else figures.hits++;

@@ -15,16 +15,17 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   h1 { font-size: 20px; margin: 0 0 4px; }
   h2 { font-size: 15px; margin: 18px 0 6px; }
   .muted { color: #6b7280; }
-  .row { display: flex; gap: 24px; flex-wrap: wrap; align-items: flex-start; }
+  .row { display: flex; gap: 20px; flex-wrap: wrap; align-items: flex-start; margin-top: 10px; }
   .card { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: 12px 14px; }
   table { border-collapse: collapse; }
-  th, td { text-align: left; padding: 3px 10px 3px 0; white-space: nowrap; }
+  th, td { text-align: left; padding: 3px 8px 3px 0; white-space: nowrap; }
   th { font-weight: 600; color: #4b5563; }
   td.num { text-align: right; font-variant-numeric: tabular-nums; }
   .swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
-  .bar { width: 140px; height: 9px; background: #e5e7eb; border-radius: 4px; overflow: hidden; display: inline-block; vertical-align: middle; }
+  .bar { width: 80px; height: 9px; background: #e5e7eb; border-radius: 4px; overflow: hidden; display: inline-block; vertical-align: middle; }
   .bar > div { height: 100%; background: #2563eb; }
   #state.bad { color: #b91c1c; }
+  .side { flex: 1 1 0; min-width: 560px; }
   canvas { image-rendering: pixelated; border: 1px solid #dde1e7; }
 </style>
 </head>
@@ -34,9 +35,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 <div class="row">
   <div class="card">
     <h2>Partitions by master <span id="partition-note" class="muted"></span></h2>
-    <canvas id="grid" width="512" height="512" aria-label="4096 partitions coloured by master node"></canvas>
+    <canvas id="grid" width="384" height="384" aria-label="4096 partitions coloured by master node"></canvas>
   </div>
-  <div>
+  <div class="side">
     <div class="card">
       <h2>Nodes</h2>
       <table id="nodes"><thead><tr><th>node</th><th>masters</th><th>role</th><th>last heard</th><th>migrations left</th></tr></thead><tbody></tbody></table>
@@ -83,12 +84,12 @@ function draw(status) {
   const colour = new Map(status.nodes.map((node, index) => [node.id, COLOURS[index % COLOURS.length]]));
   const grid = document.getElementById('grid').getContext('2d');
   grid.fillStyle = '#ffffff';
-  grid.fillRect(0, 0, 512, 512);
+  grid.fillRect(0, 0, 384, 384);
   const masters = new Map();
   status.partitionMasters.forEach((id, partition) => {
     masters.set(id, (masters.get(id) || 0) + 1);
     grid.fillStyle = colour.get(id) || '#9ca3af';
-    grid.fillRect((partition % 64) * 8, Math.floor(partition / 64) * 8, 7, 7);
+    grid.fillRect((partition % 64) * 6, Math.floor(partition / 64) * 6, 5, 5);
   });
   document.getElementById('partition-note').textContent = '(' + status.partitionMasters.length + ', 64 per row)';
   const nodes = document.querySelector('#nodes tbody');
@@ -131,6 +132,8 @@ async function refresh() {
     const response = await fetch('status.json', { cache: 'no-store' });
     if (!response.ok) throw new Error('HTTP ' + response.status);
     draw(await response.json());
+    // How many times the page has drawn (a headless check waits for it).
+    document.body.dataset.draws = String(Number(document.body.dataset.draws || 0) + 1);
   } catch (error) {
     const state = document.getElementById('state');
     state.className = 'bad';
