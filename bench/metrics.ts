@@ -1,7 +1,7 @@
 /**
  * The cost of open()'s `metrics` option (issue 17: at most 5%): the memory bench's Shoal calls
  * (getSync, get, put) and the storage bench's (device put and get, 64 in flight; batchPut of
- * 10,000), with and without the counting wrappers, alternating every 64 calls so that both see
+ * 10,000), with and without the counting wrappers, alternating every few calls so that both see
  * the same machine load. One Db serves both sides: `metrics: {}` installs the wrappers as own
  * properties of the Db (lib/metrics.ts), and removing them leaves exactly the Db that open()
  * gives without the option. Two Dbs would differ in more than metrics: their device files, page
@@ -44,6 +44,8 @@ async function openDb(): Promise<{ db: Db; dataDir: string }> {
 }
 
 type Task = (db: Db, next: () => number) => Promise<number> | number;
+/** A task's name, its body, and how many calls make one turn on a side (about the same time for each task). */
+type TaskEntry = [string, Task, number];
 
 /** Puts the counting wrappers on the Db (on) or takes them off (off, the Db without `metrics`). */
 function switchMetrics(db: Db, wrappers: Map<string, unknown>, on: boolean): void {
@@ -54,11 +56,11 @@ function switchMetrics(db: Db, wrappers: Map<string, unknown>, on: boolean): voi
 }
 
 /**
- * Runs `task` for ROUND_MS, switching the metrics on and off every 64 calls (which goes first
+ * Runs `task` for ROUND_MS, switching the metrics on and off every `callsPerTurn` calls (which goes first
  * alternates too), so that load from other processes falls on both alike. Returns operations
  * per second over the time spent in each state.
  */
-async function measurePair(db: Db, wrappers: Map<string, unknown>, task: Task): Promise<{ off: number; on: number }> {
+async function measurePair(db: Db, wrappers: Map<string, unknown>, task: Task, callsPerTurn: number): Promise<{ off: number; on: number }> {
   let i = 0;
   const next = () => (i = (i + 7919) % KEYS);
   const spent = { off: 0, on: 0 };
@@ -68,7 +70,7 @@ async function measurePair(db: Db, wrappers: Map<string, unknown>, task: Task): 
     for (const side of turn % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
       switchMetrics(db, wrappers, side === 'on');
       const begin = performance.now();
-      for (let k = 0; k < 64; k++) {
+      for (let k = 0; k < callsPerTurn; k++) {
         const done = task(db, next);
         operations[side] += typeof done === 'number' ? done : await done;
       }
@@ -84,30 +86,30 @@ const deviceKeys = Array.from({ length: DEVICE_KEYS }, (_, i) => ({ ns: 'disk', 
 const values = Array.from({ length: KEYS }, (_, i) => valueOf(i));
 let sink: unknown;
 
-const TASKS: [string, Task][] = [
-  ['memory getSync', (db, next) => ((sink = db.getSync(memoryKeys[next()]!)), 1)],
-  ['memory get (await)', async (db, next) => ((sink = await db.get(memoryKeys[next()]!)), 1)],
+const TASKS: TaskEntry[] = [
+  ['memory getSync', (db, next) => ((sink = db.getSync(memoryKeys[next()]!)), 1), 256],
+  ['memory get (await)', async (db, next) => ((sink = await db.get(memoryKeys[next()]!)), 1), 128],
   ['memory put (await)', async (db, next) => {
     const n = next();
     await db.put(memoryKeys[n]!, values[n]!);
     return 1;
-  }],
+  }, 128],
   ['device put, 64 in flight', async (db, next) => {
     await Promise.all(Array.from({ length: CONCURRENCY }, () => {
       const n = next();
       return db.put(deviceKeys[n]!, values[n % KEYS]!);
     }));
     return CONCURRENCY;
-  }],
+  }, 4],
   ['device get, 64 in flight', async (db, next) => {
     sink = await Promise.all(Array.from({ length: CONCURRENCY }, () => db.get(deviceKeys[next()]!)));
     return CONCURRENCY;
-  }],
+  }, 4],
   ['device batchPut of 10,000', async (db, next) => {
     const start = next();
     await db.batchPut(Array.from({ length: BATCH }, (_, k) => ({ key: deviceKeys[(start + k) % DEVICE_KEYS]!, bins: values[(start + k) % KEYS]! })));
     return BATCH;
-  }],
+  }, 1],
 ];
 
 function median(values: number[]): number {
@@ -123,10 +125,10 @@ export async function runMetricsBench(): Promise<boolean> {
   for (let i = 0; i < DEVICE_KEYS; i += BATCH) await db.batchPut(deviceKeys.slice(i, i + BATCH).map((key, k) => ({ key, bins: values[(i + k) % KEYS]! })));
   const figures = new Map<string, { on: number[]; off: number[] }>(TASKS.map(([name]) => [name, { on: [], off: [] }]));
   // Warm both up once, then measure in rounds.
-  for (const [, task] of TASKS) await measurePair(db, process.env.BENCH_METRICS_SAME === '1' ? new Map() : wrappers, task);
+  for (const [, task, calls] of TASKS) await measurePair(db, process.env.BENCH_METRICS_SAME === '1' ? new Map() : wrappers, task, calls);
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [name, task] of TASKS) {
-      const result = await measurePair(db, process.env.BENCH_METRICS_SAME === '1' ? new Map() : wrappers, task);
+    for (const [name, task, calls] of TASKS) {
+      const result = await measurePair(db, process.env.BENCH_METRICS_SAME === '1' ? new Map() : wrappers, task, calls);
       figures.get(name)!.off.push(result.off);
       figures.get(name)!.on.push(result.on);
     }

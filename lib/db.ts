@@ -21,7 +21,7 @@ import {
   checkWriteOptions,
 } from './namespace/semantics';
 import { DbConfig, OpenOptions, resolveOptions } from './options';
-import { Cluster, ClusterNode, loadOrCreateNodeId, startCluster, type Logger } from './cluster/index';
+import { Cluster, ClusterNode, loadOrCreateNodeId, startCluster } from './cluster/index';
 import { Service } from './service/server';
 import { BatchCall, DbLocalStore, RecordCall, batchGetCall, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, recordRequest } from './db-cluster';
 import { recordFromWire } from './db-cluster-values';
@@ -33,6 +33,7 @@ import { makeDirectory } from './storage/file-mode';
 import { checkOptionNames } from './option-names';
 import { DbMetrics, statusOf, type DbStatus } from './metrics';
 import { MetricsServer } from './metrics-server';
+import { resolveLog, type LogOption } from './log';
 
 const TRUNCATE_OPTION_NAMES: ReadonlySet<string> = new Set(['before']);
 const CLOSE_OPTION_NAMES: ReadonlySet<string> = new Set(['dropIndex']);
@@ -62,8 +63,12 @@ export interface DbStats {
 }
 
 export interface OpenOptionsWithLog extends OpenOptions {
-  /** Where Shoal writes operational messages (cold-start reasons, dropped peers); default console.warn. */
-  log?: (message: string) => void;
+  /**
+   * Where Shoal writes operational messages (cold-start reasons, dropped peers): a function of
+   * one string, or a leveled logger of pino's shape (`warn(fields, message)`, lib/log.ts);
+   * default console.warn.
+   */
+  log?: LogOption;
   /**
    * Close this Db on SIGTERM and SIGINT (lib/shutdown.ts); default true. false installs no
    * signal handler: the application drains its own work, then calls close() (README, "Shutdown").
@@ -78,8 +83,7 @@ export interface OpenOptionsWithLog extends OpenOptions {
  */
 export async function open(options: OpenOptionsWithLog): Promise<Db> {
   const config = resolveOptions(options);
-  const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`));
-  if (typeof log !== 'function') throw new TypeError('log must be a function');
+  const { log, clusterLogger } = resolveLog(options.log);
   const handleSignals = options.handleSignals ?? true;
   if (typeof handleSignals !== 'boolean') throw new TypeError('handleSignals must be a boolean');
   try {
@@ -100,7 +104,7 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
     try {
       cluster = await startCluster(config.cluster, new DbLocalStore(namespaces), {
         dataDir: config.dataDir,
-        logger: clusterLogger(log),
+        logger: clusterLogger,
         // What the operator CLI shows besides the cluster state.
         describe: () => (db === undefined ? undefined : db.stats()),
       });
@@ -612,13 +616,6 @@ if (typeof Symbol.asyncDispose === 'symbol') {
 
 /** Partitions asked of their masters per request by a cluster-wide scan. */
 const CLUSTER_SCAN_PARTITIONS_PER_REQUEST = 256;
-
-/** Cluster log lines go to the Db's log function (debug and info are dropped). */
-function clusterLogger(log: (message: string) => void): Logger {
-  const write = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    log(`cluster ${level}: ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`}`);
-  return { debug: () => undefined, info: () => undefined, warn: write('warn'), error: write('error') };
-}
 
 function unknownNamespace(name: string, namespaces: Map<string, Namespace>): ShoalError {
   return invalidArgument(`unknown namespace "${name}"; this database has ${[...namespaces.keys()].map((n) => `"${n}"`).join(', ')}`);

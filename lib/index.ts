@@ -4,6 +4,7 @@
  */
 export { open, Db } from './db';
 export type { BatchPutEntry, CloseOptions, DbStats, OpenOptionsWithLog, TruncateOptions } from './db';
+export type { LeveledLogger, LogOption } from './log';
 export { ShoalError, ErrorCode } from './errors';
 export { op } from './namespace/semantics';
 export type { ExistsPolicy, Operation, RemoveOptions, WriteOptions } from './namespace/semantics';

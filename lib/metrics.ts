@@ -20,7 +20,7 @@ import type { NamespaceStats } from './namespace/namespace';
 import type { NamespaceConfig } from './options';
 
 /** The Db methods that are counted and timed. */
-export const TIMED_OPERATIONS = ['put', 'get', 'getSync', 'exists', 'remove', 'touch', 'operate', 'batchGet', 'batchPut', 'scan', 'truncate', 'fetch'] as const;
+export const TIMED_OPERATIONS = ['put', 'get', 'getSync', 'exists', 'remove', 'touch', 'operate', 'batchGet', 'batchPut', 'scan', 'truncate'] as const;
 export type TimedOperation = (typeof TIMED_OPERATIONS)[number];
 
 /** The methods of a Db that instrument() replaces (the Db's own type, kept loose to avoid a cycle with db.ts). */
@@ -119,9 +119,9 @@ export class DbMetrics {
       out.sample('shoal_operation_duration_seconds_sum', { op }, f.sumSeconds);
       out.sample('shoal_operation_duration_seconds_count', { op }, cumulative);
     }
-    out.family('shoal_cache_hits_total', 'counter', 'Reads that found their record (get, getSync, fetch, and each key of batchGet).');
+    out.family('shoal_cache_hits_total', 'counter', 'Reads that found their record (get, getSync, and each key of batchGet).');
     out.family('shoal_cache_misses_total', 'counter', 'Reads that found no record (absent or expired).');
-    for (const op of ['get', 'getSync', 'batchGet', 'fetch'] as const) {
+    for (const op of ['get', 'getSync', 'batchGet'] as const) {
       const f = this.figures.get(op)!;
       out.sample('shoal_cache_hits_total', { op }, f.hits);
       out.sample('shoal_cache_misses_total', { op }, f.misses);
@@ -186,7 +186,7 @@ const SAMPLE_MASK = METRICS_LATENCY_SAMPLE_EVERY - 1;
  * METRICS_LATENCY_SAMPLE_EVERY. The untimed path allocates nothing but the promise `then` makes.
  */
 function asyncWrapper(original: (...args: unknown[]) => unknown, figures: OperationFigures, name: TimedOperation): (...args: unknown[]) => unknown {
-  const kind = name === 'get' || name === 'fetch' ? 'read' : name === 'batchGet' ? 'batch-read' : 'other';
+  const kind = name === 'get' ? 'read' : name === 'batchGet' ? 'batch-read' : 'other';
   const settled = (value: unknown): unknown => {
     if (kind === 'read') {
       if (value === undefined) figures.misses++;
