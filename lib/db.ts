@@ -1,5 +1,5 @@
 /**
- * The Db: the public API of SPEC section 2. It validates every argument, finds the
+ * The Db: the public API of docs/api.md. It validates every argument, finds the
  * namespace, and hands the operation to it (or, in cluster mode, to the partition's master).
  */
 import * as fs from 'node:fs';
@@ -7,9 +7,8 @@ import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Bins, BinsOf, checkBins, isPlainObject } from './model/bins';
 import { Key, checkKeyShape } from './model/key';
-import type { BatchResults } from './namespace/batch-put';
 import { openNamespace } from './namespace/factory';
-import type { Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
+import type { BatchResults, Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
 import type { BatchItemOutcome } from './cluster/local-store';
 import {
   Operation,
@@ -131,7 +130,7 @@ async function startService(db: Db, config: DbConfig, cluster: ClusterNode | und
 export class Db {
   private closing: Promise<void> | undefined;
   private serviceListener: Service | undefined;
-  /** Cluster control (SPEC section 6); undefined unless cluster mode is on. */
+  /** Cluster control (docs/cluster.md); undefined unless cluster mode is on. */
   readonly cluster: Cluster | undefined;
 
   /** Use open(). */
@@ -144,7 +143,7 @@ export class Db {
   }
 
   /**
-   * The Aerospike service listener (SPEC section 11): `{ address: { host, port }, stats() }`;
+   * The Aerospike service listener (docs/protocol.md): `{ address: { host, port }, stats() }`;
    * undefined unless open() was given `service`.
    */
   get service(): Service | undefined {

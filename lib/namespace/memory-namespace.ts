@@ -15,7 +15,6 @@ import {
   SCAN_BATCH_RECORDS,
 } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
-import { segmentBaseName } from '../index/segment-name';
 import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, recordTooBig, storedBinsCoveredBy } from '../model/bins';
 import { Key, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
@@ -55,8 +54,9 @@ import {
   UPSERT_KEEP_DATA,
   UPSERT_STORE_DATA,
 } from '../native/exchange';
-import type { DbConfig, NamespaceConfig } from '../options';
-import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
+import { type Clock, nowSecondsOf, wallClock } from '../clock';
+import type { DataDirConfig, NamespaceConfig } from './config';
+import type { BatchPutRequest, BatchResults, MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
   Operation,
@@ -78,11 +78,14 @@ import {
 } from './semantics';
 import { SetTable } from './set-table';
 import { TruncateCut, addCut } from '../model/truncate-cuts';
-import { BatchPutRequest, BatchResults, BatchWriter, PutBatch } from './batch-put';
+import { BatchWriter, PutBatch } from './batch-put';
 import { WriteGate } from '../storage/write-gate';
 import { partitionFilter } from './partition-filter';
 import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
-import { IndexWalk, PartitionCounts, createIndex, dropSegments, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
+import { IndexWalk, truncateIndex } from './index-scan';
+import { createIndex, dropSegments, lockNamespace, readIndexMeta } from './index-segments';
+import { PartitionCounts } from './partition-counts';
+import { recordFromExchange, recordOf } from './record-view';
 import { compareVersions, tieWins } from './conflict';
 
 const META_FORMAT = 1;
@@ -146,8 +149,9 @@ export class MemoryNamespace implements Namespace {
    */
   constructor(
     config: NamespaceConfig,
-    private readonly db: DbConfig,
+    private readonly db: DataDirConfig,
     private readonly log: (message: string) => void,
+    private readonly clock: Clock = wallClock,
   ) {
     const started = performance.now();
     this.config = config;
@@ -222,7 +226,7 @@ export class MemoryNamespace implements Namespace {
     const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | READ_COPY_DATA | this.touchLru);
     if (length < 0) return undefined;
     const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     if (voidTime !== 0 && voidTime <= nowSeconds) {
       this.expireCurrent();
       return undefined;
@@ -263,6 +267,7 @@ export class MemoryNamespace implements Namespace {
     this.batches ??= new BatchWriter(
       {
         config: this.config,
+        clock: this.clock,
         setIdFor: (set) => this.sets.idFor(set),
         busy: () => false,
         admits: (growthBytes) => this.memoryUsedBytes() + growthBytes <= this.highWaterBytes,
@@ -340,7 +345,7 @@ export class MemoryNamespace implements Namespace {
     if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     if (writes) checkPutPolicy(current, options);
     const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations);
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     if (!outcome.writes) {
       return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
     }
@@ -379,7 +384,7 @@ export class MemoryNamespace implements Namespace {
     const exchange = this.exchange;
     const fromKey = writeKey(exchange, key);
     const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | readOptions);
-    const nowMs = Date.now();
+    const nowMs = this.clock.nowMs();
     if (length < 0) return absent(nowMs);
     const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
     if (isExpired(voidTime, Math.floor(nowMs / 1000))) {
@@ -507,7 +512,7 @@ export class MemoryNamespace implements Namespace {
       const removed =
         this.config.evictPolicy === 'lru'
           ? this.index.evictLru(0, wanted)
-          : this.index.evictSoonestExpiring(0, wanted, Math.floor(Date.now() / 1000));
+          : this.index.evictSoonestExpiring(0, wanted, nowSecondsOf(this.clock));
       if (removed === 0) return;
       this.accountBulkRemoval(removed);
       this.evicted += removed;
@@ -518,7 +523,7 @@ export class MemoryNamespace implements Namespace {
   private backgroundStep(): void {
     if (this.sweeping || this.closed) return;
     this.sweeping = true;
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     let cursor = 1;
     const slice = (): void => {
       if (this.closed) return;
@@ -559,7 +564,7 @@ export class MemoryNamespace implements Namespace {
   private scanRecord(batch: Buffer, offset: number, filter: Filter | undefined): ShoalRecord | undefined {
     const flags = batch.readUInt32LE(offset + SCAN_FLAGS);
     const voidTime = batch.readUInt32LE(offset + SCAN_VOID_TIME);
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     if ((flags & FLAG_TOMBSTONE) !== 0 || isExpired(voidTime, nowSeconds)) return undefined;
     const length = this.index.readEntry(batch.readUInt32LE(offset + SCAN_ENTRY_ID), READ_COPY_DATA);
     if (length < 0 || this.exchange.buffer.compare(batch, offset, offset + 20, 0, 20) !== 0) return undefined;

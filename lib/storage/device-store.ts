@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { WRITE_BLOCK_BYTES_DEFAULT, WRITE_BLOCK_BYTES_MAX, WRITE_BLOCK_BYTES_MIN } from '../constants';
 import { ErrorCode, ShoalError } from '../errors';
 import { addCut } from '../model/truncate-cuts';
 import {
@@ -50,7 +51,6 @@ import {
   DEFAULT_MIN_FREE_PCT,
   DEFAULT_POST_WRITE_CACHE_BLOCKS,
   WRITE_BLOCK_SPARES,
-  DEFAULT_WRITE_BLOCK_BYTES,
   DEFRAG_BLOCKS_PER_SLICE,
   DEFRAG_SLEEP_MS,
   HEADER_SLOT_BYTES,
@@ -58,9 +58,7 @@ import {
   MAX_BLOCKS_PER_DEVICE,
   MAX_DEVICES,
   MAX_TRUNCATE_MARKERS,
-  MAX_WRITE_BLOCK_BYTES,
   MIN_RESERVE_BLOCKS,
-  MIN_WRITE_BLOCK_BYTES,
   DEFAULT_FILE_MODE,
   DEFRAG_RECORDS_PER_CLOCK_CHECK,
   STATE_TOMBSTONES_PER_SLICE,
@@ -1519,9 +1517,9 @@ function validateOptions(options: DeviceStoreOptions): number {
   if (!Array.isArray(options.paths) || options.paths.length === 0 || options.paths.length > MAX_DEVICES) {
     throw invalid(`storage.paths must list 1 to ${MAX_DEVICES} devices`);
   }
-  const writeBlockBytes = options.writeBlockBytes ?? DEFAULT_WRITE_BLOCK_BYTES;
-  if (!Number.isInteger(writeBlockBytes) || writeBlockBytes < MIN_WRITE_BLOCK_BYTES || writeBlockBytes > MAX_WRITE_BLOCK_BYTES || (writeBlockBytes & (writeBlockBytes - 1)) !== 0) {
-    throw invalid(`writeBlockBytes must be a power of two from ${MIN_WRITE_BLOCK_BYTES} to ${MAX_WRITE_BLOCK_BYTES}`);
+  const writeBlockBytes = options.writeBlockBytes ?? WRITE_BLOCK_BYTES_DEFAULT;
+  if (!Number.isInteger(writeBlockBytes) || writeBlockBytes < WRITE_BLOCK_BYTES_MIN || writeBlockBytes > WRITE_BLOCK_BYTES_MAX || (writeBlockBytes & (writeBlockBytes - 1)) !== 0) {
+    throw invalid(`writeBlockBytes must be a power of two from ${WRITE_BLOCK_BYTES_MIN} to ${WRITE_BLOCK_BYTES_MAX}`);
   }
   if (!Number.isSafeInteger(options.sizeBytes) || options.sizeBytes < 0 || options.sizeBytes % IO_ALIGN_BYTES !== 0) {
     throw invalid('storage.sizeBytes must be a multiple of 4096');
