@@ -2,8 +2,10 @@
  * Shoal: an embeddable database for Node.js after Aerospike's design.
  * See README.md for a quick start and ../docs for the design.
  */
-export { open, Db } from './db';
-export type { BatchPutEntry, CloseOptions, DbStats, OpenOptionsWithLog, TruncateOptions } from './db';
+export { open } from './open';
+export type { OpenOptionsWithLog } from './open';
+export { Db } from './db';
+export type { BatchPutEntry, CloseOptions, DbStats, TruncateOptions } from './db';
 export { ShoalError, ErrorCode } from './errors';
 export { op } from './namespace/semantics';
 export type { ExistsPolicy, Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
