@@ -24,9 +24,9 @@ const OVER_LIMIT = {
   'lib/cluster/data-plane.ts': 1643,
   'lib/cluster/fabric.ts': 809,
   'lib/model/exp/compile.ts': 762,
-  'lib/namespace/device-namespace.ts': 1090,
-  'lib/namespace/memory-namespace.ts': 736,
-  'lib/storage/device-store.ts': 1599,
+  'lib/namespace/device-namespace.ts': 1063,
+  'lib/namespace/memory-namespace.ts': 707,
+  'lib/storage/device-store.ts': 1597,
 };
 
 /**

@@ -16,7 +16,7 @@
 import * as path from 'node:path';
 import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
-import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, recordTooBig } from '../model/bins';
+import { Bins, decodePayloadBins, decodePayloadKey } from '../model/bins';
 import { Key, encodeSetName, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
@@ -39,9 +39,6 @@ import {
   EX_DATA,
   EX_DIGEST,
   EX_ENTRY,
-  EX_KEY,
-  EX_KEY_LENGTH,
-  EX_KEY_TYPE,
   EX_SET,
   EX_SET_LENGTH,
   Exchange,
@@ -69,6 +66,7 @@ import { IndexWalk, truncateIndex } from './index-scan';
 import { createIndex, dropSegments, lockNamespace, readIndexMeta } from './index-segments';
 import { PartitionCounts } from './partition-counts';
 import { recordFromExchange, recordOf } from './record-view';
+import { binsAfterPut, encodeForWrite, nextVersion, operateReadResult, operateRemovedResult, operateWrites, operateWrittenResult } from './record-rules';
 import type { BatchPutRequest, BatchResults, MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
@@ -76,23 +74,14 @@ import {
   RemoveOptions,
   WriteOptions,
   applyOperations,
-  operationsWrite,
   checkGenerationMatch,
   checkPutPolicy,
-  containsNull,
-  hasBins,
   isExpired,
-  mergeBins,
-  nextGeneration,
-  nextLastUpdateMs,
   putMerges,
-  ttlOf,
-  voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
 import type { TruncateCut } from '../model/truncate-cuts';
 import { BatchWriter, PutBatch } from './batch-put';
-import { nextTurn } from '../storage/event-loop';
 
 const META_FORMAT = 1;
 
@@ -562,9 +551,9 @@ export class DeviceNamespace implements Namespace {
     return this.runNow(key, merges || options?.filter !== undefined, (current, payload) => {
       this.checkFilter(options?.filter, current, payload);
       checkPutPolicy(current, options);
-      const existing = payload === undefined || !merges ? undefined : decodePayloadBins(payload, 0, payload.length);
-      const result = existing === undefined && !containsNull(bins) ? bins : mergeBins(existing, bins);
-      if (!hasBins(result)) return this.removeCurrent(current, options?.durable === true, { gen: 0, ttl: -1 });
+      const stored = payload === undefined || !merges ? undefined : { buffer: payload, offset: 0, length: payload.length };
+      const result = binsAfterPut(stored, bins, merges);
+      if (result === undefined) return this.removeCurrent(current, options?.durable === true, { gen: 0, ttl: -1 });
       return this.writeCurrent(key, current, result, options);
     });
   }
@@ -639,47 +628,31 @@ export class DeviceNamespace implements Namespace {
   touch(key: Key, ttl: number | undefined): MaybePromise<WriteResult> {
     return this.run(key, true, (current, payload) => {
       if (!current.exists || payload === undefined) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
-      const nowMs = this.clock.nowMs();
-      const nowSeconds = Math.floor(nowMs / 1000);
-      const gen = nextGeneration(current.gen);
-      const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
+      const next = nextVersion(current, ttl, this.config.defaultTtl, this.clock.nowMs());
       if (payload.buffer !== this.exchange.buffer.buffer || payload.byteOffset !== EX_DATA) this.exchange.u8.set(payload, EX_DATA);
-      return this.writeRaw(current.setId, gen, voidTime, current.flags & FLAG_HAS_KEY, nextLastUpdateMs(current, nowMs), payload.length, false, { gen, ttl: ttlOf(voidTime, nowSeconds) });
+      return this.writeRaw(current.setId, next.gen, next.voidTime, current.flags & FLAG_HAS_KEY, next.lastUpdateMs, payload.length, false, next.result);
     });
   }
 
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
     return this.run(key, true, (current, payload) => {
-      const writes = operationsWrite(operations);
-      if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
+      const writes = operateWrites(current, operations);
       this.checkFilter(options?.filter, current, payload);
       if (writes) checkPutPolicy(current, options);
       const outcome = applyOperations(payload, 0, payload?.length ?? 0, operations);
-      const nowSeconds = nowSecondsOf(this.clock);
-      if (!outcome.writes) return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
-      if (outcome.bins === undefined) {
-        return this.removeCurrent(current, options?.durable === true, { key, bins: outcome.reads, gen: 0, ttl: -1 });
-      }
-      return then(this.writeCurrent(key, current, outcome.bins, options), (written) => ({ key, bins: outcome.reads, gen: written.gen, ttl: written.ttl }));
+      if (!outcome.writes) return operateReadResult(key, outcome, current, nowSecondsOf(this.clock));
+      if (outcome.bins === undefined) return this.removeCurrent(current, options?.durable === true, operateRemovedResult(key, outcome));
+      return then(this.writeCurrent(key, current, outcome.bins, options), (written) => operateWrittenResult(key, outcome, written));
     });
   }
 
   /** Encodes bins and writes them as the new version of the record whose digest and key are in the exchange. */
   private writeCurrent(key: Key, current: Loaded, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult> {
-    const exchange = this.exchange;
-    const storeKey = (options?.storeKey ?? this.config.storeKey) && key.key !== undefined && key.key !== null;
-    const keyBytes = storeKey ? exchange.buffer.subarray(EX_KEY, EX_KEY + exchange.buffer.readUInt32LE(EX_KEY_LENGTH)) : undefined;
-    const length = encodePayload(exchange.buffer, EX_DATA, this.config.maxRecordBytes, bins, exchange.u8[EX_KEY_TYPE]!, keyBytes);
-    if (length < 0) {
-      throw recordTooBig(bins, keyBytes?.length ?? 0, this.config.maxRecordBytes, this.config.name);
-    }
-    const nowMs = this.clock.nowMs();
-    const nowSeconds = Math.floor(nowMs / 1000);
-    const gen = nextGeneration(current.exists ? current.gen : 0);
-    const voidTime = voidTimeFor(options?.ttl, this.config.defaultTtl, current, nowSeconds);
+    const { length, storeKey } = encodeForWrite(this.exchange, this.config, key, bins, options);
+    const next = nextVersion(current, options?.ttl, this.config.defaultTtl, this.clock.nowMs());
     const setId = current.exists ? current.setId : this.sets.idFor(key.set);
     const flags = storeKey ? FLAG_HAS_KEY : 0;
-    return this.writeRaw(setId, gen, voidTime, flags, nextLastUpdateMs(current, nowMs), length, options?.durable === true, { gen, ttl: ttlOf(voidTime, nowSeconds) });
+    return this.writeRaw(setId, next.gen, next.voidTime, flags, next.lastUpdateMs, length, options?.durable === true, next.result);
   }
 
   /** Stores DATA[0, length) with this metadata for the digest in the exchange; the index follows the device. */

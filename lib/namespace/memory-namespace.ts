@@ -15,7 +15,7 @@ import {
   SCAN_BATCH_RECORDS,
 } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
-import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, recordTooBig, storedBinsCoveredBy } from '../model/bins';
+import { Bins, decodePayloadBins, decodePayloadKey } from '../model/bins';
 import { Key, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
@@ -36,9 +36,6 @@ import {
   ENTRY_VOID_TIME,
   EX_DATA,
   EX_DIGEST,
-  EX_KEY,
-  EX_KEY_LENGTH,
-  EX_KEY_TYPE,
   Exchange,
   FLAG_HAS_KEY,
   FLAG_TOMBSTONE,
@@ -63,18 +60,10 @@ import {
   RemoveOptions,
   WriteOptions,
   applyOperations,
-  operationsWrite,
   checkGenerationMatch,
   checkPutPolicy,
-  containsNull,
-  hasBins,
   isExpired,
-  mergeBins,
-  nextGeneration,
-  nextLastUpdateMs,
   putMerges,
-  ttlOf,
-  voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
 import { TruncateCut, addCut } from '../model/truncate-cuts';
@@ -86,6 +75,7 @@ import { IndexWalk, truncateIndex } from './index-scan';
 import { createIndex, dropSegments, lockNamespace, readIndexMeta } from './index-segments';
 import { PartitionCounts } from './partition-counts';
 import { recordFromExchange, recordOf } from './record-view';
+import { binsAfterPut, encodeForWrite, nextVersion, operateReadResult, operateRemovedResult, operateWrites, operateWrittenResult } from './record-rules';
 import { compareVersions, tieWins } from './conflict';
 
 const META_FORMAT = 1;
@@ -254,11 +244,9 @@ export class MemoryNamespace implements Namespace {
     const current = this.loadCurrent(key, merges || options?.filter !== undefined ? READ_COPY_DATA : 0);
     if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     checkPutPolicy(current, options);
-    // A put naming every stored bin replaces them all: no need to decode the old record.
-    const covered = !merges || !current.exists || storedBinsCoveredBy(this.exchange.buffer, EX_DATA, current.dataLength, bins);
-    const existing = covered ? undefined : decodePayloadBins(this.exchange.buffer, EX_DATA, current.dataLength);
-    const result = existing === undefined && !containsNull(bins) ? bins : mergeBins(existing, bins);
-    if (!hasBins(result)) return this.removeCurrent(current);
+    const stored = merges && current.exists ? { buffer: this.exchange.buffer, offset: EX_DATA, length: current.dataLength } : undefined;
+    const result = binsAfterPut(stored, bins, merges);
+    if (result === undefined) return this.removeCurrent(current);
     return this.writeCurrent(key, current, result, options, options?.ttl);
   }
 
@@ -324,13 +312,10 @@ export class MemoryNamespace implements Namespace {
   private touchNow(key: Key, ttl: number | undefined): WriteResult {
     const current = this.loadCurrent(key, 0);
     if (!current.exists) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
-    const nowMs = current.nowMs;
-    const nowSeconds = Math.floor(nowMs / 1000);
-    const gen = nextGeneration(current.gen);
-    const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
-    this.setEntry(gen, voidTime, current.setId, current.flags, nextLastUpdateMs(current, nowMs), 0);
+    const next = nextVersion(current, ttl, this.config.defaultTtl, current.nowMs);
+    this.setEntry(next.gen, next.voidTime, current.setId, current.flags, next.lastUpdateMs, 0);
     this.index.upsert(UPSERT_KEEP_DATA);
-    return { gen, ttl: ttlOf(voidTime, nowSeconds) };
+    return next.result;
   }
 
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
@@ -340,21 +325,16 @@ export class MemoryNamespace implements Namespace {
 
   private operateNow(key: Key, operations: Operation[], options: WriteOptions | undefined): ShoalRecord {
     const current = this.loadCurrent(key, READ_COPY_DATA | this.touchLru);
-    const writes = operationsWrite(operations);
-    if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
+    const writes = operateWrites(current, operations);
     if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     if (writes) checkPutPolicy(current, options);
     const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations);
-    const nowSeconds = nowSecondsOf(this.clock);
-    if (!outcome.writes) {
-      return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
-    }
+    if (!outcome.writes) return operateReadResult(key, outcome, current, nowSecondsOf(this.clock));
     if (outcome.bins === undefined) {
       this.removeCurrent(current);
-      return { key, bins: outcome.reads, gen: 0, ttl: -1 };
+      return operateRemovedResult(key, outcome);
     }
-    const written = this.writeCurrent(key, current, outcome.bins, options, options?.ttl);
-    return { key, bins: outcome.reads, gen: written.gen, ttl: written.ttl };
+    return operateWrittenResult(key, outcome, this.writeCurrent(key, current, outcome.bins, options, options?.ttl));
   }
 
   /** The record the last lookup left in the exchange (payload copied), as opts.filter evaluates it. */
@@ -411,23 +391,14 @@ export class MemoryNamespace implements Namespace {
     options: WriteOptions | undefined,
     ttl: number | undefined,
   ): WriteResult {
-    const exchange = this.exchange;
-    const storeKey = (options?.storeKey ?? this.config.storeKey) && key.key !== undefined && key.key !== null;
-    const keyBytes = storeKey ? exchange.buffer.subarray(EX_KEY, EX_KEY + exchange.buffer.readUInt32LE(EX_KEY_LENGTH)) : undefined;
-    const length = encodePayload(exchange.buffer, EX_DATA, this.config.maxRecordBytes, bins, exchange.u8[EX_KEY_TYPE]!, keyBytes);
-    if (length < 0) {
-      throw recordTooBig(bins, keyBytes?.length ?? 0, this.config.maxRecordBytes, this.config.name);
-    }
+    const { length, storeKey } = encodeForWrite(this.exchange, this.config, key, bins, options);
     this.makeRoom(length + (current.exists ? -current.dataLength : ENTRY_OVERHEAD_BYTES));
-    const nowMs = current.nowMs;
-    const nowSeconds = Math.floor(nowMs / 1000);
-    const gen = nextGeneration(current.exists ? current.gen : 0);
-    const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
+    const next = nextVersion(current, ttl, this.config.defaultTtl, current.nowMs);
     const setId = current.exists ? current.setId : this.sets.idFor(key.set);
-    this.setEntry(gen, voidTime, setId, storeKey ? FLAG_HAS_KEY : 0, nextLastUpdateMs(current, nowMs), length);
+    this.setEntry(next.gen, next.voidTime, setId, storeKey ? FLAG_HAS_KEY : 0, next.lastUpdateMs, length);
     this.index.upsert(UPSERT_STORE_DATA);
     this.accountUpsert(length);
-    return { gen, ttl: ttlOf(voidTime, nowSeconds) };
+    return next.result;
   }
 
   private setEntry(gen: number, voidTime: number, setId: number, flags: number, lastUpdateMs: number, dataLength: number): void {
