@@ -236,6 +236,8 @@ export const exp = {
   wildcard: () => new Expression(new ValueLiteral(WILDCARD), ANY),
   list,
   map,
+  /** An expression that cannot be evaluated: a filter with it is false, an expression operation fails (or, with EVAL_NO_FAIL, does nothing). */
+  unknown: () => node(ExpCode.UNKNOWN, ANY),
 
   // The record's key (when stored) and bins
   keyInt: () => node(ExpCode.KEY, ExpType.INT, ExpType.INT),

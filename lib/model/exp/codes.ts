@@ -19,6 +19,8 @@ export const ExpType = {
 
 /** Expression op codes. */
 export const ExpCode = {
+  /** An expression whose value is always UNKNOWN (a filter with it is false; an expression op with it fails unless EVAL_NO_FAIL). */
+  UNKNOWN: 0,
   CMP_EQ: 1,
   CMP_NE: 2,
   CMP_GT: 3,

@@ -13,9 +13,9 @@ import { CTX_MARKER } from '../cdt/codes';
 import { ARGUMENT, decodeCdt, skipValue } from '../cdt/decode';
 import { executeCdt, specOf } from '../cdt/execute';
 import { compareStrings, compareValues, valuesEqual } from '../cdt/order';
-import { CdtList, CdtMap, CdtSpecial, CdtValue, isInteger } from '../cdt/value';
+import { CdtList, CdtMap, CdtSpecial, CdtValue, copyValue, isInteger } from '../cdt/value';
 import type { KeyValue } from '../key';
-import { ExpCode, ExpType, ParticleType, RegexFlags, SYS_CALL_CDT } from './codes';
+import { ExpCode, ExpType, ParticleType, RegexFlags, SYS_CALL_CDT, SYS_FLAG_MODIFY_LOCAL } from './codes';
 import { Expression } from './expression';
 
 /** What an expression sees of a record. */
@@ -472,6 +472,10 @@ function bitScan(value: bigint, set: boolean, fromMostSignificant: boolean): num
 }
 
 const COMPILERS = new Map<number, Compiler>([
+  [ExpCode.UNKNOWN, (args) => {
+    argCount(args, 'unknown', 0);
+    return { type: ANY, run: () => UNKNOWN };
+  }],
   [ExpCode.CMP_EQ, comparison('eq', (order) => order === 0)],
   [ExpCode.CMP_NE, comparison('ne', (order) => order !== 0)],
   [ExpCode.CMP_GT, comparison('gt', (order) => order > 0)],
@@ -705,12 +709,19 @@ function compileQuote(args: Node[]): Compiled {
   return constant(node.value);
 }
 
-/** A list or map read: [CALL, type, CDT, operation, bin]. */
+/**
+ * A list or map call: [CALL, type, system, operation, bin]. System CDT reads (the value is the
+ * operation's result); CDT with MODIFY_LOCAL applies a modify to a copy of the bin's value and
+ * is that copy (the record is not changed: an expression write stores it).
+ */
 function compileCall(args: Node[], scope: Scope): Compiled {
   argCount(args, 'call', 4);
   const type = literalOf(args[0]!, isNumber, 'call type');
   const system = literalOf(args[1]!, isNumber, 'call system');
-  if (system !== SYS_CALL_CDT) throw invalidArgument(`expression call ${system} is not supported: only list and map reads (modify-local, bit and HLL calls are not)`);
+  if (system !== SYS_CALL_CDT && system !== (SYS_CALL_CDT | SYS_FLAG_MODIFY_LOCAL)) {
+    throw invalidArgument(`expression call ${system} is not supported: only list and map calls (bit and HLL calls are not)`);
+  }
+  const modifyLocal = system !== SYS_CALL_CDT;
   let operation = args[2]!;
   let context: CdtValue | undefined;
   if (operation.kind === 'op' && operation.code === -1) {
@@ -724,7 +735,9 @@ function compileCall(args: Node[], scope: Scope): Compiled {
   expectType(bin, [ExpType.LIST, ExpType.MAP], 'call', 3);
   const build = (values: Value[]) => operationArgs(code, values, context);
   const fixedArgs = parts.every((part) => part.constant !== undefined) ? build(parts.map((part) => part.constant!.value)) : undefined;
-  if (specOf(fixedArgs ?? build(parts.map(() => 0))).modify) throw invalidArgument('an expression call must be a list or map read');
+  if (specOf(fixedArgs ?? build(parts.map(() => 0))).modify !== modifyLocal) {
+    throw invalidArgument(modifyLocal ? 'a modify-local expression call needs a list or map modify operation' : 'an expression call must be a list or map read');
+  }
   return {
     type,
     run: (rt) => {
@@ -737,6 +750,7 @@ function compileCall(args: Node[], scope: Scope): Compiled {
         callArgs = build(values);
       }
       try {
+        if (modifyLocal) return ofType(executeCdt(copyValue(target), callArgs).value ?? UNKNOWN, type);
         const result = executeCdt(target, callArgs).result;
         return result === undefined ? UNKNOWN : ofType(result, type);
       } catch (error) {
