@@ -21,7 +21,7 @@ import { describe, type KeyValue } from '../model/key';
 import { decodePayloadKey } from '../model/bins';
 import type { ExpRecord } from '../model/exp/compile';
 import { ExpOperation, ExpReadFlags, ExpWriteFlags, UNKNOWN, checkExpOperation, compileOperation, expOperations, storedCopy } from '../model/exp/operation';
-import type { FilterSource } from './filter';
+import { type FilterSource, storedRecordBytes } from './filter';
 
 export type Operation =
   | { op: 'read'; bin: string }
@@ -340,7 +340,8 @@ class WorkingRecord implements ExpRecord {
     return this.working.metadata?.digest ?? NO_DIGEST;
   }
   get recordBytes(): number {
-    return this.working.metadata?.length ?? 0;
+    const source = this.working.metadata;
+    return source === undefined ? 0 : storedRecordBytes(source);
   }
   get onDevice(): boolean {
     return this.working.metadata?.onDevice ?? false;

@@ -17,6 +17,7 @@ import { CdtList, CdtMap, CdtSpecial, CdtValue, copyValue, isInteger } from '../
 import type { KeyValue } from '../key';
 import { ExpCode, ExpType, ParticleType, RegexFlags, SYS_CALL_CDT, SYS_FLAG_MODIFY_LOCAL } from './codes';
 import { Expression } from './expression';
+import { GeoJsonError, type Geometry, geoMatches, parseGeoJson } from './geo';
 
 /** What an expression sees of a record. */
 export interface ExpRecord {
@@ -30,7 +31,7 @@ export interface ExpRecord {
   /** The stored user key, undefined when none is stored. */
   readonly key: KeyValue | undefined;
   readonly digest: Uint8Array;
-  /** The record's payload size in bytes. */
+  /** The record's stored size in bytes (filter.ts storedRecordBytes: the device format's, overhead included). */
   readonly recordBytes: number;
   /** Whether the namespace stores records on a device (deviceSize) and in memory (memorySize). */
   readonly onDevice: boolean;
@@ -306,6 +307,8 @@ function ofType(value: Value, type: number): Value {
     case ExpType.FLOAT:
       return typeof value === 'number' ? value : UNKNOWN;
     case ExpType.STR:
+    case ExpType.GEOJSON:
+      // Shoal stores GeoJSON as its text (docs/protocol.md, "Values").
       return typeof value === 'string' ? value : UNKNOWN;
     case ExpType.BOOL:
       return typeof value === 'boolean' ? value : UNKNOWN;
@@ -483,6 +486,7 @@ const COMPILERS = new Map<number, Compiler>([
   [ExpCode.CMP_LT, comparison('lt', (order) => order < 0)],
   [ExpCode.CMP_LE, comparison('le', (order) => order <= 0)],
   [ExpCode.CMP_REGEX, compileRegex],
+  [ExpCode.CMP_GEO, compileGeo],
   [ExpCode.IN_LIST, compileInList],
   [ExpCode.AND, logical('and', () => true, (value) => !value)],
   [ExpCode.OR, logical('or', () => false, (value) => value)],
@@ -566,6 +570,48 @@ function compileRegex(args: Node[], scope: Scope): Compiled {
   };
 }
 
+/**
+ * cmpGeo: whether a point lies within a region (geo.ts). GeoJSON values are their text (a
+ * literal GeoJSON value arrives as a string); a constant is parsed once here, a bin's value
+ * for each record (text that is not a supported shape is UNKNOWN).
+ */
+function compileGeo(args: Node[], scope: Scope): Compiled {
+  argCount(args, 'cmpGeo', 2);
+  const sides = args.map((arg, i) => {
+    const compiled = compile(arg, scope);
+    expectType(compiled, [ExpType.GEOJSON, ExpType.STR], 'cmpGeo', i);
+    if (compiled.constant === undefined) return (rt: Runtime) => geometryOf(compiled.run(rt));
+    const value = compiled.constant.value;
+    let geometry: Geometry;
+    try {
+      geometry = parseGeoJson(value as string);
+    } catch (error) {
+      throw invalidArgument(`cmpGeo argument ${i + 1} is not GeoJSON Aerospike compares: ${(error as Error).message}`);
+    }
+    return () => geometry;
+  });
+  const [left, right] = sides as [(rt: Runtime) => Geometry | typeof UNKNOWN, (rt: Runtime) => Geometry | typeof UNKNOWN];
+  return {
+    type: ExpType.BOOL,
+    run: (rt) => {
+      const a = left(rt);
+      if (a === UNKNOWN) return UNKNOWN;
+      const b = right(rt);
+      return b === UNKNOWN ? UNKNOWN : geoMatches(a, b);
+    },
+  };
+}
+
+function geometryOf(value: Value): Geometry | typeof UNKNOWN {
+  if (typeof value !== 'string') return UNKNOWN;
+  try {
+    return parseGeoJson(value);
+  } catch (error) {
+    if (error instanceof GeoJsonError) return UNKNOWN;
+    throw error;
+  }
+}
+
 function compileInList(args: Node[], scope: Scope): Compiled {
   argCount(args, 'inList', 2);
   const value = compile(args[0]!, scope);
@@ -611,7 +657,7 @@ function compileKey(args: Node[]): Compiled {
   };
 }
 
-const BIN_TYPES: ReadonlySet<number> = new Set([ExpType.BOOL, ExpType.INT, ExpType.FLOAT, ExpType.STR, ExpType.BLOB, ExpType.LIST, ExpType.MAP]);
+const BIN_TYPES: ReadonlySet<number> = new Set([ExpType.BOOL, ExpType.INT, ExpType.FLOAT, ExpType.STR, ExpType.BLOB, ExpType.LIST, ExpType.MAP, ExpType.GEOJSON]);
 
 function compileBin(args: Node[]): Compiled {
   argCount(args, 'bin', 2);
