@@ -469,8 +469,8 @@ const OPERATIONS: Kinds = {
       const refused = exists ? (flags & ExpWriteFlags.CREATE_ONLY) !== 0 : (flags & ExpWriteFlags.UPDATE_ONLY) !== 0;
       if (refused) {
         if ((flags & ExpWriteFlags.POLICY_NO_FAIL) !== 0) return false;
-        if (exists) throw new ShoalError(ErrorCode.ELEMENT_EXISTS, `bin "${operation.bin}" exists and the write is CREATE_ONLY`);
-        throw new ShoalError(ErrorCode.ELEMENT_NOT_FOUND, `bin "${operation.bin}" does not exist and the write is UPDATE_ONLY`);
+        if (exists) throw new ShoalError(ErrorCode.BIN_EXISTS, `bin "${operation.bin}" exists and the write is CREATE_ONLY`);
+        throw new ShoalError(ErrorCode.BIN_NOT_FOUND, `bin "${operation.bin}" does not exist and the write is UPDATE_ONLY`);
       }
       const value = evaluate(working, operation.expression, flags);
       if (value === undefined) return false;

@@ -4,8 +4,8 @@
  * op.exp.write stores the value in a bin. Aerospike's semantics (the server's expop.c): an
  * expression that cannot be evaluated for the record (UNKNOWN) is OP_NOT_APPLICABLE unless
  * EVAL_NO_FAIL is set (then the read returns nothing and the write does nothing); a write
- * honours CREATE_ONLY (the bin must not exist: BIN_EXISTS otherwise, which Shoal reports as
- * ELEMENT_EXISTS), UPDATE_ONLY (the bin must exist: ELEMENT_NOT_FOUND), POLICY_NO_FAIL (a
+ * honours CREATE_ONLY (the bin must not exist: BIN_EXISTS, 6, otherwise), UPDATE_ONLY (the bin
+ * must exist: BIN_NOT_FOUND, 17), POLICY_NO_FAIL (a
  * refused write does nothing), and deletes the bin for a nil value only with ALLOW_DELETE.
  */
 import { invalidArgument } from '../../errors';
@@ -17,9 +17,9 @@ import { Expression } from './expression';
 /** Flags of op.exp.write (Aerospike's as_exp_write_flags). */
 export const ExpWriteFlags = {
   DEFAULT: 0,
-  /** Only create the bin: ELEMENT_EXISTS when it exists. */
+  /** Only create the bin: BIN_EXISTS when it exists. */
   CREATE_ONLY: 1,
-  /** Only replace the bin: ELEMENT_NOT_FOUND when it does not exist. */
+  /** Only replace the bin: BIN_NOT_FOUND when it does not exist. */
   UPDATE_ONLY: 2,
   /** A nil value removes the bin (otherwise OP_NOT_APPLICABLE). */
   ALLOW_DELETE: 4,
