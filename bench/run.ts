@@ -1,26 +1,30 @@
 /**
- * npm run bench: every benchmark but the io-engine and protocol comparisons (run them by name), or the ones
+ * npm run bench: every benchmark but the io-engine, protocol and cluster comparisons (run them by name), or the ones
  * named on the command line (`npm run bench -- memory storage`). Figures are printed; targets say MET or NOT MET.
  */
 import { runCdtBench } from './cdt';
+import { runClusterBench } from './cluster';
 import { runIoEngineBench } from './io-engine';
 import { runMemoryBench } from './memory';
 import { runProtocolBench } from './protocol';
 import { runRestartBench } from './restart';
 import { runStorageBench } from './storage';
+import { runWritePathBench } from './write-path';
 
 const suites: Record<string, () => Promise<boolean>> = {
   memory: runMemoryBench,
   storage: runStorageBench,
   restart: runRestartBench,
   'io-engine': runIoEngineBench,
+  'write-path': runWritePathBench,
   protocol: runProtocolBench,
   cdt: runCdtBench,
+  cluster: runClusterBench,
 };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
-  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => name !== 'io-engine' && name !== 'protocol');
+  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => name !== 'io-engine' && name !== 'protocol' && name !== 'cluster');
   process.stdout.write(`shoal benchmarks on ${process.version}, ${require('node:os').cpus().length} cores: ${names.join(', ')}\n`);
   for (const name of names) {
     const suite = suites[name];

@@ -3,15 +3,20 @@
  * partition's master, and the LocalStore the cluster uses to execute requests, replicate and
  * migrate over this Db's namespaces.
  */
+import { PARTITION_COUNT } from './constants';
 import { MAX_TRUNCATE_CLOCK_LEAD_MS } from './cluster/constants';
-import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore } from './cluster/local-store';
+import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, WireError } from './cluster/local-store';
 import { coveredBy, isTruncated } from './model/truncate-cuts';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
+import { checkBinName, checkBins, decodePayloadBins, isPlainObject } from './model/bins';
 import type { Bins } from './model/bins';
-import { digestOf } from './model/digest';
+import { digestOf, digestsOf } from './model/digest';
+import { checkKeyShape, describe } from './model/key';
 import type { Key } from './model/key';
-import type { Namespace, ReadOptions, RecordVersion, ShoalRecord } from './namespace/namespace';
-import { checkOperations, type Operation, type RemoveOptions, type WriteOptions } from './namespace/semantics';
+import type { BatchOutcome, BatchResults } from './namespace/batch-put';
+import type { Namespace, ReadOptions, RecordVersion, ScanOptions, ShoalRecord } from './namespace/namespace';
+import { checkOperations, checkRemoveOptions, checkTtl, checkWriteOptions, hasBins } from './namespace/semantics';
+import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
 import { callFromWire, callToWire, recordToWire } from './db-cluster-values';
 import { checkFilter } from './namespace/filter';
 
@@ -39,7 +44,117 @@ export function digestOfKey(key: Key): Buffer {
 
 /** The request for a single-record call (the key travels as given, plus its digest). */
 export function recordRequest(call: RecordCall): ClusterRequest {
-  return { kind: 'record', ns: call.key.ns, digest: digestOfKey(call.key), operation: callToWire(call) };
+  const readOnly = call.method === 'get' || call.method === 'exists';
+  return { kind: 'record', ns: call.key.ns, digest: digestOfKey(call.key), operation: callToWire(call), readOnly };
+}
+
+/**
+ * Checks read options as the public API does.
+ * @throws TypeError for options of the wrong type; ShoalError INVALID_ARGUMENT for a bad bin name.
+ */
+export function checkReadOptions(opts: unknown): asserts opts is ReadOptions | undefined {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object') throw new TypeError('read options must be an object');
+  checkFilter((opts as ReadOptions).filter);
+  const bins = (opts as ReadOptions).bins;
+  if (bins === undefined) return;
+  if (!Array.isArray(bins)) throw new TypeError('opts.bins must be an array of bin names');
+  for (const name of bins) {
+    if (typeof name !== 'string') throw new TypeError(`opts.bins holds ${describe(name)}; bin names are strings`);
+    checkBinName(name);
+  }
+}
+
+/**
+ * Checks scan options as the public API does.
+ * @throws TypeError for options of the wrong type; ShoalError INVALID_ARGUMENT for a bad partition id.
+ */
+export function checkScanOptions(opts: unknown): asserts opts is ScanOptions | undefined {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object') throw new TypeError('scan options must be an object');
+  checkFilter((opts as ScanOptions).filter);
+  const partitions = (opts as ScanOptions).partitions;
+  if (partitions === undefined) return;
+  if (!Array.isArray(partitions)) throw new TypeError('opts.partitions must be an array of partition ids');
+  for (const id of partitions) {
+    if (!Number.isInteger(id) || id < 0 || id >= PARTITION_COUNT) throw invalidArgument(`partition id ${String(id)} is not in 0..${PARTITION_COUNT - 1}`);
+  }
+}
+
+/**
+ * Checks a single-record call with the rules the Db's public methods apply to their arguments
+ * (a forwarded call comes from a peer, and is checked again on the master), and that it
+ * addresses the record its request names: the key's namespace and digest are the request's.
+ * @throws ShoalError INVALID_ARGUMENT naming what is wrong.
+ */
+export function checkRecordCall(call: unknown, ns: string, digest: Buffer): asserts call is RecordCall {
+  checkCallShape(call, ns, false);
+  if (!digestOfKey(call.key).equals(digest)) throw invalidArgument("malformed cluster request: the key's digest is not the request's");
+}
+
+/**
+ * checkRecordCall without the digest (a batch checks its digests together, digestsOf). With
+ * `storeChecksBins`, a put's bins are left to the namespace's batch path, which checks them
+ * as it encodes them and gives the errors checkBins gives.
+ */
+function checkCallShape(call: unknown, ns: string, storeChecksBins: boolean): asserts call is RecordCall {
+  try {
+    if (call === null || typeof call !== 'object') throw new TypeError('the call is not an object');
+    const c = call as RecordCall;
+    checkKeyShape(c.key);
+    if (c.key.ns !== ns) throw new TypeError(`the key's namespace ${JSON.stringify(c.key.ns)} is not the request's ${JSON.stringify(ns)}`);
+    switch (c.method) {
+      case 'get':
+        return checkReadOptions(c.opts);
+      case 'exists':
+        return;
+      case 'put':
+        if (storeChecksBins) {
+          if (!isPlainObject(c.bins)) checkBins(c.bins, true);
+        } else checkBins(c.bins, true);
+        return checkWriteOptions(c.opts);
+      case 'remove':
+        return checkRemoveOptions(c.opts);
+      case 'touch':
+        if (c.ttl !== undefined) checkTtl(c.ttl);
+        return;
+      case 'operate':
+        checkOperations(c.ops);
+        return checkWriteOptions(c.opts);
+      default:
+        throw new TypeError(`unknown operation ${JSON.stringify((c as { method?: unknown }).method)}`);
+    }
+  } catch (error) {
+    if (error instanceof ShoalError) throw error;
+    throw invalidArgument(`malformed cluster request: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * A batch item as batchPut and batchGet send it to a master (ClusterNode.executeBatch): the
+ * call as a single request carries it (callToWire: Map bins as payload bytes, filters as
+ * bytes), decoded and checked on the master as a forwarded call is.
+ */
+export type BatchCall = unknown;
+
+/** The batch item of a put. */
+export function batchPutCall(key: Key, bins: Bins, opts: WriteOptions | undefined): BatchCall {
+  return callToWire({ method: 'put', key, bins, opts });
+}
+
+/** The batch item of a get. */
+export function batchGetCall(key: Key, opts: ReadOptions | undefined): BatchCall {
+  return callToWire({ method: 'get', key, opts });
+}
+
+/** A batch item (from a peer: untrusted) as the call it stands for; throws INVALID_ARGUMENT if it is not one. */
+function callOfBatchItem(item: unknown, ns: string): RecordCall {
+  if (item === null || typeof item !== 'object' || ((item as { method?: unknown }).method !== 'put' && (item as { method?: unknown }).method !== 'get')) {
+    throw invalidArgument('malformed cluster batch item');
+  }
+  const call = callFromWire(item as RecordCall);
+  if (call.key !== null && typeof call.key === 'object' && call.key.ns !== ns) throw invalidArgument('malformed cluster batch item: another namespace');
+  return call;
 }
 
 /**
@@ -64,6 +179,10 @@ export class DbLocalStore implements LocalStore {
     const ns = this.namespace(request.ns);
     if (request.kind === 'scan') {
       const call = (request.operation ?? {}) as ScanCall;
+      if (call === null || typeof call !== 'object' || (call.set !== undefined && call.set !== null && typeof call.set !== 'string')) {
+        throw invalidArgument('malformed cluster scan: set must be a string when given');
+      }
+      checkScanOptions({ partitions: request.partitions });
       const records: ShoalRecord[] = [];
       const filter = call.filter instanceof Uint8Array ? call.filter : undefined;
       if (filter !== undefined) checkFilter(filter);
@@ -72,11 +191,14 @@ export class DbLocalStore implements LocalStore {
       }
       return { value: records, writes: [] };
     }
+    const digest = Buffer.from(request.digest);
     const call = callFromWire(request.operation as RecordCall);
-    if (call === null || typeof call !== 'object' || call.key === null || typeof call.key !== 'object') {
-      throw invalidArgument('malformed cluster request');
-    }
-    const digest = request.digest;
+    checkRecordCall(call, request.ns, digest);
+    return this.executeCall(ns, digest, call);
+  }
+
+  /** Runs a checked single-record call. */
+  private async executeCall(ns: Namespace, digest: Buffer, call: RecordCall): Promise<LocalResult> {
     switch (call.method) {
       case 'get':
         return { value: recordToWire(await ns.get(call.key, call.opts)), writes: [] };
@@ -121,12 +243,87 @@ export class DbLocalStore implements LocalStore {
     return { value, writes: [{ ns: ns.config.name, version: tombstone }] };
   }
 
+  /**
+   * batchPut and batchGet in cluster mode, on this node as master: each item (a BatchCall) is
+   * checked as executeLocal checks a call, the digests of all together; puts then go through
+   * the namespace's batch path (putMany) together, anything else one by one. Each item gets
+   * its result with the version it wrote, or its error.
+   */
+  async executeLocalBatch(nsName: string, digests: Buffer[], operations: unknown[]): Promise<(LocalResult | { error: WireError })[]> {
+    const ns = this.namespace(nsName);
+    const results: (LocalResult | { error: WireError } | Promise<LocalResult | { error: WireError }>)[] = new Array(digests.length);
+    const calls: (RecordCall | undefined)[] = new Array(digests.length);
+    for (let i = 0; i < digests.length; i++) {
+      try {
+        const call = callOfBatchItem(operations[i], nsName);
+        checkCallShape(call, nsName, true);
+        calls[i] = call;
+      } catch (error) {
+        results[i] = { error: wireError(error) };
+      }
+    }
+    this.checkBatchDigests(calls, digests, results);
+    const puts: Extract<RecordCall, { method: 'put' }>[] = [];
+    const putItems: number[] = [];
+    calls.forEach((call, i) => {
+      if (call === undefined || results[i] !== undefined) return;
+      // Filtered puts take the per-record path, where the filter meets the record.
+      if (call.method === 'put' && call.opts?.filter === undefined) {
+        puts.push(call);
+        putItems.push(i);
+      } else {
+        results[i] = this.executeCall(ns, digests[i]!, call).catch((error: unknown) => ({ error: wireError(error) }));
+      }
+    });
+    if (puts.length > 0) await this.putBatch(ns, puts, putItems, digests, results);
+    return Promise.all(results);
+  }
+
+  /** Items whose key does not hash to the digest they came with get an error. */
+  private checkBatchDigests(calls: (RecordCall | undefined)[], digests: Buffer[], results: unknown[]): void {
+    const checked = calls.flatMap((call, i) => (call === undefined ? [] : [i]));
+    let computed: Buffer;
+    try {
+      computed = digestsOf(checked.map((i) => calls[i]!.key));
+    } catch {
+      // A key of the wrong type or size: find it one by one.
+      for (const i of checked) {
+        try {
+          if (!digestOfKey(calls[i]!.key).equals(digests[i]!)) throw invalidArgument("malformed cluster request: the key's digest is not the request's");
+        } catch (error) {
+          results[i] = { error: wireError(error) };
+        }
+      }
+      return;
+    }
+    checked.forEach((i, k) => {
+      if (computed.compare(digests[i]!, 0, 20, k * 20, k * 20 + 20) !== 0) results[i] = { error: wireError(invalidArgument("malformed cluster request: the key's digest is not the request's")) };
+    });
+  }
+
+  /** The puts of a batch through the namespace's putMany; each successful one with the version it left. */
+  private async putBatch(ns: Namespace, entries: Extract<RecordCall, { method: 'put' }>[], items: number[], digests: Buffer[], results: unknown[]): Promise<void> {
+    const outcomes: BatchResults = new Array(entries.length);
+    ns.putMany({ entries, positions: entries.map((_, k) => k), options: undefined }, outcomes);
+    for (let k = 0; k < entries.length; k++) {
+      const outcome = (await outcomes[k]) as BatchOutcome;
+      const item = items[k]!;
+      if (outcome instanceof ShoalError) {
+        results[item] = { error: wireError(outcome) };
+        continue;
+      }
+      const version = await ns.readVersion(digests[item]!);
+      results[item] = { value: outcome, writes: version === undefined ? [] : [{ ns: ns.config.name, version }] };
+    }
+  }
+
   async readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined> {
     return this.namespace(ns).readVersion(digest);
   }
 
   async applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'> {
     const namespace = this.namespace(ns);
+    checkPayload(version);
     // A copy that a truncate here removed (sent by a node that missed the truncate) stays removed.
     if (isTruncated(namespace.truncateCuts(), version.setName, version.lastUpdateMs)) return 'stale';
     return (await namespace.applyVersion(version)) ? 'applied' : 'stale';
@@ -171,4 +368,29 @@ export class DbLocalStore implements LocalStore {
     }
     return namespace.partitionCounts();
   }
+}
+
+/** An error as it travels to the calling node: its code (INVALID_ARGUMENT for a TypeError) and message. */
+function wireError(error: unknown): WireError {
+  if (error instanceof ShoalError) return { code: error.code, message: error.message };
+  return { code: ErrorCode.INVALID_ARGUMENT, message: (error as Error)?.message ?? String(error) };
+}
+
+/**
+ * A replicated or migrated version's payload must decode as a record payload
+ * (docs/record-payload.md): a peer's bytes are never stored unread.
+ * @throws ShoalError INVALID_ARGUMENT when it does not.
+ */
+function checkPayload(version: RecordVersion): void {
+  if (version.tombstone) return;
+  const payload = version.payload;
+  if (payload === undefined) throw invalidArgument('a replicated record version has no payload');
+  let bins: unknown;
+  try {
+    if (payload.length < 4 || 4 + payload.readUInt16LE(2) > payload.length) throw new Error('its key runs past its end');
+    bins = decodePayloadBins(payload, 0, payload.length);
+  } catch (error) {
+    throw invalidArgument(`a replicated record version's payload does not decode: ${(error as Error).message}`);
+  }
+  if (!isPlainObject(bins) || !hasBins(bins as Bins)) throw invalidArgument("a replicated record version's payload holds no bins map");
 }

@@ -5,11 +5,12 @@
 import * as fs from 'node:fs';
 import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
-import { Bins, BinsOf, checkBinName, checkBins, isPlainObject } from './model/bins';
-import { Key, checkKeyShape, describe } from './model/key';
+import { Bins, BinsOf, checkBins, isPlainObject } from './model/bins';
+import { Key, checkKeyShape } from './model/key';
 import type { BatchResults } from './namespace/batch-put';
 import { openNamespace } from './namespace/factory';
 import type { Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
+import type { BatchItemOutcome } from './cluster/local-store';
 import {
   Operation,
   RemoveOptions,
@@ -22,11 +23,13 @@ import {
 import { DbConfig, OpenOptions, resolveOptions } from './options';
 import { Cluster, ClusterNode, loadOrCreateNodeId, startCluster, type Logger } from './cluster/index';
 import { Service } from './service/server';
-import { DbLocalStore, RecordCall, digestOfKey, recordRequest } from './db-cluster';
+import { BatchCall, DbLocalStore, RecordCall, batchGetCall, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, recordRequest } from './db-cluster';
 import { recordFromWire } from './db-cluster-values';
-import { checkFilter } from './namespace/filter';
+import { digestsOf } from './model/digest';
+import { DATA_PLANE_SLICE_RECORDS } from './cluster/constants';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
+import { makeDirectory } from './storage/file-mode';
 
 export interface BatchPutEntry<B extends BinsOf<B> = Bins> {
   key: Key;
@@ -73,7 +76,7 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   const handleSignals = options.handleSignals ?? true;
   if (typeof handleSignals !== 'boolean') throw new TypeError('handleSignals must be a boolean');
   try {
-    fs.mkdirSync(config.dataDir, { recursive: true });
+    makeDirectory(config.dataDir, config.fileMode);
   } catch (error) {
     throw new ShoalError(ErrorCode.IO_ERROR, `cannot create dataDir ${config.dataDir}: ${(error as Error).message}`, { cause: error });
   }
@@ -258,6 +261,7 @@ export class Db {
     checkReadOptions(opts);
     keys.forEach((key, index) => this.namespaceFor(key, `keys[${index}]`));
     // A record the filter is false for is undefined in a batch (a get gives FILTERED_OUT).
+    if (this.cluster !== undefined && opts?.filter === undefined) return this.batchGetCluster(keys, opts);
     const get = this.cluster !== undefined ? (key: Key) => this.get(key, opts) : (key: Key) => this.namespaceFor(key).get(key, opts);
     if (opts?.filter === undefined) return Promise.all(keys.map(get));
     return Promise.all(keys.map((key) => Promise.resolve().then(() => get(key)).catch((error: unknown) => {
@@ -279,7 +283,9 @@ export class Db {
     checkBatch(entries, 'entries');
     checkWriteOptions(opts);
     // Filtered writes take the per-record path, where the filter meets the record it is for.
-    if (this.cluster !== undefined || opts?.filter !== undefined || entries.some((entry) => entry?.opts?.filter !== undefined)) return this.batchPutEach(entries, opts);
+    const filtered = opts?.filter !== undefined || entries.some((entry) => entry?.opts?.filter !== undefined);
+    if (this.cluster !== undefined && !filtered) return this.batchPutCluster(entries, opts);
+    if (filtered) return this.batchPutEach(entries, opts);
     const results: BatchResults = new Array(entries.length);
     const groups = new Map<Namespace, number[]>();
     let lastNs: Namespace | undefined;
@@ -304,7 +310,9 @@ export class Db {
         results[position] = batchEntryError(this.batchEntryCheck(entry) ?? error, position);
       }
     }
-    for (const [ns, positions] of groups) ns.putMany({ entries, positions, options: opts }, results);
+    // Every namespace takes its place in its write order now, before anything awaits: a write
+    // called after this batch never runs before it (docs/storage.md, "Backpressure").
+    await Promise.all([...groups].map(([ns, positions]) => ns.putMany({ entries, positions, options: opts }, results)));
     for (let position = 0; position < entries.length; position++) {
       const result = results[position];
       // Await only the promises: an await per plain value would cost a microtask turn each.
@@ -330,7 +338,43 @@ export class Db {
     }
   }
 
-  /** batchPut in cluster mode: each entry is routed to its partition's master. */
+  /**
+   * batchPut in cluster mode: each entry is checked as a put's arguments are, then the entries
+   * go to their partitions' masters grouped per master (ClusterNode.executeBatch), which
+   * execute them together and replicate them in batches. The checks and digests run in slices
+   * that yield to the event loop, so a 100,000-entry batch never holds it for long.
+   */
+  private async batchPutCluster(entries: BatchPutEntry[], opts: WriteOptions | undefined): Promise<(WriteResult | ShoalError)[]> {
+    const results: (WriteResult | ShoalError)[] = new Array(entries.length);
+    const groups = new BatchGroups();
+    await forEachSlice(entries.length, (start, end) => {
+      const keys: Key[] = [];
+      const calls: BatchCall[] = [];
+      const positions: number[] = [];
+      for (let position = start; position < end; position++) {
+        const entry = entries[position];
+        try {
+          if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
+          this.namespaceFor(entry.key);
+          checkBins(entry.bins, true);
+          if (entry.opts !== undefined) checkWriteOptions(entry.opts);
+          calls.push(batchPutCall(entry.key, entry.bins, entry.opts ?? opts));
+          keys.push(entry.key);
+          positions.push(position);
+        } catch (error) {
+          results[position] = batchEntryError(error, position);
+        }
+      }
+      groups.add(keys, calls, positions, (position, error) => (results[position] = batchEntryError(error, position)));
+    });
+    for (const [ns, group] of groups.byNamespace) {
+      const outcomes = await this.clusterNode!.executeBatch(ns, group.digests, group.calls, false);
+      outcomes.forEach((outcome, k) => (results[group.positions[k]!] = batchOutcome<WriteResult>(outcome)));
+    }
+    return results;
+  }
+
+  /** batchPut entry by entry (filtered writes): each is a put of its own. */
   private batchPutEach(entries: BatchPutEntry[], opts: WriteOptions | undefined): Promise<(WriteResult | ShoalError)[]> {
     return Promise.all(
       entries.map(async (entry, index) => {
@@ -342,6 +386,30 @@ export class Db {
         }
       }),
     );
+  }
+
+  /** batchGet in cluster mode: the keys go to their partitions' masters grouped per master (see batchPutCluster). */
+  private async batchGetCluster(keys: Key[], opts: ReadOptions | undefined): Promise<(ShoalRecord | undefined)[]> {
+    const results: (ShoalRecord | undefined)[] = new Array(keys.length);
+    const groups = new BatchGroups();
+    let failure: unknown;
+    await forEachSlice(keys.length, (start, end) => {
+      const slice = keys.slice(start, end);
+      groups.add(slice, slice.map((key) => batchGetCall(key, opts)), slice.map((_, k) => start + k), (_, error) => (failure ??= error));
+    });
+    if (failure !== undefined) throw failure;
+    for (const [ns, group] of groups.byNamespace) {
+      const outcomes = await this.clusterNode!.executeBatch(ns, group.digests, group.calls, true);
+      outcomes.forEach((outcome, k) => {
+        const value = batchOutcome<ShoalRecord | undefined>(outcome);
+        if (value instanceof ShoalError) throw value;
+        const record = recordFromWire(value) as ShoalRecord | undefined;
+        const position = group.positions[k]!;
+        if (record !== undefined && record !== null) record.key = keys[position]!;
+        results[position] = record ?? undefined;
+      });
+    }
+    return results;
   }
 
   /** Iterates the records of a namespace, or of one set; opts.partitions limits it to some partition ids. */
@@ -490,29 +558,53 @@ function unknownNamespace(name: string, namespaces: Map<string, Namespace>): Sho
   return invalidArgument(`unknown namespace "${name}"; this database has ${[...namespaces.keys()].map((n) => `"${n}"`).join(', ')}`);
 }
 
-function checkReadOptions(opts: unknown): asserts opts is ReadOptions | undefined {
-  if (opts === undefined) return;
-  if (opts === null || typeof opts !== 'object') throw new TypeError('read options must be an object');
-  checkFilter((opts as ReadOptions).filter);
-  const bins = (opts as ReadOptions).bins;
-  if (bins === undefined) return;
-  if (!Array.isArray(bins)) throw new TypeError('opts.bins must be an array of bin names');
-  for (const name of bins) {
-    if (typeof name !== 'string') throw new TypeError(`opts.bins holds ${describe(name)}; bin names are strings`);
-    checkBinName(name);
+/** Calls `visit(start, end)` for slices of DATA_PLANE_SLICE_RECORDS of 0..count, yielding to the event loop between slices. */
+async function forEachSlice(count: number, visit: (start: number, end: number) => void): Promise<void> {
+  for (let start = 0; start < count; start += DATA_PLANE_SLICE_RECORDS) {
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    visit(start, Math.min(count, start + DATA_PLANE_SLICE_RECORDS));
   }
 }
 
-function checkScanOptions(opts: unknown): asserts opts is ScanOptions | undefined {
-  if (opts === undefined) return;
-  if (opts === null || typeof opts !== 'object') throw new TypeError('scan options must be an object');
-  checkFilter((opts as ScanOptions).filter);
-  const partitions = (opts as ScanOptions).partitions;
-  if (partitions === undefined) return;
-  if (!Array.isArray(partitions)) throw new TypeError('opts.partitions must be an array of partition ids');
-  for (const id of partitions) {
-    if (!Number.isInteger(id) || id < 0 || id >= PARTITION_COUNT) throw invalidArgument(`partition id ${String(id)} is not in 0..${PARTITION_COUNT - 1}`);
+/** Batch items per namespace, with their digests (computed a slice at a time) and positions in the caller's list. */
+class BatchGroups {
+  readonly byNamespace = new Map<string, { digests: Buffer[]; calls: BatchCall[]; positions: number[] }>();
+
+  /** Adds a slice of items; when a key has no valid digest, `failed(position, error)` is called for it instead. */
+  add(keys: Key[], calls: BatchCall[], positions: number[], failed: (position: number, error: unknown) => void): void {
+    let digests: Buffer;
+    try {
+      digests = digestsOf(keys);
+    } catch {
+      // A key of the wrong type or size somewhere: one at a time, to tell which.
+      keys.forEach((key, k) => {
+        try {
+          this.push(key.ns, digestsOf([key]), calls[k]!, positions[k]!);
+        } catch (error) {
+          failed(positions[k]!, error);
+        }
+      });
+      return;
+    }
+    keys.forEach((key, k) => this.push(key.ns, digests.subarray(k * 20, k * 20 + 20), calls[k]!, positions[k]!));
   }
+
+  private push(ns: string, digest: Buffer, call: BatchCall, position: number): void {
+    let group = this.byNamespace.get(ns);
+    if (group === undefined) this.byNamespace.set(ns, (group = { digests: [], calls: [], positions: [] }));
+    group.digests.push(digest);
+    group.calls.push(call);
+    group.positions.push(position);
+  }
+}
+
+/** A batch item's outcome from the cluster as batchPut and batchGet report it: its value, or its ShoalError. */
+function batchOutcome<T>(outcome: BatchItemOutcome): T | ShoalError {
+  if ('error' in outcome) {
+    const code = ShoalError.isCode(outcome.error.code) ? outcome.error.code : ErrorCode.CLUSTER_ERROR;
+    return new ShoalError(code, outcome.error.message);
+  }
+  return outcome.value as T;
 }
 
 /** A batchPut entry's failure as the ShoalError its result holds. */

@@ -18,6 +18,7 @@ import {
 } from './constants';
 import { formatBytes, invalidArgument } from './errors';
 import { describe } from './model/key';
+import { resolveFileMode } from './storage/file-mode';
 import type { ClusterOptions } from './cluster/cluster';
 import { ResolvedServiceOptions, ServiceOptions, resolveServiceOptions } from './service/server';
 
@@ -47,6 +48,12 @@ export interface DeviceStorageOptions {
   writeBlockBytes?: number;
   flushMaxMs?: number;
   defragLwmPct?: number;
+  /**
+   * Open devices that would be refused as damaged by rebuilding what their write blocks still
+   * say: a lost header, a truncated file's size, a blank replacement device (docs/storage.md,
+   * "What a damaged device gets"). Never writes over a file that is not a Shoal device.
+   */
+  repairDevices?: boolean;
 }
 
 export interface EvictOptions {
@@ -84,6 +91,12 @@ export interface OpenOptions {
   dataDir?: string;
   namespaces: NamespaceOptions[];
   sharedMemoryIndex?: boolean;
+  /**
+   * The mode of the files Shoal creates (devices, lock and state files, shared-memory
+   * segments), e.g. 0o640 for a group that backs them up; default 0o600. Directories it creates
+   * get the matching search bits (0o700, 0o750). Existing files keep their modes.
+   */
+  fileMode?: number;
   cluster?: OpenClusterOptions;
   /** The Aerospike service listener (SPEC section 11; docs/protocol.md). */
   service?: ServiceOptions;
@@ -116,11 +129,14 @@ export interface ResolvedDeviceOptions {
   writeBlockBytes: number;
   flushMaxMs: number;
   defragLwmPct: number;
+  repairDevices: boolean;
 }
 
 export interface DbConfig {
   dataDir: string;
   sharedMemoryIndex: boolean;
+  /** The exact mode of the files Shoal creates (resolveFileMode). */
+  fileMode: number;
   namespaces: NamespaceConfig[];
   cluster: OpenClusterOptions | undefined;
   service: ResolvedServiceOptions | undefined;
@@ -139,6 +155,7 @@ export function resolveOptions(options: unknown): DbConfig {
   if (typeof dataDir !== 'string' || dataDir.length === 0) throw new TypeError('dataDir must be a non-empty string');
   const sharedMemoryIndex = o.sharedMemoryIndex ?? true;
   if (typeof sharedMemoryIndex !== 'boolean') throw new TypeError('sharedMemoryIndex must be a boolean');
+  const fileMode = resolveFileMode(o.fileMode);
   if (!Array.isArray(o.namespaces) || o.namespaces.length === 0) throw new TypeError('namespaces must be a non-empty array');
   const seen = new Set<string>();
   const namespaces = o.namespaces.map((ns, index) => {
@@ -148,7 +165,7 @@ export function resolveOptions(options: unknown): DbConfig {
     return config;
   });
   const service = o.service === undefined ? undefined : resolveServiceOptions(o.service);
-  return { dataDir: path.resolve(dataDir), sharedMemoryIndex, namespaces, cluster: o.cluster, service };
+  return { dataDir: path.resolve(dataDir), sharedMemoryIndex, fileMode, namespaces, cluster: o.cluster, service };
 }
 
 function resolveNamespace(ns: NamespaceOptions, index: number, dataDir: string): NamespaceConfig {
@@ -206,7 +223,7 @@ function resolveDevice(storage: DeviceStorageOptions, where: string, dataDir: st
   if (!['auto', 'required', 'off'].includes(directIo)) throw invalidArgument(`${where}.storage.directIo must be 'auto', 'required' or 'off'`);
   const ioEngine = storage.ioEngine;
   if (ioEngine !== undefined && ioEngine !== 'threads' && ioEngine !== 'io_uring') throw invalidArgument(`${where}.storage.ioEngine must be 'threads' or 'io_uring'`);
-  for (const flag of ['commitToDevice', 'dataInMemory'] as const) {
+  for (const flag of ['commitToDevice', 'dataInMemory', 'repairDevices'] as const) {
     if (storage[flag] !== undefined && typeof storage[flag] !== 'boolean') throw new TypeError(`${where}.storage.${flag} must be a boolean`);
   }
   return {
@@ -219,6 +236,7 @@ function resolveDevice(storage: DeviceStorageOptions, where: string, dataDir: st
     writeBlockBytes,
     flushMaxMs: integer(storage.flushMaxMs ?? 1000, `${where}.storage.flushMaxMs`, 1, 60_000),
     defragLwmPct: integer(storage.defragLwmPct ?? 50, `${where}.storage.defragLwmPct`, 1, 99),
+    repairDevices: storage.repairDevices ?? false,
   };
 }
 

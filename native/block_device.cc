@@ -66,6 +66,7 @@ void BlockDevice::Init(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&BlockDevice::Pending>("pending"),
       InstanceMethod<&BlockDevice::Poll>("poll"),
       InstanceMethod<&BlockDevice::Fault>("fault"),
+      InstanceMethod<&BlockDevice::Grow>("grow"),
       InstanceMethod<&BlockDevice::Close>("close"),
   });
   exports.Set("BlockDevice", constructor);
@@ -73,9 +74,12 @@ void BlockDevice::Init(Napi::Env env, Napi::Object exports) {
   StorageScanner::Init(env, exports);
 }
 
-// new BlockDevice({ path, sizeBytes, create, directIo: 0 off | 1 auto | 2 required, threads,
-//                   ioEngine: 0 threads | 1 io_uring, faults, refuseDirectIo, refuseIoUring,
-//                   completions: Buffer, results: Buffer, onComplete(count) })
+// new BlockDevice({ path, sizeBytes, create, fileMode, directIo: 0 off | 1 auto | 2 required,
+//                   threads, ioEngine: 0 threads | 1 io_uring, faults, refuseDirectIo,
+//                   refuseIoUring, completions: Buffer, results: Buffer, onComplete(count) })
+// A file that does not exist is created (with `create`) with exactly `fileMode` (default
+// 0600) and sized to sizeBytes; a file that exists is never resized here (grow() does that
+// once the store has read what the file holds), nor is a block device.
 BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BlockDevice>(info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "BlockDevice: options must be an object");
@@ -87,6 +91,14 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
     throw Napi::RangeError::New(env, "BlockDevice: options.sizeBytes must be a multiple of 4096");
   }
   bool create = options.Get("create").ToBoolean();
+  uint32_t file_mode = 0600;
+  if (!options.Get("fileMode").IsUndefined()) {
+    double mode = options.Get("fileMode").IsNumber() ? options.Get("fileMode").As<Napi::Number>().DoubleValue() : -1;
+    if (!(mode >= 0 && mode <= 0777) || std::floor(mode) != mode || (static_cast<uint32_t>(mode) & 0600) != 0600) {
+      throw Napi::RangeError::New(env, "BlockDevice: options.fileMode must be a file mode from 0600 to 0777 with owner read and write");
+    }
+    file_mode = static_cast<uint32_t>(mode);
+  }
   int direct_mode = options.Get("directIo").IsNumber() ? options.Get("directIo").As<Napi::Number>().Int32Value() : kDirectAuto;
   int threads = options.Get("threads").IsNumber() ? options.Get("threads").As<Napi::Number>().Int32Value() : 32;
   if (threads < 1 || threads > kMaxThreads) throw Napi::RangeError::New(env, "BlockDevice: options.threads must be 1..128");
@@ -103,7 +115,7 @@ BlockDevice::BlockDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bloc
 
   // Fault injection holds writes in ordinary memory, so its inner device is opened buffered.
   // refuseDirectIo (tests): behave as a file system that refuses O_DIRECT with EINVAL.
-  OpenDevice(env, path, static_cast<uint64_t>(size), create, faults ? kDirectOff : direct_mode, options.Get("refuseDirectIo").ToBoolean());
+  OpenDevice(env, path, static_cast<uint64_t>(size), create, file_mode, faults ? kDirectOff : direct_mode, options.Get("refuseDirectIo").ToBoolean());
   auto posix = std::make_unique<PosixBackend>(fd_);
   if (faults) {
     auto wrapper = std::make_unique<FaultBackend>(std::move(posix));
@@ -161,19 +173,20 @@ BlockDevice::~BlockDevice() {
   if (fd_ >= 0) close(fd_);
 }
 
-void BlockDevice::OpenDevice(Napi::Env env, const std::string& path, uint64_t size_bytes, bool create, int direct_mode, bool refuse_direct) {
+void BlockDevice::OpenDevice(Napi::Env env, const std::string& path, uint64_t size_bytes, bool create, uint32_t file_mode, int direct_mode, bool refuse_direct) {
   path_ = path;
   struct stat status;
   bool exists = stat(path.c_str(), &status) == 0;
   block_device_ = exists && S_ISBLK(status.st_mode);
   if (!exists && !create) throw CodedError(env, "IO_ERROR", "cannot open device " + path, ENOENT);
-  int flags = O_RDWR | O_CLOEXEC | (exists ? 0 : O_CREAT) | (block_device_ ? O_EXCL : 0);
+  // O_EXCL with O_CREAT: a file made meanwhile by someone else is not taken for one made now.
+  int flags = O_RDWR | O_CLOEXEC | (exists ? 0 : O_CREAT | O_EXCL) | (block_device_ ? O_EXCL : 0);
   int fd = -1;
   if (direct_mode != kDirectOff) {
     if (refuse_direct) {
       errno = EINVAL;
     } else {
-      fd = open(path.c_str(), flags | O_DIRECT, 0644);
+      fd = open(path.c_str(), flags | O_DIRECT, file_mode);
     }
     if (fd < 0 && errno == EBUSY && block_device_) throw CodedError(env, "LOCKED", "device " + path + " is in use by another process");
     if (fd < 0 && !(errno == EINVAL && direct_mode == kDirectAuto)) {
@@ -182,10 +195,17 @@ void BlockDevice::OpenDevice(Napi::Env env, const std::string& path, uint64_t si
     }
     direct_io_ = fd >= 0;
   }
-  if (fd < 0) fd = open(path.c_str(), flags, 0644);
+  if (fd < 0) fd = open(path.c_str(), flags, file_mode);
   if (fd < 0) {
     if (errno == EBUSY && block_device_) throw CodedError(env, "LOCKED", "device " + path + " is in use by another process");
     throw CodedError(env, "IO_ERROR", "cannot open device " + path, errno);
+  }
+  created_ = !exists;
+  // open()'s mode is masked by the umask; a file made now gets exactly the mode asked for.
+  if (created_ && fchmod(fd, static_cast<mode_t>(file_mode)) != 0) {
+    int error = errno;
+    close(fd);
+    throw CodedError(env, "IO_ERROR", "cannot set the mode of device " + path, error);
   }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int error = errno;
@@ -201,15 +221,32 @@ void BlockDevice::OpenDevice(Napi::Env env, const std::string& path, uint64_t si
     return;
   }
   if (fstat(fd, &status) != 0) throw CodedError(env, "IO_ERROR", "cannot stat device " + path, errno);
-  uint64_t current = static_cast<uint64_t>(status.st_size);
-  if (size_bytes > current) {
-    int result = posix_fallocate(fd, 0, static_cast<off_t>(size_bytes));
-    if (result != 0 && ftruncate(fd, static_cast<off_t>(size_bytes)) != 0) {
-      throw CodedError(env, result == ENOSPC ? "OUT_OF_SPACE" : "IO_ERROR", "cannot size device " + path, result);
-    }
-    current = size_bytes;
+  file_bytes_ = static_cast<uint64_t>(status.st_size);
+  size_bytes_ = file_bytes_ & ~uint64_t{storage::kIoAlignBytes - 1};
+  if (created_) GrowFile(env, size_bytes);
+}
+
+void BlockDevice::GrowFile(Napi::Env env, uint64_t size_bytes) {
+  if (size_bytes <= file_bytes_) return;
+  int result = posix_fallocate(fd_, 0, static_cast<off_t>(size_bytes));
+  if (result != 0 && ftruncate(fd_, static_cast<off_t>(size_bytes)) != 0) {
+    throw CodedError(env, result == ENOSPC ? "OUT_OF_SPACE" : "IO_ERROR", "cannot size device " + path_, result);
   }
-  size_bytes_ = current & ~uint64_t{storage::kIoAlignBytes - 1};
+  file_bytes_ = size_bytes;
+  size_bytes_ = size_bytes & ~uint64_t{storage::kIoAlignBytes - 1};
+}
+
+// grow(sizeBytes): extends a file device to sizeBytes (never shrinks it, never touches a block
+// device): for a file the store has read and found blank, or one it restores after a
+// truncation (storage.repairDevices). The new bytes read as zeros.
+Napi::Value BlockDevice::Grow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  uint64_t size_bytes = static_cast<uint64_t>(Integer(info, 0, 0, 9007199254740991.0, "sizeBytes"));
+  if (size_bytes % storage::kIoAlignBytes != 0) throw Napi::RangeError::New(env, "grow: sizeBytes must be a multiple of 4096");
+  if (block_device_) throw Napi::Error::New(env, "grow: " + path_ + " is a block device; its size is its own");
+  GrowFile(env, size_bytes);
+  return env.Undefined();
 }
 
 void BlockDevice::CheckOpen(Napi::Env env) const {
@@ -224,6 +261,8 @@ Napi::Value BlockDevice::Info(const Napi::CallbackInfo& info) {
   result.Set("ioUringErrno", io_uring_errno_);
   result.Set("blockDevice", block_device_);
   result.Set("sizeBytes", static_cast<double>(size_bytes_));
+  result.Set("fileBytes", static_cast<double>(block_device_ ? size_bytes_ : file_bytes_));
+  result.Set("created", created_);
   result.Set("faults", faults_ != nullptr);
   result.Set("open", fd_ >= 0);
   return result;

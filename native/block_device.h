@@ -48,9 +48,11 @@ class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
   Napi::Value Pending(const Napi::CallbackInfo& info);
   Napi::Value Poll(const Napi::CallbackInfo& info);
   Napi::Value Fault(const Napi::CallbackInfo& info);
+  Napi::Value Grow(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
-  void OpenDevice(Napi::Env env, const std::string& path, uint64_t size_bytes, bool create, int direct_mode, bool refuse_direct);
+  void OpenDevice(Napi::Env env, const std::string& path, uint64_t size_bytes, bool create, uint32_t file_mode, int direct_mode, bool refuse_direct);
+  void GrowFile(Napi::Env env, uint64_t size_bytes);
   void Submit(Napi::Env env, IoRequest* request);
   void DrainToJs(Napi::Env env);
   void CheckOpen(Napi::Env env) const;
@@ -58,7 +60,9 @@ class BlockDevice : public Napi::ObjectWrap<BlockDevice> {
   int fd_ = -1;
   bool direct_io_ = false;
   bool block_device_ = false;
-  uint64_t size_bytes_ = 0;
+  uint64_t size_bytes_ = 0;  // usable: file_bytes_ aligned down to 4 KiB (a block device's size)
+  uint64_t file_bytes_ = 0;
+  bool created_ = false;  // this open created the file
   std::string path_;
   std::unique_ptr<IoBackend> backend_;
   FaultBackend* faults_ = nullptr;  // non-null when opened with fault injection

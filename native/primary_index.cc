@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "bound_method.h"
 #include "exchange_layout.h"
 #include "ripemd160.h"
 
@@ -141,7 +142,7 @@ void StagedArray::ReserveSlow(uint64_t count, uint32_t* stage_count) {
   while (stages_.size() <= last_stage) {
     uint32_t stage = static_cast<uint32_t>(stages_.size());
     if (stage > 0) stages_[stage - 1].Commit(stages_[stage - 1].bytes());
-    stages_.push_back(MemorySegment::Create(StageName(stage), StageElements(stage) * element_bytes_, shared_));
+    stages_.push_back(MemorySegment::Create(StageName(stage), StageElements(stage) * element_bytes_, shared_, mode_));
     bases_.push_back(stages_.back().data());
     *stage_count = stage + 1;
   }
@@ -175,13 +176,14 @@ void StagedArray::Unmap() {
 // PrimaryIndex: open, create, attach, close
 // ---------------------------------------------------------------------------------------------
 
-PrimaryIndex::PrimaryIndex(std::string base_name, bool shared, bool with_data)
+PrimaryIndex::PrimaryIndex(std::string base_name, bool shared, bool with_data, uint32_t mode)
     : base_name_(std::move(base_name)),
       shared_(shared),
+      mode_(mode),
       with_data_(with_data),
-      entries_(base_name_, 'e', sizeof(IndexEntry), shared),
-      buckets_(base_name_, 'b', sizeof(uint32_t), shared),
-      side_(base_name_, 's', sizeof(SideEntry), shared) {}
+      entries_(base_name_, 'e', sizeof(IndexEntry), shared, mode),
+      buckets_(base_name_, 'b', sizeof(uint32_t), shared, mode),
+      side_(base_name_, 's', sizeof(SideEntry), shared, mode) {}
 
 PrimaryIndex::~PrimaryIndex() { Close(false); }
 
@@ -203,7 +205,7 @@ int PrimaryIndex::Open(bool attach) {
 }
 
 void PrimaryIndex::Create() {
-  header_segment_ = MemorySegment::Create(base_name_ + ".h", kHeaderSegmentBytes, shared_);
+  header_segment_ = MemorySegment::Create(base_name_ + ".h", kHeaderSegmentBytes, shared_, mode_);
   header_segment_.Commit(kHeaderSegmentBytes);
   header_ = reinterpret_cast<IndexHeader*>(header_segment_.data());
   IndexHeader* header = header_;
@@ -218,7 +220,7 @@ void PrimaryIndex::Create() {
   if (with_data_) side_.Reserve(1, &header->side_stage_count);
   header->bucket_count = uint64_t{1} << kInitialBucketsLog2;
   buckets_.Reserve(header->bucket_count, &header->bucket_stage_count);
-  arena_ = std::make_unique<RecordArena>(&header->arena, base_name_, shared_);
+  arena_ = std::make_unique<RecordArena>(&header->arena, base_name_, shared_, mode_);
   arena_->Initialize();
   __atomic_store_n(&header->magic, kMagic, __ATOMIC_RELEASE);
 }
@@ -251,7 +253,7 @@ int PrimaryIndex::Attach() {
   if (!sane) return -1;
   header_segment_ = std::move(segment);
   header_ = reinterpret_cast<IndexHeader*>(header_segment_.data());
-  arena_ = std::make_unique<RecordArena>(&header_->arena, base_name_, shared_);
+  arena_ = std::make_unique<RecordArena>(&header_->arena, base_name_, shared_, mode_);
   bool mapped = entries_.Attach(header_->entry_stage_count) && buckets_.Attach(header_->bucket_stage_count) &&
                 (!with_data_ || side_.Attach(header_->side_stage_count)) && (!with_data_ || arena_->Attach());
   if (!mapped) {
@@ -539,7 +541,13 @@ uint32_t PrimaryIndex::LinkNew(const uint8_t* digest, const EntryFields& fields,
   }
   header_->entry_count += 1;
   insert_epoch_ += 1;
-  if (header_->entry_count * 100 > header_->bucket_count * kMaxLoadPercent) SplitOneBucket();
+  if (header_->entry_count * 100 > header_->bucket_count * kMaxLoadPercent) {
+    SplitOneBucket();
+    // The next split relinks the chain at the split pointer: start loading its first entry
+    // now, so the next insert (a few microseconds away) finds it in cache, not in DRAM.
+    uint32_t next = *BucketAt(header_->split_pointer);
+    if (next != 0 && next < header_->end_entry_id) PrefetchEntry(EntryAt(next));
+  }
   return id;
 }
 
@@ -616,9 +624,15 @@ bool PrimaryIndex::Remove(const uint8_t* digest, PreviousEntry* previous) {
 // Removes a live entry unless its payload would push *freed_bytes past 2^32 - 1.
 uint32_t PrimaryIndex::RemoveWithinBudget(uint32_t id, uint64_t* freed_bytes, bool* over_budget) {
   uint32_t payload = DataBytes(id);
-  if (*freed_bytes + payload > kMaxFreedBytes) {
+  if (*freed_bytes + payload > kMaxFreedBytes || (removed_locations_ != nullptr && removed_count_ >= removed_capacity_)) {
     *over_budget = true;
     return 0;
+  }
+  if (removed_locations_ != nullptr) {
+    uint64_t location = EntryAt(id)->location;
+    removed_locations_[2 * removed_count_] = static_cast<uint32_t>(location);
+    removed_locations_[2 * removed_count_ + 1] = static_cast<uint32_t>(location >> 32);
+    ++removed_count_;
   }
   RemoveEntry(id, nullptr);
   *freed_bytes += payload;
@@ -938,7 +952,22 @@ PrimaryIndexWrap::PrimaryIndexWrap(const Napi::CallbackInfo& info) : Napi::Objec
   exchange_ = buffer.Data();
   data_capacity_ = buffer.Length() - kHeaderBytes;
   exchange_reference_ = Napi::Persistent(buffer);
-  index_ = std::make_unique<PrimaryIndex>(base_name, shared.As<Napi::Boolean>().Value(), with_data.As<Napi::Boolean>().Value());
+  // fileMode: the exact mode of the shared segments it creates (owner read/write at least).
+  uint32_t mode = kDefaultSegmentMode;
+  Napi::Value file_mode = options.Get("fileMode");
+  if (!file_mode.IsUndefined()) {
+    if (!file_mode.IsNumber()) ThrowType(env, "constructor: options.fileMode must be a number");
+    double value = file_mode.As<Napi::Number>().DoubleValue();
+    if (!(value >= 0 && value <= 0777) || std::floor(value) != value || (static_cast<uint32_t>(value) & 0600) != 0600) {
+      ThrowRange(env, "constructor: options.fileMode must be a file mode from 0600 to 0777 with owner read and write");
+    }
+    mode = static_cast<uint32_t>(value);
+  }
+  index_ = std::make_unique<PrimaryIndex>(base_name, shared.As<Napi::Boolean>().Value(), with_data.As<Napi::Boolean>().Value(), mode);
+  // Every single-record operation calls these: bound, they skip napi_unwrap (bound_method.h).
+  Napi::Object self = info.This().As<Napi::Object>();
+  BindMethod<PrimaryIndexWrap, &PrimaryIndexWrap::Read>(env, self, this, "read");
+  BindMethod<PrimaryIndexWrap, &PrimaryIndexWrap::Upsert>(env, self, this, "upsert");
 }
 
 // The finalizer: unmaps (the index destructor), never unlinks shared segments.
@@ -1092,6 +1121,8 @@ Napi::Value PrimaryIndexWrap::Read(const Napi::CallbackInfo& info) {
   uint32_t id = index.Find(exchange_ + kDigest);
   if (id == 0) {
     StoreU32(exchange_ + kEntry, kEntryPartitionId, PartitionOf(exchange_ + kDigest));
+    std::memcpy(read_absent_digest_, exchange_ + kDigest, kDigestBytes);
+    read_absent_epoch_ = index.insert_epoch();
     return Napi::Number::New(env, -1);
   }
   uint32_t data_bytes = (options & kReadCopyData) ? CopyData(env, id) : index.DataBytes(id);
@@ -1159,7 +1190,12 @@ Napi::Value PrimaryIndexWrap::Upsert(const Napi::CallbackInfo& info) {
   }
   return Guard(env, [&] {
     PreviousEntry previous;
-    uint32_t id = index.Upsert(exchange_ + kDigest, fields, action, exchange_ + kData, data_bytes, &previous);
+    // A put of a new record: read() just found this digest absent and nothing was inserted
+    // since (the insert epoch), so the chain need not be searched again.
+    bool absent = action != DataAction::kKeep && index.insert_epoch() == read_absent_epoch_ &&
+                  std::memcmp(read_absent_digest_, exchange_ + kDigest, kDigestBytes) == 0;
+    uint32_t id = absent ? index.InsertAbsent(exchange_ + kDigest, fields, action, exchange_ + kData, data_bytes)
+                         : index.Upsert(exchange_ + kDigest, fields, action, exchange_ + kData, data_bytes, &previous);
     WritePrevious(previous);
     uint8_t* out = exchange_ + kEntry;
     StoreU32(out, kEntryId, id);
@@ -1302,6 +1338,26 @@ Napi::Value PrimaryIndexWrap::Scan(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, written);
 }
 
+// A bulk removal's optional last argument: a Uint32Array that receives the (low, high)
+// location of every entry it removes, two elements each; a call stops early (as when its freed
+// bytes would pass 2^32 - 1) rather than remove more entries than the array can report.
+// Sets the index's sink for the life of this object.
+class RemovedLocationsArgument {
+ public:
+  RemovedLocationsArgument(const Napi::CallbackInfo& info, size_t at, PrimaryIndex& index, const char* what) : index_(index) {
+    if (info.Length() <= at || info[at].IsUndefined()) return;
+    if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+      ThrowType(info.Env(), std::string(what) + ": locations must be a Uint32Array");
+    }
+    Napi::Uint32Array array = info[at].As<Napi::Uint32Array>();
+    index_.SetRemovedLocations(array.Data(), array.ElementLength() / 2);
+  }
+  ~RemovedLocationsArgument() { index_.SetRemovedLocations(nullptr, 0); }
+
+ private:
+  PrimaryIndex& index_;
+};
+
 // Bulk removals report their freed payload bytes in ENTRY.dataLength (the accounting rule).
 static Napi::Value BulkResult(Napi::Env env, uint8_t* exchange, uint32_t removed, uint64_t freed_bytes) {
   SHOAL_ASSERT(freed_bytes <= kMaxFreedBytes, "freed %llu", static_cast<unsigned long long>(freed_bytes));
@@ -1327,6 +1383,7 @@ Napi::Value PrimaryIndexWrap::EvictSoonestExpiring(const Napi::CallbackInfo& inf
   uint32_t max_removals = ArgUint32(info, 1, (std::string(what) + ": maxRemovals").c_str());
   uint32_t now = ArgUint32(info, 2, (std::string(what) + ": nowSeconds").c_str());
   PrimaryIndex& index = OpenIndex(env);
+  RemovedLocationsArgument locations(info, 3, index, what);
   uint64_t freed = 0;
   uint32_t removed = index.EvictSoonestExpiring(target, max_removals, now, &freed);
   return BulkResult(env, exchange_, removed, freed);
@@ -1339,6 +1396,7 @@ Napi::Value PrimaryIndexWrap::SweepExpired(const Napi::CallbackInfo& info) {
   uint32_t max_slots = ArgUint32(info, 2, "sweepExpired(nowSeconds, cursor, maxSlots): maxSlots");
   if (max_slots == 0) ThrowRange(env, "sweepExpired(): maxSlots must be at least 1");
   PrimaryIndex& index = OpenIndex(env);
+  RemovedLocationsArgument locations(info, 3, index, "sweepExpired(nowSeconds, cursor, maxSlots, locations)");
   uint64_t freed = 0;
   uint32_t next = 0;
   uint32_t removed = index.SweepExpired(now, cursor, max_slots, &next, &freed);
@@ -1354,6 +1412,7 @@ Napi::Value PrimaryIndexWrap::Truncate(const Napi::CallbackInfo& info) {
   uint32_t max_slots = ArgUint32(info, 3, "truncate(setId, beforeMs, cursor, maxSlots): maxSlots");
   if (max_slots == 0) ThrowRange(env, "truncate(): maxSlots must be at least 1");
   PrimaryIndex& index = OpenIndex(env);
+  RemovedLocationsArgument locations(info, 4, index, "truncate(setId, beforeMs, cursor, maxSlots, locations)");
   uint64_t freed = 0;
   uint32_t next = 0;
   uint32_t removed = index.Truncate(set_id, before_ms, cursor, max_slots, &next, &freed);

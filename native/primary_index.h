@@ -93,8 +93,8 @@ class StagedArray {
   static constexpr uint32_t kMaxStages =
       kGeometricStages + static_cast<uint32_t>((uint64_t{1} << 32) - kGeometricElements) / (1u << kMaxStageLog2) + 1;
 
-  StagedArray(std::string base_name, char letter, size_t element_bytes, bool shared)
-      : base_name_(std::move(base_name)), letter_(letter), element_bytes_(element_bytes), shared_(shared) {}
+  StagedArray(std::string base_name, char letter, size_t element_bytes, bool shared, uint32_t mode)
+      : base_name_(std::move(base_name)), letter_(letter), element_bytes_(element_bytes), shared_(shared), mode_(mode) {}
 
   static void Locate(uint32_t index, uint32_t* stage, uint32_t* offset) {
     if (index < kGeometricElements) {
@@ -137,6 +137,7 @@ class StagedArray {
   char letter_;
   size_t element_bytes_;
   bool shared_;
+  uint32_t mode_;  // file mode of new shared stages
   std::vector<MemorySegment> stages_;
   std::vector<uint8_t*> bases_;
   uint64_t usable_ = 0;
@@ -148,7 +149,8 @@ struct IndexHeader;
 class PrimaryIndex {
  public:
   // `base_name` is validated by the caller (ValidateSegmentBaseName).
-  PrimaryIndex(std::string base_name, bool shared, bool with_data);
+  // `mode`: the file mode of the shared segments it creates (kDefaultSegmentMode: 0600).
+  PrimaryIndex(std::string base_name, bool shared, bool with_data, uint32_t mode = kDefaultSegmentMode);
   ~PrimaryIndex();  // unmaps; never unlinks shared segments
 
   // 0 created, 1 attached, -1 segments exist but are incompatible (left untouched).
@@ -205,6 +207,15 @@ class PrimaryIndex {
                         uint64_t* freed_bytes);
   uint32_t Truncate(int64_t set_id, double before_ms, uint32_t cursor, uint32_t max_slots, uint32_t* next_cursor,
                     uint64_t* freed_bytes);
+  // While set (by a bulk removal's caller, for one call), every entry a bulk removal removes
+  // appends its storage location (low u32, high u32) here, up to `capacity` locations: the
+  // storage engine then releases exactly those bytes instead of recounting every entry.
+  void SetRemovedLocations(uint32_t* out, size_t capacity) {
+    removed_locations_ = out;
+    removed_capacity_ = capacity;
+    removed_count_ = 0;
+  }
+  size_t removed_location_count() const { return removed_count_; }
 
   // One past the highest slot ever used: iterate live entries with
   // for (id = 1; id < end_entry_id(); ++id) if (IsLive(id)) ...
@@ -242,7 +253,11 @@ class PrimaryIndex {
 
   std::string base_name_;
   bool shared_;
+  uint32_t mode_;
   bool with_data_;
+  uint32_t* removed_locations_ = nullptr;  // SetRemovedLocations
+  size_t removed_capacity_ = 0;
+  size_t removed_count_ = 0;
   MemorySegment header_segment_;
   IndexHeader* header_ = nullptr;
   StagedArray entries_;
@@ -310,6 +325,10 @@ class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
   Napi::Reference<Napi::Buffer<uint8_t>> exchange_reference_;
   uint8_t* exchange_ = nullptr;
   size_t data_capacity_ = 0;
+  // The digest the last read() found absent, and the index's insert epoch then: an upsert of
+  // that digest before anything else was inserted links it in without searching again.
+  uint8_t read_absent_digest_[kDigestBytes] = {};
+  uint64_t read_absent_epoch_ = 0;
 };
 
 }  // namespace shoal

@@ -47,8 +47,8 @@ uint64_t RecordArena::StageBytes(uint32_t stage) {
   return uint64_t{1} << log2;
 }
 
-RecordArena::RecordArena(ArenaState* state, std::string base_name, bool shared)
-    : state_(state), base_name_(std::move(base_name)), shared_(shared) {
+RecordArena::RecordArena(ArenaState* state, std::string base_name, bool shared, uint32_t mode)
+    : state_(state), base_name_(std::move(base_name)), shared_(shared), mode_(mode) {
   SHOAL_ASSERT(ClassBytes(kArenaClassCount - 1) == kArenaMaxChunkBytes, "largest class %llu",
                static_cast<unsigned long long>(ClassBytes(kArenaClassCount - 1)));
 }
@@ -164,7 +164,7 @@ void RecordArena::AddStage() {
     throw NativeError(NativeError::Kind::kError, "OUT_OF_SPACE", "shoal: the record arena reached its stage limit");
   }
   uint32_t stage = state_->stage_count;
-  MemorySegment segment = MemorySegment::Create(StageName(stage), StageBytes(stage), shared_);  // may throw
+  MemorySegment segment = MemorySegment::Create(StageName(stage), StageBytes(stage), shared_, mode_);  // may throw
   if (stage > 0) CarveRemainder();
   stages_.push_back(std::move(segment));
   state_->stage_count = stage + 1;

@@ -45,7 +45,7 @@ using ArenaHandle = uint64_t;
 class RecordArena {
  public:
   // `state` points into the header segment and outlives this object.
-  RecordArena(ArenaState* state, std::string base_name, bool shared);
+  RecordArena(ArenaState* state, std::string base_name, bool shared, uint32_t mode);
 
   // Fresh state for a new index.
   void Initialize();
@@ -87,6 +87,7 @@ class RecordArena {
   ArenaState* state_;
   std::string base_name_;
   bool shared_;
+  uint32_t mode_;  // file mode of new shared stages
   std::vector<MemorySegment> stages_;
 };
 

@@ -38,7 +38,8 @@ void Ripemd160OneBlockLanes(const uint8_t blocks[kRipemd160Lanes][64], uint8_t d
 // One-shot digest of a byte range.
 void Ripemd160Digest(const uint8_t* data, size_t length, uint8_t digest[kRipemd160Bytes]);
 
-// Registers ripemd160(data: Uint8Array): Buffer. Throws TypeError for anything but a Uint8Array.
+// Registers ripemd160(data: Uint8Array): Buffer (TypeError for anything but a Uint8Array) and
+// ripemd160Many(messages, ends, digests), many short messages in one call.
 void InitRipemd160(Napi::Env env, Napi::Object exports);
 
 }  // namespace shoal

@@ -66,7 +66,7 @@ MemorySegment& MemorySegment::operator=(MemorySegment&& other) noexcept {
   return *this;
 }
 
-MemorySegment MemorySegment::Create(const std::string& name, size_t bytes, bool shared) {
+MemorySegment MemorySegment::Create(const std::string& name, size_t bytes, bool shared, uint32_t mode) {
   SHOAL_ASSERT(bytes > 0 && bytes % PageBytes() == 0, "segment %s bytes %zu", name.c_str(), bytes);
   MemorySegment segment;
   segment.name_ = name;
@@ -86,7 +86,8 @@ MemorySegment MemorySegment::Create(const std::string& name, size_t bytes, bool 
     fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   }
   if (fd < 0) ThrowOsError("shm_open", name, errno);
-  if (ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+  // shm_open's mode is masked by the umask; the index asks for an exact one.
+  if (fchmod(fd, static_cast<mode_t>(mode)) != 0 || ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
     int error_number = errno;
     close(fd);
     shm_unlink(name.c_str());

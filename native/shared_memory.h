@@ -44,8 +44,9 @@ class MemorySegment {
   ~MemorySegment() { Unmap(); }
 
   // Creates and maps a zero-filled segment of `bytes` (a multiple of the page size). A shared
-  // segment of the same name left over from a crash is replaced. Throws NativeError.
-  static MemorySegment Create(const std::string& name, size_t bytes, bool shared);
+  // segment gets exactly the file mode `mode` (whatever the umask); one of the same name left
+  // over from a crash is replaced. Throws NativeError.
+  static MemorySegment Create(const std::string& name, size_t bytes, bool shared, uint32_t mode);
 
   // Maps an existing shared segment whose size must be `expected_bytes` (0: any size).
   // Returns false when it does not exist or has another size; throws NativeError on other
@@ -84,6 +85,8 @@ class MemorySegment {
 // Checks a POSIX shared-memory base name: starts with '/', has no other '/', at most
 // kMaxSegmentBaseNameBytes bytes, and only [A-Za-z0-9._-]. Returns an error message or "".
 constexpr size_t kMaxSegmentBaseNameBytes = 200;
+// The file mode of new shared segments unless the index is given another (owner only).
+constexpr uint32_t kDefaultSegmentMode = 0600;
 std::string ValidateSegmentBaseName(const std::string& base_name);
 
 }  // namespace shoal

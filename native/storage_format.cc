@@ -3,6 +3,8 @@
 // so that a put crosses into native code once to format its record.
 #include "storage_format.h"
 
+#include "bound_method.h"
+
 #include <cmath>
 
 namespace shoal {
@@ -144,6 +146,8 @@ class RecordEncoder : public Napi::ObjectWrap<RecordEncoder> {
     exchange_ = BufferBytes(info[0], &exchange_length_, "exchange");
     if (exchange_length_ < kExData) throw Napi::RangeError::New(info.Env(), "RecordEncoder: the exchange is too small");
     exchange_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+    // Called once per single write: bound, it skips napi_unwrap (bound_method.h).
+    BindMethod<RecordEncoder, &RecordEncoder::Encode>(info.Env(), info.This().As<Napi::Object>(), this, "encode");
   }
 
  private:

@@ -14,6 +14,8 @@ import type { RecordVersion } from '../lib/cluster/local-store';
 import type { ScenarioName, ScenarioResult } from '../lib/cluster/sim/scenarios';
 import { runScenario } from '../lib/cluster/sim/scenarios';
 import { SimStore } from '../lib/cluster/sim/store';
+import { DataPlane } from '../lib/cluster/data-plane';
+import { RequestMemory } from '../lib/cluster/request-memory';
 
 const seedsFrom = (variable: string, fallback: number[]) => process.env[variable]?.split(',').map(Number) ?? fallback;
 
@@ -92,6 +94,28 @@ describe('seeded fault runs (5 nodes)', () => {
   }
 });
 
+// Found by the checkers of issue 21 on the old data plane (467fb3c). Full seed 6 (20 s): a
+// replica took a replication from a master outside its view (a paused node still acting in the
+// view its peers had left) after its view's plans were made, so it held a version the new
+// master it filled lacked; a read through the new master hid the write (read-your-writes).
+// Migrate seeds 1 and 2: a duplicated request ran twice (an append applied twice; a
+// compare-and-set whose duplicate failed answered GENERATION_MISMATCH first although the write
+// was applied), and writes whose master left were sent again to the new master.
+describe('issue 21 regression seeds', () => {
+  for (const seed of seedsFrom('SHOAL_RYW_SEEDS', [6])) {
+    it(`full seed ${seed} (20 s of faults): converges and every checker passes`, async () => {
+      expectPassed(await runScenario('full', { seed, faultMs: 20_000 }), 20_000);
+    });
+  }
+  for (const seed of seedsFrom('SHOAL_MIGRATE_SEEDS', [1])) {
+    it(`long-migration seed ${seed}: no client error, no hidden read, every write once`, async () => {
+      const result = await runScenario('migrate', { seed });
+      console.log(`migrate seed ${seed}: ${result.acknowledged} keys + ${result.registerWrites} CAS and appends acknowledged, faults ${JSON.stringify(result.faults)}`);
+      expectPassed(result, 0);
+    });
+  }
+});
+
 describe('the checkers catch what they exist for', () => {
   afterEach(() => {
     vi.restoreAllMocks();
@@ -108,6 +132,20 @@ describe('the checkers catch what they exist for', () => {
     const failed = result.checks.filter((check) => !check.passed).map((check) => check.name);
     expect(failed).toContain('acknowledged-writes-on-rf-owners');
     expect(failed).toContain('replicas-identical');
+  });
+
+  it('an acting master that serves without reading its pending merge sources: a hidden read', async () => {
+    vi.spyOn(DataPlane.prototype as unknown as { resolveDuplicates(): Promise<undefined> }, 'resolveDuplicates').mockResolvedValue(undefined);
+    const result = await runScenario('full', { seed: 10, faultMs: 20_000 });
+    expect(result.checks.filter((check) => !check.passed).map((check) => check.name)).toContain('read-your-writes');
+  });
+
+  it('a master that forgets the requests it ran: duplicates run twice, a definite error for an applied write', async () => {
+    vi.spyOn(RequestMemory.prototype, 'lookup').mockReturnValue(undefined);
+    const failed = new Set<string>();
+    for (const check of (await runScenario('full', { seed: 5, faultMs: 20_000 })).checks) if (!check.passed) failed.add(check.name);
+    expect(failed).toContain('definite-errors-not-applied');
+    expect(failed).toContain('writes-applied-at-most-once');
   });
 
   it('a conflict rule that prefers the lower generation: CAS writes lost with no divergent view, generations go backwards', async () => {

@@ -15,6 +15,8 @@ describe('moving a cluster onto new nodes with quiesce (seed 000)', () => {
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
     expect(result.stdout).toMatch(/old nodes own 0 master and 0 replica partitions/);
     expect(result.stdout).toMatch(/client load: \d+ keys acknowledged, 0 errors/);
+    expect(result.stdout).toMatch(/read-your-writes: 0 hidden reads/);
+    expect(result.stdout).toMatch(/phase "3 new nodes join: rebalance until no migrations": [\d.]+ s; longest event-loop delay per node \(ms\): old-1 \d+/);
     expect(result.stdout).toMatch(/2000\/2000 loaded records/);
     const [, present, acknowledged] = /(\d+)\/(\d+) load keys present/.exec(result.stdout)!;
     expect(present).toBe(acknowledged);

@@ -21,7 +21,7 @@ import type { ClusterView } from './membership';
 import { Membership } from './membership';
 import { DATA_MESSAGE_TYPES, DataPlane } from './data-plane';
 import { ErrorCode, ShoalError } from '../errors';
-import type { ClusterRequest, ClusterTruncateCut, LocalStore } from './local-store';
+import type { BatchItemOutcome, ClusterRequest, ClusterTruncateCut, LocalStore } from './local-store';
 import { ClusterTruncation, TRUNCATE_MESSAGE_TYPES } from './truncation';
 import type { Network, WireMessage } from './network';
 import { parseAddress } from './network';
@@ -127,6 +127,8 @@ export interface ClusterDependencies {
   store?: LocalStore;
   /** Time a routed or replicated request may take (ms). */
   requestTimeoutMs?: number;
+  /** Record versions per migration batch (the simulator's long-migration workload uses small ones). */
+  migrationBatchRecords?: number;
   /** Extra figures for admin clients (the Db passes its stats()). */
   describe?: () => unknown;
 }
@@ -209,6 +211,7 @@ export class ClusterNode extends EventEmitter {
         store: dependencies.store,
         send: (to, message) => this.fabric.sendToNode(to, message),
         requestTimeoutMs: dependencies.requestTimeoutMs,
+        migrationBatchRecords: dependencies.migrationBatchRecords,
         onMigrationsComplete: () => this.onMigrationsComplete(),
       });
       this.dataPlane = dataPlane;
@@ -235,6 +238,18 @@ export class ClusterNode extends EventEmitter {
     if (this.dataPlane === undefined) return Promise.reject(new ShoalError(ErrorCode.CLUSTER_ERROR, 'cluster: this node has no local store'));
     if (this.stopped) return Promise.reject(new ShoalError(ErrorCode.NOT_OPEN, 'cluster: node is stopped'));
     return this.dataPlane.execute(request);
+  }
+
+  /**
+   * Executes many single-record operations of namespace `ns` (batchPut, batchGet), each on its
+   * partition's master, grouped per master (DataPlane.executeBatch). Resolves to each item's
+   * `{ value }` or `{ error }` in order; `readOnly` for a batch of reads.
+   * @throws ShoalError CLUSTER_ERROR without a local store; NOT_OPEN once stopped.
+   */
+  executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean): Promise<BatchItemOutcome[]> {
+    if (this.dataPlane === undefined) return Promise.reject(new ShoalError(ErrorCode.CLUSTER_ERROR, 'cluster: this node has no local store'));
+    if (this.stopped) return Promise.reject(new ShoalError(ErrorCode.NOT_OPEN, 'cluster: node is stopped'));
+    return this.dataPlane.executeBatch(ns, digests, operations, readOnly);
   }
 
   /**

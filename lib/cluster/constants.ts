@@ -5,9 +5,9 @@
  */
 
 /** Wire protocol version this build speaks. Bumped on any incompatible message change. */
-export const PROTOCOL_VERSION_CURRENT = 2;
+export const PROTOCOL_VERSION_CURRENT = 3;
 /** Oldest protocol version this build still interoperates with (rolling upgrade window). */
-export const PROTOCOL_VERSION_MIN_SUPPORTED = 2;
+export const PROTOCOL_VERSION_MIN_SUPPORTED = 3;
 
 /** Largest frame body accepted or sent (bytes). A larger length prefix closes the connection. */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
@@ -69,10 +69,46 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 export const MAX_PENDING_REQUESTS = 100_000;
 /** One replication attempt waits this long for its acknowledgement before re-sending (ms). */
 export const REPLICATION_ATTEMPT_TIMEOUT_MS = 500;
-/** Attempts to forward one request when the partition map changes under it. */
-export const MAX_FORWARD_ATTEMPTS = 5;
-/** Delay between forwarding attempts while the cluster re-forms (ms). */
+/**
+ * Most attempts to route one request while its partition moves or the cluster re-forms. The
+ * request's deadline ends the attempts first in practice: with the back-off below, 5 s hold
+ * about 25 attempts.
+ */
+export const MAX_FORWARD_ATTEMPTS = 100;
+/** Delay before the first re-route of a request; each later attempt waits one more of these (ms). */
 export const FORWARD_RETRY_DELAY_MS = 50;
+/** Longest wait between two attempts to route one request (ms). */
+export const FORWARD_RETRY_MAX_DELAY_MS = 250;
+/**
+ * Write requests whose outcome a node remembers (by request id), so a duplicate or a re-send
+ * of an executed write is answered with its first result instead of running again (docs/cluster.md,
+ * "Errors"). Each node remembers the writes it executed and those it applied as a replica.
+ */
+export const REMEMBERED_REQUESTS_MAX = 50_000;
+/** How long an executed write's outcome is remembered, as a multiple of the request timeout. */
+export const REMEMBERED_REQUEST_TIMEOUTS = 2;
+/** Largest result (msgpack bytes) remembered with a request id; a larger one is remembered as "executed, in doubt". */
+export const REMEMBERED_RESULT_MAX_BYTES = 256;
+/** One attempt to read a record's copy from a merge source (duplicate resolution) waits this long before re-sending (ms). */
+export const DUPLICATE_READ_ATTEMPT_TIMEOUT_MS = 500;
+/** Requests of one batch call sent to a master in one message (batchPut in cluster mode). */
+export const BATCH_REQUEST_RECORDS = 512;
+/** Bytes of bins per batch request message, roughly (kept well under MAX_FRAME_BYTES). */
+export const BATCH_REQUEST_MAX_BYTES = 2 * 1024 * 1024;
+/** Batch request messages of one batch call in flight at once, over all masters. */
+export const BATCH_REQUESTS_IN_FLIGHT = 4;
+/** Record versions per replication batch message (a master replicating a batch request). */
+export const REPLICATION_BATCH_RECORDS = 512;
+/**
+ * Most work a data-plane loop does before it yields to the event loop (records looked at,
+ * requests encoded, partitions dropped): client traffic and heartbeats get their turn within
+ * a few milliseconds of every slice (docs/cluster.md, "Event loop").
+ */
+export const DATA_PLANE_SLICE_RECORDS = 2_048;
+/** Refused peer messages logged per interval, per kind of refusal; the rest are counted. */
+export const REFUSAL_LOG_LINES_PER_INTERVAL = 5;
+/** The interval of the refusal log's rate limit (ms). */
+export const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Settle notices of partitions that finish migrating within this window go out in one message
@@ -116,3 +152,7 @@ check(DEFAULT_REPLICATION_FACTOR <= MAX_REPLICATION_FACTOR, 'DEFAULT_REPLICATION
 check(MEMBERSHIP_ROUND_TIMEOUT_INTERVALS < DEFAULT_HEARTBEAT_TIMEOUT, 'a membership round ends before a peer is declared dead');
 check(MIGRATION_BATCH_RECORDS > 0 && MIGRATION_CONCURRENCY > 0, 'migration bounds are positive');
 check(SETTLE_NOTICE_BATCH_MS < FORWARD_RETRY_DELAY_MS, 'a settle notice waits less than a forwarded request backs off');
+check(FORWARD_RETRY_DELAY_MS <= FORWARD_RETRY_MAX_DELAY_MS, 'FORWARD_RETRY_DELAY_MS <= FORWARD_RETRY_MAX_DELAY_MS');
+check(REMEMBERED_REQUEST_TIMEOUTS >= 2, 'an executed write is remembered for longer than its caller waits, with room for a re-send');
+check(BATCH_REQUEST_MAX_BYTES + MAX_RECORD_PAYLOAD_BYTES + 64 * 1024 <= MAX_FRAME_BYTES, 'a batch request (which may overshoot by one record) fits one frame');
+check(REPLICATION_BATCH_RECORDS >= BATCH_REQUEST_RECORDS, 'one batch request replicates in one message per replica (bytes permitting)');

@@ -14,8 +14,21 @@ export type { RecordVersion };
  * (the Db encodes the call and its arguments there and decodes them in executeLocal).
  */
 export type ClusterRequest =
-  | { kind: 'record'; ns: string; digest: Buffer; operation: unknown }
+  | {
+      kind: 'record';
+      ns: string;
+      digest: Buffer;
+      operation: unknown;
+      /**
+       * True for an operation that changes nothing (a read): it may be sent again freely. A
+       * write is never sent twice blindly (docs/cluster.md, "Errors that tell the truth").
+       */
+      readOnly?: boolean;
+    }
   | { kind: 'scan'; ns: string; partitions: number[]; operation: unknown };
+
+/** The outcome of one item of a batch: its value, or its error. */
+export type BatchItemOutcome = { value: unknown } | { error: WireError };
 
 /** The outcome of executing a request locally. */
 export interface LocalResult {
@@ -42,6 +55,14 @@ export interface LocalStore {
    * ShoalError (or any error with a string `code`) for a failure the caller should see.
    */
   executeLocal(request: ClusterRequest): Promise<LocalResult>;
+  /**
+   * Executes many single-record operations of one namespace on local data, as master of their
+   * partitions (batchPut and batchGet in cluster mode): `operations[i]` is an operation as
+   * executeLocal takes it, on the record with digest `digests[i]`. Resolves to each item's
+   * result or error, in order; one item's failure never stops the others. Optional: without
+   * it the data plane runs executeLocal per item.
+   */
+  executeLocalBatch?(ns: string, digests: Buffer[], operations: unknown[]): Promise<(LocalResult | { error: WireError })[]>;
   /** The local version of a record, tombstones included; undefined if none. */
   readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined>;
   /**

@@ -20,6 +20,12 @@ export interface Timers {
   clearTimeout(handle: TimerHandle): void;
   setInterval(callback: () => void, intervalMs: number): TimerHandle;
   clearInterval(handle: TimerHandle): void;
+  /**
+   * Runs `callback` once the work already due has had its turn (Node's setImmediate: after the
+   * I/O events of this loop iteration). Background work yields with it so client requests and
+   * heartbeats that already arrived go first. Optional: setTimeout(callback, 0) stands in.
+   */
+  setImmediate?(callback: () => void): void;
 }
 
 /** A source of randomness. */
@@ -70,6 +76,9 @@ export const realTimers: Timers = {
   },
   clearInterval(handle) {
     clearInterval(handle as NodeJS.Timeout);
+  },
+  setImmediate(callback) {
+    setImmediate(callback).unref();
   },
 };
 

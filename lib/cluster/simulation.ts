@@ -321,6 +321,11 @@ export class SimHost implements Clock, Timers {
     if (handle !== undefined && handle !== null) (handle as Task).cancelled = true;
   }
 
+  /** After the work already due on this host (the simulator's setImmediate). */
+  setImmediate(callback: () => void): void {
+    this.post(0, callback);
+  }
+
   setInterval(callback: () => void, intervalMs: number): TimerHandle {
     const key = {};
     const period = Math.max(1, intervalMs);

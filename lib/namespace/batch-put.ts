@@ -52,6 +52,7 @@ import {
 } from '../native/exchange';
 import type { NamespaceConfig } from '../options';
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
+import type { WriteGate } from '../storage/write-gate';
 import type { MaybePromise, WriteResult } from './namespace';
 import {
   Current,
@@ -104,8 +105,10 @@ export interface BatchHost {
    * rejects, it resolves to the error every written slot then gets (or undefined).
    */
   store(batch: PutBatch): Promise<ShoalError | undefined> | undefined;
-  /** The per-record path. */
+  /** The per-record path: the namespace's put, past its write gate (the batch holds it). */
   put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult>;
+  /** The namespace's write gate: a batch holds it from its first native call to its last. */
+  readonly gate: WriteGate;
 }
 
 /** The batch buffer of one native call and what JS keeps per slot. */
@@ -273,18 +276,74 @@ export class PutBatch {
 }
 
 /**
- * Runs batchPut entries of one namespace through the batch path, putting each entry's result
- * (or a promise of it) into results at the entry's position.
+ * One namespace's batchPut calls (docs/storage.md, "Batched writes"): each runs its entries
+ * through the batch path, a native call of at most BATCH_PUT_SLOTS_PER_CALL entries at a time.
+ * A call holds the namespace's write gate from its first native call to its last, with the
+ * event loop free (and, on a device, room in the write path awaited) between two, so a big
+ * batch never holds the event loop long, and no write called after it runs before it is done.
+ * Calls run one after another, in call order (they also share the batch buffer).
  */
-export function putBatch(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, request: BatchPutRequest, results: BatchResults): void {
-  batch.reset();
-  batch.options = request.options;
-  for (const position of request.positions) {
-    if (!batch.hasRoom()) flush(host, index, batch, results);
-    const error = batch.add(request.entries[position]!, position, host.config.storeKey);
-    if (error !== undefined) results[position] = error;
+export class BatchWriter {
+  private readonly batch: PutBatch;
+
+  constructor(
+    private readonly host: BatchHost,
+    private readonly index: NativePrimaryIndex,
+    maxRecordBytes: number,
+  ) {
+    this.batch = new PutBatch(maxRecordBytes);
   }
-  flush(host, index, batch, results);
+
+  /**
+   * Writes the request's entries, putting each entry's result (or a promise of it) into results
+   * at the entry's position. When the gate is free, a batch of one native call's size is
+   * written before this returns.
+   */
+  putMany(request: BatchPutRequest, results: BatchResults): Promise<void> {
+    const gate = this.host.gate;
+    const entry = gate.hold();
+    // A batch of several calls first gives the event loop the turn the Db's checks of it took.
+    const start = (): Promise<void> => (request.positions.length > BATCH_PUT_SLOTS_PER_CALL ? gate.between().then(() => this.writeFrom(request, results, 0)) : this.writeFrom(request, results, 0));
+    return entry === undefined ? start() : entry.then(start);
+  }
+
+  /** Writes the entries from positions[from] on, one native call at a time, the gate held; leaves it when done. */
+  private writeFrom(request: BatchPutRequest, results: BatchResults, from: number): Promise<void> {
+    const gate = this.host.gate;
+    let next: number;
+    try {
+      next = this.writeCall(request, results, from);
+    } catch (error) {
+      gate.leave();
+      return Promise.reject(error);
+    }
+    if (next >= request.positions.length) {
+      gate.leave();
+      return Promise.resolve();
+    }
+    return gate.between().then(
+      () => this.writeFrom(request, results, next),
+      (error: unknown) => {
+        gate.leave();
+        throw error;
+      },
+    );
+  }
+
+  /** One native call's worth of entries from positions[from] on; returns where the next call starts. */
+  private writeCall(request: BatchPutRequest, results: BatchResults, from: number): number {
+    const { host, index, batch } = this;
+    batch.reset();
+    batch.options = request.options;
+    let at = from;
+    for (; at < request.positions.length && batch.hasRoom(); at++) {
+      const position = request.positions[at]!;
+      const error = batch.add(request.entries[position]!, position, host.config.storeKey);
+      if (error !== undefined) results[position] = error;
+    }
+    flush(host, index, batch, results);
+    return at;
+  }
 }
 
 /** Looks up, decides, stores the batch, then runs the per-record entries in order. */

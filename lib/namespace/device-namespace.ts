@@ -14,7 +14,7 @@
  * start costs O(blocks), not O(records): it never walks the index.
  */
 import * as path from 'node:path';
-import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS } from '../constants';
+import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
 import { segmentBaseName } from '../index/segment-name';
 import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, recordTooBig } from '../model/bins';
@@ -65,7 +65,7 @@ import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import { compareVersions, tieWins } from './conflict';
 import { partitionFilter } from './partition-filter';
 import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
-import { IndexWalk, PartitionCounts, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
+import { IndexWalk, PartitionCounts, createIndex, dropSegments, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
 import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
@@ -88,7 +88,8 @@ import {
 } from './semantics';
 import { SetTable } from './set-table';
 import type { TruncateCut } from '../model/truncate-cuts';
-import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
+import { BatchPutRequest, BatchResults, BatchWriter, PutBatch } from './batch-put';
+import { nextTurn } from '../storage/event-loop';
 
 const META_FORMAT = 1;
 
@@ -107,6 +108,11 @@ interface DeviceMeta {
   name: string;
   sets: string[];
   dataInMemory: boolean;
+  /**
+   * The open stamp of the run that closed this index (DeviceStore.openStamp): it is attached
+   * only if the devices and the state file were closed by that same run (absent before stamps).
+   */
+  stamp?: [number, number];
 }
 
 interface Loaded extends Current {
@@ -155,9 +161,8 @@ export class DeviceNamespace implements Namespace {
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
   private closed = false;
-  /** batchPut's buffer and callbacks, made on first use. */
-  private batch: PutBatch | undefined;
-  private batchHost: BatchHost | undefined;
+  /** batchPut's writer (its buffer and the calls under way), made on first use. */
+  private batches: BatchWriter | undefined;
   private readonly storeIndex: StoreIndex;
   /** Cold start: the scan's set indexes mapped to set ids. */
   private readonly restoreSetIds: number[] = [];
@@ -169,6 +174,7 @@ export class DeviceNamespace implements Namespace {
     exchange: Exchange,
     private readonly store: DeviceStore,
     private readonly lockFd: number,
+    private readonly db: DbConfig,
     private readonly log: (message: string) => void,
   ) {
     this.config = config;
@@ -190,7 +196,7 @@ export class DeviceNamespace implements Namespace {
     const started = performance.now();
     const device = config.device!;
     const exchange = new Exchange(Math.max(config.maxRecordBytes, SCAN_BATCH_RECORDS * SCAN_RECORD_BYTES));
-    const lockFd = lockNamespace(db.dataDir, config.name);
+    const lockFd = lockNamespace(db.dataDir, config.name, db.fileMode);
     let store: DeviceStore | undefined;
     let index: NativePrimaryIndex | undefined;
     try {
@@ -207,14 +213,12 @@ export class DeviceNamespace implements Namespace {
         defragLwmPct: device.defragLwmPct,
         withPayload: device.dataInMemory,
         stateFile: path.join(db.dataDir, `${config.name}.device-state`),
+        fileMode: db.fileMode,
+        repairDevices: device.repairDevices,
         log,
       });
-      try {
-        index = new (addon().PrimaryIndex)({ name: segmentBaseName(db.dataDir, config.name), shared: db.sharedMemoryIndex, exchange: exchange.buffer, withData: device.dataInMemory });
-      } catch (error) {
-        throw fromNativeError(error, `namespace ${config.name}: cannot create its index`);
-      }
-      const namespace = new DeviceNamespace(config, index, exchange, store, lockFd, log);
+      index = createIndex(db.dataDir, config.name, db.sharedMemoryIndex, exchange, device.dataInMemory, db.fileMode);
+      const namespace = new DeviceNamespace(config, index, exchange, store, lockFd, db, log);
       await namespace.start(db.sharedMemoryIndex);
       namespace.startMs = performance.now() - started;
       return namespace;
@@ -232,25 +236,28 @@ export class DeviceNamespace implements Namespace {
 
   private async start(shared: boolean): Promise<void> {
     const status = this.index.open(shared);
-    const signature = this.store.signature();
+    let why = shared ? 'it has no shared-memory index (a first start, a reboot, or the last run kept none)' : 'sharedMemoryIndex is off';
     if (status === 1) {
-      const header = this.index.header();
       const meta = this.readMeta();
-      const matches = header.signatureHigh === signature.high && header.signatureLow === signature.low;
-      if (header.clean && meta !== undefined && matches && this.store.canAttach()) {
-        this.sets = SetTable.fromJSON(meta.sets);
+      const refusal = this.attachRefusal(meta);
+      if (refusal === undefined) {
+        this.sets = SetTable.fromJSON(meta!.sets);
         this.objects = this.index.count();
         await this.store.attach(this.storeIndex);
         this.startMode = 'warm';
         this.afterStart();
         return;
       }
-      this.log(`namespace ${this.config.name}: the shared-memory index ${header.clean ? 'does not match the devices' : 'was not closed cleanly'}; cold start from the devices`);
+      why = refusal;
+    } else if (status === -1) {
+      why = 'its shared-memory index has another layout (another version of Shoal)';
     }
     if (status !== 0) {
       this.index.close(true);
       this.index.open(false);
     }
+    if (this.store.startMode !== 'new') this.log(`namespace ${this.config.name}: cold start from the devices: ${why}`);
+    else if (status !== 0) this.log(`namespace ${this.config.name}: its devices are new; the shared-memory index an earlier run left is dropped`);
     // The batch insert when the addon has it (an addon built before it falls back to one upsert per record).
     const batched = typeof (this.index as unknown as Partial<BatchInsert>).insertWinners === 'function';
     this.coldStart = await this.store.coldStart(
@@ -309,6 +316,25 @@ export class DeviceNamespace implements Namespace {
       this.restoreSetTable = table.subarray(0, setNames.length);
     }
     this.objects += (this.index as unknown as BatchInsert).insertWinners(winners, variable, count, this.restoreSetTable, this.dataInMemory);
+  }
+
+  /**
+   * Why the shared-memory index just attached may not be used, or undefined when it describes
+   * exactly the devices' state: closed cleanly by the run that last closed the devices (their
+   * open stamp), with their signature, its metadata readable and the devices' state file intact.
+   */
+  private attachRefusal(meta: DeviceMeta | undefined): string | undefined {
+    const header = this.index.header();
+    const signature = this.store.signature();
+    const stamp = this.store.warmStamp();
+    if (!header.clean) return 'its shared-memory index was not closed cleanly (a crash or a kill)';
+    if (meta === undefined) return 'its shared-memory index has no readable metadata';
+    if (header.signatureHigh !== signature.high || header.signatureLow !== signature.low) return 'its shared-memory index belongs to other devices (another signature)';
+    if (!this.store.canAttach()) return this.store.coldStartReason();
+    if (meta.stamp === undefined || meta.stamp[0] !== stamp!.high || meta.stamp[1] !== stamp!.low) {
+      return 'its shared-memory index was left by an earlier run than the one that last closed the devices (their open stamps differ): the devices were opened since without it, or restored from a copy';
+    }
+    return undefined;
   }
 
   private readMeta(): DeviceMeta | undefined {
@@ -391,12 +417,18 @@ export class DeviceNamespace implements Namespace {
   }
 
   /**
-   * Runs body with the current record (and its payload when readPayload): synchronously when
-   * nothing must be read from the device and no other operation holds the record, else under
-   * the record's lock after reading the payload.
+   * Runs a write (body) with the current record (and its payload when readPayload), once the
+   * write gate lets it pass (call order, and room in the store: DeviceStore.gate): synchronously when nothing
+   * must be read from the device and no other operation holds the record, else under the
+   * record's lock after reading the payload. A write that waits for room reads its key and bins
+   * when it runs.
    */
   private run<T>(key: Key, readPayload: boolean, body: Body<T>): MaybePromise<T> {
     this.checkOpen();
+    return this.store.gate.run(() => this.runNow(key, readPayload, body));
+  }
+
+  private runNow<T>(key: Key, readPayload: boolean, body: Body<T>): MaybePromise<T> {
     const current = this.load(key, readPayload);
     const lockKey = this.locks.size > 0 || (readPayload && current.exists && !this.dataInMemory) ? this.exchange.buffer.toString('latin1', EX_DIGEST, EX_DIGEST + 20) : '';
     if (this.locks.size > 0 && this.locks.has(lockKey)) return this.locked(lockKey, () => this.runLocked(key, readPayload, body));
@@ -516,8 +548,14 @@ export class DeviceNamespace implements Namespace {
   // Writes
 
   put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult> {
+    this.checkOpen();
+    return this.store.gate.run(() => this.putNow(key, bins, options));
+  }
+
+  /** put, past the write gate (batchPut's per-record entries: the batch holds the gate). */
+  private putNow(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult> {
     const merges = putMerges(options);
-    return this.run(key, merges || options?.filter !== undefined, (current, payload) => {
+    return this.runNow(key, merges || options?.filter !== undefined, (current, payload) => {
       this.checkFilter(options?.filter, current, payload);
       checkPutPolicy(current, options);
       const existing = payload === undefined || !merges ? undefined : decodePayloadBins(payload, 0, payload.length);
@@ -527,18 +565,22 @@ export class DeviceNamespace implements Namespace {
     });
   }
 
-  putMany(request: BatchPutRequest, results: BatchResults): void {
+  putMany(request: BatchPutRequest, results: BatchResults): Promise<void> {
     this.checkOpen();
-    this.batch ??= new PutBatch(this.config.maxRecordBytes);
-    this.batchHost ??= {
-      config: this.config,
-      setIdFor: (set) => this.sets.idFor(set),
-      busy: (batch, at) => this.locks.size > 0 && this.locks.has(batch.toString('latin1', at, at + 20)),
-      admits: () => true,
-      store: (batch) => this.storeBatch(batch),
-      put: (key, bins, options) => this.put(key, bins, options),
-    };
-    putBatch(this.batchHost, this.index, this.batch, request, results);
+    this.batches ??= new BatchWriter(
+      {
+        config: this.config,
+        setIdFor: (set) => this.sets.idFor(set),
+        busy: (batch, at) => this.locks.size > 0 && this.locks.has(batch.toString('latin1', at, at + 20)),
+        admits: () => true,
+        store: (batch) => this.storeBatch(batch),
+        put: (key, bins, options) => this.putNow(key, bins, options),
+        gate: this.store.gate,
+      },
+      this.index,
+      this.config.maxRecordBytes,
+    );
+    return this.batches.putMany(request, results);
   }
 
   /**
@@ -737,7 +779,8 @@ export class DeviceNamespace implements Namespace {
   /**
    * Device high-water mark: above highWaterPct of the device bytes, evicts records that expire
    * soonest (as Aerospike does; records that never expire are never evicted), one bounded batch
-   * per sweep period, then recounts live bytes so defrag reclaims their blocks. An evicted
+   * per sweep period, and releases the locations the index reports for them so defrag reclaims
+   * their blocks. An evicted
    * record's newest copy still hides older ones on the device (see docs/storage.md).
    */
   private evictAboveHighWater(nowSeconds: number): void {
@@ -747,12 +790,13 @@ export class DeviceNamespace implements Namespace {
     if (storage.deviceUsedBytes <= limit) return;
     const average = storage.deviceUsedBytes / this.objects;
     const wanted = Math.min(EVICTION_BATCH_MAX, Math.max(1, Math.ceil((storage.deviceUsedBytes - limit) / average)));
-    const removed = this.index.evictSoonestExpiring(-1, wanted, nowSeconds);
+    const locations = new Uint32Array(2 * wanted);
+    const removed = this.index.evictSoonestExpiring(-1, wanted, nowSeconds, locations);
     if (removed === 0) return;
     this.objects -= removed;
     this.partitionRecords.invalidate();
     this.evicted += removed;
-    this.store.recount((take) => this.visitLocations(take));
+    this.releaseAll(locations, removed);
   }
 
   // ------------------------------------------------------------------------------------
@@ -836,12 +880,25 @@ export class DeviceNamespace implements Namespace {
     await this.store.truncate(set, beforeMs);
     const setId = set === undefined ? -1 : this.sets.idOf(set);
     if (setId === undefined) return 0;
-    const total = await truncateIndex(this.index, this.exchange, setId, beforeMs, () => this.closed, (removed) => {
-      this.objects -= removed;
-      if (removed > 0) this.partitionRecords.invalidate();
-    });
-    if (total > 0) this.store.recount((take) => this.visitLocations(take));
-    return total;
+    const locations = new Uint32Array(2 * TRUNCATE_SLOTS_PER_STEP);
+    return truncateIndex(
+      this.index,
+      this.exchange,
+      setId,
+      beforeMs,
+      () => this.closed,
+      (removed) => {
+        this.objects -= removed;
+        if (removed > 0) this.partitionRecords.invalidate();
+        this.releaseAll(locations, removed);
+      },
+      locations,
+    );
+  }
+
+  /** The bytes of `count` removed entries whose locations (low, high) are in `locations` are dead. */
+  private releaseAll(locations: Uint32Array, count: number): void {
+    for (let i = 0; i < count; i++) this.store.release(locations[2 * i]!, locations[2 * i + 1]!);
   }
 
   truncateCuts(): readonly TruncateCut[] {
@@ -872,6 +929,10 @@ export class DeviceNamespace implements Namespace {
 
   applyVersion(version: RecordVersion): MaybePromise<boolean> {
     this.checkOpen();
+    return this.store.gate.run(() => this.applyWithRoom(version));
+  }
+
+  private applyWithRoom(version: RecordVersion): MaybePromise<boolean> {
     const lockKey = version.digest.toString('latin1', 0, 20);
     if (this.locks.has(lockKey)) return this.locked(lockKey, async () => this.applyNow(version));
     return this.applyNow(version);
@@ -932,6 +993,8 @@ export class DeviceNamespace implements Namespace {
     for await (const batch of this.scanBatches(-1, partitionFilter([partitionId]))) for (const entry of batch) digests.push(Buffer.from(entry.digest));
     let removed = 0;
     for (const digest of digests) {
+      const room = this.store.gate.enter();
+      if (room !== undefined) await room;
       this.exchange.setDigest(digest);
       const length = this.index.read(0);
       if (length < 0) continue;
@@ -980,16 +1043,21 @@ export class DeviceNamespace implements Namespace {
     if (this.closed) return;
     this.closed = true;
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    // Writes called before close() still run: those waiting for room, then those under a lock.
+    await this.store.gate.idle();
     await Promise.all([...this.locks.values()]);
     try {
       await this.store.close();
       if (!dropIndex) {
-        const meta: DeviceMeta = { format: META_FORMAT, kind: 'device', name: this.config.name, sets: this.sets.toJSON(), dataInMemory: this.dataInMemory };
+        const stamp = this.store.openStamp;
+        const meta: DeviceMeta = { format: META_FORMAT, kind: 'device', name: this.config.name, sets: this.sets.toJSON(), dataInMemory: this.dataInMemory, stamp: [stamp.high, stamp.low] };
         this.index.writeMeta(Buffer.from(JSON.stringify(meta)));
         this.index.markClean(true);
       }
     } finally {
       this.index.close(dropIndex);
+      // Without shared memory: whatever earlier runs left goes too (open removed it already).
+      if (dropIndex && !this.db.sharedMemoryIndex) dropSegments(this.db.dataDir, this.config.name);
       addon().unlockFile(this.lockFd);
     }
   }

@@ -6,7 +6,7 @@
  */
 import { PARTITION_COUNT, SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
-import { lockFilePath } from '../index/segment-name';
+import { lockFilePath, segmentBaseName } from '../index/segment-name';
 import { Bins, decodePayloadBins, selectBins } from '../model/bins';
 import type { Key } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
@@ -15,18 +15,40 @@ import type { ReadOptions, ShoalRecord } from './namespace';
 import { ttlOf } from './semantics';
 
 /**
- * Takes the namespace's lock file (one Db owns a namespace's data at a time) and returns its
- * descriptor, for addon().unlockFile at close.
+ * Takes the namespace's lock file (one Db owns a namespace's data at a time; made with exactly
+ * `fileMode` when it is new) and returns its descriptor, for addon().unlockFile at close.
  * @throws ShoalError LOCKED when another Db, in this process or another, holds it.
  */
-export function lockNamespace(dataDir: string, namespace: string): number {
+export function lockNamespace(dataDir: string, namespace: string, fileMode: number): number {
   try {
-    return addon().lockFile(lockFilePath(dataDir, namespace));
+    return addon().lockFile(lockFilePath(dataDir, namespace), fileMode);
   } catch (error) {
     const wrapped = fromNativeError(error, `namespace ${namespace}`);
     if (wrapped.code !== ErrorCode.LOCKED) throw wrapped;
     throw new ShoalError(ErrorCode.LOCKED, `namespace ${namespace} is already open in another Db (this process or another); close it first`, { cause: error });
   }
+}
+
+/**
+ * The namespace's primary index, not yet opened: in shared memory (segments named after the
+ * data directory and the namespace, made with exactly `fileMode`) or in private memory.
+ * Without shared memory, the segments an earlier run left are removed first: this run changes
+ * the data they describe, so a later shared run must never attach them (docs/index.md, "Which
+ * segments may be attached").
+ * @throws ShoalError IO_ERROR when segments cannot be removed or memory not had.
+ */
+export function createIndex(dataDir: string, namespace: string, shared: boolean, exchange: Exchange, withData: boolean, fileMode: number): NativePrimaryIndex {
+  try {
+    if (!shared) dropSegments(dataDir, namespace);
+    return new (addon().PrimaryIndex)({ name: segmentBaseName(dataDir, namespace), shared, exchange: exchange.buffer, withData, fileMode });
+  } catch (error) {
+    throw fromNativeError(error, `namespace ${namespace}: cannot create its index`);
+  }
+}
+
+/** Removes every shared-memory segment of the namespace's index (none there is fine). @throws Error from shm_unlink. */
+export function dropSegments(dataDir: string, namespace: string): void {
+  addon().unlinkIndexSegments(segmentBaseName(dataDir, namespace));
 }
 
 /** The metadata a clean close wrote beside the index, when it parses and `accepts` it; else undefined. */
@@ -128,7 +150,9 @@ export class PartitionCounts {
 /**
  * Removes the entries of a set (setId ≥ 0) or of every set (-1) last updated before `beforeMs`,
  * a bounded slice of the index at a time with the event loop free between slices. `removed`
- * hears of each slice's count while its figures are still in the exchange.
+ * hears of each slice's count while its figures are still in the exchange; given `locations`
+ * (2 × TRUNCATE_SLOTS_PER_STEP elements), the slice's removed entries' locations are there too
+ * (low, high of each), so a device namespace releases exactly their bytes.
  * Returns how many entries were removed.
  */
 export async function truncateIndex(
@@ -138,11 +162,12 @@ export async function truncateIndex(
   beforeMs: number,
   closed: () => boolean,
   removed: (count: number) => void,
+  locations?: Uint32Array,
 ): Promise<number> {
   let cursor = 1;
   let total = 0;
   while (cursor !== 0 && !closed()) {
-    const count = index.truncate(setId, beforeMs, cursor, TRUNCATE_SLOTS_PER_STEP);
+    const count = index.truncate(setId, beforeMs, cursor, TRUNCATE_SLOTS_PER_STEP, locations);
     total += count;
     removed(count);
     cursor = exchange.entryU32(ENTRY_ID);

@@ -3,8 +3,9 @@
  * restart re-attaches instead of refilling), bounded by maxBytes, with LRU or TTL eviction
  * above the high-water mark, lazy expiry on read and a background expiry sweep.
  *
- * Every operation is synchronous: it runs to completion on the JS thread, which makes it
- * atomic for its record without a lock.
+ * Every operation runs to completion on the JS thread, which makes it atomic for its record
+ * without a lock: at once, or, while a batchPut of several native calls holds the write gate,
+ * once the batch is done (writes keep their call order: lib/storage/write-gate.ts).
  */
 import {
   EVICTION_BATCH_MAX,
@@ -55,7 +56,7 @@ import {
   UPSERT_STORE_DATA,
 } from '../native/exchange';
 import type { DbConfig, NamespaceConfig } from '../options';
-import type { Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
+import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
   Operation,
@@ -77,10 +78,11 @@ import {
 } from './semantics';
 import { SetTable } from './set-table';
 import { TruncateCut, addCut } from '../model/truncate-cuts';
-import { BatchHost, BatchPutRequest, BatchResults, PutBatch, putBatch } from './batch-put';
+import { BatchPutRequest, BatchResults, BatchWriter, PutBatch } from './batch-put';
+import { WriteGate } from '../storage/write-gate';
 import { partitionFilter } from './partition-filter';
 import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
-import { IndexWalk, PartitionCounts, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
+import { IndexWalk, PartitionCounts, createIndex, dropSegments, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
 import { compareVersions, tieWins } from './conflict';
 
 const META_FORMAT = 1;
@@ -133,29 +135,29 @@ export class MemoryNamespace implements Namespace {
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
   private closed = false;
-  /** batchPut's buffer and callbacks, made on first use. */
-  private batch: PutBatch | undefined;
-  private batchHost: BatchHost | undefined;
+  /** batchPut's writer (its buffer), made on first use. */
+  private batches: BatchWriter | undefined;
+  /** Writes pass in call order; a batchPut holds the gate across its native calls (write-gate.ts). */
+  private readonly gate = new WriteGate();
 
   /**
    * Opens (or re-attaches to) the namespace's index.
    * @throws ShoalError LOCKED when another Db holds it; IO_ERROR when shared memory fails.
    */
-  constructor(config: NamespaceConfig, db: DbConfig, private readonly log: (message: string) => void) {
+  constructor(
+    config: NamespaceConfig,
+    private readonly db: DbConfig,
+    private readonly log: (message: string) => void,
+  ) {
     const started = performance.now();
     this.config = config;
     this.touchLru = config.evictPolicy === 'lru' ? READ_TOUCH_LRU : 0;
     this.highWaterBytes = Math.floor((config.maxBytes * config.highWaterPct) / 100);
     this.stopWritesBytes = Math.floor((config.maxBytes * config.stopWritesPct) / 100);
     this.exchange = new Exchange(Math.max(config.maxRecordBytes, SCAN_BATCH_RECORDS * SCAN_RECORD_BYTES));
-    this.lockFd = lockNamespace(db.dataDir, config.name);
+    this.lockFd = lockNamespace(db.dataDir, config.name, db.fileMode);
     try {
-      this.index = new (addon().PrimaryIndex)({
-        name: segmentBaseName(db.dataDir, config.name),
-        shared: db.sharedMemoryIndex,
-        exchange: this.exchange.buffer,
-        withData: true,
-      });
+      this.index = createIndex(db.dataDir, config.name, db.sharedMemoryIndex, this.exchange, true, db.fileMode);
       this.partitionRecords = new PartitionCounts(this.index, this.exchange);
       this.attachOrCreate(db.sharedMemoryIndex);
       this.index.markClean(false);
@@ -237,8 +239,13 @@ export class MemoryNamespace implements Namespace {
   // ------------------------------------------------------------------------------------
   // Writes
 
-  put(key: Key, bins: Bins, options: WriteOptions | undefined): WriteResult {
+  put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult> {
     this.checkOpen();
+    return this.gate.run(() => this.putNow(key, bins, options));
+  }
+
+  /** put, past the write gate (batchPut's per-record entries: the batch holds the gate). */
+  private putNow(key: Key, bins: Bins, options: WriteOptions | undefined): WriteResult {
     const merges = putMerges(options);
     const current = this.loadCurrent(key, merges || options?.filter !== undefined ? READ_COPY_DATA : 0);
     if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
@@ -251,18 +258,22 @@ export class MemoryNamespace implements Namespace {
     return this.writeCurrent(key, current, result, options, options?.ttl);
   }
 
-  putMany(request: BatchPutRequest, results: BatchResults): void {
+  putMany(request: BatchPutRequest, results: BatchResults): Promise<void> {
     this.checkOpen();
-    this.batch ??= new PutBatch(this.config.maxRecordBytes);
-    this.batchHost ??= {
-      config: this.config,
-      setIdFor: (set) => this.sets.idFor(set),
-      busy: () => false,
-      admits: (growthBytes) => this.memoryUsedBytes() + growthBytes <= this.highWaterBytes,
-      store: (batch) => this.storeBatch(batch),
-      put: (key, bins, options) => this.put(key, bins, options),
-    };
-    putBatch(this.batchHost, this.index, this.batch, request, results);
+    this.batches ??= new BatchWriter(
+      {
+        config: this.config,
+        setIdFor: (set) => this.sets.idFor(set),
+        busy: () => false,
+        admits: (growthBytes) => this.memoryUsedBytes() + growthBytes <= this.highWaterBytes,
+        store: (batch) => this.storeBatch(batch),
+        put: (key, bins, options) => this.putNow(key, bins, options),
+        gate: this.gate,
+      },
+      this.index,
+      this.config.maxRecordBytes,
+    );
+    return this.batches.putMany(request, results);
   }
 
   /** batchPut: the decided writes of a batch into the index (payloads included), then the accounting. */
@@ -286,8 +297,12 @@ export class MemoryNamespace implements Namespace {
     return undefined;
   }
 
-  remove(key: Key, options: RemoveOptions | undefined): boolean {
+  remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean> {
     this.checkOpen();
+    return this.gate.run(() => this.removeNow(key, options));
+  }
+
+  private removeNow(key: Key, options: RemoveOptions | undefined): boolean {
     const current = this.loadCurrent(key, options?.filter !== undefined ? READ_COPY_DATA : 0);
     if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     checkGenerationMatch(current, options?.generation);
@@ -296,8 +311,12 @@ export class MemoryNamespace implements Namespace {
     return true;
   }
 
-  touch(key: Key, ttl: number | undefined): WriteResult {
+  touch(key: Key, ttl: number | undefined): MaybePromise<WriteResult> {
     this.checkOpen();
+    return this.gate.run(() => this.touchNow(key, ttl));
+  }
+
+  private touchNow(key: Key, ttl: number | undefined): WriteResult {
     const current = this.loadCurrent(key, 0);
     if (!current.exists) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
     const nowMs = current.nowMs;
@@ -309,8 +328,12 @@ export class MemoryNamespace implements Namespace {
     return { gen, ttl: ttlOf(voidTime, nowSeconds) };
   }
 
-  operate(key: Key, operations: Operation[], options: WriteOptions | undefined): ShoalRecord {
+  operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
     this.checkOpen();
+    return this.gate.run(() => this.operateNow(key, operations, options));
+  }
+
+  private operateNow(key: Key, operations: Operation[], options: WriteOptions | undefined): ShoalRecord {
     const current = this.loadCurrent(key, READ_COPY_DATA | this.touchLru);
     const writes = operationsWrite(operations);
     if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
@@ -584,8 +607,12 @@ export class MemoryNamespace implements Namespace {
     };
   }
 
-  applyVersion(version: RecordVersion): boolean {
+  applyVersion(version: RecordVersion): MaybePromise<boolean> {
     this.checkOpen();
+    return this.gate.run(() => this.applyNow(version));
+  }
+
+  private applyNow(version: RecordVersion): boolean {
     const exchange = this.exchange;
     exchange.setDigest(version.digest);
     const length = this.index.read(0);
@@ -634,6 +661,8 @@ export class MemoryNamespace implements Namespace {
     let removed = 0;
     const digests: Buffer[] = [];
     for await (const version of this.partitionVersions(partitionId)) digests.push(version.digest);
+    const entry = this.gate.enter();
+    if (entry !== undefined) await entry;
     for (const digest of digests) {
       this.exchange.setDigest(digest);
       if (this.index.remove() === 1) {
@@ -673,6 +702,7 @@ export class MemoryNamespace implements Namespace {
     if (this.closed) return;
     this.closed = true;
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    await this.gate.idle();
     try {
       if (!dropIndex) {
         const meta: MemoryMeta = {
@@ -688,6 +718,8 @@ export class MemoryNamespace implements Namespace {
         this.index.markClean(true);
       }
       this.index.close(dropIndex);
+      // Without shared memory: whatever earlier runs left goes too (open removed it already).
+      if (dropIndex && !this.db.sharedMemoryIndex) dropSegments(this.db.dataDir, this.config.name);
     } finally {
       addon().unlockFile(this.lockFd);
     }

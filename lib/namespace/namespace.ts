@@ -91,9 +91,10 @@ export interface Namespace {
   put(key: Key, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult>;
   /**
    * batchPut's entries for this namespace (validated by the Db): each entry's result, error or
-   * a promise of one (never rejecting) goes to results at its position. lib/namespace/batch-put.ts.
+   * a promise of one (never rejecting) goes to results at its position; resolves once every
+   * entry has one. lib/namespace/batch-put.ts.
    */
-  putMany(request: BatchPutRequest, results: BatchResults): void;
+  putMany(request: BatchPutRequest, results: BatchResults): Promise<void>;
   get(key: Key, options: ReadOptions | undefined): MaybePromise<ShoalRecord | undefined>;
   getSync(key: Key, options: ReadOptions | undefined): ShoalRecord | undefined;
   exists(key: Key): MaybePromise<boolean>;

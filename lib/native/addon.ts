@@ -15,6 +15,8 @@ export interface PrimaryIndexOptions {
   exchange: Buffer;
   /** Keep record payloads in a memory arena (memory namespaces, dataInMemory). */
   withData: boolean;
+  /** The exact file mode of the shared segments it creates (0o600 to 0o777, owner read and write); default 0o600. */
+  fileMode?: number;
 }
 
 export interface PrimaryIndexHeader {
@@ -84,11 +86,15 @@ export interface NativePrimaryIndex {
    * Removes entries that expire soonest (void time != 0) while dataBytes > targetDataBytes, at most maxRemovals; returns how many.
    * targetDataBytes < 0 removes by count alone (device namespaces, whose index holds no data). O(entries): three passes.
    */
-  evictSoonestExpiring(targetDataBytes: number, maxRemovals: number, nowSeconds: number): number;
+  evictSoonestExpiring(targetDataBytes: number, maxRemovals: number, nowSeconds: number, locations?: Uint32Array): number;
   /** Visits up to maxSlots slots from cursor, removing entries with 0 < void time <= now; ENTRY.entryId = next cursor (0 when done). Returns removed count. */
-  sweepExpired(nowSeconds: number, cursor: number, maxSlots: number): number;
-  /** Visits up to maxSlots slots, removing entries of setId (-1: all) with last-update < beforeMs; ENTRY.entryId = next cursor. */
-  truncate(setId: number, beforeMs: number, cursor: number, maxSlots: number): number;
+  sweepExpired(nowSeconds: number, cursor: number, maxSlots: number, locations?: Uint32Array): number;
+  /**
+   * Visits up to maxSlots slots, removing entries of setId (-1: all) with last-update < beforeMs; ENTRY.entryId = next cursor.
+   * Bulk removals given `locations` write the (low, high) location of each entry they remove there, two elements each, and
+   * stop early (the cursor says where to go on) rather than remove more than it holds.
+   */
+  truncate(setId: number, beforeMs: number, cursor: number, maxSlots: number, locations?: Uint32Array): number;
   count(): number;
   stats(): PrimaryIndexStats;
   /** Unmaps; with drop, also unlinks every segment. Idempotent. */
@@ -99,6 +105,8 @@ export interface NativePrimaryIndex {
 
 export interface NativeAddon {
   ripemd160(data: Uint8Array): Buffer;
+  /** The digests of many messages: message i is messages[ends[i - 1], ends[i]); digest i goes to digests[20 i, 20 i + 20). */
+  ripemd160Many(messages: Uint8Array, ends: Uint32Array, digests: Uint8Array): void;
   /** CRC32C continuing from seed (the CRC of the preceding bytes; 0 to start). */
   crc32c(data: Uint8Array, seed?: number): number;
   /** Tests: the table-driven CRC32C path, to compare with the SSE4.2 one. */
@@ -106,7 +114,8 @@ export interface NativeAddon {
   /** Whether crc32c() uses the SSE4.2 instruction on this CPU. */
   crc32cHardware: boolean;
   /** Opens (creating) a lock file and takes an exclusive flock; returns the fd. Throws code LOCKED if held. */
-  lockFile(path: string): number;
+  /** Opens (creating with exactly `mode`, default 0o600) and exclusively flocks a file; returns its descriptor. @throws LOCKED, IO_ERROR. */
+  lockFile(path: string, mode?: number): number;
   unlockFile(fd: number): void;
   PrimaryIndex: new (options: PrimaryIndexOptions) => NativePrimaryIndex;
   /** Unlinks every segment of an index base name; returns how many were removed. */

@@ -16,7 +16,8 @@
  * `variable` holds set name, key and (withPayload) payload of each winner back to back.
  */
 import { ErrorCode, ShoalError } from '../errors';
-import { COLD_START_CHUNK_BYTES, COLD_START_PROGRESS_MS, DATA_START_BYTES } from './constants';
+import { COLD_START_CHUNK_BYTES, COLD_START_PROGRESS_MS, COLD_START_WINNERS_PER_SLICE, DATA_START_BYTES } from './constants';
+import { nextTurn } from './event-loop';
 import type { TruncateMarker } from './format';
 import { type NativeBlockDevice, storageNative } from './native-device';
 
@@ -136,6 +137,14 @@ export interface ColdStartOptions {
   onProgress?: (bytesScanned: number, bytesTotal: number) => void;
 }
 
+/** One batch of live winners from the scanner. */
+interface ScanBatch {
+  winners: Buffer;
+  variable: Buffer;
+  count: number;
+  newSetNames: string[];
+}
+
 /** @throws ShoalError IO_ERROR when a device cannot be read. */
 export async function coldStartScan(options: ColdStartOptions): Promise<ColdStartReport> {
   const started = performance.now();
@@ -152,12 +161,37 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
   const setNames: string[] = [];
   let records = 0;
   let indexMs = 0;
-  const onBatch = (winners: Buffer, variable: Buffer, count: number, newSetNames: string[]) => {
+  const handOver = (batch: ScanBatch): void => {
     const handing = performance.now();
-    for (const name of newSetNames) setNames.push(name);
-    records += deliver({ winners, variable, count }, setNames, options.withPayload, options.onRecord, options.onLiveBatch === undefined ? undefined : options.onLive);
-    options.onLiveBatch?.(winners, variable, count, setNames);
+    for (const name of batch.newSetNames) setNames.push(name);
+    records += deliver(batch, setNames, options.withPayload, options.onRecord, options.onLiveBatch === undefined ? undefined : options.onLive);
+    options.onLiveBatch?.(batch.winners, batch.variable, batch.count, setNames);
     indexMs += performance.now() - handing;
+  };
+  // The scanner may deliver several batches in one callback when the JS thread fell behind:
+  // they are queued, and handed over one (a few ms of inserts) per event-loop turn, in order
+  // (each owns its buffers), never in the callback itself.
+  const queued: ScanBatch[] = [];
+  let handingOver: Promise<void> | undefined;
+  let handOverError: unknown;
+  const onBatch = (winners: Buffer, variable: Buffer, count: number, newSetNames: string[]) => {
+    queued.push({ winners, variable, count, newSetNames });
+    if (handingOver !== undefined) return;
+    handingOver = (async () => {
+      while (queued.length > 0) {
+        await nextTurn();
+        handOver(queued.shift()!);
+      }
+    })().then(
+      () => {
+        handingOver = undefined;
+      },
+      (error: unknown) => {
+        handOverError ??= error;
+        queued.length = 0;
+        handingOver = undefined;
+      },
+    );
   };
   const ticker = options.onProgress === undefined ? undefined : setInterval(() => options.onProgress!(scanner.progress(), total), COLD_START_PROGRESS_MS);
   ticker?.unref();
@@ -177,11 +211,20 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
   } finally {
     if (ticker !== undefined) clearInterval(ticker);
   }
+  while (handingOver !== undefined) await handingOver;
+  if (handOverError !== undefined) throw handOverError;
   options.onProgress?.(scanner.progress(), total);
   const finished = scanner.finish();
-  const handing = performance.now();
   for (const name of finished.setNames) setNames.push(name);
-  records += deliver(finished, setNames, options.withPayload, options.onRecord, options.onLiveBatch === undefined ? undefined : options.onLive);
+  // Tombstones and shadows come all at once here (a namespace with many removes has many):
+  // handed over a slice at a time, the event loop free in between.
+  for (let from = 0; from < finished.count; from += COLD_START_WINNERS_PER_SLICE) {
+    if (from > 0) await nextTurn();
+    const handing = performance.now();
+    records += deliver(finished, setNames, options.withPayload, options.onRecord, options.onLiveBatch === undefined ? undefined : options.onLive, from, Math.min(finished.count, from + COLD_START_WINNERS_PER_SLICE));
+    indexMs += performance.now() - handing;
+  }
+  const handing = performance.now();
   options.onLiveBatch?.(finished.winners, finished.variable, finished.count, setNames);
   indexMs += performance.now() - handing;
   const ms = performance.now() - started;
@@ -203,22 +246,24 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
 }
 
 /**
- * Hands count winners to onRecord (live ones only their location to onLive, when given);
- * returns how many were live records.
+ * Hands winners [from, to) (default all) to onRecord (live ones only their location to onLive,
+ * when given); returns how many were live records.
  */
 function deliver(
   batch: { winners: Buffer; variable: Buffer; count: number },
   setNames: string[],
   withPayload: boolean,
   onRecord: (record: ColdStartRecord) => void,
-  onLive?: (locationLow: number, locationHigh: number) => void,
+  onLive: ((locationLow: number, locationHigh: number) => void) | undefined,
+  from = 0,
+  to = batch.count,
 ): number {
-  const { winners, variable, count } = batch;
+  const { winners, variable } = batch;
   const record = new ColdStartRecord(winners, variable, setNames, withPayload);
   const u32 = new Uint32Array(winners.buffer, winners.byteOffset, winners.length >>> 2);
   const f64 = new Float64Array(winners.buffer, winners.byteOffset, winners.length >>> 3);
   let live = 0;
-  for (let index = 0; index < count; index++) {
+  for (let index = from; index < to; index++) {
     const word = index * (WINNER_BYTES >>> 2);
     const flags = u32[word + 7]!;
     if (onLive !== undefined && (flags & (WINNER_TOMBSTONE | WINNER_EXPIRED_SHADOW)) === 0) {

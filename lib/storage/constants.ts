@@ -42,6 +42,40 @@ export const DEFAULT_POST_WRITE_CACHE_BLOCKS = 32;
  * VM), a recycled one nothing.
  */
 export const WRITE_BLOCK_SPARES = 4;
+/**
+ * Write backpressure (docs/storage.md, "Backpressure"): sealed write blocks per device whose
+ * writes may be in flight at once. Each holds its 1 MiB buffer and the aligned copy the I/O
+ * thread writes from; a write that would seal one more waits until one lands.
+ */
+export const WRITE_BLOCKS_IN_FLIGHT_MAX = 8;
+
+/**
+ * The mode of every file Shoal creates (devices, lock and state files, shared-memory
+ * segments) unless open() is given fileMode: its owner's alone. Directories it creates get
+ * the same bits plus search (x) where there is read (0o700 by default).
+ */
+export const DEFAULT_FILE_MODE = 0o600;
+/**
+ * A device with no valid header is new (Shoal may format it) only when its first and last
+ * BLANK_CHECK_BYTES are zeros: that covers where file systems, partition tables and volume
+ * managers keep their signatures (docs/storage.md, "What a damaged device gets").
+ */
+export const BLANK_CHECK_BYTES = 1 << 20;
+/**
+ * Work cut into slices with an event-loop turn between them (docs/storage.md, "No long
+ * stalls"): tombstones encoded or decoded for the state file, cold-start winners handed over
+ * (tombstones and shadows), records moved by defragmentation.
+ */
+export const STATE_TOMBSTONES_PER_SLICE = 16_384;
+export const COLD_START_WINNERS_PER_SLICE = 16_384;
+/** Work whose cost per item varies (defragmentation's moves) runs for this long between turns. */
+export const SLICE_BUDGET_MS = 5;
+/** How many records defragmentation handles between two looks at the clock. */
+export const DEFRAG_RECORDS_PER_CLOCK_CHECK = 64;
+/** storage.repairDevices: block headers read at once while looking for a device's write blocks. */
+export const REPAIR_READS_IN_FLIGHT = 64;
+/** A refused device's error says whether it holds Shoal write blocks: this many are probed per block size. */
+export const DAMAGE_PROBE_BLOCKS = 16;
 
 /** Native I/O threads per device (random reads need queue depth; libuv has only 4). */
 export const DEFAULT_IO_THREADS = 32;
@@ -61,3 +95,5 @@ check(4096 + MAX_TRUNCATE_MARKERS * TRUNCATE_MARKER_BYTES + 4 <= HEADER_SLOT_BYT
 check(MAX_WRITE_BLOCK_BYTES / RECORD_ALIGN_BYTES <= 1 << 19, 'offsets must fit 19 bits of 16-byte units');
 check(MIN_RESULTS_BYTES >= 2 * MAX_WRITE_BLOCK_BYTES / 2, 'results must hold a block read');
 check(COLD_START_CHUNK_BYTES >= MAX_WRITE_BLOCK_BYTES, 'a cold-start chunk holds at least one block');
+check(WRITE_BLOCKS_IN_FLIGHT_MAX >= 1 && WRITE_BLOCKS_IN_FLIGHT_MAX <= DEFAULT_POST_WRITE_CACHE_BLOCKS, 'blocks in flight are still in the post-write cache');
+check(BLANK_CHECK_BYTES >= DATA_START_BYTES && BLANK_CHECK_BYTES % IO_ALIGN_BYTES === 0, 'the blank check covers the header region in aligned reads');

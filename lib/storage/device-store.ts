@@ -61,8 +61,17 @@ import {
   MAX_WRITE_BLOCK_BYTES,
   MIN_RESERVE_BLOCKS,
   MIN_WRITE_BLOCK_BYTES,
+  DEFAULT_FILE_MODE,
+  DEFRAG_RECORDS_PER_CLOCK_CHECK,
+  STATE_TOMBSTONES_PER_SLICE,
+  WRITE_BLOCKS_IN_FLIGHT_MAX,
 } from './constants';
 import { coldStartScan, type ColdStartRecord, type ColdStartReport } from './cold-start';
+import { checkReadings, type DeviceReading, readDevice } from './device-identity';
+import { repairDevices } from './device-repair';
+import { nextTurn, TimeSlice } from './event-loop';
+import { makeDirectory, writeFileAtomically } from './file-mode';
+import { WriteGate } from './write-gate';
 import {
   BLOCK_HEADER_BYTES,
   decodeHeader,
@@ -131,6 +140,14 @@ export interface DeviceStoreOptions {
    * data directory). Without it every start is a cold start.
    */
   stateFile?: string;
+  /** The exact mode of the device files, directories (plus search bits) and state file it creates; default 0o600. */
+  fileMode?: number;
+  /**
+   * Repair devices that open() would refuse as damaged: rebuild a lost header from the write
+   * blocks, extend a truncated file back to its size, make a blank device an empty member
+   * (device-repair.ts). Never writes over a file that is not a Shoal device.
+   */
+  repairDevices?: boolean;
   /** Clock (ms); tests pass a fake one. */
   now?: () => number;
   log?: (message: string) => void;
@@ -210,6 +227,10 @@ export interface DeviceStoreStats {
   writeBlocksFlushed: number;
   commits: number;
   failed: boolean;
+  /** Sealed write blocks whose writes have not landed (at most WRITE_BLOCKS_IN_FLIGHT_MAX per device, plus a batch's). */
+  writeBlocksInFlight: number;
+  /** Write-block buffers that reads can be served from: open, in flight, in the post-write cache. */
+  writeBlocksInMemory: number;
 }
 
 export class DeviceStore {
@@ -227,7 +248,7 @@ export class DeviceStore {
   private readonly cacheLimit: number;
   private readonly withPayload: boolean;
   private readonly cache = new Map<number, Buffer>();
-  private readonly tombstones = new Map<string, Tombstone>();
+  private tombstones = new Map<string, Tombstone>();
   private readonly defragQueue = new Set<number>();
   private readonly scratch = new Exchange(8);
   private readonly out = new Uint32Array(2);
@@ -242,6 +263,8 @@ export class DeviceStore {
   private closed = false;
   private defragTimer: NodeJS.Timeout | undefined;
   private defragRunning: Promise<void> | undefined;
+  /** Defragmentation slices under way (they hold the blocks they read across awaits: no buffer reuse meanwhile). */
+  private defragSlices = 0;
   private liveTotal = 0;
   private counters = { flushed: 0, commits: 0, defragBlocks: 0, defragMoved: 0 };
   private readonly stateFile: string | undefined;
@@ -257,7 +280,23 @@ export class DeviceStore {
   private readonly spareBlocks: Buffer[] = [];
   /** The devices the batch placed records on. */
   private readonly batchDevices = new Set<DeviceState>();
+  /**
+   * Backpressure (docs/storage.md, "Backpressure"): every writer passes this gate before it
+   * writes (the namespace's put, batchPut, operate, remove, replication, in call order), and
+   * defragmentation waits for its room (gate.room: it changes no value, so it goes ahead of the
+   * line). It is shut while a device has WRITE_BLOCKS_IN_FLIGHT_MAX sealed blocks whose writes
+   * have not landed; writes that have landed are collected first (poll), so a caller that never
+   * yields to the event loop is held back by the device alone.
+   */
+  readonly gate = new WriteGate((poll) => this.blocked(poll));
   private warmState: WarmState | undefined;
+  /** Why a warm start is not possible (for the log line), when it is not. */
+  private coldReason = 'it is new';
+  /** The open stamp the devices were cleanly closed with, when the state file matches it (canAttach). */
+  private closedStamp: { high: number; low: number } | undefined;
+  /** This open's stamp: written into every device header now and at close, and into the state file. */
+  readonly openStamp: { high: number; low: number };
+  private readonly fileMode: number;
 
   private constructor(options: DeviceStoreOptions, devices: DeviceState[], startMode: 'new' | 'existing', writeBlockBytes: number) {
     this.namespace = options.namespace;
@@ -275,6 +314,9 @@ export class DeviceStore {
     this.cacheLimit = options.postWriteCacheBlocks ?? DEFAULT_POST_WRITE_CACHE_BLOCKS;
     this.withPayload = options.withPayload === true;
     this.stateFile = options.stateFile;
+    this.fileMode = options.fileMode ?? DEFAULT_FILE_MODE;
+    const stamp = randomBytes(8);
+    this.openStamp = { high: stamp.readUInt32LE(0), low: stamp.readUInt32LE(4) || 1 };
     this.parseOut = new Int32Array(2 * Math.ceil(writeBlockBytes / 16) + 1);
     const header = devices[0]!.header;
     this.signatureHigh = header.signatureHigh;
@@ -290,16 +332,18 @@ export class DeviceStore {
    */
   static async open(options: DeviceStoreOptions): Promise<DeviceStore> {
     const writeBlockBytes = validateOptions(options);
+    const fileMode = options.fileMode ?? DEFAULT_FILE_MODE;
     const opened: NativeDevice[] = [];
     try {
       for (const devicePath of options.paths) {
         const resolved = path.resolve(options.dataDir ?? '.', devicePath);
-        if (!fs.existsSync(path.dirname(resolved))) fs.mkdirSync(path.dirname(resolved), { recursive: true });
+        makeDirectory(path.dirname(resolved), fileMode);
         opened.push(
           new NativeDevice({
             path: resolved,
             sizeBytes: options.sizeBytes,
             create: true,
+            fileMode,
             directIo: options.directIo ?? 'auto',
             ioEngine: options.ioEngine,
             threads: options.ioThreads,
@@ -309,64 +353,68 @@ export class DeviceStore {
           }),
         );
       }
-      return DeviceStore.fromDevices(options, opened, writeBlockBytes);
+      const crc32c = storageNative().crc32c;
+      const readings = await Promise.all(opened.map((device) => readDevice(device, device.path, writeBlockBytes, crc32c)));
+      if (options.repairDevices === true) {
+        await repairDevices(readings, { namespace: options.namespace, sizeBytes: options.sizeBytes, writeBlockBytes, crc32c, now: options.now ?? Date.now, log: options.log ?? (() => undefined) });
+      }
+      checkReadings(options.namespace, readings, options.sizeBytes);
+      return await DeviceStore.fromReadings(options, readings, writeBlockBytes);
     } catch (error) {
       for (const device of opened) device.close();
       throw error;
     }
   }
 
-  private static fromDevices(options: DeviceStoreOptions, opened: NativeDevice[], requestedBlockBytes: number): DeviceStore {
-    const crc = storageNative().crc32c;
-    const headers = opened.map((device) => readNewestHeader(device, crc));
-    const existing = headers.filter((entry) => entry.header !== undefined);
-    let startMode: 'new' | 'existing' = 'new';
-    let writeBlockBytes = requestedBlockBytes;
-    let signatureHigh = randomBytes(4).readUInt32LE(0);
-    const signatureLow = randomBytes(4).readUInt32LE(0);
-    let base: DeviceHeader | undefined;
-    if (existing.length > 0) {
-      startMode = 'existing';
-      base = existing[0]!.header!;
-      if (existing.length !== opened.length) {
-        throw new ShoalError(ErrorCode.CORRUPTION, `namespace ${options.namespace}: some devices have no Shoal header (a device was replaced or wiped); restore it or start the namespace over on fresh devices`);
-      }
-      for (const [index, entry] of headers.entries()) checkHeader(options, entry.header!, base, index, opened.length);
-      writeBlockBytes = base.writeBlockBytes;
-    } else if (signatureHigh === 0 && signatureLow === 0) {
-      signatureHigh = 1;
-    }
-    const states = opened.map((device, index) => {
-      const blockCount = Math.min(MAX_BLOCKS_PER_DEVICE, Math.floor((device.sizeBytes - DATA_START_BYTES) / writeBlockBytes));
-      if (blockCount < 4) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `device ${device.path} is too small: it must hold at least 4 write blocks of ${writeBlockBytes} bytes after the 64 KiB header`);
-      const header: DeviceHeader = headers[index]!.header ?? {
-        counter: 0,
-        signatureHigh,
-        signatureLow,
-        deviceIndex: index,
-        deviceCount: opened.length,
-        writeBlockBytes,
-        dataStart: DATA_START_BYTES,
-        sizeBytes: device.sizeBytes,
-        clean: false,
-        createdMs: Date.now(),
-        maxSequence: 0,
-        namespace: options.namespace,
-        truncates: [],
-      };
-      const state = new DeviceState(index, device, blockCount, header);
-      state.nextHeaderSlot = headers[index]!.slot === 0 ? 1 : 0;
+  /** The store over devices checkReadings passed: all with valid headers (existing) or all blank (new, formatted now). */
+  private static async fromReadings(options: DeviceStoreOptions, readings: DeviceReading[], requestedBlockBytes: number): Promise<DeviceStore> {
+    const base = readings[0]!.header;
+    const startMode: 'new' | 'existing' = base === undefined ? 'new' : 'existing';
+    const writeBlockBytes = base?.writeBlockBytes ?? requestedBlockBytes;
+    if (base !== undefined) for (const [index, reading] of readings.entries()) checkHeader(options, reading.header!, base, index, readings.length);
+    const identity = randomBytes(8);
+    const signatureHigh = identity.readUInt32LE(0) || 1;
+    const signatureLow = identity.readUInt32LE(4);
+    const states = readings.map((reading, index) => {
+      const header = reading.header ?? newHeader(options, reading.device, index, readings.length, writeBlockBytes, signatureHigh, signatureLow);
+      const blockCount = Math.min(MAX_BLOCKS_PER_DEVICE, Math.floor((header.sizeBytes - DATA_START_BYTES) / writeBlockBytes));
+      if (blockCount < 4) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, `device ${reading.path} is too small: it must hold at least 4 write blocks of ${writeBlockBytes} bytes after the 64 KiB header`);
+      if (reading.header === undefined && !reading.device.blockDevice) reading.device.grow(header.sizeBytes);
+      const state = new DeviceState(index, reading.device, blockCount, header);
+      state.nextHeaderSlot = reading.slot === 0 ? 1 : 0;
       return state;
     });
     const store = new DeviceStore(options, states, startMode, writeBlockBytes);
-    if (base !== undefined) store.truncates = mergeTruncates(existing.map((entry) => entry.header!.truncates));
-    if (base !== undefined && options.stateFile !== undefined && states.every((state) => state.header.clean)) {
-      store.warmState = readState(options.stateFile, states);
+    if (base !== undefined) {
+      store.truncates = mergeTruncates(readings.map((reading) => reading.header!.truncates));
+      await store.readWarmState(options.stateFile);
     }
-    if (options.stateFile !== undefined) fs.rmSync(options.stateFile, { force: true });
-    // Mark every device in use (not clean) before anything is written.
-    for (const state of states) store.writeHeaderSync(state, false);
+    if (options.stateFile !== undefined) await fs.promises.rm(options.stateFile, { force: true });
+    // Mark every device in use (not clean), with this open's stamp, before anything is written.
+    await Promise.all(states.map((state) => store.writeHeader(state, false)));
     return store;
+  }
+
+  /**
+   * The state file a clean close left, when every device header is clean, they all carry the
+   * same open stamp and the file matches them (warmState); else the reason it cannot be used.
+   */
+  private async readWarmState(stateFile: string | undefined): Promise<void> {
+    const headers = this.devices.map((device) => device.header);
+    const stamp = headers[0]!;
+    if (stateFile === undefined) {
+      this.coldReason = 'it keeps no storage state file';
+    } else if (!headers.every((header) => header.clean)) {
+      this.coldReason = 'its devices were not closed cleanly (a crash, a kill or a power loss)';
+    } else if (stamp.openStampHigh === 0 && stamp.openStampLow === 0) {
+      this.coldReason = 'its devices were last closed by a version of Shoal without open stamps';
+    } else if (!headers.every((header) => header.openStampHigh === stamp.openStampHigh && header.openStampLow === stamp.openStampLow)) {
+      this.coldReason = 'its devices were last opened in different runs (their open stamps differ)';
+    } else {
+      this.warmState = await readState(stateFile, this.devices, stamp.openStampHigh, stamp.openStampLow);
+      if (this.warmState === undefined) this.coldReason = 'its storage state file is missing, damaged or from another run than its devices';
+      else this.closedStamp = { high: stamp.openStampHigh, low: stamp.openStampLow };
+    }
   }
 
   /**
@@ -395,6 +443,19 @@ export class DeviceStore {
     return this.warmState !== undefined;
   }
 
+  /**
+   * The open stamp of the run that closed the devices cleanly and left the state file, when
+   * canAttach(): an index may be attached only if that same run left it (it records the stamp).
+   */
+  warmStamp(): { high: number; low: number } | undefined {
+    return this.warmState === undefined ? undefined : this.closedStamp;
+  }
+
+  /** Why the devices cannot start warm (when canAttach() is false), for the namespace's log line. */
+  coldStartReason(): string {
+    return this.coldReason;
+  }
+
   /** The namespace signature shared by the devices (the index records it to match them). */
   signature(): { high: number; low: number } {
     return { high: this.signatureHigh, low: this.signatureLow };
@@ -413,7 +474,7 @@ export class DeviceStore {
     this.warmState = undefined;
     this.index = index;
     this.nextSequence = state.nextSequence;
-    for (const [digest, tombstone] of state.tombstones) this.tombstones.set(digest, tombstone);
+    this.tombstones = state.tombstones;
     const emptied: [DeviceState, number][] = [];
     for (const [deviceIndex, device] of this.devices.entries()) {
       device.sequences.set(state.sequences[deviceIndex]!);
@@ -655,8 +716,9 @@ export class DeviceStore {
   }
 
   /**
-   * Rebuilds live-byte accounting from the index after bulk removals that do not report
-   * locations (truncate, eviction, expiry sweeps): visit every indexed location.
+   * Rebuilds live-byte accounting from the index: visit every indexed location. One
+   * synchronous walk of the whole index, so only for checks (tests): truncate and eviction
+   * release the exact locations the index reports instead.
    */
   recount(visit: (take: (low: number, high: number) => void) => void): void {
     for (const device of this.devices) device.live.fill(0);
@@ -730,6 +792,7 @@ export class DeviceStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.gate.wake();
     if (this.defragTimer !== undefined) clearTimeout(this.defragTimer);
     this.defragTimer = undefined;
     if (this.defragRunning !== undefined) await this.defragRunning.catch(() => undefined);
@@ -737,8 +800,11 @@ export class DeviceStore {
     try {
       if (this.failed === undefined) {
         await this.flush();
-        if (this.stateFile !== undefined && this.started) writeState(this.stateFile, this.devices, this.nextSequence, this.tombstones, this.signatureHigh, this.signatureLow);
-        for (const device of this.devices) this.writeHeaderSync(device, true);
+        if (this.stateFile !== undefined && this.started) {
+          const facts = { nextSequence: this.nextSequence, tombstones: this.tombstones, signatureHigh: this.signatureHigh, signatureLow: this.signatureLow, stamp: this.openStamp };
+          await writeState(this.stateFile, this.devices, facts, this.fileMode);
+        }
+        await Promise.all(this.devices.map((device) => this.writeHeader(device, true)));
       }
     } catch (error) {
       failure = error;
@@ -772,7 +838,18 @@ export class DeviceStore {
       writeBlocksFlushed: this.counters.flushed,
       commits: this.counters.commits,
       failed: this.failed !== undefined,
+      writeBlocksInFlight: this.devices.reduce((sum, device) => sum + device.sealedInFlight.size, 0),
+      writeBlocksInMemory: this.blocksInMemory(),
     };
+  }
+
+  private blocksInMemory(): number {
+    const buffers = new Set<Buffer>(this.cache.values());
+    for (const device of this.devices) {
+      if (device.current !== undefined) buffers.add(device.current.buffer);
+      for (const block of device.sealedInFlight.values()) buffers.add(block.buffer);
+    }
+    return buffers.size;
   }
 
   /** The devices, for fault injection in tests. */
@@ -882,14 +959,28 @@ export class DeviceStore {
   /** Starts the write of a sealed block (its last; it leaves the post-write cache's care once it lands). */
   private writeSealed(block: WriteBlock): void {
     const device = block.device;
-    const written = this.writeUpTo(block, block.fill).finally(() => {
-      device.pendingWrites.delete(written);
-      device.sealedInFlight.delete(block.block);
-      if (this.cacheLimit <= 0) this.spareBuffer(block.buffer);
-    });
-    written.catch(() => undefined);
+    const written = this.writeUpTo(block, block.fill);
     device.pendingWrites.add(written);
+    const forget = (): void => {
+      device.pendingWrites.delete(written);
+    };
+    written.then(forget, forget);
     this.counters.flushed++;
+    // Nothing left to write (a timed flush wrote it all, or the store has failed): it has landed.
+    if (!block.inflight) this.landed(block);
+  }
+
+  /**
+   * A sealed block whose last write completed (or never will: the store failed): reads of it
+   * go to the post-write cache or the device from now on, its buffer may be reused once it
+   * leaves the cache, and a writer waiting for room may go.
+   */
+  private landed(block: WriteBlock): void {
+    const device = block.device;
+    if (device.sealedInFlight.get(block.block) !== block) return;
+    device.sealedInFlight.delete(block.block);
+    if (this.cacheLimit <= 0) this.spareBuffer(block.buffer);
+    this.gate.wake();
   }
 
   /** Resolves once block bytes [0, end) are written (one write in flight per block, in order). */
@@ -910,25 +1001,42 @@ export class DeviceStore {
     const end = block.fill;
     block.inflight = true;
     // A block's bytes below its fill never change, and its buffer is not reused before its last
-    // write lands (sealedInFlight, spareBuffer): the I/O thread may copy them.
-    block.device.device.write(this.blockOffset(block.block) + start, block.buffer, start, end, false, true).then(
-      () => {
-        block.inflight = false;
-        block.written = end;
-        const waiting = block.waiters;
-        block.waiters = [];
-        for (const waiter of waiting) {
-          if (waiter.end <= end) waiter.resolve();
-          else block.waiters.push(waiter);
-        }
-        if (block.written < block.fill && (block.waiters.length > 0 || block.sealed)) this.pump(block);
-      },
-      (error: ShoalError) => {
-        block.inflight = false;
-        const failure = this.fail(error);
-        for (const waiter of block.waiters.splice(0)) waiter.reject(failure);
-      },
-    );
+    // write lands (sealedInFlight, spareBuffer): the I/O thread may copy them. The completion
+    // runs as soon as it is delivered, from the event loop or from a poll() (writeRoom), so a
+    // busy JS thread still learns that the block landed.
+    block.device.device.writeThen(this.blockOffset(block.block) + start, block.buffer, start, end, false, true, (error) => this.wrote(block, end, error));
+  }
+
+  /** A write of block bytes up to `end` completed (error undefined) or failed. Runs inside a completion delivery: never polls. */
+  private wrote(block: WriteBlock, end: number, error: ShoalError | undefined): void {
+    block.inflight = false;
+    if (error === undefined) {
+      block.written = end;
+      const waiting = block.waiters;
+      block.waiters = [];
+      for (const waiter of waiting) {
+        if (waiter.end <= end) waiter.resolve();
+        else block.waiters.push(waiter);
+      }
+      if (block.written < block.fill && (block.waiters.length > 0 || block.sealed)) this.pump(block);
+    } else {
+      const failure = this.fail(error);
+      for (const waiter of block.waiters.splice(0)) waiter.reject(failure);
+    }
+    if (block.sealed && !block.inflight) this.landed(block);
+  }
+
+  // ---- backpressure ----
+
+  /** Whether a device has the most sealed blocks in flight (with poll: after collecting the writes that landed). */
+  private blocked(poll: boolean): boolean {
+    if (this.failed !== undefined || this.closed) return false;  // writers go on to their error
+    for (const device of this.devices) {
+      if (device.sealedInFlight.size < WRITE_BLOCKS_IN_FLIGHT_MAX) continue;
+      if (poll) device.device.poll();
+      if (device.sealedInFlight.size >= WRITE_BLOCKS_IN_FLIGHT_MAX) return true;
+    }
+    return false;
   }
 
   /** Group commit: resolves once everything appended to the device so far is synced. */
@@ -970,7 +1078,7 @@ export class DeviceStore {
       });
   }
 
-  /** Latches the store into the failed state (writes refuse with IO_ERROR from now on). */
+  /** Latches the store into the failed state (writes refuse with IO_ERROR from now on; waiting writers go on to that error). */
   private fail(error: ShoalError): ShoalError {
     if (this.failed === undefined) {
       this.failed = new ShoalError(
@@ -979,6 +1087,7 @@ export class DeviceStore {
         { cause: error },
       );
       this.log(this.failed.message);
+      this.gate.wake();
     }
     return this.failed;
   }
@@ -992,18 +1101,10 @@ export class DeviceStore {
       clean,
       maxSequence: clean ? this.nextSequence - 1 : 0,
       truncates: this.truncates.map((marker) => ({ ...marker })),
+      openStampHigh: this.openStamp.high,
+      openStampLow: this.openStamp.low,
     };
     return encodeHeader(device.header, this.native.crc32c);
-  }
-
-  private writeHeaderSync(device: DeviceState, clean: boolean): void {
-    const slot = this.headerFor(device, clean);
-    try {
-      device.device.native.writeSync(device.nextHeaderSlot * HEADER_SLOT_BYTES, slot, true);
-    } catch (error) {
-      throw new ShoalError(ErrorCode.IO_ERROR, `namespace ${this.namespace}: writing the header of ${device.device.path}: ${(error as Error).message}`, { cause: error });
-    }
-    device.nextHeaderSlot ^= 1;
   }
 
   private async writeHeader(device: DeviceState, clean: boolean): Promise<void> {
@@ -1049,7 +1150,7 @@ export class DeviceStore {
    * copying from its buffer (NativeDevice.write with sourceStable).
    */
   private spareBuffer(buffer: Buffer): void {
-    if (this.failed !== undefined || this.defragRunning !== undefined || this.spareBlocks.length >= WRITE_BLOCK_SPARES || buffer.length !== this.writeBlockBytes) return;
+    if (this.failed !== undefined || this.defragSlices > 0 || this.defragRunning !== undefined || this.spareBlocks.length >= WRITE_BLOCK_SPARES || buffer.length !== this.writeBlockBytes) return;
     this.spareBlocks.push(buffer);
   }
 
@@ -1101,6 +1202,17 @@ export class DeviceStore {
    * are the blocks free for reuse.
    */
   private async defragSlice(): Promise<void> {
+    const room = this.gate.room();
+    if (room !== undefined) await room;
+    this.defragSlices++;
+    try {
+      await this.defragTaken();
+    } finally {
+      this.defragSlices--;
+    }
+  }
+
+  private async defragTaken(): Promise<void> {
     const taken: [DeviceState, number][] = [];
     for (const key of this.defragQueue) {
       if (taken.length >= DEFRAG_BLOCKS_PER_SLICE) break;
@@ -1121,9 +1233,10 @@ export class DeviceStore {
     );
     const minimum = this.lowestSequences();
     const done: [DeviceState, number][] = [];
+    const slice = new TimeSlice();
     for (const [index, [device, block]] of taken.entries()) {
       try {
-        this.defragBlock(device, block, contents[index]!, minimum);
+        await this.defragBlock(device, block, contents[index]!, minimum, slice);
         done.push([device, block]);
       } catch (error) {
         device.states[block] = SEALED;  // keeps what was not moved; retried when it changes
@@ -1156,14 +1269,31 @@ export class DeviceStore {
     return { first, firstKey, second };
   }
 
-  private defragBlock(device: DeviceState, block: number, contents: Buffer, minimum: { first: number; firstKey: number; second: number }): void {
-    const out = this.parseOut;
-    const count = this.native.storageParseBlock(contents, this.writeBlockBytes, this.signatureHigh, this.signatureLow, out);
+  /**
+   * Moves or drops every valid record of a block being defragmented, DEFRAG_RECORDS_PER_SLICE
+   * at a time with an event-loop turn (and, when writers wait, room for the moves) in between.
+   * The index is asked afresh for each record, so changes made between slices are respected.
+   */
+  private async defragBlock(device: DeviceState, block: number, contents: Buffer, minimum: { first: number; firstKey: number; second: number }, slice: TimeSlice): Promise<void> {
+    const count = this.native.storageParseBlock(contents, this.writeBlockBytes, this.signatureHigh, this.signatureLow, this.parseOut);
+    // The parse output is shared by every block: keep this block's record places.
+    const places = this.parseOut.slice(0, Math.max(0, 2 * count));
     const olderElsewhere = minimum.firstKey === this.cacheKey(device, block) ? minimum.second : minimum.first;
+    for (let from = 0; from < count; from += DEFRAG_RECORDS_PER_CLOCK_CHECK) {
+      if (slice.spent()) {
+        await slice.next();
+        const room = this.gate.room();
+        if (room !== undefined) await room;
+      }
+      this.defragRecords(device, block, contents, places, from, Math.min(count, from + DEFRAG_RECORDS_PER_CLOCK_CHECK), olderElsewhere);
+    }
+  }
+
+  private defragRecords(device: DeviceState, block: number, contents: Buffer, places: Int32Array, from: number, to: number, olderElsewhere: number): void {
     const blockSequence = device.sequences[block]!;
-    for (let index = 0; index < count; index++) {
-      const offset = out[index * 2]!;
-      const size = Math.ceil(out[index * 2 + 1]! / 16) * 16;
+    for (let index = from; index < to; index++) {
+      const offset = places[index * 2]!;
+      const size = Math.ceil(places[index * 2 + 1]! / 16) * 16;
       const low = locationLow(offset, size);
       const high = locationHigh(device.index, block, size);
       const key = contents.toString('latin1', offset + RECORD_DIGEST_AT, offset + RECORD_DIGEST_AT + 20);
@@ -1274,82 +1404,104 @@ interface WarmState {
 }
 
 const STATE_MAGIC = 'SHOALSTS';
-const STATE_VERSION = 2;
+const STATE_VERSION = 3;
+const STATE_HEADER_BYTES = 48;
 const STATE_TOMBSTONE_BYTES = 36;
 
+/** What writeState records besides the devices' block tables. */
+interface StateFacts {
+  nextSequence: number;
+  tombstones: Map<string, Tombstone>;
+  signatureHigh: number;
+  signatureLow: number;
+  stamp: { high: number; low: number };
+}
+
 /**
- * The warm-restart state file: magic, version, device count, signature, next sequence,
- * tombstone count; per device the header counter its clean header will carry, the block count,
- * every block's sequence (f64) and every block's live bytes (f64); the tombstones (digest, location low/high, origin); CRC-32C.
- * Written (and fsynced) by close() before the headers are marked clean.
+ * The warm-restart state file (docs/storage-format.md): magic, version, device count,
+ * signature, next sequence, tombstone count, the open stamp of this run; per device the header
+ * counter its clean header will carry, the block count, every block's sequence (f64) and every
+ * block's live bytes (f64); the tombstones (digest, location low/high, origin); CRC-32C.
+ * Written (and fsynced) by close() before the headers are marked clean. The tombstones are
+ * encoded STATE_TOMBSTONES_PER_SLICE at a time with the event loop free in between.
  */
-function writeState(file: string, devices: DeviceState[], nextSequence: number, tombstones: Map<string, Tombstone>, high: number, low: number): void {
-  const size = 40 + devices.reduce((sum, device) => sum + 16 + 16 * device.blockCount, 0) + tombstones.size * STATE_TOMBSTONE_BYTES + 4;
+async function writeState(file: string, devices: DeviceState[], facts: StateFacts, fileMode: number): Promise<void> {
+  const size = STATE_HEADER_BYTES + devices.reduce((sum, device) => sum + 16 + 16 * device.blockCount, 0) + facts.tombstones.size * STATE_TOMBSTONE_BYTES + 4;
   const buffer = Buffer.alloc(size);
   buffer.write(STATE_MAGIC, 0, 'latin1');
   buffer.writeUInt32LE(STATE_VERSION, 8);
   buffer.writeUInt32LE(devices.length, 12);
-  buffer.writeUInt32LE(high, 16);
-  buffer.writeUInt32LE(low, 20);
-  buffer.writeDoubleLE(nextSequence, 24);
-  buffer.writeDoubleLE(tombstones.size, 32);
-  let at = 40;
+  buffer.writeUInt32LE(facts.signatureHigh, 16);
+  buffer.writeUInt32LE(facts.signatureLow, 20);
+  buffer.writeDoubleLE(facts.nextSequence, 24);
+  buffer.writeDoubleLE(facts.tombstones.size, 32);
+  buffer.writeUInt32LE(facts.stamp.high, 40);
+  buffer.writeUInt32LE(facts.stamp.low, 44);
+  let at = STATE_HEADER_BYTES;
   for (const device of devices) {
     buffer.writeDoubleLE(device.header.counter + 1, at);
     buffer.writeUInt32LE(device.blockCount, at + 8);
     at += 16;
-    for (let block = 0; block < device.blockCount; block++, at += 8) buffer.writeDoubleLE(device.sequences[block]!, at);
-    for (let block = 0; block < device.blockCount; block++, at += 8) buffer.writeDoubleLE(device.live[block]!, at);
+    float64View(buffer, at, device.blockCount).set(device.sequences);
+    at += 8 * device.blockCount;
+    float64View(buffer, at, device.blockCount).set(device.live);
+    at += 8 * device.blockCount;
   }
-  for (const [digest, tombstone] of tombstones) {
+  let encoded = 0;
+  for (const [digest, tombstone] of facts.tombstones) {
     buffer.write(digest, at, 'latin1');
     buffer.writeUInt32LE(tombstone.low, at + 20);
     buffer.writeUInt32LE(tombstone.high, at + 24);
     buffer.writeDoubleLE(tombstone.origin, at + 28);
     at += STATE_TOMBSTONE_BYTES;
+    if (++encoded % STATE_TOMBSTONES_PER_SLICE === 0) await nextTurn();
   }
   buffer.writeUInt32LE(storageNative().crc32c(buffer.subarray(0, at)), at);
-  const temporary = `${file}.tmp`;
-  const handle = fs.openSync(temporary, 'w');
-  try {
-    fs.writeSync(handle, buffer);
-    fs.fsyncSync(handle);
-  } finally {
-    fs.closeSync(handle);
-  }
-  fs.renameSync(temporary, file);
+  await writeFileAtomically(file, buffer, fileMode);
 }
 
-/** The state file if it is intact and matches the devices' clean headers, else undefined. */
-function readState(file: string, devices: DeviceState[]): WarmState | undefined {
-  let buffer: Buffer;
+/** A Float64Array over buffer[at, at + 8 * count) (at is 8-aligned in the state file's layout). */
+function float64View(buffer: Buffer, at: number, count: number): Float64Array {
+  return new Float64Array(buffer.buffer, buffer.byteOffset + at, count);
+}
+
+/**
+ * The state file if it is intact and matches the devices' clean headers and their open stamp,
+ * else undefined. Its tombstones are decoded STATE_TOMBSTONES_PER_SLICE at a time.
+ */
+async function readState(file: string, devices: DeviceState[], stampHigh: number, stampLow: number): Promise<WarmState | undefined> {
+  let read: Buffer;
   try {
-    buffer = fs.readFileSync(file);
+    read = await fs.promises.readFile(file);
   } catch {
     return undefined;
   }
-  if (buffer.length < 44 || buffer.toString('latin1', 0, 8) !== STATE_MAGIC || buffer.readUInt32LE(8) !== STATE_VERSION) return undefined;
+  // An 8-aligned copy, so the block tables can be read as Float64Arrays.
+  const buffer = Buffer.alloc(read.length);
+  read.copy(buffer);
+  if (buffer.length < STATE_HEADER_BYTES + 4 || buffer.toString('latin1', 0, 8) !== STATE_MAGIC || buffer.readUInt32LE(8) !== STATE_VERSION) return undefined;
   if (buffer.readUInt32LE(buffer.length - 4) !== storageNative().crc32c(buffer.subarray(0, buffer.length - 4))) return undefined;
   if (buffer.readUInt32LE(12) !== devices.length) return undefined;
   const header = devices[0]!.header;
   if (buffer.readUInt32LE(16) !== header.signatureHigh || buffer.readUInt32LE(20) !== header.signatureLow) return undefined;
+  if (buffer.readUInt32LE(40) !== stampHigh || buffer.readUInt32LE(44) !== stampLow) return undefined;
   const sequences: Float64Array[] = [];
   const live: Float64Array[] = [];
-  let at = 40;
+  let at = STATE_HEADER_BYTES;
   for (const device of devices) {
-    if (buffer.readDoubleLE(at) !== device.header.counter || buffer.readUInt32LE(at + 8) !== device.blockCount) return undefined;
+    if (at + 16 > buffer.length - 4 || buffer.readDoubleLE(at) !== device.header.counter || buffer.readUInt32LE(at + 8) !== device.blockCount) return undefined;
     at += 16;
-    const table = new Float64Array(device.blockCount);
     if (at + 16 * device.blockCount > buffer.length - 4) return undefined;
-    for (let block = 0; block < device.blockCount; block++, at += 8) table[block] = buffer.readDoubleLE(at);
-    sequences.push(table);
-    const bytes = new Float64Array(device.blockCount);
-    for (let block = 0; block < device.blockCount; block++, at += 8) {
-      const value = buffer.readDoubleLE(at);
+    const table = float64View(buffer, at, device.blockCount).slice();
+    at += 8 * device.blockCount;
+    const bytes = float64View(buffer, at, device.blockCount).slice();
+    at += 8 * device.blockCount;
+    for (let block = 0; block < device.blockCount; block++) {
+      const value = bytes[block]!;
       // Live bytes fit the block and belong only to used blocks; anything else is not trusted.
       if (!(value >= 0 && value <= device.header.writeBlockBytes) || (value > 0 && table[block] === 0)) return undefined;
-      bytes[block] = value;
     }
+    sequences.push(table);
     live.push(bytes);
   }
   const tombstones = new Map<string, Tombstone>();
@@ -1357,8 +1509,8 @@ function readState(file: string, devices: DeviceState[]): WarmState | undefined 
   if (at + count * STATE_TOMBSTONE_BYTES !== buffer.length - 4) return undefined;
   for (let index = 0; index < count; index++, at += STATE_TOMBSTONE_BYTES) {
     tombstones.set(buffer.toString('latin1', at, at + 20), { low: buffer.readUInt32LE(at + 20), high: buffer.readUInt32LE(at + 24), origin: buffer.readDoubleLE(at + 28) });
+    if ((index + 1) % STATE_TOMBSTONES_PER_SLICE === 0) await nextTurn();
   }
-  if (at !== buffer.length - 4) return undefined;
   return { nextSequence: buffer.readDoubleLE(24), sequences, live, tombstones };
 }
 
@@ -1379,18 +1531,25 @@ function validateOptions(options: DeviceStoreOptions): number {
   return writeBlockBytes;
 }
 
-function readNewestHeader(device: NativeDevice, crc: (data: Uint8Array) => number): { header: DeviceHeader | undefined; slot: number } {
-  let region: Buffer;
-  try {
-    region = device.native.readSync(0, 2 * HEADER_SLOT_BYTES);
-  } catch (error) {
-    throw new ShoalError(ErrorCode.IO_ERROR, `reading the header of ${device.path}: ${(error as Error).message}`, { cause: error });
-  }
-  const a = decodeHeader(region.subarray(0, HEADER_SLOT_BYTES), crc);
-  const b = decodeHeader(region.subarray(HEADER_SLOT_BYTES), crc);
-  if (a !== undefined && (b === undefined || a.counter >= b.counter)) return { header: a, slot: 0 };
-  if (b !== undefined) return { header: b, slot: 1 };
-  return { header: undefined, slot: 1 };
+/** The header of a device formatted now: files get the configured size (a larger blank file's tail stays unused). */
+function newHeader(options: DeviceStoreOptions, device: NativeDevice, index: number, count: number, writeBlockBytes: number, signatureHigh: number, signatureLow: number): DeviceHeader {
+  return {
+    counter: 0,
+    signatureHigh,
+    signatureLow,
+    deviceIndex: index,
+    deviceCount: count,
+    writeBlockBytes,
+    dataStart: DATA_START_BYTES,
+    sizeBytes: device.blockDevice || options.sizeBytes === 0 ? device.sizeBytes : options.sizeBytes,
+    clean: false,
+    createdMs: Date.now(),
+    maxSequence: 0,
+    namespace: options.namespace,
+    truncates: [],
+    openStampHigh: 0,
+    openStampLow: 0,
+  };
 }
 
 function checkHeader(options: DeviceStoreOptions, header: DeviceHeader, base: DeviceHeader, index: number, count: number): void {

@@ -101,6 +101,9 @@ export const HEADER_MAX_SEQUENCE_AT = 72;
 export const HEADER_NAMESPACE_LENGTH_AT = 80;
 export const HEADER_NAMESPACE_AT = 81;
 export const HEADER_NAMESPACE_MAX_BYTES = 63;
+/** The open stamp: 64 random bits chosen by every open (two u32, high then low; 0 in headers written before it existed). */
+export const HEADER_OPEN_STAMP_HIGH_AT = 144;
+export const HEADER_OPEN_STAMP_LOW_AT = 148;
 export const HEADER_TRUNCATES_AT = 4096;
 export const HEADER_CRC_AT = HEADER_SLOT_BYTES - 4;
 
@@ -124,6 +127,13 @@ export interface DeviceHeader {
   maxSequence: number;
   namespace: string;
   truncates: TruncateMarker[];
+  /**
+   * The open stamp of the run that wrote this header: the storage state file and the
+   * shared-memory index's metadata a clean close leaves carry the same one, so a warm start
+   * attaches only what that very run left (docs/storage-format.md, "Device header").
+   */
+  openStampHigh: number;
+  openStampLow: number;
 }
 
 /** Encodes one header slot (32 KiB) with its CRC. */
@@ -148,6 +158,8 @@ export function encodeHeader(header: DeviceHeader, crc32c: (data: Uint8Array) =>
   if (name.length > HEADER_NAMESPACE_MAX_BYTES) throw new RangeError('namespace name too long');
   slot.writeUInt8(name.length, HEADER_NAMESPACE_LENGTH_AT);
   name.copy(slot, HEADER_NAMESPACE_AT);
+  slot.writeUInt32LE(header.openStampHigh, HEADER_OPEN_STAMP_HIGH_AT);
+  slot.writeUInt32LE(header.openStampLow, HEADER_OPEN_STAMP_LOW_AT);
   header.truncates.forEach((marker, index) => {
     const at = HEADER_TRUNCATES_AT + index * TRUNCATE_MARKER_BYTES;
     slot.writeDoubleLE(marker.beforeMs, at);
@@ -162,11 +174,29 @@ export function encodeHeader(header: DeviceHeader, crc32c: (data: Uint8Array) =>
   return slot;
 }
 
-/** Decodes a header slot; undefined when it is not a valid Shoal header (never written, torn). */
+/** What a header slot holds: a valid header, or why it is not one. */
+export type HeaderSlot =
+  | { header: DeviceHeader; problem?: undefined; version?: undefined }
+  | { header?: undefined; problem: 'magic' | 'checksum' | 'version'; version?: number };
+
+/** Decodes a header slot; undefined when it is not a valid Shoal header (never written, torn, damaged). */
 export function decodeHeader(slot: Buffer, crc32c: (data: Uint8Array) => number): DeviceHeader | undefined {
-  if (slot.length < HEADER_SLOT_BYTES || slot.toString('latin1', 0, 8) !== DEVICE_MAGIC) return undefined;
-  if (slot.readUInt32LE(HEADER_CRC_AT) !== crc32c(slot.subarray(0, HEADER_CRC_AT))) return undefined;
-  if (slot.readUInt32LE(HEADER_VERSION_AT) !== FORMAT_VERSION) return undefined;
+  return readHeaderSlot(slot, crc32c).header;
+}
+
+/**
+ * Decodes a header slot, saying what is wrong with one that is not valid: 'magic' (not a Shoal
+ * header at all), 'checksum' (a Shoal header whose CRC fails: torn or damaged), 'version' (a
+ * valid header of another format version, in `version`).
+ */
+export function readHeaderSlot(slot: Buffer, crc32c: (data: Uint8Array) => number): HeaderSlot {
+  if (slot.length < HEADER_SLOT_BYTES || slot.toString('latin1', 0, 8) !== DEVICE_MAGIC) return { problem: 'magic' };
+  if (slot.readUInt32LE(HEADER_CRC_AT) !== crc32c(slot.subarray(0, HEADER_CRC_AT))) return { problem: 'checksum' };
+  if (slot.readUInt32LE(HEADER_VERSION_AT) !== FORMAT_VERSION) return { problem: 'version', version: slot.readUInt32LE(HEADER_VERSION_AT) };
+  return { header: decodeValidHeader(slot) };
+}
+
+function decodeValidHeader(slot: Buffer): DeviceHeader {
   const truncateCount = Math.min(slot.readUInt32LE(HEADER_TRUNCATE_COUNT_AT), MAX_TRUNCATE_MARKERS);
   const truncates: TruncateMarker[] = [];
   for (let index = 0; index < truncateCount; index++) {
@@ -191,6 +221,40 @@ export function decodeHeader(slot: Buffer, crc32c: (data: Uint8Array) => number)
     maxSequence: slot.readDoubleLE(HEADER_MAX_SEQUENCE_AT),
     namespace: slot.toString('utf8', HEADER_NAMESPACE_AT, HEADER_NAMESPACE_AT + slot.readUInt8(HEADER_NAMESPACE_LENGTH_AT)),
     truncates,
+    openStampHigh: slot.readUInt32LE(HEADER_OPEN_STAMP_HIGH_AT),
+    openStampLow: slot.readUInt32LE(HEADER_OPEN_STAMP_LOW_AT),
+  };
+}
+
+/** Block header fields (docs/storage-format.md, "Block header"), for reading blocks without the native scanner. */
+export const BLOCK_MAGIC = 0x4b424853;
+export const BLOCK_VERSION_AT = 4;
+export const BLOCK_SEQUENCE_AT = 8;
+export const BLOCK_SIGNATURE_LOW_AT = 16;
+export const BLOCK_SIGNATURE_HIGH_AT = 20;
+export const BLOCK_DEVICE_INDEX_AT = 24;
+export const BLOCK_INDEX_AT = 28;
+export const BLOCK_CRC_AT = 60;
+
+export interface BlockHeader {
+  sequence: number;
+  signatureHigh: number;
+  signatureLow: number;
+  deviceIndex: number;
+  blockIndex: number;
+}
+
+/** The block header at bytes[at, at + 64) when it is a valid one of this format version, else undefined. */
+export function decodeBlockHeader(bytes: Buffer, at: number, crc32c: (data: Uint8Array) => number): BlockHeader | undefined {
+  if (bytes.length < at + BLOCK_HEADER_BYTES || bytes.readUInt32LE(at) !== BLOCK_MAGIC) return undefined;
+  if (bytes.readUInt16LE(at + BLOCK_VERSION_AT) !== FORMAT_VERSION) return undefined;
+  if (bytes.readUInt32LE(at + BLOCK_CRC_AT) !== crc32c(bytes.subarray(at, at + BLOCK_CRC_AT))) return undefined;
+  return {
+    sequence: bytes.readUInt32LE(at + BLOCK_SEQUENCE_AT) + bytes.readUInt32LE(at + BLOCK_SEQUENCE_AT + 4) * 0x100000000,
+    signatureHigh: bytes.readUInt32LE(at + BLOCK_SIGNATURE_HIGH_AT),
+    signatureLow: bytes.readUInt32LE(at + BLOCK_SIGNATURE_LOW_AT),
+    deviceIndex: bytes.readUInt16LE(at + BLOCK_DEVICE_INDEX_AT),
+    blockIndex: bytes.readUInt32LE(at + BLOCK_INDEX_AT),
   };
 }
 

@@ -31,7 +31,7 @@ export type IoEngineMode = 'threads' | 'io_uring';
 const DEFAULT_IO_ENGINE: IoEngineMode = 'threads';
 
 export interface NativeBlockDevice {
-  info(): { path: string; directIo: boolean; ioEngine: IoEngine; ioUringErrno: number; blockDevice: boolean; sizeBytes: number; faults: boolean; open: boolean };
+  info(): { path: string; directIo: boolean; ioEngine: IoEngine; ioUringErrno: number; blockDevice: boolean; sizeBytes: number; fileBytes: number; created: boolean; faults: boolean; open: boolean };
   read(id: number, offset: number, length: number, verifyRecord: boolean): void;
   submitReads(count: number): void;
   write(id: number, offset: number, source: Buffer, sourceStart: number, sourceEnd: number, syncAfter: boolean, sourceStable: boolean): void;
@@ -41,6 +41,7 @@ export interface NativeBlockDevice {
   pending(): number;
   poll(): void;
   fault(command: string, ...args: unknown[]): unknown;
+  grow(sizeBytes: number): void;
   close(): void;
 }
 
@@ -117,6 +118,8 @@ const SUBMISSION_CAPACITY = 1024;
 const SUBMIT_EAGER_COUNT = 64;
 const READ_RAW = 0;
 const READ_PAYLOAD = 1;
+/** A write whose completion calls a function at once instead of settling a promise (writeThen). */
+const CALLBACK = 2;
 
 function errnoName(errno: number): string {
   const names: Record<number, string> = { 5: 'EIO', 28: 'ENOSPC', 30: 'EROFS', 74: 'EBADMSG', 22: 'EINVAL', 12: 'ENOMEM' };
@@ -133,8 +136,11 @@ export function ioError(result: number, what: string, path: string): ShoalError 
 
 export interface NativeDeviceOptions {
   path: string;
+  /** The size a file created now gets (a file that exists is never resized here; see grow()). */
   sizeBytes: number;
   create: boolean;
+  /** The exact mode of a file created now (default 0o600, owner only). */
+  fileMode?: number;
   directIo: DirectIoMode;
   threads?: number;
   /** Default: the SHOAL_IO_ENGINE environment variable ('threads' or 'io_uring'), else 'threads'. */
@@ -160,6 +166,8 @@ export function ioEngineMode(requested: IoEngineMode | undefined): IoEngineMode 
 
 type Resolve = (value: Buffer | undefined) => void;
 type Reject = (error: ShoalError) => void;
+/** writeThen's completion: undefined when the write landed, else its error. */
+export type WriteDone = (error: ShoalError | undefined) => void;
 
 export class NativeDevice {
   readonly path: string;
@@ -167,7 +175,13 @@ export class NativeDevice {
   readonly directIo: boolean;
   /** 'io_uring' when reads go through io_uring, 'threads' when everything runs on the thread pool. */
   readonly ioEngine: IoEngine;
-  readonly sizeBytes: number;
+  /** Usable bytes: the file's size aligned down to 4 KiB, or a block device's size. */
+  sizeBytes: number;
+  /** The file's size in bytes (a block device: sizeBytes). */
+  fileBytes: number;
+  /** This open created the file. */
+  readonly created: boolean;
+  readonly blockDevice: boolean;
   readonly faults: boolean;
   private readonly completions: Int32Array;
   private readonly results: Buffer;
@@ -175,6 +189,7 @@ export class NativeDevice {
   private readonly rejects: (Reject | undefined)[] = [];
   private readonly kinds: number[] = [];
   private readonly digests: (Buffer | undefined)[] = [];
+  private readonly callbacks: (WriteDone | undefined)[] = [];
   private readonly freeIds: number[] = [];
   private nextId = 1;
   /** Reads queued in this tick, submitted together (SUBMISSION_CAPACITY at most per call). */
@@ -207,6 +222,7 @@ export class NativeDevice {
         path: options.path,
         sizeBytes: options.sizeBytes,
         create: options.create,
+        fileMode: options.fileMode,
         directIo,
         threads: options.threads ?? DEFAULT_IO_THREADS,
         ioEngine,
@@ -228,7 +244,27 @@ export class NativeDevice {
     this.directIo = info.directIo;
     this.ioEngine = info.ioEngine;
     this.sizeBytes = info.sizeBytes;
+    this.fileBytes = info.fileBytes;
+    this.created = info.created;
+    this.blockDevice = info.blockDevice;
     this.faults = info.faults;
+  }
+
+  /**
+   * Extends a file device to sizeBytes (a multiple of 4096; never shrinks it); the new bytes
+   * read as zeros. Only for a file the store found blank, or restores (storage.repairDevices).
+   * @throws ShoalError OUT_OF_SPACE, IO_ERROR.
+   */
+  grow(sizeBytes: number): void {
+    try {
+      this.native.grow(sizeBytes);
+    } catch (error) {
+      const code = (error as { code?: string }).code === ErrorCode.OUT_OF_SPACE ? ErrorCode.OUT_OF_SPACE : ErrorCode.IO_ERROR;
+      throw new ShoalError(code, (error as Error).message, { cause: error });
+    }
+    const info = this.native.info();
+    this.sizeBytes = info.sizeBytes;
+    this.fileBytes = info.fileBytes;
   }
 
   /** Reads `length` bytes at `offset` (any alignment; at most the results buffer). */
@@ -262,6 +298,25 @@ export class NativeDevice {
       const id = this.take(resolve, reject, READ_RAW, undefined);
       this.native.write(id, offset, source, start, end, syncAfter, sourceStable);
     }) as unknown as Promise<void>;
+  }
+
+  /**
+   * write(), but `done` is called as soon as the completion is delivered, from the event loop
+   * or from poll(), rather than when a promise's continuation runs: a caller that never yields
+   * to the event loop still learns at poll() that the write landed. `done` must not throw, nor
+   * call poll() (it runs inside a delivery).
+   * @throws RangeError/TypeError for a write outside the device.
+   */
+  writeThen(offset: number, source: Buffer, start: number, end: number, syncAfter: boolean, sourceStable: boolean, done: WriteDone): void {
+    const id = this.take(undefined, undefined, CALLBACK, undefined);
+    this.callbacks[id] = done;
+    try {
+      this.native.write(id, offset, source, start, end, syncAfter, sourceStable);
+    } catch (error) {
+      this.callbacks[id] = undefined;
+      this.freeIds.push(id);
+      throw error;
+    }
   }
 
   sync(): Promise<void> {
@@ -319,7 +374,7 @@ export class NativeDevice {
     }
   }
 
-  private take(resolve: Resolve, reject: Reject, kind: number, digest: Buffer | undefined): number {
+  private take(resolve: Resolve | undefined, reject: Reject | undefined, kind: number, digest: Buffer | undefined): number {
     const id = this.freeIds.length > 0 ? this.freeIds.pop()! : this.nextId++;
     this.resolves[id] = resolve;
     this.rejects[id] = reject;
@@ -343,7 +398,9 @@ export class NativeDevice {
       this.rejects[id] = undefined;
       this.digests[id] = undefined;
       this.freeIds.push(id);
-      if (result < 0) {
+      if (kind === CALLBACK) {
+        this.callBack(id, result);
+      } else if (result < 0) {
         reject(ioError(result, kind === READ_PAYLOAD ? 'reading a record' : 'device I/O', this.path));
       } else if (kind === READ_PAYLOAD) {
         this.deliverPayload(at, length, digest, resolve, reject);
@@ -352,6 +409,19 @@ export class NativeDevice {
       } else {
         resolve(undefined);
       }
+    }
+  }
+
+  private callBack(id: number, result: number): void {
+    const done = this.callbacks[id]!;
+    this.callbacks[id] = undefined;
+    try {
+      done(result < 0 ? ioError(result, 'device I/O', this.path) : undefined);
+    } catch (error) {
+      // Never into the native delivery loop: report it as the uncaught error it is.
+      queueMicrotask(() => {
+        throw error;
+      });
     }
   }
 

@@ -36,6 +36,8 @@ export interface SimClusterOptions {
   store?: Omit<SimStoreOptions, 'timers'>;
   /** Log entries kept per node (default 2000). */
   logEntries?: number;
+  /** Record versions per migration batch (default: the production MIGRATION_BATCH_RECORDS). */
+  migrationBatchRecords?: number;
 }
 
 /** How a crashed node comes back: with its whole store, or with what its device kept. */
@@ -50,6 +52,8 @@ export class SimCluster {
   private readonly crashSignals = new Map<string, () => void>();
   /** Observer of every write a node executed as master (the history the register checker reads). */
   onWrite: ((nodeId: string, ns: string, version: RecordVersion) => void) | undefined;
+  /** Observer of every read a node executed as master, with what it found (the read-your-writes checker). */
+  onRead: ((nodeId: string, ns: string, digest: Buffer, found: RecordVersion | undefined) => void) | undefined;
   /** Generation regressions seen by stores replaced at a warm restart (cold restarts forget, by design). */
   readonly retiredGenerationViolations: string[] = [];
 
@@ -61,7 +65,14 @@ export class SimCluster {
   /** Adds and starts a node `id` listening at "id:7000" with the given seeds. */
   async addNode(id: string, seeds: string[], extra: Partial<ClusterOptions> = {}, existingStore?: SimStore): Promise<SimNode> {
     const host = this.scheduler.host(id);
-    const store = existingStore ?? new SimStore(host.wallClock, { ...this.options.store, timers: host, onWrite: (ns, version) => this.onWrite?.(id, ns, version) });
+    const store =
+      existingStore ??
+      new SimStore(host.wallClock, {
+        ...this.options.store,
+        timers: host,
+        onWrite: (ns, version) => this.onWrite?.(id, ns, version),
+        onRead: (ns, digest, found) => this.onRead?.(id, ns, digest, found),
+      });
     return this.startNode(id, host, seeds, extra, store, 0);
   }
 
@@ -79,7 +90,7 @@ export class SimCluster {
         replicationFactor: this.options.replicationFactor ?? 2,
         ...extra,
       },
-      { runtime: { clock: host, timers: host, random, logger }, network: this.network.forHost(host), store },
+      { runtime: { clock: host, timers: host, random, logger }, network: this.network.forHost(host), store, migrationBatchRecords: this.options.migrationBatchRecords },
     );
     const crashed = new Promise<void>((resolve) => this.crashSignals.set(id, resolve));
     await node.start();

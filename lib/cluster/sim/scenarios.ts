@@ -20,8 +20,8 @@ import type { SimOperation } from './store';
 import { digestOf, partitionOfDigest } from './store';
 import { TraceHash } from './trace';
 
-export type ScenarioName = 'full' | 'split' | 'crash';
-export const SCENARIO_NAMES: readonly ScenarioName[] = ['full', 'split', 'crash'];
+export type ScenarioName = 'full' | 'split' | 'crash' | 'migrate';
+export const SCENARIO_NAMES: readonly ScenarioName[] = ['full', 'split', 'crash', 'migrate'];
 
 export interface ScenarioOptions {
   seed: number;
@@ -77,12 +77,14 @@ const SCENARIO_START_MS = 1_700_000_000_000;
 const CONVERGE_WITHIN_MS = 60_000;
 /** Registers of the compare-and-set workload. */
 const REGISTER_COUNT = 8;
+/** Log records of the append workload. */
+const LOG_COUNT = 4;
 
 function nodeIds(count: number): string[] {
   return Array.from({ length: count }, (_, index) => `n${index + 1}`);
 }
 
-function shuffled(ids: string[], random: SeededRandom): string[] {
+function shuffled<T>(ids: readonly T[], random: SeededRandom): T[] {
   const copy = [...ids];
   for (let index = copy.length - 1; index > 0; index--) {
     const other = random.nextInt(index + 1);
@@ -117,29 +119,117 @@ interface ExecutedWrite {
 }
 
 /**
- * The workload: `uniqueWriters` clients put fresh keys, `registerClients` clients read a
- * register and compare-and-set it, each through a random running node, with 1-4 ms between
- * operations (a client host that never fails). An operation whose node crashes under it is
- * in doubt, like any failed one.
+ * Error codes that tell the caller "not applied" (docs/cluster.md, "Errors that tell the
+ * truth"). A write answered with one of these must not be found applied anywhere; every other
+ * failure is in doubt.
+ */
+export const NOT_APPLIED_CODES: ReadonlySet<string> = new Set([
+  'RECORD_NOT_FOUND',
+  'GENERATION_MISMATCH',
+  'INVALID_ARGUMENT',
+  'RECORD_EXISTS',
+  'OUT_OF_SPACE',
+  'BIN_TYPE',
+  'RECORD_TOO_BIG',
+  'KEY_BUSY',
+  'NOT_OPEN',
+  'LOCKED',
+  'PARTITION_UNAVAILABLE',
+]);
+
+export interface WorkloadOptions {
+  /** Clients putting fresh keys; each reads an acknowledged key back after every put. */
+  uniqueWriters: number;
+  /** Clients reading a register and compare-and-setting it. */
+  registerClients: number;
+  /** Clients appending unique tokens to a few log records, unconditionally (applied twice would show). */
+  appenders?: number;
+  /** Partitions most fresh keys go to (the long-migration workload: many records per partition). */
+  hotPartitions?: readonly number[];
+  /** Only nodes whose view holds at least this many members take client calls (a restarted node alone is not used). */
+  minimumViewSize?: number;
+}
+
+/** A failed client call, for the scenarios that promise none. */
+interface ClientError {
+  atMs: number;
+  call: string;
+  code: string;
+}
+
+/**
+ * The workload: `uniqueWriters` clients put fresh keys and read back an acknowledged one after
+ * each put, `registerClients` clients read a register and compare-and-set it, `appenders`
+ * clients append tokens to log records, each call through a random running node, with 1-4 ms
+ * between calls (a client host that never fails). A call whose node crashes under it is in
+ * doubt, like any failed one.
  */
 export class Workload {
-  readonly acknowledged = new Set<string>();
-  /** Acknowledged CAS tokens per register key. */
+  /** Acknowledged unique keys: label -> digest. */
+  readonly acknowledged = new Map<string, Buffer>();
+  /** Acknowledged CAS and append tokens per register or log key. */
   readonly registerAcks = new Map<string, string[]>();
-  /** Every write executed on a master per register key (acknowledged or not). */
+  /** Every write executed on a master per register or log key (acknowledged or not). */
   readonly registerHistory = new Map<string, ExecutedWrite[]>();
+  /** CAS and append calls answered with a "not applied" error code: register, token, code. */
+  readonly definiteFailures: { register: string; token: string; code: string }[] = [];
+  /** Read-your-writes: reads of acknowledged keys executed, and those that did not find a write some member of the reader's view held. */
+  readonly readChecks = { reads: 0, admitted: 0, violations: [] as string[] };
+  readonly clientErrors: ClientError[] = [];
   private stopped = false;
   private counter = 0;
   private readonly clients: Promise<void>[] = [];
   private readonly registerByHex = new Map<string, string>();
+  private readonly acknowledgedHex = new Set<string>();
+  private readonly ackedLabels: string[] = [];
   private readonly clientHost: SimHost;
+  private readonly avoided = new Set<string>();
 
-  constructor(private readonly sim: SimCluster, private readonly random: SeededRandom, private readonly trace: TraceHash, options: { uniqueWriters: number; registerClients: number }) {
+  constructor(private readonly sim: SimCluster, private readonly random: SeededRandom, private readonly trace: TraceHash, private readonly options: WorkloadOptions) {
     this.clientHost = sim.scheduler.host('client');
     for (let r = 0; r < REGISTER_COUNT; r++) this.registerByHex.set(digestOf(`r${r}`).toString('hex'), `r${r}`);
+    for (let l = 0; l < LOG_COUNT; l++) this.registerByHex.set(digestOf(`log${l}`).toString('hex'), `log${l}`);
     sim.onWrite = (nodeId, _ns, version) => this.recordWrite(nodeId, version);
-    for (let i = 0; i < options.uniqueWriters; i++) this.clients.push(this.uniqueWriter());
-    for (let i = 0; i < options.registerClients; i++) this.clients.push(this.registerClient(i));
+    sim.onRead = (nodeId, _ns, digest, found) => this.checkRead(nodeId, digest, found);
+  }
+
+  /** Starts the clients. */
+  start(): this {
+    for (let i = 0; i < this.options.uniqueWriters; i++) this.clients.push(this.uniqueWriter());
+    for (let i = 0; i < this.options.registerClients; i++) this.clients.push(this.registerClient(i));
+    for (let i = 0; i < (this.options.appenders ?? 0); i++) this.clients.push(this.appender(i));
+    return this;
+  }
+
+  /**
+   * Writes `count` fresh keys (most in the hot partitions) through random nodes, `concurrency`
+   * at a time, before the clients start; each acknowledged key joins the checked ones.
+   * Resolves to how many were acknowledged.
+   */
+  async preload(count: number, concurrency: number): Promise<number> {
+    let next = 0;
+    const loader = async () => {
+      while (next < count) {
+        const label = `p${next++}`;
+        const digest = this.freshDigest(label);
+        const outcome = await this.run(digest, { call: 'put', bins: { p: label } });
+        if (outcome.ok) this.acknowledge(label, digest);
+      }
+    };
+    await this.sim.drive(Promise.all(Array.from({ length: concurrency }, loader)), 600_000);
+    return this.acknowledged.size;
+  }
+
+  /** Clients stop using node `id` (it is about to be stopped: its calls in flight finish first). */
+  avoid(id: string): void {
+    this.avoided.add(id);
+  }
+
+  private acknowledge(label: string, digest: Buffer): void {
+    this.acknowledged.set(label, digest);
+    this.acknowledgedHex.add(digest.toString('hex'));
+    this.ackedLabels.push(label);
+    this.trace.string(label);
   }
 
   private recordWrite(nodeId: string, version: RecordVersion): void {
@@ -151,36 +241,83 @@ export class Workload {
     history.push({ node: nodeId, viewKey: this.sim.node(nodeId).view.clusterKey, gen: version.gen, tokens });
   }
 
+  /**
+   * Read-your-writes, checked where the read executes: a read of an acknowledged key that
+   * finds nothing is a violation if a running node in the same cluster view as the reading
+   * node (same key) holds a copy of it now: the data plane promises every read sees what the
+   * members of its view hold (the acting master's copy, merged with any copy still merging).
+   * A miss with every copy outside that view (a split, a paused node still acting in the view
+   * its peers left) is what AP admits.
+   */
+  private checkRead(nodeId: string, digest: Buffer, found: RecordVersion | undefined): void {
+    const hex = digest.toString('hex');
+    if (!this.acknowledgedHex.has(hex)) return;
+    this.readChecks.reads++;
+    if (found !== undefined) return;
+    const view = this.sim.node(nodeId).view;
+    const holders = view.succession.filter((id) => {
+      const node = this.sim.nodes.get(id);
+      if (node === undefined || node.host.crashed || node.node.view.clusterKey !== view.clusterKey) return false;
+      const version = node.store.data.get('test')!.get(hex);
+      return version !== undefined && !version.tombstone;
+    });
+    if (holders.length === 0) {
+      this.readChecks.admitted++;
+      return;
+    }
+    this.readChecks.violations.push(`${hex.slice(0, 8)} (p${partitionOfDigest(digest)}) read on ${nodeId} at ${this.sim.scheduler.nowMs() - SCENARIO_START_MS} ms, held by ${holders.join('+')} in the same view`);
+  }
+
   private pause(): Promise<void> {
     return new Promise((resolve) => this.clientHost.setTimeout(resolve, 1 + this.random.nextInt(4)));
   }
 
   private pickNode(): SimNode | undefined {
-    const running = this.sim.running();
+    const minimum = this.options.minimumViewSize ?? 1;
+    const running = this.sim.running().filter((id) => !this.avoided.has(id) && this.sim.node(id).view.succession.length >= minimum);
     if (running.length === 0) return undefined;
     return this.sim.nodes.get(running[this.random.nextInt(running.length)]);
   }
 
-  /** Runs `operation` on a random running node; undefined if it failed or its node crashed. */
-  private async run(key: string, operation: SimOperation): Promise<{ ok: true; value: unknown } | { ok: false }> {
+  /** Runs `operation` on a random running node: its value, or the error code (undefined: its node crashed, or none to ask). */
+  private async run(digest: Buffer, operation: SimOperation): Promise<{ ok: true; value: unknown } | { ok: false; code: string | undefined }> {
     const target = this.pickNode();
-    if (target === undefined) return { ok: false };
-    const request = target.node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation });
+    if (target === undefined) return { ok: false, code: undefined };
+    const request = target.node.execute({ kind: 'record', ns: 'test', digest, operation, readOnly: operation.call === 'get' });
     const outcome = await Promise.race([
-      request.then((value) => ({ ok: true as const, value }), () => ({ ok: false as const })),
-      target.crashed.then(() => ({ ok: false as const })),
+      request.then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, code: String((error as { code?: unknown })?.code ?? 'ERROR') }),
+      ),
+      target.crashed.then(() => ({ ok: false as const, code: undefined })),
     ]);
     request.catch(() => {});
+    if (!outcome.ok && outcome.code !== undefined) this.clientErrors.push({ atMs: this.sim.scheduler.nowMs(), call: operation.call, code: outcome.code });
     return outcome;
+  }
+
+  /** A fresh key's digest: in a hot partition (if any) most of the time. */
+  private freshDigest(label: string): Buffer {
+    const digest = digestOf(label);
+    const hot = this.options.hotPartitions;
+    if (hot !== undefined && hot.length > 0 && this.random.nextInt(10) < 8) {
+      const partition = hot[this.random.nextInt(hot.length)]!;
+      digest[0] = partition & 0xff;
+      digest[1] = (digest[1] & 0xf0) | (partition >> 8);
+    }
+    return digest;
   }
 
   private async uniqueWriter(): Promise<void> {
     while (!this.stopped) {
-      const key = `k${this.counter++}`;
-      const outcome = await this.run(key, { call: 'put', bins: { v: this.counter } });
+      const label = `k${this.counter++}`;
+      const digest = this.freshDigest(label);
+      const outcome = await this.run(digest, { call: 'put', bins: { v: this.counter } });
       if (outcome.ok) {
-        this.acknowledged.add(key);
-        this.trace.string(key);
+        this.acknowledge(label, digest);
+        // Read one acknowledged key back: this one, or any earlier one (migrations move them).
+        const back = this.random.nextInt(2) === 0 ? label : this.ackedLabels[this.random.nextInt(this.ackedLabels.length)]!;
+        await this.run(this.acknowledged.get(back)!, { call: 'get' });
       }
       await this.pause();
     }
@@ -189,19 +326,33 @@ export class Workload {
   private async registerClient(client: number): Promise<void> {
     for (let n = 0; !this.stopped; n++) {
       const register = `r${this.random.nextInt(REGISTER_COUNT)}`;
-      const read = await this.run(register, { call: 'get' });
+      const read = await this.run(digestOf(register), { call: 'get' });
       if (read.ok) {
         const gen = (read.value as { gen?: number } | undefined)?.gen ?? 0;
-        const token = `c${client}.${n}`;
-        const outcome = await this.run(register, { call: 'cas', expectGen: gen, token });
-        if (outcome.ok) {
-          let acks = this.registerAcks.get(register);
-          if (acks === undefined) this.registerAcks.set(register, (acks = []));
-          acks.push(token);
-          this.trace.string(token);
-        }
+        await this.tokenWrite(register, `c${client}.${n}`, { call: 'cas', expectGen: gen, token: `c${client}.${n}` });
       }
       await this.pause();
+    }
+  }
+
+  private async appender(client: number): Promise<void> {
+    for (let n = 0; !this.stopped; n++) {
+      const log = `log${this.random.nextInt(LOG_COUNT)}`;
+      await this.tokenWrite(log, `a${client}.${n}`, { call: 'append', token: `a${client}.${n}` });
+      await this.pause();
+    }
+  }
+
+  /** A CAS or append carrying a unique token: acknowledged, definitely not applied, or in doubt. */
+  private async tokenWrite(register: string, token: string, operation: SimOperation): Promise<void> {
+    const outcome = await this.run(digestOf(register), operation);
+    if (outcome.ok) {
+      let acks = this.registerAcks.get(register);
+      if (acks === undefined) this.registerAcks.set(register, (acks = []));
+      acks.push(token);
+      this.trace.string(token);
+    } else if (outcome.code !== undefined && NOT_APPLIED_CODES.has(outcome.code)) {
+      this.definiteFailures.push({ register, token, code: outcome.code });
     }
   }
 
@@ -376,7 +527,7 @@ export async function runFullScenario(options: ScenarioOptions): Promise<Scenari
   const ids = nodeIds(options.nodeCount ?? 5);
   const faults: Record<string, number> = {};
   if (!(await formCluster(sim, ids))) return scenarioFailure('full', seed, sim, trace, 'the cluster did not form');
-  const workload = new Workload(sim, random, trace, { uniqueWriters: 2, registerClients: 2 });
+  const workload = new Workload(sim, random, trace, { uniqueWriters: 2, registerClients: 2, appenders: 1 }).start();
   await sim.scheduler.runFor(1_000);
   await runFullSchedule(sim, ids, random, options.faultMs || 20_000, faults);
   await endFaults(sim, ids);
@@ -395,7 +546,7 @@ export async function runSplitScenario(options: ScenarioOptions): Promise<Scenar
   if (!(await formCluster(sim, ids))) return scenarioFailure('split', seed, sim, trace, 'the cluster did not form');
   const random = new SeededRandom(seed * 7919);
   const faults: Record<string, number> = {};
-  const workload = new Workload(sim, random, trace, { uniqueWriters: 3, registerClients: 0 });
+  const workload = new Workload(sim, random, trace, { uniqueWriters: 3, registerClients: 0 }).start();
   const faultStartMs = sim.scheduler.nowMs();
   await sim.scheduler.runFor(2_000);
   // First episode: {n1,n2} | rest, as the regression seeds had it; later ones split at random.
@@ -433,7 +584,7 @@ export async function runCrashScenario(options: ScenarioOptions): Promise<Scenar
   const victim = ids[random.nextInt(ids.length)];
   const survivors = ids.filter((id) => id !== victim);
   const faults: Record<string, number> = {};
-  const workload = new Workload(sim, random, trace, { uniqueWriters: 3, registerClients: 0 });
+  const workload = new Workload(sim, random, trace, { uniqueWriters: 3, registerClients: 0 }).start();
   const faultStartMs = sim.scheduler.nowMs();
   await sim.scheduler.runFor(1_000 + random.nextInt(2_000));
   sim.crash(victim);
@@ -455,14 +606,110 @@ export async function runCrashScenario(options: ScenarioOptions): Promise<Scenar
   return result;
 }
 
+/** Records preloaded by the long-migration scenario, most of them in its hot partitions. */
+const MIGRATE_PRELOAD_RECORDS = 6_000;
+/** Hot partitions of the long-migration scenario: about 250 records each. */
+const MIGRATE_HOT_PARTITIONS = 24;
+
+/**
+ * Long-migration scenario: many records per partition (most keys in a few hot partitions),
+ * small migration batches and slow partition reads, so partitions stay in handoff for seconds,
+ * and every kind of handoff happens while they move: two nodes join one after the other (the
+ * second while the first join still migrates), two old nodes are quiesced mid-migration and
+ * leave once they own nothing. The network duplicates and reorders but loses nothing, and
+ * nothing splits or pauses: no client call may fail, no read may hide an acknowledged write,
+ * no write may be lost or applied twice.
+ */
+export async function runMigrateScenario(options: ScenarioOptions): Promise<ScenarioResult> {
+  const { seed } = options;
+  const random = new SeededRandom(seed * 40503);
+  const sim = new Cluster({
+    seed,
+    network: { minDelayMs: 1, maxDelayMs: 8, lossRate: 0, duplicateRate: 0.01, reorderRate: 0.01 },
+    store: { durability: 'memory', partitionReadDelayMs: 2 + random.nextInt(6), partitionReadBatch: 4 },
+    migrationBatchRecords: 8,
+  });
+  const trace = attachTrace(sim, options.traceMessages === true);
+  const all = nodeIds(options.nodeCount ?? 5);
+  const initial = all.slice(0, 3);
+  const faults: Record<string, number> = {};
+  if (!(await formCluster(sim, initial))) return scenarioFailure('migrate', seed, sim, trace, 'the cluster did not form');
+  const hot = shuffled(Array.from({ length: 4096 }, (_, p) => p), random).slice(0, MIGRATE_HOT_PARTITIONS);
+  const workload = new Workload(sim, random, trace, { uniqueWriters: 2, registerClients: 2, appenders: 1, hotPartitions: hot, minimumViewSize: 2 });
+  await workload.preload(MIGRATE_PRELOAD_RECORDS, 32);
+  workload.start();
+  const busy = busyEventLoops(sim, random, faults);
+  await sim.scheduler.runFor(500);
+  for (const id of all.slice(3)) {
+    await sim.addNode(id, ['n1:7000', 'n2:7000']);
+    faults.join = (faults.join ?? 0) + 1;
+    await sim.scheduler.runFor(1_000 + random.nextInt(2_000));
+  }
+  await sim.scheduler.runFor(random.nextInt(3_000));
+  const leaving = shuffled(initial, random).slice(0, 2);
+  for (const id of leaving) sim.node(id).quiesce();
+  sim.node(leaving[0]!).recluster();
+  faults.quiesce = leaving.length;
+  const drained = await sim.scheduler.runUntil(
+    () => sim.agree(all) && sim.migrationsDone() && leaving.every((id) => sim.node(id).view.quiesced.includes(id) && ownsNothing(sim, id)),
+    180_000,
+    50,
+  );
+  if (!drained) return scenarioFailure('migrate', seed, sim, trace, `the quiesced nodes did not hand off within 180 s: ${describeViews(sim, all)}`);
+  // Clients move off the leaving nodes, their calls in flight finish, then they stop.
+  for (const id of leaving) workload.avoid(id);
+  await sim.scheduler.runFor(6_000);
+  for (const id of leaving) await sim.stop(id);
+  faults.leave = leaving.length;
+  const remaining = all.filter((id) => !leaving.includes(id));
+  await sim.scheduler.runUntil(() => sim.agree(remaining) && sim.migrationsDone(), 60_000, 50);
+  await sim.scheduler.runFor(1_000);
+  busy.stop();
+  return finish('migrate', seed, sim, remaining, workload, trace, faults, { noClientErrors: true });
+}
+
+/**
+ * Busy event loops: every 0.2-1 s a random running node stalls for 50-400 ms, as a node
+ * migrating a large data set while serving does (well under the heartbeat timeout, so no view
+ * changes for it). Settle notices, replies and heartbeats then arrive late.
+ */
+function busyEventLoops(sim: SimCluster, random: SeededRandom, faults: Record<string, number>): { stop(): void } {
+  const chaos = sim.scheduler.host('chaos');
+  let stopped = false;
+  const next = () => {
+    if (stopped) return;
+    const running = sim.running();
+    sim.nodes.get(running[random.nextInt(running.length)]!)!.host.stall(50 + random.nextInt(350));
+    faults.busy = (faults.busy ?? 0) + 1;
+    chaos.setTimeout(next, 200 + random.nextInt(800));
+  };
+  chaos.setTimeout(next, 200);
+  return { stop: () => (stopped = true) };
+}
+
+function ownsNothing(sim: SimCluster, id: string): boolean {
+  const { master, replica } = sim.node(id).state().partitions;
+  return master === 0 && replica === 0;
+}
+
 /** Runs one scenario by name. */
 export function runScenario(name: ScenarioName, options: ScenarioOptions): Promise<ScenarioResult> {
   if (name === 'full') return runFullScenario(options);
+  if (name === 'migrate') return runMigrateScenario(options);
   return name === 'split' ? runSplitScenario(options) : runCrashScenario(options);
 }
 
 /** Stops the workload, waits for convergence, runs every checker. */
-async function finish(scenario: ScenarioName, seed: number, sim: SimCluster, ids: string[], workload: Workload, trace: TraceHash, faults: Record<string, number>): Promise<ScenarioResult> {
+async function finish(
+  scenario: ScenarioName,
+  seed: number,
+  sim: SimCluster,
+  ids: string[],
+  workload: Workload,
+  trace: TraceHash,
+  faults: Record<string, number>,
+  promises: { noClientErrors?: boolean } = {},
+): Promise<ScenarioResult> {
   await workload.stop();
   const converged = await sim.scheduler.runUntil(() => sim.agree(ids) && sim.migrationsDone(), CONVERGE_WITHIN_MS);
   const checks: CheckResult[] = [{ name: 'convergence', passed: converged, detail: converged ? `one view of ${ids.length} nodes, no migrations left` : describeViews(sim, ids) }];
@@ -470,6 +717,8 @@ async function finish(scenario: ScenarioName, seed: number, sim: SimCluster, ids
   const replicas = checkReplicasIdentical(sim, ids);
   const registers = checkRegisters(sim, ids, workload);
   checks.push(copies.check, replicas.check, registers.check, checkGenerations(sim, ids));
+  checks.push(checkReadYourWrites(workload), checkDefiniteErrors(workload), checkAtMostOnce(sim, ids, workload));
+  if (promises.noClientErrors === true) checks.push(checkNoClientErrors(workload));
   trace.string(checks.map((c) => `${c.name}:${c.passed}`).join());
   return {
     scenario,
@@ -507,11 +756,10 @@ function liveVersion(node: SimNode, hex: string): RecordVersion | undefined {
 }
 
 /** Checker: every acknowledged unique key is on every owner of its partition (RF copies). */
-export function checkAcknowledgedCopies(sim: SimCluster, ids: string[], acknowledged: Set<string>): { check: CheckResult; missing: string[] } {
+export function checkAcknowledgedCopies(sim: SimCluster, ids: string[], acknowledged: ReadonlyMap<string, Buffer>): { check: CheckResult; missing: string[] } {
   const missing: string[] = [];
   const map = sim.node(ids[0]).partitionMap;
-  for (const key of acknowledged) {
-    const digest = digestOf(key);
+  for (const [key, digest] of acknowledged) {
     const hex = digest.toString('hex');
     const holders = ids.filter((id) => liveVersion(sim.nodes.get(id)!, hex) !== undefined);
     const owners = map.owners[partitionOfDigest(digest)];
@@ -602,6 +850,77 @@ export function checkRegisters(sim: SimCluster, ids: string[], workload: Workloa
       passed: lost.length === 0,
       detail: lost.length === 0 ? `${workload.registerWrites} acknowledged CAS writes; ${admitted} lost to a divergent view (admitted)` : `${lost.length} lost: ${lost.slice(0, 5).join(' ')}`,
     },
+  };
+}
+
+/**
+ * Checker: read-your-writes. Every read of an acknowledged key found it, unless no running
+ * member of the reading node's view held a copy at that moment (see Workload.checkRead).
+ */
+export function checkReadYourWrites(workload: Workload): CheckResult {
+  const { reads, admitted, violations } = workload.readChecks;
+  return {
+    name: 'read-your-writes',
+    passed: violations.length === 0,
+    detail: violations.length === 0
+      ? `${reads} reads of acknowledged keys, each saw the write; ${admitted} misses with every copy outside the reader's view (admitted)`
+      : `${violations.length} reads hid an acknowledged write: ${violations.slice(0, 4).join('; ')}`,
+  };
+}
+
+/**
+ * Checker: a call answered with a "not applied" error code (GENERATION_MISMATCH,
+ * RECORD_EXISTS, ...) was applied nowhere: no master ever executed a write carrying its token.
+ */
+export function checkDefiniteErrors(workload: Workload): CheckResult {
+  const lies: string[] = [];
+  for (const { register, token, code } of workload.definiteFailures) {
+    const applied = (workload.registerHistory.get(register) ?? []).find((write) => write.tokens.includes(token));
+    if (applied !== undefined) lies.push(`${register}:${token} answered ${code} but applied on ${applied.node} (gen ${applied.gen})`);
+  }
+  return {
+    name: 'definite-errors-not-applied',
+    passed: lies.length === 0,
+    detail: lies.length === 0 ? `${workload.definiteFailures.length} calls answered "not applied", none applied anywhere` : `${lies.length}: ${lies.slice(0, 4).join('; ')}`,
+  };
+}
+
+/** Checker: no write applied twice: no version of a register or log, executed or final, holds a token twice. */
+export function checkAtMostOnce(sim: SimCluster, ids: string[], workload: Workload): CheckResult {
+  const twice: string[] = [];
+  const versions: { where: string; tokens: string[] }[] = [];
+  for (const [register, history] of workload.registerHistory) for (const write of history) versions.push({ where: `${register} gen ${write.gen} on ${write.node}`, tokens: write.tokens });
+  for (const id of ids) {
+    for (const register of workload.registerHistory.keys()) {
+      const version = liveVersion(sim.nodes.get(id)!, digestOf(register).toString('hex'));
+      if (version !== undefined) versions.push({ where: `${register} final on ${id}`, tokens: (JSON.parse(version.payload!.toString()) as { tokens?: string[] }).tokens ?? [] });
+    }
+  }
+  for (const { where, tokens } of versions) {
+    if (new Set(tokens).size === tokens.length) continue;
+    const seen = new Set<string>();
+    twice.push(`${where}: ${tokens.filter((t) => seen.has(t) || !seen.add(t)).join(',')}`);
+  }
+  return {
+    name: 'writes-applied-at-most-once',
+    passed: twice.length === 0,
+    detail: twice.length === 0 ? `${versions.length} register and log versions, no token twice` : `${twice.length} versions with a token twice: ${twice.slice(0, 4).join('; ')}`,
+  };
+}
+
+/**
+ * Checker (scenarios without network partitions or pauses): no client call failed because its
+ * partition moved or the cluster re-formed. A conditional write's true answer (a CAS that lost
+ * to another client: GENERATION_MISMATCH) is not a failure.
+ */
+export function checkNoClientErrors(workload: Workload): CheckResult {
+  const errors = workload.clientErrors.filter((error) => !NOT_APPLIED_CODES.has(error.code) || error.code === 'PARTITION_UNAVAILABLE' || error.code === 'NOT_OPEN');
+  const byCode = new Map<string, number>();
+  for (const error of errors) byCode.set(`${error.call} ${error.code}`, (byCode.get(`${error.call} ${error.code}`) ?? 0) + 1);
+  return {
+    name: 'no-client-errors',
+    passed: errors.length === 0,
+    detail: errors.length === 0 ? 'no client call failed' : `${errors.length} failed: ${[...byCode].map(([what, n]) => `${n}x ${what}`).join(', ')}; first at ${errors[0]!.atMs - SCENARIO_START_MS} ms`,
   };
 }
 

@@ -36,7 +36,9 @@ export type SimOperation =
   | { call: 'remove' }
   | { call: 'scan' }
   /** Compare-and-set register: applies only if the live generation is `expectGen` (0: absent); appends `token` to bin `tokens`. */
-  | { call: 'cas'; expectGen: number; token: string };
+  | { call: 'cas'; expectGen: number; token: string }
+  /** Unconditional append of `token` to bin `tokens` (like Aerospike's append or an incr: applying it twice shows). */
+  | { call: 'append'; token: string };
 
 /** 20-byte digest of a user key (SHA-1, as the tests' keys). */
 export function digestOf(key: string): Buffer {
@@ -57,6 +59,14 @@ export interface SimStoreOptions {
   timers?: Timers;
   /** Called after every local write a request made (the simulator's history of executed writes). */
   onWrite?: (ns: string, version: RecordVersion) => void;
+  /** Called when a read request executes here, with what it found (the read-your-writes checker). */
+  onRead?: (ns: string, digest: Buffer, found: RecordVersion | undefined) => void;
+  /**
+   * Slow transfers (the long-migration workload): reading a partition for a migration pauses
+   * this long after every `partitionReadBatch` records, as a device read would (needs `timers`).
+   */
+  partitionReadDelayMs?: number;
+  partitionReadBatch?: number;
 }
 
 /** One write not yet flushed, or one flushed in the last flush (with the durable version it replaced). */
@@ -90,11 +100,11 @@ export class SimStore implements LocalStore {
   failed = false;
   /** Generation regressions seen on this store ("<hex> <old> -> <new>"). */
   readonly generationViolations: string[] = [];
-  readonly options: Required<Omit<SimStoreOptions, 'timers' | 'onWrite'>> & Pick<SimStoreOptions, 'timers' | 'onWrite'>;
+  readonly options: Required<Omit<SimStoreOptions, 'timers' | 'onWrite' | 'onRead'>> & Pick<SimStoreOptions, 'timers' | 'onWrite' | 'onRead'>;
 
   constructor(private readonly clock: Clock, options: SimStoreOptions | string[] = {}) {
     const resolved = Array.isArray(options) ? { namespaces: options } : options;
-    this.options = { namespaces: ['test'], durability: 'device', flushIntervalMs: 1000, ...resolved };
+    this.options = { namespaces: ['test'], durability: 'device', flushIntervalMs: 1000, partitionReadDelayMs: 0, partitionReadBatch: 16, ...resolved };
     for (const ns of this.options.namespaces) {
       this.data.set(ns, new Map());
       this.durable.set(ns, new Map());
@@ -224,12 +234,18 @@ export class SimStore implements LocalStore {
     const bins = (): Record<string, unknown> => (live === undefined ? {} : JSON.parse(live.payload!.toString()));
     switch (operation.call) {
       case 'get':
+        this.options.onRead?.(request.ns, request.digest, live);
         return { value: live === undefined ? undefined : { bins: bins(), gen: live.gen }, writes: [] };
       case 'put':
         return this.write(request.ns, request.digest, current, { ...bins(), ...operation.bins });
       case 'cas': {
         const liveGen = live?.gen ?? 0;
         if (liveGen !== operation.expectGen) throw storeError('GENERATION_MISMATCH', `generation is ${liveGen}, expected ${operation.expectGen}`);
+        const previous = bins();
+        const tokens = Array.isArray(previous.tokens) ? (previous.tokens as string[]) : [];
+        return this.write(request.ns, request.digest, current, { tokens: [...tokens, operation.token] });
+      }
+      case 'append': {
         const previous = bins();
         const tokens = Array.isArray(previous.tokens) ? (previous.tokens as string[]) : [];
         return this.write(request.ns, request.digest, current, { tokens: [...tokens, operation.token] });
@@ -281,7 +297,12 @@ export class SimStore implements LocalStore {
 
   async *iteratePartition(ns: string, partitionId: number): AsyncIterable<RecordVersion> {
     const records = this.records(ns);
+    const { partitionReadDelayMs, partitionReadBatch, timers } = this.options;
+    let read = 0;
     for (const hex of [...(this.partitions.get(ns)!.get(partitionId) ?? [])]) {
+      if (partitionReadDelayMs > 0 && timers !== undefined && ++read % partitionReadBatch === 0) {
+        await new Promise<void>((resolve) => timers.setTimeout(resolve, partitionReadDelayMs));
+      }
       const version = records.get(hex);
       if (version !== undefined) yield version;
     }

@@ -1,0 +1,120 @@
+/**
+ * Cluster-mode batchPut (issue 12's target: at least 200,000 entries/s on 2 and 3 nodes, with
+ * the longest event-loop gap). Each node is a child process (bench/cluster-child.ts) on
+ * loopback with a memory namespace; node 1 runs batchPut of BENCH_CLUSTER_BATCH entries
+ * (default 100,000, ~60-byte bins) BENCH_CLUSTER_ROUNDS times (default 3) after a warm-up,
+ * and every node reports its longest event-loop delay over the rounds. A one-node Db in this
+ * process runs the same batches first, as the same-run reference.
+ */
+import { ChildProcess, fork } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { open } from '../lib/index';
+
+const BATCH = Number(process.env.BENCH_CLUSTER_BATCH ?? 100_000);
+const ROUNDS = Number(process.env.BENCH_CLUSTER_ROUNDS ?? 3);
+const TARGET_ENTRIES_PER_SECOND = 200_000;
+
+interface Node {
+  process: ChildProcess;
+  address: string;
+  call(op: string, fields?: Record<string, unknown>): Promise<any>;
+}
+
+function startNode(name: string, dataDir: string, seed: string | undefined): Promise<Node> {
+  const child = fork(path.join(__dirname, 'cluster-child.js'), [name, dataDir, seed ?? ''], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const waiting = new Map<number, (reply: any) => void>();
+  let next = 0;
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+    child.on('message', (message: any) => {
+      if (message.ready) {
+        resolve({
+          process: child,
+          address: message.address,
+          call: (op, fields = {}) =>
+            new Promise((done, fail) => {
+              const id = next++;
+              waiting.set(id, (reply) => (reply.ok ? done(reply.value) : fail(new Error(reply.error))));
+              child.send({ id, op, ...fields });
+            }),
+        });
+        return;
+      }
+      waiting.get(message.id)?.(message);
+      waiting.delete(message.id);
+    });
+  });
+}
+
+function entries(from: number) {
+  return Array.from({ length: BATCH }, (_, i) => ({ key: { ns: 'bench', set: 's', key: from + i }, bins: { v: from + i, name: `user-${from + i}`, city: 'Lisbon' } }));
+}
+
+/** The one-node rate of the same batches, in this process. */
+async function singleNode(dir: string): Promise<number> {
+  const db = await open({ dataDir: path.join(dir, 'single'), sharedMemoryIndex: false, namespaces: [{ name: 'bench', storage: { type: 'memory', maxBytes: 1 << 30 } }] });
+  await db.batchPut(entries(0));
+  let best = 0;
+  for (let round = 1; round <= ROUNDS; round++) {
+    const batch = entries(round * BATCH);
+    const started = performance.now();
+    await db.batchPut(batch);
+    best = Math.max(best, BATCH / ((performance.now() - started) / 1000));
+  }
+  await db.close({ dropIndex: true });
+  return best;
+}
+
+async function cluster(size: number, dir: string): Promise<{ best: number; median: number; failed: number; lag: number[] }> {
+  const nodes: Node[] = [];
+  try {
+    nodes.push(await startNode('b1', path.join(dir, `${size}-1`), undefined));
+    for (let i = 2; i <= size; i++) nodes.push(await startNode(`b${i}`, path.join(dir, `${size}-${i}`), nodes[0]!.address));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const states = await Promise.all(nodes.map((node) => node.call('state')));
+      if (states.every((s) => s.succession.length === size && s.settled)) break;
+      if (Date.now() > deadline) throw new Error(`the ${size}-node cluster did not form`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await nodes[0]!.call('batchPut', { from: 0, count: BATCH });
+    await Promise.all(nodes.map((node) => node.call('lag')));
+    const rates: number[] = [];
+    let failed = 0;
+    for (let round = 1; round <= ROUNDS; round++) {
+      const outcome = await nodes[0]!.call('batchPut', { from: round * BATCH, count: BATCH });
+      rates.push(BATCH / (outcome.ms / 1000));
+      failed += outcome.failed;
+    }
+    const lag = (await Promise.all(nodes.map((node) => node.call('lag')))).map((l) => l.maxMs);
+    rates.sort((a, b) => a - b);
+    return { best: rates[rates.length - 1]!, median: rates[rates.length >> 1]!, failed, lag };
+  } finally {
+    for (const node of nodes) node.process.kill('SIGKILL');
+  }
+}
+
+export async function runClusterBench(): Promise<boolean> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-cluster-'));
+  let met = true;
+  try {
+    process.stdout.write(`\ncluster-mode batchPut: ${ROUNDS} rounds of ${BATCH.toLocaleString('en-US')} entries from node 1 (loopback, memory namespaces, RF 2)\n`);
+    const single = await singleNode(dir);
+    process.stdout.write(`  one node (same batches, reference)   ${Math.round(single).toLocaleString('en-US').padStart(10)} entries/s\n`);
+    for (const size of [2, 3]) {
+      const result = await cluster(size, dir);
+      const ok = result.best >= TARGET_ENTRIES_PER_SECOND && result.failed === 0;
+      met &&= ok;
+      process.stdout.write(
+        `  ${size} nodes: best ${Math.round(result.best).toLocaleString('en-US')} entries/s, median ${Math.round(result.median).toLocaleString('en-US')} (${(result.best / single).toFixed(2)}× one node), ${result.failed} failed, longest event-loop delay ${result.lag.map((ms) => ms.toFixed(0)).join(' / ')} ms (target ≥ ${TARGET_ENTRIES_PER_SECOND.toLocaleString('en-US')}/s) ${ok ? 'MET' : 'NOT MET'}\n`,
+      );
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return met;
+}
+
+if (require.main === module) void runClusterBench();
