@@ -294,7 +294,7 @@ export const exp = {
   ge: compare(ExpCode.CMP_GE),
   lt: compare(ExpCode.CMP_LT),
   le: compare(ExpCode.CMP_LE),
-  /** Whether a string expression matches a regular expression (RegexFlags: ICASE, NEWLINE). */
+  /** Whether a string expression matches a POSIX regular expression, as Aerospike's regcomp reads it (RegexFlags; regex.ts). */
   cmpRegex: (flags: number, regex: string, value: Arg) => {
     if (typeof regex !== 'string') throw invalidArgument('cmpRegex needs a regular expression string');
     return node(ExpCode.CMP_REGEX, ExpType.BOOL, indexArg(flags, 'flags'), regex, toExpression(value).node);

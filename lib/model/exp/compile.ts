@@ -15,9 +15,10 @@ import { executeCdt, specOf } from '../cdt/execute';
 import { compareStrings, compareValues, valuesEqual } from '../cdt/order';
 import { CdtList, CdtMap, CdtSpecial, CdtValue, copyValue, isInteger } from '../cdt/value';
 import type { KeyValue } from '../key';
-import { ExpCode, ExpType, ParticleType, RegexFlags, SYS_CALL_CDT, SYS_FLAG_MODIFY_LOCAL } from './codes';
+import { ExpCode, ExpType, ParticleType, SYS_CALL_CDT, SYS_FLAG_MODIFY_LOCAL } from './codes';
 import { Expression } from './expression';
 import { GeoJsonError, type Geometry, geoMatches, parseGeoJson } from './geo';
+import { compilePosixRegex } from './regex';
 
 /** What an expression sees of a record. */
 export interface ExpRecord {
@@ -555,17 +556,13 @@ function compileRegex(args: Node[], scope: Scope): Compiled {
   const source = literalOf(args[1]!, isString, 'cmpRegex pattern');
   const value = compile(args[2]!, scope);
   expectType(value, [ExpType.STR], 'cmpRegex', 2);
-  let regex: RegExp;
-  try {
-    regex = new RegExp(source, `${(flags & RegexFlags.ICASE) !== 0 ? 'i' : ''}${(flags & RegexFlags.NEWLINE) !== 0 ? 'm' : ''}u`);
-  } catch (error) {
-    throw invalidArgument(`cmpRegex pattern does not compile: ${(error as Error).message}`);
-  }
+  const regex = compilePosixRegex(source, flags);
   return {
     type: ExpType.BOOL,
     run: (rt) => {
       const text = ofType(value.run(rt), ExpType.STR);
-      return text === UNKNOWN ? UNKNOWN : regex.test(text as string);
+      // A text too long for this pattern (REGEX_MATCH_STEPS_MAX) could not be evaluated: UNKNOWN.
+      return text === UNKNOWN ? UNKNOWN : (regex.matches(text as string) ?? UNKNOWN);
     },
   };
 }
