@@ -156,6 +156,41 @@ describe('the filter field in batches and scans', () => {
   });
 });
 
+describe('regular expressions on the wire', () => {
+  const evil = `${'a'.repeat(26)}!`;
+  const hostile = exp.cmpRegex(Aerospike.regex.EXTENDED, '^(a+)+$', exp.binStr('s'));
+
+  it('a pattern that backtracks exponentially elsewhere answers at once, and the server stays responsive', async () => {
+    // JS RegExp took 9.6 s of event loop per record for this pattern and text (exp-compile.test.ts).
+    for (let i = 0; i < 20; i++) await client.put(new Aerospike.Key('test', 'regex', i), { s: evil, i });
+    const started = performance.now();
+    const scan = client.scan('test', 'regex').results(new Aerospike.ScanPolicy({ filterExpression: hostile }));
+    const single = codeOf(client.get(new Aerospike.Key('test', 'regex', 0), new Aerospike.ReadPolicy({ filterExpression: hostile })));
+    // A plain read sent while both run is answered while they run, not after.
+    const plain = client.get(new Aerospike.Key('test', 'regex', 1));
+    expect((await plain).bins).toEqual({ s: evil, i: 1 });
+    expect(await single).toBe(FILTERED_OUT);
+    expect(await scan).toEqual([]);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    // The same pattern matches where it should.
+    await client.put(new Aerospike.Key('test', 'regex', 0), { s: 'aaaa', i: 0 });
+    const matched = await client.scan('test', 'regex').results(new Aerospike.ScanPolicy({ filterExpression: hostile }));
+    expect(matched.map((record) => record.bins.i)).toEqual([0]);
+  });
+
+  it("reads the flags as regcomp does: basic syntax without EXTENDED, the client's ICASE and NEWLINE", async () => {
+    const k = new Aerospike.Key('test', 'regex', 'flags');
+    await client.put(k, { s: 'ab+\ncd' });
+    const passes = async (flags: number, pattern: string) =>
+      (await codeOf(client.get(k, new Aerospike.ReadPolicy({ filterExpression: exp.cmpRegex(flags, pattern, exp.binStr('s')) })))) === status.OK;
+    expect(await passes(Aerospike.regex.BASIC, 'b+')).toBe(true);
+    expect(await passes(Aerospike.regex.EXTENDED, 'ab+$')).toBe(false);
+    expect(await passes(Aerospike.regex.EXTENDED | Aerospike.regex.NEWLINE, 'ab\\+$')).toBe(true);
+    expect(await passes(Aerospike.regex.EXTENDED | Aerospike.regex.NEWLINE, '^CD')).toBe(false);
+    expect(await passes(Aerospike.regex.EXTENDED | Aerospike.regex.NEWLINE | Aerospike.regex.ICASE, '^CD')).toBe(true);
+  });
+});
+
 describe('expression ops', () => {
   it('reads a computed value into a named result, and writes one to a bin', async () => {
     const k = key();
@@ -210,7 +245,10 @@ describe('malformed expressions', () => {
     ['a bin name that is not a string', mp.array(mp.int(81), mp.int(3), mp.int(5))],
     ['an op without its arguments', mp.array(mp.int(1))],
     ['nested 300 deep', Buffer.concat([Buffer.from(Array.from({ length: 300 }, () => [0x92, 0x12]).flat()), mp.bool(true)])],
-    ['a regular expression that does not compile', mp.array(mp.int(7), mp.int(0), mp.raw('('), binStr('s'))],
+    ['a regular expression that does not compile', mp.array(mp.int(7), mp.int(1), mp.raw('('), binStr('s'))],
+    ['a regular expression with a back-reference', mp.array(mp.int(7), mp.int(1), mp.raw('(a)\\1'), binStr('s'))],
+    ['a regular expression a million NFA states big', mp.array(mp.int(7), mp.int(1), mp.raw('a{1000}{1000}'), binStr('s'))],
+    ['regular expression flags regcomp does not have', mp.array(mp.int(7), mp.int(16), mp.raw('a'), binStr('s'))],
     ['a geo literal that is not GeoJSON', mp.array(mp.int(8), binStr('s'), mp.str('{"type":"Line"}'))],
     ['a list call that writes, as a read', mp.array(mp.int(127), mp.int(4), mp.int(0), mp.array(mp.int(11)), mp.array(mp.int(81), mp.int(4), mp.raw('l')))],
     ['bytes after the expression', Buffer.concat([mp.bool(true), mp.int(1)])],
