@@ -12,9 +12,12 @@
  *                                               wait until no node has migrations left, with a progress bar
  *   shoal serve CONFIG.json                     run a standalone server (lib/service/serve.ts)
  * Options: --cluster-name NAME (default "shoal"), --timeout-ms N (default 5000 per request,
- * 600000 for wait-migrations). Exit status: 0 done, 1 failed, 2 usage error.
+ * 600000 for wait-migrations), --secret-file FILE (the cluster secret; or the environment
+ * variable SHOAL_CLUSTER_SECRET), --tls-ca FILE --tls-cert FILE --tls-key FILE (PEM, when the
+ * cluster runs TLS). Exit status: 0 done, 1 failed, 2 usage error.
  */
-import { AdminClient, type AdminRequest } from '../lib/cluster/index';
+import * as fs from 'node:fs';
+import { AdminClient, type AdminRequest, type TlsSettings } from '../lib/cluster/index';
 import { serve } from '../lib/service/serve';
 
 interface Arguments {
@@ -23,7 +26,12 @@ interface Arguments {
   json: boolean;
   clusterName: string | undefined;
   timeoutMs: number | undefined;
+  secretFile: string | undefined;
+  tlsFiles: { ca?: string; cert?: string; key?: string };
 }
+
+/** Environment variable holding the cluster secret (when --secret-file is not given). */
+const SECRET_ENVIRONMENT_VARIABLE = 'SHOAL_CLUSTER_SECRET';
 
 const COMMANDS = new Set(['state', 'stats', 'quiesce', 'quiesce-undo', 'recluster', 'wait-migrations']);
 const POLL_INTERVAL_MS = 250;
@@ -45,7 +53,10 @@ interface AdminState {
 
 function usage(message: string): never {
   process.stderr.write(`shoal: ${message}\n`);
-  process.stderr.write('usage: shoal <state|stats|quiesce|quiesce-undo|recluster|wait-migrations> <host:port> [--json] [--cluster-name NAME] [--timeout-ms N]\n');
+  process.stderr.write(
+    'usage: shoal <state|stats|quiesce|quiesce-undo|recluster|wait-migrations> <host:port> [--json] [--cluster-name NAME] [--timeout-ms N]\n' +
+      '             [--secret-file FILE] [--tls-ca FILE --tls-cert FILE --tls-key FILE]   (or the secret in SHOAL_CLUSTER_SECRET)\n',
+  );
   process.exit(2);
 }
 
@@ -54,9 +65,15 @@ function parse(argv: string[]): Arguments {
   let json = false;
   let clusterName: string | undefined;
   let timeoutMs: number | undefined;
+  let secretFile: string | undefined;
+  const tlsFiles: Arguments['tlsFiles'] = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--json') json = true;
+    else if (arg === '--secret-file') secretFile = argv[++i] ?? usage('--secret-file needs a file');
+    else if (arg === '--tls-ca') tlsFiles.ca = argv[++i] ?? usage('--tls-ca needs a file');
+    else if (arg === '--tls-cert') tlsFiles.cert = argv[++i] ?? usage('--tls-cert needs a file');
+    else if (arg === '--tls-key') tlsFiles.key = argv[++i] ?? usage('--tls-key needs a file');
     else if (arg === '--cluster-name') clusterName = argv[++i] ?? usage('--cluster-name needs a value');
     else if (arg === '--timeout-ms') {
       timeoutMs = Number(argv[++i]);
@@ -69,7 +86,57 @@ function parse(argv: string[]): Arguments {
   if (command === undefined || !COMMANDS.has(command)) usage(`unknown command ${command ?? '(none)'}`);
   if (address === undefined || !/^[^:\s]+:\d+$/.test(address)) usage('the node address must be host:port (its cluster listen address)');
   if (positional.length > 2) usage(`unexpected argument ${positional[2]}`);
-  return { command, address, json, clusterName, timeoutMs };
+  const tlsGiven = Object.keys(tlsFiles).length;
+  if (tlsGiven > 0 && tlsGiven < 3) usage('TLS needs all three of --tls-ca, --tls-cert and --tls-key');
+  return { command, address, json, clusterName, timeoutMs, secretFile, tlsFiles };
+}
+
+/**
+ * The cluster secret from --secret-file (one trailing newline stripped, so a file written by
+ * `echo` works) or SHOAL_CLUSTER_SECRET; undefined if neither is given.
+ * @throws Error if the file cannot be read.
+ */
+function readSecret(args: Arguments): Buffer | undefined {
+  if (args.secretFile === undefined) {
+    const value = process.env[SECRET_ENVIRONMENT_VARIABLE];
+    return value === undefined || value === '' ? undefined : Buffer.from(value, 'utf8');
+  }
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(args.secretFile);
+    if ((fs.statSync(args.secretFile).mode & 0o077) !== 0) process.stderr.write(`shoal: warning: ${args.secretFile} is readable by other users (chmod 600 it)\n`);
+  } catch (error) {
+    throw new Error(`cannot read the secret file: ${(error as Error).message}`);
+  }
+  const end = bytes.length - (bytes.subarray(-2).toString() === '\r\n' ? 2 : bytes.subarray(-1).toString() === '\n' ? 1 : 0);
+  return bytes.subarray(0, end);
+}
+
+/** The TLS material from the --tls-* files; undefined without them. @throws Error if a file cannot be read. */
+function readTls(args: Arguments): TlsSettings | undefined {
+  const { ca, cert, key } = args.tlsFiles;
+  if (ca === undefined || cert === undefined || key === undefined) return undefined;
+  const read = (file: string) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (error) {
+      throw new Error(`cannot read a TLS file: ${(error as Error).message}`);
+    }
+  };
+  return { ca: read(ca), cert: read(cert), key: read(key) };
+}
+
+/** What to tell an operator whose connection failed, with the option that would fix it. */
+function explain(error: Error, args: Arguments, secret: Buffer | undefined): Error {
+  const message = error.message;
+  const tls = args.tlsFiles.ca !== undefined;
+  if (/requires the cluster secret/.test(message)) {
+    return new Error(`${args.address} requires the cluster secret: pass --secret-file FILE or set ${SECRET_ENVIRONMENT_VARIABLE}${tls ? '' : ' (and --tls-ca, --tls-cert, --tls-key if the cluster runs TLS)'}`);
+  }
+  if (secret !== undefined && /authentication failed|TLS handshake .* failed|did not prove|failed to prove/.test(message)) {
+    return new Error(`${args.address} did not accept this secret${tls ? ' or these certificates' : ' (or the cluster runs TLS with certificates: --tls-ca, --tls-cert, --tls-key)'}: ${message}`);
+  }
+  return error;
 }
 
 function printState(state: AdminState): void {
@@ -123,9 +190,14 @@ async function waitForMigrations(client: AdminClient, args: Arguments): Promise<
 async function main(): Promise<void> {
   if (process.argv[2] === 'serve') return serve(process.argv.slice(3));
   const args = parse(process.argv.slice(2));
+  const secret = readSecret(args);
   const client = await AdminClient.connect(args.address, {
     clusterName: args.clusterName,
+    secret,
+    tls: readTls(args),
     timeoutMs: args.command === 'wait-migrations' ? 5_000 : args.timeoutMs ?? 5_000,
+  }).catch((error: Error) => {
+    throw explain(error, args, secret);
   });
   try {
     let state: AdminState;

@@ -2,10 +2,12 @@
  * The operator CLI against a live two-node cluster: state and stats as text and JSON,
  * quiesce + recluster + wait-migrations, and clear failures for bad input.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { open, type Db } from '../lib/index';
 import { runNode } from './helpers/child';
+import { testTls, testTlsFiles } from './helpers/tcp-cluster';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
 
 const CLI = path.join(__dirname, '..', 'dist', 'bin', 'shoal.js');
@@ -16,11 +18,11 @@ afterAll(async () => {
   cleanupTempDirs(['cache']);
 });
 
-async function startNode(nodeId: string, seeds: string[]): Promise<Db> {
+async function startNode(nodeId: string, seeds: string[], security: { secret?: string; tls?: ReturnType<typeof testTls> } = {}): Promise<Db> {
   const db = await open({
     dataDir: tempDir(),
     namespaces: [{ name: 'cache', storage: { type: 'memory', maxBytes: 32 << 20 } }],
-    cluster: { nodeId, listen: { host: '127.0.0.1', port: 0 }, seeds, heartbeatIntervalMs: 100 },
+    cluster: { nodeId, listen: { host: '127.0.0.1', port: 0 }, seeds, heartbeatIntervalMs: 100, ...security },
     log: () => undefined,
   });
   dbs.push(db);
@@ -96,5 +98,56 @@ describe('npx shoal', () => {
     const unreachable = await cli('state', '127.0.0.1:9');
     expect(unreachable.code).toBe(1);
     expect(unreachable.stderr).toMatch(/cannot reach 127\.0\.0\.1:9/);
+  });
+
+  it('against a node with a secret: without it, or with another, fails clearly and prints no state; --secret-file or SHOAL_CLUSTER_SECRET gets the state', async () => {
+    const secret = 'operator cli test secret 0123';
+    const dir = tempDir();
+    const secretFile = path.join(dir, 'secret');
+    fs.writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+    const wrongFile = path.join(dir, 'wrong');
+    fs.writeFileSync(wrongFile, 'not the secret of this cluster', { mode: 0o600 });
+    const secured = await startNode('cli-s', [], { secret });
+    const address = secured.cluster!.address;
+
+    const without = await cli('state', address, '--json');
+    expect(without.code).not.toBe(0);
+    expect(without.stdout).toBe('');
+    expect(without.stderr).toMatch(/requires the cluster secret: pass --secret-file FILE or set SHOAL_CLUSTER_SECRET/);
+    for (const command of ['stats', 'quiesce', 'recluster']) {
+      const refused = await cli(command, address);
+      expect(refused.code, command).toBe(1);
+      expect(refused.stdout, command).toBe('');
+    }
+    expect(secured.cluster!.state().quiesced).toEqual([]);
+    const wrong = await cli('state', address, '--json', '--secret-file', wrongFile);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toBe('');
+    expect(wrong.stderr).toMatch(/did not accept this secret/);
+
+    const withFile = await cli('state', address, '--json', '--secret-file', secretFile);
+    expect(withFile.code, withFile.stderr).toBe(0);
+    expect((JSON.parse(withFile.stdout) as { nodeId: string }).nodeId).toBe('cli-s');
+    process.env.SHOAL_CLUSTER_SECRET = secret;
+    try {
+      const withEnvironment = await cli('state', address, '--json');
+      expect(withEnvironment.code, withEnvironment.stderr).toBe(0);
+      expect((JSON.parse(withEnvironment.stdout) as { nodeId: string }).nodeId).toBe('cli-s');
+    } finally {
+      delete process.env.SHOAL_CLUSTER_SECRET;
+    }
+
+    // TLS: the secret alone gets nothing; the CA, a certificate and the secret get the state.
+    const tlsNode = await startNode('cli-t', [], { secret, tls: testTls() });
+    const tlsAddress = tlsNode.cluster!.address;
+    const plain = await cli('state', tlsAddress, '--json', '--secret-file', secretFile, '--timeout-ms', '3000');
+    expect(plain.code).toBe(1);
+    expect(plain.stdout).toBe('');
+    const overTls = await cli('state', tlsAddress, '--json', '--secret-file', secretFile, '--tls-ca', testTlsFiles.ca, '--tls-cert', testTlsFiles.cert, '--tls-key', testTlsFiles.key);
+    expect(overTls.code, overTls.stderr).toBe(0);
+    expect((JSON.parse(overTls.stdout) as { nodeId: string }).nodeId).toBe('cli-t');
+    const partial = await cli('state', tlsAddress, '--tls-ca', testTlsFiles.ca);
+    expect(partial.code).toBe(2);
+    expect(partial.stderr).toMatch(/all three of --tls-ca, --tls-cert and --tls-key/);
   });
 });

@@ -136,7 +136,9 @@ describe('the checkers catch what they exist for', () => {
 
   it('an acting master that serves without reading its pending merge sources: a hidden read', async () => {
     vi.spyOn(DataPlane.prototype as unknown as { resolveDuplicates(): Promise<undefined> }, 'resolveDuplicates').mockResolvedValue(undefined);
-    const result = await runScenario('full', { seed: 10, faultMs: 20_000 });
+    // Seed 39: of full seeds 1-40 (20 s of faults), the one whose run meets the case since the
+    // authenticated fabric changed every seed's timing; the run is deterministic.
+    const result = await runScenario('full', { seed: 39, faultMs: 20_000 });
     expect(result.checks.filter((check) => !check.passed).map((check) => check.name)).toContain('read-your-writes');
   });
 

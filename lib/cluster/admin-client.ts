@@ -1,14 +1,28 @@
 /**
  * Client side of the admin protocol, for the operator CLI (`npx shoal`): connects to any
  * node's fabric port with an admin hello and sends requests answered on the same connection.
+ * Against a node with a cluster secret it must hold the secret (the connection runs over
+ * TLS-PSK with a key derived from it, and both ends prove the secret before any request is
+ * sent); against a node with `cluster.tls` it needs the cluster's CA, a certificate signed by
+ * it, and the secret.
  */
-import { randomBytes } from 'node:crypto';
-import { PROTOCOL_VERSION_CURRENT, PROTOCOL_VERSION_MIN_SUPPORTED } from './constants';
-import type { Connection, Network, WireMessage } from './network';
-import { silentLogger } from './seams';
+import { ClusterSecrets, ConnectorHandshake, pskKeys } from './auth';
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION_CURRENT, PROTOCOL_VERSION_MIN_SUPPORTED } from './constants';
+import type { Connection, Network, TlsSettings, WireMessage } from './network';
+import { cryptoRandom, silentLogger } from './seams';
 import { TcpNetwork } from './tcp-network';
 
 export type AdminRequest = 'admin-state' | 'admin-quiesce' | 'admin-quiesce-undo' | 'admin-recluster';
+
+export interface AdminConnectOptions {
+  clusterName?: string;
+  /** The cluster secret (string of at least 16 characters, or a Buffer), if the cluster has one. */
+  secret?: string | Buffer;
+  /** TLS material, if the cluster runs TLS. */
+  tls?: TlsSettings;
+  timeoutMs?: number;
+  network?: Network;
+}
 
 export class AdminClient {
   private nextId = 0;
@@ -19,13 +33,32 @@ export class AdminClient {
 
   /**
    * Connects and completes the handshake.
-   * @throws Error if the node refuses (wrong cluster name, version) or does not answer in time.
+   * @throws TypeError for a malformed secret; Error if the node refuses (wrong cluster name,
+   *   version or secret), requires a secret this client does not have, fails to prove its
+   *   own, or does not answer in time.
    */
-  static connect(address: string, options: { clusterName?: string; timeoutMs?: number; network?: Network } = {}): Promise<AdminClient> {
+  static async connect(address: string, options: AdminConnectOptions = {}): Promise<AdminClient> {
+    const keys = options.secret === undefined ? undefined : await new ClusterSecrets(options.secret).keys();
     const network = options.network ?? new TcpNetwork(silentLogger);
     const timeoutMs = options.timeoutMs ?? 5_000;
-    const connection = network.connect(address);
+    let tlsFailure: string | undefined;
+    const psk = options.tls === undefined && keys !== undefined ? pskKeys(keys) : undefined;
+    const connection = network.connect(address, { tls: options.tls, psk, onTlsFailure: (_remote, reason) => (tlsFailure = reason) });
     const client = new AdminClient(connection, timeoutMs);
+    const handshake = new ConnectorHandshake(
+      connection,
+      {
+        protocolVersion: PROTOCOL_VERSION_CURRENT,
+        minProtocolVersion: PROTOCOL_VERSION_MIN_SUPPORTED,
+        nodeId: `admin-${cryptoRandom.nextBytes!(4).toString('hex')}`,
+        clusterName: options.clusterName ?? 'shoal',
+        address: '',
+        role: 'admin',
+      },
+      keys,
+      cryptoRandom,
+      options.tls !== undefined || psk !== undefined,
+    );
     return new Promise((resolve, reject) => {
       let handshaken = false;
       const timer = setTimeout(() => {
@@ -34,33 +67,34 @@ export class AdminClient {
       }, timeoutMs);
       connection.setHandlers({
         onMessage: (message) => {
-          if (!handshaken) {
-            clearTimeout(timer);
-            if (message.type === 'hello-ack') {
-              handshaken = true;
-              resolve(client);
-            } else {
-              reject(new Error(`${address} refused the admin connection: ${String(message.reason ?? message.type)}`));
-              connection.close('refused');
-            }
+          if (handshaken) {
+            client.onReply(message);
             return;
           }
-          client.onReply(message);
+          const outcome = handshake.onMessage(message);
+          if (outcome.kind === 'pending') return;
+          clearTimeout(timer);
+          if (outcome.kind === 'failed') {
+            reject(new Error(`${address} ${outcome.refused ? 'refused the admin connection' : 'handshake failed'}: ${outcome.reason.replace(/^refused: /, '')}`));
+            connection.close('refused');
+            return;
+          }
+          handshaken = true;
+          connection.setMaxFrameBytes(MAX_FRAME_BYTES);
+          resolve(client);
         },
         onClose: (reason) => {
           clearTimeout(timer);
           client.onClose(reason);
-          if (!handshaken) reject(new Error(`cannot reach ${address}: ${reason}`));
+          if (handshaken) return;
+          if (tlsFailure !== undefined) reject(new Error(`TLS handshake with ${address} failed: ${tlsFailure}`));
+          else if (/^closed by peer|ECONNRESET|protocol violation/.test(reason) && keys === undefined && options.tls === undefined) {
+            // A node with a secret or certificates speaks only TLS: it drops a plain hello unanswered.
+            reject(new Error(`${address} closed the connection without answering the handshake: it requires the cluster secret (or TLS certificates)`));
+          } else reject(new Error(`cannot reach ${address}: ${reason}`));
         },
       });
-      connection.send({
-        type: 'hello',
-        role: 'admin',
-        protocolVersion: PROTOCOL_VERSION_CURRENT,
-        minProtocolVersion: PROTOCOL_VERSION_MIN_SUPPORTED,
-        nodeId: `admin-${randomBytes(4).toString('hex')}`,
-        clusterName: options.clusterName ?? 'shoal',
-      });
+      handshake.start();
     });
   }
 

@@ -5,6 +5,8 @@
  * Runtime and Network, so the same class runs on TCP in production and in the simulator.
  */
 import { EventEmitter } from 'node:events';
+import * as tls from 'node:tls';
+import { ClusterSecrets } from './auth';
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HEARTBEAT_TIMEOUT,
@@ -23,7 +25,7 @@ import { DATA_MESSAGE_TYPES, DataPlane } from './data-plane';
 import { ErrorCode, ShoalError } from '../errors';
 import type { BatchItemOutcome, ClusterRequest, ClusterTruncateCut, LocalStore } from './local-store';
 import { ClusterTruncation, TRUNCATE_MESSAGE_TYPES } from './truncation';
-import type { Network, WireMessage } from './network';
+import type { Network, TlsSettings, WireMessage } from './network';
 import { parseAddress } from './network';
 import type { PartitionMap } from './partition-map';
 import { computePartitionMap } from './partition-map';
@@ -43,6 +45,17 @@ export interface ClusterOptions {
   /** Rolling-upgrade tests only: the protocol versions this node claims. */
   protocolVersion?: number;
   minProtocolVersion?: number;
+  /**
+   * The cluster secret, the same on every node: a string of at least 16 characters or a Buffer
+   * of at least 16 bytes. Every connection proves it both ways (docs/cluster.md, "Security").
+   */
+  secret?: string | Buffer;
+  /** Further secrets accepted from peers while the secret is rolled (docs/cluster.md, "Rotating the secret"). */
+  acceptSecrets?: (string | Buffer)[];
+  /** TLS for every fabric, heartbeat and admin connection (PEM), certificates verified both ways. */
+  tls?: TlsSettings;
+  /** Allow listening beyond loopback without a secret (logs a warning at every start). */
+  insecure?: boolean;
 }
 
 /** Validated options with defaults applied. */
@@ -57,6 +70,10 @@ export interface ResolvedClusterOptions {
   replicationFactor: number;
   protocolVersion: number | undefined;
   minProtocolVersion: number | undefined;
+  /** The secrets (hidden from logs and JSON); undefined without `secret`. */
+  secrets: ClusterSecrets | undefined;
+  tls: TlsSettings | undefined;
+  insecure: boolean;
 }
 
 /** What `db.cluster.state()` returns (SPEC section 6). */
@@ -106,6 +123,7 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
   }
   const clusterName = options.clusterName ?? 'shoal';
   if (typeof clusterName !== 'string' || clusterName.length === 0) throw new TypeError('cluster.clusterName must be a non-empty string');
+  const { secrets, tls, insecure } = resolveSecurity(options);
   return {
     nodeId: options.nodeId,
     listenAddress,
@@ -117,7 +135,37 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
     replicationFactor,
     protocolVersion: options.protocolVersion,
     minProtocolVersion: options.minProtocolVersion,
+    secrets,
+    tls,
+    insecure,
   };
+}
+
+/**
+ * Validates `secret`, `acceptSecrets`, `tls` and `insecure`.
+ * @throws TypeError naming the bad field (a secret too short, a PEM node:tls cannot load).
+ */
+function resolveSecurity(options: ClusterOptions): Pick<ResolvedClusterOptions, 'secrets' | 'tls' | 'insecure'> {
+  const insecure = options.insecure ?? false;
+  if (typeof insecure !== 'boolean') throw new TypeError('cluster.insecure must be a boolean');
+  if (options.secret === undefined && options.acceptSecrets !== undefined) throw new TypeError('cluster.acceptSecrets needs cluster.secret');
+  const secrets = options.secret === undefined ? undefined : new ClusterSecrets(options.secret, options.acceptSecrets ?? []);
+  const settings = options.tls;
+  if (settings === undefined) return { secrets, tls: undefined, insecure };
+  if (settings === null || typeof settings !== 'object') throw new TypeError('cluster.tls must be { key, cert, ca } (PEM strings or Buffers)');
+  const pem = (value: unknown) => typeof value === 'string' || Buffer.isBuffer(value);
+  for (const field of ['key', 'cert', 'ca'] as const) {
+    const value = settings[field];
+    if (!(pem(value) || (field === 'ca' && Array.isArray(value) && value.length > 0 && value.every(pem)))) {
+      throw new TypeError(`cluster.tls.${field} must be PEM (a string or a Buffer${field === 'ca' ? ', or an array of them' : ''})`);
+    }
+  }
+  try {
+    tls.createSecureContext({ key: settings.key, cert: settings.cert, ca: settings.ca });
+  } catch (error) {
+    throw new TypeError(`cluster.tls: node:tls cannot use these certificates: ${(error as Error).message}`);
+  }
+  return { secrets, tls: { key: settings.key, cert: settings.cert, ca: settings.ca }, insecure };
 }
 
 export interface ClusterDependencies {
@@ -166,6 +214,10 @@ export class ClusterNode extends EventEmitter {
       network: dependencies.network,
       runtime: this.runtime,
       reconnectIntervalMs: heartbeatIntervalMs,
+      stallTimeoutMs: heartbeatIntervalMs * heartbeatTimeout,
+      secrets: this.options.secrets,
+      tls: this.options.tls,
+      insecure: this.options.insecure,
       protocolVersion: this.options.protocolVersion,
       minProtocolVersion: this.options.minProtocolVersion,
     });

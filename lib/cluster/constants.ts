@@ -23,6 +23,71 @@ export const MAX_CLUSTER_NODES = 128;
 export const MAX_NODE_ID_BYTES = 64;
 /** Longest cluster name (UTF-8 bytes). */
 export const MAX_CLUSTER_NAME_BYTES = 64;
+/** Longest cluster key a peer may advertise (ours are 16 hex characters). */
+export const MAX_CLUSTER_KEY_LENGTH = 64;
+/** Largest migrationsRemaining a peer may advertise (partitions to send or receive, over every namespace). */
+export const MAX_MIGRATIONS_REMAINING = 2 ** 31 - 1;
+
+/**
+ * Largest frame accepted before a connection has authenticated (hellos, challenges, proofs are
+ * a few hundred bytes), so an unauthenticated peer can make this node hold at most this much.
+ */
+export const MAX_HANDSHAKE_FRAME_BYTES = 4 * 1024;
+/** Largest frame accepted on an admin connection after its handshake (the CLI's requests are tiny). */
+export const MAX_ADMIN_FRAME_BYTES = 64 * 1024;
+/**
+ * Bytes all connections of one listener may hold in incomplete inbound frames together. A
+ * connection whose partial frame would take the total past it is closed (each one alone may
+ * hold up to MAX_FRAME_BYTES).
+ */
+export const MAX_INBOUND_PENDING_BYTES = 64 * 1024 * 1024;
+/** Inbound connections a node holds at once (the listener refuses more). */
+export const MAX_INBOUND_CONNECTIONS = 512;
+/** Inbound connections still in their handshake, in all; the oldest is closed to admit a new one. */
+export const MAX_UNAUTHENTICATED_CONNECTIONS = 64;
+/**
+ * Inbound connections still in their handshake from one remote host; the oldest is closed to
+ * admit a new one. Room for every node of a cluster on one machine connecting at once.
+ */
+export const MAX_UNAUTHENTICATED_PER_HOST = 32;
+/** An authenticated admin connection that sends nothing for this long is closed (ms). */
+export const ADMIN_IDLE_TIMEOUT_MS = 60_000;
+/**
+ * Messages waiting on one outbound link for its handshake to complete, in encoded bytes;
+ * beyond it a send fails (returns false) like a message lost on the network.
+ */
+export const MAX_HANDSHAKE_QUEUE_BYTES = 16 * 1024 * 1024;
+/** Shortest cluster secret accepted (characters of a string, bytes of a Buffer). */
+export const MIN_SECRET_LENGTH = 16;
+/** Longest cluster secret accepted (bytes). */
+export const MAX_SECRET_BYTES = 1024;
+/** Secrets a node accepts besides its own during a roll (cluster.acceptSecrets). */
+export const MAX_ACCEPTED_SECRETS = 4;
+/** Bytes of each handshake nonce. */
+export const HANDSHAKE_NONCE_BYTES = 32;
+/** Failed handshakes and malformed frames from peers logged per window (the rest are counted and summarised). */
+export const AUTH_FAILURE_LOG_LIMIT = 100;
+/** The window of AUTH_FAILURE_LOG_LIMIT (ms). */
+export const AUTH_FAILURE_LOG_WINDOW_MS = 60_000;
+/**
+ * A new connection claiming a node id is refused while that id's current inbound connection
+ * received a frame within this many heartbeat intervals (a live peer sends one every
+ * interval); past it the old connection is closed and the new one takes the id.
+ */
+export const NODE_CLAIM_LIVE_INTERVALS = 2;
+/**
+ * A stalled outbound connection replaced by a fresh one stays open this long (ms), sending
+ * nothing more, so what it already carries can still arrive (a peer whose event loop stalled
+ * answers it late rather than never); it closes sooner once all of it is acknowledged. The
+ * default request timeout: nothing sent on it is waited for longer.
+ */
+export const RETIRED_CONNECTION_GRACE_MS = 5_000;
+/**
+ * The receiver of an outbound connection acknowledges the frames it received at most this
+ * many heartbeat intervals after the first unacknowledged one arrived (about one small frame
+ * per interval per connection, next to the heartbeats).
+ */
+export const ACK_DELAY_INTERVALS = 1;
 
 /** Default heartbeat interval (ms), SPEC section 6. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 150;
@@ -148,6 +213,13 @@ check(MAX_FRAME_BYTES < 2 ** 32, 'MAX_FRAME_BYTES fits the u32 length prefix');
 check(MIGRATION_BATCH_MAX_BYTES + MAX_RECORD_PAYLOAD_BYTES + 64 * 1024 <= MAX_FRAME_BYTES,
   'a migration batch (which may overshoot by one record) plus overhead fits one frame');
 check(MAX_CONNECTION_BUFFERED_BYTES >= 2 * MAX_FRAME_BYTES, 'a connection can buffer two full frames');
+check(MAX_HANDSHAKE_FRAME_BYTES < MAX_ADMIN_FRAME_BYTES && MAX_ADMIN_FRAME_BYTES < MAX_FRAME_BYTES, 'frame limits grow with trust');
+check(MAX_INBOUND_PENDING_BYTES >= 2 * MAX_FRAME_BYTES, 'two peers can each send a full frame at once');
+check(MAX_UNAUTHENTICATED_PER_HOST <= MAX_UNAUTHENTICATED_CONNECTIONS && MAX_UNAUTHENTICATED_CONNECTIONS < MAX_INBOUND_CONNECTIONS,
+  'handshakes in progress leave room for authenticated connections');
+check(MAX_INBOUND_CONNECTIONS >= 2 * MAX_CLUSTER_NODES, 'every peer can connect, with room for admin clients');
+check(ACK_DELAY_INTERVALS < DEFAULT_HEARTBEAT_TIMEOUT && NODE_CLAIM_LIVE_INTERVALS < DEFAULT_HEARTBEAT_TIMEOUT,
+  'acknowledgements and claims act well within a heartbeat timeout');
 check(DEFAULT_REPLICATION_FACTOR <= MAX_REPLICATION_FACTOR, 'DEFAULT_REPLICATION_FACTOR <= MAX_REPLICATION_FACTOR');
 check(MEMBERSHIP_ROUND_TIMEOUT_INTERVALS < DEFAULT_HEARTBEAT_TIMEOUT, 'a membership round ends before a peer is declared dead');
 check(MIGRATION_BATCH_RECORDS > 0 && MIGRATION_CONCURRENCY > 0, 'migration bounds are positive');

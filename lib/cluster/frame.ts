@@ -18,18 +18,28 @@ export class FrameError extends Error {
   }
 }
 
-/**
- * Encodes one message into a frame. Throws RangeError if the body exceeds MAX_FRAME_BYTES.
- */
-export function encodeFrame(message: WireMessage): Buffer {
+/** Encodes one message body. Throws RangeError if it exceeds MAX_FRAME_BYTES. */
+export function encodeBody(message: WireMessage): Buffer {
   const body = packr.pack(message);
   if (body.length > MAX_FRAME_BYTES) {
     throw new RangeError(`cluster: message "${message.type}" is ${body.length} bytes, over MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
   }
+  return body;
+}
+
+/** Prefixes a body with its length: the bytes that go on the wire. */
+export function frameOf(body: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
   frame.writeUInt32BE(body.length, 0);
   body.copy(frame, FRAME_HEADER_BYTES);
   return frame;
+}
+
+/**
+ * Encodes one message into a frame. Throws RangeError if the body exceeds MAX_FRAME_BYTES.
+ */
+export function encodeFrame(message: WireMessage): Buffer {
+  return frameOf(encodeBody(message));
 }
 
 /** Decodes one frame body; throws FrameError if it is not a message object. */
@@ -51,30 +61,52 @@ export function decodeBody(body: Buffer): WireMessage {
 }
 
 /**
- * Incremental decoder: feed it chunks, it returns complete messages. After it throws once,
- * the stream is unusable (the connection must be closed).
+ * Incremental decoder: feed it chunks, it returns complete frame bodies (or messages). After
+ * it throws once, the stream is unusable (the connection must be closed).
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private bufferedBytes = 0;
+  /** Largest frame body this stream accepts now; raised once the connection is authenticated. */
+  maxFrameBytes: number;
+
+  constructor(maxFrameBytes = MAX_FRAME_BYTES) {
+    this.maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Bytes held for frames not complete yet. */
+  get pendingBytes(): number {
+    return this.bufferedBytes;
+  }
 
   /** Returns the messages completed by this chunk; throws FrameError on a violation. */
   push(chunk: Buffer): WireMessage[] {
+    this.append(chunk);
+    const messages: WireMessage[] = [];
+    for (let body = this.next(); body !== undefined; body = this.next()) messages.push(decodeBody(body));
+    return messages;
+  }
+
+  /** Adds received bytes; take the frames they complete with next(). */
+  append(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.bufferedBytes += chunk.length;
-    const messages: WireMessage[] = [];
-    while (this.bufferedBytes >= FRAME_HEADER_BYTES) {
-      const header = this.peek(FRAME_HEADER_BYTES);
-      const bodyBytes = header.readUInt32BE(0);
-      if (bodyBytes === 0) throw new FrameError('empty frame');
-      if (bodyBytes > MAX_FRAME_BYTES) {
-        throw new FrameError(`frame length ${bodyBytes} exceeds MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
-      }
-      if (this.bufferedBytes < FRAME_HEADER_BYTES + bodyBytes) break;
-      const frame = this.take(FRAME_HEADER_BYTES + bodyBytes);
-      messages.push(decodeBody(frame.subarray(FRAME_HEADER_BYTES)));
-    }
-    return messages;
+  }
+
+  /**
+   * The next complete frame body, or undefined until more bytes arrive. One at a time, so a
+   * frame's length is checked against the limit in force once the frames before it were
+   * handled (a hello that authenticates raises it).
+   * @throws FrameError for an empty frame or a length over the limit.
+   */
+  next(): Buffer | undefined {
+    if (this.bufferedBytes < FRAME_HEADER_BYTES) return undefined;
+    const bodyBytes = this.peek(FRAME_HEADER_BYTES).readUInt32BE(0);
+    if (bodyBytes === 0) throw new FrameError('empty frame');
+    if (bodyBytes > MAX_FRAME_BYTES) throw new FrameError(`frame length ${bodyBytes} exceeds MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
+    if (bodyBytes > this.maxFrameBytes) throw new FrameError(`frame length ${bodyBytes} exceeds the ${this.maxFrameBytes}-byte limit of this connection at this stage`);
+    if (this.bufferedBytes < FRAME_HEADER_BYTES + bodyBytes) return undefined;
+    return this.take(FRAME_HEADER_BYTES + bodyBytes).subarray(FRAME_HEADER_BYTES);
   }
 
   private peek(bytes: number): Buffer {

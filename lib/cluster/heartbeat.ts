@@ -10,11 +10,22 @@
  * stalled; the stall is added to every peer's deadline, because heartbeats that arrived during
  * the stall have not been read yet. A stalled node therefore never evicts healthy peers.
  */
-import { FORGET_DEAD_PEER_AFTER_TIMEOUTS, LAG_GUARD_TOLERANCE_INTERVALS, MAX_CLUSTER_NODES } from './constants';
+import { NAMESPACE_NAME_MAX_BYTES, SET_NAME_MAX_BYTES } from '../constants';
+import {
+  AUTH_FAILURE_LOG_LIMIT,
+  AUTH_FAILURE_LOG_WINDOW_MS,
+  FORGET_DEAD_PEER_AFTER_TIMEOUTS,
+  LAG_GUARD_TOLERANCE_INTERVALS,
+  MAX_CLUSTER_KEY_LENGTH,
+  MAX_CLUSTER_NODES,
+  MAX_HEARTBEAT_CUTS,
+  MAX_MIGRATIONS_REMAINING,
+} from './constants';
 import type { Fabric } from './fabric';
-import { isNodeId } from './fabric';
+import { isAddress, isNodeId } from './fabric';
 import type { WireMessage } from './network';
 import type { Runtime, TimerHandle } from './seams';
+import { LogLimiter } from './seams';
 
 export interface PeerState {
   nodeId: string;
@@ -69,8 +80,10 @@ export class Heartbeat {
   private timer: TimerHandle | undefined;
   private nextTickDueMs = 0;
   readonly lag: LagStats = { stalls: 0, maxStallMs: 0, totalStallMs: 0 };
+  private readonly malformed: LogLimiter;
 
   constructor(private readonly options: HeartbeatOptions) {
+    this.malformed = new LogLimiter(options.runtime.logger, options.runtime.clock, AUTH_FAILURE_LOG_LIMIT, AUTH_FAILURE_LOG_WINDOW_MS);
     const now = options.runtime.clock.nowMs();
     for (const seed of options.seeds) this.addresses.set(seed, { seed: true, lastSeenMs: now });
   }
@@ -137,13 +150,14 @@ export class Heartbeat {
     this.addresses.set(address, { seed, lastSeenMs: now });
   }
 
-  /** Handles a heartbeat message from an authenticated peer. */
+  /** Handles a heartbeat message from an authenticated peer; a malformed one is ignored whole (and logged, rate-limited). */
   receive(from: string, message: WireMessage): void {
-    const { address, adjacency, clusterKey, quiesced, migrationsRemaining } = message;
-    if (typeof address !== 'string' || !Array.isArray(adjacency) || typeof clusterKey !== 'string') {
-      this.options.runtime.logger.warn(`cluster: ignoring malformed heartbeat from ${from}`);
+    const problem = heartbeatProblem(message);
+    if (problem !== undefined) {
+      this.malformed.warn(`cluster: ignoring a malformed heartbeat from ${from}: ${problem}`);
       return;
     }
+    const { address, adjacency, clusterKey, quiesced, migrationsRemaining } = message as WireMessage & { address: string; adjacency: [string, string][]; clusterKey: string };
     const now = this.options.runtime.clock.nowMs();
     const leftAt = this.leftAtMs.get(from);
     if (leftAt !== undefined) {
@@ -160,15 +174,13 @@ export class Heartbeat {
     peer.lastHeardMs = now;
     peer.clusterKey = clusterKey;
     peer.quiesced = quiesced === true;
-    peer.migrationsRemaining = Number.isSafeInteger(migrationsRemaining) ? (migrationsRemaining as number) : 0;
+    peer.migrationsRemaining = (migrationsRemaining as number | undefined) ?? 0;
     peer.service = message.service;
     peer.adjacency = new Set();
     this.options.fabric.learnAddress(from, address);
     this.addAddress(address, false);
     this.addresses.get(address)!.lastSeenMs = now;
-    for (const entry of adjacency.slice(0, MAX_CLUSTER_NODES)) {
-      if (!Array.isArray(entry) || !isNodeId(entry[0]) || typeof entry[1] !== 'string') continue;
-      const [nodeId, peerAddress] = entry as [string, string];
+    for (const [nodeId, peerAddress] of adjacency) {
       peer.adjacency.add(nodeId);
       if (nodeId !== this.options.fabric.nodeId) {
         this.options.fabric.learnAddress(nodeId, peerAddress);
@@ -190,8 +202,10 @@ export class Heartbeat {
     this.nextTickDueMs = now + this.options.intervalMs;
     if (lateMs > this.options.intervalMs * LAG_GUARD_TOLERANCE_INTERVALS) {
       this.forgiveStall(lateMs, now);
+      this.options.fabric.forgiveStall(lateMs);
     } else {
       this.detectDeaths(now);
+      this.options.fabric.sweep();
     }
     this.forgetAddresses(now);
     this.sendHeartbeats();
@@ -247,4 +261,37 @@ export class Heartbeat {
       if (!fabric.isSelfAddress(address)) fabric.sendToAddress(address, message);
     }
   }
+}
+
+/**
+ * Why a heartbeat is malformed, or undefined if every field is valid: its address and every
+ * adjacency entry "host:port" (at most MAX_CLUSTER_NODES entries, valid node ids), a cluster
+ * key of at most MAX_CLUSTER_KEY_LENGTH characters, flags and counts of the right type and
+ * range, and truncate cuts with the bounds of the public truncate (namespace and set names no
+ * longer than the API allows, a finite time). Unknown fields are allowed (newer versions add some).
+ */
+export function heartbeatProblem(message: WireMessage): string | undefined {
+  const { address, adjacency, clusterKey, quiesced, migrationsRemaining, truncates } = message;
+  if (!isAddress(address)) return 'address is not "host:port"';
+  if (typeof clusterKey !== 'string' || clusterKey.length === 0 || clusterKey.length > MAX_CLUSTER_KEY_LENGTH) return 'bad cluster key';
+  if (quiesced !== undefined && typeof quiesced !== 'boolean') return 'quiesced is not a boolean';
+  if (migrationsRemaining !== undefined && !(Number.isSafeInteger(migrationsRemaining) && (migrationsRemaining as number) >= 0 && (migrationsRemaining as number) <= MAX_MIGRATIONS_REMAINING)) {
+    return 'migrationsRemaining out of range';
+  }
+  if (!Array.isArray(adjacency) || adjacency.length > MAX_CLUSTER_NODES) return `adjacency is not a list of at most ${MAX_CLUSTER_NODES} peers`;
+  for (const entry of adjacency) {
+    if (!Array.isArray(entry) || entry.length !== 2 || !isNodeId(entry[0]) || !isAddress(entry[1])) return 'adjacency entry is not [nodeId, "host:port"]';
+  }
+  if (truncates !== undefined) {
+    if (!Array.isArray(truncates) || truncates.length > MAX_HEARTBEAT_CUTS) return `truncates is not a list of at most ${MAX_HEARTBEAT_CUTS} cuts`;
+    for (const cut of truncates) if (!isHeartbeatCut(cut)) return 'truncate cut is not [namespace, set or null, time in ms]';
+  }
+  return undefined;
+}
+
+function isHeartbeatCut(cut: unknown): boolean {
+  if (!Array.isArray(cut) || cut.length !== 3) return false;
+  const [ns, set, beforeMs] = cut as unknown[];
+  const name = (value: unknown, maxBytes: number) => typeof value === 'string' && value.length > 0 && Buffer.byteLength(value) <= maxBytes;
+  return name(ns, NAMESPACE_NAME_MAX_BYTES) && (set === null || name(set, SET_NAME_MAX_BYTES)) && typeof beforeMs === 'number' && Number.isFinite(beforeMs);
 }

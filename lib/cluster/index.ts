@@ -20,6 +20,7 @@ export type { ClusterOptions, ClusterState, ResolvedClusterOptions } from './clu
 export type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from './local-store';
 export { partitionOf } from './data-plane';
 export type { Logger } from './seams';
+export type { TlsSettings } from './network';
 
 /** File in dataDir holding the generated node id. */
 export const NODE_ID_FILE = 'cluster-node-id';

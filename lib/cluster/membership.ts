@@ -17,6 +17,8 @@
  */
 import { computeClique, compareNodeIdsDescending, sameMembers } from './clique';
 import {
+  MAX_CLUSTER_KEY_LENGTH,
+  MAX_CLUSTER_NODES,
   MEMBERSHIP_COMMIT_RETRY_TICKS,
   MEMBERSHIP_KEY_MISMATCH_TICKS,
   MEMBERSHIP_ORPHAN_TIMEOUTS,
@@ -308,6 +310,10 @@ export class Membership {
       this.options.send(from, { type: 'nack', ballot, promised: this.promised, reason: 'ballot' });
       return;
     }
+    // The principal asks for acceptance only after every member promised this very ballot, to
+    // a proposal it leads and that includes us: anything else is not a round we take part in
+    // (an accept out of nowhere would otherwise be adopted at the matching commit).
+    if (compareBallots(ballot, this.promised) !== 0 || proposal.succession[0] !== from || !proposal.succession.includes(this.options.selfId)) return;
     this.promised = ballot;
     this.accepted = { ballot, proposal };
     this.options.send(from, { type: 'accepted', ballot });
@@ -402,18 +408,27 @@ export class Membership {
   }
 }
 
+/** A ballot from the wire: a non-negative safe-integer number and a valid proposer id. */
 function parseBallot(value: unknown): Ballot | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   const { n, id } = value as { n?: unknown; id?: unknown };
-  if (!Number.isSafeInteger(n) || typeof id !== 'string') return undefined;
+  if (!Number.isSafeInteger(n) || (n as number) < 0 || !isNodeId(id)) return undefined;
   return { n: n as number, id };
 }
 
+/**
+ * A proposed view from the wire: a cluster key of at most MAX_CLUSTER_KEY_LENGTH characters,
+ * 1..MAX_CLUSTER_NODES distinct valid node ids, quiesced members among them, and a
+ * non-negative epoch. Anything else is ignored (the round then times out).
+ */
 function parseView(value: unknown): ClusterView | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   const { clusterKey, succession, quiesced, epoch } = value as Record<string, unknown>;
-  if (typeof clusterKey !== 'string' || !Array.isArray(succession) || !Array.isArray(quiesced) || !Number.isSafeInteger(epoch)) return undefined;
-  if (succession.length === 0 || !succession.every(isNodeId) || !quiesced.every(isNodeId)) return undefined;
+  if (typeof clusterKey !== 'string' || clusterKey.length === 0 || clusterKey.length > MAX_CLUSTER_KEY_LENGTH) return undefined;
+  if (!Array.isArray(succession) || !Array.isArray(quiesced) || !Number.isSafeInteger(epoch) || (epoch as number) < 0) return undefined;
+  if (succession.length === 0 || succession.length > MAX_CLUSTER_NODES || !succession.every(isNodeId) || !quiesced.every(isNodeId)) return undefined;
+  const members = new Set(succession as string[]);
+  if (members.size !== succession.length || new Set(quiesced).size !== quiesced.length || !quiesced.every((id) => members.has(id as string))) return undefined;
   const ordered = [...(succession as string[])].sort(compareNodeIdsDescending);
   return { clusterKey, succession: ordered, quiesced: quiesced as string[], epoch: epoch as number };
 }

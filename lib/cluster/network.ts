@@ -23,16 +23,38 @@ export interface ConnectionHandlers {
 export interface Connection {
   /** "host:port" of the remote end, for logs. */
   readonly remoteAddress: string;
+  /** The remote host alone (per-host limits on connections in their handshake). */
+  readonly remoteHost: string;
   readonly closed: boolean;
+  /**
+   * Over TLS: keying material exported from this TLS session (RFC 5705), which the cluster
+   * handshake binds its proofs to, so they are valid on this TLS connection only. Undefined
+   * without TLS (and until the TLS handshake is done).
+   */
+  readonly tlsBinding: Buffer | undefined;
   /** Installs the handlers. Messages that arrive before this call are queued. */
   setHandlers(handlers: ConnectionHandlers): void;
   /**
    * Queues a message. Returns false (and sends nothing) if the connection is closed.
-   * Throws RangeError if the encoded message exceeds MAX_FRAME_BYTES (a programming error).
+   * Throws RangeError if the encoded message exceeds MAX_BODY_BYTES (a programming error).
    */
   send(message: WireMessage): boolean;
+  /** Queues a message already encoded with encodeBody (frame.ts). Returns false if closed. */
+  sendBody(body: Buffer): boolean;
+  /**
+   * Largest frame accepted from the peer from now on (default MAX_HANDSHAKE_FRAME_BYTES: a
+   * connection is trusted with big frames only once authenticated).
+   */
+  setMaxFrameBytes(bytes: number): void;
   /** Closes the connection; `reason` is reported to the local onClose handler. */
   close(reason: string): void;
+}
+
+/** TLS material of cluster connections (PEM), as given in `cluster.tls`. */
+export interface TlsSettings {
+  key: string | Buffer;
+  cert: string | Buffer;
+  ca: string | Buffer | (string | Buffer)[];
 }
 
 export interface Listener {
@@ -41,11 +63,35 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/** Pre-shared keys of TLS-PSK, derived from the cluster secrets (auth.ts): the node's own first. */
+export interface PskSettings {
+  keys: { identity: string; key: Buffer }[];
+}
+
+/** Per-call options of a Network. */
+export interface NetworkOptions {
+  /** Run the connection over TLS 1.3 with these certificates, verified both ways. */
+  tls?: TlsSettings;
+  /**
+   * Without `tls`: run the connection over TLS with a key both ends hold (TLS 1.2
+   * ECDHE-PSK-CHACHA20-POLY1305). A listener sends the identities it accepts as its hint; a
+   * connector uses the first of its keys the listener accepts.
+   */
+  psk?: PskSettings;
+  /** Called when a connection's TLS handshake fails (a peer without the key or the CA's certificate). */
+  onTlsFailure?: (remoteAddress: string, reason: string) => void;
+}
+
 export interface Network {
   /** Starts accepting connections at "host:port". Rejects if the address is taken. */
-  listen(address: string, onConnection: (connection: Connection) => void): Promise<Listener>;
+  listen(address: string, onConnection: (connection: Connection) => void, options?: NetworkOptions): Promise<Listener>;
   /** Opens a connection to "host:port". Failure to connect is reported through onClose. */
-  connect(address: string): Connection;
+  connect(address: string, options?: NetworkOptions): Connection;
+  /**
+   * Whether a listener at `host` can be reached from other machines. Networks that only exist
+   * inside this process (the simulator's) leave it out: nobody outside can reach them.
+   */
+  reachableFromOtherMachines?(host: string): boolean;
 }
 
 /** Splits "host:port"; throws RangeError for anything else. */
@@ -57,4 +103,19 @@ export function parseAddress(address: string): { host: string; port: number } {
     throw new RangeError(`cluster: "${address}" is not a "host:port" address`);
   }
   return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** Whether `host` (a listen host) is a loopback address: 127.0.0.0/8, ::1 or "localhost". */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (bare === 'localhost' || bare === '::1' || bare === '0:0:0:0:0:0:0:1') return true;
+  if (bare.startsWith('::ffff:')) return isLoopbackHost(bare.slice(7));
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+}
+
+/** The host part of "host:port" (without brackets); the whole string if it has no port. */
+export function hostOf(address: string): string {
+  const index = address.lastIndexOf(':');
+  const host = index > 0 ? address.slice(0, index) : address;
+  return host.replace(/^\[(.*)\]$/, '$1');
 }

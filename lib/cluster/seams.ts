@@ -34,6 +34,8 @@ export interface Random {
   nextFloat(): number;
   /** Uniform 32-bit unsigned integer. */
   nextUint32(): number;
+  /** `count` uniform random bytes (nonces); sources without it are read 32 bits at a time. */
+  nextBytes?(count: number): Buffer;
 }
 
 /** Structured log sink. Fields are plain data. */
@@ -86,6 +88,7 @@ export const realTimers: Timers = {
 export const cryptoRandom: Random = {
   nextFloat: () => randomBytes(4).readUInt32BE(0) / 2 ** 32,
   nextUint32: () => randomBytes(4).readUInt32BE(0),
+  nextBytes: (count) => randomBytes(count),
 };
 
 /**
@@ -186,4 +189,33 @@ function safeStringify(value: unknown): string {
 /** The production runtime. */
 export function realRuntime(logger: Logger): Runtime {
   return { clock: realClock, timers: realTimers, random: cryptoRandom, logger };
+}
+
+/**
+ * Logs at most `limit` warnings per `windowMs`; the rest are counted and summarised in one
+ * line when the next window opens. For events an outsider can cause at will (failed
+ * handshakes), so a flood of them cannot flood the log.
+ */
+export class LogLimiter {
+  private windowStartMs = -Infinity;
+  private logged = 0;
+  private suppressed = 0;
+
+  constructor(private readonly logger: Logger, private readonly clock: Clock, private readonly limit: number, private readonly windowMs: number) {}
+
+  warn(message: string, fields?: Record<string, unknown>): void {
+    const now = this.clock.nowMs();
+    if (now - this.windowStartMs >= this.windowMs || now < this.windowStartMs) {
+      if (this.suppressed > 0) this.logger.warn(`cluster: ${this.suppressed} more such warnings in the last ${Math.round((now - this.windowStartMs) / 1000)} s were not logged`);
+      this.windowStartMs = now;
+      this.logged = 0;
+      this.suppressed = 0;
+    }
+    if (this.logged < this.limit) {
+      this.logged++;
+      this.logger.warn(message, fields);
+    } else {
+      this.suppressed++;
+    }
+  }
 }

@@ -16,9 +16,10 @@
  * whose event is running, so they too are scheduled by the seed; the real globals are put
  * back whenever control returns to the real event loop.
  */
-import { decodeBody, encodeFrame } from './frame';
-import { FRAME_HEADER_BYTES } from './constants';
-import type { Connection, ConnectionHandlers, Listener, Network, WireMessage } from './network';
+import { decodeBody, encodeBody, frameOf, FrameError } from './frame';
+import { FRAME_HEADER_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from './constants';
+import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, PskSettings, WireMessage } from './network';
+import { hostOf } from './network';
 import type { Clock, Logger, TimerHandle, Timers } from './seams';
 import { SeededRandom } from './seams';
 
@@ -400,19 +401,32 @@ export interface SimNetworkOptions {
   reorderRate?: number;
 }
 
+/** What waits on a connection whose direction is stalled: a frame, or the connection's close (TCP's FIN). */
+type HeldItem = { frame: Buffer } | { close: true };
+
 export class SimEndpoint implements Connection {
   closed = false;
   peer: SimEndpoint | undefined;
+  readonly remoteHost: string;
+  /** Set on both ends of a connection made with pre-shared keys: what TLS's exported keying material is to the handshake. */
+  tlsBinding: Buffer | undefined = undefined;
   private handlers: ConnectionHandlers | undefined;
-  private pending: WireMessage[] = [];
+  private pending: Buffer[] = [];
   private pendingClose: string | undefined;
   private lastDeliveryMs = 0;
+  private maxFrameBytes = MAX_HANDSHAKE_FRAME_BYTES;
   /**
    * When the connection this (client) endpoint opened is set up at the listener. Like TCP,
    * nothing sent before then can arrive before it: bytes written during the handshake wait
    * in the socket buffer.
    */
   establishedAtMs = 0;
+  /** Frames (and a close) sent on this endpoint while its direction is stalled, waiting for TCP's next retransmission (SimNetwork.stall). */
+  held: HeldItem[] = [];
+  /** When the first held item was sent: retransmissions back off from there. */
+  heldSinceMs = 0;
+  /** A release of the held items is scheduled. */
+  releasing = false;
 
   constructor(
     readonly network: SimNetwork,
@@ -420,6 +434,7 @@ export class SimEndpoint implements Connection {
     readonly localAddress: string,
     readonly remoteAddress: string,
   ) {
+    this.remoteHost = hostOf(remoteAddress);
     network.register(this);
   }
 
@@ -427,7 +442,10 @@ export class SimEndpoint implements Connection {
     this.handlers = handlers;
     const queued = this.pending;
     this.pending = [];
-    for (const message of queued) this.deliver(message);
+    for (const body of queued) {
+      if (this.closed) break;
+      this.deliver(body);
+    }
     if (this.pendingClose !== undefined) {
       const reason = this.pendingClose;
       this.pendingClose = undefined;
@@ -437,9 +455,17 @@ export class SimEndpoint implements Connection {
 
   send(message: WireMessage): boolean {
     if (this.closed) return false;
-    const frame = encodeFrame(message);
-    this.network.transmit(this, frame);
+    return this.sendBody(encodeBody(message));
+  }
+
+  sendBody(body: Buffer): boolean {
+    if (this.closed) return false;
+    this.network.transmit(this, frameOf(body));
     return true;
+  }
+
+  setMaxFrameBytes(bytes: number): void {
+    this.maxFrameBytes = bytes;
   }
 
   close(reason: string): void {
@@ -456,24 +482,32 @@ export class SimEndpoint implements Connection {
     return at;
   }
 
+  /** Later messages on this connection arrive no earlier than `atMs` (held frames are released then). */
+  deliverNoEarlierThan(atMs: number): void {
+    this.lastDeliveryMs = Math.max(this.lastDeliveryMs, atMs);
+  }
+
   receive(frame: Buffer): void {
     if (this.closed) return;
-    let message: WireMessage;
-    try {
-      message = decodeBody(frame.subarray(FRAME_HEADER_BYTES));
-    } catch (error) {
-      this.host.logger?.warn(`cluster: closing connection with ${this.remoteAddress}: ${(error as Error).message}`);
-      this.close('protocol violation');
+    const bodyBytes = frame.length - FRAME_HEADER_BYTES;
+    if (bodyBytes > this.maxFrameBytes) {
+      this.violation(`frame length ${bodyBytes} exceeds the ${this.maxFrameBytes}-byte limit of this connection at this stage`);
       return;
     }
-    if (this.handlers === undefined) this.pending.push(message);
-    else this.deliver(message);
+    const body = frame.subarray(FRAME_HEADER_BYTES);
+    if (this.handlers === undefined) this.pending.push(body);
+    else this.deliver(body);
   }
 
   remoteClosed(): void {
     if (this.closed) return;
     this.closed = true;
     this.notifyClose('closed by peer');
+  }
+
+  private violation(reason: string): void {
+    this.host.logger?.warn(`cluster: closing connection with ${this.remoteAddress}: ${reason}`);
+    this.close('protocol violation');
   }
 
   private notifyClose(reason: string): void {
@@ -484,7 +518,15 @@ export class SimEndpoint implements Connection {
     this.handlers.onClose(reason);
   }
 
-  private deliver(message: WireMessage): void {
+  private deliver(frameBody: Buffer): void {
+    let message: WireMessage;
+    try {
+      message = decodeBody(frameBody);
+    } catch (error) {
+      if (!(error instanceof FrameError)) throw error;
+      this.violation(error.message);
+      return;
+    }
     try {
       this.handlers!.onMessage(message);
     } catch (error) {
@@ -497,11 +539,50 @@ export class SimEndpoint implements Connection {
   }
 }
 
+/**
+ * Whether a connector and a listener would complete a TLS-PSK handshake: both without keys
+ * (plain TCP), or the connector holding a key the listener accepts, as in tcp-network.ts. The
+ * simulated network models who gets in and the session binding, not the cryptography: it
+ * models faults, not attackers.
+ */
+function sharesKey(connector: PskSettings | undefined, listener: PskSettings | undefined): boolean {
+  if (connector === undefined || listener === undefined) return connector === listener;
+  return connector.keys.some((mine) => listener.keys.some((theirs) => theirs.identity === mine.identity && theirs.key.equals(mine.key)));
+}
+
+/** TCP's first retransmission timeout (ms); it doubles with every retry. */
+const TCP_INITIAL_RETRANSMIT_MS = 200;
+/** TCP's largest retransmission timeout (ms). */
+const TCP_MAX_RETRANSMIT_MS = 60_000;
+/** TCP's initial SYN retransmission timeout (ms). */
+const TCP_INITIAL_SYN_RETRANSMIT_MS = 1_000;
+/** SYN retries before a connection attempt fails. */
+const TCP_SYN_RETRIES = 6;
+
+/**
+ * When TCP next retransmits data first sent at `sinceMs`, at or after `nowMs`: retries
+ * TCP_INITIAL_RETRANSMIT_MS after the first send, then each time the timeout doubled (capped
+ * at TCP_MAX_RETRANSMIT_MS). A stalled direction that heals at `nowMs` resumes then.
+ */
+export function nextRetransmitMs(sinceMs: number, nowMs: number): number {
+  let at = sinceMs;
+  let timeoutMs = TCP_INITIAL_RETRANSMIT_MS;
+  while (at < nowMs) {
+    at += timeoutMs;
+    timeoutMs = Math.min(TCP_MAX_RETRANSMIT_MS, timeoutMs * 2);
+  }
+  return at;
+}
+
 /** In-memory network shared by all simulated hosts. Addresses are arbitrary "name:port" strings. */
 export class SimNetwork {
-  private readonly listeners = new Map<string, { host: SimHost; onConnection: (c: Connection) => void }>();
+  private readonly listeners = new Map<string, { host: SimHost; onConnection: (c: Connection) => void; options: NetworkOptions }>();
   /** Blocked directions, as "from|to" address pairs. */
   private readonly blocked = new Set<string>();
+  /** Stalled directions (TCP-faithful one-way faults), as "from|to" address pairs. */
+  private readonly stalled = new Set<string>();
+  /** Endpoints holding frames for a stalled direction. */
+  private readonly holding = new Set<SimEndpoint>();
   private readonly hostAddresses = new Map<SimHost, Set<string>>();
   /** Open endpoints per host, so a crash can close them the way the OS does for a dead process. */
   private readonly endpoints = new Map<SimHost, Set<SimEndpoint>>();
@@ -510,6 +591,8 @@ export class SimNetwork {
   onTransmit: ((from: string, to: string, frame: Buffer) => void) | undefined;
   messagesSent = 0;
   messagesDropped = 0;
+  /** Frames that waited on a stalled direction. */
+  messagesHeld = 0;
 
   constructor(private readonly scheduler: SimScheduler, options: SimNetworkOptions = {}) {
     this.options = { minDelayMs: 1, maxDelayMs: 1, lossRate: 0, duplicateRate: 0, reorderRate: 0, ...options };
@@ -517,9 +600,18 @@ export class SimNetwork {
 
   /** The Network seen by one host. */
   forHost(host: SimHost): Network {
+    const noCertificates = (options: NetworkOptions | undefined) => {
+      if (options?.tls !== undefined) throw new Error('simulation: the simulated network has no TLS certificates (use a secret: pre-shared keys are modelled)');
+    };
     return {
-      listen: (address, onConnection) => this.listen(host, address, onConnection),
-      connect: (address) => this.connect(host, address),
+      listen: (address, onConnection, options = {}) => {
+        noCertificates(options);
+        return this.listen(host, address, onConnection, options);
+      },
+      connect: (address, options = {}) => {
+        noCertificates(options);
+        return this.connect(host, address, options);
+      },
     };
   }
 
@@ -540,9 +632,69 @@ export class SimNetwork {
     }
   }
 
-  /** Removes every block. */
+  /**
+   * A one-way fault as TCP sees it (packets from `from` to `to` lost, with TCP's retransmissions):
+   * nothing is dropped, frames sent from `from` to `to` wait on their connection, in order, and
+   * go out when TCP's retransmission timer next fires after the stall ends (it backs off from
+   * 200 ms, doubling: nextRetransmitMs), so a connection that stalled for seconds stays silent
+   * for seconds after the heal unless it is replaced. New connections between the two wait
+   * for a SYN retry (1 s, doubling). Simplification: frames the other way on those connections
+   * are delivered (their acknowledgements would be lost; the peer's own acknowledgement
+   * messages, which go `from` -> `to`, are what stall). Unlike `block`, which drops in-flight
+   * messages and refuses connections, like loss above TCP.
+   */
+  stall(from: string, to: string): void {
+    this.stalled.add(`${from}|${to}`);
+  }
+
+  /** Ends a stall (traffic resumes at each connection's next retransmission). */
+  unstall(from: string, to: string): void {
+    this.stalled.delete(`${from}|${to}`);
+    this.releaseHeld();
+  }
+
+  /** Removes every block and stall. */
   heal(): void {
     this.blocked.clear();
+    this.stalled.clear();
+    this.releaseHeld();
+  }
+
+  private isStalled(from: string, to: string): boolean {
+    return this.stalled.size > 0 && this.stalled.has(`${from}|${to}`);
+  }
+
+  /** Holds `item` on `from` (its direction is stalled, or earlier items still wait). */
+  private hold(from: SimEndpoint, item: HeldItem): void {
+    if (from.held.length === 0) from.heldSinceMs = this.scheduler.nowMs();
+    from.held.push(item);
+    this.holding.add(from);
+    this.messagesHeld++;
+  }
+
+  /** Schedules, for each endpoint holding frames of a direction no longer stalled, their release at its next retransmission. */
+  private releaseHeld(): void {
+    const now = this.scheduler.nowMs();
+    for (const endpoint of this.holding) {
+      if (endpoint.releasing || this.isStalled(endpoint.localAddress, endpoint.remoteAddress)) continue;
+      const at = nextRetransmitMs(endpoint.heldSinceMs, now);
+      endpoint.releasing = true;
+      endpoint.deliverNoEarlierThan(at);
+      this.scheduler.schedule(at, undefined, () => this.release(endpoint));
+    }
+  }
+
+  private release(endpoint: SimEndpoint): void {
+    endpoint.releasing = false;
+    if (this.isStalled(endpoint.localAddress, endpoint.remoteAddress)) return; // stalled again: released at a later heal
+    const items = endpoint.held;
+    endpoint.held = [];
+    this.holding.delete(endpoint);
+    if (endpoint.host.crashed) return; // the sender's kernel state died with it
+    for (const item of items) {
+      if ('frame' in item) this.arrive(endpoint, item.frame);
+      else this.arriveClose(endpoint);
+    }
   }
 
   register(endpoint: SimEndpoint): void {
@@ -578,10 +730,10 @@ export class SimNetwork {
     return this.blocked.size > 0 && this.blocked.has(`${from}|${to}`);
   }
 
-  private async listen(host: SimHost, address: string, onConnection: (c: Connection) => void): Promise<Listener> {
+  private async listen(host: SimHost, address: string, onConnection: (c: Connection) => void, options: NetworkOptions): Promise<Listener> {
     const existing = this.listeners.get(address);
     if (existing !== undefined && !existing.host.crashed) throw new Error(`simulation: address ${address} in use`);
-    this.listeners.set(address, { host, onConnection });
+    this.listeners.set(address, { host, onConnection, options });
     let addresses = this.hostAddresses.get(host);
     if (addresses === undefined) this.hostAddresses.set(host, (addresses = new Set()));
     addresses.add(address);
@@ -593,29 +745,58 @@ export class SimNetwork {
     };
   }
 
-  private connect(host: SimHost, address: string): Connection {
+  private connect(host: SimHost, address: string, options: NetworkOptions): Connection {
     const localAddress = [...(this.hostAddresses.get(host) ?? [])][0] ?? `${host.name}:client`;
     const client = new SimEndpoint(this, host, localAddress, address);
     const delay = this.delayMs();
     client.establishedAtMs = this.scheduler.nowMs() + delay;
-    this.scheduler.schedule(client.establishedAtMs, undefined, () => {
-      const listener = this.listeners.get(address);
-      if (listener === undefined || listener.host.crashed || this.isBlocked(localAddress, address) || this.isBlocked(address, localAddress)) {
-        host.post(this.delayMs(), () => client.close('connection refused'));
+    this.scheduler.schedule(client.establishedAtMs, undefined, () => this.establish(host, client, localAddress, address, 0, options));
+    return client;
+  }
+
+  /** The SYN of `client` reaches `address` (or, in a stall, is retried as TCP does). */
+  private establish(host: SimHost, client: SimEndpoint, localAddress: string, address: string, synRetries: number, options: NetworkOptions): void {
+    if (client.closed) return;
+    if (this.isStalled(localAddress, address) || this.isStalled(address, localAddress)) {
+      if (synRetries >= TCP_SYN_RETRIES) {
+        host.post(0, () => client.close('connection timed out'));
         return;
       }
-      const server = new SimEndpoint(this, listener.host, address, localAddress);
-      server.peer = client;
-      client.peer = server;
-      listener.host.post(0, () => listener.onConnection(server));
-    });
-    return client;
+      const at = this.scheduler.nowMs() + TCP_INITIAL_SYN_RETRANSMIT_MS * 2 ** synRetries;
+      client.establishedAtMs = at;
+      this.scheduler.schedule(at, undefined, () => this.establish(host, client, localAddress, address, synRetries + 1, options));
+      return;
+    }
+    const listener = this.listeners.get(address);
+    if (listener === undefined || listener.host.crashed || this.isBlocked(localAddress, address) || this.isBlocked(address, localAddress)) {
+      host.post(this.delayMs(), () => client.close('connection refused'));
+      return;
+    }
+    if (!sharesKey(options.psk, listener.options.psk)) {
+      // What TLS-PSK does: a connection between ends without a common key fails its TLS handshake.
+      host.post(this.delayMs(), () => {
+        options.onTlsFailure?.(address, 'no pre-shared key in common');
+        client.close('TLS handshake failed');
+      });
+      listener.host.post(0, () => listener.options.onTlsFailure?.(localAddress, 'no pre-shared key in common'));
+      return;
+    }
+    const server = new SimEndpoint(this, listener.host, address, localAddress);
+    server.peer = client;
+    client.peer = server;
+    if (options.psk !== undefined) {
+      const binding = Buffer.alloc(32);
+      for (let i = 0; i < 32; i += 4) binding.writeUInt32BE(this.scheduler.random.nextUint32(), i);
+      client.tlsBinding = binding;
+      server.tlsBinding = binding;
+    }
+    listener.host.post(0, () => listener.onConnection(server));
   }
 
   /** A reset from a dead process's machine reaches `endpoint` (unless that direction is blocked): it closes. */
   private reset(endpoint: SimEndpoint): void {
     this.scheduler.schedule(this.scheduler.nowMs() + this.delayMs(), undefined, () => {
-      if (endpoint.closed || this.isBlocked(endpoint.remoteAddress, endpoint.localAddress)) return;
+      if (endpoint.closed || this.isBlocked(endpoint.remoteAddress, endpoint.localAddress) || this.isStalled(endpoint.remoteAddress, endpoint.localAddress)) return;
       endpoint.host.runNowOrWhenAwake(() => endpoint.remoteClosed());
     });
   }
@@ -624,10 +805,15 @@ export class SimNetwork {
   transmitClose(from: SimEndpoint): void {
     const at = from.nextDeliveryMs(this.scheduler.nowMs(), this.delayMs(), false);
     this.scheduler.schedule(at, undefined, () => {
-      const peer = from.peer;
-      if (peer === undefined || this.isBlocked(from.localAddress, from.remoteAddress)) return;
-      peer.host.runNowOrWhenAwake(() => peer.remoteClosed());
+      if (this.isStalled(from.localAddress, from.remoteAddress) || from.held.length > 0) this.hold(from, { close: true });
+      else this.arriveClose(from);
     });
+  }
+
+  private arriveClose(from: SimEndpoint): void {
+    const peer = from.peer;
+    if (peer === undefined || this.isBlocked(from.localAddress, from.remoteAddress)) return;
+    peer.host.runNowOrWhenAwake(() => peer.remoteClosed());
   }
 
   /** Called by an endpoint's send(): applies loss, delay, duplication and partitions. */
@@ -646,21 +832,32 @@ export class SimNetwork {
       const at = from.nextDeliveryMs(this.scheduler.nowMs(), this.delayMs(), reorder);
       // The peer endpoint may not exist yet (connection still being established): resolve at delivery.
       this.scheduler.schedule(at, undefined, () => {
-        const peer = from.peer;
-        if (peer === undefined || this.isBlocked(from.localAddress, from.remoteAddress)) {
-          this.messagesDropped++;
-          return;
-        }
-        if (peer.host.crashed || peer.closed) {
-          // The socket at the other end is gone (closed, or its process died; the machine is
-          // up): like TCP, data arriving there draws a reset, so the sender learns the
-          // connection is dead and reconnects even if the close itself was lost in a partition.
-          this.messagesDropped++;
-          this.reset(from);
-          return;
-        }
-        peer.host.runNowOrWhenAwake(() => peer.receive(frame));
+        if (this.isStalled(from.localAddress, from.remoteAddress) || from.held.length > 0) this.hold(from, { frame });
+        else this.arrive(from, frame);
       });
     }
+  }
+
+  /** A frame sent on `from` reaches the other end (unless blocked, or the socket there is gone). */
+  private arrive(from: SimEndpoint, frame: Buffer): void {
+    const peer = from.peer;
+    if (peer === undefined && !from.closed && from.establishedAtMs > this.scheduler.nowMs()) {
+      // Its SYN is being retried (a stall): like TCP, the bytes wait in the socket buffer.
+      this.scheduler.schedule(from.establishedAtMs, undefined, () => this.arrive(from, frame));
+      return;
+    }
+    if (peer === undefined || this.isBlocked(from.localAddress, from.remoteAddress)) {
+      this.messagesDropped++;
+      return;
+    }
+    if (peer.host.crashed || peer.closed) {
+      // The socket at the other end is gone (closed, or its process died; the machine is
+      // up): like TCP, data arriving there draws a reset, so the sender learns the
+      // connection is dead and reconnects even if the close itself was lost in a partition.
+      this.messagesDropped++;
+      this.reset(from);
+      return;
+    }
+    peer.host.runNowOrWhenAwake(() => peer.receive(frame));
   }
 }

@@ -1,40 +1,159 @@
 /**
- * Production Network: TCP via node:net, one frame per message (frame.ts). A protocol
- * violation or socket error closes that connection, is logged once, and is never thrown out of
- * an event handler.
+ * Production Network: TCP via node:net, or TLS via node:tls (TLS 1.3 with certificates
+ * verified both ways, or TLS 1.2 with a pre-shared key derived from the cluster secret), one
+ * frame per message (frame.ts). A protocol violation or socket error closes that connection,
+ * is logged once, and is never thrown out of an event handler.
+ *
+ * Bounds (docs/cluster.md, "Security"): a listener holds at most MAX_INBOUND_CONNECTIONS
+ * connections; a connection accepts frames of at most MAX_HANDSHAKE_FRAME_BYTES until the
+ * fabric raises its limit after authentication; all inbound connections of a listener hold at
+ * most MAX_INBOUND_PENDING_BYTES in incomplete frames together.
  */
 import * as net from 'node:net';
-import { MAX_CONNECTION_BUFFERED_BYTES } from './constants';
-import { encodeFrame, FrameDecoder } from './frame';
-import type { Connection, ConnectionHandlers, Listener, Network, WireMessage } from './network';
-import { parseAddress } from './network';
+import * as tls from 'node:tls';
+import {
+  AUTH_FAILURE_LOG_LIMIT,
+  AUTH_FAILURE_LOG_WINDOW_MS,
+  HANDSHAKE_TIMEOUT_MS,
+  MAX_CONNECTION_BUFFERED_BYTES,
+  MAX_HANDSHAKE_FRAME_BYTES,
+  MAX_INBOUND_CONNECTIONS,
+  MAX_INBOUND_PENDING_BYTES,
+  MAX_UNAUTHENTICATED_CONNECTIONS,
+  MAX_UNAUTHENTICATED_PER_HOST,
+} from './constants';
+import { decodeBody, encodeBody, FrameDecoder, frameOf } from './frame';
+import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, PskSettings, TlsSettings, WireMessage } from './network';
+import { isLoopbackHost, parseAddress } from './network';
 import type { Logger } from './seams';
+import { LogLimiter, realClock } from './seams';
+
+/** Label of the keying material a TLS connection exports for the cluster handshake (RFC 5705). */
+const TLS_EXPORTER_LABEL = 'EXPORTER-shoal-cluster-handshake';
+const TLS_EXPORTER_BYTES = 32;
+
+/**
+ * Bytes held in incomplete inbound frames by the connections of one listener. A connection
+ * whose share would take the total past the limit is closed (docs/cluster.md, "Security").
+ */
+class InboundBudget {
+  private totalBytes = 0;
+  private readonly held = new Map<TcpConnection, number>();
+
+  constructor(readonly limitBytes: number) {}
+
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /** Records that `connection` now holds `bytes`; returns false if that is over the limit (nothing recorded). */
+  update(connection: TcpConnection, bytes: number): boolean {
+    const previous = this.held.get(connection) ?? 0;
+    if (bytes > previous && this.totalBytes - previous + bytes > this.limitBytes) return false;
+    this.totalBytes += bytes - previous;
+    if (bytes === 0) this.held.delete(connection);
+    else this.held.set(connection, bytes);
+    return true;
+  }
+
+  release(connection: TcpConnection): void {
+    this.update(connection, 0);
+  }
+}
+
+/**
+ * Sockets of a TLS listener still in their TLS handshake, per remote host: past
+ * MAX_UNAUTHENTICATED_PER_HOST from one host or MAX_UNAUTHENTICATED_CONNECTIONS in all, the
+ * oldest is destroyed to admit a new one (so idle connections cannot lock peers out). The
+ * fabric applies the same caps to connections past TLS that have not completed the cluster
+ * handshake.
+ */
+class TlsHandshakes {
+  /** Remote "address:port" -> socket, in arrival order. */
+  private readonly pending = new Map<string, net.Socket>();
+  evicted = 0;
+
+  admit(socket: net.Socket): void {
+    const host = socket.remoteAddress ?? '';
+    const key = `${host}:${socket.remotePort}`;
+    let fromHost = 0;
+    let oldestFromHost: string | undefined;
+    for (const [other, pendingSocket] of this.pending) {
+      if (pendingSocket.remoteAddress !== host) continue;
+      fromHost++;
+      oldestFromHost ??= other;
+    }
+    const evict = fromHost >= MAX_UNAUTHENTICATED_PER_HOST ? oldestFromHost : this.pending.size >= MAX_UNAUTHENTICATED_CONNECTIONS ? this.pending.keys().next().value : undefined;
+    if (evict !== undefined) {
+      this.evicted++;
+      this.pending.get(evict)!.destroy();
+      this.pending.delete(evict);
+    }
+    this.pending.set(key, socket);
+    socket.once('close', () => {
+      if (this.pending.get(key) === socket) this.pending.delete(key);
+    });
+  }
+
+  /** The TLS handshake of the connection from `remote` ("address:port") completed. */
+  done(remote: string): void {
+    this.pending.delete(remote);
+  }
+}
 
 class TcpConnection implements Connection {
   closed = false;
   private handlers: ConnectionHandlers | undefined;
-  private pending: WireMessage[] = [];
+  private pending: Buffer[] = [];
   private closeReason: string | undefined;
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES);
+  private exported: Buffer | undefined;
 
-  constructor(private readonly socket: net.Socket, readonly remoteAddress: string, private readonly logger: Logger) {
+  constructor(
+    private readonly socket: net.Socket,
+    readonly remoteAddress: string,
+    readonly remoteHost: string,
+    private readonly logger: Logger,
+    private readonly budget: InboundBudget | undefined,
+    /** Where protocol violations are logged: a listener's rate-limited log (anyone can send garbage), or the logger. */
+    private readonly violations: Pick<Logger, 'warn'> = logger,
+  ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error: Error) => this.close(`socket error: ${error.message}`));
     socket.on('close', () => this.close('closed by peer'));
   }
 
+  get tlsBinding(): Buffer | undefined {
+    if (this.exported === undefined && this.socket instanceof tls.TLSSocket && this.socket.encrypted === true) {
+      try {
+        this.exported = this.socket.exportKeyingMaterial(TLS_EXPORTER_BYTES, TLS_EXPORTER_LABEL, Buffer.alloc(0));
+      } catch {
+        return undefined; // the TLS handshake is not done yet
+      }
+    }
+    return this.exported;
+  }
+
   setHandlers(handlers: ConnectionHandlers): void {
     this.handlers = handlers;
     const queued = this.pending;
     this.pending = [];
-    for (const message of queued) this.deliver(message);
+    for (const body of queued) {
+      if (this.closed) break;
+      this.deliver(body);
+    }
     if (this.closed && this.closeReason !== undefined) this.notifyClose(this.closeReason);
   }
 
   send(message: WireMessage): boolean {
     if (this.closed) return false;
-    const frame = encodeFrame(message);
+    return this.sendBody(encodeBody(message));
+  }
+
+  sendBody(body: Buffer): boolean {
+    if (this.closed) return false;
+    const frame = frameOf(body);
     if (this.socket.writableLength + frame.length > MAX_CONNECTION_BUFFERED_BYTES) {
       this.close(`outbound buffer over ${MAX_CONNECTION_BUFFERED_BYTES} bytes (peer not reading)`);
       return false;
@@ -43,10 +162,15 @@ class TcpConnection implements Connection {
     return true;
   }
 
+  setMaxFrameBytes(bytes: number): void {
+    this.decoder.maxFrameBytes = bytes;
+  }
+
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
     this.closeReason = reason;
+    this.budget?.release(this);
     // end() flushes what was queued (e.g. a handshake rejection); destroy() follows regardless.
     this.socket.end();
     const socket = this.socket;
@@ -66,22 +190,39 @@ class TcpConnection implements Connection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    let messages: WireMessage[];
-    try {
-      messages = this.decoder.push(chunk);
-    } catch (error) {
-      this.logger.warn(`cluster: closing connection with ${this.remoteAddress}: ${(error as Error).message}`);
-      this.close(`protocol violation: ${(error as Error).message}`);
-      return;
-    }
-    for (const message of messages) {
+    this.decoder.append(chunk);
+    for (;;) {
+      let body: Buffer | undefined;
+      try {
+        body = this.decoder.next();
+      } catch (error) {
+        this.violation((error as Error).message);
+        return;
+      }
+      if (body === undefined) break;
+      if (this.handlers === undefined) this.pending.push(body);
+      else this.deliver(body);
       if (this.closed) return;
-      if (this.handlers === undefined) this.pending.push(message);
-      else this.deliver(message);
+    }
+    if (this.budget !== undefined && !this.budget.update(this, this.decoder.pendingBytes)) {
+      this.violations.warn(`cluster: closing connection with ${this.remoteAddress}: incomplete frames of all connections would exceed ${this.budget.limitBytes} bytes`);
+      this.close('inbound buffer limit');
     }
   }
 
-  private deliver(message: WireMessage): void {
+  private violation(reason: string): void {
+    this.violations.warn(`cluster: closing connection with ${this.remoteAddress}: ${reason}`);
+    this.close(`protocol violation: ${reason}`);
+  }
+
+  private deliver(frameBody: Buffer): void {
+    let message: WireMessage;
+    try {
+      message = decodeBody(frameBody);
+    } catch (error) {
+      this.violation((error as Error).message);
+      return;
+    }
     try {
       this.handlers!.onMessage(message);
     } catch (error) {
@@ -94,22 +235,68 @@ class TcpConnection implements Connection {
   }
 }
 
-/** Real TCP network. */
+/** Options of node:tls shared by both ends with certificates: TLS 1.3, the cluster's CA only. */
+function tlsContextOptions(settings: TlsSettings): tls.SecureContextOptions {
+  return { key: settings.key, cert: settings.cert, ca: settings.ca, minVersion: 'TLSv1.3' };
+}
+
+/**
+ * TLS-PSK: node:tls supports external pre-shared keys in TLS 1.2 only. ECDHE-PSK with
+ * ChaCha20-Poly1305 gives forward secrecy and authenticated encryption.
+ */
+const PSK_OPTIONS = { ciphers: 'ECDHE-PSK-CHACHA20-POLY1305', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
+
+/** The key a listener holds for `identity`, or null (the TLS handshake then fails). */
+function pskFor(settings: PskSettings, identity: string): Buffer | null {
+  return settings.keys.find((key) => key.identity === identity)?.key ?? null;
+}
+
+/** The first of a connector's keys the listener accepts (its hint lists them), else its own. */
+function pskOffered(settings: PskSettings, hint: string | null): { psk: Buffer; identity: string } {
+  const accepted = (hint ?? '').split(',');
+  const key = settings.keys.find((candidate) => accepted.includes(candidate.identity)) ?? settings.keys[0]!;
+  return { psk: key.key, identity: key.identity };
+}
+
+/** Real TCP (or TLS) network. */
 export class TcpNetwork implements Network {
   constructor(private readonly logger: Logger) {}
 
-  listen(address: string, onConnection: (connection: Connection) => void): Promise<Listener> {
+  reachableFromOtherMachines(host: string): boolean {
+    return !isLoopbackHost(host);
+  }
+
+  listen(address: string, onConnection: (connection: Connection) => void, options: NetworkOptions = {}): Promise<Listener> {
     const { host, port } = parseAddress(address);
-    const server = net.createServer((socket) => {
+    const budget = new InboundBudget(MAX_INBOUND_PENDING_BYTES);
+    const handshakes = new TlsHandshakes();
+    const violations = new LogLimiter(this.logger, realClock, AUTH_FAILURE_LOG_LIMIT, AUTH_FAILURE_LOG_WINDOW_MS);
+    const accept = (socket: net.Socket) => {
       const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-      const connection = new TcpConnection(socket, remote, this.logger);
+      handshakes.done(remote);
+      const connection = new TcpConnection(socket, remote, socket.remoteAddress ?? '', this.logger, budget, violations);
       try {
         onConnection(connection);
       } catch (error) {
         this.logger.error('cluster: connection handler threw', { remote, error: String(error) });
         connection.close('connection handler failed');
       }
-    });
+    };
+    let server: net.Server;
+    if (options.tls === undefined && options.psk === undefined) {
+      server = net.createServer(accept);
+    } else {
+      // Only peers with a certificate from the cluster's CA, or the pre-shared key, get past the TLS handshake.
+      const psk = options.psk;
+      const settings: tls.TlsOptions =
+        options.tls !== undefined
+          ? { ...tlsContextOptions(options.tls), requestCert: true, rejectUnauthorized: true }
+          : { ...PSK_OPTIONS, pskIdentityHint: psk!.keys.map((key) => key.identity).join(','), pskCallback: (_socket, identity) => pskFor(psk!, identity) };
+      server = tls.createServer({ ...settings, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, accept);
+      server.on('connection', (socket: net.Socket) => handshakes.admit(socket));
+      server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => options.onTlsFailure?.(`${socket.remoteAddress}:${socket.remotePort}`, error.message));
+    }
+    server.maxConnections = MAX_INBOUND_CONNECTIONS;
     server.on('error', (error) => this.logger.error('cluster: listener error', { address, error: error.message }));
     return new Promise((resolve, reject) => {
       const onError = (error: Error) => reject(error);
@@ -126,9 +313,21 @@ export class TcpNetwork implements Network {
     });
   }
 
-  connect(address: string): Connection {
+  connect(address: string, options: NetworkOptions = {}): Connection {
     const { host, port } = parseAddress(address);
-    const socket = net.connect({ host, port });
-    return new TcpConnection(socket, address, this.logger);
+    if (options.tls === undefined && options.psk === undefined) return new TcpConnection(net.connect({ host, port }), address, host, this.logger, undefined);
+    // With certificates, the peer's must chain to the cluster's CA. Its name is not checked:
+    // nodes dial addresses (often IPs) they learned from each other, and the CA is the cluster's own.
+    const psk = options.psk;
+    const settings: tls.ConnectionOptions =
+      options.tls !== undefined ? tlsContextOptions(options.tls) : { ...PSK_OPTIONS, pskCallback: (hint) => pskOffered(psk!, hint) };
+    const socket = tls.connect({ host, port, ...settings, checkServerIdentity: () => undefined });
+    let secured = false;
+    socket.once('secureConnect', () => (secured = true));
+    socket.on('error', (error: Error & { code?: string }) => {
+      // A peer that is down is not a failed handshake.
+      if (!secured && !['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(error.code ?? '')) options.onTlsFailure?.(address, error.message);
+    });
+    return new TcpConnection(socket, address, host, this.logger, undefined);
   }
 }
