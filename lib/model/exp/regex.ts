@@ -119,19 +119,28 @@ class PatternParser {
     return this.peek() === BACKSLASH && this.peek(1) === byte;
   }
 
+  /** Whether the operator written `byte` in extended syntax and backslash `byte` in basic (`|`, `)`, `}`) is here. */
+  private atOperator(byte: number): boolean {
+    return this.extended ? this.peek() === byte : this.backslashed(byte);
+  }
+
+  /** Steps over the operator atOperator found. */
+  private skipOperator(): void {
+    this.at += this.extended ? 1 : 2;
+  }
+
   private atAlternation(): boolean {
-    return this.extended ? this.peek() === 0x7c : this.backslashed(0x7c);
+    return this.atOperator(0x7c);
   }
 
   private atGroupClose(): boolean {
-    if (this.depth === 0) return false;
-    return this.extended ? this.peek() === 0x29 : this.backslashed(0x29);
+    return this.depth > 0 && this.atOperator(0x29);
   }
 
   private alternation(): RegexNode {
     const branches = [this.branch()];
     while (this.atAlternation()) {
-      this.at += this.extended ? 1 : 2;
+      this.skipOperator();
       branches.push(this.branch());
     }
     return branches.length === 1 ? branches[0]! : { kind: 'alternation', branches };
@@ -182,7 +191,7 @@ class PatternParser {
     const closed = this.atGroupClose();
     this.depth--;
     if (!closed) throw this.error(this.extended ? 'an unmatched (' : 'an unmatched \\(');
-    this.at += this.extended ? 1 : 2;
+    this.skipOperator();
     return inner;
   }
 
@@ -208,7 +217,11 @@ class PatternParser {
   }
 
   private anyByte(): ByteSet {
-    const members = new Uint8Array(256).fill(1);
+    return this.withoutUnmatchable(new Uint8Array(256).fill(1));
+  }
+
+  /** `.` and a negated bracket never match NUL (the text ends there), nor a newline under NEWLINE. */
+  private withoutUnmatchable(members: ByteSet): ByteSet {
     members[0] = 0;
     if (this.newline) members[NEWLINE_BYTE] = 0;
     return members;
@@ -256,9 +269,8 @@ class PatternParser {
       max = this.count() ?? Infinity;
     }
     if (min === undefined && (!comma || max === Infinity)) throw this.error('a {m,n} repetition without a count');
-    const close = this.extended ? this.peek() === 0x7d : this.backslashed(0x7d);
-    if (!close) throw this.error('a {m,n} repetition that is not closed');
-    this.at += this.extended ? 1 : 2;
+    if (!this.atOperator(0x7d)) throw this.error('a {m,n} repetition that is not closed');
+    this.skipOperator();
     if ((min ?? 0) > max) throw this.error('a {m,n} repetition with m greater than n');
     return { min: min ?? 0, max };
   }
@@ -299,8 +311,7 @@ class PatternParser {
     this.folded(members);
     if (negated) {
       for (let byte = 0; byte < 256; byte++) members[byte] ^= 1;
-      members[0] = 0;
-      if (this.newline) members[NEWLINE_BYTE] = 0;
+      this.withoutUnmatchable(members);
     }
     return { kind: 'set', members };
   }
