@@ -121,7 +121,8 @@ describe('comparisons and logic', () => {
     for (const pattern of ['^(a+)+$', '^(a|aa)+$', '(a*)*b', '^(a|a?)+$']) {
       const started = performance.now();
       expect(value(exp.cmpRegex(RegexFlags.EXTENDED, pattern, exp.binStr('evil')), text), pattern).toBe(false);
-      expect(performance.now() - started, pattern).toBeLessThan(100);
+      // Generous for a loaded machine: the backtracking engine took 9.6 s on the first pattern.
+      expect(performance.now() - started, pattern).toBeLessThan(500);
     }
     const long = record({ evil: 'x'.repeat(100_000) });
     const started = performance.now();

@@ -96,6 +96,7 @@ describe('basic syntax (no EXTENDED flag, as regcomp reads it)', () => {
     expect(matches('^a\\?b$', 'b', 0)).toBe(true);
     expect(matches('^\\(ab\\)*c$', 'ababc', 0)).toBe(true);
     expect(matches('^a\\{2\\}$', 'aa', 0)).toBe(true);
+    expect(matches('^[a-c-]$', '-', 0)).toBe(true);
     expect(matches('^a{2}$', 'a{2}', 0)).toBe(true);
     expect(matches('^\\(a\\|b\\)$', 'b', 0)).toBe(true);
     expect(matches('(a|b)', '(a|b)', 0)).toBe(true);
@@ -110,6 +111,19 @@ describe('basic syntax (no EXTENDED flag, as regcomp reads it)', () => {
     expect(matches('a$b', 'a$b', 0)).toBe(true);
     expect(matches('^a$', 'a', 0)).toBe(true);
     expect(matches('\\(^a$\\)', 'a', 0)).toBe(true);
+    // After an anchor too, a repetition operator is itself.
+    expect(matches('a\\>*', 'a*', 0)).toBe(true);
+    expect(matches('a\\>*', 'a', 0)).toBe(false);
+  });
+
+  it("stacks \\+ and \\? as glibc does, and refuses * or \\{ after a repetition", () => {
+    expect(matches('^a*\\?$', 'aa', 0)).toBe(true);
+    expect(matches('^a\\+\\?$', '', 0)).toBe(true);
+    expect(refusal('a**', 0)).toMatch(/repetition of a repetition/);
+    expect(refusal('a\\+*', 0)).toMatch(/repetition of a repetition/);
+    expect(refusal('a*\\{2\\}', 0)).toMatch(/repetition of a repetition/);
+    expect(matches('^(a{2}){3}$', 'aaaaaa')).toBe(true);
+    expect(matches('^a{2}{3}$', 'aaaaaa')).toBe(true);
   });
 });
 
@@ -117,9 +131,15 @@ describe('flags', () => {
   it('ICASE folds ASCII letters in literals, ranges, classes and negations', () => {
     expect(matches('^HeLLo$', 'hello', EXTENDED | ICASE)).toBe(true);
     expect(matches('^[A-C]+$', 'abc', EXTENDED | ICASE)).toBe(true);
+    expect(matches('[A-c]', '_', EXTENDED | ICASE)).toBe(false);
+    expect(matches('[a-~]', '[', EXTENDED | ICASE)).toBe(true);
     expect(matches('^[[:upper:]]+$', 'abc', EXTENDED | ICASE)).toBe(true);
     expect(matches('[^a]', 'A', EXTENDED | ICASE)).toBe(false);
     expect(matches('^hello$', 'HELLO', EXTENDED)).toBe(false);
+    // glibc leaves an escaped letter unfolded and compares in uppercase: \\c matches nothing, \\C both cases.
+    expect(matches('\\c', 'cC', EXTENDED | ICASE)).toBe(false);
+    expect(matches('\\C', 'c', EXTENDED | ICASE)).toBe(true);
+    expect(matches('\\c', 'c', EXTENDED)).toBe(true);
   });
 
   it('NEWLINE: . and [^...] do not match a newline, ^ and $ match at one', () => {
@@ -163,6 +183,11 @@ describe('refusals', () => {
     expect(refusal('a{3,2}')).toMatch(/greater/);
     expect(refusal('\\{2\\}', 0)).toMatch(/nothing to repeat/);
     expect(refusal('[b-a]')).toMatch(/range/);
+    expect(refusal('[a-c-e]')).toMatch(/range from where another range ends/);
+    expect(refusal('[[:alpha:]-z]')).toMatch(/range from a character class/);
+    expect(refusal('[[=a=]-c]')).toMatch(/equivalence class/);
+    // Under ICASE glibc takes a range's ends in uppercase.
+    expect(refusal('[_-z]', EXTENDED | ICASE)).toMatch(/range/);
     expect(refusal('[a')).toMatch(/unmatched \[/);
     expect(refusal('[[:nope:]]')).toMatch(/unknown character class/);
     expect(refusal('[[.ab.]]')).toMatch(/collating/);

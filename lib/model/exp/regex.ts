@@ -149,23 +149,25 @@ class PatternParser {
   private branch(): RegexNode {
     const items: RegexNode[] = [];
     const start = this.at;
+    // In basic syntax a repetition operator first in a branch or after an anchor is itself (glibc).
+    let repetitionIsLiteral = true;
     while (this.at < this.bytes.length && !this.atAlternation() && !this.atGroupClose()) {
       const bare = this.at;
-      const item = this.atom(start);
-      // Extended syntax refuses a repetition of an anchor written bare (`^*`), not of a group holding one.
+      const item = this.atom(start, repetitionIsLiteral);
+      // An anchor written bare (`^`, `\<`), not a group holding one: extended syntax refuses its repetition.
       const anchor = item.kind === 'assert' && this.at - bare <= 2;
-      items.push(this.repetitions(item, anchor));
+      repetitionIsLiteral = anchor;
+      items.push(anchor && !this.extended ? item : this.repetitions(item, anchor));
     }
     return items.length === 1 ? items[0]! : { kind: 'concat', items };
   }
 
-  /** One atom; `branchStart` is where its branch began (basic syntax reads some bytes by position). */
-  private atom(branchStart: number): RegexNode {
+  /** One atom; `branchStart` is where its branch began (basic syntax reads `^` by position). */
+  private atom(branchStart: number, repetitionIsLiteral: boolean): RegexNode {
     const byte = this.bytes[this.at]!;
-    const atStart = this.at === branchStart || (this.at === branchStart + 1 && this.bytes[branchStart] === 0x5e);
     if (this.repetitionLength() > 0) {
-      // Extended syntax refuses a repetition of nothing (REG_BADRPT); basic reads a leading * as itself.
-      if (this.extended || !atStart || this.backslashed(0x7b)) throw this.error('a repetition operator with nothing to repeat');
+      // Extended syntax refuses a repetition of nothing (REG_BADRPT), basic a \{ there; basic reads * \+ \? as themselves.
+      if (this.extended || !repetitionIsLiteral || this.backslashed(0x7b)) throw this.error('a repetition operator with nothing to repeat');
       this.at += byte === BACKSLASH ? 2 : 1;
       return this.literal(byte === BACKSLASH ? this.bytes[this.at - 1]! : byte);
     }
@@ -207,6 +209,8 @@ class PatternParser {
     if (shorthand !== undefined) return { kind: 'set', members: shorthand };
     const assertion = ESCAPE_ASSERTIONS.get(byte);
     if (assertion !== undefined) return { kind: 'assert', assertion };
+    // glibc folds the text to uppercase under ICASE but leaves an escaped byte as written: `\c` then matches nothing.
+    if (this.ignoreCase && isLower(byte)) return { kind: 'set', members: new Uint8Array(256) };
     return this.literal(byte);
   }
 
@@ -247,9 +251,11 @@ class PatternParser {
   private repetitions(item: RegexNode, anchor: boolean): RegexNode {
     let stacked = 0;
     for (let length = this.repetitionLength(); length > 0; length = this.repetitionLength()) {
-      if (anchor && this.extended) throw this.error('a repetition of an anchor');
-      if (++stacked + this.depth > REGEX_NESTING_MAX) throw this.error(`repetitions stack deeper than ${REGEX_NESTING_MAX}`);
+      if (anchor) throw this.error('a repetition of an anchor');
       const operator = this.bytes[this.at + length - 1]!;
+      // Basic syntax refuses * or \{ after a repetition (glibc, which stacks its \+ and \?); extended stacks them all.
+      if (stacked > 0 && !this.extended && (operator === 0x2a || operator === 0x7b)) throw this.error('a repetition of a repetition');
+      if (++stacked + this.depth > REGEX_NESTING_MAX) throw this.error(`repetitions stack deeper than ${REGEX_NESTING_MAX}`);
       this.at += length;
       if (operator === 0x2a) item = { kind: 'repeat', item, min: 0, max: Infinity };
       else if (operator === 0x2b) item = { kind: 'repeat', item, min: 1, max: Infinity };
@@ -293,19 +299,23 @@ class PatternParser {
     for (let first = true; ; first = false) {
       if (this.at >= this.bytes.length) throw this.error('an unmatched [');
       if (this.peek() === 0x5d && !first) break;
-      if (this.peek() === 0x5b && this.peek(1) === 0x3a) {
+      if (this.atOpener(0x3a)) {
         this.characterClass(members);
+        if (this.atRangeDash()) throw this.error('a range from a character class');
         continue;
       }
+      const fromEquivalence = this.atOpener(0x3d);
       const low = this.bracketByte();
-      if (this.peek() === 0x2d && this.peek(1) !== 0x5d && this.peek(1) !== -1) {
-        this.at++;
-        const high = this.bracketByte();
-        if (high < low) throw this.error('a range whose end is before its start');
-        members.fill(1, low, high + 1);
-      } else {
+      if (!this.atRangeDash()) {
         members[low] = 1;
+        continue;
       }
+      this.at++;
+      const toEquivalence = this.atOpener(0x3d);
+      const high = this.bracketByte();
+      if (fromEquivalence || toEquivalence) throw this.error('a range from or to an equivalence class');
+      this.addRange(members, low, high);
+      if (this.atRangeDash()) throw this.error('a range from where another range ends');
     }
     this.at++;
     this.folded(members);
@@ -316,10 +326,28 @@ class PatternParser {
     return { kind: 'set', members };
   }
 
+  /** Whether `[` and `opener` (`:`, `=` or `.`) start here. */
+  private atOpener(opener: number): boolean {
+    return this.peek() === 0x5b && this.peek(1) === opener;
+  }
+
+  /** Whether a `-` here makes a range: not one just before the closing `]`. */
+  private atRangeDash(): boolean {
+    return this.peek() === 0x2d && this.peek(1) !== 0x5d && this.peek(1) !== -1;
+  }
+
+  /** A range low..high; under ICASE its ends are uppercase first (`[_-z]` is refused, `[a-~]` holds `[`), as in glibc. */
+  private addRange(members: ByteSet, low: number, high: number): void {
+    const from = this.ignoreCase && isLower(low) ? low - 0x20 : low;
+    const to = this.ignoreCase && isLower(high) ? high - 0x20 : high;
+    if (to < from) throw this.error('a range whose end is before its start');
+    members.fill(1, from, to + 1);
+  }
+
   /** One byte in a bracket: itself (a backslash too), or a one-byte `[.c.]` or `[=c=]`. */
   private bracketByte(): number {
     const opener = this.peek(1);
-    if (this.peek() === 0x5b && (opener === 0x2e || opener === 0x3d)) {
+    if (this.atOpener(0x2e) || this.atOpener(0x3d)) {
       const end = this.closing(opener);
       if (end !== this.at + 3) throw this.error('a collating element of more than one byte');
       const byte = this.bytes[this.at + 2]!;
