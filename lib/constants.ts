@@ -55,6 +55,11 @@ export const REGEX_STATES_MAX = 20_000;
  * evaluation stays within about 50 ms of event-loop time.
  */
 export const REGEX_MATCH_STEPS_MAX = 4_000_000;
+/**
+ * Bytes of one compiled cmpRegex's DFA cache (its state sets and their 1 or 4 KiB rows of
+ * moves): 64 to 256 states. Past it the rest of a text runs on the NFA, under the step budget.
+ */
+export const REGEX_DFA_CACHE_BYTES = 256 << 10;
 /** Levels of a list or map operation's context path (deeper values cannot exist: BIN_VALUE_DEPTH_MAX). */
 export const CONTEXT_LEVELS_MAX = 64;
 

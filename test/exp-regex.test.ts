@@ -228,14 +228,30 @@ describe('refusals', () => {
     expect(expression.evaluate({ bin: () => text } as unknown as ExpRecord, 0)).toBe(UNKNOWN);
   });
 
-  it('a 1 MB text is searched to its end when few states are live: bytes no match starts with are skipped', () => {
+  it('a 1 MB text is searched to its end: a lazy DFA makes it one lookup a byte', () => {
     const text = `${'xy'.repeat(500_000)}needle`;
+    const started = performance.now();
     expect(matches('needle$', text)).toBe(true);
     expect(matches('(foo|bar|needle)$', text)).toBe(true);
     expect(matches('x[^y]', text)).toBe(false);
-    // Five live states a byte: 200 KB is within the budget, 1 MB is not.
-    expect(matches('^x(yx)*yneedle$', `${'xy'.repeat(100_000)}needle`)).toBe(true);
-    expect(matches('^x(yx)*yneedle$', text)).toBeUndefined();
+    expect(matches('^x(yx)*yneedle$', text)).toBe(true);
+    expect(matches('.*foo', text)).toBe(false);
+    expect(matches('\\bneedle\\b', text)).toBe(false);
+    expect(matches('y\\<needle\\>', text, EXTENDED)).toBe(false);
+    expect(matches('yneedle\\>', text, EXTENDED)).toBe(true);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it('a pattern whose DFA does not fit its cache goes on on the NFA, with the same answers', () => {
+    // The 13th byte from the end is an a: 2^13 DFA states, far more than REGEX_DFA_CACHE_BYTES holds.
+    const pattern = '(a|b)*a(a|b){12}$';
+    const regex = compilePosixRegex(pattern, EXTENDED);
+    const reference = new RegExp(pattern);
+    const random = seededFloats(13);
+    for (let round = 0; round < 20; round++) {
+      const text = Array.from({ length: 3_000 }, () => (random() < 0.5 ? 'a' : 'b')).join('');
+      expect(regex.matches(text), `round ${round}`).toBe(reference.test(text));
+    }
   });
 });
 

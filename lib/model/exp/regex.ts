@@ -7,7 +7,9 @@
  * and a mismatch, and any Aerospike client can send one; a few dozen bytes would block the
  * event loop for seconds. Here the pattern is compiled to a Thompson NFA and run over the text
  * with a set of live states (each state at most once per text byte), so a match costs at most
- * text bytes × NFA states, and both factors are bounded (lib/constants.ts, REGEX_*).
+ * text bytes × NFA states, and both factors are bounded (lib/constants.ts, REGEX_*). The sets
+ * met are cached as the states of a lazy DFA (PosixRegex.matches), so most patterns cost one
+ * table lookup a byte.
  *
  * The dialect is glibc's in the C locale, which is the server's: bytes, not characters (a
  * UTF-8 text is matched byte by byte; `.` is one byte), ASCII case folding and classes.
@@ -22,6 +24,7 @@
  *   POSIX extended syntax. The text ends at its first NUL byte, as for regexec.
  */
 import {
+  REGEX_DFA_CACHE_BYTES,
   REGEX_MATCH_STEPS_MAX,
   REGEX_NESTING_MAX,
   REGEX_PATTERN_BYTES_MAX,
@@ -442,6 +445,19 @@ function stateCount(node: RegexNode): number {
 
 const StateKind = { SET: 0, SPLIT: 1, ASSERT: 2, MATCH: 3 } as const;
 
+/** DFA row entries besides a next state + 1 (0: not computed yet). */
+const DFA_MATCHED = -1;
+const DFA_FULL = -2;
+/** Assertions that look at the byte after the position, so a DFA move depends on its class. */
+const LOOKS_AHEAD: ReadonlySet<number> = new Set([
+  Assertion.LINE_END,
+  Assertion.TEXT_END,
+  Assertion.WORD_BOUNDARY,
+  Assertion.NOT_WORD_BOUNDARY,
+  Assertion.WORD_START,
+  Assertion.WORD_END,
+]);
+
 /**
  * A compiled pattern: a Thompson NFA in typed arrays. A SET state consumes one byte of its set
  * (row `argument` of `setTable`) and goes to `next`; SPLIT goes to `next` and `alternative`
@@ -466,6 +482,14 @@ export class PosixRegex {
   private readonly marks: Uint32Array;
   private generation = 0;
   private steps = 0;
+  // The lazy DFA's cache (matches): per state its NFA set and its row of moves, byte × context.
+  private readonly dfaSets: Int32Array[] = [];
+  private readonly dfaRows: Int32Array[] = [];
+  private readonly dfaIds = new Map<string, number>();
+  private dfaBytes = 0;
+  private liveAfterTransition = 0;
+  /** 4 byte classes (end, newline, word, other) when an assertion looks ahead, else 1. */
+  private readonly contexts: number;
 
   /** Not for callers: compilePosixRegex counts and bounds the `capacity` (stateCount + 1) first. */
   constructor(
@@ -486,6 +510,11 @@ export class PosixRegex {
     this.stack = new Int32Array(capacity);
     this.marks = new Uint32Array(capacity);
     this.startBytes = this.firstBytes();
+    let looksAhead = false;
+    for (let state = 0; state < this.count; state++) {
+      if (this.kinds[state] === StateKind.ASSERT && LOOKS_AHEAD.has(this.argument[state]!)) looksAhead = true;
+    }
+    this.contexts = looksAhead ? 4 : 1;
   }
 
   private add(kind: number, next: number, alternative = -1, argument = -1): number {
@@ -554,6 +583,11 @@ export class PosixRegex {
   /**
    * Whether the pattern matches anywhere in `text` (up to its first NUL), as regexec answers;
    * undefined when that takes more than REGEX_MATCH_STEPS_MAX state visits.
+   *
+   * Runs the lazy DFA: each set of live NFA states met becomes a DFA state whose transitions are
+   * computed by the NFA on first use and then looked up, so a pattern whose sets recur (most do)
+   * costs one lookup a byte, and the cache carries over to the next text (a scan's records).
+   * When the cache is full (REGEX_DFA_CACHE_BYTES) the rest of the text runs on the NFA alone.
    */
   matches(text: string): boolean | undefined {
     let bytes = Buffer.from(text, 'utf8');
@@ -561,8 +595,77 @@ export class PosixRegex {
     if (nul >= 0) bytes = bytes.subarray(0, nul);
     this.steps = 0;
     this.beginGeneration();
-    let live = 0;
-    for (let at = 0; ; at++) {
+    const live = this.close(this.start, bytes, 0, this.current, 0);
+    if (live < 0) return true;
+    let state = this.intern(live);
+    if (state < 0) return this.simulate(bytes, 0, live);
+    for (let at = 0; at < bytes.length; at++) {
+      const row = this.dfaRows[state]!;
+      const slot = bytes[at]! * this.contexts + this.contextAt(bytes, at + 1);
+      let target = row[slot]!;
+      if (target === 0) {
+        target = this.transition(state, bytes, at);
+        if (target === DFA_FULL) return this.simulate(bytes, at + 1, this.liveAfterTransition);
+        row[slot] = target;
+        if (this.steps > REGEX_MATCH_STEPS_MAX) return undefined;
+      }
+      if (target === DFA_MATCHED) return true;
+      state = target - 1;
+    }
+    return false;
+  }
+
+  /** The class of the byte at `at` that assertions can tell apart: 0 when none looks at the next byte. */
+  private contextAt(bytes: Uint8Array, at: number): number {
+    if (this.contexts === 1) return 0;
+    if (at >= bytes.length) return 0;
+    const byte = bytes[at]!;
+    return byte === NEWLINE_BYTE ? 1 : isWordByte(byte) ? 2 : 3;
+  }
+
+  /**
+   * Computes DFA state `state`'s move past bytes[at] on the NFA: a row entry (DFA_MATCHED, or
+   * the next state + 1), or DFA_FULL when the next state does not fit in the cache; then its
+   * set is left in `current` (liveAfterTransition entries).
+   */
+  private transition(state: number, bytes: Uint8Array, at: number): number {
+    const set = this.dfaSets[state]!;
+    this.current.set(set);
+    let live = this.consume(bytes, at, set.length);
+    if (live >= 0) live = this.close(this.start, bytes, at + 1, this.current, live);
+    if (live < 0) return DFA_MATCHED;
+    const next = this.intern(live);
+    this.liveAfterTransition = live;
+    return next < 0 ? DFA_FULL : next + 1;
+  }
+
+  /** The DFA state of the first `live` entries of `current`, made if new; -1 when the cache is full. */
+  private intern(live: number): number {
+    const set = this.current.slice(0, live).sort();
+    let key = '';
+    for (let i = 0; i < live; i += 8_192) key += String.fromCharCode(...set.subarray(i, i + 8_192));
+    const known = this.dfaIds.get(key);
+    if (known !== undefined) return known;
+    const bytes = set.byteLength + 256 * this.contexts * 4 + key.length * 2;
+    if (this.dfaBytes + bytes > REGEX_DFA_CACHE_BYTES) return -1;
+    this.dfaBytes += bytes;
+    this.dfaSets.push(set);
+    this.dfaRows.push(new Int32Array(256 * this.contexts));
+    this.dfaIds.set(key, this.dfaSets.length - 1);
+    return this.dfaSets.length - 1;
+  }
+
+  /**
+   * The NFA alone from position `at`, where the first `live` entries of `current` are the live
+   * states (the new attempt at `at` among them).
+   */
+  private simulate(bytes: Uint8Array, at: number, live: number): boolean | undefined {
+    for (;;) {
+      if (at === bytes.length) return false;
+      live = this.consume(bytes, at, live);
+      if (live < 0) return true;
+      if (this.steps > REGEX_MATCH_STEPS_MAX) return undefined;
+      at++;
       // With no attempt under way, bytes no match can start with are skipped (at no cost in steps).
       if (live === 0 && this.startBytes !== undefined && at < bytes.length && this.startBytes[bytes[at]!] === 0) {
         while (at < bytes.length && this.startBytes[bytes[at]!] === 0) at++;
@@ -571,10 +674,6 @@ export class PosixRegex {
       // A new attempt starts at every position: the search is unanchored unless the pattern says otherwise.
       live = this.close(this.start, bytes, at, this.current, live);
       if (live < 0) return true;
-      if (at === bytes.length) return false;
-      live = this.consume(bytes, at, live);
-      if (live < 0) return true;
-      if (this.steps > REGEX_MATCH_STEPS_MAX) return undefined;
     }
   }
 
