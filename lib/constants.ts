@@ -50,9 +50,10 @@ export const REGEX_REPEAT_COUNT_MAX = 0x7fff;
  */
 export const REGEX_STATES_MAX = 20_000;
 /**
- * NFA state visits one cmpRegex evaluation may make (about text bytes times live states).
- * Past it the match is UNKNOWN for that record (a filter treats it as false), so one
- * evaluation stays within about 50 ms of event-loop time.
+ * NFA state visits one cmpRegex evaluation may make (about text bytes times live states; the
+ * lookups of its DFA cache are not counted, each is one byte's move). Past it the match is
+ * UNKNOWN for that record (a filter treats it as false), so one evaluation stays within about
+ * 50 ms of event-loop time.
  */
 export const REGEX_MATCH_STEPS_MAX = 4_000_000;
 /**

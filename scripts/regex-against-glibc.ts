@@ -15,6 +15,7 @@
  * "Regular expressions"). Exits 1 on any other disagreement, 2 when python3 cannot be run.
  */
 import { spawnSync } from 'node:child_process';
+import { SeededRandom } from '../lib/cluster/seams';
 import { compilePosixRegex } from '../lib/model/exp/regex';
 
 const OPERATOR_PIECES = ['a', 'b', 'A', '.', '*', '+', '?', '|', '(', ')', '^', '$', '[ab]', '[^a]', '[a-c]', '[[:alpha:]]', '[[:digit:]]', '[]a]', '{2}', '{1,2}', '{,2}', '{2,}', '\\(', '\\)', '\\|', '\\{2\\}', '\\+', '\\?', '\\w', '\\W', '\\s', '\\b', '\\B', '\\<', '\\>', '\\.', '\\*', '0', ' ', '-', '[a-]', '[[:upper:]]', '\\`', "\\'"];
@@ -43,20 +44,9 @@ interface Case {
   texts: string[];
 }
 
-function xorshift(seed: number): () => number {
-  let state = seed >>> 0 || 1;
-  return () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state / 2 ** 32;
-  };
-}
-
 function cases(seed: number, rounds: number, pieces: string[]): Case[] {
-  const random = xorshift(seed);
+  const source = new SeededRandom(seed);
+  const random = () => source.nextFloat();
   const pick = (from: string[]) => from[Math.floor(random() * from.length)]!;
   return Array.from({ length: rounds }, () => ({
     pattern: Array.from({ length: 1 + Math.floor(random() * 6) }, () => pick(pieces)).join(''),
