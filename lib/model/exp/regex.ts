@@ -469,7 +469,10 @@ export class PosixRegex {
   private readonly next: Int32Array;
   private readonly alternative: Int32Array;
   private readonly argument: Int32Array;
+  /** The distinct byte sets, one setTable row each: `[ab]{19999}` has 19,999 states and one row. */
   private readonly sets: ByteSet[] = [];
+  private readonly rowOfSet = new Map<ByteSet, number>();
+  private readonly rowOfMembers = new Map<string, number>();
   private readonly setTable: Uint8Array;
   private readonly start: number;
   /** The bytes a match can start with, or undefined when one can be empty (then no byte is skipped). */
@@ -530,8 +533,7 @@ export class PosixRegex {
   private build(node: RegexNode, out: number): number {
     switch (node.kind) {
       case 'set':
-        this.sets.push(node.members);
-        return this.add(StateKind.SET, out, -1, (this.sets.length - 1) * 256);
+        return this.add(StateKind.SET, out, -1, this.rowOf(node.members) * 256);
       case 'assert':
         return this.add(StateKind.ASSERT, out, -1, node.assertion);
       case 'concat':
@@ -543,6 +545,16 @@ export class PosixRegex {
       case 'repeat':
         return this.buildRepeat(node, out);
     }
+  }
+
+  private rowOf(members: ByteSet): number {
+    let row = this.rowOfSet.get(members);
+    if (row !== undefined) return row;
+    const key = Buffer.from(members.buffer, members.byteOffset, members.length).toString('latin1');
+    row = this.rowOfMembers.get(key) ?? this.sets.push(members) - 1;
+    this.rowOfMembers.set(key, row);
+    this.rowOfSet.set(members, row);
+    return row;
   }
 
   /** x{m,n} is m copies of x then n - m optional ones, each leading to the next; x{m,} ends in a loop. */
