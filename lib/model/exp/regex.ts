@@ -491,6 +491,8 @@ export class PosixRegex {
   private readonly dfaIds = new Map<string, number>();
   private dfaBytes = 0;
   private liveAfterTransition = 0;
+  /** The DFA state at the text's start, by the first byte's context, as row entries are. */
+  private readonly startStates = new Int32Array(4);
   /** 4 byte classes (end, newline, word, other) when an assertion looks ahead, else 1. */
   private readonly contexts: number;
 
@@ -574,20 +576,26 @@ export class PosixRegex {
   private firstBytes(): ByteSet | undefined {
     const members = new Uint8Array(256);
     const seen = new Uint8Array(this.count);
+    const rowsSeen = new Set<number>();
     const pending = [this.start];
     seen[this.start] = 1;
+    const visit = (target: number) => {
+      if (seen[target] === 0) pending.push(target);
+      seen[target] = 1;
+    };
     while (pending.length > 0) {
       const state = pending.pop()!;
       const kind = this.kinds[state]!;
       if (kind === StateKind.MATCH) return undefined;
       if (kind === StateKind.SET) {
-        for (let byte = 0; byte < 256; byte++) members[byte] |= this.setTable[this.argument[state]! + byte]!;
+        const row = this.argument[state]!;
+        if (rowsSeen.has(row)) continue;
+        rowsSeen.add(row);
+        for (let byte = 0; byte < 256; byte++) members[byte] |= this.setTable[row + byte]!;
         continue;
       }
-      for (const target of kind === StateKind.SPLIT ? [this.next[state]!, this.alternative[state]!] : [this.next[state]!]) {
-        if (seen[target] === 0) pending.push(target);
-        seen[target] = 1;
-      }
+      visit(this.next[state]!);
+      if (kind === StateKind.SPLIT) visit(this.alternative[state]!);
     }
     return members;
   }
@@ -606,11 +614,21 @@ export class PosixRegex {
     const nul = bytes.indexOf(0);
     if (nul >= 0) bytes = bytes.subarray(0, nul);
     this.steps = 0;
-    this.beginGeneration();
-    const live = this.close(this.start, bytes, 0, this.current, 0);
-    if (live < 0) return true;
-    let state = this.intern(live);
-    if (state < 0) return this.simulate(bytes, 0, live);
+    const context = this.contextAt(bytes, 0);
+    let start = this.startStates[context]!;
+    if (start === 0) {
+      this.beginGeneration();
+      const live = this.close(this.start, bytes, 0, this.current, 0);
+      if (live < 0) start = DFA_MATCHED;
+      else {
+        const state = this.intern(live);
+        if (state < 0) return this.simulate(bytes, 0, live);
+        start = state + 1;
+      }
+      this.startStates[context] = start;
+    }
+    if (start === DFA_MATCHED) return true;
+    let state = start - 1;
     for (let at = 0; at < bytes.length; at++) {
       const row = this.dfaRows[state]!;
       const slot = bytes[at]! * this.contexts + this.contextAt(bytes, at + 1);
