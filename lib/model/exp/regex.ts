@@ -629,9 +629,10 @@ export class PosixRegex {
     }
     if (start === DFA_MATCHED) return true;
     let state = start - 1;
+    const { dfaRows, contexts } = this;
     for (let at = 0; at < bytes.length; at++) {
-      const row = this.dfaRows[state]!;
-      const slot = bytes[at]! * this.contexts + this.contextAt(bytes, at + 1);
+      const row = dfaRows[state]!;
+      const slot = contexts === 1 ? bytes[at]! : bytes[at]! * contexts + this.contextAt(bytes, at + 1);
       let target = row[slot]!;
       if (target === 0) {
         target = this.transition(state, bytes, at);
