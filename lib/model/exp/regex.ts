@@ -20,8 +20,11 @@
  * - Literals, `.`, bracket expressions (ranges, negation, `[:alpha:]` and the other classes,
  *   `[=c=]`, `[.c.]`), `*` `+` `?` `{m}` `{m,}` `{,n}` `{m,n}`, alternation, groups, anchors,
  *   and glibc's `\w \W \s \S \b \B \< \> \` \'`; a backslash before any other byte is that byte.
- * - Back-references (`\1`..`\9`) are refused: matching them is NP-hard, and they are not in
- *   POSIX extended syntax. The text ends at its first NUL byte, as for regexec.
+ * - Back-references (`\1`..`\9`, in glibc's two syntaxes) are refused: matching them is
+ *   NP-hard, so no linear-time matcher takes them. The text ends at its first NUL byte, as
+ *   for regexec.
+ * - glibc's choices where POSIX leaves one are followed (scripts/regex-against-glibc.ts
+ *   compares the two), but one: see docs/protocol.md, "Regular expressions".
  */
 import {
   REGEX_DFA_CACHE_BYTES,
