@@ -639,7 +639,7 @@ export class DeviceNamespace implements Namespace {
       const writes = operateWrites(current, operations);
       this.checkFilter(options?.filter, current, payload);
       if (writes) checkPutPolicy(current, options);
-      const outcome = applyOperations(payload, 0, payload?.length ?? 0, operations);
+      const outcome = applyOperations(payload, 0, payload?.length ?? 0, operations, current.exists && payload !== undefined ? () => this.filterSource(current, payload, this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20)) : undefined);
       if (!outcome.writes) return operateReadResult(key, outcome, current, nowSecondsOf(this.clock));
       if (outcome.bins === undefined) return this.removeCurrent(current, options?.durable === true, operateRemovedResult(key, outcome));
       return then(this.writeCurrent(key, current, outcome.bins, options), (written) => operateWrittenResult(key, outcome, written));

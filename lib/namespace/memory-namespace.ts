@@ -328,7 +328,7 @@ export class MemoryNamespace implements Namespace {
     const writes = operateWrites(current, operations);
     if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     if (writes) checkPutPolicy(current, options);
-    const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations);
+    const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations, current.exists ? () => this.filterSource(current.dataLength) : undefined);
     if (!outcome.writes) return operateReadResult(key, outcome, current, nowSecondsOf(this.clock));
     if (outcome.bins === undefined) {
       this.removeCurrent(current);
