@@ -20,7 +20,7 @@
  * ("The CLI's JSON"). Exit status: 0 done, 1 failed, 2 usage error.
  */
 import * as fs from 'node:fs';
-import { AdminClient, type AdminRequest, type TlsSettings } from '../lib/cluster/index';
+import { AdminClient, type AdminRequest, type AdminState, type TlsSettings } from '../lib/cluster/index';
 import { serve } from '../lib/service/serve';
 
 interface Arguments {
@@ -64,26 +64,6 @@ const HELP: Record<string, string> = {
     '  drawn on stderr when it is a terminal. Exit 1 after --timeout-ms (default 600000).',
   serve: 'shoal serve CONFIG.json\n  Run a standalone server (docs/protocol.md, "shoal serve").',
 };
-
-/** What admin-state answers (docs/cluster.md). */
-interface AdminState {
-  nodeId: string;
-  address: string;
-  clusterKey: string;
-  principal: string;
-  nodes: string[];
-  succession: string[];
-  quiesced: string[];
-  partitions: { master: number; replica: number };
-  migrationsRemaining: number;
-  migrationsSettledClusterWide: boolean;
-  /** Partitions left on all members (from their heartbeats); absent from nodes of older versions. */
-  clusterMigrationsRemaining?: number;
-  /** What the next rebalance changes (lib/cluster/cluster.ts, pendingChanges). */
-  pending?: { joining: string[]; leaving: string[]; quiesce: string[]; quiesceUndo: string[] };
-  heartbeatIntervalMs?: number;
-  stats?: { namespaces?: Record<string, Record<string, unknown>> };
-}
 
 const USAGE =
   'usage: shoal <state|stats|quiesce|quiesce-undo|recluster|wait-migrations> <host:port> [--json] [--cluster-name NAME] [--timeout-ms N]\n' +

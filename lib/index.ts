@@ -2,8 +2,10 @@
  * Shoal: an embeddable database for Node.js after Aerospike's design.
  * See README.md for a quick start and ../docs for the design.
  */
-export { open, Db } from './db';
-export type { BatchPutEntry, CloseOptions, DbStats, OpenOptionsWithLog, TruncateOptions } from './db';
+export { open } from './open';
+export type { OpenOptionsWithLog } from './open';
+export { Db } from './db';
+export type { BatchPutEntry, CloseOptions, DbStats, TruncateOptions } from './db';
 export type { LeveledLogger, LogOption } from './log';
 export { ShoalError, ErrorCode } from './errors';
 export { op } from './namespace/semantics';
@@ -24,9 +26,12 @@ export type Record<B = Bins> = ShoalRecord<B>;
 export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, MetricsOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
 export type { DbStatus } from './metrics';
 export type { Cluster, ClusterState } from './cluster/index';
-export type { Service, ServiceOptions, ServiceStats } from './service/server';
+export type { Service, ServiceStats } from './service/server';
+export type { ServiceOptions } from './service/options';
 export { PARTITION_COUNT } from './constants';
 export { digestOf, partitionOf } from './model/digest';
 export { exp } from './model/exp/builders';
 export { ExpType, ParticleType, RegexFlags } from './model/exp/codes';
+export { ExpReadFlags, ExpWriteFlags } from './model/exp/operation';
+export type { ExpOperation } from './model/exp/operation';
 export type { Expression } from './model/exp/expression';

@@ -10,8 +10,8 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterNode } from '../lib/cluster/cluster';
 import type { RecordVersion } from '../lib/cluster/local-store';
 import { versionsToWire } from '../lib/cluster/peer-checks';
-import { SimCluster } from '../lib/cluster/sim/harness';
-import { digestOf, partitionOfDigest } from '../lib/cluster/sim/store';
+import { SimCluster } from '../sim/harness';
+import { digestOf, partitionOfDigest } from '../sim/store';
 
 const put = (node: ClusterNode, key: string, bins: Record<string, unknown>) =>
   node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation: { call: 'put', bins } });

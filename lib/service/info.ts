@@ -5,9 +5,9 @@
  * A command's name ends at its first '/', ':' or ';' (a '/' after a ':' is part of the
  * parameters: set names may hold '/'). An empty request answers a summary.
  */
-import type { Db } from '../db';
+import type { ServedDb } from './served-db';
 import type { Cluster } from '../cluster/cluster-api';
-import type { NamespaceConfig } from '../options';
+import type { NamespaceConfig } from '../namespace/config';
 import { resultCodeOf, ResultCode } from './result-codes';
 import type { Topology } from './topology';
 
@@ -16,14 +16,16 @@ export const SERVER_BUILD = '7.0.0.0';
 /** What `edition` answers (a client enables enterprise-only behaviour when it says "Enterprise"). */
 export const SERVER_EDITION = 'Shoal';
 /**
- * Feature tokens: those of Aerospike's `features` that Shoal implements. cdt-list, cdt-map,
- * blob-bits, geo and udf are absent, so clients and test suites leave those features alone.
+ * Feature tokens: those of Aerospike's `features` that Shoal implements (cdt-list and cdt-map:
+ * list and map operations, op codes 3 and 4). blob-bits, geo and udf are absent, so clients and
+ * test suites leave those features alone. Filter expressions have no token: clients gate them
+ * on the build (5.2+).
  */
-export const SERVER_FEATURES = ['batch-any', 'batch-index', 'float', 'peers', 'pipelining', 'pquery', 'pscans', 'replicas', 'truncate-namespace'];
+export const SERVER_FEATURES = ['batch-any', 'batch-index', 'cdt-list', 'cdt-map', 'float', 'peers', 'pipelining', 'pquery', 'pscans', 'replicas', 'truncate-namespace'];
 
 /** What the info commands need from the service. */
 export interface InfoContext {
-  readonly db: Db;
+  readonly db: ServedDb;
   readonly topology: Topology;
   readonly namespaces: ReadonlyMap<string, NamespaceConfig>;
   readonly cluster: Cluster | undefined;

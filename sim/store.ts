@@ -25,10 +25,11 @@
  *   store does not wait for its clock to pass the cut (the simulated clocks do not lag).
  */
 import { createHash } from 'node:crypto';
-import { versionWins } from '../../namespace/conflict';
-import { PARTITION_COUNT } from '../constants';
-import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, RecordVersion } from '../local-store';
-import type { Clock, Timers } from '../seams';
+import { versionWins } from '../lib/namespace/conflict';
+import { PARTITION_COUNT } from '../lib/constants';
+import { partitionIdOf } from '../lib/model/key';
+import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, RecordVersion } from '../lib/cluster/local-store';
+import type { Clock, Timers } from '../lib/cluster/seams';
 
 export type SimOperation =
   | { call: 'put'; bins: Record<string, unknown> }
@@ -45,9 +46,8 @@ export function digestOf(key: string): Buffer {
   return createHash('sha1').update(key).digest();
 }
 
-export function partitionOfDigest(digest: Buffer): number {
-  return (digest[0] | (digest[1] << 8)) & (PARTITION_COUNT - 1);
-}
+/** Partition id of a digest: lib/model/key.ts partitionIdOf, the formula written once. */
+export const partitionOfDigest: (digest: Uint8Array) => number = partitionIdOf;
 
 export interface SimStoreOptions {
   namespaces?: string[];
