@@ -30,6 +30,7 @@ import { DATA_PLANE_SLICE_RECORDS } from './cluster/constants';
 import { partitionIdOf } from './model/key';
 import { registerForShutdown, unregisterForShutdown } from './shutdown';
 import { makeDirectory } from './storage/file-mode';
+import { Xdr, XdrStore, checkNotSelf, resolveXdrOptions } from './xdr/index';
 
 export interface BatchPutEntry<B extends BinsOf<B> = Bins> {
   key: Key;
@@ -75,6 +76,10 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   if (typeof log !== 'function') throw new TypeError('log must be a function');
   const handleSignals = options.handleSignals ?? true;
   if (typeof handleSignals !== 'boolean') throw new TypeError('handleSignals must be a boolean');
+  const xdrDestinations = options.xdr === undefined ? [] : resolveXdrOptions(options.xdr, config.namespaces.map((ns) => ns.name));
+  if (options.xdr !== undefined && config.cluster === undefined) {
+    throw invalidArgument('xdr needs cluster mode (a one-node cluster will do): give open() `cluster` options too (docs/xdr.md)');
+  }
   try {
     makeDirectory(config.dataDir, config.fileMode);
   } catch (error) {
@@ -89,9 +94,12 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   }
   let cluster: ClusterNode | undefined;
   let db: Db | undefined;
+  // In cluster mode every node can be an XDR destination: its store applies shipped versions.
+  const store = new XdrStore(new DbLocalStore(namespaces));
   if (config.cluster !== undefined) {
     try {
-      cluster = await startCluster(config.cluster, new DbLocalStore(namespaces), {
+      for (const destination of xdrDestinations) checkNotSelf(destination, config.cluster.clusterName ?? 'shoal');
+      cluster = await startCluster(config.cluster, store, {
         dataDir: config.dataDir,
         logger: clusterLogger(log),
         // What the operator CLI shows besides the cluster state.
@@ -104,7 +112,8 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
       throw new ShoalError(ErrorCode.CLUSTER_ERROR, `cluster mode could not start: ${(error as Error).message}`, { cause: error });
     }
   }
-  db = new Db(config, namespaces, cluster);
+  const xdr = cluster === undefined ? undefined : new Xdr({ store, clusterNode: cluster, dataDir: config.dataDir, fileMode: config.fileMode, log }, xdrDestinations);
+  db = new Db(config, namespaces, cluster, xdr);
   if (config.service !== undefined) await startService(db, config, cluster, log);
   if (handleSignals) registerForShutdown(db);
   return db;
@@ -139,6 +148,8 @@ export class Db {
     private readonly config: DbConfig,
     private readonly namespaces: Map<string, Namespace>,
     private readonly clusterNode: ClusterNode | undefined = undefined,
+    /** Cross-cluster shipping (docs/xdr.md): state, waitForShipped, destinations, events; undefined unless cluster mode is on. */
+    readonly xdr: Xdr | undefined = undefined,
   ) {
     this.cluster = clusterNode === undefined ? undefined : new Cluster(clusterNode);
   }
@@ -490,6 +501,11 @@ export class Db {
       unregisterForShutdown(this);
       const errors: unknown[] = [];
       if (this.serviceListener !== undefined) await this.serviceListener.close().catch((error: unknown) => errors.push(error));
+      try {
+        this.xdr?.close();
+      } catch (error) {
+        errors.push(error);
+      }
       if (this.clusterNode !== undefined) await this.clusterNode.stop().catch((error: unknown) => errors.push(error));
       for (const ns of this.namespaces.values()) {
         await ns.close(opts?.dropIndex === true).catch((error: unknown) => errors.push(error));

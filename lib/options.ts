@@ -21,6 +21,7 @@ import { describe } from './model/key';
 import { resolveFileMode } from './storage/file-mode';
 import type { ClusterOptions } from './cluster/cluster';
 import { ResolvedServiceOptions, ServiceOptions, resolveServiceOptions } from './service/server';
+import type { XdrOptions } from './xdr/options';
 
 export interface MemoryStorageOptions {
   type: 'memory';
@@ -100,6 +101,8 @@ export interface OpenOptions {
   cluster?: OpenClusterOptions;
   /** The Aerospike service listener (SPEC section 11; docs/protocol.md). */
   service?: ServiceOptions;
+  /** Cross-cluster shipping (docs/xdr.md); resolved by lib/xdr/options.ts. */
+  xdr?: XdrOptions;
 }
 
 /** A namespace's options with every default filled in. */
