@@ -58,3 +58,8 @@ check(XDR_BATCH_RECORDS <= XDR_RECEIVE_VERSIONS_MAX, 'a receiver takes every bat
 check(XDR_BATCH_MAX_BYTES + 4 * 1024 <= MAX_ADMIN_FRAME_BYTES, 'a ship message fits an admin frame (MAX_ADMIN_FRAME_BYTES)');
 check(XDR_RETRY_MIN_MS < XDR_RETRY_MAX_MS, 'the backoff grows');
 check(XDR_SCAN_START_PENDING_MAX + XDR_SCAN_SLICE_RECORDS < XDR_PENDING_RECORDS_MAX, 'a scan slice fits the pending bound');
+
+/** Size past which the removal journal is rewritten without the removals every destination has passed. */
+export const XDR_REMOVAL_JOURNAL_COMPACT_BYTES = 8 * 1024 * 1024;
+/** Removals the journal keeps (in memory and on disk); past it the oldest are dropped and their partitions re-synced in full. */
+export const XDR_REMOVALS_KEPT_MAX = 500_000;

@@ -37,6 +37,8 @@ export interface ShipperHost {
   log: (message: string) => void;
   /** Whether this node masters the partition (always, outside cluster mode). */
   masters(partition: number): boolean;
+  /** The removals of a partition at or after a time (lib/xdr/removals.ts). */
+  removalsSince(ns: string, partition: number, fromMs: number): RecordVersion[];
   /** The lowest position the cluster's other nodes report for (destination, ns); undefined if none reported. */
   peerFloor(destination: string, ns: string): number | undefined;
 }
@@ -179,6 +181,13 @@ export class Shipper extends EventEmitter {
       if (masters === 1) for (const [ns, values] of this.positions) this.addScan(ns, partition, values[partition]!);
     }
     this.pump();
+  }
+
+  /** The lowest position over every namespace and partition (the removal journal keeps what is after it). */
+  lowestPosition(): number {
+    let lowest = Infinity;
+    for (const values of this.positions.values()) for (let partition = 0; partition < PARTITION_COUNT; partition++) lowest = Math.min(lowest, values[partition]!);
+    return lowest;
   }
 
   /** The lowest position of the partitions this node masters, per namespace (what peers take over from). */
@@ -449,6 +458,9 @@ export class Shipper extends EventEmitter {
 
   /** Queues a partition's records at or after the scan's position; false when the queue filled up first. */
   private async scanPartition(scan: Scan, fromMs: number): Promise<boolean> {
+    const removals = this.host.removalsSince(scan.ns, scan.partition, fromMs);
+    if (this.pending.size + removals.length >= XDR_PENDING_RECORDS_MAX) return false;
+    for (const removal of removals) this.enqueue(scan.ns, removal, removal);
     let sliced = 0;
     for await (const version of this.host.store.iteratePartition(scan.ns, scan.partition)) {
       if (this.stopped) return false;

@@ -36,6 +36,12 @@ function isXdrApply(operation: unknown): operation is XdrApplyOperation {
 export class XdrStore implements LocalStore {
   /** Set by the Xdr once it exists; writes before that (none: it is set before the Db serves calls) are not observed. */
   observer: WriteObserver | undefined;
+  /**
+   * Called for every version this node applies from a peer (replication, migration, duplicate
+   * resolution): a removal goes to the journal (for a takeover), and a version merged into the
+   * partition's master (a node returning with records the others lack) ships like a write.
+   */
+  peerVersion: ((ns: string, version: RecordVersion) => void) | undefined;
   readonly executeLocalBatch: LocalStore['executeLocalBatch'];
   readonly truncateCuts: LocalStore['truncateCuts'];
   readonly applyTruncate: LocalStore['applyTruncate'];
@@ -102,8 +108,10 @@ export class XdrStore implements LocalStore {
     return this.inner.readRecordVersion(ns, digest);
   }
 
-  applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'> {
-    return this.inner.applyRecordVersion(ns, version);
+  async applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'> {
+    const outcome = await this.inner.applyRecordVersion(ns, version);
+    if (outcome === 'applied') this.peerVersion?.(ns, version);
+    return outcome;
   }
 
   iteratePartition(ns: string, partitionId: number): AsyncIterable<RecordVersion> {

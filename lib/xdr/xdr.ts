@@ -10,12 +10,13 @@
 import { EventEmitter } from 'node:events';
 import { AdminClient } from '../cluster/admin-client';
 import type { ClusterNode } from '../cluster/cluster';
-import type { LocalResult } from '../cluster/local-store';
+import type { LocalResult, RecordVersion } from '../cluster/local-store';
 import type { WireMessage } from '../cluster/network';
-import { parseWireVersions } from '../cluster/peer-checks';
+import { parseWireVersions, partitionOf } from '../cluster/peer-checks';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { XDR_DESTINATIONS_MAX, XDR_OWNERSHIP_CHECK_INTERVAL_MS, XDR_PEER_POLL_INTERVAL_MS, XDR_POSITION_SAVE_INTERVAL_MS, XDR_RECEIVE_VERSIONS_MAX } from './constants';
 import { XdrDestinationConfig, XdrDestinationOptions, resolveXdrDestination } from './options';
+import { RemovalJournal } from './removals';
 import { Shipper, XdrDestinationState } from './shipper';
 import { ApplyOutcome, XdrStore, xdrApplyOperation } from './store';
 
@@ -50,12 +51,14 @@ export class Xdr extends EventEmitter {
   private readonly received = { applied: 0, stale: 0, conflicts: 0 };
   private readonly onChange = () => this.checkOwnership();
   private closed = false;
+  private removals: RemovalJournal | undefined;
 
   /** Use open() with `xdr` (or with `cluster` alone, for a destination). */
   constructor(private readonly host: XdrHost, destinations: XdrDestinationConfig[]) {
     super();
     for (const config of destinations) this.addShipper(config);
     host.store.observer = (writes, shippedFrom) => this.note(writes, shippedFrom);
+    host.store.peerVersion = (ns, version) => this.notePeerVersion(ns, version);
     host.clusterNode.setAdminExtension((message, reply) => this.onAdmin(message, reply));
     host.clusterNode.on('change', this.onChange);
     this.every(XDR_POSITION_SAVE_INTERVAL_MS, () => this.savePositions());
@@ -121,12 +124,16 @@ export class Xdr extends EventEmitter {
     this.host.clusterNode.off('change', this.onChange);
     this.host.store.observer = undefined;
     for (const shipper of this.shippers.values()) shipper.close();
+    this.removals?.close();
+    this.host.store.peerVersion = undefined;
     for (const client of this.peerClients.values()) void client.then((c) => c.close(), () => undefined);
     this.peerClients.clear();
   }
 
   private addShipper(config: XdrDestinationConfig): Shipper {
     const node = this.host.clusterNode;
+    this.removals ??= new RemovalJournal(this.host.dataDir, this.host.fileMode, this.host.log);
+    const removals = this.removals;
     const shipper = new Shipper(config, {
       store: this.host.store,
       dataDir: this.host.dataDir,
@@ -135,6 +142,7 @@ export class Xdr extends EventEmitter {
       log: this.host.log,
       masters: (partition) => node.masterOf(partition) === node.nodeId,
       peerFloor: (destination, ns) => this.peerFloor(destination, ns),
+      removalsSince: (ns, partition, fromMs) => removals.removalsSince(ns, partition, fromMs),
     });
     for (const event of EVENTS) shipper.on(event, (details: object) => this.emit(event, { destination: config.name, ...details }));
     this.shippers.set(config.name, shipper);
@@ -142,7 +150,29 @@ export class Xdr extends EventEmitter {
   }
 
   private note(writes: LocalResult['writes'], shippedFrom: string | undefined): void {
+    if (this.shippers.size === 0) return;
+    for (const write of writes) if (write.version.tombstone) this.journal(write.ns, write.version);
     for (const shipper of this.shippers.values()) for (const write of writes) shipper.note(write.ns, write.version, shippedFrom);
+  }
+
+  /** A version from a peer: journaled if a removal; shipped if this node masters its partition (a merge, not a replication). */
+  private notePeerVersion(ns: string, version: RecordVersion): void {
+    if (this.shippers.size === 0) return;
+    if (version.tombstone) this.journal(ns, version);
+    const node = this.host.clusterNode;
+    if (node.masterOf(partitionOf(version.digest)) !== node.nodeId) return;
+    for (const shipper of this.shippers.values()) shipper.note(ns, version, undefined);
+  }
+
+  /** Keeps a removal in the journal (before the write it belongs to is acknowledged) while anything ships. */
+  private journal(ns: string, version: RecordVersion): void {
+    if (this.shippers.size === 0 || this.removals === undefined) return;
+    try {
+      this.removals.append(ns, version);
+    } catch (error) {
+      // Without the journal entry a crash before shipping could lose the removal: say so loudly.
+      this.host.log(`xdr: the removal journal cannot be written (${(error as Error).message}); a crash before this removal ships would lose it at the destinations`);
+    }
   }
 
   private checkOwnership(): void {
@@ -150,11 +180,21 @@ export class Xdr extends EventEmitter {
   }
 
   private savePositions(): void {
+    let lowest = Infinity;
     for (const shipper of this.shippers.values()) {
       try {
         shipper.savePositions();
       } catch (error) {
         this.host.log(`xdr: saving the positions of ${shipper.config.name} failed: ${(error as Error).message}`);
+      }
+      lowest = Math.min(lowest, shipper.lowestPosition());
+    }
+    // Removals behind every destination's positions are no longer needed.
+    if (lowest !== Infinity) {
+      try {
+        this.removals?.compact(lowest);
+      } catch (error) {
+        this.host.log(`xdr: compacting the removal journal failed: ${(error as Error).message}`);
       }
     }
   }
