@@ -90,6 +90,8 @@ interface Scan {
 export class Shipper extends EventEmitter {
   private readonly pending = new Map<string, Pending>();
   private readonly inFlight = new Set<Pending[]>();
+  /** Keys of the entries in flight, with how many batches hold each. */
+  private readonly inFlightKeys = new Map<string, number>();
   private readonly scans = new Map<string, Scan>();
   private readonly positions: Positions;
   private readonly file: string;
@@ -127,8 +129,14 @@ export class Shipper extends EventEmitter {
     this.pump();
   }
 
+  /** Whether a write of the record is queued or in flight here. */
+  holds(ns: string, digest: Buffer): boolean {
+    const key = keyOf(ns, digest);
+    return this.pending.has(key) || this.inFlightKeys.has(key);
+  }
+
   private enqueue(ns: string, version: { digest: Buffer; lastUpdateMs: number }, tombstone: RecordVersion | undefined): boolean {
-    const key = ns + '\0' + version.digest.toString('latin1');
+    const key = keyOf(ns, version.digest);
     const existing = this.pending.get(key);
     if (existing !== undefined) {
       existing.lastUpdateMs = Math.min(existing.lastUpdateMs, version.lastUpdateMs);
@@ -301,6 +309,7 @@ export class Shipper extends EventEmitter {
       ns ??= entry.ns;
       if (entry.ns !== ns) continue;
       this.pending.delete(key);
+      this.inFlightKeys.set(key, (this.inFlightKeys.get(key) ?? 0) + 1);
       batch.push(entry);
       if (batch.length === XDR_BATCH_RECORDS) break;
     }
@@ -309,14 +318,23 @@ export class Shipper extends EventEmitter {
   }
 
   private sendBatch(client: AdminClient, batch: Pending[]): void {
+    const landed = () => {
+      this.inFlight.delete(batch);
+      for (const entry of batch) {
+        const key = keyOf(entry.ns, entry.digest);
+        const count = this.inFlightKeys.get(key)! - 1;
+        if (count === 0) this.inFlightKeys.delete(key);
+        else this.inFlightKeys.set(key, count);
+      }
+    };
     void this.shipBatch(client, batch).then(
       () => {
-        this.inFlight.delete(batch);
+        landed();
         this.settleWaiters();
         this.pump();
       },
       (error: unknown) => {
-        this.inFlight.delete(batch);
+        landed();
         for (const entry of batch) this.requeue(entry);
         this.counters.retries++;
         if (this.client === client) this.disconnect(`a batch failed: ${(error as Error).message}`);
@@ -373,7 +391,7 @@ export class Shipper extends EventEmitter {
 
   /** A batch entry that did not ship goes back to the queue (merged with a newer write of the same record). */
   private requeue(entry: Pending): void {
-    const key = entry.ns + '\0' + entry.digest.toString('latin1');
+    const key = keyOf(entry.ns, entry.digest);
     const newer = this.pending.get(key);
     if (newer !== undefined) {
       newer.lastUpdateMs = Math.min(newer.lastUpdateMs, entry.lastUpdateMs);
@@ -486,4 +504,9 @@ export class Shipper extends EventEmitter {
     for (const waiter of this.waiters) waiter.reject(new ShoalError(ErrorCode.NOT_OPEN, `shipping to ${this.config.name} stopped before everything had shipped`));
     this.waiters.clear();
   }
+}
+
+/** The queue's key of a record. */
+function keyOf(ns: string, digest: Buffer): string {
+  return ns + '\0' + digest.toString('latin1');
 }

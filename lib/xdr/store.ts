@@ -42,6 +42,8 @@ export class XdrStore implements LocalStore {
    * partition's master (a node returning with records the others lack) ships like a write.
    */
   peerVersion: ((ns: string, version: RecordVersion) => void) | undefined;
+  /** Whether a write of the record made here has not been shipped to the cluster named yet. */
+  unshipped: ((clusterName: string, ns: string, digest: Buffer) => boolean) | undefined;
   readonly executeLocalBatch: LocalStore['executeLocalBatch'];
   readonly truncateCuts: LocalStore['truncateCuts'];
   readonly applyTruncate: LocalStore['applyTruncate'];
@@ -81,9 +83,11 @@ export class XdrStore implements LocalStore {
   }
 
   /**
-   * Applies a shipped version by the namespace's conflict rule. A conflict is counted when the
-   * two versions cannot be one lineage: the version kept has a generation no higher than the
-   * one it won over (a later write of one lineage always has a higher generation).
+   * Applies a shipped version by the namespace's conflict rule. It is a conflict when this
+   * cluster holds a write of the record that has not reached the sender yet (`unshipped`):
+   * neither write saw the other. Of two concurrent writes at least one side finds the other's
+   * version arriving while its own is unshipped, so every conflict is counted at least once
+   * (docs/xdr.md, "Active-active").
    * @throws ShoalError INVALID_ARGUMENT for a malformed version or one of another record.
    */
   private async applyShipped(ns: string, digest: Buffer, operation: XdrApplyOperation): Promise<LocalResult> {
@@ -92,11 +96,8 @@ export class XdrStore implements LocalStore {
     if (typeof versions === 'string') throw invalidArgument(`malformed xdr-apply: ${versions}`);
     const version = versions[0];
     if (version === undefined || !version.digest.equals(digest)) throw invalidArgument("malformed xdr-apply: the version is not the request's record");
-    const before = await this.inner.readRecordVersion(ns, digest);
+    const conflict = this.unshipped?.(operation.source, ns, digest) === true;
     const applied = (await this.inner.applyRecordVersion(ns, version)) === 'applied';
-    const live = before !== undefined && !before.tombstone;
-    const differs = live && (before.gen !== version.gen || before.lastUpdateMs !== version.lastUpdateMs);
-    const conflict = differs && (applied ? version.gen <= before.gen : version.gen >= before.gen);
     const outcome: ApplyOutcome = conflict ? (applied ? 'conflict-applied' : 'conflict-stale') : applied ? 'applied' : 'stale';
     if (!applied) return { value: outcome, writes: [] };
     const writes = [{ ns, version }];

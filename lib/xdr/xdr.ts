@@ -59,6 +59,7 @@ export class Xdr extends EventEmitter {
     for (const config of destinations) this.addShipper(config);
     host.store.observer = (writes, shippedFrom) => this.note(writes, shippedFrom);
     host.store.peerVersion = (ns, version) => this.notePeerVersion(ns, version);
+    host.store.unshipped = (clusterName, ns, digest) => [...this.shippers.values()].some((shipper) => shipper.config.clusterName === clusterName && shipper.holds(ns, digest));
     host.clusterNode.setAdminExtension((message, reply) => this.onAdmin(message, reply));
     host.clusterNode.on('change', this.onChange);
     this.every(XDR_POSITION_SAVE_INTERVAL_MS, () => this.savePositions());
@@ -126,6 +127,7 @@ export class Xdr extends EventEmitter {
     for (const shipper of this.shippers.values()) shipper.close();
     this.removals?.close();
     this.host.store.peerVersion = undefined;
+    this.host.store.unshipped = undefined;
     for (const client of this.peerClients.values()) void client.then((c) => c.close(), () => undefined);
     this.peerClients.clear();
   }
