@@ -101,6 +101,7 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
       for (const destination of xdrDestinations) checkNotSelf(destination, config.cluster.clusterName ?? 'shoal');
       cluster = await startCluster(config.cluster, store, {
         dataDir: config.dataDir,
+        fileMode: config.fileMode,
         logger: clusterLogger(log),
         // What the operator CLI shows besides the cluster state.
         describe: () => (db === undefined ? undefined : db.stats()),
@@ -126,7 +127,7 @@ async function startService(db: Db, config: DbConfig, cluster: ClusterNode | und
       namespaces: config.namespaces,
       clusterNode: cluster,
       cluster: db.cluster,
-      nodeId: cluster?.nodeId ?? loadOrCreateNodeId(config.dataDir),
+      nodeId: cluster?.nodeId ?? loadOrCreateNodeId(config.dataDir, config.fileMode),
       log,
     });
     db.attachService(service);

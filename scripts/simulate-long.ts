@@ -16,8 +16,8 @@
 import { fork } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import type { ScenarioName, ScenarioResult } from '../lib/cluster/sim/scenarios';
-import { runScenario, SCENARIO_NAMES } from '../lib/cluster/sim/scenarios';
+import type { ScenarioName, ScenarioResult } from '../sim/scenarios';
+import { runScenario, SCENARIO_NAMES } from '../sim/scenarios';
 import { parseInteger, parseSeeds } from './sim-arguments';
 
 interface LongArguments {

@@ -1,6 +1,6 @@
 /**
  * `npm run simulate -- --seed N --ticks T`: runs the seeded fault scenarios of
- * lib/cluster/sim/scenarios.ts (the schedules and checkers test/cluster-faults.test.ts runs).
+ * sim/scenarios.ts (the schedules and checkers test/cluster-faults.test.ts runs).
  *
  *   --seed N          one seed (default 1)
  *   --seeds A..B      every seed from A to B inclusive (or a list: 1,5,9)
@@ -15,8 +15,8 @@
  * second and the trace digest (equal digests: identical runs); a failing seed prints which
  * checkers failed and the command that replays it. Exits 1 if any seed fails, 2 on bad arguments.
  */
-import type { ScenarioName, ScenarioResult } from '../lib/cluster/sim/scenarios';
-import { runScenario, SCENARIO_NAMES } from '../lib/cluster/sim/scenarios';
+import type { ScenarioName, ScenarioResult } from '../sim/scenarios';
+import { runScenario, SCENARIO_NAMES } from '../sim/scenarios';
 import { parseInteger, parseSeeds } from './sim-arguments';
 
 interface Arguments {

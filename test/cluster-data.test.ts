@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterNode } from '../lib/cluster/cluster';
 import { PARTITION_COUNT } from '../lib/cluster/constants';
 import { SeededRandom } from '../lib/cluster/seams';
-import { digestOf, partitionOfDigest } from '../lib/cluster/sim/store';
-import { SimCluster } from '../lib/cluster/sim/harness';
+import { digestOf, partitionOfDigest } from '../sim/store';
+import { SimCluster } from '../sim/harness';
 
 const put = (node: ClusterNode, key: string, bins: Record<string, unknown>) =>
   node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation: { call: 'put', bins } });

@@ -1,5 +1,5 @@
 /**
- * Seeded fault runs of the cluster simulator (lib/cluster/sim/): after faults stop the cluster
+ * Seeded fault runs of the cluster simulator (sim/): after faults stop the cluster
  * must converge to one view, finish migrations, and pass every checker: acknowledged unique
  * keys on all RF owners, owners identical record by record, no compare-and-set write lost
  * beyond what docs/cluster.md admits, generations never backwards on a node. Also: a seed
@@ -11,9 +11,9 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RecordVersion } from '../lib/cluster/local-store';
-import type { ScenarioName, ScenarioResult } from '../lib/cluster/sim/scenarios';
-import { runScenario } from '../lib/cluster/sim/scenarios';
-import { SimStore } from '../lib/cluster/sim/store';
+import type { ScenarioName, ScenarioResult } from '../sim/scenarios';
+import { runScenario } from '../sim/scenarios';
+import { SimStore } from '../sim/store';
 import { DataPlane } from '../lib/cluster/data-plane';
 import { RequestMemory } from '../lib/cluster/request-memory';
 
@@ -136,7 +136,9 @@ describe('the checkers catch what they exist for', () => {
 
   it('an acting master that serves without reading its pending merge sources: a hidden read', async () => {
     vi.spyOn(DataPlane.prototype as unknown as { resolveDuplicates(): Promise<undefined> }, 'resolveDuplicates').mockResolvedValue(undefined);
-    const result = await runScenario('full', { seed: 10, faultMs: 20_000 });
+    // Seed 39: of full seeds 1-40 (20 s of faults), the one whose run meets the case since the
+    // authenticated fabric changed every seed's timing; the run is deterministic.
+    const result = await runScenario('full', { seed: 39, faultMs: 20_000 });
     expect(result.checks.filter((check) => !check.passed).map((check) => check.name)).toContain('read-your-writes');
   });
 

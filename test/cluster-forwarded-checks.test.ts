@@ -12,7 +12,7 @@ import type { ClusterNode } from '../lib/cluster/cluster';
 import type { WireMessage } from '../lib/cluster/network';
 import { versionsToWire } from '../lib/cluster/peer-checks';
 import { MemoryLogger, realClock } from '../lib/cluster/seams';
-import { SimStore } from '../lib/cluster/sim/store';
+import { SimStore } from '../sim/store';
 import { digestOfKey } from '../lib/db-cluster';
 import { open, type Db } from '../lib/index';
 import { cleanupTempDirs, tempDir } from './helpers/temp';

@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, WireMessage } from '../lib/cluster/network';
-import { SimCluster } from '../lib/cluster/sim/harness';
-import { nextRetransmitMs, SimNetwork, SimScheduler } from '../lib/cluster/simulation';
+import { SimCluster } from '../sim/harness';
+import { nextRetransmitMs, SimNetwork, SimScheduler } from '../sim/simulation';
 import type { ChildState } from './fixtures/cluster-children';
 import { ChildNode, compileClusterForChildren, eventually } from './fixtures/cluster-children';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { computePartitionMap } from '../lib/cluster/partition-map';
-import { SimCluster } from '../lib/cluster/sim/harness';
+import { SimCluster } from '../sim/harness';
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `node${String.fromCharCode(97 + i)}`);
 

@@ -15,9 +15,9 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterNode } from '../lib/cluster/cluster';
 import type { MemberPartitionInfo } from '../lib/cluster/partition-plan';
 import { emptyBitmap, planPartitions, setBit } from '../lib/cluster/partition-plan';
-import { SimCluster } from '../lib/cluster/sim/harness';
-import { runScenario } from '../lib/cluster/sim/scenarios';
-import { digestOf, partitionOfDigest } from '../lib/cluster/sim/store';
+import { SimCluster } from '../sim/harness';
+import { runScenario } from '../sim/scenarios';
+import { digestOf, partitionOfDigest } from '../sim/store';
 
 const put = (node: ClusterNode, key: string, bins: Record<string, unknown>) =>
   node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation: { call: 'put', bins } });

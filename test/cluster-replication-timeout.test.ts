@@ -10,9 +10,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterNode } from '../lib/cluster/cluster';
 import { ShoalError } from '../lib/errors';
-import { SimCluster } from '../lib/cluster/sim/harness';
-import { runScenario } from '../lib/cluster/sim/scenarios';
-import { digestOf, partitionOfDigest } from '../lib/cluster/sim/store';
+import { SimCluster } from '../sim/harness';
+import { runScenario } from '../sim/scenarios';
+import { digestOf, partitionOfDigest } from '../sim/store';
 
 const put = (node: ClusterNode, key: string) =>
   node.execute({ kind: 'record', ns: 'test', digest: digestOf(key), operation: { call: 'put', bins: { v: key } } });

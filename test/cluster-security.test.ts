@@ -15,10 +15,10 @@ import { heartbeatProblem } from '../lib/cluster/heartbeat';
 import type { WireMessage } from '../lib/cluster/network';
 import { isLoopbackHost } from '../lib/cluster/network';
 import { MemoryLogger, realRuntime } from '../lib/cluster/seams';
-import { digestOf } from '../lib/cluster/sim/store';
+import { digestOf } from '../sim/store';
 import { TcpNetwork } from '../lib/cluster/tcp-network';
 import { AdminClient } from '../lib/cluster/admin-client';
-import { SimCluster } from '../lib/cluster/sim/harness';
+import { SimCluster } from '../sim/harness';
 import { partitionOf } from '../lib/cluster/data-plane';
 import {
   agree,

@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Connection } from '../lib/cluster/network';
-import { SimCluster } from '../lib/cluster/sim/harness';
-import { SimNetwork, SimScheduler } from '../lib/cluster/simulation';
+import { SimCluster } from '../sim/harness';
+import { SimNetwork, SimScheduler } from '../sim/simulation';
 
 describe('simulated network', () => {
   it('a hello sent while the connection is being set up is delivered, not dropped (no refused handshakes on a clean network)', async () => {

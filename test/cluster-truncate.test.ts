@@ -7,8 +7,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ClusterNode } from '../lib/cluster/cluster';
-import { SimCluster } from '../lib/cluster/sim/harness';
-import { digestOf as simDigestOf } from '../lib/cluster/sim/store';
+import { SimCluster } from '../sim/harness';
+import { digestOf as simDigestOf } from '../sim/store';
 import { open, type Db } from '../lib/index';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
 

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { KvHarness } from '../lib/storage/kv-harness';
+import { KvHarness } from '../sim/kv-harness';
 import { checkKey, type Model, runChild, SeededRandom } from './fixtures/storage-crash-model';
 
 const KILLS = 24;

@@ -37,7 +37,7 @@ function buildIfStale(): void {
   const root = path.join(__dirname, '..');
   const outputs = ['lib/index.js', 'bin/shoal.js', 'examples/replace-cluster.js'].map((file) => path.join(root, 'dist', file));
   const builtMs = Math.min(...outputs.map((file) => (fs.existsSync(file) ? fs.statSync(file).mtimeMs : 0)));
-  const newest = Math.max(...['lib', 'bin', 'examples'].map((dir) => newestMtime(path.join(root, dir))));
+  const newest = Math.max(...['lib', 'bin', 'examples', 'sim'].map((dir) => newestMtime(path.join(root, dir))));
   if (newest > builtMs) execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 }
 

@@ -198,7 +198,7 @@ describe('the tarball', () => {
     }
     expect(packedFiles.filter((file) => file.startsWith(`prebuilds/${PLATFORM}/`) && file.endsWith('.node'))).toHaveLength(1);
     const development = packedFiles.filter((file) =>
-      /^(dist\/)?(bench|scripts|examples|test)\/|(^|\/)(simulation|kv-harness)\.|\/cluster\/sim\/|^build\//.test(file),
+      /^(dist\/)?(bench|scripts|examples|test|sim)\/|(^|\/)(simulation|kv-harness)\.|\/cluster\/sim\/|^build\//.test(file),
     );
     expect(development).toEqual([]);
   });

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { KvHarness } from '../lib/storage/kv-harness';
+import { KvHarness } from '../sim/kv-harness';
 import type { DeviceStoreOptions } from '../lib/storage/device-store';
 
 const dirs: string[] = [];

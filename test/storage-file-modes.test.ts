@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NODE_ID_FILE } from '../lib/cluster/index';
 import { open } from '../lib/index';
 import { segmentBaseName } from '../lib/index/segment-name';
 import type { NamespaceOptions } from '../lib/options';
@@ -71,6 +72,16 @@ describe('file modes', () => {
     const again = track(await open({ dataDir, fileMode: 0o660, namespaces: NAMESPACES, log: () => undefined }));
     await again.close();
     expect(mode(path.join(dataDir, 'devices', 'disk.dat'))).toBe(0o600);
+  });
+
+  it('the cluster node-id file gets fileMode too', async () => {
+    for (const fileMode of [0o600, 0o640]) {
+      const dataDir = path.join(tempDir(), 'data');
+      const cluster = { listen: { host: '127.0.0.1', port: 0 }, seeds: [], clusterName: 'modes' };
+      const db = track(await open({ dataDir, fileMode, namespaces: [NAMESPACES[1]], cluster, log: () => undefined }));
+      await db.close();
+      expect(mode(path.join(dataDir, NODE_ID_FILE))).toBe(fileMode);
+    }
   });
 
   it('refuses a fileMode that would lock its owner out or make files executable', async () => {

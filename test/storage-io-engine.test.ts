@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addon, addonPath } from '../lib/native/addon';
-import { KvHarness, digestOf } from '../lib/storage/kv-harness';
+import { KvHarness, digestOf } from '../sim/kv-harness';
 import { NativeDevice, type IoEngineMode } from '../lib/storage/native-device';
 import { open } from '../lib/index';
 import { seededBytes } from './helpers/random';

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { KvHarness } from '../lib/storage/kv-harness';
+import { KvHarness } from '../sim/kv-harness';
 import { checkKey, type Model, SeededRandom } from './fixtures/storage-crash-model';
 
 const ROUNDS = 20;

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, expect, it } from 'vitest';
-import { KvHarness } from '../lib/storage/kv-harness';
+import { KvHarness } from '../sim/kv-harness';
 
 function setUpLoopDevice(): { device: string; image: string } | string {
   if (process.getuid?.() !== 0) return 'not running as root';

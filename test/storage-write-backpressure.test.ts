@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { open } from '../lib/index';
 import { WRITE_BLOCKS_IN_FLIGHT_MAX } from '../lib/storage/constants';
-import { KvHarness } from '../lib/storage/kv-harness';
+import { KvHarness } from '../sim/kv-harness';
 import { lastJson, runNode } from './helpers/child';
 import { track, useDbCleanup } from './helpers/db';
 import { tempDir } from './helpers/temp';

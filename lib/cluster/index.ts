@@ -10,6 +10,7 @@ import { ClusterNode } from './cluster';
 import type { LocalStore } from './local-store';
 import type { Logger } from './seams';
 import { consoleLogger, realRuntime } from './seams';
+import { DEFAULT_FILE_MODE } from '../storage/constants';
 import { TcpNetwork } from './tcp-network';
 
 export { ClusterNode, resolveClusterOptions } from './cluster';
@@ -26,10 +27,11 @@ export type { TlsSettings } from './network';
 export const NODE_ID_FILE = 'cluster-node-id';
 
 /**
- * The node id persisted in `dataDir`, created (16 random hex characters) on first use.
+ * The node id persisted in `dataDir`, created (16 random hex characters, a file of mode
+ * `fileMode`) on first use.
  * @throws Error if dataDir cannot be read or written.
  */
-export function loadOrCreateNodeId(dataDir: string): string {
+export function loadOrCreateNodeId(dataDir: string, fileMode = DEFAULT_FILE_MODE): string {
   const file = path.join(dataDir, NODE_ID_FILE);
   try {
     const existing = fs.readFileSync(file, 'utf8').trim();
@@ -39,7 +41,9 @@ export function loadOrCreateNodeId(dataDir: string): string {
   }
   const nodeId = crypto.randomBytes(8).toString('hex');
   fs.mkdirSync(dataDir, { recursive: true });
-  fs.writeFileSync(file, `${nodeId}\n`);
+  // Exactly fileMode whatever the umask, like every file the Db creates (docs/storage.md, "Files and modes").
+  fs.writeFileSync(file, `${nodeId}\n`, { mode: fileMode });
+  fs.chmodSync(file, fileMode);
   return nodeId;
 }
 
@@ -51,12 +55,12 @@ export function loadOrCreateNodeId(dataDir: string): string {
 export async function startCluster(
   options: Omit<ClusterOptions, 'nodeId'> & { nodeId?: string },
   store: LocalStore,
-  settings: { dataDir?: string; logger?: Logger; requestTimeoutMs?: number; describe?: () => unknown } = {},
+  settings: { dataDir?: string; fileMode?: number; logger?: Logger; requestTimeoutMs?: number; describe?: () => unknown } = {},
 ): Promise<ClusterNode> {
   let nodeId = options.nodeId;
   if (nodeId === undefined) {
     if (settings.dataDir === undefined) throw new TypeError('cluster.nodeId is required without a dataDir');
-    nodeId = loadOrCreateNodeId(settings.dataDir);
+    nodeId = loadOrCreateNodeId(settings.dataDir, settings.fileMode);
   }
   const logger = settings.logger ?? consoleLogger(nodeId, 'warn');
   const node = new ClusterNode(

@@ -1,6 +1,6 @@
 /**
  * The network seam: message-level connections between nodes. The production implementation
- * (tcp-network.ts) frames messages onto TCP; the simulated one (simulation.ts) passes them in
+ * (tcp-network.ts) frames messages onto TCP; the simulated one (sim/simulation.ts) passes them in
  * memory with configurable loss, delay and partitions. Both encode every message with the same
  * frame codec, so a message that would not survive the wire does not survive the simulation.
  *

@@ -1,7 +1,7 @@
 /**
  * The seams through which cluster code reaches time, timers, randomness and logging
  * (STYLE.md, LevelDB's Env). Production uses the real implementations below; tests and the
- * simulator (simulation.ts) substitute deterministic ones, so the same code paths run under a
+ * simulator (sim/simulation.ts) substitute deterministic ones, so the same code paths run under a
  * seeded scheduler and a failing seed replays exactly.
  */
 import { randomBytes } from 'node:crypto';

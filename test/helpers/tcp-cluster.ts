@@ -15,7 +15,7 @@ import { PROTOCOL_VERSION_CURRENT, PROTOCOL_VERSION_MIN_SUPPORTED } from '../../
 import { encodeFrame, FrameDecoder } from '../../lib/cluster/frame';
 import type { Connection, TlsSettings, WireMessage } from '../../lib/cluster/network';
 import { cryptoRandom, MemoryLogger, realClock, realRuntime, silentLogger } from '../../lib/cluster/seams';
-import { digestOf, SimStore } from '../../lib/cluster/sim/store';
+import { digestOf, SimStore } from '../../sim/store';
 import { TcpNetwork } from '../../lib/cluster/tcp-network';
 
 export interface TcpNode {

@@ -16,12 +16,12 @@
  * whose event is running, so they too are scheduled by the seed; the real globals are put
  * back whenever control returns to the real event loop.
  */
-import { decodeBody, encodeBody, frameOf, FrameError } from './frame';
-import { FRAME_HEADER_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from './constants';
-import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, PskSettings, WireMessage } from './network';
-import { hostOf } from './network';
-import type { Clock, Logger, TimerHandle, Timers } from './seams';
-import { SeededRandom } from './seams';
+import { decodeBody, encodeBody, frameOf, FrameError } from '../lib/cluster/frame';
+import { FRAME_HEADER_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from '../lib/cluster/constants';
+import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, PskSettings, WireMessage } from '../lib/cluster/network';
+import { hostOf } from '../lib/cluster/network';
+import type { Clock, Logger, TimerHandle, Timers } from '../lib/cluster/seams';
+import { SeededRandom } from '../lib/cluster/seams';
 
 const TASK = Symbol('simulation task');
 

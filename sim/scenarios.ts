@@ -11,9 +11,9 @@
  *
  * After faults stop every scenario runs the same checkers (`checkCluster`).
  */
-import type { RecordVersion } from '../local-store';
-import { SeededRandom } from '../seams';
-import type { SimHost } from '../simulation';
+import type { RecordVersion } from '../lib/cluster/local-store';
+import { SeededRandom } from '../lib/cluster/seams';
+import type { SimHost } from './simulation';
 import type { SimCluster, SimNode } from './harness';
 import { SimCluster as Cluster } from './harness';
 import type { SimOperation } from './store';

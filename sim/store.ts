@@ -25,10 +25,10 @@
  *   store does not wait for its clock to pass the cut (the simulated clocks do not lag).
  */
 import { createHash } from 'node:crypto';
-import { versionWins } from '../../namespace/conflict';
-import { PARTITION_COUNT } from '../constants';
-import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, RecordVersion } from '../local-store';
-import type { Clock, Timers } from '../seams';
+import { versionWins } from '../lib/namespace/conflict';
+import { PARTITION_COUNT } from '../lib/cluster/constants';
+import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, RecordVersion } from '../lib/cluster/local-store';
+import type { Clock, Timers } from '../lib/cluster/seams';
 
 export type SimOperation =
   | { call: 'put'; bins: Record<string, unknown> }

@@ -17,8 +17,8 @@ import {
   EX_SET,
   EX_SET_LENGTH,
   Exchange,
-} from '../native/exchange';
-import { type ColdStartReport, DeviceStore, type DeviceStoreOptions, type StoreIndex } from './device-store';
+} from '../lib/native/exchange';
+import { type ColdStartReport, DeviceStore, type DeviceStoreOptions, type StoreIndex } from '../lib/storage/device-store';
 
 interface Entry {
   low: number;

@@ -4,12 +4,12 @@
  * crashed or restarted) and its own SimStore. Used by the fault scenarios (scenarios.ts), the
  * `npm run simulate` scripts and the cluster tests.
  */
-import type { ClusterOptions } from '../cluster';
-import { ClusterNode } from '../cluster';
-import { MemoryLogger, SeededRandom } from '../seams';
-import type { SimHost, SimNetworkOptions } from '../simulation';
-import { SimNetwork, SimScheduler } from '../simulation';
-import type { RecordVersion } from '../local-store';
+import type { ClusterOptions } from '../lib/cluster/cluster';
+import { ClusterNode } from '../lib/cluster/cluster';
+import { MemoryLogger, SeededRandom } from '../lib/cluster/seams';
+import type { SimHost, SimNetworkOptions } from './simulation';
+import { SimNetwork, SimScheduler } from './simulation';
+import type { RecordVersion } from '../lib/cluster/local-store';
 import type { SimStoreOptions } from './store';
 import { SimStore } from './store';
 
