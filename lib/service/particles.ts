@@ -145,10 +145,12 @@ export function writeParticle(writer: ByteWriter, value: BinValue): number {
 
 /** Reads Aerospike's MessagePack into Shoal values. Maps must have string keys. */
 export class MsgpackReader {
+  /** With `anyMapKeys`, a map with a key that is not a string reads as a Map (backup files, lib/backup/); else it is refused. */
   constructor(
     readonly source: Buffer,
     public at: number,
     readonly end: number,
+    readonly anyMapKeys = false,
   ) {}
 
   private need(bytes: number): void {
@@ -290,7 +292,7 @@ export class MsgpackReader {
     return items;
   }
 
-  private map(count: number, depth: number): { [name: string]: BinValue } {
+  private map(count: number, depth: number): { [name: string]: BinValue } | Map<string | number | bigint | Buffer, BinValue> {
     if (count > this.end - this.at) throw badValue(`a map claims ${count} entries in ${this.end - this.at} bytes`);
     if (count > 0 && this.skipExt()) {
       this.value(depth + 1);
@@ -299,10 +301,25 @@ export class MsgpackReader {
     const map: { [name: string]: BinValue } = {};
     for (let i = 0; i < count; i++) {
       const key = this.value(depth + 1);
-      if (typeof key !== 'string') throw badValue('Shoal map keys are strings; this map has a key of another type');
+      if (typeof key !== 'string') {
+        if (this.anyMapKeys) return this.keyedMap(map, key, count - i, depth);
+        throw badValue('Shoal map keys are strings; this map has a key of another type');
+      }
       const value = this.value(depth + 1);
       if (key === '__proto__') Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
       else map[key] = value;
+    }
+    return map;
+  }
+
+  /** The rest of a map as a Map, from its first key that is not a string (`entries` left, that one's value not read yet). */
+  private keyedMap(read: { [name: string]: BinValue }, firstKey: BinValue, entries: number, depth: number): Map<string | number | bigint | Buffer, BinValue> {
+    const map = new Map<string | number | bigint | Buffer, BinValue>(Object.entries(read));
+    let key = firstKey;
+    for (let i = 0; i < entries; i++) {
+      if (i > 0) key = this.value(depth + 1);
+      if (typeof key !== 'string' && typeof key !== 'number' && typeof key !== 'bigint' && !Buffer.isBuffer(key)) throw badValue('a map key is neither a string, an integer nor bytes');
+      map.set(key, this.value(depth + 1));
     }
     return map;
   }
