@@ -140,7 +140,7 @@ export class Shipper extends EventEmitter {
     const existing = this.pending.get(key);
     if (existing !== undefined) {
       existing.lastUpdateMs = Math.min(existing.lastUpdateMs, version.lastUpdateMs);
-      existing.tombstone = tombstone;
+      existing.tombstone = newerTombstone(existing.tombstone, tombstone);
       return true;
     }
     const partition = partitionOf(version.digest);
@@ -397,7 +397,7 @@ export class Shipper extends EventEmitter {
       newer.lastUpdateMs = Math.min(newer.lastUpdateMs, entry.lastUpdateMs);
       newer.seq = Math.min(newer.seq, entry.seq);
       newer.seenMs = Math.min(newer.seenMs, entry.seenMs);
-      newer.tombstone ??= entry.tombstone;
+      newer.tombstone = newerTombstone(newer.tombstone, entry.tombstone);
       return;
     }
     // Past the bound, the record's partition is re-scanned instead (its position holds until then).
@@ -509,4 +509,15 @@ export class Shipper extends EventEmitter {
 /** The queue's key of a record. */
 function keyOf(ns: string, digest: Buffer): string {
   return ns + '\0' + digest.toString('latin1');
+}
+
+/**
+ * The removal an entry keeps: the newer of two. Never none once one was seen: a re-scan can
+ * meet a record's older live version after its removal was queued, and clearing the removal
+ * then would leave the record at the destination.
+ */
+function newerTombstone(kept: RecordVersion | undefined, incoming: RecordVersion | undefined): RecordVersion | undefined {
+  if (incoming === undefined) return kept;
+  if (kept === undefined || incoming.lastUpdateMs >= kept.lastUpdateMs) return incoming;
+  return kept;
 }

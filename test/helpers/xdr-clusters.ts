@@ -25,6 +25,8 @@ interface Reply {
 export interface XdrNodeOptions {
   xdr?: { destinations: unknown[] };
   conflictResolution?: 'generation' | 'lastUpdateTime';
+  /** The device namespace acknowledges writes only once on its device. */
+  commitToDevice?: boolean;
 }
 
 export class XdrNode {
