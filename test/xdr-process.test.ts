@@ -96,6 +96,8 @@ async function expectIdentical(source: XdrCluster, destination: XdrCluster): Pro
     const node = source.find((n) => !n.exited)!;
     for (const k of differ.slice(0, 10)) console.log(k, hereByKey.get(k), thereByKey.get(k), await node.value('debugKey', { key: k }));
     console.log(differ.length, 'differ', JSON.stringify(await node.value('xdrState')), node.stderr.slice(-2000));
+    for (const n of destination) console.log(n.nodeId, JSON.stringify(await n.value('xdrState')), n.stderr.slice(-1500));
+    for (const k of differ.slice(0, 3)) for (const n of destination) console.log('dest', n.nodeId, k, JSON.stringify(await n.value('debugKey', { key: k })));
   }
   expect(there.length).toBe(here.length);
   expect(there).toEqual(here);

@@ -85,6 +85,8 @@ interface Scan {
   partition: number;
   fromMs: number;
   seq: number;
+  /** The queue sequence when the scan was queued: the records it queues count as queued then. */
+  entrySeq: number;
 }
 
 export class Shipper extends EventEmitter {
@@ -135,11 +137,13 @@ export class Shipper extends EventEmitter {
     return this.pending.has(key) || this.inFlightKeys.has(key);
   }
 
-  private enqueue(ns: string, version: { digest: Buffer; lastUpdateMs: number }, tombstone: RecordVersion | undefined): boolean {
+  /** Queues a record; `seq` (a re-scan's) dates the entry back to when its scan was queued, for waitForShipped. */
+  private enqueue(ns: string, version: { digest: Buffer; lastUpdateMs: number }, tombstone: RecordVersion | undefined, seq?: number): boolean {
     const key = keyOf(ns, version.digest);
     const existing = this.pending.get(key);
     if (existing !== undefined) {
       existing.lastUpdateMs = Math.min(existing.lastUpdateMs, version.lastUpdateMs);
+      if (seq !== undefined) existing.seq = Math.min(existing.seq, seq);
       existing.tombstone = newerTombstone(existing.tombstone, tombstone);
       return true;
     }
@@ -148,7 +152,7 @@ export class Shipper extends EventEmitter {
       this.overflow(ns, partition, version.lastUpdateMs);
       return false;
     }
-    this.pending.set(key, { ns, digest: version.digest, partition, lastUpdateMs: version.lastUpdateMs, seq: ++this.seq, seenMs: Date.now(), tombstone });
+    this.pending.set(key, { ns, digest: version.digest, partition, lastUpdateMs: version.lastUpdateMs, seq: seq ?? ++this.seq, seenMs: Date.now(), tombstone });
     return true;
   }
 
@@ -174,7 +178,7 @@ export class Shipper extends EventEmitter {
       return;
     }
     this.scansStarted++;
-    this.scans.set(key, { ns, partition, fromMs, seq: ++this.scanSeq });
+    this.scans.set(key, { ns, partition, fromMs, seq: ++this.scanSeq, entrySeq: this.seq });
   }
 
   /**
@@ -242,6 +246,9 @@ export class Shipper extends EventEmitter {
 
   /** Resolves once everything queued (or to be re-scanned) before the call has been applied at the destination. */
   waitForShipped(): Promise<void> {
+    // Partitions this node masters and has not taken on yet (just after a start) are re-scanned
+    // from their positions first: their backlog was acknowledged before this call.
+    this.checkOwnership();
     const seq = this.seq;
     const scanSeq = this.scanSeq;
     if (this.doneUpTo(seq, scanSeq)) return Promise.resolve();
@@ -478,13 +485,13 @@ export class Shipper extends EventEmitter {
   private async scanPartition(scan: Scan, fromMs: number): Promise<boolean> {
     const removals = this.host.removalsSince(scan.ns, scan.partition, fromMs);
     if (this.pending.size + removals.length >= XDR_PENDING_RECORDS_MAX) return false;
-    for (const removal of removals) this.enqueue(scan.ns, removal, removal);
+    for (const removal of removals) this.enqueue(scan.ns, removal, removal, scan.entrySeq);
     let sliced = 0;
     for await (const version of this.host.store.iteratePartition(scan.ns, scan.partition)) {
       if (this.stopped) return false;
       if (version.lastUpdateMs < fromMs) continue;
       if (this.pending.size >= XDR_PENDING_RECORDS_MAX - 1) return false;
-      this.enqueue(scan.ns, version, version.tombstone ? version : undefined);
+      this.enqueue(scan.ns, version, version.tombstone ? version : undefined, scan.entrySeq);
       if (++sliced === XDR_SCAN_SLICE_RECORDS) {
         sliced = 0;
         this.pump();
