@@ -1,12 +1,43 @@
 /**
  * One cluster node of the cluster batchPut bench (bench/cluster.ts), driven over IPC:
- * { id, op: 'state' | 'batchPut' | 'lag' | 'close', ... } -> { id, ok, value | error }.
+ * { id, op: 'state' | 'batchPut' | 'load' | 'lag' | 'close', ... } -> { id, ok, value | error }.
+ * Also the Shoal side of the cluster throughput bench (bench/cluster-throughput.ts): `load`.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { open } from '../lib/index';
+import { open, type Db } from '../lib/index';
 
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
+
+/**
+ * `inFlight` workers issuing puts or gets of random keys below `keys` for `durationMs`.
+ * Returns the operations completed, the errors and the latency percentiles in µs.
+ */
+async function load(db: Db, kind: 'put' | 'get', inFlight: number, durationMs: number, keys: number) {
+  const latenciesUs: number[] = [];
+  let errors = 0;
+  const end = performance.now() + durationMs;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const i = Math.floor(Math.random() * keys);
+      const key = { ns: 'bench', set: 's', key: i };
+      const started = performance.now();
+      try {
+        if (kind === 'put') await db.put(key, { v: i, name: `user-${i}`, city: 'Lisbon' });
+        else await db.get(key);
+        latenciesUs.push((performance.now() - started) * 1000);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  latenciesUs.sort((a, b) => a - b);
+  const at = (q: number) => latenciesUs[Math.min(latenciesUs.length - 1, Math.floor(q * latenciesUs.length))] ?? 0;
+  return { opsPerSecond: latenciesUs.length / seconds, errors, p50Us: at(0.5), p99Us: at(0.99) };
+}
 
 async function main(): Promise<void> {
   const [nodeId, dataDir, seed] = process.argv.slice(2);
@@ -17,7 +48,7 @@ async function main(): Promise<void> {
     cluster: { nodeId: nodeId!, listen: { host: '127.0.0.1', port: 0 }, seeds: seed ? [seed] : [] },
     log: (message) => process.stderr.write(`[${nodeId}] ${message}\n`),
   });
-  process.on('message', async (command: { id: number; op: string; from?: number; count?: number }) => {
+  process.on('message', async (command: { id: number; op: string; from?: number; count?: number; kind?: 'put' | 'get'; inFlight?: number; durationMs?: number; keys?: number }) => {
     try {
       let value: unknown = null;
       if (command.op === 'state') value = { ...db.cluster!.state(), settled: await db.cluster!.waitForMigrations({ timeoutMs: 0 }).then(() => true, () => false) };
@@ -30,6 +61,8 @@ async function main(): Promise<void> {
         const started = performance.now();
         const results = await db.batchPut(entries);
         value = { ms: performance.now() - started, failed: results.filter((r) => r instanceof Error).length };
+      } else if (command.op === 'load') {
+        value = await load(db, command.kind!, command.inFlight!, command.durationMs!, command.keys!);
       } else if (command.op === 'close') {
         await db.close({ dropIndex: true });
         setImmediate(() => process.exit(0));

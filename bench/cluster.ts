@@ -6,47 +6,15 @@
  * and every node reports its longest event-loop delay over the rounds. A one-node Db in this
  * process runs the same batches first, as the same-run reference.
  */
-import { ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { open } from '../lib/index';
+import { formCluster } from './cluster-nodes';
 
 const BATCH = Number(process.env.BENCH_CLUSTER_BATCH ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_CLUSTER_ROUNDS ?? 3);
 const TARGET_ENTRIES_PER_SECOND = 200_000;
-
-interface Node {
-  process: ChildProcess;
-  address: string;
-  call(op: string, fields?: Record<string, unknown>): Promise<any>;
-}
-
-function startNode(name: string, dataDir: string, seed: string | undefined): Promise<Node> {
-  const child = fork(path.join(__dirname, 'cluster-child.js'), [name, dataDir, seed ?? ''], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const waiting = new Map<number, (reply: any) => void>();
-  let next = 0;
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
-    child.on('message', (message: any) => {
-      if (message.ready) {
-        resolve({
-          process: child,
-          address: message.address,
-          call: (op, fields = {}) =>
-            new Promise((done, fail) => {
-              const id = next++;
-              waiting.set(id, (reply) => (reply.ok ? done(reply.value) : fail(new Error(reply.error))));
-              child.send({ id, op, ...fields });
-            }),
-        });
-        return;
-      }
-      waiting.get(message.id)?.(message);
-      waiting.delete(message.id);
-    });
-  });
-}
 
 function entries(from: number) {
   return Array.from({ length: BATCH }, (_, i) => ({ key: { ns: 'bench', set: 's', key: from + i }, bins: { v: from + i, name: `user-${from + i}`, city: 'Lisbon' } }));
@@ -68,17 +36,8 @@ async function singleNode(dir: string): Promise<number> {
 }
 
 async function cluster(size: number, dir: string): Promise<{ best: number; median: number; failed: number; lag: number[] }> {
-  const nodes: Node[] = [];
+  const nodes = await formCluster(size, dir, String(size));
   try {
-    nodes.push(await startNode('b1', path.join(dir, `${size}-1`), undefined));
-    for (let i = 2; i <= size; i++) nodes.push(await startNode(`b${i}`, path.join(dir, `${size}-${i}`), nodes[0]!.address));
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const states = await Promise.all(nodes.map((node) => node.call('state')));
-      if (states.every((s) => s.succession.length === size && s.settled)) break;
-      if (Date.now() > deadline) throw new Error(`the ${size}-node cluster did not form`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
     await nodes[0]!.call('batchPut', { from: 0, count: BATCH });
     await Promise.all(nodes.map((node) => node.call('lag')));
     const rates: number[] = [];

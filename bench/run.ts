@@ -1,10 +1,11 @@
 /**
- * npm run bench: every benchmark but the io-engine, protocol, cluster, cluster-security and xdr comparisons (run them by name), or the ones
+ * npm run bench: every benchmark but the io-engine, protocol, cluster, cluster-throughput, cluster-security and xdr comparisons (run them by name), or the ones
  * named on the command line (`npm run bench -- memory storage`). Figures are printed; targets say MET or NOT MET.
  */
 import { runCdtBench } from './cdt';
 import { runClusterBench } from './cluster';
 import { runClusterSecurityBench } from './cluster-security';
+import { runClusterThroughputBench } from './cluster-throughput';
 import { runIoEngineBench } from './io-engine';
 import { runMemoryBench } from './memory';
 import { runProtocolBench } from './protocol';
@@ -22,13 +23,14 @@ const suites: Record<string, () => Promise<boolean>> = {
   protocol: runProtocolBench,
   cdt: runCdtBench,
   cluster: runClusterBench,
+  'cluster-throughput': runClusterThroughputBench,
   'cluster-security': runClusterSecurityBench,
   xdr: runXdrBench,
 };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
-  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => !['io-engine', 'protocol', 'cluster', 'cluster-security', 'xdr'].includes(name));
+  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => !['io-engine', 'protocol', 'cluster', 'cluster-throughput', 'cluster-security', 'xdr'].includes(name));
   process.stdout.write(`shoal benchmarks on ${process.version}, ${require('node:os').cpus().length} cores: ${names.join(', ')}\n`);
   for (const name of names) {
     const suite = suites[name];

@@ -38,6 +38,29 @@ export const BATCH_PUT_VARIABLE_BYTES_MIN = 4 << 20;
 export const OPERATION_PAYLOAD_BYTES_MAX = 8 << 20;
 /** Nesting of a filter expression's operations (deeper ones are refused before they reach the evaluator's stack). */
 export const EXPRESSION_DEPTH_MAX = 128;
+/** A cmpRegex pattern's length in UTF-8 bytes (Aerospike sets none; this keeps parsing and the NFA small). */
+export const REGEX_PATTERN_BYTES_MAX = 4_096;
+/** Groups and stacked repetitions (`((a*)+){2}`) nested in a cmpRegex pattern: the parser and the NFA builder recurse this deep. */
+export const REGEX_NESTING_MAX = 64;
+/** The largest count in a {m,n} repetition (glibc's RE_DUP_MAX, which Aerospike's regcomp applies). */
+export const REGEX_REPEAT_COUNT_MAX = 0x7fff;
+/**
+ * States of a cmpRegex NFA once bounded repetitions are expanded ({m,n} copies its operand
+ * n times): `a{1000}{1000}` would be a million states and is refused instead of built.
+ */
+export const REGEX_STATES_MAX = 20_000;
+/**
+ * NFA state visits one cmpRegex evaluation may make (about text bytes times live states; the
+ * lookups of its DFA cache are not counted, each is one byte's move). Past it the match is
+ * UNKNOWN for that record (a filter treats it as false), so one evaluation stays within about
+ * 50 ms of event-loop time.
+ */
+export const REGEX_MATCH_STEPS_MAX = 4_000_000;
+/**
+ * Bytes of one compiled cmpRegex's DFA cache (its state sets and their 1 or 4 KiB rows of
+ * moves): 64 to 256 states. Past it the rest of a text runs on the NFA, under the step budget.
+ */
+export const REGEX_DFA_CACHE_BYTES = 256 << 10;
 /** Levels of a list or map operation's context path (deeper values cannot exist: BIN_VALUE_DEPTH_MAX). */
 export const CONTEXT_LEVELS_MAX = 64;
 

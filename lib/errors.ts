@@ -14,6 +14,10 @@ export const ErrorCode = {
   BIN_TYPE: 'BIN_TYPE',
   RECORD_TOO_BIG: 'RECORD_TOO_BIG',
   KEY_BUSY: 'KEY_BUSY',
+  /** An expression write with CREATE_ONLY found the bin there. */
+  BIN_EXISTS: 'BIN_EXISTS',
+  /** An expression write with UPDATE_ONLY found no bin. */
+  BIN_NOT_FOUND: 'BIN_NOT_FOUND',
   /** A list or map operation's element is not there (map update-only put, for one). */
   ELEMENT_NOT_FOUND: 'ELEMENT_NOT_FOUND',
   /** A list or map operation's element is already there (add-unique append, create-only put). */
@@ -43,6 +47,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   BIN_TYPE: 12,
   RECORD_TOO_BIG: 13,
   KEY_BUSY: 14,
+  BIN_EXISTS: 6,
+  BIN_NOT_FOUND: 17,
   ELEMENT_NOT_FOUND: 23,
   ELEMENT_EXISTS: 24,
   OP_NOT_APPLICABLE: 26,

@@ -30,4 +30,6 @@ export { PARTITION_COUNT } from './constants';
 export { digestOf, partitionOf } from './model/digest';
 export { exp } from './model/exp/builders';
 export { ExpType, ParticleType, RegexFlags } from './model/exp/codes';
+export { ExpReadFlags, ExpWriteFlags } from './model/exp/operation';
+export type { ExpOperation } from './model/exp/operation';
 export type { Expression } from './model/exp/expression';

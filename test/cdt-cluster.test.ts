@@ -5,7 +5,7 @@
  * Dbs in this process on real loopback TCP.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { Db, ErrorCode, ExpType, MapOrder, ReturnType, cdt, exp, op, open } from '../lib/index';
+import { Db, ErrorCode, ExpType, ExpWriteFlags, MapOrder, ReturnType, cdt, exp, op, open, type Operation } from '../lib/index';
 import { digestOf, partitionOf } from '../lib/model/digest';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
 
@@ -79,6 +79,16 @@ describe('list and map operations in a 2-node cluster', () => {
       expect((await via.get(key, { filter: hasOne }))?.bins.m).toBeInstanceOf(Map);
       await expect(via.get(key, { filter: never })).rejects.toMatchObject({ code: ErrorCode.FILTERED_OUT });
       await expect(via.operate(key, [op.map.put('m', 2, 'two')], { filter: never })).rejects.toMatchObject({ code: ErrorCode.FILTERED_OUT });
+    }
+    // Expression operations and result keys (the Aerospike listener's per-op results) cross as data.
+    for (const [i, key] of keys.entries()) {
+      const via = i % 2 === 0 ? a : b;
+      const result = await via.operate(key, [
+        { ...op.exp.write('e', exp.add(exp.binInt('w2'), 1), ExpWriteFlags.EVAL_NO_FAIL), resultKey: '0' },
+        { ...op.exp.read('size', exp.maps.size(exp.binMap('m'))), resultKey: '1' },
+        { ...op.map.size('m'), resultKey: '2' },
+      ] as Operation[]);
+      expect(result.bins).toEqual({ '1': 3, '2': 3 });
     }
     let filtered = 0;
     for await (const record of b.scan('cdt', undefined, { filter: exp.eq(exp.binInt('nope'), 1) })) filtered += record ? 1 : 0;

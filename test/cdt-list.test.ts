@@ -140,7 +140,10 @@ const reads: Scenario[] = [
   { name: 'getByValueRange RANK', bins: { list: [30, 10, 20, 40] }, ops: [op.list.getByValueRange('list', 15, 35, RT.RANK)], result: { list: [1, 2] } },
   { name: 'getByRank', bins: { list: [30, 10, 20] }, ops: [op.list.getByRank('list', 0)], result: { list: 10 } },
   { name: 'getByRank from the largest', bins: { list: [30, 10, 20] }, ops: [op.list.getByRank('list', -1, RT.INDEX)], result: { list: 0 } },
-  { name: 'getByRankRange (rank order)', bins: { list: [30, 10, 20, 40] }, ops: [op.list.getByRankRange('list', 1, 2)], result: { list: [20, 30] } },
+  // Values of a rank range come in the server's heap order: descending when the range is at least as near the start as the end.
+  { name: 'getByRankRange (descending: near the start)', bins: { list: [30, 10, 20, 40] }, ops: [op.list.getByRankRange('list', 1, 2)], result: { list: [30, 20] } },
+  { name: 'getByRankRange (ascending: near the end)', bins: { list: [30, 10, 20, 40] }, ops: [op.list.getByRankRange('list', 2, 2)], result: { list: [30, 40] } },
+  { name: 'getByRankRange (the client suite\'s case)', bins: { list: [83, 39, 49, 20, 42, 41, 98] }, ops: [op.list.getByRankRange('list', 2, 2)], result: { list: [42, 41] } },
   { name: 'getByRankRange INDEX (index order)', bins: { list: [30, 10, 20, 40] }, ops: [op.list.getByRankRange('list', 1, 2, RT.INDEX)], result: { list: [0, 2] } },
   { name: 'getByRankRange out of range', bins: { list: L }, ops: [op.list.getByRankRange('list', 9, 2)], result: { list: [] } },
 ];
@@ -160,11 +163,12 @@ const relativeRank: [number, number, number | undefined, number[]][] = [
   [3, 3, 7, [11, 15]],
   [3, -3, 2, []],
 ];
+// The table is the Java client's, for an ordered list (an unordered one lists values in the server's heap order).
 for (const [value, rank, count, expected] of relativeRank) {
   reads.push({
     name: `getByValueRelRankRange (${value}, ${rank}, ${count})`,
     bins: { list: [0, 4, 5, 9, 11, 15] },
-    ops: [op.list.getByValueRelRankRange('list', value, rank, count)],
+    ops: [op.list.setOrder('list', ListOrder.ORDERED), op.list.getByValueRelRankRange('list', value, rank, count)],
     result: { list: expected },
   });
 }
@@ -183,7 +187,7 @@ const removes: Scenario[] = [
   { name: 'removeByValueRange', bins: { list: L }, ops: [op.list.removeByValueRange('list', 2, 5, RT.INDEX)], result: { list: [1, 2, 3] }, record: { list: [1, 5] } },
   { name: 'removeByValueRelRankRange', bins: { list: [0, 4, 5, 9, 11, 15] }, ops: [op.list.removeByValueRelRankRange('list', 5, 1, 2, RT.VALUE)], result: { list: [9, 11] }, record: { list: [0, 4, 5, 15] } },
   { name: 'removeByRank', bins: { list: [3, 1, 2] }, ops: [op.list.removeByRank('list', 0, RT.VALUE)], result: { list: 1 }, record: { list: [3, 2] } },
-  { name: 'removeByRankRange', bins: { list: [3, 1, 2, 5, 4] }, ops: [op.list.removeByRankRange('list', 0, 3, RT.VALUE)], result: { list: [1, 2, 3] }, record: { list: [5, 4] } },
+  { name: 'removeByRankRange', bins: { list: [3, 1, 2, 5, 4] }, ops: [op.list.removeByRankRange('list', 0, 3, RT.VALUE)], result: { list: [3, 2, 1] }, record: { list: [5, 4] } },
   { name: 'removeByRankRange INVERTED COUNT', bins: { list: [3, 1, 2, 5, 4] }, ops: [op.list.removeByRankRange('list', 0, 3, RT.COUNT | RT.INVERTED)], result: { list: 2 }, record: { list: [3, 1, 2] } },
   { name: 'remove on a nested ordered list', bins: { x: 1 }, ops: [op.list.appendItems('l', [5, 3, 9], { order: ListOrder.ORDERED }), op.list.removeByRank('l', -1, RT.VALUE)], result: { l: 9 }, record: { x: 1, l: [3, 5] } },
 ];

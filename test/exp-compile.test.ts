@@ -5,7 +5,7 @@
  * hostile nesting refused with INVALID_ARGUMENT; UNKNOWN for values of the wrong type at run time.
  */
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, ReturnType, cdt, exp, ExpType } from '../lib/index';
+import { ErrorCode, ReturnType, RegexFlags, cdt, exp, ExpType } from '../lib/index';
 import { fromUser } from '../lib/model/cdt/convert';
 import type { CdtValue } from '../lib/model/cdt/value';
 import { UNKNOWN, compileExpression, compileFilter, type ExpRecord } from '../lib/model/exp/compile';
@@ -115,11 +115,28 @@ describe('comparisons and logic', () => {
     expect(errorOf(() => exp.and(exp.int(1), true))).toBe(ErrorCode.INVALID_ARGUMENT);
   });
 
+  it('regular expressions run in linear time: patterns that backtrack exponentially elsewhere answer at once', () => {
+    // (a+)+$ on a run of a's and a mismatch takes 2^n steps in a backtracking engine (JS RegExp: seconds at n = 26).
+    const text = record({ evil: `${'a'.repeat(26)}!` });
+    for (const pattern of ['^(a+)+$', '^(a|aa)+$', '(a*)*b', '^(a|a?)+$']) {
+      const started = performance.now();
+      expect(value(exp.cmpRegex(RegexFlags.EXTENDED, pattern, exp.binStr('evil')), text), pattern).toBe(false);
+      // Generous for a loaded machine: the backtracking engine took 9.6 s on the first pattern.
+      expect(performance.now() - started, pattern).toBeLessThan(500);
+    }
+    const long = record({ evil: 'x'.repeat(100_000) });
+    const started = performance.now();
+    expect(value(exp.cmpRegex(0, 'x*x*x*x*x*x*x*x*y', exp.binStr('evil')), long)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
   it('regular expressions and inList', () => {
     expect(value(exp.cmpRegex(0, '^A.a$', exp.binStr('name')), person)).toBe(true);
     expect(value(exp.cmpRegex(2, '^ada$', exp.binStr('name')), person)).toBe(true);
     expect(value(exp.cmpRegex(0, '^ada$', exp.binStr('name')), person)).toBe(false);
-    expect(errorOf(() => exp.cmpRegex(0, '(', exp.str('x')))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(errorOf(() => exp.cmpRegex(RegexFlags.EXTENDED, '(', exp.str('x')))).toBe(ErrorCode.INVALID_ARGUMENT);
+    // Without EXTENDED the pattern is POSIX basic syntax, where ( is itself (exp-regex.test.ts).
+    expect(value(exp.cmpRegex(RegexFlags.BASIC, '(', exp.str('x(')))).toBe(true);
     expect(value(exp.inList('a', exp.binList('tags')), person)).toBe(true);
     expect(value(exp.inList('z', exp.binList('tags')), person)).toBe(false);
   });

@@ -155,15 +155,16 @@ describe('operate', () => {
   it('answers a type mismatch with INCOMPATIBLE_TYPE and unsupported ops with UNSUPPORTED_FEATURE', async () => {
     await client.put(key('op-types'), { s: 'text', l: [1] });
     expect(await codeOf(client.operate(key('op-types'), [op.incr('s', 1)]))).toBe(status.ERR_BIN_INCOMPATIBLE_TYPE);
-    expect(await codeOf(client.operate(key('op-types'), [Aerospike.lists.append('l', 2)]))).toBe(status.ERR_UNSUPPORTED_FEATURE);
+    expect(await codeOf(client.operate(key('op-types'), [Aerospike.bitwise.resize('b', 4)]))).toBe(status.ERR_UNSUPPORTED_FEATURE);
+    expect(await codeOf(client.operate(key('op-types'), [Aerospike.lists.append('s', 2)]))).toBe(status.ERR_BIN_INCOMPATIBLE_TYPE);
     expect(await codeOf(client.apply(key('op-types'), { module: 'none', funcname: 'f', args: [] }))).toBe(status.ERR_UNSUPPORTED_FEATURE);
     expect((await client.get(key('op-types'))).bins).toEqual({ s: 'text', l: [1] });
   });
 
-  it('refuses filter expressions and secondary-index queries whole, never half-serving them', async () => {
+  it('filters writes, and refuses secondary-index queries whole, never half-serving them', async () => {
     const exp = Aerospike.exp;
     const filtered = new Aerospike.WritePolicy({ filterExpression: exp.eq(exp.binStr('s'), exp.str('other')) });
-    expect(await codeOf(client.put(key('op-types'), { s: 'changed' }, {}, filtered))).toBe(status.ERR_UNSUPPORTED_FEATURE);
+    expect(await codeOf(client.put(key('op-types'), { s: 'changed' }, {}, filtered))).toBe(status.FILTERED_OUT);
     expect((await client.get(key('op-types'))).bins.s).toBe('text');
     const query = client.query('test', 'basic');
     query.where(Aerospike.filter.equal('i', 1));

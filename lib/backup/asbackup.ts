@@ -22,7 +22,7 @@ import { ErrorCode, ShoalError } from '../errors';
 import type { BinValue, Bins } from '../model/bins';
 import type { KeyValue } from '../model/key';
 import { ByteWriter } from '../service/byte-writer';
-import { MsgpackReader, ParticleType, writeParticle } from '../service/particles';
+import { ParticleType, decodeParticle, writeParticle } from '../service/particles';
 import { ASBACKUP_LINE_MAX_BYTES, ASBACKUP_READ_CHUNK_BYTES, ASBACKUP_VALUE_MAX_BYTES } from './constants';
 
 /** Seconds from the Unix epoch to Aerospike's (2010-01-01T00:00:00Z). */
@@ -212,11 +212,7 @@ async function readBin(source: LineSource): Promise<[string, BinValue]> {
       if (label === 'Y') throw source.error(`bin ${name} holds a HyperLogLog, which Shoal does not store`);
       if (label !== 'M' && label !== 'L') return [name, bytes];
       try {
-        const reader = new MsgpackReader(bytes, 0, bytes.length, true);
-        const value = reader.value(0);
-        if (reader.at !== bytes.length) throw new Error(`${bytes.length - reader.at} bytes after its value`);
-        if (label === 'L' ? !Array.isArray(value) : value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) throw new Error('it holds another type');
-        return [name, value];
+        return [name, decodeParticle(label === 'M' ? ParticleType.MAP : ParticleType.LIST, bytes, 0, bytes.length)];
       } catch (error) {
         throw source.error(`bin ${name}: its ${label === 'M' ? 'map' : 'list'} does not decode: ${(error as Error).message}`);
       }

@@ -649,7 +649,7 @@ export class DeviceNamespace implements Namespace {
       if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
       this.checkFilter(options?.filter, current, payload);
       if (writes) checkPutPolicy(current, options);
-      const outcome = applyOperations(payload, 0, payload?.length ?? 0, operations);
+      const outcome = applyOperations(payload, 0, payload?.length ?? 0, operations, current.exists && payload !== undefined ? () => this.filterSource(current, payload, this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20)) : undefined);
       const nowSeconds = Math.floor(Date.now() / 1000);
       if (!outcome.writes) return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
       if (outcome.bins === undefined) {

@@ -11,6 +11,7 @@ import { PAYLOAD_HEADER_BYTES } from '../constants';
 import { STORED, decodeCdt, endOfLast, lastContainerCount, readContainerHeader, skipValue } from '../model/cdt/decode';
 import type { CdtValue } from '../model/cdt/value';
 import { decodePayloadKey } from '../model/bins';
+import { recordBytes } from '../storage/format';
 import { compileFilter, type ExpRecord } from '../model/exp/compile';
 import { Expression } from '../model/exp/expression';
 import type { KeyValue } from '../model/key';
@@ -40,6 +41,15 @@ export interface FilterSource {
   digest: Uint8Array;
   onDevice: boolean;
   inMemory: boolean;
+}
+
+/**
+ * A record's size as recordSize() reports it: the bytes it takes in the device format
+ * (docs/storage-format.md: header, set name, payload, checksum, padding), for memory
+ * namespaces too, so that, as in Aerospike, it counts the record's overhead and not only its bins.
+ */
+export function storedRecordBytes(source: FilterSource): number {
+  return recordBytes(Buffer.byteLength(source.setName, 'utf8'), 0, source.length);
 }
 
 /** Whether the record passes the filter (no filter: it does). */
@@ -78,7 +88,7 @@ class PayloadRecord implements ExpRecord {
     return this.source.digest;
   }
   get recordBytes(): number {
-    return this.source.length;
+    return storedRecordBytes(this.source);
   }
   get onDevice(): boolean {
     return this.source.onDevice;

@@ -339,7 +339,7 @@ export class MemoryNamespace implements Namespace {
     if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
     if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     if (writes) checkPutPolicy(current, options);
-    const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations);
+    const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations, current.exists ? () => this.filterSource(current.dataLength) : undefined);
     const nowSeconds = Math.floor(Date.now() / 1000);
     if (!outcome.writes) {
       return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };

@@ -17,7 +17,11 @@ import { STORED, decodeCdt, decodeUser, endOfLast, lastContainerCount, readConta
 import { executeCdt, specOf } from '../model/cdt/execute';
 import { fastWrite, output as fastArena, resetFastArena } from '../model/cdt/fast';
 import { CdtValue, ENCODED_ENTRIES, EncodedEntries, EncodedValue, toUser } from '../model/cdt/value';
-import { describe } from '../model/key';
+import { describe, type KeyValue } from '../model/key';
+import { decodePayloadKey } from '../model/bins';
+import type { ExpRecord } from '../model/exp/compile';
+import { ExpOperation, ExpReadFlags, ExpWriteFlags, UNKNOWN, checkExpOperation, compileOperation, expOperations, storedCopy } from '../model/exp/operation';
+import { type FilterSource, storedRecordBytes } from './filter';
 
 export type Operation =
   | { op: 'read'; bin: string }
@@ -27,7 +31,17 @@ export type Operation =
   | { op: 'prepend'; bin: string; value: string | Buffer }
   | { op: 'touch' }
   | { op: 'delete' }
-  | CdtOperation;
+  | CdtOperation
+  | ExpOperation;
+
+/**
+ * An operation may carry `resultKey`: the key its result takes in operate()'s returned bins
+ * instead of the bin name (the Aerospike listener gives each op its own key, so two results
+ * for one bin both come back, in order).
+ */
+type Keyed = { resultKey?: string };
+/** An operation with its result's key (see Keyed). */
+export type KeyedOperation = Operation & Keyed;
 
 /** Operation builders for db.operate(); op.list and op.map build list and map operations. */
 export const op = {
@@ -40,6 +54,8 @@ export const op = {
   delete: (): Operation => ({ op: 'delete' }),
   list,
   map,
+  /** Expression operations: op.exp.read(name, expression, flags), op.exp.write(bin, expression, flags). */
+  exp: expOperations,
 };
 
 /**
@@ -51,13 +67,15 @@ export function checkOperations(operations: unknown): asserts operations is Oper
   if (operations.length === 0) throw invalidArgument('operations must not be empty');
   operations.forEach((operation: Operation, index: number) => {
     if (operation === null || typeof operation !== 'object') throw invalidArgument(`operation ${index} is not an op.*() value`);
+    const resultKey = (operation as Keyed).resultKey;
+    if (resultKey !== undefined && typeof resultKey !== 'string') throw invalidArgument(`operation ${index}: resultKey must be a string`);
     kindOf(operation, index).check(operation as never, index);
   });
 }
 
 /** Whether an operation writes the record (a list or map read does not). */
 export function operationWrites(operation: Operation): boolean {
-  if (operation.op === 'read') return false;
+  if (operation.op === 'read' || operation.op === 'expRead') return false;
   if (operation.op !== 'cdt') return true;
   return specOf(new OperationArgs(operation.payload)).modify;
 }
@@ -82,13 +100,14 @@ export interface OperateOutcome {
 
 /**
  * Applies operations in order to the record whose payload is payload[offset, offset + length)
- * (undefined: the record does not exist).
+ * (undefined: the record does not exist). `record` gives expression operations the stored
+ * record's metadata (called only when one asks; absent for a record being created).
  * @throws ShoalError BIN_TYPE when an operation meets a bin of another type; the list and
  *   map operations' errors (OP_NOT_APPLICABLE, ELEMENT_EXISTS, ELEMENT_NOT_FOUND,
  *   INVALID_ARGUMENT), each naming the operation. Nothing is changed when it throws.
  */
-export function applyOperations(payload: Buffer | undefined, offset: number, length: number, operations: readonly Operation[]): OperateOutcome {
-  const working = new WorkingBins(payload, offset, length);
+export function applyOperations(payload: Buffer | undefined, offset: number, length: number, operations: readonly Operation[], record?: () => FilterSource): OperateOutcome {
+  const working = new WorkingBins(payload, offset, length, record);
   const reads: Bins = {};
   let writes = false;
   for (let index = 0; index < operations.length; index++) {
@@ -164,7 +183,13 @@ class WorkingBins {
   private remaining = 0;
   private binsEnd = 0;
 
-  constructor(payload: Buffer | undefined, offset: number, length: number) {
+  constructor(
+    payload: Buffer | undefined,
+    offset: number,
+    length: number,
+    /** The stored record's metadata, for expression operations. */
+    private readonly metadataOf: (() => FilterSource) | undefined,
+  ) {
     resetFastArena();
     if (payload === undefined) return;
     const binsAt = offset + PAYLOAD_HEADER_BYTES + payload.readUInt16LE(offset + 2);
@@ -177,6 +202,14 @@ class WorkingBins {
     this.remaining = lastContainerCount();
     this.scanAt = endOfLast();
     this.binsEnd = bytes;
+  }
+
+  private recordMetadata: FilterSource | undefined;
+
+  /** The stored record's metadata (undefined for a record being created). */
+  get metadata(): FilterSource | undefined {
+    if (this.recordMetadata === undefined && this.metadataOf !== undefined) this.recordMetadata = this.metadataOf();
+    return this.recordMetadata;
   }
 
   /** Reads stored bins until `bin` (all of them when it is not there). */
@@ -278,6 +311,48 @@ class WorkingBins {
   }
 }
 
+/**
+ * The record as an expression operation sees it: the bins as the operations before it left
+ * them, and the stored record's metadata (a record being created has none: no expiry, no set,
+ * no key, size 0).
+ */
+class WorkingRecord implements ExpRecord {
+  constructor(private readonly working: WorkingBins) {}
+
+  bin(name: string): CdtValue | undefined {
+    return this.working.cdtValue(name);
+  }
+  get voidTime(): number {
+    return this.working.metadata?.voidTime ?? 0;
+  }
+  get lastUpdateMs(): number {
+    return this.working.metadata?.lastUpdateMs ?? 0;
+  }
+  get setName(): string {
+    return this.working.metadata?.setName ?? '';
+  }
+  get key(): KeyValue | undefined {
+    const source = this.working.metadata;
+    if (source === undefined || source.payload[source.offset + 1] === 0) return undefined;
+    return decodePayloadKey(source.payload, source.offset);
+  }
+  get digest(): Uint8Array {
+    return this.working.metadata?.digest ?? NO_DIGEST;
+  }
+  get recordBytes(): number {
+    const source = this.working.metadata;
+    return source === undefined ? 0 : storedRecordBytes(source);
+  }
+  get onDevice(): boolean {
+    return this.working.metadata?.onDevice ?? false;
+  }
+  get inMemory(): boolean {
+    return this.working.metadata?.inMemory ?? true;
+  }
+}
+
+const NO_DIGEST = new Uint8Array(20);
+
 /** The fast writes' arena (it may have grown during the write). */
 function fastArenaBuffer(): Buffer {
   return fastArena;
@@ -291,7 +366,7 @@ interface OperationKind<T extends Operation> {
   apply(working: WorkingBins, operation: T, reads: Bins): boolean;
 }
 
-type Kinds = { [K in Operation['op']]: OperationKind<Extract<Operation, { op: K }>> };
+type Kinds = { [K in Operation['op']]: OperationKind<Extract<Operation, { op: K }> & Keyed> };
 
 function checkBin(operation: { bin?: unknown }, index: number): void {
   if (typeof operation.bin !== 'string') throw invalidArgument(`operation ${index}: the bin name must be a string, not ${describe(operation.bin)}`);
@@ -303,7 +378,7 @@ const OPERATIONS: Kinds = {
     check: checkBin,
     apply(working, operation, reads) {
       const value = working.userValue(operation.bin);
-      if (value !== undefined) reads[operation.bin] = value;
+      if (value !== undefined) reads[resultKeyOf(operation)] = value;
       return false;
     },
   },
@@ -363,16 +438,73 @@ const OPERATIONS: Kinds = {
       const spec = specOf(args);
       const fast = spec.modify ? working.fastWrite(operation.bin, args) : undefined;
       if (fast !== undefined) {
-        reads[operation.bin] = toUser(fast) as BinValue;
+        reads[resultKeyOf(operation)] = toUser(fast) as BinValue;
         return true;
       }
       const execution = executeCdt(working.cdtValue(operation.bin), args);
       if (execution.changed && execution.value !== undefined) working.setCdt(operation.bin, execution.value);
-      if (execution.result !== undefined) reads[operation.bin] = toUser(execution.result) as BinValue;
+      if (execution.result !== undefined) reads[resultKeyOf(operation)] = toUser(execution.result) as BinValue;
       return spec.modify;
     },
   },
+  expRead: {
+    check(operation, index) {
+      if (typeof operation.name !== 'string' || operation.name.length === 0) throw invalidArgument(`operation ${index} (expRead): the result name must be a non-empty string`);
+      checkExpOperation(operation, index);
+    },
+    apply(working, operation, reads) {
+      const value = evaluate(working, operation.expression, operation.flags);
+      if (value !== undefined && value !== null) reads[operation.resultKey ?? operation.name] = toUser(value) as BinValue;
+      return false;
+    },
+  },
+  expWrite: {
+    check(operation, index) {
+      checkBin(operation, index);
+      checkExpOperation(operation, index);
+    },
+    apply(working, operation) {
+      const flags = operation.flags;
+      const exists = working.cdtValue(operation.bin) !== undefined;
+      const refused = exists ? (flags & ExpWriteFlags.CREATE_ONLY) !== 0 : (flags & ExpWriteFlags.UPDATE_ONLY) !== 0;
+      if (refused) {
+        if ((flags & ExpWriteFlags.POLICY_NO_FAIL) !== 0) return false;
+        if (exists) throw new ShoalError(ErrorCode.BIN_EXISTS, `bin "${operation.bin}" exists and the write is CREATE_ONLY`);
+        throw new ShoalError(ErrorCode.BIN_NOT_FOUND, `bin "${operation.bin}" does not exist and the write is UPDATE_ONLY`);
+      }
+      const value = evaluate(working, operation.expression, flags);
+      if (value === undefined) return false;
+      if (value !== null) {
+        working.setCdt(operation.bin, storedCopy(value));
+        return true;
+      }
+      if (!exists) return false;
+      if ((flags & ExpWriteFlags.ALLOW_DELETE) === 0) {
+        if ((flags & ExpWriteFlags.POLICY_NO_FAIL) !== 0) return false;
+        throw new ShoalError(ErrorCode.OP_NOT_APPLICABLE, `the expression's value is nil, which would delete bin "${operation.bin}" (ALLOW_DELETE is not set)`);
+      }
+      working.remove(operation.bin);
+      return true;
+    },
+  },
 };
+
+/** Where an operation's result goes in the returned bins. */
+function resultKeyOf(operation: { bin: string } & Keyed): string {
+  return operation.resultKey ?? operation.bin;
+}
+
+/**
+ * An expression operation's value, or undefined when it cannot be evaluated and EVAL_NO_FAIL
+ * says to carry on.
+ * @throws ShoalError OP_NOT_APPLICABLE when it cannot be evaluated (UNKNOWN).
+ */
+function evaluate(working: WorkingBins, expression: Uint8Array, flags: number): CdtValue | undefined {
+  const value = compileOperation(expression).evaluate(new WorkingRecord(working));
+  if (value !== UNKNOWN) return value as CdtValue;
+  if ((flags & ExpReadFlags.EVAL_NO_FAIL) !== 0) return undefined;
+  throw new ShoalError(ErrorCode.OP_NOT_APPLICABLE, 'the expression cannot be evaluated for this record');
+}
 
 function checkConcatenation(operation: { op: string; bin: string; value: unknown }, index: number): void {
   checkBin(operation, index);

@@ -11,7 +11,7 @@
  */
 import { ByteWriter } from './byte-writer';
 import { SERVICE_BATCH_CONCURRENCY, SERVICE_BATCH_ROWS_MAX, SERVICE_REPLY_CHUNK_BYTES } from './constants';
-import { RecordContext, RecordReply, executeRecord, refuseUnsupportedFields, writeRecordMessage } from './records';
+import { RecordContext, RecordReply, executeRecord, filterOf, refuseUnsupportedFields, writeRecordMessage } from './records';
 import { ResultCode, resultCodeOf } from './result-codes';
 import { DIGEST_BYTES, FieldType, Info3, Message, ProtocolError, parseFieldsAndOps } from './wire';
 
@@ -119,6 +119,9 @@ export async function executeBatch(
       : new ProtocolError('a batch request without a batch field');
   }
   const rows = parseBatchRows(field, message);
+  // A row without a filter of its own takes the batch's (the server's rw_utils.c), compiled once for all.
+  const filter = filterOf(message.fields);
+  if (filter !== undefined) for (const row of rows) if (!row.message.fields.has(FieldType.FILTER)) row.message.filter = filter;
   for (let start = 0; start < rows.length && isOpen(); start += SERVICE_BATCH_CONCURRENCY) {
     const window = rows.slice(start, start + SERVICE_BATCH_CONCURRENCY);
     const replies = await Promise.all(window.map((row) => executeRow(context, row)));

@@ -15,6 +15,10 @@ import { BIN_VALUE_DEPTH_MAX } from '../constants';
 import { ByteWriter } from './byte-writer';
 import { RequestError } from './wire';
 import { ResultCode } from './result-codes';
+import { valueFromWire } from './dialect';
+import { decodeUser } from '../model/cdt/decode';
+import { compareValues } from '../model/cdt/order';
+import { type CdtValue, flagsOf } from '../model/cdt/value';
 import { isUtf8 } from 'node:buffer';
 
 /** Particle types. */
@@ -83,11 +87,11 @@ export function decodeParticle(particleType: number, source: Buffer, start: numb
       return geoJsonText(source, start, end);
     case ParticleType.LIST:
     case ParticleType.MAP: {
-      const reader = new MsgpackReader(source, start, end);
-      const value = reader.value(0);
-      if (reader.at !== end) throw badValue(`a ${particleType === ParticleType.LIST ? 'list' : 'map'} particle has ${end - reader.at} bytes after its value`);
-      if (particleType === ParticleType.LIST ? !Array.isArray(value) : value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
-        throw badValue(`a ${particleType === ParticleType.LIST ? 'list' : 'map'} particle holds another type`);
+      const list = particleType === ParticleType.LIST;
+      const bytes = valueFromWire(source, start, end);
+      const value = decodeUser(bytes, 0, bytes.length) as BinValue;
+      if (list ? !Array.isArray(value) : value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
+        throw badValue(`a ${list ? 'list' : 'map'} particle holds another type`);
       }
       return value;
     }
@@ -141,189 +145,7 @@ export function writeParticle(writer: ByteWriter, value: BinValue): number {
 }
 
 // ---------------------------------------------------------------------------------------
-// The MessagePack dialect
-
-/** Reads Aerospike's MessagePack into Shoal values. Maps must have string keys. */
-export class MsgpackReader {
-  /** With `anyMapKeys`, a map with a key that is not a string reads as a Map (backup files, lib/backup/); else it is refused. */
-  constructor(
-    readonly source: Buffer,
-    public at: number,
-    readonly end: number,
-    readonly anyMapKeys = false,
-  ) {}
-
-  private need(bytes: number): void {
-    if (this.end - this.at < bytes) throw badValue('a list or map value is cut off');
-  }
-
-  private u8(): number {
-    this.need(1);
-    return this.source[this.at++]!;
-  }
-
-  private u16(): number {
-    this.need(2);
-    const value = this.source.readUInt16BE(this.at);
-    this.at += 2;
-    return value;
-  }
-
-  private u32(): number {
-    this.need(4);
-    const value = this.source.readUInt32BE(this.at);
-    this.at += 4;
-    return value;
-  }
-
-  /** The next value, `depth` levels deep. @throws RequestError PARAMETER_ERROR. */
-  value(depth: number): BinValue {
-    if (depth > BIN_VALUE_DEPTH_MAX) throw badValue(`list and map values nest deeper than ${BIN_VALUE_DEPTH_MAX} levels`);
-    const tag = this.u8();
-    if (tag <= 0x7f) return tag;
-    if (tag >= 0xe0) return tag - 0x100;
-    if ((tag & 0xe0) === 0xa0) return this.blob(tag & 0x1f);
-    if ((tag & 0xf0) === 0x90) return this.list(tag & 0x0f, depth);
-    if ((tag & 0xf0) === 0x80) return this.map(tag & 0x0f, depth);
-    switch (tag) {
-      case 0xc0:
-        return null;
-      case 0xc2:
-        return false;
-      case 0xc3:
-        return true;
-      case 0xca: {
-        this.need(4);
-        const value = this.source.readFloatBE(this.at);
-        this.at += 4;
-        return value;
-      }
-      case 0xcb: {
-        this.need(8);
-        const value = this.source.readDoubleBE(this.at);
-        this.at += 8;
-        return value;
-      }
-      case 0xcc:
-        return this.u8();
-      case 0xcd:
-        return this.u16();
-      case 0xce:
-        return this.u32();
-      case 0xcf:
-      case 0xd3: {
-        // Aerospike integers are int64: an unsigned 64-bit value is read as its signed twin.
-        this.need(8);
-        const value = this.source.readBigInt64BE(this.at);
-        this.at += 8;
-        return int64Value(value);
-      }
-      case 0xd0:
-        return (this.u8() << 24) >> 24;
-      case 0xd1:
-        return (this.u16() << 16) >> 16;
-      case 0xd2:
-        return this.u32() | 0;
-      case 0xc4:
-      case 0xd9:
-        return this.blob(this.u8());
-      case 0xc5:
-      case 0xda:
-        return this.blob(this.u16());
-      case 0xc6:
-      case 0xdb:
-        return this.blob(this.u32());
-      case 0xdc:
-        return this.list(this.u16(), depth);
-      case 0xdd:
-        return this.list(this.u32(), depth);
-      case 0xde:
-        return this.map(this.u16(), depth);
-      case 0xdf:
-        return this.map(this.u32(), depth);
-      default:
-        // ext elements (order flags) are read by list() and map(); elsewhere they are CDT
-        // wildcards and infinities, which are not storable values.
-        throw badValue(`MessagePack tag 0x${tag.toString(16)} is not a storable value`);
-    }
-  }
-
-  /** A str/bin item: a particle-type byte, then the bytes. */
-  private blob(size: number): BinValue {
-    this.need(size);
-    const start = this.at;
-    this.at += size;
-    if (size === 0) return Buffer.alloc(0);
-    const type = this.source[start]!;
-    if (type === ParticleType.STRING || type === ParticleType.GEOJSON) return utf8(this.source, start + 1, start + size);
-    return Buffer.from(this.source.subarray(start + 1, start + size));
-  }
-
-  /** Skips an ext element at `at` if there is one (a list's or map's order flags); returns whether it did. */
-  private skipExt(): boolean {
-    if (this.at >= this.end) return false;
-    const tag = this.source[this.at]!;
-    let size: number;
-    if (tag >= 0xd4 && tag <= 0xd8) size = 1 << (tag - 0xd4);
-    else if (tag === 0xc7) {
-      this.need(2);
-      size = this.source[this.at + 1]!;
-      this.at += 1;
-    } else if (tag === 0xc8) {
-      this.need(3);
-      size = this.source.readUInt16BE(this.at + 1);
-      this.at += 2;
-    } else if (tag === 0xc9) {
-      this.need(5);
-      size = this.source.readUInt32BE(this.at + 1);
-      this.at += 4;
-    } else return false;
-    this.at += 1;
-    this.need(1 + size);
-    this.at += 1 + size;
-    return true;
-  }
-
-  private list(count: number, depth: number): BinValue[] {
-    if (count > this.end - this.at) throw badValue(`a list claims ${count} items in ${this.end - this.at} bytes`);
-    if (count > 0 && this.skipExt()) count--;
-    const items: BinValue[] = new Array(count);
-    for (let i = 0; i < count; i++) items[i] = this.value(depth + 1);
-    return items;
-  }
-
-  private map(count: number, depth: number): { [name: string]: BinValue } | Map<string | number | bigint | Buffer, BinValue> {
-    if (count > this.end - this.at) throw badValue(`a map claims ${count} entries in ${this.end - this.at} bytes`);
-    if (count > 0 && this.skipExt()) {
-      this.value(depth + 1);
-      count--;
-    }
-    const map: { [name: string]: BinValue } = {};
-    for (let i = 0; i < count; i++) {
-      const key = this.value(depth + 1);
-      if (typeof key !== 'string') {
-        if (this.anyMapKeys) return this.keyedMap(map, key, count - i, depth);
-        throw badValue('Shoal map keys are strings; this map has a key of another type');
-      }
-      const value = this.value(depth + 1);
-      if (key === '__proto__') Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
-      else map[key] = value;
-    }
-    return map;
-  }
-
-  /** The rest of a map as a Map, from its first key that is not a string (`entries` left, that one's value not read yet). */
-  private keyedMap(read: { [name: string]: BinValue }, firstKey: BinValue, entries: number, depth: number): Map<string | number | bigint | Buffer, BinValue> {
-    const map = new Map<string | number | bigint | Buffer, BinValue>(Object.entries(read));
-    let key = firstKey;
-    for (let i = 0; i < entries; i++) {
-      if (i > 0) key = this.value(depth + 1);
-      if (typeof key !== 'string' && typeof key !== 'number' && typeof key !== 'bigint' && !Buffer.isBuffer(key)) throw badValue('a map key is neither a string, an integer nor bytes');
-      map.set(key, this.value(depth + 1));
-    }
-    return map;
-  }
-}
+// The MessagePack dialect: Shoal values into it (dialect.ts reads it)
 
 /** Writes a list or map header. */
 export function packHeader(writer: ByteWriter, count: number, list: boolean): void {
@@ -423,9 +245,18 @@ function compareKeys(a: string, b: string): number {
   return a.length - b.length;
 }
 
+/** Writes an order-flags header element: ext8 of length 0 whose type byte is the flags. */
+function packOrderFlags(writer: ByteWriter, flags: number): void {
+  writer.u8(0xc7);
+  writer.u8(0);
+  writer.u8(flags);
+}
+
 /**
- * Writes a Shoal value in Aerospike's MessagePack. Plain objects become key-ordered maps
- * (what the Node client sends for objects, and what a server stores), keys sorted.
+ * Writes a Shoal value in Aerospike's MessagePack. Lists and maps keep the order flags Shoal
+ * stores with them (value.ts CDT_FLAGS): an ordered list or a key-ordered map leads with its
+ * flags header, a key-ordered map's entries go sorted by key (a JS object lists integer-like
+ * keys first, whatever their order); an unordered map goes in its stored order.
  */
 export function packValue(writer: ByteWriter, value: BinValue, depth: number): void {
   if (typeof value === 'string') packString(writer, value);
@@ -440,27 +271,46 @@ export function packValue(writer: ByteWriter, value: BinValue, depth: number): v
   else if (value === null) writer.u8(0xc0);
   else if (value instanceof Uint8Array) packBytes(writer, value);
   else if (depth > BIN_VALUE_DEPTH_MAX) throw badValue(`values nest deeper than ${BIN_VALUE_DEPTH_MAX} levels`);
-  else if (Array.isArray(value)) {
-    packHeader(writer, value.length, true);
-    for (const item of value) packValue(writer, item, depth + 1);
-  } else if (value instanceof Map) {
-    // A map with keys that are not all strings: its entries in the Map's order, unordered.
-    packHeader(writer, value.size, false);
-    for (const [key, item] of value) {
-      packValue(writer, key as BinValue, depth + 1);
-      packValue(writer, item, depth + 1);
-    }
-  } else {
-    const keys = Object.keys(value).sort(compareKeys);
-    packHeader(writer, keys.length + 1, false);
-    // The key-ordered flag: ext (size 0, type = flags) as the first key, nil as its value.
-    writer.u8(0xc7);
-    writer.u8(0);
-    writer.u8(MapOrder.KEY_ORDERED);
+  else if (Array.isArray(value)) packList(writer, value, depth);
+  else if (value instanceof Map) packMap(writer, value, depth);
+  else packObject(writer, value, depth);
+}
+
+function packList(writer: ByteWriter, value: BinValue[], depth: number): void {
+  const flags = flagsOf(value);
+  packHeader(writer, value.length + (flags !== 0 ? 1 : 0), true);
+  if (flags !== 0) packOrderFlags(writer, flags);
+  for (const item of value) packValue(writer, item, depth + 1);
+}
+
+/** A map whose keys are not all strings (integers, bytes). */
+function packMap(writer: ByteWriter, value: Map<BinValue, BinValue>, depth: number): void {
+  const flags = flagsOf(value);
+  let entries: Iterable<[BinValue, BinValue]> = value;
+  if ((flags & MapOrder.KEY_ORDERED) !== 0) entries = [...value].sort(([a], [b]) => compareValues(a as CdtValue, b as CdtValue));
+  packHeader(writer, value.size + (flags !== 0 ? 1 : 0), false);
+  if (flags !== 0) {
+    packOrderFlags(writer, flags);
     writer.u8(0xc0);
-    for (const key of keys) {
-      packString(writer, key);
-      packValue(writer, value[key]!, depth + 1);
-    }
+  }
+  for (const [key, item] of entries) {
+    packValue(writer, key, depth + 1);
+    packValue(writer, item, depth + 1);
+  }
+}
+
+function packObject(writer: ByteWriter, value: { [key: string]: BinValue }, depth: number): void {
+  const flags = flagsOf(value);
+  const keys = Object.keys(value);
+  if ((flags & MapOrder.KEY_ORDERED) !== 0) keys.sort(compareKeys);
+  packHeader(writer, keys.length + (flags !== 0 ? 1 : 0), false);
+  if (flags !== 0) {
+    // The flags header is the first key, with nil as its value.
+    packOrderFlags(writer, flags);
+    writer.u8(0xc0);
+  }
+  for (const key of keys) {
+    packString(writer, key);
+    packValue(writer, value[key]!, depth + 1);
   }
 }

@@ -1,21 +1,28 @@
 /**
  * Single-record commands of AS_MSG (docs/protocol.md, "Records"): read (all bins, some bins,
  * header only), write, delete, touch and operate, each mapped onto the Db's public API, which
- * validates everything it is given exactly as it validates an application's calls.
+ * validates everything it is given exactly as it validates an application's calls. A filter
+ * expression (field 43) becomes the calls' opts.filter.
  *
  * Ops go through one table from op code to handler (OP_HANDLERS). A handler turns a wire op
- * into a Shoal operation; op codes without a handler (CDT, bit, HLL and expression ops, for
- * now) are answered UNSUPPORTED_FEATURE. Supporting one is one entry in the table.
+ * into a Shoal operation (list and map ops and expressions through dialect.ts); op codes
+ * without a handler (bit and HLL ops) are answered UNSUPPORTED_FEATURE. Supporting one is one
+ * entry in the table.
  */
 import type { Db } from '../db';
 import type { BinValue, Bins } from '../model/bins';
 import type { Key } from '../model/key';
 import { digestOf } from '../model/digest';
-import type { ShoalRecord, WriteResult } from '../namespace/namespace';
+import type { ReadOptions, ShoalRecord, WriteResult } from '../namespace/namespace';
+import type { KeyedOperation } from '../namespace/operate';
 import { op as operation, type Operation, type RemoveOptions, type WriteOptions } from '../namespace/semantics';
 import { ErrorCode, ShoalError } from '../errors';
 import { ByteWriter } from './byte-writer';
 import { ParticleType, decodeParticle, writeParticle } from './particles';
+import { cdtPayloadFromWire, expressionFromWire, expressionOpFromWire } from './dialect';
+import { OperationArgs } from '../model/cdt/args';
+import { specOf } from '../model/cdt/execute';
+import { Expression } from '../model/exp/expression';
 import { ResultCode } from './result-codes';
 import {
   DIGEST_BYTES,
@@ -52,7 +59,11 @@ export interface RecordReply {
   bins: [string, BinValue][];
 }
 
-/** How an op becomes a Shoal operation; `read` ops are answered with the bin's value. */
+/**
+ * How an op becomes a Shoal operation. `read` ops change nothing (list and map reads and
+ * expression reads too); the others write the record. Every op's result comes back in order
+ * (records.ts executeOperate), a nil one only with respond-all-ops.
+ */
 interface OpHandler {
   kind: 'read' | 'write' | 'touch' | 'delete';
   toOperation(op: MessageOp): Operation;
@@ -87,7 +98,34 @@ export const OP_HANDLERS: ReadonlyMap<number, OpHandler> = new Map<number, OpHan
   [OpCode.PREPEND, { kind: 'write', toOperation: (op) => operation.prepend(binName(op), concatenationValue(op)) }],
   [OpCode.TOUCH, { kind: 'touch', toOperation: () => operation.touch() }],
   [OpCode.DELETE, { kind: 'delete', toOperation: () => operation.delete() }],
+  [OpCode.CDT_READ, { kind: 'read', toOperation: (op) => cdtOperation(op, false) }],
+  [OpCode.CDT_MODIFY, { kind: 'write', toOperation: (op) => cdtOperation(op, true) }],
+  [OpCode.EXP_READ, { kind: 'read', toOperation: (op) => expOperation(op, false) }],
+  [OpCode.EXP_MODIFY, { kind: 'write', toOperation: (op) => expOperation(op, true) }],
 ]);
+
+/**
+ * A list or map op (3 reads, 4 modifies): its MessagePack payload in Shoal's dialect.
+ * @throws RequestError PARAMETER_ERROR for a malformed payload, or a read sent as a modify
+ *   (and the other way round), as the server refuses them.
+ */
+function cdtOperation(op: MessageOp, modify: boolean): Operation {
+  const payload = cdtPayloadFromWire(op.source, op.valueStart, op.valueEnd);
+  let spec: { modify: boolean; name: string };
+  try {
+    spec = specOf(new OperationArgs(payload));
+  } catch (error) {
+    throw new RequestError(ResultCode.PARAMETER_ERROR, (error as Error).message);
+  }
+  if (spec.modify !== modify) throw new RequestError(ResultCode.PARAMETER_ERROR, `${spec.name} is a ${spec.modify ? 'modify' : 'read'} operation, sent as a CDT ${modify ? 'modify' : 'read'} op`);
+  return { op: 'cdt', bin: binName(op), payload };
+}
+
+/** An expression op (7 reads into a named result, 8 writes a bin): `[expression, flags]`. */
+function expOperation(op: MessageOp, modify: boolean): Operation {
+  const { expression, flags } = expressionOpFromWire(op.source, op.valueStart, op.valueEnd);
+  return modify ? { op: 'expWrite', bin: binName(op), expression, flags } : { op: 'expRead', name: binName(op), expression, flags };
+}
 
 function concatenationValue(op: MessageOp): string | Buffer {
   const value = opValue(op);
@@ -97,10 +135,6 @@ function concatenationValue(op: MessageOp): string | Buffer {
 
 /** Names of the op codes Shoal does not support yet, for error messages. */
 const UNSUPPORTED_OPS: ReadonlyMap<number, string> = new Map([
-  [OpCode.CDT_READ, 'list and map (CDT) reads'],
-  [OpCode.CDT_MODIFY, 'list and map (CDT) operations'],
-  [OpCode.EXP_READ, 'expression reads'],
-  [OpCode.EXP_MODIFY, 'expression writes'],
   [OpCode.BIT_READ, 'bitwise reads'],
   [OpCode.BIT_MODIFY, 'bitwise operations'],
   [OpCode.HLL_READ, 'HyperLogLog reads'],
@@ -118,7 +152,6 @@ function handlerOf(op: MessageOp): OpHandler {
 
 /** Fields that ask for something Shoal does not do; their requests are refused, never half-served. */
 const UNSUPPORTED_FIELDS: ReadonlyMap<number, string> = new Map([
-  [FieldType.FILTER, 'filter expressions'],
   [FieldType.UDF_PACKAGE, 'user-defined functions (UDF)'],
   [FieldType.UDF_FUNCTION, 'user-defined functions (UDF)'],
   [FieldType.UDF_ARGUMENTS, 'user-defined functions (UDF)'],
@@ -192,8 +225,9 @@ function existsPolicy(message: Message): WriteOptions['exists'] {
 }
 
 /** Write options from a write's header. Generation-greater is applied by withGenerationGreater. */
-function writeOptions(message: Message, key: Key): WriteOptions {
+function writeOptions(message: Message, key: Key, filter: Expression | undefined): WriteOptions {
   const options: WriteOptions = { ttl: ttlOption(message.recordTtl) };
+  if (filter !== undefined) options.filter = filter;
   const exists = existsPolicy(message);
   if (exists !== undefined) options.exists = exists;
   if ((message.info2 & Info2.GENERATION) !== 0) options.generation = message.generation;
@@ -212,6 +246,22 @@ function allBins(record: ShoalRecord): [string, BinValue][] {
 }
 
 /**
+ * The filter expression a request carries (field 43), in Shoal's form: compiled once, when
+ * the Db first evaluates it, however many records it meets.
+ * @throws RequestError PARAMETER_ERROR when it is malformed MessagePack.
+ */
+export function filterOf(fields: Map<number, Buffer>): Expression | undefined {
+  const field = fields.get(FieldType.FILTER);
+  if (field === undefined || field.length === 0) return undefined;
+  return Expression.fromBytes(expressionFromWire(field, 0, field.length));
+}
+
+/** The filter a request carries, or the one it inherits (a batch row without its own: the batch's). */
+function requestFilter(message: Message): Expression | undefined {
+  return message.filter ?? filterOf(message.fields);
+}
+
+/**
  * Executes a single-record request. Resolves (or returns, when it could answer without
  * waiting) the reply; errors of the Db are thrown for the caller to map to result codes.
  * @throws RequestError for requests Shoal refuses; the Db's ShoalError, TypeError or RangeError.
@@ -219,23 +269,24 @@ function allBins(record: ShoalRecord): [string, BinValue][] {
 export function executeRecord(context: RecordContext, message: Message): RecordReply | Promise<RecordReply> {
   refuseUnsupportedFields(message.fields);
   const key = keyOf(context, message.fields);
-  if ((message.info2 & Info2.WRITE) !== 0) return executeWrite(context, message, key);
-  if ((message.info1 & Info1.READ) !== 0) return executeRead(context, message, key);
+  const filter = requestFilter(message);
+  if ((message.info2 & Info2.WRITE) !== 0) return executeWrite(context, message, key, filter);
+  if ((message.info1 & Info1.READ) !== 0) return executeRead(context, message, key, filter);
   throw new RequestError(ResultCode.PARAMETER_ERROR, 'the request neither reads nor writes');
 }
 
-function executeRead(context: RecordContext, message: Message, key: Key): RecordReply | Promise<RecordReply> {
+function executeRead(context: RecordContext, message: Message, key: Key, filter: Expression | undefined): RecordReply | Promise<RecordReply> {
   const headerOnly = (message.info1 & Info1.NO_BIN_DATA) !== 0;
   const ops = message.ops;
   if (headerOnly || ops.length === 0 || ops.every((op) => op.op === OpCode.READ)) {
     let names: string[] | undefined;
     if (headerOnly) names = [];
     else if ((message.info1 & Info1.GET_ALL) === 0 && ops.length > 0) names = ops.map(binName);
-    const options = names === undefined ? undefined : { bins: names };
+    const options: ReadOptions | undefined = names === undefined && filter === undefined ? undefined : { bins: names, filter };
     if (context.servesSync(key.ns)) return readReply(context.db.getSync(key, options), names);
     return context.db.get(key, options).then((record) => readReply(record, names));
   }
-  return executeOperate(context, message, key);
+  return executeOperate(context, message, key, filter);
 }
 
 function readReply(record: ShoalRecord | undefined, names: string[] | undefined): RecordReply {
@@ -249,18 +300,18 @@ function readReply(record: ShoalRecord | undefined, names: string[] | undefined)
   return found(record, bins);
 }
 
-async function executeWrite(context: RecordContext, message: Message, key: Key): Promise<RecordReply> {
+async function executeWrite(context: RecordContext, message: Message, key: Key, filter: Expression | undefined): Promise<RecordReply> {
   const db = context.db;
   if ((message.info2 & Info2.DELETE) !== 0) {
     // Every Shoal delete is durable (it never comes back), so durable-delete asks for nothing more.
-    const options: RemoveOptions = {};
+    const options: RemoveOptions = { filter };
     if ((message.info2 & Info2.GENERATION) !== 0) options.generation = message.generation;
     const removed = await withGenerationGreater(db, message, key, options, () => db.remove(key, options));
     return removed ? { resultCode: ResultCode.OK, generation: 0, ttl: -1, bins: [] } : NOT_FOUND;
   }
   const ops = message.ops;
   if (ops.length === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a write without ops');
-  const options = writeOptions(message, key);
+  const options = writeOptions(message, key, filter);
   const respondAll = (message.info2 & Info2.RESPOND_ALL_OPS) !== 0;
   if (ops.every((op) => op.op === OpCode.WRITE)) {
     // No prototype: a bin named __proto__ is a bin like any other.
@@ -271,36 +322,42 @@ async function executeWrite(context: RecordContext, message: Message, key: Key):
   }
   if (ops.length === 1 && ops[0]!.op === OpCode.TOUCH && options.generation === undefined && (message.info2 & Info2.GENERATION_GT) === 0) {
     // A lone touch of a missing record is KEY_NOT_FOUND, as in Aerospike (operate would create nothing and succeed).
-    return writtenReply(await db.touch(key, options.ttl), []);
+    if (filter === undefined) return writtenReply(await db.touch(key, options.ttl), []);
+    // With a filter, as an operate (which filters): a record it found has a generation above 0.
+    const touched = await db.operate(key, [operation.touch()], options);
+    return touched.gen === 0 ? NOT_FOUND : found(touched, []);
   }
-  return executeOperate(context, message, key);
+  return executeOperate(context, message, key, filter);
 }
 
 function writtenReply(written: WriteResult, bins: [string, BinValue][]): RecordReply {
   return { resultCode: ResultCode.OK, generation: written.gen, ttl: written.ttl, bins };
 }
 
-async function executeOperate(context: RecordContext, message: Message, key: Key): Promise<RecordReply> {
+/**
+ * An operate: every op becomes a Shoal operation keyed by its position (resultKey), so each
+ * op's result comes back in order, even several for one bin; an op that returns nothing is
+ * answered with a nil bin when the client asked for every op's result (respond-all-ops, which
+ * clients set for list, map and expression ops), as Aerospike answers.
+ */
+async function executeOperate(context: RecordContext, message: Message, key: Key, filter: Expression | undefined): Promise<RecordReply> {
   const handlers = message.ops.map(handlerOf);
-  const operations = message.ops.map((op, index) => handlers[index]!.toOperation(op));
+  const operations = message.ops.map((op, index): KeyedOperation => ({ ...handlers[index]!.toOperation(op), resultKey: String(index) }));
   const writes = handlers.some((handler) => handler.kind !== 'read');
-  const options = writes ? writeOptions(message, key) : undefined;
+  const options: WriteOptions = writes ? writeOptions(message, key, filter) : { filter };
   const getAll = (message.info1 & Info1.GET_ALL) !== 0;
   if (getAll && writes) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support reading all bins in an operate that writes');
   if (getAll) {
-    const record = await context.db.get(key);
+    const record = await context.db.get(key, { filter });
     return record === undefined ? NOT_FOUND : found(record, allBins(record));
   }
-  const record = await withGenerationGreater(context.db, message, key, options ?? {}, () => context.db.operate(key, operations, options));
+  const record = await withGenerationGreater(context.db, message, key, options, () => context.db.operate(key, operations, options));
   const respondAll = (message.info2 & Info2.RESPOND_ALL_OPS) !== 0;
   const bins: [string, BinValue][] = [];
   message.ops.forEach((op, index) => {
-    const kind = handlers[index]!.kind;
-    if (kind === 'read') {
-      const value = record.bins[op.name];
-      if (value !== undefined) bins.push([op.name, value]);
-      else if (respondAll) bins.push([op.name, null]);
-    } else if (respondAll && kind !== 'touch') bins.push([op.name, null]);
+    const value = record.bins[String(index)];
+    if (value !== undefined) bins.push([op.name, value]);
+    else if (respondAll && handlers[index]!.kind !== 'touch') bins.push([op.name, null]);
   });
   return found(record, bins);
 }

@@ -18,7 +18,8 @@ import { PARTITION_COUNT } from '../constants';
 import { ByteWriter } from './byte-writer';
 import { SERVICE_REPLY_CHUNK_BYTES, SERVICE_SCAN_GROUP_RECORDS } from './constants';
 import { ParticleType, writeParticle } from './particles';
-import { RecordContext, refuseUnsupportedFields, writeRecordMessage } from './records';
+import { RecordContext, filterOf, refuseUnsupportedFields, writeRecordMessage } from './records';
+import type { Expression } from '../model/exp/expression';
 import { ResultCode } from './result-codes';
 import { DIGEST_BYTES, FieldType, Info1, Info2, Info3, Message, OpCode, RequestError, writeField, writeStringField } from './wire';
 
@@ -34,6 +35,8 @@ interface ScanRequest {
   recordsPerSecond: number;
   bins: string[] | undefined;
   headerOnly: boolean;
+  /** A filter expression (field 43): records it is false for are not sent. */
+  filter: Expression | undefined;
 }
 
 /**
@@ -93,6 +96,7 @@ function scanRequest(context: RecordContext, message: Message): ScanRequest {
     recordsPerSecond: rps !== undefined && rps.length === 4 ? rps.readUInt32BE(0) : 0,
     bins: readOps.length > 0 && !headerOnly ? readOps.map((op) => op.name) : undefined,
     headerOnly,
+    filter: filterOf(message.fields),
   };
 }
 
@@ -133,7 +137,7 @@ export async function executeScan(
     if (request.maxRecords > 0 && sent >= request.maxRecords) break;
     const group = request.partitions.slice(start, start + size);
     const byPartition = new Map<number, ShoalRecord[]>(group.map((p) => [p, []]));
-    for await (const record of context.db.scan(request.ns, request.set, { partitions: group })) {
+    for await (const record of context.db.scan(request.ns, request.set, { partitions: group, filter: request.filter })) {
       byPartition.get(partitionIdOf(digestOfRecord(record.key)))?.push(record);
     }
     for (const partition of group) {

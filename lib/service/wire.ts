@@ -4,6 +4,7 @@
  * Sources of the layout: the Aerospike C client's as_proto.h and as_command.h.
  */
 import { ByteWriter } from './byte-writer';
+import type { Expression } from '../model/exp/expression';
 
 export const PROTO_VERSION = 2;
 export const PROTO_HEADER_BYTES = 8;
@@ -114,6 +115,8 @@ export interface Message {
   ops: MessageOp[];
   /** The offset just past the message in its frame. */
   end: number;
+  /** A batch row without a filter field of its own: the batch's filter expression (records.ts filterOf). */
+  filter?: Expression;
 }
 
 /** The proto header at `offset`: version, type and body size. */

@@ -255,7 +255,11 @@ function listSelect(l: MList, s: ListSelector, multi: boolean): Sel {
   const byRank = (rank: number, count: number | undefined, m: boolean): Sel => {
     if (!m) return { positions: [order[single(rank, n)]!], ranksSorted: true };
     const [s0, c] = clampRange(rank, count ?? Infinity, n);
-    return { positions: order.slice(s0, s0 + c), ranksSorted: true };
+    const positions = order.slice(s0, s0 + c);
+    // Aerospike lists an unordered list's rank range from its partial heap sort: descending
+    // when the range is at least as near the start as the end.
+    if (!l.ordered && s0 <= n - s0 - c) positions.reverse();
+    return { positions, ranksSorted: true };
   };
   switch (s.by) {
     case 'index': {

@@ -322,7 +322,12 @@ function rankRange(list: CdtList, rank: number, count: number, multi: boolean): 
     return { positions: [order[position]!], ranksAscending: true };
   }
   const [start, length] = rangeOf(rank, count, size);
-  return { positions: order.slice(start, start + length), ranksAscending: true };
+  const positions = order.slice(start, start + length);
+  // The server selects a rank range of an unordered list by a partial heap sort and lists the
+  // values as the heap leaves them: in descending rank order when the range lies at least as
+  // near the smallest value as the largest (particle_list.c packed_list_get_remove_by_rank_range).
+  if (!list.ordered && start <= size - start - length) positions.reverse();
+  return { positions, ranksAscending: true };
 }
 
 const byRank: Picker = (list, args, multi) => rankRange(list, args.int(1, 'rank'), multi ? args.rangeCount(2, 'count') : 1, multi);

@@ -6,7 +6,7 @@
 import { ErrorCode, ShoalError } from '../../errors';
 import { ReturnType } from './codes';
 import { compareValues } from './order';
-import { CdtList, CdtMap, CdtValue, MAP_KEY_ORDERED } from './value';
+import { CdtList, CdtMap, CdtValue, MAP_KEY_ORDERED, MAP_PRESERVE_ORDER } from './value';
 
 /** A count argument that was left out: to the end. */
 export const TO_END = Number.POSITIVE_INFINITY;
@@ -191,7 +191,7 @@ export function buildResult(elements: Elements, picked: Picked, returnType: numb
     case ReturnType.KEY:
       return elementsOf(positions.map((position) => elements.keys![position]!), multi);
     default:
-      return entriesOf(elements, positions, base === ReturnType.ORDERED_MAP);
+      return entriesOf(elements, positions, base);
   }
 }
 
@@ -205,11 +205,13 @@ function elementsOf(values: CdtValue[], multi: boolean): CdtValue {
   return values.length === 0 ? null : values[0]!;
 }
 
-function entriesOf(elements: Elements, positions: readonly number[], keyOrdered: boolean): CdtMap {
+/** KEY_VALUE: the entries in the order selected (MAP_PRESERVE_ORDER); UNORDERED_MAP: the same, unordered; ORDERED_MAP: sorted by key. */
+function entriesOf(elements: Elements, positions: readonly number[], returnType: number): CdtMap {
+  const keyOrdered = returnType === ReturnType.ORDERED_MAP;
   let order = [...positions];
   if (keyOrdered) order = order.sort((x, y) => compareValues(elements.keys![x]!, elements.keys![y]!));
   return new CdtMap(
-    keyOrdered ? MAP_KEY_ORDERED : 0,
+    keyOrdered ? MAP_KEY_ORDERED : returnType === ReturnType.KEY_VALUE ? MAP_PRESERVE_ORDER : 0,
     order.map((position) => elements.keys![position]!),
     order.map((position) => elements.values[position]!),
   );

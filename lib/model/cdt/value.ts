@@ -11,6 +11,12 @@ export const LIST_ORDERED = 0x01;
 /** Map flags (Aerospike's AS_PACKED_MAP_FLAG_*): key ordered, and key-value ordered (0x03). */
 export const MAP_KEY_ORDERED = 0x01;
 export const MAP_KEY_VALUE_ORDERED = 0x03;
+/**
+ * The flag of a KEY_VALUE result (Aerospike's AS_PACKED_MAP_FLAG_PRESERVE_ORDER): the entries in
+ * the order selected. Aerospike clients read such a map as a list of key, value, key, value;
+ * it is never stored (writing the value back keeps only the order bits).
+ */
+export const MAP_PRESERVE_ORDER = 0x08;
 /** Aerospike's persist-index flag: accepted on set-order operations and ignored (Shoal keeps no offset index). */
 export const PERSIST_INDEX = 0x10;
 
@@ -73,6 +79,13 @@ export function flagsOf(value: object): number {
 /** Marks a decoded user value with its collection's order flags. */
 export function setFlags<T extends object>(value: T, flags: number): T {
   if (flags !== 0) Object.defineProperty(value, CDT_FLAGS, { value: flags, enumerable: false, writable: true, configurable: true });
+  return value;
+}
+
+/** A deep copy of a value: lists and maps copied at every level (scalars are immutable). */
+export function copyValue(value: CdtValue): CdtValue {
+  if (value instanceof CdtList) return new CdtList(value.flags, value.items.map(copyValue));
+  if (value instanceof CdtMap) return new CdtMap(value.flags, value.keys.map(copyValue), value.values.map(copyValue));
   return value;
 }
 

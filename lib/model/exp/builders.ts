@@ -236,6 +236,13 @@ export const exp = {
   wildcard: () => new Expression(new ValueLiteral(WILDCARD), ANY),
   list,
   map,
+  /** A GeoJSON value: its text, or an object that is stringified. */
+  geo: (value: string | object) => {
+    if (typeof value !== 'string' && (value === null || typeof value !== 'object')) throw invalidArgument(`exp.geo needs GeoJSON text or an object, not ${describe(value)}`);
+    return new Expression(typeof value === 'string' ? value : JSON.stringify(value), ExpType.GEOJSON);
+  },
+  /** An expression that cannot be evaluated: a filter with it is false, an expression operation fails (or, with EVAL_NO_FAIL, does nothing). */
+  unknown: () => node(ExpCode.UNKNOWN, ANY),
 
   // The record's key (when stored) and bins
   keyInt: () => node(ExpCode.KEY, ExpType.INT, ExpType.INT),
@@ -250,6 +257,8 @@ export const exp = {
   binBlob: binOf(ExpType.BLOB),
   binList: binOf(ExpType.LIST),
   binMap: binOf(ExpType.MAP),
+  /** A bin holding GeoJSON (stored as its text), for cmpGeo. */
+  binGeo: binOf(ExpType.GEOJSON),
   /** The bin's particle type (ParticleType: 0 when the bin does not exist). */
   binType: (name: string) => node(ExpCode.BIN_TYPE, ExpType.INT, binName(name)),
   binExists: (name: string) => node(ExpCode.CMP_NE, ExpType.BOOL, [ExpCode.BIN_TYPE, binName(name)], ParticleType.NULL),
@@ -285,11 +294,13 @@ export const exp = {
   ge: compare(ExpCode.CMP_GE),
   lt: compare(ExpCode.CMP_LT),
   le: compare(ExpCode.CMP_LE),
-  /** Whether a string expression matches a regular expression (RegexFlags: ICASE, NEWLINE). */
+  /** Whether a string expression matches a POSIX regular expression, as Aerospike's regcomp reads it (RegexFlags; regex.ts). */
   cmpRegex: (flags: number, regex: string, value: Arg) => {
     if (typeof regex !== 'string') throw invalidArgument('cmpRegex needs a regular expression string');
     return node(ExpCode.CMP_REGEX, ExpType.BOOL, indexArg(flags, 'flags'), regex, toExpression(value).node);
   },
+  /** Whether one GeoJSON side is a point within the other, a region (Polygon, MultiPolygon, AeroCircle). */
+  cmpGeo: (left: Arg, right: Arg) => node(ExpCode.CMP_GEO, ExpType.BOOL, toExpression(left).node, toExpression(right).node),
   /** Whether a list expression holds a value. */
   inList: (value: Arg, list: Arg) => node(ExpCode.IN_LIST, ExpType.BOOL, toExpression(value).node, toExpression(list).node),
   not: unary(ExpCode.NOT, () => ExpType.BOOL),

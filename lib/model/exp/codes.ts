@@ -19,6 +19,8 @@ export const ExpType = {
 
 /** Expression op codes. */
 export const ExpCode = {
+  /** An expression whose value is always UNKNOWN (a filter with it is false; an expression op with it fails unless EVAL_NO_FAIL). */
+  UNKNOWN: 0,
   CMP_EQ: 1,
   CMP_NE: 2,
   CMP_GT: 3,
@@ -93,5 +95,10 @@ export const ParticleType = {
   LIST: 20,
 } as const;
 
-/** cmpRegex flags (POSIX regcomp's): case-insensitive and newline-sensitive are honoured. */
-export const RegexFlags = { NONE: 0, EXTENDED: 1, ICASE: 2, NOSUB: 4, NEWLINE: 8 } as const;
+/**
+ * cmpRegex flags: regcomp's bits with glibc's values, which Aerospike's server passes to regcomp
+ * unchanged (and the Node client's Aerospike.regex names). NONE (BASIC) is POSIX basic syntax,
+ * EXTENDED extended syntax; NEWLINE makes `.` and `[^...]` skip newlines and `^`/`$` match at
+ * them; NOSUB changes nothing for a yes/no match (regex.ts).
+ */
+export const RegexFlags = { NONE: 0, BASIC: 0, EXTENDED: 1, ICASE: 2, NEWLINE: 4, NOSUB: 8 } as const;

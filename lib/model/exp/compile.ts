@@ -13,10 +13,12 @@ import { CTX_MARKER } from '../cdt/codes';
 import { ARGUMENT, decodeCdt, skipValue } from '../cdt/decode';
 import { executeCdt, specOf } from '../cdt/execute';
 import { compareStrings, compareValues, valuesEqual } from '../cdt/order';
-import { CdtList, CdtMap, CdtSpecial, CdtValue, isInteger } from '../cdt/value';
+import { CdtList, CdtMap, CdtSpecial, CdtValue, copyValue, isInteger } from '../cdt/value';
 import type { KeyValue } from '../key';
-import { ExpCode, ExpType, ParticleType, RegexFlags, SYS_CALL_CDT } from './codes';
+import { ExpCode, ExpType, ParticleType, SYS_CALL_CDT, SYS_FLAG_MODIFY_LOCAL } from './codes';
 import { Expression } from './expression';
+import { GeoJsonError, type Geometry, geoMatches, parseGeoJson } from './geo';
+import { compilePosixRegex } from './regex';
 
 /** What an expression sees of a record. */
 export interface ExpRecord {
@@ -30,7 +32,7 @@ export interface ExpRecord {
   /** The stored user key, undefined when none is stored. */
   readonly key: KeyValue | undefined;
   readonly digest: Uint8Array;
-  /** The record's payload size in bytes. */
+  /** The record's stored size in bytes (filter.ts storedRecordBytes: the device format's, overhead included). */
   readonly recordBytes: number;
   /** Whether the namespace stores records on a device (deviceSize) and in memory (memorySize). */
   readonly onDevice: boolean;
@@ -306,6 +308,8 @@ function ofType(value: Value, type: number): Value {
     case ExpType.FLOAT:
       return typeof value === 'number' ? value : UNKNOWN;
     case ExpType.STR:
+    case ExpType.GEOJSON:
+      // Shoal stores GeoJSON as its text (docs/protocol.md, "Values").
       return typeof value === 'string' ? value : UNKNOWN;
     case ExpType.BOOL:
       return typeof value === 'boolean' ? value : UNKNOWN;
@@ -472,6 +476,10 @@ function bitScan(value: bigint, set: boolean, fromMostSignificant: boolean): num
 }
 
 const COMPILERS = new Map<number, Compiler>([
+  [ExpCode.UNKNOWN, (args) => {
+    argCount(args, 'unknown', 0);
+    return { type: ANY, run: () => UNKNOWN };
+  }],
   [ExpCode.CMP_EQ, comparison('eq', (order) => order === 0)],
   [ExpCode.CMP_NE, comparison('ne', (order) => order !== 0)],
   [ExpCode.CMP_GT, comparison('gt', (order) => order > 0)],
@@ -479,6 +487,7 @@ const COMPILERS = new Map<number, Compiler>([
   [ExpCode.CMP_LT, comparison('lt', (order) => order < 0)],
   [ExpCode.CMP_LE, comparison('le', (order) => order <= 0)],
   [ExpCode.CMP_REGEX, compileRegex],
+  [ExpCode.CMP_GEO, compileGeo],
   [ExpCode.IN_LIST, compileInList],
   [ExpCode.AND, logical('and', () => true, (value) => !value)],
   [ExpCode.OR, logical('or', () => false, (value) => value)],
@@ -547,19 +556,57 @@ function compileRegex(args: Node[], scope: Scope): Compiled {
   const source = literalOf(args[1]!, isString, 'cmpRegex pattern');
   const value = compile(args[2]!, scope);
   expectType(value, [ExpType.STR], 'cmpRegex', 2);
-  let regex: RegExp;
-  try {
-    regex = new RegExp(source, `${(flags & RegexFlags.ICASE) !== 0 ? 'i' : ''}${(flags & RegexFlags.NEWLINE) !== 0 ? 'm' : ''}u`);
-  } catch (error) {
-    throw invalidArgument(`cmpRegex pattern does not compile: ${(error as Error).message}`);
-  }
+  const regex = compilePosixRegex(source, flags);
   return {
     type: ExpType.BOOL,
     run: (rt) => {
       const text = ofType(value.run(rt), ExpType.STR);
-      return text === UNKNOWN ? UNKNOWN : regex.test(text as string);
+      // A text too long for this pattern (REGEX_MATCH_STEPS_MAX) could not be evaluated: UNKNOWN.
+      return text === UNKNOWN ? UNKNOWN : (regex.matches(text as string) ?? UNKNOWN);
     },
   };
+}
+
+/**
+ * cmpGeo: whether a point lies within a region (geo.ts). GeoJSON values are their text (a
+ * literal GeoJSON value arrives as a string); a constant is parsed once here, a bin's value
+ * for each record (text that is not a supported shape is UNKNOWN).
+ */
+function compileGeo(args: Node[], scope: Scope): Compiled {
+  argCount(args, 'cmpGeo', 2);
+  const sides = args.map((arg, i) => {
+    const compiled = compile(arg, scope);
+    expectType(compiled, [ExpType.GEOJSON, ExpType.STR], 'cmpGeo', i);
+    if (compiled.constant === undefined) return (rt: Runtime) => geometryOf(compiled.run(rt));
+    const value = compiled.constant.value;
+    let geometry: Geometry;
+    try {
+      geometry = parseGeoJson(value as string);
+    } catch (error) {
+      throw invalidArgument(`cmpGeo argument ${i + 1} is not GeoJSON Aerospike compares: ${(error as Error).message}`);
+    }
+    return () => geometry;
+  });
+  const [left, right] = sides as [(rt: Runtime) => Geometry | typeof UNKNOWN, (rt: Runtime) => Geometry | typeof UNKNOWN];
+  return {
+    type: ExpType.BOOL,
+    run: (rt) => {
+      const a = left(rt);
+      if (a === UNKNOWN) return UNKNOWN;
+      const b = right(rt);
+      return b === UNKNOWN ? UNKNOWN : geoMatches(a, b);
+    },
+  };
+}
+
+function geometryOf(value: Value): Geometry | typeof UNKNOWN {
+  if (typeof value !== 'string') return UNKNOWN;
+  try {
+    return parseGeoJson(value);
+  } catch (error) {
+    if (error instanceof GeoJsonError) return UNKNOWN;
+    throw error;
+  }
 }
 
 function compileInList(args: Node[], scope: Scope): Compiled {
@@ -607,7 +654,7 @@ function compileKey(args: Node[]): Compiled {
   };
 }
 
-const BIN_TYPES: ReadonlySet<number> = new Set([ExpType.BOOL, ExpType.INT, ExpType.FLOAT, ExpType.STR, ExpType.BLOB, ExpType.LIST, ExpType.MAP]);
+const BIN_TYPES: ReadonlySet<number> = new Set([ExpType.BOOL, ExpType.INT, ExpType.FLOAT, ExpType.STR, ExpType.BLOB, ExpType.LIST, ExpType.MAP, ExpType.GEOJSON]);
 
 function compileBin(args: Node[]): Compiled {
   argCount(args, 'bin', 2);
@@ -705,12 +752,19 @@ function compileQuote(args: Node[]): Compiled {
   return constant(node.value);
 }
 
-/** A list or map read: [CALL, type, CDT, operation, bin]. */
+/**
+ * A list or map call: [CALL, type, system, operation, bin]. System CDT reads (the value is the
+ * operation's result); CDT with MODIFY_LOCAL applies a modify to a copy of the bin's value and
+ * is that copy (the record is not changed: an expression write stores it).
+ */
 function compileCall(args: Node[], scope: Scope): Compiled {
   argCount(args, 'call', 4);
   const type = literalOf(args[0]!, isNumber, 'call type');
   const system = literalOf(args[1]!, isNumber, 'call system');
-  if (system !== SYS_CALL_CDT) throw invalidArgument(`expression call ${system} is not supported: only list and map reads (modify-local, bit and HLL calls are not)`);
+  if (system !== SYS_CALL_CDT && system !== (SYS_CALL_CDT | SYS_FLAG_MODIFY_LOCAL)) {
+    throw invalidArgument(`expression call ${system} is not supported: only list and map calls (bit and HLL calls are not)`);
+  }
+  const modifyLocal = system !== SYS_CALL_CDT;
   let operation = args[2]!;
   let context: CdtValue | undefined;
   if (operation.kind === 'op' && operation.code === -1) {
@@ -724,7 +778,9 @@ function compileCall(args: Node[], scope: Scope): Compiled {
   expectType(bin, [ExpType.LIST, ExpType.MAP], 'call', 3);
   const build = (values: Value[]) => operationArgs(code, values, context);
   const fixedArgs = parts.every((part) => part.constant !== undefined) ? build(parts.map((part) => part.constant!.value)) : undefined;
-  if (specOf(fixedArgs ?? build(parts.map(() => 0))).modify) throw invalidArgument('an expression call must be a list or map read');
+  if (specOf(fixedArgs ?? build(parts.map(() => 0))).modify !== modifyLocal) {
+    throw invalidArgument(modifyLocal ? 'a modify-local expression call needs a list or map modify operation' : 'an expression call must be a list or map read');
+  }
   return {
     type,
     run: (rt) => {
@@ -737,6 +793,7 @@ function compileCall(args: Node[], scope: Scope): Compiled {
         callArgs = build(values);
       }
       try {
+        if (modifyLocal) return ofType(executeCdt(copyValue(target), callArgs).value ?? UNKNOWN, type);
         const result = executeCdt(target, callArgs).result;
         return result === undefined ? UNKNOWN : ofType(result, type);
       } catch (error) {

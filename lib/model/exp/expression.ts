@@ -33,6 +33,17 @@ export class Expression {
     readonly type: number,
   ) {}
 
+  /**
+   * An expression already encoded (a filter an Aerospike client sent, in Shoal's form): it
+   * compiles once however many records it is evaluated on. Its bytes are checked when it is
+   * compiled.
+   */
+  static fromBytes(bytes: Buffer): Expression {
+    const expression = new Expression(null, -1);
+    expression.encoded = bytes;
+    return expression;
+  }
+
   /** Aerospike's expression bytes for this expression. */
   toBytes(): Buffer {
     this.encoded ??= encodeExpression(this.node);
