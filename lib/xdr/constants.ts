@@ -8,7 +8,7 @@ import { MAX_ADMIN_FRAME_BYTES } from '../cluster/constants';
 /** Records waiting to ship to one destination (coalesced per record) before partitions fall back to a re-scan. */
 export const XDR_PENDING_RECORDS_MAX = 200_000;
 /** Records per ship message. */
-export const XDR_BATCH_RECORDS = 256;
+export const XDR_BATCH_RECORDS = 1_024;
 /**
  * Encoded bytes of record versions per ship message. Ship messages travel on an admin
  * connection of the destination's fabric, whose frames are at most MAX_ADMIN_FRAME_BYTES

@@ -102,6 +102,29 @@ export function savePositions(file: string, positions: Positions, fileMode: numb
   }
 }
 
+/** savePositions off the event loop (the periodic saves: an fsync can take long on a busy disk). */
+export async function savePositionsAsync(file: string, positions: Positions, fileMode: number): Promise<void> {
+  const bytes = encodePositions(positions);
+  await fs.promises.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  // Its own temporary file: a synchronous save at close may run meanwhile. Whichever renames
+  // last wins; both hold positions that were reached, so either is safe.
+  const temporary = `${file}.tmp-background`;
+  const handle = await fs.promises.open(temporary, 'w', fileMode);
+  try {
+    await handle.write(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.promises.rename(temporary, file);
+  const directory = await fs.promises.open(path.dirname(file), 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
+
 function u32(value: number): Buffer {
   const bytes = Buffer.alloc(4);
   bytes.writeUInt32LE(value);

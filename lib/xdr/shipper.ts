@@ -25,7 +25,7 @@ import {
   XDR_SHIP_TIMEOUT_MS,
 } from './constants';
 import type { XdrDestinationConfig } from './options';
-import { Positions, loadPositions, positionsPath, savePositions } from './positions';
+import { Positions, loadPositions, positionsPath, savePositions, savePositionsAsync } from './positions';
 
 /** What a shipper needs from the node it runs on. */
 export interface ShipperHost {
@@ -105,6 +105,10 @@ export class Shipper extends EventEmitter {
   private retryDelayMs = XDR_RETRY_MIN_MS;
   private retryTimer: NodeJS.Timeout | undefined;
   private scanning = false;
+  private saving = false;
+  private firstCheck = true;
+  /** Whether the partitions this node masters at start are re-scanned (a positions file, or a rewind). */
+  private readonly resumes: boolean;
   private stopped = false;
   private seq = 0;
   private scanSeq = 0;
@@ -118,6 +122,7 @@ export class Shipper extends EventEmitter {
     super();
     this.file = positionsPath(host.dataDir, config.name);
     const saved = loadPositions(this.file, host.log);
+    this.resumes = saved !== undefined || config.rewind === 'all';
     // Never shipped there: a rewind starts from the beginning, otherwise from now.
     const startMs = saved !== undefined ? 0 : config.rewind === 'all' ? 0 : Date.now() - XDR_CLOCK_MARGIN_MS;
     this.positions = new Map();
@@ -186,11 +191,15 @@ export class Shipper extends EventEmitter {
    * from its position (a restart, a takeover from a node that died, a handoff back).
    */
   checkOwnership(): void {
+    // A destination new to this node without a rewind ships the writes from now on: the
+    // partitions it masters at once need no re-scan (their hook is on already).
+    const scanTakenOn = !this.firstCheck || this.resumes;
+    this.firstCheck = false;
     for (let partition = 0; partition < PARTITION_COUNT; partition++) {
       const masters = this.host.masters(partition) ? 1 : 0;
       if (masters === this.shipping[partition]) continue;
       this.shipping[partition] = masters;
-      if (masters === 1) for (const [ns, values] of this.positions) this.addScan(ns, partition, values[partition]!);
+      if (masters === 1 && scanTakenOn) for (const [ns, values] of this.positions) this.addScan(ns, partition, values[partition]!);
     }
     this.pump();
   }
@@ -220,6 +229,24 @@ export class Shipper extends EventEmitter {
    * the partition's possible shippers report (so a takeover starts low enough).
    */
   savePositions(): void {
+    this.advancePositions();
+    savePositions(this.file, this.positions, this.host.fileMode);
+  }
+
+  /** savePositions off the event loop; a save still running makes this one a no-op. */
+  async savePositionsInBackground(): Promise<void> {
+    if (this.saving || this.stopped) return;
+    this.saving = true;
+    try {
+      this.advancePositions();
+      // The bytes are taken now: positions that move while the file is written are saved next time.
+      await savePositionsAsync(this.file, new Map([...this.positions].map(([ns, values]) => [ns, values.slice()])), this.host.fileMode);
+    } finally {
+      this.saving = false;
+    }
+  }
+
+  private advancePositions(): void {
     const nowMs = Date.now();
     const waiting = new Map<string, Float64Array>();
     for (const ns of this.positions.keys()) waiting.set(ns, new Float64Array(PARTITION_COUNT).fill(Infinity));
@@ -241,7 +268,6 @@ export class Shipper extends EventEmitter {
         values[partition] = Math.min(base, lowest[partition]!);
       }
     }
-    savePositions(this.file, this.positions, this.host.fileMode);
   }
 
   /** Resolves once everything queued (or to be re-scanned) before the call has been applied at the destination. */
@@ -471,6 +497,8 @@ export class Shipper extends EventEmitter {
           this.scansDone++;
         }
         this.pump();
+        // One partition at a time: a walk of a partition with few records must not chain into the next.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     } catch (error) {
       this.host.log(`xdr: re-scan for ${this.config.name} failed: ${(error as Error).message}; retried`);

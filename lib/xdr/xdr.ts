@@ -184,11 +184,7 @@ export class Xdr extends EventEmitter {
   private savePositions(): void {
     let lowest = Infinity;
     for (const shipper of this.shippers.values()) {
-      try {
-        shipper.savePositions();
-      } catch (error) {
-        this.host.log(`xdr: saving the positions of ${shipper.config.name} failed: ${(error as Error).message}`);
-      }
+      shipper.savePositionsInBackground().catch((error: unknown) => this.host.log(`xdr: saving the positions of ${shipper.config.name} failed: ${(error as Error).message}`));
       lowest = Math.min(lowest, shipper.lowestPosition());
     }
     // Removals behind every destination's positions are no longer needed.
