@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Db } from '../lib/db';
-import { segmentBaseName } from '../lib/index/segment-name';
+import { segmentBaseName } from '../lib/namespace/index-segments';
 import { addon } from '../lib/native/addon';
 import { open } from '../lib/index';
 import { NativeDevice, type IoEngineMode } from '../lib/storage/native-device';

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { open, type NamespaceOptions } from '../lib/index';
-import { segmentBaseName } from '../lib/index/segment-name';
+import { segmentBaseName } from '../lib/namespace/index-segments';
 import { addon } from '../lib/native/addon';
 
 const RECORDS = Number(process.env.BENCH_RESTART_RECORDS ?? 10_000_000);

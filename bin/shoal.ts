@@ -17,7 +17,7 @@
  * cluster runs TLS). Exit status: 0 done, 1 failed, 2 usage error.
  */
 import * as fs from 'node:fs';
-import { AdminClient, type AdminRequest, type TlsSettings } from '../lib/cluster/index';
+import { AdminClient, type AdminRequest, type AdminState, type TlsSettings } from '../lib/cluster/index';
 import { serve } from '../lib/service/serve';
 
 interface Arguments {
@@ -35,21 +35,6 @@ const SECRET_ENVIRONMENT_VARIABLE = 'SHOAL_CLUSTER_SECRET';
 
 const COMMANDS = new Set(['state', 'stats', 'quiesce', 'quiesce-undo', 'recluster', 'wait-migrations']);
 const POLL_INTERVAL_MS = 250;
-
-/** What admin-state answers (docs/cluster.md). */
-interface AdminState {
-  nodeId: string;
-  address: string;
-  clusterKey: string;
-  principal: string;
-  nodes: string[];
-  succession: string[];
-  quiesced: string[];
-  partitions: { master: number; replica: number };
-  migrationsRemaining: number;
-  migrationsSettledClusterWide: boolean;
-  stats?: { namespaces?: Record<string, Record<string, unknown>> };
-}
 
 function usage(message: string): never {
   process.stderr.write(`shoal: ${message}\n`);

@@ -19,7 +19,7 @@ import { ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { segmentBaseName } from '../lib/index/segment-name';
+import { segmentBaseName } from '../lib/namespace/index-segments';
 import { addon } from '../lib/native/addon';
 
 function option(name: string, fallback: number): number {

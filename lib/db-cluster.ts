@@ -13,7 +13,7 @@ import type { Bins } from './model/bins';
 import { digestOf, digestsOf } from './model/digest';
 import { checkKeyShape, describe } from './model/key';
 import type { Key } from './model/key';
-import type { BatchOutcome, BatchResults } from './namespace/batch-put';
+import type { BatchOutcome, BatchResults } from './namespace/namespace';
 import type { Namespace, ReadOptions, RecordVersion, ScanOptions, ShoalRecord } from './namespace/namespace';
 import { checkOperations, checkRemoveOptions, checkTtl, checkWriteOptions, hasBins } from './namespace/semantics';
 import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';

@@ -1,15 +1,12 @@
 /**
- * The Db: the public API of SPEC section 2. It validates every argument, finds the
+ * The Db: the public API of docs/api.md. It validates every argument, finds the
  * namespace, and hands the operation to it (or, in cluster mode, to the partition's master).
  */
-import * as fs from 'node:fs';
 import { BATCH_KEYS_MAX, PARTITION_COUNT } from './constants';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Bins, BinsOf, checkBins, isPlainObject } from './model/bins';
 import { Key, checkKeyShape } from './model/key';
-import type { BatchResults } from './namespace/batch-put';
-import { openNamespace } from './namespace/factory';
-import type { Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
+import type { BatchResults, Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
 import type { BatchItemOutcome } from './cluster/local-store';
 import {
   Operation,
@@ -20,17 +17,16 @@ import {
   checkTtl,
   checkWriteOptions,
 } from './namespace/semantics';
-import { DbConfig, OpenOptions, resolveOptions } from './options';
-import { Cluster, ClusterNode, loadOrCreateNodeId, startCluster, type Logger } from './cluster/index';
-import { Service } from './service/server';
-import { BatchCall, DbLocalStore, RecordCall, batchGetCall, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, recordRequest } from './db-cluster';
+import type { DbConfig } from './options';
+import { Cluster, ClusterNode } from './cluster/index';
+import type { Service } from './service/server';
+import { BatchCall, RecordCall, batchGetCall, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, recordRequest } from './db-cluster';
 import { recordFromWire } from './db-cluster-values';
 import { digestsOf } from './model/digest';
 import { DATA_PLANE_SLICE_RECORDS } from './cluster/constants';
 import { partitionIdOf } from './model/key';
-import { registerForShutdown, unregisterForShutdown } from './shutdown';
-import { makeDirectory } from './storage/file-mode';
-import { Xdr, XdrStore, checkNotSelf, resolveXdrOptions } from './xdr/index';
+import { unregisterForShutdown } from './shutdown';
+import type { Xdr } from './xdr/index';
 
 export interface BatchPutEntry<B extends BinsOf<B> = Bins> {
   key: Key;
@@ -55,93 +51,10 @@ export interface DbStats {
   migratePartitionsRemaining: number;
 }
 
-export interface OpenOptionsWithLog extends OpenOptions {
-  /** Where Shoal writes operational messages (cold-start reasons, dropped peers); default console.warn. */
-  log?: (message: string) => void;
-  /**
-   * Close this Db on SIGTERM and SIGINT (lib/shutdown.ts); default true. false installs no
-   * signal handler: the application drains its own work, then calls close() (README, "Shutdown").
-   */
-  handleSignals?: boolean;
-}
-
-/**
- * Opens (creating if needed) a database.
- * @throws TypeError or ShoalError INVALID_ARGUMENT for bad options; LOCKED when another Db
- *   holds one of the namespaces; IO_ERROR or CORRUPTION from storage.
- */
-export async function open(options: OpenOptionsWithLog): Promise<Db> {
-  const config = resolveOptions(options);
-  const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`));
-  if (typeof log !== 'function') throw new TypeError('log must be a function');
-  const handleSignals = options.handleSignals ?? true;
-  if (typeof handleSignals !== 'boolean') throw new TypeError('handleSignals must be a boolean');
-  const xdrDestinations = options.xdr === undefined ? [] : resolveXdrOptions(options.xdr, config.namespaces.map((ns) => ns.name));
-  if (options.xdr !== undefined && config.cluster === undefined) {
-    throw invalidArgument('xdr needs cluster mode (a one-node cluster will do): give open() `cluster` options too (docs/xdr.md)');
-  }
-  try {
-    makeDirectory(config.dataDir, config.fileMode);
-  } catch (error) {
-    throw new ShoalError(ErrorCode.IO_ERROR, `cannot create dataDir ${config.dataDir}: ${(error as Error).message}`, { cause: error });
-  }
-  const namespaces = new Map<string, Namespace>();
-  try {
-    for (const nsConfig of config.namespaces) namespaces.set(nsConfig.name, await openNamespace(nsConfig, config, log));
-  } catch (error) {
-    await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
-    throw error;
-  }
-  let cluster: ClusterNode | undefined;
-  let db: Db | undefined;
-  // In cluster mode every node can be an XDR destination: its store applies shipped versions.
-  const store = new XdrStore(new DbLocalStore(namespaces));
-  if (config.cluster !== undefined) {
-    try {
-      for (const destination of xdrDestinations) checkNotSelf(destination, config.cluster.clusterName ?? 'shoal');
-      cluster = await startCluster(config.cluster, store, {
-        dataDir: config.dataDir,
-        fileMode: config.fileMode,
-        logger: clusterLogger(log),
-        // What the operator CLI shows besides the cluster state.
-        describe: () => (db === undefined ? undefined : db.stats()),
-      });
-    } catch (error) {
-      await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
-      if (error instanceof ShoalError) throw error;
-      if (error instanceof TypeError || error instanceof RangeError) throw error;
-      throw new ShoalError(ErrorCode.CLUSTER_ERROR, `cluster mode could not start: ${(error as Error).message}`, { cause: error });
-    }
-  }
-  const xdr = cluster === undefined ? undefined : new Xdr({ store, clusterNode: cluster, dataDir: config.dataDir, fileMode: config.fileMode, log }, xdrDestinations);
-  db = new Db(config, namespaces, cluster, xdr);
-  if (config.service !== undefined) await startService(db, config, cluster, log);
-  if (handleSignals) registerForShutdown(db);
-  return db;
-}
-
-/** Starts the Aerospike service listener of a Db just opened; closes the Db if it cannot start. */
-async function startService(db: Db, config: DbConfig, cluster: ClusterNode | undefined, log: (message: string) => void): Promise<void> {
-  try {
-    const service = await Service.start(db, config.service!, {
-      namespaces: config.namespaces,
-      clusterNode: cluster,
-      cluster: db.cluster,
-      nodeId: cluster?.nodeId ?? loadOrCreateNodeId(config.dataDir, config.fileMode),
-      log,
-    });
-    db.attachService(service);
-  } catch (error) {
-    await db.close().catch(() => undefined);
-    if (error instanceof ShoalError || error instanceof TypeError || error instanceof RangeError) throw error;
-    throw new ShoalError(ErrorCode.IO_ERROR, `the service listener could not start: ${(error as Error).message}`, { cause: error });
-  }
-}
-
 export class Db {
   private closing: Promise<void> | undefined;
   private serviceListener: Service | undefined;
-  /** Cluster control (SPEC section 6); undefined unless cluster mode is on. */
+  /** Cluster control (docs/cluster.md); undefined unless cluster mode is on. */
   readonly cluster: Cluster | undefined;
 
   /** Use open(). */
@@ -156,7 +69,7 @@ export class Db {
   }
 
   /**
-   * The Aerospike service listener (SPEC section 11): `{ address: { host, port }, stats() }`;
+   * The Aerospike service listener (docs/protocol.md): `{ address: { host, port }, stats() }`;
    * undefined unless open() was given `service`.
    */
   get service(): Service | undefined {
@@ -563,13 +476,6 @@ if (typeof Symbol.asyncDispose === 'symbol') {
 
 /** Partitions asked of their masters per request by a cluster-wide scan. */
 const CLUSTER_SCAN_PARTITIONS_PER_REQUEST = 256;
-
-/** Cluster log lines go to the Db's log function (debug and info are dropped). */
-function clusterLogger(log: (message: string) => void): Logger {
-  const write = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    log(`cluster ${level}: ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`}`);
-  return { debug: () => undefined, info: () => undefined, warn: write('warn'), error: write('error') };
-}
 
 function unknownNamespace(name: string, namespaces: Map<string, Namespace>): ShoalError {
   return invalidArgument(`unknown namespace "${name}"; this database has ${[...namespaces.keys()].map((n) => `"${n}"`).join(', ')}`);

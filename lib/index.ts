@@ -2,8 +2,10 @@
  * Shoal: an embeddable database for Node.js after Aerospike's design.
  * See README.md for a quick start and ../docs for the design.
  */
-export { open, Db } from './db';
-export type { BatchPutEntry, CloseOptions, DbStats, OpenOptionsWithLog, TruncateOptions } from './db';
+export { open } from './open';
+export type { OpenOptionsWithLog } from './open';
+export { Db } from './db';
+export type { BatchPutEntry, CloseOptions, DbStats, TruncateOptions } from './db';
 export { ShoalError, ErrorCode } from './errors';
 export { op } from './namespace/semantics';
 export type { ExistsPolicy, Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
@@ -22,7 +24,8 @@ import type { Bins } from './model/bins';
 export type Record<B = Bins> = ShoalRecord<B>;
 export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
 export type { Cluster, ClusterState } from './cluster/index';
-export type { Service, ServiceOptions, ServiceStats } from './service/server';
+export type { Service, ServiceStats } from './service/server';
+export type { ServiceOptions } from './service/options';
 export type { Xdr, XdrState, XdrDestinationState, XdrOptions, XdrDestinationOptions, WaitForShippedOptions } from './xdr/index';
 export { writeAsbackup, restoreAsbackup, readAsbackup } from './backup/index';
 export type { AsbackupRecord, WriteAsbackupOptions, RestoreAsbackupOptions } from './backup/index';

@@ -20,7 +20,10 @@ import { formatBytes, invalidArgument } from './errors';
 import { describe } from './model/key';
 import { resolveFileMode } from './storage/file-mode';
 import type { ClusterOptions } from './cluster/cluster';
-import { ResolvedServiceOptions, ServiceOptions, resolveServiceOptions } from './service/server';
+import type { NamespaceConfig, ResolvedDeviceOptions } from './namespace/config';
+import { ResolvedServiceOptions, ServiceOptions, resolveServiceOptions } from './service/options';
+
+export type { NamespaceConfig, ResolvedDeviceOptions } from './namespace/config';
 import type { XdrOptions } from './xdr/options';
 
 export interface MemoryStorageOptions {
@@ -82,7 +85,7 @@ export interface NamespaceOptions {
   nsupPeriodSeconds?: number;
 }
 
-/** Cluster mode options (SPEC section 6; docs/cluster.md). */
+/** Cluster mode options (docs/cluster.md). */
 export type OpenClusterOptions = Omit<ClusterOptions, 'nodeId'> & {
   /** Default: generated on first start and persisted in dataDir. */
   nodeId?: string;
@@ -99,40 +102,10 @@ export interface OpenOptions {
    */
   fileMode?: number;
   cluster?: OpenClusterOptions;
-  /** The Aerospike service listener (SPEC section 11; docs/protocol.md). */
+  /** The Aerospike service listener (docs/protocol.md). */
   service?: ServiceOptions;
   /** Cross-cluster shipping (docs/xdr.md); resolved by lib/xdr/options.ts. */
   xdr?: XdrOptions;
-}
-
-/** A namespace's options with every default filled in. */
-export interface NamespaceConfig {
-  name: string;
-  kind: 'memory' | 'device';
-  maxBytes: number;
-  defaultTtl: number;
-  evictPolicy: 'lru' | 'ttl' | 'none';
-  highWaterPct: number;
-  stopWritesPct: number;
-  maxRecordBytes: number;
-  storeKey: boolean;
-  conflictResolution: 'generation' | 'lastUpdateTime';
-  nsupPeriodMs: number;
-  device: ResolvedDeviceOptions | undefined;
-}
-
-export interface ResolvedDeviceOptions {
-  paths: string[];
-  sizeBytes: number;
-  directIo: 'auto' | 'required' | 'off';
-  /** undefined: the SHOAL_IO_ENGINE environment variable, else 'threads'. */
-  ioEngine: 'threads' | 'io_uring' | undefined;
-  commitToDevice: boolean;
-  dataInMemory: boolean;
-  writeBlockBytes: number;
-  flushMaxMs: number;
-  defragLwmPct: number;
-  repairDevices: boolean;
 }
 
 export interface DbConfig {

@@ -26,7 +26,8 @@
  */
 import { createHash } from 'node:crypto';
 import { versionWins } from '../lib/namespace/conflict';
-import { PARTITION_COUNT } from '../lib/cluster/constants';
+import { PARTITION_COUNT } from '../lib/constants';
+import { partitionIdOf } from '../lib/model/key';
 import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, RecordVersion } from '../lib/cluster/local-store';
 import type { Clock, Timers } from '../lib/cluster/seams';
 
@@ -45,9 +46,8 @@ export function digestOf(key: string): Buffer {
   return createHash('sha1').update(key).digest();
 }
 
-export function partitionOfDigest(digest: Buffer): number {
-  return (digest[0] | (digest[1] << 8)) & (PARTITION_COUNT - 1);
-}
+/** Partition id of a digest: lib/model/key.ts partitionIdOf, the formula written once. */
+export const partitionOfDigest: (digest: Uint8Array) => number = partitionIdOf;
 
 export interface SimStoreOptions {
   namespaces?: string[];

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readAsbackup, restoreAsbackup, writeAsbackup } from '../lib/backup/index';
 import type { AsbackupRecord } from '../lib/backup/index';
-import { Db, open } from '../lib/db';
+import type { Db } from '../lib/db';
+import { open } from '../lib/open';
 import { digestOf } from '../lib/model/digest';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
 

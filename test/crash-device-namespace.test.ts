@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { open } from '../lib/index';
 import { addon } from '../lib/native/addon';
-import { segmentBaseName } from '../lib/index/segment-name';
+import { segmentBaseName } from '../lib/namespace/index-segments';
 import { checkKey, type Model, runChild, SeededRandom } from './fixtures/storage-crash-model';
 
 const KILLS = 22;

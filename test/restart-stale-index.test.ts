@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Db, open } from '../lib/index';
-import { segmentBaseName } from '../lib/index/segment-name';
+import { segmentBaseName } from '../lib/namespace/index-segments';
 import type { NamespaceOptions } from '../lib/options';
 import { track, useDbCleanup } from './helpers/db';
 import { tempDir } from './helpers/temp';

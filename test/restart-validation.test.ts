@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { open, type Db, type NamespaceOptions } from '../lib/index';
-import { segmentBaseName } from '../lib/index/segment-name';
+import { segmentBaseName } from '../lib/namespace/index-segments';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
 
 const opened: Db[] = [];

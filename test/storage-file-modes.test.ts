@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NODE_ID_FILE } from '../lib/cluster/index';
 import { open } from '../lib/index';
-import { segmentBaseName } from '../lib/index/segment-name';
+import { segmentBaseName } from '../lib/namespace/index-segments';
 import type { NamespaceOptions } from '../lib/options';
 import { track, useDbCleanup } from './helpers/db';
 import { tempDir } from './helpers/temp';

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DeviceNamespace, indexVisits } from '../lib/namespace/device-namespace';
 import { resolveOptions } from '../lib/options';
 import { addon } from '../lib/native/addon';
-import { segmentBaseName } from '../lib/index/segment-name';
+import { segmentBaseName } from '../lib/namespace/index-segments';
 
 const dirs: string[] = [];
 const open: DeviceNamespace[] = [];

@@ -1,5 +1,5 @@
 /**
- * `db.cluster`: the public cluster control object of SPEC section 6, a narrow facade over a
+ * `db.cluster`: the public cluster control object of docs/cluster.md, a narrow facade over a
  * ClusterNode so callers see only the supported API (the node's internals stay internal).
  *
  * Events: 'change' (ClusterState), 'node-joined' (nodeId), 'node-left' (nodeId),

@@ -1,6 +1,6 @@
 /**
  * The cluster node: wires fabric, heartbeat, membership and the partition map, and exposes
- * the public `db.cluster` object of SPEC section 6 (state, quiesce, recluster, quiesceUndo,
+ * the public `db.cluster` object of docs/cluster.md (state, quiesce, recluster, quiesceUndo,
  * waitForMigrations, events). Time, timers, randomness and the network come from the injected
  * Runtime and Network, so the same class runs on TCP in production and in the simulator.
  */
@@ -18,7 +18,7 @@ import {
   PARTITION_COUNT,
 } from './constants';
 import { Fabric, isNodeId } from './fabric';
-import { Heartbeat } from './heartbeat';
+import { Heartbeat, type LagStats } from './heartbeat';
 import type { ClusterView } from './membership';
 import { Membership } from './membership';
 import { DATA_MESSAGE_TYPES, DataPlane } from './data-plane';
@@ -31,7 +31,7 @@ import type { PartitionMap } from './partition-map';
 import { computePartitionMap } from './partition-map';
 import type { Runtime } from './seams';
 
-/** Cluster options as given to `open({ cluster })` (SPEC section 6). */
+/** Cluster options as given to `open({ cluster })` (docs/cluster.md). */
 export interface ClusterOptions {
   nodeId: string;
   listen: { host: string; port: number };
@@ -76,7 +76,7 @@ export interface ResolvedClusterOptions {
   insecure: boolean;
 }
 
-/** What `db.cluster.state()` returns (SPEC section 6). */
+/** What `db.cluster.state()` returns (docs/cluster.md). */
 export interface ClusterState {
   nodeId: string;
   clusterKey: string;
@@ -88,6 +88,18 @@ export interface ClusterState {
   /** This node's partition counts. */
   partitions: { master: number; replica: number };
   migrationsRemaining: number;
+}
+
+/**
+ * What the admin protocol's admin-state request answers (docs/cluster.md, "Admin
+ * connections"): the state, plus what the operator CLI shows besides it. `stats` is what the
+ * node's `describe` gives (the Db's `db.stats()`).
+ */
+export interface AdminState extends ClusterState {
+  address: string;
+  migrationsSettledClusterWide: boolean;
+  lag: LagStats;
+  stats?: { namespaces?: Record<string, Record<string, unknown>> };
 }
 
 /**
@@ -365,8 +377,8 @@ export class ClusterNode extends EventEmitter {
           address: this.address,
           migrationsSettledClusterWide: this.migrationsSettledClusterWide(),
           lag: { ...this.heartbeat.lag },
-          stats: describe?.(),
-        });
+          stats: describe?.() as AdminState['stats'],
+        } satisfies AdminState);
         return;
       case 'admin-quiesce':
         this.quiesce();

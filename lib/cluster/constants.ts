@@ -89,9 +89,9 @@ export const RETIRED_CONNECTION_GRACE_MS = 5_000;
  */
 export const ACK_DELAY_INTERVALS = 1;
 
-/** Default heartbeat interval (ms), SPEC section 6. */
+/** Default heartbeat interval (ms), docs/cluster.md. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 150;
-/** Default number of missed intervals before a peer is declared dead, SPEC section 6. */
+/** Default number of missed intervals before a peer is declared dead, docs/cluster.md. */
 export const DEFAULT_HEARTBEAT_TIMEOUT = 10;
 /** Smallest heartbeat interval accepted (ms). */
 export const MIN_HEARTBEAT_INTERVAL_MS = 5;
@@ -116,8 +116,8 @@ export const MEMBERSHIP_ORPHAN_TIMEOUTS = 3;
 /** How many ticks the principal re-sends a commit to members that have not acknowledged it. */
 export const MEMBERSHIP_COMMIT_RETRY_TICKS = 20;
 
-/** Partitions per namespace (Aerospike's 4096). */
-export const PARTITION_COUNT = 4096;
+/** Partitions per namespace (Aerospike's 4096): lib/constants.ts, the one definition. */
+export { PARTITION_COUNT } from '../constants';
 /** Default replication factor, capped by cluster size. */
 export const DEFAULT_REPLICATION_FACTOR = 2;
 /** Largest replication factor accepted. */

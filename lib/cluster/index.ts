@@ -1,5 +1,5 @@
 /**
- * Cluster mode entry points for the Db (SPEC section 6). The Db builds a LocalStore over its
+ * Cluster mode entry points for the Db (docs/cluster.md). The Db builds a LocalStore over its
  * namespaces and calls startCluster; the returned ClusterNode is `db.cluster`.
  */
 import * as crypto from 'node:crypto';
@@ -17,7 +17,7 @@ export { ClusterNode, resolveClusterOptions } from './cluster';
 export { Cluster } from './cluster-api';
 export { AdminClient } from './admin-client';
 export type { AdminRequest } from './admin-client';
-export type { ClusterOptions, ClusterState, ResolvedClusterOptions } from './cluster';
+export type { AdminState, ClusterOptions, ClusterState, ResolvedClusterOptions } from './cluster';
 export type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from './local-store';
 export { partitionOf } from './data-plane';
 export type { Logger } from './seams';

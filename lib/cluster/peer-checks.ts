@@ -6,6 +6,7 @@
  * wire format's own (partition range, record version shape, payload size).
  */
 import { GENERATION_MAX, SET_NAME_MAX_BYTES } from '../constants';
+import { partitionIdOf } from '../model/key';
 import { MAX_RECORD_PAYLOAD_BYTES, PARTITION_COUNT, REFUSAL_LOG_INTERVAL_MS, REFUSAL_LOG_LINES_PER_INTERVAL } from './constants';
 import type { RecordVersion } from './local-store';
 import type { Clock, Logger } from './seams';
@@ -32,10 +33,8 @@ export function isPartition(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 0 && (value as number) < PARTITION_COUNT;
 }
 
-/** Partition id of a digest: first two bytes little-endian, low 12 bits. */
-export function partitionOf(digest: Uint8Array): number {
-  return (digest[0] | (digest[1] << 8)) & (PARTITION_COUNT - 1);
-}
+/** Partition id of a digest (lib/model/key.ts partitionIdOf: the one formula). */
+export const partitionOf: (digest: Uint8Array) => number = partitionIdOf;
 
 /**
  * A record version from the wire, checked field by field and copied into plain Buffers;

@@ -5,11 +5,9 @@
  * seeded scheduler and a failing seed replays exactly.
  */
 import { randomBytes } from 'node:crypto';
+import type { Clock } from '../clock';
 
-/** Wall-clock milliseconds as this node sees them. */
-export interface Clock {
-  nowMs(): number;
-}
+export type { Clock } from '../clock';
 
 /** Opaque handle of a scheduled timer. */
 export type TimerHandle = unknown;

@@ -16,7 +16,7 @@
  */
 import { BIN_NAME_MAX_BYTES, BIN_VALUE_DEPTH_MAX, BINS_PER_RECORD_MAX } from '../constants';
 import { invalidArgument } from '../errors';
-import type { BinValue, Bins } from './bins';
+import type { BinValue, Bins } from './bin-value';
 import { fromUser } from './cdt/convert';
 import { CDT_FLAGS, CdtList, CdtMap, CdtSpecial, CdtValue, ENCODED_ENTRIES, EncodedEntries, EncodedValue, INF } from './cdt/value';
 

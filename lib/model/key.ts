@@ -1,6 +1,6 @@
 /**
  * Record keys: validation, and their encoding into the exchange buffer where the native side
- * computes the digest (RIPEMD-160 over set name, key type byte, key bytes; SPEC section 1).
+ * computes the digest (RIPEMD-160 over set name, key type byte, key bytes; docs/api.md, "Keys and digests").
  */
 import { DIGEST_BYTES, KEY_MAX_BYTES, PARTITION_COUNT, SET_NAME_MAX_BYTES } from '../constants';
 import { invalidArgument } from '../errors';
@@ -199,9 +199,12 @@ export function decodeKeyValue(type: number, bytes: Uint8Array): KeyValue {
   }
 }
 
-/** The partition id of a digest: its first two bytes little-endian, low 12 bits. */
-export function partitionIdOf(digest: Uint8Array): number {
-  return (digest[0]! | (digest[1]! << 8)) & (PARTITION_COUNT - 1);
+/**
+ * The partition id of a digest: its first two bytes little-endian, low 12 bits (Aerospike's
+ * rule). The one place the formula is written; `at` reads a digest inside a larger buffer.
+ */
+export function partitionIdOf(digest: Uint8Array, at = 0): number {
+  return (digest[at]! | (digest[at + 1]! << 8)) & (PARTITION_COUNT - 1);
 }
 
 /** The digest currently in the exchange, as a new Buffer. */

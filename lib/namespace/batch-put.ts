@@ -19,6 +19,7 @@
  * Each entry gets its own result or error; one failure never stops the others.
  */
 import { BATCH_PUT_SLOTS_PER_CALL, BATCH_PUT_VARIABLE_BYTES_MIN, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, KEY_MAX_BYTES, SET_NAME_MAX_BYTES } from '../constants';
+import type { Clock } from '../clock';
 import { ErrorCode, ShoalError } from '../errors';
 import { BINS_NEED_CHECK } from '../model/bin-encoder';
 import { Bins, checkBins, encodePayloadChecked, recordTooBig } from '../model/bins';
@@ -50,10 +51,10 @@ import {
   BATCH_WRITE_INDEX,
   FLAG_HAS_KEY,
 } from '../native/exchange';
-import type { NamespaceConfig } from '../options';
+import type { NamespaceConfig } from './config';
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import type { WriteGate } from '../storage/write-gate';
-import type { MaybePromise, WriteResult } from './namespace';
+import type { BatchEntry, BatchOutcome, BatchPutRequest, BatchResults, MaybePromise, WriteResult } from './namespace';
 import {
   Current,
   WriteOptions,
@@ -67,31 +68,11 @@ import {
   voidTimeFor,
 } from './semantics';
 
-/** A batchPut entry as the caller gave it. */
-export interface BatchEntry {
-  key: Key;
-  bins: Bins;
-  opts?: WriteOptions;
-}
-
-/**
- * batchPut's entries for one namespace, validated by the Db (key, bins, options):
- * entries[positions[0]], entries[positions[1]], ... in order; `options` applies to those
- * without opts of their own. Results go to the same positions.
- */
-export interface BatchPutRequest {
-  entries: readonly BatchEntry[];
-  positions: readonly number[];
-  options: WriteOptions | undefined;
-}
-
-export type BatchOutcome = WriteResult | ShoalError;
-/** Results by entry position: a value, or a promise that resolves (never rejects) to one. */
-export type BatchResults = (BatchOutcome | Promise<BatchOutcome> | undefined)[];
-
 /** What a namespace lends the batch writer. */
 export interface BatchHost {
   readonly config: NamespaceConfig;
+  /** The namespace's clock (last-update times, void times). */
+  readonly clock: Clock;
   /** The set id of a new record's set (assigning one on first use). */
   setIdFor(set: string | undefined): number;
   /** Whether an operation in flight holds the record whose digest is at batch[at, at + 20): the entry must queue behind it. */
@@ -350,7 +331,7 @@ export class BatchWriter {
 function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, results: BatchResults): void {
   if (batch.count === 0) return;
   index.lookupBatch(batch.buffer, batch.count);
-  const nowMs = Date.now();
+  const nowMs = host.clock.nowMs();
   newRecordSet = undefined;
   let writes = 0;
   let growthBytes = 0;

@@ -16,8 +16,7 @@
 import * as path from 'node:path';
 import { EVICTION_BATCH_MAX, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
-import { segmentBaseName } from '../index/segment-name';
-import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, recordTooBig } from '../model/bins';
+import { Bins, decodePayloadBins, decodePayloadKey } from '../model/bins';
 import { Key, encodeSetName, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
@@ -40,9 +39,6 @@ import {
   EX_DATA,
   EX_DIGEST,
   EX_ENTRY,
-  EX_KEY,
-  EX_KEY_LENGTH,
-  EX_KEY_TYPE,
   EX_SET,
   EX_SET_LENGTH,
   Exchange,
@@ -59,37 +55,33 @@ import {
   UPSERT_KEEP_DATA,
   UPSERT_STORE_DATA,
 } from '../native/exchange';
-import type { DbConfig, NamespaceConfig } from '../options';
+import { type Clock, nowSecondsOf, wallClock } from '../clock';
+import type { DataDirConfig, NamespaceConfig } from './config';
 import { type ColdStartRecord, type ColdStartReport, DeviceStore, type StoreIndex } from '../storage/device-store';
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import { compareVersions, tieWins } from './conflict';
 import { partitionFilter } from './partition-filter';
 import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
-import { IndexWalk, PartitionCounts, createIndex, dropSegments, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
-import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
+import { IndexWalk, truncateIndex } from './index-scan';
+import { createIndex, dropSegments, lockNamespace, readIndexMeta } from './index-segments';
+import { PartitionCounts } from './partition-counts';
+import { recordFromExchange, recordOf } from './record-view';
+import { binsAfterPut, encodeForWrite, nextVersion, operateReadResult, operateRemovedResult, operateWrites, operateWrittenResult } from './record-rules';
+import type { BatchPutRequest, BatchResults, MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
   Operation,
   RemoveOptions,
   WriteOptions,
   applyOperations,
-  operationsWrite,
   checkGenerationMatch,
   checkPutPolicy,
-  containsNull,
-  hasBins,
   isExpired,
-  mergeBins,
-  nextGeneration,
-  nextLastUpdateMs,
   putMerges,
-  ttlOf,
-  voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
 import type { TruncateCut } from '../model/truncate-cuts';
-import { BatchPutRequest, BatchResults, BatchWriter, PutBatch } from './batch-put';
-import { nextTurn } from '../storage/event-loop';
+import { BatchWriter, PutBatch } from './batch-put';
 
 const META_FORMAT = 1;
 
@@ -174,8 +166,9 @@ export class DeviceNamespace implements Namespace {
     exchange: Exchange,
     private readonly store: DeviceStore,
     private readonly lockFd: number,
-    private readonly db: DbConfig,
+    private readonly db: DataDirConfig,
     private readonly log: (message: string) => void,
+    private readonly clock: Clock,
   ) {
     this.config = config;
     this.exchange = exchange;
@@ -192,7 +185,7 @@ export class DeviceNamespace implements Namespace {
    * Opens the namespace's devices and index: warm restart where possible, cold start otherwise.
    * @throws ShoalError LOCKED (open in another Db), IO_ERROR, CORRUPTION, INVALID_ARGUMENT.
    */
-  static async open(config: NamespaceConfig, db: DbConfig, log: (message: string) => void): Promise<DeviceNamespace> {
+  static async open(config: NamespaceConfig, db: DataDirConfig, log: (message: string) => void, clock: Clock = wallClock): Promise<DeviceNamespace> {
     const started = performance.now();
     const device = config.device!;
     const exchange = new Exchange(Math.max(config.maxRecordBytes, SCAN_BATCH_RECORDS * SCAN_RECORD_BYTES));
@@ -218,7 +211,7 @@ export class DeviceNamespace implements Namespace {
         log,
       });
       index = createIndex(db.dataDir, config.name, db.sharedMemoryIndex, exchange, device.dataInMemory, db.fileMode);
-      const namespace = new DeviceNamespace(config, index, exchange, store, lockFd, db, log);
+      const namespace = new DeviceNamespace(config, index, exchange, store, lockFd, db, log, clock);
       await namespace.start(db.sharedMemoryIndex);
       namespace.startMs = performance.now() - started;
       return namespace;
@@ -259,7 +252,7 @@ export class DeviceNamespace implements Namespace {
     if (this.store.startMode !== 'new') this.log(`namespace ${this.config.name}: cold start from the devices: ${why}`);
     else if (status !== 0) this.log(`namespace ${this.config.name}: its devices are new; the shared-memory index an earlier run left is dropped`);
     // The batch insert when the addon has it (an addon built before it falls back to one upsert per record).
-    const batched = typeof (this.index as unknown as Partial<BatchInsert>).insertWinners === 'function';
+    const batched = typeof this.index.insertWinners === 'function';
     this.coldStart = await this.store.coldStart(
       this.storeIndex,
       (record) => this.restore(record),
@@ -315,7 +308,7 @@ export class DeviceNamespace implements Namespace {
       }
       this.restoreSetTable = table.subarray(0, setNames.length);
     }
-    this.objects += (this.index as unknown as BatchInsert).insertWinners(winners, variable, count, this.restoreSetTable, this.dataInMemory);
+    this.objects += this.index.insertWinners!(winners, variable, count, this.restoreSetTable, this.dataInMemory);
   }
 
   /**
@@ -409,7 +402,7 @@ export class DeviceNamespace implements Namespace {
     const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | (readPayload && this.dataInMemory ? READ_COPY_DATA : 0));
     if (length < 0) return ABSENT;
     const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
-    if (isExpired(voidTime, Math.floor(Date.now() / 1000))) {
+    if (isExpired(voidTime, nowSecondsOf(this.clock))) {
       this.expireCurrent();
       return ABSENT;
     }
@@ -499,7 +492,7 @@ export class DeviceNamespace implements Namespace {
     if (this.dataInMemory) return this.getFromMemory(key, options);
     const current = this.load(key, true);
     if (!current.exists) return undefined;
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     const payload = this.store.readFromMemory(current.low, current.high);
     const digest = Buffer.from(this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20));
     if (payload !== undefined) {
@@ -520,7 +513,7 @@ export class DeviceNamespace implements Namespace {
     const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | READ_COPY_DATA);
     if (length < 0) return undefined;
     const voidTime = exchange.u32[(EX_ENTRY + ENTRY_VOID_TIME) >>> 2]!;
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     if (isExpired(voidTime, nowSeconds)) {
       this.expireCurrent();
       return undefined;
@@ -558,9 +551,9 @@ export class DeviceNamespace implements Namespace {
     return this.runNow(key, merges || options?.filter !== undefined, (current, payload) => {
       this.checkFilter(options?.filter, current, payload);
       checkPutPolicy(current, options);
-      const existing = payload === undefined || !merges ? undefined : decodePayloadBins(payload, 0, payload.length);
-      const result = existing === undefined && !containsNull(bins) ? bins : mergeBins(existing, bins);
-      if (!hasBins(result)) return this.removeCurrent(current, options?.durable === true, { gen: 0, ttl: -1 });
+      const stored = payload === undefined || !merges ? undefined : { buffer: payload, offset: 0, length: payload.length };
+      const result = binsAfterPut(stored, bins, merges);
+      if (result === undefined) return this.removeCurrent(current, options?.durable === true, { gen: 0, ttl: -1 });
       return this.writeCurrent(key, current, result, options);
     });
   }
@@ -570,6 +563,7 @@ export class DeviceNamespace implements Namespace {
     this.batches ??= new BatchWriter(
       {
         config: this.config,
+        clock: this.clock,
         setIdFor: (set) => this.sets.idFor(set),
         busy: (batch, at) => this.locks.size > 0 && this.locks.has(batch.toString('latin1', at, at + 20)),
         admits: () => true,
@@ -634,47 +628,31 @@ export class DeviceNamespace implements Namespace {
   touch(key: Key, ttl: number | undefined): MaybePromise<WriteResult> {
     return this.run(key, true, (current, payload) => {
       if (!current.exists || payload === undefined) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
-      const nowMs = Date.now();
-      const nowSeconds = Math.floor(nowMs / 1000);
-      const gen = nextGeneration(current.gen);
-      const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
+      const next = nextVersion(current, ttl, this.config.defaultTtl, this.clock.nowMs());
       if (payload.buffer !== this.exchange.buffer.buffer || payload.byteOffset !== EX_DATA) this.exchange.u8.set(payload, EX_DATA);
-      return this.writeRaw(current.setId, gen, voidTime, current.flags & FLAG_HAS_KEY, nextLastUpdateMs(current, nowMs), payload.length, false, { gen, ttl: ttlOf(voidTime, nowSeconds) });
+      return this.writeRaw(current.setId, next.gen, next.voidTime, current.flags & FLAG_HAS_KEY, next.lastUpdateMs, payload.length, false, next.result);
     });
   }
 
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
     return this.run(key, true, (current, payload) => {
-      const writes = operationsWrite(operations);
-      if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
+      const writes = operateWrites(current, operations);
       this.checkFilter(options?.filter, current, payload);
       if (writes) checkPutPolicy(current, options);
       const outcome = applyOperations(payload, 0, payload?.length ?? 0, operations, current.exists && payload !== undefined ? () => this.filterSource(current, payload, this.exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + 20)) : undefined);
-      const nowSeconds = Math.floor(Date.now() / 1000);
-      if (!outcome.writes) return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
-      if (outcome.bins === undefined) {
-        return this.removeCurrent(current, options?.durable === true, { key, bins: outcome.reads, gen: 0, ttl: -1 });
-      }
-      return then(this.writeCurrent(key, current, outcome.bins, options), (written) => ({ key, bins: outcome.reads, gen: written.gen, ttl: written.ttl }));
+      if (!outcome.writes) return operateReadResult(key, outcome, current, nowSecondsOf(this.clock));
+      if (outcome.bins === undefined) return this.removeCurrent(current, options?.durable === true, operateRemovedResult(key, outcome));
+      return then(this.writeCurrent(key, current, outcome.bins, options), (written) => operateWrittenResult(key, outcome, written));
     });
   }
 
   /** Encodes bins and writes them as the new version of the record whose digest and key are in the exchange. */
   private writeCurrent(key: Key, current: Loaded, bins: Bins, options: WriteOptions | undefined): MaybePromise<WriteResult> {
-    const exchange = this.exchange;
-    const storeKey = (options?.storeKey ?? this.config.storeKey) && key.key !== undefined && key.key !== null;
-    const keyBytes = storeKey ? exchange.buffer.subarray(EX_KEY, EX_KEY + exchange.buffer.readUInt32LE(EX_KEY_LENGTH)) : undefined;
-    const length = encodePayload(exchange.buffer, EX_DATA, this.config.maxRecordBytes, bins, exchange.u8[EX_KEY_TYPE]!, keyBytes);
-    if (length < 0) {
-      throw recordTooBig(bins, keyBytes?.length ?? 0, this.config.maxRecordBytes, this.config.name);
-    }
-    const nowMs = Date.now();
-    const nowSeconds = Math.floor(nowMs / 1000);
-    const gen = nextGeneration(current.exists ? current.gen : 0);
-    const voidTime = voidTimeFor(options?.ttl, this.config.defaultTtl, current, nowSeconds);
+    const { length, storeKey } = encodeForWrite(this.exchange, this.config, key, bins, options);
+    const next = nextVersion(current, options?.ttl, this.config.defaultTtl, this.clock.nowMs());
     const setId = current.exists ? current.setId : this.sets.idFor(key.set);
     const flags = storeKey ? FLAG_HAS_KEY : 0;
-    return this.writeRaw(setId, gen, voidTime, flags, nextLastUpdateMs(current, nowMs), length, options?.durable === true, { gen, ttl: ttlOf(voidTime, nowSeconds) });
+    return this.writeRaw(setId, next.gen, next.voidTime, flags, next.lastUpdateMs, length, options?.durable === true, next.result);
   }
 
   /** Stores DATA[0, length) with this metadata for the digest in the exchange; the index follows the device. */
@@ -753,7 +731,7 @@ export class DeviceNamespace implements Namespace {
   private sweepStep(): void {
     if (this.sweeping || this.closed) return;
     this.sweeping = true;
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     const walk = new IndexWalk(this.index, this.exchange);
     const slice = (): void => {
       if (this.closed) return;
@@ -816,7 +794,7 @@ export class DeviceNamespace implements Namespace {
   private async *scanBatches(setId: number, filter: Uint8Array | undefined): AsyncIterable<ScanEntry[]> {
     for (const walk = new IndexWalk(this.index, this.exchange, setId, filter); !walk.done && !this.closed; ) {
       const batch = walk.nextCopy();
-      const nowSeconds = Math.floor(Date.now() / 1000);
+      const nowSeconds = nowSecondsOf(this.clock);
       const entries: ScanEntry[] = [];
       for (let at = 0; at < batch.length; at += SCAN_RECORD_BYTES) {
         const voidTime = batch.readUInt32LE(at + SCAN_VOID_TIME);
@@ -871,7 +849,7 @@ export class DeviceNamespace implements Namespace {
       const stored = decodePayloadKey(payload, 0);
       if (stored !== undefined) key.key = stored;
     }
-    return recordOf(key, decodePayloadBins(payload, 0, payload.length), entry.gen, entry.voidTime, Math.floor(Date.now() / 1000), undefined);
+    return recordOf(key, decodePayloadBins(payload, 0, payload.length), entry.gen, entry.voidTime, nowSecondsOf(this.clock), undefined);
   }
 
   async truncate(set: string | undefined, beforeMs: number): Promise<number> {
@@ -1065,11 +1043,6 @@ export class DeviceNamespace implements Namespace {
   private checkOpen(): void {
     if (this.closed) throw new ShoalError(ErrorCode.NOT_OPEN, `namespace ${this.config.name} is closed`);
   }
-}
-
-/** The cold-start batch insert of native/primary_index.cc (PrimaryIndexWrap::InsertWinners). */
-interface BatchInsert {
-  insertWinners(winners: Buffer, variable: Buffer, count: number, setIds: Uint32Array, storeData: boolean): number;
 }
 
 interface ScanEntry {

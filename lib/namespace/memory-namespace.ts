@@ -15,8 +15,7 @@ import {
   SCAN_BATCH_RECORDS,
 } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
-import { segmentBaseName } from '../index/segment-name';
-import { Bins, decodePayloadBins, decodePayloadKey, encodePayload, recordTooBig, storedBinsCoveredBy } from '../model/bins';
+import { Bins, decodePayloadBins, decodePayloadKey } from '../model/bins';
 import { Key, writeKey } from '../model/key';
 import { addon, NativePrimaryIndex } from '../native/addon';
 import {
@@ -37,9 +36,6 @@ import {
   ENTRY_VOID_TIME,
   EX_DATA,
   EX_DIGEST,
-  EX_KEY,
-  EX_KEY_LENGTH,
-  EX_KEY_TYPE,
   Exchange,
   FLAG_HAS_KEY,
   FLAG_TOMBSTONE,
@@ -55,34 +51,31 @@ import {
   UPSERT_KEEP_DATA,
   UPSERT_STORE_DATA,
 } from '../native/exchange';
-import type { DbConfig, NamespaceConfig } from '../options';
-import type { MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
+import { type Clock, nowSecondsOf, wallClock } from '../clock';
+import type { DataDirConfig, NamespaceConfig } from './config';
+import type { BatchPutRequest, BatchResults, MaybePromise, Namespace, NamespaceStats, ReadOptions, RecordVersion, ScanOptions, ShoalRecord, StartMode, WriteResult } from './namespace';
 import {
   Current,
   Operation,
   RemoveOptions,
   WriteOptions,
   applyOperations,
-  operationsWrite,
   checkGenerationMatch,
   checkPutPolicy,
-  containsNull,
-  hasBins,
   isExpired,
-  mergeBins,
-  nextGeneration,
-  nextLastUpdateMs,
   putMerges,
-  ttlOf,
-  voidTimeFor,
 } from './semantics';
 import { SetTable } from './set-table';
 import { TruncateCut, addCut } from '../model/truncate-cuts';
-import { BatchPutRequest, BatchResults, BatchWriter, PutBatch } from './batch-put';
+import { BatchWriter, PutBatch } from './batch-put';
 import { WriteGate } from '../storage/write-gate';
 import { partitionFilter } from './partition-filter';
 import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
-import { IndexWalk, PartitionCounts, createIndex, dropSegments, lockNamespace, readIndexMeta, recordFromExchange, recordOf, truncateIndex } from './index-walk';
+import { IndexWalk, truncateIndex } from './index-scan';
+import { createIndex, dropSegments, lockNamespace, readIndexMeta } from './index-segments';
+import { PartitionCounts } from './partition-counts';
+import { recordFromExchange, recordOf } from './record-view';
+import { binsAfterPut, encodeForWrite, nextVersion, operateReadResult, operateRemovedResult, operateWrites, operateWrittenResult } from './record-rules';
 import { compareVersions, tieWins } from './conflict';
 
 const META_FORMAT = 1;
@@ -146,8 +139,9 @@ export class MemoryNamespace implements Namespace {
    */
   constructor(
     config: NamespaceConfig,
-    private readonly db: DbConfig,
+    private readonly db: DataDirConfig,
     private readonly log: (message: string) => void,
+    private readonly clock: Clock = wallClock,
   ) {
     const started = performance.now();
     this.config = config;
@@ -222,7 +216,7 @@ export class MemoryNamespace implements Namespace {
     const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | READ_COPY_DATA | this.touchLru);
     if (length < 0) return undefined;
     const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     if (voidTime !== 0 && voidTime <= nowSeconds) {
       this.expireCurrent();
       return undefined;
@@ -250,11 +244,9 @@ export class MemoryNamespace implements Namespace {
     const current = this.loadCurrent(key, merges || options?.filter !== undefined ? READ_COPY_DATA : 0);
     if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     checkPutPolicy(current, options);
-    // A put naming every stored bin replaces them all: no need to decode the old record.
-    const covered = !merges || !current.exists || storedBinsCoveredBy(this.exchange.buffer, EX_DATA, current.dataLength, bins);
-    const existing = covered ? undefined : decodePayloadBins(this.exchange.buffer, EX_DATA, current.dataLength);
-    const result = existing === undefined && !containsNull(bins) ? bins : mergeBins(existing, bins);
-    if (!hasBins(result)) return this.removeCurrent(current);
+    const stored = merges && current.exists ? { buffer: this.exchange.buffer, offset: EX_DATA, length: current.dataLength } : undefined;
+    const result = binsAfterPut(stored, bins, merges);
+    if (result === undefined) return this.removeCurrent(current);
     return this.writeCurrent(key, current, result, options, options?.ttl);
   }
 
@@ -263,6 +255,7 @@ export class MemoryNamespace implements Namespace {
     this.batches ??= new BatchWriter(
       {
         config: this.config,
+        clock: this.clock,
         setIdFor: (set) => this.sets.idFor(set),
         busy: () => false,
         admits: (growthBytes) => this.memoryUsedBytes() + growthBytes <= this.highWaterBytes,
@@ -319,13 +312,10 @@ export class MemoryNamespace implements Namespace {
   private touchNow(key: Key, ttl: number | undefined): WriteResult {
     const current = this.loadCurrent(key, 0);
     if (!current.exists) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
-    const nowMs = current.nowMs;
-    const nowSeconds = Math.floor(nowMs / 1000);
-    const gen = nextGeneration(current.gen);
-    const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
-    this.setEntry(gen, voidTime, current.setId, current.flags, nextLastUpdateMs(current, nowMs), 0);
+    const next = nextVersion(current, ttl, this.config.defaultTtl, current.nowMs);
+    this.setEntry(next.gen, next.voidTime, current.setId, current.flags, next.lastUpdateMs, 0);
     this.index.upsert(UPSERT_KEEP_DATA);
-    return { gen, ttl: ttlOf(voidTime, nowSeconds) };
+    return next.result;
   }
 
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
@@ -335,21 +325,16 @@ export class MemoryNamespace implements Namespace {
 
   private operateNow(key: Key, operations: Operation[], options: WriteOptions | undefined): ShoalRecord {
     const current = this.loadCurrent(key, READ_COPY_DATA | this.touchLru);
-    const writes = operationsWrite(operations);
-    if (!current.exists && !writes) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'operate: record not found');
+    const writes = operateWrites(current, operations);
     if (current.exists && options?.filter !== undefined) requireFilter(options.filter, this.filterSource(current.dataLength));
     if (writes) checkPutPolicy(current, options);
     const outcome = applyOperations(current.exists ? this.exchange.buffer : undefined, EX_DATA, current.dataLength, operations, current.exists ? () => this.filterSource(current.dataLength) : undefined);
-    const nowSeconds = Math.floor(Date.now() / 1000);
-    if (!outcome.writes) {
-      return { key, bins: outcome.reads, gen: current.gen, ttl: ttlOf(current.voidTime, nowSeconds) };
-    }
+    if (!outcome.writes) return operateReadResult(key, outcome, current, nowSecondsOf(this.clock));
     if (outcome.bins === undefined) {
       this.removeCurrent(current);
-      return { key, bins: outcome.reads, gen: 0, ttl: -1 };
+      return operateRemovedResult(key, outcome);
     }
-    const written = this.writeCurrent(key, current, outcome.bins, options, options?.ttl);
-    return { key, bins: outcome.reads, gen: written.gen, ttl: written.ttl };
+    return operateWrittenResult(key, outcome, this.writeCurrent(key, current, outcome.bins, options, options?.ttl));
   }
 
   /** The record the last lookup left in the exchange (payload copied), as opts.filter evaluates it. */
@@ -379,7 +364,7 @@ export class MemoryNamespace implements Namespace {
     const exchange = this.exchange;
     const fromKey = writeKey(exchange, key);
     const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | readOptions);
-    const nowMs = Date.now();
+    const nowMs = this.clock.nowMs();
     if (length < 0) return absent(nowMs);
     const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
     if (isExpired(voidTime, Math.floor(nowMs / 1000))) {
@@ -406,23 +391,14 @@ export class MemoryNamespace implements Namespace {
     options: WriteOptions | undefined,
     ttl: number | undefined,
   ): WriteResult {
-    const exchange = this.exchange;
-    const storeKey = (options?.storeKey ?? this.config.storeKey) && key.key !== undefined && key.key !== null;
-    const keyBytes = storeKey ? exchange.buffer.subarray(EX_KEY, EX_KEY + exchange.buffer.readUInt32LE(EX_KEY_LENGTH)) : undefined;
-    const length = encodePayload(exchange.buffer, EX_DATA, this.config.maxRecordBytes, bins, exchange.u8[EX_KEY_TYPE]!, keyBytes);
-    if (length < 0) {
-      throw recordTooBig(bins, keyBytes?.length ?? 0, this.config.maxRecordBytes, this.config.name);
-    }
+    const { length, storeKey } = encodeForWrite(this.exchange, this.config, key, bins, options);
     this.makeRoom(length + (current.exists ? -current.dataLength : ENTRY_OVERHEAD_BYTES));
-    const nowMs = current.nowMs;
-    const nowSeconds = Math.floor(nowMs / 1000);
-    const gen = nextGeneration(current.exists ? current.gen : 0);
-    const voidTime = voidTimeFor(ttl, this.config.defaultTtl, current, nowSeconds);
+    const next = nextVersion(current, ttl, this.config.defaultTtl, current.nowMs);
     const setId = current.exists ? current.setId : this.sets.idFor(key.set);
-    this.setEntry(gen, voidTime, setId, storeKey ? FLAG_HAS_KEY : 0, nextLastUpdateMs(current, nowMs), length);
+    this.setEntry(next.gen, next.voidTime, setId, storeKey ? FLAG_HAS_KEY : 0, next.lastUpdateMs, length);
     this.index.upsert(UPSERT_STORE_DATA);
     this.accountUpsert(length);
-    return { gen, ttl: ttlOf(voidTime, nowSeconds) };
+    return next.result;
   }
 
   private setEntry(gen: number, voidTime: number, setId: number, flags: number, lastUpdateMs: number, dataLength: number): void {
@@ -507,7 +483,7 @@ export class MemoryNamespace implements Namespace {
       const removed =
         this.config.evictPolicy === 'lru'
           ? this.index.evictLru(0, wanted)
-          : this.index.evictSoonestExpiring(0, wanted, Math.floor(Date.now() / 1000));
+          : this.index.evictSoonestExpiring(0, wanted, nowSecondsOf(this.clock));
       if (removed === 0) return;
       this.accountBulkRemoval(removed);
       this.evicted += removed;
@@ -518,7 +494,7 @@ export class MemoryNamespace implements Namespace {
   private backgroundStep(): void {
     if (this.sweeping || this.closed) return;
     this.sweeping = true;
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     let cursor = 1;
     const slice = (): void => {
       if (this.closed) return;
@@ -559,7 +535,7 @@ export class MemoryNamespace implements Namespace {
   private scanRecord(batch: Buffer, offset: number, filter: Filter | undefined): ShoalRecord | undefined {
     const flags = batch.readUInt32LE(offset + SCAN_FLAGS);
     const voidTime = batch.readUInt32LE(offset + SCAN_VOID_TIME);
-    const nowSeconds = Math.floor(Date.now() / 1000);
+    const nowSeconds = nowSecondsOf(this.clock);
     if ((flags & FLAG_TOMBSTONE) !== 0 || isExpired(voidTime, nowSeconds)) return undefined;
     const length = this.index.readEntry(batch.readUInt32LE(offset + SCAN_ENTRY_ID), READ_COPY_DATA);
     if (length < 0 || this.exchange.buffer.compare(batch, offset, offset + 20, 0, 20) !== 0) return undefined;

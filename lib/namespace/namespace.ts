@@ -7,10 +7,10 @@
 import type { TruncateCut } from '../model/truncate-cuts';
 import type { Bins } from '../model/bins';
 import type { Key } from '../model/key';
-import type { NamespaceConfig } from '../options';
-import type { BatchPutRequest, BatchResults } from './batch-put';
+import type { NamespaceConfig } from './config';
 import type { Operation, RemoveOptions, WriteOptions } from './semantics';
 import type { Filter } from './filter';
+import type { ShoalError } from '../errors';
 
 /**
  * A record as returned to callers. B is the bins' shape as the caller asserts it
@@ -80,6 +80,28 @@ export interface RecordVersion {
 }
 
 export type MaybePromise<T> = T | Promise<T>;
+
+/** A batchPut entry as the caller gave it. */
+export interface BatchEntry {
+  key: Key;
+  bins: Bins;
+  opts?: WriteOptions;
+}
+
+/**
+ * batchPut's entries for one namespace, validated by the Db (key, bins, options):
+ * entries[positions[0]], entries[positions[1]], ... in order; `options` applies to those
+ * without opts of their own. Results go to the same positions.
+ */
+export interface BatchPutRequest {
+  entries: readonly BatchEntry[];
+  positions: readonly number[];
+  options: WriteOptions | undefined;
+}
+
+export type BatchOutcome = WriteResult | ShoalError;
+/** Results by entry position: a value, or a promise that resolves (never rejects) to one. */
+export type BatchResults = (BatchOutcome | Promise<BatchOutcome> | undefined)[];
 
 export interface Namespace {
   readonly config: NamespaceConfig;

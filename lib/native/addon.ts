@@ -101,6 +101,13 @@ export interface NativePrimaryIndex {
   close(drop: boolean): void;
   /** Tests and debugging: walks every structure (O(entries)); returns the first broken invariant, or '' if none. */
   verify(): string;
+  /**
+   * The cold-start batch insert (native/primary_index.cc, PrimaryIndexWrap::InsertWinners):
+   * `count` winner rows of the cold scan, their variable parts, the set ids by set position.
+   * Returns how many entries it added. Absent from an addon built before it (the namespace
+   * falls back to one upsert per record).
+   */
+  insertWinners?(winners: Buffer, variable: Buffer, count: number, setIds: Uint32Array, storeData: boolean): number;
 }
 
 export interface NativeAddon {

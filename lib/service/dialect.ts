@@ -33,7 +33,7 @@ import { isUtf8 } from 'node:buffer';
 import { BIN_VALUE_DEPTH_MAX, EXPRESSION_DEPTH_MAX } from '../constants';
 import { ExpCode } from '../model/exp/codes';
 import { ByteWriter } from './byte-writer';
-import { ParticleType } from './particles';
+import { ParticleType } from './particle-type';
 import { ResultCode } from './result-codes';
 import { RequestError } from './wire';
 

@@ -5,9 +5,9 @@
  * A command's name ends at its first '/', ':' or ';' (a '/' after a ':' is part of the
  * parameters: set names may hold '/'). An empty request answers a summary.
  */
-import type { Db } from '../db';
+import type { ServedDb } from './served-db';
 import type { Cluster } from '../cluster/cluster-api';
-import type { NamespaceConfig } from '../options';
+import type { NamespaceConfig } from '../namespace/config';
 import { resultCodeOf, ResultCode } from './result-codes';
 import type { Topology } from './topology';
 
@@ -25,7 +25,7 @@ export const SERVER_FEATURES = ['batch-any', 'batch-index', 'cdt-list', 'cdt-map
 
 /** What the info commands need from the service. */
 export interface InfoContext {
-  readonly db: Db;
+  readonly db: ServedDb;
   readonly topology: Topology;
   readonly namespaces: ReadonlyMap<string, NamespaceConfig>;
   readonly cluster: Cluster | undefined;

@@ -16,24 +16,13 @@ import { ByteWriter } from './byte-writer';
 import { RequestError } from './wire';
 import { ResultCode } from './result-codes';
 import { valueFromWire } from './dialect';
+import { ParticleType } from './particle-type';
 import { decodeUser } from '../model/cdt/decode';
 import { compareValues } from '../model/cdt/order';
 import { type CdtValue, flagsOf } from '../model/cdt/value';
 import { isUtf8 } from 'node:buffer';
 
-/** Particle types. */
-export const ParticleType = {
-  NULL: 0,
-  INTEGER: 1,
-  DOUBLE: 2,
-  STRING: 3,
-  BLOB: 4,
-  BOOL: 17,
-  HLL: 18,
-  MAP: 19,
-  LIST: 20,
-  GEOJSON: 23,
-} as const;
+export { ParticleType } from './particle-type';
 
 /** Map order flags (the ext element's type byte). */
 export const MapOrder = { UNORDERED: 0, KEY_ORDERED: 1, KEY_VALUE_ORDERED: 3, PRESERVE_ORDER: 8 } as const;

@@ -9,7 +9,7 @@
  * without a handler (bit and HLL ops) are answered UNSUPPORTED_FEATURE. Supporting one is one
  * entry in the table.
  */
-import type { Db } from '../db';
+import type { ServedDb } from './served-db';
 import type { BinValue, Bins } from '../model/bins';
 import type { Key } from '../model/key';
 import { digestOf } from '../model/digest';
@@ -42,7 +42,7 @@ import {
 
 /** What the record commands need from the service. */
 export interface RecordContext {
-  readonly db: Db;
+  readonly db: ServedDb;
   /** Whether a namespace of this name exists. */
   hasNamespace(ns: string): boolean;
   /** Whether reads of this namespace may use db.getSync (memory data, not cluster mode). */
@@ -372,7 +372,7 @@ const GENERATION_GREATER_ATTEMPTS = 16;
  * Without the policy, runs the write as it is.
  * @throws ShoalError GENERATION_MISMATCH when the record's generation is not below the request's.
  */
-async function withGenerationGreater<T>(db: Db, message: Message, key: Key, options: WriteOptions | RemoveOptions, write: () => Promise<T>): Promise<T> {
+async function withGenerationGreater<T>(db: ServedDb, message: Message, key: Key, options: WriteOptions | RemoveOptions, write: () => Promise<T>): Promise<T> {
   if ((message.info2 & Info2.GENERATION_GT) === 0) return write();
   for (let attempt = 0; attempt < GENERATION_GREATER_ATTEMPTS; attempt++) {
     const current = await db.get(key, { bins: [] });

@@ -11,7 +11,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { open, type OpenOptionsWithLog } from '../db';
+import { open, type OpenOptionsWithLog } from '../open';
 
 function usage(message: string): never {
   process.stderr.write(`shoal serve: ${message}\nusage: shoal serve CONFIG.json\n`);

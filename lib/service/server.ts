@@ -1,5 +1,5 @@
 /**
- * The Aerospike service listener (SPEC section 11; docs/protocol.md): `open({ service })`
+ * The Aerospike service listener (docs/protocol.md): `open({ service })`
  * starts one per Db, on its own port. It accepts client connections (connection.ts) and
  * routes their frames: info requests to info.ts, logins to security.ts, AS_MSG to the
  * single-record (records.ts), batch (batch.ts) and scan (scan.ts) commands, which run on the
@@ -7,10 +7,8 @@
  * forwarded by the Db, as any embedded call is.
  */
 import * as net from 'node:net';
-import type { Db } from '../db';
 import type { Cluster } from '../cluster/cluster-api';
-import type { NamespaceConfig } from '../options';
-import { invalidArgument } from '../errors';
+import type { NamespaceConfig } from '../namespace/config';
 import { executeBatch } from './batch';
 import { ByteBudget, Connection, FrameHandler } from './connection';
 import { SERVICE_BUFFERED_BYTES_MAX, SERVICE_CONNECTIONS_MAX, SERVICE_INFO_REQUEST_BYTES_MAX, SERVICE_LOG_INTERVAL_MS, SERVICE_LOG_LINES_PER_INTERVAL } from './constants';
@@ -18,68 +16,11 @@ import { InfoContext, answerInfo } from './info';
 import { RecordContext, RecordReply, executeRecord, writeRecordMessage } from './records';
 import { ResultCode, resultCodeOf } from './result-codes';
 import { executeScan, isScan } from './scan';
-import { Security, ServiceUser, checkUsers } from './security';
+import { ResolvedServiceOptions, isLoopbackHost } from './options';
+import type { ServedDb } from './served-db';
+import { Security } from './security';
 import { ClusterSource, Topology } from './topology';
 import { FrameType, Info1, Info3, Message, ProtocolError, beginFrame, endFrame, parseMessage } from './wire';
-
-/** `open({ service })` (SPEC section 11). */
-export interface ServiceOptions {
-  /** Where clients connect; port 0 picks a free port (see db.service.address). */
-  listen: { host: string; port: number };
-  /** The "host:port" clients and peers should use, when not the listen address (required for a wildcard host). */
-  advertise?: string;
-  /** When given, clients must log in as one of these users (Aerospike's login, bcrypt credential). */
-  users?: ServiceUser[];
-  /** Allow listening beyond loopback without users (logged as a warning). */
-  insecure?: boolean;
-}
-
-export interface ResolvedServiceOptions {
-  host: string;
-  port: number;
-  advertise: string | undefined;
-  users: ServiceUser[] | undefined;
-  insecure: boolean;
-}
-
-const OPTION_NAMES = new Set(['listen', 'advertise', 'users', 'insecure']);
-const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
-
-/** Whether a listen host is reachable only from this machine. */
-export function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-/**
- * Checks `service` options. Listening beyond loopback without users is refused unless
- * `insecure: true` says so, as the cluster refuses to listen beyond loopback without a secret.
- * @throws TypeError or ShoalError INVALID_ARGUMENT naming the option.
- */
-export function resolveServiceOptions(options: unknown): ResolvedServiceOptions {
-  if (options === null || typeof options !== 'object') throw new TypeError('service must be { listen: { host, port }, users?, advertise?, insecure? }');
-  for (const name of Object.keys(options)) if (!OPTION_NAMES.has(name)) throw invalidArgument(`service has unknown option "${name}"`);
-  const o = options as ServiceOptions;
-  const listen = o.listen;
-  if (listen === null || typeof listen !== 'object' || typeof listen.host !== 'string' || !Number.isInteger(listen.port) || listen.port < 0 || listen.port > 65535) {
-    throw new TypeError('service.listen must be { host: string, port: integer 0..65535 }');
-  }
-  for (const name of Object.keys(listen)) if (name !== 'host' && name !== 'port') throw invalidArgument(`service.listen has unknown option "${name}"`);
-  if (o.advertise !== undefined && (typeof o.advertise !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$/.test(o.advertise))) {
-    throw invalidArgument('service.advertise must be a "host:port" string');
-  }
-  if (o.advertise === undefined && WILDCARD_HOSTS.has(listen.host)) {
-    throw invalidArgument(`service.listen.host ${JSON.stringify(listen.host)} is a wildcard: set service.advertise to the "host:port" clients should connect to`);
-  }
-  if (o.insecure !== undefined && typeof o.insecure !== 'boolean') throw new TypeError('service.insecure must be a boolean');
-  checkUsers(o.users);
-  const insecure = o.insecure === true;
-  if (!isLoopbackHost(listen.host) && o.users === undefined && !insecure) {
-    throw invalidArgument(
-      `service.listen.host ${listen.host} is reachable from other machines and service.users is not set: every client would get full access. Set service.users, or set service.insecure: true to accept that`,
-    );
-  }
-  return { host: listen.host, port: listen.port, advertise: o.advertise, users: o.users, insecure };
-}
 
 /** What the service needs of the Db besides its public methods (passed by open()). */
 export interface ServiceInternals {
@@ -149,7 +90,7 @@ export class Service implements FrameHandler {
     private readonly server: net.Server,
     private readonly security: Security,
     readonly topology: Topology,
-    db: Db,
+    db: ServedDb,
     private readonly internals: ServiceInternals,
     address: { host: string; port: number },
   ) {
@@ -177,7 +118,7 @@ export class Service implements FrameHandler {
    * Starts the listener.
    * @throws the listen error (the port is taken, the address is not local).
    */
-  static async start(db: Db, options: ResolvedServiceOptions, internals: ServiceInternals): Promise<Service> {
+  static async start(db: ServedDb, options: ResolvedServiceOptions, internals: ServiceInternals): Promise<Service> {
     if (!isLoopbackHost(options.host) && options.users === undefined) {
       internals.log(`service: WARNING listening on ${options.host}:${options.port} without users (service.insecure): every client that reaches it can read and write every record`);
     }

@@ -2,16 +2,15 @@
  * The storage engine's bounds, in one place (STYLE.md: every queue, buffer, batch and loop has
  * a named bound). The relations between them are checked at the bottom, at load time.
  */
+import { WRITE_BLOCK_BYTES_MAX } from '../constants';
 
 /** O_DIRECT alignment of device offsets, lengths and buffers. */
 export const IO_ALIGN_BYTES = 4096;
 /** Records start on 16-byte boundaries inside a write block. */
 export const RECORD_ALIGN_BYTES = 16;
 
-/** Default and allowed write-block sizes (a power of two). */
-export const DEFAULT_WRITE_BLOCK_BYTES = 1 << 20;
-export const MIN_WRITE_BLOCK_BYTES = 128 << 10;
-export const MAX_WRITE_BLOCK_BYTES = 8 << 20;
+// The default and allowed write-block sizes (a power of two) are open() options' bounds:
+// WRITE_BLOCK_BYTES_DEFAULT, _MIN and _MAX in lib/constants.ts.
 
 /** The device header region: two 32 KiB header slots, then the first write block. */
 export const HEADER_SLOT_BYTES = 32 << 10;
@@ -92,8 +91,8 @@ function check(condition: boolean, message: string): void {
 }
 check(DATA_START_BYTES % IO_ALIGN_BYTES === 0, 'data start must be aligned');
 check(4096 + MAX_TRUNCATE_MARKERS * TRUNCATE_MARKER_BYTES + 4 <= HEADER_SLOT_BYTES, 'truncate markers must fit a header slot');
-check(MAX_WRITE_BLOCK_BYTES / RECORD_ALIGN_BYTES <= 1 << 19, 'offsets must fit 19 bits of 16-byte units');
-check(MIN_RESULTS_BYTES >= 2 * MAX_WRITE_BLOCK_BYTES / 2, 'results must hold a block read');
-check(COLD_START_CHUNK_BYTES >= MAX_WRITE_BLOCK_BYTES, 'a cold-start chunk holds at least one block');
+check(WRITE_BLOCK_BYTES_MAX / RECORD_ALIGN_BYTES <= 1 << 19, 'offsets must fit 19 bits of 16-byte units');
+check(MIN_RESULTS_BYTES >= 2 * WRITE_BLOCK_BYTES_MAX / 2, 'results must hold a block read');
+check(COLD_START_CHUNK_BYTES >= WRITE_BLOCK_BYTES_MAX, 'a cold-start chunk holds at least one block');
 check(WRITE_BLOCKS_IN_FLIGHT_MAX >= 1 && WRITE_BLOCKS_IN_FLIGHT_MAX <= DEFAULT_POST_WRITE_CACHE_BLOCKS, 'blocks in flight are still in the post-write cache');
 check(BLANK_CHECK_BYTES >= DATA_START_BYTES && BLANK_CHECK_BYTES % IO_ALIGN_BYTES === 0, 'the blank check covers the header region in aligned reads');

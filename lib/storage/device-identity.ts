@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { ErrorCode, ShoalError } from '../errors';
 import { BLANK_CHECK_BYTES, DAMAGE_PROBE_BLOCKS, DATA_START_BYTES, HEADER_SLOT_BYTES } from './constants';
-import { findWriteBlocks } from './device-repair';
+import { findWriteBlocks } from './block-scan';
 import { DEVICE_MAGIC, type DeviceHeader, FORMAT_VERSION, type HeaderSlot, readHeaderSlot } from './format';
 import type { NativeDevice } from './native-device';
 

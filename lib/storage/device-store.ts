@@ -13,8 +13,8 @@
  * index stops pointing at a location.
  */
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { WRITE_BLOCK_BYTES_DEFAULT, WRITE_BLOCK_BYTES_MAX, WRITE_BLOCK_BYTES_MIN } from '../constants';
 import { ErrorCode, ShoalError } from '../errors';
 import { addCut } from '../model/truncate-cuts';
 import {
@@ -50,7 +50,6 @@ import {
   DEFAULT_MIN_FREE_PCT,
   DEFAULT_POST_WRITE_CACHE_BLOCKS,
   WRITE_BLOCK_SPARES,
-  DEFAULT_WRITE_BLOCK_BYTES,
   DEFRAG_BLOCKS_PER_SLICE,
   DEFRAG_SLEEP_MS,
   HEADER_SLOT_BYTES,
@@ -58,23 +57,20 @@ import {
   MAX_BLOCKS_PER_DEVICE,
   MAX_DEVICES,
   MAX_TRUNCATE_MARKERS,
-  MAX_WRITE_BLOCK_BYTES,
   MIN_RESERVE_BLOCKS,
-  MIN_WRITE_BLOCK_BYTES,
   DEFAULT_FILE_MODE,
   DEFRAG_RECORDS_PER_CLOCK_CHECK,
-  STATE_TOMBSTONES_PER_SLICE,
   WRITE_BLOCKS_IN_FLIGHT_MAX,
 } from './constants';
 import { coldStartScan, type ColdStartRecord, type ColdStartReport } from './cold-start';
 import { checkReadings, type DeviceReading, readDevice } from './device-identity';
 import { repairDevices } from './device-repair';
-import { nextTurn, TimeSlice } from './event-loop';
-import { makeDirectory, writeFileAtomically } from './file-mode';
+import { TimeSlice } from './event-loop';
+import { makeDirectory } from './file-mode';
+import { fileSystemStateIo, readState, type StateFileIo, type Tombstone, type WarmState, writeState } from './warm-state';
 import { WriteGate } from './write-gate';
 import {
   BLOCK_HEADER_BYTES,
-  decodeHeader,
   type DeviceHeader,
   encodeHeader,
   locationBlock,
@@ -140,6 +136,8 @@ export interface DeviceStoreOptions {
    * data directory). Without it every start is a cold start.
    */
   stateFile?: string;
+  /** How the state file is read, written and removed (warm-state.ts); default the file system. Tests inject faults here. */
+  stateFileIo?: StateFileIo;
   /** The exact mode of the device files, directories (plus search bits) and state file it creates; default 0o600. */
   fileMode?: number;
   /**
@@ -162,13 +160,6 @@ interface Waiter {
   end: number;
   resolve: () => void;
   reject: (error: ShoalError) => void;
-}
-
-interface Tombstone {
-  low: number;
-  high: number;
-  /** Sequence of the block the deletion was first written to: older copies live only in older blocks. */
-  origin: number;
 }
 
 class WriteBlock {
@@ -268,6 +259,7 @@ export class DeviceStore {
   private liveTotal = 0;
   private counters = { flushed: 0, commits: 0, defragBlocks: 0, defragMoved: 0 };
   private readonly stateFile: string | undefined;
+  private readonly stateFileIo: StateFileIo;
   /** Bytes scanned so far by a running cold start, and the most it will read. */
   coldStartProgress: { scanned: number; total: number } | undefined;
   /** The native encoder bound to the exchange last written from, and the block it writes to. */
@@ -314,6 +306,7 @@ export class DeviceStore {
     this.cacheLimit = options.postWriteCacheBlocks ?? DEFAULT_POST_WRITE_CACHE_BLOCKS;
     this.withPayload = options.withPayload === true;
     this.stateFile = options.stateFile;
+    this.stateFileIo = options.stateFileIo ?? fileSystemStateIo;
     this.fileMode = options.fileMode ?? DEFAULT_FILE_MODE;
     const stamp = randomBytes(8);
     this.openStamp = { high: stamp.readUInt32LE(0), low: stamp.readUInt32LE(4) || 1 };
@@ -389,7 +382,7 @@ export class DeviceStore {
       store.truncates = mergeTruncates(readings.map((reading) => reading.header!.truncates));
       await store.readWarmState(options.stateFile);
     }
-    if (options.stateFile !== undefined) await fs.promises.rm(options.stateFile, { force: true });
+    if (options.stateFile !== undefined) await (options.stateFileIo ?? fileSystemStateIo).remove(options.stateFile);
     // Mark every device in use (not clean), with this open's stamp, before anything is written.
     await Promise.all(states.map((state) => store.writeHeader(state, false)));
     return store;
@@ -411,7 +404,7 @@ export class DeviceStore {
     } else if (!headers.every((header) => header.openStampHigh === stamp.openStampHigh && header.openStampLow === stamp.openStampLow)) {
       this.coldReason = 'its devices were last opened in different runs (their open stamps differ)';
     } else {
-      this.warmState = await readState(stateFile, this.devices, stamp.openStampHigh, stamp.openStampLow);
+      this.warmState = await readState(this.stateFileIo, stateFile, this.devices, stamp.openStampHigh, stamp.openStampLow);
       if (this.warmState === undefined) this.coldReason = 'its storage state file is missing, damaged or from another run than its devices';
       else this.closedStamp = { high: stamp.openStampHigh, low: stamp.openStampLow };
     }
@@ -802,7 +795,7 @@ export class DeviceStore {
         await this.flush();
         if (this.stateFile !== undefined && this.started) {
           const facts = { nextSequence: this.nextSequence, tombstones: this.tombstones, signatureHigh: this.signatureHigh, signatureLow: this.signatureLow, stamp: this.openStamp };
-          await writeState(this.stateFile, this.devices, facts, this.fileMode);
+          await writeState(this.stateFileIo, this.stateFile, this.devices, facts, this.fileMode);
         }
         await Promise.all(this.devices.map((device) => this.writeHeader(device, true)));
       }
@@ -1395,133 +1388,14 @@ export class DeviceStore {
   }
 }
 
-interface WarmState {
-  nextSequence: number;
-  sequences: Float64Array[];
-  /** Live bytes per block at close (what attach would otherwise recount from the index). */
-  live: Float64Array[];
-  tombstones: Map<string, Tombstone>;
-}
-
-const STATE_MAGIC = 'SHOALSTS';
-const STATE_VERSION = 3;
-const STATE_HEADER_BYTES = 48;
-const STATE_TOMBSTONE_BYTES = 36;
-
-/** What writeState records besides the devices' block tables. */
-interface StateFacts {
-  nextSequence: number;
-  tombstones: Map<string, Tombstone>;
-  signatureHigh: number;
-  signatureLow: number;
-  stamp: { high: number; low: number };
-}
-
-/**
- * The warm-restart state file (docs/storage-format.md): magic, version, device count,
- * signature, next sequence, tombstone count, the open stamp of this run; per device the header
- * counter its clean header will carry, the block count, every block's sequence (f64) and every
- * block's live bytes (f64); the tombstones (digest, location low/high, origin); CRC-32C.
- * Written (and fsynced) by close() before the headers are marked clean. The tombstones are
- * encoded STATE_TOMBSTONES_PER_SLICE at a time with the event loop free in between.
- */
-async function writeState(file: string, devices: DeviceState[], facts: StateFacts, fileMode: number): Promise<void> {
-  const size = STATE_HEADER_BYTES + devices.reduce((sum, device) => sum + 16 + 16 * device.blockCount, 0) + facts.tombstones.size * STATE_TOMBSTONE_BYTES + 4;
-  const buffer = Buffer.alloc(size);
-  buffer.write(STATE_MAGIC, 0, 'latin1');
-  buffer.writeUInt32LE(STATE_VERSION, 8);
-  buffer.writeUInt32LE(devices.length, 12);
-  buffer.writeUInt32LE(facts.signatureHigh, 16);
-  buffer.writeUInt32LE(facts.signatureLow, 20);
-  buffer.writeDoubleLE(facts.nextSequence, 24);
-  buffer.writeDoubleLE(facts.tombstones.size, 32);
-  buffer.writeUInt32LE(facts.stamp.high, 40);
-  buffer.writeUInt32LE(facts.stamp.low, 44);
-  let at = STATE_HEADER_BYTES;
-  for (const device of devices) {
-    buffer.writeDoubleLE(device.header.counter + 1, at);
-    buffer.writeUInt32LE(device.blockCount, at + 8);
-    at += 16;
-    float64View(buffer, at, device.blockCount).set(device.sequences);
-    at += 8 * device.blockCount;
-    float64View(buffer, at, device.blockCount).set(device.live);
-    at += 8 * device.blockCount;
-  }
-  let encoded = 0;
-  for (const [digest, tombstone] of facts.tombstones) {
-    buffer.write(digest, at, 'latin1');
-    buffer.writeUInt32LE(tombstone.low, at + 20);
-    buffer.writeUInt32LE(tombstone.high, at + 24);
-    buffer.writeDoubleLE(tombstone.origin, at + 28);
-    at += STATE_TOMBSTONE_BYTES;
-    if (++encoded % STATE_TOMBSTONES_PER_SLICE === 0) await nextTurn();
-  }
-  buffer.writeUInt32LE(storageNative().crc32c(buffer.subarray(0, at)), at);
-  await writeFileAtomically(file, buffer, fileMode);
-}
-
-/** A Float64Array over buffer[at, at + 8 * count) (at is 8-aligned in the state file's layout). */
-function float64View(buffer: Buffer, at: number, count: number): Float64Array {
-  return new Float64Array(buffer.buffer, buffer.byteOffset + at, count);
-}
-
-/**
- * The state file if it is intact and matches the devices' clean headers and their open stamp,
- * else undefined. Its tombstones are decoded STATE_TOMBSTONES_PER_SLICE at a time.
- */
-async function readState(file: string, devices: DeviceState[], stampHigh: number, stampLow: number): Promise<WarmState | undefined> {
-  let read: Buffer;
-  try {
-    read = await fs.promises.readFile(file);
-  } catch {
-    return undefined;
-  }
-  // An 8-aligned copy, so the block tables can be read as Float64Arrays.
-  const buffer = Buffer.alloc(read.length);
-  read.copy(buffer);
-  if (buffer.length < STATE_HEADER_BYTES + 4 || buffer.toString('latin1', 0, 8) !== STATE_MAGIC || buffer.readUInt32LE(8) !== STATE_VERSION) return undefined;
-  if (buffer.readUInt32LE(buffer.length - 4) !== storageNative().crc32c(buffer.subarray(0, buffer.length - 4))) return undefined;
-  if (buffer.readUInt32LE(12) !== devices.length) return undefined;
-  const header = devices[0]!.header;
-  if (buffer.readUInt32LE(16) !== header.signatureHigh || buffer.readUInt32LE(20) !== header.signatureLow) return undefined;
-  if (buffer.readUInt32LE(40) !== stampHigh || buffer.readUInt32LE(44) !== stampLow) return undefined;
-  const sequences: Float64Array[] = [];
-  const live: Float64Array[] = [];
-  let at = STATE_HEADER_BYTES;
-  for (const device of devices) {
-    if (at + 16 > buffer.length - 4 || buffer.readDoubleLE(at) !== device.header.counter || buffer.readUInt32LE(at + 8) !== device.blockCount) return undefined;
-    at += 16;
-    if (at + 16 * device.blockCount > buffer.length - 4) return undefined;
-    const table = float64View(buffer, at, device.blockCount).slice();
-    at += 8 * device.blockCount;
-    const bytes = float64View(buffer, at, device.blockCount).slice();
-    at += 8 * device.blockCount;
-    for (let block = 0; block < device.blockCount; block++) {
-      const value = bytes[block]!;
-      // Live bytes fit the block and belong only to used blocks; anything else is not trusted.
-      if (!(value >= 0 && value <= device.header.writeBlockBytes) || (value > 0 && table[block] === 0)) return undefined;
-    }
-    sequences.push(table);
-    live.push(bytes);
-  }
-  const tombstones = new Map<string, Tombstone>();
-  const count = buffer.readDoubleLE(32);
-  if (at + count * STATE_TOMBSTONE_BYTES !== buffer.length - 4) return undefined;
-  for (let index = 0; index < count; index++, at += STATE_TOMBSTONE_BYTES) {
-    tombstones.set(buffer.toString('latin1', at, at + 20), { low: buffer.readUInt32LE(at + 20), high: buffer.readUInt32LE(at + 24), origin: buffer.readDoubleLE(at + 28) });
-    if ((index + 1) % STATE_TOMBSTONES_PER_SLICE === 0) await nextTurn();
-  }
-  return { nextSequence: buffer.readDoubleLE(24), sequences, live, tombstones };
-}
-
 function validateOptions(options: DeviceStoreOptions): number {
   const invalid = (message: string) => new ShoalError(ErrorCode.INVALID_ARGUMENT, `namespace ${options.namespace}: ${message}`);
   if (!Array.isArray(options.paths) || options.paths.length === 0 || options.paths.length > MAX_DEVICES) {
     throw invalid(`storage.paths must list 1 to ${MAX_DEVICES} devices`);
   }
-  const writeBlockBytes = options.writeBlockBytes ?? DEFAULT_WRITE_BLOCK_BYTES;
-  if (!Number.isInteger(writeBlockBytes) || writeBlockBytes < MIN_WRITE_BLOCK_BYTES || writeBlockBytes > MAX_WRITE_BLOCK_BYTES || (writeBlockBytes & (writeBlockBytes - 1)) !== 0) {
-    throw invalid(`writeBlockBytes must be a power of two from ${MIN_WRITE_BLOCK_BYTES} to ${MAX_WRITE_BLOCK_BYTES}`);
+  const writeBlockBytes = options.writeBlockBytes ?? WRITE_BLOCK_BYTES_DEFAULT;
+  if (!Number.isInteger(writeBlockBytes) || writeBlockBytes < WRITE_BLOCK_BYTES_MIN || writeBlockBytes > WRITE_BLOCK_BYTES_MAX || (writeBlockBytes & (writeBlockBytes - 1)) !== 0) {
+    throw invalid(`writeBlockBytes must be a power of two from ${WRITE_BLOCK_BYTES_MIN} to ${WRITE_BLOCK_BYTES_MAX}`);
   }
   if (!Number.isSafeInteger(options.sizeBytes) || options.sizeBytes < 0 || options.sizeBytes % IO_ALIGN_BYTES !== 0) {
     throw invalid('storage.sizeBytes must be a multiple of 4096');

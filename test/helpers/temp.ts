@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { segmentBaseName } from '../../lib/index/segment-name';
+import { segmentBaseName } from '../../lib/namespace/index-segments';
 import { addon } from '../../lib/native/addon';
 
 const made: string[] = [];

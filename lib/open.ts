@@ -1,0 +1,106 @@
+/**
+ * open(): resolves the options, opens every namespace, starts cluster mode and the service
+ * listener when asked, and hands back the Db (lib/db.ts). Whatever it opened is closed again
+ * when a later step fails.
+ */
+import { ErrorCode, ShoalError, invalidArgument } from './errors';
+import { Db } from './db';
+import { DbLocalStore } from './db-cluster';
+import { ClusterNode, loadOrCreateNodeId, startCluster, type Logger } from './cluster/index';
+import { openNamespace } from './namespace/factory';
+import type { Namespace } from './namespace/namespace';
+import { DbConfig, OpenOptions, resolveOptions } from './options';
+import { Service } from './service/server';
+import { registerForShutdown } from './shutdown';
+import { makeDirectory } from './storage/file-mode';
+import { Xdr, XdrStore, checkNotSelf, resolveXdrOptions } from './xdr/index';
+
+export interface OpenOptionsWithLog extends OpenOptions {
+  /** Where Shoal writes operational messages (cold-start reasons, dropped peers); default console.warn. */
+  log?: (message: string) => void;
+  /**
+   * Close this Db on SIGTERM and SIGINT (lib/shutdown.ts); default true. false installs no
+   * signal handler: the application drains its own work, then calls close() (README, "Shutdown").
+   */
+  handleSignals?: boolean;
+}
+
+/**
+ * Opens (creating if needed) a database.
+ * @throws TypeError or ShoalError INVALID_ARGUMENT for bad options; LOCKED when another Db
+ *   holds one of the namespaces; IO_ERROR or CORRUPTION from storage.
+ */
+export async function open(options: OpenOptionsWithLog): Promise<Db> {
+  const config = resolveOptions(options);
+  const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`));
+  if (typeof log !== 'function') throw new TypeError('log must be a function');
+  const handleSignals = options.handleSignals ?? true;
+  if (typeof handleSignals !== 'boolean') throw new TypeError('handleSignals must be a boolean');
+  const xdrDestinations = options.xdr === undefined ? [] : resolveXdrOptions(options.xdr, config.namespaces.map((ns) => ns.name));
+  if (options.xdr !== undefined && config.cluster === undefined) {
+    throw invalidArgument('xdr needs cluster mode (a one-node cluster will do): give open() `cluster` options too (docs/xdr.md)');
+  }
+  try {
+    makeDirectory(config.dataDir, config.fileMode);
+  } catch (error) {
+    throw new ShoalError(ErrorCode.IO_ERROR, `cannot create dataDir ${config.dataDir}: ${(error as Error).message}`, { cause: error });
+  }
+  const namespaces = new Map<string, Namespace>();
+  try {
+    for (const nsConfig of config.namespaces) namespaces.set(nsConfig.name, await openNamespace(nsConfig, config, log));
+  } catch (error) {
+    await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
+    throw error;
+  }
+  let cluster: ClusterNode | undefined;
+  let db: Db | undefined;
+  // In cluster mode every node can be an XDR destination: its store applies shipped versions (docs/xdr.md).
+  const store = new XdrStore(new DbLocalStore(namespaces));
+  if (config.cluster !== undefined) {
+    try {
+      for (const destination of xdrDestinations) checkNotSelf(destination, config.cluster.clusterName ?? 'shoal');
+      cluster = await startCluster(config.cluster, store, {
+        dataDir: config.dataDir,
+        fileMode: config.fileMode,
+        logger: clusterLogger(log),
+        // What the operator CLI shows besides the cluster state.
+        describe: () => (db === undefined ? undefined : db.stats()),
+      });
+    } catch (error) {
+      await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
+      if (error instanceof ShoalError) throw error;
+      if (error instanceof TypeError || error instanceof RangeError) throw error;
+      throw new ShoalError(ErrorCode.CLUSTER_ERROR, `cluster mode could not start: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  const xdr = cluster === undefined ? undefined : new Xdr({ store, clusterNode: cluster, dataDir: config.dataDir, fileMode: config.fileMode, log }, xdrDestinations);
+  db = new Db(config, namespaces, cluster, xdr);
+  if (config.service !== undefined) await startService(db, config, cluster, log);
+  if (handleSignals) registerForShutdown(db);
+  return db;
+}
+
+/** Starts the Aerospike service listener of a Db just opened; closes the Db if it cannot start. */
+async function startService(db: Db, config: DbConfig, cluster: ClusterNode | undefined, log: (message: string) => void): Promise<void> {
+  try {
+    const service = await Service.start(db, config.service!, {
+      namespaces: config.namespaces,
+      clusterNode: cluster,
+      cluster: db.cluster,
+      nodeId: cluster?.nodeId ?? loadOrCreateNodeId(config.dataDir, config.fileMode),
+      log,
+    });
+    db.attachService(service);
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    if (error instanceof ShoalError || error instanceof TypeError || error instanceof RangeError) throw error;
+    throw new ShoalError(ErrorCode.IO_ERROR, `the service listener could not start: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Cluster log lines go to the Db's log function (debug and info are dropped). */
+function clusterLogger(log: (message: string) => void): Logger {
+  const write = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    log(`cluster ${level}: ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`}`);
+  return { debug: () => undefined, info: () => undefined, warn: write('warn'), error: write('error') };
+}
