@@ -33,6 +33,7 @@ import type { MetricsServer } from './metrics-server';
 const TRUNCATE_OPTION_NAMES: ReadonlySet<string> = new Set(['before']);
 const CLOSE_OPTION_NAMES: ReadonlySet<string> = new Set(['dropIndex']);
 const BATCH_ENTRY_NAMES: ReadonlySet<string> = new Set(['key', 'bins', 'opts']);
+import type { Xdr } from './xdr/index';
 
 export interface BatchPutEntry<B extends BinsOf<B> = Bins> {
   key: Key;
@@ -71,6 +72,8 @@ export class Db {
     private readonly namespaces: Map<string, Namespace>,
     private readonly clusterNode: ClusterNode | undefined = undefined,
     private readonly metricsState: DbMetrics = new DbMetrics(false),
+    /** Cross-cluster shipping (docs/xdr.md): state, waitForShipped, destinations, events; undefined unless cluster mode is on. */
+    readonly xdr: Xdr | undefined = undefined,
   ) {
     this.cluster = clusterNode === undefined ? undefined : new Cluster(clusterNode);
   }
@@ -461,6 +464,11 @@ export class Db {
       const errors: unknown[] = [];
       if (this.metricsListener !== undefined) await this.metricsListener.close().catch((error: unknown) => errors.push(error));
       if (this.serviceListener !== undefined) await this.serviceListener.close().catch((error: unknown) => errors.push(error));
+      try {
+        this.xdr?.close();
+      } catch (error) {
+        errors.push(error);
+      }
       if (this.clusterNode !== undefined) await this.clusterNode.stop().catch((error: unknown) => errors.push(error));
       for (const ns of this.namespaces.values()) {
         await ns.close(opts?.dropIndex === true).catch((error: unknown) => errors.push(error));

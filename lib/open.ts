@@ -3,7 +3,7 @@
  * listener when asked, and hands back the Db (lib/db.ts). Whatever it opened is closed again
  * when a later step fails.
  */
-import { ErrorCode, ShoalError } from './errors';
+import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Db } from './db';
 import { DbLocalStore } from './db-cluster';
 import { ClusterNode, loadOrCreateNodeId, startCluster } from './cluster/index';
@@ -16,6 +16,7 @@ import { makeDirectory } from './storage/file-mode';
 import { resolveLog, type LogOption } from './log';
 import { DbMetrics } from './metrics';
 import { MetricsServer } from './metrics-server';
+import { Xdr, XdrStore, checkNotSelf, resolveXdrOptions } from './xdr/index';
 
 export interface OpenOptionsWithLog extends OpenOptions {
   /**
@@ -41,6 +42,10 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   const { log, clusterLogger } = resolveLog(options.log);
   const handleSignals = options.handleSignals ?? true;
   if (typeof handleSignals !== 'boolean') throw new TypeError('handleSignals must be a boolean');
+  const xdrDestinations = options.xdr === undefined ? [] : resolveXdrOptions(options.xdr, config.namespaces.map((ns) => ns.name));
+  if (options.xdr !== undefined && config.cluster === undefined) {
+    throw invalidArgument('xdr needs cluster mode (a one-node cluster will do): give open() `cluster` options too (docs/xdr.md)');
+  }
   try {
     makeDirectory(config.dataDir, config.fileMode);
   } catch (error) {
@@ -55,9 +60,12 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   }
   let cluster: ClusterNode | undefined;
   let db: Db | undefined;
+  // In cluster mode every node can be an XDR destination: its store applies shipped versions (docs/xdr.md).
+  const store = new XdrStore(new DbLocalStore(namespaces));
   if (config.cluster !== undefined) {
     try {
-      cluster = await startCluster(config.cluster, new DbLocalStore(namespaces), {
+      for (const destination of xdrDestinations) checkNotSelf(destination, config.cluster.clusterName ?? 'shoal');
+      cluster = await startCluster(config.cluster, store, {
         dataDir: config.dataDir,
         fileMode: config.fileMode,
         logger: clusterLogger,
@@ -75,7 +83,8 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
     }
   }
   const metrics = new DbMetrics(options.metrics !== undefined);
-  db = new Db(config, namespaces, cluster, metrics);
+  const xdr = cluster === undefined ? undefined : new Xdr({ store, clusterNode: cluster, dataDir: config.dataDir, fileMode: config.fileMode, log }, xdrDestinations);
+  db = new Db(config, namespaces, cluster, metrics, xdr);
   metrics.instrument(db);
   if (cluster !== undefined) metrics.watchCluster(cluster);
   if (config.service !== undefined) await startService(db, config, cluster, log);

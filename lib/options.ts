@@ -25,6 +25,7 @@ import type { NamespaceConfig, ResolvedDeviceOptions } from './namespace/config'
 import { ResolvedServiceOptions, ServiceOptions, resolveServiceOptions } from './service/options';
 
 export type { NamespaceConfig, ResolvedDeviceOptions } from './namespace/config';
+import type { XdrOptions } from './xdr/options';
 
 export interface MemoryStorageOptions {
   type: 'memory';
@@ -104,6 +105,8 @@ export interface OpenOptions {
   cluster?: OpenClusterOptions;
   /** The Aerospike service listener (docs/protocol.md). */
   service?: ServiceOptions;
+  /** Cross-cluster shipping (docs/xdr.md); resolved by lib/xdr/options.ts. */
+  xdr?: XdrOptions;
   /** Prometheus metrics and the status page over HTTP (docs/operations.md, "Metrics"). */
   metrics?: MetricsOptions;
 }
@@ -129,7 +132,7 @@ const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 // The option names each level knows (lib/option-names.ts). open()'s own `log` and
 // `handleSignals` are read by open() itself, after these checks.
-const OPEN_OPTION_NAMES: ReadonlySet<string> = new Set(['dataDir', 'namespaces', 'sharedMemoryIndex', 'fileMode', 'cluster', 'service', 'metrics', 'log', 'handleSignals']);
+const OPEN_OPTION_NAMES: ReadonlySet<string> = new Set(['dataDir', 'namespaces', 'sharedMemoryIndex', 'fileMode', 'cluster', 'service', 'metrics', 'xdr', 'log', 'handleSignals']);
 const NAMESPACE_OPTION_NAMES: ReadonlySet<string> = new Set(['name', 'storage', 'defaultTtl', 'evict', 'maxRecordBytes', 'storeKey', 'conflictResolution', 'nsupPeriodSeconds']);
 const MEMORY_STORAGE_OPTION_NAMES: ReadonlySet<string> = new Set(['type', 'maxBytes']);
 const DEVICE_STORAGE_OPTION_NAMES: ReadonlySet<string> = new Set([

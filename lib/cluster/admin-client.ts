@@ -12,12 +12,14 @@ import type { Connection, Network, TlsSettings, WireMessage } from './network';
 import { cryptoRandom, silentLogger } from './seams';
 import { TcpNetwork } from './tcp-network';
 
-export type AdminRequest = 'admin-state' | 'admin-quiesce' | 'admin-quiesce-undo' | 'admin-recluster';
+export type AdminRequest = 'admin-state' | 'admin-quiesce' | 'admin-quiesce-undo' | 'admin-recluster' | 'admin-xdr-ship' | 'admin-xdr-floor' | 'admin-xdr-wait';
 
 export interface AdminConnectOptions {
   clusterName?: string;
   /** The cluster secret (string of at least 16 characters, or a Buffer), if the cluster has one. */
   secret?: string | Buffer;
+  /** The secrets as a node holds them (cluster peers polling each other, lib/xdr/); instead of `secret`. */
+  secrets?: ClusterSecrets;
   /** TLS material, if the cluster runs TLS. */
   tls?: TlsSettings;
   timeoutMs?: number;
@@ -38,7 +40,8 @@ export class AdminClient {
    *   own, or does not answer in time.
    */
   static async connect(address: string, options: AdminConnectOptions = {}): Promise<AdminClient> {
-    const keys = options.secret === undefined ? undefined : await new ClusterSecrets(options.secret).keys();
+    const secrets = options.secrets ?? (options.secret === undefined ? undefined : new ClusterSecrets(options.secret));
+    const keys = secrets === undefined ? undefined : await secrets.keys();
     const network = options.network ?? new TcpNetwork(silentLogger);
     const timeoutMs = options.timeoutMs ?? 5_000;
     let tlsFailure: string | undefined;
@@ -98,8 +101,11 @@ export class AdminClient {
     });
   }
 
-  /** Sends one request; resolves with its value. Rejects on an error reply, a timeout or a closed connection. */
-  request(type: AdminRequest): Promise<unknown> {
+  /**
+   * Sends one request (with `fields` besides its type and id); resolves with its value.
+   * Rejects on an error reply, a timeout or a closed connection.
+   */
+  request(type: AdminRequest, fields: Record<string, unknown> = {}): Promise<unknown> {
     if (this.closedReason !== undefined) return Promise.reject(new Error(`admin connection closed: ${this.closedReason}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -108,12 +114,17 @@ export class AdminClient {
         reject(new Error(`${type}: no answer within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       this.waiting.set(id, { resolve, reject, timer });
-      this.connection.send({ type, id });
+      this.connection.send({ ...fields, type, id });
     });
   }
 
   close(): void {
     this.connection.close('admin client done');
+  }
+
+  /** Whether the connection has closed (every later request rejects). */
+  get closed(): boolean {
+    return this.closedReason !== undefined;
   }
 
   private onReply(message: WireMessage): void {

@@ -215,6 +215,7 @@ export class ClusterNode extends EventEmitter {
   private readonly truncation: ClusterTruncation | undefined;
   private migrationsCompleteKey = '';
   private stopped = false;
+  private adminExtension: ((message: WireMessage, reply: (message: WireMessage) => void) => boolean) | undefined;
   /** What heartbeats advertise for this node's Aerospike service listener (advertiseService). */
   private serviceAdvertisement: unknown;
   /** Handlers of fabric messages by type, for the layers built on top (routing, migrations). */
@@ -425,8 +426,17 @@ export class ClusterNode extends EventEmitter {
         answer(this.state());
         return;
       default:
+        if (this.adminExtension?.(message, reply) === true) return;
         reply({ type: 'admin-reply', id: message.id, ok: false, error: { code: 'INVALID_ARGUMENT', message: `unknown admin request "${message.type}"` } });
     }
+  }
+
+  /**
+   * Routes admin requests this class does not answer to `handler` (cross-cluster shipping,
+   * lib/xdr/), which returns whether it took the message.
+   */
+  setAdminExtension(handler: (message: WireMessage, reply: (message: WireMessage) => void) => boolean): void {
+    this.adminExtension = handler;
   }
 
   private onMigrationsComplete(): void {

@@ -1,0 +1,134 @@
+/**
+ * The LocalStore the cluster runs on when XDR can be in use (docs/xdr.md, "Hooks"): the Db's
+ * own store, plus two things. Every record version a client write leaves on this node as
+ * master goes to the observer (the shippers queue it); and a shipped version from another
+ * cluster (an "xdr-apply" operation, routed to its partition's master like any write) is
+ * applied by the namespace's conflict rule and returned as a write, so the data plane
+ * replicates it to the partition's other owners.
+ */
+import type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from '../cluster/local-store';
+import { parseWireVersions, versionsToWire } from '../cluster/peer-checks';
+import { ErrorCode, ShoalError, invalidArgument } from '../errors';
+
+/** What an xdr-apply resolves to on the destination's master. */
+export type ApplyOutcome = 'applied' | 'stale' | 'conflict-applied' | 'conflict-stale';
+
+/** Writes a store executed, with the cluster they were shipped from (undefined: a client's write here). */
+export type WriteObserver = (writes: LocalResult['writes'], shippedFrom: string | undefined) => void;
+
+interface XdrApplyOperation {
+  xdr: 'apply';
+  /** The cluster that shipped it (its `cluster.clusterName`). */
+  source: string;
+  /** One version, as versionsToWire lists it. */
+  version: unknown[];
+}
+
+/** The operation that applies one shipped version on its partition's master. */
+export function xdrApplyOperation(source: string, version: RecordVersion): XdrApplyOperation {
+  return { xdr: 'apply', source, version: versionsToWire([version]) };
+}
+
+function isXdrApply(operation: unknown): operation is XdrApplyOperation {
+  return operation !== null && typeof operation === 'object' && (operation as { xdr?: unknown }).xdr === 'apply';
+}
+
+export class XdrStore implements LocalStore {
+  /** Set by the Xdr once it exists; writes before that (none: it is set before the Db serves calls) are not observed. */
+  observer: WriteObserver | undefined;
+  /**
+   * Called for every version this node applies from a peer (replication, migration, duplicate
+   * resolution): a removal goes to the journal (for a takeover), and a version merged into the
+   * partition's master (a node returning with records the others lack) ships like a write.
+   */
+  peerVersion: ((ns: string, version: RecordVersion) => void) | undefined;
+  /** Whether a write of the record made here has not been shipped to the cluster named yet. */
+  unshipped: ((clusterName: string, ns: string, digest: Buffer) => boolean) | undefined;
+  readonly executeLocalBatch: LocalStore['executeLocalBatch'];
+  readonly truncateCuts: LocalStore['truncateCuts'];
+  readonly applyTruncate: LocalStore['applyTruncate'];
+
+  constructor(private readonly inner: LocalStore) {
+    this.executeLocalBatch = inner.executeLocalBatch === undefined ? undefined : (ns, digests, operations) => this.executeBatch(ns, digests, operations);
+    this.truncateCuts = inner.truncateCuts?.bind(inner);
+    this.applyTruncate = inner.applyTruncate?.bind(inner);
+  }
+
+  namespaceNames(): string[] {
+    return this.inner.namespaceNames();
+  }
+
+  async executeLocal(request: ClusterRequest): Promise<LocalResult> {
+    if (request.kind === 'record' && isXdrApply(request.operation)) return this.applyShipped(request.ns, Buffer.from(request.digest), request.operation);
+    const result = await this.inner.executeLocal(request);
+    if (result.writes.length > 0) this.observer?.(result.writes, undefined);
+    return result;
+  }
+
+  private async executeBatch(ns: string, digests: Buffer[], operations: unknown[]): Promise<(LocalResult | { error: WireError })[]> {
+    if (operations.some(isXdrApply)) {
+      return Promise.all(
+        operations.map((operation, i) =>
+          isXdrApply(operation)
+            ? this.applyShipped(ns, digests[i]!, operation).catch((error: unknown) => ({ error: wireError(error) }))
+            : { error: wireError(invalidArgument('a batch mixes shipped versions and other operations')) },
+        ),
+      );
+    }
+    const results = await this.inner.executeLocalBatch!(ns, digests, operations);
+    const writes: LocalResult['writes'] = [];
+    for (const result of results) if ('writes' in result) writes.push(...result.writes);
+    if (writes.length > 0) this.observer?.(writes, undefined);
+    return results;
+  }
+
+  /**
+   * Applies a shipped version by the namespace's conflict rule. It is a conflict when this
+   * cluster holds a write of the record that has not reached the sender yet (`unshipped`):
+   * neither write saw the other. Of two concurrent writes at least one side finds the other's
+   * version arriving while its own is unshipped, so every conflict is counted at least once
+   * (docs/xdr.md, "Active-active").
+   * @throws ShoalError INVALID_ARGUMENT for a malformed version or one of another record.
+   */
+  private async applyShipped(ns: string, digest: Buffer, operation: XdrApplyOperation): Promise<LocalResult> {
+    if (typeof operation.source !== 'string' || operation.source.length === 0 || operation.source.length > 64) throw invalidArgument('malformed xdr-apply: no source cluster name');
+    const versions = parseWireVersions(operation.version, 1);
+    if (typeof versions === 'string') throw invalidArgument(`malformed xdr-apply: ${versions}`);
+    const version = versions[0];
+    if (version === undefined || !version.digest.equals(digest)) throw invalidArgument("malformed xdr-apply: the version is not the request's record");
+    const conflict = this.unshipped?.(operation.source, ns, digest) === true;
+    const applied = (await this.inner.applyRecordVersion(ns, version)) === 'applied';
+    const outcome: ApplyOutcome = conflict ? (applied ? 'conflict-applied' : 'conflict-stale') : applied ? 'applied' : 'stale';
+    if (!applied) return { value: outcome, writes: [] };
+    const writes = [{ ns, version }];
+    this.observer?.(writes, operation.source);
+    return { value: outcome, writes };
+  }
+
+  readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined> {
+    return this.inner.readRecordVersion(ns, digest);
+  }
+
+  async applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'> {
+    const outcome = await this.inner.applyRecordVersion(ns, version);
+    if (outcome === 'applied') this.peerVersion?.(ns, version);
+    return outcome;
+  }
+
+  iteratePartition(ns: string, partitionId: number): AsyncIterable<RecordVersion> {
+    return this.inner.iteratePartition(ns, partitionId);
+  }
+
+  dropPartition(ns: string, partitionId: number): Promise<number> {
+    return this.inner.dropPartition(ns, partitionId);
+  }
+
+  partitionCounts(ns: string): ArrayLike<number> {
+    return this.inner.partitionCounts(ns);
+  }
+}
+
+function wireError(error: unknown): WireError {
+  if (error instanceof ShoalError) return { code: error.code, message: error.message };
+  return { code: ErrorCode.INVALID_ARGUMENT, message: (error as Error)?.message ?? String(error) };
+}
