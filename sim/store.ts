@@ -47,7 +47,9 @@ export function digestOf(key: string): Buffer {
 }
 
 /** Partition id of a digest: lib/model/key.ts partitionIdOf, the formula written once. */
-export const partitionOfDigest: (digest: Uint8Array) => number = partitionIdOf;
+export function partitionOfDigest(digest: Uint8Array): number {
+  return partitionIdOf(digest);
+}
 
 export interface SimStoreOptions {
   namespaces?: string[];

@@ -34,7 +34,9 @@ export function isPartition(value: unknown): value is number {
 }
 
 /** Partition id of a digest (lib/model/key.ts partitionIdOf: the one formula). */
-export const partitionOf: (digest: Uint8Array) => number = partitionIdOf;
+export function partitionOf(digest: Uint8Array): number {
+  return partitionIdOf(digest);
+}
 
 /**
  * A record version from the wire, checked field by field and copied into plain Buffers;

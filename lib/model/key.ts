@@ -200,14 +200,18 @@ export function decodeKeyValue(type: number, bytes: Uint8Array): KeyValue {
   }
 }
 
-/**
- * The partition id of a digest: its first two bytes little-endian, low 12 bits (Aerospike's
- * rule). The one place the formula is written; `at` reads a digest inside a larger buffer.
- */
-export function partitionIdOf(digest: Uint8Array, at = 0): number {
-  return (digest[at]! | (digest[at + 1]! << 8)) & (PARTITION_COUNT - 1);
+/** The partition id of a digest: its first two bytes little-endian, low 12 bits (Aerospike's rule). */
+export function partitionIdOf(digest: Uint8Array): number {
+  return partitionIdAt(digest, 0);
 }
 
+/**
+ * The partition id of the digest at bytes[at, at + 20) (a digest inside the exchange): the one
+ * place the formula is written.
+ */
+export function partitionIdAt(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! | (bytes[at + 1]! << 8)) & (PARTITION_COUNT - 1);
+}
 /** The digest currently in the exchange, as a new Buffer. */
 export function digestFromExchange(exchange: Exchange): Buffer {
   return Buffer.from(exchange.buffer.subarray(EX_DIGEST, EX_DIGEST + DIGEST_BYTES));

@@ -1,6 +1,6 @@
 /** Live records per partition, as cluster mode and stats ask for them. */
 import { PARTITION_COUNT } from '../constants';
-import { partitionIdOf } from '../model/key';
+import { partitionIdAt } from '../model/key';
 import type { NativePrimaryIndex } from '../native/addon';
 import { EX_DATA, EX_DIGEST, Exchange, SCAN_PARTITION_ID, SCAN_RECORD_BYTES } from '../native/exchange';
 import { IndexWalk } from './index-scan';
@@ -31,7 +31,7 @@ export class PartitionCounts {
   /** A record of the digest in the exchange was removed. */
   removedInExchange(): void {
     const u8 = this.exchange.u8;
-    this.counts[partitionIdOf(u8, EX_DIGEST)]!--;
+    this.counts[partitionIdAt(u8, EX_DIGEST)]!--;
   }
 
   /** Records went without saying from which partitions: recount at the next read. */
