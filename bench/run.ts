@@ -1,5 +1,5 @@
 /**
- * npm run bench: every benchmark but the io-engine, protocol, cluster, cluster-throughput, cluster-security and xdr comparisons (run them by name), or the ones
+ * npm run bench: every benchmark but the io-engine, protocol, cluster, cluster-throughput, cluster-security, metrics and xdr comparisons (run them by name), or the ones
  * named on the command line (`npm run bench -- memory storage`). Figures are printed; targets say MET or NOT MET.
  */
 import { runCdtBench } from './cdt';
@@ -8,6 +8,7 @@ import { runClusterSecurityBench } from './cluster-security';
 import { runClusterThroughputBench } from './cluster-throughput';
 import { runIoEngineBench } from './io-engine';
 import { runMemoryBench } from './memory';
+import { runMetricsBench } from './metrics';
 import { runProtocolBench } from './protocol';
 import { runRestartBench } from './restart';
 import { runStorageBench } from './storage';
@@ -16,6 +17,7 @@ import { runXdrBench } from './xdr';
 
 const suites: Record<string, () => Promise<boolean>> = {
   memory: runMemoryBench,
+  metrics: runMetricsBench,
   storage: runStorageBench,
   restart: runRestartBench,
   'io-engine': runIoEngineBench,
@@ -30,7 +32,7 @@ const suites: Record<string, () => Promise<boolean>> = {
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
-  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => !['io-engine', 'protocol', 'cluster', 'cluster-throughput', 'cluster-security', 'xdr'].includes(name));
+  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => !['io-engine', 'protocol', 'cluster', 'cluster-throughput', 'cluster-security', 'metrics', 'xdr'].includes(name));
   process.stdout.write(`shoal benchmarks on ${process.version}, ${require('node:os').cpus().length} cores: ${names.join(', ')}\n`);
   for (const name of names) {
     const suite = suites[name];

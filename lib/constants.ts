@@ -121,3 +121,20 @@ check(SCAN_BATCH_RECORDS * 64 <= MAX_RECORD_BYTES_MIN, 'a scan batch fits the sm
 check(BATCH_PUT_SLOTS_PER_CALL <= 65_536, 'a batchPut call fits the native slot limit');
 check(OPERATION_PAYLOAD_BYTES_MAX >= WRITE_BLOCK_BYTES_MAX, 'an operation can carry a value as big as the biggest record');
 check(CONTEXT_LEVELS_MAX >= BIN_VALUE_DEPTH_MAX, 'a context path can reach the deepest value');
+
+/** Upper bounds of the operation latency histogram buckets (lib/metrics.ts), seconds: 5 µs to 2.5 s. */
+export const METRICS_LATENCY_BUCKETS_SECONDS: readonly number[] = [
+  0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+];
+/**
+ * One call in this many (a power of two) is timed into the latency histogram; every call is
+ * counted. Reading the clock twice costs about as much as a memory getSync on a loaded
+ * machine (bench/metrics.ts), so timing each call would break the 5% budget of issue 17.
+ */
+export const METRICS_LATENCY_SAMPLE_EVERY = 16;
+/** Error codes kept apart per operation in the metrics; others are counted as "other" (bounds the label set). */
+export const METRICS_ERROR_CODES_MAX = 32;
+/** Connections the metrics listener serves at once; more are refused (it serves operators, not clients). */
+export const METRICS_CONNECTIONS_MAX = 32;
+/** A metrics request must arrive within this long, or the socket is closed. */
+export const METRICS_REQUEST_TIMEOUT_MS = 10_000;

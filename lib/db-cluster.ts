@@ -19,6 +19,10 @@ import { checkOperations, checkRemoveOptions, checkTtl, checkWriteOptions, hasBi
 import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
 import { callFromWire, callToWire, recordToWire } from './db-cluster-values';
 import { checkFilter } from './namespace/filter';
+import { checkOptionNames } from './option-names';
+
+const READ_OPTION_NAMES: ReadonlySet<string> = new Set(['bins', 'filter']);
+const SCAN_OPTION_NAMES: ReadonlySet<string> = new Set(['partitions', 'filter']);
 
 /** A single-record call, as data. */
 export type RecordCall =
@@ -55,6 +59,7 @@ export function recordRequest(call: RecordCall): ClusterRequest {
 export function checkReadOptions(opts: unknown): asserts opts is ReadOptions | undefined {
   if (opts === undefined) return;
   if (opts === null || typeof opts !== 'object') throw new TypeError('read options must be an object');
+  checkOptionNames(opts, READ_OPTION_NAMES, 'read options');
   checkFilter((opts as ReadOptions).filter);
   const bins = (opts as ReadOptions).bins;
   if (bins === undefined) return;
@@ -72,11 +77,13 @@ export function checkReadOptions(opts: unknown): asserts opts is ReadOptions | u
 export function checkScanOptions(opts: unknown): asserts opts is ScanOptions | undefined {
   if (opts === undefined) return;
   if (opts === null || typeof opts !== 'object') throw new TypeError('scan options must be an object');
+  checkOptionNames(opts, SCAN_OPTION_NAMES, 'scan options');
   checkFilter((opts as ScanOptions).filter);
   const partitions = (opts as ScanOptions).partitions;
   if (partitions === undefined) return;
   if (!Array.isArray(partitions)) throw new TypeError('opts.partitions must be an array of partition ids');
   for (const id of partitions) {
+    if (typeof id !== 'number') throw new TypeError(`opts.partitions holds ${describe(id)}; partition ids are integers`);
     if (!Number.isInteger(id) || id < 0 || id >= PARTITION_COUNT) throw invalidArgument(`partition id ${String(id)} is not in 0..${PARTITION_COUNT - 1}`);
   }
 }

@@ -26,6 +26,13 @@ import { digestsOf } from './model/digest';
 import { DATA_PLANE_SLICE_RECORDS } from './cluster/constants';
 import { partitionIdOf } from './model/key';
 import { unregisterForShutdown } from './shutdown';
+import { checkOptionNames } from './option-names';
+import { DbMetrics, statusOf, type DbStatus } from './metrics';
+import type { MetricsServer } from './metrics-server';
+
+const TRUNCATE_OPTION_NAMES: ReadonlySet<string> = new Set(['before']);
+const CLOSE_OPTION_NAMES: ReadonlySet<string> = new Set(['dropIndex']);
+const BATCH_ENTRY_NAMES: ReadonlySet<string> = new Set(['key', 'bins', 'opts']);
 import type { Xdr } from './xdr/index';
 
 export interface BatchPutEntry<B extends BinsOf<B> = Bins> {
@@ -54,6 +61,8 @@ export interface DbStats {
 export class Db {
   private closing: Promise<void> | undefined;
   private serviceListener: Service | undefined;
+  private metricsListener: MetricsServer | undefined;
+  private readonly openedAtMs = Date.now();
   /** Cluster control (docs/cluster.md); undefined unless cluster mode is on. */
   readonly cluster: Cluster | undefined;
 
@@ -62,6 +71,7 @@ export class Db {
     private readonly config: DbConfig,
     private readonly namespaces: Map<string, Namespace>,
     private readonly clusterNode: ClusterNode | undefined = undefined,
+    private readonly metricsState: DbMetrics = new DbMetrics(false),
     /** Cross-cluster shipping (docs/xdr.md): state, waitForShipped, destinations, events; undefined unless cluster mode is on. */
     readonly xdr: Xdr | undefined = undefined,
   ) {
@@ -80,6 +90,35 @@ export class Db {
   attachService(service: Service): void {
     if (this.serviceListener !== undefined) throw new Error('the service is already attached');
     this.serviceListener = service;
+  }
+
+  /** Used by open() once the metrics listener is up. */
+  attachMetricsListener(server: MetricsServer): void {
+    if (this.metricsListener !== undefined) throw new Error('the metrics listener is already attached');
+    this.metricsListener = server;
+  }
+
+  /** Where `metrics.listen` serves `/metrics` and the status page (port 0 resolved); undefined without it. */
+  get metricsAddress(): { host: string; port: number } | undefined {
+    return this.metricsListener?.address;
+  }
+
+  /**
+   * The metrics in Prometheus text format (docs/operations.md, "Metrics"): operations, errors,
+   * latency histograms, hits and misses (when open() was given `metrics`), namespace and
+   * cluster figures (always).
+   * @throws ShoalError NOT_OPEN once closed.
+   */
+  async metrics(): Promise<string> {
+    return this.metricsState.render({ namespaces: this.stats().namespaces, clusterNode: this.clusterNode, openedAtMs: this.openedAtMs });
+  }
+
+  /**
+   * What the status page draws: nodes, each partition's master, migrations, namespaces.
+   * @throws ShoalError NOT_OPEN once closed.
+   */
+  status(): DbStatus {
+    return statusOf(this.stats().namespaces, this.config.namespaces, this.clusterNode);
   }
 
   /** In cluster mode, runs a single-record call on its partition's master (here or one hop away). */
@@ -219,6 +258,7 @@ export class Db {
       const entry = entries[position];
       try {
         if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
+        checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${position}]`);
         const ns = this.namespaceFor(entry.key);
         // The bins' names and values are checked as the namespace encodes them (one walk, see
         // PutBatch.add); checkBins' error for bins that are not a plain object is thrown here.
@@ -280,6 +320,7 @@ export class Db {
         const entry = entries[position];
         try {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
+        checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${position}]`);
           this.namespaceFor(entry.key);
           checkBins(entry.bins, true);
           if (entry.opts !== undefined) checkWriteOptions(entry.opts);
@@ -305,6 +346,7 @@ export class Db {
       entries.map(async (entry, index) => {
         try {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${index}] must be { key, bins, opts? }`);
+          checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${index}]`);
           return await this.put(entry.key, entry.bins, entry.opts ?? opts);
         } catch (error) {
           return batchEntryError(error, index);
@@ -366,12 +408,17 @@ export class Db {
   async truncate(ns: string, set?: string, opts?: TruncateOptions): Promise<number> {
     const namespace = this.namespaceNamed(ns);
     if (set !== undefined && typeof set !== 'string') throw new TypeError('set must be a string when given');
+    if (opts !== undefined) {
+      if (opts === null || typeof opts !== 'object') throw new TypeError('truncate options must be an object');
+      checkOptionNames(opts, TRUNCATE_OPTION_NAMES, 'truncate options');
+    }
     // The default cut is the end of this millisecond, so a record written just before the
     // call goes too; last-update times have millisecond resolution.
     const nowMs = Date.now();
     const before = opts?.before ?? nowMs + 1;
     const beforeMs = before instanceof Date ? before.getTime() : before;
-    if (typeof beforeMs !== 'number' || !Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');
+    if (typeof beforeMs !== 'number') throw new TypeError('opts.before must be a Date or a Unix time in ms');
+    if (!Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');
     // A cut in the future would spare the writes made until then now, but the cut is durable
     // and a cold start would remove them: refused, as Aerospike refuses a future truncate time.
     if (beforeMs > nowMs + 1) throw invalidArgument('opts.before must not be in the future');
@@ -411,9 +458,11 @@ export class Db {
    */
   close(opts?: CloseOptions): Promise<void> {
     if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw new TypeError('close options must be an object');
+    if (opts !== undefined) checkOptionNames(opts, CLOSE_OPTION_NAMES, 'close options');
     this.closing ??= (async () => {
       unregisterForShutdown(this);
       const errors: unknown[] = [];
+      if (this.metricsListener !== undefined) await this.metricsListener.close().catch((error: unknown) => errors.push(error));
       if (this.serviceListener !== undefined) await this.serviceListener.close().catch((error: unknown) => errors.push(error));
       try {
         this.xdr?.close();

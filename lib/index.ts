@@ -6,6 +6,7 @@ export { open } from './open';
 export type { OpenOptionsWithLog } from './open';
 export { Db } from './db';
 export type { BatchPutEntry, CloseOptions, DbStats, TruncateOptions } from './db';
+export type { LeveledLogger, LogOption } from './log';
 export { ShoalError, ErrorCode } from './errors';
 export { op } from './namespace/semantics';
 export type { ExistsPolicy, Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
@@ -22,7 +23,8 @@ import type { Bins } from './model/bins';
  * is imported. Kept through 0.2.x, removed in 0.3.0.
  */
 export type Record<B = Bins> = ShoalRecord<B>;
-export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
+export type { DeviceStorageOptions, EvictOptions, MemoryStorageOptions, MetricsOptions, NamespaceOptions, OpenClusterOptions, OpenOptions } from './options';
+export type { DbStatus } from './metrics';
 export type { Cluster, ClusterState } from './cluster/index';
 export type { Service, ServiceStats } from './service/server';
 export type { ServiceOptions } from './service/options';

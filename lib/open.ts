@@ -6,18 +6,25 @@
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Db } from './db';
 import { DbLocalStore } from './db-cluster';
-import { ClusterNode, loadOrCreateNodeId, startCluster, type Logger } from './cluster/index';
+import { ClusterNode, loadOrCreateNodeId, startCluster } from './cluster/index';
 import { openNamespace } from './namespace/factory';
 import type { Namespace } from './namespace/namespace';
 import { DbConfig, OpenOptions, resolveOptions } from './options';
 import { Service } from './service/server';
 import { registerForShutdown } from './shutdown';
 import { makeDirectory } from './storage/file-mode';
+import { resolveLog, type LogOption } from './log';
+import { DbMetrics } from './metrics';
+import { MetricsServer } from './metrics-server';
 import { Xdr, XdrStore, checkNotSelf, resolveXdrOptions } from './xdr/index';
 
 export interface OpenOptionsWithLog extends OpenOptions {
-  /** Where Shoal writes operational messages (cold-start reasons, dropped peers); default console.warn. */
-  log?: (message: string) => void;
+  /**
+   * Where Shoal writes operational messages (cold-start reasons, dropped peers): a function of
+   * one string, or a leveled logger of pino's shape (`warn(fields, message)`, lib/log.ts);
+   * default console.warn.
+   */
+  log?: LogOption;
   /**
    * Close this Db on SIGTERM and SIGINT (lib/shutdown.ts); default true. false installs no
    * signal handler: the application drains its own work, then calls close() (README, "Shutdown").
@@ -32,8 +39,7 @@ export interface OpenOptionsWithLog extends OpenOptions {
  */
 export async function open(options: OpenOptionsWithLog): Promise<Db> {
   const config = resolveOptions(options);
-  const log = options.log ?? ((message: string) => console.warn(`shoal: ${message}`));
-  if (typeof log !== 'function') throw new TypeError('log must be a function');
+  const { log, clusterLogger } = resolveLog(options.log);
   const handleSignals = options.handleSignals ?? true;
   if (typeof handleSignals !== 'boolean') throw new TypeError('handleSignals must be a boolean');
   const xdrDestinations = options.xdr === undefined ? [] : resolveXdrOptions(options.xdr, config.namespaces.map((ns) => ns.name));
@@ -62,20 +68,27 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
       cluster = await startCluster(config.cluster, store, {
         dataDir: config.dataDir,
         fileMode: config.fileMode,
-        logger: clusterLogger(log),
+        logger: clusterLogger,
         // What the operator CLI shows besides the cluster state.
         describe: () => (db === undefined ? undefined : db.stats()),
       });
     } catch (error) {
       await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
       if (error instanceof ShoalError) throw error;
-      if (error instanceof TypeError || error instanceof RangeError) throw error;
+      if (error instanceof TypeError) throw error;
+      // The cluster's checks of option values throw RangeError; the rule of docs/api.md makes
+      // a value of the right type that cannot be used INVALID_ARGUMENT.
+      if (error instanceof RangeError) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, error.message, { cause: error });
       throw new ShoalError(ErrorCode.CLUSTER_ERROR, `cluster mode could not start: ${(error as Error).message}`, { cause: error });
     }
   }
+  const metrics = new DbMetrics(options.metrics !== undefined);
   const xdr = cluster === undefined ? undefined : new Xdr({ store, clusterNode: cluster, dataDir: config.dataDir, fileMode: config.fileMode, log }, xdrDestinations);
-  db = new Db(config, namespaces, cluster, xdr);
+  db = new Db(config, namespaces, cluster, metrics, xdr);
+  metrics.instrument(db);
+  if (cluster !== undefined) metrics.watchCluster(cluster);
   if (config.service !== undefined) await startService(db, config, cluster, log);
+  if (config.metricsListen !== undefined) await startMetricsListener(db, config.metricsListen, log);
   if (handleSignals) registerForShutdown(db);
   return db;
 }
@@ -98,9 +111,12 @@ async function startService(db: Db, config: DbConfig, cluster: ClusterNode | und
   }
 }
 
-/** Cluster log lines go to the Db's log function (debug and info are dropped). */
-function clusterLogger(log: (message: string) => void): Logger {
-  const write = (level: string) => (message: string, fields?: Record<string, unknown>) =>
-    log(`cluster ${level}: ${message}${fields === undefined ? '' : ` ${JSON.stringify(fields, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`}`);
-  return { debug: () => undefined, info: () => undefined, warn: write('warn'), error: write('error') };
+/** Starts the metrics listener of a Db just opened; closes the Db if it cannot start. */
+async function startMetricsListener(db: Db, listen: { host: string; port: number }, log: (message: string) => void): Promise<void> {
+  try {
+    db.attachMetricsListener(await MetricsServer.start({ metrics: () => db.metrics(), status: () => db.status() }, listen, log));
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    throw new ShoalError(ErrorCode.IO_ERROR, `the metrics listener could not start on ${listen.host}:${listen.port}: ${(error as Error).message}`, { cause: error });
+  }
 }

@@ -25,7 +25,7 @@ const OVER_LIMIT = {
   'lib/cluster/fabric.ts': 809,
   'lib/model/exp/compile.ts': 819,
   'lib/model/exp/regex.ts': 803,
-  'lib/namespace/device-namespace.ts': 1063,
+  'lib/namespace/device-namespace.ts': 1066, // +3: the XDR removal hook (issue 20)
   'lib/namespace/memory-namespace.ts': 707,
   'lib/storage/device-store.ts': 1474,
 };
@@ -35,13 +35,14 @@ const OVER_LIMIT = {
  * the longest matching prefix deciding. A file may import files of its own layer or below.
  */
 const LAYERS = [
-  ['constants.ts', 'errors.ts', 'clock.ts'],
+  ['constants.ts', 'errors.ts', 'clock.ts', 'option-names.ts'],
   ['native/'],
   ['model/'],
   ['storage/'],
   ['namespace/'],
   ['cluster/'],
-  ['service/', 'options.ts', 'open.ts', 'db.ts', 'db-cluster.ts', 'db-cluster-values.ts', 'shutdown.ts', 'index.ts'],
+  ['xdr/'],
+  ['service/', 'options.ts', 'open.ts', 'db.ts', 'db-cluster.ts', 'db-cluster-values.ts', 'shutdown.ts', 'index.ts', 'log.ts', 'metrics.ts', 'metrics-server.ts', 'status-page.ts', 'backup/'],
 ];
 
 /** The layer number of a lib/ file, or undefined when LAYERS does not place it. */

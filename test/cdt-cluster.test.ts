@@ -87,7 +87,7 @@ describe('list and map operations in a 2-node cluster', () => {
         { ...op.exp.write('e', exp.add(exp.binInt('w2'), 1), ExpWriteFlags.EVAL_NO_FAIL), resultKey: '0' },
         { ...op.exp.read('size', exp.maps.size(exp.binMap('m'))), resultKey: '1' },
         { ...op.map.size('m'), resultKey: '2' },
-      ] as Operation[]);
+      ] as unknown as Operation[]);
       expect(result.bins).toEqual({ '1': 3, '2': 3 });
     }
     let filtered = 0;

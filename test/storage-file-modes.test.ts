@@ -85,11 +85,13 @@ describe('file modes', () => {
   });
 
   it('refuses a fileMode that would lock its owner out or make files executable', async () => {
-    for (const fileMode of [0o400, 0o700, 0o1600, -1, 0.5, '0600']) {
+    for (const fileMode of [0o400, 0o700, 0o1600, -1, 0.5]) {
       await expect(open({ dataDir: tempDir(), fileMode: fileMode as number, namespaces: NAMESPACES, log: () => undefined })).rejects.toMatchObject({
         code: 'INVALID_ARGUMENT',
         message: expect.stringMatching(/fileMode/),
       });
     }
+    // A string is the wrong type (docs/api.md, "Errors for wrong arguments").
+    await expect(open({ dataDir: tempDir(), fileMode: '0600' as never, namespaces: NAMESPACES, log: () => undefined })).rejects.toThrow(TypeError);
   });
 });

@@ -98,6 +98,11 @@ export interface ClusterState {
 export interface AdminState extends ClusterState {
   address: string;
   migrationsSettledClusterWide: boolean;
+  /** Partitions left on all members (this node's, each peer's from its heartbeats); absent from older nodes. */
+  clusterMigrationsRemaining?: number;
+  /** What the next rebalance changes that the view does not hold yet (pendingChanges); absent from older nodes. */
+  pending?: { joining: string[]; leaving: string[]; quiesce: string[]; quiesceUndo: string[] };
+  heartbeatIntervalMs?: number;
   lag: LagStats;
   stats?: { namespaces?: Record<string, Record<string, unknown>> };
 }
@@ -364,6 +369,31 @@ export class ClusterNode extends EventEmitter {
     });
   }
 
+  /** Partitions left to migrate on the members of the view: this node's, and each peer's by its latest heartbeat. */
+  private clusterMigrationsRemaining(): number {
+    let remaining = this.migrationsRemaining();
+    for (const id of this.membership.view.succession) if (id !== this.nodeId) remaining += this.heartbeat.peer(id)?.migrationsRemaining ?? 0;
+    return remaining;
+  }
+
+  /**
+   * What the next rebalance will change that the view does not hold yet, so the CLI neither
+   * reports a settled cluster before a rebalance has started nor hides a quiesce waiting for a
+   * recluster: nodes heard but not members, members not heard, quiesce flags (this node's own,
+   * each peer's from its heartbeats) the view does not list, and listed ones since undone.
+   */
+  private pendingChanges(): { joining: string[]; leaving: string[]; quiesce: string[]; quiesceUndo: string[] } {
+    const view = this.membership.view;
+    const heard = [this.nodeId, ...this.heartbeat.alivePeers()].sort();
+    const flagged = (id: string) => (id === this.nodeId ? this.quiescedFlag : this.heartbeat.peer(id)?.quiesced === true);
+    return {
+      joining: heard.filter((id) => !view.succession.includes(id)),
+      leaving: view.succession.filter((id) => !heard.includes(id)),
+      quiesce: heard.filter((id) => flagged(id) && !view.quiesced.includes(id)),
+      quiesceUndo: view.quiesced.filter((id) => heard.includes(id) && !flagged(id)),
+    };
+  }
+
   /**
    * The admin protocol (docs/cluster.md, "Admin connections"): the operator CLI's requests.
    * Every request carries an `id`; the reply is `{ type: 'admin-reply', id, ok, value | error }`.
@@ -376,6 +406,9 @@ export class ClusterNode extends EventEmitter {
           ...this.state(),
           address: this.address,
           migrationsSettledClusterWide: this.migrationsSettledClusterWide(),
+          clusterMigrationsRemaining: this.clusterMigrationsRemaining(),
+          pending: this.pendingChanges(),
+          heartbeatIntervalMs: this.options.heartbeatIntervalMs,
           lag: { ...this.heartbeat.lag },
           stats: describe?.() as AdminState['stats'],
         } satisfies AdminState);

@@ -85,7 +85,8 @@ export function checkKeyShape(key: unknown, argument = 'key'): asserts key is Ke
     if (candidate.digest === undefined || candidate.digest === null) {
       throw new TypeError(`${argument} needs a key or a digest`);
     }
-    if (!(candidate.digest instanceof Uint8Array) || candidate.digest.length !== DIGEST_BYTES) {
+    if (!(candidate.digest instanceof Uint8Array)) throw new TypeError(`${argument}.digest must be a ${DIGEST_BYTES}-byte Buffer, not ${describe(candidate.digest)}`);
+    if (candidate.digest.length !== DIGEST_BYTES) {
       throw invalidArgument(`${argument}.digest must be a ${DIGEST_BYTES}-byte Buffer`);
     }
   }

@@ -8,6 +8,10 @@ import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { Bins } from '../model/bins';
 import { type Filter, checkFilter } from './filter';
 import { describe } from '../model/key';
+import { checkOptionNames } from '../option-names';
+
+const WRITE_OPTION_NAMES: ReadonlySet<string> = new Set(['ttl', 'exists', 'generation', 'durable', 'storeKey', 'filter']);
+const REMOVE_OPTION_NAMES: ReadonlySet<string> = new Set(['generation', 'durable', 'filter']);
 
 export type ExistsPolicy = 'upsert' | 'create' | 'update' | 'replace' | 'createOrReplace';
 
@@ -45,9 +49,11 @@ const EXISTS_POLICIES: ReadonlySet<string> = new Set(['upsert', 'create', 'updat
 export function checkWriteOptions(options: unknown): asserts options is WriteOptions | undefined {
   if (options === undefined) return;
   if (options === null || typeof options !== 'object') throw new TypeError('write options must be an object');
+  checkOptionNames(options, WRITE_OPTION_NAMES, 'write options');
   const o = options as WriteOptions;
   if (o.ttl !== undefined) checkTtl(o.ttl);
-  if (o.exists !== undefined && !EXISTS_POLICIES.has(o.exists as string)) {
+  if (o.exists !== undefined && typeof o.exists !== 'string') throw new TypeError(`exists must be one of ${[...EXISTS_POLICIES].join(', ')}, not ${describe(o.exists)}`);
+  if (o.exists !== undefined && !EXISTS_POLICIES.has(o.exists)) {
     throw invalidArgument(`exists must be one of ${[...EXISTS_POLICIES].join(', ')}, not ${String(o.exists)}`);
   }
   if (o.generation !== undefined) checkGeneration(o.generation);
@@ -59,6 +65,7 @@ export function checkWriteOptions(options: unknown): asserts options is WriteOpt
 export function checkRemoveOptions(options: unknown): asserts options is RemoveOptions | undefined {
   if (options === undefined) return;
   if (options === null || typeof options !== 'object') throw new TypeError('remove options must be an object');
+  checkOptionNames(options, REMOVE_OPTION_NAMES, 'remove options');
   const o = options as RemoveOptions;
   if (o.generation !== undefined) checkGeneration(o.generation);
   if (o.durable !== undefined && typeof o.durable !== 'boolean') throw new TypeError('durable must be a boolean');
@@ -66,14 +73,16 @@ export function checkRemoveOptions(options: unknown): asserts options is RemoveO
 }
 
 export function checkTtl(ttl: unknown): asserts ttl is number {
-  if (typeof ttl !== 'number' || !Number.isInteger(ttl)) throw invalidArgument(`ttl must be an integer number of seconds, not ${describe(ttl)}`);
+  if (typeof ttl !== 'number') throw new TypeError(`ttl must be an integer number of seconds, not ${describe(ttl)}`);
+  if (!Number.isInteger(ttl)) throw invalidArgument(`ttl must be an integer number of seconds, not ${describe(ttl)}`);
   if (ttl < TTL_DONT_UPDATE || ttl > TTL_MAX_SECONDS) {
     throw invalidArgument(`ttl ${ttl} is out of range: use -2 (keep), -1 (never expire), 0 (namespace default) or 1..${TTL_MAX_SECONDS}`);
   }
 }
 
 function checkGeneration(generation: unknown): void {
-  if (typeof generation !== 'number' || !Number.isInteger(generation) || generation < 0 || generation > GENERATION_MAX) {
+  if (typeof generation !== 'number') throw new TypeError(`generation must be an integer from 0 to ${GENERATION_MAX}, not ${describe(generation)}`);
+  if (!Number.isInteger(generation) || generation < 0 || generation > GENERATION_MAX) {
     throw invalidArgument(`generation must be an integer from 0 to ${GENERATION_MAX}, not ${describe(generation)}`);
   }
 }

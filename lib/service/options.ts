@@ -4,6 +4,7 @@
  */
 import { invalidArgument } from '../errors';
 import { ServiceUser, checkUsers } from './security';
+import { checkOptionNames } from '../option-names';
 
 /** `open({ service })` (docs/protocol.md). */
 export interface ServiceOptions {
@@ -25,7 +26,8 @@ export interface ResolvedServiceOptions {
   insecure: boolean;
 }
 
-const OPTION_NAMES = new Set(['listen', 'advertise', 'users', 'insecure']);
+const OPTION_NAMES: ReadonlySet<string> = new Set(['listen', 'advertise', 'users', 'insecure']);
+const LISTEN_OPTION_NAMES: ReadonlySet<string> = new Set(['host', 'port']);
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]', '']);
 
 /** Whether a listen host is reachable only from this machine. */
@@ -40,13 +42,13 @@ export function isLoopbackHost(host: string): boolean {
  */
 export function resolveServiceOptions(options: unknown): ResolvedServiceOptions {
   if (options === null || typeof options !== 'object') throw new TypeError('service must be { listen: { host, port }, users?, advertise?, insecure? }');
-  for (const name of Object.keys(options)) if (!OPTION_NAMES.has(name)) throw invalidArgument(`service has unknown option "${name}"`);
+  checkOptionNames(options, OPTION_NAMES, 'service');
   const o = options as ServiceOptions;
   const listen = o.listen;
   if (listen === null || typeof listen !== 'object' || typeof listen.host !== 'string' || !Number.isInteger(listen.port) || listen.port < 0 || listen.port > 65535) {
     throw new TypeError('service.listen must be { host: string, port: integer 0..65535 }');
   }
-  for (const name of Object.keys(listen)) if (name !== 'host' && name !== 'port') throw invalidArgument(`service.listen has unknown option "${name}"`);
+  checkOptionNames(listen, LISTEN_OPTION_NAMES, 'service.listen');
   if (o.advertise !== undefined && (typeof o.advertise !== 'string' || !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$/.test(o.advertise))) {
     throw invalidArgument('service.advertise must be a "host:port" string');
   }

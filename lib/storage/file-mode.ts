@@ -15,7 +15,8 @@ import { DEFAULT_FILE_MODE } from './constants';
  */
 export function resolveFileMode(value: unknown): number {
   if (value === undefined) return DEFAULT_FILE_MODE;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 0o777) {
+  if (typeof value !== 'number') throw new TypeError(`fileMode must be a file mode such as 0o600 or 0o640, not ${JSON.stringify(value)}`);
+  if (!Number.isInteger(value) || value < 0 || value > 0o777) {
     throw invalidArgument(`fileMode must be a file mode such as 0o600 or 0o640, not ${JSON.stringify(value)}`);
   }
   if ((value & 0o600) !== 0o600 || (value & 0o111) !== 0) {

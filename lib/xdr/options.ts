@@ -3,6 +3,7 @@
  * here once, so the shipper never sees a malformed destination.
  */
 import { invalidArgument } from '../errors';
+import { checkOptionNames } from '../option-names';
 import type { TlsSettings } from '../cluster/network';
 import { XDR_DESTINATIONS_MAX, XDR_NAME_MAX_BYTES, XDR_SEEDS_MAX } from './constants';
 
@@ -42,6 +43,8 @@ export interface XdrDestinationConfig {
 }
 
 const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
+const XDR_OPTION_NAMES: ReadonlySet<string> = new Set(['destinations']);
+const DESTINATION_OPTION_NAMES: ReadonlySet<string> = new Set(['name', 'seeds', 'namespaces', 'rewind', 'clusterName', 'secret', 'tls']);
 const ADDRESS_PATTERN = /^[^\s:]+:\d{1,5}$/;
 
 /**
@@ -50,6 +53,7 @@ const ADDRESS_PATTERN = /^[^\s:]+:\d{1,5}$/;
  */
 export function resolveXdrOptions(options: unknown, namespaces: readonly string[]): XdrDestinationConfig[] {
   if (options === null || typeof options !== 'object') throw new TypeError('xdr must be { destinations: [...] }');
+  checkOptionNames(options, XDR_OPTION_NAMES, 'xdr');
   const destinations = (options as XdrOptions).destinations;
   if (!Array.isArray(destinations)) throw new TypeError('xdr.destinations must be an array');
   if (destinations.length > XDR_DESTINATIONS_MAX) throw invalidArgument(`xdr.destinations holds ${destinations.length}; at most ${XDR_DESTINATIONS_MAX}`);
@@ -68,6 +72,7 @@ export function resolveXdrOptions(options: unknown, namespaces: readonly string[
  */
 export function resolveXdrDestination(destination: unknown, where: string, namespaces: readonly string[]): XdrDestinationConfig {
   if (destination === null || typeof destination !== 'object') throw new TypeError(`${where} must be { name, seeds, namespaces }`);
+  checkOptionNames(destination, DESTINATION_OPTION_NAMES, where);
   const d = destination as XdrDestinationOptions;
   if (typeof d.name !== 'string' || !NAME_PATTERN.test(d.name) || Buffer.byteLength(d.name) > XDR_NAME_MAX_BYTES) {
     throw invalidArgument(`${where}.name must be 1-${XDR_NAME_MAX_BYTES} letters, digits, '_' or '-', not ${JSON.stringify(d.name)}`);
