@@ -45,6 +45,8 @@ export const XDR_DESTINATIONS_MAX = 16;
 export const XDR_NAME_MAX_BYTES = 64;
 /** Versions a receiver takes in one ship message (a sender sends at most XDR_BATCH_RECORDS). */
 export const XDR_RECEIVE_VERSIONS_MAX = 1_024;
+/** Removals applied from other clusters that a destination node remembers (so an older version shipped late cannot undo one). */
+export const XDR_RECENT_REMOVALS_MAX = 200_000;
 /** Seeds per destination. */
 export const XDR_SEEDS_MAX = 64;
 /** Samples of shipping lag kept for lagMs (the newest). */

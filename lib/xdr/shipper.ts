@@ -331,7 +331,14 @@ export class Shipper extends EventEmitter {
       this.connect();
       return;
     }
-    while (this.inFlight.size < XDR_BATCHES_IN_FLIGHT && this.pending.size > 0) this.sendBatch(this.client, this.takeBatch());
+    while (this.inFlight.size < XDR_BATCHES_IN_FLIGHT && this.pending.size > 0) {
+      const batch = this.takeBatch();
+      if (batch.length === 0) {
+        this.inFlight.delete(batch);
+        break;
+      }
+      this.sendBatch(this.client, batch);
+    }
   }
 
   /** Entries of one namespace, the oldest first, at most XDR_BATCH_RECORDS. */
@@ -340,7 +347,8 @@ export class Shipper extends EventEmitter {
     let ns: string | undefined;
     for (const [key, entry] of this.pending) {
       ns ??= entry.ns;
-      if (entry.ns !== ns) continue;
+      // One batch per record at a time: two could reach the destination in either order.
+      if (entry.ns !== ns || this.inFlightKeys.has(key)) continue;
       this.pending.delete(key);
       this.inFlightKeys.set(key, (this.inFlightKeys.get(key) ?? 0) + 1);
       batch.push(entry);

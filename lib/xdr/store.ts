@@ -9,6 +9,7 @@
 import type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from '../cluster/local-store';
 import { parseWireVersions, versionsToWire } from '../cluster/peer-checks';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
+import { XDR_RECENT_REMOVALS_MAX } from './constants';
 
 /** What an xdr-apply resolves to on the destination's master. */
 export type ApplyOutcome = 'applied' | 'stale' | 'conflict-applied' | 'conflict-stale';
@@ -45,6 +46,8 @@ export class XdrStore implements LocalStore {
   /** Whether a write of the record made here has not been shipped to the cluster named yet. */
   unshipped: ((clusterName: string, ns: string, digest: Buffer) => boolean) | undefined;
   readonly executeLocalBatch: LocalStore['executeLocalBatch'];
+  /** Removals applied from other clusters, newest last, at most XDR_RECENT_REMOVALS_MAX: "ns\0digest" → last-update ms. */
+  private readonly recentRemovals = new Map<string, number>();
   readonly truncateCuts: LocalStore['truncateCuts'];
   readonly applyTruncate: LocalStore['applyTruncate'];
 
@@ -97,12 +100,25 @@ export class XdrStore implements LocalStore {
     const version = versions[0];
     if (version === undefined || !version.digest.equals(digest)) throw invalidArgument("malformed xdr-apply: the version is not the request's record");
     const conflict = this.unshipped?.(operation.source, ns, digest) === true;
+    // A namespace keeps no tombstones: an older version arriving after a shipped removal (a
+    // batch retried after a timeout while the first send was still being applied) would bring
+    // the record back. Recent shipped removals are remembered for that.
+    const removedKey = `${ns}\0${digest.toString('latin1')}`;
+    const removedMs = this.recentRemovals.get(removedKey);
+    if (removedMs !== undefined && !version.tombstone && version.lastUpdateMs <= removedMs) return { value: conflict ? 'conflict-stale' : 'stale', writes: [] };
     const applied = (await this.inner.applyRecordVersion(ns, version)) === 'applied';
+    if (applied && version.tombstone) this.rememberRemoval(removedKey, version.lastUpdateMs);
     const outcome: ApplyOutcome = conflict ? (applied ? 'conflict-applied' : 'conflict-stale') : applied ? 'applied' : 'stale';
     if (!applied) return { value: outcome, writes: [] };
     const writes = [{ ns, version }];
     this.observer?.(writes, operation.source);
     return { value: outcome, writes };
+  }
+
+  private rememberRemoval(key: string, lastUpdateMs: number): void {
+    this.recentRemovals.delete(key);
+    this.recentRemovals.set(key, lastUpdateMs);
+    if (this.recentRemovals.size > XDR_RECENT_REMOVALS_MAX) this.recentRemovals.delete(this.recentRemovals.keys().next().value!);
   }
 
   readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined> {

@@ -156,7 +156,7 @@ export function destinationOf(cluster: XdrCluster, extra: Record<string, unknown
 }
 
 /** Waits on every running node until what it queued before the call has shipped. */
-export async function waitForShipped(cluster: XdrCluster, timeoutMs = 60_000): Promise<void> {
+export async function waitForShipped(cluster: XdrCluster, timeoutMs = 120_000): Promise<void> {
   await Promise.all(cluster.filter((node) => !node.exited).map((node) => node.value('waitForShipped', { timeoutMs }, timeoutMs + 5_000)));
 }
 
