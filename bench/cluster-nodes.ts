@@ -13,11 +13,19 @@ export interface BenchNode {
 
 /** Starts node `name` with its data in `dataDir`, joining `seed` if given. Resolves once it listens. */
 export function startNode(name: string, dataDir: string, seed: string | undefined): Promise<BenchNode> {
-  const child = fork(path.join(__dirname, 'cluster-child.js'), [name, dataDir, seed ?? ''], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  return startChild('cluster-child.js', [name, dataDir, seed ?? '']);
+}
+
+/**
+ * Forks the bench child `script` (a file beside this one) with `args`; resolves once it sends
+ * `{ ready, address }`. Its IPC protocol: `{ id, op, ... }` answered by `{ id, ok, value | error }`.
+ */
+export function startChild(script: string, args: string[]): Promise<BenchNode> {
+  const child = fork(path.join(__dirname, script), args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const waiting = new Map<number, (reply: any) => void>();
   let next = 0;
   return new Promise((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+    child.on('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
     child.on('message', (message: any) => {
       if (message.ready) {
         resolve({

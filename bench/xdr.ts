@@ -13,10 +13,10 @@
  *
  * As the reference of the same run, the source's own batchPut rate with no destination.
  */
-import { ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { type BenchNode, startChild } from './cluster-nodes';
 
 const RECORDS = Number(process.env.BENCH_XDR_RECORDS ?? 100_000);
 const RATE = Number(process.env.BENCH_XDR_RATE ?? 25_000);
@@ -24,36 +24,10 @@ const SECONDS = Number(process.env.BENCH_XDR_SECONDS ?? 10);
 const TARGET_RECORDS_PER_SECOND = 50_000;
 const TARGET_P99_LAG_MS = 1_000;
 
-interface Node {
-  process: ChildProcess;
-  address: string;
-  call(op: string, fields?: Record<string, unknown>): Promise<any>;
-}
+type Node = BenchNode;
 
 function startNode(name: string, dataDir: string): Promise<Node> {
-  const child = fork(path.join(__dirname, 'xdr-child.js'), [name, dataDir], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const waiting = new Map<number, (reply: any) => void>();
-  let next = 0;
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
-    child.on('message', (message: any) => {
-      if (message.ready) {
-        resolve({
-          process: child,
-          address: message.address,
-          call: (op, fields = {}) =>
-            new Promise((done, fail) => {
-              const id = next++;
-              waiting.set(id, (reply) => (reply.ok ? done(reply.value) : fail(new Error(reply.error))));
-              child.send({ id, op, ...fields });
-            }),
-        });
-        return;
-      }
-      waiting.get(message.id)?.(message);
-      waiting.delete(message.id);
-    });
-  });
+  return startChild('xdr-child.js', [name, dataDir]);
 }
 
 const destination = (name: string, node: Node, rewind: 'all' | 'none') => ({ name, clusterName: name, seeds: [node.address], namespaces: ['bench'], rewind });
