@@ -21,7 +21,7 @@ const LIB = path.join(ROOT, 'lib');
 const MAX_LINES = 600;
 /** Files not yet split (path under the repository: the most lines it may have). */
 const OVER_LIMIT = {
-  'lib/cluster/data-plane.ts': 1643,
+  'lib/cluster/data-plane.ts': 1650, // +7: a write's retry with no agreed view is in doubt (sim seed 21)
   'lib/cluster/fabric.ts': 809,
   'lib/model/exp/compile.ts': 819,
   'lib/model/exp/regex.ts': 803,

@@ -52,7 +52,10 @@ describe('determinism', () => {
 // pauses, clock steps, crashes with warm and cold (torn) restarts, failing stores; unique keys
 // and compare-and-set registers. 20 s of faults per seed.
 describe('full fault schedule (5 nodes)', () => {
-  for (const seed of seedsFrom('SHOAL_FULL_SEEDS', [1, 2, 3, 5, 9, 13])) {
+  // 21: a write whose master left with it, retried while no view was agreed, was answered
+  // PARTITION_UNAVAILABLE (a definite "not applied") though the master had applied it; it is
+  // in doubt (TIMEOUT). One of 11 such seeds in 1..1000 at 20 s of faults.
+  for (const seed of seedsFrom('SHOAL_FULL_SEEDS', [1, 2, 3, 5, 9, 13, 21])) {
     it(`seed ${seed}: converges and every checker passes`, async () => {
       const result = await runScenario('full', { seed, faultMs: 20_000 });
       console.log(`full seed ${seed}: ${result.acknowledged} keys + ${result.registerWrites} CAS acknowledged, faults ${JSON.stringify(result.faults)}, ${result.admittedLosses} admitted CAS losses`);

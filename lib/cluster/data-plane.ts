@@ -481,7 +481,14 @@ export class DataPlane {
     let answered = false;
     let first: Promise<Step> | undefined;
     for (let attempt = 0; attempt < MAX_FORWARD_ATTEMPTS && !this.stopped; attempt++) {
-      await this.waitForPlans(deadline);
+      try {
+        await this.waitForPlans(deadline);
+      } catch (error) {
+        // No view agreed in time. For a write an earlier attempt may have applied (its master
+        // left with it), that is no proof it was not: in doubt (TIMEOUT below), not unavailable.
+        if (answered && requestId !== undefined) break;
+        throw error;
+      }
       if (this.stopped) break;
       const target = this.actingMaster(partitions[0]) ?? this.options.nodeId;
       let step = target === this.options.nodeId
