@@ -5,41 +5,10 @@
  * fails. Before, the batch became 100,000 routed puts issued at once: the event loop stalled
  * for seconds, the peer declared the node dead, and thousands of entries failed.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ChildNode, eventually } from './fixtures/cluster-children';
+import { describe, expect, it } from 'vitest';
+import { ChildNode, eventually, useDbChildren, type DbChildState } from './fixtures/cluster-children';
 
-interface DbChildState {
-  clusterKey: string;
-  succession: string[];
-  settledClusterWide: boolean;
-}
-
-const children: ChildNode[] = [];
-const dirs: string[] = [];
-
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-});
-
-afterAll(() => {
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function startChild(nodeId: string, seeds: string[]): ChildNode {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `shoal-batch-${nodeId}-`));
-  dirs.push(dataDir);
-  const child = new ChildNode({ dataDir }, nodeId, seeds);
-  children.push(child);
-  return child;
-}
-
-async function settled(nodes: ChildNode[]): Promise<boolean> {
-  const states = await Promise.all(nodes.map((node) => node.value<DbChildState>('state')));
-  return states.every((s) => s.succession.length === nodes.length && s.clusterKey === states[0]!.clusterKey && s.settledClusterWide);
-}
+const { startChild, settled } = useDbChildren('shoal-batch');
 
 /** The longest event-loop stall a node may show while it runs the batch (the bench reports the real figure). */
 const STALL_BOUND_MS = 1_000;

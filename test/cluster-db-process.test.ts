@@ -3,39 +3,8 @@
  * every child embeds Shoal through `open({ cluster })`. Children are SIGKILLed in afterEach,
  * even on failure; every wait is bounded.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ChildNode, eventually } from './fixtures/cluster-children';
-
-interface DbChildState {
-  clusterKey: string;
-  succession: string[];
-  quiesced: string[];
-  partitions: { master: number; replica: number };
-  migrationsRemaining: number;
-  settledClusterWide: boolean;
-}
-
-const children: ChildNode[] = [];
-const dirs: string[] = [];
-
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-});
-
-afterAll(() => {
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function startChild(nodeId: string, seeds: string[]): ChildNode {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `shoal-cluster-${nodeId}-`));
-  dirs.push(dataDir);
-  const child = new ChildNode({ dataDir }, nodeId, seeds);
-  children.push(child);
-  return child;
-}
+import { describe, expect, it } from 'vitest';
+import { ChildNode, eventually, useDbChildren, type DbChildState } from './fixtures/cluster-children';
 
 async function startCluster(ids: string[]): Promise<ChildNode[]> {
   const first = startChild(ids[0], []);
@@ -45,11 +14,7 @@ async function startCluster(ids: string[]): Promise<ChildNode[]> {
   return [first, ...rest];
 }
 
-async function settled(nodes: ChildNode[]): Promise<boolean> {
-  const states = await Promise.all(nodes.map((node) => node.value<DbChildState>('state')));
-  const ids = nodes.map((n) => n.nodeId).sort().join(',');
-  return states.every((s) => [...s.succession].sort().join(',') === ids && s.clusterKey === states[0].clusterKey && s.settledClusterWide);
-}
+const { startChild, settled } = useDbChildren('shoal-cluster');
 
 /** Objects per node, from db.stats(). */
 async function objects(nodes: ChildNode[]): Promise<number> {

@@ -12,19 +12,8 @@
  * retried inside the cluster until it is. Before, a request gave up after five quick retries
  * (about half a second) and the client saw TIMEOUT.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ChildNode, eventually } from './fixtures/cluster-children';
-
-interface DbChildState {
-  clusterKey: string;
-  succession: string[];
-  quiesced: string[];
-  partitions: { master: number; replica: number };
-  settledClusterWide: boolean;
-}
+import { describe, expect, it } from 'vitest';
+import { ChildNode, eventually, useDbChildren, type DbChildState } from './fixtures/cluster-children';
 
 interface LoadReport {
   acknowledged: number;
@@ -35,30 +24,7 @@ interface LoadReport {
 /** Records loaded before the clients start: a join then moves about 20,000 copies. */
 const RECORDS = 40_000;
 
-const children: ChildNode[] = [];
-const dirs: string[] = [];
-
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-});
-
-afterAll(() => {
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function startChild(nodeId: string, seeds: string[]): ChildNode {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `shoal-ryw-${nodeId}-`));
-  dirs.push(dataDir);
-  const child = new ChildNode({ dataDir }, nodeId, seeds);
-  children.push(child);
-  return child;
-}
-
-async function settled(nodes: ChildNode[]): Promise<boolean> {
-  const states = await Promise.all(nodes.map((node) => node.value<DbChildState>('state')));
-  const ids = nodes.map((n) => n.nodeId).sort().join(',');
-  return states.every((s) => [...s.succession].sort().join(',') === ids && s.clusterKey === states[0]!.clusterKey && s.settledClusterWide);
-}
+const { startChild, settled } = useDbChildren('shoal-ryw');
 
 /** Until stopped: `senders` hold back their settle notices to `to` for 1.5 s, then let them through for 0.5 s. */
 function lateNotices(senders: ChildNode[], to: string[]) {

@@ -8,45 +8,10 @@
  * answers the re-send with the first result it remembers from the replication, or the call is
  * reported in doubt (TIMEOUT); either way the record holds each write once.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { ChildNode, eventually } from './fixtures/cluster-children';
+import { describe, expect, it } from 'vitest';
+import { ChildNode, eventually, useDbChildren, type DbChildState } from './fixtures/cluster-children';
 
-interface DbChildState {
-  clusterKey: string;
-  succession: string[];
-  settledClusterWide: boolean;
-}
-
-const children: ChildNode[] = [];
-const dirs: string[] = [];
-
-afterEach(() => {
-  for (const child of children.splice(0)) {
-    child.kill('SIGCONT');
-    child.kill('SIGKILL');
-  }
-});
-
-afterAll(() => {
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function startChild(nodeId: string, seeds: string[]): ChildNode {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `shoal-vc-${nodeId}-`));
-  dirs.push(dataDir);
-  const child = new ChildNode({ dataDir }, nodeId, seeds);
-  children.push(child);
-  return child;
-}
-
-async function settled(nodes: ChildNode[]): Promise<boolean> {
-  const states = await Promise.all(nodes.map((node) => node.value<DbChildState>('state')));
-  const ids = nodes.map((n) => n.nodeId).sort().join(',');
-  return states.every((s) => [...s.succession].sort().join(',') === ids && s.clusterKey === states[0]!.clusterKey && s.settledClusterWide);
-}
+const { startChild, settled } = useDbChildren('shoal-vc');
 
 /** A key whose partition c2 masters with c3 as its replica. */
 async function keyMasteredBy(origin: ChildNode, prefix: string): Promise<string> {
