@@ -58,12 +58,7 @@ export const KNOWN_FAILURES: readonly { file: string; title: string; message: Re
     message: /does not support user-defined functions/,
     reason: 'registers a Lua UDF module (udf-put) and runs batchApply: Shoal runs no UDFs and refuses udf-put',
   },
-  {
-    file: 'exp.ts',
-    title: 'Aerospike.exp expressionToBase64 postive tests works with expression indexes',
-    message: /does not support secondary indexes/,
-    reason: 'creates a secondary index on an expression and queries it: Shoal has no secondary indexes',
-  },
+
 ];
 
 export interface FileCounts {

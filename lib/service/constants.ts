@@ -53,6 +53,22 @@ export const SERVICE_PARTITION_MAP_REFRESH_MS = 100;
 /** A peer's advertised service address is at most this long. */
 export const SERVICE_ADDRESS_MAX_BYTES = 300;
 
+/**
+ * Secondary indexes (docs/protocol.md, "Secondary indexes"), Aerospike's own bounds (the
+ * server's datamodel.h and sindex.h): indexes per namespace, and the lengths of an index's
+ * name, bin name and set name, and of its expression and context as base64 text.
+ */
+export const SINDEX_PER_NAMESPACE_MAX = 256;
+export const SINDEX_NAME_BYTES_MAX = 63;
+export const SINDEX_BIN_NAME_BYTES_MAX = 15;
+export const SINDEX_SET_NAME_BYTES_MAX = 63;
+export const SINDEX_EXPRESSION_BASE64_BYTES_MAX = 16 * 1024 - 1;
+export const SINDEX_CONTEXT_BASE64_BYTES_MAX = 2047;
+/** A query's string or blob is shorter than this (longer values are not indexed, so never match). */
+export const SINDEX_KEY_BYTES_MAX = 2048;
+/** A query's GeoJSON region or point is shorter than this. */
+export const SINDEX_GEOJSON_BYTES_MAX = 1 << 20;
+
 function check(condition: boolean, relation: string): void {
   if (!condition) throw new Error(`shoal service constants: broken relation: ${relation}`);
 }
@@ -63,3 +79,4 @@ check(SERVICE_BUFFERED_BYTES_MAX >= SERVICE_FRAME_BYTES_MAX * 2, 'two of the lar
 check(SERVICE_SMALL_FRAME_BYTES < SERVICE_FRAME_BYTES_MAX, 'small frames are smaller than the largest');
 check(SERVICE_INFO_REQUEST_BYTES_MAX <= SERVICE_FRAME_BYTES_MAX, 'an info request fits a frame');
 check(SERVICE_REPLY_CHUNK_BYTES < SERVICE_FRAME_BYTES_MAX, 'a reply chunk is a frame');
+check(SINDEX_EXPRESSION_BASE64_BYTES_MAX < SERVICE_INFO_REQUEST_BYTES_MAX, 'an index expression fits an info request');

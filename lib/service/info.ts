@@ -10,6 +10,7 @@ import type { Cluster } from '../cluster/cluster-api';
 import type { NamespaceConfig } from '../namespace/config';
 import { resultCodeOf, ResultCode } from './result-codes';
 import type { Topology } from './topology';
+import { SINDEX_INFO_COMMANDS, type SecondaryIndexes } from './sindex';
 
 /** The Aerospike server version whose protocol Shoal speaks: clients pick features by it. */
 export const SERVER_BUILD = '7.0.0.0';
@@ -28,6 +29,8 @@ export interface InfoContext {
   readonly db: ServedDb;
   readonly topology: Topology;
   readonly namespaces: ReadonlyMap<string, NamespaceConfig>;
+  /** This node's secondary index definitions (sindex.ts). */
+  readonly indexes: SecondaryIndexes;
   readonly cluster: Cluster | undefined;
   readonly clusterName: string;
   /** The copies of each partition (1 without cluster mode). */
@@ -236,11 +239,10 @@ const HANDLERS = new Map<string, Handler>([
   ],
   ['user-agent-set', () => 'ok'],
   ['udf-list', () => ''],
-  ['sindex-list', () => ''],
   ['udf-put', () => unsupported('user-defined functions (UDF)')],
   ['udf-remove', () => unsupported('user-defined functions (UDF)')],
-  ['sindex-create', () => unsupported('secondary indexes')],
-  ['sindex-delete', () => unsupported('secondary indexes')],
+  // Secondary indexes: sindex.ts.
+  ...[...SINDEX_INFO_COMMANDS].map(([name, run]): [string, Handler] => [name, (params, c) => run(c.indexes, params, parameters(params))]),
 ]);
 
 function unsupported(feature: string): never {

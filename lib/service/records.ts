@@ -10,6 +10,7 @@
  * entry in the table.
  */
 import type { ServedDb } from './served-db';
+import type { SecondaryIndexes } from './sindex';
 import type { BinValue, Bins } from '../model/bins';
 import type { Key } from '../model/key';
 import { digestOf } from '../model/digest';
@@ -47,6 +48,8 @@ export interface RecordContext {
   hasNamespace(ns: string): boolean;
   /** Whether reads of this namespace may use db.getSync (memory data, not cluster mode). */
   servesSync(ns: string): boolean;
+  /** The secondary index definitions, for queries (query.ts). */
+  readonly indexes: SecondaryIndexes;
 }
 
 /** A record's state as a reply reports it. */
@@ -166,9 +169,13 @@ const UNSUPPORTED_FIELDS: ReadonlyMap<number, string> = new Map([
   [FieldType.INDEX_TYPE, 'secondary-index queries'],
 ]);
 
-/** @throws RequestError UNSUPPORTED_FEATURE when the fields ask for an unsupported feature. */
-export function refuseUnsupportedFields(fields: Map<number, Buffer>): void {
+/**
+ * @param allowed fields the caller serves although other requests may not carry them (a query's index fields).
+ * @throws RequestError UNSUPPORTED_FEATURE when the fields ask for an unsupported feature.
+ */
+export function refuseUnsupportedFields(fields: Map<number, Buffer>, allowed?: ReadonlySet<number>): void {
   for (const type of fields.keys()) {
+    if (allowed?.has(type) === true) continue;
     const name = UNSUPPORTED_FIELDS.get(type);
     if (name !== undefined) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, `Shoal does not support ${name}`);
   }

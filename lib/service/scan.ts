@@ -20,6 +20,7 @@ import { SERVICE_REPLY_CHUNK_BYTES, SERVICE_SCAN_GROUP_RECORDS } from './constan
 import { ParticleType, writeParticle } from './particles';
 import { RecordContext, filterOf, refuseUnsupportedFields, writeRecordMessage } from './records';
 import type { Expression } from '../model/exp/expression';
+import { QUERY_FIELDS, queryFilter } from './query';
 import { ResultCode } from './result-codes';
 import { DIGEST_BYTES, FieldType, Info1, Info2, Info3, Message, OpCode, RequestError, writeField, writeStringField } from './wire';
 
@@ -35,7 +36,7 @@ interface ScanRequest {
   recordsPerSecond: number;
   bins: string[] | undefined;
   headerOnly: boolean;
-  /** A filter expression (field 43): records it is false for are not sent. */
+  /** A filter expression (field 43), and for a secondary-index query what the index selects (query.ts): records it is false for are not sent. */
   filter: Expression | undefined;
 }
 
@@ -44,8 +45,8 @@ interface ScanRequest {
  * @throws RequestError NAMESPACE_NOT_FOUND, PARAMETER_ERROR or UNSUPPORTED_FEATURE.
  */
 function scanRequest(context: RecordContext, message: Message): ScanRequest {
-  refuseUnsupportedFields(message.fields);
-  if ((message.info2 & Info2.WRITE) !== 0) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support background scans');
+  refuseUnsupportedFields(message.fields, QUERY_FIELDS);
+  if ((message.info2 & Info2.WRITE) !== 0) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support background scans or queries');
   if ((message.info1 & Info1.READ) === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a scan must read');
   const nsField = message.fields.get(FieldType.NAMESPACE);
   if (nsField === undefined || nsField.length === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a scan without a namespace');
@@ -96,7 +97,7 @@ function scanRequest(context: RecordContext, message: Message): ScanRequest {
     recordsPerSecond: rps !== undefined && rps.length === 4 ? rps.readUInt32BE(0) : 0,
     bins: readOps.length > 0 && !headerOnly ? readOps.map((op) => op.name) : undefined,
     headerOnly,
-    filter: filterOf(message.fields),
+    filter: queryFilter(context.indexes, ns, set, message, filterOf(message.fields)),
   };
 }
 

@@ -13,6 +13,7 @@ import { executeBatch } from './batch';
 import { ByteBudget, Connection, FrameHandler } from './connection';
 import { SERVICE_BUFFERED_BYTES_MAX, SERVICE_CONNECTIONS_MAX, SERVICE_INFO_REQUEST_BYTES_MAX, SERVICE_LOG_INTERVAL_MS, SERVICE_LOG_LINES_PER_INTERVAL } from './constants';
 import { InfoContext, answerInfo } from './info';
+import { SecondaryIndexes } from './sindex';
 import { RecordContext, RecordReply, executeRecord, writeRecordMessage } from './records';
 import { ResultCode, resultCodeOf } from './result-codes';
 import { executeScan, isScan } from './scan';
@@ -98,12 +99,14 @@ export class Service implements FrameHandler {
     this.badInput = new RateLimitedLog(internals.log);
     const namespaces = new Map(internals.namespaces.map((ns) => [ns.name, ns]));
     const sync = new Set(internals.clusterNode === undefined ? internals.namespaces.filter((ns) => ns.kind === 'memory' || ns.device?.dataInMemory === true).map((ns) => ns.name) : []);
-    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns) };
+    const indexes = new SecondaryIndexes(new Set(namespaces.keys()));
+    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns), indexes };
     const clusterNode = internals.clusterNode;
     this.info = {
       db,
       topology,
       namespaces,
+      indexes,
       cluster: internals.cluster,
       clusterName: clusterNode?.options.clusterName ?? 'shoal',
       replicationFactor: () => clusterNode?.partitionMap.replicationFactor ?? 1,
