@@ -15,9 +15,11 @@
 import type { ContextLevel } from '../model/cdt/builders';
 import { CtxType, ReturnType } from '../model/cdt/codes';
 import { exp } from '../model/exp/builders';
-import { ExpType } from '../model/exp/codes';
+import { ExpCode, ExpType } from '../model/exp/codes';
+import { decodeUser } from '../model/cdt/decode';
 import { EncodedNode, Expression } from '../model/exp/expression';
-import { GeoJsonError, parseGeoJson } from '../model/exp/geo';
+import { GeoJsonError, geoMatches, parseGeoJson } from '../model/exp/geo';
+import type { ShoalRecord } from '../namespace/namespace';
 import { SINDEX_BIN_NAME_BYTES_MAX, SINDEX_GEOJSON_BYTES_MAX, SINDEX_KEY_BYTES_MAX, SINDEX_NAME_BYTES_MAX } from './constants';
 import { ParticleType } from './particles';
 import { ResultCode } from './result-codes';
@@ -198,9 +200,8 @@ function any(count: Expression): Expression {
   return exp.gt(count, 0);
 }
 
-/** Whether a list (or a map's keys or values) holds an element in the range. */
+/** Whether a list (or a map's keys or values) holds an element in the range (not for GeoJSON: geoElementTest). */
 function collectionHolds(container: Expression, indexType: number, range: Range, ctx: ContextLevel[] | undefined): Expression {
-  if (range.keyType === ParticleType.GEOJSON) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support GeoJSON queries on list and map indexes');
   const count = ReturnType.COUNT;
   if (indexType === IndexType.LIST) {
     if (range.keyType !== ParticleType.INTEGER) return any(exp.lists.getByValue(container, range.value, count, ctx));
@@ -259,20 +260,29 @@ function storedParticleType(keyType: number): number {
 
 const LIST_CONTEXT_TYPES: ReadonlySet<number> = new Set([CtxType.LIST_INDEX, CtxType.LIST_RANK, CtxType.LIST_VALUE]);
 
-/** The expression selecting what the index would select for the range. */
+/** What a query keeps: records its filter is true for (evaluated where they are stored) and, when set, `accept` is true for. */
+export interface QuerySelection {
+  filter: Expression | undefined;
+  /** A test of the record as read, for what expressions cannot say (GeoJSON in lists and maps). */
+  accept: ((record: ShoalRecord) => boolean) | undefined;
+}
+
+/** The expression selecting what the index would select for the range (GeoJSON in collections: its guard, and geoElementTest). */
 function indexMatch(index: IndexDefinition, range: Range): Expression {
   if (index.keyType !== range.keyType) return exp.bool(false);
   const levels = index.context?.levels;
   const collection = index.indexType !== IndexType.DEFAULT;
   if (index.expression !== undefined) {
     const value = new Expression(new EncodedNode(index.expression.shoal), -1);
+    if (collection && range.keyType === ParticleType.GEOJSON) return exp.bool(true);
     return collection ? collectionHolds(value, index.indexType, range, undefined) : valueInRange(value, range);
   }
   const bin = index.bin!;
   if (levels === undefined) {
     if (collection) {
       const container = index.indexType === IndexType.LIST ? exp.binList(bin) : exp.binMap(bin);
-      return exp.and(exp.eq(exp.binType(bin), index.indexType === IndexType.LIST ? ParticleType.LIST : ParticleType.MAP), collectionHolds(container, index.indexType, range, undefined));
+      const guard = exp.eq(exp.binType(bin), index.indexType === IndexType.LIST ? ParticleType.LIST : ParticleType.MAP);
+      return range.keyType === ParticleType.GEOJSON ? guard : exp.and(guard, collectionHolds(container, index.indexType, range, undefined));
     }
     const value = typedBin(bin, range.keyType);
     return exp.and(exp.eq(exp.binType(bin), storedParticleType(range.keyType)), valueInRange(value, range));
@@ -280,24 +290,85 @@ function indexMatch(index: IndexDefinition, range: Range): Expression {
   const isList = LIST_CONTEXT_TYPES.has(levels[0]!.type);
   const container = isList ? exp.binList(bin) : exp.binMap(bin);
   const guard = exp.eq(exp.binType(bin), isList ? ParticleType.LIST : ParticleType.MAP);
+  if (collection && range.keyType === ParticleType.GEOJSON) return guard;
   return exp.and(guard, collection ? collectionHolds(container, index.indexType, range, levels) : contextValue(container, levels, range));
 }
 
+function unsupportedGeo(what: string): RequestError {
+  return new RequestError(ResultCode.UNSUPPORTED_FEATURE, `Shoal does not support GeoJSON queries of list and map indexes ${what}`);
+}
+
+/** The value a context path selects in a bin's user value (list indexes and map keys), or undefined. */
+function dig(value: unknown, levels: ContextLevel[]): unknown {
+  for (const level of levels) {
+    if (level.type === CtxType.LIST_INDEX && Array.isArray(value) && typeof level.value === 'number') {
+      value = value[level.value < 0 ? value.length + level.value : level.value];
+    } else if (level.type === CtxType.MAP_KEY && value instanceof Map) {
+      value = value.get(level.value);
+    } else if (level.type === CtxType.MAP_KEY && typeof level.value === 'string' && value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value)) {
+      value = Object.hasOwn(value, level.value) ? (value as Record<string, unknown>)[level.value] : undefined;
+    } else {
+      return undefined;
+    }
+  }
+  return value;
+}
+
+/** The bin an expression reads, when the expression is a bin read and nothing more (exp.binList('b')), else undefined. */
+function binReadOf(expression: Buffer): string | undefined {
+  const node = decodeUser(expression, 0, expression.length);
+  return Array.isArray(node) && node.length === 3 && node[0] === ExpCode.BIN && typeof node[2] === 'string' ? node[2] : undefined;
+}
+
 /**
- * The filter a scan-shaped message runs with: for a query (an index range field), what its
- * index selects and then the request's own filter; otherwise the request's filter alone.
+ * GeoJSON in a list or a map's values: whether an element is a point in the query's region or a
+ * region holding its point (cmpGeo's rule). Shoal keeps GeoJSON inside lists and maps as its
+ * text, so an element counts when its text parses as GeoJSON. Contexts: list indexes and map keys.
+ * @throws RequestError UNSUPPORTED_FEATURE for other context levels.
+ */
+function geoElementTest(index: IndexDefinition, text: string): (record: ShoalRecord) => boolean {
+  const levels = index.context?.levels ?? [];
+  if (levels.some((level) => level.type !== CtxType.LIST_INDEX && level.type !== CtxType.MAP_KEY)) throw unsupportedGeo('with context levels other than list indexes and map keys');
+  const query = parseGeoJson(text);
+  const bin = index.bin ?? binReadOf(index.expression!.shoal);
+  if (bin === undefined) throw unsupportedGeo('on an expression other than a bin read');
+  return (record) => {
+    const container = dig(record.bins[bin], levels);
+    let elements: unknown[];
+    if (index.indexType === IndexType.LIST) elements = Array.isArray(container) ? container : [];
+    else if (container instanceof Map) elements = [...container.values()];
+    else elements = container !== null && typeof container === 'object' && !Array.isArray(container) && !Buffer.isBuffer(container) ? Object.values(container) : [];
+    return elements.some((element) => {
+      if (typeof element !== 'string') return false;
+      try {
+        return geoMatches(parseGeoJson(element), query);
+      } catch (error) {
+        if (error instanceof GeoJsonError) return false;
+        throw error;
+      }
+    });
+  };
+}
+
+/**
+ * What a scan-shaped message selects: for a query (an index range field), what its index
+ * selects and then the request's own filter; otherwise the request's filter alone.
  * @throws RequestError PARAMETER_ERROR, INDEX_NOT_FOUND or UNSUPPORTED_FEATURE.
  */
-export function queryFilter(indexes: SecondaryIndexes, ns: string, set: string | undefined, message: Message, filter: Expression | undefined): Expression | undefined {
+export function querySelection(indexes: SecondaryIndexes, ns: string, set: string | undefined, message: Message, filter: Expression | undefined): QuerySelection {
   const rangeField = message.fields.get(FieldType.INDEX_RANGE);
   if (rangeField === undefined) {
     for (const type of QUERY_FIELDS) if (message.fields.has(type)) throw parameterError('an index field without an index range');
-    return filter;
+    return { filter, accept: undefined };
   }
   const named = message.fields.has(FieldType.INDEX_NAME) || message.fields.has(FieldType.INDEX_EXPRESSION);
   const { bin, range } = parseRange(rangeField, named);
   const index = indexOf(indexes, ns, set, message.fields, bin, range.keyType);
   const match = indexMatch(index, range);
   const inSet = index.set === undefined || index.set === set ? match : exp.and(exp.eq(exp.setName(), index.set), match);
-  return filter === undefined ? inSet : exp.and(inSet, new Expression(new EncodedNode(filter.toBytes()), ExpType.BOOL));
+  const geoInCollection = index.keyType === range.keyType && range.keyType === ParticleType.GEOJSON && index.indexType !== IndexType.DEFAULT;
+  return {
+    filter: filter === undefined ? inSet : exp.and(inSet, new Expression(new EncodedNode(filter.toBytes()), ExpType.BOOL)),
+    accept: geoInCollection ? geoElementTest(index, range.value as string) : undefined,
+  };
 }

@@ -20,7 +20,7 @@ import { SERVICE_REPLY_CHUNK_BYTES, SERVICE_SCAN_GROUP_RECORDS } from './constan
 import { ParticleType, writeParticle } from './particles';
 import { RecordContext, filterOf, refuseUnsupportedFields, writeRecordMessage } from './records';
 import type { Expression } from '../model/exp/expression';
-import { QUERY_FIELDS, queryFilter } from './query';
+import { QUERY_FIELDS, querySelection } from './query';
 import { ResultCode } from './result-codes';
 import { DIGEST_BYTES, FieldType, Info1, Info2, Info3, Message, OpCode, RequestError, writeField, writeStringField } from './wire';
 
@@ -38,6 +38,8 @@ interface ScanRequest {
   headerOnly: boolean;
   /** A filter expression (field 43), and for a secondary-index query what the index selects (query.ts): records it is false for are not sent. */
   filter: Expression | undefined;
+  /** For some queries, a test of each record read (query.ts). */
+  accept: ((record: ShoalRecord) => boolean) | undefined;
 }
 
 /**
@@ -97,7 +99,7 @@ function scanRequest(context: RecordContext, message: Message): ScanRequest {
     recordsPerSecond: rps !== undefined && rps.length === 4 ? rps.readUInt32BE(0) : 0,
     bins: readOps.length > 0 && !headerOnly ? readOps.map((op) => op.name) : undefined,
     headerOnly,
-    filter: queryFilter(context.indexes, ns, set, message, filterOf(message.fields)),
+    ...querySelection(context.indexes, ns, set, message, filterOf(message.fields)),
   };
 }
 
@@ -148,6 +150,7 @@ export async function executeScan(
       for (const record of records) {
         const digest = digestOfRecord(record.key);
         if (after !== undefined && Buffer.compare(digest, after) <= 0) continue;
+        if (request.accept !== undefined && !request.accept(record)) continue;
         if (request.maxRecords > 0 && sent >= request.maxRecords) break;
         writeScanRecord(writer, request, record, digest, nowSeconds);
         sent++;
