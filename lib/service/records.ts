@@ -44,12 +44,12 @@ import {
 /** What the record commands need from the service. */
 export interface RecordContext {
   readonly db: ServedDb;
+  /** The secondary index definitions, for queries (query.ts). */
+  readonly indexes: SecondaryIndexes;
   /** Whether a namespace of this name exists. */
   hasNamespace(ns: string): boolean;
   /** Whether reads of this namespace may use db.getSync (memory data, not cluster mode). */
   servesSync(ns: string): boolean;
-  /** The secondary index definitions, for queries (query.ts). */
-  readonly indexes: SecondaryIndexes;
 }
 
 /** A record's state as a reply reports it. */
@@ -169,13 +169,9 @@ const UNSUPPORTED_FIELDS: ReadonlyMap<number, string> = new Map([
   [FieldType.INDEX_TYPE, 'secondary-index queries'],
 ]);
 
-/**
- * @param allowed fields the caller serves although other requests may not carry them (a query's index fields).
- * @throws RequestError UNSUPPORTED_FEATURE when the fields ask for an unsupported feature.
- */
-export function refuseUnsupportedFields(fields: Map<number, Buffer>, allowed?: ReadonlySet<number>): void {
+/** @throws RequestError UNSUPPORTED_FEATURE when the fields ask for an unsupported feature. */
+export function refuseUnsupportedFields(fields: Map<number, Buffer>): void {
   for (const type of fields.keys()) {
-    if (allowed?.has(type) === true) continue;
     const name = UNSUPPORTED_FIELDS.get(type);
     if (name !== undefined) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, `Shoal does not support ${name}`);
   }

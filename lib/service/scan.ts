@@ -47,7 +47,8 @@ interface ScanRequest {
  * @throws RequestError NAMESPACE_NOT_FOUND, PARAMETER_ERROR or UNSUPPORTED_FEATURE.
  */
 function scanRequest(context: RecordContext, message: Message): ScanRequest {
-  refuseUnsupportedFields(message.fields, QUERY_FIELDS);
+  // A query's index fields are served here (query.ts); a record request carrying them is refused.
+  refuseUnsupportedFields(new Map([...message.fields].filter(([type]) => !QUERY_FIELDS.has(type))));
   if ((message.info2 & Info2.WRITE) !== 0) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support background scans or queries');
   if ((message.info1 & Info1.READ) === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a scan must read');
   const nsField = message.fields.get(FieldType.NAMESPACE);
