@@ -7,7 +7,6 @@ import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Bins, BinsOf, checkBins, isPlainObject } from './model/bins';
 import { Key, checkKeyShape } from './model/key';
 import type { BatchResults, Namespace, NamespaceStats, ReadOptions, ScanOptions, ShoalRecord, WriteResult } from './namespace/namespace';
-import type { BatchItemOutcome } from './cluster/local-store';
 import {
   Operation,
   RemoveOptions,
@@ -20,10 +19,8 @@ import {
 import type { DbConfig } from './options';
 import { Cluster, ClusterNode } from './cluster/index';
 import type { Service } from './service/server';
-import { BatchCall, RecordCall, batchGetCall, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, recordRequest } from './db-cluster';
+import { BatchCall, BatchGroups, RecordCall, batchGetCall, batchOutcome, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, forEachSlice, recordRequest } from './db-cluster';
 import { recordFromWire } from './db-cluster-values';
-import { digestsOf } from './model/digest';
-import { DATA_PLANE_SLICE_RECORDS } from './cluster/constants';
 import { partitionIdOf } from './model/key';
 import { unregisterForShutdown } from './shutdown';
 import { checkOptionNames } from './option-names';
@@ -560,55 +557,6 @@ const CLUSTER_SCAN_PARTITIONS_PER_REQUEST = 256;
 
 function unknownNamespace(name: string, namespaces: Map<string, Namespace>): ShoalError {
   return invalidArgument(`unknown namespace "${name}"; this database has ${[...namespaces.keys()].map((n) => `"${n}"`).join(', ')}`);
-}
-
-/** Calls `visit(start, end)` for slices of DATA_PLANE_SLICE_RECORDS of 0..count, yielding to the event loop between slices. */
-async function forEachSlice(count: number, visit: (start: number, end: number) => void): Promise<void> {
-  for (let start = 0; start < count; start += DATA_PLANE_SLICE_RECORDS) {
-    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    visit(start, Math.min(count, start + DATA_PLANE_SLICE_RECORDS));
-  }
-}
-
-/** Batch items per namespace, with their digests (computed a slice at a time) and positions in the caller's list. */
-class BatchGroups {
-  readonly byNamespace = new Map<string, { digests: Buffer[]; calls: BatchCall[]; positions: number[] }>();
-
-  /** Adds a slice of items; when a key has no valid digest, `failed(position, error)` is called for it instead. */
-  add(keys: Key[], calls: BatchCall[], positions: number[], failed: (position: number, error: unknown) => void): void {
-    let digests: Buffer;
-    try {
-      digests = digestsOf(keys);
-    } catch {
-      // A key of the wrong type or size somewhere: one at a time, to tell which.
-      keys.forEach((key, k) => {
-        try {
-          this.push(key.ns, digestsOf([key]), calls[k]!, positions[k]!);
-        } catch (error) {
-          failed(positions[k]!, error);
-        }
-      });
-      return;
-    }
-    keys.forEach((key, k) => this.push(key.ns, digests.subarray(k * 20, k * 20 + 20), calls[k]!, positions[k]!));
-  }
-
-  private push(ns: string, digest: Buffer, call: BatchCall, position: number): void {
-    let group = this.byNamespace.get(ns);
-    if (group === undefined) this.byNamespace.set(ns, (group = { digests: [], calls: [], positions: [] }));
-    group.digests.push(digest);
-    group.calls.push(call);
-    group.positions.push(position);
-  }
-}
-
-/** A batch item's outcome from the cluster as batchPut and batchGet report it: its value, or its ShoalError. */
-function batchOutcome<T>(outcome: BatchItemOutcome): T | ShoalError {
-  if ('error' in outcome) {
-    const code = ShoalError.isCode(outcome.error.code) ? outcome.error.code : ErrorCode.CLUSTER_ERROR;
-    return new ShoalError(code, outcome.error.message);
-  }
-  return outcome.value as T;
 }
 
 /** A batchPut entry's failure as the ShoalError its result holds. */
