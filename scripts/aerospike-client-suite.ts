@@ -31,12 +31,27 @@ function findRepo(from: string): string {
 const repo = findRepo(__dirname);
 const clientRoot = path.join(repo, 'node_modules', 'aerospike');
 
+/**
+ * The client's secondary-index query files, run on demand (`npm run aerospike-suite -- query`).
+ * Each registers the Lua module udf.lua in its `before` hook and waits for it: while Shoal
+ * refuses udf-put, that hook fails and none of the file's tests runs, so they are not in
+ * SUPPORTED_FILES yet. docs/protocol.md gives their counts with the registration answered.
+ */
+export const QUERY_FILES = [
+  'query',
+  'query_numeric_filter', 'query_numeric_filter_exp',
+  'query_string_filter', 'query_string_filter_exp',
+  'query_blob_filter', 'query_blob_filter_exp',
+  'query_geojson_filter', 'query_geojson_filter_exp',
+];
+
 /** The client's test files that exercise what Shoal supports (issues 14 and 15). */
 export const SUPPORTED_FILES = [
   'get', 'put', 'exists', 'remove', 'remove_bin', 'select', 'operate',
   'batch_get', 'batch_exists', 'batch_select', 'batch_read', 'batch_remove', 'batch_write',
   'truncate', 'info', 'key', 'bigint', 'double', 'client', 'stats',
   'lists', 'maps', 'cdt_context', 'exp', 'exp_list', 'exp_map',
+  'index', 'index_job', 'index_on_exp', 'geojson',
 ];
 
 /**
