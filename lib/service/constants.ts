@@ -66,6 +66,8 @@ export const SINDEX_EXPRESSION_BASE64_BYTES_MAX = 16 * 1024 - 1;
 export const SINDEX_CONTEXT_BASE64_BYTES_MAX = 2047;
 /** A query's string or blob is shorter than this (longer values are not indexed, so never match). */
 export const SINDEX_KEY_BYTES_MAX = 2048;
+/** How long a peer has to answer an index definition this node sends it (sindex.ts, peer-info.ts). */
+export const SINDEX_PEER_TIMEOUT_MS = 2000;
 /** A query's GeoJSON region or point is shorter than this. */
 export const SINDEX_GEOJSON_BYTES_MAX = 1 << 20;
 

@@ -203,11 +203,31 @@ function parseSource(values: ReadonlyMap<string, string>, indexType: number, con
   return { bin: undefined, expression: parseExpression(expression!, indexType, keyType), keyType };
 }
 
+/** The parameter a node adds to a definition it sends its peers, so they do not send it on. */
+const FROM_PEER = 'shoal-from-peer';
+
 /** The secondary indexes of this node, by namespace and name. */
 export class SecondaryIndexes {
   private readonly byNamespace = new Map<string, Map<string, IndexDefinition>>();
 
-  constructor(private readonly namespaces: ReadonlySet<string>) {}
+  /**
+   * @param toPeers sends an info command to every peer (cluster mode) and resolves once each
+   *   answered or was given up; undefined without peers.
+   */
+  constructor(
+    private readonly namespaces: ReadonlySet<string>,
+    private readonly toPeers?: (command: string) => Promise<void>,
+  ) {}
+
+  /**
+   * Sends a definition change a client made to the peers, so every node of the cluster knows the
+   * index (a client creates it through one node and queries every node). A change a peer sent
+   * is not sent on.
+   */
+  async tellPeers(name: string, params: string, values: ReadonlyMap<string, string>): Promise<void> {
+    if (this.toPeers === undefined || values.has(FROM_PEER)) return;
+    await this.toPeers(`${name}:${params};${FROM_PEER}=true`);
+  }
 
   /** The index of this name, or undefined. */
   named(ns: string, name: string): IndexDefinition | undefined {
@@ -336,9 +356,20 @@ function describeIndex(definition: IndexDefinition): string {
 }
 
 /** The info commands of this module, each given the raw parameters and the parsed `key=value` ones. */
-export const SINDEX_INFO_COMMANDS: ReadonlyMap<string, (indexes: SecondaryIndexes, params: string, values: ReadonlyMap<string, string>) => string> = new Map([
-  ['sindex-create', (indexes: SecondaryIndexes, _: string, values: ReadonlyMap<string, string>) => indexes.create(values)],
-  ['sindex-delete', (indexes: SecondaryIndexes, _: string, values: ReadonlyMap<string, string>) => indexes.delete(values)],
+type InfoCommand = (indexes: SecondaryIndexes, params: string, values: ReadonlyMap<string, string>) => string | Promise<string>;
+
+/** A definition change: made here, then sent to the peers; answered once they answered. */
+function changing(name: string, change: (indexes: SecondaryIndexes, values: ReadonlyMap<string, string>) => string): InfoCommand {
+  return async (indexes, params, values) => {
+    const answer = change(indexes, values);
+    await indexes.tellPeers(name, params, values);
+    return answer;
+  };
+}
+
+export const SINDEX_INFO_COMMANDS: ReadonlyMap<string, InfoCommand> = new Map<string, InfoCommand>([
+  ['sindex-create', changing('sindex-create', (indexes, values) => indexes.create(values))],
+  ['sindex-delete', changing('sindex-delete', (indexes, values) => indexes.delete(values))],
   ['sindex-exists', (indexes: SecondaryIndexes, _: string, values: ReadonlyMap<string, string>) => indexes.exists(values)],
   ['sindex-list', (indexes: SecondaryIndexes, _: string, values: ReadonlyMap<string, string>) => indexes.listCommand(values)],
   ['sindex-stat', (indexes: SecondaryIndexes, _: string, values: ReadonlyMap<string, string>) => indexes.statCommand(values)],
