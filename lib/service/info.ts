@@ -18,11 +18,11 @@ export const SERVER_BUILD = '7.0.0.0';
 export const SERVER_EDITION = 'Shoal';
 /**
  * Feature tokens: those of Aerospike's `features` that Shoal implements (cdt-list and cdt-map:
- * list and map operations, op codes 3 and 4). blob-bits, geo and udf are absent, so clients and
- * test suites leave those features alone. Filter expressions have no token: clients gate them
+ * list and map operations, op codes 3 and 4; geo: GeoJSON values and geospatial queries).
+ * blob-bits and udf are absent, so clients and test suites leave those features alone. Filter expressions have no token: clients gate them
  * on the build (5.2+).
  */
-export const SERVER_FEATURES = ['batch-any', 'batch-index', 'cdt-list', 'cdt-map', 'float', 'peers', 'pipelining', 'pquery', 'pscans', 'replicas', 'truncate-namespace'];
+export const SERVER_FEATURES = ['batch-any', 'batch-index', 'cdt-list', 'cdt-map', 'float', 'geo', 'peers', 'pipelining', 'pquery', 'pscans', 'replicas', 'truncate-namespace'];
 
 /** What the info commands need from the service. */
 export interface InfoContext {
