@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import * as net from 'node:net';
 import { ByteWriter } from '../lib/service/byte-writer';
-import { FieldType, FrameType, Info1, Info3, beginFrame, endFrame, writeField, writeMessageHeader, writeStringField } from '../lib/service/wire';
-import { SINDEX_PER_NAMESPACE_MAX } from '../lib/service/constants';
+import { FieldType, FrameType, Info1, Info2, Info3, beginFrame, endFrame, writeField, writeMessageHeader, writeStringField } from '../lib/service/wire';
+import { SERVICE_BACKGROUND_JOBS_RUNNING_MAX, SINDEX_PER_NAMESPACE_MAX } from '../lib/service/constants';
 import { ServedNode, clientConfig, serveNode, stopNode } from './helpers/service-server';
 import { RawConnection } from './helpers/wire-request';
 import { seededFloats } from './helpers/random';
@@ -260,6 +260,22 @@ function queryFrame(fields: [number, Buffer][]): Buffer {
   return writer.copyFrom(0);
 }
 
+/** A background query (write ops) of the records with n = 50, task `id`, at most `perSecond` records a second (0: no limit), with `op` (one raw op). */
+function backgroundFrame(id: bigint, perSecond: number, op: Buffer): Buffer {
+  const task = Buffer.alloc(8);
+  task.writeBigUInt64BE(id);
+  const rate = Buffer.alloc(4);
+  rate.writeUInt32BE(perSecond);
+  const fields: [number, Buffer][] = [[FieldType.TASK_ID, task], [FieldType.INDEX_RANGE, rangeField('n', 1, integerValues(50n, 50n))]];
+  if (perSecond > 0) fields.push([FieldType.RECORDS_PER_SECOND, rate]);
+  const frame = Buffer.concat([queryFrame(fields), op]);
+  frame.writeUInt32BE(frame.length - 8, 4);
+  frame[8 + 1] = 0;
+  frame[8 + 2] = Info2.WRITE;
+  frame.writeUInt16BE(1, 8 + 20);
+  return frame;
+}
+
 /** An index range field: one range on `bin`, the particle type, then the values as given. */
 function rangeField(bin: string, particleType: number, values: Buffer, ranges = 1): Buffer {
   const name = Buffer.from(bin);
@@ -369,6 +385,42 @@ describe('hostile and careless input', () => {
     // The same connection then serves a well-formed query: its first record.
     const good = await raw.send(queryFrame([[FieldType.INDEX_RANGE, rangeField('n', 1, integerValues(5n, 5n))]]));
     expect(good.resultCode).toBe(0);
+    await stillServes();
+  });
+});
+
+describe('background queries with write operations', () => {
+  it('apply the ops to exactly the records the query selects, once, and report the job', async () => {
+    const query = whereQuery(filter.range('n', 10, 12));
+    const policy = new Aerospike.QueryPolicy({ filterExpression: exp.ne(exp.binStr('s'), exp.str('ant')) });
+    const job = await query.operate([Aerospike.operations.incr('hits', 1)], policy);
+    await job.wait(20);
+    const jobInfo = await job.info();
+    // binStr of a bin that is not a string cannot be evaluated: the filter leaves such records out.
+    const selected = expected((bins) => within(bins.n, 10, 12) && typeof bins.s === 'string' && bins.s !== 'ant');
+    expect(jobInfo.recordsRead).toBe(selected.length);
+    const scan = await client.scan('test', SET).results();
+    const hit = scan.filter((record) => record.bins.hits !== undefined);
+    expect(hit.map((record) => record.bins.id as number).sort((a, b) => a - b)).toEqual(selected);
+    expect(hit.every((record) => record.bins.hits === 1)).toBe(true);
+    expect(await info(`query-show:trid=${job.jobID}`)).toMatch(/status=done\(ok\):job-progress=100.00:.*recs-succeeded=\d+:recs-failed=0$/);
+    // An unknown job is "not found" (2), which the client takes as done.
+    expect(await codeOf(client.infoAny('query-show:trid=12345'))).toBe(2);
+  });
+
+  it('refuse reads among the ops, as the server does', async () => {
+    // The client refuses a read op itself; a raw request carries one.
+    const read = Buffer.from([0, 0, 0, 6, 1, 0, 0, 2, 0x69, 0x64]);
+    expect((await raw.send(backgroundFrame(1n, 0, read))).resultCode).toBe(4);
+    await stillServes();
+  });
+
+  it(`refuse job ${SERVICE_BACKGROUND_JOBS_RUNNING_MAX + 1} while ${SERVICE_BACKGROUND_JOBS_RUNNING_MAX} run (KEY_BUSY), and answer the others at once`, async () => {
+    // Jobs throttled to 1 record a second over the ~30 records with n = 50 stay running for the test.
+    const write = Buffer.from([0, 0, 0, 14, 2, 1, 0, 2, 0x62, 0x67, 0, 0, 0, 0, 0, 0, 0, 1]);
+    for (let i = 0; i < SERVICE_BACKGROUND_JOBS_RUNNING_MAX; i++) expect((await raw.send(backgroundFrame(BigInt(100 + i), 1, write))).resultCode).toBe(0);
+    expect((await raw.send(backgroundFrame(200n, 1, write))).resultCode).toBe(14);
+    expect(await info('query-show:trid=100')).toContain('status=active(ok)');
     await stillServes();
   });
 });

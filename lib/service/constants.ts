@@ -53,6 +53,10 @@ export const SERVICE_PARTITION_MAP_REFRESH_MS = 100;
 /** A peer's advertised service address is at most this long. */
 export const SERVICE_ADDRESS_MAX_BYTES = 300;
 
+/** Background scans and queries (background.ts) running at once; one more is refused (KEY_BUSY). */
+export const SERVICE_BACKGROUND_JOBS_RUNNING_MAX = 4;
+/** Finished background jobs kept for query-show (the server's query-max-done default). */
+export const SERVICE_BACKGROUND_JOBS_KEPT = 100;
 /**
  * Secondary indexes (docs/protocol.md, "Secondary indexes"), Aerospike's own bounds (the
  * server's datamodel.h and sindex.h): indexes per namespace, and the lengths of an index's

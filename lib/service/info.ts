@@ -11,6 +11,7 @@ import type { NamespaceConfig } from '../namespace/config';
 import { resultCodeOf, ResultCode } from './result-codes';
 import type { Topology } from './topology';
 import { SINDEX_INFO_COMMANDS, type SecondaryIndexes } from './sindex';
+import type { BackgroundJobs } from './background';
 
 /** The Aerospike server version whose protocol Shoal speaks: clients pick features by it. */
 export const SERVER_BUILD = '7.0.0.0';
@@ -29,8 +30,9 @@ export interface InfoContext {
   readonly db: ServedDb;
   readonly topology: Topology;
   readonly namespaces: ReadonlyMap<string, NamespaceConfig>;
-  /** This node's secondary index definitions (sindex.ts). */
+  /** This node's secondary index definitions (sindex.ts) and background jobs (background.ts). */
   readonly indexes: SecondaryIndexes;
+  readonly jobs: BackgroundJobs;
   readonly cluster: Cluster | undefined;
   readonly clusterName: string;
   /** The copies of each partition (1 without cluster mode). */
@@ -254,7 +256,9 @@ const HANDLERS = new Map<string, Handler>([
   ['udf-list', () => ''],
   ['udf-put', () => unsupported('user-defined functions (UDF)')],
   ['udf-remove', () => unsupported('user-defined functions (UDF)')],
-  // Secondary indexes: sindex.ts.
+  // Background jobs (background.ts) and secondary indexes (sindex.ts).
+  ['query-show', (params, c) => c.jobs.show(parameters(params))],
+  ['scan-show', (params, c) => c.jobs.show(parameters(params))],
   ...[...SINDEX_INFO_COMMANDS].map(([name, run]): [string, Handler] => [name, (params, c) => run(c.indexes, params, parameters(params))]),
 ]);
 

@@ -18,9 +18,11 @@ import { PARTITION_COUNT } from '../constants';
 import { ByteWriter } from './byte-writer';
 import { SERVICE_REPLY_CHUNK_BYTES, SERVICE_SCAN_GROUP_RECORDS } from './constants';
 import { ParticleType, writeParticle } from './particles';
-import { RecordContext, filterOf, refuseUnsupportedFields, writeRecordMessage } from './records';
+import { OP_HANDLERS, RecordContext, filterOf, refuseUnsupportedFields, ttlOption, writeRecordMessage } from './records';
+import type { Operation } from '../namespace/semantics';
 import type { Expression } from '../model/exp/expression';
 import { QUERY_FIELDS, querySelection } from './query';
+import { groupsOf } from './background';
 import { ResultCode } from './result-codes';
 import { DIGEST_BYTES, FieldType, Info1, Info2, Info3, Message, OpCode, RequestError, writeField, writeStringField } from './wire';
 
@@ -46,11 +48,10 @@ interface ScanRequest {
  * The scan a message asks for.
  * @throws RequestError NAMESPACE_NOT_FOUND, PARAMETER_ERROR or UNSUPPORTED_FEATURE.
  */
-function scanRequest(context: RecordContext, message: Message): ScanRequest {
+function scanRequest(context: RecordContext, message: Message, background: boolean): ScanRequest {
   // A query's index fields are served here (query.ts); a record request carrying them is refused.
   refuseUnsupportedFields(new Map([...message.fields].filter(([type]) => !QUERY_FIELDS.has(type))));
-  if ((message.info2 & Info2.WRITE) !== 0) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support background scans or queries');
-  if ((message.info1 & Info1.READ) === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a scan must read');
+  if (!background && (message.info1 & Info1.READ) === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a scan must read');
   const nsField = message.fields.get(FieldType.NAMESPACE);
   if (nsField === undefined || nsField.length === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a scan without a namespace');
   const ns = nsField.toString('utf8');
@@ -90,7 +91,7 @@ function scanRequest(context: RecordContext, message: Message): ScanRequest {
   const rps = message.fields.get(FieldType.RECORDS_PER_SECOND);
   const headerOnly = (message.info1 & Info1.NO_BIN_DATA) !== 0;
   const readOps = message.ops.filter((op) => op.op === OpCode.READ && op.name.length > 0);
-  if (readOps.length !== message.ops.length) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal scans take bin names only, not operations');
+  if (!background && readOps.length !== message.ops.length) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal scans take bin names only, not operations');
   return {
     ns,
     set,
@@ -102,6 +103,28 @@ function scanRequest(context: RecordContext, message: Message): ScanRequest {
     headerOnly,
     ...querySelection(context.indexes, ns, set, message, filterOf(message.fields)),
   };
+}
+
+/**
+ * The write operations of a background job.
+ * @throws RequestError PARAMETER_ERROR for a read op or an op without a handler (as the server
+ *   refuses reads in background operations), UNSUPPORTED_FEATURE for no ops at all.
+ */
+function backgroundOperations(message: Message): Operation[] {
+  if (message.ops.length === 0) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support background scans or queries without operations');
+  return message.ops.map((op) => {
+    const handler = OP_HANDLERS.get(op.op);
+    if (handler === undefined) throw new RequestError(ResultCode.PARAMETER_ERROR, `op ${op.op} cannot run in a background job`);
+    if (handler.kind === 'read') throw new RequestError(ResultCode.PARAMETER_ERROR, 'background operations must be writes');
+    return handler.toOperation(op);
+  });
+}
+
+/** The task id the client chose (field 7, u64), as a decimal string. @throws RequestError PARAMETER_ERROR without one. */
+function taskIdOf(message: Message): string {
+  const field = message.fields.get(FieldType.TASK_ID);
+  if (field === undefined || field.length !== 8) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a background job needs an 8-byte task id');
+  return field.readBigUInt64BE(0).toString();
 }
 
 /** Whether a message is a scan: it names no record and is not a batch. */
@@ -133,8 +156,16 @@ export async function executeScan(
   send: (last: boolean) => Promise<void>,
   isOpen: () => boolean,
 ): Promise<void> {
-  const request = scanRequest(context, message);
+  // A background scan or query (write ops) is answered once its job has started (background.ts).
+  const background = (message.info2 & Info2.WRITE) !== 0;
+  const request = scanRequest(context, message, background);
   const size = groupSize(context, request.ns);
+  if (background) {
+    context.jobs.start(context.db, taskIdOf(message), request, groupsOf(request.partitions, size), backgroundOperations(message), ttlOption(message.recordTtl));
+    writeRecordMessage(writer, { resultCode: ResultCode.OK, generation: 0, ttl: -1, bins: [] }, 0, { info3: Info3.LAST });
+    await send(true);
+    return;
+  }
   let sent = 0;
   const startedMs = Date.now();
   for (let start = 0; start < request.partitions.length && isOpen(); start += size) {

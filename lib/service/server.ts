@@ -15,6 +15,7 @@ import { SERVICE_BUFFERED_BYTES_MAX, SERVICE_CONNECTIONS_MAX, SERVICE_INFO_REQUE
 import { InfoContext, answerInfo } from './info';
 import { SecondaryIndexes } from './sindex';
 import { peerInfo } from './peer-info';
+import { BackgroundJobs } from './background';
 import { RecordContext, RecordReply, executeRecord, writeRecordMessage } from './records';
 import { ResultCode, resultCodeOf } from './result-codes';
 import { executeScan, isScan } from './scan';
@@ -103,13 +104,15 @@ export class Service implements FrameHandler {
     const namespaces = new Map(internals.namespaces.map((ns) => [ns.name, ns]));
     const sync = new Set(internals.clusterNode === undefined ? internals.namespaces.filter((ns) => ns.kind === 'memory' || ns.device?.dataInMemory === true).map((ns) => ns.name) : []);
     const indexes = new SecondaryIndexes(new Set(namespaces.keys()), internals.clusterNode === undefined ? undefined : (command) => this.toPeers(command));
-    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns), indexes };
+    const jobs = new BackgroundJobs(internals.log);
+    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns), indexes, jobs };
     const clusterNode = internals.clusterNode;
     this.info = {
       db,
       topology,
       namespaces,
       indexes,
+      jobs,
       cluster: internals.cluster,
       clusterName: clusterNode?.options.clusterName ?? 'shoal',
       replicationFactor: () => clusterNode?.partitionMap.replicationFactor ?? 1,
