@@ -10,7 +10,7 @@
 import type { Operation } from '../namespace/semantics';
 import type { ShoalRecord } from '../namespace/namespace';
 import type { Expression } from '../model/exp/expression';
-import { SERVICE_BACKGROUND_JOBS_KEPT, SERVICE_BACKGROUND_JOBS_RUNNING_MAX } from './constants';
+import { SERVICE_BACKGROUND_JOBS_KEPT, SERVICE_BACKGROUND_JOBS_RUNNING_MAX, SERVICE_RECORD_TESTS_PER_YIELD } from './constants';
 import type { ServedDb } from './served-db';
 import { ResultCode } from './result-codes';
 import { RequestError } from './wire';
@@ -72,7 +72,9 @@ export class BackgroundJobs {
   private async run(db: ServedDb, request: BackgroundRequest, groups: number[][], operations: Operation[], ttl: number, job: Job): Promise<void> {
     for (const group of groups) {
       const records: ShoalRecord[] = [];
+      let tested = 0;
       for await (const record of db.scan(request.ns, request.set, { partitions: group, filter: request.filter })) {
+        if (request.accept !== undefined && ++tested % SERVICE_RECORD_TESTS_PER_YIELD === 0) await new Promise((resolve) => setImmediate(resolve));
         if (request.accept === undefined || request.accept(record)) records.push(record);
       }
       for (const record of records) {
@@ -83,6 +85,8 @@ export class BackgroundJobs {
           // Removed since it was read, or refused (a type mismatch): counted, as the server counts failures.
           job.failed++;
         }
+        // A memory namespace's operate may finish without giving the event loop a turn: give it one now and then.
+        if ((job.succeeded + job.failed) % SERVICE_RECORD_TESTS_PER_YIELD === 0) await new Promise((resolve) => setImmediate(resolve));
         await throttle(request.recordsPerSecond, job);
       }
       job.partitionsDone += group.length;

@@ -53,6 +53,11 @@ export const SERVICE_PARTITION_MAP_REFRESH_MS = 100;
 /** A peer's advertised service address is at most this long. */
 export const SERVICE_ADDRESS_MAX_BYTES = 300;
 
+/**
+ * Records a query tests in JS (query.ts `accept`: GeoJSON in lists and maps), or a background job
+ * writes, between two yields to the event loop.
+ */
+export const SERVICE_RECORD_TESTS_PER_YIELD = 256;
 /** Background scans and queries (background.ts) running at once; one more is refused (KEY_BUSY). */
 export const SERVICE_BACKGROUND_JOBS_RUNNING_MAX = 4;
 /** Finished background jobs kept for query-show (the server's query-max-done default). */

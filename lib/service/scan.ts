@@ -16,7 +16,7 @@ import { partitionIdOf } from '../model/key';
 import type { ShoalRecord } from '../namespace/namespace';
 import { PARTITION_COUNT } from '../constants';
 import { ByteWriter } from './byte-writer';
-import { SERVICE_REPLY_CHUNK_BYTES, SERVICE_SCAN_GROUP_RECORDS } from './constants';
+import { SERVICE_RECORD_TESTS_PER_YIELD, SERVICE_REPLY_CHUNK_BYTES, SERVICE_SCAN_GROUP_RECORDS } from './constants';
 import { ParticleType, writeParticle } from './particles';
 import { OP_HANDLERS, RecordContext, filterOf, refuseUnsupportedFields, ttlOption, writeRecordMessage } from './records';
 import type { Operation } from '../namespace/semantics';
@@ -167,6 +167,7 @@ export async function executeScan(
     return;
   }
   let sent = 0;
+  let tested = 0;
   const startedMs = Date.now();
   for (let start = 0; start < request.partitions.length && isOpen(); start += size) {
     if (request.maxRecords > 0 && sent >= request.maxRecords) break;
@@ -182,7 +183,11 @@ export async function executeScan(
       for (const record of records) {
         const digest = digestOfRecord(record.key);
         if (after !== undefined && Buffer.compare(digest, after) <= 0) continue;
-        if (request.accept !== undefined && !request.accept(record)) continue;
+        if (request.accept !== undefined) {
+          // The per-record test parses GeoJSON: yield now and then, so a group never holds the event loop long.
+          if (++tested % SERVICE_RECORD_TESTS_PER_YIELD === 0) await new Promise((resolve) => setImmediate(resolve));
+          if (!request.accept(record)) continue;
+        }
         if (request.maxRecords > 0 && sent >= request.maxRecords) break;
         writeScanRecord(writer, request, record, digest, nowSeconds);
         sent++;
