@@ -14,7 +14,7 @@ import * as net from 'node:net';
 import { ByteWriter } from '../lib/service/byte-writer';
 import { FieldType, FrameType, Info1, Info2, Info3, beginFrame, endFrame, writeField, writeMessageHeader, writeStringField } from '../lib/service/wire';
 import { SERVICE_BACKGROUND_JOBS_RUNNING_MAX, SINDEX_PER_NAMESPACE_MAX } from '../lib/service/constants';
-import { ServedNode, clientConfig, serveNode, stopNode } from './helpers/service-server';
+import { ServedNode, clientConfig, serveNode, settled, stopNode } from './helpers/service-server';
 import { RawConnection } from './helpers/wire-request';
 import { seededFloats } from './helpers/random';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
@@ -125,11 +125,11 @@ beforeAll(async () => {
   const random = seededFloats(15);
   for (let id = 0; id < RECORDS; id++) reference.push(makeRecord(id, random));
   for (let start = 0; start < RECORDS; start += 50) {
-    await Promise.all(reference.slice(start, start + 50).map((bins) => client.put(new Aerospike.Key('test', SET, `r${bins.id}`), bins)));
+    await settled(reference.slice(start, start + 50).map((bins) => client.put(new Aerospike.Key('test', SET, `r${bins.id}`), bins)));
   }
   // Records of another set: an index on set "q" and a query of set "q" never return them. (At most
   // 50 commands in flight: the client allows 100 connections per node.)
-  await Promise.all(reference.slice(0, 50).map((bins) => client.put(new Aerospike.Key('test', 'other', `o${bins.id}`), { ...bins, id: -1 })));
+  await settled(reference.slice(0, 50).map((bins) => client.put(new Aerospike.Key('test', 'other', `o${bins.id}`), { ...bins, id: -1 })));
   const bin = (name: string, datatype: number, type = indexType.DEFAULT) => ({ ns: 'test', set: SET, bin: name, index: `q_${name}_${datatype}_${type}`, datatype, type });
   for (const options of [
     bin('n', indexDataType.NUMERIC),

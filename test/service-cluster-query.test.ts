@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import { cleanupTempDirs } from './helpers/temp';
-import { ServedNode, clientConfig, stopNode } from './helpers/service-server';
+import { ServedNode, clientConfig, settled, stopNode } from './helpers/service-server';
 import { serveCluster, waitForClientNodes, waitForSettled } from './helpers/service-cluster';
 
 const { filter, indexDataType } = Aerospike;
@@ -24,7 +24,7 @@ beforeAll(async () => {
   // Give the client a few tends to load the settled partition map.
   await new Promise((resolve) => setTimeout(resolve, 1500));
   for (let start = 0; start < RECORDS; start += 50) {
-    await Promise.all(Array.from({ length: 50 }, (_, i) => start + i).map((id) => client.put(new Aerospike.Key('test', 'cq', `k${id}`), { id, n: id % 30 })));
+    await settled(Array.from({ length: 50 }, (_, i) => start + i).map((id) => client.put(new Aerospike.Key('test', 'cq', `k${id}`), { id, n: id % 30 })));
   }
 }, 120_000);
 
@@ -79,7 +79,7 @@ it('creates an index through one node that every node knows, and queries every n
       .catch((error: { code: number }) => error.code);
     expect(code, node.node).toBe(201);
   }
-}, 60_000);
+}, 120_000);
 
 it('sends definitions to peers that require a login, logging in as the first configured user', async () => {
   const users = [{ user: 'ada', password: 'correct horse battery' }];
@@ -105,4 +105,4 @@ it('sends definitions to peers that require a login, logging in as the first con
     await secure.close();
     await Promise.all(secured.map((node) => stopNode(node)));
   }
-}, 90_000);
+}, 150_000);
