@@ -13,10 +13,10 @@
  * the median over rounds of each round's p50 ratio is printed beside it (a round's ratio
  * compares measurements taken seconds apart, so it is the less disturbed by load that comes
  * and goes). Besides latency it reports the CPU time both nodes spent per operation, which a
- * busy machine disturbs far less than latency. Then the transport alone: a 150-byte frame
- * echoed over loopback (both ends in this process) on plain TCP, TCP with frame tags (the
- * addon's and node:crypto's), TLS-PSK (the secret's transport before the tags) and TLS with
- * certificates, CPU time per round trip, the median of BENCH_SECURITY_ROUNDS interleaved runs;
+ * busy machine disturbs far less than latency. Then the transport alone: a 150-byte message
+ * echoed over loopback (both ends in this process) on plain TCP in frames, TCP in tagged
+ * frames (the addon's tags and node:crypto's), TLS-PSK (the secret's transport before the
+ * tags) and TLS with certificates (the TLS ones without frames around the message), CPU time per round trip, the median of BENCH_SECURITY_ROUNDS interleaved runs;
  * and the cost of one tag alone. BENCH_SECURITY_OPS (default 500) operations of each kind per
  * round, BENCH_SECURITY_ROUNDS (default 20) rounds. The TLS certificates are the test ones
  * (test/fixtures/tls).
@@ -181,30 +181,34 @@ interface Transport {
 }
 
 /**
- * One end's frame handling: frames out of a message body (tagged with `tags`), and whether a
- * received chunk completes a frame (checked). Loopback delivers a 170-byte frame in one chunk
- * nearly always; partial chunks are gathered.
+ * One end's frame handling, as the fabric's connections do it: a frame around each message
+ * body (tagged with `tags`, else only its length in front; TLS transports send bare bodies),
+ * and the body of the frame a received chunk completes (its tag checked). Loopback delivers a
+ * 170-byte frame in one chunk nearly always; partial chunks are gathered.
  */
-function frameEnd(tags: Transport['tags'], key: Buffer, peerKey: Buffer) {
+function frameEnd(transport: Transport, key: Buffer, peerKey: Buffer) {
+  const tags = transport.tags;
+  const framed = transport.ready === 'connect';
   const sealer = tags === undefined ? undefined : frameMac(key, tags);
   const checker = tags === undefined ? undefined : frameMac(peerKey, tags);
+  const tagBytes = tags === undefined ? 0 : FRAME_TAG_BYTES;
   let pending: Buffer = Buffer.alloc(0);
   return {
     frame(body: Buffer): Buffer {
-      if (sealer === undefined) return body;
-      const frame = frameOf(body, FRAME_TAG_BYTES);
-      sealer.seal(frame);
+      if (!framed) return body;
+      const frame = frameOf(body, tagBytes);
+      sealer?.seal(frame);
       return frame;
     },
-    /** The body of the frame this chunk completes, or undefined (without tags: the chunk). */
+    /** The body of the frame this chunk completes, or undefined. */
     receive(chunk: Buffer): Buffer | undefined {
-      if (checker === undefined) return chunk;
+      if (!framed) return chunk;
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       if (pending.length < FRAME_HEADER_BYTES || pending.length < FRAME_HEADER_BYTES + pending.readUInt32BE(0)) return undefined;
       const frame = pending;
       pending = Buffer.alloc(0);
-      if (!checker.verify(frame)) throw new Error('echo: a frame failed its tag');
-      return frame.subarray(FRAME_HEADER_BYTES, frame.length - FRAME_TAG_BYTES);
+      if (checker !== undefined && !checker.verify(frame)) throw new Error('echo: a frame failed its tag');
+      return frame.subarray(FRAME_HEADER_BYTES, frame.length - tagBytes);
     },
   };
 }
@@ -214,7 +218,7 @@ async function echoCpu(transport: Transport, count: number): Promise<number> {
   const [toServer, toClient] = [randomBytes(32), randomBytes(32)];
   const server = transport.server((socket) => {
     socket.setNoDelay(true);
-    const end = frameEnd(transport.tags, toClient, toServer);
+    const end = frameEnd(transport, toClient, toServer);
     socket.on('data', (chunk) => {
       const body = end.receive(chunk);
       if (body !== undefined) socket.write(end.frame(body));
@@ -225,7 +229,7 @@ async function echoCpu(transport: Transport, count: number): Promise<number> {
   client.setNoDelay(true);
   await new Promise((resolve) => client.once(transport.ready, resolve));
   const body = randomBytes(150);
-  const end = frameEnd(transport.tags, toServer, toClient);
+  const end = frameEnd(transport, toServer, toClient);
   let answered: () => void = () => {};
   client.on('data', (chunk) => {
     if (end.receive(chunk) !== undefined) answered();
