@@ -758,6 +758,16 @@ uint32_t PrimaryIndex::Truncate(int64_t set_id, double before_ms, uint32_t curso
   return removed;
 }
 
+void PrimaryIndex::CountBySet(double* counts, uint32_t cursor, uint32_t max_slots, uint32_t* next_cursor) const {
+  uint32_t end = end_entry_id();
+  uint32_t id = std::max<uint32_t>(cursor, 1);
+  uint64_t stop = std::min<uint64_t>(end, uint64_t{id} + max_slots);
+  for (; id < stop; ++id) {
+    if (IsLive(id)) counts[EntryAt(id)->set_id_and_flags & 0x0FFF] += 1;
+  }
+  *next_cursor = id >= end ? 0 : id;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Verification (tests)
 // ---------------------------------------------------------------------------------------------
@@ -903,6 +913,7 @@ void PrimaryIndexWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&PrimaryIndexWrap::EvictSoonestExpiring>("evictSoonestExpiring"),
           InstanceMethod<&PrimaryIndexWrap::SweepExpired>("sweepExpired"),
           InstanceMethod<&PrimaryIndexWrap::Truncate>("truncate"),
+          InstanceMethod<&PrimaryIndexWrap::CountBySet>("countBySet"),
           InstanceMethod<&PrimaryIndexWrap::Count>("count"),
           InstanceMethod<&PrimaryIndexWrap::Stats>("stats"),
           InstanceMethod<&PrimaryIndexWrap::Close>("close"),
@@ -1418,6 +1429,21 @@ Napi::Value PrimaryIndexWrap::Truncate(const Napi::CallbackInfo& info) {
   uint32_t removed = index.Truncate(set_id, before_ms, cursor, max_slots, &next, &freed);
   StoreU32(exchange_ + kEntry, kEntryId, next);
   return BulkResult(env, exchange_, removed, freed);
+}
+
+Napi::Value PrimaryIndexWrap::CountBySet(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "countBySet(counts, cursor, maxSlots)";
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[0].As<Napi::Float64Array>().ElementLength() < kMaxSetId + 1) {
+    ThrowType(env, std::string(usage) + ": counts must be a Float64Array of " + std::to_string(kMaxSetId + 1) + " elements");
+  }
+  uint32_t cursor = ArgUint32(info, 1, "countBySet(counts, cursor, maxSlots): cursor");
+  uint32_t max_slots = ArgUint32(info, 2, "countBySet(counts, cursor, maxSlots): maxSlots");
+  if (max_slots == 0) ThrowRange(env, "countBySet(): maxSlots must be at least 1");
+  uint32_t next = 0;
+  OpenIndex(env).CountBySet(info[0].As<Napi::Float64Array>().Data(), cursor, max_slots, &next);
+  return Napi::Number::New(env, next);
 }
 
 Napi::Value PrimaryIndexWrap::Count(const Napi::CallbackInfo& info) {
