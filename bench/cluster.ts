@@ -51,6 +51,12 @@ async function cluster(size: number, dir: string): Promise<{ best: number; media
     rates.sort((a, b) => a - b);
     return { best: rates[rates.length - 1]!, median: rates[rates.length >> 1]!, failed, lag };
   } finally {
+    // A profiled child writes its profile only when it exits on its own.
+    if (process.env.BENCH_CPU_PROFILE_DIR !== undefined) {
+      const exited = nodes.map((node) => new Promise((resolve) => node.process.once('exit', resolve)));
+      for (const node of nodes) void node.call('close');
+      await Promise.race([Promise.all(exited), new Promise((resolve) => setTimeout(resolve, 20_000))]);
+    }
     for (const node of nodes) node.process.kill('SIGKILL');
   }
 }

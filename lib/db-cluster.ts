@@ -19,6 +19,7 @@ import { checkOperations, checkRemoveOptions, checkTtl, checkWriteOptions, hasBi
 import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
 import { callFromWire, callToWire, recordToWire } from './db-cluster-values';
 import { checkFilter } from './namespace/filter';
+import { PutItemEncoder, decodePutItem, isPutItem, writeResultToWire } from './db-batch-wire';
 import { checkOptionNames } from './option-names';
 
 const READ_OPTION_NAMES: ReadonlySet<string> = new Set(['bins', 'filter']);
@@ -144,9 +145,9 @@ function checkCallShape(call: unknown, ns: string, storeChecksBins: boolean): as
  */
 export type BatchCall = unknown;
 
-/** The batch item of a put. */
-export function batchPutCall(key: Key, bins: Bins, opts: WriteOptions | undefined): BatchCall {
-  return callToWire({ method: 'put', key, bins, opts });
+/** The batch item of a put: its binary form (lib/db-batch-wire.ts) when that can carry it, else the msgpack call. */
+export function batchPutCall(key: Key, bins: Bins, opts: WriteOptions | undefined, encoder: PutItemEncoder): BatchCall {
+  return encoder.encode(key, bins, opts) ?? callToWire({ method: 'put', key, bins, opts });
 }
 
 /** The batch item of a get. */
@@ -156,6 +157,7 @@ export function batchGetCall(key: Key, opts: ReadOptions | undefined): BatchCall
 
 /** A batch item (from a peer: untrusted) as the call it stands for; throws INVALID_ARGUMENT if it is not one. */
 function callOfBatchItem(item: unknown, ns: string): RecordCall {
+  if (isPutItem(item)) return decodePutItem(item, ns);
   if (item === null || typeof item !== 'object' || ((item as { method?: unknown }).method !== 'put' && (item as { method?: unknown }).method !== 'get')) {
     throw invalidArgument('malformed cluster batch item');
   }
@@ -311,16 +313,20 @@ export class DbLocalStore implements LocalStore {
   /** The puts of a batch through the namespace's putMany; each successful one with the version it left. */
   private async putBatch(ns: Namespace, entries: Extract<RecordCall, { method: 'put' }>[], items: number[], digests: Buffer[], results: unknown[]): Promise<void> {
     const outcomes: BatchResults = new Array(entries.length);
-    ns.putMany({ entries, positions: entries.map((_, k) => k), options: undefined }, outcomes);
+    // The batch path hands back the version each entry it wrote left; only entries the
+    // per-record path took are read back.
+    const versions: (RecordVersion | undefined)[] = new Array(entries.length);
+    await ns.putMany({ entries, positions: entries.map((_, k) => k), options: undefined, versions }, outcomes);
     for (let k = 0; k < entries.length; k++) {
-      const outcome = (await outcomes[k]) as BatchOutcome;
+      const pending = outcomes[k]!;
+      const outcome = pending instanceof Promise ? await pending : pending;
       const item = items[k]!;
       if (outcome instanceof ShoalError) {
         results[item] = { error: wireError(outcome) };
         continue;
       }
-      const version = await ns.readVersion(digests[item]!);
-      results[item] = { value: outcome, writes: version === undefined ? [] : [{ ns: ns.config.name, version }] };
+      const version = versions[k] ?? (await ns.readVersion(digests[item]!));
+      results[item] = { value: writeResultToWire(outcome), writes: version === undefined ? [] : [{ ns: ns.config.name, version }] };
     }
   }
 
