@@ -12,14 +12,14 @@
  *   u8  key type (1 integer, 3 string, 4 bytes: lib/native/exchange.ts), u16 key length, key bytes
  *   the rest: the bins as a record payload without a key
  *
- * A put this form cannot carry (a digest-only key, an empty set name, bins written as null, a
- * filter, a key or bins the encoder will not vouch for) goes as the msgpack call it was
- * before; the master takes both.
+ * A put this form cannot carry (a digest-only key, an empty set name, a filter, a key of the
+ * wrong kind, bins over a quarter of an arena) goes as the msgpack call it was before; the
+ * master takes both.
  */
 import { KEY_MAX_BYTES, PAYLOAD_HEADER_BYTES, SET_NAME_MAX_BYTES } from './constants';
 import { invalidArgument } from './errors';
 import type { Bins } from './model/bins';
-import { decodePayloadBins, encodePayloadChecked } from './model/bins';
+import { decodePayloadBins, encodePayload } from './model/bins';
 import { KEY_LENGTH_SHIFT, KEY_TYPE_MASK, decodeKeyValue, encodeSetName, writeKeyValue } from './model/key';
 import { KEY_TYPE_BYTES, KEY_TYPE_INTEGER, KEY_TYPE_STRING } from './native/exchange';
 import type { Key, KeyValue } from './model/key';
@@ -51,8 +51,9 @@ export class PutItemEncoder {
   private lastSetBytes: Uint8Array = new Uint8Array(0);
 
   /**
-   * The binary item of a put whose arguments the Db has checked, or undefined when this form
-   * cannot carry it (the caller sends the msgpack call instead).
+   * The binary item of a put whose arguments the Db has checked (checkBins: bins written as
+   * null travel as nil, and the master's batch path sends such an entry the per-record way),
+   * or undefined when this form cannot carry it (the caller sends the msgpack call instead).
    */
   encode(key: Key, bins: Bins, opts: WriteOptions | undefined): Buffer | undefined {
     const value = key.key;
@@ -89,8 +90,8 @@ export class PutItemEncoder {
     arena[at] = written & KEY_TYPE_MASK;
     arena.writeUInt16LE(keyLength, at + 1);
     at += 3 + keyLength;
-    const payloadLength = encodePayloadChecked(arena, at, start + ITEM_BYTES_MAX - at, bins, 0, undefined);
-    // Too big for an item, bins written as null, or bins the encoder will not vouch for.
+    const payloadLength = encodePayload(arena, at, start + ITEM_BYTES_MAX - at, bins, 0, undefined);
+    // Too big for an item.
     if (payloadLength < 0) return undefined;
     at += payloadLength;
     this.used = (at + 7) & ~7;
