@@ -139,10 +139,7 @@ export function decodePutItem(item: Uint8Array, ns: string): { method: 'put'; ke
   const bytes = Buffer.isBuffer(item) ? item : Buffer.from(item.buffer, item.byteOffset, item.length);
   const end = bytes.length;
   let at = 1;
-  const need = (count: number, what: string): void => {
-    if (at + count > end) throw invalidArgument(`malformed cluster batch item: its ${what} runs past its end`);
-  };
-  need(1, 'option flags');
+  need(at, end, 1, 'option flags');
   const flags = bytes[at++]!;
   if ((flags & ~OPTION_FLAGS_ALL) !== 0 || (flags & OPTION_DURABLE_TRUE && flags & OPTION_DURABLE_FALSE) || (flags & OPTION_STORE_KEY_TRUE && flags & OPTION_STORE_KEY_FALSE)) {
     throw invalidArgument('malformed cluster batch item: unknown option flags');
@@ -151,41 +148,41 @@ export function decodePutItem(item: Uint8Array, ns: string): { method: 'put'; ke
   if (flags !== 0) {
     opts = {};
     if (flags & OPTION_TTL) {
-      need(8, 'ttl');
+      need(at, end, 8, 'ttl');
       opts.ttl = bytes.readDoubleLE(at);
       at += 8;
     }
     if (flags & OPTION_EXISTS) {
-      need(1, 'exists policy');
+      need(at, end, 1, 'exists policy');
       const policy = EXISTS_POLICIES[bytes[at++]!];
       if (policy === undefined) throw invalidArgument('malformed cluster batch item: unknown exists policy');
       opts.exists = policy;
     }
     if (flags & OPTION_GENERATION) {
-      need(8, 'generation');
+      need(at, end, 8, 'generation');
       opts.generation = bytes.readDoubleLE(at);
       at += 8;
     }
     if (flags & (OPTION_DURABLE_TRUE | OPTION_DURABLE_FALSE)) opts.durable = (flags & OPTION_DURABLE_TRUE) !== 0;
     if (flags & (OPTION_STORE_KEY_TRUE | OPTION_STORE_KEY_FALSE)) opts.storeKey = (flags & OPTION_STORE_KEY_TRUE) !== 0;
   }
-  need(1, 'set name length');
+  need(at, end, 1, 'set name length');
   const setLength = bytes[at++]!;
   if (setLength > SET_NAME_MAX_BYTES) throw invalidArgument('malformed cluster batch item: a set name over 63 bytes');
-  need(setLength, 'set name');
+  need(at, end, setLength, 'set name');
   const set = setLength === 0 ? undefined : bytes.toString('utf8', at, at + setLength);
   if (set !== undefined && Buffer.byteLength(set) !== setLength) throw invalidArgument('malformed cluster batch item: a set name that is not UTF-8');
   at += setLength;
-  need(3, 'key header');
+  need(at, end, 3, 'key header');
   const keyType = bytes[at]!;
   const keyLength = bytes.readUInt16LE(at + 1);
   at += 3;
   const knownType = keyType === KEY_TYPE_STRING || keyType === KEY_TYPE_BYTES || (keyType === KEY_TYPE_INTEGER && keyLength === 8);
   if (!knownType || keyLength > KEY_MAX_BYTES) throw invalidArgument('malformed cluster batch item: a bad key type or length');
-  need(keyLength, 'key');
+  need(at, end, keyLength, 'key');
   const keyValue = decodeKeyValue(keyType, bytes.subarray(at, at + keyLength));
   at += keyLength;
-  need(PAYLOAD_HEADER_BYTES, 'payload');
+  need(at, end, PAYLOAD_HEADER_BYTES, 'payload');
   if (bytes[at + 1] !== 0 || bytes.readUInt16LE(at + 2) !== 0) throw invalidArgument('malformed cluster batch item: its payload carries a key');
   let bins: Bins;
   try {
@@ -195,6 +192,11 @@ export function decodePutItem(item: Uint8Array, ns: string): { method: 'put'; ke
   }
   const key: Key = set === undefined ? { ns, key: keyValue } : { ns, set, key: keyValue };
   return { method: 'put', key, bins, opts };
+}
+
+/** Throws unless `count` bytes follow `at` before `end`. */
+function need(at: number, end: number, count: number, what: string): void {
+  if (at + count > end) throw invalidArgument(`malformed cluster batch item: its ${what} runs past its end`);
 }
 
 /** A batch put's result as it travels back to the calling node: [generation, ttl], not a map per item. */

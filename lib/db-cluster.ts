@@ -174,8 +174,11 @@ function callOfBatchItem(item: unknown, ns: string): RecordCall {
 export class DbLocalStore implements LocalStore {
   constructor(private readonly namespaces: Map<string, Namespace>) {}
 
+  /** Kept: the data plane asks for every message it checks, and the namespaces never change. */
+  private names: string[] | undefined;
+
   namespaceNames(): string[] {
-    return [...this.namespaces.keys()];
+    return (this.names ??= [...this.namespaces.keys()]);
   }
 
   private namespace(name: unknown): Namespace {
@@ -336,10 +339,19 @@ export class DbLocalStore implements LocalStore {
 
   async applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'> {
     const namespace = this.namespace(ns);
-    checkPayload(version);
-    // A copy that a truncate here removed (sent by a node that missed the truncate) stays removed.
-    if (isTruncated(namespace.truncateCuts(), version.setName, version.lastUpdateMs)) return 'stale';
-    return (await namespace.applyVersion(version)) ? 'applied' : 'stale';
+    const applied = applyChecked(namespace, version);
+    return (applied instanceof Promise ? await applied : applied) ? 'applied' : 'stale';
+  }
+
+  async applyRecordVersions(ns: string, versions: readonly RecordVersion[]): Promise<('applied' | 'stale')[]> {
+    const namespace = this.namespace(ns);
+    const outcomes: ('applied' | 'stale')[] = new Array(versions.length);
+    for (let i = 0; i < versions.length; i++) {
+      // A memory namespace whose write gate is free applies synchronously: no promise per version.
+      const applied = applyChecked(namespace, versions[i]!);
+      outcomes[i] = (applied instanceof Promise ? await applied : applied) ? 'applied' : 'stale';
+    }
+    return outcomes;
   }
 
   iteratePartition(ns: string, partitionId: number): AsyncIterable<RecordVersion> {
@@ -381,6 +393,18 @@ export class DbLocalStore implements LocalStore {
     }
     return namespace.partitionCounts();
   }
+}
+
+/**
+ * Applies a peer's version by the namespace's conflict rule once its payload is checked;
+ * whether it won. A copy that a truncate here removed (sent by a node that missed the
+ * truncate) stays removed.
+ * @throws ShoalError INVALID_ARGUMENT for a payload that does not decode (checkPayload).
+ */
+function applyChecked(namespace: Namespace, version: RecordVersion): boolean | Promise<boolean> {
+  checkPayload(version);
+  if (isTruncated(namespace.truncateCuts(), version.setName, version.lastUpdateMs)) return false;
+  return namespace.applyVersion(version);
 }
 
 /** An error as it travels to the calling node: its code (INVALID_ARGUMENT for a TypeError) and message. */

@@ -853,7 +853,9 @@ export class DataPlane {
     const requestId = message.requestId;
     const result = message.result;
     try {
-      for (const version of versions) await this.options.store.applyRecordVersion(message.ns as string, version);
+      const store = this.options.store;
+      if (store.applyRecordVersions !== undefined && versions.length > 1) await store.applyRecordVersions(message.ns as string, versions);
+      else for (const version of versions) await store.applyRecordVersion(message.ns as string, version);
       for (const version of versions) this.noteReceived(partitionOf(version.digest));
       if (isRequestId(requestId) && versions.length === 1) this.memory.replicated(requestId, result instanceof Uint8Array ? Buffer.from(result) : undefined);
       this.options.send(from, { type: 'replicate-ack', id: message.id });
@@ -1456,7 +1458,9 @@ export class DataPlane {
     try {
       // Background work: requests and heartbeats already read go first.
       await yieldTurn(this.options.runtime.timers);
-      for (const version of versions) await this.options.store.applyRecordVersion(message.ns as string, version);
+      const store = this.options.store;
+      if (store.applyRecordVersions !== undefined && versions.length > 1) await store.applyRecordVersions(message.ns as string, versions);
+      else for (const version of versions) await store.applyRecordVersion(message.ns as string, version);
       if (versions.length > 0) this.noteReceived(partition);
       this.counters.migratedRecordsIn += versions.length;
       if (message.last === true && message.clusterKey === this.view.clusterKey) {
