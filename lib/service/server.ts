@@ -30,6 +30,8 @@ export interface ServiceInternals {
   cluster: Cluster | undefined;
   /** This node's id when not in cluster mode (persisted in dataDir). */
   nodeId: string;
+  /** A namespace's sets and the records each holds on this node (the `sets` info). */
+  setObjects(ns: string): Promise<Map<string, number>>;
   log(message: string): void;
 }
 
@@ -108,6 +110,7 @@ export class Service implements FrameHandler {
       clusterName: clusterNode?.options.clusterName ?? 'shoal',
       replicationFactor: () => clusterNode?.partitionMap.replicationFactor ?? 1,
       serviceStatistics: () => this.statistics(),
+      setObjects: internals.setObjects,
       log: internals.log,
     };
     server.on('connection', (socket) => this.accept(socket));
