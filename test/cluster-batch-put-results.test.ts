@@ -20,11 +20,15 @@ afterEach(async () => {
 
 afterAll(() => cleanupTempDirs(['test']));
 
-async function openDb(name: string, cluster?: { nodeId: string; seeds: string[] }): Promise<Db> {
+type StorageKind = 'memory' | 'device';
+
+async function openDb(kind: StorageKind, name: string, cluster?: { nodeId: string; seeds: string[] }): Promise<Db> {
+  const dataDir = tempDir(`batch-results-${name}`);
+  const storage = kind === 'memory' ? { type: 'memory' as const, maxBytes: 64 << 20 } : { type: 'device' as const, paths: [`${dataDir}/test.dat`], sizeBytes: 64 << 20, writeBlockBytes: 1 << 20 };
   const db = await open({
-    dataDir: tempDir(`batch-results-${name}`),
+    dataDir,
     sharedMemoryIndex: false,
-    namespaces: [{ name: 'test', storage: { type: 'memory', maxBytes: 64 << 20 } }],
+    namespaces: [{ name: 'test', storage }],
     cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, listen: { host: '127.0.0.1', port: 0 }, seeds: cluster.seeds, heartbeatIntervalMs: 50, heartbeatTimeout: 20 },
     log: () => undefined,
   });
@@ -88,11 +92,11 @@ function outcomeOf(result: unknown): unknown {
 }
 
 describe('cluster-mode batchPut results (2 Dbs on loopback, RF 2)', () => {
-  it('equal individual puts in the same order, and both copies match the master', async () => {
-    const a = await openDb('a', { nodeId: 'a', seeds: [] });
-    const b = await openDb('b', { nodeId: 'b', seeds: [a.cluster!.address] });
+  it.each(['memory', 'device'] as const)('%s: equal individual puts in the same order, and both copies match the master', async (kind) => {
+    const a = await openDb(kind, 'a', { nodeId: 'a', seeds: [] });
+    const b = await openDb(kind, 'b', { nodeId: 'b', seeds: [a.cluster!.address] });
     await until(() => [a, b].every((db) => db.cluster!.state().succession.length === 2 && db.cluster!.state().migrationsRemaining === 0));
-    const reference = await openDb('reference');
+    const reference = await openDb(kind, 'reference');
     const existing = Array.from({ length: 100 }, (_, i) => ({ key: { ns: 'test', set: 's', key: `k${i * 2}` }, bins: { v: -i, gone: 1 } }));
     for (const db of [a, reference]) await db.batchPut(existing);
     for (const seed of [1, 2, 3]) {
