@@ -185,6 +185,10 @@ export class Service implements FrameHandler {
       // Cluster mode: requests this node forwarded to another master, and requests it ran as master.
       cluster_requests_forwarded: counters?.forwarded ?? 0,
       cluster_requests_executed_as_master: counters?.executedAsMaster ?? 0,
+      // Record UDFs: calls run, workers ended for a call past its deadline, workers that died.
+      udf_calls: this.udf.runner.counters.calls,
+      udf_worker_deadlines: this.udf.runner.counters.deadlines,
+      udf_worker_crashes: this.udf.runner.counters.crashes,
     };
   }
 
