@@ -131,6 +131,8 @@ export async function runProtocolBench(): Promise<boolean> {
   const Aerospike = (await import('aerospike')).default;
   const results = new Map<string, LoopResult>();
   const serverCpu = new Map<string, number>();
+  // The client's own CPU (this process: the official client's C core and its threads, and the loop).
+  const clientCpu = new Map<string, number>();
   const server = await serve();
   const client = await Aerospike.connect({ hosts: [{ addr: '127.0.0.1', port: server.port }], log: { level: Aerospike.log.OFF }, maxConnsPerNode: 300 });
   try {
@@ -141,9 +143,12 @@ export async function runProtocolBench(): Promise<boolean> {
     for (const inflight of INFLIGHT) {
       for (const kind of ['put', 'get'] as const) {
         const cpuBefore = cpuMicros(server.pid);
+        const clientCpuBefore = cpuMicros(process.pid);
         const result = await closedLoop(inflight, TIME_MS, (i) => (kind === 'put' ? client.put(keys[i]!, bins(i), {}, write) : client.get(keys[i]!, read)));
+        const commands = result.opsPerSecond * (TIME_MS / 1000);
         results.set(`protocol ${kind} ${inflight}`, result);
-        serverCpu.set(`${kind} ${inflight}`, (cpuMicros(server.pid) - cpuBefore) / (result.opsPerSecond * (TIME_MS / 1000)));
+        serverCpu.set(`${kind} ${inflight}`, (cpuMicros(server.pid) - cpuBefore) / commands);
+        clientCpu.set(`${kind} ${inflight}`, (cpuMicros(process.pid) - clientCpuBefore) / commands);
       }
     }
   } finally {
@@ -171,6 +176,11 @@ export async function runProtocolBench(): Promise<boolean> {
     }
   }
   for (const [name, us] of serverCpu) process.stdout.write(`  server CPU per protocol ${name} in flight: ${us.toFixed(1)} µs (one core: at most ${Math.round(1e6 / us).toLocaleString('en-US')}/s)\n`);
+  // The machine's ceiling for this loop: client and server share its cores.
+  for (const [name, us] of clientCpu) {
+    const both = us + serverCpu.get(name)!;
+    process.stdout.write(`  client CPU per protocol ${name} in flight: ${us.toFixed(1)} µs; client + server ${both.toFixed(1)} µs, so ${os.cpus().length} cores give at most ${Math.round((os.cpus().length * 1e6) / both).toLocaleString('en-US')}/s\n`);
+  }
   const floor = await echoFloor(64);
   process.stdout.write(`  floor: a Node echo server over loopback, 64 connections: ${Math.round(floor.roundTripsPerSecond).toLocaleString('en-US')} round trips/s, ${floor.serverCpuUs.toFixed(1)} µs server CPU each\n`);
   const gets = results.get('protocol get 64')!.opsPerSecond;

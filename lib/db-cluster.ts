@@ -4,8 +4,8 @@
  * migrate over this Db's namespaces.
  */
 import { PARTITION_COUNT } from './constants';
-import { MAX_TRUNCATE_CLOCK_LEAD_MS } from './cluster/constants';
-import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, WireError } from './cluster/local-store';
+import { DATA_PLANE_SLICE_RECORDS, MAX_TRUNCATE_CLOCK_LEAD_MS } from './cluster/constants';
+import type { BatchItemOutcome, ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, WireError } from './cluster/local-store';
 import { coveredBy, isTruncated } from './model/truncate-cuts';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { checkBinName, checkBins, decodePayloadBins, isPlainObject } from './model/bins';
@@ -400,4 +400,53 @@ function checkPayload(version: RecordVersion): void {
     throw invalidArgument(`a replicated record version's payload does not decode: ${(error as Error).message}`);
   }
   if (!isPlainObject(bins) || !hasBins(bins as Bins)) throw invalidArgument("a replicated record version's payload holds no bins map");
+}
+
+/** Calls `visit(start, end)` for slices of DATA_PLANE_SLICE_RECORDS of 0..count, yielding to the event loop between slices. */
+export async function forEachSlice(count: number, visit: (start: number, end: number) => void): Promise<void> {
+  for (let start = 0; start < count; start += DATA_PLANE_SLICE_RECORDS) {
+    if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    visit(start, Math.min(count, start + DATA_PLANE_SLICE_RECORDS));
+  }
+}
+
+/** Batch items per namespace, with their digests (computed a slice at a time) and positions in the caller's list. */
+export class BatchGroups {
+  readonly byNamespace = new Map<string, { digests: Buffer[]; calls: BatchCall[]; positions: number[] }>();
+
+  /** Adds a slice of items; when a key has no valid digest, `failed(position, error)` is called for it instead. */
+  add(keys: Key[], calls: BatchCall[], positions: number[], failed: (position: number, error: unknown) => void): void {
+    let digests: Buffer;
+    try {
+      digests = digestsOf(keys);
+    } catch {
+      // A key of the wrong type or size somewhere: one at a time, to tell which.
+      keys.forEach((key, k) => {
+        try {
+          this.push(key.ns, digestsOf([key]), calls[k]!, positions[k]!);
+        } catch (error) {
+          failed(positions[k]!, error);
+        }
+      });
+      return;
+    }
+    keys.forEach((key, k) => this.push(key.ns, digests.subarray(k * 20, k * 20 + 20), calls[k]!, positions[k]!));
+  }
+
+  private push(ns: string, digest: Buffer, call: BatchCall, position: number): void {
+    let group = this.byNamespace.get(ns);
+    if (group === undefined) this.byNamespace.set(ns, (group = { digests: [], calls: [], positions: [] }));
+    group.digests.push(digest);
+    group.calls.push(call);
+    group.positions.push(position);
+  }
+}
+
+/** A batch item's outcome from the cluster as batchPut and batchGet report it: its value, or its ShoalError. */
+export function batchOutcome<T>(outcome: BatchItemOutcome): T | ShoalError {
+  if ('error' in outcome) {
+    const code = ShoalError.isCode(outcome.error.code) ? outcome.error.code : ErrorCode.CLUSTER_ERROR;
+    return new ShoalError(code, outcome.error.message);
+  }
+  return outcome.value as T;
 }

@@ -283,7 +283,7 @@ export class BatchWriter {
   putMany(request: BatchPutRequest, results: BatchResults): Promise<void> {
     const gate = this.host.gate;
     const entry = gate.hold();
-    // A batch of several calls first gives the event loop the turn the Db's checks of it took.
+    // A batch of several calls first gives the event loop the turn the Db's routing of it took.
     const start = (): Promise<void> => (request.positions.length > BATCH_PUT_SLOTS_PER_CALL ? gate.between().then(() => this.writeFrom(request, results, 0)) : this.writeFrom(request, results, 0));
     return entry === undefined ? start() : entry.then(start);
   }
@@ -319,6 +319,11 @@ export class BatchWriter {
     let at = from;
     for (; at < request.positions.length && batch.hasRoom(); at++) {
       const position = request.positions[at]!;
+      const refused = request.check?.(position);
+      if (refused !== undefined) {
+        results[position] = refused;
+        continue;
+      }
       const error = batch.add(request.entries[position]!, position, host.config.storeKey);
       if (error !== undefined) results[position] = error;
     }

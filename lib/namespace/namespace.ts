@@ -97,6 +97,12 @@ export interface BatchPutRequest {
   entries: readonly BatchEntry[];
   positions: readonly number[];
   options: WriteOptions | undefined;
+  /**
+   * The caller's checks of the entry at a position, run as the namespace reaches it (so a
+   * large batch's checks are sliced with its native calls): the error to fail it with, or
+   * undefined.
+   */
+  check?: (position: number) => ShoalError | undefined;
 }
 
 export type BatchOutcome = WriteResult | ShoalError;
