@@ -241,9 +241,11 @@ const HANDLERS = new Map<string, Handler>([
   ['sindex-list', () => ''],
   // UDF modules: udf.ts.
   ['udf-list', (_, c) => c.udf.list()],
-  ['udf-get', (params, c) => c.udf.get(parameters(params))],
-  ['udf-put', (params, c) => c.udf.put(parameters(params))],
-  ['udf-remove', (params, c) => c.udf.remove(parameters(params))],
+  ['udf-get', (params, c) => c.udf.get(params)],
+  ['udf-put', (params, c) => c.udf.register('udf-put', params, true)],
+  ['udf-remove', (params, c) => c.udf.register('udf-remove', params, true)],
+  ['shoal-udf-put', (params, c) => c.udf.register('udf-put', params, false)],
+  ['shoal-udf-remove', (params, c) => c.udf.register('udf-remove', params, false)],
   ['sindex-create', () => unsupported('secondary indexes')],
   ['sindex-delete', () => unsupported('secondary indexes')],
 ]);

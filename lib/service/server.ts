@@ -148,7 +148,8 @@ export class Service implements FrameHandler {
       cluster: internals.clusterNode,
     });
     internals.clusterNode?.advertiseService(advertised);
-    const udf = UdfService.open(internals.udfDirectory, internals.fileMode ?? 0o600, internals.log);
+    const peers = () => (topology.services().length === 0 ? [] : topology.services().split(';'));
+    const udf = UdfService.open(internals.udfDirectory, internals.fileMode ?? 0o600, peers, internals.log);
     return new Service(server, security, topology, db, internals, address, udf);
   }
 

@@ -29,6 +29,7 @@ import { ParticleType, decodeParticle } from './particles';
 import { ResultCode } from './result-codes';
 import type { RecordReply } from './records';
 import { FieldType, Info2, Message, RequestError } from './wire';
+import { forwardToPeers } from './udf-peers';
 
 /** The UDF language Aerospike knows (and Shoal runs). */
 const LUA = 'LUA';
@@ -45,15 +46,31 @@ export class UdfService {
 
   private constructor(
     readonly registry: UdfRegistry,
-    log: (message: string) => void,
+    private readonly peers: () => string[],
+    private readonly log: (message: string) => void,
   ) {
     this.runner = new UdfRunner(log);
     if (registry.list().length > 0) this.runner.setSources(registry.sources());
   }
 
-  /** Opens the registry persisted in `directory` (undefined: memory only). */
-  static open(directory: string | undefined, fileMode: number, log: (message: string) => void): UdfService {
-    return new UdfService(UdfRegistry.open(directory, fileMode, log), log);
+  /**
+   * Opens the registry persisted in `directory` (undefined: memory only). `peers` lists the
+   * service addresses registrations are forwarded to (udf-peers.ts; none without cluster mode).
+   */
+  static open(directory: string | undefined, fileMode: number, peers: () => string[], log: (message: string) => void): UdfService {
+    return new UdfService(UdfRegistry.open(directory, fileMode, log), peers, log);
+  }
+
+  /**
+   * An info command that registers (`udf-put`) or removes (`udf-remove`) a module: applied here,
+   * then, when it came from a client (`forward`), sent to every peer (udf-peers.ts) before the
+   * answer. Peers take it as `shoal-udf-put` / `shoal-udf-remove`, which they do not send on.
+   */
+  async register(command: 'udf-put' | 'udf-remove', params: string, forward: boolean): Promise<string> {
+    const values = parameters(params);
+    const answer = command === 'udf-put' ? await this.put(values) : await this.remove(values);
+    if (answer === 'ok' && forward) await forwardToPeers(this.peers(), `shoal-${command}:${params}`, this.log);
+    return answer;
   }
 
   close(): Promise<void> {
@@ -61,7 +78,7 @@ export class UdfService {
   }
 
   /** `udf-put:filename=F;content=<b64>;content-len=N[;udf-type=LUA]`: `ok` or `error=…`. */
-  async put(params: Map<string, string>): Promise<string> {
+  private async put(params: Map<string, string>): Promise<string> {
     const name = params.get('filename');
     if (name === undefined || name.length === 0) return 'error=invalid_filename';
     const dot = name.indexOf('.');
@@ -87,8 +104,8 @@ export class UdfService {
   }
 
   /** `udf-get:filename=F`: `type=LUA;content=<b64>;` or `error=not_found`. */
-  get(params: Map<string, string>): string {
-    const name = params.get('filename');
+  get(params: string): string {
+    const name = parameters(params).get('filename');
     if (name === undefined || name.length === 0) return 'error=invalid_filename';
     const module = this.registry.get(name);
     if (module === undefined) return 'error=not_found';
@@ -104,7 +121,7 @@ export class UdfService {
   }
 
   /** `udf-remove:filename=F`: `ok` (a module that is not registered too, as servers from 4.5.1). */
-  async remove(params: Map<string, string>): Promise<string> {
+  private async remove(params: Map<string, string>): Promise<string> {
     const name = params.get('filename');
     if (name === undefined || name.length === 0) return 'error=invalid_filename';
     try {
@@ -165,6 +182,17 @@ export class UdfService {
     }
     throw new ShoalError(ErrorCode.KEY_BUSY, 'the record kept changing under a UDF apply; retry');
   }
+}
+
+/** `key=value;key=value` parameters of an info command. */
+function parameters(params: string): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const part of params.split(';')) {
+    if (part.length === 0) continue;
+    const at = part.indexOf('=');
+    map.set(at < 0 ? part : part.slice(0, at), at < 0 ? '' : part.slice(at + 1));
+  }
+  return map;
 }
 
 /** The module file, function and arguments of a call (package `udf` is file `udf.lua`). */
