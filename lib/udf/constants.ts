@@ -24,6 +24,8 @@ export const UDF_HOOK_INSTRUCTIONS = 1000;
  * Lua, such as a pathological pattern match) ends the worker; the next call starts a new one.
  */
 export const UDF_WORKER_DEADLINE_MS = 2000;
+/** Calls sent to the worker ahead of its answers (it runs them one at a time, in order). */
+export const UDF_WORKER_PIPELINE = 32;
 /** Calls waiting for the UDF worker; one more is refused (KEY_BUSY) rather than queued. */
 export const UDF_QUEUE_MAX = 4096;
 /** Arguments of one call. */
@@ -40,4 +42,5 @@ function check(condition: boolean, relation: string): void {
 check(UDF_MODULE_BYTES_MAX * 4 < UDF_STATE_MEMORY_BYTES_MAX, 'a state holds its module source and its compiled form');
 check(UDF_HOOK_INSTRUCTIONS < UDF_INSTRUCTIONS_MAX, 'the hook runs before the instruction budget is spent');
 check(UDF_RUN_TIME_MAX_MS * 10 <= UDF_WORKER_DEADLINE_MS, 'the worker deadline is far above a call budget');
+check(UDF_WORKER_PIPELINE < UDF_QUEUE_MAX, 'the pipeline is a part of the queue');
 check(UDF_MODULES_MAX * UDF_MODULE_BYTES_MAX <= 64 << 20, 'all module sources fit in 64 MiB');

@@ -1,15 +1,17 @@
 /**
  * Runs UDF calls in a worker thread (worker.ts), so the Db's event loop never waits for Lua:
- * calls queue here (at most UDF_QUEUE_MAX) and go to the worker one at a time. A call the
- * worker does not answer within UDF_WORKER_DEADLINE_MS ends the worker, and is answered
- * "UDF Execution Timeout"; so does a worker that dies (its current call is answered with the
- * reason). The next call starts a new worker, which gets the registered sources first.
+ * calls queue here (at most UDF_QUEUE_MAX); up to UDF_WORKER_PIPELINE of them are sent ahead,
+ * so the worker goes from one to the next without waiting for this thread. The worker runs
+ * them in order, one at a time: a call it does not answer within UDF_WORKER_DEADLINE_MS of
+ * the previous answer ends the worker, and is answered "UDF Execution Timeout"; a worker that
+ * dies answers its current call with the reason. Calls sent behind it had not started: they
+ * go to the next worker, which gets the registered sources first.
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { ErrorCode, ShoalError } from '../errors';
 import type { BinValue } from '../model/bins';
-import { UDF_QUEUE_MAX, UDF_WORKER_DEADLINE_MS, UDF_WORKER_HEAP_MB } from './constants';
+import { UDF_QUEUE_MAX, UDF_WORKER_DEADLINE_MS, UDF_WORKER_HEAP_MB, UDF_WORKER_PIPELINE } from './constants';
 import type { UdfCall, UdfCheck, UdfOutcome } from './engine';
 
 /** The messages the worker takes. */
@@ -34,7 +36,10 @@ export class UdfRunner {
   private worker: Worker | undefined;
   private ready = false;
   private readonly queue: Job[] = [];
-  private current: { job: Job; timer: NodeJS.Timeout } | undefined;
+  /** Calls sent to the worker and not yet answered, oldest (the one running) first. */
+  private readonly sent: Job[] = [];
+  /** The deadline of the oldest sent call. */
+  private timer: NodeJS.Timeout | undefined;
   private sources: [string, string][] = [];
   private nextId = 1;
   private closed = false;
@@ -71,9 +76,8 @@ export class UdfRunner {
     this.closed = true;
     const worker = this.worker;
     this.worker = undefined;
-    if (this.current !== undefined) clearTimeout(this.current.timer);
-    const pending = [...(this.current === undefined ? [] : [this.current.job]), ...this.queue.splice(0)];
-    this.current = undefined;
+    clearTimeout(this.timer);
+    const pending = [...this.sent.splice(0), ...this.queue.splice(0)];
     for (const job of pending) job.resolve(job.request.type === 'apply' ? { ok: false, message: 'the node is closing' } : { ok: false, line: 0, message: 'the node is closing' });
     if (worker !== undefined) await worker.terminate();
   }
@@ -95,22 +99,34 @@ export class UdfRunner {
     this.pump();
   }
 
-  /** Sends the next job when the worker is ready and idle; starts a worker when there is none. */
+  /** Sends waiting jobs while fewer than UDF_WORKER_PIPELINE are out; starts a worker when there is none. */
   private pump(): void {
-    if (this.current !== undefined || this.queue.length === 0 || this.closed) return;
-    if (this.worker === undefined) return this.start();
-    if (!this.ready) return;
-    const job = this.queue.shift()!;
-    if (job.request.type === 'sources') {
-      // Sources need no answer: the worker reads its messages in order.
+    while (this.queue.length > 0 && !this.closed && this.sent.length < UDF_WORKER_PIPELINE) {
+      if (this.worker === undefined) return this.start();
+      if (!this.ready) return;
+      const job = this.queue.shift()!;
       this.worker.postMessage(job.request);
-      job.resolve({ ok: true });
-      return this.pump();
+      // Sources need no answer: the worker reads its messages in order.
+      if (job.request.type === 'sources') {
+        job.resolve({ ok: true });
+        continue;
+      }
+      if (job.request.type === 'apply') this.counters.calls++;
+      this.sent.push(job);
+      if (this.sent.length === 1) this.armDeadline();
     }
-    if (job.request.type === 'apply') this.counters.calls++;
-    const timer = setTimeout(() => this.deadlinePassed(), UDF_WORKER_DEADLINE_MS);
-    this.current = { job, timer };
-    this.worker.postMessage(job.request);
+  }
+
+  /** The oldest sent call has UDF_WORKER_DEADLINE_MS from now (it starts when the one before it answered). */
+  private armDeadline(): void {
+    clearTimeout(this.timer);
+    this.timer = this.sent.length === 0 ? undefined : setTimeout(() => this.deadlinePassed(), UDF_WORKER_DEADLINE_MS);
+  }
+
+  /** Calls sent to a worker that is gone and had not started: back to the front of the queue. */
+  private resend(): void {
+    const waiting = this.sent.splice(0);
+    this.queue.unshift(...waiting);
   }
 
   private start(): void {
@@ -129,11 +145,10 @@ export class UdfRunner {
         worker.postMessage({ id: this.nextId++, type: 'sources', sources: this.sources });
         return this.pump();
       }
-      const current = this.current;
-      if (current === undefined || current.job.request.id !== message.id) return;
-      clearTimeout(current.timer);
-      this.current = undefined;
-      current.job.resolve(message.result!);
+      if (this.sent.length === 0 || this.sent[0]!.request.id !== message.id) return;
+      const job = this.sent.shift()!;
+      this.armDeadline();
+      job.resolve(message.result!);
       this.pump();
     });
     worker.on('error', (error) => this.stop(worker, error.message));
@@ -143,12 +158,13 @@ export class UdfRunner {
   private deadlinePassed(): void {
     this.counters.deadlines++;
     this.log(`udf: a call ran past ${UDF_WORKER_DEADLINE_MS} ms; the UDF worker is restarted`);
-    const current = this.current;
-    this.current = undefined;
     const worker = this.worker;
     this.worker = undefined;
     if (worker !== undefined) void worker.terminate();
-    current?.job.resolve(current.job.timeoutResult);
+    const job = this.sent.shift();
+    this.resend();
+    clearTimeout(this.timer);
+    job?.resolve(job.timeoutResult);
     this.pump();
   }
 
@@ -160,12 +176,12 @@ export class UdfRunner {
     if (this.closed) return;
     this.counters.crashes++;
     this.log(`udf: the UDF worker stopped (${reason}); the next call starts a new one`);
-    const current = this.current;
-    this.current = undefined;
-    if (current !== undefined) {
-      clearTimeout(current.timer);
+    clearTimeout(this.timer);
+    const job = this.sent.shift();
+    this.resend();
+    if (job !== undefined) {
       const message = `the UDF worker stopped: ${reason}`;
-      current.job.resolve(current.job.request.type === 'apply' ? { ok: false, message } : { ok: false, line: 0, message });
+      job.resolve(job.request.type === 'apply' ? { ok: false, message } : { ok: false, line: 0, message });
     }
     this.pump();
   }
