@@ -13,17 +13,23 @@ export const UDF_MODULE_NAME_BYTES_MAX = 127;
 export const UDF_STATE_MEMORY_BYTES_MAX = 16 << 20;
 /** Lua states kept ready at once, one per module in use; the least recently used is closed. */
 export const UDF_STATES_MAX = 8;
-/** A call is stopped with "UDF Execution Timeout" after this much time inside Lua. */
-export const UDF_RUN_TIME_MAX_MS = 50;
-/** ... or after this many Lua instructions, whichever comes first. */
-export const UDF_INSTRUCTIONS_MAX = 20_000_000;
+/**
+ * A call is stopped with "UDF Execution Timeout" after this many Lua instructions (about 50 ms
+ * of an idle core)...
+ */
+export const UDF_INSTRUCTIONS_MAX = 10_000_000;
+/**
+ * ... or after this much time, whichever comes first. Generous, because a loaded machine
+ * stretches time, not instructions; the calls run in the UDF worker, not on the Db's thread.
+ */
+export const UDF_RUN_TIME_MAX_MS = 1000;
 /** The instruction hook runs once per this many instructions (it reads the clock). */
 export const UDF_HOOK_INSTRUCTIONS = 1000;
 /**
  * A call the worker has not answered in this time (a library function that never returns to
  * Lua, such as a pathological pattern match) ends the worker; the next call starts a new one.
  */
-export const UDF_WORKER_DEADLINE_MS = 2000;
+export const UDF_WORKER_DEADLINE_MS = 5000;
 /** Calls sent to the worker ahead of its answers (it runs them one at a time, in order). */
 export const UDF_WORKER_PIPELINE = 32;
 /** Calls waiting for the UDF worker; one more is refused (KEY_BUSY) rather than queued. */
@@ -41,6 +47,6 @@ function check(condition: boolean, relation: string): void {
 
 check(UDF_MODULE_BYTES_MAX * 4 < UDF_STATE_MEMORY_BYTES_MAX, 'a state holds its module source and its compiled form');
 check(UDF_HOOK_INSTRUCTIONS < UDF_INSTRUCTIONS_MAX, 'the hook runs before the instruction budget is spent');
-check(UDF_RUN_TIME_MAX_MS * 10 <= UDF_WORKER_DEADLINE_MS, 'the worker deadline is far above a call budget');
+check(UDF_RUN_TIME_MAX_MS * 4 <= UDF_WORKER_DEADLINE_MS, 'the worker deadline is well above a call budget');
 check(UDF_WORKER_PIPELINE < UDF_QUEUE_MAX, 'the pipeline is a part of the queue');
 check(UDF_MODULES_MAX * UDF_MODULE_BYTES_MAX <= 64 << 20, 'all module sources fit in 64 MiB');
