@@ -9,6 +9,7 @@
         "native/file_lock.cc",
         "native/shared_memory.cc",
         "native/primary_index.cc",
+        "native/primary_index_wrap.cc",
         "native/batch_write.cc",
         "native/record_arena.cc",
         "native/block_device.cc",

@@ -97,6 +97,8 @@ export const EXPIRY_SWEEP_INTERVAL_MS_DEFAULT = 1_000;
 export const SCAN_BATCH_RECORDS = 128;
 /** Truncate: slots visited per step (a few ms of removals), with an event-loop turn between steps. */
 export const TRUNCATE_SLOTS_PER_STEP = 16_384;
+/** Per-set object counts (the protocol's `sets` info): slots visited per step, about 1 ms, with an event-loop turn between steps. */
+export const SET_COUNT_SLOTS_PER_STEP = 1 << 19;
 
 /** Bytes of index memory per entry (48-byte entry) and per in-memory side-table entry. */
 export const INDEX_ENTRY_BYTES = 48;

@@ -88,14 +88,14 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   db = new Db(config, namespaces, cluster, metrics, xdr);
   metrics.instrument(db);
   if (cluster !== undefined) metrics.watchCluster(cluster);
-  if (config.service !== undefined) await startService(db, config, cluster, log);
+  if (config.service !== undefined) await startService(db, config, namespaces, cluster, log);
   if (config.metricsListen !== undefined) await startMetricsListener(db, config.metricsListen, log);
   if (handleSignals) registerForShutdown(db);
   return db;
 }
 
 /** Starts the Aerospike service listener of a Db just opened; closes the Db if it cannot start. */
-async function startService(db: Db, config: DbConfig, cluster: ClusterNode | undefined, log: (message: string) => void): Promise<void> {
+async function startService(db: Db, config: DbConfig, namespaces: Map<string, Namespace>, cluster: ClusterNode | undefined, log: (message: string) => void): Promise<void> {
   try {
     const service = await Service.start(db, config.service!, {
       namespaces: config.namespaces,
@@ -104,6 +104,7 @@ async function startService(db: Db, config: DbConfig, cluster: ClusterNode | und
       nodeId: cluster?.nodeId ?? loadOrCreateNodeId(config.dataDir, config.fileMode),
       udfDirectory: path.join(config.dataDir, 'udf'),
       fileMode: config.fileMode,
+      setObjects: (ns) => namespaces.get(ns)!.setObjects(),
       log,
     });
     db.attachService(service);

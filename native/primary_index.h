@@ -207,6 +207,9 @@ class PrimaryIndex {
                         uint64_t* freed_bytes);
   uint32_t Truncate(int64_t set_id, double before_ms, uint32_t cursor, uint32_t max_slots, uint32_t* next_cursor,
                     uint64_t* freed_bytes);
+  // Adds one to counts[set id] for each live entry of slots [cursor, cursor + max_slots);
+  // counts holds kMaxSetId + 1 elements. *next_cursor = where to go on, 0 when done.
+  void CountBySet(double* counts, uint32_t cursor, uint32_t max_slots, uint32_t* next_cursor) const;
   // While set (by a bulk removal's caller, for one call), every entry a bulk removal removes
   // appends its storage location (low u32, high u32) here, up to `capacity` locations: the
   // storage engine then releases exactly those bytes instead of recounting every entry.
@@ -300,6 +303,7 @@ class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
   Napi::Value EvictSoonestExpiring(const Napi::CallbackInfo& info);
   Napi::Value SweepExpired(const Napi::CallbackInfo& info);
   Napi::Value Truncate(const Napi::CallbackInfo& info);
+  Napi::Value CountBySet(const Napi::CallbackInfo& info);
   Napi::Value Count(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);

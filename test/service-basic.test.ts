@@ -238,4 +238,21 @@ describe('info', () => {
     expect(Buffer.from(bitmap, 'base64')).toEqual(Buffer.alloc(512, 0xff));
     expect(await codeOf(client.infoAny('no-such-command\n'))).not.toBe(status.OK);
   });
+
+  it('lists each set with the records it holds (sets, sets/ns, sets/ns/set)', async () => {
+    await each(7, (i) => client.put(key(i, 'setsA'), { i }));
+    await each(3, (i) => client.put(key(i, 'setsB'), { i }));
+    await client.remove(key(0, 'setsB'));
+    const perSet = (text: string) => new Map(text.split(';').filter((entry) => entry.length > 0).map((entry) => {
+      const fields = new Map(entry.split(':').map((pair) => pair.split('=') as [string, string]));
+      return [`${fields.get('ns')}/${fields.get('set')}`, Number(fields.get('objects'))];
+    }));
+    for (const command of ['sets', 'sets/test']) {
+      const sets = perSet((await client.infoAny(command)).split('\t')[1]!.trim());
+      expect(sets.get('test/setsA'), command).toBe(7);
+      expect(sets.get('test/setsB'), command).toBe(2);
+    }
+    expect([...perSet((await client.infoAny('sets/test/setsB')).split('\t')[1]!.trim())]).toEqual([['test/setsB', 2]]);
+    expect((await client.infoAny('sets/nosuch')).split('\t')[1]!.trim()).toBe('ns_type=unknown');
+  });
 });

@@ -62,7 +62,7 @@ import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import { compareVersions, tieWins } from './conflict';
 import { partitionFilter } from './partition-filter';
 import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
-import { IndexWalk, truncateIndex } from './index-scan';
+import { IndexWalk, countBySet, truncateIndex } from './index-scan';
 import { createIndex, dropSegments, lockNamespace, readIndexMeta } from './index-segments';
 import { PartitionCounts } from './partition-counts';
 import { recordFromExchange, recordOf } from './record-view';
@@ -877,6 +877,10 @@ export class DeviceNamespace implements Namespace {
   /** The bytes of `count` removed entries whose locations (low, high) are in `locations` are dead. */
   private releaseAll(locations: Uint32Array, count: number): void {
     for (let i = 0; i < count; i++) this.store.release(locations[2 * i]!, locations[2 * i + 1]!);
+  }
+
+  setObjects(): Promise<Map<string, number>> {
+    return countBySet(this.index, () => this.closed).then((counts) => this.sets.objectsOf(counts));
   }
 
   truncateCuts(): readonly TruncateCut[] {

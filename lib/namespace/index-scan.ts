@@ -1,8 +1,9 @@
 /**
- * Walks over a namespace's primary index in bounded batches: the scan walk (IndexWalk) and the
- * truncate walk (truncateIndex), each leaving the event loop free between batches.
+ * Walks over a namespace's primary index in bounded batches: the scan walk (IndexWalk), the
+ * truncate walk (truncateIndex) and the per-set count (countBySet), each leaving the event loop
+ * free between batches.
  */
-import { SCAN_BATCH_RECORDS, TRUNCATE_SLOTS_PER_STEP } from '../constants';
+import { SCAN_BATCH_RECORDS, SET_COUNT_MAX, SET_COUNT_SLOTS_PER_STEP, TRUNCATE_SLOTS_PER_STEP } from '../constants';
 import type { NativePrimaryIndex } from '../native/addon';
 import { ENTRY_ID, EX_DATA, EX_PARTITION_FILTER, Exchange, SCAN_RECORD_BYTES } from '../native/exchange';
 
@@ -71,4 +72,20 @@ export async function truncateIndex(
     if (cursor !== 0) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return total;
+}
+
+/**
+ * How many entries the index holds per set id (element 0: records in no set), a bounded slice
+ * of slots per native call with the event loop free between them. Entries added or removed
+ * during the walk may or may not be counted. Resolves early, with what was counted, once
+ * `closed()` says so.
+ */
+export async function countBySet(index: NativePrimaryIndex, closed: () => boolean): Promise<Float64Array> {
+  const counts = new Float64Array(SET_COUNT_MAX + 1);
+  let cursor = 1;
+  while (cursor !== 0 && !closed()) {
+    cursor = index.countBySet(counts, cursor, SET_COUNT_SLOTS_PER_STEP);
+    if (cursor !== 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return counts;
 }

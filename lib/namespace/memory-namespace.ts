@@ -71,7 +71,7 @@ import { BatchWriter, PutBatch } from './batch-put';
 import { WriteGate } from '../storage/write-gate';
 import { partitionFilter } from './partition-filter';
 import { type Filter, type FilterSource, passesFilter, requireFilter } from './filter';
-import { IndexWalk, truncateIndex } from './index-scan';
+import { IndexWalk, countBySet, truncateIndex } from './index-scan';
 import { createIndex, dropSegments, lockNamespace, readIndexMeta } from './index-segments';
 import { PartitionCounts } from './partition-counts';
 import { recordFromExchange, recordOf } from './record-view';
@@ -552,6 +552,10 @@ export class MemoryNamespace implements Namespace {
     const setId = set === undefined ? -1 : this.sets.idOf(set);
     if (setId === undefined) return 0;
     return truncateIndex(this.index, this.exchange, setId, beforeMs, () => this.closed, (removed) => this.accountBulkRemoval(removed));
+  }
+
+  setObjects(): Promise<Map<string, number>> {
+    return countBySet(this.index, () => this.closed).then((counts) => this.sets.objectsOf(counts));
   }
 
   truncateCuts(): readonly TruncateCut[] {

@@ -134,6 +134,8 @@ export interface Namespace {
   truncate(set: string | undefined, beforeMs: number): Promise<number>;
   /** The truncate cuts this namespace has applied. */
   truncateCuts(): readonly TruncateCut[];
+  /** Every set a record of this namespace was ever written to, with the records it holds now (a sliced walk of the index). */
+  setObjects(): Promise<Map<string, number>>;
   stats(): NamespaceStats;
   /** Flushes and releases everything; with dropIndex the shared-memory index is freed. */
   close(dropIndex: boolean): Promise<void>;

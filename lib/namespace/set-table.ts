@@ -36,6 +36,13 @@ export class SetTable {
     return this.names[id] ?? '';
   }
 
+  /** Each named set with its element of `counts` (indexed by set id, as countBySet gives them). */
+  objectsOf(counts: Float64Array): Map<string, number> {
+    const objects = new Map<string, number>();
+    for (let id = 1; id < this.names.length; id++) objects.set(this.names[id]!, counts[id] ?? 0);
+    return objects;
+  }
+
   /** Set names in id order, for persistence (index 0 is the empty set). */
   toJSON(): string[] {
     return this.names.slice();

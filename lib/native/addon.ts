@@ -95,6 +95,8 @@ export interface NativePrimaryIndex {
    * stop early (the cursor says where to go on) rather than remove more than it holds.
    */
   truncate(setId: number, beforeMs: number, cursor: number, maxSlots: number, locations?: Uint32Array): number;
+  /** Adds one to counts[setId] for each live entry of up to maxSlots slots from cursor (counts: 4,096 elements); returns the next cursor, 0 when done. */
+  countBySet(counts: Float64Array, cursor: number, maxSlots: number): number;
   count(): number;
   stats(): PrimaryIndexStats;
   /** Unmaps; with drop, also unlinks every segment. Idempotent. */

@@ -37,6 +37,8 @@ export interface InfoContext {
   replicationFactor(): number;
   /** The service's own figures (connections, commands), for `statistics`. */
   serviceStatistics(): Record<string, number | string | boolean>;
+  /** A namespace's sets and the records each holds on this node. */
+  setObjects(ns: string): Promise<Map<string, number>>;
   log(message: string): void;
 }
 
@@ -152,11 +154,22 @@ async function truncate(params: string, context: InfoContext, withSet: boolean):
 /** How long a truncate answer waits for the truncate to finish (see truncate()). */
 const TRUNCATE_ANSWER_WAIT_MS = 250;
 
-/** `sets[/ns[/set]]`: `ns=N:set=S:objects=...;` per set Shoal can report. */
-function sets(params: string, context: InfoContext): string {
-  const [ns] = params.split('/');
+/**
+ * `sets[/ns[/set]]`: per set, `ns=N:set=S:objects=...;` with the records this node holds
+ * (masters and replicas, as the server counts them), for every set a record was ever written
+ * to. The server's other per-set fields are left out rather than answered with made-up values.
+ */
+async function sets(params: string, context: InfoContext): Promise<string> {
+  const [ns, set] = params.split('/');
   if (ns !== undefined && ns.length > 0 && !context.namespaces.has(ns)) return 'ns_type=unknown';
-  return '';
+  const names = ns !== undefined && ns.length > 0 ? [ns] : [...context.namespaces.keys()];
+  let out = '';
+  for (const name of names) {
+    for (const [setName, objects] of await context.setObjects(name)) {
+      if (set === undefined || set.length === 0 || setName === set) out += `ns=${name}:set=${setName}:objects=${objects};`;
+    }
+  }
+  return out;
 }
 
 function getConfig(params: string, context: InfoContext): string {

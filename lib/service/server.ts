@@ -34,6 +34,8 @@ export interface ServiceInternals {
   /** Where registered UDF modules persist (`<dataDir>/udf`), and the mode of their files. */
   udfDirectory?: string;
   fileMode?: number;
+  /** A namespace's sets and the records each holds on this node (the `sets` info). */
+  setObjects(ns: string): Promise<Map<string, number>>;
   log(message: string): void;
 }
 
@@ -114,6 +116,7 @@ export class Service implements FrameHandler {
       udf,
       replicationFactor: () => clusterNode?.partitionMap.replicationFactor ?? 1,
       serviceStatistics: () => this.statistics(),
+      setObjects: internals.setObjects,
       log: internals.log,
     };
     server.on('connection', (socket) => this.accept(socket));
