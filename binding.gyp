@@ -7,6 +7,7 @@
         "native/ripemd160.cc",
         "native/crc32c.cc",
         "native/file_lock.cc",
+        "native/frame_mac.cc",
         "native/shared_memory.cc",
         "native/primary_index.cc",
         "native/primary_index_wrap.cc",
@@ -24,8 +25,8 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++20", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fexceptions"],
-      "ldflags": ["-lrt", "-lpthread"],
-      "libraries": ["-lrt", "-lpthread"]
+      "ldflags": ["-lrt", "-lpthread", "-ldl"],
+      "libraries": ["-lrt", "-lpthread", "-ldl"]
     }
   ]
 }

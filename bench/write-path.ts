@@ -6,8 +6,8 @@
  *   (b) insert throughput with individual awaited puts (BENCH_IN_FLIGHT, default 256, in
  *       flight; 1M keys, ~100-byte bins as in bench/storage.ts) against lmdb in the same run,
  *       with the same puts awaited the same way, and lmdb's batched async put (an await every
- *       10,000) beside it: target ≥ 1.0× the better lmdb figure; the RSS growth of Shoal's run
- *       is reported (memory bounded).
+ *       10,000) beside it, alternating for BENCH_WRITE_ROUNDS rounds (default 3): target ≥ 1.0×
+ *       the better lmdb median; the RSS growth of Shoal's runs is reported (memory bounded).
  * Figures move with the machine's load: compare the ratios of one run.
  */
 import { spawnSync } from 'node:child_process';
@@ -22,6 +22,7 @@ const LOOP_IN_FLIGHT = 1000;
 const RSS_TARGET_BYTES = 1.2e9;
 const KEYS = Number(process.env.BENCH_KEYS ?? 1_000_000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 256);
+const ROUNDS = Number(process.env.BENCH_WRITE_ROUNDS ?? 3);
 const BATCH = 10_000;
 const MB = 1e6;
 
@@ -56,7 +57,7 @@ function peakRss(dir: string): boolean {
   return met;
 }
 
-async function shoalAwaitedPuts(dir: string, keys: number): Promise<{ opsPerSecond: number; rssGrowthBytes: number }> {
+async function shoalAwaitedPuts(dir: string, keys: number, rssGrowth: number[] = []): Promise<{ opsPerSecond: number; rssGrowthBytes: number }> {
   const dataDir = path.join(dir, 'shoal');
   fs.mkdirSync(dataDir);
   const db = await open({ dataDir, sharedMemoryIndex: false, namespaces: [{ name: 'bench', storage: { type: 'device', paths: ['bench.dat'], sizeBytes: 1 << 30 } }], log: () => undefined });
@@ -76,6 +77,7 @@ async function shoalAwaitedPuts(dir: string, keys: number): Promise<{ opsPerSeco
     // Everything on the device, as lmdb's figures include its commits.
     await db.put({ ns: 'bench', set: 's', key: keyName(0) }, valueOf(0), { durable: true });
     const ms = performance.now() - started;
+    rssGrowth.push(peak - before);
     return { opsPerSecond: (keys * 1000) / ms, rssGrowthBytes: peak - before };
   } finally {
     await db.close({ dropIndex: true });
@@ -126,27 +128,52 @@ async function lmdbPuts(dir: string, awaitedEach: boolean, keys: number): Promis
   }
 }
 
-/** (b): returns whether Shoal's awaited puts reached the better lmdb figure. */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/**
+ * (b): returns whether Shoal's awaited puts reached the better lmdb figure. The three runs
+ * alternate for ROUNDS rounds (which goes first rotates) and the medians are compared, so that
+ * a change in the machine's load falls on all three alike.
+ */
 async function awaitedPuts(dir: string): Promise<boolean> {
-  process.stdout.write(`\n(b) ${KEYS.toLocaleString('en-US')} inserts, ~100-byte bins, individual awaited puts (${IN_FLIGHT} in flight)\n`);
+  process.stdout.write(`\n(b) ${KEYS.toLocaleString('en-US')} inserts, ~100-byte bins, individual awaited puts (${IN_FLIGHT} in flight), ${ROUNDS} alternating rounds, medians\n`);
   // Each warmed first (JIT, file system) with a tenth of the keys, untimed.
   const warm = Math.ceil(KEYS / 10);
   await shoalAwaitedPuts(dir, warm);
-  const shoal = await shoalAwaitedPuts(dir, KEYS);
   await lmdbPuts(dir, true, warm);
-  const lmdbAwaited = await lmdbPuts(dir, true, KEYS);
   await lmdbPuts(dir, false, warm);
-  const lmdbBatched = await lmdbPuts(dir, false, KEYS);
-  print(`shoal db.put, awaited (${IN_FLIGHT} in flight)`, shoal.opsPerSecond, `RSS grew ${(shoal.rssGrowthBytes / MB).toFixed(0)} MB`);
-  if (lmdbAwaited !== undefined) print(`lmdb put, awaited (${IN_FLIGHT} in flight)`, lmdbAwaited);
-  if (lmdbBatched !== undefined) print(`lmdb batched async put (an await every ${BATCH.toLocaleString('en-US')})`, lmdbBatched);
+  const rssGrowth: number[] = [];
+  const runs: [string, () => Promise<number | undefined>][] = [
+    ['shoal', async () => (await shoalAwaitedPuts(dir, KEYS, rssGrowth)).opsPerSecond],
+    ['lmdb awaited', () => lmdbPuts(dir, true, KEYS)],
+    ['lmdb batched', () => lmdbPuts(dir, false, KEYS)],
+  ];
+  const figures = new Map<string, number[]>(runs.map(([name]) => [name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < runs.length; k++) {
+      const [name, run] = runs[(round + k) % runs.length]!;
+      const opsPerSecond = await run();
+      if (opsPerSecond !== undefined) figures.get(name)!.push(opsPerSecond);
+    }
+  }
+  const figure = (name: string): number | undefined => (figures.get(name)!.length === 0 ? undefined : median(figures.get(name)!));
+  const each = (name: string) => figures.get(name)!.map((value) => Math.round(value).toLocaleString('en-US')).join(', ');
+  const shoal = figure('shoal')!;
+  const lmdbAwaited = figure('lmdb awaited');
+  const lmdbBatched = figure('lmdb batched');
+  print(`shoal db.put, awaited (${IN_FLIGHT} in flight)`, shoal, `RSS grew at most ${(Math.max(...rssGrowth) / MB).toFixed(0)} MB; rounds ${each('shoal')}`);
+  if (lmdbAwaited !== undefined) print(`lmdb put, awaited (${IN_FLIGHT} in flight)`, lmdbAwaited, `rounds ${each('lmdb awaited')}`);
+  if (lmdbBatched !== undefined) print(`lmdb batched async put (an await every ${BATCH.toLocaleString('en-US')})`, lmdbBatched, `rounds ${each('lmdb batched')}`);
   const peer = Math.max(lmdbAwaited ?? 0, lmdbBatched ?? 0);
   if (peer === 0) return false;
-  const ratio = shoal.opsPerSecond / peer;
+  const ratio = shoal / peer;
   const met = ratio >= 1.0;
   process.stdout.write(`  shoal awaited puts: ${ratio.toFixed(2)}× the better lmdb figure (target ≥ 1.0×) ${met ? 'MET' : 'NOT MET'}`);
-  if (lmdbAwaited !== undefined) process.stdout.write(`; ${(shoal.opsPerSecond / lmdbAwaited).toFixed(2)}× lmdb's awaited puts`);
-  if (lmdbBatched !== undefined) process.stdout.write(`; ${(shoal.opsPerSecond / lmdbBatched).toFixed(2)}× lmdb's batched puts`);
+  if (lmdbAwaited !== undefined) process.stdout.write(`; ${(shoal / lmdbAwaited).toFixed(2)}× lmdb's awaited puts`);
+  if (lmdbBatched !== undefined) process.stdout.write(`; ${(shoal / lmdbBatched).toFixed(2)}× lmdb's batched puts`);
   process.stdout.write('\n');
   return met;
 }

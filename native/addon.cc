@@ -4,6 +4,7 @@
 #include "block_device.h"
 #include "crc32c.h"
 #include "file_lock.h"
+#include "frame_mac.h"
 #include "primary_index.h"
 #include "ripemd160.h"
 
@@ -13,6 +14,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRipemd160(env, exports);
   InitCrc32c(env, exports);
   InitFileLock(env, exports);
+  InitFrameMac(env, exports);
   PrimaryIndexWrap::Init(env, exports);
   BlockDevice::Init(env, exports);
   return exports;

@@ -22,9 +22,8 @@ const MAX_LINES = 600;
 /** Files not yet split (path under the repository: the most lines it may have). */
 const OVER_LIMIT = {
   'lib/cluster/data-plane.ts': 1650, // +7: a write's retry with no agreed view is in doubt (sim seed 21)
-  'lib/cluster/fabric.ts': 809,
+  'lib/cluster/fabric.ts': 800,
   'lib/model/exp/compile.ts': 819,
-  'lib/model/exp/regex.ts': 803,
   'lib/namespace/device-namespace.ts': 1070, // +3: the XDR removal hook (issue 20); +4: setObjects, for the protocol's sets info (issue 14)
   'lib/namespace/memory-namespace.ts': 711, // +4: setObjects, for the protocol's sets info (issue 14)
   'lib/storage/device-store.ts': 1474,

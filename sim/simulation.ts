@@ -18,7 +18,8 @@
  */
 import { decodeBody, encodeBody, frameOf, FrameError } from '../lib/cluster/frame';
 import { FRAME_HEADER_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from '../lib/cluster/constants';
-import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, PskSettings, WireMessage } from '../lib/cluster/network';
+import type { FrameKeys } from '../lib/cluster/frame-auth';
+import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, WireMessage } from '../lib/cluster/network';
 import { hostOf } from '../lib/cluster/network';
 import type { Clock, Logger, TimerHandle, Timers } from '../lib/cluster/seams';
 import { SeededRandom } from '../lib/cluster/seams';
@@ -408,8 +409,8 @@ export class SimEndpoint implements Connection {
   closed = false;
   peer: SimEndpoint | undefined;
   readonly remoteHost: string;
-  /** Set on both ends of a connection made with pre-shared keys: what TLS's exported keying material is to the handshake. */
-  tlsBinding: Buffer | undefined = undefined;
+  /** The simulated network has no TLS. */
+  readonly tlsBinding: Buffer | undefined = undefined;
   private handlers: ConnectionHandlers | undefined;
   private pending: Buffer[] = [];
   private pendingClose: string | undefined;
@@ -467,6 +468,9 @@ export class SimEndpoint implements Connection {
   setMaxFrameBytes(bytes: number): void {
     this.maxFrameBytes = bytes;
   }
+
+  /** Frames are not tagged here: the network only reorders or duplicates what TCP would not, and models no attacker (tags are tested on real TCP). */
+  authenticateFrames(_keys: FrameKeys): void {}
 
   close(reason: string): void {
     if (this.closed) return;
@@ -539,17 +543,6 @@ export class SimEndpoint implements Connection {
   }
 }
 
-/**
- * Whether a connector and a listener would complete a TLS-PSK handshake: both without keys
- * (plain TCP), or the connector holding a key the listener accepts, as in tcp-network.ts. The
- * simulated network models who gets in and the session binding, not the cryptography: it
- * models faults, not attackers.
- */
-function sharesKey(connector: PskSettings | undefined, listener: PskSettings | undefined): boolean {
-  if (connector === undefined || listener === undefined) return connector === listener;
-  return connector.keys.some((mine) => listener.keys.some((theirs) => theirs.identity === mine.identity && theirs.key.equals(mine.key)));
-}
-
 /** TCP's first retransmission timeout (ms); it doubles with every retry. */
 const TCP_INITIAL_RETRANSMIT_MS = 200;
 /** TCP's largest retransmission timeout (ms). */
@@ -601,7 +594,7 @@ export class SimNetwork {
   /** The Network seen by one host. */
   forHost(host: SimHost): Network {
     const noCertificates = (options: NetworkOptions | undefined) => {
-      if (options?.tls !== undefined) throw new Error('simulation: the simulated network has no TLS certificates (use a secret: pre-shared keys are modelled)');
+      if (options?.tls !== undefined) throw new Error('simulation: the simulated network has no TLS (use a secret: its handshake is modelled)');
     };
     return {
       listen: (address, onConnection, options = {}) => {
@@ -772,24 +765,9 @@ export class SimNetwork {
       host.post(this.delayMs(), () => client.close('connection refused'));
       return;
     }
-    if (!sharesKey(options.psk, listener.options.psk)) {
-      // What TLS-PSK does: a connection between ends without a common key fails its TLS handshake.
-      host.post(this.delayMs(), () => {
-        options.onTlsFailure?.(address, 'no pre-shared key in common');
-        client.close('TLS handshake failed');
-      });
-      listener.host.post(0, () => listener.options.onTlsFailure?.(localAddress, 'no pre-shared key in common'));
-      return;
-    }
     const server = new SimEndpoint(this, listener.host, address, localAddress);
     server.peer = client;
     client.peer = server;
-    if (options.psk !== undefined) {
-      const binding = Buffer.alloc(32);
-      for (let i = 0; i < 32; i += 4) binding.writeUInt32BE(this.scheduler.random.nextUint32(), i);
-      client.tlsBinding = binding;
-      server.tlsBinding = binding;
-    }
     listener.host.post(0, () => listener.onConnection(server));
   }
 

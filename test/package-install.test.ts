@@ -245,6 +245,10 @@ describe('installed with --ignore-scripts and no compiler on PATH', () => {
     expect(report.memory).toEqual({ from: 'esm', n: 1 });
     expect(report.disk).toEqual({ from: 'esm', list: [1, 'two'] });
     expect(path.dirname(report.addon)).toBe(prebuilt());
+    // The prebuilt, stripped addon finds the OpenSSL of the Node that loads it (cluster frame tags, native/frame_mac.h).
+    const addon = require(report.addon) as { frameMacAvailable?: boolean; FrameMac?: unknown };
+    expect(addon.frameMacAvailable).toBe(true);
+    expect(typeof addon.FrameMac).toBe('function');
   });
 
   it('CJS: open, write, read, close', () => {

@@ -1,12 +1,11 @@
 /**
  * Client side of the admin protocol, for the operator CLI (`npx shoal`): connects to any
  * node's fabric port with an admin hello and sends requests answered on the same connection.
- * Against a node with a cluster secret it must hold the secret (the connection runs over
- * TLS-PSK with a key derived from it, and both ends prove the secret before any request is
- * sent); against a node with `cluster.tls` it needs the cluster's CA, a certificate signed by
- * it, and the secret.
+ * Against a node with a cluster secret it must hold the secret (both ends prove it before any
+ * request is sent, and every later frame is tagged with keys derived from it); against a node
+ * with `cluster.tls` it needs the cluster's CA, a certificate signed by it, and the secret.
  */
-import { ClusterSecrets, ConnectorHandshake, pskKeys } from './auth';
+import { ClusterSecrets, ConnectorHandshake } from './auth';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION_CURRENT, PROTOCOL_VERSION_MIN_SUPPORTED } from './constants';
 import type { Connection, Network, TlsSettings, WireMessage } from './network';
 import { cryptoRandom, silentLogger } from './seams';
@@ -45,8 +44,7 @@ export class AdminClient {
     const network = options.network ?? new TcpNetwork(silentLogger);
     const timeoutMs = options.timeoutMs ?? 5_000;
     let tlsFailure: string | undefined;
-    const psk = options.tls === undefined && keys !== undefined ? pskKeys(keys) : undefined;
-    const connection = network.connect(address, { tls: options.tls, psk, onTlsFailure: (_remote, reason) => (tlsFailure = reason) });
+    const connection = network.connect(address, { tls: options.tls, onTlsFailure: (_remote, reason) => (tlsFailure = reason) });
     const client = new AdminClient(connection, timeoutMs);
     const handshake = new ConnectorHandshake(
       connection,
@@ -60,7 +58,7 @@ export class AdminClient {
       },
       keys,
       cryptoRandom,
-      options.tls !== undefined || psk !== undefined,
+      options.tls !== undefined,
     );
     return new Promise((resolve, reject) => {
       let handshaken = false;
@@ -92,7 +90,7 @@ export class AdminClient {
           if (handshaken) return;
           if (tlsFailure !== undefined) reject(new Error(`TLS handshake with ${address} failed: ${tlsFailure}`));
           else if (/^closed by peer|ECONNRESET|protocol violation/.test(reason) && keys === undefined && options.tls === undefined) {
-            // A node with a secret or certificates speaks only TLS: it drops a plain hello unanswered.
+            // A node with certificates speaks only TLS: it drops a plain hello unanswered.
             reject(new Error(`${address} closed the connection without answering the handshake: it requires the cluster secret (or TLS certificates)`));
           } else reject(new Error(`cannot reach ${address}: ${reason}`));
         },

@@ -1,30 +1,34 @@
 /**
- * Cluster authentication (docs/cluster.md, "Security"): the shared secret, the TLS pre-shared
- * keys derived from it, and the challenge-response handshake that proves it in both
- * directions without sending it, bound to the connection's TLS session.
+ * Cluster authentication (docs/cluster.md, "Security"): the shared secret, the keys derived
+ * from it, and the challenge-response handshake that proves it in both directions without
+ * sending it.
  *
  * The handshake, on a connection from a connector to an acceptor:
  *
  *   connector -> hello           { ..., nonce: Nc }
  *   acceptor  -> hello-challenge { nonce: Na, protocolVersion: v }
  *   connector -> hello-proof     { proofs: [HMAC(K, "connector" | T) for each secret K it has] }
- *   acceptor  -> hello-ack       { nodeId, protocolVersion: v, proof: HMAC(K, "acceptor" | T | nodeId), acknowledges }
+ *   acceptor  -> hello-ack       { nodeId, protocolVersion: v, proof: HMAC(K, "acceptor" | T | [nodeId, acknowledges]), acknowledges }
  *
- * T hashes every field of the hello, both nonces, the negotiated version and keying material
- * exported from the connection's TLS session. Both nonces are fresh, so a recorded handshake
- * proves nothing on another connection; the connector proves first, so an outsider who
- * connects learns nothing derived from the secret. Keys K are derived from each secret with
- * scrypt, so a recorded proof does not make guessing a weak secret cheap.
+ * T hashes every field of the hello (its identity and its link fields), both nonces, the
+ * negotiated version and, over TLS, keying material exported from the connection's TLS
+ * session. Both nonces are fresh, so a recorded handshake proves nothing on another
+ * connection; the connector proves first, so an outsider who connects learns nothing derived
+ * from the secret. Keys K are derived from each secret with scrypt, so a recorded proof does
+ * not make guessing a weak secret cheap.
  *
- * The connection itself runs over TLS: with `cluster.tls`, TLS 1.3 with certificates; with the
- * secret alone, TLS-PSK with a key derived from K (`pskKeys`), so whoever lacks the secret does
- * not get past the TLS handshake, and TLS (OpenSSL) protects every frame after it. The
- * simulated network has no TLS: there the handshake runs alone (it models faults, not attackers).
+ * With `cluster.tls` the connection runs over TLS 1.3, which protects every frame after the
+ * handshake. With the secret alone it is plain TCP, and every frame after the handshake
+ * carries a tag under keys derived from K and T (frame-auth.ts), so it cannot be forged,
+ * altered, replayed, reordered, dropped or moved to another connection unnoticed; it is not
+ * encrypted. The simulated network runs the handshake and models neither TLS nor the tags (it
+ * models faults, not attackers).
  */
 import { createHash, createHmac, scrypt, timingSafeEqual } from 'node:crypto';
 import { inspect } from 'node:util';
 import { HANDSHAKE_NONCE_BYTES, MAX_ACCEPTED_SECRETS, MAX_NODE_ID_BYTES, MAX_SECRET_BYTES, MIN_SECRET_LENGTH } from './constants';
-import type { Connection, PskSettings, WireMessage } from './network';
+import { sessionKeys } from './frame-auth';
+import type { Connection, WireMessage } from './network';
 import type { Random } from './seams';
 
 /** scrypt cost of deriving a key from a secret: about 70 ms and 16 MiB once per secret per process. */
@@ -81,15 +85,6 @@ export interface HandshakeKeys {
   accepted: Buffer[];
 }
 
-/**
- * The TLS-PSK keys of `keys`, own first: each a 32-byte key HMAC(K, "tls-psk") and an identity
- * of 16 hex characters HMAC(K, "tls-psk-identity") (naming a key without revealing it; its
- * 128-character limit leaves room for every accepted key in a listener's hint).
- */
-export function pskKeys(keys: HandshakeKeys): PskSettings {
-  return { keys: keys.accepted.map((key) => ({ identity: mac(key, 'tls-psk-identity').toString('hex', 0, 8), key: mac(key, 'tls-psk') })) };
-}
-
 function secretBytes(value: unknown, name: string): Buffer {
   if (typeof value === 'string') {
     if ([...value].length < MIN_SECRET_LENGTH) throw new TypeError(`${name} must be at least ${MIN_SECRET_LENGTH} characters`);
@@ -130,6 +125,15 @@ export interface HelloIdentity {
   role: 'node' | 'admin';
 }
 
+/** The hello's fields about its link (fabric.ts), hashed into the transcript too so nobody on the path alters them. */
+export interface HelloLink {
+  /** The connector asks for acknowledgements of its frames. */
+  acknowledge?: boolean;
+  /** Its id of this link, and of the link this one replaces. */
+  link?: string;
+  replaces?: string;
+}
+
 /** `count` fresh random bytes from the runtime's source (crypto in production, seeded in the simulator). */
 export function randomNonce(random: Random): Buffer {
   if (random.nextBytes !== undefined) return random.nextBytes(HANDSHAKE_NONCE_BYTES);
@@ -145,9 +149,10 @@ export function wireBytes(value: unknown, length: number): Buffer | undefined {
 }
 
 /** The hash both ends compute over the handshake (T in the module comment). */
-export function handshakeTranscript(hello: HelloIdentity, connectorNonce: Buffer, acceptorNonce: Buffer, protocolVersion: number, tlsBinding: Buffer | undefined): Buffer {
+export function handshakeTranscript(hello: HelloIdentity, link: HelloLink, connectorNonce: Buffer, acceptorNonce: Buffer, protocolVersion: number, tlsBinding: Buffer | undefined): Buffer {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify([TRANSCRIPT_LABEL, hello.protocolVersion, hello.minProtocolVersion, hello.nodeId, hello.role, hello.clusterName, hello.address, protocolVersion]));
+  const linkFields = [link.acknowledge === true, link.link ?? null, link.replaces ?? null];
+  hash.update(JSON.stringify([TRANSCRIPT_LABEL, hello.protocolVersion, hello.minProtocolVersion, hello.nodeId, hello.role, hello.clusterName, hello.address, protocolVersion, linkFields]));
   hash.update(connectorNonce);
   hash.update(acceptorNonce);
   hash.update(tlsBinding === undefined ? Buffer.from([0]) : Buffer.concat([Buffer.from([1, tlsBinding.length]), tlsBinding]));
@@ -176,16 +181,16 @@ export function matchConnectorProof(keys: HandshakeKeys, transcript: Buffer, pro
   return undefined;
 }
 
-/** The acceptor's proof of T and its node id, under the key the connector proved. */
-export function acceptorProof(key: Buffer, transcript: Buffer, acceptorNodeId: string): Buffer {
-  return mac(key, 'acceptor', transcript, JSON.stringify(acceptorNodeId));
+/** The acceptor's proof of T, its node id and whether it acknowledges frames, under the key the connector proved. */
+export function acceptorProof(key: Buffer, transcript: Buffer, acceptorNodeId: string, acknowledges: boolean): Buffer {
+  return mac(key, 'acceptor', transcript, JSON.stringify([acceptorNodeId, acknowledges]));
 }
 
 /** The key (of the connector's) under which `proof` is the acceptor's proof, or undefined. */
-export function matchAcceptorProof(keys: HandshakeKeys, transcript: Buffer, acceptorNodeId: string, proof: unknown): Buffer | undefined {
+export function matchAcceptorProof(keys: HandshakeKeys, transcript: Buffer, acceptorNodeId: string, acknowledges: boolean, proof: unknown): Buffer | undefined {
   const offered = wireBytes(proof, KEY_BYTES);
   if (offered === undefined) return undefined;
-  return keys.accepted.find((key) => timingSafeEqual(offered, acceptorProof(key, transcript, acceptorNodeId)));
+  return keys.accepted.find((key) => timingSafeEqual(offered, acceptorProof(key, transcript, acceptorNodeId, acknowledges)));
 }
 
 /** How a connector's handshake ended. */
@@ -197,13 +202,15 @@ export type HandshakeOutcome =
 /**
  * The connector's side of the handshake, shared by the fabric's outbound links and the
  * admin client. Without keys it sends a plain hello and takes the hello-ack (loopback
- * clusters without a secret); with keys it proves them and requires the acceptor's proof.
- * `tls`: the connection runs over TLS, so the proofs must be bound to its session.
+ * clusters without a secret); with keys it proves them and requires the acceptor's proof,
+ * then (without TLS) authenticates every later frame of the connection.
+ * `tls`: the connection runs over TLS (`cluster.tls`), so the proofs must be bound to its session.
  */
 export class ConnectorHandshake {
   private state: 'hello' | 'proof' | 'done' = 'hello';
   private readonly nonce: Buffer | undefined;
   private transcript: Buffer | undefined;
+  private negotiated = 0;
 
   constructor(
     private readonly connection: Connection,
@@ -211,8 +218,8 @@ export class ConnectorHandshake {
     private readonly keys: HandshakeKeys | undefined,
     random: Random,
     private readonly tls: boolean,
-    /** More hello fields (the fabric's `acknowledge`, `link`, `replaces`); they do not take part in the proofs. */
-    private readonly extra: Record<string, unknown> = {},
+    /** The fabric's link fields of the hello (part of the transcript). */
+    private readonly link: HelloLink = {},
   ) {
     this.nonce = keys === undefined ? undefined : randomNonce(random);
   }
@@ -224,7 +231,7 @@ export class ConnectorHandshake {
     if (role === 'admin') hello.role = 'admin';
     else hello.address = address;
     if (this.nonce !== undefined) hello.nonce = this.nonce;
-    Object.assign(hello, this.extra);
+    for (const [field, value] of Object.entries(this.link)) if (value !== undefined) hello[field] = value;
     this.connection.send(hello);
   }
 
@@ -247,7 +254,8 @@ export class ConnectorHandshake {
     if (acceptorNonce === undefined || !Number.isInteger(message.protocolVersion)) return this.fail('malformed challenge', false);
     const binding = this.connection.tlsBinding;
     if (this.tls && binding === undefined) return this.fail('no TLS session to bind the handshake to', false);
-    this.transcript = handshakeTranscript(this.identity, this.nonce, acceptorNonce, message.protocolVersion as number, binding);
+    this.negotiated = message.protocolVersion as number;
+    this.transcript = handshakeTranscript(this.identity, this.link, this.nonce, acceptorNonce, this.negotiated, binding);
     this.state = 'proof';
     this.connection.send({ type: 'hello-proof', proofs: connectorProofs(this.keys, this.transcript) });
     return { kind: 'pending' };
@@ -258,12 +266,15 @@ export class ConnectorHandshake {
     if (typeof nodeId !== 'string' || nodeId.length === 0 || Buffer.byteLength(nodeId) > MAX_NODE_ID_BYTES || !Number.isInteger(message.protocolVersion)) {
       return this.fail('malformed hello-ack', false);
     }
+    const acknowledges = message.acknowledges === true;
     if (this.keys !== undefined) {
-      const key = matchAcceptorProof(this.keys, this.transcript!, nodeId, message.proof);
-      if (key === undefined) return this.fail('it failed to prove the cluster secret', false);
+      const key = matchAcceptorProof(this.keys, this.transcript!, nodeId, acknowledges, message.proof);
+      if (key === undefined || message.protocolVersion !== this.negotiated) return this.fail('it failed to prove the cluster secret', false);
+      // The ack was the acceptor's last frame without a tag, and the proof was ours.
+      if (!this.tls) this.connection.authenticateFrames(sessionKeys(key, this.transcript!, 'connector'));
     }
     this.state = 'done';
-    return { kind: 'ready', nodeId, protocolVersion: message.protocolVersion as number, acknowledges: message.acknowledges === true };
+    return { kind: 'ready', nodeId, protocolVersion: message.protocolVersion as number, acknowledges };
   }
 
   private fail(reason: string, refused: boolean): HandshakeOutcome {

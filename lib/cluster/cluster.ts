@@ -17,7 +17,7 @@ import {
   MIN_HEARTBEAT_TIMEOUT,
   PARTITION_COUNT,
 } from './constants';
-import { Fabric, isNodeId } from './fabric';
+import { Fabric } from './fabric';
 import { Heartbeat, type LagStats } from './heartbeat';
 import type { ClusterView } from './membership';
 import { Membership } from './membership';
@@ -26,7 +26,7 @@ import { ErrorCode, ShoalError } from '../errors';
 import type { BatchItemOutcome, ClusterRequest, ClusterTruncateCut, LocalStore } from './local-store';
 import { ClusterTruncation, TRUNCATE_MESSAGE_TYPES } from './truncation';
 import type { Network, TlsSettings, WireMessage } from './network';
-import { parseAddress } from './network';
+import { isNodeId, parseAddress } from './network';
 import type { PartitionMap } from './partition-map';
 import { computePartitionMap } from './partition-map';
 import type { Runtime } from './seams';

@@ -13,6 +13,11 @@ export const PROTOCOL_VERSION_MIN_SUPPORTED = 3;
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /** Bytes of the length prefix in front of each frame body (u32 big-endian). */
 export const FRAME_HEADER_BYTES = 4;
+/**
+ * Bytes of the tag at the end of every frame after the handshake on a connection
+ * authenticated by the secret alone: HMAC-SHA-256 truncated to 128 bits (RFC 4868).
+ */
+export const FRAME_TAG_BYTES = 16;
 /** Outbound bytes buffered on one connection before it is considered stuck and closed. */
 export const MAX_CONNECTION_BUFFERED_BYTES = 64 * 1024 * 1024;
 /** A connection that has not completed its handshake within this time is closed. */

@@ -4,9 +4,9 @@
  * connection to a peer's advertised address and receives on the connections peers opened to
  * it, so a message's sender is the node id authenticated by that connection's handshake.
  *
- * With a cluster secret, a connection runs over TLS (with certificates, or a key derived from
- * the secret) and proves the secret both ways (auth.ts) before anything else is accepted or
- * sent. A node id is held by one inbound
+ * With a cluster secret, a connection proves the secret both ways (auth.ts) before anything
+ * else is accepted or sent; then TLS (`cluster.tls`) or a tag on every frame (frame-auth.ts)
+ * protects the rest. A node id is held by one inbound
  * connection at a time. Connections are bounded in number, in frame size until authenticated,
  * and in what queues on them; a connection that stalls (nothing acknowledged, or nothing heard,
  * for a heartbeat timeout) is closed, and its link is replaced at the next send.
@@ -25,7 +25,6 @@ import {
   MAX_CLUSTER_NODES,
   MAX_FRAME_BYTES,
   MAX_HANDSHAKE_QUEUE_BYTES,
-  MAX_NODE_ID_BYTES,
   MAX_UNAUTHENTICATED_CONNECTIONS,
   MAX_UNAUTHENTICATED_PER_HOST,
   NODE_CLAIM_LIVE_INTERVALS,
@@ -34,10 +33,12 @@ import {
   RETIRED_CONNECTION_GRACE_MS,
 } from './constants';
 import type { ClusterSecrets, HandshakeKeys, HelloIdentity } from './auth';
-import { acceptorProof, ConnectorHandshake, handshakeTranscript, matchConnectorProof, pskKeys, randomNonce, wireBytes } from './auth';
+import { acceptorProof, ConnectorHandshake, handshakeTranscript, matchConnectorProof, randomNonce, wireBytes } from './auth';
+import type { HelloLink } from './auth';
 import { encodeBody } from './frame';
+import { sessionKeys } from './frame-auth';
 import type { Connection, Listener, Network, NetworkOptions, TlsSettings, WireMessage } from './network';
-import { parseAddress } from './network';
+import { FRAME_AUTHENTICATION_FAILED, isAddress, isNodeId, parseAddress } from './network';
 import type { Runtime, TimerHandle } from './seams';
 import { LogLimiter } from './seams';
 
@@ -124,11 +125,10 @@ interface InboundLink {
 /** A hello that passed the checks needing no identity. */
 interface Hello {
   identity: HelloIdentity;
+  /** Its link fields, as hashed into the transcript. */
+  link: HelloLink;
   nonce: Buffer | undefined;
   negotiated: number;
-  acknowledge: boolean;
-  linkId: string | undefined;
-  replaces: string | undefined;
 }
 
 /** Longest link id a hello may carry. */
@@ -154,7 +154,7 @@ export class Fabric {
   private handler: FabricHandler = () => {};
   private adminHandler: AdminHandler | undefined;
   private keys: HandshakeKeys | undefined;
-  /** What every listen and connect asks of the network: TLS with certificates or with the secret's pre-shared keys. */
+  /** What every listen and connect asks of the network: TLS with certificates, or plain TCP. */
   private transport: NetworkOptions = {};
   private stopped = false;
   private readonly refusals: LogLimiter;
@@ -174,6 +174,8 @@ export class Fabric {
     stalledConnections: 0,
     /** Inbound connections closed because they went silent. */
     silentConnections: 0,
+    /** Connections closed on a frame whose tag failed (also counted in authenticationFailures). */
+    forgedFrames: 0,
   };
 
   constructor(private readonly options: FabricOptions) {
@@ -191,6 +193,11 @@ export class Fabric {
   /** The address peers reach this node at. */
   get address(): string {
     return this.advertised;
+  }
+
+  /** The address this node is bound to (with `advertise`, peers are told another). */
+  get boundAddress(): string {
+    return this.listener?.address ?? '';
   }
 
   /** Whether connections are authenticated by a cluster secret. */
@@ -229,11 +236,7 @@ export class Fabric {
       );
     }
     this.keys = await this.options.secrets?.keys();
-    this.transport = {
-      tls: this.options.tls,
-      psk: this.options.tls === undefined && this.keys !== undefined ? pskKeys(this.keys) : undefined,
-      onTlsFailure: (remote, reason) => this.onTlsFailure(remote, reason),
-    };
+    this.transport = { tls: this.options.tls, onTlsFailure: (remote, reason) => this.onTlsFailure(remote, reason) };
     this.listener = await this.options.network.listen(listenAddress, (connection) => this.accept(connection), this.transport);
     this.advertised = advertise ?? this.listener.address;
     this.selfAddresses.add(this.advertised);
@@ -410,11 +413,7 @@ export class Fabric {
     const random = this.options.runtime.random;
     const linkId = random.nextUint32().toString(16).padStart(8, '0') + random.nextUint32().toString(16).padStart(8, '0');
     const replaces = this.replacing.get(address);
-    const handshake = new ConnectorHandshake(connection, identity, this.keys, this.options.runtime.random, this.overTls, {
-      acknowledge: true,
-      link: linkId,
-      ...(replaces === undefined ? {} : { replaces }),
-    });
+    const handshake = new ConnectorHandshake(connection, identity, this.keys, this.options.runtime.random, this.overTls, { acknowledge: true, link: linkId, replaces });
     const link: OutboundLink = {
       address,
       linkId,
@@ -443,6 +442,7 @@ export class Fabric {
     connection.setHandlers({
       onMessage: (message) => this.onOutboundMessage(link, message),
       onClose: (reason) => {
+        this.noteForgery(connection, reason);
         if (this.outbound.get(address) === link) this.outbound.delete(address);
         this.retired.delete(link);
         // Messages still waiting for a handshake that will not come go to the next link (a
@@ -452,8 +452,8 @@ export class Fabric {
           if (this.carried.size > MAX_CLUSTER_NODES) this.carried.delete(this.carried.keys().next().value!);
         }
         link.queue = [];
-        // A peer that speaks only TLS (it has a secret or certificates) drops a plain hello unanswered.
-        if (!link.ready && reason === 'closed by peer' && this.transport.psk === undefined && this.transport.tls === undefined) {
+        // A peer that speaks only TLS (it has certificates) drops a plain hello unanswered.
+        if (!link.ready && reason === 'closed by peer' && !this.overTls) {
           this.failedDials.warn(`cluster: ${address} closed the connection during the handshake: it may require the cluster secret or TLS (is cluster.secret set here?)`);
         }
       },
@@ -549,7 +549,8 @@ export class Fabric {
     }, HANDSHAKE_TIMEOUT_MS);
     connection.setHandlers({
       onMessage: (message) => this.onInboundMessage(link, message),
-      onClose: () => {
+      onClose: (reason) => {
+        this.noteForgery(connection, reason);
         timers.clearTimeout(link.handshakeTimer);
         if (link.ackTimer !== undefined) timers.clearTimeout(link.ackTimer);
         this.inbound.delete(link);
@@ -617,9 +618,9 @@ export class Fabric {
     }
     link.identity = hello.identity;
     link.negotiated = hello.negotiated;
-    link.acknowledge = hello.acknowledge && hello.identity.role === 'node';
-    link.linkId = hello.linkId;
-    link.replaces = hello.replaces;
+    link.acknowledge = hello.link.acknowledge === true && hello.identity.role === 'node';
+    link.linkId = hello.link.link;
+    link.replaces = hello.link.replaces;
     if (this.keys === undefined) {
       if (hello.nonce !== undefined) {
         this.refuse(link, 'the peer offers a cluster secret, and this node has none (set the same cluster.secret on every node)', 'authentication is not configured on this node');
@@ -638,7 +639,7 @@ export class Fabric {
       return;
     }
     const nonce = randomNonce(this.options.runtime.random);
-    link.transcript = handshakeTranscript(hello.identity, hello.nonce, nonce, hello.negotiated, binding);
+    link.transcript = handshakeTranscript(hello.identity, hello.link, hello.nonce, nonce, hello.negotiated, binding);
     link.state = 'proof';
     link.connection.send({ type: 'hello-challenge', nonce, protocolVersion: hello.negotiated });
   }
@@ -685,20 +686,29 @@ export class Fabric {
     connection.setMaxFrameBytes(admin ? MAX_ADMIN_FRAME_BYTES : MAX_FRAME_BYTES);
     if (!admin) this.learnAddress(identity.nodeId, identity.address);
     const ack: WireMessage = { type: 'hello-ack', nodeId: this.options.nodeId, protocolVersion: link.negotiated, acknowledges: link.acknowledge };
-    if (key !== undefined) ack.proof = acceptorProof(key, link.transcript!, this.options.nodeId);
+    if (key !== undefined) ack.proof = acceptorProof(key, link.transcript!, this.options.nodeId, link.acknowledge);
     connection.send(ack);
+    // The proof was the connector's last frame without a tag, and the ack ours.
+    if (key !== undefined && !this.overTls) connection.authenticateFrames(sessionKeys(key, link.transcript!, 'acceptor'));
   }
 
-  /** Whether connections run over TLS (certificates, or the secret's keys), so every handshake must be bound to its TLS session. */
+  /** Whether connections run over TLS (`cluster.tls`), so every handshake must be bound to its TLS session. */
   private get overTls(): boolean {
-    return this.transport.tls !== undefined || this.transport.psk !== undefined;
+    return this.transport.tls !== undefined;
   }
 
-  /** A TLS handshake failed: without the secret's key, or a certificate of the cluster's CA (or not speaking TLS at all). */
+  /** A TLS handshake failed: not a certificate of the cluster's CA (or not speaking TLS at all). */
   private onTlsFailure(remote: string, reason: string): void {
     this.counters.authenticationFailures++;
-    const hint = this.options.tls !== undefined ? 'not a certificate of the cluster CA, or not TLS?' : 'no cluster secret there, or another one?';
-    this.refusals.warn(`cluster: TLS handshake with ${remote} failed: ${reason} (${hint})`);
+    this.refusals.warn(`cluster: TLS handshake with ${remote} failed: ${reason} (not a certificate of the cluster CA, or not TLS?)`);
+  }
+
+  /** Counts and logs (rate-limited) a connection closed on a frame whose tag failed: whoever is on the path can cause one. */
+  private noteForgery(connection: Connection, reason: string): void {
+    if (reason !== FRAME_AUTHENTICATION_FAILED) return;
+    this.counters.forgedFrames++;
+    this.counters.authenticationFailures++;
+    this.refusals.warn(`cluster: closed the connection with ${connection.remoteAddress}: a frame failed authentication (altered, forged, replayed, reordered, dropped or from another connection)`);
   }
 
   /**
@@ -763,7 +773,7 @@ export class Fabric {
       role: admin ? 'admin' : 'node',
     };
     const linkField = (value: unknown) => (typeof value === 'string' && value.length > 0 && value.length <= MAX_LINK_ID_LENGTH ? value : undefined);
-    return { identity, nonce, negotiated, acknowledge: message.acknowledge === true, linkId: linkField(message.link), replaces: linkField(message.replaces) };
+    return { identity, nonce, negotiated, link: { acknowledge: message.acknowledge === true, link: linkField(message.link), replaces: linkField(message.replaces) } };
   }
 
   private dispatchAdmin(connection: Connection, message: WireMessage): void {
@@ -786,24 +796,5 @@ export class Fabric {
         error: String((error as Error)?.stack ?? error),
       });
     }
-  }
-}
-
-/** Whether `value` is a valid node id: a non-empty string of at most MAX_NODE_ID_BYTES bytes. */
-export function isNodeId(value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && Buffer.byteLength(value) <= MAX_NODE_ID_BYTES;
-}
-
-/** Longest "host:port" accepted from a peer. */
-const MAX_ADDRESS_LENGTH = 300;
-
-/** Whether `value` is a "host:port" address a peer may give (bounded length, parseable). */
-export function isAddress(value: unknown): value is string {
-  if (typeof value !== 'string' || value.length > MAX_ADDRESS_LENGTH) return false;
-  try {
-    parseAddress(value);
-    return true;
-  } catch {
-    return false;
   }
 }

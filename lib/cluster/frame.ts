@@ -1,7 +1,9 @@
 /**
  * Wire frames: a u32 big-endian body length, then a msgpackr body that decodes to a plain
- * object with a string `type` (docs/cluster.md, "Frames"). The decoder is incremental and
- * reports the first protocol violation as a FrameError; the caller closes the connection.
+ * object with a string `type` (docs/cluster.md, "Frames"); on a connection whose frames are
+ * authenticated, the length also counts the tag that ends the frame (frame-auth.ts). The
+ * decoder is incremental and reports the first protocol violation as a FrameError; the caller
+ * closes the connection.
  */
 import { Packr } from 'msgpackr';
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './constants';
@@ -27,10 +29,13 @@ export function encodeBody(message: WireMessage): Buffer {
   return body;
 }
 
-/** Prefixes a body with its length: the bytes that go on the wire. */
-export function frameOf(body: Buffer): Buffer {
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
-  frame.writeUInt32BE(body.length, 0);
+/**
+ * Prefixes a body with its length: the bytes that go on the wire. With `tagBytes`, the frame
+ * ends with that many bytes left for a tag (uninitialised), and its length counts them.
+ */
+export function frameOf(body: Buffer, tagBytes = 0): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length + tagBytes);
+  frame.writeUInt32BE(body.length + tagBytes, 0);
   body.copy(frame, FRAME_HEADER_BYTES);
   return frame;
 }
@@ -69,6 +74,8 @@ export class FrameDecoder {
   private bufferedBytes = 0;
   /** Largest frame body this stream accepts now; raised once the connection is authenticated. */
   maxFrameBytes: number;
+  /** Bytes of the tag ending every frame from now on (0 until frames are authenticated); the length limits do not count them. */
+  tagBytes = 0;
 
   constructor(maxFrameBytes = MAX_FRAME_BYTES) {
     this.maxFrameBytes = maxFrameBytes;
@@ -100,13 +107,19 @@ export class FrameDecoder {
    * @throws FrameError for an empty frame or a length over the limit.
    */
   next(): Buffer | undefined {
+    return this.nextFrame()?.subarray(FRAME_HEADER_BYTES);
+  }
+
+  /** As next(), but the whole frame: its length prefix, body and tag (what a frame's tag covers). */
+  nextFrame(): Buffer | undefined {
     if (this.bufferedBytes < FRAME_HEADER_BYTES) return undefined;
-    const bodyBytes = this.peek(FRAME_HEADER_BYTES).readUInt32BE(0);
-    if (bodyBytes === 0) throw new FrameError('empty frame');
+    const length = this.peek(FRAME_HEADER_BYTES).readUInt32BE(0);
+    if (length <= this.tagBytes) throw new FrameError(this.tagBytes === 0 ? 'empty frame' : 'frame shorter than its tag');
+    const bodyBytes = length - this.tagBytes;
     if (bodyBytes > MAX_FRAME_BYTES) throw new FrameError(`frame length ${bodyBytes} exceeds MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
     if (bodyBytes > this.maxFrameBytes) throw new FrameError(`frame length ${bodyBytes} exceeds the ${this.maxFrameBytes}-byte limit of this connection at this stage`);
-    if (this.bufferedBytes < FRAME_HEADER_BYTES + bodyBytes) return undefined;
-    return this.take(FRAME_HEADER_BYTES + bodyBytes).subarray(FRAME_HEADER_BYTES);
+    if (this.bufferedBytes < FRAME_HEADER_BYTES + length) return undefined;
+    return this.take(FRAME_HEADER_BYTES + length);
   }
 
   private peek(bytes: number): Buffer {

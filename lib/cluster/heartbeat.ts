@@ -22,8 +22,8 @@ import {
   MAX_MIGRATIONS_REMAINING,
 } from './constants';
 import type { Fabric } from './fabric';
-import { isAddress, isNodeId } from './fabric';
 import type { WireMessage } from './network';
+import { isAddress, isNodeId } from './network';
 import type { Runtime, TimerHandle } from './seams';
 import { LogLimiter } from './seams';
 

@@ -25,7 +25,7 @@ import {
   MEMBERSHIP_ROUND_TIMEOUT_INTERVALS,
   MEMBERSHIP_STABLE_TICKS,
 } from './constants';
-import { isNodeId } from './fabric';
+import { isNodeId } from './network';
 import type { Heartbeat } from './heartbeat';
 import type { WireMessage } from './network';
 import type { Runtime } from './seams';

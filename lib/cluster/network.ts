@@ -8,6 +8,12 @@
  * synchronously inside send(); a closed connection never delivers again; close is idempotent.
  */
 
+import { MAX_NODE_ID_BYTES } from './constants';
+import type { FrameKeys } from './frame-auth';
+
+/** The close reason of a connection that received a frame whose tag is wrong (altered, replayed, reordered, dropped or spliced). */
+export const FRAME_AUTHENTICATION_FAILED = 'frame authentication failed';
+
 /** A decoded wire message: a plain object with a string `type`. */
 export interface WireMessage {
   type: string;
@@ -27,7 +33,7 @@ export interface Connection {
   readonly remoteHost: string;
   readonly closed: boolean;
   /**
-   * Over TLS: keying material exported from this TLS session (RFC 5705), which the cluster
+   * Over TLS (`cluster.tls`): keying material exported from this TLS session (RFC 5705), which the cluster
    * handshake binds its proofs to, so they are valid on this TLS connection only. Undefined
    * without TLS (and until the TLS handshake is done).
    */
@@ -41,6 +47,13 @@ export interface Connection {
   send(message: WireMessage): boolean;
   /** Queues a message already encoded with encodeBody (frame.ts). Returns false if closed. */
   sendBody(body: Buffer): boolean;
+  /**
+   * From now on, tag every frame sent and require a valid tag on every frame received
+   * (frame-auth.ts): a frame that fails closes the connection with the reason
+   * FRAME_AUTHENTICATION_FAILED. Used on connections protected by the cluster secret alone;
+   * called at once after the last frame of the handshake is sent or handled.
+   */
+  authenticateFrames(keys: FrameKeys): void;
   /**
    * Largest frame accepted from the peer from now on (default MAX_HANDSHAKE_FRAME_BYTES: a
    * connection is trusted with big frames only once authenticated).
@@ -63,22 +76,11 @@ export interface Listener {
   close(): Promise<void>;
 }
 
-/** Pre-shared keys of TLS-PSK, derived from the cluster secrets (auth.ts): the node's own first. */
-export interface PskSettings {
-  keys: { identity: string; key: Buffer }[];
-}
-
 /** Per-call options of a Network. */
 export interface NetworkOptions {
   /** Run the connection over TLS 1.3 with these certificates, verified both ways. */
   tls?: TlsSettings;
-  /**
-   * Without `tls`: run the connection over TLS with a key both ends hold (TLS 1.2
-   * ECDHE-PSK-CHACHA20-POLY1305). A listener sends the identities it accepts as its hint; a
-   * connector uses the first of its keys the listener accepts.
-   */
-  psk?: PskSettings;
-  /** Called when a connection's TLS handshake fails (a peer without the key or the CA's certificate). */
+  /** Called when a connection's TLS handshake fails (a peer without a certificate of the CA, or not speaking TLS). */
   onTlsFailure?: (remoteAddress: string, reason: string) => void;
 }
 
@@ -118,4 +120,23 @@ export function hostOf(address: string): string {
   const index = address.lastIndexOf(':');
   const host = index > 0 ? address.slice(0, index) : address;
   return host.replace(/^\[(.*)\]$/, '$1');
+}
+
+/** Whether `value` is a valid node id: a non-empty string of at most MAX_NODE_ID_BYTES bytes. */
+export function isNodeId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && Buffer.byteLength(value) <= MAX_NODE_ID_BYTES;
+}
+
+/** Longest "host:port" accepted from a peer. */
+const MAX_ADDRESS_LENGTH = 300;
+
+/** Whether `value` is a "host:port" address a peer may give (bounded length, parseable). */
+export function isAddress(value: unknown): value is string {
+  if (typeof value !== 'string' || value.length > MAX_ADDRESS_LENGTH) return false;
+  try {
+    parseAddress(value);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,8 +1,10 @@
 /**
- * Production Network: TCP via node:net, or TLS via node:tls (TLS 1.3 with certificates
- * verified both ways, or TLS 1.2 with a pre-shared key derived from the cluster secret), one
- * frame per message (frame.ts). A protocol violation or socket error closes that connection,
- * is logged once, and is never thrown out of an event handler.
+ * Production Network: TCP via node:net, or TLS 1.3 via node:tls with certificates verified
+ * both ways, one frame per message (frame.ts); on a connection protected by the secret alone,
+ * every frame after the handshake is tagged and checked (frame-auth.ts). The frames sent in
+ * one turn of the event loop leave in one write (the socket is corked until the next tick).
+ * A protocol violation or socket error closes that connection, is logged once, and is never
+ * thrown out of an event handler.
  *
  * Bounds (docs/cluster.md, "Security"): a listener holds at most MAX_INBOUND_CONNECTIONS
  * connections; a connection accepts frames of at most MAX_HANDSHAKE_FRAME_BYTES until the
@@ -14,6 +16,8 @@ import * as tls from 'node:tls';
 import {
   AUTH_FAILURE_LOG_LIMIT,
   AUTH_FAILURE_LOG_WINDOW_MS,
+  FRAME_HEADER_BYTES,
+  FRAME_TAG_BYTES,
   HANDSHAKE_TIMEOUT_MS,
   MAX_CONNECTION_BUFFERED_BYTES,
   MAX_HANDSHAKE_FRAME_BYTES,
@@ -23,8 +27,10 @@ import {
   MAX_UNAUTHENTICATED_PER_HOST,
 } from './constants';
 import { decodeBody, encodeBody, FrameDecoder, frameOf } from './frame';
-import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, PskSettings, TlsSettings, WireMessage } from './network';
-import { isLoopbackHost, parseAddress } from './network';
+import type { FrameKeys, FrameMac } from './frame-auth';
+import { frameMac } from './frame-auth';
+import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, TlsSettings, WireMessage } from './network';
+import { FRAME_AUTHENTICATION_FAILED, isLoopbackHost, parseAddress } from './network';
 import type { Logger } from './seams';
 import { LogLimiter, realClock } from './seams';
 
@@ -104,10 +110,16 @@ class TlsHandshakes {
 class TcpConnection implements Connection {
   closed = false;
   private handlers: ConnectionHandlers | undefined;
+  /** Whole frames received before the handlers were set. */
   private pending: Buffer[] = [];
   private closeReason: string | undefined;
   private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES);
   private exported: Buffer | undefined;
+  /** Set once frames are authenticated: tags what is sent, checks what is received. */
+  private sealer: FrameMac | undefined;
+  private checker: FrameMac | undefined;
+  /** The socket is corked until the next tick, so the frames of this turn leave in one write. */
+  private corked = false;
 
   constructor(
     private readonly socket: net.Socket,
@@ -139,9 +151,9 @@ class TcpConnection implements Connection {
     this.handlers = handlers;
     const queued = this.pending;
     this.pending = [];
-    for (const body of queued) {
+    for (const frame of queued) {
       if (this.closed) break;
-      this.deliver(body);
+      this.deliver(frame);
     }
     if (this.closed && this.closeReason !== undefined) this.notifyClose(this.closeReason);
   }
@@ -153,13 +165,28 @@ class TcpConnection implements Connection {
 
   sendBody(body: Buffer): boolean {
     if (this.closed) return false;
-    const frame = frameOf(body);
+    const frame = frameOf(body, this.sealer === undefined ? 0 : FRAME_TAG_BYTES);
     if (this.socket.writableLength + frame.length > MAX_CONNECTION_BUFFERED_BYTES) {
       this.close(`outbound buffer over ${MAX_CONNECTION_BUFFERED_BYTES} bytes (peer not reading)`);
       return false;
     }
+    this.sealer?.seal(frame);
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(frame);
     return true;
+  }
+
+  authenticateFrames(keys: FrameKeys): void {
+    this.sealer = frameMac(keys.send);
+    this.checker = frameMac(keys.receive);
+    this.decoder.tagBytes = FRAME_TAG_BYTES;
   }
 
   setMaxFrameBytes(bytes: number): void {
@@ -192,16 +219,16 @@ class TcpConnection implements Connection {
     if (this.closed) return;
     this.decoder.append(chunk);
     for (;;) {
-      let body: Buffer | undefined;
+      let frame: Buffer | undefined;
       try {
-        body = this.decoder.next();
+        frame = this.decoder.nextFrame();
       } catch (error) {
         this.violation((error as Error).message);
         return;
       }
-      if (body === undefined) break;
-      if (this.handlers === undefined) this.pending.push(body);
-      else this.deliver(body);
+      if (frame === undefined) break;
+      if (this.handlers === undefined) this.pending.push(frame);
+      else this.deliver(frame);
       if (this.closed) return;
     }
     if (this.budget !== undefined && !this.budget.update(this, this.decoder.pendingBytes)) {
@@ -215,10 +242,20 @@ class TcpConnection implements Connection {
     this.close(`protocol violation: ${reason}`);
   }
 
-  private deliver(frameBody: Buffer): void {
+  /** Checks a whole frame's tag (once frames are authenticated), then decodes and hands on its message. */
+  private deliver(frame: Buffer): void {
+    let body = frame.subarray(FRAME_HEADER_BYTES);
+    if (this.checker !== undefined) {
+      // The fabric counts and logs this close (rate-limited): whoever is on the path can cause it.
+      if (!this.checker.verify(frame)) {
+        this.close(FRAME_AUTHENTICATION_FAILED);
+        return;
+      }
+      body = body.subarray(0, body.length - FRAME_TAG_BYTES);
+    }
     let message: WireMessage;
     try {
-      message = decodeBody(frameBody);
+      message = decodeBody(body);
     } catch (error) {
       this.violation((error as Error).message);
       return;
@@ -238,24 +275,6 @@ class TcpConnection implements Connection {
 /** Options of node:tls shared by both ends with certificates: TLS 1.3, the cluster's CA only. */
 function tlsContextOptions(settings: TlsSettings): tls.SecureContextOptions {
   return { key: settings.key, cert: settings.cert, ca: settings.ca, minVersion: 'TLSv1.3' };
-}
-
-/**
- * TLS-PSK: node:tls supports external pre-shared keys in TLS 1.2 only. ECDHE-PSK with
- * ChaCha20-Poly1305 gives forward secrecy and authenticated encryption.
- */
-const PSK_OPTIONS = { ciphers: 'ECDHE-PSK-CHACHA20-POLY1305', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' } as const;
-
-/** The key a listener holds for `identity`, or null (the TLS handshake then fails). */
-function pskFor(settings: PskSettings, identity: string): Buffer | null {
-  return settings.keys.find((key) => key.identity === identity)?.key ?? null;
-}
-
-/** The first of a connector's keys the listener accepts (its hint lists them), else its own. */
-function pskOffered(settings: PskSettings, hint: string | null): { psk: Buffer; identity: string } {
-  const accepted = (hint ?? '').split(',');
-  const key = settings.keys.find((candidate) => accepted.includes(candidate.identity)) ?? settings.keys[0]!;
-  return { psk: key.key, identity: key.identity };
 }
 
 /** Real TCP (or TLS) network. */
@@ -283,16 +302,11 @@ export class TcpNetwork implements Network {
       }
     };
     let server: net.Server;
-    if (options.tls === undefined && options.psk === undefined) {
+    if (options.tls === undefined) {
       server = net.createServer(accept);
     } else {
-      // Only peers with a certificate from the cluster's CA, or the pre-shared key, get past the TLS handshake.
-      const psk = options.psk;
-      const settings: tls.TlsOptions =
-        options.tls !== undefined
-          ? { ...tlsContextOptions(options.tls), requestCert: true, rejectUnauthorized: true }
-          : { ...PSK_OPTIONS, pskIdentityHint: psk!.keys.map((key) => key.identity).join(','), pskCallback: (_socket, identity) => pskFor(psk!, identity) };
-      server = tls.createServer({ ...settings, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, accept);
+      // Only peers with a certificate from the cluster's CA get past the TLS handshake.
+      server = tls.createServer({ ...tlsContextOptions(options.tls), requestCert: true, rejectUnauthorized: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS }, accept);
       server.on('connection', (socket: net.Socket) => handshakes.admit(socket));
       server.on('tlsClientError', (error: Error, socket: tls.TLSSocket) => options.onTlsFailure?.(`${socket.remoteAddress}:${socket.remotePort}`, error.message));
     }
@@ -315,13 +329,10 @@ export class TcpNetwork implements Network {
 
   connect(address: string, options: NetworkOptions = {}): Connection {
     const { host, port } = parseAddress(address);
-    if (options.tls === undefined && options.psk === undefined) return new TcpConnection(net.connect({ host, port }), address, host, this.logger, undefined);
-    // With certificates, the peer's must chain to the cluster's CA. Its name is not checked:
-    // nodes dial addresses (often IPs) they learned from each other, and the CA is the cluster's own.
-    const psk = options.psk;
-    const settings: tls.ConnectionOptions =
-      options.tls !== undefined ? tlsContextOptions(options.tls) : { ...PSK_OPTIONS, pskCallback: (hint) => pskOffered(psk!, hint) };
-    const socket = tls.connect({ host, port, ...settings, checkServerIdentity: () => undefined });
+    if (options.tls === undefined) return new TcpConnection(net.connect({ host, port }), address, host, this.logger, undefined);
+    // The peer's certificate must chain to the cluster's CA. Its name is not checked: nodes
+    // dial addresses (often IPs) they learned from each other, and the CA is the cluster's own.
+    const socket = tls.connect({ host, port, ...tlsContextOptions(options.tls), checkServerIdentity: () => undefined });
     let secured = false;
     socket.once('secureConnect', () => (secured = true));
     socket.on('error', (error: Error & { code?: string }) => {

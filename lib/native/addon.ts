@@ -112,6 +112,19 @@ export interface NativePrimaryIndex {
   insertWinners?(winners: Buffer, variable: Buffer, count: number, setIds: Uint32Array, storeData: boolean): number;
 }
 
+/**
+ * HMAC-SHA-256 tags of one direction of a cluster connection (native/frame_mac.h): the OpenSSL
+ * that the Node binary links, as node:crypto uses it.
+ */
+export interface NativeFrameMac {
+  /** Tags each frame laid back to back in `frames` in place (its last FRAME_TAG_BYTES), one sequence number each. @throws RangeError if the lengths do not add up. */
+  seal(frames: Buffer): void;
+  /** Whether one whole received frame carries the tag of the next sequence number (constant time); counts up only if so. */
+  verify(frame: Buffer): boolean;
+  /** Frames sealed or verified so far. */
+  readonly sequence: number;
+}
+
 export interface NativeAddon {
   ripemd160(data: Uint8Array): Buffer;
   /** The digests of many messages: message i is messages[ends[i - 1], ends[i]); digest i goes to digests[20 i, 20 i + 20). */
@@ -127,6 +140,10 @@ export interface NativeAddon {
   lockFile(path: string, mode?: number): number;
   unlockFile(fd: number): void;
   PrimaryIndex: new (options: PrimaryIndexOptions) => NativePrimaryIndex;
+  /** Absent from an addon built before it. @throws RangeError for a key outside 16..64 bytes, Error if OpenSSL is unavailable. */
+  FrameMac?: new (key: Buffer) => NativeFrameMac;
+  /** Whether this Node binary exports the OpenSSL functions FrameMac needs. */
+  frameMacAvailable?: boolean;
   /** Unlinks every segment of an index base name; returns how many were removed. */
   unlinkIndexSegments(name: string): number;
   // The storage engine's block device is described in lib/storage/native-device.ts.

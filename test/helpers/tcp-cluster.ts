@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
-import { ClusterSecrets, ConnectorHandshake, pskKeys } from '../../lib/cluster/auth';
+import { ClusterSecrets, ConnectorHandshake } from '../../lib/cluster/auth';
 import type { ClusterOptions } from '../../lib/cluster/cluster';
 import { ClusterNode } from '../../lib/cluster/cluster';
 import { PROTOCOL_VERSION_CURRENT, PROTOCOL_VERSION_MIN_SUPPORTED } from '../../lib/cluster/constants';
@@ -161,8 +161,7 @@ export async function authenticatedPeer(
   options: { nodeId: string; secret?: string | Buffer; tls?: TlsSettings; advertise?: string; clusterName?: string },
 ): Promise<{ connection: Connection; received: WireMessage[] }> {
   const keys = options.secret === undefined ? undefined : await new ClusterSecrets(options.secret).keys();
-  const psk = options.tls === undefined && keys !== undefined ? pskKeys(keys) : undefined;
-  const connection = new TcpNetwork(silentLogger).connect(address, { tls: options.tls, psk });
+  const connection = new TcpNetwork(silentLogger).connect(address, { tls: options.tls });
   connections.push(connection);
   const handshake = new ConnectorHandshake(
     connection,
@@ -176,7 +175,7 @@ export async function authenticatedPeer(
     },
     keys,
     cryptoRandom,
-    options.tls !== undefined || psk !== undefined,
+    options.tls !== undefined,
   );
   const received: WireMessage[] = [];
   await new Promise<void>((resolve, reject) => {
