@@ -254,3 +254,32 @@ describe('persistence', () => {
     expect(await client.apply(key(), udf('touch_bin', ['r', 1]))).toBe(1);
   }, 60_000);
 });
+
+describe('durability', () => {
+  it('every acknowledged UDF write on a commitToDevice namespace survives kill -9', async () => {
+    const deviceDir = tempDir('shoal-udf-durable-');
+    const namespaces = [{ name: 'test', storage: { type: 'device', paths: ['test.dat'], sizeBytes: 16 << 20, writeBlockBytes: 1 << 17, commitToDevice: true }, maxRecordBytes: 64 << 10 }];
+    let durable = await serveNode({ dataDir: deviceDir, namespaces });
+    let durableClient = await Aerospike.connect(clientConfig(durable));
+    try {
+      const file = path.join(modules, 'durable.lua');
+      fs.writeFileSync(file, 'function bump(rec)\n  rec.n = (rec.n or 0) + 1\n  if aerospike:exists(rec) then aerospike:update(rec) else aerospike:create(rec) end\n  return rec.n\nend\n');
+      await (await durableClient.udfRegister(file)).wait(20);
+      const keys = Array.from({ length: 20 }, (_, i) => new Aerospike.Key('test', 'durable', `d${i}`));
+      const acknowledged = new Map<string, number>();
+      for (let round = 0; round < 3; round++) {
+        for (const k of keys) acknowledged.set(k.key as string, (await durableClient.apply(k, { module: 'durable', funcname: 'bump' })) as unknown as number);
+      }
+      durable.child.kill('SIGKILL');
+      await durable.exited;
+      await durableClient.close();
+      durable = await serveNode({ dataDir: deviceDir, namespaces });
+      durableClient = await Aerospike.connect(clientConfig(durable));
+      for (const k of keys) expect((await durableClient.get(k)).bins.n).toBe(acknowledged.get(k.key as string));
+      expect(await durableClient.apply(keys[0]!, { module: 'durable', funcname: 'bump' })).toBe(4);
+    } finally {
+      await durableClient.close();
+      await stopNode(durable);
+    }
+  }, 90_000);
+});
