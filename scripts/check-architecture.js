@@ -41,6 +41,7 @@ const LAYERS = [
   ['namespace/'],
   ['cluster/'],
   ['xdr/'],
+  ['udf/'],
   ['service/', 'options.ts', 'open.ts', 'db.ts', 'db-cluster.ts', 'db-cluster-values.ts', 'db-batch-wire.ts', 'shutdown.ts', 'index.ts', 'log.ts', 'metrics.ts', 'metrics-server.ts', 'status-page.ts', 'backup/'],
 ];
 
