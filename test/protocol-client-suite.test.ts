@@ -2,9 +2,9 @@
  * The official Aerospike Node client's own mocha test files (node_modules/aerospike/test)
  * against one Shoal node: every file covering what Shoal supports must pass with 0 failing
  * (scripts/aerospike-client-suite.ts; the same run as `npm run aerospike-suite`), the list
- * and map and expression files included. Tests of features Shoal does not offer skip
- * themselves through the suite's gates on `build`, `edition` and `features`; the two that
- * are not gated (UDF registration) must fail exactly as KNOWN_FAILURES says, and nothing else
+ * and map, expression, UDF, secondary index and query files included. Tests of features
+ * Shoal does not offer skip themselves through the suite's gates on `build`, `edition` and
+ * `features`; those that are not gated must fail exactly as KNOWN_FAILURES says, and nothing else
  * may fail.
  */
 import { afterAll, expect, it } from 'vitest';
