@@ -31,13 +31,28 @@ function findRepo(from: string): string {
 const repo = findRepo(__dirname);
 const clientRoot = path.join(repo, 'node_modules', 'aerospike');
 
-/** The client's test files that exercise what Shoal supports (issues 14 and 15; udf, apply and batch_apply: record UDFs). */
+/**
+ * The client's secondary-index query files, run on demand (`npm run aerospike-suite -- query`).
+ * Each registers the Lua module udf.lua in its `before` hook and waits for it: while Shoal
+ * refuses udf-put, that hook fails and none of the file's tests runs, so they are not in
+ * SUPPORTED_FILES yet. docs/protocol.md gives their counts with the registration answered.
+ */
+export const QUERY_FILES = [
+  'query',
+  'query_numeric_filter', 'query_numeric_filter_exp',
+  'query_string_filter', 'query_string_filter_exp',
+  'query_blob_filter', 'query_blob_filter_exp',
+  'query_geojson_filter', 'query_geojson_filter_exp',
+];
+
+/** The client's test files that exercise what Shoal supports (issues 14 and 15; udf, apply and batch_apply: record UDFs; index, index_job, index_on_exp: secondary indexes). */
 export const SUPPORTED_FILES = [
   'get', 'put', 'exists', 'remove', 'remove_bin', 'select', 'operate',
   'batch_get', 'batch_exists', 'batch_select', 'batch_read', 'batch_remove', 'batch_write',
   'truncate', 'info', 'key', 'bigint', 'double', 'client', 'stats',
   'lists', 'maps', 'cdt_context', 'exp', 'exp_list', 'exp_map',
   'udf', 'apply', 'batch_apply',
+  'index', 'index_job', 'index_on_exp', 'geojson',
 ];
 
 /**
@@ -46,14 +61,7 @@ export const SUPPORTED_FILES = [
  * full title, and the error it must fail with. A failure not listed here fails the run; a
  * listed test that no longer fails this way also fails it, so the list cannot go stale.
  */
-export const KNOWN_FAILURES: readonly { file: string; title: string; message: RegExp; reason: string }[] = [
-  {
-    file: 'exp.ts',
-    title: 'Aerospike.exp expressionToBase64 postive tests works with expression indexes',
-    message: /does not support secondary indexes/,
-    reason: 'creates a secondary index on an expression and queries it: Shoal has no secondary indexes',
-  },
-];
+export const KNOWN_FAILURES: readonly { file: string; title: string; message: RegExp; reason: string }[] = [];
 
 export interface FileCounts {
   passing: number;

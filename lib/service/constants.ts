@@ -53,6 +53,33 @@ export const SERVICE_PARTITION_MAP_REFRESH_MS = 100;
 /** A peer's advertised service address is at most this long. */
 export const SERVICE_ADDRESS_MAX_BYTES = 300;
 
+/**
+ * Records a query tests in JS (query.ts `accept`: GeoJSON in lists and maps), or a background job
+ * writes, between two yields to the event loop.
+ */
+export const SERVICE_RECORD_TESTS_PER_YIELD = 256;
+/** Background scans and queries (background.ts) running at once; one more is refused (KEY_BUSY). */
+export const SERVICE_BACKGROUND_JOBS_RUNNING_MAX = 4;
+/** Finished background jobs kept for query-show (the server's query-max-done default). */
+export const SERVICE_BACKGROUND_JOBS_KEPT = 100;
+/**
+ * Secondary indexes (docs/protocol.md, "Secondary indexes"), Aerospike's own bounds (the
+ * server's datamodel.h and sindex.h): indexes per namespace, and the lengths of an index's
+ * name, bin name and set name, and of its expression and context as base64 text.
+ */
+export const SINDEX_PER_NAMESPACE_MAX = 256;
+export const SINDEX_NAME_BYTES_MAX = 63;
+export const SINDEX_BIN_NAME_BYTES_MAX = 15;
+export const SINDEX_SET_NAME_BYTES_MAX = 63;
+export const SINDEX_EXPRESSION_BASE64_BYTES_MAX = 16 * 1024 - 1;
+export const SINDEX_CONTEXT_BASE64_BYTES_MAX = 2047;
+/** A query's string or blob is shorter than this (longer values are not indexed, so never match). */
+export const SINDEX_KEY_BYTES_MAX = 2048;
+/** How long a peer has to answer an index definition this node sends it (sindex.ts, peer-info.ts). */
+export const SINDEX_PEER_TIMEOUT_MS = 2000;
+/** A query's GeoJSON region or point is shorter than this. */
+export const SINDEX_GEOJSON_BYTES_MAX = 1 << 20;
+
 function check(condition: boolean, relation: string): void {
   if (!condition) throw new Error(`shoal service constants: broken relation: ${relation}`);
 }
@@ -63,3 +90,4 @@ check(SERVICE_BUFFERED_BYTES_MAX >= SERVICE_FRAME_BYTES_MAX * 2, 'two of the lar
 check(SERVICE_SMALL_FRAME_BYTES < SERVICE_FRAME_BYTES_MAX, 'small frames are smaller than the largest');
 check(SERVICE_INFO_REQUEST_BYTES_MAX <= SERVICE_FRAME_BYTES_MAX, 'an info request fits a frame');
 check(SERVICE_REPLY_CHUNK_BYTES < SERVICE_FRAME_BYTES_MAX, 'a reply chunk is a frame');
+check(SINDEX_EXPRESSION_BASE64_BYTES_MAX < SERVICE_INFO_REQUEST_BYTES_MAX, 'an index expression fits an info request');

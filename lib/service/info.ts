@@ -11,6 +11,8 @@ import type { NamespaceConfig } from '../namespace/config';
 import { resultCodeOf, ResultCode } from './result-codes';
 import type { Topology } from './topology';
 import type { UdfService } from './udf';
+import { SINDEX_INFO_COMMANDS, type SecondaryIndexes } from './sindex';
+import type { BackgroundJobs } from './background';
 
 /** The Aerospike server version whose protocol Shoal speaks: clients pick features by it. */
 export const SERVER_BUILD = '7.0.0.0';
@@ -18,17 +20,20 @@ export const SERVER_BUILD = '7.0.0.0';
 export const SERVER_EDITION = 'Shoal';
 /**
  * Feature tokens: those of Aerospike's `features` that Shoal implements (cdt-list and cdt-map:
- * list and map operations, op codes 3 and 4; udf: record UDFs). blob-bits and geo are absent,
- * so clients and test suites leave those features alone. Filter expressions have no token: clients gate them
- * on the build (5.2+).
+ * list and map operations, op codes 3 and 4; geo: GeoJSON values and geospatial queries; udf:
+ * record UDFs). blob-bits is absent, so clients and test suites leave that feature alone. Filter
+ * expressions have no token: clients gate them on the build (5.2+).
  */
-export const SERVER_FEATURES = ['batch-any', 'batch-index', 'cdt-list', 'cdt-map', 'float', 'peers', 'pipelining', 'pquery', 'pscans', 'replicas', 'truncate-namespace', 'udf'];
+export const SERVER_FEATURES = ['batch-any', 'batch-index', 'cdt-list', 'cdt-map', 'float', 'geo', 'peers', 'pipelining', 'pquery', 'pscans', 'replicas', 'truncate-namespace', 'udf'];
 
 /** What the info commands need from the service. */
 export interface InfoContext {
   readonly db: ServedDb;
   readonly topology: Topology;
   readonly namespaces: ReadonlyMap<string, NamespaceConfig>;
+  /** This node's secondary index definitions (sindex.ts) and background jobs (background.ts). */
+  readonly indexes: SecondaryIndexes;
+  readonly jobs: BackgroundJobs;
   readonly cluster: Cluster | undefined;
   readonly clusterName: string;
   /** The node's UDF modules (udf.ts). */
@@ -251,7 +256,6 @@ const HANDLERS = new Map<string, Handler>([
     },
   ],
   ['user-agent-set', () => 'ok'],
-  ['sindex-list', () => ''],
   // UDF modules: udf.ts.
   ['udf-list', (_, c) => c.udf.list()],
   ['udf-get', (params, c) => c.udf.get(params)],
@@ -259,8 +263,10 @@ const HANDLERS = new Map<string, Handler>([
   ['udf-remove', (params, c) => c.udf.register('udf-remove', params, true)],
   ['shoal-udf-put', (params, c) => c.udf.register('udf-put', params, false)],
   ['shoal-udf-remove', (params, c) => c.udf.register('udf-remove', params, false)],
-  ['sindex-create', () => unsupported('secondary indexes')],
-  ['sindex-delete', () => unsupported('secondary indexes')],
+  // Background jobs (background.ts) and secondary indexes (sindex.ts).
+  ['query-show', (params, c) => c.jobs.show(parameters(params))],
+  ['scan-show', (params, c) => c.jobs.show(parameters(params))],
+  ...[...SINDEX_INFO_COMMANDS].map(([name, run]): [string, Handler] => [name, (params, c) => run(c.indexes, params, parameters(params))]),
 ]);
 
 function unsupported(feature: string): never {

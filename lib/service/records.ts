@@ -10,6 +10,8 @@
  * entry in the table.
  */
 import type { ServedDb } from './served-db';
+import type { SecondaryIndexes } from './sindex';
+import type { BackgroundJobs } from './background';
 import type { BinValue, Bins } from '../model/bins';
 import type { Key } from '../model/key';
 import { digestOf } from '../model/digest';
@@ -43,6 +45,9 @@ import {
 /** What the record commands need from the service. */
 export interface RecordContext {
   readonly db: ServedDb;
+  /** The secondary index definitions, for queries (query.ts), and the background jobs (background.ts). */
+  readonly indexes: SecondaryIndexes;
+  readonly jobs: BackgroundJobs;
   /** Whether a namespace of this name exists. */
   hasNamespace(ns: string): boolean;
   /** Whether reads of this namespace may use db.getSync (memory data, not cluster mode). */

@@ -38,6 +38,9 @@ export const ResultCode = {
   EXPIRED_SESSION: 66,
   NOT_AUTHENTICATED: 80,
   UDF_ERROR: 100,
+  INDEX_FOUND: 200,
+  INDEX_NOT_FOUND: 201,
+  INDEX_MAX_COUNT: 206,
 } as const;
 
 /**

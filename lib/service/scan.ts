@@ -16,10 +16,13 @@ import { partitionIdOf } from '../model/key';
 import type { ShoalRecord } from '../namespace/namespace';
 import { PARTITION_COUNT } from '../constants';
 import { ByteWriter } from './byte-writer';
-import { SERVICE_REPLY_CHUNK_BYTES, SERVICE_SCAN_GROUP_RECORDS } from './constants';
+import { SERVICE_RECORD_TESTS_PER_YIELD, SERVICE_REPLY_CHUNK_BYTES, SERVICE_SCAN_GROUP_RECORDS } from './constants';
 import { ParticleType, writeParticle } from './particles';
-import { RecordContext, filterOf, refuseUnsupportedFields, writeRecordMessage } from './records';
+import { OP_HANDLERS, RecordContext, filterOf, refuseUnsupportedFields, ttlOption, writeRecordMessage } from './records';
+import type { Operation } from '../namespace/semantics';
 import type { Expression } from '../model/exp/expression';
+import { QUERY_FIELDS, querySelection } from './query';
+import { groupsOf } from './background';
 import { ResultCode } from './result-codes';
 import { DIGEST_BYTES, FieldType, Info1, Info2, Info3, Message, OpCode, RequestError, writeField, writeStringField } from './wire';
 
@@ -35,18 +38,20 @@ interface ScanRequest {
   recordsPerSecond: number;
   bins: string[] | undefined;
   headerOnly: boolean;
-  /** A filter expression (field 43): records it is false for are not sent. */
+  /** A filter expression (field 43), and for a secondary-index query what the index selects (query.ts): records it is false for are not sent. */
   filter: Expression | undefined;
+  /** For some queries, a test of each record read (query.ts). */
+  accept: ((record: ShoalRecord) => boolean) | undefined;
 }
 
 /**
  * The scan a message asks for.
  * @throws RequestError NAMESPACE_NOT_FOUND, PARAMETER_ERROR or UNSUPPORTED_FEATURE.
  */
-function scanRequest(context: RecordContext, message: Message): ScanRequest {
-  refuseUnsupportedFields(message.fields);
-  if ((message.info2 & Info2.WRITE) !== 0) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support background scans');
-  if ((message.info1 & Info1.READ) === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a scan must read');
+function scanRequest(context: RecordContext, message: Message, background: boolean): ScanRequest {
+  // A query's index fields are served here (query.ts); a record request carrying them is refused.
+  refuseUnsupportedFields(new Map([...message.fields].filter(([type]) => !QUERY_FIELDS.has(type))));
+  if (!background && (message.info1 & Info1.READ) === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a scan must read');
   const nsField = message.fields.get(FieldType.NAMESPACE);
   if (nsField === undefined || nsField.length === 0) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a scan without a namespace');
   const ns = nsField.toString('utf8');
@@ -86,7 +91,7 @@ function scanRequest(context: RecordContext, message: Message): ScanRequest {
   const rps = message.fields.get(FieldType.RECORDS_PER_SECOND);
   const headerOnly = (message.info1 & Info1.NO_BIN_DATA) !== 0;
   const readOps = message.ops.filter((op) => op.op === OpCode.READ && op.name.length > 0);
-  if (readOps.length !== message.ops.length) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal scans take bin names only, not operations');
+  if (!background && readOps.length !== message.ops.length) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal scans take bin names only, not operations');
   return {
     ns,
     set,
@@ -96,8 +101,30 @@ function scanRequest(context: RecordContext, message: Message): ScanRequest {
     recordsPerSecond: rps !== undefined && rps.length === 4 ? rps.readUInt32BE(0) : 0,
     bins: readOps.length > 0 && !headerOnly ? readOps.map((op) => op.name) : undefined,
     headerOnly,
-    filter: filterOf(message.fields),
+    ...querySelection(context.indexes, ns, set, message, filterOf(message.fields)),
   };
+}
+
+/**
+ * The write operations of a background job.
+ * @throws RequestError PARAMETER_ERROR for a read op or an op without a handler (as the server
+ *   refuses reads in background operations), UNSUPPORTED_FEATURE for no ops at all.
+ */
+function backgroundOperations(message: Message): Operation[] {
+  if (message.ops.length === 0) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, 'Shoal does not support background scans or queries without operations');
+  return message.ops.map((op) => {
+    const handler = OP_HANDLERS.get(op.op);
+    if (handler === undefined) throw new RequestError(ResultCode.PARAMETER_ERROR, `op ${op.op} cannot run in a background job`);
+    if (handler.kind === 'read') throw new RequestError(ResultCode.PARAMETER_ERROR, 'background operations must be writes');
+    return handler.toOperation(op);
+  });
+}
+
+/** The task id the client chose (field 7, u64), as a decimal string. @throws RequestError PARAMETER_ERROR without one. */
+function taskIdOf(message: Message): string {
+  const field = message.fields.get(FieldType.TASK_ID);
+  if (field === undefined || field.length !== 8) throw new RequestError(ResultCode.PARAMETER_ERROR, 'a background job needs an 8-byte task id');
+  return field.readBigUInt64BE(0).toString();
 }
 
 /** Whether a message is a scan: it names no record and is not a batch. */
@@ -129,9 +156,18 @@ export async function executeScan(
   send: (last: boolean) => Promise<void>,
   isOpen: () => boolean,
 ): Promise<void> {
-  const request = scanRequest(context, message);
+  // A background scan or query (write ops) is answered once its job has started (background.ts).
+  const background = (message.info2 & Info2.WRITE) !== 0;
+  const request = scanRequest(context, message, background);
   const size = groupSize(context, request.ns);
+  if (background) {
+    context.jobs.start(context.db, taskIdOf(message), request, groupsOf(request.partitions, size), backgroundOperations(message), ttlOption(message.recordTtl));
+    writeRecordMessage(writer, { resultCode: ResultCode.OK, generation: 0, ttl: -1, bins: [] }, 0, { info3: Info3.LAST });
+    await send(true);
+    return;
+  }
   let sent = 0;
+  let tested = 0;
   const startedMs = Date.now();
   for (let start = 0; start < request.partitions.length && isOpen(); start += size) {
     if (request.maxRecords > 0 && sent >= request.maxRecords) break;
@@ -147,6 +183,11 @@ export async function executeScan(
       for (const record of records) {
         const digest = digestOfRecord(record.key);
         if (after !== undefined && Buffer.compare(digest, after) <= 0) continue;
+        if (request.accept !== undefined) {
+          // The per-record test parses GeoJSON: yield now and then, so a group never holds the event loop long.
+          if (++tested % SERVICE_RECORD_TESTS_PER_YIELD === 0) await new Promise((resolve) => setImmediate(resolve));
+          if (!request.accept(record)) continue;
+        }
         if (request.maxRecords > 0 && sent >= request.maxRecords) break;
         writeScanRecord(writer, request, record, digest, nowSeconds);
         sent++;

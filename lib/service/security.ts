@@ -93,6 +93,15 @@ export class Security {
   }
 
   /**
+   * The first configured user and its credential, with which this node logs in to its peers'
+   * listeners (peer-info.ts): the nodes of a cluster share their users. Undefined without users.
+   */
+  peerLogin(): { user: string; credential: Buffer } | undefined {
+    const first = this.credentials?.entries().next();
+    return first === undefined || first.done === true ? undefined : { user: first.value[0], credential: first.value[1] };
+  }
+
+  /**
    * Answers an admin frame body into `writer` (a whole frame). Returns whether the connection
    * is authenticated after it.
    * @throws ProtocolError for a body that is not an admin message.

@@ -13,6 +13,9 @@ import { executeBatch } from './batch';
 import { ByteBudget, Connection, FrameHandler } from './connection';
 import { SERVICE_BUFFERED_BYTES_MAX, SERVICE_CONNECTIONS_MAX, SERVICE_INFO_REQUEST_BYTES_MAX, SERVICE_LOG_INTERVAL_MS, SERVICE_LOG_LINES_PER_INTERVAL } from './constants';
 import { InfoContext, answerInfo } from './info';
+import { SecondaryIndexes } from './sindex';
+import { peerInfo } from './peer-info';
+import { BackgroundJobs } from './background';
 import { RecordContext, RecordReply, executeRecord, writeRecordMessage } from './records';
 import { ResultCode, resultCodeOf } from './result-codes';
 import { executeScan, isScan } from './scan';
@@ -105,12 +108,16 @@ export class Service implements FrameHandler {
     this.badInput = new RateLimitedLog(internals.log);
     const namespaces = new Map(internals.namespaces.map((ns) => [ns.name, ns]));
     const sync = new Set(internals.clusterNode === undefined ? internals.namespaces.filter((ns) => ns.kind === 'memory' || ns.device?.dataInMemory === true).map((ns) => ns.name) : []);
-    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns), applyUdf: (message, key, filter) => udf.apply(db, message, key, filter) };
+    const indexes = new SecondaryIndexes(new Set(namespaces.keys()), internals.clusterNode === undefined ? undefined : (command) => this.toPeers(command));
+    const jobs = new BackgroundJobs(internals.log);
+    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns), applyUdf: (message, key, filter) => udf.apply(db, message, key, filter), indexes, jobs };
     const clusterNode = internals.clusterNode;
     this.info = {
       db,
       topology,
       namespaces,
+      indexes,
+      jobs,
       cluster: internals.cluster,
       clusterName: clusterNode?.options.clusterName ?? 'shoal',
       udf,
@@ -121,6 +128,22 @@ export class Service implements FrameHandler {
     };
     server.on('connection', (socket) => this.accept(socket));
     this.sweep = setInterval(() => this.closeTimedOut(), 1000).unref();
+  }
+
+  /** Sends an info command to every peer's listener; a peer that fails is logged, not waited for past SINDEX_PEER_TIMEOUT_MS. */
+  private async toPeers(command: string): Promise<void> {
+    const addresses = this.topology.services().split(';').filter((address) => address.length > 0);
+    const login = this.security.peerLogin();
+    await Promise.all(
+      addresses.map(async (address) => {
+        try {
+          const answer = await peerInfo(address, command, login);
+          if (answer.startsWith('ERROR')) this.internals.log(`service: peer ${address} answered ${answer} to ${command.slice(0, command.indexOf(':'))}`);
+        } catch (error) {
+          this.internals.log(`service: could not send ${command.slice(0, command.indexOf(':'))} to peer ${address}: ${(error as Error).message}`);
+        }
+      }),
+    );
   }
 
   /**

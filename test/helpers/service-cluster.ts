@@ -7,11 +7,12 @@ import { PARTITION_COUNT } from '../../lib/constants';
 import { ServedNode, serveNode } from './service-server';
 
 /** Starts `count` cluster nodes (the first is every other's seed) and resolves once each is up. */
-export async function serveCluster(count: number, options: { replicationFactor?: number } = {}): Promise<ServedNode[]> {
+export async function serveCluster(count: number, options: { replicationFactor?: number; service?: Record<string, unknown> } = {}): Promise<ServedNode[]> {
   const nodes: ServedNode[] = [];
   for (let i = 0; i < count; i++) {
     nodes.push(
       await serveNode({
+        ...(options.service === undefined ? {} : { service: options.service }),
         cluster: {
           nodeId: `node-${i}`,
           listen: { host: '127.0.0.1', port: 0 },

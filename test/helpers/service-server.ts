@@ -103,3 +103,13 @@ export function clientConfig(node: { host: string; port: number }, extra: Record
     ...extra,
   } as Aerospike.ConfigOptions;
 }
+
+/**
+ * Waits for every command, then throws the first failure: the client must never be closed with
+ * commands in flight (its native part can take the process down), as Promise.all would leave them.
+ */
+export async function settled(commands: Promise<unknown>[]): Promise<void> {
+  const outcomes = await Promise.allSettled(commands);
+  const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+  if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+}

@@ -18,7 +18,16 @@ export class ValueLiteral {
   constructor(readonly value: CdtValue) {}
 }
 
-export type ExpNode = number | bigint | string | boolean | null | Uint8Array | FloatLiteral | ValueLiteral | ExpNode[];
+/**
+ * An expression already in its encoded form, written as it is (a secondary index's expression,
+ * sent by a client, inside the expression a query builds around it). Its bytes are checked when
+ * the whole is compiled.
+ */
+export class EncodedNode {
+  constructor(readonly bytes: Buffer) {}
+}
+
+export type ExpNode = number | bigint | string | boolean | null | Uint8Array | FloatLiteral | ValueLiteral | EncodedNode | ExpNode[];
 
 /**
  * A filter expression built with exp.*: pass it as opts.filter. `type` is its value type
@@ -77,6 +86,10 @@ function write(node: ExpNode): void {
     writeInteger(BigInt(node));
   } else if (typeof node === 'bigint') {
     writeInteger(node);
+  } else if (node instanceof EncodedNode) {
+    room(node.bytes.length);
+    node.bytes.copy(buffer, position);
+    position += node.bytes.length;
   } else if (node instanceof FloatLiteral) {
     room(9);
     buffer[position] = 0xcb;
