@@ -21,7 +21,10 @@ export function startNode(name: string, dataDir: string, seed: string | undefine
  * `{ ready, address }`. Its IPC protocol: `{ id, op, ... }` answered by `{ id, ok, value | error }`.
  */
 export function startChild(script: string, args: string[]): Promise<BenchNode> {
-  const child = fork(path.join(__dirname, script), args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  // BENCH_CPU_PROFILE_DIR: each child writes a V8 CPU profile there when it exits (node --cpu-prof).
+  const profileDir = process.env.BENCH_CPU_PROFILE_DIR;
+  const execArgv = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${args[0]}-${Date.now()}.cpuprofile`];
+  const child = fork(path.join(__dirname, script), args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv });
   const waiting = new Map<number, (reply: any) => void>();
   let next = 0;
   return new Promise((resolve, reject) => {

@@ -19,14 +19,14 @@ const TIME_MS = Number(process.env.BENCH_TIME_MS ?? 3000);
 const KEYS = 10_000;
 const INFLIGHT = [1, 64];
 
-interface LoopResult {
+export interface LoopResult {
   opsPerSecond: number;
   p50Us: number;
   p99Us: number;
 }
 
 /** Runs `command` in a closed loop with `inflight` workers for `durationMs`. */
-async function closedLoop(inflight: number, durationMs: number, command: (i: number) => Promise<unknown>): Promise<LoopResult> {
+export async function closedLoop(inflight: number, durationMs: number, command: (i: number) => Promise<unknown>): Promise<LoopResult> {
   const latencies: number[] = [];
   let next = 0;
   const started = performance.now();
@@ -92,7 +92,7 @@ async function echoFloor(connections: number): Promise<{ roundTripsPerSecond: nu
 }
 
 /** Starts `shoal serve` (dist/) in a temp folder; resolves to its port, pid and a stop function. */
-async function serve(): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
+export async function serve(): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-bench-protocol-'));
   const config = path.join(dir, 'serve.json');
   fs.writeFileSync(config, JSON.stringify({ dataDir: dir, sharedMemoryIndex: false, namespaces: [namespaceOptions()], service: { listen: { host: '127.0.0.1', port: 0 } } }));
@@ -122,7 +122,7 @@ function bins(i: number) {
   return { name: `user-${i}`, visits: i % 1000, active: i % 3 === 0 };
 }
 
-function print(name: string, result: LoopResult): void {
+export function print(name: string, result: LoopResult): void {
   process.stdout.write(`  ${name.padEnd(34)} ${Math.round(result.opsPerSecond).toLocaleString('en-US').padStart(10)} ops/s   p50 ${result.p50Us.toFixed(1).padStart(8)} µs   p99 ${result.p99Us.toFixed(1).padStart(8)} µs\n`);
 }
 

@@ -1,5 +1,5 @@
 /**
- * npm run bench: every benchmark but the io-engine, protocol, cluster, cluster-throughput, cluster-security, metrics and xdr comparisons (run them by name), or the ones
+ * npm run bench: every benchmark but the io-engine, protocol, cluster, cluster-throughput, cluster-security, metrics, xdr and udf comparisons (run them by name), or the ones
  * named on the command line (`npm run bench -- memory storage`). Figures are printed; targets say MET or NOT MET.
  */
 import { runCdtBench } from './cdt';
@@ -12,6 +12,7 @@ import { runMetricsBench } from './metrics';
 import { runProtocolBench } from './protocol';
 import { runRestartBench } from './restart';
 import { runStorageBench } from './storage';
+import { runUdfBench } from './udf';
 import { runWritePathBench } from './write-path';
 import { runXdrBench } from './xdr';
 
@@ -28,11 +29,12 @@ const suites: Record<string, () => Promise<boolean>> = {
   'cluster-throughput': runClusterThroughputBench,
   'cluster-security': runClusterSecurityBench,
   xdr: runXdrBench,
+  udf: runUdfBench,
 };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
-  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => !['io-engine', 'protocol', 'cluster', 'cluster-throughput', 'cluster-security', 'metrics', 'xdr'].includes(name));
+  const names = wanted.length > 0 ? wanted : Object.keys(suites).filter((name) => !['io-engine', 'protocol', 'cluster', 'cluster-throughput', 'cluster-security', 'metrics', 'xdr', 'udf'].includes(name));
   process.stdout.write(`shoal benchmarks on ${process.version}, ${require('node:os').cpus().length} cores: ${names.join(', ')}\n`);
   for (const name of names) {
     const suite = suites[name];

@@ -19,6 +19,7 @@ import { checkOperations, checkRemoveOptions, checkTtl, checkWriteOptions, hasBi
 import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
 import { callFromWire, callToWire, recordToWire } from './db-cluster-values';
 import { checkFilter } from './namespace/filter';
+import { PutItemEncoder, decodePutItem, isPutItem, writeResultToWire } from './db-batch-wire';
 import { checkOptionNames } from './option-names';
 
 const READ_OPTION_NAMES: ReadonlySet<string> = new Set(['bins', 'filter']);
@@ -144,9 +145,9 @@ function checkCallShape(call: unknown, ns: string, storeChecksBins: boolean): as
  */
 export type BatchCall = unknown;
 
-/** The batch item of a put. */
-export function batchPutCall(key: Key, bins: Bins, opts: WriteOptions | undefined): BatchCall {
-  return callToWire({ method: 'put', key, bins, opts });
+/** The batch item of a put: its binary form (lib/db-batch-wire.ts) when that can carry it, else the msgpack call. */
+export function batchPutCall(key: Key, bins: Bins, opts: WriteOptions | undefined, encoder: PutItemEncoder): BatchCall {
+  return encoder.encode(key, bins, opts) ?? callToWire({ method: 'put', key, bins, opts });
 }
 
 /** The batch item of a get. */
@@ -156,6 +157,7 @@ export function batchGetCall(key: Key, opts: ReadOptions | undefined): BatchCall
 
 /** A batch item (from a peer: untrusted) as the call it stands for; throws INVALID_ARGUMENT if it is not one. */
 function callOfBatchItem(item: unknown, ns: string): RecordCall {
+  if (isPutItem(item)) return decodePutItem(item, ns);
   if (item === null || typeof item !== 'object' || ((item as { method?: unknown }).method !== 'put' && (item as { method?: unknown }).method !== 'get')) {
     throw invalidArgument('malformed cluster batch item');
   }
@@ -172,8 +174,11 @@ function callOfBatchItem(item: unknown, ns: string): RecordCall {
 export class DbLocalStore implements LocalStore {
   constructor(private readonly namespaces: Map<string, Namespace>) {}
 
+  /** Kept: the data plane asks for every message it checks, and the namespaces never change. */
+  private names: string[] | undefined;
+
   namespaceNames(): string[] {
-    return [...this.namespaces.keys()];
+    return (this.names ??= [...this.namespaces.keys()]);
   }
 
   private namespace(name: unknown): Namespace {
@@ -311,16 +316,20 @@ export class DbLocalStore implements LocalStore {
   /** The puts of a batch through the namespace's putMany; each successful one with the version it left. */
   private async putBatch(ns: Namespace, entries: Extract<RecordCall, { method: 'put' }>[], items: number[], digests: Buffer[], results: unknown[]): Promise<void> {
     const outcomes: BatchResults = new Array(entries.length);
-    ns.putMany({ entries, positions: entries.map((_, k) => k), options: undefined }, outcomes);
+    // The batch path hands back the version each entry it wrote left; only entries the
+    // per-record path took are read back.
+    const versions: (RecordVersion | undefined)[] = new Array(entries.length);
+    await ns.putMany({ entries, positions: entries.map((_, k) => k), options: undefined, versions }, outcomes);
     for (let k = 0; k < entries.length; k++) {
-      const outcome = (await outcomes[k]) as BatchOutcome;
+      const pending = outcomes[k]!;
+      const outcome = pending instanceof Promise ? await pending : pending;
       const item = items[k]!;
       if (outcome instanceof ShoalError) {
         results[item] = { error: wireError(outcome) };
         continue;
       }
-      const version = await ns.readVersion(digests[item]!);
-      results[item] = { value: outcome, writes: version === undefined ? [] : [{ ns: ns.config.name, version }] };
+      const version = versions[k] ?? (await ns.readVersion(digests[item]!));
+      results[item] = { value: writeResultToWire(outcome), writes: version === undefined ? [] : [{ ns: ns.config.name, version }] };
     }
   }
 
@@ -330,10 +339,19 @@ export class DbLocalStore implements LocalStore {
 
   async applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'> {
     const namespace = this.namespace(ns);
-    checkPayload(version);
-    // A copy that a truncate here removed (sent by a node that missed the truncate) stays removed.
-    if (isTruncated(namespace.truncateCuts(), version.setName, version.lastUpdateMs)) return 'stale';
-    return (await namespace.applyVersion(version)) ? 'applied' : 'stale';
+    const applied = applyChecked(namespace, version);
+    return (applied instanceof Promise ? await applied : applied) ? 'applied' : 'stale';
+  }
+
+  async applyRecordVersions(ns: string, versions: readonly RecordVersion[]): Promise<('applied' | 'stale')[]> {
+    const namespace = this.namespace(ns);
+    const outcomes: ('applied' | 'stale')[] = new Array(versions.length);
+    for (let i = 0; i < versions.length; i++) {
+      // A memory namespace whose write gate is free applies synchronously: no promise per version.
+      const applied = applyChecked(namespace, versions[i]!);
+      outcomes[i] = (applied instanceof Promise ? await applied : applied) ? 'applied' : 'stale';
+    }
+    return outcomes;
   }
 
   iteratePartition(ns: string, partitionId: number): AsyncIterable<RecordVersion> {
@@ -375,6 +393,18 @@ export class DbLocalStore implements LocalStore {
     }
     return namespace.partitionCounts();
   }
+}
+
+/**
+ * Applies a peer's version by the namespace's conflict rule once its payload is checked;
+ * whether it won. A copy that a truncate here removed (sent by a node that missed the
+ * truncate) stays removed.
+ * @throws ShoalError INVALID_ARGUMENT for a payload that does not decode (checkPayload).
+ */
+function applyChecked(namespace: Namespace, version: RecordVersion): boolean | Promise<boolean> {
+  checkPayload(version);
+  if (isTruncated(namespace.truncateCuts(), version.setName, version.lastUpdateMs)) return false;
+  return namespace.applyVersion(version);
 }
 
 /** An error as it travels to the calling node: its code (INVALID_ARGUMENT for a TypeError) and message. */

@@ -21,6 +21,7 @@ import { Cluster, ClusterNode } from './cluster/index';
 import type { Service } from './service/server';
 import { BatchCall, BatchGroups, RecordCall, batchGetCall, batchOutcome, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, forEachSlice, recordRequest } from './db-cluster';
 import { recordFromWire } from './db-cluster-values';
+import { PutItemEncoder, writeResultFromWire } from './db-batch-wire';
 import { partitionIdOf } from './model/key';
 import { unregisterForShutdown } from './shutdown';
 import { checkOptionNames } from './option-names';
@@ -353,6 +354,7 @@ export class Db {
   private async batchPutCluster(entries: BatchPutEntry[], opts: WriteOptions | undefined): Promise<(WriteResult | ShoalError)[]> {
     const results: (WriteResult | ShoalError)[] = new Array(entries.length);
     const groups = new BatchGroups();
+    const encoder = new PutItemEncoder();
     await forEachSlice(entries.length, (start, end) => {
       const keys: Key[] = [];
       const calls: BatchCall[] = [];
@@ -365,7 +367,7 @@ export class Db {
           this.namespaceFor(entry.key);
           checkBins(entry.bins, true);
           if (entry.opts !== undefined) checkWriteOptions(entry.opts);
-          calls.push(batchPutCall(entry.key, entry.bins, entry.opts ?? opts));
+          calls.push(batchPutCall(entry.key, entry.bins, entry.opts ?? opts, encoder));
           keys.push(entry.key);
           positions.push(position);
         } catch (error) {
@@ -376,7 +378,7 @@ export class Db {
     });
     for (const [ns, group] of groups.byNamespace) {
       const outcomes = await this.clusterNode!.executeBatch(ns, group.digests, group.calls, false);
-      outcomes.forEach((outcome, k) => (results[group.positions[k]!] = batchOutcome<WriteResult>(outcome)));
+      outcomes.forEach((outcome, k) => (results[group.positions[k]!] = 'value' in outcome ? (writeResultFromWire(outcome.value) as WriteResult) : batchOutcome<WriteResult>(outcome)));
     }
     return results;
   }

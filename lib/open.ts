@@ -3,6 +3,7 @@
  * listener when asked, and hands back the Db (lib/db.ts). Whatever it opened is closed again
  * when a later step fails.
  */
+import * as path from 'node:path';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Db } from './db';
 import { DbLocalStore } from './db-cluster';
@@ -101,6 +102,8 @@ async function startService(db: Db, config: DbConfig, namespaces: Map<string, Na
       clusterNode: cluster,
       cluster: db.cluster,
       nodeId: cluster?.nodeId ?? loadOrCreateNodeId(config.dataDir, config.fileMode),
+      udfDirectory: path.join(config.dataDir, 'udf'),
+      fileMode: config.fileMode,
       setObjects: (ns) => namespaces.get(ns)!.setObjects(),
       log,
     });

@@ -8,7 +8,7 @@
  *   --json              print the per-file counts as one JSON object
  *   FILE...             test files (default: the files covering what Shoal supports, below)
  *
- * Tests that need what Shoal does not offer (enterprise editions, server 7.1+, UDFs) skip
+ * Tests that need what Shoal does not offer (enterprise editions, server 7.1+) skip
  * themselves through the suite's own gates, from what the node answers to `build`, `edition`
  * and `features`; no test is edited. The few that are not gated are listed in KNOWN_FAILURES
  * with their reason and counted as failing. Exits 1 when a test fails that is not listed (or a
@@ -31,12 +31,13 @@ function findRepo(from: string): string {
 const repo = findRepo(__dirname);
 const clientRoot = path.join(repo, 'node_modules', 'aerospike');
 
-/** The client's test files that exercise what Shoal supports (issues 14 and 15). */
+/** The client's test files that exercise what Shoal supports (issues 14 and 15; udf, apply and batch_apply: record UDFs). */
 export const SUPPORTED_FILES = [
   'get', 'put', 'exists', 'remove', 'remove_bin', 'select', 'operate',
   'batch_get', 'batch_exists', 'batch_select', 'batch_read', 'batch_remove', 'batch_write',
   'truncate', 'info', 'key', 'bigint', 'double', 'client', 'stats',
   'lists', 'maps', 'cdt_context', 'exp', 'exp_list', 'exp_map',
+  'udf', 'apply', 'batch_apply',
 ];
 
 /**
@@ -46,18 +47,6 @@ export const SUPPORTED_FILES = [
  * listed test that no longer fails this way also fails it, so the list cannot go stale.
  */
 export const KNOWN_FAILURES: readonly { file: string; title: string; message: RegExp; reason: string }[] = [
-  {
-    file: 'exp.ts',
-    title: 'Aerospike.exp expressionToBase64 postive tests works with BatchPolicy',
-    message: /does not support user-defined functions/,
-    reason: 'registers a Lua UDF module (udf-put) and runs batchApply: Shoal runs no UDFs and refuses udf-put',
-  },
-  {
-    file: 'exp.ts',
-    title: 'Aerospike.exp expressionToBase64 postive tests works with BatchApplyPolicy',
-    message: /does not support user-defined functions/,
-    reason: 'registers a Lua UDF module (udf-put) and runs batchApply: Shoal runs no UDFs and refuses udf-put',
-  },
   {
     file: 'exp.ts',
     title: 'Aerospike.exp expressionToBase64 postive tests works with expression indexes',

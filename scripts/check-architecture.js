@@ -21,7 +21,7 @@ const LIB = path.join(ROOT, 'lib');
 const MAX_LINES = 600;
 /** Files not yet split (path under the repository: the most lines it may have). */
 const OVER_LIMIT = {
-  'lib/cluster/data-plane.ts': 1650, // +7: a write's retry with no agreed view is in doubt (sim seed 21)
+  'lib/cluster/data-plane.ts': 1608, // batch wire helpers moved to batch-wire.ts (was 1650)
   'lib/cluster/fabric.ts': 800,
   'lib/model/exp/compile.ts': 819,
   'lib/namespace/device-namespace.ts': 1070, // +3: the XDR removal hook (issue 20); +4: setObjects, for the protocol's sets info (issue 14)
@@ -41,7 +41,8 @@ const LAYERS = [
   ['namespace/'],
   ['cluster/'],
   ['xdr/'],
-  ['service/', 'options.ts', 'open.ts', 'db.ts', 'db-cluster.ts', 'db-cluster-values.ts', 'shutdown.ts', 'index.ts', 'log.ts', 'metrics.ts', 'metrics-server.ts', 'status-page.ts', 'backup/'],
+  ['udf/'],
+  ['service/', 'options.ts', 'open.ts', 'db.ts', 'db-cluster.ts', 'db-cluster-values.ts', 'db-batch-wire.ts', 'shutdown.ts', 'index.ts', 'log.ts', 'metrics.ts', 'metrics-server.ts', 'status-page.ts', 'backup/'],
 ];
 
 /** The layer number of a lib/ file, or undefined when LAYERS does not place it. */

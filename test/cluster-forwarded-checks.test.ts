@@ -11,6 +11,8 @@ import { startCluster } from '../lib/cluster/index';
 import type { ClusterNode } from '../lib/cluster/cluster';
 import type { WireMessage } from '../lib/cluster/network';
 import { versionsToWire } from '../lib/cluster/peer-checks';
+import { packVersions } from '../lib/cluster/batch-wire';
+import { PutItemEncoder } from '../lib/db-batch-wire';
 import { MemoryLogger, realClock } from '../lib/cluster/seams';
 import { SimStore } from '../sim/store';
 import { digestOfKey } from '../lib/db-cluster';
@@ -126,6 +128,56 @@ describe('forwarded requests are checked as the public API checks its arguments'
     expect([...failed]).toEqual([[1, 'INVALID_ARGUMENT'], [2, 'INVALID_ARGUMENT'], [3, 'INVALID_ARGUMENT']]);
     expect((await a.get(keys[0]!))?.bins).toEqual({ v: 0 });
     for (const key of keys.slice(1)) expect(await a.get(key)).toBeUndefined();
+  });
+
+  it('a batch request of binary put items checks every item: the malformed ones fail alone', async () => {
+    const { a, ask } = await setUp();
+    const keys = keysServedBy(a, 5);
+    const digests = keys.map(digestOfKey);
+    const encoder = new PutItemEncoder();
+    const good = encoder.encode(keys[0]!, { v: 0 }, { ttl: 100 })!;
+    const truncated = encoder.encode(keys[1]!, { v: 1 }, undefined)!.subarray(0, 9);
+    const wrongDigest = encoder.encode(keys[3]!, { v: 'under the wrong digest' }, undefined)!;
+    const badOptions = Buffer.from(encoder.encode(keys[3]!, { v: 3 }, undefined)!);
+    badOptions[1] = 0x80;
+    const garbageBins = Buffer.from(encoder.encode(keys[4]!, { v: 4 }, undefined)!);
+    garbageBins.fill(0xc1, garbageBins.length - 3);
+    const operations = [good, truncated, wrongDigest, badOptions, garbageBins];
+    const reply = await ask('a', { type: 'batch-request', ns: 'test', digests: [digests[0], digests[1], digests[2], digests[3], digests[4]], operations });
+    expect(reply.type).toBe('batch-response');
+    const errors = reply.errors as unknown[];
+    const failed = new Map<number, string>();
+    for (let at = 0; at < errors.length; at += 3) failed.set(errors[at] as number, errors[at + 1] as string);
+    expect([...failed]).toEqual([[1, 'INVALID_ARGUMENT'], [2, 'INVALID_ARGUMENT'], [3, 'INVALID_ARGUMENT'], [4, 'INVALID_ARGUMENT']]);
+    expect((reply.values as unknown[])[0]).toEqual([1, expect.any(Number)]);
+    const record = await a.get(keys[0]!);
+    expect(record?.bins).toEqual({ v: 0 });
+    expect(record?.ttl).toBeGreaterThan(90);
+    for (const key of keys.slice(1)) expect(await a.get(key)).toBeUndefined();
+  });
+
+  it('a packed replication that is malformed or does not decode as records is refused', async () => {
+    const { a, intruder, ask } = await setUp();
+    const map = intruder.partitionMap;
+    let key = { ns: 'test', set: 's', key: '' };
+    for (let i = 0; ; i++) {
+      key = { ns: 'test', set: 's', key: `p${i}` };
+      const digest = digestOfKey(key);
+      const owners = map.owners[(digest[0]! | (digest[1]! << 8)) & 4095]!;
+      if (owners[0] === 'evil' && owners.includes('a')) break;
+    }
+    const digest = digestOfKey(key);
+    const clusterKey = intruder.view.clusterKey;
+    const garbage = { digest, gen: 2, voidTime: 0, lastUpdateMs: Date.now(), setName: 's', tombstone: false, payload: Buffer.from([1, 0, 0, 0, 0x93, 1, 2, 3]) };
+    const packed = packVersions([garbage]);
+    expect(await ask('a', { type: 'replicate', clusterKey, ns: 'test', packed })).toEqual({ type: 'no-reply' });
+    expect(await ask('a', { type: 'replicate', clusterKey, ns: 'test', packed: packed.subarray(0, packed.length - 1) })).toEqual({ type: 'no-reply' });
+    expect(await ask('a', { type: 'replicate', clusterKey, ns: 'test', packed: 'not bytes' })).toEqual({ type: 'no-reply' });
+    expect(a.stats().namespaces.test!.objects).toBe(0);
+    // The same list with a real record is applied: the refusals above were for the bytes.
+    const real = { ...garbage, payload: Buffer.from([1, 0, 0, 0, 0x81, 0xa1, 0x76, 0x07]) };
+    expect(await ask('a', { type: 'replicate', clusterKey, ns: 'test', packed: packVersions([real]) })).toMatchObject({ type: 'replicate-ack' });
+    expect(a.stats().namespaces.test!.objects).toBe(1);
   });
 
   it('a replicated payload that does not decode as a record is refused', async () => {

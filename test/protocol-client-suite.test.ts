@@ -2,10 +2,10 @@
  * The official Aerospike Node client's own mocha test files (node_modules/aerospike/test)
  * against one Shoal node: every file covering what Shoal supports must pass with 0 failing
  * (scripts/aerospike-client-suite.ts; the same run as `npm run aerospike-suite`), the list
- * and map and expression files included. Tests of features Shoal does not offer skip
- * themselves through the suite's gates on `build`, `edition` and `features`; the three that
- * are not gated (UDF registration, an expression index) must fail exactly as KNOWN_FAILURES
- * says, and nothing else may fail.
+ * and map, expression and UDF files included. Tests of features Shoal does not offer skip
+ * themselves through the suite's gates on `build`, `edition` and `features`; the one that is
+ * not gated (an expression index) must fail exactly as KNOWN_FAILURES says, and nothing else
+ * may fail.
  */
 import { afterAll, expect, it } from 'vitest';
 import { KNOWN_FAILURES, SUPPORTED_FILES, runClientSuite } from '../scripts/aerospike-client-suite';

@@ -152,12 +152,12 @@ describe('operate', () => {
     expect(await client.exists(key('op'))).toBe(false);
   });
 
-  it('answers a type mismatch with INCOMPATIBLE_TYPE and unsupported ops with UNSUPPORTED_FEATURE', async () => {
+  it('answers a type mismatch with INCOMPATIBLE_TYPE, unsupported ops with UNSUPPORTED_FEATURE, and a UDF of no registered module with UDF_ERROR', async () => {
     await client.put(key('op-types'), { s: 'text', l: [1] });
     expect(await codeOf(client.operate(key('op-types'), [op.incr('s', 1)]))).toBe(status.ERR_BIN_INCOMPATIBLE_TYPE);
     expect(await codeOf(client.operate(key('op-types'), [Aerospike.bitwise.resize('b', 4)]))).toBe(status.ERR_UNSUPPORTED_FEATURE);
     expect(await codeOf(client.operate(key('op-types'), [Aerospike.lists.append('s', 2)]))).toBe(status.ERR_BIN_INCOMPATIBLE_TYPE);
-    expect(await codeOf(client.apply(key('op-types'), { module: 'none', funcname: 'f', args: [] }))).toBe(status.ERR_UNSUPPORTED_FEATURE);
+    expect(await codeOf(client.apply(key('op-types'), { module: 'none', funcname: 'f', args: [] }))).toBe(status.ERR_UDF);
     expect((await client.get(key('op-types'))).bins).toEqual({ s: 'text', l: [1] });
   });
 

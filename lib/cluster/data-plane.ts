@@ -52,6 +52,7 @@ import type { PartitionMap } from './partition-map';
 import type { MemberPartitionInfo, PartitionPlan } from './partition-plan';
 import { bitIsSet, emptyBitmap, lineageOf, planPartitions, setBit } from './partition-plan';
 import { isDigest, isPartition, parseWireVersions, partitionOf, RefusalLog, versionsToWire } from './peer-checks';
+import { addToReplicationBatch, encodeBatchSteps, packVersions, parseBatchSteps, unpackVersions, type BatchStep, type ReplicationBatch } from './batch-wire';
 import { PendingCalls } from './pending-calls';
 import type { RequestOutcome } from './request-memory';
 import { encodeOutcome, RequestMemory } from './request-memory';
@@ -93,8 +94,6 @@ type Step = {
   first?: Promise<Step>;
 };
 
-/** A batch item's outcome at one attempt (`retry`: route it again, it did not run there). */
-type BatchStep = BatchItemOutcome | { retry: true };
 
 /** Message types the data plane handles. */
 export const DATA_MESSAGE_TYPES = [
@@ -843,7 +842,8 @@ export class DataPlane {
    * rule and acknowledged only if every version is one this node expects from that master.
    */
   private async onReplicate(from: string, message: WireMessage): Promise<void> {
-    const versions = parseWireVersions(message.versions, REPLICATION_BATCH_RECORDS);
+    // A batch's versions come packed (batch-wire.ts), a single write's as a list.
+    const versions = message.packed !== undefined ? unpackVersions(message.packed, REPLICATION_BATCH_RECORDS) : parseWireVersions(message.versions, REPLICATION_BATCH_RECORDS);
     if (typeof versions === 'string') return this.refusals.refuse('replicate', from, versions);
     for (const version of versions) {
       const refusal = this.replicationRefusal(from, message, partitionOf(version.digest));
@@ -853,7 +853,9 @@ export class DataPlane {
     const requestId = message.requestId;
     const result = message.result;
     try {
-      for (const version of versions) await this.options.store.applyRecordVersion(message.ns as string, version);
+      const store = this.options.store;
+      if (store.applyRecordVersions !== undefined && versions.length > 1) await store.applyRecordVersions(message.ns as string, versions);
+      else for (const version of versions) await store.applyRecordVersion(message.ns as string, version);
       for (const version of versions) this.noteReceived(partitionOf(version.digest));
       if (isRequestId(requestId) && versions.length === 1) this.memory.replicated(requestId, result instanceof Uint8Array ? Buffer.from(result) : undefined);
       this.options.send(from, { type: 'replicate-ack', id: message.id });
@@ -986,7 +988,7 @@ export class DataPlane {
       return first.concat(await this.batchAttempt(target, ns, digests.slice(middle), operations.slice(middle), readOnly, deadline));
     }
     if (reply.type === 'batch-response') {
-      const steps = parseBatchSteps(reply, digests.length);
+      const steps = parseBatchSteps(reply, digests.length, (value) => parseWireError(value)!);
       if (steps !== undefined) return steps;
     }
     if (reply.type === 'not-sent' || (readOnly && (reply.type === 'target-left' || reply.type === 'local-stop'))) return digests.map(() => ({ retry: true }));
@@ -1066,7 +1068,7 @@ export class DataPlane {
         this.endExecute();
       }
       // Per replica, the versions to send and the items waiting for them.
-      const byTarget = new Map<string, { versions: RecordVersion[]; items: number[] }[]>();
+      const byTarget = new Map<string, ReplicationBatch[]>();
       results.forEach((result, k) => {
         const i = run[k]!;
         if ('error' in result) {
@@ -1086,7 +1088,7 @@ export class DataPlane {
         [...byTarget].flatMap(([target, batches]) =>
           batches.map(async ({ versions, items }) => {
             try {
-              await this.replicateUntilAcknowledged(target, { type: 'replicate', clusterKey: key, ns, versions: versionsToWire(versions) }, key, deadline);
+              await this.replicateUntilAcknowledged(target, { type: 'replicate', clusterKey: key, ns, packed: packVersions(versions) }, key, deadline);
               this.counters.replicated += versions.length;
             } catch (error) {
               for (const i of items) {
@@ -1456,7 +1458,9 @@ export class DataPlane {
     try {
       // Background work: requests and heartbeats already read go first.
       await yieldTurn(this.options.runtime.timers);
-      for (const version of versions) await this.options.store.applyRecordVersion(message.ns as string, version);
+      const store = this.options.store;
+      if (store.applyRecordVersions !== undefined && versions.length > 1) await store.applyRecordVersions(message.ns as string, versions);
+      else for (const version of versions) await store.applyRecordVersion(message.ns as string, version);
       if (versions.length > 0) this.noteReceived(partition);
       this.counters.migratedRecordsIn += versions.length;
       if (message.last === true && message.clusterKey === this.view.clusterKey) {
@@ -1532,52 +1536,6 @@ function isRequestId(value: unknown): value is string {
 }
 
 /** Adds `version` (written by batch item `item`) to `target`'s replication batches. */
-function addToReplicationBatch(byTarget: Map<string, { versions: RecordVersion[]; items: number[]; bytes?: number }[]>, target: string, version: RecordVersion, item: number): void {
-  let batches = byTarget.get(target);
-  if (batches === undefined) byTarget.set(target, (batches = []));
-  let last = batches[batches.length - 1] as { versions: RecordVersion[]; items: number[]; bytes?: number } | undefined;
-  const bytes = (version.payload?.length ?? 0) + 64;
-  if (last === undefined || last.versions.length >= REPLICATION_BATCH_RECORDS || (last.bytes ?? 0) + bytes > BATCH_REQUEST_MAX_BYTES) {
-    batches.push((last = { versions: [], items: [], bytes: 0 }));
-  }
-  last.versions.push(version);
-  last.items.push(item);
-  last.bytes = (last.bytes ?? 0) + bytes;
-}
-
-/**
- * Batch outcomes as a batch-response carries them: `values` (one per item, in order), then the
- * exceptions: `errors` as flat (index, code, message) triples and `retry` as item indexes.
- */
-function encodeBatchSteps(steps: readonly BatchStep[]): { values: unknown[]; errors: unknown[]; retry: number[] } {
-  const values: unknown[] = new Array(steps.length);
-  const errors: unknown[] = [];
-  const retry: number[] = [];
-  steps.forEach((step, i) => {
-    if ('retry' in step) retry.push(i);
-    else if ('error' in step) errors.push(i, step.error.code, step.error.message);
-    else values[i] = step.value;
-  });
-  return { values, errors, retry };
-}
-
-/** The outcomes of a batch-response (untrusted); undefined when it is not one for `count` items. */
-function parseBatchSteps(reply: WireMessage, count: number): BatchStep[] | undefined {
-  const { values, errors, retry } = reply;
-  if (!Array.isArray(values) || values.length !== count || !Array.isArray(errors) || errors.length % 3 !== 0 || !Array.isArray(retry)) return undefined;
-  const steps: BatchStep[] = values.map((value) => ({ value }));
-  for (let at = 0; at < errors.length; at += 3) {
-    const index = errors[at];
-    if (!Number.isInteger(index) || index < 0 || index >= count) return undefined;
-    steps[index] = { error: parseWireError({ code: errors[at + 1], message: errors[at + 2] })! };
-  }
-  for (const index of retry) {
-    if (!Number.isInteger(index) || index < 0 || index >= count) return undefined;
-    steps[index] = { retry: true };
-  }
-  return steps;
-}
-
 /** An error from the wire (untrusted): its code if known, else CLUSTER_ERROR. */
 function parseWireError(value: unknown): WireError | undefined {
   if (value === undefined || value === null) return undefined;

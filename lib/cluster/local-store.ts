@@ -70,6 +70,12 @@ export interface LocalStore {
    * (generation, then last-update time by default). Idempotent.
    */
   applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'>;
+  /**
+   * applyRecordVersion for each version in order (a replicated batch), in one call: each
+   * version's outcome. Rejects at the first version it cannot apply (those before it stay
+   * applied, as with one call each). Optional: without it the data plane applies them one by one.
+   */
+  applyRecordVersions?(ns: string, versions: readonly RecordVersion[]): Promise<('applied' | 'stale')[]>;
   /** Every local record version of one partition, tombstones included. */
   iteratePartition(ns: string, partitionId: number): AsyncIterable<RecordVersion>;
   /** Removes every local record of one partition; returns how many. */

@@ -14,7 +14,7 @@ import type { Clock, Logger } from './seams';
 /** Digests are RIPEMD-160 (20 bytes), as Aerospike's. */
 export const DIGEST_BYTES = 20;
 /** Latest last-update time a version may carry: the largest a JavaScript Date holds (ms). */
-const LAST_UPDATE_MS_MAX = 8.64e15;
+export const LAST_UPDATE_MS_MAX = 8.64e15;
 /** Largest void time (Unix seconds, u32). */
 const VOID_TIME_MAX = 0xffff_ffff;
 

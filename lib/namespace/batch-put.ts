@@ -54,7 +54,7 @@ import {
 import type { NamespaceConfig } from './config';
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import type { WriteGate } from '../storage/write-gate';
-import type { BatchEntry, BatchOutcome, BatchPutRequest, BatchResults, MaybePromise, WriteResult } from './namespace';
+import type { BatchEntry, BatchOutcome, BatchPutRequest, BatchResults, MaybePromise, RecordVersion, WriteResult } from './namespace';
 import {
   Current,
   WriteOptions,
@@ -327,13 +327,13 @@ export class BatchWriter {
       const error = batch.add(request.entries[position]!, position, host.config.storeKey);
       if (error !== undefined) results[position] = error;
     }
-    flush(host, index, batch, results);
+    flush(host, index, batch, results, request.versions);
     return at;
   }
 }
 
 /** Looks up, decides, stores the batch, then runs the per-record entries in order. */
-function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, results: BatchResults): void {
+function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, results: BatchResults, versions: (RecordVersion | undefined)[] | undefined): void {
   if (batch.count === 0) return;
   index.lookupBatch(batch.buffer, batch.count);
   const nowMs = host.clock.nowMs();
@@ -367,6 +367,7 @@ function flush(host: BatchHost, index: NativePrimaryIndex, batch: PutBatch, resu
     }
     const outcome = batch.outcomes[i]!;
     const written = batch.u32At(i * BATCH_SLOT_BYTES + BATCH_ACTION) !== BATCH_SKIP;
+    if (written && versions !== undefined) versions[position] = writtenVersion(batch, i);
     results[position] = stored !== undefined && written ? stored.then((failure) => failure ?? outcome) : outcome;
   }
   batch.reset();
@@ -450,6 +451,22 @@ function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): num
   if (options?.durable === true) batch.durable = true;
   const payloadLength = batch.u32At(slot + BATCH_PAYLOAD_LENGTH);
   return payloadLength + (exists ? -batch.u32At(slot + BATCH_DATA_LENGTH) : ENTRY_OVERHEAD_BYTES);
+}
+
+/** The version slot i wrote (copied out of the batch buffer, which the next call reuses). */
+function writtenVersion(batch: PutBatch, i: number): RecordVersion {
+  const slot = i * BATCH_SLOT_BYTES;
+  const u8 = batch.u8;
+  const payloadAt = batch.u32At(slot + BATCH_VARIABLE_OFFSET) + u8[slot + BATCH_SET_LENGTH]! + (u8[slot + BATCH_KEY_LENGTH]! | (u8[slot + BATCH_KEY_LENGTH + 1]! << 8));
+  return {
+    digest: Buffer.from(batch.buffer.subarray(slot + BATCH_DIGEST, slot + BATCH_DIGEST + 20)),
+    gen: batch.u32At(slot + BATCH_GENERATION),
+    voidTime: batch.u32At(slot + BATCH_VOID_TIME),
+    lastUpdateMs: batch.f64At(slot + BATCH_LAST_UPDATE_MS),
+    setName: batch.sets[i] ?? '',
+    tombstone: false,
+    payload: Buffer.from(batch.buffer.subarray(payloadAt, payloadAt + batch.u32At(slot + BATCH_PAYLOAD_LENGTH))),
+  };
 }
 
 /** Runs the per-record path for one entry; its error becomes its outcome. */

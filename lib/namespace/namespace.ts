@@ -103,6 +103,12 @@ export interface BatchPutRequest {
    * undefined.
    */
   check?: (position: number) => ShoalError | undefined;
+  /**
+   * When given, the version each entry the batch path wrote left is put here at its position
+   * (cluster mode replicates it without reading the record back); entries the per-record path
+   * took, and failed ones, get none.
+   */
+  versions?: (RecordVersion | undefined)[];
 }
 
 export type BatchOutcome = WriteResult | ShoalError;

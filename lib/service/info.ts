@@ -10,6 +10,7 @@ import type { Cluster } from '../cluster/cluster-api';
 import type { NamespaceConfig } from '../namespace/config';
 import { resultCodeOf, ResultCode } from './result-codes';
 import type { Topology } from './topology';
+import type { UdfService } from './udf';
 
 /** The Aerospike server version whose protocol Shoal speaks: clients pick features by it. */
 export const SERVER_BUILD = '7.0.0.0';
@@ -17,11 +18,11 @@ export const SERVER_BUILD = '7.0.0.0';
 export const SERVER_EDITION = 'Shoal';
 /**
  * Feature tokens: those of Aerospike's `features` that Shoal implements (cdt-list and cdt-map:
- * list and map operations, op codes 3 and 4). blob-bits, geo and udf are absent, so clients and
- * test suites leave those features alone. Filter expressions have no token: clients gate them
+ * list and map operations, op codes 3 and 4; udf: record UDFs). blob-bits and geo are absent,
+ * so clients and test suites leave those features alone. Filter expressions have no token: clients gate them
  * on the build (5.2+).
  */
-export const SERVER_FEATURES = ['batch-any', 'batch-index', 'cdt-list', 'cdt-map', 'float', 'peers', 'pipelining', 'pquery', 'pscans', 'replicas', 'truncate-namespace'];
+export const SERVER_FEATURES = ['batch-any', 'batch-index', 'cdt-list', 'cdt-map', 'float', 'peers', 'pipelining', 'pquery', 'pscans', 'replicas', 'truncate-namespace', 'udf'];
 
 /** What the info commands need from the service. */
 export interface InfoContext {
@@ -30,6 +31,8 @@ export interface InfoContext {
   readonly namespaces: ReadonlyMap<string, NamespaceConfig>;
   readonly cluster: Cluster | undefined;
   readonly clusterName: string;
+  /** The node's UDF modules (udf.ts). */
+  readonly udf: UdfService;
   /** The copies of each partition (1 without cluster mode). */
   replicationFactor(): number;
   /** The service's own figures (connections, commands), for `statistics`. */
@@ -248,10 +251,14 @@ const HANDLERS = new Map<string, Handler>([
     },
   ],
   ['user-agent-set', () => 'ok'],
-  ['udf-list', () => ''],
   ['sindex-list', () => ''],
-  ['udf-put', () => unsupported('user-defined functions (UDF)')],
-  ['udf-remove', () => unsupported('user-defined functions (UDF)')],
+  // UDF modules: udf.ts.
+  ['udf-list', (_, c) => c.udf.list()],
+  ['udf-get', (params, c) => c.udf.get(params)],
+  ['udf-put', (params, c) => c.udf.register('udf-put', params, true)],
+  ['udf-remove', (params, c) => c.udf.register('udf-remove', params, true)],
+  ['shoal-udf-put', (params, c) => c.udf.register('udf-put', params, false)],
+  ['shoal-udf-remove', (params, c) => c.udf.register('udf-remove', params, false)],
   ['sindex-create', () => unsupported('secondary indexes')],
   ['sindex-delete', () => unsupported('secondary indexes')],
 ]);

@@ -47,6 +47,8 @@ export interface RecordContext {
   hasNamespace(ns: string): boolean;
   /** Whether reads of this namespace may use db.getSync (memory data, not cluster mode). */
   servesSync(ns: string): boolean;
+  /** Applies the record UDF a message names (udf.ts). */
+  applyUdf(message: Message, key: Key, filter: Expression | undefined): Promise<RecordReply>;
 }
 
 /** A record's state as a reply reports it. */
@@ -150,12 +152,21 @@ function handlerOf(op: MessageOp): OpHandler {
   throw new RequestError(ResultCode.PARAMETER_ERROR, `unknown op code ${op.op}`);
 }
 
+/** Whether a message is a record UDF call (it names a module or a function). */
+function isUdfCall(message: Message): boolean {
+  return message.fields.has(FieldType.UDF_FUNCTION) || message.fields.has(FieldType.UDF_PACKAGE);
+}
+
+/** The UDF fields: a single-record or batch-row apply (udf.ts); in a scan, a background UDF, which Shoal does not run. */
+const UDF_FIELDS: ReadonlyMap<number, string> = new Map([
+  [FieldType.UDF_PACKAGE, 'background UDFs on scans and queries'],
+  [FieldType.UDF_FUNCTION, 'background UDFs on scans and queries'],
+  [FieldType.UDF_ARGUMENTS, 'background UDFs on scans and queries'],
+  [FieldType.UDF_OP, 'background UDFs on scans and queries'],
+]);
+
 /** Fields that ask for something Shoal does not do; their requests are refused, never half-served. */
 const UNSUPPORTED_FIELDS: ReadonlyMap<number, string> = new Map([
-  [FieldType.UDF_PACKAGE, 'user-defined functions (UDF)'],
-  [FieldType.UDF_FUNCTION, 'user-defined functions (UDF)'],
-  [FieldType.UDF_ARGUMENTS, 'user-defined functions (UDF)'],
-  [FieldType.UDF_OP, 'user-defined functions (UDF)'],
   [FieldType.TXN_ID, 'multi-record transactions'],
   [FieldType.TXN_DEADLINE, 'multi-record transactions'],
   [FieldType.RECORD_VERSION, 'multi-record transactions'],
@@ -166,10 +177,13 @@ const UNSUPPORTED_FIELDS: ReadonlyMap<number, string> = new Map([
   [FieldType.INDEX_TYPE, 'secondary-index queries'],
 ]);
 
-/** @throws RequestError UNSUPPORTED_FEATURE when the fields ask for an unsupported feature. */
-export function refuseUnsupportedFields(fields: Map<number, Buffer>): void {
+/**
+ * @throws RequestError UNSUPPORTED_FEATURE when the fields ask for an unsupported feature (UDF
+ *   fields too, unless `udf`: a record apply).
+ */
+export function refuseUnsupportedFields(fields: Map<number, Buffer>, udf = false): void {
   for (const type of fields.keys()) {
-    const name = UNSUPPORTED_FIELDS.get(type);
+    const name = UNSUPPORTED_FIELDS.get(type) ?? (udf ? undefined : UDF_FIELDS.get(type));
     if (name !== undefined) throw new RequestError(ResultCode.UNSUPPORTED_FEATURE, `Shoal does not support ${name}`);
   }
 }
@@ -267,9 +281,11 @@ function requestFilter(message: Message): Expression | undefined {
  * @throws RequestError for requests Shoal refuses; the Db's ShoalError, TypeError or RangeError.
  */
 export function executeRecord(context: RecordContext, message: Message): RecordReply | Promise<RecordReply> {
-  refuseUnsupportedFields(message.fields);
+  const udf = isUdfCall(message);
+  refuseUnsupportedFields(message.fields, udf);
   const key = keyOf(context, message.fields);
   const filter = requestFilter(message);
+  if (udf) return context.applyUdf(message, key, filter);
   if ((message.info2 & Info2.WRITE) !== 0) return executeWrite(context, message, key, filter);
   if ((message.info1 & Info1.READ) !== 0) return executeRead(context, message, key, filter);
   throw new RequestError(ResultCode.PARAMETER_ERROR, 'the request neither reads nor writes');

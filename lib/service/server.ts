@@ -20,6 +20,7 @@ import { ResolvedServiceOptions, isLoopbackHost } from './options';
 import type { ServedDb } from './served-db';
 import { Security } from './security';
 import { ClusterSource, Topology } from './topology';
+import { UdfService } from './udf';
 import { FrameType, Info1, Info3, Message, ProtocolError, beginFrame, endFrame, parseMessage } from './wire';
 
 /** What the service needs of the Db besides its public methods (passed by open()). */
@@ -30,6 +31,9 @@ export interface ServiceInternals {
   cluster: Cluster | undefined;
   /** This node's id when not in cluster mode (persisted in dataDir). */
   nodeId: string;
+  /** Where registered UDF modules persist (`<dataDir>/udf`), and the mode of their files. */
+  udfDirectory?: string;
+  fileMode?: number;
   /** A namespace's sets and the records each holds on this node (the `sets` info). */
   setObjects(ns: string): Promise<Map<string, number>>;
   log(message: string): void;
@@ -95,12 +99,13 @@ export class Service implements FrameHandler {
     db: ServedDb,
     private readonly internals: ServiceInternals,
     address: { host: string; port: number },
+    private readonly udf: UdfService,
   ) {
     this.listening = address;
     this.badInput = new RateLimitedLog(internals.log);
     const namespaces = new Map(internals.namespaces.map((ns) => [ns.name, ns]));
     const sync = new Set(internals.clusterNode === undefined ? internals.namespaces.filter((ns) => ns.kind === 'memory' || ns.device?.dataInMemory === true).map((ns) => ns.name) : []);
-    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns) };
+    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns), applyUdf: (message, key, filter) => udf.apply(db, message, key, filter) };
     const clusterNode = internals.clusterNode;
     this.info = {
       db,
@@ -108,6 +113,7 @@ export class Service implements FrameHandler {
       namespaces,
       cluster: internals.cluster,
       clusterName: clusterNode?.options.clusterName ?? 'shoal',
+      udf,
       replicationFactor: () => clusterNode?.partitionMap.replicationFactor ?? 1,
       serviceStatistics: () => this.statistics(),
       setObjects: internals.setObjects,
@@ -145,7 +151,9 @@ export class Service implements FrameHandler {
       cluster: internals.clusterNode,
     });
     internals.clusterNode?.advertiseService(advertised);
-    return new Service(server, security, topology, db, internals, address);
+    const peers = () => (topology.services().length === 0 ? [] : topology.services().split(';'));
+    const udf = UdfService.open(internals.udfDirectory, internals.fileMode ?? 0o600, peers, internals.log);
+    return new Service(server, security, topology, db, internals, address, udf);
   }
 
   /** `{ host, port }` the listener is bound to. */
@@ -181,6 +189,10 @@ export class Service implements FrameHandler {
       // Cluster mode: requests this node forwarded to another master, and requests it ran as master.
       cluster_requests_forwarded: counters?.forwarded ?? 0,
       cluster_requests_executed_as_master: counters?.executedAsMaster ?? 0,
+      // Record UDFs: calls run, workers ended for a call past its deadline, workers that died.
+      udf_calls: this.udf.runner.counters.calls,
+      udf_worker_deadlines: this.udf.runner.counters.deadlines,
+      udf_worker_crashes: this.udf.runner.counters.crashes,
     };
   }
 
@@ -192,6 +204,7 @@ export class Service implements FrameHandler {
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       for (const connection of [...this.connections]) connection.close(undefined);
       await closed;
+      await this.udf.close();
     })();
     return this.closing;
   }

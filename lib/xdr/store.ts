@@ -50,11 +50,13 @@ export class XdrStore implements LocalStore {
   private readonly recentRemovals = new Map<string, number>();
   readonly truncateCuts: LocalStore['truncateCuts'];
   readonly applyTruncate: LocalStore['applyTruncate'];
+  readonly applyRecordVersions: LocalStore['applyRecordVersions'];
 
   constructor(private readonly inner: LocalStore) {
     this.executeLocalBatch = inner.executeLocalBatch === undefined ? undefined : (ns, digests, operations) => this.executeBatch(ns, digests, operations);
     this.truncateCuts = inner.truncateCuts?.bind(inner);
     this.applyTruncate = inner.applyTruncate?.bind(inner);
+    this.applyRecordVersions = inner.applyRecordVersions === undefined ? undefined : (ns, versions) => this.applyVersions(ns, versions);
   }
 
   namespaceNames(): string[] {
@@ -129,6 +131,12 @@ export class XdrStore implements LocalStore {
     const outcome = await this.inner.applyRecordVersion(ns, version);
     if (outcome === 'applied') this.peerVersion?.(ns, version);
     return outcome;
+  }
+
+  private async applyVersions(ns: string, versions: readonly RecordVersion[]): Promise<('applied' | 'stale')[]> {
+    const outcomes = await this.inner.applyRecordVersions!(ns, versions);
+    outcomes.forEach((outcome, i) => outcome === 'applied' && this.peerVersion?.(ns, versions[i]!));
+    return outcomes;
   }
 
   iteratePartition(ns: string, partitionId: number): AsyncIterable<RecordVersion> {

@@ -1,0 +1,169 @@
+/**
+ * Batches on the wire (docs/cluster.md, "Batches"): the replication of a batch's versions as
+ * one packed buffer, the grouping of those versions per replica, and the outcomes a
+ * batch-response carries.
+ *
+ * A packed version list (the `packed` field of a replicate message) is one Buffer:
+ *
+ *   u32 count, then per version:
+ *   20-byte digest, u32 generation, u32 void time, f64 last-update ms, u8 flags (1: tombstone),
+ *   u8 set name length, set name (UTF-8), u32 payload length, payload
+ *
+ * all little-endian. It replaces a msgpack list of seven values per version: packing is a few
+ * copies, and unpacking checks every field exactly as parseVersion (peer-checks.ts) does.
+ */
+import { GENERATION_MAX, SET_NAME_MAX_BYTES } from '../constants';
+import { BATCH_REQUEST_MAX_BYTES, MAX_RECORD_PAYLOAD_BYTES, REPLICATION_BATCH_RECORDS } from './constants';
+import type { BatchItemOutcome, RecordVersion, WireError } from './local-store';
+import type { WireMessage } from './network';
+import { DIGEST_BYTES, LAST_UPDATE_MS_MAX } from './peer-checks';
+
+/** A batch item's outcome at one attempt (`retry`: route it again, it did not run there). */
+export type BatchStep = BatchItemOutcome | { retry: true };
+
+const FLAG_TOMBSTONE = 1;
+/** Fixed bytes per packed version besides its set name and payload. */
+const VERSION_FIXED_BYTES = DIGEST_BYTES + 4 + 4 + 8 + 1 + 1 + 4;
+
+/** The versions as one packed buffer (see above). */
+export function packVersions(versions: readonly RecordVersion[]): Buffer {
+  let bytes = 4;
+  const setNames: Buffer[] = new Array(versions.length);
+  for (let i = 0; i < versions.length; i++) {
+    const version = versions[i]!;
+    setNames[i] = Buffer.from(version.setName, 'utf8');
+    bytes += VERSION_FIXED_BYTES + setNames[i]!.length + (version.tombstone ? 0 : (version.payload?.length ?? 0));
+  }
+  const packed = Buffer.allocUnsafe(bytes);
+  packed.writeUInt32LE(versions.length, 0);
+  let at = 4;
+  for (let i = 0; i < versions.length; i++) {
+    const version = versions[i]!;
+    packed.set(version.digest.subarray(0, DIGEST_BYTES), at);
+    at += DIGEST_BYTES;
+    packed.writeUInt32LE(version.gen, at);
+    packed.writeUInt32LE(version.voidTime, at + 4);
+    packed.writeDoubleLE(version.lastUpdateMs, at + 8);
+    packed[at + 16] = version.tombstone ? FLAG_TOMBSTONE : 0;
+    const setName = setNames[i]!;
+    packed[at + 17] = setName.length;
+    at += 18;
+    packed.set(setName, at);
+    at += setName.length;
+    const payload = version.tombstone ? undefined : version.payload;
+    packed.writeUInt32LE(payload?.length ?? 0, at);
+    at += 4;
+    if (payload !== undefined) {
+      packed.set(payload, at);
+      at += payload.length;
+    }
+  }
+  return packed;
+}
+
+/**
+ * The versions of a packed list (from a peer: untrusted), each field checked as parseVersion
+ * checks it; the payloads are views of `value`, not copies. Returns why the list is refused
+ * instead when it is malformed, longer than `maxVersions`, or holds a version out of bounds.
+ */
+export function unpackVersions(value: unknown, maxVersions: number): RecordVersion[] | string {
+  if (!(value instanceof Uint8Array) || value.length < 4) return 'no packed list of record versions';
+  const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.length);
+  const count = bytes.readUInt32LE(0);
+  if (count > maxVersions) return `more than ${maxVersions} record versions in one message`;
+  if (count * VERSION_FIXED_BYTES > bytes.length - 4) return 'a packed list of record versions shorter than its count';
+  const versions: RecordVersion[] = new Array(count);
+  let at = 4;
+  for (let i = 0; i < count; i++) {
+    if (at + VERSION_FIXED_BYTES > bytes.length) return 'a packed record version runs past the end of its list';
+    const digest = bytes.subarray(at, at + DIGEST_BYTES);
+    at += DIGEST_BYTES;
+    const gen = bytes.readUInt32LE(at);
+    const voidTime = bytes.readUInt32LE(at + 4);
+    const lastUpdateMs = bytes.readDoubleLE(at + 8);
+    const flags = bytes[at + 16]!;
+    const setLength = bytes[at + 17]!;
+    at += 18;
+    if (gen < 1 || gen > GENERATION_MAX) return `a record version has generation ${gen}, not 1..${GENERATION_MAX}`;
+    if (!Number.isFinite(lastUpdateMs) || lastUpdateMs < 0 || lastUpdateMs > LAST_UPDATE_MS_MAX) return `a record version has last-update time ${lastUpdateMs}`;
+    if ((flags & ~FLAG_TOMBSTONE) !== 0) return 'a record version has unknown flags';
+    if (setLength > SET_NAME_MAX_BYTES || at + setLength + 4 > bytes.length) return 'a record version has a set name that is not a string of at most 63 bytes';
+    const setName = setLength === 0 ? '' : bytes.toString('utf8', at, at + setLength);
+    if (Buffer.byteLength(setName) !== setLength) return 'a record version has a set name that is not UTF-8';
+    at += setLength;
+    const payloadLength = bytes.readUInt32LE(at);
+    at += 4;
+    const tombstone = flags === FLAG_TOMBSTONE;
+    if (tombstone) {
+      if (payloadLength !== 0) return 'a tombstone version carries a payload';
+    } else if (payloadLength === 0 || payloadLength > MAX_RECORD_PAYLOAD_BYTES) {
+      return `a record version has no payload of 1..${MAX_RECORD_PAYLOAD_BYTES} bytes`;
+    }
+    if (at + payloadLength > bytes.length) return 'a packed record version runs past the end of its list';
+    const payload = tombstone ? undefined : bytes.subarray(at, at + payloadLength);
+    at += payloadLength;
+    versions[i] = { digest, gen, voidTime, lastUpdateMs, setName, tombstone, payload };
+  }
+  if (at !== bytes.length) return 'a packed list of record versions has bytes past its last version';
+  return versions;
+}
+
+/** Replication batches to one replica: the versions to send and the batch items waiting for them. */
+export interface ReplicationBatch {
+  versions: RecordVersion[];
+  items: number[];
+  bytes: number;
+}
+
+/**
+ * Adds a version (of batch item `item`) to the replication batches for `target`, starting a
+ * new batch past REPLICATION_BATCH_RECORDS versions or BATCH_REQUEST_MAX_BYTES.
+ */
+export function addToReplicationBatch(byTarget: Map<string, ReplicationBatch[]>, target: string, version: RecordVersion, item: number): void {
+  let batches = byTarget.get(target);
+  if (batches === undefined) byTarget.set(target, (batches = []));
+  let last = batches[batches.length - 1];
+  const bytes = (version.payload?.length ?? 0) + 64;
+  if (last === undefined || last.versions.length >= REPLICATION_BATCH_RECORDS || last.bytes + bytes > BATCH_REQUEST_MAX_BYTES) {
+    batches.push((last = { versions: [], items: [], bytes: 0 }));
+  }
+  last.versions.push(version);
+  last.items.push(item);
+  last.bytes += bytes;
+}
+
+/**
+ * Batch outcomes as a batch-response carries them: `values` (one per item, in order), then the
+ * exceptions: `errors` as flat (index, code, message) triples and `retry` as item indexes.
+ */
+export function encodeBatchSteps(steps: readonly BatchStep[]): { values: unknown[]; errors: unknown[]; retry: number[] } {
+  const values: unknown[] = new Array(steps.length);
+  const errors: unknown[] = [];
+  const retry: number[] = [];
+  steps.forEach((step, i) => {
+    if ('retry' in step) retry.push(i);
+    else if ('error' in step) errors.push(i, step.error.code, step.error.message);
+    else values[i] = step.value;
+  });
+  return { values, errors, retry };
+}
+
+/**
+ * The outcomes of a batch-response (untrusted); undefined when it is not one for `count`
+ * items. `parseError` reads an error's code and message.
+ */
+export function parseBatchSteps(reply: WireMessage, count: number, parseError: (value: unknown) => WireError): BatchStep[] | undefined {
+  const { values, errors, retry } = reply;
+  if (!Array.isArray(values) || values.length !== count || !Array.isArray(errors) || errors.length % 3 !== 0 || !Array.isArray(retry)) return undefined;
+  const steps: BatchStep[] = values.map((value) => ({ value }));
+  for (let at = 0; at < errors.length; at += 3) {
+    const index = errors[at];
+    if (!Number.isInteger(index) || index < 0 || index >= count) return undefined;
+    steps[index] = { error: parseError({ code: errors[at + 1], message: errors[at + 2] }) };
+  }
+  for (const index of retry) {
+    if (!Number.isInteger(index) || index < 0 || index >= count) return undefined;
+    steps[index] = { retry: true };
+  }
+  return steps;
+}
