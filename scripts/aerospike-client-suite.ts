@@ -32,20 +32,16 @@ const repo = findRepo(__dirname);
 const clientRoot = path.join(repo, 'node_modules', 'aerospike');
 
 /**
- * The client's secondary-index query files, run on demand (`npm run aerospike-suite -- query`).
- * Each registers the Lua module udf.lua in its `before` hook and waits for it: while Shoal
- * refuses udf-put, that hook fails and none of the file's tests runs, so they are not in
- * SUPPORTED_FILES yet. docs/protocol.md gives their counts with the registration answered.
+ * The client's `query` file, run on demand (`npm run aerospike-suite -- query`): 10 of its
+ * tests need what Shoal does not run and the suite does not gate (background UDF queries,
+ * stream UDFs, UDF aggregations), docs/protocol.md "The client's test suite".
  */
-export const QUERY_FILES = [
-  'query',
-  'query_numeric_filter', 'query_numeric_filter_exp',
-  'query_string_filter', 'query_string_filter_exp',
-  'query_blob_filter', 'query_blob_filter_exp',
-  'query_geojson_filter', 'query_geojson_filter_exp',
-];
+export const ON_DEMAND_FILES = ['query'];
+// query_blob_filter and query_blob_filter_exp are not run: every one of their tests is pending
+// against Shoal (their gate, "Blob indexes require server version 7.0.0 or greater", skips them
+// although Shoal answers build 7.0.0.0; why was not looked into).
 
-/** The client's test files that exercise what Shoal supports (issues 14 and 15; udf, apply and batch_apply: record UDFs; index, index_job, index_on_exp: secondary indexes). */
+/** The client's test files that exercise what Shoal supports (issues 14 and 15; udf, apply and batch_apply: record UDFs; index, index_job, index_on_exp and the query_* filter files: secondary indexes). */
 export const SUPPORTED_FILES = [
   'get', 'put', 'exists', 'remove', 'remove_bin', 'select', 'operate',
   'batch_get', 'batch_exists', 'batch_select', 'batch_read', 'batch_remove', 'batch_write',
@@ -53,6 +49,8 @@ export const SUPPORTED_FILES = [
   'lists', 'maps', 'cdt_context', 'exp', 'exp_list', 'exp_map',
   'udf', 'apply', 'batch_apply',
   'index', 'index_job', 'index_on_exp', 'geojson',
+  'query_numeric_filter', 'query_numeric_filter_exp', 'query_string_filter', 'query_string_filter_exp',
+  'query_geojson_filter', 'query_geojson_filter_exp',
 ];
 
 /**

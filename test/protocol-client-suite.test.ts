@@ -25,7 +25,7 @@ it('passes the official client suite files: nothing fails but the documented kno
     expect(result.failures.length).toBe(KNOWN_FAILURES.length);
     for (const file of SUPPORTED_FILES) expect(result.files[file]!.passing, file).toBeGreaterThan(0);
     const total = Object.values(result.files).reduce((sum, counts) => sum + counts.passing, 0);
-    expect(total).toBeGreaterThanOrEqual(650);
+    expect(total).toBeGreaterThanOrEqual(800);
   } finally {
     await stopNode(node);
   }
