@@ -319,7 +319,7 @@ describe('hostile and careless input', () => {
       'sindex-create:ns=test;set=q;indexname=bad13;context=@@@@;indexdata=l,NUMERIC',
       `sindex-create:ns=test;set=q;indexname=bad14;indexdata=${'b'.repeat(16)},NUMERIC`,
     ];
-    for (const command of commands) expect(await codeOf(client.infoAny(command)), command).toBe(status.ERR_PARAM);
+    for (const command of commands) expect(await codeOf(client.infoAny(command)), command).toBe(status.ERR_REQUEST_INVALID);
     expect(await info('sindex-list:ns=test')).not.toContain('bad');
     await stillServes();
   });
