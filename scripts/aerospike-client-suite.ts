@@ -32,18 +32,16 @@ const repo = findRepo(__dirname);
 const clientRoot = path.join(repo, 'node_modules', 'aerospike');
 
 /**
- * The client's secondary-index query files (issue 15). Not query_blob_filter and its _exp
- * variant: they gate themselves on the server's version while mocha loads them, before anything
- * is asked, so they skip every test against any server (docs/protocol.md).
+ * The client's `query` file, run on demand (`npm run aerospike-suite -- query`): 10 of its
+ * tests need what Shoal does not run and the suite does not gate (background UDF queries,
+ * stream UDFs, UDF aggregations), docs/protocol.md "The client's test suite".
  */
-const QUERY_FILES = [
-  'query',
-  'query_numeric_filter', 'query_numeric_filter_exp',
-  'query_string_filter', 'query_string_filter_exp',
-  'query_geojson_filter', 'query_geojson_filter_exp',
-];
+export const ON_DEMAND_FILES = ['query'];
+// query_blob_filter and query_blob_filter_exp are not run: every one of their tests is pending
+// against Shoal (their gate, "Blob indexes require server version 7.0.0 or greater", skips them
+// although Shoal answers build 7.0.0.0; why was not looked into).
 
-/** The client's test files that exercise what Shoal supports (issues 14 and 15; udf, apply and batch_apply: record UDFs). */
+/** The client's test files that exercise what Shoal supports (issues 14 and 15; udf, apply and batch_apply: record UDFs; index, index_job, index_on_exp and the query_* filter files: secondary indexes). */
 export const SUPPORTED_FILES = [
   'get', 'put', 'exists', 'remove', 'remove_bin', 'select', 'operate',
   'batch_get', 'batch_exists', 'batch_select', 'batch_read', 'batch_remove', 'batch_write',
@@ -51,7 +49,8 @@ export const SUPPORTED_FILES = [
   'lists', 'maps', 'cdt_context', 'exp', 'exp_list', 'exp_map',
   'udf', 'apply', 'batch_apply',
   'index', 'index_job', 'index_on_exp', 'geojson',
-  ...QUERY_FILES,
+  'query_numeric_filter', 'query_numeric_filter_exp', 'query_string_filter', 'query_string_filter_exp',
+  'query_geojson_filter', 'query_geojson_filter_exp',
 ];
 
 /**
@@ -60,68 +59,7 @@ export const SUPPORTED_FILES = [
  * full title, and the error it must fail with. A failure not listed here fails the run; a
  * listed test that no longer fails this way also fails it, so the list cannot go stale.
  */
-export const KNOWN_FAILURES: readonly { file: string; title: string; message: RegExp; reason: string }[] = [
-  {
-    file: 'query.ts',
-    title: 'Queries query.apply() returns a Promise that resolves to the result of the aggregation',
-    message: /unsupported feature/,
-    reason: 'a query aggregation (a stream UDF reducing the results): Shoal runs record UDFs only (UNSUPPORTED_FEATURE)',
-  },
-  {
-    file: 'query.ts',
-    title: 'Queries query.apply() should apply a user defined function and aggregate the results',
-    message: /unsupported feature/,
-    reason: 'a query aggregation (a stream UDF reducing the results): Shoal runs record UDFs only (UNSUPPORTED_FEATURE)',
-  },
-  {
-    file: 'query.ts',
-    title: 'Queries query.apply() should apply a user defined function with arguments and aggregate the results',
-    message: /unsupported feature/,
-    reason: 'a query aggregation (a stream UDF reducing the results): Shoal runs record UDFs only (UNSUPPORTED_FEATURE)',
-  },
-  {
-    file: 'query.ts',
-    title: 'Queries query.apply() index with cdt context should apply a user defined function and aggregate the results from a map',
-    message: /unsupported feature/,
-    reason: 'a query aggregation (a stream UDF reducing the results): Shoal runs record UDFs only (UNSUPPORTED_FEATURE)',
-  },
-  {
-    file: 'query.ts',
-    title: 'Queries query.apply() index with cdt context should apply a user defined function and aggregate the results from a nested map',
-    message: /unsupported feature/,
-    reason: 'a query aggregation (a stream UDF reducing the results): Shoal runs record UDFs only (UNSUPPORTED_FEATURE)',
-  },
-  {
-    file: 'query.ts',
-    title: 'Queries query.foreach() #slow should apply a stream UDF to filter the results',
-    message: /unsupported feature/,
-    reason: 'a stream UDF filtering the results: Shoal runs record UDFs only (UNSUPPORTED_FEATURE)',
-  },
-  {
-    file: 'query.ts',
-    title: 'Queries query.foreach() #slow index with cdt context should apply a stream UDF to the nested context',
-    message: /unsupported feature/,
-    reason: 'a stream UDF filtering the results: Shoal runs record UDFs only (UNSUPPORTED_FEATURE)',
-  },
-  {
-    file: 'query.ts',
-    title: 'Queries query.background() returns a Promise that resolves to a Job',
-    message: /unsupported feature/,
-    reason: 'a background query applying a record UDF: Shoal runs background jobs with write operations, not UDFs (UNSUPPORTED_FEATURE)',
-  },
-  {
-    file: 'query.ts',
-    title: 'Queries query.background() should run a background query and return a job',
-    message: /unsupported feature/,
-    reason: 'a background query applying a record UDF: Shoal runs background jobs with write operations, not UDFs (UNSUPPORTED_FEATURE)',
-  },
-  {
-    file: 'query.ts',
-    title: 'Queries query.background() index with cdt context returns a Promise that resolves to a Job with a filter containing a CDT context',
-    message: /unsupported feature/,
-    reason: 'a background query applying a record UDF: Shoal runs background jobs with write operations, not UDFs (UNSUPPORTED_FEATURE)',
-  },
-];
+export const KNOWN_FAILURES: readonly { file: string; title: string; message: RegExp; reason: string }[] = [];
 
 export interface FileCounts {
   passing: number;

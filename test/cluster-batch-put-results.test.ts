@@ -68,7 +68,7 @@ function mix(seed: number): BatchPutEntry[] {
         entries.push({ key, bins: { v: i }, opts: { generation: 1 + random(3) } });
         break;
       case 4:
-        entries.push({ key, bins: { m: new Map<unknown, unknown>([[i, 'x']]) } });
+        entries.push({ key, bins: { m: new Map<number, string>([[i, 'x']]) } });
         break;
       case 5:
         entries.push({ key: { ns: 'test', digest: digestOfKey(key) }, bins: { d: i } });

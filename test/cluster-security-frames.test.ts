@@ -207,6 +207,26 @@ describe('frames after the handshake, secret alone, through a proxy on the path'
     connection.close('test done');
     expect(outcome).toMatchObject({ kind: 'failed', reason: 'it failed to prove the cluster secret' });
   });
+
+  it('a hello whose link fields are altered on the path (replaces, acknowledge) fails the connector\'s proof', async () => {
+    const { proxy, a } = await proxiedCluster();
+    proxy.onFrame = (frame) => {
+      if (frame.direction !== 'toTarget' || frame.type !== 'hello' || !frame.frame.includes('f-z')) return [frame.frame];
+      const message = require('msgpackr').unpack(frame.frame.subarray(FRAME_HEADER_BYTES));
+      return [frameOf(encodeBody({ ...message, replaces: 'someone-elses-link', acknowledge: false }))];
+    };
+    const keys = await new ClusterSecrets(SECRET).keys();
+    const connection = new TcpNetwork(silentLogger).connect(proxy.address);
+    const identity = { protocolVersion: PROTOCOL_VERSION_CURRENT, minProtocolVersion: PROTOCOL_VERSION_MIN_SUPPORTED, nodeId: 'f-z', clusterName: 'shoal', address: '127.0.0.1:9', role: 'node' as const };
+    const handshake = new ConnectorHandshake(connection, identity, keys, cryptoRandom, false, { acknowledge: true, link: 'l2' });
+    const outcome = await new Promise((resolve) => {
+      connection.setHandlers({ onMessage: (message) => { const result = handshake.onMessage(message); if (result.kind !== 'pending') resolve(result); }, onClose: (reason) => resolve({ kind: 'closed', reason }) });
+      handshake.start();
+    });
+    connection.close('test done');
+    expect(outcome).toMatchObject({ kind: 'failed', refused: true, reason: 'refused: authentication failed' });
+    expect(warnings(a.logger).some((m) => m.includes('wrong cluster secret') && m.includes('"f-z"'))).toBe(true);
+  });
 });
 
 describe('frame tags', () => {

@@ -10,9 +10,9 @@ import type { Cluster } from '../cluster/cluster-api';
 import type { NamespaceConfig } from '../namespace/config';
 import { resultCodeOf, ResultCode } from './result-codes';
 import type { Topology } from './topology';
+import type { UdfService } from './udf';
 import { SINDEX_INFO_COMMANDS, type SecondaryIndexes } from './sindex';
 import type { BackgroundJobs } from './background';
-import type { UdfService } from './udf';
 
 /** The Aerospike server version whose protocol Shoal speaks: clients pick features by it. */
 export const SERVER_BUILD = '7.0.0.0';
@@ -21,8 +21,8 @@ export const SERVER_EDITION = 'Shoal';
 /**
  * Feature tokens: those of Aerospike's `features` that Shoal implements (cdt-list and cdt-map:
  * list and map operations, op codes 3 and 4; geo: GeoJSON values and geospatial queries; udf:
- * record UDFs). blob-bits is absent, so clients and test suites leave bitwise operations alone.
- * Filter expressions have no token: clients gate them on the build (5.2+).
+ * record UDFs). blob-bits is absent, so clients and test suites leave that feature alone. Filter
+ * expressions have no token: clients gate them on the build (5.2+).
  */
 export const SERVER_FEATURES = ['batch-any', 'batch-index', 'cdt-list', 'cdt-map', 'float', 'geo', 'peers', 'pipelining', 'pquery', 'pscans', 'replicas', 'truncate-namespace', 'udf'];
 

@@ -110,7 +110,7 @@ export class Service implements FrameHandler {
     const sync = new Set(internals.clusterNode === undefined ? internals.namespaces.filter((ns) => ns.kind === 'memory' || ns.device?.dataInMemory === true).map((ns) => ns.name) : []);
     const indexes = new SecondaryIndexes(new Set(namespaces.keys()), internals.clusterNode === undefined ? undefined : (command) => this.toPeers(command));
     const jobs = new BackgroundJobs(internals.log);
-    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns), indexes, jobs, applyUdf: (message, key, filter) => udf.apply(db, message, key, filter) };
+    this.records = { db, hasNamespace: (ns) => namespaces.has(ns), servesSync: (ns) => sync.has(ns), applyUdf: (message, key, filter) => udf.apply(db, message, key, filter), indexes, jobs };
     const clusterNode = internals.clusterNode;
     this.info = {
       db,
