@@ -2,7 +2,7 @@
  * Record UDFs on a three-node cluster of served nodes (docs/protocol.md, "User-defined
  * functions", cluster mode): a module registered through one node reaches every node (the
  * client's registration job polls each node's udf-list), applies run on every key's master,
- * and a removal reaches every node too.
+ * and a removal reaches every node too; with service users, the forward logs in.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
@@ -47,3 +47,28 @@ it('a module registered through one node reaches every node, and applies run on 
   await (await client.udfRemove('counter.lua')).wait(50);
   for (const node of nodes) expect(await udfListOf(node)).not.toContain('counter.lua');
 }, 120_000);
+
+it('a module reaches peers that require a login, sent as the first configured user', async () => {
+  const users = [{ user: 'ada', password: 'correct horse battery' }];
+  const secured = await serveCluster(2, { service: { users } });
+  const secure = await Aerospike.connect({ ...clientConfig(secured[0]!, { tenderInterval: 250 }), user: 'ada', password: 'correct horse battery' } as Aerospike.ConfigOptions);
+  try {
+    // waitForSettled asks each address without a login; infoAll logs in on every node.
+    for (const deadline = Date.now() + 60_000; ; ) {
+      const answers = (await secure.infoAll('statistics')).map((answer) => Aerospike.info.parse(answer.info).statistics as Record<string, number>);
+      if (answers.length === 2 && answers.every((stats) => stats.cluster_size === 2 && stats.migrate_partitions_remaining === 0)) break;
+      if (Date.now() > deadline) throw new Error(`the secured cluster did not settle: ${JSON.stringify(answers)}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const file = path.join(modules, 'secured.lua');
+    fs.writeFileSync(file, 'function one(rec)\n  return 1\nend\n');
+    await (await secure.udfRegister(file)).wait(50);
+    // infoAll logs in on every node; before peer-info.ts carried registrations, the peer refused the unauthenticated forward.
+    const lists = await secure.infoAll('udf-list');
+    expect(lists).toHaveLength(2);
+    for (const answer of lists) expect(answer.info).toContain('filename=secured.lua');
+  } finally {
+    await secure.close();
+    await Promise.all(secured.map((node) => stopNode(node)));
+  }
+}, 150_000);

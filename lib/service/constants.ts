@@ -77,6 +77,8 @@ export const SINDEX_CONTEXT_BASE64_BYTES_MAX = 2047;
 export const SINDEX_KEY_BYTES_MAX = 2048;
 /** How long a peer has to answer an index definition this node sends it (sindex.ts, peer-info.ts). */
 export const SINDEX_PEER_TIMEOUT_MS = 2000;
+/** How long a peer may take to answer a forwarded UDF registration (it compiles the module in its worker first). */
+export const UDF_PEER_TIMEOUT_MS = 10_000;
 /** A query's GeoJSON region or point is shorter than this. */
 export const SINDEX_GEOJSON_BYTES_MAX = 1 << 20;
 

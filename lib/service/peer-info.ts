@@ -2,8 +2,8 @@
  * Info commands sent to a peer's service listener, as a client sends them: one TCP connection
  * per command, a LOGIN admin frame first when the service has users (with this node's first
  * user and its credential: the nodes of a cluster share their users), then the info frame, and
- * its answer. Secondary index definitions travel this way (sindex.ts). Every step is bounded
- * in time and size; a peer that does not answer in time is given up.
+ * its answer. Secondary index definitions (sindex.ts) and UDF modules (udf.ts) travel this way.
+ * Every step is bounded in time and size; a peer that does not answer in time is given up.
  */
 import * as net from 'node:net';
 import { SERVICE_INFO_REQUEST_BYTES_MAX, SINDEX_PEER_TIMEOUT_MS } from './constants';
@@ -83,14 +83,14 @@ class FrameReader {
 /**
  * Sends one info command to a peer at `address` ("host:port", IPv6 in brackets) and resolves to
  * its answer (what follows the tab), `ERROR:…` included.
- * @throws Error when the peer cannot be reached, refuses the login, or is silent for SINDEX_PEER_TIMEOUT_MS.
+ * @throws Error when the peer cannot be reached, refuses the login, or is silent for `timeoutMs`.
  */
-export async function peerInfo(address: string, command: string, login: PeerLogin | undefined): Promise<string> {
+export async function peerInfo(address: string, command: string, login: PeerLogin | undefined, timeoutMs = SINDEX_PEER_TIMEOUT_MS): Promise<string> {
   const colon = address.lastIndexOf(':');
   const host = address.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
   const port = Number(address.slice(colon + 1));
   const socket = net.connect({ host, port });
-  const timer = setTimeout(() => socket.destroy(new Error(`no answer from peer ${address} in ${SINDEX_PEER_TIMEOUT_MS} ms`)), SINDEX_PEER_TIMEOUT_MS);
+  const timer = setTimeout(() => socket.destroy(new Error(`no answer from peer ${address} in ${timeoutMs} ms`)), timeoutMs);
   try {
     const reader = new FrameReader(socket);
     if (login !== undefined) {

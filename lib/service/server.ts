@@ -11,7 +11,7 @@ import type { Cluster } from '../cluster/cluster-api';
 import type { NamespaceConfig } from '../namespace/config';
 import { executeBatch } from './batch';
 import { ByteBudget, Connection, FrameHandler } from './connection';
-import { SERVICE_BUFFERED_BYTES_MAX, SERVICE_CONNECTIONS_MAX, SERVICE_INFO_REQUEST_BYTES_MAX, SERVICE_LOG_INTERVAL_MS, SERVICE_LOG_LINES_PER_INTERVAL } from './constants';
+import { SERVICE_BUFFERED_BYTES_MAX, SERVICE_CONNECTIONS_MAX, SERVICE_INFO_REQUEST_BYTES_MAX, SERVICE_LOG_INTERVAL_MS, SERVICE_LOG_LINES_PER_INTERVAL, SINDEX_PEER_TIMEOUT_MS, UDF_PEER_TIMEOUT_MS } from './constants';
 import { InfoContext, answerInfo } from './info';
 import { SecondaryIndexes } from './sindex';
 import { peerInfo } from './peer-info';
@@ -130,14 +130,14 @@ export class Service implements FrameHandler {
     this.sweep = setInterval(() => this.closeTimedOut(), 1000).unref();
   }
 
-  /** Sends an info command to every peer's listener; a peer that fails is logged, not waited for past SINDEX_PEER_TIMEOUT_MS. */
-  private async toPeers(command: string): Promise<void> {
+  /** Sends an info command to every peer's listener (peer-info.ts, logged in when the service has users); a peer that fails is logged, not waited for past `timeoutMs`. */
+  private async toPeers(command: string, timeoutMs = SINDEX_PEER_TIMEOUT_MS): Promise<void> {
     const addresses = this.topology.services().split(';').filter((address) => address.length > 0);
     const login = this.security.peerLogin();
     await Promise.all(
       addresses.map(async (address) => {
         try {
-          const answer = await peerInfo(address, command, login);
+          const answer = await peerInfo(address, command, login, timeoutMs);
           if (answer.startsWith('ERROR')) this.internals.log(`service: peer ${address} answered ${answer} to ${command.slice(0, command.indexOf(':'))}`);
         } catch (error) {
           this.internals.log(`service: could not send ${command.slice(0, command.indexOf(':'))} to peer ${address}: ${(error as Error).message}`);
@@ -174,9 +174,12 @@ export class Service implements FrameHandler {
       cluster: internals.clusterNode,
     });
     internals.clusterNode?.advertiseService(advertised);
-    const peers = () => (topology.services().length === 0 ? [] : topology.services().split(';'));
-    const udf = UdfService.open(internals.udfDirectory, internals.fileMode ?? 0o600, peers, internals.log);
-    return new Service(server, security, topology, db, internals, address, udf);
+    // Registrations reach the peers as index definitions do (toPeers), once the service exists.
+    let service: Service | undefined;
+    const toPeers = (command: string): Promise<void> => (internals.clusterNode === undefined ? Promise.resolve() : service!.toPeers(command, UDF_PEER_TIMEOUT_MS));
+    const udf = UdfService.open(internals.udfDirectory, internals.fileMode ?? 0o600, toPeers, internals.log);
+    service = new Service(server, security, topology, db, internals, address, udf);
+    return service;
   }
 
   /** `{ host, port }` the listener is bound to. */

@@ -29,7 +29,6 @@ import { ParticleType, decodeParticle } from './particles';
 import { ResultCode } from './result-codes';
 import type { RecordReply } from './records';
 import { FieldType, Info2, Message, RequestError } from './wire';
-import { forwardToPeers } from './udf-peers';
 
 /** The UDF language Aerospike knows (and Shoal runs). */
 const LUA = 'LUA';
@@ -46,30 +45,31 @@ export class UdfService {
 
   private constructor(
     readonly registry: UdfRegistry,
-    private readonly peers: () => string[],
-    private readonly log: (message: string) => void,
+    private readonly toPeers: (command: string) => Promise<void>,
+    log: (message: string) => void,
   ) {
     this.runner = new UdfRunner(log);
     if (registry.list().length > 0) this.runner.setSources(registry.sources());
   }
 
   /**
-   * Opens the registry persisted in `directory` (undefined: memory only). `peers` lists the
-   * service addresses registrations are forwarded to (udf-peers.ts; none without cluster mode).
+   * Opens the registry persisted in `directory` (undefined: memory only). `toPeers` sends a
+   * registration to every peer's listener and resolves once each answered or failed (the
+   * service's peer-info.ts path; nothing without cluster mode).
    */
-  static open(directory: string | undefined, fileMode: number, peers: () => string[], log: (message: string) => void): UdfService {
-    return new UdfService(UdfRegistry.open(directory, fileMode, log), peers, log);
+  static open(directory: string | undefined, fileMode: number, toPeers: (command: string) => Promise<void>, log: (message: string) => void): UdfService {
+    return new UdfService(UdfRegistry.open(directory, fileMode, log), toPeers, log);
   }
 
   /**
    * An info command that registers (`udf-put`) or removes (`udf-remove`) a module: applied here,
-   * then, when it came from a client (`forward`), sent to every peer (udf-peers.ts) before the
+   * then, when it came from a client (`forward`), sent to every peer (toPeers) before the
    * answer. Peers take it as `shoal-udf-put` / `shoal-udf-remove`, which they do not send on.
    */
   async register(command: 'udf-put' | 'udf-remove', params: string, forward: boolean): Promise<string> {
     const values = parameters(params);
     const answer = command === 'udf-put' ? await this.put(values) : await this.remove(values);
-    if (answer === 'ok' && forward) await forwardToPeers(this.peers(), `shoal-${command}:${params}`, this.log);
+    if (answer === 'ok' && forward) await this.toPeers(`shoal-${command}:${params}`);
     return answer;
   }
 
