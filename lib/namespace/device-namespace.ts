@@ -57,7 +57,7 @@ import {
 } from '../native/exchange';
 import { type Clock, nowSecondsOf, wallClock } from '../clock';
 import type { DataDirConfig, NamespaceConfig } from './config';
-import { type ColdStartRecord, type ColdStartReport, DeviceStore, type StoreIndex } from '../storage/device-store';
+import { type ColdStartRecord, type ColdStartReport, DeviceStore, type RecoveryReport, recoveryLogLine, type StoreIndex } from '../storage/device-store';
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import { compareVersions, tieWins } from './conflict';
 import { partitionFilter } from './partition-filter';
@@ -140,6 +140,7 @@ export class DeviceNamespace implements Namespace {
   startMode: StartMode = 'new';
   startMs = 0;
   coldStart: ColdStartReport | undefined;
+  recovery: RecoveryReport | undefined;
 
   private readonly exchange: Exchange;
   private readonly dataInMemory: boolean;
@@ -206,6 +207,7 @@ export class DeviceNamespace implements Namespace {
         defragLwmPct: device.defragLwmPct,
         withPayload: device.dataInMemory,
         stateFile: path.join(db.dataDir, `${config.name}.device-state`),
+        indexFile: device.dataInMemory ? undefined : path.join(db.dataDir, `${config.name}.index-checkpoint`),
         fileMode: db.fileMode,
         repairDevices: device.repairDevices,
         log,
@@ -249,6 +251,7 @@ export class DeviceNamespace implements Namespace {
       this.index.close(true);
       this.index.open(false);
     }
+    if (await this.recover(why)) return;
     if (this.store.startMode !== 'new') this.log(`namespace ${this.config.name}: cold start from the devices: ${why}`);
     else if (status !== 0) this.log(`namespace ${this.config.name}: its devices are new; the shared-memory index an earlier run left is dropped`);
     // The batch insert when the addon has it (an addon built before it falls back to one upsert per record).
@@ -270,7 +273,27 @@ export class DeviceNamespace implements Namespace {
     this.afterStart();
   }
 
+  /** After a crash or a reboot: the last index checkpoint and the blocks since (docs/storage.md, "Restart after a crash"). */
+  private async recover(why: string): Promise<boolean> {
+    if (this.store.startMode === 'new' || this.dataInMemory) return false;
+    const sets = { adoptSets: (names: string[]) => void (this.sets = SetTable.fromJSON(names)), setIdFor: (name: string) => this.sets.idFor(name), setIdOf: (name: string) => this.sets.idOf(name) };
+    const outcome = await this.store.recover(this.storeIndex, { index: this.index, exchange: this.exchange, ...sets });
+    this.log(`namespace ${this.config.name}: ${recoveryLogLine(outcome, why)}`);
+    if (typeof outcome === 'string') {
+      this.index.close(true);  // the cold start begins from an empty index
+      this.index.open(false);
+      this.sets = new SetTable();
+      return false;
+    }
+    this.objects = this.index.count();
+    this.recovery = outcome;
+    this.startMode = 'recovered';
+    this.afterStart();
+    return true;
+  }
+
   private afterStart(): void {
+    if (!this.dataInMemory) this.store.enableCheckpoints({ image: () => this.index.saveImage(), setNames: () => this.sets.toJSON() });
     const signature = this.store.signature();
     this.index.setSignature(signature.high, signature.low);
     this.index.markClean(false);
@@ -1021,6 +1044,8 @@ export class DeviceNamespace implements Namespace {
       directIo: storage.directIo,
       ioEngine: storage.ioEngine,
       coldStart: this.coldStart,
+      recovery: this.recovery,
+      checkpoints: storage.checkpoints,
     };
   }
 
@@ -1032,7 +1057,7 @@ export class DeviceNamespace implements Namespace {
     await this.store.gate.idle();
     await Promise.all([...this.locks.values()]);
     try {
-      await this.store.close();
+      await this.store.close({ dropIndex });
       if (!dropIndex) {
         const stamp = this.store.openStamp;
         const meta: DeviceMeta = { format: META_FORMAT, kind: 'device', name: this.config.name, sets: this.sets.toJSON(), dataInMemory: this.dataInMemory, stamp: [stamp.high, stamp.low] };
