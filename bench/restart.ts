@@ -49,7 +49,7 @@ interface ChildReport {
   startMs: number;
   objects: number;
   wallMs: number;
-  recovery?: { blocksReplayed: number; recordsReplayed: number; staleEntries: number; fileBytes: number; ms: number };
+  recovery?: { blocksReplayed: number; recordsReplayed: number; staleEntries: number; fileBytes: number; ms: number; phases: Record<string, number> };
   checkpointMs?: number;
   checkpointCaptureMs?: number;
   rounds?: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number }[];
@@ -110,7 +110,7 @@ export async function runRestartBench(): Promise<boolean> {
     const writes = runChild(dataDir, 'writes');
     const perRecord = indexBytes / RECORDS;
     const line = (what: string, report: ChildReport) => {
-      const replay = report.recovery === undefined ? '' : `, ${report.recovery.blocksReplayed} blocks replayed (${report.recovery.recordsReplayed.toLocaleString('en-US')} records), ${(report.recovery.fileBytes / (1 << 20)).toFixed(0)} MiB checkpoint`;
+      const replay = report.recovery === undefined ? '' : `, ${report.recovery.blocksReplayed} blocks replayed (${report.recovery.recordsReplayed.toLocaleString('en-US')} records), ${(report.recovery.fileBytes / (1 << 20)).toFixed(0)} MiB checkpoint; ${Object.entries(report.recovery.phases).map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(', ')}`;
       process.stdout.write(`  ${what}: ${report.startMode}, ${report.startMs.toFixed(1)} ms, ${report.objects.toLocaleString('en-US')} records${replay}\n`);
     };
     line('warm open (new process)', warm);
