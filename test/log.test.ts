@@ -35,8 +35,9 @@ describe('log: a leveled logger', () => {
     };
     const first = await open(options);
     await first.put({ ns: 'disk', key: 1 }, { a: 1 });
-    await first.close();
-    // No shared-memory index: the reopen is a cold start from the device, which is logged.
+    await first.close({ dropIndex: true });
+    // No index in any form (no shared memory, no index checkpoint): the reopen is a cold start
+    // from the device, which is logged.
     const again = track(await open(options));
     expect(await again.get({ ns: 'disk', key: 1 })).toMatchObject({ bins: { a: 1 } });
     const cold = entries.find((entry) => /cold start from the devices/.test(entry.message));
