@@ -8,6 +8,7 @@
  */
 import type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from '../cluster/local-store';
 import { parseWireVersions, versionsToWire } from '../cluster/peer-checks';
+import { HybridClock } from '../clock';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { XDR_RECENT_REMOVALS_MAX } from './constants';
 
@@ -46,13 +47,18 @@ export class XdrStore implements LocalStore {
   /** Whether a write of the record made here has not been shipped to the cluster named yet. */
   unshipped: ((clusterName: string, ns: string, digest: Buffer) => boolean) | undefined;
   readonly executeLocalBatch: LocalStore['executeLocalBatch'];
-  /** Removals applied from other clusters, newest last, at most XDR_RECENT_REMOVALS_MAX: "ns\0digest" → last-update ms. */
+  /** Removals made here as master or applied from other clusters, newest last, at most XDR_RECENT_REMOVALS_MAX: "ns\0digest" → last-update ms. */
   private readonly recentRemovals = new Map<string, number>();
   readonly truncateCuts: LocalStore['truncateCuts'];
   readonly applyTruncate: LocalStore['applyTruncate'];
   readonly applyRecordVersions: LocalStore['applyRecordVersions'];
 
-  constructor(private readonly inner: LocalStore) {
+  /**
+   * `clock` is the hybrid logical clock the Db's namespaces stamp writes with (lib/clock.ts):
+   * every version this node receives (shipped or from a peer) advances it, and removals are
+   * stamped by it, so a write made here after a version arrived is stamped later than it.
+   */
+  constructor(private readonly inner: LocalStore, readonly clock: HybridClock = new HybridClock()) {
     this.executeLocalBatch = inner.executeLocalBatch === undefined ? undefined : (ns, digests, operations) => this.executeBatch(ns, digests, operations);
     this.truncateCuts = inner.truncateCuts?.bind(inner);
     this.applyTruncate = inner.applyTruncate?.bind(inner);
@@ -66,7 +72,10 @@ export class XdrStore implements LocalStore {
   async executeLocal(request: ClusterRequest): Promise<LocalResult> {
     if (request.kind === 'record' && isXdrApply(request.operation)) return this.applyShipped(request.ns, Buffer.from(request.digest), request.operation);
     const result = await this.inner.executeLocal(request);
-    if (result.writes.length > 0) this.observer?.(result.writes, undefined);
+    if (result.writes.length > 0) {
+      this.stampRemovals(result.writes);
+      this.observer?.(result.writes, undefined);
+    }
     return result;
   }
 
@@ -83,7 +92,10 @@ export class XdrStore implements LocalStore {
     const results = await this.inner.executeLocalBatch!(ns, digests, operations);
     const writes: LocalResult['writes'] = [];
     for (const result of results) if ('writes' in result) writes.push(...result.writes);
-    if (writes.length > 0) this.observer?.(writes, undefined);
+    if (writes.length > 0) {
+      this.stampRemovals(writes);
+      this.observer?.(writes, undefined);
+    }
     return results;
   }
 
@@ -101,6 +113,7 @@ export class XdrStore implements LocalStore {
     if (typeof versions === 'string') throw invalidArgument(`malformed xdr-apply: ${versions}`);
     const version = versions[0];
     if (version === undefined || !version.digest.equals(digest)) throw invalidArgument("malformed xdr-apply: the version is not the request's record");
+    this.clock.observe(version.lastUpdateMs);
     const conflict = this.unshipped?.(operation.source, ns, digest) === true;
     // A namespace keeps no tombstones: an older version arriving after a shipped removal (a
     // batch retried after a timeout while the first send was still being applied) would bring
@@ -117,6 +130,22 @@ export class XdrStore implements LocalStore {
     return { value: outcome, writes };
   }
 
+  /**
+   * A removal leaves no record to stamp: its tombstone (what replicas and destinations apply)
+   * was stamped by the wall clock (lib/db-cluster.ts). It takes the hybrid clock's time when
+   * that is later, as a write would (docs/xdr.md, "Hybrid logical clock").
+   */
+  private stampRemovals(writes: LocalResult['writes']): void {
+    for (const write of writes) {
+      if (!write.version.tombstone) continue;
+      const nowMs = this.clock.nowMs();
+      if (nowMs > write.version.lastUpdateMs) write.version.lastUpdateMs = nowMs;
+      // Remembered as a shipped removal is, so that an older version shipped from another
+      // cluster does not bring the record back here (the namespace keeps no tombstone).
+      this.rememberRemoval(`${write.ns}\0${write.version.digest.toString('latin1')}`, write.version.lastUpdateMs);
+    }
+  }
+
   private rememberRemoval(key: string, lastUpdateMs: number): void {
     this.recentRemovals.delete(key);
     this.recentRemovals.set(key, lastUpdateMs);
@@ -128,12 +157,14 @@ export class XdrStore implements LocalStore {
   }
 
   async applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'> {
+    this.clock.observe(version.lastUpdateMs);
     const outcome = await this.inner.applyRecordVersion(ns, version);
     if (outcome === 'applied') this.peerVersion?.(ns, version);
     return outcome;
   }
 
   private async applyVersions(ns: string, versions: readonly RecordVersion[]): Promise<('applied' | 'stale')[]> {
+    for (const version of versions) this.clock.observe(version.lastUpdateMs);
     const outcomes = await this.inner.applyRecordVersions!(ns, versions);
     outcomes.forEach((outcome, i) => outcome === 'applied' && this.peerVersion?.(ns, versions[i]!));
     return outcomes;

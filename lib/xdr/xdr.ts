@@ -5,7 +5,8 @@
  * peers (their positions, waitForShipped), and keeps the positions saved.
  *
  * Events: 'connected', 'disconnected', 'connect-failed', 'conflict', 'resync', each with
- * `{ destination, ... }`.
+ * `{ destination, ... }`; and 'conflict-received' `{ source, ns, count }` when versions this
+ * node applied as a destination were conflicts.
  */
 import { EventEmitter } from 'node:events';
 import { AdminClient } from '../cluster/admin-client';
@@ -30,8 +31,12 @@ export interface XdrHost {
 
 export interface XdrState {
   destinations: Record<string, XdrDestinationState>;
-  /** Shipped versions this node applied as a destination, and the conflicts among them. */
-  received: { applied: number; stale: number; conflicts: number };
+  /**
+   * Shipped versions this node applied as a destination, and the conflicts among them;
+   * `clockLeadExceeded`: received versions stamped more than HYBRID_CLOCK_MAX_LEAD_MS ahead of
+   * this node's clock (lib/clock.ts), which advanced the hybrid clock only that far.
+   */
+  received: { applied: number; stale: number; conflicts: number; clockLeadExceeded: number };
 }
 
 export interface WaitForShippedOptions {
@@ -76,7 +81,7 @@ export class Xdr extends EventEmitter {
   state(): XdrState {
     const destinations: Record<string, XdrDestinationState> = {};
     for (const [name, shipper] of this.shippers) destinations[name] = shipper.state();
-    return { destinations, received: { ...this.received } };
+    return { destinations, received: { ...this.received, clockLeadExceeded: this.host.store.clock.leadExceeded } };
   }
 
   /**
@@ -333,6 +338,7 @@ export class Xdr extends EventEmitter {
     this.received.applied += counts.applied;
     this.received.stale += counts.stale;
     this.received.conflicts += counts.conflicts;
+    if (counts.conflicts > 0) this.emit('conflict-received', { source, ns, count: counts.conflicts });
     return counts;
   }
 }
