@@ -46,7 +46,7 @@ async function openNode(clusterName: string): Promise<Db> {
 const key = (k: string) => ({ ns: 'test', set: 's', key: k });
 
 /** A version of `k` holding `bins`, as the skewed cluster would ship it (payload made by a scratch Db). */
-async function versionOf(scratch: Db, k: string, bins: Record<string, unknown>, gen: number, lastUpdateMs: number): Promise<RecordVersion> {
+async function versionOf(scratch: Db, k: string, bins: Record<string, string | number>, gen: number, lastUpdateMs: number): Promise<RecordVersion> {
   await scratch.put(key(k), bins);
   const store = (scratch.xdr as unknown as { host: { store: { readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined> } } }).host.store;
   const version = (await store.readRecordVersion('test', digestOf('s', k)))!;
