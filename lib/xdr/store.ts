@@ -10,6 +10,7 @@ import type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError 
 import { parseWireVersions, versionsToWire } from '../cluster/peer-checks';
 import { HybridClock } from '../clock';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
+import { nextGeneration } from '../namespace/semantics';
 import { XDR_RECENT_REMOVALS_MAX } from './constants';
 
 /** What an xdr-apply resolves to on the destination's master. */
@@ -33,6 +34,33 @@ export function xdrApplyOperation(source: string, version: RecordVersion): XdrAp
 
 function isXdrApply(operation: unknown): operation is XdrApplyOperation {
   return operation !== null && typeof operation === 'object' && (operation as { xdr?: unknown }).xdr === 'apply';
+}
+
+/**
+ * How a restore (docs/backup.md) treats a record the cluster already holds: 'newer' keeps
+ * whichever wins by the namespace's conflict rule (the file's generation and last-update time
+ * travel with it; asrestore's default generation check); 'replace' makes the file's copy the
+ * record's next version; 'skipExisting' leaves a record that exists as it is.
+ */
+export type RestorePolicy = 'newer' | 'replace' | 'skipExisting';
+export const RESTORE_POLICIES: readonly RestorePolicy[] = ['newer', 'replace', 'skipExisting'];
+
+/** What a restore operation resolves to on the master. */
+export type RestoreOutcome = 'restored' | 'skipped' | 'expired';
+
+interface RestoreOperation {
+  xdr: 'restore';
+  policy: RestorePolicy;
+  version: unknown[];
+}
+
+/** The operation that restores one version from a backup file on its partition's master. */
+export function restoreOperation(policy: RestorePolicy, version: RecordVersion): RestoreOperation {
+  return { xdr: 'restore', policy, version: versionsToWire([version]) };
+}
+
+function isRestore(operation: unknown): operation is RestoreOperation {
+  return operation !== null && typeof operation === 'object' && (operation as { xdr?: unknown }).xdr === 'restore';
 }
 
 export class XdrStore implements LocalStore {
@@ -71,6 +99,7 @@ export class XdrStore implements LocalStore {
 
   async executeLocal(request: ClusterRequest): Promise<LocalResult> {
     if (request.kind === 'record' && isXdrApply(request.operation)) return this.applyShipped(request.ns, Buffer.from(request.digest), request.operation);
+    if (request.kind === 'record' && isRestore(request.operation)) return this.applyRestore(request.ns, Buffer.from(request.digest), request.operation);
     const result = await this.inner.executeLocal(request);
     if (result.writes.length > 0) {
       this.stampRemovals(result.writes);
@@ -80,13 +109,13 @@ export class XdrStore implements LocalStore {
   }
 
   private async executeBatch(ns: string, digests: Buffer[], operations: unknown[]): Promise<(LocalResult | { error: WireError })[]> {
-    if (operations.some(isXdrApply)) {
+    if (operations.some((operation) => isXdrApply(operation) || isRestore(operation))) {
       return Promise.all(
-        operations.map((operation, i) =>
-          isXdrApply(operation)
-            ? this.applyShipped(ns, digests[i]!, operation).catch((error: unknown) => ({ error: wireError(error) }))
-            : { error: wireError(invalidArgument('a batch mixes shipped versions and other operations')) },
-        ),
+        operations.map((operation, i) => {
+          if (isXdrApply(operation)) return this.applyShipped(ns, digests[i]!, operation).catch((error: unknown) => ({ error: wireError(error) }));
+          if (isRestore(operation)) return this.applyRestore(ns, digests[i]!, operation).catch((error: unknown) => ({ error: wireError(error) }));
+          return { error: wireError(invalidArgument('a batch mixes shipped or restored versions and other operations')) };
+        }),
       );
     }
     const results = await this.inner.executeLocalBatch!(ns, digests, operations);
@@ -128,6 +157,33 @@ export class XdrStore implements LocalStore {
     const writes = [{ ns, version }];
     this.observer?.(writes, operation.source);
     return { value: outcome, writes };
+  }
+
+  /**
+   * Restores one version from a backup file by `policy` (RestorePolicy); a restored version
+   * is replicated and shipped like a client's write. An expired version is not restored.
+   * @throws ShoalError INVALID_ARGUMENT for a malformed operation or a version of another record.
+   */
+  private async applyRestore(ns: string, digest: Buffer, operation: RestoreOperation): Promise<LocalResult> {
+    if (!RESTORE_POLICIES.includes(operation.policy)) throw invalidArgument(`malformed restore: policy ${JSON.stringify(operation.policy)}`);
+    const versions = parseWireVersions(operation.version, 1);
+    if (typeof versions === 'string') throw invalidArgument(`malformed restore: ${versions}`);
+    let version = versions[0];
+    if (version === undefined || !version.digest.equals(digest) || version.tombstone) throw invalidArgument("malformed restore: the version is not the request's record, or a removal");
+    if (version.voidTime !== 0 && version.voidTime <= Math.floor(this.clock.nowMs() / 1000)) return { value: 'expired' satisfies RestoreOutcome, writes: [] };
+    if (operation.policy !== 'newer') {
+      const current = await this.inner.readRecordVersion(ns, digest);
+      const exists = current !== undefined && !current.tombstone;
+      if (exists && operation.policy === 'skipExisting') return { value: 'skipped' satisfies RestoreOutcome, writes: [] };
+      // 'replace': the file's copy becomes the record's next version, so it wins by either rule.
+      if (exists) version = { ...version, gen: nextGeneration(current.gen), lastUpdateMs: Math.max(this.clock.nowMs(), current.lastUpdateMs + 1) };
+      else if (operation.policy === 'replace') version = { ...version, lastUpdateMs: Math.max(version.lastUpdateMs, this.clock.nowMs()) };
+    }
+    const applied = (await this.inner.applyRecordVersion(ns, version)) === 'applied';
+    if (!applied) return { value: 'skipped' satisfies RestoreOutcome, writes: [] };
+    const writes = [{ ns, version }];
+    this.observer?.(writes, undefined);
+    return { value: 'restored' satisfies RestoreOutcome, writes };
   }
 
   /**

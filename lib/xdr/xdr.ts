@@ -9,7 +9,7 @@
  * node applied as a destination were conflicts.
  */
 import { EventEmitter } from 'node:events';
-import { AdminClient } from '../cluster/admin-client';
+import { AdminClient, type AdminRequest } from '../cluster/admin-client';
 import type { ClusterNode } from '../cluster/cluster';
 import type { LocalResult, RecordVersion } from '../cluster/local-store';
 import type { WireMessage } from '../cluster/network';
@@ -17,6 +17,7 @@ import { parseWireVersions, partitionOf } from '../cluster/peer-checks';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { XDR_DESTINATIONS_MAX, XDR_OWNERSHIP_CHECK_INTERVAL_MS, XDR_PEER_POLL_INTERVAL_MS, XDR_POSITION_SAVE_INTERVAL_MS, XDR_RECEIVE_VERSIONS_MAX } from './constants';
 import { XdrDestinationConfig, XdrDestinationOptions, resolveXdrDestination } from './options';
+import { onOperatorAdmin } from './admin';
 import { RemovalJournal } from './removals';
 import { Shipper, XdrDestinationState } from './shipper';
 import { ApplyOutcome, XdrStore, xdrApplyOperation } from './store';
@@ -59,7 +60,7 @@ export class Xdr extends EventEmitter {
   private removals: RemovalJournal | undefined;
 
   /** Use open() with `xdr` (or with `cluster` alone, for a destination). */
-  constructor(private readonly host: XdrHost, destinations: XdrDestinationConfig[]) {
+  constructor(readonly host: XdrHost, destinations: XdrDestinationConfig[]) {
     super();
     for (const config of destinations) this.addShipper(config);
     host.store.observer = (writes, shippedFrom) => this.note(writes, shippedFrom);
@@ -231,8 +232,8 @@ export class Xdr extends EventEmitter {
     }
   }
 
-  /** Fabric addresses of this view's other members. */
-  private peerAddresses(): string[] {
+  /** Fabric addresses of this view's other members (lib/xdr/admin.ts forwards to them). */
+  peerAddresses(): string[] {
     const node = this.host.clusterNode;
     const addresses: string[] = [];
     for (const id of node.view.succession) {
@@ -275,6 +276,20 @@ export class Xdr extends EventEmitter {
     );
   }
 
+  /**
+   * Sends an admin request to a member of this cluster (lib/xdr/admin.ts) on the connection kept for it.
+   * @throws Error when the member cannot be reached or answers with an error.
+   */
+  async requestPeer(address: string, type: string, fields: Record<string, unknown>): Promise<unknown> {
+    const client = await this.peerClient(address);
+    try {
+      return await client.request(type as AdminRequest, fields);
+    } catch (error) {
+      if (client.closed) this.peerClients.delete(address);
+      throw error;
+    }
+  }
+
   private peerClient(address: string): Promise<AdminClient> {
     let client = this.peerClients.get(address);
     if (client !== undefined) {
@@ -307,11 +322,12 @@ export class Xdr extends EventEmitter {
       }
       case 'admin-xdr-wait': {
         const timeoutMs = Number.isInteger(message.timeoutMs) && (message.timeoutMs as number) > 0 ? Math.min(message.timeoutMs as number, 3_600_000) : 30_000;
-        void answer(this.waitLocal(timeoutMs).then(() => ({ shipped: true })));
+        // From a peer's waitForShipped: this node's queues; from the operator (cluster: true): every member's.
+        void answer((message.cluster === true ? this.waitForShipped({ timeoutMs }) : this.waitLocal(timeoutMs)).then(() => ({ shipped: true })));
         return true;
       }
       default:
-        return false;
+        return onOperatorAdmin(this, message, (work) => void answer(work));
     }
   }
 
