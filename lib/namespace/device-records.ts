@@ -42,7 +42,7 @@ import {
   UPSERT_KEEP_DATA,
   UPSERT_STORE_DATA,
 } from '../native/exchange';
-import { type ColdStartRecord, type ColdStartReport, DeviceStore, type StoreIndex } from '../storage/device-store';
+import { type ColdStartRecord, type ColdStartReport, DeviceStore, type RecoveryReport, recoveryLogLine, type StoreIndex } from '../storage/device-store';
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import type { WriteGate } from '../storage/write-gate';
 import type { PutBatch } from './batch-put';
@@ -103,6 +103,7 @@ export async function openDeviceNamespace(config: NamespaceConfig, db: DataDirCo
       defragLwmPct: device.defragLwmPct,
       withPayload: device.dataInMemory,
       stateFile: path.join(db.dataDir, `${config.name}.device-state`),
+      indexFile: device.dataInMemory ? undefined : path.join(db.dataDir, `${config.name}.index-checkpoint`),
       fileMode: db.fileMode,
       repairDevices: device.repairDevices,
       log,
@@ -128,6 +129,7 @@ export class DeviceRecords implements RecordStore {
   startMode: StartMode = 'new';
   startMs = 0;
   coldStart: ColdStartReport | undefined;
+  recovery: RecoveryReport | undefined;
   readonly gate: WriteGate;
   readonly payloadInIndex: boolean;
   readonly onDevice = true;
@@ -184,6 +186,7 @@ export class DeviceRecords implements RecordStore {
       index.close(true);
       index.open(false);
     }
+    if (await this.recover(why)) return;
     if (this.store.startMode !== 'new') log(`namespace ${this.config.name}: cold start from the devices: ${why}`);
     else if (status !== 0) log(`namespace ${this.config.name}: its devices are new; the shared-memory index an earlier run left is dropped`);
     // The batch insert when the addon has it (an addon built before it falls back to one upsert per record).
@@ -205,7 +208,32 @@ export class DeviceRecords implements RecordStore {
     this.afterStart();
   }
 
+  /** After a crash or a reboot: the last index checkpoint and the blocks since (docs/storage.md, "Restart after a crash"). */
+  private async recover(why: string): Promise<boolean> {
+    if (this.store.startMode === 'new' || this.payloadInIndex) return false;
+    const records = this.records;
+    const sets = {
+      adoptSets: (names: string[]) => void (records.sets = SetTable.fromJSON(names)),
+      setIdFor: (name: string) => records.sets.idFor(name),
+      setIdOf: (name: string) => records.sets.idOf(name),
+    };
+    const outcome = await this.store.recover(this.storeIndex, { index: this.index, exchange: records.exchange, ...sets });
+    records.log(`namespace ${this.config.name}: ${recoveryLogLine(outcome, why)}`);
+    if (typeof outcome === 'string') {
+      this.index.close(true); // the cold start begins from an empty index
+      this.index.open(false);
+      records.sets = new SetTable();
+      return false;
+    }
+    records.objects = this.index.count();
+    this.recovery = outcome;
+    this.startMode = 'recovered';
+    this.afterStart();
+    return true;
+  }
+
   private afterStart(): void {
+    if (!this.payloadInIndex) this.store.enableCheckpoints({ image: () => this.index.saveImage(), setNames: () => this.records.sets.toJSON() });
     const signature = this.store.signature();
     this.index.setSignature(signature.high, signature.low);
     this.index.markClean(false);
@@ -533,12 +561,14 @@ export class DeviceRecords implements RecordStore {
       directIo: storage.directIo,
       ioEngine: storage.ioEngine,
       coldStart: this.coldStart,
+      recovery: this.recovery,
+      checkpoints: storage.checkpoints,
     };
   }
 
   async close(dropIndex: boolean): Promise<void> {
     try {
-      await this.store.close();
+      await this.store.close({ dropIndex });
       if (!dropIndex) {
         const stamp = this.store.openStamp;
         const meta: DeviceMeta = { format: META_FORMAT, kind: 'device', name: this.config.name, sets: this.records.sets.toJSON(), dataInMemory: this.payloadInIndex, stamp: [stamp.high, stamp.low] };

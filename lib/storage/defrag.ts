@@ -245,8 +245,8 @@ export class Defragmenter {
       return;
     }
     const moved = this.moveCounted(device, contents, offset, size);
-    tombstone.low = moved[0]!;
-    tombstone.high = moved[1]!;
+    // A new object, not the old one changed: a checkpoint may be encoding a copy of the table.
+    this.state.tombstones.set(key, { low: moved[0]!, high: moved[1]!, origin: tombstone.origin });
   }
 
   /** Re-appends a live record; returns its new location. */

@@ -22,13 +22,15 @@ import { ErrorCode, ShoalError } from '../errors';
 import { addCut } from '../model/truncate-cuts';
 import type { Exchange } from '../native/exchange';
 import type { ColdStartRecord, ColdStartReport } from './cold-start';
-import { DEFAULT_DEFRAG_LWM_PCT, DEFAULT_FILE_MODE, DEFAULT_FLUSH_MAX_MS, DEFAULT_MIN_FREE_PCT, DEFAULT_POST_WRITE_CACHE_BLOCKS, MAX_TRUNCATE_MARKERS, MIN_RESERVE_BLOCKS } from './constants';
+import { DEFAULT_CHECKPOINT_INTERVAL_MS, DEFAULT_DEFRAG_LWM_PCT, DEFAULT_FILE_MODE, DEFAULT_FLUSH_MAX_MS, DEFAULT_MIN_FREE_PCT, DEFAULT_POST_WRITE_CACHE_BLOCKS, MAX_TRUNCATE_MARKERS, MIN_RESERVE_BLOCKS } from './constants';
+import { Checkpointer, type CheckpointSource } from './checkpoint';
 import { Defragmenter } from './defrag';
 import { warmStartObstacle, writeHeader } from './device-headers';
 import { BLOCK_HEADER_BYTES, locationBlock, locationDevice, locationOffset, locationSize, RECORD_DIGEST_AT, RECORD_HEADER_BYTES, RECORD_KEY_LENGTH_AT, RECORD_PAYLOAD_LENGTH_AT, RECORD_SET_LENGTH_AT, type TruncateMarker } from './format';
 import { type FaultPlan, type NativeDevice, storageNative } from './native-device';
 import { PostWriteCache } from './post-write-cache';
-import { openDevices, restoreBlockTables, scanDevices } from './store-start';
+import { recoverFromCheckpoint, type RecoveryReport, type RecoveryTarget } from './recovery';
+import { classifyBlocks, openDevices, restoreBlockTables, scanDevices } from './store-start';
 import { type DeviceState, StoreState, type StoreIndex } from './store-state';
 import type { DeviceStoreOptions, DeviceStoreStats } from './store-options';
 import { fileSystemStateIo, readState, type StateFileIo, type WarmState, writeState } from './warm-state';
@@ -38,6 +40,8 @@ import { WritePath } from './write-path';
 export type { ColdStartRecord, ColdStartReport } from './cold-start';
 export type { StoreIndex } from './store-state';
 export type { DeviceStoreOptions, DeviceStoreStats } from './store-options';
+export type { CheckpointSource } from './checkpoint';
+export { recoveryLogLine, type RecoveryReport, type RecoveryTarget } from './recovery';
 
 export class DeviceStore {
   readonly namespace: string;
@@ -60,6 +64,10 @@ export class DeviceStore {
   private readonly writes: WritePath;
   private readonly cache: PostWriteCache;
   private readonly defrag: Defragmenter;
+  /** Index checkpoints, when the options name an index file. */
+  private readonly checkpoints: Checkpointer | undefined;
+  /** The open stamp all device headers carried at open (before this open wrote its own), or undefined when they differ. */
+  private headerStamp: { high: number; low: number } | undefined;
   private readonly withPayload: boolean;
   private readonly stateFile: string | undefined;
   private readonly stateFileIo: StateFileIo;
@@ -106,6 +114,9 @@ export class DeviceStore {
     this.stateFile = options.stateFile;
     this.stateFileIo = options.stateFileIo ?? fileSystemStateIo;
     this.fileMode = options.fileMode ?? DEFAULT_FILE_MODE;
+    if (options.indexFile !== undefined) {
+      this.checkpoints = new Checkpointer(this.state, this.writes, options.indexFile, this.stateFileIo, this.fileMode, options.checkpointIntervalMs ?? checkpointIntervalFromEnvironment());
+    }
   }
 
   /**
@@ -118,6 +129,9 @@ export class DeviceStore {
     const opened = await openDevices(options);
     try {
       const store = new DeviceStore(options, opened.devices, opened.startMode, opened.writeBlockBytes);
+      const first = opened.devices[0]!.header;
+      const oneStamp = opened.devices.every((device) => device.header.openStampHigh === first.openStampHigh && device.header.openStampLow === first.openStampLow);
+      store.headerStamp = oneStamp && (first.openStampHigh !== 0 || first.openStampLow !== 0) ? { high: first.openStampHigh, low: first.openStampLow } : undefined;
       if (opened.startMode === 'existing') {
         store.state.truncates = opened.truncates;
         await store.readWarmState(options.stateFile);
@@ -218,6 +232,38 @@ export class DeviceStore {
     state.started = true;
     this.defrag.queueAllBelowWatermark();
     this.defrag.schedule();
+  }
+
+  /**
+   * Restart after a crash or a reboot (recovery.ts): loads the index the last checkpoint saved
+   * into `target.index` (open, empty, without data) and replays the blocks written since.
+   * Returns the report, or why it could not (then nothing changed: run coldStart, after
+   * reopening the index). Only instead of coldStart or attach, on existing devices; `index`
+   * is what defragmentation asks afterwards, as with coldStart.
+   */
+  async recover(index: StoreIndex, target: RecoveryTarget): Promise<RecoveryReport | string> {
+    if (this.startMode === 'new') return 'its devices are new';
+    if (this.checkpoints === undefined) return 'it keeps no index checkpoint file';
+    const state = this.state;
+    const outcome = await recoverFromCheckpoint(state, this.stateFileIo, this.checkpoints.file, this.headerStamp, target);
+    if (typeof outcome === 'string') return outcome;
+    state.index = index;
+    const emptied = classifyBlocks(state);
+    await this.defrag.freeBlocks(emptied);
+    state.started = true;
+    this.defrag.queueAllBelowWatermark();
+    this.defrag.schedule();
+    return outcome;
+  }
+
+  /** Checkpoints the source's index from now on (when the options name an index file): soon, every interval, and at close. */
+  enableCheckpoints(source: CheckpointSource): void {
+    this.checkpoints?.enable(source);
+  }
+
+  /** Takes an index checkpoint now (tests, benches); false when checkpoints are off. @throws ShoalError IO_ERROR. */
+  async checkpointNow(): Promise<boolean> {
+    return (await this.checkpoints?.take()) ?? false;
   }
 
   /**
@@ -347,15 +393,17 @@ export class DeviceStore {
   }
 
   /**
-   * Stops background work, flushes and syncs, marks the devices clean and closes them.
-   * Idempotent. @throws ShoalError IO_ERROR when the final flush fails (devices still close).
+   * Stops background work, flushes and syncs, leaves the state file and a last index
+   * checkpoint (or, with dropIndex, removes the index checkpoint file), marks the devices clean
+   * and closes them. Idempotent. @throws ShoalError IO_ERROR when the final flush fails (devices still close).
    */
-  async close(): Promise<void> {
+  async close(options: { dropIndex?: boolean } = {}): Promise<void> {
     const state = this.state;
     if (state.closed) return;
     state.closed = true;
     this.gate.wake();
     await this.defrag.stop();
+    await this.checkpoints?.stop();
     let failure: unknown;
     try {
       if (state.failed === undefined) {
@@ -363,6 +411,12 @@ export class DeviceStore {
         if (this.stateFile !== undefined && state.started) {
           const facts = { nextSequence: state.nextSequence, tombstones: state.tombstones, signatureHigh: state.signatureHigh, signatureLow: state.signatureLow, stamp: this.openStamp };
           await writeState(this.stateFileIo, this.stateFile, state.devices, facts, this.fileMode);
+        }
+        // The index in every form goes with dropIndex; else a last checkpoint, for a reboot.
+        if (options.dropIndex === true) {
+          if (this.checkpoints !== undefined) await this.stateFileIo.remove(this.checkpoints.file);
+        } else if (state.started) {
+          await this.checkpoints?.atClose();
         }
         await Promise.all(state.devices.map((device) => writeHeader(state, device, true)));
       }
@@ -401,6 +455,9 @@ export class DeviceStore {
       failed: state.failed !== undefined,
       writeBlocksInFlight: state.devices.reduce((sum, device) => sum + device.sealedInFlight.size, 0),
       writeBlocksInMemory: this.blocksInMemory(),
+      checkpoints: this.checkpoints?.stats.checkpoints ?? 0,
+      lastCheckpointCaptureMs: this.checkpoints?.stats.lastCaptureMs ?? 0,
+      lastCheckpointMs: this.checkpoints?.stats.lastMs ?? 0,
     };
   }
 
@@ -437,6 +494,12 @@ export class DeviceStore {
   async defragNow(): Promise<void> {
     await this.defrag.runNow();
   }
+}
+
+/** SHOAL_CHECKPOINT_MS when it is a number ≥ 0, else DEFAULT_CHECKPOINT_INTERVAL_MS. */
+function checkpointIntervalFromEnvironment(): number {
+  const value = Number(process.env.SHOAL_CHECKPOINT_MS);
+  return process.env.SHOAL_CHECKPOINT_MS !== undefined && process.env.SHOAL_CHECKPOINT_MS !== '' && Number.isFinite(value) && value >= 0 ? value : DEFAULT_CHECKPOINT_INTERVAL_MS;
 }
 
 function payloadView(block: Buffer, offset: number): Buffer {

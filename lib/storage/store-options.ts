@@ -38,6 +38,14 @@ export interface DeviceStoreOptions {
   stateFile?: string;
   /** How the state file is read, written and removed (warm-state.ts); default the file system. Tests inject faults here. */
   stateFileIo?: StateFileIo;
+  /**
+   * The index checkpoint file (checkpoint.ts, recovery.ts): where checkpoints of the index are
+   * kept so that a start after a crash or a reboot replays only the blocks written since.
+   * Without it every such start is a cold start.
+   */
+  indexFile?: string;
+  /** Between two periodic checkpoints (0: only at close); default SHOAL_CHECKPOINT_MS, else DEFAULT_CHECKPOINT_INTERVAL_MS. */
+  checkpointIntervalMs?: number;
   /** The exact mode of the device files, directories (plus search bits) and state file it creates; default 0o600. */
   fileMode?: number;
   /**
@@ -71,6 +79,11 @@ export interface DeviceStoreStats {
   writeBlocksInFlight: number;
   /** Write-block buffers that reads can be served from: open, in flight, in the post-write cache. */
   writeBlocksInMemory: number;
+  /** Index checkpoints written by this run (docs/storage.md, "Restart after a crash"). */
+  checkpoints: number;
+  /** The last checkpoint's image copy on the JS thread, and all of it (ms). */
+  lastCheckpointCaptureMs: number;
+  lastCheckpointMs: number;
 }
 
 /**

@@ -145,7 +145,7 @@ export function restoreBlockTables(state: StoreState, sequences: Float64Array[],
  * sequence without is returned (emptied: its header must be zeroed before it is reused). Free
  * lists are filled highest block first, so blocks are taken lowest first.
  */
-function classifyBlocks(state: StoreState): [DeviceState, number][] {
+export function classifyBlocks(state: StoreState): [DeviceState, number][] {
   const emptied: [DeviceState, number][] = [];
   for (const device of state.devices) {
     for (let block = device.blockCount - 1; block >= 0; block--) {
