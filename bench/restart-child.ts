@@ -29,7 +29,8 @@ async function main(): Promise<void> {
   const wallMs = performance.now() - started;
   const stats = db.stats().namespaces.bench!;
   const report: Record<string, unknown> = { startMode: stats.startMode, startMs: stats.startMs, objects: stats.objects, wallMs, recovery: stats.recovery };
-  const store = (db as unknown as { namespaces: Map<string, { store: Store }> }).namespaces.get('bench')!.store;
+  // The namespace (a RecordCore) → its DeviceRecords → the DeviceStore.
+  const store = (db as unknown as { namespaces: Map<string, { store: { store: Store } }> }).namespaces.get('bench')!.store.store;
   let next = 0;
   const overwrite = async (count: number) => {
     for (let done = 0; done < count; done += 256) {
