@@ -60,6 +60,8 @@ export class RecordCore implements Namespace {
   private readonly index: NativePrimaryIndex;
   private readonly clock: Clock;
   private readonly gate: WriteGate;
+  /** The store's touchFlags, kept here for the read path. */
+  private readonly touchFlags: number;
   private readonly locks = new RecordLocks();
   private readonly sweepTimer: NodeJS.Timeout | undefined;
   /** batchPut's writer (its buffer and the calls under way), made on first use. */
@@ -76,6 +78,7 @@ export class RecordCore implements Namespace {
     this.clock = records.clock;
     this.gate = store.gate;
     this.servesSync = store.payloadInIndex;
+    this.touchFlags = store.touchFlags;
     if (this.config.nsupPeriodMs > 0) {
       this.sweepTimer = setInterval(() => store.sweep(), this.config.nsupPeriodMs);
       this.sweepTimer.unref();
@@ -120,7 +123,7 @@ export class RecordCore implements Namespace {
     this.checkOpen();
     const exchange = this.exchange;
     const fromKey = writeKey(exchange, key);
-    const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | READ_COPY_DATA | this.store.touchFlags);
+    const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | READ_COPY_DATA | this.touchFlags);
     if (length < 0) return undefined;
     const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
     const nowSeconds = nowSecondsOf(this.clock);
@@ -220,9 +223,8 @@ export class RecordCore implements Namespace {
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
     this.checkOpen();
     return this.gate.run(() => {
-      const touchFlags = this.store.touchFlags;
-      const current = this.loadForWrite(key, true, touchFlags);
-      if (current === undefined) return this.whenLocked(key, true, touchFlags, (locked) => this.operateLoaded(key, operations, options, locked));
+      const current = this.loadForWrite(key, true, this.touchFlags);
+      if (current === undefined) return this.whenLocked(key, true, this.touchFlags, (locked) => this.operateLoaded(key, operations, options, locked));
       return this.operateLoaded(key, operations, options, current);
     });
   }
