@@ -50,6 +50,8 @@ import { TRUNCATE_SLOTS_PER_STEP } from '../constants';
 const READ_ATTEMPTS = 3;
 
 type Body<T> = (current: Loaded) => MaybePromise<T>;
+/** No local copy, for applyVersion (which reads no clock); shared, never changed (only a present record's Loaded is). */
+const NO_LOCAL_COPY = absentAt(0);
 
 export class RecordCore implements Namespace {
   readonly config: NamespaceConfig;
@@ -426,7 +428,7 @@ export class RecordCore implements Namespace {
     const exchange = this.exchange;
     exchange.setDigest(version.digest);
     const length = this.index.read(0);
-    const local = length < 0 ? absentAt(0) : loadedFromExchange(exchange, length, 0, undefined, 0);
+    const local = length < 0 ? NO_LOCAL_COPY : loadedFromExchange(exchange, length, 0, undefined, 0);
     if (!local.exists) return this.applyLoaded(version, local);
     const order = compareVersions(version, local, this.config.conflictResolution);
     if (order < 0) return false;
