@@ -148,21 +148,24 @@ export class MemoryStore implements RecordStore {
 
   write(setId: number, gen: number, voidTime: number, flags: number, lastUpdateMs: number, length: number): undefined {
     const exchange = this.records.exchange;
-    exchange.writeEntryFields(gen, voidTime, setId, flags, lastUpdateMs, length);
-    exchange.setEntryU32(ENTRY_LOCATION_LOW, 0);
-    exchange.setEntryU32(ENTRY_LOCATION_HIGH, 0);
+    this.setEntry(gen, voidTime, setId, flags, lastUpdateMs, length);
     this.records.index.upsert(UPSERT_STORE_DATA);
     this.dataBytes += exchange.previousU32(ENTRY_EXISTED) === 1 ? length - exchange.previousU32(ENTRY_DATA_LENGTH) : length;
     return undefined;
   }
 
   rewrite(current: Loaded, next: NextVersion): undefined {
-    const exchange = this.records.exchange;
-    exchange.writeEntryFields(next.gen, next.voidTime, current.setId, current.flags, next.lastUpdateMs, 0);
-    exchange.setEntryU32(ENTRY_LOCATION_LOW, 0);
-    exchange.setEntryU32(ENTRY_LOCATION_HIGH, 0);
+    this.setEntry(next.gen, next.voidTime, current.setId, current.flags, next.lastUpdateMs, 0);
     this.records.index.upsert(UPSERT_KEEP_DATA);
     return undefined;
+  }
+
+  /** The entry an upsert stores for the digest in the exchange (a memory record has no device location). */
+  private setEntry(gen: number, voidTime: number, setId: number, flags: number, lastUpdateMs: number, dataLength: number): void {
+    const exchange = this.records.exchange;
+    exchange.writeEntryFields(gen, voidTime, setId, flags, lastUpdateMs, dataLength);
+    exchange.setEntryU32(ENTRY_LOCATION_LOW, 0);
+    exchange.setEntryU32(ENTRY_LOCATION_HIGH, 0);
   }
 
   removed(): undefined {

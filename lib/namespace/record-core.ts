@@ -50,6 +50,8 @@ import { TRUNCATE_SLOTS_PER_STEP } from '../constants';
 const READ_ATTEMPTS = 3;
 
 type Body<T> = (current: Loaded) => MaybePromise<T>;
+/** No local copy, for applyVersion (which reads no clock); shared, never changed (only a present record's Loaded is). */
+const NO_LOCAL_COPY = absentAt(0);
 
 export class RecordCore implements Namespace {
   readonly config: NamespaceConfig;
@@ -60,6 +62,8 @@ export class RecordCore implements Namespace {
   private readonly index: NativePrimaryIndex;
   private readonly clock: Clock;
   private readonly gate: WriteGate;
+  /** The store's touchFlags, kept here for the read path. */
+  private readonly touchFlags: number;
   private readonly locks = new RecordLocks();
   private readonly sweepTimer: NodeJS.Timeout | undefined;
   /** batchPut's writer (its buffer and the calls under way), made on first use. */
@@ -76,6 +80,7 @@ export class RecordCore implements Namespace {
     this.clock = records.clock;
     this.gate = store.gate;
     this.servesSync = store.payloadInIndex;
+    this.touchFlags = store.touchFlags;
     if (this.config.nsupPeriodMs > 0) {
       this.sweepTimer = setInterval(() => store.sweep(), this.config.nsupPeriodMs);
       this.sweepTimer.unref();
@@ -120,7 +125,7 @@ export class RecordCore implements Namespace {
     this.checkOpen();
     const exchange = this.exchange;
     const fromKey = writeKey(exchange, key);
-    const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | READ_COPY_DATA | this.store.touchFlags);
+    const length = this.index.read((fromKey ? READ_FROM_KEY : 0) | READ_COPY_DATA | this.touchFlags);
     if (length < 0) return undefined;
     const voidTime = exchange.entryU32(ENTRY_VOID_TIME);
     const nowSeconds = nowSecondsOf(this.clock);
@@ -220,9 +225,8 @@ export class RecordCore implements Namespace {
   operate(key: Key, operations: Operation[], options: WriteOptions | undefined): MaybePromise<ShoalRecord> {
     this.checkOpen();
     return this.gate.run(() => {
-      const touchFlags = this.store.touchFlags;
-      const current = this.loadForWrite(key, true, touchFlags);
-      if (current === undefined) return this.whenLocked(key, true, touchFlags, (locked) => this.operateLoaded(key, operations, options, locked));
+      const current = this.loadForWrite(key, true, this.touchFlags);
+      if (current === undefined) return this.whenLocked(key, true, this.touchFlags, (locked) => this.operateLoaded(key, operations, options, locked));
       return this.operateLoaded(key, operations, options, current);
     });
   }
@@ -424,7 +428,7 @@ export class RecordCore implements Namespace {
     const exchange = this.exchange;
     exchange.setDigest(version.digest);
     const length = this.index.read(0);
-    const local = length < 0 ? absentAt(0) : loadedFromExchange(exchange, length, 0, undefined, 0);
+    const local = length < 0 ? NO_LOCAL_COPY : loadedFromExchange(exchange, length, 0, undefined, 0);
     if (!local.exists) return this.applyLoaded(version, local);
     const order = compareVersions(version, local, this.config.conflictResolution);
     if (order < 0) return false;
