@@ -11,6 +11,9 @@
  *   shoal wait-migrations <host:port> [--size N] [--timeout-ms N] [--json]
  *                                               wait until the cluster-wide rebalance is over, a
  *                                               pending one included, with a progress bar on a TTY
+ *   shoal xdr state|add-destination|remove-destination|wait-shipped <host:port> ...
+ *                                               cross-cluster shipping (bin/operator-commands.ts)
+ *   shoal backup <host:port> --ns NS --out FILE  a Shoal backup file; shoal restore <host:port> --in FILE
  *   shoal serve CONFIG.json                     run a standalone server (lib/service/serve.ts)
  *   shoal --help, shoal COMMAND --help          usage (exit 0)
  * Options: --cluster-name NAME (default "shoal"), --timeout-ms N (default 5000 per request,
@@ -19,9 +22,10 @@
  * cluster runs TLS). --json prints one object of the versioned schema of docs/cluster.md
  * ("The CLI's JSON"). Exit status: 0 done, 1 failed, 2 usage error.
  */
-import * as fs from 'node:fs';
-import { AdminClient, type AdminRequest, type AdminState, type TlsSettings } from '../lib/cluster/index';
+import { AdminClient, type AdminRequest, type AdminState } from '../lib/cluster/index';
 import { serve } from '../lib/service/serve';
+import { SECRET_ENVIRONMENT_VARIABLE, readSecret, readTls } from './connection-options';
+import { OPERATOR_COMMANDS, OPERATOR_HELP, OPERATOR_USAGE, UsageError, runOperatorCommand } from './operator-commands';
 
 interface Arguments {
   command: string;
@@ -35,8 +39,6 @@ interface Arguments {
   tlsFiles: { ca?: string; cert?: string; key?: string };
 }
 
-/** Environment variable holding the cluster secret (when --secret-file is not given). */
-const SECRET_ENVIRONMENT_VARIABLE = 'SHOAL_CLUSTER_SECRET';
 
 const COMMANDS = new Set(['state', 'stats', 'quiesce', 'quiesce-undo', 'recluster', 'wait-migrations']);
 const POLL_INTERVAL_MS = 250;
@@ -63,11 +65,13 @@ const HELP: Record<string, string> = {
     `  this has held for ${SETTLED_HEARTBEATS} heartbeat intervals. --size N also waits for N members. A progress bar is\n` +
     '  drawn on stderr when it is a terminal. Exit 1 after --timeout-ms (default 600000).',
   serve: 'shoal serve CONFIG.json\n  Run a standalone server (docs/protocol.md, "shoal serve").',
+  ...OPERATOR_HELP,
 };
 
 const USAGE =
   'usage: shoal <state|stats|quiesce|quiesce-undo|recluster|wait-migrations> <host:port> [--json] [--cluster-name NAME] [--timeout-ms N]\n' +
   '             [--secret-file FILE] [--tls-ca FILE --tls-cert FILE --tls-key FILE]   (or the secret in SHOAL_CLUSTER_SECRET)\n' +
+  OPERATOR_USAGE +
   '       shoal serve CONFIG.json\n' +
   '       shoal COMMAND --help\n';
 
@@ -118,41 +122,6 @@ function parse(argv: string[]): Arguments {
   const tlsGiven = Object.keys(tlsFiles).length;
   if (tlsGiven > 0 && tlsGiven < 3) usage('TLS needs all three of --tls-ca, --tls-cert and --tls-key');
   return { command, address, json, size, clusterName, timeoutMs, secretFile, tlsFiles };
-}
-
-/**
- * The cluster secret from --secret-file (one trailing newline stripped, so a file written by
- * `echo` works) or SHOAL_CLUSTER_SECRET; undefined if neither is given.
- * @throws Error if the file cannot be read.
- */
-function readSecret(args: Arguments): Buffer | undefined {
-  if (args.secretFile === undefined) {
-    const value = process.env[SECRET_ENVIRONMENT_VARIABLE];
-    return value === undefined || value === '' ? undefined : Buffer.from(value, 'utf8');
-  }
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(args.secretFile);
-    if ((fs.statSync(args.secretFile).mode & 0o077) !== 0) process.stderr.write(`shoal: warning: ${args.secretFile} is readable by other users (chmod 600 it)\n`);
-  } catch (error) {
-    throw new Error(`cannot read the secret file: ${(error as Error).message}`);
-  }
-  const end = bytes.length - (bytes.subarray(-2).toString() === '\r\n' ? 2 : bytes.subarray(-1).toString() === '\n' ? 1 : 0);
-  return bytes.subarray(0, end);
-}
-
-/** The TLS material from the --tls-* files; undefined without them. @throws Error if a file cannot be read. */
-function readTls(args: Arguments): TlsSettings | undefined {
-  const { ca, cert, key } = args.tlsFiles;
-  if (ca === undefined || cert === undefined || key === undefined) return undefined;
-  const read = (file: string) => {
-    try {
-      return fs.readFileSync(file);
-    } catch (error) {
-      throw new Error(`cannot read a TLS file: ${(error as Error).message}`);
-    }
-  };
-  return { ca: read(ca), cert: read(cert), key: read(key) };
 }
 
 /** What to tell an operator whose connection failed, with the option that would fix it. */
@@ -267,6 +236,15 @@ async function waitForMigrations(client: AdminClient, args: Arguments): Promise<
 async function main(): Promise<void> {
   if (process.argv[2] === 'serve' && (process.argv[3] === '--help' || process.argv[3] === '-h')) help('serve');
   if (process.argv[2] === 'serve') return serve(process.argv.slice(3));
+  if (OPERATOR_COMMANDS.has(process.argv[2] ?? '')) {
+    if (process.argv.includes('--help') || process.argv.includes('-h')) help(process.argv[2]);
+    try {
+      return await runOperatorCommand(process.argv.slice(2));
+    } catch (error) {
+      if (error instanceof UsageError) usage(error.message);
+      throw error;
+    }
+  }
   const args = parse(process.argv.slice(2));
   const secret = readSecret(args);
   const client = await AdminClient.connect(args.address, {

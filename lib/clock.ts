@@ -17,3 +17,46 @@ export const wallClock: Clock = { nowMs: () => Date.now() };
 export function nowSecondsOf(clock: Clock): number {
   return Math.floor(clock.nowMs() / 1000);
 }
+
+/**
+ * How far ahead of this node's physical clock a version's last-update time may pull the hybrid
+ * clock (HybridClock.observe). A clock further ahead than this (a misconfigured node) would
+ * otherwise drag every later write here into its future; beyond it, observe advances only to
+ * this lead and counts the version in `leadExceeded`.
+ */
+export const HYBRID_CLOCK_MAX_LEAD_MS = 60_000;
+
+/**
+ * A hybrid logical clock (Kulkarni et al., 2014) with its logical counter folded into the
+ * millisecond, so that it fits the record's 48-bit last-update time (docs/xdr.md,
+ * "Active-active"). Its value never goes back (a physical clock stepped back holds it), and
+ * after observe(t) every later reading is above t: a write made on this node after a version
+ * stamped t reached it is stamped later than t, whatever the physical clocks of the two
+ * nodes say (up to HYBRID_CLOCK_MAX_LEAD_MS of lead).
+ */
+export class HybridClock implements Clock {
+  private lastMs = 0;
+  /** Versions whose time was further ahead of the physical clock than HYBRID_CLOCK_MAX_LEAD_MS. */
+  leadExceeded = 0;
+
+  constructor(private readonly physical: Clock = wallClock, private readonly maxLeadMs = HYBRID_CLOCK_MAX_LEAD_MS) {}
+
+  /** max(physical now, last value returned, every observed time + 1). */
+  nowMs(): number {
+    const physicalMs = this.physical.nowMs();
+    if (physicalMs > this.lastMs) this.lastMs = physicalMs;
+    return this.lastMs;
+  }
+
+  /** Takes in the last-update time of a version received from another node or cluster. */
+  observe(lastUpdateMs: number): void {
+    if (!(lastUpdateMs + 1 > this.lastMs)) return;
+    const limitMs = this.physical.nowMs() + this.maxLeadMs;
+    if (lastUpdateMs + 1 > limitMs) {
+      this.leadExceeded++;
+      if (limitMs > this.lastMs) this.lastMs = limitMs;
+      return;
+    }
+    this.lastMs = lastUpdateMs + 1;
+  }
+}

@@ -8,6 +8,7 @@ import { ErrorCode, ShoalError, invalidArgument } from './errors';
 import { Db } from './db';
 import { DbLocalStore } from './db-cluster';
 import { ClusterNode, loadOrCreateNodeId, startCluster } from './cluster/index';
+import { HybridClock } from './clock';
 import { openNamespace } from './namespace/factory';
 import type { Namespace } from './namespace/namespace';
 import { DbConfig, OpenOptions, resolveOptions } from './options';
@@ -52,9 +53,12 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   } catch (error) {
     throw new ShoalError(ErrorCode.IO_ERROR, `cannot create dataDir ${config.dataDir}: ${(error as Error).message}`, { cause: error });
   }
+  // Every write is stamped by one hybrid logical clock per Db, which the versions it receives
+  // from peers and other clusters advance (lib/clock.ts, docs/xdr.md "Hybrid logical clock").
+  const clock = new HybridClock();
   const namespaces = new Map<string, Namespace>();
   try {
-    for (const nsConfig of config.namespaces) namespaces.set(nsConfig.name, await openNamespace(nsConfig, config, log));
+    for (const nsConfig of config.namespaces) namespaces.set(nsConfig.name, await openNamespace(nsConfig, config, log, clock));
   } catch (error) {
     await Promise.all([...namespaces.values()].map((ns) => ns.close(false).catch(() => undefined)));
     throw error;
@@ -62,7 +66,7 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   let cluster: ClusterNode | undefined;
   let db: Db | undefined;
   // In cluster mode every node can be an XDR destination: its store applies shipped versions (docs/xdr.md).
-  const store = new XdrStore(new DbLocalStore(namespaces));
+  const store = new XdrStore(new DbLocalStore(namespaces), clock);
   if (config.cluster !== undefined) {
     try {
       for (const destination of xdrDestinations) checkNotSelf(destination, config.cluster.clusterName ?? 'shoal');

@@ -12,6 +12,8 @@ import { ASBACKUP_WRITE_BATCH_RECORDS } from './constants';
 import { AsbackupRecord, asbackupHeader, encodeAsbackupRecord, readAsbackup } from './asbackup';
 
 export { readAsbackup, encodeAsbackupRecord, asbackupHeader } from './asbackup';
+export { backupToFile, restoreFromFile, verifyFile as verifyBackupFile } from './remote';
+export type { BackupOptions, BackupProgress, BackupResult, RemoteOptions, RestoreOptions, RestorePolicy, RestoreProgress, RestoreResult } from './remote';
 export type { AsbackupRecord } from './asbackup';
 
 export interface WriteAsbackupOptions {

@@ -11,7 +11,20 @@ import type { Connection, Network, TlsSettings, WireMessage } from './network';
 import { cryptoRandom, silentLogger } from './seams';
 import { TcpNetwork } from './tcp-network';
 
-export type AdminRequest = 'admin-state' | 'admin-quiesce' | 'admin-quiesce-undo' | 'admin-recluster' | 'admin-xdr-ship' | 'admin-xdr-floor' | 'admin-xdr-wait';
+export type AdminRequest =
+  | 'admin-state'
+  | 'admin-quiesce'
+  | 'admin-quiesce-undo'
+  | 'admin-recluster'
+  | 'admin-xdr-ship'
+  | 'admin-xdr-floor'
+  | 'admin-xdr-wait'
+  // The operator's XDR and backup requests (lib/xdr/admin.ts).
+  | 'admin-xdr-state'
+  | 'admin-xdr-add'
+  | 'admin-xdr-remove'
+  | 'admin-backup-scan'
+  | 'admin-restore';
 
 export interface AdminConnectOptions {
   clusterName?: string;

@@ -65,3 +65,8 @@ check(XDR_SCAN_START_PENDING_MAX + XDR_SCAN_SLICE_RECORDS < XDR_PENDING_RECORDS_
 export const XDR_REMOVAL_JOURNAL_COMPACT_BYTES = 8 * 1024 * 1024;
 /** Removals the journal keeps (in memory and on disk); past it the oldest are dropped and their partitions re-synced in full. */
 export const XDR_REMOVALS_KEPT_MAX = 500_000;
+
+/** Payload bytes one backup scan reply carries at most (replies to the operator's client may exceed the admin frame bound; requests may not). */
+export const BACKUP_SCAN_MAX_BYTES = 1024 * 1024;
+/** Records one backup scan reply carries at most. */
+export const BACKUP_SCAN_MAX_RECORDS = 20_000;

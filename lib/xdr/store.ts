@@ -8,7 +8,9 @@
  */
 import type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from '../cluster/local-store';
 import { parseWireVersions, versionsToWire } from '../cluster/peer-checks';
+import { HybridClock } from '../clock';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
+import { nextGeneration } from '../namespace/semantics';
 import { XDR_RECENT_REMOVALS_MAX } from './constants';
 
 /** What an xdr-apply resolves to on the destination's master. */
@@ -34,6 +36,33 @@ function isXdrApply(operation: unknown): operation is XdrApplyOperation {
   return operation !== null && typeof operation === 'object' && (operation as { xdr?: unknown }).xdr === 'apply';
 }
 
+/**
+ * How a restore (docs/backup.md) treats a record the cluster already holds: 'newer' keeps
+ * whichever wins by the namespace's conflict rule (the file's generation and last-update time
+ * travel with it; asrestore's default generation check); 'replace' makes the file's copy the
+ * record's next version; 'skipExisting' leaves a record that exists as it is.
+ */
+export type RestorePolicy = 'newer' | 'replace' | 'skipExisting';
+export const RESTORE_POLICIES: readonly RestorePolicy[] = ['newer', 'replace', 'skipExisting'];
+
+/** What a restore operation resolves to on the master. */
+export type RestoreOutcome = 'restored' | 'skipped' | 'expired';
+
+interface RestoreOperation {
+  xdr: 'restore';
+  policy: RestorePolicy;
+  version: unknown[];
+}
+
+/** The operation that restores one version from a backup file on its partition's master. */
+export function restoreOperation(policy: RestorePolicy, version: RecordVersion): RestoreOperation {
+  return { xdr: 'restore', policy, version: versionsToWire([version]) };
+}
+
+function isRestore(operation: unknown): operation is RestoreOperation {
+  return operation !== null && typeof operation === 'object' && (operation as { xdr?: unknown }).xdr === 'restore';
+}
+
 export class XdrStore implements LocalStore {
   /** Set by the Xdr once it exists; writes before that (none: it is set before the Db serves calls) are not observed. */
   observer: WriteObserver | undefined;
@@ -46,13 +75,18 @@ export class XdrStore implements LocalStore {
   /** Whether a write of the record made here has not been shipped to the cluster named yet. */
   unshipped: ((clusterName: string, ns: string, digest: Buffer) => boolean) | undefined;
   readonly executeLocalBatch: LocalStore['executeLocalBatch'];
-  /** Removals applied from other clusters, newest last, at most XDR_RECENT_REMOVALS_MAX: "ns\0digest" → last-update ms. */
+  /** Removals made here as master or applied from other clusters, newest last, at most XDR_RECENT_REMOVALS_MAX: "ns\0digest" → last-update ms. */
   private readonly recentRemovals = new Map<string, number>();
   readonly truncateCuts: LocalStore['truncateCuts'];
   readonly applyTruncate: LocalStore['applyTruncate'];
   readonly applyRecordVersions: LocalStore['applyRecordVersions'];
 
-  constructor(private readonly inner: LocalStore) {
+  /**
+   * `clock` is the hybrid logical clock the Db's namespaces stamp writes with (lib/clock.ts):
+   * every version this node receives (shipped or from a peer) advances it, and removals are
+   * stamped by it, so a write made here after a version arrived is stamped later than it.
+   */
+  constructor(private readonly inner: LocalStore, readonly clock: HybridClock = new HybridClock()) {
     this.executeLocalBatch = inner.executeLocalBatch === undefined ? undefined : (ns, digests, operations) => this.executeBatch(ns, digests, operations);
     this.truncateCuts = inner.truncateCuts?.bind(inner);
     this.applyTruncate = inner.applyTruncate?.bind(inner);
@@ -65,25 +99,32 @@ export class XdrStore implements LocalStore {
 
   async executeLocal(request: ClusterRequest): Promise<LocalResult> {
     if (request.kind === 'record' && isXdrApply(request.operation)) return this.applyShipped(request.ns, Buffer.from(request.digest), request.operation);
+    if (request.kind === 'record' && isRestore(request.operation)) return this.applyRestore(request.ns, Buffer.from(request.digest), request.operation);
     const result = await this.inner.executeLocal(request);
-    if (result.writes.length > 0) this.observer?.(result.writes, undefined);
+    if (result.writes.length > 0) {
+      this.stampRemovals(result.writes);
+      this.observer?.(result.writes, undefined);
+    }
     return result;
   }
 
   private async executeBatch(ns: string, digests: Buffer[], operations: unknown[]): Promise<(LocalResult | { error: WireError })[]> {
-    if (operations.some(isXdrApply)) {
+    if (operations.some((operation) => isXdrApply(operation) || isRestore(operation))) {
       return Promise.all(
-        operations.map((operation, i) =>
-          isXdrApply(operation)
-            ? this.applyShipped(ns, digests[i]!, operation).catch((error: unknown) => ({ error: wireError(error) }))
-            : { error: wireError(invalidArgument('a batch mixes shipped versions and other operations')) },
-        ),
+        operations.map((operation, i) => {
+          if (isXdrApply(operation)) return this.applyShipped(ns, digests[i]!, operation).catch((error: unknown) => ({ error: wireError(error) }));
+          if (isRestore(operation)) return this.applyRestore(ns, digests[i]!, operation).catch((error: unknown) => ({ error: wireError(error) }));
+          return { error: wireError(invalidArgument('a batch mixes shipped or restored versions and other operations')) };
+        }),
       );
     }
     const results = await this.inner.executeLocalBatch!(ns, digests, operations);
     const writes: LocalResult['writes'] = [];
     for (const result of results) if ('writes' in result) writes.push(...result.writes);
-    if (writes.length > 0) this.observer?.(writes, undefined);
+    if (writes.length > 0) {
+      this.stampRemovals(writes);
+      this.observer?.(writes, undefined);
+    }
     return results;
   }
 
@@ -101,6 +142,7 @@ export class XdrStore implements LocalStore {
     if (typeof versions === 'string') throw invalidArgument(`malformed xdr-apply: ${versions}`);
     const version = versions[0];
     if (version === undefined || !version.digest.equals(digest)) throw invalidArgument("malformed xdr-apply: the version is not the request's record");
+    this.clock.observe(version.lastUpdateMs);
     const conflict = this.unshipped?.(operation.source, ns, digest) === true;
     // A namespace keeps no tombstones: an older version arriving after a shipped removal (a
     // batch retried after a timeout while the first send was still being applied) would bring
@@ -117,6 +159,49 @@ export class XdrStore implements LocalStore {
     return { value: outcome, writes };
   }
 
+  /**
+   * Restores one version from a backup file by `policy` (RestorePolicy); a restored version
+   * is replicated and shipped like a client's write. An expired version is not restored.
+   * @throws ShoalError INVALID_ARGUMENT for a malformed operation or a version of another record.
+   */
+  private async applyRestore(ns: string, digest: Buffer, operation: RestoreOperation): Promise<LocalResult> {
+    if (!RESTORE_POLICIES.includes(operation.policy)) throw invalidArgument(`malformed restore: policy ${JSON.stringify(operation.policy)}`);
+    const versions = parseWireVersions(operation.version, 1);
+    if (typeof versions === 'string') throw invalidArgument(`malformed restore: ${versions}`);
+    let version = versions[0];
+    if (version === undefined || !version.digest.equals(digest) || version.tombstone) throw invalidArgument("malformed restore: the version is not the request's record, or a removal");
+    if (version.voidTime !== 0 && version.voidTime <= Math.floor(this.clock.nowMs() / 1000)) return { value: 'expired' satisfies RestoreOutcome, writes: [] };
+    if (operation.policy !== 'newer') {
+      const current = await this.inner.readRecordVersion(ns, digest);
+      const exists = current !== undefined && !current.tombstone;
+      if (exists && operation.policy === 'skipExisting') return { value: 'skipped' satisfies RestoreOutcome, writes: [] };
+      // 'replace': the file's copy becomes the record's next version, so it wins by either rule.
+      if (exists) version = { ...version, gen: nextGeneration(current.gen), lastUpdateMs: Math.max(this.clock.nowMs(), current.lastUpdateMs + 1) };
+      else if (operation.policy === 'replace') version = { ...version, lastUpdateMs: Math.max(version.lastUpdateMs, this.clock.nowMs()) };
+    }
+    const applied = (await this.inner.applyRecordVersion(ns, version)) === 'applied';
+    if (!applied) return { value: 'skipped' satisfies RestoreOutcome, writes: [] };
+    const writes = [{ ns, version }];
+    this.observer?.(writes, undefined);
+    return { value: 'restored' satisfies RestoreOutcome, writes };
+  }
+
+  /**
+   * A removal leaves no record to stamp: its tombstone (what replicas and destinations apply)
+   * was stamped by the wall clock (lib/db-cluster.ts). It takes the hybrid clock's time when
+   * that is later, as a write would (docs/xdr.md, "Hybrid logical clock").
+   */
+  private stampRemovals(writes: LocalResult['writes']): void {
+    for (const write of writes) {
+      if (!write.version.tombstone) continue;
+      const nowMs = this.clock.nowMs();
+      if (nowMs > write.version.lastUpdateMs) write.version.lastUpdateMs = nowMs;
+      // Remembered as a shipped removal is, so that an older version shipped from another
+      // cluster does not bring the record back here (the namespace keeps no tombstone).
+      this.rememberRemoval(`${write.ns}\0${write.version.digest.toString('latin1')}`, write.version.lastUpdateMs);
+    }
+  }
+
   private rememberRemoval(key: string, lastUpdateMs: number): void {
     this.recentRemovals.delete(key);
     this.recentRemovals.set(key, lastUpdateMs);
@@ -128,12 +213,14 @@ export class XdrStore implements LocalStore {
   }
 
   async applyRecordVersion(ns: string, version: RecordVersion): Promise<'applied' | 'stale'> {
+    this.clock.observe(version.lastUpdateMs);
     const outcome = await this.inner.applyRecordVersion(ns, version);
     if (outcome === 'applied') this.peerVersion?.(ns, version);
     return outcome;
   }
 
   private async applyVersions(ns: string, versions: readonly RecordVersion[]): Promise<('applied' | 'stale')[]> {
+    for (const version of versions) this.clock.observe(version.lastUpdateMs);
     const outcomes = await this.inner.applyRecordVersions!(ns, versions);
     outcomes.forEach((outcome, i) => outcome === 'applied' && this.peerVersion?.(ns, versions[i]!));
     return outcomes;

@@ -5,10 +5,11 @@
  * peers (their positions, waitForShipped), and keeps the positions saved.
  *
  * Events: 'connected', 'disconnected', 'connect-failed', 'conflict', 'resync', each with
- * `{ destination, ... }`.
+ * `{ destination, ... }`; and 'conflict-received' `{ source, ns, count }` when versions this
+ * node applied as a destination were conflicts.
  */
 import { EventEmitter } from 'node:events';
-import { AdminClient } from '../cluster/admin-client';
+import { AdminClient, type AdminRequest } from '../cluster/admin-client';
 import type { ClusterNode } from '../cluster/cluster';
 import type { LocalResult, RecordVersion } from '../cluster/local-store';
 import type { WireMessage } from '../cluster/network';
@@ -16,6 +17,7 @@ import { parseWireVersions, partitionOf } from '../cluster/peer-checks';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { XDR_DESTINATIONS_MAX, XDR_OWNERSHIP_CHECK_INTERVAL_MS, XDR_PEER_POLL_INTERVAL_MS, XDR_POSITION_SAVE_INTERVAL_MS, XDR_RECEIVE_VERSIONS_MAX } from './constants';
 import { XdrDestinationConfig, XdrDestinationOptions, resolveXdrDestination } from './options';
+import { onOperatorAdmin } from './admin';
 import { RemovalJournal } from './removals';
 import { Shipper, XdrDestinationState } from './shipper';
 import { ApplyOutcome, XdrStore, xdrApplyOperation } from './store';
@@ -30,8 +32,12 @@ export interface XdrHost {
 
 export interface XdrState {
   destinations: Record<string, XdrDestinationState>;
-  /** Shipped versions this node applied as a destination, and the conflicts among them. */
-  received: { applied: number; stale: number; conflicts: number };
+  /**
+   * Shipped versions this node applied as a destination, and the conflicts among them;
+   * `clockLeadExceeded`: received versions stamped more than HYBRID_CLOCK_MAX_LEAD_MS ahead of
+   * this node's clock (lib/clock.ts), which advanced the hybrid clock only that far.
+   */
+  received: { applied: number; stale: number; conflicts: number; clockLeadExceeded: number };
 }
 
 export interface WaitForShippedOptions {
@@ -54,7 +60,7 @@ export class Xdr extends EventEmitter {
   private removals: RemovalJournal | undefined;
 
   /** Use open() with `xdr` (or with `cluster` alone, for a destination). */
-  constructor(private readonly host: XdrHost, destinations: XdrDestinationConfig[]) {
+  constructor(readonly host: XdrHost, destinations: XdrDestinationConfig[]) {
     super();
     for (const config of destinations) this.addShipper(config);
     host.store.observer = (writes, shippedFrom) => this.note(writes, shippedFrom);
@@ -76,7 +82,7 @@ export class Xdr extends EventEmitter {
   state(): XdrState {
     const destinations: Record<string, XdrDestinationState> = {};
     for (const [name, shipper] of this.shippers) destinations[name] = shipper.state();
-    return { destinations, received: { ...this.received } };
+    return { destinations, received: { ...this.received, clockLeadExceeded: this.host.store.clock.leadExceeded } };
   }
 
   /**
@@ -226,8 +232,8 @@ export class Xdr extends EventEmitter {
     }
   }
 
-  /** Fabric addresses of this view's other members. */
-  private peerAddresses(): string[] {
+  /** Fabric addresses of this view's other members (lib/xdr/admin.ts forwards to them). */
+  peerAddresses(): string[] {
     const node = this.host.clusterNode;
     const addresses: string[] = [];
     for (const id of node.view.succession) {
@@ -270,6 +276,20 @@ export class Xdr extends EventEmitter {
     );
   }
 
+  /**
+   * Sends an admin request to a member of this cluster (lib/xdr/admin.ts) on the connection kept for it.
+   * @throws Error when the member cannot be reached or answers with an error.
+   */
+  async requestPeer(address: string, type: string, fields: Record<string, unknown>): Promise<unknown> {
+    const client = await this.peerClient(address);
+    try {
+      return await client.request(type as AdminRequest, fields);
+    } catch (error) {
+      if (client.closed) this.peerClients.delete(address);
+      throw error;
+    }
+  }
+
   private peerClient(address: string): Promise<AdminClient> {
     let client = this.peerClients.get(address);
     if (client !== undefined) {
@@ -302,11 +322,12 @@ export class Xdr extends EventEmitter {
       }
       case 'admin-xdr-wait': {
         const timeoutMs = Number.isInteger(message.timeoutMs) && (message.timeoutMs as number) > 0 ? Math.min(message.timeoutMs as number, 3_600_000) : 30_000;
-        void answer(this.waitLocal(timeoutMs).then(() => ({ shipped: true })));
+        // From a peer's waitForShipped: this node's queues; from the operator (cluster: true): every member's.
+        void answer((message.cluster === true ? this.waitForShipped({ timeoutMs }) : this.waitLocal(timeoutMs)).then(() => ({ shipped: true })));
         return true;
       }
       default:
-        return false;
+        return onOperatorAdmin(this, message, (work) => void answer(work));
     }
   }
 
@@ -333,6 +354,7 @@ export class Xdr extends EventEmitter {
     this.received.applied += counts.applied;
     this.received.stale += counts.stale;
     this.received.conflicts += counts.conflicts;
+    if (counts.conflicts > 0) this.emit('conflict-received', { source, ns, count: counts.conflicts });
     return counts;
   }
 }
