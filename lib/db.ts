@@ -25,7 +25,7 @@ import { PutItemEncoder, writeResultFromWire } from './db-batch-wire';
 import { partitionIdOf } from './model/key';
 import { unregisterForShutdown } from './shutdown';
 import { checkOptionNames } from './option-names';
-import { DbMetrics, statusOf, type DbStatus, type ErrorTally, type ReadTally } from './metrics';
+import { DbMetrics, readRecord, statusOf, writeRecord, type DbStatus, type ErrorTally, type ReadTally } from './metrics';
 import type { MetricsServer } from './metrics-server';
 
 const TRUNCATE_OPTION_NAMES: ReadonlySet<string> = new Set(['before']);
@@ -131,11 +131,15 @@ export class Db {
    */
   put<B extends BinsOf<B> = Bins>(key: Key, bins: B, opts?: WriteOptions): Promise<WriteResult>;
   put(key: Key, bins: Bins, opts?: WriteOptions): Promise<WriteResult> {
-    return this.writeRecord(key, bins, opts, undefined);
+    return this[writeRecord](key, bins, opts, undefined);
   }
 
-  /** put's body; with `tally` (open()'s `metrics`) a failure is counted inside this one promise, as in readRecord. */
-  async writeRecord(key: Key, bins: Bins, opts: WriteOptions | undefined, tally: ErrorTally | undefined): Promise<WriteResult> {
+  /**
+   * put's body; with `tally` (open()'s `metrics`) a failure is counted inside this one promise,
+   * as in [readRecord]. Symbol-keyed (lib/metrics.ts): not part of the public API.
+   * @internal
+   */
+  async [writeRecord](key: Key, bins: Bins, opts: WriteOptions | undefined, tally: ErrorTally | undefined): Promise<WriteResult> {
     try {
       const ns = this.namespaceFor(key);
       checkBins(bins, true);
@@ -152,15 +156,17 @@ export class Db {
   /** Reads a record; undefined when it does not exist or has expired. */
   get<B extends BinsOf<B> = Bins>(key: Key, opts?: ReadOptions): Promise<ShoalRecord<B> | undefined>;
   get(key: Key, opts?: ReadOptions): Promise<ShoalRecord | undefined> {
-    return this.readRecord(key, opts, undefined);
+    return this[readRecord](key, opts, undefined);
   }
 
   /**
    * get's body. With `tally` (open()'s `metrics`: lib/metrics.ts counts gets through here) the
    * outcome is counted as a hit, a miss or an error inside this one promise: a counting
    * wrapper's own `then` per call cost 6-7% of an awaited memory get (bench/metrics.ts).
+   * Symbol-keyed (lib/metrics.ts): not part of the public API.
+   * @internal
    */
-  async readRecord(key: Key, opts: ReadOptions | undefined, tally: ReadTally | undefined): Promise<ShoalRecord | undefined> {
+  async [readRecord](key: Key, opts: ReadOptions | undefined, tally: ReadTally | undefined): Promise<ShoalRecord | undefined> {
     try {
       const ns = this.namespaceFor(key);
       checkReadOptions(opts);

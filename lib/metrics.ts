@@ -26,13 +26,21 @@ export type TimedOperation = (typeof TIMED_OPERATIONS)[number];
 /** The methods of a Db that instrument() replaces (the Db's own type, kept loose to avoid a cycle with db.ts). */
 type Methods = Record<TimedOperation, (...args: unknown[]) => unknown>;
 
-/** Where a Db call counts its failure (Db.writeRecord): OperationFigures is one. */
+/**
+ * The keys of the Db's get and put bodies that count into a tally (lib/db.ts: `db[readRecord]`,
+ * `db[writeRecord]`). Symbols, known to db.ts and this module only (lib/index.ts exports
+ * neither), so the bodies are no part of the Db's public API; instrument() calls them.
+ */
+export const readRecord: unique symbol = Symbol('shoal.db.readRecord');
+export const writeRecord: unique symbol = Symbol('shoal.db.writeRecord');
+
+/** Where a Db call counts its failure (Db[writeRecord]): OperationFigures is one. */
 export interface ErrorTally {
   /** Counts a failed call under its error code. */
   count(error: unknown): void;
 }
 
-/** Where a read counts its outcome (Db.readRecord). */
+/** Where a read counts its outcome (Db[readRecord]). */
 export interface ReadTally extends ErrorTally {
   hits: number;
   misses: number;
@@ -92,8 +100,8 @@ export class DbMetrics {
       if (typeof original !== 'function') continue;
       const figures = this.figures.get(name)!;
       target[name] =
-        name === 'get' ? bodyWrapper(figures, (db, key, opts) => db.readRecord(key, opts, figures))
-        : name === 'put' ? bodyWrapper(figures, (db, key, bins, opts) => db.writeRecord(key, bins, opts, figures))
+        name === 'get' ? bodyWrapper(figures, (db, key, opts) => db[readRecord](key, opts, figures))
+        : name === 'put' ? bodyWrapper(figures, (db, key, bins, opts) => db[writeRecord](key, bins, opts, figures))
         : name === 'getSync' || name === 'scan' ? syncWrapper(original, figures, name === 'getSync')
         : asyncWrapper(original, figures, name);
     }
@@ -249,13 +257,13 @@ function asyncWrapper(original: (...args: unknown[]) => unknown, figures: Operat
 
 /** The bodies of the Db's two hottest awaited calls, which count into a tally (lib/db.ts). */
 interface CountedBodies {
-  readRecord(key: unknown, opts: unknown, tally: ReadTally): Promise<unknown>;
-  writeRecord(key: unknown, bins: unknown, opts: unknown, tally: ErrorTally): Promise<unknown>;
+  [readRecord](key: unknown, opts: unknown, tally: ReadTally): Promise<unknown>;
+  [writeRecord](key: unknown, bins: unknown, opts: unknown, tally: ErrorTally): Promise<unknown>;
 }
 
 /**
  * The wrappers for get and put, the hottest awaited calls: the Db counts the outcome inside its
- * own promise (Db.readRecord, Db.writeRecord), so an untimed call adds no promise of its own;
+ * own promise (Db[readRecord], Db[writeRecord]), so an untimed call adds no promise of its own;
  * asyncWrapper's `then` per call cost 6-7% of an awaited memory get (bench/metrics.ts). One call
  * in METRICS_LATENCY_SAMPLE_EVERY is timed, as elsewhere.
  */

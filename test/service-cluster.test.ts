@@ -91,7 +91,7 @@ it('quiesces a node and reclusters through the info API under load with zero cli
   let operations = 0;
   const slowest = new Map<string, number>();
   // A rebalance holds requests while the members agree on partition owners (lib/cluster/
-  // data-plane.ts): longer than the client's default 1 s total timeout can be, so the load
+  // routing.ts): longer than the client's default 1 s total timeout can be, so the load
   // gives each command the embedded API's request timeout, and the slowest are reported.
   const write = new Aerospike.WritePolicy({ totalTimeout: 5000, maxRetries: 0 });
   const read = new Aerospike.ReadPolicy({ totalTimeout: 5000, maxRetries: 0 });

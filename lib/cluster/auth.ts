@@ -125,7 +125,7 @@ export interface HelloIdentity {
   role: 'node' | 'admin';
 }
 
-/** The hello's fields about its link (fabric.ts), hashed into the transcript too so nobody on the path alters them. */
+/** The hello's fields about its link (fabric-outbound.ts), hashed into the transcript too so nobody on the path alters them. */
 export interface HelloLink {
   /** The connector asks for acknowledgements of its frames. */
   acknowledge?: boolean;

@@ -182,6 +182,20 @@ export class DataPlaneState {
     return this.pending.call(target, message, deadline);
   }
 
+  /**
+   * Sends `reply` to `to`; one over MAX_FRAME_BYTES (a scan of many large records, a large copy)
+   * is answered with `tooLarge: true` instead (and `ok: false` where the reply has `ok`), so the
+   * caller asks for less at a time instead of waiting out its deadline.
+   */
+  sendReply(to: string, reply: WireMessage): void {
+    try {
+      this.options.send(to, reply);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      this.options.send(to, 'ok' in reply ? { type: reply.type, id: reply.id, ok: false, tooLarge: true } : { type: reply.type, id: reply.id, tooLarge: true });
+    }
+  }
+
   sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.options.runtime.timers.setTimeout(resolve, Math.max(0, ms)));
   }

@@ -110,12 +110,7 @@ export class DuplicateResolution {
     } catch (error) {
       reply.reason = String(error);
     }
-    try {
-      this.plane.options.send(from, reply);
-    } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
-      this.plane.options.send(from, { type: 'duplicate-versions', id: message.id, ok: false, tooLarge: true });
-    }
+    this.plane.sendReply(from, reply);
   }
 
   private async recordVersions(ns: string, digest: Buffer): Promise<RecordVersion[]> {

@@ -190,16 +190,18 @@ export class Migrations {
     return undefined;
   }
 
+  /** Answers a refused migration message with why (logged, unless the view merely changed). */
+  private refuse(kind: 'migrate-offer' | 'migrate-batch', from: string, reply: WireMessage, refusal: string): void {
+    if (refusal !== 'cluster view changed') this.plane.refusals.refuse(kind, from, refusal);
+    reply.reason = refusal;
+    this.plane.options.send(from, reply);
+  }
+
   /** Answers an offer with the indexes of the versions this node lacks or holds differently. */
   async onMigrateOffer(from: string, message: WireMessage): Promise<void> {
     const reply: WireMessage = { type: 'migrate-ack', id: message.id, ok: false };
     const refusal = this.migrationRefusal(from, message) ?? (Array.isArray(message.entries) ? undefined : 'no list of entries');
-    if (refusal !== undefined) {
-      if (refusal !== 'cluster view changed') this.plane.refusals.refuse('migrate-offer', from, refusal);
-      reply.reason = refusal;
-      this.plane.options.send(from, reply);
-      return;
-    }
+    if (refusal !== undefined) return this.refuse('migrate-offer', from, reply, refusal);
     try {
       const want: number[] = [];
       const entries = message.entries as unknown[];
@@ -232,12 +234,7 @@ export class Migrations {
       if (typeof parsed === 'string') refusal = parsed;
       else versions = parsed;
     }
-    if (refusal !== undefined) {
-      if (refusal !== 'cluster view changed') this.plane.refusals.refuse('migrate-batch', from, refusal);
-      reply.reason = refusal;
-      this.plane.options.send(from, reply);
-      return;
-    }
+    if (refusal !== undefined) return this.refuse('migrate-batch', from, reply, refusal);
     try {
       // Background work: requests and heartbeats already read go first.
       await yieldTurn(this.plane.options.runtime.timers);

@@ -231,13 +231,8 @@ export class Routing {
         reply.error = toWireError(error);
       }
     }
-    try {
-      this.plane.options.send(from, reply);
-    } catch (error) {
-      // A reply over MAX_FRAME_BYTES (a scan of many large records): say so, so the caller
-      // asks for fewer partitions at a time, instead of leaving it to time out.
-      if (!(error instanceof RangeError)) throw error;
-      this.plane.options.send(from, { type: 'response', id: message.id, tooLarge: true });
-    }
+    // A reply over MAX_FRAME_BYTES (a scan of many large records) says so, so the caller asks
+    // for fewer partitions at a time, instead of leaving it to time out.
+    this.plane.sendReply(from, reply);
   }
 }
