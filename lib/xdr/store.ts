@@ -6,12 +6,13 @@
  * applied by the namespace's conflict rule and returned as a write, so the data plane
  * replicates it to the partition's other owners.
  */
-import type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from '../cluster/local-store';
+import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, RecordVersion, WireError } from '../cluster/local-store';
 import { parseWireVersions, versionsToWire } from '../cluster/peer-checks';
 import { HybridClock } from '../clock';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { nextGeneration } from '../namespace/semantics';
 import { XDR_RECENT_REMOVALS_MAX } from './constants';
+import { cutHeld } from './truncates';
 
 /** What an xdr-apply resolves to on the destination's master. */
 export type ApplyOutcome = 'applied' | 'stale' | 'conflict-applied' | 'conflict-stale';
@@ -72,6 +73,8 @@ export class XdrStore implements LocalStore {
    * partition's master (a node returning with records the others lack) ships like a write.
    */
   peerVersion: ((ns: string, version: RecordVersion) => void) | undefined;
+  /** Called for every truncate cut this node applies that it did not hold yet (the shippers queue it). */
+  truncateObserver: ((cut: ClusterTruncateCut) => void) | undefined;
   /** Whether a write of the record made here has not been shipped to the cluster named yet. */
   unshipped: ((clusterName: string, ns: string, digest: Buffer) => boolean) | undefined;
   readonly executeLocalBatch: LocalStore['executeLocalBatch'];
@@ -89,7 +92,7 @@ export class XdrStore implements LocalStore {
   constructor(private readonly inner: LocalStore, readonly clock: HybridClock = new HybridClock()) {
     this.executeLocalBatch = inner.executeLocalBatch === undefined ? undefined : (ns, digests, operations) => this.executeBatch(ns, digests, operations);
     this.truncateCuts = inner.truncateCuts?.bind(inner);
-    this.applyTruncate = inner.applyTruncate?.bind(inner);
+    this.applyTruncate = inner.applyTruncate === undefined ? undefined : (cut) => this.truncate(cut);
     this.applyRecordVersions = inner.applyRecordVersions === undefined ? undefined : (ns, versions) => this.applyVersions(ns, versions);
   }
 
@@ -229,6 +232,18 @@ export class XdrStore implements LocalStore {
     this.recentRemovals.delete(key);
     this.recentRemovals.set(key, known !== undefined && !laterThan(version, known) ? known : { lastUpdateMs: version.lastUpdateMs, gen: version.gen });
     if (this.recentRemovals.size > XDR_RECENT_REMOVALS_MAX) this.recentRemovals.delete(this.recentRemovals.keys().next().value!);
+  }
+
+  /**
+   * Applies a truncate cut; a cut this node did not hold goes to the observer (shipped), and
+   * the clock passes it, so every write acknowledged after it is stamped at or after the cut.
+   */
+  private async truncate(cut: ClusterTruncateCut): Promise<number> {
+    const held = cutHeld(this.inner.truncateCuts?.() ?? [], cut);
+    const removed = await this.inner.applyTruncate!(cut);
+    this.clock.advanceTo(cut.beforeMs);
+    if (!held) this.truncateObserver?.(cut);
+    return removed;
   }
 
   readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined> {
