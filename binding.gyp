@@ -11,6 +11,7 @@
         "native/shared_memory.cc",
         "native/primary_index.cc",
         "native/primary_index_wrap.cc",
+        "native/index_image.cc",
         "native/batch_write.cc",
         "native/record_arena.cc",
         "native/block_device.cc",

@@ -1,23 +1,80 @@
 /**
- * The restart benchmark's second process: opens the data, reports how it started, checks
- * a sample of records, and closes (leaving the index clean for the next start).
+ * The restart benchmark's second process (bench/restart.ts). argv: dataDir records mode.
+ *  - open: opens the data, reports how it started, checks a sample of records, closes cleanly
+ *    (leaving the index in shared memory and a last index checkpoint);
+ *  - kill: opens, overwrites `BENCH_RESTART_TAIL` records, takes an index checkpoint, overwrites
+ *    as many again (the tail the next start replays), then SIGKILLs itself;
+ *  - writes: opens, then rounds of awaited overwrites (256 in flight) of BENCH_RESTART_ROUND_MS
+ *    each, alternately without and with an index checkpoint taken during the round; reports
+ *    puts/s per round, then SIGKILLs itself (nothing to close).
+ * Reports one JSON line.
  */
 import { open } from '../lib/index';
-import { restartNamespaces } from './restart';
+import { restartNamespaces, restartValue } from './restart';
+
+const TAIL = Number(process.env.BENCH_RESTART_TAIL ?? 20_000);
+const ROUND_MS = Number(process.env.BENCH_RESTART_ROUND_MS ?? 12_000);
+const ROUNDS = 4;
+
+interface Store {
+  checkpointNow(): Promise<boolean>;
+  stats(): { lastCheckpointMs: number; lastCheckpointCaptureMs: number };
+}
 
 async function main(): Promise<void> {
-  const [dataDir, recordsText] = process.argv.slice(2);
+  const [dataDir, recordsText, mode] = process.argv.slice(2);
   const records = Number(recordsText);
   const started = performance.now();
   const db = await open({ dataDir: dataDir!, namespaces: restartNamespaces(records), log: () => undefined });
   const wallMs = performance.now() - started;
   const stats = db.stats().namespaces.bench!;
-  for (let i = 0; i < records; i += Math.max(1, Math.floor(records / 1000))) {
-    const record = await db.get({ ns: 'bench', set: 'users', key: i });
-    if (record?.bins.name !== `user-${i}`) throw new Error(`record ${i} is missing or wrong after a ${stats.startMode} start`);
+  const report: Record<string, unknown> = { startMode: stats.startMode, startMs: stats.startMs, objects: stats.objects, wallMs, recovery: stats.recovery };
+  const store = (db as unknown as { namespaces: Map<string, { store: Store }> }).namespaces.get('bench')!.store;
+  let next = 0;
+  const overwrite = async (count: number) => {
+    for (let done = 0; done < count; done += 256) {
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 256; i++) {
+        const key = (next++ * 7919) % records;
+        writes.push(db.put({ ns: 'bench', set: 'users', key }, restartValue(key)));
+      }
+      await Promise.all(writes);
+    }
+  };
+  if (mode === 'open') {
+    for (let i = 0; i < records; i += Math.max(1, Math.floor(records / 1000))) {
+      const record = await db.get({ ns: 'bench', set: 'users', key: i });
+      if (record?.bins.name !== `user-${i}`) throw new Error(`record ${i} is missing or wrong after a ${stats.startMode} start`);
+    }
+    await db.close();
+  } else if (mode === 'kill') {
+    await overwrite(TAIL);
+    await store.checkpointNow();
+    report.checkpointMs = store.stats().lastCheckpointMs;
+    report.checkpointCaptureMs = store.stats().lastCheckpointCaptureMs;
+    await overwrite(TAIL);
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    process.kill(process.pid, 'SIGKILL');
+  } else if (mode === 'writes') {
+    const rounds: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number }[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const checkpoint = round % 2 === 1;
+      const begin = performance.now();
+      let written = 0;
+      let taken: Promise<boolean> | undefined;
+      while (performance.now() - begin < ROUND_MS) {
+        if (checkpoint && taken === undefined && performance.now() - begin > ROUND_MS / 4) taken = store.checkpointNow();
+        await overwrite(256);
+        written += 256;
+      }
+      if (taken !== undefined) await taken;
+      rounds.push({ checkpoint, putsPerSecond: written / ((performance.now() - begin) / 1000), checkpointMs: checkpoint ? store.stats().lastCheckpointMs : undefined });
+    }
+    report.rounds = rounds;
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    process.kill(process.pid, 'SIGKILL');
   }
-  await db.close();
-  process.stdout.write(`${JSON.stringify({ startMode: stats.startMode, startMs: stats.startMs, objects: stats.objects, wallMs })}\n`);
+  process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -231,6 +231,20 @@ class PrimaryIndex {
   IndexHeader* header() const { return header_; }
   uint8_t* meta() const;
 
+  // The index image (docs/storage.md, "Restart after a crash"): an index without data as one
+  // byte string: a fixed head (magic, layout, the linear-hashing numbers), every entry slot
+  // [0, end_entry_id) and every bucket [0, bucket_count). ImageBytes() is its size; SaveImage
+  // writes it to `out` (exactly ImageBytes() bytes). Only without data.
+  size_t ImageBytes() const;
+  void SaveImage(uint8_t* out) const;
+  // Loads an image into this index, which must be freshly created and empty (Open with
+  // attach=false). Returns "" when loaded, else why the image was refused (nothing trusted:
+  // the index is left empty). Throws NativeError when memory cannot be had.
+  std::string LoadImage(const uint8_t* image, size_t bytes);
+  // Removes every live entry whose location names a (device, block) with valid[device *
+  // blocks_per_device + block] == 0, or a device at or past `devices`. Returns how many.
+  uint32_t RemoveOutside(const uint8_t* valid, uint32_t devices, uint32_t blocks_per_device);
+
   // Checks every invariant with a full walk (tests and debugging; O(entries)). Returns the
   // first violation found, or "" when the index is consistent.
   std::string Verify() const;
@@ -308,6 +322,11 @@ class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Verify(const Napi::CallbackInfo& info);
+  // The index checkpoint's image (native/index_image.cc): saveImage() -> Buffer,
+  // loadImage(buffer) -> "" or the refusal, removeOutside(valid, devices, blocksPerDevice) -> count.
+  Napi::Value SaveImage(const Napi::CallbackInfo& info);
+  Napi::Value LoadImage(const Napi::CallbackInfo& info);
+  Napi::Value RemoveOutside(const Napi::CallbackInfo& info);
 
   PrimaryIndex& OpenIndex(Napi::Env env);
   uint32_t DigestFromKey(Napi::Env env);

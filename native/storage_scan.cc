@@ -192,7 +192,7 @@ class ScanWorker : public Napi::AsyncProgressQueueWorker<StorageScanner::Batch*>
     for (uint32_t device = 0; device < devices_.size(); device++) {
       for (uint32_t block = 0; block < devices_[device].block_count; block++) {
         double sequence = devices_[device].sequences[block];
-        if (sequence != 0) valid.push_back({static_cast<uint64_t>(sequence), device, block});
+        if (sequence != 0 && static_cast<uint64_t>(sequence) >= scanner_->min_sequence_) valid.push_back({static_cast<uint64_t>(sequence), device, block});
       }
     }
     std::sort(valid.begin(), valid.end(), [](const Valid& a, const Valid& b) { return a.sequence > b.sequence; });
@@ -292,6 +292,9 @@ StorageScanner::StorageScanner(const Napi::CallbackInfo& info) : Napi::ObjectWra
   signature_ = (static_cast<uint64_t>(number("signatureHigh", 0)) << 32) | static_cast<uint64_t>(number("signatureLow", 0));
   now_seconds_ = static_cast<uint32_t>(number("nowSeconds", 0));
   with_payload_ = options.Get("withPayload").ToBoolean();
+  double min_sequence = number("minSequence", 0);
+  if (!(min_sequence >= 0 && min_sequence <= 9007199254740991.0)) throw Napi::RangeError::New(env, "StorageScanner: minSequence out of range");
+  min_sequence_ = static_cast<uint64_t>(min_sequence);
   double chunk = number("chunkBytes", 8 << 20);
   if (!(chunk >= kIoAlignBytes && chunk <= (256 << 20))) throw Napi::RangeError::New(env, "StorageScanner: chunkBytes out of range");
   chunk_bytes_ = static_cast<size_t>(chunk);
@@ -518,7 +521,7 @@ Napi::Value StorageScanner::Finish(const Napi::CallbackInfo& info) {
     if (candidate.kind == kTombstone) tombstones++;
     if (candidate.kind == kExpired) expired++;
     if (candidate.kind == kTruncated) truncated++;
-    if (candidate.copies < 2) continue;  // nothing older on the devices: nothing to hide
+    if (candidate.copies < 2 && min_sequence_ == 0) continue;  // nothing older on the devices: nothing to hide
     shadows++;
     uint32_t flags = RecordFlags(candidate) | (candidate.kind == kTombstone ? kWinnerTombstone : kWinnerExpiredShadow);
     uint32_t variable_offset = static_cast<uint32_t>(variable.size());

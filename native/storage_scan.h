@@ -68,6 +68,10 @@ class StorageScanner : public Napi::ObjectWrap<StorageScanner> {
   uint64_t signature_ = 0;
   uint32_t now_seconds_ = 0;
   bool with_payload_ = false;
+  // Replay after a checkpoint (docs/storage.md, "Restart after a crash"): only blocks of this
+  // sequence or newer are read (every header still is), and finish() hands over every pending
+  // newest copy, since older copies may lie in the blocks not read.
+  uint64_t min_sequence_ = 0;
   size_t chunk_bytes_ = 8 << 20;
   int header_threads_ = 16;
   std::vector<TruncateMarker> truncates_;

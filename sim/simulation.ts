@@ -20,7 +20,7 @@ import { decodeBody, encodeBody, frameOf, FrameError } from '../lib/cluster/fram
 import { FRAME_HEADER_BYTES, MAX_HANDSHAKE_FRAME_BYTES } from '../lib/cluster/constants';
 import type { FrameKeys } from '../lib/cluster/frame-auth';
 import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, WireMessage } from '../lib/cluster/network';
-import { hostOf } from '../lib/cluster/network';
+import { HandlerSlot, hostOf } from '../lib/cluster/network';
 import type { Clock, Logger, TimerHandle, Timers } from '../lib/cluster/seams';
 import { SeededRandom } from '../lib/cluster/seams';
 
@@ -411,9 +411,8 @@ export class SimEndpoint implements Connection {
   readonly remoteHost: string;
   /** The simulated network has no TLS. */
   readonly tlsBinding: Buffer | undefined = undefined;
-  private handlers: ConnectionHandlers | undefined;
-  private pending: Buffer[] = [];
-  private pendingClose: string | undefined;
+  /** The handlers, and the frames (and a close) received before they were set. */
+  private readonly slot = new HandlerSlot();
   private lastDeliveryMs = 0;
   private maxFrameBytes = MAX_HANDSHAKE_FRAME_BYTES;
   /**
@@ -440,18 +439,12 @@ export class SimEndpoint implements Connection {
   }
 
   setHandlers(handlers: ConnectionHandlers): void {
-    this.handlers = handlers;
-    const queued = this.pending;
-    this.pending = [];
-    for (const body of queued) {
-      if (this.closed) break;
-      this.deliver(body);
-    }
-    if (this.pendingClose !== undefined) {
-      const reason = this.pendingClose;
-      this.pendingClose = undefined;
-      handlers.onClose(reason);
-    }
+    this.slot.install(
+      handlers,
+      (body) => this.deliver(body),
+      () => this.closed,
+      (reason) => handlers.onClose(reason),
+    );
   }
 
   send(message: WireMessage): boolean {
@@ -499,7 +492,7 @@ export class SimEndpoint implements Connection {
       return;
     }
     const body = frame.subarray(FRAME_HEADER_BYTES);
-    if (this.handlers === undefined) this.pending.push(body);
+    if (this.slot.handlers === undefined) this.slot.hold(body);
     else this.deliver(body);
   }
 
@@ -515,11 +508,11 @@ export class SimEndpoint implements Connection {
   }
 
   private notifyClose(reason: string): void {
-    if (this.handlers === undefined) {
-      this.pendingClose = reason;
+    if (this.slot.handlers === undefined) {
+      this.slot.holdClose(reason);
       return;
     }
-    this.handlers.onClose(reason);
+    this.slot.handlers.onClose(reason);
   }
 
   private deliver(frameBody: Buffer): void {
@@ -532,7 +525,7 @@ export class SimEndpoint implements Connection {
       return;
     }
     try {
-      this.handlers!.onMessage(message);
+      this.slot.handlers!.onMessage(message);
     } catch (error) {
       this.host.logger?.error(`cluster: closing connection with ${this.remoteAddress}: message handler threw`, {
         type: message.type,

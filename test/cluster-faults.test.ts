@@ -14,7 +14,7 @@ import type { RecordVersion } from '../lib/cluster/local-store';
 import type { ScenarioName, ScenarioResult } from '../sim/scenarios';
 import { runScenario } from '../sim/scenarios';
 import { SimStore } from '../sim/store';
-import { DataPlane } from '../lib/cluster/data-plane';
+import { DuplicateResolution } from '../lib/cluster/duplicate-resolution';
 import { RequestMemory } from '../lib/cluster/request-memory';
 
 const seedsFrom = (variable: string, fallback: number[]) => process.env[variable]?.split(',').map(Number) ?? fallback;
@@ -138,7 +138,7 @@ describe('the checkers catch what they exist for', () => {
   });
 
   it('an acting master that serves without reading its pending merge sources: a hidden read', async () => {
-    vi.spyOn(DataPlane.prototype as unknown as { resolveDuplicates(): Promise<undefined> }, 'resolveDuplicates').mockResolvedValue(undefined);
+    vi.spyOn(DuplicateResolution.prototype, 'resolveDuplicates').mockResolvedValue(undefined);
     // Seed 39: of full seeds 1-40 (20 s of faults), the one whose run meets the case since the
     // authenticated fabric changed every seed's timing; the run is deterministic.
     const result = await runScenario('full', { seed: 39, faultMs: 20_000 });

@@ -15,7 +15,7 @@ import { PARTITION_COUNT, PROTOCOL_VERSION_CURRENT } from '../lib/cluster/consta
 import type { WireMessage } from '../lib/cluster/network';
 import { SeededRandom } from '../lib/cluster/seams';
 import { TRUNCATE_MESSAGE_TYPES } from '../lib/cluster/truncation';
-import { ChildNode, eventually } from './fixtures/cluster-children';
+import { ChildNode, eventually, type DbChildState } from './fixtures/cluster-children';
 import { authenticatedPeer, closeAll, RawPeer } from './helpers/tcp-cluster';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
 
@@ -31,15 +31,6 @@ afterEach(async () => {
 
 afterAll(() => cleanupTempDirs());
 
-interface DbState {
-  clusterKey: string;
-  succession: string[];
-  quiesced: string[];
-  partitions: { master: number; replica: number };
-  migrationsRemaining: number;
-  settledClusterWide: boolean;
-}
-
 function startDb(nodeId: string, dataDir: string, seeds: string[], cluster: Record<string, unknown>): ChildNode {
   const child = new ChildNode({ dataDir }, nodeId, seeds, 150, 10, { cluster });
   children.push(child);
@@ -47,7 +38,7 @@ function startDb(nodeId: string, dataDir: string, seeds: string[], cluster: Reco
 }
 
 async function settled(nodes: ChildNode[]): Promise<boolean> {
-  const states = await Promise.all(nodes.map((node) => node.value<DbState>('state').catch(() => undefined)));
+  const states = await Promise.all(nodes.map((node) => node.value<DbChildState>('state').catch(() => undefined)));
   const ids = nodes.map((node) => node.nodeId).sort().join(',');
   return states.every((s) => s !== undefined && [...s.succession].sort().join(',') === ids && s.clusterKey === states[0]!.clusterKey && s.settledClusterWide);
 }
@@ -203,7 +194,7 @@ describe('three Db processes with a cluster secret, under a client load', () => 
         await node.value('quiesce');
         await node.value('recluster');
         const drained = async () => {
-          const state = await node.value<DbState>('state');
+          const state = await node.value<DbChildState>('state');
           return state.quiesced.includes(node.nodeId) && state.partitions.master === 0 && state.partitions.replica === 0 && state.settledClusterWide;
         };
         expect(await eventually(drained, 30_000), `${node.nodeId} did not hand off its partitions`).toBe(true);

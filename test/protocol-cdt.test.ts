@@ -7,13 +7,14 @@
  * get a clean result code and leave the record as it was; and what a client wrote is plain
  * MessagePack in storage, read back by the embedded API.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import { open } from '../lib/index';
 import { OpCode, Info1, Info2 } from '../lib/service/wire';
-import { ServedNode, clientConfig, serveNode, stopNode } from './helpers/service-server';
+import { codeOf } from './helpers/service-server';
+import { useServedNode } from './helpers/service-cluster';
 import { RawConnection, mp } from './helpers/wire-request';
-import { cleanupTempDirs, tempDir } from './helpers/temp';
+import { tempDir } from './helpers/temp';
 
 // The client's typings are narrower than what it accepts (map keys and range bounds of any type): arguments outside them are cast.
 const { lists, maps, status } = Aerospike;
@@ -21,35 +22,14 @@ const LRT = lists.returnType;
 const MRT = maps.returnType;
 const Context = Aerospike.cdt.Context;
 
-let node: ServedNode;
 let client: Aerospike.Client;
 let raw: RawConnection;
 const dataDir = tempDir('shoal-protocol-cdt-');
 
-beforeAll(async () => {
-  node = await serveNode({ dataDir, namespaces: [{ name: 'test', storage: { type: 'device', paths: ['test.dat'], sizeBytes: 64 << 20 } }] });
-  client = await Aerospike.connect(clientConfig(node));
-  raw = await RawConnection.open(node.port, node.host);
-}, 60_000);
-
-afterAll(async () => {
-  raw?.close();
-  await client?.close();
-  if (node !== undefined) await stopNode(node);
-  cleanupTempDirs();
-});
+const served = useServedNode({ dataDir, namespaces: [{ name: 'test', storage: { type: 'device', paths: ['test.dat'], sizeBytes: 64 << 20 } }] }, (session) => ({ client, raw } = session));
 
 let keys = 0;
 const key = (set = 'cdt') => new Aerospike.Key('test', set, `k${keys++}`);
-
-async function codeOf(promise: Promise<unknown>): Promise<number> {
-  try {
-    await promise;
-    return status.OK;
-  } catch (error) {
-    return (error as { code: number }).code;
-  }
-}
 
 interface Scenario {
   name: string;
@@ -337,19 +317,15 @@ describe('storage', () => {
     const k = new Aerospike.Key('test', 'stored', 'doc');
     await client.put(k, { doc: { name: 'ann', blob, tags: ['x'], counts: new Map([[1, 'one']]) } });
     await client.operate(k, [lists.append('doc', 'y').withContext(new Context().addMapKey('tags')), maps.put('doc', 'n', 2)]);
-    await client.close();
-    await stopNode(node);
-    const db = await open({ dataDir, sharedMemoryIndex: false, namespaces: [{ name: 'test', storage: { type: 'device', paths: ['test.dat'], sizeBytes: 64 << 20 } }] });
-    try {
-      const record = await db.get({ ns: 'test', set: 'stored', key: 'doc' });
-      expect(record!.bins.doc).toEqual({ blob, counts: new Map([[1, 'one']]), n: 2, name: 'ann', tags: ['x', 'y'] });
-    } finally {
-      await db.close();
-    }
-    node = await serveNode({ dataDir, namespaces: [{ name: 'test', storage: { type: 'device', paths: ['test.dat'], sizeBytes: 64 << 20 } }] });
-    client = await Aerospike.connect(clientConfig(node));
-    raw.close();
-    raw = await RawConnection.open(node.port, node.host);
+    await served.restart(async () => {
+      const db = await open({ dataDir, sharedMemoryIndex: false, namespaces: [{ name: 'test', storage: { type: 'device', paths: ['test.dat'], sizeBytes: 64 << 20 } }] });
+      try {
+        const record = await db.get({ ns: 'test', set: 'stored', key: 'doc' });
+        expect(record!.bins.doc).toEqual({ blob, counts: new Map([[1, 'one']]), n: 2, name: 'ann', tags: ['x', 'y'] });
+      } finally {
+        await db.close();
+      }
+    });
     expect(((await client.get(k)).bins.doc as { tags: unknown }).tags).toEqual(['x', 'y']);
   }, 60_000);
 });

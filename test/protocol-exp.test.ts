@@ -6,45 +6,24 @@
  * flags, modify-local list and map expressions, geo comparisons; and malformed expressions over
  * a raw socket, which get PARAMETER_ERROR and leave the record as it was.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import { FieldType, OpCode } from '../lib/service/wire';
-import { ServedNode, clientConfig, serveNode, stopNode } from './helpers/service-server';
+import { codeOf } from './helpers/service-server';
+import { useServedNode } from './helpers/service-cluster';
 import { RawConnection, mp } from './helpers/wire-request';
-import { cleanupTempDirs } from './helpers/temp';
 
 // exp.var is typed as _var in the client's typings; it is var at run time.
 const { exp, lists, maps, status, operations: op } = Aerospike;
 const FILTERED_OUT = status.FILTERED_OUT;
 
-let node: ServedNode;
 let client: Aerospike.Client;
 let raw: RawConnection;
 
-beforeAll(async () => {
-  node = await serveNode();
-  client = await Aerospike.connect(clientConfig(node));
-  raw = await RawConnection.open(node.port, node.host);
-}, 60_000);
-
-afterAll(async () => {
-  raw?.close();
-  await client?.close();
-  if (node !== undefined) await stopNode(node);
-  cleanupTempDirs();
-});
+useServedNode({}, (session) => ({ client, raw } = session));
 
 let keys = 0;
 const key = (set = 'exp') => new Aerospike.Key('test', set, `k${keys++}`);
-
-async function codeOf(promise: Promise<unknown>): Promise<number> {
-  try {
-    await promise;
-    return status.OK;
-  } catch (error) {
-    return (error as { code: number }).code;
-  }
-}
 
 const isBlue = exp.eq(exp.binStr('color'), exp.str('blue'));
 const isRed = exp.eq(exp.binStr('color'), exp.str('red'));

@@ -8,16 +8,17 @@
  * indexes, malformed ranges over a raw socket), each answered with the server's error while
  * the node stays up.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import * as net from 'node:net';
 import { ByteWriter } from '../lib/service/byte-writer';
 import { FieldType, FrameType, Info1, Info2, Info3, beginFrame, endFrame, writeField, writeMessageHeader, writeStringField } from '../lib/service/wire';
 import { SERVICE_BACKGROUND_JOBS_RUNNING_MAX, SINDEX_PER_NAMESPACE_MAX } from '../lib/service/constants';
-import { ServedNode, clientConfig, serveNode, settled, stopNode } from './helpers/service-server';
+import { ServedNode, codeOf, settled } from './helpers/service-server';
+import { useServedNode } from './helpers/service-cluster';
 import { RawConnection } from './helpers/wire-request';
 import { seededFloats } from './helpers/random';
-import { cleanupTempDirs, tempDir } from './helpers/temp';
+import { tempDir } from './helpers/temp';
 
 const { exp, filter, status, indexType, indexDataType } = Aerospike;
 const INDEX_NOT_FOUND = 201;
@@ -78,15 +79,6 @@ function whereQuery(where: Parameters<Aerospike.Query['where']>[0], set = SET): 
   return query;
 }
 
-async function codeOf(promise: Promise<unknown>): Promise<number> {
-  try {
-    await promise;
-    return status.OK;
-  } catch (error) {
-    return (error as { code: number }).code;
-  }
-}
-
 /** An info command's answer, or its ERROR code. */
 async function info(command: string): Promise<string> {
   const reply = await client.infoAny(command);
@@ -117,11 +109,10 @@ async function stillServes(): Promise<void> {
   expect((await client.get(key)).bins.ok).toBe(1);
 }
 
+// A device namespace (the client suite's exp file covers a memory one), so a restart keeps the records.
+const served = useServedNode({ dataDir: tempDir('shoal-query-'), namespaces: DEVICE }, (session) => ({ node, client, raw } = session), 120_000);
+
 beforeAll(async () => {
-  // A device namespace (the client suite's exp file covers a memory one), so a restart keeps the records.
-  node = await serveNode({ dataDir: tempDir('shoal-query-'), namespaces: DEVICE });
-  client = await Aerospike.connect(clientConfig(node));
-  raw = await RawConnection.open(node.port, node.host);
   const random = seededFloats(15);
   for (let id = 0; id < RECORDS; id++) reference.push(makeRecord(id, random));
   for (let start = 0; start < RECORDS; start += 50) {
@@ -145,12 +136,6 @@ beforeAll(async () => {
   await (await client.createExpIndex({ ns: 'test', set: SET, exp: exp.add(exp.binInt('n'), exp.int(1000)), index: 'q_n_plus', datatype: indexDataType.NUMERIC })).wait(10);
 }, 120_000);
 
-afterAll(async () => {
-  raw?.close();
-  await client?.close();
-  if (node !== undefined) await stopNode(node);
-  cleanupTempDirs();
-});
 
 describe('queries against a plain-JS reference', () => {
   it('selects integer bins by equal and range, never a double, a string or a missing bin', async () => {
@@ -427,13 +412,7 @@ describe('background queries with write operations', () => {
 
 describe('index definitions live in the node', () => {
   it('are gone after a restart: a query is INDEX_NOT_FOUND until the index is created again', async () => {
-    const dataDir = node.dataDir;
-    raw.close();
-    await client.close();
-    await stopNode(node);
-    node = await serveNode({ dataDir, namespaces: DEVICE });
-    client = await Aerospike.connect(clientConfig(node));
-    raw = await RawConnection.open(node.port, node.host);
+    await served.restart();
     expect(await codeOf(whereQuery(filter.equal('s', 'cat')).results())).toBe(INDEX_NOT_FOUND);
     await (await client.createIndex({ ns: 'test', set: SET, bin: 's', index: 'q_s_again', datatype: indexDataType.STRING })).wait(10);
     expect(await ids(whereQuery(filter.equal('s', 'cat')))).toEqual(expected((bins) => bins.s === 'cat'));

@@ -5,21 +5,19 @@
  * a query, sent to every node for the partitions it masters, returns each matching record once;
  * the same by pages and by partition ranges; a removal reaches every node.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import Aerospike from 'aerospike';
-import { cleanupTempDirs } from './helpers/temp';
-import { ServedNode, clientConfig, settled, stopNode } from './helpers/service-server';
-import { serveCluster, waitForClientNodes, waitForSettled } from './helpers/service-cluster';
+import { ServedNode, settled } from './helpers/service-server';
+import { closeServedCluster, serveSecuredCluster, useServedCluster, waitForClientNodes } from './helpers/service-cluster';
 
 const { filter, indexDataType } = Aerospike;
 let nodes: ServedNode[] = [];
 let client: Aerospike.Client;
 const RECORDS = 900;
 
+useServedCluster(3, (cluster) => ({ nodes, client } = cluster));
+
 beforeAll(async () => {
-  nodes = await serveCluster(3);
-  client = await Aerospike.connect(clientConfig(nodes[0]!, { tenderInterval: 250 }));
-  await waitForSettled(client, nodes, 3);
   await waitForClientNodes(client, 3);
   // Give the client a few tends to load the settled partition map.
   await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -28,11 +26,6 @@ beforeAll(async () => {
   }
 }, 120_000);
 
-afterAll(async () => {
-  await client?.close();
-  await Promise.all(nodes.map((node) => stopNode(node)));
-  cleanupTempDirs();
-});
 
 async function ids(query: Aerospike.Query): Promise<number[]> {
   return (await query.results()).map((record) => record.bins.id as number).sort((a, b) => a - b);
@@ -82,18 +75,9 @@ it('creates an index through one node that every node knows, and queries every n
 }, 120_000);
 
 it('sends definitions to peers that require a login, logging in as the first configured user', async () => {
-  const users = [{ user: 'ada', password: 'correct horse battery' }];
-  const secured = await serveCluster(2, { service: { users } });
-  const secure = await Aerospike.connect({ ...clientConfig(secured[0]!, { tenderInterval: 250 }), user: 'ada', password: 'correct horse battery' } as Aerospike.ConfigOptions);
+  const secured = await serveSecuredCluster(2, { user: 'ada', password: 'correct horse battery' });
+  const secure = secured.client;
   try {
-    // Info to one address opens a connection without a login, so this waits through infoAll.
-    await waitForClientNodes(secure, 2);
-    for (const deadline = Date.now() + 60_000; ; ) {
-      const answers = (await secure.infoAll('statistics')).map((answer) => Aerospike.info.parse(answer.info).statistics as Record<string, number>);
-      if (answers.length === 2 && answers.every((stats) => stats.cluster_size === 2 && stats.migrate_partitions_remaining === 0)) break;
-      if (Date.now() > deadline) throw new Error(`the secured cluster did not settle: ${JSON.stringify(answers)}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
     await (await secure.createIndex({ ns: 'test', set: 'sq', bin: 's', index: 'sq_s', datatype: indexDataType.STRING })).wait(50);
     const exists = await secure.infoAll('sindex-exists:ns=test;indexname=sq_s');
     expect(exists.map((answer) => answer.info.trim().split('\t')[1])).toEqual(['true', 'true']);
@@ -102,7 +86,6 @@ it('sends definitions to peers that require a login, logging in as the first con
     query.where(filter.equal('s', 'x'));
     expect(await ids(query)).toEqual([1]);
   } finally {
-    await secure.close();
-    await Promise.all(secured.map((node) => stopNode(node)));
+    await closeServedCluster(secured);
   }
 }, 150_000);

@@ -6,30 +6,19 @@
  * with zero client errors, after which the node is stopped, still with zero errors.
  */
 import * as net from 'node:net';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import { digestOf, partitionOf } from '../lib/index';
 import { ByteWriter } from '../lib/service/byte-writer';
 import { FieldType, FrameType, Info2, OpCode, beginFrame, beginOp, endFrame, endOp, writeField, writeMessageHeader, writeStringField } from '../lib/service/wire';
-import { cleanupTempDirs } from './helpers/temp';
-import { ServedNode, clientConfig, stopNode } from './helpers/service-server';
-import { publishedMasters, serveCluster, statisticsOf, waitForClientNodes, waitForSettled } from './helpers/service-cluster';
+import { ServedNode, stopNode } from './helpers/service-server';
+import { publishedMasters, statisticsOf, useServedCluster, waitForClientNodes } from './helpers/service-cluster';
 
 let nodes: ServedNode[] = [];
 let client: Aerospike.Client;
 
-beforeAll(async () => {
-  nodes = await serveCluster(3);
-  // One seed only: the other two are discovered.
-  client = await Aerospike.connect(clientConfig(nodes[0]!, { tenderInterval: 250 }));
-  await waitForSettled(client, nodes, 3);
-}, 120_000);
-
-afterAll(async () => {
-  await client?.close();
-  await Promise.all(nodes.map((node) => stopNode(node)));
-  cleanupTempDirs();
-});
+// One seed only: the other two are discovered.
+useServedCluster(3, (cluster) => ({ nodes, client } = cluster));
 
 it('discovers all three nodes from one seed and routes every key to its master', async () => {
   await waitForClientNodes(client, 3);

@@ -1,5 +1,5 @@
 /**
- * The device namespace (lib/namespace/device-namespace.ts) over the storage engine and the
+ * The device namespace (lib/namespace/record-core.ts over device-records.ts) on the storage engine and the
  * native index: operation semantics, per-record atomicity across device reads, warm and cold
  * restarts, durable removes and truncates, scans and stats.
  */
@@ -7,13 +7,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DeviceNamespace, indexVisits } from '../lib/namespace/device-namespace';
+import { indexVisits, openDeviceNamespace } from '../lib/namespace/device-records';
+import type { RecordCore } from '../lib/namespace/record-core';
+import type { ColdStartReport } from '../lib/storage/device-store';
 import { resolveOptions } from '../lib/options';
 import { addon } from '../lib/native/addon';
 import { segmentBaseName } from '../lib/namespace/index-segments';
 
 const dirs: string[] = [];
-const open: DeviceNamespace[] = [];
+const open: RecordCore[] = [];
 
 function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-devns-'));
@@ -21,20 +23,25 @@ function tempDir(): string {
   return dir;
 }
 
-async function openNamespace(dir: string, storage: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<DeviceNamespace> {
+async function openNamespace(dir: string, storage: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Promise<RecordCore> {
   const config = resolveOptions({
     dataDir: dir,
     namespaces: [{ name: 'users', storage: { type: 'device', paths: ['users.dat'], sizeBytes: 32 << 20, writeBlockBytes: 128 << 10, ...storage }, maxRecordBytes: 64 << 10, ...extra }],
   });
-  const namespace = await DeviceNamespace.open(config.namespaces[0]!, config, () => undefined);
+  const namespace = await openDeviceNamespace(config.namespaces[0]!, config, () => undefined);
   open.push(namespace);
   return namespace;
 }
 
-async function reopen(namespace: DeviceNamespace, dir: string, dropIndex = false, storage: Record<string, unknown> = {}): Promise<DeviceNamespace> {
+async function reopen(namespace: RecordCore, dir: string, dropIndex = false, storage: Record<string, unknown> = {}): Promise<RecordCore> {
   await namespace.close(dropIndex);
   open.splice(open.indexOf(namespace), 1);
   return openNamespace(dir, storage);
+}
+
+/** The DeviceStore behind a device namespace's records (record-core.ts `store`, device-records.ts `store`). */
+function deviceStoreOf(ns: RecordCore): { flush(): Promise<void>; dropCache(): void; recount(visit: unknown): void; stats(): { deviceUsedBytes: number } } {
+  return (ns as unknown as { store: { store: ReturnType<typeof deviceStoreOf> } }).store.store;
 }
 
 const key = (k: string | number, set = 'profiles') => ({ ns: 'users', set, key: k });
@@ -68,11 +75,11 @@ describe('device namespace', () => {
     const dir = tempDir();
     const ns = await openNamespace(dir);
     await ns.put(key('hot'), { start: 0 }, undefined);
-    (ns as unknown as { store: { flush(): Promise<void>; dropCache(): void } }).store.dropCache();
-    await (ns as unknown as { store: { flush(): Promise<void> } }).store.flush();
+    deviceStoreOf(ns).dropCache();
+    await deviceStoreOf(ns).flush();
     // Push the record's block out of memory so each merge reads the device.
     for (let i = 0; i < 3000; i++) await ns.put(key(`filler${i}`), { pad: 'x'.repeat(1000) }, undefined);
-    (ns as unknown as { store: { dropCache(): void } }).store.dropCache();
+    deviceStoreOf(ns).dropCache();
     await Promise.all(Array.from({ length: 40 }, (_, i) => ns.put(key('hot'), { [`b${i}`]: i }, undefined)));
     const record = await ns.get(key('hot'), undefined);
     expect(Object.keys(record!.bins)).toHaveLength(41);
@@ -91,7 +98,7 @@ describe('device namespace', () => {
     ns = await reopen(ns, dir, true);
     expect(ns.startMode).toBe('cold');
     expect(ns.stats().objects).toBe(1999);
-    expect(ns.coldStart!.records).toBe(1999);
+    expect((ns.stats().coldStart as ColdStartReport).records).toBe(1999);
     expect(await ns.get(key(5), undefined)).toBeUndefined();
     expect(await ns.get(key(77), undefined)).toMatchObject({ bins: { i: 77 } });
     const scanned = [];
@@ -106,7 +113,7 @@ describe('device namespace', () => {
     for (let i = 0; i < 3000; i++) ns.put(key(i), { i, pad: 'p'.repeat(i % 300) }, undefined);
     for (let i = 0; i < 3000; i += 3) ns.put(key(i), { i, again: true }, undefined);
     for (let i = 1; i < 3000; i += 7) ns.remove(key(i), undefined);
-    await (ns as unknown as { store: { flush(): Promise<void> } }).store.flush();
+    await deviceStoreOf(ns).flush();
     const before = ns.stats();
     const visits = indexVisits.count;
     ns = await reopen(ns, dir);
@@ -116,9 +123,9 @@ describe('device namespace', () => {
     expect(after.objects).toBe(before.objects);
     expect(after.deviceUsedBytes).toBe(before.deviceUsedBytes);
     // The persisted counts are what a full recount from the index finds.
-    const store = (ns as unknown as { store: { stats(): { deviceUsedBytes: number }; recount(visit: unknown): void }; visitLocations(take: unknown): void });
-    store.store.recount((take: unknown) => store.visitLocations.call(ns, take));
-    expect(store.store.stats().deviceUsedBytes).toBe(after.deviceUsedBytes);
+    const records = (ns as unknown as { store: { visitLocations(take: unknown): void } }).store;
+    deviceStoreOf(ns).recount((take: unknown) => records.visitLocations(take));
+    expect(deviceStoreOf(ns).stats().deviceUsedBytes).toBe(after.deviceUsedBytes);
     expect(await ns.get(key(2999), undefined)).toMatchObject({ bins: { i: 2999 } });
     expect(await ns.get(key(8), undefined)).toBeUndefined();
   });
@@ -134,7 +141,8 @@ describe('device namespace', () => {
     bytes[bytes.length - 40] ^= 0x01;  // inside the live-bytes table or the tombstones
     fs.writeFileSync(stateFile, bytes);
     ns = await openNamespace(dir);
-    expect(ns.startMode).toBe('cold');
+    // Not warm: the index checkpoint of the close is loaded instead (it does not use the state file).
+    expect(ns.startMode).toBe('recovered');
     expect(ns.stats().objects).toBe(500);
   });
 

@@ -66,7 +66,7 @@ describe('no long stalls on one node', () => {
 
   it('defragmentation, and a close that saves many tombstones', async () => {
     for (let i = 0; i < RECORDS; i++) if (i % 3 !== 0) await db.remove({ ns: 'disk', key: i });
-    const store = (db as unknown as { namespaces: Map<string, { store: { defragNow(): Promise<void>; stats(): { defragBlocks: number } } }> }).namespaces.get('disk')!.store;
+    const store = (db as unknown as { namespaces: Map<string, { store: { store: { defragNow(): Promise<void>; stats(): { defragBlocks: number } } } }> }).namespaces.get('disk')!.store.store;
     expectShort('defragmentation', (await probeStalls(() => store.defragNow())).stalls);
     expect(store.stats().defragBlocks).toBeGreaterThan(10);
     expectShort('close with tombstones', (await probeStalls(() => db.close())).stalls);

@@ -87,7 +87,7 @@ describe('write backpressure', () => {
         log: () => undefined,
       }),
     );
-    const store = (db as unknown as { namespaces: Map<string, { store: { stats(): { writeBlocksInFlight: number; defragBlocks: number }; defragNow(): Promise<void> } }> }).namespaces.get('disk')!.store;
+    const store = (db as unknown as { namespaces: Map<string, { store: { store: { stats(): { writeBlocksInFlight: number; defragBlocks: number }; defragNow(): Promise<void> } } }> }).namespaces.get('disk')!.store.store;
     const pad = 'y'.repeat(1000);
     for (let i = 0; i < 40_000; i++) await db.put({ ns: 'disk', key: i }, { pad });
     // Remove three of every four records: most blocks fall below the defrag watermark.

@@ -4,13 +4,13 @@
  * client's registration job polls each node's udf-list), applies run on every key's master,
  * and a removal reaches every node too; with service users, the forward logs in.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import Aerospike from 'aerospike';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cleanupTempDirs, tempDir } from './helpers/temp';
-import { ServedNode, clientConfig, stopNode } from './helpers/service-server';
-import { serveCluster, waitForSettled } from './helpers/service-cluster';
+import { tempDir } from './helpers/temp';
+import type { ServedNode } from './helpers/service-server';
+import { closeServedCluster, serveSecuredCluster, useServedCluster } from './helpers/service-cluster';
 
 let nodes: ServedNode[] = [];
 let client: Aerospike.Client;
@@ -20,17 +20,7 @@ async function udfListOf(node: ServedNode): Promise<string> {
   return (await client.info('udf-list', { addr: node.host, port: node.port })) as string;
 }
 
-beforeAll(async () => {
-  nodes = await serveCluster(3);
-  client = await Aerospike.connect(clientConfig(nodes[0]!, { tenderInterval: 250 }));
-  await waitForSettled(client, nodes, 3);
-}, 120_000);
-
-afterAll(async () => {
-  await client?.close();
-  await Promise.all(nodes.map((node) => stopNode(node)));
-  cleanupTempDirs();
-});
+useServedCluster(3, (cluster) => ({ nodes, client } = cluster));
 
 it('a module registered through one node reaches every node, and applies run on every master', async () => {
   const file = path.join(modules, 'counter.lua');
@@ -49,17 +39,9 @@ it('a module registered through one node reaches every node, and applies run on 
 }, 120_000);
 
 it('a module reaches peers that require a login, sent as the first configured user', async () => {
-  const users = [{ user: 'ada', password: 'correct horse battery' }];
-  const secured = await serveCluster(2, { service: { users } });
-  const secure = await Aerospike.connect({ ...clientConfig(secured[0]!, { tenderInterval: 250 }), user: 'ada', password: 'correct horse battery' } as Aerospike.ConfigOptions);
+  const secured = await serveSecuredCluster(2, { user: 'ada', password: 'correct horse battery' });
+  const secure = secured.client;
   try {
-    // waitForSettled asks each address without a login; infoAll logs in on every node.
-    for (const deadline = Date.now() + 60_000; ; ) {
-      const answers = (await secure.infoAll('statistics')).map((answer) => Aerospike.info.parse(answer.info).statistics as Record<string, number>);
-      if (answers.length === 2 && answers.every((stats) => stats.cluster_size === 2 && stats.migrate_partitions_remaining === 0)) break;
-      if (Date.now() > deadline) throw new Error(`the secured cluster did not settle: ${JSON.stringify(answers)}`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
     const file = path.join(modules, 'secured.lua');
     fs.writeFileSync(file, 'function one(rec)\n  return 1\nend\n');
     await (await secure.udfRegister(file)).wait(50);
@@ -68,7 +50,6 @@ it('a module reaches peers that require a login, sent as the first configured us
     expect(lists).toHaveLength(2);
     for (const answer of lists) expect(answer.info).toContain('filename=secured.lua');
   } finally {
-    await secure.close();
-    await Promise.all(secured.map((node) => stopNode(node)));
+    await closeServedCluster(secured);
   }
 }, 150_000);

@@ -26,6 +26,46 @@ export interface ConnectionHandlers {
   onClose(reason: string): void;
 }
 
+/**
+ * What a connection receives before its handlers are set (Connection.setHandlers: messages
+ * that arrive before it are queued), kept alike by the real connection (tcp-network.ts) and
+ * the simulated one (sim/simulation.ts): the frames in order, then a close. A connection
+ * checks `handlers` itself on every frame, so a frame costs no closure.
+ */
+export class HandlerSlot {
+  handlers: ConnectionHandlers | undefined;
+  private frames: Buffer[] = [];
+  private closeReason: string | undefined;
+
+  /** Keeps a frame that arrived before the handlers. */
+  hold(frame: Buffer): void {
+    this.frames.push(frame);
+  }
+
+  /** Keeps the reason of a close that came before the handlers. */
+  holdClose(reason: string): void {
+    this.closeReason = reason;
+  }
+
+  /**
+   * Installs `handlers`, then hands each held frame to `deliver` in order until `isClosed()`,
+   * then a held close to `notifyClose` (once).
+   */
+  install(handlers: ConnectionHandlers, deliver: (frame: Buffer) => void, isClosed: () => boolean, notifyClose: (reason: string) => void): void {
+    this.handlers = handlers;
+    const held = this.frames;
+    this.frames = [];
+    for (const frame of held) {
+      if (isClosed()) break;
+      deliver(frame);
+    }
+    const reason = this.closeReason;
+    if (reason === undefined) return;
+    this.closeReason = undefined;
+    notifyClose(reason);
+  }
+}
+
 export interface Connection {
   /** "host:port" of the remote end, for logs. */
   readonly remoteAddress: string;

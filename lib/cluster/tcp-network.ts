@@ -30,7 +30,7 @@ import { decodeBody, encodeBody, FrameDecoder, frameOf } from './frame';
 import type { FrameKeys, FrameMac } from './frame-auth';
 import { frameMac } from './frame-auth';
 import type { Connection, ConnectionHandlers, Listener, Network, NetworkOptions, TlsSettings, WireMessage } from './network';
-import { FRAME_AUTHENTICATION_FAILED, isLoopbackHost, parseAddress } from './network';
+import { FRAME_AUTHENTICATION_FAILED, HandlerSlot, isLoopbackHost, parseAddress } from './network';
 import type { Logger } from './seams';
 import { LogLimiter, realClock } from './seams';
 
@@ -109,10 +109,8 @@ class TlsHandshakes {
 
 class TcpConnection implements Connection {
   closed = false;
-  private handlers: ConnectionHandlers | undefined;
-  /** Whole frames received before the handlers were set. */
-  private pending: Buffer[] = [];
-  private closeReason: string | undefined;
+  /** The handlers, and the whole frames (and a close) received before they were set. */
+  private readonly slot = new HandlerSlot();
   private readonly decoder = new FrameDecoder(MAX_HANDSHAKE_FRAME_BYTES);
   private exported: Buffer | undefined;
   /** Set once frames are authenticated: tags what is sent, checks what is received. */
@@ -148,14 +146,12 @@ class TcpConnection implements Connection {
   }
 
   setHandlers(handlers: ConnectionHandlers): void {
-    this.handlers = handlers;
-    const queued = this.pending;
-    this.pending = [];
-    for (const frame of queued) {
-      if (this.closed) break;
-      this.deliver(frame);
-    }
-    if (this.closed && this.closeReason !== undefined) this.notifyClose(this.closeReason);
+    this.slot.install(
+      handlers,
+      (frame) => this.deliver(frame),
+      () => this.closed,
+      (reason) => this.notifyClose(reason),
+    );
   }
 
   send(message: WireMessage): boolean {
@@ -196,18 +192,17 @@ class TcpConnection implements Connection {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.closeReason = reason;
     this.budget?.release(this);
     // end() flushes what was queued (e.g. a handshake rejection); destroy() follows regardless.
     this.socket.end();
     const socket = this.socket;
     setTimeout(() => socket.destroy(), 1_000).unref();
-    if (this.handlers !== undefined) this.notifyClose(reason);
+    if (this.slot.handlers !== undefined) this.notifyClose(reason);
+    else this.slot.holdClose(reason);
   }
 
   private notifyClose(reason: string): void {
-    const handlers = this.handlers;
-    this.closeReason = undefined;
+    const handlers = this.slot.handlers;
     try {
       handlers?.onClose(reason);
     } catch (error) {
@@ -227,7 +222,7 @@ class TcpConnection implements Connection {
         return;
       }
       if (frame === undefined) break;
-      if (this.handlers === undefined) this.pending.push(frame);
+      if (this.slot.handlers === undefined) this.slot.hold(frame);
       else this.deliver(frame);
       if (this.closed) return;
     }
@@ -261,7 +256,7 @@ class TcpConnection implements Connection {
       return;
     }
     try {
-      this.handlers!.onMessage(message);
+      this.slot.handlers!.onMessage(message);
     } catch (error) {
       this.logger.error(`cluster: closing connection with ${this.remoteAddress}: message handler threw`, {
         type: message.type,

@@ -1,10 +1,11 @@
 /**
- * Creates the namespace object that a resolved config asks for.
+ * Creates the namespace object that a resolved config asks for: the record core over a memory
+ * store or a device store.
  */
 import { type Clock, wallClock } from '../clock';
 import type { DataDirConfig, NamespaceConfig } from './config';
-import { DeviceNamespace } from './device-namespace';
-import { MemoryNamespace } from './memory-namespace';
+import { openDeviceNamespace } from './device-records';
+import { openMemoryNamespace } from './memory-store';
 import type { Namespace } from './namespace';
 
 /**
@@ -13,6 +14,6 @@ import type { Namespace } from './namespace';
  * @throws ShoalError LOCKED, IO_ERROR, CORRUPTION from the namespace's start.
  */
 export async function openNamespace(config: NamespaceConfig, db: DataDirConfig, log: (message: string) => void, clock: Clock = wallClock): Promise<Namespace> {
-  if (config.kind === 'memory') return new MemoryNamespace(config, db, log, clock);
-  return DeviceNamespace.open(config, db, log, clock);
+  if (config.kind === 'memory') return openMemoryNamespace(config, db, log, clock);
+  return openDeviceNamespace(config, db, log, clock);
 }

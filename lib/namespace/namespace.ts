@@ -43,7 +43,12 @@ export interface ScanOptions {
   filter?: Filter;
 }
 
-export type StartMode = 'warm' | 'cold' | 'new';
+/**
+ * How a namespace started: 'new' (nothing on its devices), 'warm' (a clean close's index
+ * attached), 'recovered' (an index checkpoint loaded and the blocks since replayed, after a
+ * crash or a reboot), 'cold' (the index rebuilt by scanning every device).
+ */
+export type StartMode = 'warm' | 'recovered' | 'cold' | 'new';
 
 /** Per-namespace statistics, named after Aerospike's. */
 export interface NamespaceStats {

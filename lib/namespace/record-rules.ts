@@ -1,9 +1,10 @@
 /**
  * The record rules both namespaces apply, written once: what a put makes of the stored bins,
  * the payload a write stores, the metadata of a record's next version, and what operate
- * returns. memory-namespace.ts and device-namespace.ts differ only in where the current record
- * and its payload come from and where the new version goes (the index's memory, or a
- * DeviceStore); every decision about the record itself is made here or in semantics.ts.
+ * returns. The record core (record-core.ts) applies them for both stores, which differ only in
+ * where the current record's payload comes from and where the new version goes (the index's
+ * memory, or a DeviceStore); every decision about the record itself is made here, in
+ * semantics.ts or in the core.
  */
 import type { NamespaceConfig } from './config';
 import { Bins, decodePayloadBins, encodePayload, recordTooBig, storedBinsCoveredBy } from '../model/bins';

@@ -110,6 +110,15 @@ export interface NativePrimaryIndex {
    * falls back to one upsert per record).
    */
   insertWinners?(winners: Buffer, variable: Buffer, count: number, setIds: Uint32Array, storeData: boolean): number;
+  /**
+   * The index checkpoint (native/index_image.cc; docs/storage.md, "Restart after a crash"):
+   * the whole index (without data) as one image, taken between two mutations. @throws TypeError with data.
+   */
+  saveImage(): Buffer;
+  /** Loads an image into this freshly created, empty index: '' when loaded, else why it was refused (the index stays empty). */
+  loadImage(image: Buffer): string;
+  /** Removes every live entry whose location's (device, block) has valid[device * blocksPerDevice + block] === 0; returns how many. */
+  removeOutside(valid: Uint8Array, devices: number, blocksPerDevice: number): number;
 }
 
 /**

@@ -124,6 +124,13 @@ export interface ColdStartOptions {
   nowSeconds: number;
   truncates: TruncateMarker[];
   withPayload: boolean;
+  /**
+   * Replay after a checkpoint (checkpoint.ts): read only blocks of this sequence or newer (the
+   * headers of all blocks are still read, so `sequences` is complete), and hand over every
+   * newest copy that is a tombstone, expired or truncated as a shadow, since older copies may
+   * lie in blocks not read. 0 (the default): the full cold start.
+   */
+  minSequence?: number;
   onRecord: (record: ColdStartRecord) => void;
   /**
    * The batch path for live records: given, onRecord sees only tombstones and shadows, each
@@ -154,6 +161,7 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
     signatureLow: options.signatureLow,
     nowSeconds: options.nowSeconds,
     withPayload: options.withPayload,
+    minSequence: options.minSequence ?? 0,
     chunkBytes: Math.max(COLD_START_CHUNK_BYTES, options.writeBlockBytes),
     truncates: options.truncates.map((marker) => ({ set: marker.set ?? null, beforeMs: marker.beforeMs })),
   });

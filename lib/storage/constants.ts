@@ -66,6 +66,19 @@ export const BLANK_CHECK_BYTES = 1 << 20;
  * (tombstones and shadows), records moved by defragmentation.
  */
 export const STATE_TOMBSTONES_PER_SLICE = 16_384;
+/** Tombstones encoded or decoded per event-loop turn in the index checkpoint file (index-file.ts). */
+export const INDEX_FILE_TOMBSTONES_PER_SLICE = 16_384;
+/**
+ * How often a device namespace checkpoints its index (checkpoint.ts; docs/storage.md, "Restart
+ * after a crash"), unless SHOAL_CHECKPOINT_MS says otherwise (0: never, but at close).
+ */
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
+/**
+ * The first checkpoint of a run, this long after its start: at once, since a file left by an
+ * earlier run is stale for this one (recovery.ts, check 3), so a crash before this run's first
+ * checkpoint is a cold start.
+ */
+export const FIRST_CHECKPOINT_DELAY_MS = 0;
 export const COLD_START_WINNERS_PER_SLICE = 16_384;
 /** Work whose cost per item varies (defragmentation's moves) runs for this long between turns. */
 export const SLICE_BUDGET_MS = 5;

@@ -50,16 +50,21 @@ export function makeDirectory(dir: string, fileMode: number): boolean {
 
 /**
  * Writes `bytes` to `file` so that a crash leaves either the old file or the new one: a
- * temporary file of exactly `fileMode`, fsynced, renamed over `file`.
+ * temporary file of exactly `fileMode`, fsynced, renamed over `file`. `bytes` may come in parts.
  * @throws Error from the file system.
  */
-export async function writeFileAtomically(file: string, bytes: Buffer, fileMode: number): Promise<void> {
+export async function writeFileAtomically(file: string, bytes: Buffer | readonly Buffer[], fileMode: number): Promise<void> {
   const temporary = `${file}.tmp`;
   await fs.promises.rm(temporary, { force: true });
   const handle = await fs.promises.open(temporary, 'wx', fileMode);
   try {
     await handle.chmod(fileMode);
-    await handle.writeFile(bytes);
+    if (Buffer.isBuffer(bytes)) await handle.writeFile(bytes);
+    else {
+      for (const part of bytes) {
+        for (let at = 0; at < part.length; ) at += (await handle.write(part, at, part.length - at)).bytesWritten;
+      }
+    }
     await handle.sync();
   } finally {
     await handle.close();

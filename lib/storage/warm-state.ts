@@ -17,6 +17,8 @@ export interface StateFileIo {
   read(file: string): Promise<Buffer | undefined>;
   /** Replaces the file atomically with exactly `fileMode`, synced. @throws the write's error. */
   write(file: string, data: Buffer, fileMode: number): Promise<void>;
+  /** Like write, with the file's bytes in parts (a large file is not copied into one buffer first). Optional: write is used without it. */
+  writeParts?(file: string, parts: readonly Buffer[], fileMode: number): Promise<void>;
   /** Removes the file (absent is fine). @throws the removal's error. */
   remove(file: string): Promise<void>;
 }
@@ -25,6 +27,7 @@ export interface StateFileIo {
 export const fileSystemStateIo: StateFileIo = {
   read: (file) => fs.promises.readFile(file).catch(() => undefined),
   write: (file, data, fileMode) => writeFileAtomically(file, data, fileMode),
+  writeParts: (file, parts, fileMode) => writeFileAtomically(file, parts, fileMode),
   remove: (file) => fs.promises.rm(file, { force: true }),
 };
 

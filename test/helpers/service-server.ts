@@ -113,3 +113,13 @@ export async function settled(commands: Promise<unknown>[]): Promise<void> {
   const failed = outcomes.find((outcome) => outcome.status === 'rejected');
   if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
 }
+
+/** The result code a command ends with: 0 (OK) when it succeeds, else the code of the client's error. */
+export async function codeOf(promise: Promise<unknown>): Promise<number> {
+  try {
+    await promise;
+    return Aerospike.status.OK;
+  } catch (error) {
+    return (error as { code: number }).code;
+  }
+}

@@ -8,19 +8,11 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
+import { CommandChannel, type Reply } from './command-channel';
 
 const repo = path.resolve(__dirname, '..', '..');
 const children = new Set<XdrNode>();
 const directories: string[] = [];
-
-interface Reply {
-  id: number;
-  ok: boolean;
-  value?: unknown;
-  code?: string;
-  message?: string;
-}
 
 export interface XdrNodeOptions {
   xdr?: { destinations: unknown[] };
@@ -31,8 +23,8 @@ export interface XdrNodeOptions {
 
 export class XdrNode {
   private child!: ChildProcess;
-  private nextId = 0;
-  private readonly waiting = new Map<number, (reply: Reply) => void>();
+  /** The command channel of the running (or last) process; undefined before the first start. */
+  private channel: CommandChannel | undefined;
   address = '';
   stderr = '';
   exited = true;
@@ -51,10 +43,7 @@ export class XdrNode {
     const child = this.child;
     child.stderr!.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-20_000)));
     child.on('exit', () => {
-      if (this.child !== child) return;
-      this.exited = true;
-      for (const resolve of this.waiting.values()) resolve({ id: -1, ok: false, code: 'CHILD_EXITED', message: `${this.nodeId} exited` });
-      this.waiting.clear();
+      if (this.child === child) this.exited = true;
     });
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.nodeId} not ready in 30 s: ${this.stderr}`)), 30_000);
@@ -62,22 +51,10 @@ export class XdrNode {
         clearTimeout(timer);
         reject(new Error(`${this.nodeId} exited before ready: ${this.stderr}`));
       });
-      readline.createInterface({ input: child.stdout! }).on('line', (line) => {
-        let message: Reply & { event?: string; address?: string };
-        try {
-          message = JSON.parse(line);
-        } catch {
-          return;
-        }
-        if (message.event === 'ready') {
-          this.address = message.address!;
-          clearTimeout(timer);
-          resolve();
-          return;
-        }
-        const waiter = this.waiting.get(message.id);
-        this.waiting.delete(message.id);
-        waiter?.(message);
+      this.channel = new CommandChannel(child, this.nodeId, (address) => {
+        this.address = address;
+        clearTimeout(timer);
+        resolve();
       });
     });
     this.ready.catch(() => undefined);
@@ -86,19 +63,8 @@ export class XdrNode {
 
   /** Sends a command; resolves with its reply (ok: false on an error, an exit or a timeout). */
   command(op: string, fields: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<Reply> {
-    if (this.exited) return Promise.resolve({ id: -1, ok: false, code: 'CHILD_EXITED', message: 'exited' });
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        resolve({ id, ok: false, code: 'TEST_TIMEOUT', message: `${op} got no reply in ${timeoutMs} ms` });
-      }, timeoutMs);
-      this.waiting.set(id, (reply) => {
-        clearTimeout(timer);
-        resolve(reply);
-      });
-      this.child.stdin!.write(`${JSON.stringify({ id, op, ...fields })}\n`);
-    });
+    if (this.channel === undefined) return Promise.resolve({ id: -1, ok: false, code: 'CHILD_EXITED', message: `${this.nodeId} never started` });
+    return this.channel.command(op, fields, timeoutMs);
   }
 
   /** command() that throws on an error reply. */

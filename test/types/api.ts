@@ -5,7 +5,7 @@
  * ts-expect-error must fail to compile: tsc reports a directive that suppresses no error as an
  * error of its own, so a check that stops failing fails the test.
  */
-import { BinValue, Db, DigestKey, Key, op, open, Record as DeprecatedRecord, ShoalRecord, UserKey } from '../../lib/index';
+import { BinValue, Db, DigestKey, Key, op, open, Record as DeprecatedRecord, ShoalRecord, StartMode, UserKey } from '../../lib/index';
 
 interface Profile {
   name: string;
@@ -122,3 +122,10 @@ export async function lifecycle(): Promise<void> {
   // @ts-expect-error handleSignals is a boolean
   await open({ namespaces: [], handleSignals: 'no' });
 }
+
+// A start recovered from the index checkpoint is one of the start modes; nothing else is.
+const startModes: StartMode[] = ['warm', 'recovered', 'cold', 'new'];
+// @ts-expect-error not a start mode
+const notAStartMode: StartMode = 'replayed';
+void startModes;
+void notAStartMode;

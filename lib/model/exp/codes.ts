@@ -102,3 +102,6 @@ export const ParticleType = {
  * them; NOSUB changes nothing for a yes/no match (regex.ts).
  */
 export const RegexFlags = { NONE: 0, BASIC: 0, EXTENDED: 1, ICASE: 2, NEWLINE: 4, NOSUB: 8 } as const;
+
+/** The static type of a value known only at run time (a bin, a variable, a list/map read): any ExpType. */
+export const ANY = -1;

@@ -1,0 +1,254 @@
+/**
+ * Batches in cluster mode (batchPut, batchGet; docs/cluster.md, "Batches"): items grouped by
+ * their partition's master and sent in bounded messages, each master executing its items
+ * together and replicating them in batches per replica (batch-wire.ts).
+ */
+import type { DuplicateResolution } from './duplicate-resolution';
+import type { Replication } from './replication';
+import { ErrorCode } from '../errors';
+import { runLimited, yieldTurn } from './background';
+import {
+  BATCH_REQUEST_RECORDS,
+  BATCH_REQUESTS_IN_FLIGHT,
+  DATA_PLANE_SLICE_RECORDS,
+  FORWARD_RETRY_DELAY_MS,
+  FORWARD_RETRY_MAX_DELAY_MS,
+  MAX_FORWARD_ATTEMPTS,
+} from './constants';
+import type { BatchItemOutcome, LocalResult, WireError } from './local-store';
+import type { WireMessage } from './network';
+import { setBit } from './partition-plan';
+import { isDigest, partitionOf } from './peer-checks';
+import { addToReplicationBatch, encodeBatchSteps, packVersions, parseBatchSteps, type BatchStep, type ReplicationBatch } from './batch-wire';
+import type { DataPlaneState } from './data-plane-state';
+import { inDoubtError, parseWireError, timeoutMessage, toWireError } from './data-plane-wire';
+
+export class BatchRouting {
+  constructor(
+    private readonly plane: DataPlaneState,
+    private readonly duplicates: DuplicateResolution,
+    private readonly replication: Replication,
+  ) {}
+
+  // ---- Batches (batchPut, batchGet in cluster mode) ----
+
+  /**
+   * Executes many single-record operations of one namespace, each on its partition's master:
+   * items are grouped by master and sent in messages of at most BATCH_REQUEST_RECORDS, a
+   * bounded number in flight; each master executes its items together and replicates them in
+   * batches. Resolves to each item's outcome in order; never rejects. `readOnly` marks a batch
+   * of reads, which may be sent again freely; a write item whose master left while it ran is
+   * reported in doubt (TIMEOUT), never sent twice.
+   */
+  async executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean): Promise<BatchItemOutcome[]> {
+    const outcomes: (BatchItemOutcome | undefined)[] = new Array(digests.length);
+    // Each item has the request timeout from the moment its first message goes out: a large
+    // batch takes longer than one request may, and its last items are sent only then.
+    const deadlines = new Float64Array(digests.length);
+    let pending = digests.map((_, index) => index);
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      try {
+        await this.plane.waitForPlans(this.plane.options.runtime.clock.nowMs() + this.plane.requestTimeoutMs);
+      } catch (error) {
+        for (const index of pending) outcomes[index] = { error: toWireError(error) };
+        break;
+      }
+      const retry: number[] = [];
+      const chunks = await this.batchChunks(digests, pending);
+      await runLimited(chunks, BATCH_REQUESTS_IN_FLIGHT, async ({ target, items }) => {
+        const now = this.plane.options.runtime.clock.nowMs();
+        let deadline = Number.POSITIVE_INFINITY;
+        for (const i of items) {
+          if (deadlines[i] === 0) deadlines[i] = now + this.plane.requestTimeoutMs;
+          deadline = Math.min(deadline, deadlines[i]!);
+        }
+        const steps = await this.batchAttempt(target, ns, items.map((i) => digests[i]!), items.map((i) => operations[i]), readOnly, deadline);
+        steps.forEach((step, k) => {
+          if ('retry' in step) retry.push(items[k]!);
+          else outcomes[items[k]!] = step;
+        });
+      });
+      const now = this.plane.options.runtime.clock.nowMs();
+      const expired = (index: number) => now >= deadlines[index]! || attempt + 1 >= MAX_FORWARD_ATTEMPTS || this.plane.stopped;
+      for (const index of retry.filter(expired)) {
+        outcomes[index] = { error: { code: ErrorCode.TIMEOUT, message: timeoutMessage(partitionOf(digests[index]!), !readOnly, this.plane.stopped) } };
+      }
+      pending = retry.filter((index) => !expired(index));
+      if (pending.length === 0) break;
+      this.plane.counters.retries++;
+      await this.plane.sleep(Math.min(FORWARD_RETRY_DELAY_MS * (attempt + 1), FORWARD_RETRY_MAX_DELAY_MS));
+    }
+    return outcomes as BatchItemOutcome[];
+  }
+
+  /** The pending items grouped by the node serving their partition, in messages of at most BATCH_REQUEST_RECORDS (yields between slices). */
+  private async batchChunks(digests: readonly Buffer[], pending: readonly number[]): Promise<{ target: string; items: number[] }[]> {
+    const byTarget = new Map<string, number[]>();
+    const chunks: { target: string; items: number[] }[] = [];
+    for (let at = 0; at < pending.length; at++) {
+      if (at > 0 && at % DATA_PLANE_SLICE_RECORDS === 0) await yieldTurn(this.plane.options.runtime.timers);
+      const index = pending[at]!;
+      const target = this.plane.actingMaster(partitionOf(digests[index]!)) ?? this.plane.options.nodeId;
+      let items = byTarget.get(target);
+      if (items === undefined) byTarget.set(target, (items = []));
+      items.push(index);
+      if (items.length >= BATCH_REQUEST_RECORDS) {
+        chunks.push({ target, items });
+        byTarget.delete(target);
+      }
+    }
+    for (const [target, items] of byTarget) chunks.push({ target, items });
+    return chunks;
+  }
+
+  /** One attempt at a group of batch items on `target` (this node or a peer). */
+  private async batchAttempt(target: string, ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean, deadline: number): Promise<BatchStep[]> {
+    if (target === this.plane.options.nodeId) return this.executeBatchAsMaster(ns, digests, operations, deadline);
+    this.plane.counters.forwarded++;
+    let reply: WireMessage;
+    try {
+      reply = await this.plane.call(target, { type: 'batch-request', ns, digests, operations }, deadline);
+    } catch (error) {
+      // Over MAX_FRAME_BYTES (large records): each half on its own.
+      if (!(error instanceof RangeError) || digests.length < 2) throw error;
+      const middle = digests.length >> 1;
+      const first = await this.batchAttempt(target, ns, digests.slice(0, middle), operations.slice(0, middle), readOnly, deadline);
+      return first.concat(await this.batchAttempt(target, ns, digests.slice(middle), operations.slice(middle), readOnly, deadline));
+    }
+    if (reply.type === 'batch-response') {
+      const steps = parseBatchSteps(reply, digests.length, (value) => parseWireError(value)!);
+      if (steps !== undefined) return steps;
+    }
+    if (reply.type === 'not-sent' || (readOnly && (reply.type === 'target-left' || reply.type === 'local-stop'))) return digests.map(() => ({ retry: true }));
+    const why = reply.type === 'timeout' ? 'no answer by the deadline' : 'its master left the cluster while it ran';
+    return digests.map((digest) => ({ error: inDoubtError(partitionOf(digest), why) }));
+  }
+
+  async onBatchRequest(from: string, message: WireMessage): Promise<void> {
+    const { ns, digests, operations } = message;
+    const reply: WireMessage = { type: 'batch-response', id: message.id };
+    const wellFormed =
+      this.plane.knowsNamespace(ns) &&
+      Array.isArray(digests) &&
+      Array.isArray(operations) &&
+      digests.length === operations.length &&
+      digests.length <= 2 * BATCH_REQUEST_RECORDS &&
+      digests.every(isDigest);
+    if (!wellFormed) {
+      this.plane.refusals.refuse('batch-request', from, 'malformed batch request');
+      const count = Array.isArray(digests) ? Math.min(digests.length, 2 * BATCH_REQUEST_RECORDS) : 0;
+      const malformed: WireError = { code: ErrorCode.INVALID_ARGUMENT, message: 'cluster: malformed batch request' };
+      this.plane.options.send(from, Object.assign(reply, encodeBatchSteps(Array.from({ length: count }, () => ({ error: malformed })))));
+      return;
+    }
+    this.plane.counters.batchRequests++;
+    // Each batch runs in a turn of its own: messages read together do not make one long turn.
+    await yieldTurn(this.plane.options.runtime.timers);
+    const deadline = this.plane.options.runtime.clock.nowMs() + this.plane.requestTimeoutMs;
+    const steps = await this.executeBatchAsMaster(ns, (digests as Uint8Array[]).map((d) => (Buffer.isBuffer(d) ? d : Buffer.from(d))), operations as unknown[], deadline);
+    this.plane.options.send(from, Object.assign(reply, encodeBatchSteps(steps)));
+  }
+
+  /**
+   * Executes batch items on this node as master of their partitions: items of partitions it
+   * does not serve get `retry`; items of partitions still merging are duplicate-resolved
+   * first; the rest run together on the store, then every version they wrote is replicated,
+   * in batches per replica. An item whose replication timed out is in doubt (TIMEOUT).
+   */
+  private async executeBatchAsMaster(ns: string, digests: Buffer[], operations: unknown[], deadline: number): Promise<BatchStep[]> {
+    const steps: (BatchStep | undefined)[] = new Array(digests.length);
+    const partitions = digests.map(partitionOf);
+    const key = this.plane.view.clusterKey;
+    const merging: number[] = [];
+    partitions.forEach((partition, i) => {
+      if (!this.plane.serves([partition])) steps[i] = { retry: true };
+      else if (this.plane.awaitingMerges.get(partition)?.size) merging.push(i);
+    });
+    await Promise.all(
+      merging.map(async (i) => {
+        const blocked = await this.duplicates.resolveDuplicates(ns, [partitions[i]!], digests[i], deadline);
+        if (blocked === undefined) return;
+        steps[i] = blocked.retry === 'not-master' ? { retry: true } : { error: blocked.error ?? { code: ErrorCode.TIMEOUT, message: timeoutMessage(partitions[i]!, true, false) } };
+      }),
+    );
+    const run: number[] = [];
+    for (let i = 0; i < digests.length; i++) {
+      if (steps[i] !== undefined) continue;
+      if (this.plane.view.clusterKey !== key || !this.plane.serves([partitions[i]!])) steps[i] = { retry: true };
+      else run.push(i);
+    }
+    if (run.length > 0) await this.runBatch(ns, run, digests, operations, partitions, deadline, steps);
+    return steps as BatchStep[];
+  }
+
+  /** Runs the items `run` of a batch on the store and replicates what they wrote. */
+  private async runBatch(ns: string, run: number[], digests: Buffer[], operations: unknown[], partitions: number[], deadline: number, steps: (BatchStep | undefined)[]): Promise<void> {
+    const plans = this.plane.plans!;
+    const key = this.plane.view.clusterKey;
+    this.plane.counters.executedAsMaster += run.length;
+    for (const i of run) this.plane.beginInFlight(partitions[i]!);
+    try {
+      let results: (LocalResult | { error: WireError })[];
+      this.plane.beginExecute();
+      try {
+        results = await this.executeLocalBatch(ns, run.map((i) => digests[i]!), run.map((i) => operations[i]));
+      } finally {
+        this.plane.endExecute();
+      }
+      // Per replica, the versions to send and the items waiting for them.
+      const byTarget = new Map<string, ReplicationBatch[]>();
+      results.forEach((result, k) => {
+        const i = run[k]!;
+        if ('error' in result) {
+          steps[i] = { error: result.error };
+          return;
+        }
+        steps[i] = { value: result.value };
+        for (const { version } of result.writes) {
+          const partition = partitionOf(version.digest);
+          setBit(this.plane.receivedSinceSnapshot, partition, true);
+          for (const target of plans[partition].owners) {
+            if (target !== this.plane.options.nodeId) addToReplicationBatch(byTarget, target, version, i);
+          }
+        }
+      });
+      await Promise.all(
+        [...byTarget].flatMap(([target, batches]) =>
+          batches.map(async ({ versions, items }) => {
+            try {
+              await this.replication.replicateUntilAcknowledged(target, { type: 'replicate', clusterKey: key, ns, packed: packVersions(versions) }, key, deadline);
+              this.plane.counters.replicated += versions.length;
+            } catch (error) {
+              for (const i of items) {
+                this.plane.unreplicated.add(partitions[i]!);
+                steps[i] = { error: toWireError(error) };
+              }
+            }
+          }),
+        ),
+      );
+    } finally {
+      for (const i of run) this.plane.endInFlight(partitions[i]!);
+    }
+  }
+
+  /** The store's batch execution, or executeLocal per item for a store without one. */
+  private async executeLocalBatch(ns: string, digests: Buffer[], operations: unknown[]): Promise<(LocalResult | { error: WireError })[]> {
+    const store = this.plane.options.store;
+    if (store.executeLocalBatch !== undefined) {
+      try {
+        return (await store.executeLocalBatch(ns, digests, operations)).map((result) => ('error' in result ? { error: parseWireError(result.error)! } : result));
+      } catch (error) {
+        return digests.map(() => ({ error: toWireError(error) }));
+      }
+    }
+    return Promise.all(
+      digests.map((digest, i) =>
+        store.executeLocal({ kind: 'record', ns, digest, operation: operations[i] }).then(
+          (result) => result,
+          (error: unknown) => ({ error: toWireError(error) }),
+        ),
+      ),
+    );
+  }
+}
