@@ -67,6 +67,8 @@ export async function runXdrBench(): Promise<boolean> {
     process.stdout.write(`  rewind: ${held.toLocaleString('en-US')} records to a new destination  ${Math.round(rewindRate).toLocaleString('en-US').padStart(9)} records/s (it holds ${copied.toLocaleString('en-US')})\n`);
     return burstRate >= TARGET_RECORDS_PER_SECOND && p99 <= TARGET_P99_LAG_MS && copied === held;
   } finally {
+    // With BENCH_CPU_PROFILE_DIR a child writes its profile only when it exits by itself.
+    if (process.env.BENCH_CPU_PROFILE_DIR !== undefined) await Promise.all(nodes.map((node) => Promise.race([node.call('close').catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 10_000))])));
     for (const node of nodes) node.process.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -48,6 +48,15 @@ export class HybridClock implements Clock {
     return this.lastMs;
   }
 
+  /**
+   * Takes in the last-update time of a version this node wrote (a write of a record stamped
+   * past the clock, as `stored + 1`): later readings are at least that, not above it (so
+   * that writes in one millisecond do not push the clock ahead of physical time).
+   */
+  advanceTo(lastUpdateMs: number): void {
+    if (lastUpdateMs > this.lastMs) this.lastMs = lastUpdateMs;
+  }
+
   /** Takes in the last-update time of a version received from another node or cluster. */
   observe(lastUpdateMs: number): void {
     if (!(lastUpdateMs + 1 > this.lastMs)) return;

@@ -7,7 +7,10 @@
  *   --ticks T         simulated ms of faults per scenario, at least (default 0: 20 s for full,
  *                     one episode for split and crash)
  *   --nodes N         cluster size (default 5)
- *   --scenario S      full, split, crash, a comma-separated list, or all (default full)
+ *   --scenario S      full, split, crash, a comma-separated list, or all (default full); or xdr:
+ *                     two clusters active-active under cross-cluster faults and clock skew
+ *                     (sim/xdr-simulation.ts; --clusters 3 for a full mesh of three), which
+ *                     prints each seed's conflicts and the conflict rate over all seeds
  *   --trace-messages  hash every message's bytes into the trace digest too
  *   --json            one JSON object per seed instead of text
  *
@@ -18,6 +21,7 @@
 import type { ScenarioName, ScenarioResult } from '../sim/scenarios';
 import { runScenario, SCENARIO_NAMES } from '../sim/scenarios';
 import { parseInteger, parseSeeds } from './sim-arguments';
+import { runXdrScenario } from '../sim/xdr-simulation';
 
 interface Arguments {
   seeds: number[];
@@ -26,10 +30,13 @@ interface Arguments {
   scenarios: ScenarioName[];
   json: boolean;
   traceMessages: boolean;
+  /** --scenario xdr: the cross-cluster scenario instead (with --clusters). */
+  xdr: boolean;
+  clusters: number;
 }
 
 function parseArguments(argv: string[]): Arguments {
-  const parsed: Arguments = { seeds: [1], ticks: 0, nodes: 5, scenarios: ['full'], json: false, traceMessages: false };
+  const parsed: Arguments = { seeds: [1], ticks: 0, nodes: 5, scenarios: ['full'], json: false, traceMessages: false, xdr: false, clusters: 2 };
   for (let index = 0; index < argv.length; index++) {
     const flag = argv[index];
     if (flag === '--json') {
@@ -47,6 +54,8 @@ function parseArguments(argv: string[]): Arguments {
     else if (flag === '--seeds') parsed.seeds = parseSeeds(value);
     else if (flag === '--ticks') parsed.ticks = integer();
     else if (flag === '--nodes') parsed.nodes = integer();
+    else if (flag === '--clusters') parsed.clusters = integer();
+    else if (flag === '--scenario' && value === 'xdr') parsed.xdr = true;
     else if (flag === '--scenario') {
       const names = value === 'all' ? [...SCENARIO_NAMES] : value.split(',');
       for (const name of names) {
@@ -80,6 +89,7 @@ async function main(): Promise<number> {
     console.error(`simulate: ${(error as Error).message}`);
     return 2;
   }
+  if (options.xdr) return simulateXdr(options);
   const failed: number[] = [];
   let totalSimulatedMs = 0;
   const batchStarted = performance.now();
@@ -109,6 +119,37 @@ async function main(): Promise<number> {
   const batchWallSeconds = (performance.now() - batchStarted) / 1000;
   const summary = `${options.seeds.length - failed.length}/${options.seeds.length} seeds passed, ${(totalSimulatedMs / 1000).toFixed(1)} sim s in ${batchWallSeconds.toFixed(1)} wall s (${(totalSimulatedMs / 1000 / batchWallSeconds).toFixed(1)} sim s/wall s)`;
   if (options.json) console.log(JSON.stringify({ summary: true, seeds: options.seeds.length, failed, simulatedSeconds: totalSimulatedMs / 1000, wallSeconds: batchWallSeconds }));
+  else {
+    console.log(summary);
+    if (failed.length > 0) console.log(`failed seeds: ${failed.join(',')}`);
+  }
+  return failed.length > 0 ? 1 : 0;
+}
+
+/** --scenario xdr: each seed's verdict and conflicts, then the pass count and the conflict rate. */
+async function simulateXdr(options: Arguments): Promise<number> {
+  const failed: number[] = [];
+  let writes = 0;
+  let conflicts = 0;
+  let losses = 0;
+  const started = performance.now();
+  for (const seed of options.seeds) {
+    const result = await runXdrScenario({ seed, clusters: options.clusters, faultMs: options.ticks === 0 ? undefined : options.ticks });
+    writes += result.writes;
+    conflicts += result.conflicts;
+    losses += result.concurrentLosses;
+    if (!result.passed) failed.push(seed);
+    if (options.json) {
+      console.log(JSON.stringify(result));
+      continue;
+    }
+    console.log(`seed ${seed}: ${result.passed ? 'pass' : 'FAIL'}  ${result.writes} writes, ${result.conflicts} conflicts counted, ${result.concurrentLosses} lost to concurrent writes; skews ${result.skewsMs.join('/')} ms; faults ${Object.entries(result.faults).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    for (const check of result.checks.filter((c) => !c.passed)) console.log(`  xdr ${check.name}: ${check.detail}`);
+    if (!result.passed) console.log(`  replay: npm run simulate -- --scenario xdr --seed ${seed}${options.clusters === 2 ? '' : ` --clusters ${options.clusters}`}${options.ticks === 0 ? '' : ` --ticks ${options.ticks}`}`);
+  }
+  const rate = writes === 0 ? 0 : conflicts / writes;
+  const summary = `${options.seeds.length - failed.length}/${options.seeds.length} seeds passed (xdr, ${options.clusters} clusters) in ${((performance.now() - started) / 1000).toFixed(1)} wall s; ${writes} writes, ${conflicts} conflicts counted (conflict rate ${(rate * 100).toFixed(2)} %), ${losses} writes lost to concurrent writes (${((losses / Math.max(1, writes)) * 100).toFixed(2)} %)`;
+  if (options.json) console.log(JSON.stringify({ summary: true, seeds: options.seeds.length, failed, writes, conflicts, conflictRate: rate, concurrentLosses: losses }));
   else {
     console.log(summary);
     if (failed.length > 0) console.log(`failed seeds: ${failed.join(',')}`);

@@ -19,6 +19,8 @@ export type AdminRequest =
   | 'admin-xdr-ship'
   | 'admin-xdr-floor'
   | 'admin-xdr-wait'
+  | 'admin-xdr-part'
+  | 'admin-xdr-truncate'
   // The operator's XDR and backup requests (lib/xdr/admin.ts).
   | 'admin-xdr-state'
   | 'admin-xdr-add'

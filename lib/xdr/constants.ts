@@ -68,5 +68,16 @@ export const XDR_REMOVALS_KEPT_MAX = 500_000;
 
 /** Payload bytes one backup scan reply carries at most (replies to the operator's client may exceed the admin frame bound; requests may not). */
 export const BACKUP_SCAN_MAX_BYTES = 1024 * 1024;
+/** Payload bytes per part of a record too large for one ship message (lib/xdr/large-records.ts). */
+export const XDR_PART_BYTES = 48 * 1024;
+/** Large-record transfers a receiving node keeps parts of at once. */
+export const XDR_PART_TRANSFERS_MAX = 8;
+/** Time after which a large-record transfer without a new part is dropped (the sender retries the record). */
+export const XDR_PART_TRANSFER_IDLE_MS = 60_000;
+/** Longest a receiving node holds a shipped truncate whose cut is ahead of its clock (lib/xdr/truncates.ts). */
+export const XDR_TRUNCATE_WAIT_MAX_MS = 8_000;
+check(XDR_PART_BYTES + 4 * 1024 <= MAX_ADMIN_FRAME_BYTES, 'a part fits an admin frame');
+check(XDR_TRUNCATE_WAIT_MAX_MS < XDR_SHIP_TIMEOUT_MS, 'a held truncate answers before the sender gives up on it');
+
 /** Records one backup scan reply carries at most. */
 export const BACKUP_SCAN_MAX_RECORDS = 20_000;

@@ -7,7 +7,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { AdminClient } from '../cluster/admin-client';
-import type { LocalStore, RecordVersion } from '../cluster/local-store';
+import type { ClusterTruncateCut, LocalStore, RecordVersion } from '../cluster/local-store';
 import { partitionOf, versionsToWire } from '../cluster/peer-checks';
 import { PARTITION_COUNT } from '../constants';
 import { ErrorCode, ShoalError } from '../errors';
@@ -25,7 +25,9 @@ import {
   XDR_SHIP_TIMEOUT_MS,
 } from './constants';
 import type { XdrDestinationConfig } from './options';
+import { shipLargeVersion } from './large-records';
 import { Positions, loadPositions, positionsPath, savePositions, savePositionsAsync } from './positions';
+import { TruncateQueue } from './truncates';
 
 /** What a shipper needs from the node it runs on. */
 export interface ShipperHost {
@@ -110,6 +112,8 @@ export class Shipper extends EventEmitter {
   /** Whether the partitions this node masters at start are re-scanned (a positions file, or a rewind). */
   private readonly resumes: boolean;
   private stopped = false;
+  private readonly truncates = new TruncateQueue(); // sent before the next batches
+  private sendingTruncates = false;
   private seq = 0;
   private scanSeq = 0;
   private scansStarted = 0;
@@ -127,6 +131,13 @@ export class Shipper extends EventEmitter {
     const startMs = saved !== undefined ? 0 : config.rewind === 'all' ? 0 : Date.now() - XDR_CLOCK_MARGIN_MS;
     this.positions = new Map();
     for (const ns of config.namespaces) this.positions.set(ns, saved?.get(ns) ?? new Float64Array(PARTITION_COUNT).fill(startMs));
+  }
+
+  /** Queues a truncate cut of a shipped namespace; it is sent before the records queued after it. */
+  noteTruncate(cut: ClusterTruncateCut): void {
+    if (this.stopped || !this.positions.has(cut.ns)) return;
+    this.truncates.add(cut);
+    this.pump();
   }
 
   /** Queues the versions of a write (ignored for namespaces not shipped, and for versions shipped from this destination). */
@@ -331,6 +342,7 @@ export class Shipper extends EventEmitter {
       this.connect();
       return;
     }
+    if (this.truncates.size > 0 || this.sendingTruncates) return this.sendTruncates(this.client);
     while (this.inFlight.size < XDR_BATCHES_IN_FLIGHT && this.pending.size > 0) {
       const batch = this.takeBatch();
       if (batch.length === 0) {
@@ -339,6 +351,21 @@ export class Shipper extends EventEmitter {
       }
       this.sendBatch(this.client, batch);
     }
+  }
+
+  /** Sends the queued truncates one at a time, then goes on with the batches; a failure drops the connection. */
+  private sendTruncates(client: AdminClient): void {
+    if (this.sendingTruncates) return;
+    this.sendingTruncates = true;
+    const send = (cut: ClusterTruncateCut) => client.request('admin-xdr-truncate', { source: this.host.clusterName, ...cut }).then(() => undefined);
+    const done = (error: Error | undefined) => {
+      this.sendingTruncates = false;
+      if (error === undefined) return this.pump();
+      this.counters.retries++;
+      if (this.client === client) this.disconnect(`a truncate failed: ${error.message}`);
+      this.scheduleConnect();
+    };
+    void this.truncates.flush(send).then(() => done(undefined), (error: unknown) => done(error as Error));
   }
 
   /** Entries of one namespace, the oldest first, at most XDR_BATCH_RECORDS. */
@@ -395,8 +422,9 @@ export class Shipper extends EventEmitter {
       if (version === undefined) continue;
       const size = 64 + (version.payload?.length ?? 0) + version.setName.length;
       if (size > XDR_BATCH_MAX_BYTES) {
+        // In parts (lib/xdr/large-records.ts); counted in tooLarge too.
+        this.counted(ns, 1, await shipLargeVersion(client, this.host.clusterName, ns, version));
         this.counters.tooLarge++;
-        this.host.log(`xdr: a record of ${size} bytes in ${ns} is too large to ship to ${this.config.name} (at most ${XDR_BATCH_MAX_BYTES}); not shipped`);
         continue;
       }
       if (bytes + size > XDR_BATCH_MAX_BYTES) {
@@ -421,7 +449,11 @@ export class Shipper extends EventEmitter {
       stale?: number;
       conflicts?: number;
     };
-    this.counters.shipped += versions.length;
+    this.counted(ns, versions.length, reply);
+  }
+
+  private counted(ns: string, shipped: number, reply: { stale?: number; conflicts?: number } | undefined): void {
+    this.counters.shipped += shipped;
     this.counters.stale += Number(reply?.stale ?? 0);
     const conflicts = Number(reply?.conflicts ?? 0);
     if (conflicts > 0) {
@@ -459,6 +491,8 @@ export class Shipper extends EventEmitter {
         }
         this.client = client;
         this.retryDelayMs = XDR_RETRY_MIN_MS;
+        // Every cut this node holds, again: one queued before a crash is not lost (a held cut is a no-op there).
+        for (const cut of this.host.store.truncateCuts?.() ?? []) this.noteTruncate(cut);
         this.emit('connected', { address: seed });
         this.pump();
       },

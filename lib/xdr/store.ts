@@ -6,12 +6,13 @@
  * applied by the namespace's conflict rule and returned as a write, so the data plane
  * replicates it to the partition's other owners.
  */
-import type { ClusterRequest, LocalResult, LocalStore, RecordVersion, WireError } from '../cluster/local-store';
+import type { ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, RecordVersion, WireError } from '../cluster/local-store';
 import { parseWireVersions, versionsToWire } from '../cluster/peer-checks';
 import { HybridClock } from '../clock';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { nextGeneration } from '../namespace/semantics';
 import { XDR_RECENT_REMOVALS_MAX } from './constants';
+import { cutHeld } from './truncates';
 
 /** What an xdr-apply resolves to on the destination's master. */
 export type ApplyOutcome = 'applied' | 'stale' | 'conflict-applied' | 'conflict-stale';
@@ -72,11 +73,13 @@ export class XdrStore implements LocalStore {
    * partition's master (a node returning with records the others lack) ships like a write.
    */
   peerVersion: ((ns: string, version: RecordVersion) => void) | undefined;
+  /** Called for every truncate cut this node applies that it did not hold yet (the shippers queue it). */
+  truncateObserver: ((cut: ClusterTruncateCut) => void) | undefined;
   /** Whether a write of the record made here has not been shipped to the cluster named yet. */
   unshipped: ((clusterName: string, ns: string, digest: Buffer) => boolean) | undefined;
   readonly executeLocalBatch: LocalStore['executeLocalBatch'];
-  /** Removals made here as master or applied from other clusters, newest last, at most XDR_RECENT_REMOVALS_MAX: "ns\0digest" → last-update ms. */
-  private readonly recentRemovals = new Map<string, number>();
+  /** Removals made here as master or applied from other clusters, newest last, at most XDR_RECENT_REMOVALS_MAX: "ns\0digest" → the latest removal's time and generation. */
+  private readonly recentRemovals = new Map<string, RemovalStamp>();
   readonly truncateCuts: LocalStore['truncateCuts'];
   readonly applyTruncate: LocalStore['applyTruncate'];
   readonly applyRecordVersions: LocalStore['applyRecordVersions'];
@@ -89,7 +92,7 @@ export class XdrStore implements LocalStore {
   constructor(private readonly inner: LocalStore, readonly clock: HybridClock = new HybridClock()) {
     this.executeLocalBatch = inner.executeLocalBatch === undefined ? undefined : (ns, digests, operations) => this.executeBatch(ns, digests, operations);
     this.truncateCuts = inner.truncateCuts?.bind(inner);
-    this.applyTruncate = inner.applyTruncate?.bind(inner);
+    this.applyTruncate = inner.applyTruncate === undefined ? undefined : (cut) => this.truncate(cut);
     this.applyRecordVersions = inner.applyRecordVersions === undefined ? undefined : (ns, versions) => this.applyVersions(ns, versions);
   }
 
@@ -100,9 +103,10 @@ export class XdrStore implements LocalStore {
   async executeLocal(request: ClusterRequest): Promise<LocalResult> {
     if (request.kind === 'record' && isXdrApply(request.operation)) return this.applyShipped(request.ns, Buffer.from(request.digest), request.operation);
     if (request.kind === 'record' && isRestore(request.operation)) return this.applyRestore(request.ns, Buffer.from(request.digest), request.operation);
+    if (request.kind === 'record') this.followRemoval(request.ns, request.digest);
     const result = await this.inner.executeLocal(request);
     if (result.writes.length > 0) {
-      this.stampRemovals(result.writes);
+      this.stamp(result.writes);
       this.observer?.(result.writes, undefined);
     }
     return result;
@@ -118,11 +122,12 @@ export class XdrStore implements LocalStore {
         }),
       );
     }
+    for (const digest of digests) this.followRemoval(ns, digest);
     const results = await this.inner.executeLocalBatch!(ns, digests, operations);
     const writes: LocalResult['writes'] = [];
     for (const result of results) if ('writes' in result) writes.push(...result.writes);
     if (writes.length > 0) {
-      this.stampRemovals(writes);
+      this.stamp(writes);
       this.observer?.(writes, undefined);
     }
     return results;
@@ -148,10 +153,13 @@ export class XdrStore implements LocalStore {
     // batch retried after a timeout while the first send was still being applied) would bring
     // the record back. Recent shipped removals are remembered for that.
     const removedKey = `${ns}\0${digest.toString('latin1')}`;
-    const removedMs = this.recentRemovals.get(removedKey);
-    if (removedMs !== undefined && !version.tombstone && version.lastUpdateMs <= removedMs) return { value: conflict ? 'conflict-stale' : 'stale', writes: [] };
+    const removal = this.recentRemovals.get(removedKey);
+    // A removal arriving for a record removed as late or later here changes nothing: stale, so
+    // it goes no further (in a ring of three a removal applied to an absent record would
+    // otherwise be forwarded round for ever: found by the xdr simulator scenario).
+    if (removal !== undefined && !laterThan(version, removal)) return { value: conflict ? 'conflict-stale' : 'stale', writes: [] };
     const applied = (await this.inner.applyRecordVersion(ns, version)) === 'applied';
-    if (applied && version.tombstone) this.rememberRemoval(removedKey, version.lastUpdateMs);
+    if (applied && version.tombstone) this.rememberRemoval(removedKey, version);
     const outcome: ApplyOutcome = conflict ? (applied ? 'conflict-applied' : 'conflict-stale') : applied ? 'applied' : 'stale';
     if (!applied) return { value: outcome, writes: [] };
     const writes = [{ ns, version }];
@@ -187,25 +195,55 @@ export class XdrStore implements LocalStore {
   }
 
   /**
-   * A removal leaves no record to stamp: its tombstone (what replicas and destinations apply)
-   * was stamped by the wall clock (lib/db-cluster.ts). It takes the hybrid clock's time when
-   * that is later, as a write would (docs/xdr.md, "Hybrid logical clock").
+   * After a client's write: the clock is at least every time it stamped (a write stamped
+   * `stored + 1`, past the clock, is followed by later ones). A removal leaves no record to
+   * stamp: its tombstone (what replicas and destinations apply) was stamped by the wall clock
+   * (lib/db-cluster.ts); it takes the hybrid clock's time when that is later, as a write would
+   * (docs/xdr.md, "Hybrid logical clock"), and is remembered (followRemoval).
    */
-  private stampRemovals(writes: LocalResult['writes']): void {
+  private stamp(writes: LocalResult['writes']): void {
     for (const write of writes) {
-      if (!write.version.tombstone) continue;
-      const nowMs = this.clock.nowMs();
-      if (nowMs > write.version.lastUpdateMs) write.version.lastUpdateMs = nowMs;
-      // Remembered as a shipped removal is, so that an older version shipped from another
-      // cluster does not bring the record back here (the namespace keeps no tombstone).
-      this.rememberRemoval(`${write.ns}\0${write.version.digest.toString('latin1')}`, write.version.lastUpdateMs);
+      if (write.version.tombstone) {
+        const nowMs = this.clock.nowMs();
+        if (nowMs > write.version.lastUpdateMs) write.version.lastUpdateMs = nowMs;
+        // Remembered as a shipped removal is, so that an older version shipped from another
+        // cluster does not bring the record back here (the namespace keeps no tombstone).
+        this.rememberRemoval(`${write.ns}\0${write.version.digest.toString('latin1')}`, write.version);
+      }
+      this.clock.advanceTo(write.version.lastUpdateMs);
     }
   }
 
-  private rememberRemoval(key: string, lastUpdateMs: number): void {
+  /**
+   * Before a client's request on a record removed lately (here or shipped here): the clock
+   * passes the removal's time, so a record created again after it is stamped later than the
+   * removal's tombstone, which would otherwise win over it where it arrives late (found by the
+   * xdr simulator scenario: a create in the removal's millisecond lost to it).
+   */
+  private followRemoval(ns: string, digest: Uint8Array): void {
+    if (this.recentRemovals.size === 0) return;
+    const removal = this.recentRemovals.get(`${ns}\0${Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('latin1')}`);
+    if (removal !== undefined) this.clock.observe(removal.lastUpdateMs);
+  }
+
+  /** Keeps the latest removal time of a record (an older removal arriving late must not lower it: found by the simulator). */
+  private rememberRemoval(key: string, version: RemovalStamp): void {
+    const known = this.recentRemovals.get(key);
     this.recentRemovals.delete(key);
-    this.recentRemovals.set(key, lastUpdateMs);
+    this.recentRemovals.set(key, known !== undefined && !laterThan(version, known) ? known : { lastUpdateMs: version.lastUpdateMs, gen: version.gen });
     if (this.recentRemovals.size > XDR_RECENT_REMOVALS_MAX) this.recentRemovals.delete(this.recentRemovals.keys().next().value!);
+  }
+
+  /**
+   * Applies a truncate cut; a cut this node did not hold goes to the observer (shipped), and
+   * the clock passes it, so every write acknowledged after it is stamped at or after the cut.
+   */
+  private async truncate(cut: ClusterTruncateCut): Promise<number> {
+    const held = cutHeld(this.inner.truncateCuts?.() ?? [], cut);
+    const removed = await this.inner.applyTruncate!(cut);
+    this.clock.advanceTo(cut.beforeMs);
+    if (!held) this.truncateObserver?.(cut);
+    return removed;
   }
 
   readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined> {
@@ -237,6 +275,22 @@ export class XdrStore implements LocalStore {
   partitionCounts(ns: string): ArrayLike<number> {
     return this.inner.partitionCounts(ns);
   }
+}
+
+/** A remembered removal: its time and generation. */
+interface RemovalStamp {
+  lastUpdateMs: number;
+  gen: number;
+}
+
+/**
+ * Whether a version comes after a removal by the 'lastUpdateTime' order (time, then
+ * generation; a full tie goes to the removal, as lib/namespace/conflict.ts tieWins does).
+ * Comparing times alone refused a version of the removal's millisecond with a higher
+ * generation, which the other clusters kept (found by the xdr simulator scenario, 3 clusters).
+ */
+function laterThan(version: RemovalStamp, removal: RemovalStamp): boolean {
+  return version.lastUpdateMs !== removal.lastUpdateMs ? version.lastUpdateMs > removal.lastUpdateMs : version.gen > removal.gen;
 }
 
 function wireError(error: unknown): WireError {

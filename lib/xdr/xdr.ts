@@ -18,6 +18,8 @@ import { ErrorCode, ShoalError, invalidArgument } from '../errors';
 import { XDR_DESTINATIONS_MAX, XDR_OWNERSHIP_CHECK_INTERVAL_MS, XDR_PEER_POLL_INTERVAL_MS, XDR_POSITION_SAVE_INTERVAL_MS, XDR_RECEIVE_VERSIONS_MAX } from './constants';
 import { XdrDestinationConfig, XdrDestinationOptions, resolveXdrDestination } from './options';
 import { onOperatorAdmin } from './admin';
+import { LargeTransfers, type ShipCounts } from './large-records';
+import { applyShippedTruncate } from './truncates';
 import { RemovalJournal } from './removals';
 import { Shipper, XdrDestinationState } from './shipper';
 import { ApplyOutcome, XdrStore, xdrApplyOperation } from './store';
@@ -55,6 +57,7 @@ export class Xdr extends EventEmitter {
   private readonly peerClients = new Map<string, Promise<AdminClient>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly received = { applied: 0, stale: 0, conflicts: 0 };
+  private readonly largeTransfers = new LargeTransfers();
   private readonly onChange = () => this.checkOwnership();
   private closed = false;
   private removals: RemovalJournal | undefined;
@@ -65,6 +68,7 @@ export class Xdr extends EventEmitter {
     for (const config of destinations) this.addShipper(config);
     host.store.observer = (writes, shippedFrom) => this.note(writes, shippedFrom);
     host.store.peerVersion = (ns, version) => this.notePeerVersion(ns, version);
+    host.store.truncateObserver = (cut) => this.shippers.forEach((shipper) => shipper.noteTruncate(cut));
     host.store.unshipped = (clusterName, ns, digest) => [...this.shippers.values()].some((shipper) => shipper.config.clusterName === clusterName && shipper.holds(ns, digest));
     host.clusterNode.setAdminExtension((message, reply) => this.onAdmin(message, reply));
     host.clusterNode.on('change', this.onChange);
@@ -134,6 +138,7 @@ export class Xdr extends EventEmitter {
     this.removals?.close();
     this.host.store.peerVersion = undefined;
     this.host.store.unshipped = undefined;
+    this.host.store.truncateObserver = undefined;
     for (const client of this.peerClients.values()) void client.then((c) => c.close(), () => undefined);
     this.peerClients.clear();
   }
@@ -314,6 +319,18 @@ export class Xdr extends EventEmitter {
       case 'admin-xdr-ship':
         void answer(this.receive(message));
         return true;
+      case 'admin-xdr-part': {
+        void answer(
+          (async () => {
+            const version = this.largeTransfers.take(message);
+            return version === undefined ? { received: message.part } : this.receiveVersions(message.source, message.ns, [version]);
+          })(),
+        );
+        return true;
+      }
+      case 'admin-xdr-truncate':
+        void answer(applyShippedTruncate(this.host.clusterNode, this.host.store.namespaceNames(), () => this.host.store.truncateCuts?.() ?? [], message));
+        return true;
       case 'admin-xdr-floor': {
         const floors: Floors = {};
         for (const [name, shipper] of this.shippers) floors[name] = shipper.floors();
@@ -336,12 +353,16 @@ export class Xdr extends EventEmitter {
    * here (executeBatch), which applies it by the conflict rule and replicates it.
    * @throws ShoalError INVALID_ARGUMENT for a malformed message; the first item's error when any failed (the sender retries the message).
    */
-  private async receive(message: WireMessage): Promise<{ applied: number; stale: number; conflicts: number }> {
-    const { source, ns } = message;
+  private receive(message: WireMessage): Promise<ShipCounts> {
+    const versions = parseWireVersions(message.versions, XDR_RECEIVE_VERSIONS_MAX);
+    if (typeof versions === 'string') return Promise.reject(invalidArgument(`malformed xdr-ship: ${versions}`));
+    return this.receiveVersions(message.source, message.ns, versions);
+  }
+
+  /** Applies checked versions shipped from `source` (receive, or a large record assembled from its parts). */
+  private async receiveVersions(source: unknown, ns: unknown, versions: RecordVersion[]): Promise<ShipCounts> {
     if (typeof source !== 'string' || source.length === 0 || Buffer.byteLength(source) > 64) throw invalidArgument('malformed xdr-ship: no source cluster name');
     if (typeof ns !== 'string' || !this.host.store.namespaceNames().includes(ns)) throw invalidArgument(`xdr-ship for namespace ${JSON.stringify(ns)}, which this cluster does not have`);
-    const versions = parseWireVersions(message.versions, XDR_RECEIVE_VERSIONS_MAX);
-    if (typeof versions === 'string') throw invalidArgument(`malformed xdr-ship: ${versions}`);
     const outcomes = await this.host.clusterNode.executeBatch(ns, versions.map((v) => v.digest), versions.map((v) => xdrApplyOperation(source, v)), false);
     const counts = { applied: 0, stale: 0, conflicts: 0 };
     for (const outcome of outcomes) {
