@@ -32,6 +32,7 @@ import { nextTurn } from './event-loop';
 import { locationBlock, locationDevice, locationSize } from './format';
 import { type CheckpointFile, readCheckpointFile } from './index-file';
 import type { StoreState } from './store-state';
+import { scanOf } from './store-start';
 import type { StateFileIo, Tombstone } from './warm-state';
 
 /** What recovery needs of the namespace: its fresh, empty index and its set table. */
@@ -192,12 +193,7 @@ async function replay(state: StoreState, read: CheckpointFile, target: RecoveryT
 /** A scan of the blocks at or above `since` (HEADERS_ONLY: headers only), every newest copy to onRecord. */
 function scanFrom(state: StoreState, since: number, onRecord: (record: ColdStartRecord) => void) {
   return coldStartScan({
-    devices: state.devices.map((device) => ({ native: device.device.native, sequences: device.sequences, blockCount: device.blockCount })),
-    signatureHigh: state.signatureHigh,
-    signatureLow: state.signatureLow,
-    writeBlockBytes: state.writeBlockBytes,
-    nowSeconds: Math.floor(state.now() / 1000),
-    truncates: state.truncates,
+    ...scanOf(state),
     withPayload: false,
     minSequence: since,
     onRecord,

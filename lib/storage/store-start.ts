@@ -84,6 +84,18 @@ export async function openDevices(options: DeviceStoreOptions): Promise<OpenedDe
   }
 }
 
+/** What every scan of the devices starts from: their block tables, signature, truncates and the time. */
+export function scanOf(state: StoreState) {
+  return {
+    devices: state.devices.map((device) => ({ native: device.device.native, sequences: device.sequences, blockCount: device.blockCount })),
+    signatureHigh: state.signatureHigh,
+    signatureLow: state.signatureLow,
+    writeBlockBytes: state.writeBlockBytes,
+    nowSeconds: Math.floor(state.now() / 1000),
+    truncates: state.truncates,
+  };
+}
+
 /**
  * Cold start: scans every device (cold-start.ts), counting live bytes per block and handing the
  * live records to onRecord or onLiveBatch and the tombstones and shadows to the store's table;
@@ -99,12 +111,7 @@ export async function scanDevices(
   onProgress: (scanned: number, total: number) => void,
 ): Promise<{ report: ColdStartReport; emptied: [DeviceState, number][] }> {
   const report = await coldStartScan({
-    devices: state.devices.map((device) => ({ native: device.device.native, sequences: device.sequences, blockCount: device.blockCount })),
-    signatureHigh: state.signatureHigh,
-    signatureLow: state.signatureLow,
-    writeBlockBytes: state.writeBlockBytes,
-    nowSeconds: Math.floor(state.now() / 1000),
-    truncates: state.truncates,
+    ...scanOf(state),
     withPayload,
     onProgress: (scanned, total) => {
       onProgress(scanned, total);
