@@ -15,6 +15,7 @@
  */
 import { AdminClient, type AdminRequest } from '../lib/cluster/index';
 import { backupToFile, restoreFromFile, type BackupProgress, type RestorePolicy, type RestoreProgress } from '../lib/backup/index';
+import type { XdrDestinationState } from '../lib/xdr/index';
 import { type ConnectionArguments, readSecret, readSecretFile, readTls } from './connection-options';
 
 export const OPERATOR_COMMANDS: ReadonlySet<string> = new Set(['xdr', 'backup', 'restore']);
@@ -139,21 +140,12 @@ async function xdr(args: Parsed): Promise<void> {
   }
 }
 
-interface DestinationState {
-  connected: boolean;
-  lagMs: number;
-  pendingRecords: number;
-  shippedRecords: number;
-  conflicts: number;
-  rewindProgress: number;
-}
-
 function printXdrState(value: unknown, json: boolean): void {
   if (json) {
     process.stdout.write(`${JSON.stringify({ schemaVersion: 1, command: 'xdr state', ...(value as object) })}\n`);
     return;
   }
-  const state = value as { destinations: Record<string, DestinationState>; received: Record<string, number> };
+  const state = value as { destinations: Record<string, XdrDestinationState>; received: Record<string, number> };
   const names = Object.keys(state.destinations);
   if (names.length === 0) process.stdout.write('destinations (none)\n');
   for (const name of names) {
