@@ -4,17 +4,19 @@
  *    (leaving the index in shared memory and a last index checkpoint);
  *  - kill: opens, overwrites `BENCH_RESTART_TAIL` records, takes an index checkpoint, overwrites
  *    as many again (the tail the next start replays), then SIGKILLs itself;
- *  - writes: opens, then rounds of awaited overwrites (256 in flight) of BENCH_RESTART_ROUND_MS
- *    each, alternately without and with an index checkpoint taken during the round; reports
- *    puts/s per round, then SIGKILLs itself (nothing to close).
+ *  - writes: opens, then BENCH_RESTART_ROUNDS rounds of awaited overwrites (256 in flight) of
+ *    BENCH_RESTART_ROUND_MS each, alternately without and with an index checkpoint taken during
+ *    the round; reports puts/s per round and the longest event-loop delay seen in it, then
+ *    SIGKILLs itself (nothing to close).
  * Reports one JSON line.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { open } from '../lib/index';
 import { restartNamespaces, restartValue } from './restart';
 
 const TAIL = Number(process.env.BENCH_RESTART_TAIL ?? 20_000);
-const ROUND_MS = Number(process.env.BENCH_RESTART_ROUND_MS ?? 12_000);
-const ROUNDS = 4;
+const ROUND_MS = Number(process.env.BENCH_RESTART_ROUND_MS ?? 10_000);
+const ROUNDS = Number(process.env.BENCH_RESTART_ROUNDS ?? 6);
 
 interface Store {
   checkpointNow(): Promise<boolean>;
@@ -57,9 +59,11 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(report)}\n`);
     process.kill(process.pid, 'SIGKILL');
   } else if (mode === 'writes') {
-    const rounds: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number }[] = [];
+    const rounds: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number; maxLoopDelayMs: number }[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const checkpoint = round % 2 === 1;
+      const delay = monitorEventLoopDelay({ resolution: 5 });
+      delay.enable();
       const begin = performance.now();
       let written = 0;
       let taken: Promise<boolean> | undefined;
@@ -69,7 +73,9 @@ async function main(): Promise<void> {
         written += 256;
       }
       if (taken !== undefined) await taken;
-      rounds.push({ checkpoint, putsPerSecond: written / ((performance.now() - begin) / 1000), checkpointMs: checkpoint ? store.stats().lastCheckpointMs : undefined });
+      const putsPerSecond = written / ((performance.now() - begin) / 1000);
+      delay.disable();
+      rounds.push({ checkpoint, putsPerSecond, checkpointMs: checkpoint ? store.stats().lastCheckpointMs : undefined, maxLoopDelayMs: delay.max / 1e6 });
     }
     report.rounds = rounds;
     process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -52,7 +52,7 @@ interface ChildReport {
   recovery?: { blocksReplayed: number; recordsReplayed: number; staleEntries: number; fileBytes: number; ms: number; phases: Record<string, number> };
   checkpointMs?: number;
   checkpointCaptureMs?: number;
-  rounds?: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number }[];
+  rounds?: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number; maxLoopDelayMs: number }[];
 }
 
 function runChild(dataDir: string, mode: 'open' | 'kill' | 'writes'): ChildReport {
@@ -117,13 +117,15 @@ export async function runRestartBench(): Promise<boolean> {
     line('recovered after kill -9', recovered);
     line('recovered after a "reboot" (segments removed, file out of the page cache)', rebooted);
     line('cold open (segments and checkpoint removed)', cold);
-    process.stdout.write(`  checkpoint in the killed child: ${killed.checkpointMs?.toFixed(0)} ms (${killed.checkpointCaptureMs?.toFixed(0)} ms of it the image copy on the JS thread)\n`);
+    process.stdout.write(`  checkpoint in the killed child: ${killed.checkpointMs?.toFixed(0)} ms (${killed.checkpointCaptureMs?.toFixed(1)} ms of it its synchronous start on the JS thread; the image is written by a worker)\n`);
     const without = writes.rounds!.filter((round) => !round.checkpoint).map((round) => round.putsPerSecond);
     const withCheckpoint = writes.rounds!.filter((round) => round.checkpoint).map((round) => round.putsPerSecond);
     const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
     const cost = 1 - mean(withCheckpoint) / mean(without);
-    const roundSeconds = Number(process.env.BENCH_RESTART_ROUND_MS ?? 12_000) / 1000;
+    const roundSeconds = Number(process.env.BENCH_RESTART_ROUND_MS ?? 10_000) / 1000;
     process.stdout.write(`  overwrites/s without a checkpoint: ${without.map((value) => Math.round(value).toLocaleString('en-US')).join(', ')}; with one checkpoint per ${roundSeconds} s round: ${withCheckpoint.map((value) => Math.round(value).toLocaleString('en-US')).join(', ')} (checkpoints of ${writes.rounds!.filter((round) => round.checkpoint).map((round) => round.checkpointMs?.toFixed(0)).join(', ')} ms)\n`);
+    const delays = (withOne: boolean) => writes.rounds!.filter((round) => round.checkpoint === withOne).map((round) => round.maxLoopDelayMs.toFixed(1)).join(', ');
+    process.stdout.write(`  longest event-loop delay per round (ms): without a checkpoint ${delays(false)}; with one ${delays(true)}\n`);
     process.stdout.write(`  index in /dev/shm: ${(indexBytes / (1 << 20)).toFixed(1)} MiB = ${perRecord.toFixed(1)} bytes per record; load ${load()}\n`);
     const ratio = (report: ChildReport) => report.startMs / cold.startMs;
     const warmMet = warm.startMode === 'warm' && warm.startMs < 1000;

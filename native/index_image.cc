@@ -1,10 +1,40 @@
 // The index image: the whole index without data as one byte string, for the index checkpoint
-// file (docs/storage.md, "Restart after a crash"). An image is taken in one call on the JS
-// thread, between two mutations, so it is always a consistent index; the file around it
-// carries the checksums. Loading copies it into a freshly created index stage by stage, after
-// checking every number the way Attach checks a header.
-#include <cstring>
+// file (docs/storage.md, "Restart after a crash"; docs/storage-format.md, "The index checkpoint
+// file"). It is a fixed head (magic, layout, the linear-hashing numbers), every entry slot
+// [0, end) and every bucket [0, bucket count), cut into pieces (the head, 1,024 entries, 8,192
+// buckets), each with its own CRC-32C.
+//
+// Writing (ImageCopy): BeginImageCopy, on the JS thread between two mutations, fixes the
+// structure of that moment: the head's numbers, and for every piece where it lives. A worker
+// thread (ImageCopy::Run) then copies the pieces in order into its own buffer, checksums them
+// and writes them to the file, while the JS thread goes on using the index. Each piece is
+// claimed by exactly one side (an atomic state per piece): before the JS thread makes a
+// structural write to a piece (a slot allocated or freed, a chain link, a bucket head) that the
+// worker has not copied yet, it writes that piece itself, as it still is; a piece the worker is
+// copying at that moment is waited for (microseconds). Bucket splits are held back while a copy
+// runs (primary_index.cc). So the image's structure (which slots are live, every chain, every
+// bucket, the free list) is exactly the structure at BeginImageCopy. An in-place update of a
+// live entry's fields is not held back: the worker's copy may see an entry's fields from any
+// moment of the copy (this read races with the JS thread's plain stores; the bytes read are
+// whatever they are, and recovery never trusts them: every such update wrote a copy of its
+// record to a block at or above the checkpoint sequence, which recovery replays over the
+// entry, and live bytes are recounted from the loaded entries).
+//
+// Loading (LoadImageFile) reads each run of pieces straight into the new index's segments on
+// a worker thread (two when there are two cores), checks each piece's CRC-32C and links while
+// it is still in cache, collects the entries of blocks that were not kept and counts the others'
+// bytes per block; the stale entries are removed at the end.
+#include <sched.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "crc32c.h"
 #include "primary_index.h"
 #include "primary_index_layout.h"
 
@@ -13,7 +43,11 @@ namespace shoal {
 namespace {
 
 constexpr uint64_t kImageMagic = 0x474D495844495053;  // "SPIDXIMG" little-endian
-constexpr uint32_t kImageVersion = 1;
+constexpr uint32_t kImageVersion = 2;
+constexpr uint32_t kEntriesPerPiece = 1024;   // 48 KiB
+constexpr uint32_t kBucketsPerPiece = 8192;   // 32 KiB
+constexpr uint32_t kPiecesPerRun = 16;        // one write or read: at most 768 KiB
+constexpr uint32_t kRecordAlignBytes = 16;    // lib/storage/constants.ts RECORD_ALIGN_BYTES
 
 struct ImageHead {
   uint64_t magic;
@@ -29,25 +63,170 @@ struct ImageHead {
   uint64_t bucket_count;
 };
 
-// Copies elements [0, count) between a staged array and a flat buffer, one stage at a time.
-template <typename Copy>
-void EachStage(uint64_t count, Copy copy) {
-  for (uint32_t stage = 0; StagedArray::StageStart(stage) < count; ++stage) {
-    uint64_t start = StagedArray::StageStart(stage);
-    uint64_t elements = std::min<uint64_t>(StagedArray::StageElements(stage), count - start);
-    copy(static_cast<uint32_t>(start), elements);
+enum PieceState : uint8_t { kPending = 0, kWorker = 1, kJs = 2, kDone = 3 };
+
+struct Piece {
+  uint8_t* memory;       // where the piece lives in the index (or the copy's head)
+  uint32_t bytes;
+  uint64_t file_offset;
+};
+
+uint64_t PieceCount(uint64_t end_entry_id, uint64_t bucket_count) {
+  return 1 + (end_entry_id + kEntriesPerPiece - 1) / kEntriesPerPiece + (bucket_count + kBucketsPerPiece - 1) / kBucketsPerPiece;
+}
+
+// Every piece of an image of these numbers, in file order: where it lives (`at(kind, start)`:
+// kind 0 entries, 1 buckets) and where it goes. Pieces never cross a stage: stages start at
+// multiples of 64 Ki elements.
+template <typename At>
+std::vector<Piece> Pieces(uint8_t* head, uint64_t end_entry_id, uint64_t bucket_count, uint64_t file_offset, At at) {
+  std::vector<Piece> pieces;
+  pieces.reserve(PieceCount(end_entry_id, bucket_count));
+  pieces.push_back({head, sizeof(ImageHead), file_offset});
+  uint64_t offset = file_offset + sizeof(ImageHead);
+  for (uint64_t start = 0; start < end_entry_id; start += kEntriesPerPiece) {
+    uint32_t bytes = static_cast<uint32_t>(std::min<uint64_t>(kEntriesPerPiece, end_entry_id - start) * sizeof(IndexEntry));
+    pieces.push_back({at(0, static_cast<uint32_t>(start)), bytes, offset});
+    offset += bytes;
+  }
+  for (uint64_t start = 0; start < bucket_count; start += kBucketsPerPiece) {
+    uint32_t bytes = static_cast<uint32_t>(std::min<uint64_t>(kBucketsPerPiece, bucket_count - start) * sizeof(uint32_t));
+    pieces.push_back({at(1, static_cast<uint32_t>(start)), bytes, offset});
+    offset += bytes;
+  }
+  return pieces;
+}
+
+// pwrite/pread of everything, or the errno (0: done; -1: the file ended first).
+int WriteAll(int fd, const uint8_t* data, size_t bytes, uint64_t offset) {
+  while (bytes > 0) {
+    ssize_t written = pwrite(fd, data, bytes, static_cast<off_t>(offset));
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    data += written;
+    bytes -= static_cast<size_t>(written);
+    offset += static_cast<uint64_t>(written);
+  }
+  return 0;
+}
+
+int ReadAll(int fd, uint8_t* data, size_t bytes, uint64_t offset) {
+  while (bytes > 0) {
+    ssize_t read = pread(fd, data, bytes, static_cast<off_t>(offset));
+    if (read < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (read == 0) return -1;
+    data += read;
+    bytes -= static_cast<size_t>(read);
+    offset += static_cast<uint64_t>(read);
+  }
+  return 0;
+}
+
+void Pause(uint32_t spins) {
+  if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  } else {
+    sched_yield();
   }
 }
 
 }  // namespace
 
-size_t PrimaryIndex::ImageBytes() const {
-  return sizeof(ImageHead) + size_t{header_->end_entry_id} * sizeof(IndexEntry) + size_t{header_->bucket_count} * sizeof(uint32_t);
-}
-
-void PrimaryIndex::SaveImage(uint8_t* out) const {
-  SHOAL_ASSERT(!with_data_, "an index image is only taken of an index without data (%s)", base_name_.c_str());
+// One image being written (see the top of the file). Shared by the index (JS thread) and the
+// worker; lives until both let go.
+class ImageCopy {
+ public:
   ImageHead head{};
+  std::vector<Piece> pieces;
+  std::unique_ptr<std::atomic<uint8_t>[]> states;
+  std::vector<uint32_t> crcs;
+  uint64_t end_entry_id = 0;
+  uint64_t bucket_count = 0;
+  uint64_t first_bucket_piece = 0;
+  uint64_t bytes = 0;
+  int fd = -1;
+  uint32_t piece_delay_us = 0;  // tests: the worker copies one piece at a time and sleeps this long after each
+  std::atomic<bool> abandon{false};
+  std::atomic<bool> finished{false};
+  std::atomic<uint64_t> done{0};
+
+  // The worker's side: every piece still pending, in order, then fdatasync.
+  void Run() {
+    std::vector<uint8_t> buffer(size_t{kPiecesPerRun} * kEntriesPerPiece * sizeof(IndexEntry));
+    size_t count = pieces.size();
+    const size_t run_limit = piece_delay_us != 0 ? 1 : kPiecesPerRun;  // slowed down: one piece at a time
+    for (size_t at = 0; at < count && !abandon.load(std::memory_order_relaxed);) {
+      size_t used = 0;
+      size_t first = at;
+      for (; at < count && at - first < run_limit; ++at) {
+        uint8_t expected = kPending;
+        if (!states[at].compare_exchange_strong(expected, kWorker, std::memory_order_acq_rel)) break;
+        const Piece& piece = pieces[at];
+        std::memcpy(buffer.data() + used, piece.memory, piece.bytes);
+        states[at].store(kDone, std::memory_order_release);  // the JS thread may change it now: the copy is taken
+        crcs[at] = Crc32c(buffer.data() + used, piece.bytes, 0);
+        used += piece.bytes;
+      }
+      if (used == 0) {
+        ++at;  // the JS thread took this one
+        continue;
+      }
+      Fail(WriteAll(fd, buffer.data(), used, pieces[first].file_offset), "write");
+      done.fetch_add(at - first, std::memory_order_relaxed);
+      if (piece_delay_us != 0) usleep(piece_delay_us);
+    }
+    // Pieces the JS thread is writing at this moment: wait for them before the sync.
+    for (size_t at = 0; at < count; ++at) {
+      for (uint32_t spins = 0; states[at].load(std::memory_order_acquire) == kJs; ++spins) Pause(spins);
+    }
+    if (!abandon.load() && fdatasync(fd) != 0) Fail(errno, "fdatasync");
+    finished.store(true, std::memory_order_release);
+  }
+
+  // The JS thread's side, before a structural write to `piece`.
+  void Claim(uint64_t piece) {
+    for (uint32_t spins = 0;; ++spins) {
+      uint8_t state = states[piece].load(std::memory_order_acquire);
+      if (state == kDone) return;
+      if (state == kPending && states[piece].compare_exchange_strong(state, kJs, std::memory_order_acq_rel)) {
+        const Piece& at = pieces[piece];
+        crcs[piece] = Crc32c(at.memory, at.bytes, 0);
+        Fail(WriteAll(fd, at.memory, at.bytes, at.file_offset), "write");
+        done.fetch_add(1, std::memory_order_relaxed);
+        states[piece].store(kDone, std::memory_order_release);
+        return;
+      }
+      Pause(spins);  // the worker is copying it
+    }
+  }
+
+  std::string error() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return error_;
+  }
+
+ private:
+  void Fail(int error_number, const char* what) {
+    if (error_number == 0) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error_.empty()) error_ = std::string("the index image's ") + what + " failed: " + std::strerror(error_number);
+  }
+
+  std::mutex mutex_;
+  std::string error_;
+};
+
+std::shared_ptr<ImageCopy> PrimaryIndex::BeginImageCopy(int fd, uint64_t file_offset, uint32_t piece_delay_us) {
+  SHOAL_ASSERT(is_open() && !with_data_ && copy_ == nullptr, "an image copy needs an open index without data and no copy under way (%s)", base_name_.c_str());
+  auto copy = std::make_shared<ImageCopy>();
+  ImageHead& head = copy->head;
   head.magic = kImageMagic;
   head.version = kImageVersion;
   head.head_bytes = sizeof(ImageHead);
@@ -58,52 +237,172 @@ void PrimaryIndex::SaveImage(uint8_t* out) const {
   head.hash_level = header_->hash_level;
   head.split_pointer = header_->split_pointer;
   head.bucket_count = header_->bucket_count;
-  std::memcpy(out, &head, sizeof head);
-  uint8_t* entries = out + sizeof head;
-  EachStage(header_->end_entry_id, [&](uint32_t start, uint64_t elements) {
-    std::memcpy(entries + size_t{start} * sizeof(IndexEntry), entries_.At(start), elements * sizeof(IndexEntry));
-  });
-  uint8_t* buckets = entries + size_t{header_->end_entry_id} * sizeof(IndexEntry);
-  EachStage(header_->bucket_count, [&](uint32_t start, uint64_t elements) {
-    std::memcpy(buckets + size_t{start} * sizeof(uint32_t), buckets_.At(start), elements * sizeof(uint32_t));
-  });
+  copy->end_entry_id = header_->end_entry_id;
+  copy->bucket_count = header_->bucket_count;
+  copy->first_bucket_piece = 1 + (copy->end_entry_id + kEntriesPerPiece - 1) / kEntriesPerPiece;
+  copy->pieces = Pieces(reinterpret_cast<uint8_t*>(&head), copy->end_entry_id, copy->bucket_count, file_offset,
+                        [&](int kind, uint32_t start) { return kind == 0 ? entries_.At(start) : buckets_.At(start); });
+  copy->states.reset(new std::atomic<uint8_t>[copy->pieces.size()]());
+  copy->crcs.assign(copy->pieces.size(), 0);
+  copy->bytes = ImageBytes();
+  copy->fd = fd;
+  copy->piece_delay_us = piece_delay_us;
+  copy_ = copy;
+  return copy;
 }
 
-std::string PrimaryIndex::LoadImage(const uint8_t* image, size_t bytes) {
+void PrimaryIndex::EndImageCopy(const ImageCopy* copy) {
+  if (copy_.get() == copy) copy_.reset();
+}
+
+void PrimaryIndex::AbandonImageCopy() {
+  if (copy_ == nullptr) return;
+  copy_->abandon.store(true);
+  // The worker stops after its current run of pieces (it may not have started yet: it then
+  // stops at once when it does).
+  for (uint32_t spins = 0; !copy_->finished.load(std::memory_order_acquire); ++spins) Pause(spins);
+  copy_.reset();
+}
+
+void PrimaryIndex::CopyBeforeEntryWrite(uint32_t id) {
+  if (id < copy_->end_entry_id) copy_->Claim(1 + id / kEntriesPerPiece);
+}
+
+void PrimaryIndex::CopyBeforeBucketWrite(uint64_t bucket) {
+  if (bucket < copy_->bucket_count) copy_->Claim(copy_->first_bucket_piece + bucket / kBucketsPerPiece);
+}
+
+size_t PrimaryIndex::ImageBytes() const {
+  return sizeof(ImageHead) + size_t{header_->end_entry_id} * sizeof(IndexEntry) + size_t{header_->bucket_count} * sizeof(uint32_t);
+}
+
+std::string PrimaryIndex::LoadImageFile(int fd, uint64_t offset, uint64_t bytes, const std::vector<uint32_t>& crcs, const uint8_t* kept,
+                                        uint32_t devices, uint32_t stride, double* live, uint32_t threads, ImageLoadReport* report) {
   SHOAL_ASSERT(is_open() && !with_data_, "an index image loads only into an open index without data (%s)", base_name_.c_str());
   if (header_->entry_count != 0 || header_->end_entry_id != 1) return "the index is not empty";
-  if (bytes < sizeof(ImageHead)) return "the image is shorter than its head";
+  if (bytes < sizeof(ImageHead) || crcs.empty()) return "the image is shorter than its head";
   ImageHead head;
-  std::memcpy(&head, image, sizeof head);
+  int error = ReadAll(fd, reinterpret_cast<uint8_t*>(&head), sizeof head, offset);
+  if (error == -1) return "torn: the file ends inside the image";
+  if (error != 0) return std::string("cannot be read: ") + std::strerror(error);
+  if (Crc32c(reinterpret_cast<const uint8_t*>(&head), sizeof head, 0) != crcs[0]) {
+    report->damaged = true;
+    return "the checksum of its image's head does not match";
+  }
   if (head.magic != kImageMagic || head.version != kImageVersion || head.head_bytes != sizeof(ImageHead)) return "the image has another format";
   if (std::memcmp(&head.layout, &header_->layout, sizeof head.layout) != 0) return "the image has another index layout";
   uint64_t round = uint64_t{1} << std::min<uint32_t>(head.layout.initial_buckets_log2 + head.hash_level, 40);
   bool sane = head.end_entry_id >= 1 && head.end_entry_id <= kMaxEntries && head.entry_count < head.end_entry_id &&
               head.free_head < head.end_entry_id && head.layout.initial_buckets_log2 + head.hash_level <= 32 &&
               head.split_pointer < round && head.bucket_count == round + head.split_pointer && head.bucket_count <= (uint64_t{1} << 32) &&
-              bytes == sizeof(ImageHead) + size_t{head.end_entry_id} * sizeof(IndexEntry) + size_t{head.bucket_count} * sizeof(uint32_t);
+              bytes == sizeof(ImageHead) + size_t{head.end_entry_id} * sizeof(IndexEntry) + size_t{head.bucket_count} * sizeof(uint32_t) &&
+              crcs.size() == PieceCount(head.end_entry_id, head.bucket_count);
   if (!sane) return "the image's numbers are out of bounds";
-  const uint8_t* entries = image + sizeof head;
-  const uint8_t* buckets = entries + size_t{head.end_entry_id} * sizeof(IndexEntry);
-  // Every chain link and bucket must name a slot below the end before anything follows them.
-  for (uint64_t bucket = 0; bucket < head.bucket_count; ++bucket) {
-    uint32_t first;
-    std::memcpy(&first, buckets + bucket * sizeof(uint32_t), sizeof first);
-    if (first >= head.end_entry_id) return "a bucket of the image names a slot past its end";
-  }
-  for (uint32_t id = 0; id < head.end_entry_id; ++id) {
-    uint32_t next;
-    std::memcpy(&next, entries + size_t{id} * sizeof(IndexEntry) + offsetof(IndexEntry, next), sizeof next);
-    if (next >= head.end_entry_id) return "an entry of the image links past its end";
-  }
   entries_.Reserve(head.end_entry_id, &header_->entry_stage_count);
   buckets_.Reserve(head.bucket_count, &header_->bucket_stage_count);
-  EachStage(head.end_entry_id, [&](uint32_t start, uint64_t elements) {
-    std::memcpy(entries_.At(start), entries + size_t{start} * sizeof(IndexEntry), elements * sizeof(IndexEntry));
-  });
-  EachStage(head.bucket_count, [&](uint32_t start, uint64_t elements) {
-    std::memcpy(buckets_.At(start), buckets + size_t{start} * sizeof(uint32_t), elements * sizeof(uint32_t));
-  });
+  std::vector<Piece> pieces = Pieces(reinterpret_cast<uint8_t*>(&head), head.end_entry_id, head.bucket_count, offset,
+                                     [&](int kind, uint32_t start) { return kind == 0 ? entries_.At(start) : buckets_.At(start); });
+  uint64_t first_bucket_piece = 1 + (uint64_t{head.end_entry_id} + kEntriesPerPiece - 1) / kEntriesPerPiece;
+  // Runs of pieces contiguous in memory (one stage), read with one pread each.
+  std::vector<std::pair<size_t, size_t>> runs;  // [first, last)
+  for (size_t at = 1; at < pieces.size();) {
+    size_t first = at++;
+    while (at < pieces.size() && at - first < kPiecesPerRun && at != first_bucket_piece &&
+           pieces[at].memory == pieces[at - 1].memory + pieces[at - 1].bytes) {
+      ++at;
+    }
+    runs.emplace_back(first, at);
+  }
+  const uint32_t end = head.end_entry_id;
+  const size_t blocks = size_t{devices} * stride;
+  struct Worker {
+    std::vector<uint64_t> live;
+    std::vector<uint32_t> stale;
+    uint64_t live_entries = 0;
+    uint64_t bytes = 0;
+    std::string refusal;
+    bool damaged = false;
+  };
+  std::vector<Worker> workers(std::max<uint32_t>(1, threads));
+  std::atomic<size_t> next_run{0};
+  std::atomic<bool> failed{false};
+  auto work = [&](Worker& worker) {
+    worker.live.assign(blocks, 0);
+    for (size_t run; !failed.load(std::memory_order_relaxed) && (run = next_run.fetch_add(1)) < runs.size();) {
+      auto [first, last] = runs[run];
+      size_t run_bytes = 0;
+      for (size_t at = first; at < last; ++at) run_bytes += pieces[at].bytes;
+      int read_error = ReadAll(fd, pieces[first].memory, run_bytes, pieces[first].file_offset);
+      worker.bytes += run_bytes;
+      if (read_error != 0) {
+        worker.refusal = read_error == -1 ? "torn: the file ends inside the image" : std::string("cannot be read: ") + std::strerror(read_error);
+        failed = true;
+        return;
+      }
+      for (size_t at = first; at < last; ++at) {
+        const Piece& piece = pieces[at];
+        if (Crc32c(piece.memory, piece.bytes, 0) != crcs[at]) {
+          worker.refusal = "the checksum of piece " + std::to_string(at) + " of its image does not match";
+          worker.damaged = true;
+          failed = true;
+          return;
+        }
+        if (at < first_bucket_piece) {
+          uint32_t first_id = static_cast<uint32_t>((at - 1) * kEntriesPerPiece);
+          const IndexEntry* entry = reinterpret_cast<const IndexEntry*>(piece.memory);
+          uint32_t count = piece.bytes / sizeof(IndexEntry);
+          for (uint32_t slot = 0; slot < count; ++slot, ++entry) {
+            if (entry->next >= end) {
+              worker.refusal = "an entry of the image links past its end";
+              failed = true;
+              return;
+            }
+            uint32_t id = first_id + slot;
+            if (id == 0 || LastUpdateMs(entry) == kFreeSlotMarker) continue;
+            worker.live_entries++;
+            uint32_t low = static_cast<uint32_t>(entry->location);
+            uint32_t high = static_cast<uint32_t>(entry->location >> 32);
+            uint32_t device = high >> 26;
+            uint32_t block = (high >> 6) & 0xFFFFF;
+            if (device < devices && block < stride && kept[size_t{device} * stride + block] != 0) {
+              worker.live[size_t{device} * stride + block] += uint64_t{(low >> 19) | ((high & 0x3F) << 13)} * kRecordAlignBytes;
+            } else {
+              worker.stale.push_back(id);
+            }
+          }
+        } else {
+          const uint32_t* bucket = reinterpret_cast<const uint32_t*>(piece.memory);
+          uint32_t count = piece.bytes / sizeof(uint32_t);
+          for (uint32_t at_bucket = 0; at_bucket < count; ++at_bucket) {
+            if (bucket[at_bucket] >= end) {
+              worker.refusal = "a bucket of the image names a slot past its end";
+              failed = true;
+              return;
+            }
+          }
+        }
+      }
+    }
+  };
+  std::vector<std::thread> helpers;
+  try {
+    for (size_t index = 1; index < workers.size(); ++index) helpers.emplace_back(work, std::ref(workers[index]));
+  } catch (...) {
+    // No second thread: the first does it all.
+  }
+  work(workers[0]);
+  for (std::thread& helper : helpers) helper.join();
+  uint64_t live_entries = 0;
+  for (Worker& worker : workers) {
+    report->bytes_read += worker.bytes;
+    live_entries += worker.live_entries;
+    if (!worker.refusal.empty()) {
+      report->damaged = worker.damaged;
+      return worker.refusal;
+    }
+  }
+  report->bytes_read += sizeof head;
+  if (live_entries != head.entry_count) return "its image holds " + std::to_string(live_entries) + " live entries, its head says " + std::to_string(head.entry_count);
   header_->entry_count = head.entry_count;
   header_->free_head = head.free_head;
   header_->end_entry_id = head.end_entry_id;
@@ -111,22 +410,191 @@ std::string PrimaryIndex::LoadImage(const uint8_t* image, size_t bytes) {
   header_->split_pointer = head.split_pointer;
   header_->bucket_count = head.bucket_count;
   insert_epoch_ += 1;
+  for (Worker& worker : workers) {
+    for (size_t block = 0; block < blocks; ++block) live[block] += static_cast<double>(worker.live[block]);
+    for (uint32_t id : worker.stale) RemoveEntry(id, nullptr);
+    report->stale += static_cast<uint32_t>(worker.stale.size());
+  }
   return "";
 }
 
-uint32_t PrimaryIndex::RemoveOutside(const uint8_t* valid, uint32_t devices, uint32_t blocks_per_device) {
-  uint32_t removed = 0;
-  uint32_t end = header_->end_entry_id;
-  for (uint32_t id = 1; id < end; ++id) {
-    if (!IsLive(id)) continue;
-    uint32_t high = static_cast<uint32_t>(EntryAt(id)->location >> 32);
-    uint32_t device = high >> 26;
-    uint32_t block = (high >> 6) & 0xFFFFF;
-    if (device < devices && block < blocks_per_device && valid[size_t{device} * blocks_per_device + block] != 0) continue;
-    RemoveEntry(id, nullptr);
-    removed++;
+// ---------------------------------------------------------------------------------------------
+// The JS face: writeImage, imageProgress, loadImageFile (PrimaryIndexWrap; lib/native/addon.ts).
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+[[noreturn]] void ThrowImageType(Napi::Env env, const std::string& message) {
+  throw Napi::TypeError::New(env, "shoal: PrimaryIndex." + message);
+}
+
+// A non-negative integer argument below 2^53.
+uint64_t ArgCount(const Napi::CallbackInfo& info, size_t index, const std::string& what) {
+  if (index >= info.Length() || !info[index].IsNumber()) ThrowImageType(info.Env(), what + " must be a number");
+  double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!(value >= 0 && value <= 9007199254740991.0) || value != static_cast<double>(static_cast<uint64_t>(value))) {
+    throw Napi::RangeError::New(info.Env(), "shoal: PrimaryIndex." + what + " must be an integer in [0, 2^53)");
   }
-  return removed;
+  return static_cast<uint64_t>(value);
+}
+
+class ImageWriteWorker : public Napi::AsyncWorker {
+ public:
+  ImageWriteWorker(Napi::Env env, Napi::Object wrap, PrimaryIndex* index, std::shared_ptr<ImageCopy> copy)
+      : Napi::AsyncWorker(env, "shoal-index-image-write"), deferred_(Napi::Promise::Deferred::New(env)), index_(index), copy_(std::move(copy)) {
+    wrap_ = Napi::Persistent(wrap);
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+  void Execute() override { copy_->Run(); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    index_->EndImageCopy(copy_.get());
+    std::string error = copy_->error();
+    if (error.empty() && copy_->abandon.load()) error = "the index image was abandoned (the index closed)";
+    if (!error.empty()) {
+      Napi::Error js_error = Napi::Error::New(env, "shoal: " + error);
+      js_error.Set("code", Napi::String::New(env, "IO_ERROR"));
+      deferred_.Reject(js_error.Value());
+      return;
+    }
+    Napi::Object result = Napi::Object::New(env);
+    Napi::Buffer<uint8_t> crcs = Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(copy_->crcs.data()), copy_->crcs.size() * sizeof(uint32_t));
+    result.Set("crcs", crcs);
+    result.Set("bytes", Napi::Number::New(env, static_cast<double>(copy_->bytes)));
+    result.Set("pieces", Napi::Number::New(env, static_cast<double>(copy_->pieces.size())));
+    deferred_.Resolve(result);
+  }
+  void OnError(const Napi::Error& error) override {
+    index_->EndImageCopy(copy_.get());
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference wrap_;  // keeps the index alive while the worker runs
+  PrimaryIndex* index_;
+  std::shared_ptr<ImageCopy> copy_;
+};
+
+class ImageLoadWorker : public Napi::AsyncWorker {
+ public:
+  ImageLoadWorker(Napi::Env env, Napi::Object wrap, PrimaryIndex* index)
+      : Napi::AsyncWorker(env, "shoal-index-image-load"), deferred_(Napi::Promise::Deferred::New(env)), index_(index) {
+    wrap_ = Napi::Persistent(wrap);
+  }
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      unsigned cores = std::thread::hardware_concurrency();
+      refusal_ = index_->LoadImageFile(fd, offset, bytes, crcs, kept.data(), devices, stride, live.data(), std::clamp(cores, 1u, 2u), &report_);
+    } catch (const std::exception& error) {
+      refusal_ = std::string("the index could not take it (") + error.what() + ")";
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Float64Array out = live_out_.Value().As<Napi::Float64Array>();
+    if (refusal_.empty()) std::memcpy(out.Data(), live.data(), std::min(out.ElementLength(), live.size()) * sizeof(double));
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("refusal", Napi::String::New(env, refusal_));
+    result.Set("damaged", Napi::Boolean::New(env, report_.damaged));
+    result.Set("stale", Napi::Number::New(env, report_.stale));
+    result.Set("bytesRead", Napi::Number::New(env, static_cast<double>(report_.bytes_read)));
+    deferred_.Resolve(result);
+  }
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+  int fd = -1;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+  std::vector<uint32_t> crcs;
+  std::vector<uint8_t> kept;
+  uint32_t devices = 0;
+  uint32_t stride = 0;
+  std::vector<double> live;
+  Napi::Reference<Napi::Value> live_out_;
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference wrap_;
+  PrimaryIndex* index_;
+  std::string refusal_;
+  ImageLoadReport report_;
+};
+
+}  // namespace
+
+Napi::Value PrimaryIndexWrap::WriteImage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string usage = "writeImage(fd, offset, pieceDelayUs)";
+  uint64_t fd = ArgCount(info, 0, usage + ": fd");
+  uint64_t offset = ArgCount(info, 1, usage + ": offset");
+  uint64_t delay = ArgCount(info, 2, usage + ": pieceDelayUs");
+  if (fd > 0x7FFFFFFF || delay > 1000000) throw Napi::RangeError::New(env, "shoal: PrimaryIndex." + usage + ": fd or pieceDelayUs out of range");
+  if (!index_->is_open()) {
+    Napi::Error error = Napi::Error::New(env, "shoal: the primary index is not open");
+    error.Set("code", Napi::String::New(env, "NOT_OPEN"));
+    throw error;
+  }
+  if (index_->with_data()) ThrowImageType(env, "writeImage(): an index with data has no image");
+  if (index_->image_copy() != nullptr) ThrowImageType(env, "writeImage(): an image is being written already");
+  std::shared_ptr<ImageCopy> copy = index_->BeginImageCopy(static_cast<int>(fd), offset, static_cast<uint32_t>(delay));
+  auto* worker = new ImageWriteWorker(env, info.This().As<Napi::Object>(), index_.get(), std::move(copy));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value PrimaryIndexWrap::ImageProgress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const ImageCopy* copy = index_->image_copy();
+  if (copy == nullptr) return env.Null();
+  Napi::Array progress = Napi::Array::New(env, 2);
+  progress.Set(0u, Napi::Number::New(env, static_cast<double>(const_cast<ImageCopy*>(copy)->done.load(std::memory_order_relaxed))));
+  progress.Set(1u, Napi::Number::New(env, static_cast<double>(copy->pieces.size())));
+  return progress;
+}
+
+Napi::Value PrimaryIndexWrap::LoadImageFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string usage = "loadImageFile(fd, offset, bytes, crcs, kept, devices, stride, live)";
+  uint64_t fd = ArgCount(info, 0, usage + ": fd");
+  uint64_t offset = ArgCount(info, 1, usage + ": offset");
+  uint64_t bytes = ArgCount(info, 2, usage + ": bytes");
+  auto typed = [&](size_t index, napi_typedarray_type type, const char* what) {
+    if (index >= info.Length() || !info[index].IsTypedArray() || info[index].As<Napi::TypedArray>().TypedArrayType() != type) {
+      ThrowImageType(env, usage + ": " + what);
+    }
+    return info[index].As<Napi::TypedArray>();
+  };
+  Napi::Uint32Array crcs = typed(3, napi_uint32_array, "crcs must be a Uint32Array").As<Napi::Uint32Array>();
+  Napi::Uint8Array kept = typed(4, napi_uint8_array, "kept must be a Uint8Array").As<Napi::Uint8Array>();
+  uint64_t devices = ArgCount(info, 5, usage + ": devices");
+  uint64_t stride = ArgCount(info, 6, usage + ": stride");
+  Napi::Float64Array live = typed(7, napi_float64_array, "live must be a Float64Array").As<Napi::Float64Array>();
+  if (fd > 0x7FFFFFFF || devices > 64 || stride > (1u << 20)) throw Napi::RangeError::New(env, "shoal: PrimaryIndex." + usage + ": fd, devices or stride out of range");
+  if (kept.ElementLength() < devices * stride || live.ElementLength() < devices * stride) {
+    throw Napi::RangeError::New(env, "shoal: PrimaryIndex." + usage + ": kept and live must hold devices * stride elements");
+  }
+  if (!index_->is_open()) {
+    Napi::Error error = Napi::Error::New(env, "shoal: the primary index is not open");
+    error.Set("code", Napi::String::New(env, "NOT_OPEN"));
+    throw error;
+  }
+  if (index_->with_data()) ThrowImageType(env, "loadImageFile(): an index with data has no image");
+  auto* worker = new ImageLoadWorker(env, info.This().As<Napi::Object>(), index_.get());
+  worker->fd = static_cast<int>(fd);
+  worker->offset = offset;
+  worker->bytes = bytes;
+  worker->crcs.assign(crcs.Data(), crcs.Data() + crcs.ElementLength());
+  worker->kept.assign(kept.Data(), kept.Data() + devices * stride);
+  worker->devices = static_cast<uint32_t>(devices);
+  worker->stride = static_cast<uint32_t>(stride);
+  worker->live.assign(devices * stride, 0.0);
+  worker->live_out_ = Napi::Persistent(static_cast<Napi::Value>(live));
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 }  // namespace shoal

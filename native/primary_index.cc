@@ -25,6 +25,9 @@ constexpr uint64_t kMagic = 0x5849504C414F4853;  // "SHOALPIX" little-endian
 constexpr uint32_t kFormatVersion = 1;
 constexpr uint32_t kInitialBucketsLog2 = 12;
 constexpr uint32_t kMaxLoadPercent = 100;  // split one bucket per insert above one entry per bucket
+// Splits one insert may do: one keeps the load, the second catches up after an image copy
+// held splits back (PrimaryIndex::BeginImageCopy).
+constexpr uint32_t kSplitsPerInsert = 2;
 constexpr size_t kHeaderSegmentBytes = kHeaderAreaBytes + kMetaCapacityBytes;
 
 }  // namespace
@@ -213,6 +216,7 @@ int PrimaryIndex::Attach() {
 
 void PrimaryIndex::Close(bool drop) {
   insert_epoch_ += 1;
+  AbandonImageCopy();  // its worker reads the segments: it stops before they are unmapped
   if (arena_) arena_->Unmap();
   arena_.reset();
   entries_.Unmap();
@@ -373,6 +377,7 @@ uint32_t PrimaryIndex::AllocateSlot() {
   if (id != 0) {
     SHOAL_ASSERT(id < header_->end_entry_id && LastUpdateMs(EntryAt(id)) == kFreeSlotMarker,
                  "free list head %u (end %u) is not a free slot", id, header_->end_entry_id);
+    BeforeEntryWrite(id);
     header_->free_head = EntryAt(id)->next;
     return id;
   }
@@ -387,6 +392,7 @@ uint32_t PrimaryIndex::AllocateSlot() {
 }
 
 void PrimaryIndex::FreeSlot(uint32_t id) {
+  BeforeEntryWrite(id);
   IndexEntry* entry = EntryAt(id);
   std::memset(entry, 0, sizeof *entry);
   SetLastUpdateMs(entry, kFreeSlotMarker);
@@ -471,7 +477,7 @@ uint32_t PrimaryIndex::LinkNew(const uint8_t* digest, const EntryFields& fields,
   uint32_t id = 0;
   try {
     id = AllocateSlot();
-    buckets_.Reserve(header_->bucket_count + 1, &header_->bucket_stage_count);
+    buckets_.Reserve(header_->bucket_count + kSplitsPerInsert, &header_->bucket_stage_count);
   } catch (...) {
     if (handle != 0) arena_->Free(handle);
     if (id != 0) FreeSlot(id);
@@ -480,7 +486,9 @@ uint32_t PrimaryIndex::LinkNew(const uint8_t* digest, const EntryFields& fields,
   IndexEntry* entry = EntryAt(id);
   std::memcpy(entry->digest, digest, kDigestBytes);
   WriteFields(entry, fields);
-  uint32_t* bucket = BucketAt(BucketOf(digest));
+  uint64_t bucket_number = BucketOf(digest);
+  BeforeBucketWrite(bucket_number);
+  uint32_t* bucket = BucketAt(bucket_number);
   entry->next = *bucket;
   *bucket = id;
   if (with_data_) {
@@ -489,7 +497,9 @@ uint32_t PrimaryIndex::LinkNew(const uint8_t* digest, const EntryFields& fields,
   }
   header_->entry_count += 1;
   insert_epoch_ += 1;
-  if (header_->entry_count * 100 > header_->bucket_count * kMaxLoadPercent) {
+  // No split while an image copy runs (a split relinks a whole chain, scattered over the
+  // entry pieces); afterwards up to kSplitsPerInsert per insert catch up with the load.
+  for (uint32_t split = 0; copy_ == nullptr && split < kSplitsPerInsert && header_->entry_count * 100 > header_->bucket_count * kMaxLoadPercent; ++split) {
     SplitOneBucket();
     // The next split relinks the chain at the split pointer: start loading its first entry
     // now, so the next insert (a few microseconds away) finds it in cache, not in DRAM.
@@ -534,12 +544,17 @@ void PrimaryIndex::SplitOneBucket() {
 
 void PrimaryIndex::Unlink(uint32_t id) {
   IndexEntry* entry = EntryAt(id);
-  uint32_t* link = BucketAt(BucketOf(entry->digest));
+  uint64_t bucket = BucketOf(entry->digest);
+  uint32_t* link = BucketAt(bucket);
+  uint32_t owner = 0;  // the entry whose next is `link`, 0 for the bucket
   uint32_t end = header_->end_entry_id;
   while (*link != id) {
     SHOAL_ASSERT(*link != 0 && *link < end, "entry %u missing from its bucket chain (link %u, end %u)", id, *link, end);
-    link = &EntryAt(*link)->next;
+    owner = *link;
+    link = &EntryAt(owner)->next;
   }
+  if (owner == 0) BeforeBucketWrite(bucket);
+  else BeforeEntryWrite(owner);
   *link = entry->next;
 }
 

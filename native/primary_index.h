@@ -144,6 +144,14 @@ class StagedArray {
 };
 
 struct IndexHeader;
+class ImageCopy;  // index_image.cc: a checkpoint image being written while the index is used
+
+// What LoadImageFile found besides a refusal.
+struct ImageLoadReport {
+  bool damaged = false;      // a checksum did not match (the refusal says where)
+  uint32_t stale = 0;        // entries removed because their block was not kept
+  uint64_t bytes_read = 0;
+};
 
 // The index proper (no N-API): usable by the storage engine from its cold-start worker.
 class PrimaryIndex {
@@ -231,19 +239,31 @@ class PrimaryIndex {
   IndexHeader* header() const { return header_; }
   uint8_t* meta() const;
 
-  // The index image (docs/storage.md, "Restart after a crash"): an index without data as one
-  // byte string: a fixed head (magic, layout, the linear-hashing numbers), every entry slot
-  // [0, end_entry_id) and every bucket [0, bucket_count). ImageBytes() is its size; SaveImage
-  // writes it to `out` (exactly ImageBytes() bytes). Only without data.
+  // The index image's size now (index_image.cc): its head, every entry slot [0, end_entry_id)
+  // and every bucket [0, bucket_count).
   size_t ImageBytes() const;
-  void SaveImage(uint8_t* out) const;
-  // Loads an image into this index, which must be freshly created and empty (Open with
-  // attach=false). Returns "" when loaded, else why the image was refused (nothing trusted:
-  // the index is left empty). Throws NativeError when memory cannot be had.
-  std::string LoadImage(const uint8_t* image, size_t bytes);
-  // Removes every live entry whose location names a (device, block) with valid[device *
-  // blocks_per_device + block] == 0, or a device at or past `devices`. Returns how many.
-  uint32_t RemoveOutside(const uint8_t* valid, uint32_t devices, uint32_t blocks_per_device);
+
+  // The sliced checkpoint image (index_image.cc; docs/storage.md, "Restart after a crash").
+  // BeginImageCopy (JS thread, between two mutations) fixes the index's structure of this
+  // moment and returns the copy; ImageCopy::Run (a worker thread) then writes the image to `fd`
+  // at `file_offset` piece by piece while the JS thread goes on mutating the index: a
+  // structural write (a slot allocated or freed, a chain link, a bucket) to a piece not yet
+  // copied first writes that piece itself (CopyBefore*), and bucket splits wait until the copy
+  // ends. In-place updates of a live entry's fields are not held back (recovery replays every
+  // one of them from the checkpoint sequence). EndImageCopy (JS thread, once Run returned)
+  // ends it. Only one at a time; only without data.
+  std::shared_ptr<ImageCopy> BeginImageCopy(int fd, uint64_t file_offset, uint32_t piece_delay_us);
+  void EndImageCopy(const ImageCopy* copy);
+  const ImageCopy* image_copy() const { return copy_.get(); }
+  // Loads the image written by an ImageCopy from `fd` at `offset` (`bytes` long) straight into
+  // this freshly created, empty index, on up to `threads` threads: each piece is read into its
+  // place in the segments, checked against crcs[piece] and its links against the image's end,
+  // and every live entry whose (device, block) has kept[device * stride + block] == 0 is
+  // removed afterwards, while the others' sizes are added to live[device * stride + block].
+  // Returns "" when loaded, else why not (the index must then be reopened empty). Throws
+  // NativeError when memory cannot be had. Not while anything else uses the index.
+  std::string LoadImageFile(int fd, uint64_t offset, uint64_t bytes, const std::vector<uint32_t>& crcs, const uint8_t* kept,
+                            uint32_t devices, uint32_t stride, double* live, uint32_t threads, ImageLoadReport* report);
 
   // Checks every invariant with a full walk (tests and debugging; O(entries)). Returns the
   // first violation found, or "" when the index is consistent.
@@ -266,6 +286,16 @@ class PrimaryIndex {
   void WriteFields(IndexEntry* entry, const EntryFields& fields);
   void FillPrevious(uint32_t id, PreviousEntry* previous) const;
   void Unlink(uint32_t id);
+  // Before a structural write to an entry slot or a bucket while an image copy runs.
+  void BeforeEntryWrite(uint32_t id) {
+    if (copy_ != nullptr) [[unlikely]] CopyBeforeEntryWrite(id);
+  }
+  void BeforeBucketWrite(uint64_t bucket) {
+    if (copy_ != nullptr) [[unlikely]] CopyBeforeBucketWrite(bucket);
+  }
+  void CopyBeforeEntryWrite(uint32_t id);
+  void AbandonImageCopy();
+  void CopyBeforeBucketWrite(uint64_t bucket);
   uint32_t RemoveWithinBudget(uint32_t id, uint64_t* freed_bytes, bool* over_budget);
 
   std::string base_name_;
@@ -282,6 +312,7 @@ class PrimaryIndex {
   StagedArray side_;
   std::unique_ptr<RecordArena> arena_;
   uint64_t insert_epoch_ = 0;
+  std::shared_ptr<ImageCopy> copy_;
 };
 
 // The JS class PrimaryIndex (lib/native/addon.ts, NativePrimaryIndex) over one exchange
@@ -322,11 +353,13 @@ class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Verify(const Napi::CallbackInfo& info);
-  // The index checkpoint's image (native/index_image.cc): saveImage() -> Buffer,
-  // loadImage(buffer) -> "" or the refusal, removeOutside(valid, devices, blocksPerDevice) -> count.
-  Napi::Value SaveImage(const Napi::CallbackInfo& info);
-  Napi::Value LoadImage(const Napi::CallbackInfo& info);
-  Napi::Value RemoveOutside(const Napi::CallbackInfo& info);
+  // The sliced image (index_image.cc): writeImage(fd, offset, pieceDelayUs) -> Promise of
+  // { crcs: Buffer, bytes }; imageProgress() -> [pieces done, pieces] or null;
+  // loadImageFile(fd, offset, bytes, crcs, kept, devices, stride, live) -> Promise of
+  // { refusal, damaged, stale }.
+  Napi::Value WriteImage(const Napi::CallbackInfo& info);
+  Napi::Value ImageProgress(const Napi::CallbackInfo& info);
+  Napi::Value LoadImageFile(const Napi::CallbackInfo& info);
 
   PrimaryIndex& OpenIndex(Napi::Env env);
   uint32_t DigestFromKey(Napi::Env env);

@@ -122,9 +122,9 @@ void PrimaryIndexWrap::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&PrimaryIndexWrap::Stats>("stats"),
           InstanceMethod<&PrimaryIndexWrap::Close>("close"),
           InstanceMethod<&PrimaryIndexWrap::Verify>("verify"),
-          InstanceMethod<&PrimaryIndexWrap::SaveImage>("saveImage"),
-          InstanceMethod<&PrimaryIndexWrap::LoadImage>("loadImage"),
-          InstanceMethod<&PrimaryIndexWrap::RemoveOutside>("removeOutside"),
+          InstanceMethod<&PrimaryIndexWrap::WriteImage>("writeImage"),
+          InstanceMethod<&PrimaryIndexWrap::ImageProgress>("imageProgress"),
+          InstanceMethod<&PrimaryIndexWrap::LoadImageFile>("loadImageFile"),
       });
   exports.Set("PrimaryIndex", constructor);
   exports.Set("unlinkIndexSegments", Napi::Function::New(
@@ -676,38 +676,6 @@ Napi::Value PrimaryIndexWrap::Stats(const Napi::CallbackInfo& info) {
 Napi::Value PrimaryIndexWrap::Verify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Napi::String::New(env, OpenIndex(env).Verify());
-}
-
-Napi::Value PrimaryIndexWrap::SaveImage(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  PrimaryIndex& index = OpenIndex(env);
-  if (index.with_data()) ThrowType(env, "saveImage(): an index with data has no image");
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, index.ImageBytes());
-  index.SaveImage(out.Data());
-  return out;
-}
-
-Napi::Value PrimaryIndexWrap::LoadImage(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsBuffer()) ThrowType(env, "loadImage(image): image must be a Buffer");
-  PrimaryIndex& index = OpenIndex(env);
-  if (index.with_data()) ThrowType(env, "loadImage(): an index with data has no image");
-  Napi::Buffer<uint8_t> image = info[0].As<Napi::Buffer<uint8_t>>();
-  std::string refusal = index.LoadImage(image.Data(), image.Length());
-  return Napi::String::New(env, refusal);
-}
-
-Napi::Value PrimaryIndexWrap::RemoveOutside(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* usage = "removeOutside(valid, devices, blocksPerDevice)";
-  if (info.Length() < 3 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowType(env, std::string(usage) + ": valid must be a Uint8Array");
-  }
-  uint32_t devices = ArgUint32(info, 1, "removeOutside(valid, devices, blocksPerDevice): devices");
-  uint32_t blocks = ArgUint32(info, 2, "removeOutside(valid, devices, blocksPerDevice): blocksPerDevice");
-  Napi::Uint8Array valid = info[0].As<Napi::Uint8Array>();
-  if (uint64_t{devices} * blocks > valid.ElementLength()) ThrowRange(env, std::string(usage) + ": valid holds fewer than devices * blocksPerDevice elements");
-  return Napi::Number::New(env, OpenIndex(env).RemoveOutside(valid.Data(), devices, blocks));
 }
 
 }  // namespace shoal

@@ -233,7 +233,13 @@ export class DeviceRecords implements RecordStore {
   }
 
   private afterStart(): void {
-    if (!this.payloadInIndex) this.store.enableCheckpoints({ image: () => this.index.saveImage(), setNames: () => this.records.sets.toJSON() });
+    if (!this.payloadInIndex) {
+      this.store.enableCheckpoints({
+        writeImage: (fd, offset, pieceDelayUs) => this.index.writeImage(fd, offset, pieceDelayUs),
+        imageProgress: () => this.index.imageProgress(),
+        setNames: () => this.records.sets.toJSON(),
+      });
+    }
     const signature = this.store.signature();
     this.index.setSignature(signature.high, signature.low);
     this.index.markClean(false);

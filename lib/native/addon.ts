@@ -111,14 +111,24 @@ export interface NativePrimaryIndex {
    */
   insertWinners?(winners: Buffer, variable: Buffer, count: number, setIds: Uint32Array, storeData: boolean): number;
   /**
-   * The index checkpoint (native/index_image.cc; docs/storage.md, "Restart after a crash"):
-   * the whole index (without data) as one image, taken between two mutations. @throws TypeError with data.
+   * The index checkpoint's image (native/index_image.cc; docs/storage.md, "Restart after a
+   * crash"), written to the open file `fd` at `offset` by a worker thread while the index stays
+   * in use; its structure is the index's at this call. Resolves to the CRC-32C of every piece
+   * (u32 little-endian), the image's bytes and its piece count. `pieceDelayUs` (tests) slows
+   * the worker down. @throws TypeError with data or with an image under way; rejects with
+   * IO_ERROR when a write fails or the index closes first.
    */
-  saveImage(): Buffer;
-  /** Loads an image into this freshly created, empty index: '' when loaded, else why it was refused (the index stays empty). */
-  loadImage(image: Buffer): string;
-  /** Removes every live entry whose location's (device, block) has valid[device * blocksPerDevice + block] === 0; returns how many. */
-  removeOutside(valid: Uint8Array, devices: number, blocksPerDevice: number): number;
+  writeImage(fd: number, offset: number, pieceDelayUs: number): Promise<{ crcs: Buffer; bytes: number; pieces: number }>;
+  /** The image being written: [pieces written, pieces], or null. */
+  imageProgress(): [number, number] | null;
+  /**
+   * Loads an image written by writeImage from the open file `fd` into this freshly created,
+   * empty index on a worker thread (the index must not be used meanwhile), each piece checked
+   * against `crcs`; removes the entries whose (device, block) has kept[device * stride + block]
+   * === 0 and adds the others' bytes to live[...]. Resolves to the refusal ('' when loaded;
+   * the index must then be reopened), whether a checksum failed, and the stale entries removed.
+   */
+  loadImageFile(fd: number, offset: number, bytes: number, crcs: Uint32Array, kept: Uint8Array, devices: number, stride: number, live: Float64Array): Promise<{ refusal: string; damaged: boolean; stale: number; bytesRead: number }>;
 }
 
 /**

@@ -4,41 +4,49 @@
  * checkpoint file (index-file.ts), so that a start after a crash or a reboot loads that index
  * and replays only the blocks written since (recovery.ts) instead of scanning every device.
  *
- * A checkpoint is taken without stopping writes:
- *  1. in one synchronous stretch of the JS thread (between two index mutations, so the index is
- *     consistent): the checkpoint sequence (the lowest sequence of any block not yet completely
- *     written: the open blocks and the sealed ones in flight, else the next sequence), the block
- *     tables, the set names and the index image (the tombstones are encoded later, over several
- *     turns: index-file.ts says why that is enough);
- *  2. a group commit of every device: every byte any entry of the image points at is now
- *     written and synced (they all lie in blocks below the checkpoint sequence, or below the
- *     fill of a block open at step 1, which the commit writes);
- *  3. the file is replaced atomically. A crash before step 3 leaves the previous checkpoint,
- *     whose tail is only longer.
- * Its cost: the image copy (48 bytes an entry, one memcpy) on the JS thread, then a sequential
- * file write off it; one checkpoint at a time.
+ * A checkpoint is taken without stopping writes, and without a long stretch on the JS thread:
+ *  1. in one short synchronous stretch (between two index mutations): the checkpoint sequence
+ *     S (the lowest sequence of any block not yet completely written: the open blocks and the
+ *     sealed ones in flight, else the next sequence), the block tables, the set names, and the
+ *     start of the index image: its structure is fixed at this moment, and a worker thread
+ *     writes it into the file piece by piece while writes go on (native/index_image.cc; the JS
+ *     thread writes a piece itself only when it is about to change that piece's structure
+ *     first, and the fields of a live entry may be copied from any moment of the copy);
+ *  2. once the image is in the file, a group commit of every device: every byte any entry of
+ *     the image points at is now written and synced (below S, or in a block at or above S up
+ *     to a fill reached before this commit);
+ *  3. the tombstones are encoded (over several turns), the facts and the lead written, the file
+ *     synced and renamed over the old one. A crash before the rename leaves the previous
+ *     checkpoint, whose tail is only longer.
+ * Why every entry changed during the copy is made right by the replay from S: docs/storage.md.
  */
 import { FIRST_CHECKPOINT_DELAY_MS } from './constants';
-import { type CheckpointFacts, writeCheckpointFile } from './index-file';
+import { type CheckpointFacts, INDEX_FILE_IMAGE_OFFSET, writeCheckpointFile } from './index-file';
 import type { StoreState } from './store-state';
 import type { StateFileIo } from './warm-state';
 import type { WritePath } from './write-path';
 
-/** What the namespace gives the checkpoint: its index and its set names, at the same moment. */
+/** What the namespace gives the checkpoint: its index's image and its set names, at the same moment. */
 export interface CheckpointSource {
-  /** The index image (NativePrimaryIndex.saveImage), taken now. */
-  image(): Buffer;
+  /** Starts the index image (NativePrimaryIndex.writeImage) into the open file, its structure of now; resolves once written. */
+  writeImage(fd: number, offset: number, pieceDelayUs: number): Promise<{ crcs: Buffer; bytes: number }>;
+  /** The image being written: [pieces written, pieces], or null. */
+  imageProgress(): [number, number] | null;
   /** Set names by set id, as the image's entries use them. */
   setNames(): string[];
 }
 
 export interface CheckpointStats {
   checkpoints: number;
-  /** The last checkpoint's: JS-thread time of the image copy, and the whole of it. */
+  /** The last checkpoint's: JS-thread time of its synchronous start, and the whole of it (ms). */
   lastCaptureMs: number;
   lastMs: number;
+  /** The last checkpoint file's bytes. */
   lastBytes: number;
 }
+
+/** Thrown inside a checkpoint's file write when the store closed meanwhile (close takes its own). */
+class ClosedMeanwhile extends Error {}
 
 export class Checkpointer {
   private source: CheckpointSource | undefined;
@@ -57,6 +65,8 @@ export class Checkpointer {
     private readonly io: StateFileIo,
     private readonly fileMode: number,
     private readonly intervalMs: number,
+    /** Tests: the image's worker sleeps this long after each run of pieces (SHOAL_TEST_CHECKPOINT_PIECE_DELAY_US). */
+    private readonly pieceDelayUs = 0,
   ) {}
 
   /** Starts checkpointing the source's index: a first checkpoint soon, then every intervalMs. */
@@ -102,37 +112,56 @@ export class Checkpointer {
   /** The checkpoint at close, after the final commit: no write can come after it. */
   async atClose(): Promise<void> {
     await this.stop();
-    if (this.source === undefined || this.state.failed !== undefined) return;
-    const captured = this.capture(this.source);
-    await writeCheckpointFile(this.io, this.file, captured.facts, captured.image, this.fileMode);
+    const source = this.source;
+    if (source === undefined || this.state.failed !== undefined) return;
+    this.stats.lastBytes = await writeCheckpointFile(this.io, this.file, this.fileMode, async (handle) => {
+      const facts = this.capture(source);
+      const written = await source.writeImage(handle.fd, INDEX_FILE_IMAGE_OFFSET, 0);
+      return { facts, image: imageWritten(written) };
+    });
     this.stats.checkpoints++;
+  }
+
+  /** The image being written now: [pieces written, pieces], or null (tests). */
+  imageProgress(): [number, number] | null {
+    return this.source?.imageProgress() ?? null;
   }
 
   private async run(): Promise<boolean> {
     const source = this.source;
     if (source === undefined || this.state.failed !== undefined || this.state.closed || !this.state.started) return false;
     const started = performance.now();
-    const captured = this.capture(source);
-    this.stats.lastCaptureMs = performance.now() - started;
-    await this.writes.flush();
-    if (this.state.closed) return false;  // close takes its own
-    await writeCheckpointFile(this.io, this.file, captured.facts, captured.image, this.fileMode);
+    try {
+      this.stats.lastBytes = await writeCheckpointFile(this.io, this.file, this.fileMode, async (handle) => {
+        // Step 1, in one synchronous stretch.
+        const begin = performance.now();
+        const facts = this.capture(source);
+        const writing = source.writeImage(handle.fd, INDEX_FILE_IMAGE_OFFSET, this.pieceDelayUs);
+        this.stats.lastCaptureMs = performance.now() - begin;
+        const written = await writing;
+        // Step 2.
+        await this.writes.flush();
+        if (this.state.closed) throw new ClosedMeanwhile();
+        return { facts, image: imageWritten(written) };
+      });
+    } catch (error) {
+      if (error instanceof ClosedMeanwhile) return false;
+      throw error;
+    }
     this.stats.checkpoints++;
     this.stats.lastMs = performance.now() - started;
-    this.stats.lastBytes = captured.image.length;
     return true;
   }
 
-  /** Step 1: everything of one moment, synchronously. */
-  private capture(source: CheckpointSource): { facts: CheckpointFacts; image: Buffer } {
+  /** Step 1's facts: everything of one moment, synchronously (the image starts in the same stretch). */
+  private capture(source: CheckpointSource): CheckpointFacts {
     const state = this.state;
     let checkpointSequence = state.nextSequence;
     for (const device of state.devices) {
       if (device.current !== undefined) checkpointSequence = Math.min(checkpointSequence, device.current.sequence);
       for (const block of device.sealedInFlight.values()) checkpointSequence = Math.min(checkpointSequence, block.sequence);
     }
-    const image = source.image();
-    const facts: CheckpointFacts = {
+    return {
       signatureHigh: state.signatureHigh,
       signatureLow: state.signatureLow,
       stamp: state.openStamp,
@@ -144,6 +173,11 @@ export class Checkpointer {
       tombstones: state.tombstones,
       setNames: source.setNames(),
     };
-    return { facts, image };
   }
+}
+
+function imageWritten(written: { crcs: Buffer; bytes: number }): { bytes: number; crcs: Uint32Array } {
+  const crcs = new Uint32Array(written.crcs.length / 4);
+  for (let piece = 0; piece < crcs.length; piece++) crcs[piece] = written.crcs.readUInt32LE(4 * piece);
+  return { bytes: written.bytes, crcs };
 }

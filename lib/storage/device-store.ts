@@ -115,7 +115,7 @@ export class DeviceStore {
     this.stateFileIo = options.stateFileIo ?? fileSystemStateIo;
     this.fileMode = options.fileMode ?? DEFAULT_FILE_MODE;
     if (options.indexFile !== undefined) {
-      this.checkpoints = new Checkpointer(this.state, this.writes, options.indexFile, this.stateFileIo, this.fileMode, options.checkpointIntervalMs ?? checkpointIntervalFromEnvironment());
+      this.checkpoints = new Checkpointer(this.state, this.writes, options.indexFile, this.stateFileIo, this.fileMode, options.checkpointIntervalMs ?? checkpointIntervalFromEnvironment(), testPieceDelayUs());
     }
   }
 
@@ -264,6 +264,11 @@ export class DeviceStore {
   /** Takes an index checkpoint now (tests, benches); false when checkpoints are off. @throws ShoalError IO_ERROR. */
   async checkpointNow(): Promise<boolean> {
     return (await this.checkpoints?.take()) ?? false;
+  }
+
+  /** The checkpoint image being written: [pieces written, pieces], or null (tests). */
+  checkpointImageProgress(): [number, number] | null {
+    return this.checkpoints?.imageProgress() ?? null;
   }
 
   /**
@@ -500,6 +505,12 @@ export class DeviceStore {
 function checkpointIntervalFromEnvironment(): number {
   const value = Number(process.env.SHOAL_CHECKPOINT_MS);
   return process.env.SHOAL_CHECKPOINT_MS !== undefined && process.env.SHOAL_CHECKPOINT_MS !== '' && Number.isFinite(value) && value >= 0 ? value : DEFAULT_CHECKPOINT_INTERVAL_MS;
+}
+
+/** Tests: SHOAL_TEST_CHECKPOINT_PIECE_DELAY_US slows the checkpoint image's worker down (an integer in [0, 100000]), else 0. */
+function testPieceDelayUs(): number {
+  const value = Number(process.env.SHOAL_TEST_CHECKPOINT_PIECE_DELAY_US ?? 0);
+  return Number.isInteger(value) && value >= 0 && value <= 100_000 ? value : 0;
 }
 
 function payloadView(block: Buffer, offset: number): Buffer {

@@ -71,3 +71,26 @@ export async function writeFileAtomically(file: string, bytes: Buffer | readonly
   }
   await fs.promises.rename(temporary, file);
 }
+
+/**
+ * Like writeFileAtomically, with the bytes written by `fill` into the open temporary file (at
+ * positions of its choosing): exactly `fileMode`, fsynced, renamed over `file`. A failure
+ * leaves `file` as it was (the temporary file is removed).
+ * @throws fill's error, or Error from the file system.
+ */
+export async function replaceFileWith(file: string, fileMode: number, fill: (handle: fs.promises.FileHandle) => Promise<void>): Promise<void> {
+  const temporary = `${file}.tmp`;
+  await fs.promises.rm(temporary, { force: true });
+  const handle = await fs.promises.open(temporary, 'wx', fileMode);
+  try {
+    await handle.chmod(fileMode);
+    await fill(handle);
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    await fs.promises.rm(temporary, { force: true });
+    throw error;
+  }
+  await handle.close();
+  await fs.promises.rename(temporary, file);
+}

@@ -1,21 +1,26 @@
 /**
- * The index checkpoint file (docs/storage-format.md, "Index checkpoint file"; docs/storage.md,
+ * The index checkpoint file (docs/storage-format.md, "The index checkpoint file"; docs/storage.md,
  * "Restart after a crash"): `<dataDir>/<namespace>.index-checkpoint`, what a checkpoint leaves
  * so that a start after a crash or a reboot loads the index instead of scanning every device.
- * It holds the facts of one checkpoint (the open stamp of the run that took it, the checkpoint
- * sequence: every block below it was completely on the devices and synced when the file was
- * written; the block tables and tombstones of that moment; the set names) and the index image
- * (native/index_image.cc). Written and read through the StateFileIo seam, replaced atomically
- * (temporary file, fsync, rename); the facts carry a CRC-32C, and the image its own.
+ * Three parts: a 4 KiB lead (magic, version, where the other two are, its own CRC-32C); the
+ * index image (native/index_image.cc), written into the file by a worker thread and loaded
+ * from it straight into the index's segments, in pieces with a CRC-32C each; the facts of the
+ * checkpoint (the open stamp of the run that took it, the checkpoint sequence, the block tables
+ * and tombstones of that moment, the set names, the pieces' CRCs) with their own CRC-32C.
+ * Replaced atomically (temporary file, fsync, rename) through the StateFileIo seam.
  */
+import type { FileHandle } from 'node:fs/promises';
 import { INDEX_FILE_TOMBSTONES_PER_SLICE } from './constants';
 import { nextTurn } from './event-loop';
 import { storageNative } from './native-device';
 import type { StateFileIo, Tombstone } from './warm-state';
 
 const MAGIC = 'SHOALIXC';
-const VERSION = 1;
-const HEAD_BYTES = 96;
+const VERSION = 2;
+/** The lead's size; the image starts right after it. */
+export const INDEX_FILE_IMAGE_OFFSET = 4096;
+const LEAD_USED_BYTES = 64;
+const FACTS_HEAD_BYTES = 96;
 const TOMBSTONE_BYTES = 36;
 
 /** What one checkpoint recorded, besides the image. */
@@ -42,17 +47,27 @@ export interface CheckpointFacts {
   setNames: string[];
 }
 
-/** A checkpoint file read back: its facts and the image (a view into the file's bytes). */
-export interface CheckpointFile {
-  facts: CheckpointFacts;
-  image: Buffer;
+/** The image as writeImage left it in the file: its length and the CRC-32C of each piece. */
+export interface ImageWritten {
+  bytes: number;
+  crcs: Uint32Array;
 }
 
-/** Encodes the facts (the image goes after them unchanged); the tombstones INDEX_FILE_TOMBSTONES_PER_SLICE at a time. */
-async function encodeFacts(facts: CheckpointFacts, image: Buffer): Promise<Buffer> {
+/** A checkpoint file whose lead and facts are whole; the image is still to be loaded (and checked) from `handle`. */
+export interface CheckpointFile {
+  facts: CheckpointFacts;
+  image: ImageWritten & { offset: number };
+  /** The file, open for reading; the caller closes it. */
+  handle: FileHandle;
+  fileBytes: number;
+}
+
+/** Encodes the facts with the pieces' CRCs; the tombstones INDEX_FILE_TOMBSTONES_PER_SLICE at a time. */
+async function encodeFacts(facts: CheckpointFacts, image: ImageWritten): Promise<Buffer> {
   const names = Buffer.from(JSON.stringify(facts.setNames), 'utf8');
   const tables = facts.sequences.reduce((sum, table) => sum + 8 + 16 * table.length, 0);
-  const size = align8(HEAD_BYTES + tables + facts.tombstones.size * TOMBSTONE_BYTES + names.length + 4);
+  const crcBytes = 4 * image.crcs.length;
+  const size = align8(FACTS_HEAD_BYTES + tables + facts.tombstones.size * TOMBSTONE_BYTES + names.length + crcBytes + 4);
   const buffer = Buffer.alloc(size);
   buffer.write(MAGIC, 0, 'latin1');
   buffer.writeUInt32LE(VERSION, 8);
@@ -64,11 +79,11 @@ async function encodeFacts(facts: CheckpointFacts, image: Buffer): Promise<Buffe
   buffer.writeDoubleLE(facts.checkpointSequence, 32);
   buffer.writeDoubleLE(facts.nextSequence, 40);
   buffer.writeDoubleLE(names.length, 56);
-  buffer.writeDoubleLE(image.length, 64);
+  buffer.writeDoubleLE(image.bytes, 64);
   buffer.writeDoubleLE(facts.takenMs, 72);
-  buffer.writeUInt32LE(storageNative().crc32c(image), 80);
+  buffer.writeUInt32LE(image.crcs.length, 80);
   buffer.writeUInt32LE(size, 84);
-  let at = HEAD_BYTES;
+  let at = FACTS_HEAD_BYTES;
   for (const [device, table] of facts.sequences.entries()) {
     buffer.writeUInt32LE(table.length, at);
     at += 8;
@@ -77,6 +92,8 @@ async function encodeFacts(facts: CheckpointFacts, image: Buffer): Promise<Buffe
     new Float64Array(buffer.buffer, buffer.byteOffset + at, table.length).set(facts.live[device]!);
     at += 8 * table.length;
   }
+  Buffer.from(image.crcs.buffer, image.crcs.byteOffset, crcBytes).copy(buffer, at);
+  at += crcBytes;
   names.copy(buffer, at);
   at += names.length;
   // At most the tombstones there were when the buffer was sized; the table may change between turns.
@@ -96,39 +113,104 @@ async function encodeFacts(facts: CheckpointFacts, image: Buffer): Promise<Buffe
   return buffer;
 }
 
-/**
- * Replaces the checkpoint file atomically with these facts and this image, synced.
- * @throws the seam's error (the old file is then still whole).
- */
-export async function writeCheckpointFile(io: StateFileIo, file: string, facts: CheckpointFacts, image: Buffer, fileMode: number): Promise<void> {
-  const head = await encodeFacts(facts, image);
-  if (io.writeParts !== undefined) await io.writeParts(file, [head, image], fileMode);
-  else await io.write(file, Buffer.concat([head, image]), fileMode);
+function encodeLead(image: ImageWritten, factsOffset: number, factsBytes: number): Buffer {
+  const lead = Buffer.alloc(INDEX_FILE_IMAGE_OFFSET);
+  lead.write(MAGIC, 0, 'latin1');
+  lead.writeUInt32LE(VERSION, 8);
+  lead.writeDoubleLE(INDEX_FILE_IMAGE_OFFSET, 16);
+  lead.writeDoubleLE(image.bytes, 24);
+  lead.writeDoubleLE(factsOffset, 32);
+  lead.writeDoubleLE(factsBytes, 40);
+  lead.writeUInt32LE(image.crcs.length, 48);
+  lead.writeUInt32LE(storageNative().crc32c(lead.subarray(0, LEAD_USED_BYTES - 4)), LEAD_USED_BYTES - 4);
+  return lead;
+}
+
+async function writeAt(handle: FileHandle, bytes: Buffer, position: number): Promise<void> {
+  for (let at = 0; at < bytes.length; ) at += (await handle.write(bytes, at, bytes.length - at, position + at)).bytesWritten;
 }
 
 /**
- * The checkpoint file when it is whole (magic, version, sizes, both checksums), else the reason
- * it is not (a missing file included). Checks against the devices are the caller's.
+ * Replaces the checkpoint file atomically. `writeImage(handle)` starts the image (its moment is
+ * the checkpoint's: the caller takes its facts in the same synchronous stretch) and resolves
+ * once it is written into the file together with what the facts need then (the caller's
+ * commit); then the facts and the lead go in, and the file is synced and renamed.
+ * @throws the seam's error, writeImage's (the old file is then still whole).
+ */
+export async function writeCheckpointFile(io: StateFileIo, file: string, fileMode: number, writeImage: (handle: FileHandle) => Promise<{ facts: CheckpointFacts; image: ImageWritten }>): Promise<number> {
+  if (io.replaceWith === undefined) throw new Error('the state file seam cannot write an index checkpoint file (no replaceWith)');
+  let fileBytes = 0;
+  await io.replaceWith(file, fileMode, async (handle) => {
+    const { facts, image } = await writeImage(handle);
+    const encoded = await encodeFacts(facts, image);
+    const factsOffset = align8(INDEX_FILE_IMAGE_OFFSET + image.bytes);
+    await writeAt(handle, encoded, factsOffset);
+    await writeAt(handle, encodeLead(image, factsOffset, encoded.length), 0);
+    fileBytes = factsOffset + encoded.length;
+  });
+  return fileBytes;
+}
+
+async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer | undefined> {
+  const buffer = Buffer.alloc(length);
+  let at = 0;
+  while (at < length) {
+    const { bytesRead } = await handle.read(buffer, at, length - at, position + at);
+    if (bytesRead === 0) return undefined;
+    at += bytesRead;
+  }
+  return buffer;
+}
+
+/**
+ * The checkpoint file when its lead and facts are whole (magic, version, lengths, their
+ * checksums), open for the image to be loaded from it; else the reason it is not (a missing
+ * file included). The image's own checks are the loader's; those against the devices the caller's.
  */
 export async function readCheckpointFile(io: StateFileIo, file: string): Promise<CheckpointFile | string> {
-  const read = await io.read(file);
-  if (read === undefined) return 'it has no index checkpoint file';
-  if (read.length < HEAD_BYTES + 4 || read.toString('latin1', 0, 8) !== MAGIC || read.readUInt32LE(8) !== VERSION) return 'its index checkpoint file is not one (magic or version)';
-  const size = read.readUInt32LE(84);
-  const imageBytes = read.readDoubleLE(64);
-  if (size < HEAD_BYTES + 4 || size % 8 !== 0 || size + imageBytes !== read.length) return 'its index checkpoint file is torn (its length does not match)';
-  // An 8-aligned copy of the facts, so the block tables can be read as Float64Arrays.
-  const head = Buffer.alloc(size);
-  read.copy(head, 0, 0, size);
+  if (io.openForRead === undefined) return 'its state file seam cannot read an index checkpoint file';
+  const handle = await io.openForRead(file);
+  if (handle === undefined) return 'it has no index checkpoint file';
+  let keep = false;
+  try {
+    const read = await readFacts(handle);
+    if (typeof read === 'string') return read;
+    keep = true;
+    return { ...read, handle };
+  } catch (error) {
+    return `its index checkpoint file cannot be read (${(error as Error).message})`;
+  } finally {
+    if (!keep) await handle.close();
+  }
+}
+
+async function readFacts(handle: FileHandle): Promise<Omit<CheckpointFile, 'handle'> | string> {
+  const fileBytes = (await handle.stat()).size;
+  const lead = await readAt(handle, 0, LEAD_USED_BYTES);
+  if (lead === undefined || lead.toString('latin1', 0, 8) !== MAGIC || lead.readUInt32LE(8) !== VERSION) return 'its index checkpoint file is not one (magic or version)';
   const crc32c = storageNative().crc32c;
+  if (lead.readUInt32LE(LEAD_USED_BYTES - 4) !== crc32c(lead.subarray(0, LEAD_USED_BYTES - 4))) return 'its index checkpoint file is damaged (the checksum of its lead does not match)';
+  const imageOffset = lead.readDoubleLE(16);
+  const imageBytes = lead.readDoubleLE(24);
+  const factsOffset = lead.readDoubleLE(32);
+  const size = lead.readDoubleLE(40);
+  const pieces = lead.readUInt32LE(48);
+  if (imageOffset !== INDEX_FILE_IMAGE_OFFSET || factsOffset !== align8(imageOffset + imageBytes) || size < FACTS_HEAD_BYTES + 4 || size % 8 !== 0 || size > 1 << 30) {
+    return 'its index checkpoint file is damaged (its lead)';
+  }
+  if (factsOffset + size !== fileBytes) return 'its index checkpoint file is torn (its length does not match)';
+  const head = await readAt(handle, factsOffset, size);
+  if (head === undefined) return 'its index checkpoint file is torn (its length does not match)';
   if (head.readUInt32LE(size - 4) !== crc32c(head.subarray(0, size - 4))) return 'its index checkpoint file is damaged (the checksum of its facts does not match)';
-  const image = read.subarray(size);
-  if (head.readUInt32LE(80) !== crc32c(image)) return 'its index checkpoint file is damaged (the checksum of its index image does not match)';
+  if (head.toString('latin1', 0, 8) !== MAGIC || head.readUInt32LE(8) !== VERSION || head.readDoubleLE(64) !== imageBytes || head.readUInt32LE(80) !== pieces || head.readUInt32LE(84) !== size) {
+    return 'its index checkpoint file is damaged (its facts do not match its lead)';
+  }
   const deviceCount = head.readUInt32LE(12);
   const sequences: Float64Array[] = [];
   const live: Float64Array[] = [];
-  let at = HEAD_BYTES;
+  let at = FACTS_HEAD_BYTES;
   for (let device = 0; device < deviceCount; device++) {
+    if (at + 8 > size) return 'its index checkpoint file is damaged (block tables)';
     const blocks = head.readUInt32LE(at);
     at += 8;
     if (at + 16 * blocks > size) return 'its index checkpoint file is damaged (block tables)';
@@ -137,6 +219,10 @@ export async function readCheckpointFile(io: StateFileIo, file: string): Promise
     live.push(new Float64Array(head.buffer, head.byteOffset + at, blocks).slice());
     at += 8 * blocks;
   }
+  if (at + 4 * pieces > size) return 'its index checkpoint file is damaged (piece checksums)';
+  const crcs = new Uint32Array(pieces);
+  for (let piece = 0; piece < pieces; piece++) crcs[piece] = head.readUInt32LE(at + 4 * piece);
+  at += 4 * pieces;
   const tombstoneCount = head.readDoubleLE(48);
   const namesBytes = head.readDoubleLE(56);
   if (at + tombstoneCount * TOMBSTONE_BYTES + namesBytes + 4 > size) return 'its index checkpoint file is damaged (lengths)';
@@ -165,7 +251,8 @@ export async function readCheckpointFile(io: StateFileIo, file: string): Promise
       tombstones,
       setNames,
     },
-    image,
+    image: { offset: imageOffset, bytes: imageBytes, crcs },
+    fileBytes,
   };
 }
 

@@ -6,7 +6,8 @@
  * holds; otherwise the caller gets the reason (for its log line) and runs the full cold start.
  *
  * Validation, in order (nothing is changed before the first six pass):
- *  1. the file is whole: magic, version, length, the CRC-32C of its facts and of its image;
+ *  1. the file is whole: magic, version, length, the CRC-32C of its lead and of its facts (the
+ *     image's pieces are checked as they load, step 5);
  *  2. it belongs to these devices: signature, device count, block counts;
  *  3. it was taken by the run that last had the devices open: its open stamp is the one every
  *     device header carries (a file from an older run, or devices restored from a copy, fail);
@@ -14,15 +15,17 @@
  *     either keeps the sequence it had at the checkpoint, or was freed since (sequence 0), or
  *     was reused since (a sequence at or above the checkpoint sequence, since sequences only
  *     grow); anything else means the devices have another history;
- *  5. the image loads: its numbers in bounds, every bucket and chain link inside it;
+ *  5. the image loads (read straight into the index's segments on worker threads): every
+ *     piece's CRC-32C, its numbers in bounds, every bucket and chain link inside it, as many
+ *     live entries as its head says;
  *  6. the index is without data (dataInMemory namespaces keep the full cold start).
  * Then: every entry whose block was freed or reused since the checkpoint is removed (its
  * record was moved into a newer block, which the replay reads, or was gone already); the
  * blocks at or above the checkpoint sequence are scanned newest first, and each digest's
  * newest copy there replaces the image's entry (a live copy), removes it (a tombstone, kept in
  * the tombstone table), or removes it and is kept as a shadow (expired or truncated); every
- * truncate marker is applied to the index; live bytes start from the checkpoint's tables for
- * the blocks that kept their sequence and follow every change.
+ * truncate marker is applied to the index; live bytes start from what the loaded entries and
+ * the kept tombstones hold (counted while the image loads) and follow every change.
  */
 import { TRUNCATE_SLOTS_PER_STEP } from '../constants';
 import type { NativePrimaryIndex } from '../native/addon';
@@ -90,10 +93,10 @@ export async function recoverFromCheckpoint(state: StoreState, io: StateFileIo, 
   const started = performance.now();
   const read = await readCheckpointFile(io, file);
   if (typeof read === 'string') return read;
-  const fileMs = performance.now() - started;
-  const refusal = checkAgainstDevices(state, read, headerStamp);
-  if (refusal !== undefined) return refusal;
   try {
+    const fileMs = performance.now() - started;
+    const refusal = checkAgainstDevices(state, read, headerStamp);
+    if (refusal !== undefined) return refusal;
     const outcome = await replay(state, read, target, fileMs);
     if (typeof outcome === 'string') {
       reset(state);
@@ -106,6 +109,8 @@ export async function recoverFromCheckpoint(state: StoreState, io: StateFileIo, 
     // table full, the index out of memory) is one more reason to fall back to it.
     reset(state);
     return `its recovery from the index checkpoint failed (${(error as Error).message})`;
+  } finally {
+    await read.handle.close().catch(() => undefined);
   }
 }
 
@@ -136,8 +141,9 @@ async function replay(state: StoreState, read: CheckpointFile, target: RecoveryT
   };
   // Check 4: every block header, against the checkpoint's tables.
   await scanFrom(state, HEADERS_ONLY, () => undefined);
+  const devices = state.devices.length;
   const stride = Math.max(...state.devices.map((device) => device.blockCount));
-  const kept = new Uint8Array(stride * state.devices.length);
+  const kept = new Uint8Array(stride * devices);
   let blocksReplayed = 0;
   for (const [deviceIndex, device] of state.devices.entries()) {
     const then = facts.sequences[deviceIndex]!;
@@ -150,24 +156,34 @@ async function replay(state: StoreState, read: CheckpointFile, target: RecoveryT
     }
   }
   const headersMs = lap();
-  // Check 5: the image.
-  const loaded = target.index.loadImage(image);
-  if (loaded !== '') return `its index checkpoint file's image was refused (${loaded})`;
+  // Check 5: the image, read straight into the index (on worker threads), each piece checked;
+  // the entries of blocks freed or reused since are removed, the others' bytes counted.
+  const live = new Float64Array(stride * devices);
+  const loaded = await target.index.loadImageFile(read.handle.fd, image.offset, image.bytes, image.crcs, kept, devices, stride, live);
+  if (loaded.refusal !== '') {
+    if (loaded.damaged) return `its index checkpoint file is damaged (${loaded.refusal})`;
+    if (loaded.refusal.startsWith('torn')) return `its index checkpoint file is torn (${loaded.refusal})`;
+    return `its index checkpoint file's image was refused (${loaded.refusal})`;
+  }
   target.adoptSets(facts.setNames);
-  const checkpointEntries = target.index.count();
-  const staleEntries = target.index.removeOutside(kept, state.devices.length, stride);
-  // Live bytes and tombstones of the blocks that kept their sequence.
+  const staleEntries = loaded.stale;
+  const checkpointEntries = target.index.count() + staleEntries;
+  // Live bytes: what the loaded entries hold (their fields may be newer than the tables of the
+  // checkpoint's moment: the image is copied while writes go on), plus the kept tombstones.
+  const keptAt = (high: number) => kept[locationDevice(high) * stride + locationBlock(high)] === 1;
+  state.tombstones = new Map<string, Tombstone>();
+  for (const [key, tombstone] of facts.tombstones) {
+    if (!keptAt(tombstone.high)) continue;
+    state.tombstones.set(key, tombstone);
+    live[locationDevice(tombstone.high) * stride + locationBlock(tombstone.high)] += locationSize(tombstone.low, tombstone.high);
+  }
   state.liveTotal = 0;
   for (const [deviceIndex, device] of state.devices.entries()) {
-    const live = facts.live[deviceIndex]!;
     for (let block = 0; block < device.blockCount; block++) {
-      device.live[block] = kept[deviceIndex * stride + block] === 1 ? live[block]! : 0;
+      device.live[block] = live[deviceIndex * stride + block]!;
       state.liveTotal += device.live[block]!;
     }
   }
-  const keptAt = (high: number) => kept[locationDevice(high) * stride + locationBlock(high)] === 1;
-  state.tombstones = new Map<string, Tombstone>();
-  for (const [key, tombstone] of facts.tombstones) if (keptAt(tombstone.high)) state.tombstones.set(key, tombstone);
   const loadMs = lap();
   // The tail, newest copy first.
   const apply = new TailApplier(state, target);
@@ -182,7 +198,7 @@ async function replay(state: StoreState, read: CheckpointFile, target: RecoveryT
     blocksReplayed,
     recordsReplayed: apply.replayed,
     truncated,
-    fileBytes: image.length,
+    fileBytes: read.fileBytes,
     bytesReplayed: report.bytesScanned,
     checkpointAgeMs: Math.max(0, state.now() - facts.takenMs),
     ms: 0,

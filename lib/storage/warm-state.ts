@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import { STATE_TOMBSTONES_PER_SLICE } from './constants';
 import { nextTurn } from './event-loop';
-import { writeFileAtomically } from './file-mode';
+import { replaceFileWith, writeFileAtomically } from './file-mode';
 import { storageNative } from './native-device';
 
 /** How the store reaches its state file. */
@@ -21,6 +21,18 @@ export interface StateFileIo {
   writeParts?(file: string, parts: readonly Buffer[], fileMode: number): Promise<void>;
   /** Removes the file (absent is fine). @throws the removal's error. */
   remove(file: string): Promise<void>;
+  /**
+   * The index checkpoint file (index-file.ts), read in ranges and its image natively: the file
+   * open for reading, or undefined when it cannot be opened. Optional: without it there is no
+   * recovery from a checkpoint.
+   */
+  openForRead?(file: string): Promise<fs.promises.FileHandle | undefined>;
+  /**
+   * Replaces the file atomically like write, with bytes that `fill` writes into the open
+   * temporary file (the index image is written into it natively). Optional: without it there
+   * are no index checkpoints. @throws fill's error or the write's.
+   */
+  replaceWith?(file: string, fileMode: number, fill: (handle: fs.promises.FileHandle) => Promise<void>): Promise<void>;
 }
 
 /** The file system, through file-mode.ts's atomic write. */
@@ -29,6 +41,8 @@ export const fileSystemStateIo: StateFileIo = {
   write: (file, data, fileMode) => writeFileAtomically(file, data, fileMode),
   writeParts: (file, parts, fileMode) => writeFileAtomically(file, parts, fileMode),
   remove: (file) => fs.promises.rm(file, { force: true }),
+  openForRead: (file) => fs.promises.open(file, 'r').catch(() => undefined),
+  replaceWith: (file, fileMode, fill) => replaceFileWith(file, fileMode, fill),
 };
 
 /** A deletion whose older copies may still be on the devices. */
