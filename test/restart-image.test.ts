@@ -94,7 +94,7 @@ describe('the sliced index image', () => {
       let turns = 0;
       let sawPartWay = false;
       while (!done) {
-        for (let n = 0; n < 200; n++) {
+        for (let n = 0; n < 20; n++) {
           const pick = Math.floor(Math.random() * count);
           const what = Math.random();
           if (what < 0.3 && !removed.has(pick)) {
@@ -111,7 +111,7 @@ describe('the sliced index image', () => {
         const progress = source.index.imageProgress();
         if (progress !== null && progress[0] > 0 && progress[0] < progress[1]) sawPartWay = true;
         turns++;
-        await new Promise((resolve) => setImmediate(resolve));
+        await new Promise((resolve) => setTimeout(resolve, 1)); // the worker copies meanwhile
       }
       written = await writing;
       expect(sawPartWay, 'changes were made while the copy was part-way').toBe(true);
@@ -121,7 +121,7 @@ describe('the sliced index image', () => {
     }
     expect(source.index.imageProgress()).toBeNull();
     expect(source.index.verify()).toBe('');
-    expect(removed.size).toBeGreaterThan(500);
+    expect(removed.size).toBeGreaterThan(20);
     const crcs = new Uint32Array(written.crcs.buffer.slice(written.crcs.byteOffset, written.crcs.byteOffset + written.crcs.length));
     expect(crcs.length).toBe(written.pieces);
 
@@ -169,7 +169,8 @@ describe('the sliced index image', () => {
     const damaged = (await load(file, crcs, written.bytes)).outcome;
     expect(damaged.damaged).toBe(true);
     expect(damaged.refusal).toMatch(/checksum of piece 3 /);
-    fs.truncateSync(file, OFFSET + written.bytes - 100);
+    bytes[OFFSET + 104 + 48 * 3000 + 7] ^= 0x04;
+    fs.writeFileSync(file, bytes.subarray(0, OFFSET + written.bytes - 100));
     const torn = (await load(file, crcs, written.bytes)).outcome;
     expect(torn.refusal).toMatch(/^torn/);
     expect(() => source.index.writeImage(-1 as never, OFFSET, 0)).toThrow(RangeError);
