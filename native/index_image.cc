@@ -21,7 +21,7 @@
 // entry, and live bytes are recounted from the loaded entries).
 //
 // Loading (LoadImageFile) reads each run of pieces straight into the new index's segments on
-// a worker thread (two when there are two cores), checks each piece's CRC-32C and links while
+// a worker thread (two when there are two cores; the reads allocate the segments' pages), checks each piece's CRC-32C and links while
 // it is still in cache, collects the entries of blocks that were not kept and counts the others'
 // bytes per block; the stale entries are removed at the end.
 #include <sched.h>
@@ -298,8 +298,10 @@ std::string PrimaryIndex::LoadImageFile(int fd, uint64_t offset, uint64_t bytes,
               bytes == sizeof(ImageHead) + size_t{head.end_entry_id} * sizeof(IndexEntry) + size_t{head.bucket_count} * sizeof(uint32_t) &&
               crcs.size() == PieceCount(head.end_entry_id, head.bucket_count);
   if (!sane) return "the image's numbers are out of bounds";
-  entries_.Reserve(head.end_entry_id, &header_->entry_stage_count);
-  buckets_.Reserve(head.bucket_count, &header_->bucket_stage_count);
+  // The stages, mapped but not committed: the preads below allocate their pages, on every
+  // thread at once (a commit first would zero them all on this one); Reserve commits after.
+  entries_.CreateStages(head.end_entry_id, &header_->entry_stage_count);
+  buckets_.CreateStages(head.bucket_count, &header_->bucket_stage_count);
   std::vector<Piece> pieces = Pieces(reinterpret_cast<uint8_t*>(&head), head.end_entry_id, head.bucket_count, offset,
                                      [&](int kind, uint32_t start) { return kind == 0 ? entries_.At(start) : buckets_.At(start); });
   uint64_t first_bucket_piece = 1 + (uint64_t{head.end_entry_id} + kEntriesPerPiece - 1) / kEntriesPerPiece;
@@ -402,6 +404,8 @@ std::string PrimaryIndex::LoadImageFile(int fd, uint64_t offset, uint64_t bytes,
     }
   }
   report->bytes_read += sizeof head;
+  entries_.Reserve(head.end_entry_id, &header_->entry_stage_count);
+  buckets_.Reserve(head.bucket_count, &header_->bucket_stage_count);
   if (live_entries != head.entry_count) return "its image holds " + std::to_string(live_entries) + " live entries, its head says " + std::to_string(head.entry_count);
   header_->entry_count = head.entry_count;
   header_->free_head = head.free_head;

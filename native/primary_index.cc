@@ -102,6 +102,20 @@ void StagedArray::ReserveSlow(uint64_t count, uint32_t* stage_count) {
   usable_ = StageStart(last_stage) + segment.committed_bytes() / element_bytes_;
 }
 
+void StagedArray::CreateStages(uint64_t count, uint32_t* stage_count) {
+  SHOAL_ASSERT(count <= (uint64_t{1} << 32) && *stage_count == stages_.size(), "create stages for %llu of '%c' stages %u/%zu",
+               static_cast<unsigned long long>(count), letter_, *stage_count, stages_.size());
+  if (count == 0) return;
+  uint32_t last_stage, last_offset;
+  Locate(static_cast<uint32_t>(count - 1), &last_stage, &last_offset);
+  while (stages_.size() <= last_stage) {
+    uint32_t stage = static_cast<uint32_t>(stages_.size());
+    stages_.push_back(MemorySegment::Create(StageName(stage), StageElements(stage) * element_bytes_, shared_, mode_));
+    bases_.push_back(stages_.back().data());
+    *stage_count = stage + 1;
+  }
+}
+
 bool StagedArray::Attach(uint32_t stage_count) {
   Unmap();
   for (uint32_t stage = 0; stage < stage_count; ++stage) {

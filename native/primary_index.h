@@ -124,6 +124,10 @@ class StagedArray {
   void Reserve(uint64_t count, uint32_t* stage_count) {
     if (count > usable_) ReserveSlow(count, stage_count);
   }
+  // Creates (and maps) the stages elements [0, count) need, without committing their pages:
+  // the index image loader fills them with pread on several threads, which allocates the pages
+  // as it goes, then calls Reserve. Throws NativeError.
+  void CreateStages(uint64_t count, uint32_t* stage_count);
   // Maps `stage_count` existing stages; false if one is missing or has the wrong size.
   bool Attach(uint32_t stage_count);
   void Unmap();
