@@ -7,12 +7,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdminClient } from '../lib/cluster/admin-client';
+import { packVersions } from '../lib/cluster/batch-wire';
 import { versionsToWire } from '../lib/cluster/peer-checks';
 import { PARTITION_COUNT } from '../lib/constants';
 import type { Db } from '../lib/db';
 import { open } from '../lib/open';
 import { digestOf } from '../lib/model/digest';
 import { decodePositions, encodePositions, loadPositions, positionsPath, savePositions } from '../lib/xdr/positions';
+import { RecordMap } from '../lib/xdr/record-map';
 import { RemovalJournal } from '../lib/xdr/removals';
 import { cleanupTempDirs, tempDir } from './helpers/temp';
 
@@ -22,9 +24,58 @@ afterEach(async () => {
   cleanupTempDirs();
 });
 
+/** A packed list with its count field replaced. */
+function withCount(packed: Buffer, count: number): Buffer {
+  const copy = Buffer.from(packed);
+  copy.writeUInt32LE(count, 0);
+  return copy;
+}
+
+/** A packed list with one byte replaced. */
+function withByte(packed: Buffer, at: number, value: number): Buffer {
+  const copy = Buffer.from(packed);
+  copy[at] = value;
+  return copy;
+}
+
 function tombstone(key: string, lastUpdateMs: number) {
   return { digest: digestOf('s', key), gen: 3, voidTime: 0, lastUpdateMs, setName: 's', tombstone: true, payload: undefined };
 }
+
+describe('RecordMap (the shipper queue)', () => {
+  it('tells apart records that share a bucket (same first 30 bits), in any namespace, through set, get, delete and iteration', () => {
+    // Four digests alike in their first four bytes but for the two top bits of byte 3 (outside the 30-bit bucket), and after them.
+    const digest = (tail: number, top = 0) => Buffer.from([1, 2, 3, 4 | (top << 6), ...new Array(15).fill(0), tail]);
+    const map = new RecordMap<{ ns: string; digest: Buffer; n: number }>();
+    const entries = [
+      { ns: 'a', digest: digest(1), n: 1 },
+      { ns: 'a', digest: digest(2), n: 2 },
+      { ns: 'b', digest: digest(1), n: 3 },
+      { ns: 'a', digest: digest(1, 3), n: 4 },
+      { ns: 'a', digest: Buffer.from([9, ...new Array(19).fill(0)]), n: 5 },
+    ];
+    for (const entry of entries) map.set(entry);
+    expect(map.size).toBe(5);
+    for (const entry of entries) expect(map.get(entry.ns, Buffer.from(entry.digest))?.n).toBe(entry.n);
+    expect(map.get('c', digest(1))).toBeUndefined();
+    expect(map.get('a', digest(3))).toBeUndefined();
+    // Replacing keeps the count.
+    map.set({ ns: 'a', digest: digest(2), n: 20 });
+    expect(map.size).toBe(5);
+    expect(map.get('a', digest(2))?.n).toBe(20);
+    expect([...map.values()].map((e) => e.n).sort((x, y) => x - y)).toEqual([1, 3, 4, 5, 20]);
+    // Deleting while iterating: every value is visited once.
+    const visited: number[] = [];
+    for (const entry of map.values()) {
+      visited.push(entry.n);
+      expect(map.delete(entry.ns, entry.digest)?.n).toBe(entry.n);
+    }
+    expect(visited.sort((x, y) => x - y)).toEqual([1, 3, 4, 5, 20]);
+    expect(map.size).toBe(0);
+    expect(map.first()).toBeUndefined();
+    expect(map.delete('a', digest(1))).toBeUndefined();
+  });
+});
 
 describe('positions file', () => {
   it('round-trips, and a damaged file is kept aside and means "ship everything again", never a later position', () => {
@@ -123,6 +174,19 @@ describe('a destination fed hostile ship messages', () => {
       [{ source: 'dc1', ns: 'test', versions: versionsToWire([{ ...good, gen: 0 }]) }, /generation/],
       [{ source: 'dc1', ns: 'test', versions: versionsToWire([{ ...good, payload: Buffer.from('garbage that is no payload') }]) }, /payload/],
       [{ source: 'dc1', ns: 'test', versions: new Array(7 * 2000).fill(0) }, /more than 1024 record versions/],
+      // The packed form shippers send (lib/cluster/batch-wire.ts), forged.
+      [{ source: 'dc1', ns: 'test', packed: 'x' }, /no packed list/],
+      [{ source: 'dc1', ns: 'test', packed: Buffer.alloc(2) }, /no packed list/],
+      [{ source: 'dc1', ns: 'test', packed: withCount(packVersions([good]), 2000) }, /more than 1024 record versions/],
+      [{ source: 'dc1', ns: 'test', packed: withCount(packVersions([good]), 3) }, /shorter than its count/],
+      [{ source: 'dc1', ns: 'test', packed: packVersions([good]).subarray(0, 30) }, /runs past the end|shorter than its count/],
+      [{ source: 'dc1', ns: 'test', packed: Buffer.concat([packVersions([good]), Buffer.alloc(5)]) }, /bytes past its last version/],
+      [{ source: 'dc1', ns: 'test', packed: packVersions([{ ...good, gen: 0 }]) }, /generation/],
+      [{ source: 'dc1', ns: 'test', packed: packVersions([{ ...good, lastUpdateMs: -5 }]) }, /last-update time/],
+      [{ source: 'dc1', ns: 'test', packed: withByte(packVersions([good]), 4 + 20 + 16, 1) }, /tombstone version carries a payload/],
+      [{ source: 'dc1', ns: 'test', packed: withByte(packVersions([good]), 4 + 20 + 16, 0x80) }, /unknown flags/],
+      [{ source: 'dc1', ns: 'test', packed: withByte(packVersions([good]), 4 + 20 + 17, 200) }, /set name/],
+      [{ source: 'dc1', ns: 'test', packed: packVersions([{ ...good, payload: Buffer.from('garbage that is no payload') }]) }, /payload/],
     ];
     for (const [fields, message] of hostile) await expect(client.request('admin-xdr-ship', fields)).rejects.toThrow(message);
     client.close();

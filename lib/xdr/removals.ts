@@ -158,3 +158,14 @@ function readJournal(file: string): { removals: Removal[]; validBytes: number; t
   }
   return { removals, validBytes: at, totalBytes: bytes.length };
 }
+
+/**
+ * The removal an entry keeps: the newer of two. Never none once one was seen: a re-scan can
+ * meet a record's older live version after its removal was queued, and clearing the removal
+ * then would leave the record at the destination.
+ */
+export function newerTombstone(kept: RecordVersion | undefined, incoming: RecordVersion | undefined): RecordVersion | undefined {
+  if (incoming === undefined) return kept;
+  if (kept === undefined || incoming.lastUpdateMs >= kept.lastUpdateMs) return incoming;
+  return kept;
+}

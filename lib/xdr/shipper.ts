@@ -8,7 +8,8 @@
 import { EventEmitter } from 'node:events';
 import { AdminClient } from '../cluster/admin-client';
 import type { ClusterTruncateCut, LocalStore, RecordVersion } from '../cluster/local-store';
-import { partitionOf, versionsToWire } from '../cluster/peer-checks';
+import { packVersions } from '../cluster/batch-wire';
+import { partitionOf } from '../cluster/peer-checks';
 import { PARTITION_COUNT } from '../constants';
 import { ErrorCode, ShoalError } from '../errors';
 import {
@@ -27,6 +28,8 @@ import {
 import type { XdrDestinationConfig } from './options';
 import { shipLargeVersion } from './large-records';
 import { Positions, loadPositions, positionsPath, savePositions, savePositionsAsync } from './positions';
+import { RecordMap } from './record-map';
+import { newerTombstone } from './removals';
 import { TruncateQueue } from './truncates';
 
 /** What a shipper needs from the node it runs on. */
@@ -92,10 +95,10 @@ interface Scan {
 }
 
 export class Shipper extends EventEmitter {
-  private readonly pending = new Map<string, Pending>();
+  private readonly pending = new RecordMap<Pending>();
   private readonly inFlight = new Set<Pending[]>();
-  /** Keys of the entries in flight, with how many batches hold each. */
-  private readonly inFlightKeys = new Map<string, number>();
+  /** The records in flight, with how many batches hold each. */
+  private readonly inFlightKeys = new RecordMap<{ ns: string; digest: Buffer; batches: number }>();
   private readonly scans = new Map<string, Scan>();
   private readonly positions: Positions;
   private readonly file: string;
@@ -118,7 +121,9 @@ export class Shipper extends EventEmitter {
   private scanSeq = 0;
   private scansStarted = 0;
   private scansDone = 0;
+  /** The lag of the last XDR_LAG_SAMPLES shipped records, a ring written at lagNext. */
   private readonly lagSamples: number[] = [];
+  private lagNext = 0;
   private readonly counters = { shipped: 0, conflicts: 0, stale: 0, tooLarge: 0, resyncs: 0, retries: 0 };
   private readonly waiters = new Set<{ seq: number; scanSeq: number; resolve: () => void; reject: (error: Error) => void }>();
 
@@ -140,23 +145,24 @@ export class Shipper extends EventEmitter {
     this.pump();
   }
 
-  /** Queues the versions of a write (ignored for namespaces not shipped, and for versions shipped from this destination). */
-  note(ns: string, version: RecordVersion, shippedFrom: string | undefined): void {
-    if (this.stopped || !this.positions.has(ns) || shippedFrom === this.config.clusterName) return;
-    this.enqueue(ns, version, version.tombstone ? version : undefined);
+  /** Queues the versions writes left (ignored for namespaces not shipped, and for versions shipped from this destination); one pump for them all. */
+  note(writes: readonly { ns: string; version: RecordVersion }[], shippedFrom: string | undefined): void {
+    if (this.stopped || shippedFrom === this.config.clusterName) return;
+    const nowMs = Date.now();
+    for (const { ns, version } of writes) if (this.positions.has(ns)) this.enqueue(ns, version, version.tombstone ? version : undefined, undefined, nowMs);
     this.pump();
   }
 
   /** Whether a write of the record is queued or in flight here. */
   holds(ns: string, digest: Buffer): boolean {
-    const key = keyOf(ns, digest);
-    return this.pending.has(key) || this.inFlightKeys.has(key);
+    return this.pending.has(ns, digest) || this.inFlightKeys.has(ns, digest);
   }
 
   /** Queues a record; `seq` (a re-scan's) dates the entry back to when its scan was queued, for waitForShipped. */
-  private enqueue(ns: string, version: { digest: Buffer; lastUpdateMs: number }, tombstone: RecordVersion | undefined, seq?: number): boolean {
-    const key = keyOf(ns, version.digest);
-    const existing = this.pending.get(key);
+  private enqueue(ns: string, version: { digest: Buffer; lastUpdateMs: number }, tombstone: RecordVersion | undefined, seq?: number, nowMs = Date.now()): boolean {
+    // A digest that is a view of a received frame (a forwarded version) is copied: an entry must not keep the frame.
+    if (tombstone !== undefined && tombstone.digest.buffer.byteLength > Buffer.poolSize) tombstone = { ...tombstone, digest: Buffer.from(tombstone.digest) };
+    const existing = this.pending.get(ns, version.digest);
     if (existing !== undefined) {
       existing.lastUpdateMs = Math.min(existing.lastUpdateMs, version.lastUpdateMs);
       if (seq !== undefined) existing.seq = Math.min(existing.seq, seq);
@@ -168,7 +174,8 @@ export class Shipper extends EventEmitter {
       this.overflow(ns, partition, version.lastUpdateMs);
       return false;
     }
-    this.pending.set(key, { ns, digest: version.digest, partition, lastUpdateMs: version.lastUpdateMs, seq: seq ?? ++this.seq, seenMs: Date.now(), tombstone });
+    const digest = tombstone?.digest ?? (version.digest.buffer.byteLength > Buffer.poolSize ? Buffer.from(version.digest) : version.digest);
+    this.pending.set({ ns, digest, partition, lastUpdateMs: version.lastUpdateMs, seq: seq ?? ++this.seq, seenMs: nowMs, tombstone });
     return true;
   }
 
@@ -308,11 +315,7 @@ export class Shipper extends EventEmitter {
   }
 
   state(): XdrDestinationState {
-    let oldest = Infinity;
-    for (const entry of this.pending.values()) {
-      oldest = entry.seenMs;
-      break;
-    }
+    let oldest = this.pending.first()?.seenMs ?? Infinity;
     for (const batch of this.inFlight) oldest = Math.min(oldest, batch[0]?.seenMs ?? Infinity);
     const sorted = [...this.lagSamples].sort((a, b) => a - b);
     const quantile = (q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
@@ -372,12 +375,14 @@ export class Shipper extends EventEmitter {
   private takeBatch(): Pending[] {
     const batch: Pending[] = [];
     let ns: string | undefined;
-    for (const [key, entry] of this.pending) {
+    for (const entry of this.pending.values()) {
       ns ??= entry.ns;
       // One batch per record at a time: two could reach the destination in either order.
-      if (entry.ns !== ns || this.inFlightKeys.has(key)) continue;
-      this.pending.delete(key);
-      this.inFlightKeys.set(key, (this.inFlightKeys.get(key) ?? 0) + 1);
+      if (entry.ns !== ns) continue;
+      const held = this.inFlightKeys.get(entry.ns, entry.digest);
+      if (held !== undefined) continue;
+      this.pending.delete(entry.ns, entry.digest);
+      this.inFlightKeys.set({ ns: entry.ns, digest: entry.digest, batches: 1 });
       batch.push(entry);
       if (batch.length === XDR_BATCH_RECORDS) break;
     }
@@ -389,10 +394,8 @@ export class Shipper extends EventEmitter {
     const landed = () => {
       this.inFlight.delete(batch);
       for (const entry of batch) {
-        const key = keyOf(entry.ns, entry.digest);
-        const count = this.inFlightKeys.get(key)! - 1;
-        if (count === 0) this.inFlightKeys.delete(key);
-        else this.inFlightKeys.set(key, count);
+        const held = this.inFlightKeys.get(entry.ns, entry.digest);
+        if (held !== undefined && --held.batches === 0) this.inFlightKeys.delete(entry.ns, entry.digest);
       }
     };
     void this.shipBatch(client, batch).then(
@@ -416,8 +419,11 @@ export class Shipper extends EventEmitter {
     const ns = batch[0]!.ns;
     let versions: RecordVersion[] = [];
     let bytes = 0;
-    for (const entry of batch) {
-      const version = (await this.host.store.readRecordVersion(ns, entry.digest)) ?? entry.tombstone;
+    const messages: Promise<void>[] = [];
+    // Read together: a device namespace's reads overlap instead of one after another.
+    const current = await Promise.all(batch.map((entry) => this.host.store.readRecordVersion(ns, entry.digest)));
+    for (let i = 0; i < batch.length; i++) {
+      const version = current[i] ?? batch[i]!.tombstone;
       // Gone without a removal here (expired or evicted): the destination expires or keeps its own copy.
       if (version === undefined) continue;
       const size = 64 + (version.payload?.length ?? 0) + version.setName.length;
@@ -428,23 +434,33 @@ export class Shipper extends EventEmitter {
         continue;
       }
       if (bytes + size > XDR_BATCH_MAX_BYTES) {
-        await this.ship(client, ns, versions);
+        messages.push(this.shipNow(client, ns, versions));
         versions = [];
         bytes = 0;
       }
       versions.push(version);
       bytes += size;
     }
-    if (versions.length > 0) await this.ship(client, ns, versions);
+    if (versions.length > 0) messages.push(this.shipNow(client, ns, versions));
+    // A batch's messages are out together (each record is in one of them: no order between
+    // them to keep); the batch has landed when every one is answered.
+    await Promise.all(messages);
     const nowMs = Date.now();
     for (const entry of batch) {
-      this.lagSamples.push(nowMs - entry.seenMs);
-      if (this.lagSamples.length > XDR_LAG_SAMPLES) this.lagSamples.shift();
+      this.lagSamples[this.lagNext] = nowMs - entry.seenMs;
+      this.lagNext = (this.lagNext + 1) % XDR_LAG_SAMPLES;
     }
   }
 
+  /** ship, its failure handled by whoever awaits it later (not an unhandled rejection meanwhile). */
+  private shipNow(client: AdminClient, ns: string, versions: RecordVersion[]): Promise<void> {
+    const sent = this.ship(client, ns, versions);
+    sent.catch(() => undefined);
+    return sent;
+  }
+
   private async ship(client: AdminClient, ns: string, versions: RecordVersion[]): Promise<void> {
-    const reply = (await client.request('admin-xdr-ship', { source: this.host.clusterName, ns, versions: versionsToWire(versions) })) as {
+    const reply = (await client.request('admin-xdr-ship', { source: this.host.clusterName, ns, packed: packVersions(versions) })) as {
       applied?: number;
       stale?: number;
       conflicts?: number;
@@ -464,8 +480,7 @@ export class Shipper extends EventEmitter {
 
   /** A batch entry that did not ship goes back to the queue (merged with a newer write of the same record). */
   private requeue(entry: Pending): void {
-    const key = keyOf(entry.ns, entry.digest);
-    const newer = this.pending.get(key);
+    const newer = this.pending.get(entry.ns, entry.digest);
     if (newer !== undefined) {
       newer.lastUpdateMs = Math.min(newer.lastUpdateMs, entry.lastUpdateMs);
       newer.seq = Math.min(newer.seq, entry.seq);
@@ -475,7 +490,7 @@ export class Shipper extends EventEmitter {
     }
     // Past the bound, the record's partition is re-scanned instead (its position holds until then).
     if (this.pending.size >= XDR_PENDING_RECORDS_MAX) this.overflow(entry.ns, entry.partition, entry.lastUpdateMs);
-    else this.pending.set(key, entry);
+    else this.pending.set(entry);
   }
 
   private connect(): void {
@@ -581,20 +596,4 @@ export class Shipper extends EventEmitter {
     for (const waiter of this.waiters) waiter.reject(new ShoalError(ErrorCode.NOT_OPEN, `shipping to ${this.config.name} stopped before everything had shipped`));
     this.waiters.clear();
   }
-}
-
-/** The queue's key of a record. */
-function keyOf(ns: string, digest: Buffer): string {
-  return ns + '\0' + digest.toString('latin1');
-}
-
-/**
- * The removal an entry keeps: the newer of two. Never none once one was seen: a re-scan can
- * meet a record's older live version after its removal was queued, and clearing the removal
- * then would leave the record at the destination.
- */
-function newerTombstone(kept: RecordVersion | undefined, incoming: RecordVersion | undefined): RecordVersion | undefined {
-  if (incoming === undefined) return kept;
-  if (kept === undefined || incoming.lastUpdateMs >= kept.lastUpdateMs) return incoming;
-  return kept;
 }

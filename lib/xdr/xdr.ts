@@ -13,9 +13,10 @@ import { AdminClient, type AdminRequest } from '../cluster/admin-client';
 import type { ClusterNode } from '../cluster/cluster';
 import type { LocalResult, RecordVersion } from '../cluster/local-store';
 import type { WireMessage } from '../cluster/network';
+import { unpackVersions } from '../cluster/batch-wire';
 import { parseWireVersions, partitionOf } from '../cluster/peer-checks';
 import { ErrorCode, ShoalError, invalidArgument } from '../errors';
-import { XDR_DESTINATIONS_MAX, XDR_OWNERSHIP_CHECK_INTERVAL_MS, XDR_PEER_POLL_INTERVAL_MS, XDR_POSITION_SAVE_INTERVAL_MS, XDR_RECEIVE_VERSIONS_MAX } from './constants';
+import { XDR_BATCH_RECORDS, XDR_DESTINATIONS_MAX, XDR_OWNERSHIP_CHECK_INTERVAL_MS, XDR_PEER_POLL_INTERVAL_MS, XDR_POSITION_SAVE_INTERVAL_MS, XDR_RECEIVE_VERSIONS_MAX } from './constants';
 import { XdrDestinationConfig, XdrDestinationOptions, resolveXdrDestination } from './options';
 import { onOperatorAdmin } from './admin';
 import { LargeTransfers, type ShipCounts } from './large-records';
@@ -39,7 +40,7 @@ export interface XdrState {
    * `clockLeadExceeded`: received versions stamped more than HYBRID_CLOCK_MAX_LEAD_MS ahead of
    * this node's clock (lib/clock.ts), which advanced the hybrid clock only that far.
    */
-  received: { applied: number; stale: number; conflicts: number; clockLeadExceeded: number };
+  received: { applied: number; stale: number; conflicts: number; clockLeadExceeded: number; removalsReasserted: number };
 }
 
 export interface WaitForShippedOptions {
@@ -59,6 +60,10 @@ export class Xdr extends EventEmitter {
   private readonly received = { applied: 0, stale: 0, conflicts: 0 };
   private readonly largeTransfers = new LargeTransfers();
   private readonly onChange = () => this.checkOwnership();
+  private readonly onMigrationsComplete = () => void this.reassertRemovals();
+  /** Whether a round of reassertRemovals runs, and whether another must follow it. */
+  private reasserting = false;
+  private reassertAgain = false;
   private closed = false;
   private removals: RemovalJournal | undefined;
 
@@ -69,9 +74,13 @@ export class Xdr extends EventEmitter {
     host.store.observer = (writes, shippedFrom) => this.note(writes, shippedFrom);
     host.store.peerVersion = (ns, version) => this.notePeerVersion(ns, version);
     host.store.truncateObserver = (cut) => this.shippers.forEach((shipper) => shipper.noteTruncate(cut));
-    host.store.unshipped = (clusterName, ns, digest) => [...this.shippers.values()].some((shipper) => shipper.config.clusterName === clusterName && shipper.holds(ns, digest));
+    host.store.unshipped = (clusterName, ns, digest) => {
+      for (const shipper of this.shippers.values()) if (shipper.config.clusterName === clusterName && shipper.holds(ns, digest)) return true;
+      return false;
+    };
     host.clusterNode.setAdminExtension((message, reply) => this.onAdmin(message, reply));
     host.clusterNode.on('change', this.onChange);
+    host.clusterNode.on('migrations-complete', this.onMigrationsComplete);
     this.every(XDR_POSITION_SAVE_INTERVAL_MS, () => this.savePositions());
     this.every(XDR_OWNERSHIP_CHECK_INTERVAL_MS, () => this.checkOwnership());
     this.every(XDR_PEER_POLL_INTERVAL_MS, () => void this.pollPeers());
@@ -86,7 +95,7 @@ export class Xdr extends EventEmitter {
   state(): XdrState {
     const destinations: Record<string, XdrDestinationState> = {};
     for (const [name, shipper] of this.shippers) destinations[name] = shipper.state();
-    return { destinations, received: { ...this.received, clockLeadExceeded: this.host.store.clock.leadExceeded } };
+    return { destinations, received: { ...this.received, clockLeadExceeded: this.host.store.clock.leadExceeded, removalsReasserted: this.host.store.reasserted } };
   }
 
   /**
@@ -133,6 +142,7 @@ export class Xdr extends EventEmitter {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     this.host.clusterNode.off('change', this.onChange);
+    this.host.clusterNode.off('migrations-complete', this.onMigrationsComplete);
     this.host.store.observer = undefined;
     for (const shipper of this.shippers.values()) shipper.close();
     this.removals?.close();
@@ -165,7 +175,7 @@ export class Xdr extends EventEmitter {
   private note(writes: LocalResult['writes'], shippedFrom: string | undefined): void {
     if (this.shippers.size === 0) return;
     for (const write of writes) if (write.version.tombstone) this.journal(write.ns, write.version);
-    for (const shipper of this.shippers.values()) for (const write of writes) shipper.note(write.ns, write.version, shippedFrom);
+    for (const shipper of this.shippers.values()) shipper.note(writes, shippedFrom);
   }
 
   /** A version from a peer: journaled if a removal; shipped if this node masters its partition (a merge, not a replication). */
@@ -174,7 +184,7 @@ export class Xdr extends EventEmitter {
     if (version.tombstone) this.journal(ns, version);
     const node = this.host.clusterNode;
     if (node.masterOf(partitionOf(version.digest)) !== node.nodeId) return;
-    for (const shipper of this.shippers.values()) shipper.note(ns, version, undefined);
+    for (const shipper of this.shippers.values()) shipper.note([{ ns, version }], undefined);
   }
 
   /** Keeps a removal in the journal (before the write it belongs to is acknowledged) while anything ships. */
@@ -185,6 +195,44 @@ export class Xdr extends EventEmitter {
     } catch (error) {
       // Without the journal entry a crash before shipping could lose the removal: say so loudly.
       this.host.log(`xdr: the removal journal cannot be written (${(error as Error).message}); a crash before this removal ships would lose it at the destinations`);
+    }
+  }
+
+  /**
+   * After migrations: every removal shipped here from another cluster that this node
+   * remembers (at most XDR_RECENT_REMOVALS_MAX) is applied again on its record's master, which
+   * removes a copy older than it. A namespace keeps no tombstones, so a node that comes back with a removed
+   * record on its device merges it back into the cluster; at a destination that turned a
+   * shipped removal into a record the source does not have (found by the process tests: a
+   * destination restarted, one node took the removal alone, the other came back with the
+   * record). In batches of XDR_BATCH_RECORDS, one at a time; a round asked for while one runs
+   * follows it.
+   */
+  private async reassertRemovals(): Promise<void> {
+    if (this.reasserting) {
+      this.reassertAgain = true;
+      return;
+    }
+    this.reasserting = true;
+    try {
+      do {
+        this.reassertAgain = false;
+        const removals = this.host.store.rememberedRemovals().filter((removal) => removal.source !== undefined);
+        for (let at = 0; at < removals.length && !this.closed; at += XDR_BATCH_RECORDS) {
+          const slice = removals.slice(at, at + XDR_BATCH_RECORDS);
+          for (const ns of new Set(slice.map((removal) => removal.ns))) {
+            const ofNs = slice.filter((removal) => removal.ns === ns);
+            const outcomes = await this.host.clusterNode.executeBatch(ns, ofNs.map((r) => r.version.digest), ofNs.map((r) => xdrApplyOperation(r.source!, r.version, true)), false);
+            const failed = outcomes.filter((outcome) => 'error' in outcome).length;
+            if (failed > 0) this.host.log(`xdr: ${failed} remembered removals could not be applied again after migrations (the next migrations retry them)`);
+          }
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      } while (this.reassertAgain && !this.closed);
+    } catch (error) {
+      this.host.log(`xdr: applying remembered removals again failed: ${(error as Error).message}`);
+    } finally {
+      this.reasserting = false;
     }
   }
 
@@ -354,7 +402,9 @@ export class Xdr extends EventEmitter {
    * @throws ShoalError INVALID_ARGUMENT for a malformed message; the first item's error when any failed (the sender retries the message).
    */
   private receive(message: WireMessage): Promise<ShipCounts> {
-    const versions = parseWireVersions(message.versions, XDR_RECEIVE_VERSIONS_MAX);
+    // `packed`: one buffer (lib/cluster/batch-wire.ts, as replication sends), what shippers
+    // send; `versions`: the flat msgpack list, still taken. Either is checked field by field.
+    const versions = message.packed !== undefined ? unpackVersions(message.packed, XDR_RECEIVE_VERSIONS_MAX) : parseWireVersions(message.versions, XDR_RECEIVE_VERSIONS_MAX);
     if (typeof versions === 'string') return Promise.reject(invalidArgument(`malformed xdr-ship: ${versions}`));
     return this.receiveVersions(message.source, message.ns, versions);
   }
