@@ -1,6 +1,6 @@
 /**
  * One cluster node of the cluster batchPut bench (bench/cluster.ts), driven over IPC:
- * { id, op: 'state' | 'batchPut' | 'load' | 'lag' | 'close', ... } -> { id, ok, value | error }.
+ * { id, op: 'state' | 'batchPut' | 'objects' | 'load' | 'lag' | 'close', ... } -> { id, ok, value | error }.
  * Also the Shoal side of the cluster throughput bench (bench/cluster-throughput.ts): `load`.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -74,6 +74,8 @@ async function main(): Promise<void> {
         const started = performance.now();
         const results = await db.batchPut(entries);
         value = { ms: performance.now() - started, failed: results.filter((r) => r instanceof Error).length };
+      } else if (command.op === 'objects') {
+        value = db.stats().namespaces.bench!.objects;
       } else if (command.op === 'load') {
         value = await load(db, command.kind!, command.inFlight!, command.durationMs!, command.keys!);
       } else if (command.op === 'close') {

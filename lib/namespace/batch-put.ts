@@ -243,7 +243,9 @@ export class PutBatch {
       setLength = setBytes.length;
       for (let i = 0; i < setLength; i++) u8[at + i] = setBytes[i]!;
     }
-    u8.set(digest.subarray(0, 20), slot + BATCH_DIGEST);
+    // A digest is 20 bytes (the cluster checked it; a longer one would run into the slot's fields).
+    if (digest.length !== 20) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, 'a record version digest is not 20 bytes');
+    u8.set(digest, slot + BATCH_DIGEST);
     u8.set(payload, at + setLength);
     u8[slot + BATCH_KEY_TYPE] = 0;
     u8[slot + BATCH_SET_LENGTH] = setLength;
@@ -279,7 +281,7 @@ export class PutBatch {
     u8[payloadAt + 1] = keyBytes === undefined ? 0 : keyType;
     u8[payloadAt + 2] = keyLength & 0xff;
     u8[payloadAt + 3] = keyLength >>> 8;
-    u8.set(encoded.subarray(PAYLOAD_HEADER_BYTES), payloadAt + PAYLOAD_HEADER_BYTES + keyLength);
+    encoded.copy(this.buffer, payloadAt + PAYLOAD_HEADER_BYTES + keyLength, PAYLOAD_HEADER_BYTES);
     return length;
   }
 
