@@ -19,7 +19,8 @@
 import { KEY_MAX_BYTES, PAYLOAD_HEADER_BYTES, SET_NAME_MAX_BYTES } from './constants';
 import { invalidArgument } from './errors';
 import type { Bins } from './model/bins';
-import { decodePayloadBins, encodePayload } from './model/bins';
+import { checkBins, decodePayloadBins, encodePayload, encodePayloadChecked } from './model/bins';
+import { BINS_NEED_CHECK } from './model/bin-encoder';
 import { payloadWellFormed } from './model/payload-check';
 import { KEY_LENGTH_SHIFT, KEY_TYPE_MASK, decodeKeyValue, encodeSetName, writeKeyValue } from './model/key';
 import { KEY_TYPE_BYTES, KEY_TYPE_INTEGER, KEY_TYPE_STRING } from './native/exchange';
@@ -52,22 +53,30 @@ export class PutItemEncoder {
   private lastSetBytes: Uint8Array = new Uint8Array(0);
 
   /**
-   * The binary item of a put whose arguments the Db has checked (checkBins: bins written as
-   * null travel as nil, and the master's batch path sends such an entry the per-record way),
-   * or undefined when this form cannot carry it (the caller sends the msgpack call instead).
+   * The binary item of a put whose key and options the Db has checked, and whose bins (a plain
+   * object) are checked here as they are written: bins written as null travel as nil, and the
+   * master's batch path sends such an entry the per-record way. Undefined when this form
+   * cannot carry the put (the caller checks the bins and sends the msgpack call instead).
+   * @throws what checkBins(bins, true) throws for bad bins.
    */
   encode(key: Key, bins: Bins, opts: WriteOptions | undefined): Buffer | undefined {
     const value = key.key;
     if (value === undefined || value === null || key.set === '' || (opts !== undefined && opts.filter !== undefined)) return undefined;
+    let item: Buffer | undefined | typeof BINS_NEED_CHECK;
     try {
-      return this.encodeItem(key, value, bins, opts);
+      item = this.encodeItem(key, value, bins, opts, true);
     } catch {
       // A key or set name of the wrong kind: the msgpack call carries it to its error.
       return undefined;
     }
+    if (item !== BINS_NEED_CHECK) return item;
+    // Something the checking encoder will not vouch for: checkBins gives its error, or passes
+    // (a bin written as null), and the bins are written unchecked.
+    checkBins(bins, true);
+    return this.encodeItem(key, value, bins, opts, false) as Buffer | undefined;
   }
 
-  private encodeItem(key: Key, value: KeyValue, bins: Bins, opts: WriteOptions | undefined): Buffer | undefined {
+  private encodeItem(key: Key, value: KeyValue, bins: Bins, opts: WriteOptions | undefined, check: boolean): Buffer | undefined | typeof BINS_NEED_CHECK {
     if (this.used + ITEM_BYTES_MAX > this.arena.length) {
       this.arena = Buffer.allocUnsafe(ARENA_BYTES);
       this.used = 0;
@@ -91,7 +100,9 @@ export class PutItemEncoder {
     arena[at] = written & KEY_TYPE_MASK;
     arena.writeUInt16LE(keyLength, at + 1);
     at += 3 + keyLength;
-    const payloadLength = encodePayload(arena, at, start + ITEM_BYTES_MAX - at, bins, 0, undefined);
+    const capacity = start + ITEM_BYTES_MAX - at;
+    const payloadLength = check ? encodePayloadChecked(arena, at, capacity, bins, 0, undefined) : encodePayload(arena, at, capacity, bins, 0, undefined);
+    if (payloadLength === BINS_NEED_CHECK) return BINS_NEED_CHECK;
     // Too big for an item.
     if (payloadLength < 0) return undefined;
     at += payloadLength;

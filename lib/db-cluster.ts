@@ -149,9 +149,17 @@ function checkCallShape(call: unknown, ns: string, storeChecksBins: boolean): as
  */
 export type BatchCall = unknown;
 
-/** The batch item of a put: its binary form (lib/db-batch-wire.ts) when that can carry it, else the msgpack call. */
+/**
+ * The batch item of a put: its binary form (lib/db-batch-wire.ts) when that can carry it, else
+ * the msgpack call. The bins are checked here (as checkBins(bins, true) checks them: the
+ * encoder checks as it writes, checkBins runs only when it cannot vouch for them).
+ * @throws what checkBins throws for bad bins.
+ */
 export function batchPutCall(key: Key, bins: Bins, opts: WriteOptions | undefined, encoder: PutItemEncoder): BatchCall {
-  return encoder.encode(key, bins, opts) ?? callToWire({ method: 'put', key, bins, opts });
+  const item = encoder.encode(key, bins, opts);
+  if (item !== undefined) return item;
+  checkBins(bins, true);
+  return callToWire({ method: 'put', key, bins, opts });
 }
 
 /** The batch item of a get. */

@@ -370,10 +370,19 @@ export class Db {
         const entry = entries[position];
         try {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
-        checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${position}]`);
+          checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${position}]`);
           this.namespaceFor(entry.key);
-          checkBins(entry.bins, true);
-          if (entry.opts !== undefined) checkWriteOptions(entry.opts);
+          // The bins are checked as they are encoded (batchPutCall: one walk); the error of bins
+          // that are not a plain object, or of bad bins beside bad options, comes first, as a put's.
+          if (!isPlainObject(entry.bins)) checkBins(entry.bins, true);
+          if (entry.opts !== undefined) {
+            try {
+              checkWriteOptions(entry.opts);
+            } catch (error) {
+              checkBins(entry.bins, true);
+              throw error;
+            }
+          }
           calls.push(batchPutCall(entry.key, entry.bins, entry.opts ?? opts, encoder));
           keys.push(entry.key);
           positions.push(position);
