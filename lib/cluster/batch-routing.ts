@@ -44,9 +44,11 @@ export class BatchRouting {
    * the rest is prepared.
    */
   async executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean, more?: () => Promise<boolean>): Promise<BatchItemOutcome[]> {
+    // Grown an item at a time, in order, as the first attempt takes them (so both stay dense
+    // arrays: written at scattered indexes, an empty array turns into a slow dictionary).
     const outcomes: (BatchItemOutcome | undefined)[] = [];
-    // Each item has the request timeout from the moment its first message goes out: a large
-    // batch takes longer than one request may, and its last items are sent only then.
+    // Each item has the request timeout from the moment its first message goes out (0 until
+    // then): a large batch takes longer than one request may, and its last items go out only then.
     const deadlines: number[] = [];
     let pending: number[] | undefined;
     for (let attempt = 0; pending === undefined || pending.length > 0; attempt++) {
@@ -54,6 +56,7 @@ export class BatchRouting {
         await this.plane.waitForPlans(this.plane.options.runtime.clock.nowMs() + this.plane.requestTimeoutMs);
       } catch (error) {
         if (pending === undefined) while (more !== undefined && (await more()));
+        if (pending === undefined) while (outcomes.length < digests.length) outcomes.push(undefined);
         for (const index of pending ?? digests.keys()) outcomes[index] = { error: toWireError(error) };
         break;
       }
@@ -96,7 +99,7 @@ export class BatchRouting {
       const now = this.plane.options.runtime.clock.nowMs();
       let deadline = Number.POSITIVE_INFINITY;
       for (const i of items) {
-        if (deadlines[i] === undefined) deadlines[i] = now + this.plane.requestTimeoutMs;
+        if (deadlines[i] === 0) deadlines[i] = now + this.plane.requestTimeoutMs;
         deadline = Math.min(deadline, deadlines[i]!);
       }
       const steps = await this.batchAttempt(target, ns, items.map((i) => digests[i]!), items.map((i) => operations[i]), readOnly, deadline);
@@ -110,10 +113,7 @@ export class BatchRouting {
     });
     try {
       const byTarget = new Map<string, number[]>();
-      let grouped = 0;
-      const add = async (index: number): Promise<void> => {
-        if (grouped > 0 && grouped % DATA_PLANE_SLICE_RECORDS === 0) await yieldTurn(this.plane.options.runtime.timers);
-        grouped++;
+      const add = (index: number): void => {
         const target = this.plane.actingMaster(partitionOf(digests[index]!)) ?? this.plane.options.nodeId;
         let items = byTarget.get(target);
         if (items === undefined) byTarget.set(target, (items = []));
@@ -123,12 +123,21 @@ export class BatchRouting {
           byTarget.delete(target);
         }
       };
+      const timers = this.plane.options.runtime.timers;
       if (pending !== undefined) {
-        for (const index of pending) await add(index);
+        for (let k = 0; k < pending.length; k++) {
+          if (k > 0 && k % DATA_PLANE_SLICE_RECORDS === 0) await yieldTurn(timers);
+          add(pending[k]!);
+        }
       } else {
         let next = 0;
         for (;;) {
-          while (next < digests.length) await add(next++);
+          while (next < digests.length) {
+            if (next > 0 && next % DATA_PLANE_SLICE_RECORDS === 0) await yieldTurn(timers);
+            deadlines.push(0);
+            outcomes.push(undefined);
+            add(next++);
+          }
           if (more === undefined || !(await more())) break;
         }
       }

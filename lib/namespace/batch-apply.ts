@@ -170,7 +170,8 @@ async function applyCall(host: ApplyHost, index: NativePrimaryIndex, batch: PutB
     if (batch.perRecord[i] !== DECIDED_WRITE) continue;
     // Refused by the store: its error is the slot's outcome (forEachWritten).
     if (batch.u32At(slot + BATCH_ACTION) === BATCH_SKIP || batch.u32At(slot + BATCH_DONE) !== 1) {
-      failure ??= batch.outcomes[i] ?? new ShoalError(ErrorCode.CLUSTER_ERROR, 'a replicated record version was not written');
+      const outcome = batch.outcomes[i];
+      failure ??= outcome instanceof ShoalError ? outcome : new ShoalError(ErrorCode.CLUSTER_ERROR, 'a replicated record version was not written');
     } else won[position] = true;
   }
   batch.reset();
