@@ -181,8 +181,12 @@ export class BatchRouting {
     let refusal = 'malformed batch request';
     if (message.packedDigests !== undefined || message.packedItems !== undefined) {
       const unpacked = digests === undefined && operations === undefined ? unpackBatchItems(message.packedDigests, message.packedItems, 2 * BATCH_REQUEST_RECORDS) : 'a batch request with both packed and listed items';
-      if (typeof unpacked === 'string') refusal = unpacked;
-      else ({ digests, operations } = unpacked);
+      if (typeof unpacked === 'string') {
+        // Refused whole: nothing of it is read as items.
+        refusal = unpacked;
+        digests = undefined;
+        operations = undefined;
+      } else ({ digests, operations } = unpacked);
     }
     const wellFormed =
       this.plane.knowsNamespace(ns) &&
