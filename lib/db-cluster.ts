@@ -150,6 +150,23 @@ function checkCallShape(call: unknown, ns: string, storeChecksBins: boolean): as
 export type BatchCall = unknown;
 
 /**
+ * The checks of a batchPut entry's bins and options that come before its bins are encoded
+ * (batchPutCall checks the rest as it encodes them), giving a put's errors in a put's order:
+ * bins that are not a plain object, then bad bins beside bad options, then the options.
+ * @throws TypeError or ShoalError INVALID_ARGUMENT as put does.
+ */
+export function checkPutShape(bins: unknown, opts: WriteOptions | undefined): void {
+  if (!isPlainObject(bins)) checkBins(bins, true);
+  if (opts === undefined) return;
+  try {
+    checkWriteOptions(opts);
+  } catch (error) {
+    checkBins(bins, true);
+    throw error;
+  }
+}
+
+/**
  * The batch item of a put: its binary form (lib/db-batch-wire.ts) when that can carry it, else
  * the msgpack call. The bins are checked here (as checkBins(bins, true) checks them: the
  * encoder checks as it writes, checkBins runs only when it cannot vouch for them).

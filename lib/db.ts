@@ -19,7 +19,7 @@ import {
 import type { DbConfig } from './options';
 import { Cluster, ClusterNode } from './cluster/index';
 import type { Service } from './service/server';
-import { BatchCall, BatchGroups, RecordCall, batchGetCall, batchOutcome, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, forEachSlice, recordRequest, runSliced } from './db-cluster';
+import { BatchCall, BatchGroups, RecordCall, batchGetCall, batchOutcome, batchPutCall, checkReadOptions, checkScanOptions, checkPutShape, digestOfKey, forEachSlice, recordRequest, runSliced } from './db-cluster';
 import { recordFromWire } from './db-cluster-values';
 import { PutItemEncoder, writeResultFromWire } from './db-batch-wire';
 import { partitionIdOf } from './model/key';
@@ -372,17 +372,8 @@ export class Db {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
           checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${position}]`);
           this.namespaceFor(entry.key);
-          // The bins are checked as they are encoded (batchPutCall: one walk); the error of bins
-          // that are not a plain object, or of bad bins beside bad options, comes first, as a put's.
-          if (!isPlainObject(entry.bins)) checkBins(entry.bins, true);
-          if (entry.opts !== undefined) {
-            try {
-              checkWriteOptions(entry.opts);
-            } catch (error) {
-              checkBins(entry.bins, true);
-              throw error;
-            }
-          }
+          // The bins are checked as they are encoded (batchPutCall: one walk).
+          checkPutShape(entry.bins, entry.opts);
           calls.push(batchPutCall(entry.key, entry.bins, entry.opts ?? opts, encoder));
           keys.push(entry.key);
           positions.push(position);
