@@ -24,7 +24,7 @@ import { recordFromWire } from './db-cluster-values';
 import { PutItemEncoder, writeResultFromWire } from './db-batch-wire';
 import { partitionIdOf } from './model/key';
 import { unregisterForShutdown } from './shutdown';
-import { checkOptionNames } from './option-names';
+import { checkElementOptionNames, checkOptionNames } from './option-names';
 import { DbMetrics, readRecord, statusOf, writeRecord, type DbStatus, type ErrorTally, type ReadTally } from './metrics';
 import type { MetricsServer } from './metrics-server';
 
@@ -294,7 +294,7 @@ export class Db {
       const entry = entries[position];
       try {
         if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
-        checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${position}]`);
+        checkElementOptionNames(entry, BATCH_ENTRY_NAMES, 'entries', position);
         this.namespaceFor(entry.key);
         // The bins' names and values are checked as the namespace encodes them (one walk, see
         // PutBatch.add); checkBins' error for bins that are not a plain object is thrown here.
@@ -370,7 +370,7 @@ export class Db {
         const entry = entries[position];
         try {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
-          checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${position}]`);
+          checkElementOptionNames(entry, BATCH_ENTRY_NAMES, 'entries', position);
           this.namespaceFor(entry.key);
           // The bins are checked as they are encoded (batchPutCall: one walk).
           checkPutShape(entry.bins, entry.opts);
@@ -397,7 +397,7 @@ export class Db {
       entries.map(async (entry, index) => {
         try {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${index}] must be { key, bins, opts? }`);
-          checkOptionNames(entry, BATCH_ENTRY_NAMES, `entries[${index}]`);
+          checkElementOptionNames(entry, BATCH_ENTRY_NAMES, 'entries', index);
           return await this.put(entry.key, entry.bins, entry.opts ?? opts);
         } catch (error) {
           return batchEntryError(error, index);

@@ -13,9 +13,25 @@ import { invalidArgument } from './errors';
  * @throws ShoalError INVALID_ARGUMENT naming the first unknown property and the closest valid name.
  */
 export function checkOptionNames(options: object, names: ReadonlySet<string>, where: string, elsewhere?: ReadonlyMap<string, string>): void {
+  const unknown = firstUnknownName(options, names);
+  if (unknown !== undefined) throw unknownOption(unknown, names, where, elsewhere);
+}
+
+/**
+ * checkOptionNames for element `index` of the array `where` names ("entries[7]"). The name is
+ * built only for the error: a batch checks every entry, and a string per entry costs a
+ * batchPut about a tenth of its speed.
+ */
+export function checkElementOptionNames(options: object, names: ReadonlySet<string>, where: string, index: number): void {
+  const unknown = firstUnknownName(options, names);
+  if (unknown !== undefined) throw unknownOption(unknown, names, `${where}[${index}]`, undefined);
+}
+
+function firstUnknownName(options: object, names: ReadonlySet<string>): string | undefined {
   for (const name in options) {
-    if (!names.has(name) && Object.prototype.hasOwnProperty.call(options, name)) throw unknownOption(name, names, where, elsewhere);
+    if (!names.has(name) && Object.prototype.hasOwnProperty.call(options, name)) return name;
   }
+  return undefined;
 }
 
 function unknownOption(name: string, names: ReadonlySet<string>, where: string, elsewhere: ReadonlyMap<string, string> | undefined): Error {

@@ -95,9 +95,11 @@ describe('calls refuse unknown option names', () => {
     await expectUnknown(() => db.scan('cache', undefined, { partition: [1] } as never), 'partition', 'partitions');
     await expectUnknown(() => db.batchGet([key], { filtr: undefined } as never), 'filtr', 'filter');
     await expectUnknown(() => db.batchPut([{ key, bins: { a: 1 } }], { tl: 1 } as never), 'tl', 'ttl');
-    const [entry] = await db.batchPut([{ key, bins: { a: 1 }, opt: { ttl: 1 } } as never]);
+    const [first, entry] = await db.batchPut([{ key: { ...key, key: 2 }, bins: { a: 1 } }, { key, bins: { a: 1 }, opt: { ttl: 1 } } as never]);
+    expect(first).not.toBeInstanceOf(Error);
     expect(entry).toBeInstanceOf(ShoalError);
-    expect((entry as ShoalError).message).toContain('"opt"');
+    expect((entry as ShoalError).message).toContain('entries[1] has unknown option "opt"');
+    await db.remove({ ...key, key: 2 });
     await expectUnknown(() => db.truncate('cache', undefined, { befor: Date.now() } as never), 'befor', 'before');
     await expectUnknown(() => db.close({ dropindex: true } as never), 'dropindex', 'dropIndex');
     // Nothing was written by the refused calls.

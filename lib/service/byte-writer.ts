@@ -80,6 +80,21 @@ export class ByteWriter {
     return written;
   }
 
+  /** Writes a MessagePack str header for `size` bytes (fixstr, str 8, 16 or 32). */
+  msgpackStrHeader(size: number): void {
+    if (size < 32) this.u8(0xa0 | size);
+    else if (size < 0x100) {
+      this.u8(0xd9);
+      this.u8(size);
+    } else if (size < 0x10000) {
+      this.u8(0xda);
+      this.u16(size);
+    } else {
+      this.u8(0xdb);
+      this.u32(size);
+    }
+  }
+
   /** Writes a u32 at an earlier position (a size known only once what follows is written). */
   patchU32(position: number, value: number): void {
     this.buffer.writeUInt32BE(value >>> 0, position);

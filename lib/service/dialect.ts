@@ -287,24 +287,9 @@ class Rewriter {
     const bytes = this.source.subarray(start + 1, start + size);
     if (type === ParticleType.STRING || type === ParticleType.GEOJSON) {
       if (!isAscii(bytes) && !isUtf8(bytes)) throw malformed('a string value is not valid UTF-8');
-      this.strHeader(bytes.length);
+      this.output.msgpackStrHeader(bytes.length);
     } else this.binHeader(bytes.length);
     this.output.bytes(bytes);
-  }
-
-  private strHeader(size: number): void {
-    const writer = this.output;
-    if (size < 32) writer.u8(0xa0 | size);
-    else if (size < 0x100) {
-      writer.u8(0xd9);
-      writer.u8(size);
-    } else if (size < 0x10000) {
-      writer.u8(0xda);
-      writer.u16(size);
-    } else {
-      writer.u8(0xdb);
-      writer.u32(size);
-    }
   }
 
   private binHeader(size: number): void {

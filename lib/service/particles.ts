@@ -148,32 +148,17 @@ export function packHeader(writer: ByteWriter, count: number, list: boolean): vo
   }
 }
 
-/** Writes a str header for `size` bytes (the particle-type byte included). */
-function packStrHeader(writer: ByteWriter, size: number): void {
-  if (size < 32) writer.u8(0xa0 | size);
-  else if (size < 0x100) {
-    writer.u8(0xd9);
-    writer.u8(size);
-  } else if (size < 0x10000) {
-    writer.u8(0xda);
-    writer.u16(size);
-  } else {
-    writer.u8(0xdb);
-    writer.u32(size);
-  }
-}
-
 /** Writes a string item: str header, particle type 3, UTF-8. */
 export function packString(writer: ByteWriter, value: string): void {
   const size = Buffer.byteLength(value, 'utf8') + 1;
-  packStrHeader(writer, size);
+  writer.msgpackStrHeader(size);
   writer.u8(ParticleType.STRING);
   writer.utf8(value);
 }
 
 /** Writes a blob item: str header, particle type 4, the bytes. */
 export function packBytes(writer: ByteWriter, value: Uint8Array): void {
-  packStrHeader(writer, value.length + 1);
+  writer.msgpackStrHeader(value.length + 1);
   writer.u8(ParticleType.BLOB);
   writer.bytes(value);
 }

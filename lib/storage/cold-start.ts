@@ -19,7 +19,7 @@ import { ErrorCode, ShoalError } from '../errors';
 import { COLD_START_CHUNK_BYTES, COLD_START_PROGRESS_MS, COLD_START_WINNERS_PER_SLICE, DATA_START_BYTES } from './constants';
 import { nextTurn } from './event-loop';
 import type { TruncateMarker } from './format';
-import { type NativeBlockDevice, storageNative } from './native-device';
+import { type NativeBlockDevice, type ScanCounts, storageNative } from './native-device';
 
 const WINNER_BYTES = 96;
 const WINNER_TOMBSTONE = 1;
@@ -94,19 +94,9 @@ export class ColdStartRecord {
   }
 }
 
-export interface ColdStartReport {
+export interface ColdStartReport extends ScanCounts {
   /** Live records handed to the index. */
   records: number;
-  /** Valid record copies read (all versions). */
-  recordsSeen: number;
-  corrupt: number;
-  expired: number;
-  tombstones: number;
-  truncated: number;
-  /** Tombstones and expired records kept because older copies remain on the devices. */
-  shadows: number;
-  validBlocks: number;
-  bytesScanned: number;
   /** All of it, from the first read to the last record handed over. */
   ms: number;
   /** Reading and checking the devices (native, worker threads). */

@@ -92,19 +92,25 @@ export interface NativeScanner {
   finish(): ScanFinish;
 }
 
-export interface ScanFinish {
-  count: number;
-  winners: Buffer;
-  variable: Buffer;
-  setNames: string[];
+/** What a device scan counted. */
+export interface ScanCounts {
+  /** Valid record copies read (all versions). */
   recordsSeen: number;
   corrupt: number;
   expired: number;
   tombstones: number;
   truncated: number;
+  /** Tombstones and expired records kept because older copies remain on the devices. */
   shadows: number;
   validBlocks: number;
   bytesScanned: number;
+}
+
+export interface ScanFinish extends ScanCounts {
+  count: number;
+  winners: Buffer;
+  variable: Buffer;
+  setNames: string[];
 }
 
 /** The addon's storage exports. @throws Error with a build hint when the addon is missing. */
