@@ -19,11 +19,13 @@
 import { KEY_MAX_BYTES, PAYLOAD_HEADER_BYTES, SET_NAME_MAX_BYTES } from './constants';
 import { invalidArgument } from './errors';
 import type { Bins } from './model/bins';
-import { decodePayloadBins, encodePayload } from './model/bins';
+import { checkBins, decodePayloadBins, encodePayload, encodePayloadChecked } from './model/bins';
+import { BINS_NEED_CHECK } from './model/bin-encoder';
+import { payloadWellFormed } from './model/payload-check';
 import { KEY_LENGTH_SHIFT, KEY_TYPE_MASK, decodeKeyValue, encodeSetName, writeKeyValue } from './model/key';
 import { KEY_TYPE_BYTES, KEY_TYPE_INTEGER, KEY_TYPE_STRING } from './native/exchange';
 import type { Key, KeyValue } from './model/key';
-import type { WriteResult } from './namespace/namespace';
+import { ENCODED_BINS, type WriteResult } from './namespace/namespace';
 import type { WriteOptions } from './namespace/semantics';
 
 /** First byte of a binary put item: no msgpack value a call is encoded as starts a Buffer with it. */
@@ -51,22 +53,30 @@ export class PutItemEncoder {
   private lastSetBytes: Uint8Array = new Uint8Array(0);
 
   /**
-   * The binary item of a put whose arguments the Db has checked (checkBins: bins written as
-   * null travel as nil, and the master's batch path sends such an entry the per-record way),
-   * or undefined when this form cannot carry it (the caller sends the msgpack call instead).
+   * The binary item of a put whose key and options the Db has checked, and whose bins (a plain
+   * object) are checked here as they are written: bins written as null travel as nil, and the
+   * master's batch path sends such an entry the per-record way. Undefined when this form
+   * cannot carry the put (the caller checks the bins and sends the msgpack call instead).
+   * @throws what checkBins(bins, true) throws for bad bins.
    */
   encode(key: Key, bins: Bins, opts: WriteOptions | undefined): Buffer | undefined {
     const value = key.key;
     if (value === undefined || value === null || key.set === '' || (opts !== undefined && opts.filter !== undefined)) return undefined;
+    let item: Buffer | undefined | typeof BINS_NEED_CHECK;
     try {
-      return this.encodeItem(key, value, bins, opts);
+      item = this.encodeItem(key, value, bins, opts, true);
     } catch {
       // A key or set name of the wrong kind: the msgpack call carries it to its error.
       return undefined;
     }
+    if (item !== BINS_NEED_CHECK) return item;
+    // Something the checking encoder will not vouch for: checkBins gives its error, or passes
+    // (a bin written as null), and the bins are written unchecked.
+    checkBins(bins, true);
+    return this.encodeItem(key, value, bins, opts, false) as Buffer | undefined;
   }
 
-  private encodeItem(key: Key, value: KeyValue, bins: Bins, opts: WriteOptions | undefined): Buffer | undefined {
+  private encodeItem(key: Key, value: KeyValue, bins: Bins, opts: WriteOptions | undefined, check: boolean): Buffer | undefined | typeof BINS_NEED_CHECK {
     if (this.used + ITEM_BYTES_MAX > this.arena.length) {
       this.arena = Buffer.allocUnsafe(ARENA_BYTES);
       this.used = 0;
@@ -90,7 +100,9 @@ export class PutItemEncoder {
     arena[at] = written & KEY_TYPE_MASK;
     arena.writeUInt16LE(keyLength, at + 1);
     at += 3 + keyLength;
-    const payloadLength = encodePayload(arena, at, start + ITEM_BYTES_MAX - at, bins, 0, undefined);
+    const capacity = start + ITEM_BYTES_MAX - at;
+    const payloadLength = check ? encodePayloadChecked(arena, at, capacity, bins, 0, undefined) : encodePayload(arena, at, capacity, bins, 0, undefined);
+    if (payloadLength === BINS_NEED_CHECK) return BINS_NEED_CHECK;
     // Too big for an item.
     if (payloadLength < 0) return undefined;
     at += payloadLength;
@@ -135,7 +147,7 @@ export function isPutItem(item: unknown): item is Uint8Array {
  * call's are.
  * @throws ShoalError INVALID_ARGUMENT naming what is malformed.
  */
-export function decodePutItem(item: Uint8Array, ns: string): { method: 'put'; key: Key; bins: Bins; opts: WriteOptions | undefined } {
+export function decodePutItem(item: Uint8Array, ns: string): { method: 'put'; key: Key; bins: Bins; opts: WriteOptions | undefined } | PayloadPut {
   const bytes = Buffer.isBuffer(item) ? item : Buffer.from(item.buffer, item.byteOffset, item.length);
   const end = bytes.length;
   let at = 1;
@@ -170,8 +182,7 @@ export function decodePutItem(item: Uint8Array, ns: string): { method: 'put'; ke
   const setLength = bytes[at++]!;
   if (setLength > SET_NAME_MAX_BYTES) throw invalidArgument('malformed cluster batch item: a set name over 63 bytes');
   need(at, end, setLength, 'set name');
-  const set = setLength === 0 ? undefined : bytes.toString('utf8', at, at + setLength);
-  if (set !== undefined && Buffer.byteLength(set) !== setLength) throw invalidArgument('malformed cluster batch item: a set name that is not UTF-8');
+  const set = setLength === 0 ? undefined : setNameAt(bytes, at, setLength);
   at += setLength;
   need(at, end, 3, 'key header');
   const keyType = bytes[at]!;
@@ -184,14 +195,55 @@ export function decodePutItem(item: Uint8Array, ns: string): { method: 'put'; ke
   at += keyLength;
   need(at, end, PAYLOAD_HEADER_BYTES, 'payload');
   if (bytes[at + 1] !== 0 || bytes.readUInt16LE(at + 2) !== 0) throw invalidArgument('malformed cluster batch item: its payload carries a key');
+  const key: Key = set === undefined ? { ns, key: keyValue } : { ns, set, key: keyValue };
+  // Bins the walk vouches for are stored as they came, decoded only if the per-record path needs them.
+  if (payloadWellFormed(bytes, at, end)) return new PayloadPut(key, opts, bytes.subarray(at, end));
   let bins: Bins;
   try {
     bins = decodePayloadBins(bytes, at, end - at);
   } catch (error) {
     throw invalidArgument(`malformed cluster batch item: its bins do not decode: ${(error as Error).message}`);
   }
-  const key: Key = set === undefined ? { ns, key: keyValue } : { ns, set, key: keyValue };
   return { method: 'put', key, bins, opts };
+}
+
+/**
+ * A put whose bins arrived as a keyless payload that payloadWellFormed (lib/model/payload-check.ts)
+ * vouched for: the namespace's batch path copies those bytes into its batch buffer instead of
+ * encoding bins (BatchEntry[ENCODED_BINS]); `bins` is decoded on first use (the per-record path: a
+ * merge, a repeated key, an error message).
+ */
+export class PayloadPut {
+  readonly method = 'put' as const;
+  readonly [ENCODED_BINS]: Buffer;
+  private decoded: Bins | undefined;
+
+  constructor(
+    readonly key: Key,
+    readonly opts: WriteOptions | undefined,
+    payload: Buffer,
+  ) {
+    this[ENCODED_BINS] = payload;
+  }
+
+  get bins(): Bins {
+    const payload = this[ENCODED_BINS];
+    return (this.decoded ??= decodePayloadBins(payload, 0, payload.length));
+  }
+}
+
+/** The last set name decoded and its UTF-8 bytes: the items of a batch usually share one. */
+let lastSetName = '';
+let lastSetBytes = Buffer.alloc(0);
+
+/** The set name in bytes[at, at + length), checked to be UTF-8. */
+function setNameAt(bytes: Buffer, at: number, length: number): string {
+  if (length === lastSetBytes.length && bytes.compare(lastSetBytes, 0, length, at, at + length) === 0) return lastSetName;
+  const set = bytes.toString('utf8', at, at + length);
+  if (Buffer.byteLength(set) !== length) throw invalidArgument('malformed cluster batch item: a set name that is not UTF-8');
+  lastSetName = set;
+  lastSetBytes = Buffer.from(bytes.subarray(at, at + length));
+  return set;
 }
 
 /** Throws unless `count` bytes follow `at` before `end`. */

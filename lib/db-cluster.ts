@@ -19,7 +19,8 @@ import { checkOperations, checkRemoveOptions, checkTtl, checkWriteOptions, hasBi
 import type { Operation, RemoveOptions, WriteOptions } from './namespace/semantics';
 import { callFromWire, callToWire, recordToWire } from './db-cluster-values';
 import { checkFilter } from './namespace/filter';
-import { PutItemEncoder, decodePutItem, isPutItem, writeResultToWire } from './db-batch-wire';
+import { payloadWellFormed } from './model/payload-check';
+import { PayloadPut, PutItemEncoder, decodePutItem, isPutItem, writeResultToWire } from './db-batch-wire';
 import { checkOptionNames } from './option-names';
 
 const READ_OPTION_NAMES: ReadonlySet<string> = new Set(['bins', 'filter']);
@@ -117,7 +118,10 @@ function checkCallShape(call: unknown, ns: string, storeChecksBins: boolean): as
       case 'exists':
         return;
       case 'put':
-        if (storeChecksBins) {
+        // Bins that came encoded were checked by their walk (PayloadPut), and are not decoded here.
+        if (c instanceof PayloadPut) {
+          if (!storeChecksBins) checkBins(c.bins, true);
+        } else if (storeChecksBins) {
           if (!isPlainObject(c.bins)) checkBins(c.bins, true);
         } else checkBins(c.bins, true);
         return checkWriteOptions(c.opts);
@@ -145,9 +149,34 @@ function checkCallShape(call: unknown, ns: string, storeChecksBins: boolean): as
  */
 export type BatchCall = unknown;
 
-/** The batch item of a put: its binary form (lib/db-batch-wire.ts) when that can carry it, else the msgpack call. */
+/**
+ * The checks of a batchPut entry's bins and options that come before its bins are encoded
+ * (batchPutCall checks the rest as it encodes them), giving a put's errors in a put's order:
+ * bins that are not a plain object, then bad bins beside bad options, then the options.
+ * @throws TypeError or ShoalError INVALID_ARGUMENT as put does.
+ */
+export function checkPutShape(bins: unknown, opts: WriteOptions | undefined): void {
+  if (!isPlainObject(bins)) checkBins(bins, true);
+  if (opts === undefined) return;
+  try {
+    checkWriteOptions(opts);
+  } catch (error) {
+    checkBins(bins, true);
+    throw error;
+  }
+}
+
+/**
+ * The batch item of a put: its binary form (lib/db-batch-wire.ts) when that can carry it, else
+ * the msgpack call. The bins are checked here (as checkBins(bins, true) checks them: the
+ * encoder checks as it writes, checkBins runs only when it cannot vouch for them).
+ * @throws what checkBins throws for bad bins.
+ */
 export function batchPutCall(key: Key, bins: Bins, opts: WriteOptions | undefined, encoder: PutItemEncoder): BatchCall {
-  return encoder.encode(key, bins, opts) ?? callToWire({ method: 'put', key, bins, opts });
+  const item = encoder.encode(key, bins, opts);
+  if (item !== undefined) return item;
+  checkBins(bins, true);
+  return callToWire({ method: 'put', key, bins, opts });
 }
 
 /** The batch item of a get. */
@@ -293,7 +322,8 @@ export class DbLocalStore implements LocalStore {
 
   /** Items whose key does not hash to the digest they came with get an error. */
   private checkBatchDigests(calls: (RecordCall | undefined)[], digests: Buffer[], results: unknown[]): void {
-    const checked = calls.flatMap((call, i) => (call === undefined ? [] : [i]));
+    const checked: number[] = [];
+    for (let i = 0; i < calls.length; i++) if (calls[i] !== undefined) checked.push(i);
     let computed: Buffer;
     try {
       computed = digestsOf(checked.map((i) => calls[i]!.key));
@@ -319,6 +349,7 @@ export class DbLocalStore implements LocalStore {
     // The batch path hands back the version each entry it wrote left; only entries the
     // per-record path took are read back.
     const versions: (RecordVersion | undefined)[] = new Array(entries.length);
+    // Only a PayloadPut carries its bins encoded (a symbol-keyed field no decoded call can have).
     await ns.putMany({ entries, positions: entries.map((_, k) => k), options: undefined, versions }, outcomes);
     for (let k = 0; k < entries.length; k++) {
       const pending = outcomes[k]!;
@@ -343,14 +374,27 @@ export class DbLocalStore implements LocalStore {
     return (applied instanceof Promise ? await applied : applied) ? 'applied' : 'stale';
   }
 
+  /**
+   * A replicated batch: every payload is checked before any version is applied, then the
+   * versions no truncate removed go to the namespace together (its batch path: one index
+   * lookup and one write call for the lot, Namespace.applyVersions).
+   * @throws ShoalError INVALID_ARGUMENT for a payload that does not decode (nothing applied).
+   */
   async applyRecordVersions(ns: string, versions: readonly RecordVersion[]): Promise<('applied' | 'stale')[]> {
     const namespace = this.namespace(ns);
-    const outcomes: ('applied' | 'stale')[] = new Array(versions.length);
+    const outcomes: ('applied' | 'stale')[] = new Array(versions.length).fill('stale');
+    const cuts = namespace.truncateCuts();
+    const live: RecordVersion[] = [];
+    const positions: number[] = [];
     for (let i = 0; i < versions.length; i++) {
-      // A memory namespace whose write gate is free applies synchronously: no promise per version.
-      const applied = applyChecked(namespace, versions[i]!);
-      outcomes[i] = (applied instanceof Promise ? await applied : applied) ? 'applied' : 'stale';
+      const version = versions[i]!;
+      checkPayload(version);
+      if (cuts.length > 0 && isTruncated(cuts, version.setName, version.lastUpdateMs)) continue;
+      live.push(version);
+      positions.push(i);
     }
+    const won = await namespace.applyVersions(live);
+    for (let k = 0; k < live.length; k++) if (won[k]) outcomes[positions[k]!] = 'applied';
     return outcomes;
   }
 
@@ -415,13 +459,16 @@ function wireError(error: unknown): WireError {
 
 /**
  * A replicated or migrated version's payload must decode as a record payload
- * (docs/record-payload.md): a peer's bytes are never stored unread.
+ * (docs/record-payload.md): a peer's bytes are never stored unread. A payload the walk of
+ * lib/model/payload-check.ts vouches for decodes by construction; any other is decoded.
  * @throws ShoalError INVALID_ARGUMENT when it does not.
  */
 function checkPayload(version: RecordVersion): void {
   if (version.tombstone) return;
   const payload = version.payload;
   if (payload === undefined) throw invalidArgument('a replicated record version has no payload');
+  // The usual payload is vouched for by a walk of its bytes; only the rest is decoded.
+  if (payloadWellFormed(payload, 0, payload.length)) return;
   let bins: unknown;
   try {
     if (payload.length < 4 || 4 + payload.readUInt16LE(2) > payload.length) throw new Error('its key runs past its end');
@@ -438,6 +485,36 @@ export async function forEachSlice(count: number, visit: (start: number, end: nu
     if (start > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     visit(start, Math.min(count, start + DATA_PLANE_SLICE_RECORDS));
   }
+}
+
+/**
+ * A batch prepared a slice of DATA_PLANE_SLICE_RECORDS at a time (`prepare(start, end)` adds
+ * the slice's items to `groups`), each namespace's group run by `run`: the first namespace's
+ * while its later slices are still being prepared (`more` prepares the next one, after a turn
+ * of the event loop, and resolves to false once none is left), the others' once all are.
+ */
+export async function runSliced(
+  count: number,
+  groups: BatchGroups,
+  prepare: (start: number, end: number) => void,
+  run: (ns: string, group: { digests: Buffer[]; calls: BatchCall[]; positions: number[] }, more: (() => Promise<boolean>) | undefined) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const more = async (): Promise<boolean> => {
+    if (next >= count) return false;
+    if (next > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const end = Math.min(count, next + DATA_PLANE_SLICE_RECORDS);
+    prepare(next, end);
+    next = end;
+    return true;
+  };
+  while (groups.byNamespace.size === 0 && (await more()));
+  const first = groups.byNamespace.keys().next();
+  if (first.done === true) return;
+  const streamed = first.value;
+  await run(streamed, groups.byNamespace.get(streamed)!, more);
+  while (await more());
+  for (const [ns, group] of groups.byNamespace) if (ns !== streamed) await run(ns, group, undefined);
 }
 
 /** Batch items per namespace, with their digests (computed a slice at a time) and positions in the caller's list. */

@@ -19,7 +19,7 @@ import {
 import type { DbConfig } from './options';
 import { Cluster, ClusterNode } from './cluster/index';
 import type { Service } from './service/server';
-import { BatchCall, BatchGroups, RecordCall, batchGetCall, batchOutcome, batchPutCall, checkReadOptions, checkScanOptions, digestOfKey, forEachSlice, recordRequest } from './db-cluster';
+import { BatchCall, BatchGroups, RecordCall, batchGetCall, batchOutcome, batchPutCall, checkReadOptions, checkScanOptions, checkPutShape, digestOfKey, forEachSlice, recordRequest, runSliced } from './db-cluster';
 import { recordFromWire } from './db-cluster-values';
 import { PutItemEncoder, writeResultFromWire } from './db-batch-wire';
 import { partitionIdOf } from './model/key';
@@ -355,13 +355,14 @@ export class Db {
    * batchPut in cluster mode: each entry is checked as a put's arguments are, then the entries
    * go to their partitions' masters grouped per master (ClusterNode.executeBatch), which
    * execute them together and replicate them in batches. The checks and digests run in slices
-   * that yield to the event loop, so a 100,000-entry batch never holds it for long.
+   * that yield to the event loop, so a 100,000-entry batch never holds it for long; the first
+   * messages go out while the later slices are prepared (runSliced).
    */
   private async batchPutCluster(entries: BatchPutEntry[], opts: WriteOptions | undefined): Promise<(WriteResult | ShoalError)[]> {
     const results: (WriteResult | ShoalError)[] = new Array(entries.length);
     const groups = new BatchGroups();
     const encoder = new PutItemEncoder();
-    await forEachSlice(entries.length, (start, end) => {
+    const prepare = (start: number, end: number): void => {
       const keys: Key[] = [];
       const calls: BatchCall[] = [];
       const positions: number[] = [];
@@ -369,10 +370,10 @@ export class Db {
         const entry = entries[position];
         try {
           if (entry === null || typeof entry !== 'object') throw new TypeError(`entries[${position}] must be { key, bins, opts? }`);
-        checkElementOptionNames(entry, BATCH_ENTRY_NAMES, 'entries', position);
+          checkElementOptionNames(entry, BATCH_ENTRY_NAMES, 'entries', position);
           this.namespaceFor(entry.key);
-          checkBins(entry.bins, true);
-          if (entry.opts !== undefined) checkWriteOptions(entry.opts);
+          // The bins are checked as they are encoded (batchPutCall: one walk).
+          checkPutShape(entry.bins, entry.opts);
           calls.push(batchPutCall(entry.key, entry.bins, entry.opts ?? opts, encoder));
           keys.push(entry.key);
           positions.push(position);
@@ -381,11 +382,12 @@ export class Db {
         }
       }
       groups.add(keys, calls, positions, (position, error) => (results[position] = batchEntryError(error, position)));
-    });
-    for (const [ns, group] of groups.byNamespace) {
-      const outcomes = await this.clusterNode!.executeBatch(ns, group.digests, group.calls, false);
+    };
+    // The first messages go out while later slices are still being checked and encoded.
+    await runSliced(entries.length, groups, prepare, async (ns, group, more) => {
+      const outcomes = await this.clusterNode!.executeBatch(ns, group.digests, group.calls, false, more);
       outcomes.forEach((outcome, k) => (results[group.positions[k]!] = 'value' in outcome ? (writeResultFromWire(outcome.value) as WriteResult) : batchOutcome<WriteResult>(outcome)));
-    }
+    });
     return results;
   }
 

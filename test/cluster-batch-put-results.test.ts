@@ -3,7 +3,8 @@
  * give, and both copies of every record are the master's (two Dbs in cluster mode on loopback,
  * RF 2). The mix walks every way an entry can take on the master: new records and replaces
  * written by the batch path, merges and repeated keys by the per-record path, policy errors,
- * options, bins written as null, Map bins, digest-only keys, and bad entries.
+ * options, stored keys, bins written as null, Map bins, digest-only keys, and bad entries; the
+ * master's copy holds the payload bytes a single put writes.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { open, type Db } from '../lib/index';
@@ -76,6 +77,10 @@ function mix(seed: number): BatchPutEntry[] {
       case 6:
         entries.push({ key, bins: [i] as never });
         break;
+      case 7:
+        // Stored keys: the master writes the key into a payload whose bins came encoded.
+        entries.push({ key, bins: { v: i, nested: { list: [i, 'x', null], f: i / 3 } }, opts: { storeKey: true } });
+        break;
       default:
         entries.push({ key, bins: { v: i, name: `n${i}` }, opts: random(2) === 0 ? { exists: 'update' } : undefined });
     }
@@ -106,14 +111,20 @@ describe('cluster-mode batchPut results (2 Dbs on loopback, RF 2)', () => {
       for (const entry of entries) single.push(await Promise.resolve().then(() => reference.put(entry.key, entry.bins, entry.opts)).catch((error: unknown) => error));
       expect(batch.map(outcomeOf)).toEqual(single.map(outcomeOf));
     }
+    const versionOf = (db: Db, digest: Buffer) => (db as unknown as { namespaces: Map<string, { readVersion(d: Buffer): unknown }> }).namespaces.get('test')!.readVersion(digest);
     for (let i = 0; i < 200; i++) {
       const key = { ns: 'test', set: 's', key: `k${i}` };
       const expected = await reference.get(key);
-      expect((await b.get(key))?.bins, key.key).toEqual(expected?.bins);
+      const copy = await b.get(key);
+      expect(copy?.bins, key.key).toEqual(expected?.bins);
+      expect(copy?.key, key.key).toEqual(expected?.key);
+      // The master stores the bytes a single put writes (bins copied as they came, or encoded again).
+      const digest = digestOfKey(key);
+      const payload = (version: unknown) => (version as { payload?: Buffer } | undefined)?.payload;
+      expect(payload(await versionOf(a, digest)), key.key).toEqual(payload(await versionOf(reference, digest)));
     }
     // Each node holds a copy of every record (RF 2 on two nodes), the same one.
     await until(() => a.stats().namespaces.test!.objects === b.stats().namespaces.test!.objects);
-    const versionOf = (db: Db, digest: Buffer) => (db as unknown as { namespaces: Map<string, { readVersion(d: Buffer): unknown }> }).namespaces.get('test')!.readVersion(digest);
     for (let i = 0; i < 200; i++) {
       const digest = digestOfKey({ ns: 'test', set: 's', key: `k${i}` });
       expect(await versionOf(b, digest)).toEqual(await versionOf(a, digest));

@@ -11,7 +11,7 @@ import { startCluster } from '../lib/cluster/index';
 import type { ClusterNode } from '../lib/cluster/cluster';
 import type { WireMessage } from '../lib/cluster/network';
 import { versionsToWire } from '../lib/cluster/peer-checks';
-import { packVersions } from '../lib/cluster/batch-wire';
+import { packBatchItems, packVersions, parseBatchSteps } from '../lib/cluster/batch-wire';
 import { PutItemEncoder } from '../lib/db-batch-wire';
 import { MemoryLogger, realClock } from '../lib/cluster/seams';
 import { SimStore } from '../sim/store';
@@ -149,10 +149,36 @@ describe('forwarded requests are checked as the public API checks its arguments'
     const failed = new Map<number, string>();
     for (let at = 0; at < errors.length; at += 3) failed.set(errors[at] as number, errors[at + 1] as string);
     expect([...failed]).toEqual([[1, 'INVALID_ARGUMENT'], [2, 'INVALID_ARGUMENT'], [3, 'INVALID_ARGUMENT'], [4, 'INVALID_ARGUMENT']]);
-    expect((reply.values as unknown[])[0]).toEqual([1, expect.any(Number)]);
+    // Put results come packed (f64 generation, f64 ttl per item).
+    expect(parseBatchSteps(reply, 5, (error) => error as never)![0]).toEqual({ value: [1, expect.any(Number)] });
     const record = await a.get(keys[0]!);
     expect(record?.bins).toEqual({ v: 0 });
     expect(record?.ttl).toBeGreaterThan(90);
+    for (const key of keys.slice(1)) expect(await a.get(key)).toBeUndefined();
+  });
+
+  it('a packed batch request is bounds-checked: a malformed one is refused whole, a hostile item fails alone', async () => {
+    const { a, ask } = await setUp();
+    const keys = keysServedBy(a, 3);
+    const digests = keys.map(digestOfKey);
+    const encoder = new PutItemEncoder();
+    const good = encoder.encode(keys[0]!, { v: 0 }, undefined)!;
+    // Bins the walk refuses and the decoder too: a bin's value is an unused tag.
+    const hostile = Buffer.from(encoder.encode(keys[1]!, { v: 1 }, undefined)!);
+    hostile[hostile.length - 1] = 0xc1;
+    // A NaN bin: the walk does not vouch for it, the decoder reads it, the batch path refuses it.
+    const proto = Buffer.concat([encoder.encode(keys[2]!, { v: 2 }, undefined)!.subarray(0, -4), Buffer.from([0x81, 0xa1, 0x76, 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0])]);
+    const packed = packBatchItems(digests, [good, hostile, proto])!;
+    const cutShort = await ask('a', { type: 'batch-request', ns: 'test', packedDigests: packed.digests, packedItems: packed.items.subarray(0, packed.items.length - 1) });
+    expect(cutShort).toMatchObject({ type: 'batch-response', values: [], errors: [] });
+    const both = await ask('a', { type: 'batch-request', ns: 'test', packedDigests: packed.digests, packedItems: packed.items, digests, operations: [good, hostile, proto] });
+    expect(both).toMatchObject({ type: 'batch-response', values: [] });
+    for (const key of keys) expect(await a.get(key)).toBeUndefined();
+    const reply = await ask('a', { type: 'batch-request', ns: 'test', packedDigests: packed.digests, packedItems: packed.items });
+    const steps = parseBatchSteps(reply, 3, (error) => error as never)!;
+    expect(steps[0]).toEqual({ value: [1, expect.any(Number)] });
+    expect(steps.slice(1).map((step) => ('error' in step ? step.error.code : step))).toEqual(['INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
+    expect((await a.get(keys[0]!))?.bins).toEqual({ v: 0 });
     for (const key of keys.slice(1)) expect(await a.get(key)).toBeUndefined();
   });
 

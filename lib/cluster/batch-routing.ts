@@ -6,7 +6,7 @@
 import type { DuplicateResolution } from './duplicate-resolution';
 import type { Replication } from './replication';
 import { ErrorCode } from '../errors';
-import { runLimited, yieldTurn } from './background';
+import { yieldTurn } from './background';
 import {
   BATCH_REQUEST_RECORDS,
   BATCH_REQUESTS_IN_FLIGHT,
@@ -19,7 +19,7 @@ import type { BatchItemOutcome, LocalResult, WireError } from './local-store';
 import type { WireMessage } from './network';
 import { setBit } from './partition-plan';
 import { isDigest, partitionOf } from './peer-checks';
-import { addToReplicationBatch, encodeBatchSteps, packVersions, parseBatchSteps, type BatchStep, type ReplicationBatch } from './batch-wire';
+import { addToReplicationBatch, encodeBatchSteps, packBatchItems, packVersions, parseBatchSteps, unpackBatchItems, type BatchStep, type ReplicationBatch } from './batch-wire';
 import type { DataPlaneState } from './data-plane-state';
 import { inDoubtError, parseWireError, timeoutMessage, toWireError } from './data-plane-wire';
 
@@ -38,36 +38,30 @@ export class BatchRouting {
    * bounded number in flight; each master executes its items together and replicates them in
    * batches. Resolves to each item's outcome in order; never rejects. `readOnly` marks a batch
    * of reads, which may be sent again freely; a write item whose master left while it ran is
-   * reported in doubt (TIMEOUT), never sent twice.
+   * reported in doubt (TIMEOUT), never sent twice. With `more`, the caller is still preparing
+   * items: each call appends the next slice to `digests` and `operations` and resolves to
+   * whether it added any (false once there are no more); the first messages go out while
+   * the rest is prepared.
    */
-  async executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean): Promise<BatchItemOutcome[]> {
-    const outcomes: (BatchItemOutcome | undefined)[] = new Array(digests.length);
-    // Each item has the request timeout from the moment its first message goes out: a large
-    // batch takes longer than one request may, and its last items are sent only then.
-    const deadlines = new Float64Array(digests.length);
-    let pending = digests.map((_, index) => index);
-    for (let attempt = 0; pending.length > 0; attempt++) {
+  async executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean, more?: () => Promise<boolean>): Promise<BatchItemOutcome[]> {
+    // Grown an item at a time, in order, as the first attempt takes them (so both stay dense
+    // arrays: written at scattered indexes, an empty array turns into a slow dictionary).
+    const outcomes: (BatchItemOutcome | undefined)[] = [];
+    // Each item has the request timeout from the moment its first message goes out (0 until
+    // then): a large batch takes longer than one request may, and its last items go out only then.
+    const deadlines: number[] = [];
+    let pending: number[] | undefined;
+    for (let attempt = 0; pending === undefined || pending.length > 0; attempt++) {
       try {
         await this.plane.waitForPlans(this.plane.options.runtime.clock.nowMs() + this.plane.requestTimeoutMs);
       } catch (error) {
-        for (const index of pending) outcomes[index] = { error: toWireError(error) };
+        if (pending === undefined) while (more !== undefined && (await more()));
+        if (pending === undefined) while (outcomes.length < digests.length) outcomes.push(undefined);
+        for (const index of pending ?? digests.keys()) outcomes[index] = { error: toWireError(error) };
         break;
       }
       const retry: number[] = [];
-      const chunks = await this.batchChunks(digests, pending);
-      await runLimited(chunks, BATCH_REQUESTS_IN_FLIGHT, async ({ target, items }) => {
-        const now = this.plane.options.runtime.clock.nowMs();
-        let deadline = Number.POSITIVE_INFINITY;
-        for (const i of items) {
-          if (deadlines[i] === 0) deadlines[i] = now + this.plane.requestTimeoutMs;
-          deadline = Math.min(deadline, deadlines[i]!);
-        }
-        const steps = await this.batchAttempt(target, ns, items.map((i) => digests[i]!), items.map((i) => operations[i]), readOnly, deadline);
-        steps.forEach((step, k) => {
-          if ('retry' in step) retry.push(items[k]!);
-          else outcomes[items[k]!] = step;
-        });
-      });
+      await this.attempt(ns, digests, operations, readOnly, pending, more, deadlines, outcomes, retry);
       const now = this.plane.options.runtime.clock.nowMs();
       const expired = (index: number) => now >= deadlines[index]! || attempt + 1 >= MAX_FORWARD_ATTEMPTS || this.plane.stopped;
       for (const index of retry.filter(expired)) {
@@ -78,27 +72,80 @@ export class BatchRouting {
       this.plane.counters.retries++;
       await this.plane.sleep(Math.min(FORWARD_RETRY_DELAY_MS * (attempt + 1), FORWARD_RETRY_MAX_DELAY_MS));
     }
+    outcomes.length = digests.length;
     return outcomes as BatchItemOutcome[];
   }
 
-  /** The pending items grouped by the node serving their partition, in messages of at most BATCH_REQUEST_RECORDS (yields between slices). */
-  private async batchChunks(digests: readonly Buffer[], pending: readonly number[]): Promise<{ target: string; items: number[] }[]> {
-    const byTarget = new Map<string, number[]>();
-    const chunks: { target: string; items: number[] }[] = [];
-    for (let at = 0; at < pending.length; at++) {
-      if (at > 0 && at % DATA_PLANE_SLICE_RECORDS === 0) await yieldTurn(this.plane.options.runtime.timers);
-      const index = pending[at]!;
-      const target = this.plane.actingMaster(partitionOf(digests[index]!)) ?? this.plane.options.nodeId;
-      let items = byTarget.get(target);
-      if (items === undefined) byTarget.set(target, (items = []));
-      items.push(index);
-      if (items.length >= BATCH_REQUEST_RECORDS) {
-        chunks.push({ target, items });
-        byTarget.delete(target);
+  /**
+   * One attempt at the `pending` items (undefined: every item, the first attempt, including
+   * those `more` adds while it runs): grouped by the node serving their partition into
+   * messages of at most BATCH_REQUEST_RECORDS, each sent as soon as it is full, at most
+   * BATCH_REQUESTS_IN_FLIGHT at a time, in the order they filled (so a node gets a key's
+   * items in the caller's order). Grouping yields every DATA_PLANE_SLICE_RECORDS items.
+   */
+  private async attempt(
+    ns: string,
+    digests: Buffer[],
+    operations: unknown[],
+    readOnly: boolean,
+    pending: number[] | undefined,
+    more: (() => Promise<boolean>) | undefined,
+    deadlines: number[],
+    outcomes: (BatchItemOutcome | undefined)[],
+    retry: number[],
+  ): Promise<void> {
+    const queue = new ChunkQueue();
+    const send = async ({ target, items }: { target: string; items: number[] }): Promise<void> => {
+      const now = this.plane.options.runtime.clock.nowMs();
+      let deadline = Number.POSITIVE_INFINITY;
+      for (const i of items) {
+        if (deadlines[i] === 0) deadlines[i] = now + this.plane.requestTimeoutMs;
+        deadline = Math.min(deadline, deadlines[i]!);
       }
+      const steps = await this.batchAttempt(target, ns, items.map((i) => digests[i]!), items.map((i) => operations[i]), readOnly, deadline);
+      steps.forEach((step, k) => {
+        if ('retry' in step) retry.push(items[k]!);
+        else outcomes[items[k]!] = step;
+      });
+    };
+    const workers = Array.from({ length: BATCH_REQUESTS_IN_FLIGHT }, async () => {
+      for (let chunk = await queue.take(); chunk !== undefined; chunk = await queue.take()) await send(chunk);
+    });
+    try {
+      const byTarget = new Map<string, number[]>();
+      const add = (index: number): void => {
+        const target = this.plane.actingMaster(partitionOf(digests[index]!)) ?? this.plane.options.nodeId;
+        let items = byTarget.get(target);
+        if (items === undefined) byTarget.set(target, (items = []));
+        items.push(index);
+        if (items.length >= BATCH_REQUEST_RECORDS) {
+          queue.push({ target, items });
+          byTarget.delete(target);
+        }
+      };
+      const timers = this.plane.options.runtime.timers;
+      if (pending !== undefined) {
+        for (let k = 0; k < pending.length; k++) {
+          if (k > 0 && k % DATA_PLANE_SLICE_RECORDS === 0) await yieldTurn(timers);
+          add(pending[k]!);
+        }
+      } else {
+        let next = 0;
+        for (;;) {
+          while (next < digests.length) {
+            if (next > 0 && next % DATA_PLANE_SLICE_RECORDS === 0) await yieldTurn(timers);
+            deadlines.push(0);
+            outcomes.push(undefined);
+            add(next++);
+          }
+          if (more === undefined || !(await more())) break;
+        }
+      }
+      for (const [target, items] of byTarget) queue.push({ target, items });
+    } finally {
+      queue.close();
+      await Promise.all(workers);
     }
-    for (const [target, items] of byTarget) chunks.push({ target, items });
-    return chunks;
   }
 
   /** One attempt at a group of batch items on `target` (this node or a peer). */
@@ -107,7 +154,10 @@ export class BatchRouting {
     this.plane.counters.forwarded++;
     let reply: WireMessage;
     try {
-      reply = await this.plane.call(target, { type: 'batch-request', ns, digests, operations }, deadline);
+      // Binary put items go packed (packBatchItems); anything else as lists.
+      const packed = packBatchItems(digests, operations);
+      const message: WireMessage = packed === undefined ? { type: 'batch-request', ns, digests, operations } : { type: 'batch-request', ns, packedDigests: packed.digests, packedItems: packed.items };
+      reply = await this.plane.call(target, message, deadline);
     } catch (error) {
       // Over MAX_FRAME_BYTES (large records): each half on its own.
       if (!(error instanceof RangeError) || digests.length < 2) throw error;
@@ -125,8 +175,19 @@ export class BatchRouting {
   }
 
   async onBatchRequest(from: string, message: WireMessage): Promise<void> {
-    const { ns, digests, operations } = message;
+    const { ns } = message;
+    let { digests, operations } = message;
     const reply: WireMessage = { type: 'batch-response', id: message.id };
+    let refusal = 'malformed batch request';
+    if (message.packedDigests !== undefined || message.packedItems !== undefined) {
+      const unpacked = digests === undefined && operations === undefined ? unpackBatchItems(message.packedDigests, message.packedItems, 2 * BATCH_REQUEST_RECORDS) : 'a batch request with both packed and listed items';
+      if (typeof unpacked === 'string') {
+        // Refused whole: nothing of it is read as items.
+        refusal = unpacked;
+        digests = undefined;
+        operations = undefined;
+      } else ({ digests, operations } = unpacked);
+    }
     const wellFormed =
       this.plane.knowsNamespace(ns) &&
       Array.isArray(digests) &&
@@ -135,7 +196,7 @@ export class BatchRouting {
       digests.length <= 2 * BATCH_REQUEST_RECORDS &&
       digests.every(isDigest);
     if (!wellFormed) {
-      this.plane.refusals.refuse('batch-request', from, 'malformed batch request');
+      this.plane.refusals.refuse('batch-request', from, refusal);
       const count = Array.isArray(digests) ? Math.min(digests.length, 2 * BATCH_REQUEST_RECORDS) : 0;
       const malformed: WireError = { code: ErrorCode.INVALID_ARGUMENT, message: 'cluster: malformed batch request' };
       this.plane.options.send(from, Object.assign(reply, encodeBatchSteps(Array.from({ length: count }, () => ({ error: malformed })))));
@@ -250,5 +311,33 @@ export class BatchRouting {
         ),
       ),
     );
+  }
+}
+
+/** Batch messages waiting for a sender, in the order they filled; senders take them one at a time. */
+class ChunkQueue {
+  private readonly chunks: ({ target: string; items: number[] } | undefined)[] = [];
+  private head = 0;
+  private closed = false;
+  private readonly waiting: (() => void)[] = [];
+
+  push(chunk: { target: string; items: number[] }): void {
+    this.chunks.push(chunk);
+    this.waiting.shift()?.();
+  }
+
+  /** No more chunks: senders finish what is queued, then stop. */
+  close(): void {
+    this.closed = true;
+    for (const wake of this.waiting.splice(0)) wake();
+  }
+
+  /** The next chunk, once there is one; undefined once the queue is closed and empty. */
+  async take(): Promise<{ target: string; items: number[] } | undefined> {
+    while (this.head === this.chunks.length && !this.closed) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (this.head === this.chunks.length) return undefined;
+    const chunk = this.chunks[this.head];
+    this.chunks[this.head++] = undefined;
+    return chunk;
   }
 }

@@ -31,7 +31,8 @@ export function packVersions(versions: readonly RecordVersion[]): Buffer {
   const setNames: Buffer[] = new Array(versions.length);
   for (let i = 0; i < versions.length; i++) {
     const version = versions[i]!;
-    setNames[i] = Buffer.from(version.setName, 'utf8');
+    // Versions of a batch usually share a set: its bytes are encoded once.
+    setNames[i] = i > 0 && version.setName === versions[i - 1]!.setName ? setNames[i - 1]! : Buffer.from(version.setName, 'utf8');
     bytes += VERSION_FIXED_BYTES + setNames[i]!.length + (version.tombstone ? 0 : (version.payload?.length ?? 0));
   }
   const packed = Buffer.allocUnsafe(bytes);
@@ -74,6 +75,8 @@ export function unpackVersions(value: unknown, maxVersions: number): RecordVersi
   if (count * VERSION_FIXED_BYTES > bytes.length - 4) return 'a packed list of record versions shorter than its count';
   const versions: RecordVersion[] = new Array(count);
   let at = 4;
+  let lastSet = '';
+  let lastSetAt = -1;
   for (let i = 0; i < count; i++) {
     if (at + VERSION_FIXED_BYTES > bytes.length) return 'a packed record version runs past the end of its list';
     const digest = bytes.subarray(at, at + DIGEST_BYTES);
@@ -88,8 +91,16 @@ export function unpackVersions(value: unknown, maxVersions: number): RecordVersi
     if (!Number.isFinite(lastUpdateMs) || lastUpdateMs < 0 || lastUpdateMs > LAST_UPDATE_MS_MAX) return `a record version has last-update time ${lastUpdateMs}`;
     if ((flags & ~FLAG_TOMBSTONE) !== 0) return 'a record version has unknown flags';
     if (setLength > SET_NAME_MAX_BYTES || at + setLength + 4 > bytes.length) return 'a record version has a set name that is not a string of at most 63 bytes';
-    const setName = setLength === 0 ? '' : bytes.toString('utf8', at, at + setLength);
-    if (Buffer.byteLength(setName) !== setLength) return 'a record version has a set name that is not UTF-8';
+    // Versions of a batch usually share a set: the last one's name is reused when the bytes match.
+    let setName: string;
+    if (setLength === 0) setName = '';
+    else if (lastSetAt >= 0 && bytes.compare(bytes, lastSetAt, lastSetAt + setLength, at, at + setLength) === 0 && bytes[lastSetAt - 1] === setLength) setName = lastSet;
+    else {
+      setName = bytes.toString('utf8', at, at + setLength);
+      if (Buffer.byteLength(setName) !== setLength) return 'a record version has a set name that is not UTF-8';
+      lastSet = setName;
+      lastSetAt = at;
+    }
     at += setLength;
     const payloadLength = bytes.readUInt32LE(at);
     at += 4;
@@ -133,13 +144,102 @@ export function addToReplicationBatch(byTarget: Map<string, ReplicationBatch[]>,
 }
 
 /**
+ * A batch request's items packed (the `digests` and `items` fields of a batch-request, when
+ * every item is a binary put item): `digests` one Buffer of 20 bytes per item, `items` one
+ * Buffer of (u32 little-endian length, item bytes) per item, in order. Two buffers instead of
+ * two msgpack lists of hundreds of small ones. Undefined when an item is not binary (the
+ * lists go as they are).
+ */
+export function packBatchItems(digests: readonly Uint8Array[], operations: readonly unknown[]): { digests: Buffer; items: Buffer } | undefined {
+  let bytes = 0;
+  for (const operation of operations) {
+    if (!(operation instanceof Uint8Array)) return undefined;
+    bytes += 4 + operation.length;
+  }
+  const packedDigests = Buffer.allocUnsafe(digests.length * DIGEST_BYTES);
+  for (let i = 0; i < digests.length; i++) packedDigests.set(digests[i]!.subarray(0, DIGEST_BYTES), i * DIGEST_BYTES);
+  const items = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (const operation of operations as Uint8Array[]) {
+    items.writeUInt32LE(operation.length, at);
+    items.set(operation, at + 4);
+    at += 4 + operation.length;
+  }
+  return { digests: packedDigests, items };
+}
+
+/**
+ * The digests and items of a packed batch request (from a peer: untrusted), as views of its
+ * buffers; why it is refused instead when it is malformed: not two buffers, digests not a
+ * whole number of 20 bytes, more than `maxItems`, an item that runs past the end or is
+ * empty, bytes past the last item.
+ */
+export function unpackBatchItems(packedDigests: unknown, packedItems: unknown, maxItems: number): { digests: Buffer[]; operations: Buffer[] } | string {
+  if (!(packedDigests instanceof Uint8Array) || !(packedItems instanceof Uint8Array)) return 'a packed batch request without its two buffers';
+  if (packedDigests.length % DIGEST_BYTES !== 0) return 'packed digests that are not a whole number of 20 bytes';
+  const count = packedDigests.length / DIGEST_BYTES;
+  if (count > maxItems) return `more than ${maxItems} items in one batch request`;
+  const digestBytes = asBuffer(packedDigests);
+  const itemBytes = asBuffer(packedItems);
+  const digests: Buffer[] = new Array(count);
+  const operations: Buffer[] = new Array(count);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > itemBytes.length) return 'a packed batch item runs past the end of its request';
+    const length = itemBytes.readUInt32LE(at);
+    at += 4;
+    if (length === 0 || length > itemBytes.length - at) return 'a packed batch item runs past the end of its request';
+    digests[i] = digestBytes.subarray(i * DIGEST_BYTES, i * DIGEST_BYTES + DIGEST_BYTES);
+    operations[i] = itemBytes.subarray(at, at + length);
+    at += length;
+  }
+  if (at !== itemBytes.length) return 'a packed batch request has bytes past its last item';
+  return { digests, operations };
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/** Bytes per item of a batch-response's packed put results: f64 generation, f64 ttl. */
+const WRITE_RESULT_BYTES = 16;
+
+/** Whether a step's value is a put's [generation, ttl] (writeResultToWire, lib/db-batch-wire.ts). */
+function isWriteResultPair(value: unknown): value is [number, number] {
+  return Array.isArray(value) && value.length === 2 && typeof value[0] === 'number' && typeof value[1] === 'number';
+}
+
+/**
  * Batch outcomes as a batch-response carries them: `values` (one per item, in order), then the
  * exceptions: `errors` as flat (index, code, message) triples and `retry` as item indexes.
+ * When every value is a put's [generation, ttl], they travel instead as `writes`, one Buffer
+ * of WRITE_RESULT_BYTES per item (f64 generation, f64 ttl, little-endian; zeros for an item
+ * that failed or is retried), not a msgpack list of pairs.
  */
-export function encodeBatchSteps(steps: readonly BatchStep[]): { values: unknown[]; errors: unknown[]; retry: number[] } {
-  const values: unknown[] = new Array(steps.length);
+export function encodeBatchSteps(steps: readonly BatchStep[]): { values?: unknown[]; writes?: Buffer; errors: unknown[]; retry: number[] } {
   const errors: unknown[] = [];
   const retry: number[] = [];
+  let pairs = steps.length > 0;
+  for (const step of steps) {
+    if ('value' in step && !isWriteResultPair(step.value)) {
+      pairs = false;
+      break;
+    }
+  }
+  if (pairs) {
+    const writes = Buffer.alloc(steps.length * WRITE_RESULT_BYTES);
+    steps.forEach((step, i) => {
+      if ('retry' in step) retry.push(i);
+      else if ('error' in step) errors.push(i, step.error.code, step.error.message);
+      else {
+        const [gen, ttl] = step.value as [number, number];
+        writes.writeDoubleLE(gen, i * WRITE_RESULT_BYTES);
+        writes.writeDoubleLE(ttl, i * WRITE_RESULT_BYTES + 8);
+      }
+    });
+    return { writes, errors, retry };
+  }
+  const values: unknown[] = new Array(steps.length);
   steps.forEach((step, i) => {
     if ('retry' in step) retry.push(i);
     else if ('error' in step) errors.push(i, step.error.code, step.error.message);
@@ -148,13 +248,25 @@ export function encodeBatchSteps(steps: readonly BatchStep[]): { values: unknown
   return { values, errors, retry };
 }
 
+/** The values of a batch-response: its `values` list, or its packed `writes` as [generation, ttl] pairs; undefined when neither holds `count`. */
+function replyValues(reply: WireMessage, count: number): unknown[] | undefined {
+  const { values, writes } = reply;
+  if (writes === undefined) return Array.isArray(values) && values.length === count ? values : undefined;
+  if (values !== undefined || !(writes instanceof Uint8Array) || writes.length !== count * WRITE_RESULT_BYTES) return undefined;
+  const bytes = asBuffer(writes);
+  const pairs: unknown[] = new Array(count);
+  for (let i = 0; i < count; i++) pairs[i] = [bytes.readDoubleLE(i * WRITE_RESULT_BYTES), bytes.readDoubleLE(i * WRITE_RESULT_BYTES + 8)];
+  return pairs;
+}
+
 /**
  * The outcomes of a batch-response (untrusted); undefined when it is not one for `count`
  * items. `parseError` reads an error's code and message.
  */
 export function parseBatchSteps(reply: WireMessage, count: number, parseError: (value: unknown) => WireError): BatchStep[] | undefined {
-  const { values, errors, retry } = reply;
-  if (!Array.isArray(values) || values.length !== count || !Array.isArray(errors) || errors.length % 3 !== 0 || !Array.isArray(retry)) return undefined;
+  const { errors, retry } = reply;
+  const values = replyValues(reply, count);
+  if (values === undefined || !Array.isArray(errors) || errors.length % 3 !== 0 || !Array.isArray(retry)) return undefined;
   const steps: BatchStep[] = values.map((value) => ({ value }));
   for (let at = 0; at < errors.length; at += 3) {
     const index = errors[at];

@@ -313,13 +313,14 @@ export class ClusterNode extends EventEmitter {
   /**
    * Executes many single-record operations of namespace `ns` (batchPut, batchGet), each on its
    * partition's master, grouped per master (DataPlane.executeBatch). Resolves to each item's
-   * `{ value }` or `{ error }` in order; `readOnly` for a batch of reads.
+   * `{ value }` or `{ error }` in order; `readOnly` for a batch of reads; `more` appends the
+   * items still being prepared (BatchRouting.executeBatch).
    * @throws ShoalError CLUSTER_ERROR without a local store; NOT_OPEN once stopped.
    */
-  executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean): Promise<BatchItemOutcome[]> {
+  executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean, more?: () => Promise<boolean>): Promise<BatchItemOutcome[]> {
     if (this.dataPlane === undefined) return Promise.reject(new ShoalError(ErrorCode.CLUSTER_ERROR, 'cluster: this node has no local store'));
     if (this.stopped) return Promise.reject(new ShoalError(ErrorCode.NOT_OPEN, 'cluster: node is stopped'));
-    return this.dataPlane.executeBatch(ns, digests, operations, readOnly);
+    return this.dataPlane.executeBatch(ns, digests, operations, readOnly, more);
   }
 
   /**

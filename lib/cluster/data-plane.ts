@@ -189,7 +189,7 @@ export class DataPlane {
    * Executes many single-record operations of one namespace, each on its partition's master
    * (BatchRouting.executeBatch). Resolves to each item's outcome in order; never rejects.
    */
-  executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean): Promise<BatchItemOutcome[]> {
-    return this.batches.executeBatch(ns, digests, operations, readOnly);
+  executeBatch(ns: string, digests: Buffer[], operations: unknown[], readOnly: boolean, more?: () => Promise<boolean>): Promise<BatchItemOutcome[]> {
+    return this.batches.executeBatch(ns, digests, operations, readOnly, more);
   }
 }

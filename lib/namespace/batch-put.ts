@@ -18,7 +18,7 @@
  *
  * Each entry gets its own result or error; one failure never stops the others.
  */
-import { BATCH_PUT_SLOTS_PER_CALL, BATCH_PUT_VARIABLE_BYTES_MIN, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, KEY_MAX_BYTES, SET_NAME_MAX_BYTES } from '../constants';
+import { BATCH_PUT_SLOTS_PER_CALL, BATCH_PUT_VARIABLE_BYTES_MIN, INDEX_ENTRY_BYTES, INDEX_SIDE_ENTRY_BYTES, KEY_MAX_BYTES, PAYLOAD_HEADER_BYTES, SET_NAME_MAX_BYTES } from '../constants';
 import type { Clock } from '../clock';
 import { ErrorCode, ShoalError } from '../errors';
 import { BINS_NEED_CHECK } from '../model/bin-encoder';
@@ -54,7 +54,7 @@ import {
 import type { NamespaceConfig } from './config';
 import { RECORD_FLAG_PAYLOAD_KEY } from '../storage/format';
 import type { WriteGate } from '../storage/write-gate';
-import type { BatchEntry, BatchOutcome, BatchPutRequest, BatchResults, MaybePromise, RecordVersion, WriteResult } from './namespace';
+import { ENCODED_BINS, type BatchEntry, type BatchOutcome, type BatchPutRequest, type BatchResults, type MaybePromise, type RecordVersion, type WriteResult } from './namespace';
 import {
   Current,
   WriteOptions,
@@ -193,7 +193,8 @@ export class PutBatch {
     const storeKey = (options?.storeKey ?? storeKeyDefault) && keyType !== 0;
     const payloadAt = at + setLength + keyLength;
     const keyBytes = storeKey ? u8.subarray(at + setLength, payloadAt) : undefined;
-    let payloadLength = encodePayloadChecked(this.buffer, payloadAt, this.maxRecordBytes, entry.bins, keyType, keyBytes);
+    const encoded = entry[ENCODED_BINS];
+    let payloadLength = encoded === undefined ? encodePayloadChecked(this.buffer, payloadAt, this.maxRecordBytes, entry.bins, keyType, keyBytes) : this.copyPayload(encoded, payloadAt, keyType, keyBytes);
     let perRecord = false;
     if (payloadLength < 0) {
       const error = binsError(entry.bins, position);
@@ -220,6 +221,68 @@ export class PutBatch {
     this.positions[index] = position;
     this.perRecord[index] = perRecord ? 1 : 0;
     return undefined;
+  }
+
+  /**
+   * Adds a replicated record version (batch-apply.ts) as a digest-addressed slot: its digest,
+   * set name and payload as they came (checked by the cluster), at `position` in the caller's
+   * list. The caller checks hasRoom() first and that the payload is at most maxRecordBytes.
+   * @throws ShoalError INVALID_ARGUMENT for a set name the namespace cannot hold (nothing added).
+   */
+  addVersion(digest: Uint8Array, set: string, payload: Uint8Array, position: number): void {
+    const slot = this.count * BATCH_SLOT_BYTES;
+    const u8 = this.u8;
+    const at = this.variableEnd;
+    let setLength = 0;
+    if (set.length > 0) {
+      if (set !== this.lastSet) {
+        this.lastSetBytes = encodeSetName(set);
+        this.lastSet = set;
+      }
+      const setBytes = this.lastSetBytes;
+      setLength = setBytes.length;
+      for (let i = 0; i < setLength; i++) u8[at + i] = setBytes[i]!;
+    }
+    // A digest is 20 bytes (the cluster checked it; a longer one would run into the slot's fields).
+    if (digest.length !== 20) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, 'a record version digest is not 20 bytes');
+    u8.set(digest, slot + BATCH_DIGEST);
+    u8.set(payload, at + setLength);
+    u8[slot + BATCH_KEY_TYPE] = 0;
+    u8[slot + BATCH_SET_LENGTH] = setLength;
+    u8[slot + BATCH_KEY_LENGTH] = 0;
+    u8[slot + BATCH_KEY_LENGTH + 1] = 0;
+    this.setU32(slot + BATCH_VARIABLE_OFFSET, at);
+    this.setU32(slot + BATCH_PAYLOAD_LENGTH, payload.length);
+    this.setU32(slot + BATCH_RECORD_FLAGS, payload[1] !== 0 ? RECORD_FLAG_PAYLOAD_KEY : 0);
+    this.setU32(slot + BATCH_ACTION, BATCH_SKIP);
+    this.setU32(slot + BATCH_DONE, 0);
+    this.variableEnd = (at + setLength + payload.length + 7) & ~7;
+    const index = this.count++;
+    this.sets[index] = set.length === 0 ? undefined : set;
+    this.positions[index] = position;
+    this.perRecord[index] = 0;
+  }
+
+  /**
+   * Writes a payload whose bins came encoded (BatchEntry[ENCODED_BINS], checked by the cluster:
+   * format 1, no top-level nil) at `payloadAt`, with the key when it is stored: the bytes
+   * encodePayloadChecked would write for those bins. Returns its length, or -1 when it
+   * exceeds maxRecordBytes.
+   */
+  private copyPayload(encoded: Buffer, payloadAt: number, keyType: number, keyBytes: Uint8Array | undefined): number {
+    const keyLength = keyBytes === undefined ? 0 : keyBytes.length;
+    const binsLength = encoded.length - PAYLOAD_HEADER_BYTES;
+    const length = PAYLOAD_HEADER_BYTES + keyLength + binsLength;
+    if (length > this.maxRecordBytes) return -1;
+    const u8 = this.u8;
+    // The key sits just before the payload in the batch buffer (add): copy it in first.
+    if (keyBytes !== undefined) u8.copyWithin(payloadAt + PAYLOAD_HEADER_BYTES, payloadAt - keyLength, payloadAt);
+    u8[payloadAt] = encoded[0]!;
+    u8[payloadAt + 1] = keyBytes === undefined ? 0 : keyType;
+    u8[payloadAt + 2] = keyLength & 0xff;
+    u8[payloadAt + 3] = keyLength >>> 8;
+    encoded.copy(this.buffer, payloadAt + PAYLOAD_HEADER_BYTES + keyLength, PAYLOAD_HEADER_BYTES);
+    return length;
   }
 
   /**
@@ -265,7 +328,8 @@ export class PutBatch {
  * Calls run one after another, in call order (they also share the batch buffer).
  */
 export class BatchWriter {
-  private readonly batch: PutBatch;
+  /** The batch buffer; a replica's version batches (batch-apply.ts) share it, under the same gate. */
+  readonly batch: PutBatch;
 
   constructor(
     private readonly host: BatchHost,

@@ -86,11 +86,21 @@ export interface RecordVersion {
 
 export type MaybePromise<T> = T | Promise<T>;
 
+/**
+ * The key of a batch entry's bins already encoded: a keyless payload of format 1
+ * (docs/record-payload.md) whose bytes were checked by payloadWellFormed
+ * (lib/model/payload-check.ts). Cluster mode sets it on the puts a peer sent as payload bytes;
+ * the batch path then copies them instead of encoding `bins` (which it reads only for the
+ * per-record path). A symbol, so no caller's object can carry it by accident or on purpose.
+ */
+export const ENCODED_BINS: unique symbol = Symbol('shoal.encodedBins');
+
 /** A batchPut entry as the caller gave it. */
 export interface BatchEntry {
   key: Key;
   bins: Bins;
   opts?: WriteOptions;
+  [ENCODED_BINS]?: Buffer;
 }
 
 /**
@@ -155,6 +165,8 @@ export interface Namespace {
   readVersion(digest: Buffer): MaybePromise<RecordVersion | undefined>;
   /** Stores a version if it wins over the local copy by the conflict rule; returns whether it did. */
   applyVersion(version: RecordVersion): MaybePromise<boolean>;
+  /** applyVersion for many versions at once (a replicated batch): whether each won. */
+  applyVersions(versions: readonly RecordVersion[]): Promise<boolean[]>;
   /** Every local record version of one partition. */
   partitionVersions(partitionId: number): AsyncIterable<RecordVersion>;
   /** Removes every local record of one partition (after it has moved away). */

@@ -33,6 +33,7 @@ import {
 import type { TruncateCut } from '../model/truncate-cuts';
 import type { WriteGate } from '../storage/write-gate';
 import { BatchWriter } from './batch-put';
+import { type ApplyHost, applyVersions } from './batch-apply';
 import type { NamespaceConfig } from './config';
 import { compareVersions, tieWins } from './conflict';
 import { type Filter, type FilterSource, requireFilter } from './filter';
@@ -171,7 +172,11 @@ export class RecordCore implements Namespace {
 
   putMany(request: BatchPutRequest, results: BatchResults): Promise<void> {
     this.checkOpen();
-    this.batches ??= new BatchWriter(
+    return this.batchWriter().putMany(request, results);
+  }
+
+  private batchWriter(): BatchWriter {
+    return (this.batches ??= new BatchWriter(
       {
         config: this.config,
         clock: this.clock,
@@ -184,8 +189,7 @@ export class RecordCore implements Namespace {
       },
       this.index,
       this.config.maxRecordBytes,
-    );
-    return this.batches.putMany(request, results);
+    ));
   }
 
   remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean> {
@@ -415,13 +419,33 @@ export class RecordCore implements Namespace {
 
   applyVersion(version: RecordVersion): MaybePromise<boolean> {
     this.checkOpen();
-    return this.gate.run(() => {
-      if (this.locks.size > 0) {
-        const lockKey = version.digest.toString('latin1', 0, 20);
-        if (this.locks.has(lockKey)) return this.locks.run(lockKey, async () => this.applyNow(version));
-      }
-      return this.applyNow(version);
+    return this.gate.run(() => this.applyPastGate(version));
+  }
+
+  /** A replica's batch of versions through the batch path's native calls (batch-apply.ts). */
+  applyVersions(versions: readonly RecordVersion[]): Promise<boolean[]> {
+    this.checkOpen();
+    const host: ApplyHost = (this.applyHost ??= {
+      config: this.config,
+      setIdFor: (set) => this.records.sets.idFor(set),
+      busy: (batch, at) => this.locks.size > 0 && this.locks.has(batch.toString('latin1', at, at + 20)),
+      admits: (growthBytes) => this.store.admits(growthBytes),
+      store: (batch) => this.store.writeBatch(batch),
+      apply: (version) => this.applyPastGate(version),
+      gate: this.gate,
     });
+    return applyVersions(host, this.index, this.batchWriter().batch, versions);
+  }
+
+  private applyHost: ApplyHost | undefined;
+
+  /** applyVersion once the write gate let it pass (or a batch holding the gate runs it). */
+  private applyPastGate(version: RecordVersion): MaybePromise<boolean> {
+    if (this.locks.size > 0) {
+      const lockKey = version.digest.toString('latin1', 0, 20);
+      if (this.locks.has(lockKey)) return this.locks.run(lockKey, async () => this.applyNow(version));
+    }
+    return this.applyNow(version);
   }
 
   private applyNow(version: RecordVersion): MaybePromise<boolean> {
