@@ -91,6 +91,14 @@ export const HIGH_WATER_MEMORY_PCT_DEFAULT = 90;
 export const STOP_WRITES_PCT_DEFAULT = 95;
 /** Entries removed by one eviction or expiry step, so no step blocks the event loop long. */
 export const EVICTION_BATCH_MAX = 256;
+/**
+ * Memory namespaces with evict policy 'ttl': choosing the soonest-expiring records walks the
+ * whole index, so one walk evicts at least this fraction of the records (as Aerospike's
+ * evict-tenths-pct, whose default is 5, i.e. 0.5 %), and that walk serves the writes of many
+ * puts instead of one. At most MEMORY_TTL_EVICTION_BATCH_MAX a walk.
+ */
+export const MEMORY_TTL_EVICTION_FRACTION = 0.005;
+export const MEMORY_TTL_EVICTION_BATCH_MAX = 65_536;
 export const EXPIRY_SWEEP_SLOTS_PER_STEP = 16_384;
 export const EXPIRY_SWEEP_INTERVAL_MS_DEFAULT = 1_000;
 /** Scan: records fetched from the index per native call. */

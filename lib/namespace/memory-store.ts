@@ -9,7 +9,7 @@
  * without a lock: at once, or, while a batchPut of several native calls holds the write gate,
  * once the batch is done (writes keep their call order: lib/storage/write-gate.ts).
  */
-import { EVICTION_BATCH_MAX, EXPIRY_SWEEP_SLOTS_PER_STEP } from '../constants';
+import { EVICTION_BATCH_MAX, EXPIRY_SWEEP_SLOTS_PER_STEP, MEMORY_TTL_EVICTION_BATCH_MAX, MEMORY_TTL_EVICTION_FRACTION } from '../constants';
 import { ErrorCode, ShoalError, fromNativeError } from '../errors';
 import { type Clock, nowSecondsOf, wallClock } from '../clock';
 import { addon } from '../native/addon';
@@ -235,9 +235,11 @@ export class MemoryStore implements RecordStore {
     const target = this.memoryUsedBytes() - bytes;
     for (let rounds = 0; rounds < 4 && this.memoryUsedBytes() > target && records.objects > 0; rounds++) {
       const average = Math.max(1, this.memoryUsedBytes() / records.objects);
-      const wanted = Math.min(EVICTION_BATCH_MAX, Math.max(1, Math.ceil((this.memoryUsedBytes() - target) / average)));
+      const needed = Math.max(1, Math.ceil((this.memoryUsedBytes() - target) / average));
       const removed =
-        this.config.evictPolicy === 'lru' ? records.index.evictLru(0, wanted) : records.index.evictSoonestExpiring(0, wanted, nowSecondsOf(records.clock));
+        this.config.evictPolicy === 'lru'
+          ? records.index.evictLru(0, Math.min(EVICTION_BATCH_MAX, needed))
+          : records.index.evictSoonestExpiring(0, ttlEvictionCount(needed, records.objects), nowSecondsOf(records.clock));
       if (removed === 0) return;
       this.bulkRemoved(removed);
       records.evicted += removed;
@@ -327,4 +329,9 @@ export class MemoryStore implements RecordStore {
       addon().unlockFile(this.lockFd);
     }
   }
+}
+
+/** Records one walk of 'ttl' eviction removes: what is needed, and at least a share of all (MEMORY_TTL_EVICTION_FRACTION). */
+function ttlEvictionCount(needed: number, objects: number): number {
+  return Math.min(MEMORY_TTL_EVICTION_BATCH_MAX, Math.max(needed, Math.ceil(objects * MEMORY_TTL_EVICTION_FRACTION)));
 }
