@@ -167,16 +167,7 @@ export class PutBatch {
     let setLength = 0;
     let written = 0;
     try {
-      if (set.length > 0) {
-        if (set !== this.lastSet) {
-          this.lastSetBytes = encodeSetName(set);
-          this.lastSet = set;
-        }
-        // A byte loop: set names are at most 63 bytes, and TypedArray#set costs more than that.
-        const setBytes = this.lastSetBytes;
-        setLength = setBytes.length;
-        for (let i = 0; i < setLength; i++) u8[at + i] = setBytes[i]!;
-      }
+      if (set.length > 0) setLength = this.writeSetName(set, at);
       const value = key.key;
       if (value === undefined || value === null) u8.set(key.digest!, slot + BATCH_DIGEST);
       else written = writeKeyValue(u8, this.buffer, at + setLength, value);
@@ -223,6 +214,19 @@ export class PutBatch {
     return undefined;
   }
 
+  /** Writes the set name's bytes at `at` in the variable area; returns their length. */
+  private writeSetName(set: string, at: number): number {
+    if (set !== this.lastSet) {
+      this.lastSetBytes = encodeSetName(set);
+      this.lastSet = set;
+    }
+    // A byte loop: set names are at most 63 bytes, and TypedArray#set costs more than that.
+    const setBytes = this.lastSetBytes;
+    const u8 = this.u8;
+    for (let i = 0; i < setBytes.length; i++) u8[at + i] = setBytes[i]!;
+    return setBytes.length;
+  }
+
   /**
    * Adds a replicated record version (batch-apply.ts) as a digest-addressed slot: its digest,
    * set name and payload as they came (checked by the cluster), at `position` in the caller's
@@ -234,15 +238,7 @@ export class PutBatch {
     const u8 = this.u8;
     const at = this.variableEnd;
     let setLength = 0;
-    if (set.length > 0) {
-      if (set !== this.lastSet) {
-        this.lastSetBytes = encodeSetName(set);
-        this.lastSet = set;
-      }
-      const setBytes = this.lastSetBytes;
-      setLength = setBytes.length;
-      for (let i = 0; i < setLength; i++) u8[at + i] = setBytes[i]!;
-    }
+    if (set.length > 0) setLength = this.writeSetName(set, at);
     // A digest is 20 bytes (the cluster checked it; a longer one would run into the slot's fields).
     if (digest.length !== 20) throw new ShoalError(ErrorCode.INVALID_ARGUMENT, 'a record version digest is not 20 bytes');
     u8.set(digest, slot + BATCH_DIGEST);
