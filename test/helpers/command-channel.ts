@@ -29,11 +29,15 @@ export class CommandChannel {
     private readonly name: string,
     onReady: (address: string) => void,
   ) {
-    child.on('exit', () => {
+    const exited = (): void => {
       this.closed = true;
       for (const resolve of this.waiting.values()) resolve({ id: -1, ok: false, code: 'CHILD_EXITED', message: `${name} exited` });
       this.waiting.clear();
-    });
+    };
+    child.on('exit', exited);
+    // A command written after a kill and before the exit event gets EPIPE on the child's stdin:
+    // the child is gone, as on exit (unhandled, the error would fail the whole run).
+    child.stdin!.on('error', exited);
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       let message: Reply & { event?: string; address?: string };
       try {
