@@ -535,11 +535,7 @@ Napi::Value PrimaryIndexWrap::WriteImage(const Napi::CallbackInfo& info) {
   uint64_t offset = ArgCount(info, 1, usage + ": offset");
   uint64_t delay = ArgCount(info, 2, usage + ": pieceDelayUs");
   if (fd > 0x7FFFFFFF || delay > 1000000) throw Napi::RangeError::New(env, "shoal: PrimaryIndex." + usage + ": fd or pieceDelayUs out of range");
-  if (!index_->is_open()) {
-    Napi::Error error = Napi::Error::New(env, "shoal: the primary index is not open");
-    error.Set("code", Napi::String::New(env, "NOT_OPEN"));
-    throw error;
-  }
+  OpenIndex(env);
   if (index_->with_data()) ThrowImageType(env, "writeImage(): an index with data has no image");
   if (index_->image_copy() != nullptr) ThrowImageType(env, "writeImage(): an image is being written already");
   std::shared_ptr<ImageCopy> copy = index_->BeginImageCopy(static_cast<int>(fd), offset, static_cast<uint32_t>(delay));
@@ -580,11 +576,7 @@ Napi::Value PrimaryIndexWrap::LoadImageFile(const Napi::CallbackInfo& info) {
   if (kept.ElementLength() < devices * stride || live.ElementLength() < devices * stride) {
     throw Napi::RangeError::New(env, "shoal: PrimaryIndex." + usage + ": kept and live must hold devices * stride elements");
   }
-  if (!index_->is_open()) {
-    Napi::Error error = Napi::Error::New(env, "shoal: the primary index is not open");
-    error.Set("code", Napi::String::New(env, "NOT_OPEN"));
-    throw error;
-  }
+  OpenIndex(env);
   if (index_->with_data()) ThrowImageType(env, "loadImageFile(): an index with data has no image");
   auto* worker = new ImageLoadWorker(env, info.This().As<Napi::Object>(), index_.get());
   worker->fd = static_cast<int>(fd);

@@ -40,25 +40,15 @@ import {
   FLAG_HAS_KEY,
 } from '../native/exchange';
 import type { WriteGate } from '../storage/write-gate';
-import type { PutBatch } from './batch-put';
+import type { BatchHost, PutBatch } from './batch-put';
 import type { NamespaceConfig } from './config';
 import { compareVersions } from './conflict';
 import type { MaybePromise, RecordVersion } from './namespace';
 
-/** What a namespace lends the version applier. */
-export interface ApplyHost {
-  readonly config: NamespaceConfig;
-  /** The set id of a set (assigning one on first use). */
-  setIdFor(set: string | undefined): number;
-  /** Whether an operation in flight holds the record whose digest is at batch[at, at + 20). */
-  busy(batch: Buffer, at: number): boolean;
-  /** Whether the writes may grow memory by `growthBytes` without eviction. */
-  admits(growthBytes: number): boolean;
-  /** Stores every slot whose action is BATCH_WRITE_INDEX (as for batchPut: BatchHost.store). */
-  store(batch: PutBatch): Promise<ShoalError | undefined> | undefined;
+/** What a namespace lends the version applier: batchPut's host (BatchHost), with applyVersion's body for the per-record path. */
+export interface ApplyHost extends Pick<BatchHost, 'config' | 'setIdFor' | 'busy' | 'admits' | 'store' | 'gate'> {
   /** The per-record path: applyVersion's body, past the write gate (the applier holds it). */
   apply(version: RecordVersion): MaybePromise<boolean>;
-  readonly gate: WriteGate;
 }
 
 /** PutBatch.perRecord's mark of a slot decided to be written here (0: stale, 1: the per-record path). */

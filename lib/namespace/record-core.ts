@@ -32,7 +32,7 @@ import {
 } from '../native/exchange';
 import type { TruncateCut } from '../model/truncate-cuts';
 import type { WriteGate } from '../storage/write-gate';
-import { BatchWriter } from './batch-put';
+import { type BatchHost, BatchWriter } from './batch-put';
 import { type ApplyHost, applyVersions } from './batch-apply';
 import type { NamespaceConfig } from './config';
 import { compareVersions, tieWins } from './conflict';
@@ -176,21 +176,25 @@ export class RecordCore implements Namespace {
   }
 
   private batchWriter(): BatchWriter {
-    return (this.batches ??= new BatchWriter(
-      {
-        config: this.config,
-        clock: this.clock,
-        setIdFor: (set) => this.records.sets.idFor(set),
-        busy: (batch, at) => this.locks.size > 0 && this.locks.has(batch.toString('latin1', at, at + 20)),
-        admits: (growthBytes) => this.store.admits(growthBytes),
-        store: (batch) => this.store.writeBatch(batch),
-        put: (key, bins, options) => this.putNow(key, bins, options),
-        gate: this.gate,
-      },
-      this.index,
-      this.config.maxRecordBytes,
-    ));
+    return (this.batches ??= new BatchWriter(this.batchHost(), this.index, this.config.maxRecordBytes));
   }
+
+  /** What the batch paths (batchPut's writer and the replica's version applier) reach of this core. */
+  private batchHost(): BatchHost & ApplyHost {
+    return (this.batchHostOnce ??= {
+      config: this.config,
+      clock: this.clock,
+      setIdFor: (set) => this.records.sets.idFor(set),
+      busy: (batch, at) => this.locks.size > 0 && this.locks.has(batch.toString('latin1', at, at + 20)),
+      admits: (growthBytes) => this.store.admits(growthBytes),
+      store: (batch) => this.store.writeBatch(batch),
+      put: (key, bins, options) => this.putNow(key, bins, options),
+      apply: (version) => this.applyPastGate(version),
+      gate: this.gate,
+    });
+  }
+
+  private batchHostOnce: (BatchHost & ApplyHost) | undefined;
 
   remove(key: Key, options: RemoveOptions | undefined): MaybePromise<boolean> {
     this.checkOpen();
@@ -425,19 +429,8 @@ export class RecordCore implements Namespace {
   /** A replica's batch of versions through the batch path's native calls (batch-apply.ts). */
   applyVersions(versions: readonly RecordVersion[]): Promise<boolean[]> {
     this.checkOpen();
-    const host: ApplyHost = (this.applyHost ??= {
-      config: this.config,
-      setIdFor: (set) => this.records.sets.idFor(set),
-      busy: (batch, at) => this.locks.size > 0 && this.locks.has(batch.toString('latin1', at, at + 20)),
-      admits: (growthBytes) => this.store.admits(growthBytes),
-      store: (batch) => this.store.writeBatch(batch),
-      apply: (version) => this.applyPastGate(version),
-      gate: this.gate,
-    });
-    return applyVersions(host, this.index, this.batchWriter().batch, versions);
+    return applyVersions(this.batchHost(), this.index, this.batchWriter().batch, versions);
   }
-
-  private applyHost: ApplyHost | undefined;
 
   /** applyVersion once the write gate let it pass (or a batch holding the gate runs it). */
   private applyPastGate(version: RecordVersion): MaybePromise<boolean> {
