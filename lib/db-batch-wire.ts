@@ -22,7 +22,7 @@ import type { Bins } from './model/bins';
 import { checkBins, decodePayloadBins, encodePayload, encodePayloadChecked } from './model/bins';
 import { BINS_NEED_CHECK } from './model/bin-encoder';
 import { payloadWellFormed } from './model/payload-check';
-import { KEY_LENGTH_SHIFT, KEY_TYPE_MASK, decodeKeyValue, encodeSetName, writeKeyValue } from './model/key';
+import { KEY_LENGTH_SHIFT, KEY_TYPE_MASK, decodeKeyValueAt, encodeSetName, writeKeyValue } from './model/key';
 import { KEY_TYPE_BYTES, KEY_TYPE_INTEGER, KEY_TYPE_STRING } from './native/exchange';
 import type { Key, KeyValue } from './model/key';
 import { ENCODED_BINS, type WriteResult } from './namespace/namespace';
@@ -191,7 +191,7 @@ export function decodePutItem(item: Uint8Array, ns: string): { method: 'put'; ke
   const knownType = keyType === KEY_TYPE_STRING || keyType === KEY_TYPE_BYTES || (keyType === KEY_TYPE_INTEGER && keyLength === 8);
   if (!knownType || keyLength > KEY_MAX_BYTES) throw invalidArgument('malformed cluster batch item: a bad key type or length');
   need(at, end, keyLength, 'key');
-  const keyValue = decodeKeyValue(keyType, bytes.subarray(at, at + keyLength));
+  const keyValue = decodeKeyValueAt(keyType, bytes, at, keyLength);
   at += keyLength;
   need(at, end, PAYLOAD_HEADER_BYTES, 'payload');
   if (bytes[at + 1] !== 0 || bytes.readUInt16LE(at + 2) !== 0) throw invalidArgument('malformed cluster batch item: its payload carries a key');

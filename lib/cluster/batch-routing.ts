@@ -14,6 +14,7 @@ import {
   FORWARD_RETRY_DELAY_MS,
   FORWARD_RETRY_MAX_DELAY_MS,
   MAX_FORWARD_ATTEMPTS,
+  PARTITION_COUNT,
 } from './constants';
 import type { BatchItemOutcome, LocalResult, WireError } from './local-store';
 import type { WireMessage } from './network';
@@ -217,37 +218,46 @@ export class BatchRouting {
    * in batches per replica. An item whose replication timed out is in doubt (TIMEOUT).
    */
   private async executeBatchAsMaster(ns: string, digests: Buffer[], operations: unknown[], deadline: number): Promise<BatchStep[]> {
-    const steps: (BatchStep | undefined)[] = new Array(digests.length);
-    const partitions = digests.map(partitionOf);
+    const count = digests.length;
+    const steps: (BatchStep | undefined)[] = new Array(count);
+    const partitions = new Uint16Array(count);
     const key = this.plane.view.clusterKey;
     const merging: number[] = [];
-    partitions.forEach((partition, i) => {
-      if (!this.plane.serves([partition])) steps[i] = { retry: true };
+    for (let i = 0; i < count; i++) {
+      const partition = partitionOf(digests[i]!);
+      partitions[i] = partition;
+      if (!this.plane.servesPartition(partition)) steps[i] = { retry: true };
       else if (this.plane.awaitingMerges.get(partition)?.size) merging.push(i);
-    });
-    await Promise.all(
-      merging.map(async (i) => {
-        const blocked = await this.duplicates.resolveDuplicates(ns, [partitions[i]!], digests[i], deadline);
-        if (blocked === undefined) return;
-        steps[i] = blocked.retry === 'not-master' ? { retry: true } : { error: blocked.error ?? { code: ErrorCode.TIMEOUT, message: timeoutMessage(partitions[i]!, true, false) } };
-      }),
-    );
+    }
     const run: number[] = [];
-    for (let i = 0; i < digests.length; i++) {
-      if (steps[i] !== undefined) continue;
-      if (this.plane.view.clusterKey !== key || !this.plane.serves([partitions[i]!])) steps[i] = { retry: true };
-      else run.push(i);
+    if (merging.length === 0) {
+      // Nothing awaited since the check above: what it found still holds.
+      for (let i = 0; i < count; i++) if (steps[i] === undefined) run.push(i);
+    } else {
+      await Promise.all(
+        merging.map(async (i) => {
+          const blocked = await this.duplicates.resolveDuplicates(ns, [partitions[i]!], digests[i], deadline);
+          if (blocked === undefined) return;
+          steps[i] = blocked.retry === 'not-master' ? { retry: true } : { error: blocked.error ?? { code: ErrorCode.TIMEOUT, message: timeoutMessage(partitions[i]!, true, false) } };
+        }),
+      );
+      for (let i = 0; i < count; i++) {
+        if (steps[i] !== undefined) continue;
+        if (this.plane.view.clusterKey !== key || !this.plane.servesPartition(partitions[i]!)) steps[i] = { retry: true };
+        else run.push(i);
+      }
     }
     if (run.length > 0) await this.runBatch(ns, run, digests, operations, partitions, deadline, steps);
     return steps as BatchStep[];
   }
 
   /** Runs the items `run` of a batch on the store and replicates what they wrote. */
-  private async runBatch(ns: string, run: number[], digests: Buffer[], operations: unknown[], partitions: number[], deadline: number, steps: (BatchStep | undefined)[]): Promise<void> {
+  private async runBatch(ns: string, run: number[], digests: Buffer[], operations: unknown[], partitions: Uint16Array, deadline: number, steps: (BatchStep | undefined)[]): Promise<void> {
     const plans = this.plane.plans!;
     const key = this.plane.view.clusterKey;
     this.plane.counters.executedAsMaster += run.length;
-    for (const i of run) this.plane.beginInFlight(partitions[i]!);
+    const inFlight = countByPartition(run, partitions);
+    for (let k = 0; k < inFlight.length; k += 2) this.plane.beginInFlight(inFlight[k]!, inFlight[k + 1]!);
     try {
       let results: (LocalResult | { error: WireError })[];
       this.plane.beginExecute();
@@ -258,11 +268,12 @@ export class BatchRouting {
       }
       // Per replica, the versions to send and the items waiting for them.
       const byTarget = new Map<string, ReplicationBatch[]>();
-      results.forEach((result, k) => {
+      for (let k = 0; k < results.length; k++) {
+        const result = results[k]!;
         const i = run[k]!;
         if ('error' in result) {
           steps[i] = { error: result.error };
-          return;
+          continue;
         }
         steps[i] = { value: result.value };
         for (const { version } of result.writes) {
@@ -272,7 +283,7 @@ export class BatchRouting {
             if (target !== this.plane.options.nodeId) addToReplicationBatch(byTarget, target, version, i);
           }
         }
-      });
+      }
       await Promise.all(
         [...byTarget].flatMap(([target, batches]) =>
           batches.map(async ({ versions, items }) => {
@@ -289,7 +300,7 @@ export class BatchRouting {
         ),
       );
     } finally {
-      for (const i of run) this.plane.endInFlight(partitions[i]!);
+      for (let k = 0; k < inFlight.length; k += 2) this.plane.endInFlight(inFlight[k]!, inFlight[k + 1]!);
     }
   }
 
@@ -312,6 +323,20 @@ export class BatchRouting {
       ),
     );
   }
+}
+
+/** Items per partition, counted in a scratch array (synchronously: no call shares it across an await). */
+const itemsOfPartition = new Uint32Array(PARTITION_COUNT);
+
+/** The partitions of the items `run` with their item counts, as flat (partition, count) pairs. */
+function countByPartition(run: readonly number[], partitions: Uint16Array): number[] {
+  const pairs: number[] = [];
+  for (const i of run) if (itemsOfPartition[partitions[i]!]++ === 0) pairs.push(partitions[i]!, 0);
+  for (let k = 0; k < pairs.length; k += 2) {
+    pairs[k + 1] = itemsOfPartition[pairs[k]!]!;
+    itemsOfPartition[pairs[k]!] = 0;
+  }
+  return pairs;
 }
 
 /** Batch messages waiting for a sender, in the order they filled; senders take them one at a time. */

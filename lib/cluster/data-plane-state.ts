@@ -136,15 +136,21 @@ export class DataPlaneState {
 
   /** Whether this node serves every one of `partitions` now (acting master, not handing off). */
   serves(partitions: readonly number[]): boolean {
-    return partitions.every((p) => this.actingMaster(p) === this.options.nodeId && !this.handingOff.has(p));
+    return partitions.every((p) => this.servesPartition(p));
   }
 
-  beginInFlight(partition: number): void {
-    this.replicating.set(partition, (this.replicating.get(partition) ?? 0) + 1);
+  /** serves([partition]) without the array (a batch asks once per item). */
+  servesPartition(partition: number): boolean {
+    return this.actingMaster(partition) === this.options.nodeId && !this.handingOff.has(partition);
   }
 
-  endInFlight(partition: number): void {
-    const left = this.replicating.get(partition)! - 1;
+  /** `count` writes of the partition begin (a batch counts its items of a partition together). */
+  beginInFlight(partition: number, count = 1): void {
+    this.replicating.set(partition, (this.replicating.get(partition) ?? 0) + count);
+  }
+
+  endInFlight(partition: number, count = 1): void {
+    const left = this.replicating.get(partition)! - count;
     if (left > 0) {
       this.replicating.set(partition, left);
       return;

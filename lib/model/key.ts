@@ -187,16 +187,36 @@ export function keyBytesFromExchange(exchange: Exchange): { type: number; bytes:
 
 /** Decodes a stored user key from its type byte and bytes. */
 export function decodeKeyValue(type: number, bytes: Uint8Array): KeyValue {
+  return decodeKeyValueAt(type, bytes, 0, bytes.length);
+}
+
+/** 2^32, and the high word's range of an integer key that is a safe JS number (|value| < 2^53). */
+const TWO_TO_32 = 4294967296;
+const SAFE_HIGH_MAX = 0x1fffff;
+const SAFE_HIGH_MIN = -0x200000;
+
+/**
+ * decodeKeyValue of bytes[at, at + length), without a view of them: an integer key is read as
+ * two 32-bit words (a BigInt only when it is not a safe integer), so decoding a batch of keys
+ * allocates nothing for them.
+ */
+export function decodeKeyValueAt(type: number, bytes: Uint8Array, at: number, length: number): KeyValue {
+  if (type === KEY_TYPE_INTEGER && length === 8) {
+    const high = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) | 0;
+    const low = ((bytes[at + 4]! << 24) | (bytes[at + 5]! << 16) | (bytes[at + 6]! << 8) | bytes[at + 7]!) >>> 0;
+    // -2^53 (high SAFE_HIGH_MIN, low 0) is the one value of these words that is not safe.
+    if (high <= SAFE_HIGH_MAX && high >= SAFE_HIGH_MIN && (high !== SAFE_HIGH_MIN || low !== 0)) return high * TWO_TO_32 + low;
+  }
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset + at, length);
   switch (type) {
     case KEY_TYPE_STRING:
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
+      return view.toString('utf8');
     case KEY_TYPE_INTEGER: {
-      const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
       const value = view.readBigInt64BE(0);
       return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
     }
     default:
-      return Buffer.from(bytes);
+      return Buffer.from(view);
   }
 }
 
