@@ -3,7 +3,7 @@
  * { id, op: 'state' | 'batchPut' | 'objects' | 'load' | 'lag' | 'close', ... } -> { id, ok, value | error }.
  * Also the Shoal side of the cluster throughput bench (bench/cluster-throughput.ts): `load`.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay } from 'node:perf_hooks';
 import { open, type Db } from '../lib/index';
 
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -11,6 +11,16 @@ const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 const ENTRIES_PER_SLICE = 5_000;
 loopDelay.enable();
 let cpuMark = process.cpuUsage();
+/** Garbage collections since the last `lag`: young-generation (scavenge) and the others, and their time. */
+const collections = { young: 0, other: 0, ms: 0 };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+    if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) collections.young++;
+    else collections.other++;
+    collections.ms += entry.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 /**
  * `inFlight` workers issuing puts or gets of random keys below `keys` for `durationMs`.
@@ -60,8 +70,9 @@ async function main(): Promise<void> {
         // processes on a shared machine do not inflate, as they do wall-clock rates.
         const cpu = process.cpuUsage(cpuMark);
         cpuMark = process.cpuUsage();
-        value = { maxMs: loopDelay.max / 1e6, cpuMs: (cpu.user + cpu.system) / 1000 };
+        value = { maxMs: loopDelay.max / 1e6, cpuMs: (cpu.user + cpu.system) / 1000, gc: { ...collections } };
         loopDelay.reset();
+        collections.young = collections.other = collections.ms = 0;
       } else if (command.op === 'batchPut') {
         const from = command.from!;
         // Built in slices, yielding between them: the longest event-loop delay this process

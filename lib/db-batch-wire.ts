@@ -27,6 +27,7 @@ import { KEY_TYPE_BYTES, KEY_TYPE_INTEGER, KEY_TYPE_STRING } from './native/exch
 import type { Key, KeyValue } from './model/key';
 import { ENCODED_BINS, type WriteResult } from './namespace/namespace';
 import type { WriteOptions } from './namespace/semantics';
+import { bytesEqual } from './cluster/batch-wire';
 
 /** First byte of a binary put item: no msgpack value a call is encoded as starts a Buffer with it. */
 export const PUT_ITEM_TAG = 0xb1;
@@ -238,7 +239,7 @@ let lastSetBytes = Buffer.alloc(0);
 
 /** The set name in bytes[at, at + length), checked to be UTF-8. */
 function setNameAt(bytes: Buffer, at: number, length: number): string {
-  if (length === lastSetBytes.length && bytes.compare(lastSetBytes, 0, length, at, at + length) === 0) return lastSetName;
+  if (length === lastSetBytes.length && bytesEqual(lastSetBytes, 0, bytes, at, length)) return lastSetName;
   const set = bytes.toString('utf8', at, at + length);
   if (Buffer.byteLength(set) !== length) throw invalidArgument('malformed cluster batch item: a set name that is not UTF-8');
   lastSetName = set;

@@ -22,6 +22,7 @@ import { checkFilter } from './namespace/filter';
 import { payloadWellFormed } from './model/payload-check';
 import { PayloadPut, PutItemEncoder, decodePutItem, isPutItem, writeResultToWire } from './db-batch-wire';
 import { checkOptionNames } from './option-names';
+import { bytesEqual } from './cluster/batch-wire';
 
 const READ_OPTION_NAMES: ReadonlySet<string> = new Set(['bins', 'filter']);
 const SCAN_OPTION_NAMES: ReadonlySet<string> = new Set(['partitions', 'filter']);
@@ -339,7 +340,7 @@ export class DbLocalStore implements LocalStore {
       return;
     }
     checked.forEach((i, k) => {
-      if (computed.compare(digests[i]!, 0, 20, k * 20, k * 20 + 20) !== 0) results[i] = { error: wireError(invalidArgument("malformed cluster request: the key's digest is not the request's")) };
+      if (!bytesEqual(computed, k * 20, digests[i]!, 0, 20)) results[i] = { error: wireError(invalidArgument("malformed cluster request: the key's digest is not the request's")) };
     });
   }
 
@@ -537,12 +538,25 @@ export class BatchGroups {
       });
       return;
     }
-    keys.forEach((key, k) => this.push(key.ns, digests.subarray(k * 20, k * 20 + 20), calls[k]!, positions[k]!));
+    // The entries of a batch usually share a namespace: its group is looked up once per run of them.
+    let ns: string | undefined;
+    let group: { digests: Buffer[]; calls: BatchCall[]; positions: number[] } | undefined;
+    for (let k = 0; k < keys.length; k++) {
+      if (keys[k]!.ns !== ns || group === undefined) group = this.groupOf((ns = keys[k]!.ns));
+      group.digests.push(digests.subarray(k * 20, k * 20 + 20));
+      group.calls.push(calls[k]!);
+      group.positions.push(positions[k]!);
+    }
+  }
+
+  private groupOf(ns: string): { digests: Buffer[]; calls: BatchCall[]; positions: number[] } {
+    let group = this.byNamespace.get(ns);
+    if (group === undefined) this.byNamespace.set(ns, (group = { digests: [], calls: [], positions: [] }));
+    return group;
   }
 
   private push(ns: string, digest: Buffer, call: BatchCall, position: number): void {
-    let group = this.byNamespace.get(ns);
-    if (group === undefined) this.byNamespace.set(ns, (group = { digests: [], calls: [], positions: [] }));
+    const group = this.groupOf(ns);
     group.digests.push(digest);
     group.calls.push(call);
     group.positions.push(position);

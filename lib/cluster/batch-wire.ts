@@ -40,7 +40,7 @@ export function packVersions(versions: readonly RecordVersion[]): Buffer {
   let at = 4;
   for (let i = 0; i < versions.length; i++) {
     const version = versions[i]!;
-    packed.set(version.digest.subarray(0, DIGEST_BYTES), at);
+    copyDigest(version.digest, packed, at);
     at += DIGEST_BYTES;
     packed.writeUInt32LE(version.gen, at);
     packed.writeUInt32LE(version.voidTime, at + 4);
@@ -94,7 +94,7 @@ export function unpackVersions(value: unknown, maxVersions: number): RecordVersi
     // Versions of a batch usually share a set: the last one's name is reused when the bytes match.
     let setName: string;
     if (setLength === 0) setName = '';
-    else if (lastSetAt >= 0 && bytes.compare(bytes, lastSetAt, lastSetAt + setLength, at, at + setLength) === 0 && bytes[lastSetAt - 1] === setLength) setName = lastSet;
+    else if (lastSetAt >= 0 && bytes[lastSetAt - 1] === setLength && bytesEqual(bytes, lastSetAt, bytes, at, setLength)) setName = lastSet;
     else {
       setName = bytes.toString('utf8', at, at + setLength);
       if (Buffer.byteLength(setName) !== setLength) return 'a record version has a set name that is not UTF-8';
@@ -157,7 +157,7 @@ export function packBatchItems(digests: readonly Uint8Array[], operations: reado
     bytes += 4 + operation.length;
   }
   const packedDigests = Buffer.allocUnsafe(digests.length * DIGEST_BYTES);
-  for (let i = 0; i < digests.length; i++) packedDigests.set(digests[i]!.subarray(0, DIGEST_BYTES), i * DIGEST_BYTES);
+  for (let i = 0; i < digests.length; i++) copyDigest(digests[i]!, packedDigests, i * DIGEST_BYTES);
   const items = Buffer.allocUnsafe(bytes);
   let at = 0;
   for (const operation of operations as Uint8Array[]) {
@@ -195,6 +195,21 @@ export function unpackBatchItems(packedDigests: unknown, packedItems: unknown, m
   }
   if (at !== itemBytes.length) return 'a packed batch request has bytes past its last item';
   return { digests, operations };
+}
+
+/**
+ * Whether a[aAt, aAt + length) and b[bAt, bAt + length) hold the same bytes. A loop: for the
+ * short runs a batch compares per item (set names, digests) it costs less than Buffer#compare,
+ * a call into C++ each time.
+ */
+export function bytesEqual(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a[aAt + i] !== b[bAt + i]) return false;
+  return true;
+}
+
+/** Copies a digest (DIGEST_BYTES: the callers' digests are checked or computed) into target at `at`: a loop, no view of it. */
+function copyDigest(digest: Uint8Array, target: Uint8Array, at: number): void {
+  for (let i = 0; i < DIGEST_BYTES; i++) target[at + i] = digest[i]!;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -248,15 +263,18 @@ export function encodeBatchSteps(steps: readonly BatchStep[]): { values?: unknow
   return { values, errors, retry };
 }
 
-/** The values of a batch-response: its `values` list, or its packed `writes` as [generation, ttl] pairs; undefined when neither holds `count`. */
-function replyValues(reply: WireMessage, count: number): unknown[] | undefined {
+/**
+ * The steps of a batch-response's values, each { value }: its `values` list, or its packed
+ * `writes` as [generation, ttl] pairs; undefined when neither holds `count`.
+ */
+function replySteps(reply: WireMessage, count: number): BatchStep[] | undefined {
   const { values, writes } = reply;
-  if (writes === undefined) return Array.isArray(values) && values.length === count ? values : undefined;
+  if (writes === undefined) return Array.isArray(values) && values.length === count ? values.map((value) => ({ value })) : undefined;
   if (values !== undefined || !(writes instanceof Uint8Array) || writes.length !== count * WRITE_RESULT_BYTES) return undefined;
   const bytes = asBuffer(writes);
-  const pairs: unknown[] = new Array(count);
-  for (let i = 0; i < count; i++) pairs[i] = [bytes.readDoubleLE(i * WRITE_RESULT_BYTES), bytes.readDoubleLE(i * WRITE_RESULT_BYTES + 8)];
-  return pairs;
+  const steps: BatchStep[] = new Array(count);
+  for (let i = 0; i < count; i++) steps[i] = { value: [bytes.readDoubleLE(i * WRITE_RESULT_BYTES), bytes.readDoubleLE(i * WRITE_RESULT_BYTES + 8)] };
+  return steps;
 }
 
 /**
@@ -265,9 +283,9 @@ function replyValues(reply: WireMessage, count: number): unknown[] | undefined {
  */
 export function parseBatchSteps(reply: WireMessage, count: number, parseError: (value: unknown) => WireError): BatchStep[] | undefined {
   const { errors, retry } = reply;
-  const values = replyValues(reply, count);
-  if (values === undefined || !Array.isArray(errors) || errors.length % 3 !== 0 || !Array.isArray(retry)) return undefined;
-  const steps: BatchStep[] = values.map((value) => ({ value }));
+  if (!Array.isArray(errors) || errors.length % 3 !== 0 || !Array.isArray(retry)) return undefined;
+  const steps = replySteps(reply, count);
+  if (steps === undefined) return undefined;
   for (let at = 0; at < errors.length; at += 3) {
     const index = errors[at];
     if (!Number.isInteger(index) || index < 0 || index >= count) return undefined;

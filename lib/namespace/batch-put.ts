@@ -519,14 +519,25 @@ function writtenVersion(batch: PutBatch, i: number): RecordVersion {
   const u8 = batch.u8;
   const payloadAt = batch.u32At(slot + BATCH_VARIABLE_OFFSET) + u8[slot + BATCH_SET_LENGTH]! + (u8[slot + BATCH_KEY_LENGTH]! | (u8[slot + BATCH_KEY_LENGTH + 1]! << 8));
   return {
-    digest: Buffer.from(batch.buffer.subarray(slot + BATCH_DIGEST, slot + BATCH_DIGEST + 20)),
+    digest: copyOut(u8, slot + BATCH_DIGEST, 20),
     gen: batch.u32At(slot + BATCH_GENERATION),
     voidTime: batch.u32At(slot + BATCH_VOID_TIME),
     lastUpdateMs: batch.f64At(slot + BATCH_LAST_UPDATE_MS),
     setName: batch.sets[i] ?? '',
     tombstone: false,
-    payload: Buffer.from(batch.buffer.subarray(payloadAt, payloadAt + batch.u32At(slot + BATCH_PAYLOAD_LENGTH))),
+    payload: copyOut(u8, payloadAt, batch.u32At(slot + BATCH_PAYLOAD_LENGTH)),
   };
+}
+
+/** Bytes up to which copyOut copies in a loop: below it a loop costs less than a view and a call into C++. */
+const COPY_LOOP_BYTES_MAX = 256;
+
+/** A copy of bytes[at, at + length) in a Buffer of its own (from the pool when small). */
+function copyOut(bytes: Uint8Array, at: number, length: number): Buffer {
+  const copy = Buffer.allocUnsafe(length);
+  if (length > COPY_LOOP_BYTES_MAX) copy.set(bytes.subarray(at, at + length));
+  else for (let k = 0; k < length; k++) copy[k] = bytes[at + k]!;
+  return copy;
 }
 
 /** Runs the per-record path for one entry; its error becomes its outcome. */
