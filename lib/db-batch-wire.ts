@@ -258,8 +258,9 @@ export function writeResultToWire(result: WriteResult): unknown {
 }
 
 /**
- * A batch put's result from the cluster (writeResultToWire's pair, or a WriteResult from a
- * node that sends maps); a value of neither shape is returned as it is.
+ * A batch put's result from the cluster: writeResultToWire's pair (this node's own share), or
+ * a { gen, ttl } already (packed writes as parseBatchSteps reads them, or a node that sends
+ * maps), returned as it is, as is a value of neither shape.
  */
 export function writeResultFromWire(value: unknown): unknown {
   if (!Array.isArray(value) || value.length !== 2 || typeof value[0] !== 'number' || typeof value[1] !== 'number') return value;

@@ -307,6 +307,9 @@ export class DbLocalStore implements LocalStore {
     this.checkBatchDigests(calls, digests, results);
     const puts: Extract<RecordCall, { method: 'put' }>[] = [];
     const putItems: number[] = [];
+    // Whether an item runs on its own (a promise in results): a batch of puts has none, and
+    // needs no promise per item to collect.
+    let single = false;
     calls.forEach((call, i) => {
       if (call === undefined || results[i] !== undefined) return;
       // Filtered puts take the per-record path, where the filter meets the record.
@@ -314,11 +317,12 @@ export class DbLocalStore implements LocalStore {
         puts.push(call);
         putItems.push(i);
       } else {
+        single = true;
         results[i] = this.executeCall(ns, digests[i]!, call).catch((error: unknown) => ({ error: wireError(error) }));
       }
     });
     if (puts.length > 0) await this.putBatch(ns, puts, putItems, digests, results);
-    return Promise.all(results);
+    return single ? Promise.all(results) : (results as (LocalResult | { error: WireError })[]);
   }
 
   /** Items whose key does not hash to the digest they came with get an error. */

@@ -175,7 +175,8 @@ describe('packed batch responses', () => {
     const encoded = encodeBatchSteps(steps);
     expect(encoded.values).toBeUndefined();
     expect(encoded.writes!.length).toBe(4 * 16);
-    expect(parseBatchSteps({ type: 'batch-response', ...encoded }, 4, parseError)).toEqual(steps);
+    // Read back as the { gen, ttl } a put resolves to.
+    expect(parseBatchSteps({ type: 'batch-response', ...encoded }, 4, parseError)).toEqual([{ value: { gen: 1, ttl: 100 } }, steps[1], steps[2], { value: { gen: 2 ** 32 - 1, ttl: -1 } }]);
     const records: BatchStep[] = [{ value: { bins: { v: 1 } } }, { value: undefined }];
     const listed = encodeBatchSteps(records);
     expect(listed.writes).toBeUndefined();
@@ -189,6 +190,6 @@ describe('packed batch responses', () => {
     expect(reply({ writes: Buffer.concat([encoded.writes!, Buffer.alloc(16)]) })).toBeUndefined();
     expect(reply({ writes: 'bytes' })).toBeUndefined();
     expect(reply({ writes: encoded.writes, values: [1, 2] })).toBeUndefined();
-    expect(reply({ writes: encoded.writes })).toEqual([{ value: [1, 0] }, { value: [2, 0] }]);
+    expect(reply({ writes: encoded.writes })).toEqual([{ value: { gen: 1, ttl: 0 } }, { value: { gen: 2, ttl: 0 } }]);
   });
 });

@@ -150,7 +150,7 @@ describe('forwarded requests are checked as the public API checks its arguments'
     for (let at = 0; at < errors.length; at += 3) failed.set(errors[at] as number, errors[at + 1] as string);
     expect([...failed]).toEqual([[1, 'INVALID_ARGUMENT'], [2, 'INVALID_ARGUMENT'], [3, 'INVALID_ARGUMENT'], [4, 'INVALID_ARGUMENT']]);
     // Put results come packed (f64 generation, f64 ttl per item).
-    expect(parseBatchSteps(reply, 5, (error) => error as never)![0]).toEqual({ value: [1, expect.any(Number)] });
+    expect(parseBatchSteps(reply, 5, (error) => error as never)![0]).toEqual({ value: { gen: 1, ttl: expect.any(Number) } });
     const record = await a.get(keys[0]!);
     expect(record?.bins).toEqual({ v: 0 });
     expect(record?.ttl).toBeGreaterThan(90);
@@ -176,7 +176,7 @@ describe('forwarded requests are checked as the public API checks its arguments'
     for (const key of keys) expect(await a.get(key)).toBeUndefined();
     const reply = await ask('a', { type: 'batch-request', ns: 'test', packedDigests: packed.digests, packedItems: packed.items });
     const steps = parseBatchSteps(reply, 3, (error) => error as never)!;
-    expect(steps[0]).toEqual({ value: [1, expect.any(Number)] });
+    expect(steps[0]).toEqual({ value: { gen: 1, ttl: expect.any(Number) } });
     expect(steps.slice(1).map((step) => ('error' in step ? step.error.code : step))).toEqual(['INVALID_ARGUMENT', 'INVALID_ARGUMENT']);
     expect((await a.get(keys[0]!))?.bins).toEqual({ v: 0 });
     for (const key of keys.slice(1)) expect(await a.get(key)).toBeUndefined();

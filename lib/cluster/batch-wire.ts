@@ -229,7 +229,8 @@ function isWriteResultPair(value: unknown): value is [number, number] {
  * exceptions: `errors` as flat (index, code, message) triples and `retry` as item indexes.
  * When every value is a put's [generation, ttl], they travel instead as `writes`, one Buffer
  * of WRITE_RESULT_BYTES per item (f64 generation, f64 ttl, little-endian; zeros for an item
- * that failed or is retried), not a msgpack list of pairs.
+ * that failed or is retried), not a msgpack list of pairs; parseBatchSteps reads them as
+ * { gen, ttl } objects.
  */
 export function encodeBatchSteps(steps: readonly BatchStep[]): { values?: unknown[]; writes?: Buffer; errors: unknown[]; retry: number[] } {
   const errors: unknown[] = [];
@@ -265,7 +266,8 @@ export function encodeBatchSteps(steps: readonly BatchStep[]): { values?: unknow
 
 /**
  * The steps of a batch-response's values, each { value }: its `values` list, or its packed
- * `writes` as [generation, ttl] pairs; undefined when neither holds `count`.
+ * `writes`, each as the { gen, ttl } a put resolves to (batchPut's result for the item, made
+ * once here: no pair to convert later); undefined when neither holds `count`.
  */
 function replySteps(reply: WireMessage, count: number): BatchStep[] | undefined {
   const { values, writes } = reply;
@@ -273,7 +275,7 @@ function replySteps(reply: WireMessage, count: number): BatchStep[] | undefined 
   if (values !== undefined || !(writes instanceof Uint8Array) || writes.length !== count * WRITE_RESULT_BYTES) return undefined;
   const bytes = asBuffer(writes);
   const steps: BatchStep[] = new Array(count);
-  for (let i = 0; i < count; i++) steps[i] = { value: [bytes.readDoubleLE(i * WRITE_RESULT_BYTES), bytes.readDoubleLE(i * WRITE_RESULT_BYTES + 8)] };
+  for (let i = 0; i < count; i++) steps[i] = { value: { gen: bytes.readDoubleLE(i * WRITE_RESULT_BYTES), ttl: bytes.readDoubleLE(i * WRITE_RESULT_BYTES + 8) } };
   return steps;
 }
 
