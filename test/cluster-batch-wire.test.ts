@@ -47,6 +47,21 @@ describe('binary put items', () => {
     }
   });
 
+  it('decode integer keys as the int64 they carry: a number when safe, a BigInt otherwise', () => {
+    const encoder = new PutItemEncoder();
+    // The edges of the two 32-bit words and of the safe range, then random 64-bit values.
+    const values: (number | bigint)[] = [0, 1, -1, 2 ** 31, -(2 ** 31) - 1, 2 ** 32 - 1, 2 ** 32, -(2 ** 32), -(2 ** 32) - 1, 2 ** 53 - 1, -(2 ** 53 - 1), 2n ** 53n, -(2n ** 53n), -(2n ** 53n) - 1n, 2n ** 63n - 1n, -(2n ** 63n)];
+    let seed = 12345;
+    const word = () => BigInt((seed = (seed * 1103515245 + 12345) % 2 ** 31) * 2 + (seed & 1));
+    for (let i = 0; i < 2000; i++) values.push(BigInt.asIntN(64, (word() << 32n) | word()), BigInt.asIntN(54, (word() << 32n) | word()));
+    for (const value of values) {
+      const exact = BigInt(value);
+      const expected = exact >= BigInt(Number.MIN_SAFE_INTEGER) && exact <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(exact) : exact;
+      const call = decodePutItem(encoder.encode({ ns: 'n', set: 's', key: value }, { v: 1 }, undefined)!, 'n');
+      expect(call.key.key).toBe(expected);
+    }
+  });
+
   it('leave to the msgpack call what they cannot carry', () => {
     const encoder = new PutItemEncoder();
     expect(encoder.encode({ ns: 'n', digest: Buffer.alloc(20) }, { v: 1 }, undefined)).toBeUndefined();
