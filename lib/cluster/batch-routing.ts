@@ -223,11 +223,13 @@ export class BatchRouting {
     const partitions = new Uint16Array(count);
     const key = this.plane.view.clusterKey;
     const merging: number[] = [];
+    // Usually no partition is merging: then no lookup per item.
+    const awaitingMerges = this.plane.awaitingMerges.size > 0 ? this.plane.awaitingMerges : undefined;
     for (let i = 0; i < count; i++) {
       const partition = partitionOf(digests[i]!);
       partitions[i] = partition;
       if (!this.plane.servesPartition(partition)) steps[i] = { retry: true };
-      else if (this.plane.awaitingMerges.get(partition)?.size) merging.push(i);
+      else if (awaitingMerges?.get(partition)?.size) merging.push(i);
     }
     const run: number[] = [];
     if (merging.length === 0) {
@@ -268,6 +270,7 @@ export class BatchRouting {
       }
       // Per replica, the versions to send and the items waiting for them.
       const byTarget = new Map<string, ReplicationBatch[]>();
+      const self = this.plane.options.nodeId;
       for (let k = 0; k < results.length; k++) {
         const result = results[k]!;
         const i = run[k]!;
@@ -276,11 +279,14 @@ export class BatchRouting {
           continue;
         }
         steps[i] = { value: result.value };
-        for (const { version } of result.writes) {
+        const writes = result.writes;
+        for (let w = 0; w < writes.length; w++) {
+          const version = writes[w]!.version;
           const partition = partitionOf(version.digest);
           setBit(this.plane.receivedSinceSnapshot, partition, true);
-          for (const target of plans[partition].owners) {
-            if (target !== this.plane.options.nodeId) addToReplicationBatch(byTarget, target, version, i);
+          const owners = plans[partition].owners;
+          for (let o = 0; o < owners.length; o++) {
+            if (owners[o] !== self) addToReplicationBatch(byTarget, owners[o]!, version, i);
           }
         }
       }
