@@ -8,6 +8,13 @@
 /** Wall-clock milliseconds as this node sees them. */
 export interface Clock {
   nowMs(): number;
+  /**
+   * Takes in the last-update time of a write stamped here. A write is stamped past the clock
+   * when its record was written in the same millisecond (last-update times never repeat); a
+   * clock that has this reads at least that from then on, so a cut of "now" (truncate) is past
+   * every write acknowledged before it.
+   */
+  advanceTo?(lastUpdateMs: number): void;
 }
 
 /** Date.now(), read at each call. */

@@ -92,6 +92,11 @@ export interface LocalStore {
    * on); resolves to how many local records it removed once this node's clock is past the cut.
    */
   applyTruncate?(cut: ClusterTruncateCut): Promise<number>;
+  /**
+   * The time a write made here now would be stamped with at least (the hybrid clock), which
+   * can run ahead of the wall clock; a cut of "now" is taken past every member's.
+   */
+  writeClockMs?(): number;
 }
 
 /** A truncate as the cluster carries it: namespace, set (null: every set) and the cut time. */

@@ -409,6 +409,11 @@ export class XdrStore implements LocalStore {
     return removed;
   }
 
+  /** The hybrid clock's now: a write made here now is stamped at least this. */
+  writeClockMs(): number {
+    return this.clock.nowMs();
+  }
+
   readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined> {
     return this.inner.readRecordVersion(ns, digest);
   }
