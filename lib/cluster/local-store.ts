@@ -93,8 +93,8 @@ export interface LocalStore {
    */
   applyTruncate?(cut: ClusterTruncateCut): Promise<number>;
   /**
-   * The time a write made here now would be stamped with at least (the hybrid clock), which
-   * can run ahead of the wall clock; a cut of "now" is taken past every member's.
+   * The later of this node's write clock (the hybrid clock) and every stamp a write here took,
+   * either of which can run ahead of the wall clock; a cut of "now" is taken past every member's.
    */
   writeClockMs?(): number;
 }

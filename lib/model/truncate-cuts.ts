@@ -18,15 +18,15 @@ export interface TruncateCut {
 /**
  * The cut of a truncate called now with `before` (a Date or Unix ms, as the caller gave it).
  * The default is past every write acknowledged before the call: the end of this millisecond,
- * or later where the write clock runs ahead of the wall clock (a record rewritten within a
- * millisecond is stamped a millisecond on: lib/clock.ts).
+ * or later where a stamp ran ahead of the wall clock (a record rewritten within a millisecond
+ * is stamped a millisecond on; versions from peers move the hybrid clock: lib/clock.ts).
  * @throws TypeError for a `before` that is neither; ShoalError INVALID_ARGUMENT for one not
  *   finite or in the future (its cut is durable, and a cold start would remove the writes made
  *   until then: Aerospike refuses a future truncate time too).
  */
 export function truncateCutOf(before: unknown, clock: Clock): number {
   const nowMs = Date.now();
-  if (before === undefined) return Math.max(nowMs, clock.nowMs()) + 1;
+  if (before === undefined) return Math.max(nowMs, clock.latestMs?.() ?? clock.nowMs()) + 1;
   const beforeMs = before instanceof Date ? before.getTime() : before;
   if (typeof beforeMs !== 'number') throw new TypeError('opts.before must be a Date or a Unix time in ms');
   if (!Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');

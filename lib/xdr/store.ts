@@ -409,9 +409,9 @@ export class XdrStore implements LocalStore {
     return removed;
   }
 
-  /** The hybrid clock's now: a write made here now is stamped at least this. */
+  /** The hybrid clock's now, or a later stamp a write here took: a cut past it removes every write made here before. */
   writeClockMs(): number {
-    return this.clock.nowMs();
+    return this.clock.latestMs();
   }
 
   readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined> {
