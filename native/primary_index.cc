@@ -448,7 +448,7 @@ uint32_t PrimaryIndex::Upsert(const uint8_t* digest, const EntryFields& fields, 
     if (side->handle != 0) {
       FillPrevious(id, previous);
       if (arena_->RewriteInPlace(side->handle, data, data_bytes)) {
-        WriteFields(EntryAt(id), fields);
+        UpdateFields(id, fields);
         Touch(id);
         return id;
       }
@@ -466,7 +466,7 @@ uint32_t PrimaryIndex::Upsert(const uint8_t* digest, const EntryFields& fields, 
       if (side->handle != 0) arena_->Free(side->handle);
       side->handle = handle;
     }
-    WriteFields(EntryAt(id), fields);
+    UpdateFields(id, fields);
     Touch(id);
     return id;
   }

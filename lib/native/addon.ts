@@ -115,10 +115,12 @@ export interface NativePrimaryIndex {
    * crash"), written to the open file `fd` at `offset` by a worker thread while the index stays
    * in use; its structure is the index's at this call. Resolves to the CRC-32C of every piece
    * (u32 little-endian), the image's bytes and its piece count. `pieceDelayUs` (tests) slows
-   * the worker down. @throws TypeError with data or with an image under way; rejects with
-   * IO_ERROR when a write fails or the index closes first.
+   * the worker down: it sleeps that long after each piece, or, with `pauseAtBytes`, after
+   * copying that many bytes of each piece (an in-place update never lands in that gap).
+   * @throws TypeError with data or with an image under way; rejects with IO_ERROR when a
+   * write fails or the index closes first.
    */
-  writeImage(fd: number, offset: number, pieceDelayUs: number): Promise<{ crcs: Buffer; bytes: number; pieces: number }>;
+  writeImage(fd: number, offset: number, pieceDelayUs: number, pauseAtBytes?: number): Promise<{ crcs: Buffer; bytes: number; pieces: number }>;
   /** The image being written: [pieces written, pieces], or null. */
   imageProgress(): [number, number] | null;
   /**
