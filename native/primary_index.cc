@@ -238,7 +238,7 @@ void PrimaryIndex::Close(bool drop) {
   side_.Unmap();
   header_segment_.Unmap();
   header_ = nullptr;
-  if (drop && shared_) MemorySegment::UnlinkAll(base_name_);
+  if (drop && shared_) MemorySegment::UnlinkAllFreeingLater(base_name_);  // the pages are freed off this thread
 }
 
 uint8_t* PrimaryIndex::meta() const { return header_segment_.data() + kHeaderAreaBytes; }

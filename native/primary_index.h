@@ -168,7 +168,8 @@ class PrimaryIndex {
   // 0 created, 1 attached, -1 segments exist but are incompatible (left untouched).
   // attach=false (or private memory) always creates afresh. Throws NativeError.
   int Open(bool attach);
-  // Unmaps; with drop, unlinks every segment of the base name. Idempotent.
+  // Unmaps; with drop, unlinks every segment of the base name (their pages are freed on a
+  // background thread). Idempotent.
   void Close(bool drop);
   bool is_open() const { return header_ != nullptr; }
   bool with_data() const { return with_data_; }
