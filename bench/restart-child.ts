@@ -25,6 +25,7 @@ const ROUNDS = Number(process.env.BENCH_RESTART_ROUNDS ?? 11);
 interface Store {
   checkpointNow(): Promise<boolean>;
   stats(): { lastCheckpointMs: number; lastCheckpointCaptureMs: number };
+  checkpoints: { stats: { lastJsPieces: number; lastJsWaits: number; lastJsWaitMaxMs: number } };
 }
 
 async function main(): Promise<void> {
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(report)}\n`);
     process.kill(process.pid, 'SIGKILL');
   } else if (mode === 'writes') {
-    const rounds: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number; maxLoopDelayMs: number; p99LoopDelayMs: number }[] = [];
+    const rounds: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number; maxLoopDelayMs: number; p99LoopDelayMs: number; jsWaits?: number; jsWaitMaxMs?: number; jsPieces?: number }[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const checkpoint = round % 2 === 1;
       const delay = monitorEventLoopDelay({ resolution: 5 });
@@ -80,7 +81,8 @@ async function main(): Promise<void> {
       if (taken !== undefined) await taken;
       const putsPerSecond = written / ((performance.now() - begin) / 1000);
       delay.disable();
-      rounds.push({ checkpoint, putsPerSecond, checkpointMs: checkpoint ? store.stats().lastCheckpointMs : undefined, maxLoopDelayMs: delay.max / 1e6, p99LoopDelayMs: delay.percentile(99) / 1e6 });
+      const image = checkpoint ? store.checkpoints.stats : undefined;
+      rounds.push({ checkpoint, putsPerSecond, checkpointMs: checkpoint ? store.stats().lastCheckpointMs : undefined, maxLoopDelayMs: delay.max / 1e6, p99LoopDelayMs: delay.percentile(99) / 1e6, jsWaits: image?.lastJsWaits, jsWaitMaxMs: image?.lastJsWaitMaxMs, jsPieces: image?.lastJsPieces });
     }
     report.rounds = rounds;
     report.deviceFreePct = db.stats().namespaces.bench!.deviceFreePct;

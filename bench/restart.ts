@@ -61,7 +61,7 @@ interface ChildReport {
   recovery?: { blocksReplayed: number; recordsReplayed: number; staleEntries: number; fileBytes: number; ms: number; phases: Record<string, number> };
   checkpointMs?: number;
   checkpointCaptureMs?: number;
-  rounds?: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number; maxLoopDelayMs: number; p99LoopDelayMs: number }[];
+  rounds?: { checkpoint: boolean; putsPerSecond: number; checkpointMs?: number; maxLoopDelayMs: number; p99LoopDelayMs: number; jsWaits?: number; jsWaitMaxMs?: number; jsPieces?: number }[];
   deviceFreePct?: number;
 }
 
@@ -145,6 +145,8 @@ export async function runRestartBench(): Promise<boolean> {
     process.stdout.write(`  checkpoint cost per round against its two neighbours: ${paired.map(percent).join(', ')} (median ${percent(sorted[Math.floor(sorted.length / 2)] ?? 0)}); the means of all rounds: ${percent(1 - mean(withCheckpoint) / mean(without))}; device ${writes.deviceFreePct}% free after the rounds\n`);
     const delays = (withOne: boolean) => rounds.filter((round) => round.checkpoint === withOne).map((round) => `${round.maxLoopDelayMs.toFixed(0)}/${round.p99LoopDelayMs.toFixed(0)}`).join(', ');
     process.stdout.write(`  event-loop delay per round, longest/p99 (ms; the loop yields after each batch of 256): without a checkpoint ${delays(false)}; with one ${delays(true)}\n`);
+    const waits = rounds.filter((round) => round.checkpoint).map((round) => `${round.jsWaits} (longest ${round.jsWaitMaxMs?.toFixed(2)} ms, ${round.jsPieces} pieces written)`);
+    process.stdout.write(`  the JS thread's waits for the image worker's copy of a piece, per checkpoint: ${waits.join(', ')}\n`);
     process.stdout.write(`  index in /dev/shm: ${(indexBytes / (1 << 20)).toFixed(1)} MiB = ${perRecord.toFixed(1)} bytes per record; load ${load()}\n`);
     const ratio = (report: ChildReport) => report.startMs / cold.startMs;
     const warmMet = warm.startMode === 'warm' && warm.startMs < 1000;

@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <system_error>
@@ -168,6 +169,12 @@ class ImageCopy {
   std::atomic<bool> abandon{false};
   std::atomic<bool> finished{false};
   std::atomic<uint64_t> done{0};
+  // The JS thread's side (only it touches these): how often it waited for the worker's copy
+  // of a piece, the longest and the total wait, and the pieces it wrote itself.
+  uint64_t js_waits = 0;
+  uint64_t js_wait_max_ns = 0;
+  uint64_t js_wait_total_ns = 0;
+  uint64_t js_pieces = 0;
 
   // The worker's side: every piece still pending, in order, then fdatasync.
   void Run() {
@@ -212,6 +219,7 @@ class ImageCopy {
   // `write` (see Take). No file write here: the piece is copied later, whole, with the update.
   template <typename Write>
   void UpdateFields(uint64_t piece, Write write) {
+    WaitTimer timer(this);
     for (uint32_t spins = 0;; ++spins) {
       uint8_t state = states[piece].load(std::memory_order_acquire);
       if (state == kDone) {
@@ -223,16 +231,19 @@ class ImageCopy {
         states[piece].store(kPending, std::memory_order_release);
         return;
       }
+      timer.Waiting();
       Pause(spins);  // the worker is copying it
     }
   }
 
   // The JS thread's side, before a structural write to `piece`.
   void Claim(uint64_t piece) {
+    WaitTimer timer(this);
     for (uint32_t spins = 0;; ++spins) {
       uint8_t state = states[piece].load(std::memory_order_acquire);
       if (state == kDone) return;
       if (state == kPending && states[piece].compare_exchange_strong(state, kJs, std::memory_order_acq_rel)) {
+        js_pieces += 1;
         const Piece& at = pieces[piece];
         crcs[piece] = Crc32c(at.memory, at.bytes, 0);
         Fail(WriteAll(fd, at.memory, at.bytes, at.file_offset), "write");
@@ -240,6 +251,7 @@ class ImageCopy {
         states[piece].store(kDone, std::memory_order_release);
         return;
       }
+      timer.Waiting();
       Pause(spins);  // the worker is copying it
     }
   }
@@ -250,6 +262,28 @@ class ImageCopy {
   }
 
  private:
+  // Times one wait of the JS thread for the worker, from its first Waiting() to its end.
+  class WaitTimer {
+   public:
+    explicit WaitTimer(ImageCopy* copy) : copy_(copy) {}
+    void Waiting() {
+      if (!waiting_) started_ = std::chrono::steady_clock::now();
+      waiting_ = true;
+    }
+    ~WaitTimer() {
+      if (!waiting_) return;
+      uint64_t ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started_).count());
+      copy_->js_waits += 1;
+      copy_->js_wait_total_ns += ns;
+      copy_->js_wait_max_ns = std::max(copy_->js_wait_max_ns, ns);
+    }
+
+   private:
+    ImageCopy* copy_;
+    bool waiting_ = false;
+    std::chrono::steady_clock::time_point started_;
+  };
+
   // The worker takes piece `at` for its copy: true, or false when the JS thread took it
   // (kJs, kDone). While the JS thread updates fields in it (kJsFields), waits.
   bool Take(size_t at) {
@@ -539,6 +573,10 @@ class ImageWriteWorker : public Napi::AsyncWorker {
     result.Set("crcs", crcs);
     result.Set("bytes", Napi::Number::New(env, static_cast<double>(copy_->bytes)));
     result.Set("pieces", Napi::Number::New(env, static_cast<double>(copy_->pieces.size())));
+    result.Set("jsPieces", Napi::Number::New(env, static_cast<double>(copy_->js_pieces)));
+    result.Set("jsWaits", Napi::Number::New(env, static_cast<double>(copy_->js_waits)));
+    result.Set("jsWaitMaxUs", Napi::Number::New(env, static_cast<double>(copy_->js_wait_max_ns) / 1000));
+    result.Set("jsWaitTotalUs", Napi::Number::New(env, static_cast<double>(copy_->js_wait_total_ns) / 1000));
     deferred_.Resolve(result);
   }
   void OnError(const Napi::Error& error) override {

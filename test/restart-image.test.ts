@@ -170,7 +170,7 @@ describe('the sliced index image', () => {
     for (let i = 0; i < pieces * 1024; i++) source.put(digest(i), 1, 2); // digest i has entry id i + 1
     const hammered = Array.from({ length: pieces }, (_, piece) => piece * 1024 + slot - 1);
     const handle = await fs.promises.open(file, 'w');
-    let written: { crcs: Buffer; bytes: number; pieces: number };
+    let written: Awaited<ReturnType<NativePrimaryIndex['writeImage']>>;
     let generation = 1;
     try {
       let done = false;
@@ -184,6 +184,9 @@ describe('the sliced index image', () => {
       await handle.close();
     }
     expect(generation, 'updates made during the copy').toBeGreaterThan(10 * pieces);
+    expect(written.jsWaits, 'updates that waited for the copy of their piece').toBeGreaterThan(0);
+    expect(written.jsWaitMaxUs).toBeGreaterThan(1000); // a wait spans the worker's 3 ms pause
+    expect(written.jsPieces).toBe(0); // no structural change: the JS thread wrote no piece itself
     const crcs = new Uint32Array(written.crcs.buffer.slice(written.crcs.byteOffset, written.crcs.byteOffset + written.crcs.length));
     const { target, outcome } = await load(file, crcs, written.bytes);
     expect(outcome.refusal).toBe('');
