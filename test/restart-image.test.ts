@@ -30,8 +30,8 @@ afterAll(() => {
 class Index {
   readonly exchange = new Exchange(1 << 16);
   readonly index: NativePrimaryIndex;
-  constructor() {
-    this.index = new native.PrimaryIndex({ name: `/shoal-image-${process.pid}-${crypto.randomBytes(4).toString('hex')}`, shared: false, exchange: this.exchange.buffer, withData: false });
+  constructor(shared = false) {
+    this.index = new native.PrimaryIndex({ name: `/shoal-image-${process.pid}-${crypto.randomBytes(4).toString('hex')}`, shared, exchange: this.exchange.buffer, withData: false });
     this.index.open(false);
     indexes.push(this.index);
   }
@@ -59,8 +59,8 @@ function digest(i: number): Buffer {
   return crypto.createHash('sha1').update(`key-${i}`).digest();
 }
 
-async function load(file: string, crcs: Uint32Array, bytes: number): Promise<{ target: Index; outcome: Awaited<ReturnType<NativePrimaryIndex['loadImageFile']>>; live: Float64Array }> {
-  const target = new Index();
+async function load(file: string, crcs: Uint32Array, bytes: number, shared = false): Promise<{ target: Index; outcome: Awaited<ReturnType<NativePrimaryIndex['loadImageFile']>>; live: Float64Array }> {
+  const target = new Index(shared);
   const kept = new Uint8Array(BLOCKS).fill(1);
   kept[STALE_BLOCK] = 0;
   const live = new Float64Array(BLOCKS);
@@ -196,6 +196,32 @@ describe('the sliced index image', () => {
       if (entry.low !== locationLow(16 * (entry.generation % 1000), 128)) torn.push(`key ${i}: generation ${entry.generation}, location low ${entry.low}`);
     }
     expect(torn, 'entries copied half-updated').toEqual([]);
+  }, 60_000);
+
+  it('loads into shared memory across segment stages (written through the segment files) exactly what it holds', async () => {
+    // 200,000 entries span entry stages 0-1 (64 Ki, 128 Ki) and more than one bucket stage:
+    // a run of pieces must never cross from one stage's file into the next.
+    const dir = tempDir('shoal-image-');
+    const file = path.join(dir, 'image');
+    const source = new Index();
+    const count = 200_000;
+    for (let i = 0; i < count; i++) source.put(digest(i), 1 + (i % 7), i % 8);
+    for (let i = 0; i < count; i += 5) source.remove(digest(i)); // free slots inside the image
+    const handle = await fs.promises.open(file, 'w');
+    const written = await source.index.writeImage(handle.fd, OFFSET, 0).finally(() => handle.close());
+    const crcs = new Uint32Array(written.crcs.buffer.slice(written.crcs.byteOffset, written.crcs.byteOffset + written.crcs.length));
+    const { target, outcome } = await load(file, crcs, written.bytes, true);
+    expect(outcome.refusal).toBe('');
+    expect(target.index.verify()).toBe('');
+    expect(target.index.count()).toBe(source.index.count());
+    for (let i = 0; i < count; i++) {
+      const entry = target.get(digest(i));
+      if (i % 5 === 0) expect(entry, `removed key ${i}`).toBeUndefined();
+      else expect(entry?.generation, `key ${i}`).toBe(1 + (i % 7));
+    }
+    target.put(digest(count), 9, 1); // and it goes on growing
+    expect(target.get(digest(count))?.generation).toBe(9);
+    expect(target.index.verify()).toBe('');
   }, 60_000);
 
   it('refuses a damaged piece and a torn file', async () => {
