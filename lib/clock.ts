@@ -8,6 +8,15 @@
 /** Wall-clock milliseconds as this node sees them. */
 export interface Clock {
   nowMs(): number;
+  /**
+   * Takes in the last-update time of a write stamped here, which is past the clock when its
+   * record was written earlier in the same millisecond (last-update times never repeat).
+   */
+  noteStamp?(lastUpdateMs: number): void;
+  /** The later of now and every stamp noted: a cut of "now" (truncate) past it removes every write made before. */
+  latestMs?(): number;
+  /** Later readings are at least `ms` (a truncate's cut: writes acknowledged after it are stamped past it). */
+  advanceTo?(ms: number): void;
 }
 
 /** Date.now(), read at each call. */
@@ -36,6 +45,12 @@ export const HYBRID_CLOCK_MAX_LEAD_MS = 60_000;
  */
 export class HybridClock implements Clock {
   private lastMs = 0;
+  /**
+   * The latest stamp a write here took. Kept apart from the clock's now: one record rewritten
+   * thousands of times a second runs its own last-update time ahead of the wall clock, and
+   * that must not move every other write's stamp (and every void time) with it.
+   */
+  private latestStampMs = 0;
   /** Versions whose time was further ahead of the physical clock than HYBRID_CLOCK_MAX_LEAD_MS. */
   leadExceeded = 0;
 
@@ -55,6 +70,14 @@ export class HybridClock implements Clock {
    */
   advanceTo(lastUpdateMs: number): void {
     if (lastUpdateMs > this.lastMs) this.lastMs = lastUpdateMs;
+  }
+
+  noteStamp(lastUpdateMs: number): void {
+    if (lastUpdateMs > this.latestStampMs) this.latestStampMs = lastUpdateMs;
+  }
+
+  latestMs(): number {
+    return Math.max(this.nowMs(), this.latestStampMs);
   }
 
   /** Takes in the last-update time of a version received from another node or cluster. */

@@ -4,7 +4,7 @@
  * migrate over this Db's namespaces.
  */
 import { PARTITION_COUNT } from './constants';
-import { DATA_PLANE_SLICE_RECORDS, MAX_TRUNCATE_CLOCK_LEAD_MS } from './cluster/constants';
+import { DATA_PLANE_SLICE_RECORDS, MAX_TRUNCATE_CUT_LEAD_MS } from './cluster/constants';
 import type { BatchItemOutcome, ClusterRequest, ClusterTruncateCut, LocalResult, LocalStore, WireError } from './cluster/local-store';
 import { coveredBy, isTruncated } from './model/truncate-cuts';
 import { ErrorCode, ShoalError, invalidArgument } from './errors';
@@ -418,16 +418,14 @@ export class DbLocalStore implements LocalStore {
     const namespace = this.namespace(cut.ns);
     if (cut.set !== null && (typeof cut.set !== 'string' || cut.set.length === 0)) throw invalidArgument('malformed truncate: set must be a non-empty string or null');
     if (typeof cut.beforeMs !== 'number' || !Number.isFinite(cut.beforeMs)) throw invalidArgument('malformed truncate: beforeMs must be a finite number');
-    // A peer's clock may run a little ahead of this one, but not a cut far in the future: it
-    // would spare this node's writes now and remove them at its next cold start.
-    if (cut.beforeMs > Date.now() + MAX_TRUNCATE_CLOCK_LEAD_MS) throw invalidArgument(`truncate cut ${cut.beforeMs} is more than ${MAX_TRUNCATE_CLOCK_LEAD_MS} ms ahead of this node's clock`);
+    // A cut may be ahead of this node's wall clock by the clock agreement plus a hybrid clock's
+    // lead, not more: the write clock is advanced to the cut, and a cut far in the future
+    // would drag the stamp of every later write here with it.
+    if (cut.beforeMs > Date.now() + MAX_TRUNCATE_CUT_LEAD_MS) throw invalidArgument(`truncate cut ${cut.beforeMs} is more than ${MAX_TRUNCATE_CUT_LEAD_MS} ms ahead of this node's clock`);
     const set = cut.set ?? undefined;
-    const removed = coveredBy(namespace.truncateCuts(), { set, beforeMs: cut.beforeMs }) ? 0 : await namespace.truncate(set, cut.beforeMs);
-    // Writes this node acknowledges from now on must be stamped at or after the cut (bounded:
-    // a clock far behind the cutting node's is a clock-skew problem the docs name).
-    const waitEndMs = Date.now() + MAX_TRUNCATE_CLOCK_LEAD_MS;
-    while (Date.now() < cut.beforeMs && Date.now() < waitEndMs) await new Promise((resolve) => setTimeout(resolve, 1));
-    return removed;
+    // Writes this node acknowledges from now on are stamped at or after the cut: the store
+    // that owns the write clock advances it past the cut (lib/xdr/store.ts truncate).
+    return coveredBy(namespace.truncateCuts(), { set, beforeMs: cut.beforeMs }) ? 0 : await namespace.truncate(set, cut.beforeMs);
   }
 
   partitionCounts(ns: string): ArrayLike<number> {

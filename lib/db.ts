@@ -17,6 +17,8 @@ import {
   checkWriteOptions,
 } from './namespace/semantics';
 import type { DbConfig } from './options';
+import { type Clock, wallClock } from './clock';
+import { truncateCutOf } from './model/truncate-cuts';
 import { Cluster, ClusterNode } from './cluster/index';
 import type { Service } from './service/server';
 import { BatchCall, BatchGroups, RecordCall, batchGetCall, batchOutcome, batchPutCall, checkReadOptions, checkScanOptions, checkPutShape, digestOfKey, forEachSlice, recordRequest, runSliced } from './db-cluster';
@@ -72,6 +74,8 @@ export class Db {
     private readonly metricsState: DbMetrics = new DbMetrics(false),
     /** Cross-cluster shipping (docs/xdr.md): state, waitForShipped, destinations, events; undefined unless cluster mode is on. */
     readonly xdr: Xdr | undefined = undefined,
+    /** The clock the namespaces stamp writes with (lib/clock.ts). */
+    private readonly clock: Clock = wallClock,
   ) {
     this.cluster = clusterNode === undefined ? undefined : new Cluster(clusterNode);
   }
@@ -463,22 +467,17 @@ export class Db {
       if (opts === null || typeof opts !== 'object') throw new TypeError('truncate options must be an object');
       checkOptionNames(opts, TRUNCATE_OPTION_NAMES, 'truncate options');
     }
-    // The default cut is the end of this millisecond, so a record written just before the
-    // call goes too; last-update times have millisecond resolution.
-    const nowMs = Date.now();
-    const before = opts?.before ?? nowMs + 1;
-    const beforeMs = before instanceof Date ? before.getTime() : before;
-    if (typeof beforeMs !== 'number') throw new TypeError('opts.before must be a Date or a Unix time in ms');
-    if (!Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');
-    // A cut in the future would spare the writes made until then now, but the cut is durable
-    // and a cold start would remove them: refused, as Aerospike refuses a future truncate time.
-    if (beforeMs > nowMs + 1) throw invalidArgument('opts.before must not be in the future');
-    // In cluster mode every node applies the cut to its copies (lib/cluster/truncation.ts).
-    const removed = this.cluster === undefined ? await namespace.truncate(set, beforeMs) : await this.clusterNode!.truncate({ ns, set: set ?? null, beforeMs });
+    const beforeMs = truncateCutOf(opts?.before, this.clock);
+    // In cluster mode every node applies the cut to its copies (lib/cluster/truncation.ts),
+    // and a cut of "now" is moved past every member's write clock first.
+    const removed =
+      this.cluster === undefined
+        ? await namespace.truncate(set, beforeMs)
+        : await this.clusterNode!.truncate({ ns, set: set ?? null, beforeMs }, opts?.before === undefined);
     // Every write acknowledged after truncate resolves is stamped at or after the cut, so no
-    // later cold start takes it for a truncated record. (Bounded: a wall clock stepped back
-    // must not hold the caller until it catches up.)
-    for (let waits = 0; waits < 5 && Date.now() < beforeMs; waits++) await new Promise((resolve) => setTimeout(resolve, 1));
+    // later cold start takes it for a truncated record (each cluster member's store advances
+    // its own clock the same way: lib/xdr/store.ts).
+    this.clock.advanceTo?.(beforeMs);
     return removed;
   }
 

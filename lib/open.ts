@@ -89,7 +89,7 @@ export async function open(options: OpenOptionsWithLog): Promise<Db> {
   }
   const metrics = new DbMetrics(options.metrics !== undefined);
   const xdr = cluster === undefined ? undefined : new Xdr({ store, clusterNode: cluster, dataDir: config.dataDir, fileMode: config.fileMode, log }, xdrDestinations);
-  db = new Db(config, namespaces, cluster, metrics, xdr);
+  db = new Db(config, namespaces, cluster, metrics, xdr, clock);
   metrics.instrument(db);
   if (cluster !== undefined) metrics.watchCluster(cluster);
   if (config.service !== undefined) await startService(db, config, namespaces, cluster, log);

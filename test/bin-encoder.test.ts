@@ -1,7 +1,7 @@
 /**
  * The write path's bin encoder (lib/model/bin-encoder.ts) against msgpackr: for random bins of
  * every storable type, at the sizes where MessagePack changes header, the bytes are exactly
- * what the project's Packr writes, msgpackr reads them back to equal values, and a buffer too
+ * what the project's Packr writes (so msgpackr reads them as it reads its own), and a buffer too
  * small gives -1 without a byte written past its end; the checking encoder (batchPut) writes the
  * same bytes and gives up exactly where checkBins would throw. SHOAL_ENCODER_SEED replays a run.
  */
@@ -61,7 +61,7 @@ function randomBins(depth: number, count: number): Bins {
 }
 
 describe(`bin encoder (seed ${seed})`, () => {
-  it('writes exactly what msgpackr writes, and msgpackr reads it back', () => {
+  it('writes exactly what msgpackr writes', () => {
     const target = Buffer.alloc(4 << 20);
     for (let round = 0; round < 400; round++) {
       const bins = randomBins(0, 1 + Math.floor(random() * (round % 50 === 0 ? 20 : 6)));
@@ -71,7 +71,6 @@ describe(`bin encoder (seed ${seed})`, () => {
       const end = encodeBins(target, offset, target.length, bins);
       expect(end - offset).toBe(expected.length);
       expect(target.subarray(offset, end).equals(expected)).toBe(true);
-      expect(packr.unpack(target.subarray(offset, end))).toEqual(packr.unpack(expected));
       const checkedTarget = Buffer.alloc(end + 16);
       expect(encodeBinsChecked(checkedTarget, offset, checkedTarget.length, bins)).toBe(end);
       expect(checkedTarget.subarray(offset, end).equals(expected)).toBe(true);

@@ -95,6 +95,36 @@ describe('truncate in cluster mode', () => {
     for (const db of dbs) expect((await db.get({ ns: 'cache', set: 'kept', key: 'after' }))?.bins).toEqual({ fresh: true });
   }, 60_000);
 
+  it('removes every write acknowledged before the call, even where the hybrid clocks run ahead of the wall clock', async () => {
+    const a = await startNode('tr-h', tempDir(), []);
+    const b = await startNode('tr-i', tempDir(), [a.cluster!.address]);
+    const c = await startNode('tr-j', tempDir(), [a.cluster!.address]);
+    const dbs = [a, b, c];
+    await settled(dbs);
+    // Rewrites of one record within a millisecond are stamped one millisecond apart (last-update
+    // times never repeat), and the master's clock follows them: 3,000 rewrites in one batch put
+    // it seconds ahead of the wall clock. A cut of "now" by the wall clock would spare them.
+    for (const ns of NAMESPACES) {
+      const entries = Array.from({ length: 3_000 }, (_, i) => ({ key: { ns, set: 'hot', key: 'counter' }, bins: { i } }));
+      const results = await a.batchPut(entries);
+      expect(results.every((result) => !(result instanceof Error))).toBe(true);
+      await b.put({ ns, set: 'cold', key: 'x' }, { x: 1 });
+    }
+    for (const ns of NAMESPACES) {
+      expect(await c.truncate(ns)).toBe(4);
+      for (const db of dbs) {
+        expect(await db.get({ ns, set: 'hot', key: 'counter' })).toBeUndefined();
+        expect(await db.get({ ns, set: 'cold', key: 'x' })).toBeUndefined();
+        expect(objects(db, ns)).toBe(0);
+      }
+    }
+    // And every write acknowledged after it resolves is kept, on every node.
+    for (const ns of NAMESPACES) {
+      await a.put({ ns, set: 'hot', key: 'counter' }, { after: true });
+      for (const db of dbs) expect((await db.get({ ns, set: 'hot', key: 'counter' }))?.bins).toEqual({ after: true });
+    }
+  }, 60_000);
+
   it('a node that was away during the truncate neither serves nor migrates back its old copies', async () => {
     const a = await startNode('tr-d', tempDir(), []);
     const b = await startNode('tr-e', tempDir(), [a.cluster!.address]);

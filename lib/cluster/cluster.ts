@@ -325,13 +325,14 @@ export class ClusterNode extends EventEmitter {
 
   /**
    * Truncates a namespace (or one of its sets) on every node: lib/cluster/truncation.ts.
-   * Resolves to the number of copies removed across the nodes.
+   * Resolves to the number of copies removed across the nodes. `coversNow`: the cut is "now",
+   * to be moved past every write the members acknowledged before the call.
    * @throws ShoalError TIMEOUT when a member did not acknowledge in time; CLUSTER_ERROR without a local store.
    */
-  truncate(cut: ClusterTruncateCut): Promise<number> {
+  truncate(cut: ClusterTruncateCut, coversNow = false): Promise<number> {
     if (this.truncation === undefined) return Promise.reject(new ShoalError(ErrorCode.CLUSTER_ERROR, 'cluster: this node has no local store'));
     if (this.stopped) return Promise.reject(new ShoalError(ErrorCode.NOT_OPEN, 'cluster: node is stopped'));
-    return this.truncation.truncate(cut);
+    return this.truncation.truncate(cut, coversNow);
   }
 
   /**

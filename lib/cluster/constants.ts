@@ -3,6 +3,7 @@
  * batch and loop has a named bound). Relations between them are checked at the bottom of this
  * module, at load time, so a bad edit fails immediately instead of at run time.
  */
+import { HYBRID_CLOCK_MAX_LEAD_MS } from '../clock';
 
 /** Wire protocol version this build speaks. Bumped on any incompatible message change. */
 export const PROTOCOL_VERSION_CURRENT = 3;
@@ -203,11 +204,17 @@ export const MAX_HEARTBEAT_CUTS = 256;
 /** Applied truncate cuts remembered with what each removed (so a cut heard twice is applied once). */
 export const MAX_REMEMBERED_CUTS = 64;
 /**
- * How far a peer's truncate cut may be ahead of this node's clock, and how long a node waits
- * for its clock to pass a cut before acknowledging it (ms): the clock agreement a cluster
- * assumes between its nodes (NTP keeps them far closer).
+ * How far nodes' wall clocks may disagree (ms): the clock agreement a cluster assumes between
+ * its nodes (NTP keeps them far closer).
  */
 export const MAX_TRUNCATE_CLOCK_LEAD_MS = 1_000;
+
+/**
+ * How far a truncate cut may be ahead of this node's wall clock (ms): the clock agreement
+ * above plus the lead a hybrid clock may take over its wall clock (lib/clock.ts), since a cut
+ * of "now" is taken past the members' write clocks (lib/cluster/truncation.ts).
+ */
+export const MAX_TRUNCATE_CUT_LEAD_MS = MAX_TRUNCATE_CLOCK_LEAD_MS + HYBRID_CLOCK_MAX_LEAD_MS;
 
 function check(condition: boolean, relation: string): void {
   if (!condition) throw new Error(`cluster constants: broken relation: ${relation}`);

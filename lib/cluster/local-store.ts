@@ -92,6 +92,11 @@ export interface LocalStore {
    * on); resolves to how many local records it removed once this node's clock is past the cut.
    */
   applyTruncate?(cut: ClusterTruncateCut): Promise<number>;
+  /**
+   * The later of this node's write clock (the hybrid clock) and every stamp a write here took,
+   * either of which can run ahead of the wall clock; a cut of "now" is taken past every member's.
+   */
+  writeClockMs?(): number;
 }
 
 /** A truncate as the cluster carries it: namespace, set (null: every set) and the cut time. */

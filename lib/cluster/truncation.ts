@@ -3,7 +3,9 @@
  * but every node's: each applies the cut to all its local copies, masters and replicas alike.
  *
  * - The node that takes the call applies the cut locally, then sends it to every other member
- *   of its view and waits for each to apply it (`truncate` / `truncate-ack`).
+ *   of its view and waits for each to apply it (`truncate` / `truncate-ack`). A cut of "now"
+ *   is first moved past every member's write clock (`truncate-clock` / `truncate-clock-ack`),
+ *   so that it removes every write acknowledged before the call.
  * - A node that missed it (down, on the other side of a split, joining later) learns the cut
  *   from heartbeats, which carry every cut a node has applied, and applies it as soon as it
  *   hears of it, before it has joined a view that would let it serve data.
@@ -15,13 +17,13 @@
  * assumed to agree to within a second (the store refuses a cut further ahead than that).
  */
 import { ErrorCode, ShoalError } from '../errors';
-import { MAX_HEARTBEAT_CUTS, MAX_REMEMBERED_CUTS } from './constants';
+import { MAX_HEARTBEAT_CUTS, MAX_REMEMBERED_CUTS, MAX_TRUNCATE_CUT_LEAD_MS } from './constants';
 import type { ClusterTruncateCut, LocalStore } from './local-store';
 import type { WireMessage } from './network';
 import { PendingCalls } from './pending-calls';
 import type { Runtime } from './seams';
 
-export const TRUNCATE_MESSAGE_TYPES = ['truncate', 'truncate-ack'] as const;
+export const TRUNCATE_MESSAGE_TYPES = ['truncate', 'truncate-ack', 'truncate-clock', 'truncate-clock-ack'] as const;
 
 export interface TruncationOptions {
   nodeId: string;
@@ -51,10 +53,13 @@ export class ClusterTruncation {
   /**
    * Applies `cut` here and on every member of the view. Resolves to the number of local copies
    * removed across the nodes (a record with replicas counts once per copy).
+   * @param coversNow the cut is "now": it must remove every write acknowledged before this
+   *   call, so it is first moved past every member's write clock (coveringCut).
    * @throws ShoalError TIMEOUT when a member did not acknowledge in time (it still gets the cut
    *   through heartbeats); a member's own error; CLUSTER_ERROR without truncate support.
    */
-  async truncate(cut: ClusterTruncateCut): Promise<number> {
+  async truncate(cut: ClusterTruncateCut, coversNow = false): Promise<number> {
+    if (coversNow) cut = { ...cut, beforeMs: await this.coveringCut(cut.beforeMs) };
     let removed = await this.applyLocally(cut);
     const peers = this.options.members().filter((id) => id !== this.options.nodeId);
     const deadline = this.options.runtime.clock.nowMs() + this.options.timeoutMs;
@@ -74,6 +79,31 @@ export class ClusterTruncation {
       );
     }
     return removed;
+  }
+
+  /**
+   * A cut time past every write the members have acknowledged: `beforeMs`, raised past each
+   * member's write clock (`truncate-clock`). Writes are stamped by hybrid clocks, which run
+   * ahead of the wall clock where one record is rewritten within a millisecond or versions
+   * cross between nodes faster than that, so a wall-clock "now" would spare the latest writes.
+   * A member that does not answer in time adds nothing; the broadcast then reports it silent.
+   * A reading further ahead of this node's wall clock than a hybrid clock may run is ignored
+   * (the cut would be refused everywhere).
+   */
+  private async coveringCut(beforeMs: number): Promise<number> {
+    const { store, runtime, nodeId } = this.options;
+    if (store.writeClockMs === undefined) return beforeMs;
+    let cutMs = Math.max(beforeMs, store.writeClockMs() + 1);
+    const peers = this.options.members().filter((id) => id !== nodeId);
+    const deadline = runtime.clock.nowMs() + this.options.timeoutMs;
+    const replies = await Promise.all(peers.map((peer) => this.pending.call(peer, { type: 'truncate-clock' }, deadline)));
+    const limitMs = Date.now() + MAX_TRUNCATE_CUT_LEAD_MS;
+    replies.forEach((reply, i) => {
+      if (reply.type !== 'truncate-clock-ack' || typeof reply.nowMs !== 'number' || !Number.isFinite(reply.nowMs)) return;
+      if (reply.nowMs + 1 > limitMs) runtime.logger.warn(`cluster: node ${peers[i]}'s write clock ${reply.nowMs} is too far ahead of this node's to cut a truncate at; ignored`);
+      else cutMs = Math.max(cutMs, reply.nowMs + 1);
+    });
+    return cutMs;
   }
 
   /** The cuts applied here, compact, for this node's heartbeats. */
@@ -100,8 +130,9 @@ export class ClusterTruncation {
   }
 
   handle(from: string, message: WireMessage): void {
-    if (message.type === 'truncate-ack') this.pending.settle(from, message);
+    if (message.type === 'truncate-ack' || message.type === 'truncate-clock-ack') this.pending.settle(from, message);
     else if (message.type === 'truncate') void this.onTruncate(from, message);
+    else if (message.type === 'truncate-clock') this.options.send(from, { type: 'truncate-clock-ack', id: message.id, nowMs: this.options.store.writeClockMs?.() ?? null });
   }
 
   private async onTruncate(from: string, message: WireMessage): Promise<void> {

@@ -5,12 +5,33 @@
  * truncated record arriving from a peer that missed the truncate is refused instead of
  * resurrected (docs/cluster.md, "Truncate").
  */
+import type { Clock } from '../clock';
+import { invalidArgument } from '../errors';
 
 export interface TruncateCut {
   /** The set; undefined for every set of the namespace. */
   set: string | undefined;
   /** Records last updated before this Unix time (ms) are removed. */
   beforeMs: number;
+}
+
+/**
+ * The cut of a truncate called now with `before` (a Date or Unix ms, as the caller gave it).
+ * The default is past every write acknowledged before the call: the end of this millisecond,
+ * or later where a stamp ran ahead of the wall clock (a record rewritten within a millisecond
+ * is stamped a millisecond on; versions from peers move the hybrid clock: lib/clock.ts).
+ * @throws TypeError for a `before` that is neither; ShoalError INVALID_ARGUMENT for one not
+ *   finite or in the future (its cut is durable, and a cold start would remove the writes made
+ *   until then: Aerospike refuses a future truncate time too).
+ */
+export function truncateCutOf(before: unknown, clock: Clock): number {
+  const nowMs = Date.now();
+  if (before === undefined) return Math.max(nowMs, clock.latestMs?.() ?? clock.nowMs()) + 1;
+  const beforeMs = before instanceof Date ? before.getTime() : before;
+  if (typeof beforeMs !== 'number') throw new TypeError('opts.before must be a Date or a Unix time in ms');
+  if (!Number.isFinite(beforeMs)) throw invalidArgument('opts.before must be a Date or a Unix time in ms');
+  if (beforeMs > nowMs + 1) throw invalidArgument('opts.before must not be in the future');
+  return beforeMs;
 }
 
 /**

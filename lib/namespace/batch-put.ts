@@ -503,7 +503,9 @@ function decide(host: BatchHost, batch: PutBatch, i: number, nowMs: number): num
   batch.setU32(slot + BATCH_VOID_TIME, voidTime);
   batch.setU32(slot + BATCH_SET_ID, setId);
   batch.setU32(slot + BATCH_FLAGS, batch.u32At(slot + BATCH_RECORD_FLAGS) !== 0 ? FLAG_HAS_KEY : 0);
-  batch.setF64(slot + BATCH_LAST_UPDATE_MS, nextLastUpdateMs(before, nowMs));
+  const lastUpdateMs = nextLastUpdateMs(before, nowMs);
+  host.clock.noteStamp?.(lastUpdateMs);
+  batch.setF64(slot + BATCH_LAST_UPDATE_MS, lastUpdateMs);
   batch.setU32(slot + BATCH_LOCATION_LOW, 0);
   batch.setU32(slot + BATCH_LOCATION_HIGH, 0);
   batch.setU32(slot + BATCH_ACTION, BATCH_WRITE_INDEX);

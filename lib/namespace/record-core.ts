@@ -225,6 +225,7 @@ export class RecordCore implements Namespace {
   private touchLoaded(ttl: number | undefined, current: Loaded): MaybePromise<WriteResult> {
     if (!current.exists || (this.store.touchWritesPayload && current.payload === undefined)) throw new ShoalError(ErrorCode.RECORD_NOT_FOUND, 'touch: record not found');
     const next = nextVersion(current, ttl, this.config.defaultTtl, current.nowMs);
+    this.clock.noteStamp?.(next.lastUpdateMs);
     const done = this.store.rewrite(current, next);
     this.countIfAdded();
     return done === undefined ? next.result : done.then(() => next.result);
@@ -255,6 +256,7 @@ export class RecordCore implements Namespace {
     const { length, storeKey } = encodeForWrite(this.exchange, this.config, key, bins, options);
     this.store.makeRoom(length + (current.exists ? -current.dataLength : ENTRY_OVERHEAD_BYTES));
     const next = nextVersion(current, options?.ttl, this.config.defaultTtl, current.nowMs);
+    this.clock.noteStamp?.(next.lastUpdateMs);
     const setId = current.exists ? current.setId : this.records.sets.idFor(key.set);
     const done = this.store.write(setId, next.gen, next.voidTime, storeKey ? FLAG_HAS_KEY : 0, next.lastUpdateMs, length, options?.durable === true);
     this.countIfAdded();

@@ -409,6 +409,11 @@ export class XdrStore implements LocalStore {
     return removed;
   }
 
+  /** The hybrid clock's now, or a later stamp a write here took: a cut past it removes every write made here before. */
+  writeClockMs(): number {
+    return this.clock.latestMs();
+  }
+
   readRecordVersion(ns: string, digest: Buffer): Promise<RecordVersion | undefined> {
     return this.inner.readRecordVersion(ns, digest);
   }
