@@ -397,25 +397,12 @@ std::string PrimaryIndex::LoadImageFile(int fd, uint64_t offset, uint64_t bytes,
   std::vector<Piece> pieces = Pieces(reinterpret_cast<uint8_t*>(&head), head.end_entry_id, head.bucket_count, offset,
                                      [&](int kind, uint32_t start) { return kind == 0 ? entries_.At(start) : buckets_.At(start); });
   uint64_t first_bucket_piece = 1 + (uint64_t{head.end_entry_id} + kEntriesPerPiece - 1) / kEntriesPerPiece;
-  // Where each piece lives in the segments' files (shared memory: the image goes in with
-  // pwrite from a buffer, see below; fd -1 for private memory).
-  struct Place {
-    int fd;
-    uint64_t offset;
-  };
-  std::vector<Place> places(pieces.size(), Place{-1, 0});
-  for (size_t at = 1; at < pieces.size(); ++at) {
-    uint32_t start = static_cast<uint32_t>(at < first_bucket_piece ? (at - 1) * kEntriesPerPiece : (at - first_bucket_piece) * kBucketsPerPiece);
-    places[at].fd = at < first_bucket_piece ? entries_.FileOf(start, &places[at].offset) : buckets_.FileOf(start, &places[at].offset);
-  }
-  // Runs of pieces contiguous in memory and in one segment file (one stage), read with one
-  // pread each.
+  // Runs of pieces contiguous in memory (one stage), read with one pread each.
   std::vector<std::pair<size_t, size_t>> runs;  // [first, last)
   for (size_t at = 1; at < pieces.size();) {
     size_t first = at++;
     while (at < pieces.size() && at - first < kPiecesPerRun && at != first_bucket_piece &&
-           pieces[at].memory == pieces[at - 1].memory + pieces[at - 1].bytes && places[at].fd == places[at - 1].fd &&
-           places[at].offset == places[at - 1].offset + pieces[at - 1].bytes) {
+           pieces[at].memory == pieces[at - 1].memory + pieces[at - 1].bytes) {
       ++at;
     }
     runs.emplace_back(first, at);
@@ -433,22 +420,13 @@ std::string PrimaryIndex::LoadImageFile(int fd, uint64_t offset, uint64_t bytes,
   std::vector<Worker> workers(std::max<uint32_t>(1, threads));
   std::atomic<size_t> next_run{0};
   std::atomic<bool> failed{false};
-  // Shared memory: each run is read into this thread's buffer, checked there while in cache,
-  // and written into its segment file with pwrite: tmpfs allocates the pages of a whole-page
-  // write without zeroing them and without a page fault per 4 KiB, which a pread straight into
-  // the mapping costs (the mapping then faults them in as they are used). Private memory: the
-  // pread goes straight into the memory.
   auto work = [&](Worker& worker) {
     worker.live.assign(blocks, 0);
-    std::vector<uint8_t> buffer;
     for (size_t run; !failed.load(std::memory_order_relaxed) && (run = next_run.fetch_add(1)) < runs.size();) {
       auto [first, last] = runs[run];
       size_t run_bytes = 0;
       for (size_t at = first; at < last; ++at) run_bytes += pieces[at].bytes;
-      const int segment_fd = places[first].fd;
-      if (segment_fd >= 0 && buffer.size() < run_bytes) buffer.resize(size_t{kPiecesPerRun} * kEntriesPerPiece * sizeof(IndexEntry));
-      uint8_t* into = segment_fd >= 0 ? buffer.data() : pieces[first].memory;
-      int read_error = ReadAll(fd, into, run_bytes, pieces[first].file_offset);
+      int read_error = ReadAll(fd, pieces[first].memory, run_bytes, pieces[first].file_offset);
       worker.bytes += run_bytes;
       if (read_error != 0) {
         worker.refusal = read_error == -1 ? "torn: the file ends inside the image" : std::string("cannot be read: ") + std::strerror(read_error);
@@ -457,8 +435,7 @@ std::string PrimaryIndex::LoadImageFile(int fd, uint64_t offset, uint64_t bytes,
       }
       for (size_t at = first; at < last; ++at) {
         const Piece& piece = pieces[at];
-        const uint8_t* data = into + (piece.memory - pieces[first].memory);
-        if (Crc32c(data, piece.bytes, 0) != crcs[at]) {
+        if (Crc32c(piece.memory, piece.bytes, 0) != crcs[at]) {
           worker.refusal = "the checksum of piece " + std::to_string(at) + " of its image does not match";
           worker.damaged = true;
           failed = true;
@@ -466,7 +443,7 @@ std::string PrimaryIndex::LoadImageFile(int fd, uint64_t offset, uint64_t bytes,
         }
         if (at < first_bucket_piece) {
           uint32_t first_id = static_cast<uint32_t>((at - 1) * kEntriesPerPiece);
-          const IndexEntry* entry = reinterpret_cast<const IndexEntry*>(data);
+          const IndexEntry* entry = reinterpret_cast<const IndexEntry*>(piece.memory);
           uint32_t count = piece.bytes / sizeof(IndexEntry);
           for (uint32_t slot = 0; slot < count; ++slot, ++entry) {
             if (entry->next >= end) {
@@ -488,7 +465,7 @@ std::string PrimaryIndex::LoadImageFile(int fd, uint64_t offset, uint64_t bytes,
             }
           }
         } else {
-          const uint32_t* bucket = reinterpret_cast<const uint32_t*>(data);
+          const uint32_t* bucket = reinterpret_cast<const uint32_t*>(piece.memory);
           uint32_t count = piece.bytes / sizeof(uint32_t);
           for (uint32_t at_bucket = 0; at_bucket < count; ++at_bucket) {
             if (bucket[at_bucket] >= end) {
@@ -497,15 +474,6 @@ std::string PrimaryIndex::LoadImageFile(int fd, uint64_t offset, uint64_t bytes,
               return;
             }
           }
-        }
-      }
-      if (segment_fd >= 0) {
-        int write_error = WriteAll(segment_fd, into, run_bytes, places[first].offset);
-        if (write_error != 0) {
-          // ENOSPC: /dev/shm is full (the caller's cold start will say so, as a commit would).
-          worker.refusal = std::string("the index could not take it (writing its shared memory: ") + std::strerror(write_error) + ")";
-          failed = true;
-          return;
         }
       }
     }

@@ -132,14 +132,6 @@ class StagedArray {
   bool Attach(uint32_t stage_count);
   void Unmap();
   uint64_t usable() const { return usable_; }
-  // The shared segment file holding element `index` (writable), and the element's byte offset
-  // in it; -1 for private memory. The stage must exist.
-  int FileOf(uint32_t index, uint64_t* offset) const {
-    uint32_t stage, at;
-    Locate(index, &stage, &at);
-    *offset = uint64_t{at} * element_bytes_;
-    return stages_[stage].fd();
-  }
 
  private:
   void ReserveSlow(uint64_t count, uint32_t* stage_count);

@@ -74,8 +74,6 @@ class MemorySegment {
 
   void Unmap();
   bool mapped() const { return data_ != nullptr; }
-  // The open file of a shared segment (writable), -1 for private memory.
-  int fd() const { return fd_; }
   uint8_t* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   size_t committed_bytes() const { return committed_bytes_; }
