@@ -14,24 +14,32 @@
 // copying at that moment is waited for (microseconds). Bucket splits are held back while a copy
 // runs (primary_index.cc). So the image's structure (which slots are live, every chain, every
 // bucket, the free list) is exactly the structure at BeginImageCopy. An in-place update of a
-// live entry's fields is not held back: the worker's copy may see an entry's fields from any
-// moment of the copy (this read races with the JS thread's plain stores; the bytes read are
-// whatever they are, and recovery never trusts them: every such update wrote a copy of its
-// record to a block at or above the checkpoint sequence, which recovery replays over the
-// entry, and live bytes are recounted from the loaded entries).
+// live entry's fields is not held back, but it never overlaps the copy of its piece: it takes
+// the piece's state from pending to kJsFields for its few stores (the worker waits), or waits
+// for the worker's copy of it to end (UpdateFields). So every piece of the image is a copy of
+// that piece as it was at one moment of the copy, by the worker or the JS thread, never
+// read while the other thread writes it: no entry in it is torn (half-updated), and each
+// entry is one that the index held at some moment since BeginImageCopy. Which moment does not
+// matter: every such update wrote a copy of its record to a block at or above the checkpoint
+// sequence, which recovery replays over the entry, and live bytes are recounted from the
+// loaded entries.
 //
 // Loading (LoadImageFile) reads each run of pieces straight into the new index's segments on
 // a worker thread (two when there are two cores; the reads allocate the segments' pages), checks each piece's CRC-32C and links while
 // it is still in cache, collects the entries of blocks that were not kept and counts the others'
 // bytes per block; the stale entries are removed at the end.
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 #include "crc32c.h"
@@ -48,6 +56,7 @@ constexpr uint32_t kEntriesPerPiece = 1024;   // 48 KiB
 constexpr uint32_t kBucketsPerPiece = 8192;   // 32 KiB
 constexpr uint32_t kPiecesPerRun = 16;        // one write or read: at most 768 KiB
 constexpr uint32_t kRecordAlignBytes = 16;    // lib/storage/constants.ts RECORD_ALIGN_BYTES
+constexpr int kCopyNice = 10;                 // the image writer's niceness (CFS weight 110 against 1024)
 
 struct ImageHead {
   uint64_t magic;
@@ -63,7 +72,10 @@ struct ImageHead {
   uint64_t bucket_count;
 };
 
-enum PieceState : uint8_t { kPending = 0, kWorker = 1, kJs = 2, kDone = 3 };
+// kPending: nobody took it yet. kWorker: the worker is copying it. kJs: the JS thread is
+// writing it to the file itself (a structural write is coming). kDone: copied; anyone may
+// change it. kJsFields: the JS thread is updating an entry's fields in it (back to kPending).
+enum PieceState : uint8_t { kPending = 0, kWorker = 1, kJs = 2, kDone = 3, kJsFields = 4 };
 
 struct Piece {
   uint8_t* memory;       // where the piece lives in the index (or the copy's head)
@@ -153,9 +165,16 @@ class ImageCopy {
   uint64_t bytes = 0;
   int fd = -1;
   uint32_t piece_delay_us = 0;  // tests: the worker copies one piece at a time and sleeps this long after each
+  uint32_t pause_at_bytes = 0;  // tests: ... or in the middle of each, after this many bytes
   std::atomic<bool> abandon{false};
   std::atomic<bool> finished{false};
   std::atomic<uint64_t> done{0};
+  // The JS thread's side (only it touches these): how often it waited for the worker's copy
+  // of a piece, the longest and the total wait, and the pieces it wrote itself.
+  uint64_t js_waits = 0;
+  uint64_t js_wait_max_ns = 0;
+  uint64_t js_wait_total_ns = 0;
+  uint64_t js_pieces = 0;
 
   // The worker's side: every piece still pending, in order, then fdatasync.
   void Run() {
@@ -166,10 +185,15 @@ class ImageCopy {
       size_t used = 0;
       size_t first = at;
       for (; at < count && at - first < run_limit; ++at) {
-        uint8_t expected = kPending;
-        if (!states[at].compare_exchange_strong(expected, kWorker, std::memory_order_acq_rel)) break;
+        if (!Take(at)) break;
         const Piece& piece = pieces[at];
-        std::memcpy(buffer.data() + used, piece.memory, piece.bytes);
+        if (pause_at_bytes != 0 && pause_at_bytes < piece.bytes) {
+          std::memcpy(buffer.data() + used, piece.memory, pause_at_bytes);
+          usleep(piece_delay_us);
+          std::memcpy(buffer.data() + used + pause_at_bytes, piece.memory + pause_at_bytes, piece.bytes - pause_at_bytes);
+        } else {
+          std::memcpy(buffer.data() + used, piece.memory, piece.bytes);
+        }
         states[at].store(kDone, std::memory_order_release);  // the JS thread may change it now: the copy is taken
         crcs[at] = Crc32c(buffer.data() + used, piece.bytes, 0);
         used += piece.bytes;
@@ -180,7 +204,7 @@ class ImageCopy {
       }
       Fail(WriteAll(fd, buffer.data(), used, pieces[first].file_offset), "write");
       done.fetch_add(at - first, std::memory_order_relaxed);
-      if (piece_delay_us != 0) usleep(piece_delay_us);
+      if (piece_delay_us != 0 && pause_at_bytes == 0) usleep(piece_delay_us);
     }
     // Pieces the JS thread is writing at this moment: wait for them before the sync.
     for (size_t at = 0; at < count; ++at) {
@@ -190,12 +214,36 @@ class ImageCopy {
     finished.store(true, std::memory_order_release);
   }
 
+  // The JS thread's side, for an in-place update of entry fields in `piece` (a few stores):
+  // never while the worker copies the piece (it waits for that copy), and the worker waits for
+  // `write` (see Take). No file write here: the piece is copied later, whole, with the update.
+  template <typename Write>
+  void UpdateFields(uint64_t piece, Write write) {
+    WaitTimer timer(this);
+    for (uint32_t spins = 0;; ++spins) {
+      uint8_t state = states[piece].load(std::memory_order_acquire);
+      if (state == kDone) {
+        write();
+        return;
+      }
+      if (state == kPending && states[piece].compare_exchange_strong(state, kJsFields, std::memory_order_acq_rel)) {
+        write();
+        states[piece].store(kPending, std::memory_order_release);
+        return;
+      }
+      timer.Waiting();
+      Pause(spins);  // the worker is copying it
+    }
+  }
+
   // The JS thread's side, before a structural write to `piece`.
   void Claim(uint64_t piece) {
+    WaitTimer timer(this);
     for (uint32_t spins = 0;; ++spins) {
       uint8_t state = states[piece].load(std::memory_order_acquire);
       if (state == kDone) return;
       if (state == kPending && states[piece].compare_exchange_strong(state, kJs, std::memory_order_acq_rel)) {
+        js_pieces += 1;
         const Piece& at = pieces[piece];
         crcs[piece] = Crc32c(at.memory, at.bytes, 0);
         Fail(WriteAll(fd, at.memory, at.bytes, at.file_offset), "write");
@@ -203,6 +251,7 @@ class ImageCopy {
         states[piece].store(kDone, std::memory_order_release);
         return;
       }
+      timer.Waiting();
       Pause(spins);  // the worker is copying it
     }
   }
@@ -213,6 +262,39 @@ class ImageCopy {
   }
 
  private:
+  // Times one wait of the JS thread for the worker, from its first Waiting() to its end.
+  class WaitTimer {
+   public:
+    explicit WaitTimer(ImageCopy* copy) : copy_(copy) {}
+    void Waiting() {
+      if (!waiting_) started_ = std::chrono::steady_clock::now();
+      waiting_ = true;
+    }
+    ~WaitTimer() {
+      if (!waiting_) return;
+      uint64_t ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started_).count());
+      copy_->js_waits += 1;
+      copy_->js_wait_total_ns += ns;
+      copy_->js_wait_max_ns = std::max(copy_->js_wait_max_ns, ns);
+    }
+
+   private:
+    ImageCopy* copy_;
+    bool waiting_ = false;
+    std::chrono::steady_clock::time_point started_;
+  };
+
+  // The worker takes piece `at` for its copy: true, or false when the JS thread took it
+  // (kJs, kDone). While the JS thread updates fields in it (kJsFields), waits.
+  bool Take(size_t at) {
+    for (uint32_t spins = 0;; ++spins) {
+      uint8_t expected = kPending;
+      if (states[at].compare_exchange_strong(expected, kWorker, std::memory_order_acq_rel)) return true;
+      if (expected != kJsFields) return false;
+      Pause(spins);
+    }
+  }
+
   void Fail(int error_number, const char* what) {
     if (error_number == 0) return;
     std::lock_guard<std::mutex> lock(mutex_);
@@ -223,7 +305,7 @@ class ImageCopy {
   std::string error_;
 };
 
-std::shared_ptr<ImageCopy> PrimaryIndex::BeginImageCopy(int fd, uint64_t file_offset, uint32_t piece_delay_us) {
+std::shared_ptr<ImageCopy> PrimaryIndex::BeginImageCopy(int fd, uint64_t file_offset, uint32_t piece_delay_us, uint32_t pause_at_bytes) {
   SHOAL_ASSERT(is_open() && !with_data_ && copy_ == nullptr, "an image copy needs an open index without data and no copy under way (%s)", base_name_.c_str());
   auto copy = std::make_shared<ImageCopy>();
   ImageHead& head = copy->head;
@@ -247,6 +329,7 @@ std::shared_ptr<ImageCopy> PrimaryIndex::BeginImageCopy(int fd, uint64_t file_of
   copy->bytes = ImageBytes();
   copy->fd = fd;
   copy->piece_delay_us = piece_delay_us;
+  copy->pause_at_bytes = pause_at_bytes;
   copy_ = copy;
   return copy;
 }
@@ -266,6 +349,15 @@ void PrimaryIndex::AbandonImageCopy() {
 
 void PrimaryIndex::CopyBeforeEntryWrite(uint32_t id) {
   if (id < copy_->end_entry_id) copy_->Claim(1 + id / kEntriesPerPiece);
+}
+
+void PrimaryIndex::UpdateFieldsDuringCopy(uint32_t id, const EntryFields& fields) {
+  IndexEntry* entry = EntryAt(id);
+  if (id >= copy_->end_entry_id) {
+    WriteFields(entry, fields);
+    return;
+  }
+  copy_->UpdateFields(1 + id / kEntriesPerPiece, [&] { WriteFields(entry, fields); });
 }
 
 void PrimaryIndex::CopyBeforeBucketWrite(uint64_t bucket) {
@@ -449,7 +541,22 @@ class ImageWriteWorker : public Napi::AsyncWorker {
     wrap_ = Napi::Persistent(wrap);
   }
   Napi::Promise Promise() const { return deferred_.Promise(); }
-  void Execute() override { copy_->Run(); }
+  // The copy runs on a thread of its own at a lower priority (nice +kCopyNice) than the
+  // application's: on a machine whose cores are all busy it takes its CPU from idle time
+  // rather than from the JS thread (a 496 MiB image is ~0.5 s of copying, checksumming and
+  // writing into the page cache). A pool thread is not reniced: an unprivileged process
+  // could not raise its priority back afterwards.
+  void Execute() override {
+    try {
+      std::thread copier([copy = copy_] {
+        setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kCopyNice);  // best effort
+        copy->Run();
+      });
+      copier.join();
+    } catch (const std::system_error&) {
+      copy_->Run();  // no thread to be had: on this one, at its priority
+    }
+  }
   void OnOK() override {
     Napi::Env env = Env();
     index_->EndImageCopy(copy_.get());
@@ -466,6 +573,10 @@ class ImageWriteWorker : public Napi::AsyncWorker {
     result.Set("crcs", crcs);
     result.Set("bytes", Napi::Number::New(env, static_cast<double>(copy_->bytes)));
     result.Set("pieces", Napi::Number::New(env, static_cast<double>(copy_->pieces.size())));
+    result.Set("jsPieces", Napi::Number::New(env, static_cast<double>(copy_->js_pieces)));
+    result.Set("jsWaits", Napi::Number::New(env, static_cast<double>(copy_->js_waits)));
+    result.Set("jsWaitMaxUs", Napi::Number::New(env, static_cast<double>(copy_->js_wait_max_ns) / 1000));
+    result.Set("jsWaitTotalUs", Napi::Number::New(env, static_cast<double>(copy_->js_wait_total_ns) / 1000));
     deferred_.Resolve(result);
   }
   void OnError(const Napi::Error& error) override {
@@ -530,15 +641,18 @@ class ImageLoadWorker : public Napi::AsyncWorker {
 
 Napi::Value PrimaryIndexWrap::WriteImage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::string usage = "writeImage(fd, offset, pieceDelayUs)";
+  const std::string usage = "writeImage(fd, offset, pieceDelayUs[, pauseAtBytes])";
   uint64_t fd = ArgCount(info, 0, usage + ": fd");
   uint64_t offset = ArgCount(info, 1, usage + ": offset");
   uint64_t delay = ArgCount(info, 2, usage + ": pieceDelayUs");
-  if (fd > 0x7FFFFFFF || delay > 1000000) throw Napi::RangeError::New(env, "shoal: PrimaryIndex." + usage + ": fd or pieceDelayUs out of range");
+  uint64_t pause_at = info.Length() > 3 && !info[3].IsUndefined() ? ArgCount(info, 3, usage + ": pauseAtBytes") : 0;
+  if (fd > 0x7FFFFFFF || delay > 1000000 || pause_at > kEntriesPerPiece * sizeof(IndexEntry)) {
+    throw Napi::RangeError::New(env, "shoal: PrimaryIndex." + usage + ": fd, pieceDelayUs or pauseAtBytes out of range");
+  }
   OpenIndex(env);
   if (index_->with_data()) ThrowImageType(env, "writeImage(): an index with data has no image");
   if (index_->image_copy() != nullptr) ThrowImageType(env, "writeImage(): an image is being written already");
-  std::shared_ptr<ImageCopy> copy = index_->BeginImageCopy(static_cast<int>(fd), offset, static_cast<uint32_t>(delay));
+  std::shared_ptr<ImageCopy> copy = index_->BeginImageCopy(static_cast<int>(fd), offset, static_cast<uint32_t>(delay), static_cast<uint32_t>(pause_at));
   auto* worker = new ImageWriteWorker(env, info.This().As<Napi::Object>(), index_.get(), std::move(copy));
   Napi::Promise promise = worker->Promise();
   worker->Queue();

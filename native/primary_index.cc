@@ -238,7 +238,7 @@ void PrimaryIndex::Close(bool drop) {
   side_.Unmap();
   header_segment_.Unmap();
   header_ = nullptr;
-  if (drop && shared_) MemorySegment::UnlinkAll(base_name_);
+  if (drop && shared_) MemorySegment::UnlinkAllFreeingLater(base_name_);  // the pages are freed off this thread
 }
 
 uint8_t* PrimaryIndex::meta() const { return header_segment_.data() + kHeaderAreaBytes; }
@@ -448,7 +448,7 @@ uint32_t PrimaryIndex::Upsert(const uint8_t* digest, const EntryFields& fields, 
     if (side->handle != 0) {
       FillPrevious(id, previous);
       if (arena_->RewriteInPlace(side->handle, data, data_bytes)) {
-        WriteFields(EntryAt(id), fields);
+        UpdateFields(id, fields);
         Touch(id);
         return id;
       }
@@ -466,7 +466,7 @@ uint32_t PrimaryIndex::Upsert(const uint8_t* digest, const EntryFields& fields, 
       if (side->handle != 0) arena_->Free(side->handle);
       side->handle = handle;
     }
-    WriteFields(EntryAt(id), fields);
+    UpdateFields(id, fields);
     Touch(id);
     return id;
   }

@@ -168,7 +168,8 @@ class PrimaryIndex {
   // 0 created, 1 attached, -1 segments exist but are incompatible (left untouched).
   // attach=false (or private memory) always creates afresh. Throws NativeError.
   int Open(bool attach);
-  // Unmaps; with drop, unlinks every segment of the base name. Idempotent.
+  // Unmaps; with drop, unlinks every segment of the base name (their pages are freed on a
+  // background thread). Idempotent.
   void Close(bool drop);
   bool is_open() const { return header_ != nullptr; }
   bool with_data() const { return with_data_; }
@@ -254,9 +255,12 @@ class PrimaryIndex {
   // structural write (a slot allocated or freed, a chain link, a bucket) to a piece not yet
   // copied first writes that piece itself (CopyBefore*), and bucket splits wait until the copy
   // ends. In-place updates of a live entry's fields are not held back (recovery replays every
-  // one of them from the checkpoint sequence). EndImageCopy (JS thread, once Run returned)
-  // ends it. Only one at a time; only without data.
-  std::shared_ptr<ImageCopy> BeginImageCopy(int fd, uint64_t file_offset, uint32_t piece_delay_us);
+  // one of them from the checkpoint sequence), but never overlap the copy of their piece
+  // (UpdateFields): each piece is copied whole as it was at one moment. EndImageCopy (JS
+  // thread, once Run returned) ends it. Only one at a time; only without data.
+  // `pause_at_bytes` (tests, with piece_delay_us): the worker copies that many bytes of each
+  // piece, sleeps piece_delay_us, then copies the rest (so an unguarded write would tear).
+  std::shared_ptr<ImageCopy> BeginImageCopy(int fd, uint64_t file_offset, uint32_t piece_delay_us, uint32_t pause_at_bytes = 0);
   void EndImageCopy(const ImageCopy* copy);
   const ImageCopy* image_copy() const { return copy_.get(); }
   // Loads the image written by an ImageCopy from `fd` at `offset` (`bytes` long) straight into
@@ -288,6 +292,17 @@ class PrimaryIndex {
   void LruUnlink(uint32_t id);
   void LruPushHead(uint32_t id);
   void WriteFields(IndexEntry* entry, const EntryFields& fields);
+  // An in-place update of live entry `id`'s fields: while an image copy runs, the write waits
+  // for the worker's copy of that entry's piece, if under way, and keeps the worker off the
+  // piece while it writes (index_image.cc), so no copy sees an entry half-updated.
+  void UpdateFields(uint32_t id, const EntryFields& fields) {
+    if (copy_ != nullptr) [[unlikely]] {
+      UpdateFieldsDuringCopy(id, fields);
+      return;
+    }
+    WriteFields(EntryAt(id), fields);
+  }
+  void UpdateFieldsDuringCopy(uint32_t id, const EntryFields& fields);
   void FillPrevious(uint32_t id, PreviousEntry* previous) const;
   void Unlink(uint32_t id);
   // Before a structural write to an entry slot or a bucket while an image copy runs.
@@ -357,7 +372,7 @@ class PrimaryIndexWrap : public Napi::ObjectWrap<PrimaryIndexWrap> {
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Verify(const Napi::CallbackInfo& info);
-  // The sliced image (index_image.cc): writeImage(fd, offset, pieceDelayUs) -> Promise of
+  // The sliced image (index_image.cc): writeImage(fd, offset, pieceDelayUs[, pauseAtBytes]) -> Promise of
   // { crcs: Buffer, bytes }; imageProgress() -> [pieces done, pieces] or null;
   // loadImageFile(fd, offset, bytes, crcs, kept, devices, stride, live) -> Promise of
   // { refusal, damaged, stale }.

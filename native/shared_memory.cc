@@ -8,7 +8,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "assert.h"
 
@@ -168,7 +170,29 @@ bool MemorySegment::Unlink(const std::string& name) {
   ThrowOsError("shm_unlink", name, errno);
 }
 
-size_t MemorySegment::UnlinkAll(const std::string& base_name) {
+size_t MemorySegment::UnlinkAll(const std::string& base_name) { return UnlinkAllInto(base_name, nullptr); }
+
+size_t MemorySegment::UnlinkAllFreeingLater(const std::string& base_name) {
+  std::vector<int> held;
+  size_t removed = 0;
+  try {
+    removed = UnlinkAllInto(base_name, &held);
+  } catch (...) {
+    for (int fd : held) close(fd);
+    throw;
+  }
+  if (held.empty()) return removed;
+  try {
+    std::thread([held = std::move(held)] {
+      for (int fd : held) close(fd);
+    }).detach();
+  } catch (...) {
+    for (int fd : held) close(fd);  // no thread: free them here
+  }
+  return removed;
+}
+
+size_t MemorySegment::UnlinkAllInto(const std::string& base_name, std::vector<int>* held) {
   SHOAL_ASSERT(!base_name.empty() && base_name[0] == '/', "base name '%s'", base_name.c_str());
   std::string prefix = base_name.substr(1) + ".";
   DIR* directory = opendir(kShmDirectory);
@@ -183,6 +207,10 @@ size_t MemorySegment::UnlinkAll(const std::string& base_name) {
     if (std::strncmp(item->d_name, prefix.c_str(), prefix.size()) != 0) continue;
     if (!IsIndexSuffix(item->d_name + prefix.size())) continue;
     std::string name = std::string("/") + item->d_name;
+    if (held != nullptr) {
+      int fd = shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
+      if (fd >= 0) held->push_back(fd);  // else: unlinked synchronously below, as UnlinkAll does
+    }
     if (shm_unlink(name.c_str()) == 0) {
       ++removed;
     } else if (errno != ENOENT && failure.empty()) {

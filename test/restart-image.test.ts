@@ -5,7 +5,8 @@
  * every entry live then is there (with its fields of then, or of an update made during the
  * copy), nothing inserted or removed later shows, every chain is whole (verify()); the loader
  * drops the entries of blocks not kept and counts the others' bytes per block; a damaged piece
- * or a torn file is refused. Real files and private index memory; cleaned up afterwards.
+ * or a torn file is refused; no entry is copied half-updated. Real files and private index
+ * memory; cleaned up afterwards.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -29,8 +30,8 @@ afterAll(() => {
 class Index {
   readonly exchange = new Exchange(1 << 16);
   readonly index: NativePrimaryIndex;
-  constructor() {
-    this.index = new native.PrimaryIndex({ name: `/shoal-image-${process.pid}-${crypto.randomBytes(4).toString('hex')}`, shared: false, exchange: this.exchange.buffer, withData: false });
+  constructor(shared = false) {
+    this.index = new native.PrimaryIndex({ name: `/shoal-image-${process.pid}-${crypto.randomBytes(4).toString('hex')}`, shared, exchange: this.exchange.buffer, withData: false });
     this.index.open(false);
     indexes.push(this.index);
   }
@@ -58,8 +59,8 @@ function digest(i: number): Buffer {
   return crypto.createHash('sha1').update(`key-${i}`).digest();
 }
 
-async function load(file: string, crcs: Uint32Array, bytes: number): Promise<{ target: Index; outcome: Awaited<ReturnType<NativePrimaryIndex['loadImageFile']>>; live: Float64Array }> {
-  const target = new Index();
+async function load(file: string, crcs: Uint32Array, bytes: number, shared = false): Promise<{ target: Index; outcome: Awaited<ReturnType<NativePrimaryIndex['loadImageFile']>>; live: Float64Array }> {
+  const target = new Index(shared);
   const kept = new Uint8Array(BLOCKS).fill(1);
   kept[STALE_BLOCK] = 0;
   const live = new Float64Array(BLOCKS);
@@ -152,6 +153,75 @@ describe('the sliced index image', () => {
     // Nothing inserted during the copy is there.
     for (let i = count; i < inserted; i++) expect(target.get(digest(i)), `new key ${i}`).toBeUndefined();
     expect(Array.from(live)).toEqual(Array.from(counted));
+  }, 60_000);
+
+  it('never copies an entry half-updated: an in-place update waits for the copy of its piece', async () => {
+    // The worker copies each piece in two parts, 40 bytes into entry slot 512 (its location:
+    // generation, void time and last update before the pause, the location after), and sleeps
+    // 3 ms between them, while the JS thread rewrites slot 512 of every piece in place with a
+    // new generation and a location derived from it. An update landing in the pause would give
+    // the image the old generation with the new location (the unguarded copy did, in nearly
+    // every piece).
+    const dir = tempDir('shoal-image-');
+    const file = path.join(dir, 'image');
+    const source = new Index();
+    const pieces = 16;
+    const slot = 512;
+    for (let i = 0; i < pieces * 1024; i++) source.put(digest(i), 1, 2); // digest i has entry id i + 1
+    const hammered = Array.from({ length: pieces }, (_, piece) => piece * 1024 + slot - 1);
+    const handle = await fs.promises.open(file, 'w');
+    let written: Awaited<ReturnType<NativePrimaryIndex['writeImage']>>;
+    let generation = 1;
+    try {
+      let done = false;
+      const writing = source.index.writeImage(handle.fd, OFFSET, 3000, slot * 48 + 40).finally(() => (done = true));
+      while (!done) {
+        for (const i of hammered) source.put(digest(i), ++generation, 2);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      written = await writing;
+    } finally {
+      await handle.close();
+    }
+    expect(generation, 'updates made during the copy').toBeGreaterThan(10 * pieces);
+    expect(written.jsWaits, 'updates that waited for the copy of their piece').toBeGreaterThan(0);
+    expect(written.jsWaitMaxUs).toBeGreaterThan(1000); // a wait spans the worker's 3 ms pause
+    expect(written.jsPieces).toBe(0); // no structural change: the JS thread wrote no piece itself
+    const crcs = new Uint32Array(written.crcs.buffer.slice(written.crcs.byteOffset, written.crcs.byteOffset + written.crcs.length));
+    const { target, outcome } = await load(file, crcs, written.bytes);
+    expect(outcome.refusal).toBe('');
+    const torn: string[] = [];
+    for (const i of hammered) {
+      const entry = target.get(digest(i))!;
+      if (entry.low !== locationLow(16 * (entry.generation % 1000), 128)) torn.push(`key ${i}: generation ${entry.generation}, location low ${entry.low}`);
+    }
+    expect(torn, 'entries copied half-updated').toEqual([]);
+  }, 60_000);
+
+  it('loads into shared memory across segment stages (written through the segment files) exactly what it holds', async () => {
+    // 200,000 entries span entry stages 0-1 (64 Ki, 128 Ki) and more than one bucket stage:
+    // a run of pieces must never cross from one stage's file into the next.
+    const dir = tempDir('shoal-image-');
+    const file = path.join(dir, 'image');
+    const source = new Index();
+    const count = 200_000;
+    for (let i = 0; i < count; i++) source.put(digest(i), 1 + (i % 7), i % 8);
+    for (let i = 0; i < count; i += 5) source.remove(digest(i)); // free slots inside the image
+    const handle = await fs.promises.open(file, 'w');
+    const written = await source.index.writeImage(handle.fd, OFFSET, 0).finally(() => handle.close());
+    const crcs = new Uint32Array(written.crcs.buffer.slice(written.crcs.byteOffset, written.crcs.byteOffset + written.crcs.length));
+    const { target, outcome } = await load(file, crcs, written.bytes, true);
+    expect(outcome.refusal).toBe('');
+    expect(target.index.verify()).toBe('');
+    expect(target.index.count()).toBe(source.index.count());
+    for (let i = 0; i < count; i++) {
+      const entry = target.get(digest(i));
+      if (i % 5 === 0) expect(entry, `removed key ${i}`).toBeUndefined();
+      else expect(entry?.generation, `key ${i}`).toBe(1 + (i % 7));
+    }
+    target.put(digest(count), 9, 1); // and it goes on growing
+    expect(target.get(digest(count))?.generation).toBe(9);
+    expect(target.index.verify()).toBe('');
   }, 60_000);
 
   it('refuses a damaged piece and a torn file', async () => {

@@ -110,6 +110,7 @@ export async function openDeviceNamespace(config: NamespaceConfig, db: DataDirCo
     });
     index = createIndex(db.dataDir, config.name, db.sharedMemoryIndex, exchange, device.dataInMemory, db.fileMode);
     const records = new DeviceRecords(new RecordIndex(config, index, exchange, clock, log), store, lockFd, db);
+    records.openPhases.devicesMs = performance.now() - started;
     await records.start(db.sharedMemoryIndex);
     records.startMs = performance.now() - started;
     return new RecordCore(records.records, records);
@@ -128,6 +129,7 @@ export async function openDeviceNamespace(config: NamespaceConfig, db: DataDirCo
 export class DeviceRecords implements RecordStore {
   startMode: StartMode = 'new';
   startMs = 0;
+  readonly openPhases = { devicesMs: 0, segmentsMs: 0 }; // ms: opening the devices; attaching or dropping the shared-memory index
   coldStart: ColdStartReport | undefined;
   recovery: RecoveryReport | undefined;
   readonly gate: WriteGate;
@@ -165,6 +167,7 @@ export class DeviceRecords implements RecordStore {
   /** Attaches to the shared-memory index where it describes the devices exactly, else rebuilds it from them. */
   async start(shared: boolean): Promise<void> {
     const { index, log } = this.records;
+    const opening = performance.now();
     const status = index.open(shared);
     let why = shared ? 'it has no shared-memory index (a first start, a reboot, or the last run kept none)' : 'sharedMemoryIndex is off';
     if (status === 1) {
@@ -186,6 +189,7 @@ export class DeviceRecords implements RecordStore {
       index.close(true);
       index.open(false);
     }
+    this.openPhases.segmentsMs = performance.now() - opening;
     if (await this.recover(why)) return;
     if (this.store.startMode !== 'new') log(`namespace ${this.config.name}: cold start from the devices: ${why}`);
     else if (status !== 0) log(`namespace ${this.config.name}: its devices are new; the shared-memory index an earlier run left is dropped`);
@@ -226,6 +230,7 @@ export class DeviceRecords implements RecordStore {
       return false;
     }
     records.objects = this.index.count();
+    Object.assign(outcome.phases, this.openPhases);
     this.recovery = outcome;
     this.startMode = 'recovered';
     this.afterStart();

@@ -115,10 +115,12 @@ export interface NativePrimaryIndex {
    * crash"), written to the open file `fd` at `offset` by a worker thread while the index stays
    * in use; its structure is the index's at this call. Resolves to the CRC-32C of every piece
    * (u32 little-endian), the image's bytes and its piece count. `pieceDelayUs` (tests) slows
-   * the worker down. @throws TypeError with data or with an image under way; rejects with
-   * IO_ERROR when a write fails or the index closes first.
+   * the worker down: it sleeps that long after each piece, or, with `pauseAtBytes`, after
+   * copying that many bytes of each piece (an in-place update never lands in that gap).
+   * @throws TypeError with data or with an image under way; rejects with IO_ERROR when a
+   * write fails or the index closes first.
    */
-  writeImage(fd: number, offset: number, pieceDelayUs: number): Promise<{ crcs: Buffer; bytes: number; pieces: number }>;
+  writeImage(fd: number, offset: number, pieceDelayUs: number, pauseAtBytes?: number): Promise<ImageWritten>;
   /** The image being written: [pieces written, pieces], or null. */
   imageProgress(): [number, number] | null;
   /**
@@ -129,6 +131,22 @@ export interface NativePrimaryIndex {
    * the index must then be reopened), whether a checksum failed, and the stale entries removed.
    */
   loadImageFile(fd: number, offset: number, bytes: number, crcs: Uint32Array, kept: Uint8Array, devices: number, stride: number, live: Float64Array): Promise<{ refusal: string; damaged: boolean; stale: number; bytesRead: number }>;
+}
+
+/**
+ * What PrimaryIndex.writeImage wrote: every piece's CRC-32C (u32 little-endian), the image's
+ * bytes and pieces, and the JS thread's part: the pieces it wrote itself (before a structural
+ * change), how often it waited for the worker's copy of a piece, the longest wait and all of
+ * them (µs).
+ */
+export interface ImageWritten {
+  crcs: Buffer;
+  bytes: number;
+  pieces: number;
+  jsPieces: number;
+  jsWaits: number;
+  jsWaitMaxUs: number;
+  jsWaitTotalUs: number;
 }
 
 /**

@@ -29,7 +29,7 @@ import type { WritePath } from './write-path';
 /** What the namespace gives the checkpoint: its index's image and its set names, at the same moment. */
 export interface CheckpointSource {
   /** Starts the index image (NativePrimaryIndex.writeImage) into the open file, its structure of now; resolves once written. */
-  writeImage(fd: number, offset: number, pieceDelayUs: number): Promise<{ crcs: Buffer; bytes: number }>;
+  writeImage(fd: number, offset: number, pieceDelayUs: number): Promise<{ crcs: Buffer; bytes: number; jsPieces?: number; jsWaits?: number; jsWaitMaxUs?: number }>;
   /** The image being written: [pieces written, pieces], or null. */
   imageProgress(): [number, number] | null;
   /** Set names by set id, as the image's entries use them. */
@@ -43,6 +43,10 @@ export interface CheckpointStats {
   lastMs: number;
   /** The last checkpoint file's bytes. */
   lastBytes: number;
+  /** The last image's JS-thread part: pieces it wrote itself, its waits for the worker's copy of a piece, the longest (ms). */
+  lastJsPieces: number;
+  lastJsWaits: number;
+  lastJsWaitMaxMs: number;
 }
 
 /** Thrown inside a checkpoint's file write when the store closed meanwhile (close takes its own). */
@@ -52,7 +56,7 @@ export class Checkpointer {
   private source: CheckpointSource | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<boolean> | undefined;
-  readonly stats: CheckpointStats = { checkpoints: 0, lastCaptureMs: 0, lastMs: 0, lastBytes: 0 };
+  readonly stats: CheckpointStats = { checkpoints: 0, lastCaptureMs: 0, lastMs: 0, lastBytes: 0, lastJsPieces: 0, lastJsWaits: 0, lastJsWaitMaxMs: 0 };
 
   /**
    * @param file the index checkpoint file
@@ -139,6 +143,9 @@ export class Checkpointer {
         const writing = source.writeImage(handle.fd, INDEX_FILE_IMAGE_OFFSET, this.pieceDelayUs);
         this.stats.lastCaptureMs = performance.now() - begin;
         const written = await writing;
+        this.stats.lastJsPieces = written.jsPieces ?? 0;
+        this.stats.lastJsWaits = written.jsWaits ?? 0;
+        this.stats.lastJsWaitMaxMs = (written.jsWaitMaxUs ?? 0) / 1000;
         // Step 2.
         await this.writes.flush();
         if (this.state.closed) throw new ClosedMeanwhile();

@@ -121,6 +121,12 @@ export interface ColdStartOptions {
    * lie in blocks not read. 0 (the default): the full cold start.
    */
   minSequence?: number;
+  /**
+   * Recovery: nothing is handed over before this settles (the scan reads meanwhile, its
+   * batches wait in memory: the tail's winners), so the reads overlap the index image's load;
+   * nothing at all if it resolves to false. It must not reject.
+   */
+  deliverAfter?: Promise<boolean>;
   onRecord: (record: ColdStartRecord) => void;
   /**
    * The batch path for live records: given, onRecord sees only tombstones and shadows, each
@@ -176,9 +182,11 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
     queued.push({ winners, variable, count, newSetNames });
     if (handingOver !== undefined) return;
     handingOver = (async () => {
+      const delivering = options.deliverAfter === undefined || (await options.deliverAfter);
       while (queued.length > 0) {
         await nextTurn();
-        handOver(queued.shift()!);
+        const batch = queued.shift()!;
+        if (delivering) handOver(batch);
       }
     })().then(
       () => {
@@ -211,19 +219,20 @@ export async function coldStartScan(options: ColdStartOptions): Promise<ColdStar
   }
   while (handingOver !== undefined) await handingOver;
   if (handOverError !== undefined) throw handOverError;
+  const delivering = options.deliverAfter === undefined || (await options.deliverAfter);
   options.onProgress?.(scanner.progress(), total);
   const finished = scanner.finish();
   for (const name of finished.setNames) setNames.push(name);
   // Tombstones and shadows come all at once here (a namespace with many removes has many):
   // handed over a slice at a time, the event loop free in between.
-  for (let from = 0; from < finished.count; from += COLD_START_WINNERS_PER_SLICE) {
+  for (let from = 0; delivering && from < finished.count; from += COLD_START_WINNERS_PER_SLICE) {
     if (from > 0) await nextTurn();
     const handing = performance.now();
     records += deliver(finished, setNames, options.withPayload, options.onRecord, options.onLiveBatch === undefined ? undefined : options.onLive, from, Math.min(finished.count, from + COLD_START_WINNERS_PER_SLICE));
     indexMs += performance.now() - handing;
   }
   const handing = performance.now();
-  options.onLiveBatch?.(finished.winners, finished.variable, finished.count, setNames);
+  if (delivering) options.onLiveBatch?.(finished.winners, finished.variable, finished.count, setNames);
   indexMs += performance.now() - handing;
   const ms = performance.now() - started;
   return {

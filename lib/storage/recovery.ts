@@ -67,8 +67,15 @@ export interface RecoveryReport {
   /** The checkpoint's age at the start (ms, by the namespace's clock). */
   checkpointAgeMs: number;
   ms: number;
-  /** Where the time went (ms): reading and checking the file, reading every block header, loading the image and dropping stale entries, the tail. */
-  phases: { fileMs: number; headersMs: number; loadMs: number; replayMs: number };
+  /**
+   * Where the time went (ms), one after the other: reading and checking the file, reading
+   * every block header, loading the image (dropping stale entries, counting live bytes), then
+   * applying the tail (and the truncate markers). The tail's reads (tailReadMs: the scan's
+   * reading and parsing) overlap the load. Before recovery (the namespace fills them in):
+   * opening the devices (their headers read and written), and attaching and dropping the
+   * killed run's shared-memory index.
+   */
+  phases: { fileMs: number; headersMs: number; loadMs: number; replayMs: number; tailReadMs: number; devicesMs?: number; segmentsMs?: number };
 }
 
 const HEADERS_ONLY = Number.MAX_SAFE_INTEGER;
@@ -156,8 +163,53 @@ async function replay(state: StoreState, read: CheckpointFile, target: RecoveryT
     }
   }
   const headersMs = lap();
-  // Check 5: the image, read straight into the index (on worker threads), each piece checked;
-  // the entries of blocks freed or reused since are removed, the others' bytes counted.
+  // Check 5, the image (loadImage), and meanwhile the tail's reads: the scan of the blocks at
+  // or above S starts now, on its own threads, but hands nothing over before the image is
+  // loaded and its live bytes counted (or refused: then nothing is applied). Both are awaited
+  // whatever happens, so no read outlives this call.
+  const apply = new TailApplier(state, target);
+  let loadedMs = 0;
+  const loading = loadImage(state, read, target, kept, stride).then(
+    (outcome) => {
+      loadedMs = lap();
+      return outcome;
+    },
+    (error: unknown) => error as Error,
+  );
+  const loadedWell = loading.then((outcome) => typeof outcome === 'object' && !(outcome instanceof Error));
+  const scanning = scanFrom(state, since, (record) => apply.record(record), loadedWell);
+  const [loaded, scanOutcome] = await Promise.all([loading, scanning.then((value) => ({ value }), (error: unknown) => ({ error }))]);
+  if (loaded instanceof Error) throw loaded;
+  if (typeof loaded === 'string') return loaded;
+  if ('error' in scanOutcome) throw scanOutcome.error;
+  const report = scanOutcome.value;
+  const { staleEntries, checkpointEntries } = loaded;
+  const truncated = await applyTruncates(state, target);
+  let maxSequence = facts.nextSequence - 1;
+  for (const device of state.devices) for (const sequence of device.sequences) maxSequence = Math.max(maxSequence, sequence);
+  state.nextSequence = maxSequence + 1;
+  return {
+    checkpointEntries,
+    staleEntries,
+    blocksReplayed,
+    recordsReplayed: apply.replayed,
+    truncated,
+    fileBytes: read.fileBytes,
+    bytesReplayed: report.bytesScanned,
+    checkpointAgeMs: Math.max(0, state.now() - facts.takenMs),
+    ms: 0,
+    phases: { fileMs, headersMs, loadMs: loadedMs, replayMs: lap(), tailReadMs: report.scanMs },
+  };
+}
+
+/**
+ * Check 5: the image, read straight into the index (on worker threads), each piece checked;
+ * the entries of blocks freed or reused since are removed, the others' bytes counted, with the
+ * kept tombstones', into the block tables. Returns what it loaded, else the refusal.
+ */
+async function loadImage(state: StoreState, read: CheckpointFile, target: RecoveryTarget, kept: Uint8Array, stride: number): Promise<string | { staleEntries: number; checkpointEntries: number }> {
+  const { facts, image } = read;
+  const devices = state.devices.length;
   const live = new Float64Array(stride * devices);
   const loaded = await target.index.loadImageFile(read.handle.fd, image.offset, image.bytes, image.crcs, kept, devices, stride, live);
   if (loaded.refusal !== '') {
@@ -166,8 +218,6 @@ async function replay(state: StoreState, read: CheckpointFile, target: RecoveryT
     return `its index checkpoint file's image was refused (${loaded.refusal})`;
   }
   target.adoptSets(facts.setNames);
-  const staleEntries = loaded.stale;
-  const checkpointEntries = target.index.count() + staleEntries;
   // Live bytes: what the loaded entries hold (their fields may be newer than the tables of the
   // checkpoint's moment: the image is copied while writes go on), plus the kept tombstones.
   const keptAt = (high: number) => kept[locationDevice(high) * stride + locationBlock(high)] === 1;
@@ -184,34 +234,16 @@ async function replay(state: StoreState, read: CheckpointFile, target: RecoveryT
       state.liveTotal += device.live[block]!;
     }
   }
-  const loadMs = lap();
-  // The tail, newest copy first.
-  const apply = new TailApplier(state, target);
-  const report = await scanFrom(state, since, (record) => apply.record(record));
-  const truncated = await applyTruncates(state, target);
-  let maxSequence = facts.nextSequence - 1;
-  for (const device of state.devices) for (const sequence of device.sequences) maxSequence = Math.max(maxSequence, sequence);
-  state.nextSequence = maxSequence + 1;
-  return {
-    checkpointEntries,
-    staleEntries,
-    blocksReplayed,
-    recordsReplayed: apply.replayed,
-    truncated,
-    fileBytes: read.fileBytes,
-    bytesReplayed: report.bytesScanned,
-    checkpointAgeMs: Math.max(0, state.now() - facts.takenMs),
-    ms: 0,
-    phases: { fileMs, headersMs, loadMs, replayMs: lap() },
-  };
+  return { staleEntries: loaded.stale, checkpointEntries: target.index.count() + loaded.stale };
 }
 
 /** A scan of the blocks at or above `since` (HEADERS_ONLY: headers only), every newest copy to onRecord. */
-function scanFrom(state: StoreState, since: number, onRecord: (record: ColdStartRecord) => void) {
+function scanFrom(state: StoreState, since: number, onRecord: (record: ColdStartRecord) => void, deliverAfter?: Promise<boolean>) {
   return coldStartScan({
     ...scanOf(state),
     withPayload: false,
     minSequence: since,
+    deliverAfter,
     onRecord,
   });
 }
